@@ -1,0 +1,50 @@
+//! Connecting to a node's admin socket.
+
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use liaison_proto::v1::admin_client::AdminClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// Where the admin socket is: `--socket`, else the `admin.socket` of
+/// `--config`, else `node.toml` in the current directory, else the default.
+pub fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(socket) = socket {
+        return Ok(socket.to_owned());
+    }
+    let config_path = match config {
+        Some(path) => Some(path.to_owned()),
+        None => Some(PathBuf::from("node.toml")).filter(|p| p.exists()),
+    };
+    match config_path {
+        Some(path) => {
+            let config = liaison_node::config::Config::load(&path)?;
+            Ok(config.admin_socket)
+        }
+        None => anyhow::bail!(
+            "no admin socket given: pass --socket PATH or --config node.toml (or run where node.toml is)"
+        ),
+    }
+}
+
+/// Connects to the admin service at `socket`.
+pub async fn connect(socket: &Path) -> anyhow::Result<AdminClient<Channel>> {
+    let path = socket.to_owned();
+    let probe = tokio::net::UnixStream::connect(&path).await;
+    if let Err(error) = probe {
+        anyhow::bail!(
+            "cannot reach the node's admin socket {}: {error} (is liaison-node running, and may this user open the socket?)",
+            path.display()
+        );
+    }
+    // The URI is required by tonic but unused: the connector dials the socket.
+    let channel = Endpoint::from_static("http://liaison-admin")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await?;
+    Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
+}

@@ -1,0 +1,555 @@
+//! The operators' service, on a Unix socket in the data directory.
+//!
+//! Every verb of `liaisonctl` that reads or changes the node's records comes
+//! through here, so every operator action passes the same checks and lands in
+//! the audit log with the OS user the socket's peer credentials name.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::admin_server::{Admin, AdminServer};
+use rusqlite::{Connection, TransactionBehavior};
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Response, Status};
+
+use crate::config::Config;
+use crate::federation::client::ensure_pull_task;
+use crate::identity::{self, NodeId};
+use crate::node::{Node, StartError};
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
+use crate::store::peers::{self, PeerRecord, PeerState};
+use crate::store::StoreError;
+
+/// Binds the admin socket: mode 0600, or 0660 with the operators' group.
+/// A socket file left by a node that died is replaced; one that answers
+/// means another node runs on this data directory.
+pub fn bind(config: &Config) -> Result<tokio::net::UnixListener, StartError> {
+    let path = &config.admin_socket;
+    let fail = |message: String| StartError::AdminSocket {
+        path: path.clone(),
+        message,
+    };
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(fail(
+                "another node is already running with this socket: stop it first".into(),
+            ));
+        }
+        std::fs::remove_file(path)
+            .map_err(|e| fail(format!("cannot remove the stale socket: {e}")))?;
+    }
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.is_dir() {
+            return Err(fail(format!(
+                "directory {} does not exist",
+                parent.display()
+            )));
+        }
+    }
+    let listener =
+        tokio::net::UnixListener::bind(path).map_err(|e| fail(format!("cannot listen: {e}")))?;
+    let mode = if config.admin_group.is_some() {
+        0o660
+    } else {
+        0o600
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| fail(format!("cannot set its mode: {e}")))?;
+    if let Some(group) = &config.admin_group {
+        chown_group(path, group).map_err(fail)?;
+    }
+    Ok(listener)
+}
+
+fn chown_group(path: &Path, group: &str) -> Result<(), String> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let name = CString::new(group).map_err(|_| format!("bad group name `{group}`"))?;
+    // SAFETY: getgrnam returns a pointer into static storage or null; we read
+    // one field at once, before any other call could overwrite it.
+    let gid = unsafe {
+        let entry = libc::getgrnam(name.as_ptr());
+        if entry.is_null() {
+            return Err(format!("admin.group `{group}` does not exist"));
+        }
+        (*entry).gr_gid
+    };
+    let c_path =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| "bad socket path".to_string())?;
+    // SAFETY: c_path is a valid NUL-terminated string; uid -1 leaves the owner.
+    let rc = unsafe { libc::chown(c_path.as_ptr(), u32::MAX, gid) };
+    if rc != 0 {
+        return Err(format!(
+            "cannot give the socket to group `{group}`: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+pub async fn serve(node: Arc<Node>, listener: tokio::net::UnixListener) {
+    let service = AdminServer::new(AdminService { node: node.clone() });
+    let shutdown = node.shutdown.clone();
+    let result = tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "admin server stopped");
+    }
+}
+
+/// The OS user on the other end of the admin socket.
+fn operator<T>(request: &Request<T>) -> Actor {
+    let uid = request
+        .extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|info| info.peer_cred)
+        .map(|cred| cred.uid());
+    match uid {
+        Some(uid) => Actor::Operator(user_name(uid).unwrap_or_else(|| format!("uid {uid}"))),
+        None => Actor::Operator("unknown".into()),
+    }
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers point to live, correctly sized buffers; the
+    // returned name points into `buf`, which outlives its use here.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name is a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+pub fn status_of(error: StoreError) -> Status {
+    match error {
+        StoreError::NotFound(m) => Status::not_found(m),
+        StoreError::Conflict(m) => Status::failed_precondition(m),
+        StoreError::Invalid(m) => Status::invalid_argument(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn parse_node_id(s: &str) -> Result<NodeId, Status> {
+    NodeId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+#[derive(Debug)]
+pub struct AdminService {
+    node: Arc<Node>,
+}
+
+impl AdminService {
+    /// Runs an operator's change in one IMMEDIATE transaction together with
+    /// its audit entry. A refused change writes nothing but a "refused"
+    /// audit entry of its own.
+    async fn act<R, F>(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        target: String,
+        f: F,
+    ) -> Result<R, Status>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<(R, String), StoreError> + Send + 'static,
+    {
+        let now_ms = self.node.now_ms();
+        let (actor2, target2) = (actor.clone(), target.clone());
+        let result = self
+            .node
+            .db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let (value, detail) = f(&tx, now_ms)?;
+                audit::append(
+                    &tx,
+                    now_ms,
+                    &NewEntry {
+                        actor: &actor2,
+                        action,
+                        target: &target2,
+                        outcome: Outcome::Ok,
+                        detail: &detail,
+                    },
+                )?;
+                tx.commit()?;
+                Ok(value)
+            })
+            .await;
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                let status = status_of(error);
+                self.node
+                    .audit(
+                        actor,
+                        action,
+                        target,
+                        Outcome::Refused,
+                        status.message().to_owned(),
+                    )
+                    .await;
+                Err(status)
+            }
+        }
+    }
+
+    fn peer_message(&self, peer: &PeerRecord) -> pb::Peer {
+        let link = self.node.links.status(&peer.node_id);
+        let remote = link.remote.clone().unwrap_or_default();
+        pb::Peer {
+            node_id: peer.node_id.to_string(),
+            display_name: peer.display_name.clone(),
+            endpoint: peer.endpoint.clone(),
+            fingerprint: peer.fingerprint.clone().unwrap_or_default(),
+            state: peer.state.as_str().to_owned(),
+            serves: peer.serves.clone(),
+            added_at_ms: peer.added_at_ms,
+            outbound_up: link.outbound_up,
+            inbound_up: link.inbound_streams > 0,
+            last_contact_ms: link.last_contact_ms.or(peer.last_contact_ms).unwrap_or(0),
+            last_error: link.last_error.unwrap_or_default(),
+            next_attempt_ms: link.next_attempt_ms.unwrap_or(0),
+            remote_display_name: remote.display_name,
+            remote_protocol_version: remote.protocol_version,
+            remote_software_version: remote.software_version,
+        }
+    }
+
+    async fn peer(&self, node_id: NodeId) -> Result<pb::Peer, Status> {
+        let peer = self
+            .node
+            .db(move |conn| peers::require(conn, &node_id))
+            .await
+            .map_err(status_of)?;
+        Ok(self.peer_message(&peer))
+    }
+
+    async fn set_state(
+        &self,
+        request: Request<pb::PeerRef>,
+        state: PeerState,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let actor = operator(&request);
+        let node_id = parse_node_id(&request.get_ref().node_id)?;
+        let id = node_id.clone();
+        let action = match state {
+            PeerState::Active => "peer.resume",
+            PeerState::Paused => "peer.pause",
+        };
+        self.act(actor, action, node_id.to_string(), move |conn, now_ms| {
+            let peer = peers::set_state(conn, &id, state, now_ms)?;
+            Ok((peer, String::new()))
+        })
+        .await?;
+        match state {
+            PeerState::Paused => self.node.links.cut(&node_id),
+            PeerState::Active => ensure_pull_task(&self.node, &node_id),
+        }
+        Ok(Response::new(self.peer(node_id).await?))
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let node = &self.node;
+        let peers_total = node
+            .db(|conn| peers::list(conn))
+            .await
+            .map_err(status_of)?
+            .len();
+        Ok(Response::new(pb::StatusResponse {
+            node_id: node.node_id.to_string(),
+            display_name: node.config.display_name.clone(),
+            software_version: crate::SOFTWARE_VERSION.to_owned(),
+            protocol_version: liaison_proto::PROTOCOL_VERSION,
+            uptime_seconds: node.started.elapsed().as_secs(),
+            database_path: node.store.path().display().to_string(),
+            database_bytes: node.store.size_bytes(),
+            peers_up: node.links.peers_up() as u32,
+            peers_total: peers_total as u32,
+            federation_addr: node.federation_addr.to_string(),
+            log_id: node.store.log_id().map_err(status_of)?,
+            federation: node.tls.federation.clone(),
+        }))
+    }
+
+    async fn peer_add(
+        &self,
+        request: Request<pb::PeerAddRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let actor = operator(&request);
+        let add = request.into_inner();
+        let node_id = parse_node_id(&add.node_id)?;
+        if node_id == self.node.node_id {
+            return Err(Status::invalid_argument(format!(
+                "{node_id} is this node itself; add the other regions' nodes as peers"
+            )));
+        }
+        let fingerprint = match add.fingerprint.trim() {
+            "" => None,
+            fp => Some(
+                identity::parse_fingerprint(fp)
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ),
+        };
+        let peer = PeerRecord {
+            display_name: if add.display_name.is_empty() {
+                node_id.to_string()
+            } else {
+                add.display_name
+            },
+            node_id: node_id.clone(),
+            endpoint: add.endpoint,
+            fingerprint,
+            state: PeerState::Active,
+            serves: add.serves,
+            added_at_ms: 0,
+            last_contact_ms: None,
+        };
+        let detail = format!(
+            "endpoint {}, serves [{}]",
+            peer.endpoint,
+            peer.serves.join(" ")
+        );
+        self.act(
+            actor,
+            "peer.add",
+            node_id.to_string(),
+            move |conn, now_ms| {
+                peers::add(conn, &peer, now_ms)?;
+                Ok(((), detail))
+            },
+        )
+        .await?;
+        ensure_pull_task(&self.node, &node_id);
+        Ok(Response::new(self.peer(node_id).await?))
+    }
+
+    async fn peer_list(
+        &self,
+        request: Request<pb::PeerListRequest>,
+    ) -> Result<Response<pb::PeerListResponse>, Status> {
+        let want_pending = request.get_ref().pending;
+        let (list, pending) = self
+            .node
+            .db(move |conn| {
+                let pending = if want_pending {
+                    peers::list_pending(conn)?
+                } else {
+                    Vec::new()
+                };
+                Ok((peers::list(conn)?, pending))
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::PeerListResponse {
+            peers: list.iter().map(|p| self.peer_message(p)).collect(),
+            pending: pending
+                .into_iter()
+                .filter(|p| !p.ignored)
+                .map(|p| pb::PendingPeer {
+                    node_id: p.node_id,
+                    remote_addr: p.remote_addr,
+                    first_attempt_ms: p.first_attempt_ms,
+                    last_attempt_ms: p.last_attempt_ms,
+                    attempts: p.attempts,
+                    ignored: p.ignored,
+                    fingerprint: p.fingerprint,
+                    endpoint: p.endpoint,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn peer_show(&self, request: Request<pb::PeerRef>) -> Result<Response<pb::Peer>, Status> {
+        let node_id = parse_node_id(&request.get_ref().node_id)?;
+        Ok(Response::new(self.peer(node_id).await?))
+    }
+
+    async fn peer_pause(
+        &self,
+        request: Request<pb::PeerRef>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        self.set_state(request, PeerState::Paused).await
+    }
+
+    async fn peer_resume(
+        &self,
+        request: Request<pb::PeerRef>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        self.set_state(request, PeerState::Active).await
+    }
+
+    async fn peer_retry(
+        &self,
+        request: Request<pb::PeerRef>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let actor = operator(&request);
+        let node_id = parse_node_id(&request.get_ref().node_id)?;
+        let peer = self.peer(node_id.clone()).await?;
+        if peer.state == PeerState::Paused.as_str() {
+            return Err(Status::failed_precondition(format!(
+                "peer {node_id} is paused: `peer resume {node_id}` first"
+            )));
+        }
+        self.node
+            .audit(
+                actor,
+                "peer.retry",
+                node_id.to_string(),
+                Outcome::Ok,
+                String::new(),
+            )
+            .await;
+        match self.node.links.client(&node_id) {
+            Some(client) => client.retry.notify_one(),
+            None => ensure_pull_task(&self.node, &node_id),
+        }
+        Ok(Response::new(peer))
+    }
+
+    async fn peer_remove(
+        &self,
+        request: Request<pb::PeerRemoveRequest>,
+    ) -> Result<Response<pb::PeerRemoveResponse>, Status> {
+        let actor = operator(&request);
+        let remove = request.into_inner();
+        let node_id = parse_node_id(&remove.node_id)?;
+        let id = node_id.clone();
+        let detail = if remove.force { "forced" } else { "" }.to_owned();
+        self.act(
+            actor,
+            "peer.remove",
+            node_id.to_string(),
+            move |conn, _now_ms| {
+                peers::remove(conn, &id)?;
+                Ok(((), detail))
+            },
+        )
+        .await?;
+        self.node.links.cut(&node_id);
+        Ok(Response::new(pb::PeerRemoveResponse {
+            node_id: node_id.to_string(),
+        }))
+    }
+
+    async fn peer_ignore(
+        &self,
+        request: Request<pb::PeerRef>,
+    ) -> Result<Response<pb::PendingPeer>, Status> {
+        let actor = operator(&request);
+        let node_id = parse_node_id(&request.get_ref().node_id)?;
+        let id = node_id.clone();
+        let pending = self
+            .act(
+                actor,
+                "peer.ignore",
+                node_id.to_string(),
+                move |conn, _now_ms| Ok((peers::ignore_pending(conn, &id)?, String::new())),
+            )
+            .await?;
+        Ok(Response::new(pb::PendingPeer {
+            node_id: pending.node_id,
+            remote_addr: pending.remote_addr,
+            first_attempt_ms: pending.first_attempt_ms,
+            last_attempt_ms: pending.last_attempt_ms,
+            attempts: pending.attempts,
+            ignored: pending.ignored,
+            fingerprint: pending.fingerprint,
+            endpoint: pending.endpoint,
+        }))
+    }
+
+    async fn audit_list(
+        &self,
+        request: Request<pb::AuditListRequest>,
+    ) -> Result<Response<pb::AuditListResponse>, Status> {
+        let list = request.into_inner();
+        let limit = if list.limit == 0 {
+            1000
+        } else {
+            list.limit.min(100_000)
+        };
+        let entries = self
+            .node
+            .db(move |conn| audit::list(conn, list.since_ms, limit))
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::AuditListResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| pb::AuditEntry {
+                    seq: e.seq,
+                    at_ms: e.at_ms,
+                    actor: e.actor,
+                    action: e.action,
+                    target: e.target,
+                    outcome: e.outcome,
+                    detail: e.detail,
+                    hash: e.hash,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn audit_verify(
+        &self,
+        request: Request<pb::AuditVerifyRequest>,
+    ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
+        let actor = operator(&request);
+        let verdict = self
+            .node
+            .db(|conn| audit::verify(conn))
+            .await
+            .map_err(status_of)?;
+        let response = match verdict {
+            audit::Verdict::Intact { entries } => pb::AuditVerifyResponse {
+                ok: true,
+                entries,
+                first_broken_seq: 0,
+                problem: String::new(),
+            },
+            audit::Verdict::Broken {
+                entries,
+                first_broken_seq,
+                problem,
+            } => pb::AuditVerifyResponse {
+                ok: false,
+                entries,
+                first_broken_seq,
+                problem,
+            },
+        };
+        let outcome = if response.ok {
+            Outcome::Ok
+        } else {
+            Outcome::Error
+        };
+        let detail = if response.ok {
+            format!("{} entries intact", response.entries)
+        } else {
+            format!("entry {}: {}", response.first_broken_seq, response.problem)
+        };
+        // Appended after the check, so it never hides the break it reports.
+        self.node
+            .audit(actor, "audit.verify", String::new(), outcome, detail)
+            .await;
+        Ok(Response::new(response))
+    }
+}

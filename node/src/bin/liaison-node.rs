@@ -1,0 +1,93 @@
+//! `liaison-node`: the daemon. Parses flags, reads the config, sets up
+//! logging and signals, and hands over to `liaison_node::node::run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use liaison_node::config::{Config, LogFormat};
+use tokio_util::sync::CancellationToken;
+
+/// Liaison node: a federated registry of mobile Party members (流动党员).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The node's configuration file (`liaisonctl init` writes an example).
+    #[arg(long, short, env = "LIAISON_CONFIG", default_value = "node.toml")]
+    config: PathBuf,
+    /// Log as JSON lines instead of human-readable text (overrides log.format).
+    #[arg(long)]
+    log_json: bool,
+}
+
+/// Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad configuration.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("liaison-node: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let json = args.log_json || config.log_format == LogFormat::Json;
+    init_logging(json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("liaison-node: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let running = match liaison_node::node::start(config, shutdown.clone()).await {
+            Ok(running) => running,
+            Err(error) => {
+                eprintln!("liaison-node: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("signal received, stopping");
+            shutdown.cancel();
+        });
+        running.wait().await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the node still stops when killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LIAISON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,322 @@
+//! The node's configuration file, `node.toml`.
+//!
+//! Relative paths in the file are resolved against the directory that holds
+//! the file, so a deployment directory can be moved as a whole.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::identity::NodeId;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The parsed and checked configuration of one node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: NodeId,
+    pub display_name: String,
+    pub data_dir: PathBuf,
+    pub federation_listen: SocketAddr,
+    /// The endpoint peers should use to reach this node, told to nodes that
+    /// are not yet peers so their operators can admit it. Optional.
+    pub federation_advertise: Option<String>,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    pub tls_ca: PathBuf,
+    pub admin_socket: PathBuf,
+    /// An OS group allowed on the admin socket (mode 0660); none means 0600.
+    pub admin_group: Option<String>,
+    pub log_format: LogFormat,
+    pub limits: Limits,
+    pub testing: Testing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Bounds on what the federation port accepts (DESIGN §2). Each has a default
+/// that suits a province of a few dozen nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A TLS handshake not finished in this time is dropped. Default 10 s.
+    pub handshake_timeout_ms: u64,
+    /// Open federation connections, all peers together. Default 512.
+    pub connections_max: usize,
+    /// Concurrent gRPC streams on one connection. Default 16.
+    pub streams_per_connection_max: u32,
+    /// Largest message accepted or sent, in bytes. Default 4 MiB.
+    pub message_bytes_max: usize,
+    /// Events per `Pull` batch. Default 1000.
+    pub batch_events_max: u32,
+    /// Audit entries for refused attempts per source address and minute;
+    /// the rest are counted and summarized. Default 10.
+    pub refusals_logged_per_minute: u32,
+    /// Cap of the reconnect backoff. Default 60 s.
+    pub retry_delay_ms_max: u64,
+    /// How often a follow stream sends an empty batch while idle, so both
+    /// sides notice a dead link. Default 15 s.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout_ms: 10_000,
+            connections_max: 512,
+            streams_per_connection_max: 16,
+            message_bytes_max: 4 * 1024 * 1024,
+            batch_events_max: 1000,
+            refusals_logged_per_minute: 10,
+            retry_delay_ms_max: 60_000,
+            heartbeat_ms: 15_000,
+        }
+    }
+}
+
+/// Switches for test deployments only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Testing {
+    /// Lets `liaisonctl debug clock` move this node's clock. Never in production.
+    pub allow_clock_override: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node_id: String,
+    display_name: Option<String>,
+    data_dir: PathBuf,
+    federation: RawFederation,
+    tls: RawTls,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    testing: Testing,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFederation {
+    listen: String,
+    advertise: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: Option<PathBuf>,
+    group: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: LogFormat,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // Absolute paths in logs and `status`, whatever the working directory.
+        let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
+        Config::parse(&text, path, &base)
+    }
+
+    /// Parses `text` as if read from `path`; relative paths are taken from `base`.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned() + &span_hint(text, e.span()),
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let node_id = NodeId::parse(&raw.node_id).map_err(|e| invalid(format!("node_id: {e}")))?;
+        let federation_listen: SocketAddr = raw.federation.listen.parse().map_err(|_| {
+            invalid(format!(
+                "federation.listen `{}` is not an address with a port, such as 0.0.0.0:7401",
+                raw.federation.listen
+            ))
+        })?;
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+        let data_dir = resolve(&raw.data_dir);
+        let admin_socket = raw
+            .admin
+            .socket
+            .as_deref()
+            .map(resolve)
+            .unwrap_or_else(|| data_dir.join("admin.sock"));
+        let limits = raw.limits;
+        if limits.batch_events_max == 0 || limits.connections_max == 0 {
+            return Err(invalid(
+                "limits.batch_events_max and limits.connections_max must be at least 1".into(),
+            ));
+        }
+        Ok(Config {
+            display_name: raw
+                .display_name
+                .unwrap_or_else(|| node_id.as_str().to_owned()),
+            node_id,
+            data_dir,
+            federation_listen,
+            federation_advertise: raw.federation.advertise.filter(|a| !a.is_empty()),
+            tls_cert: resolve(&raw.tls.cert),
+            tls_key: resolve(&raw.tls.key),
+            tls_ca: resolve(&raw.tls.ca),
+            admin_socket,
+            admin_group: raw.admin.group.filter(|g| !g.is_empty()),
+            log_format: raw.log.format,
+            limits,
+            testing: raw.testing,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("liaison.db")
+    }
+}
+
+fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+/// The commented example `liaisonctl init` writes.
+pub fn example(node_id: &str, display_name: &str, listen: &str) -> String {
+    format!(
+        r#"# Liaison node configuration. Relative paths are relative to this file.
+
+# This node's id: [a-z][a-z0-9-]{{1,62}}. It must be the id its certificate
+# names (spiffe://<federation>/node/<node_id>), issued by `liaisonctl ca issue`.
+node_id = "{node_id}"
+# Shown to operators and to peers.
+display_name = "{display_name}"
+# The SQLite database, the admin socket and the node's state live here.
+# Created with mode 0700 if missing.
+data_dir = "data"
+
+[federation]
+# Where peers connect (mutual TLS, gRPC). Port 0 picks a free port.
+listen = "{listen}"
+# The address other regions use to reach this node, e.g. "https://liaison.pingliang.example:7401".
+# advertise = ""
+
+[tls]
+cert = "certs/{node_id}.crt"
+key = "certs/{node_id}.key"
+# The federation's root CA certificate.
+ca = "certs/ca.crt"
+
+[admin]
+# The operators' socket, never on the federation port. Default: data_dir/admin.sock,
+# mode 0600 (only the node's own user). Name an OS group to allow its members (0660).
+# socket = "data/admin.sock"
+# group = "liaison-operators"
+
+[log]
+# "human" or "json".
+format = "human"
+
+# [limits]
+# handshake_timeout_ms = 10000        # TLS handshakes not done by then are dropped
+# connections_max = 512               # federation connections, all peers together
+# streams_per_connection_max = 16
+# message_bytes_max = 4194304
+# batch_events_max = 1000             # events per Pull batch
+# refusals_logged_per_minute = 10     # audit entries per source; the rest are counted
+# retry_delay_ms_max = 60000          # reconnect backoff cap
+# heartbeat_ms = 15000
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(
+            text,
+            Path::new("/etc/liaison/node.toml"),
+            Path::new("/etc/liaison"),
+        )
+    }
+
+    #[test]
+    fn example_parses_and_resolves_paths() {
+        let config = parse(&example("pingliang", "平凉", "0.0.0.0:7401")).unwrap();
+        assert_eq!(config.node_id.as_str(), "pingliang");
+        assert_eq!(config.display_name, "平凉");
+        assert_eq!(config.data_dir, Path::new("/etc/liaison/data"));
+        assert_eq!(
+            config.admin_socket,
+            Path::new("/etc/liaison/data/admin.sock")
+        );
+        assert_eq!(config.tls_ca, Path::new("/etc/liaison/certs/ca.crt"));
+        assert_eq!(config.limits.batch_events_max, 1000);
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let text = example("pingliang", "平凉", "0.0.0.0:7401");
+        let err = parse(&text.replace("\"pingliang\"", "\"Ping Liang\"")).unwrap_err();
+        assert!(err.to_string().contains("node_id"), "{err}");
+        let err = parse(&text.replace("0.0.0.0:7401", "nowhere")).unwrap_err();
+        assert!(err.to_string().contains("federation.listen"), "{err}");
+        let err = parse(&format!("{text}\nbogus = 1\n")).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+}

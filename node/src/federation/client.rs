@@ -1,0 +1,323 @@
+//! The pull side: one task per active peer that connects over mutual TLS,
+//! says `Hello`, and follows the peer's change log, reconnecting with capped
+//! exponential backoff and jitter, reset as soon as the peer answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use liaison_proto::v1::federation_client::FederationClient;
+use liaison_proto::v1::{HelloRequest, PullRequest};
+use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+use rand::Rng;
+use rustls_pki_types::ServerName;
+use tonic::transport::{Channel, Endpoint};
+
+use super::links::{ClientHandle, RemoteInfo};
+use crate::identity::{self, NodeId};
+use crate::node::Node;
+use crate::store::audit::{Actor, Outcome};
+use crate::store::peers::{self, PeerRecord, PeerState};
+
+/// First reconnect delay; doubles up to `limits.retry_delay_ms_max`.
+const RETRY_DELAY_MS_MIN: u64 = 250;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    #[error("endpoint `{0}` is not of the form https://HOST:PORT")]
+    Endpoint(String),
+    #[error("cannot connect to {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+}
+
+/// Opens a gRPC channel to `endpoint` (`https://host:port`) over TLS with
+/// `tls`, which decides which certificate we show and which we accept.
+pub async fn connect(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<Channel, ConnectError> {
+    let bad = || ConnectError::Endpoint(endpoint.to_owned());
+    let authority = endpoint.strip_prefix("https://").ok_or_else(bad)?;
+    let (host, _port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let server_name = ServerName::try_from(host).map_err(|_| bad())?;
+    let target = authority.to_owned();
+    let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
+        let tls = tls.clone();
+        let server_name = server_name.clone();
+        let target = target.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&target).await?;
+            let _ = tcp.set_nodelay(true);
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(server_name, tcp)
+                .await?;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    });
+    Endpoint::from_shared(format!("http://{authority}"))
+        .map_err(|_| bad())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true)
+        .connect_with_connector(connector)
+        .await
+        .map_err(|e| ConnectError::Connect {
+            endpoint: endpoint.to_owned(),
+            message: error_chain(&e),
+        })
+}
+
+/// An error and its sources on one line, without repeats.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
+}
+
+/// A refused or failed gRPC call, as an operator should read it.
+pub fn status_text(status: &tonic::Status) -> String {
+    use std::error::Error;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(source) = status.source() {
+        let chain = error_chain(source);
+        if !text.contains(&chain) {
+            text.push_str(": ");
+            text.push_str(&chain);
+        }
+    }
+    text
+}
+
+/// Starts a pull task for every active peer, then waits for shutdown.
+pub async fn supervise(node: Arc<Node>) {
+    match node.db(|conn| peers::list(conn)).await {
+        Ok(list) => {
+            for peer in list {
+                if peer.state == PeerState::Active {
+                    ensure_pull_task(&node, &peer.node_id);
+                }
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot list peers"),
+    }
+    node.shutdown.cancelled().await;
+}
+
+/// Spawns the pull task of `peer` unless one already runs.
+pub fn ensure_pull_task(node: &Arc<Node>, peer: &NodeId) {
+    let handle = ClientHandle {
+        stop: node.shutdown.child_token(),
+        retry: Arc::new(tokio::sync::Notify::new()),
+    };
+    if node.links.set_client(peer, handle.clone()) {
+        tokio::spawn(pull_task(node.clone(), peer.clone(), handle));
+    }
+}
+
+/// What we tell a node about where to reach us: the configured
+/// `federation.advertise`, else the bound address if it is a specific one.
+fn advertised_endpoint(node: &Node) -> String {
+    match &node.config.federation_advertise {
+        Some(endpoint) => endpoint.clone(),
+        None if !node.federation_addr.ip().is_unspecified() => {
+            format!("https://{}", node.federation_addr)
+        }
+        None => String::new(),
+    }
+}
+
+struct SessionError {
+    /// The peer answered `Hello` before the failure: reset the backoff.
+    answered: bool,
+    message: String,
+}
+
+async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
+    let delay_ms_max = node
+        .config
+        .limits
+        .retry_delay_ms_max
+        .max(RETRY_DELAY_MS_MIN);
+    let mut delay_ms = RETRY_DELAY_MS_MIN;
+    let mut last_audited: Option<String> = None;
+    loop {
+        if handle.stop.is_cancelled() {
+            break;
+        }
+        let lookup = peer_id.clone();
+        let peer = match node.db(move |conn| peers::get(conn, &lookup)).await {
+            Ok(Some(peer)) if peer.state == PeerState::Active => peer,
+            Ok(_) => break,
+            Err(error) => {
+                tracing::error!(%error, peer = %peer_id, "cannot read peer");
+                break;
+            }
+        };
+        let outcome = session(&node, &peer, &handle).await;
+        node.links.update(&peer_id, |s| s.outbound_up = false);
+        let error = match outcome {
+            Ok(()) => break,
+            Err(error) => error,
+        };
+        if error.answered {
+            delay_ms = RETRY_DELAY_MS_MIN;
+        }
+        // Full jitter over the upper half, so peers that lost each other at
+        // the same moment do not reconnect in lockstep.
+        let wait_ms = rand::rng().random_range(delay_ms / 2..=delay_ms);
+        let next_attempt_ms = node.now_ms() + wait_ms as i64;
+        tracing::info!(peer = %peer_id, error = %error.message, retry_in_ms = wait_ms, "peer link down");
+        node.links.update(&peer_id, |s| {
+            s.last_error = Some(error.message.clone());
+            s.next_attempt_ms = Some(next_attempt_ms);
+        });
+        // One audit entry per distinct failure, not one per retry.
+        if last_audited.as_deref() != Some(error.message.as_str()) {
+            node.audit(
+                Actor::Node,
+                "federation.pull",
+                peer_id.to_string(),
+                Outcome::Error,
+                error.message.clone(),
+            )
+            .await;
+            last_audited = Some(error.message);
+        }
+        tokio::select! {
+            _ = handle.stop.cancelled() => break,
+            _ = handle.retry.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+        }
+        node.links.update(&peer_id, |s| s.next_attempt_ms = None);
+        delay_ms = (delay_ms * 2).min(delay_ms_max);
+    }
+    node.links.update(&peer_id, |s| {
+        s.outbound_up = false;
+        s.next_attempt_ms = None;
+    });
+}
+
+/// One connection's life: connect, Hello, follow. Returns `Ok` only when
+/// told to stop.
+async fn session(
+    node: &Arc<Node>,
+    peer: &PeerRecord,
+    handle: &ClientHandle,
+) -> Result<(), SessionError> {
+    let fail = |answered: bool| move |message: String| SessionError { answered, message };
+    let tls = identity::client_config(&node.tls, &peer.node_id, peer.fingerprint.as_deref())
+        .map_err(|e| fail(false)(e.to_string()))?;
+    let channel = tokio::select! {
+        _ = handle.stop.cancelled() => return Ok(()),
+        channel = connect(&peer.endpoint, tls) => channel.map_err(|e| fail(false)(e.to_string()))?,
+    };
+    let limits = &node.config.limits;
+    let mut client = FederationClient::new(channel)
+        .max_decoding_message_size(limits.message_bytes_max)
+        .max_encoding_message_size(limits.message_bytes_max);
+    let log_id = node
+        .store
+        .log_id()
+        .map_err(|e| fail(false)(e.to_string()))?;
+    let hello = client
+        .hello(HelloRequest {
+            display_name: node.config.display_name.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            log_id,
+            software_version: crate::SOFTWARE_VERSION.to_owned(),
+            endpoint: advertised_endpoint(node),
+        })
+        .await
+        .map_err(|s| {
+            fail(false)(format!(
+                "Hello refused by {}: {}",
+                peer.node_id,
+                status_text(&s)
+            ))
+        })?
+        .into_inner();
+    if hello.protocol_version < PROTOCOL_VERSION_MIN {
+        return Err(fail(true)(format!(
+            "peer {} speaks protocol version {}, older than the oldest this node accepts ({PROTOCOL_VERSION_MIN}; this node speaks {PROTOCOL_VERSION}): upgrade liaison-node on {}",
+            peer.node_id, hello.protocol_version, peer.node_id
+        )));
+    }
+    let now_ms = node.now_ms();
+    node.links.update(&peer.node_id, |s| {
+        s.remote = Some(RemoteInfo {
+            display_name: hello.display_name.clone(),
+            protocol_version: hello.protocol_version,
+            software_version: hello.software_version.clone(),
+            log_id: hello.log_id.clone(),
+        });
+        s.last_contact_ms = Some(now_ms);
+        s.last_error = None;
+    });
+    let contact_id = peer.node_id.clone();
+    let _ = node
+        .db(move |conn| peers::touch_contact(conn, &contact_id, now_ms))
+        .await;
+
+    let mut stream = client
+        .pull(PullRequest {
+            since: 0,
+            follow: true,
+            log_id: hello.log_id.clone(),
+            batch_max: limits.batch_events_max,
+        })
+        .await
+        .map_err(|s| {
+            fail(true)(format!(
+                "Pull refused by {}: {}",
+                peer.node_id,
+                status_text(&s)
+            ))
+        })?
+        .into_inner();
+    node.links.update(&peer.node_id, |s| s.outbound_up = true);
+    tracing::info!(peer = %peer.node_id, remote = %hello.display_name, "following peer");
+    // The server sends at least one batch per heartbeat; silence for three
+    // heartbeats means the link is dead even if TCP has not noticed.
+    let silence_max = Duration::from_millis(limits.heartbeat_ms.max(100) * 3);
+    loop {
+        let message = tokio::select! {
+            _ = handle.stop.cancelled() => return Ok(()),
+            message = tokio::time::timeout(silence_max, stream.message()) => message,
+        };
+        match message {
+            Err(_) => {
+                return Err(fail(true)(format!(
+                    "no word from {} for {silence_max:?}",
+                    peer.node_id
+                )))
+            }
+            Ok(Err(status)) => {
+                return Err(fail(true)(format!(
+                    "stream from {} ended: {}",
+                    peer.node_id,
+                    status_text(&status)
+                )))
+            }
+            Ok(Ok(None)) => return Err(fail(true)(format!("stream from {} ended", peer.node_id))),
+            Ok(Ok(Some(_batch))) => {
+                let now_ms = node.now_ms();
+                node.links
+                    .update(&peer.node_id, |s| s.last_contact_ms = Some(now_ms));
+            }
+        }
+    }
+}

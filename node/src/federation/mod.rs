@@ -1,0 +1,277 @@
+//! The federation port: mutual TLS, the `Federation` gRPC service, the
+//! standard health and reflection services, and the pull client.
+//!
+//! We accept TLS ourselves (tokio-rustls) rather than through tonic, so that
+//! a refused handshake is seen, audited and rate-limited here, and so each
+//! connection carries the authenticated node id and a switch that cuts it.
+
+pub mod client;
+mod limiter;
+pub mod links;
+mod service;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+use tonic::transport::server::Connected;
+
+use crate::identity::{self, NodeId};
+use crate::node::Node;
+use crate::store::audit::{Actor, Outcome};
+pub use limiter::RefusalLimiter;
+pub use service::FederationService;
+
+/// What the TLS layer established about a connection, visible to every
+/// request on it through its extensions.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub remote_addr: SocketAddr,
+    /// The node id the client's certificate names (never a message field).
+    pub node_id: NodeId,
+    pub fingerprint: String,
+}
+
+/// A server-side TLS connection that fails every read and write once its
+/// token is cancelled, so pausing or removing a peer cuts it at once.
+pub struct PeerConnection {
+    io: TlsStream<TcpStream>,
+    info: ConnInfo,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PeerConnection {
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> Result<(), std::io::Error> {
+        match self.cut.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "connection cut: the peer was paused or removed",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+}
+
+impl Connected for PeerConnection {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for PeerConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PeerConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.check_cut(cx)?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Serves the federation port until the node shuts down.
+pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+    let server_config = match identity::server_config(&node.tls) {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the TLS server configuration");
+            node.shutdown.cancel();
+            return;
+        }
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
+    let limits = node.config.limits.clone();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
+    let limiter = Arc::new(RefusalLimiter::new(limits.refusals_logged_per_minute));
+    let (conn_tx, conn_rx) =
+        tokio::sync::mpsc::channel::<Result<PeerConnection, std::io::Error>>(64);
+
+    let accept_node = node.clone();
+    let accept_limiter = limiter.clone();
+    let accept_loop = async move {
+        let node = accept_node;
+        let limiter = accept_limiter;
+        let mut accept_delay_ms = 5u64;
+        loop {
+            let accepted = tokio::select! {
+                _ = node.shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, remote_addr) = match accepted {
+                Ok(pair) => {
+                    accept_delay_ms = 5;
+                    pair
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, never spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(accept_delay_ms)).await;
+                    accept_delay_ms = (accept_delay_ms * 2).min(1000);
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                refuse(
+                    &node,
+                    &limiter,
+                    remote_addr,
+                    "too many connections (limits.connections_max)",
+                )
+                .await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let node = node.clone();
+            let limiter = limiter.clone();
+            let conn_tx = conn_tx.clone();
+            let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                    Err(_) => {
+                        refuse(&node, &limiter, remote_addr, "TLS handshake timed out").await;
+                        return;
+                    }
+                    Ok(Err(error)) => {
+                        let reason = match error
+                            .get_ref()
+                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                        {
+                            Some(tls_error) => identity::describe_tls_error(tls_error),
+                            None => format!("TLS handshake failed: {error}"),
+                        };
+                        refuse(&node, &limiter, remote_addr, &reason).await;
+                        return;
+                    }
+                    Ok(Ok(tls)) => tls,
+                };
+                let leaf = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .cloned();
+                let Some(leaf) = leaf else {
+                    refuse(
+                        &node,
+                        &limiter,
+                        remote_addr,
+                        "no client certificate presented",
+                    )
+                    .await;
+                    return;
+                };
+                let node_id = match identity::node_id_of_cert(&leaf, &node.tls.federation) {
+                    Ok(id) => id,
+                    Err(error) => {
+                        refuse(&node, &limiter, remote_addr, &error.to_string()).await;
+                        return;
+                    }
+                };
+                let cut = node.links.connection_token(&node_id);
+                let connection = PeerConnection {
+                    io: tls,
+                    info: ConnInfo {
+                        remote_addr,
+                        fingerprint: identity::fingerprint(&leaf),
+                        node_id,
+                    },
+                    cut: Box::pin(cut.cancelled_owned()),
+                    _permit: permit,
+                };
+                let _ = conn_tx.send(Ok(connection)).await;
+            });
+        }
+    };
+    tokio::spawn(accept_loop);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<liaison_proto::v1::federation_server::FederationServer<FederationService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(liaison_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1();
+    let reflection = match reflection {
+        Ok(service) => service,
+        Err(error) => {
+            tracing::error!(%error, "cannot build the reflection service");
+            node.shutdown.cancel();
+            return;
+        }
+    };
+    let federation = liaison_proto::v1::federation_server::FederationServer::new(
+        FederationService::new(node.clone(), limiter.clone()),
+    )
+    .max_decoding_message_size(limits.message_bytes_max)
+    .max_encoding_message_size(limits.message_bytes_max);
+    let shutdown = node.shutdown.clone();
+    let result = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.streams_per_connection_max)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .add_service(federation)
+        .add_service(health_service)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::ReceiverStream::new(conn_rx),
+            shutdown.cancelled_owned(),
+        )
+        .await;
+    if let Err(error) = result {
+        tracing::error!(%error, "federation server stopped");
+    }
+}
+
+/// Audits a refused connection, at most a few entries per source and
+/// minute; the rest are counted and reported with the next entry.
+async fn refuse(node: &Node, limiter: &RefusalLimiter, remote_addr: SocketAddr, reason: &str) {
+    tracing::info!(%remote_addr, reason, "federation connection refused");
+    let Some(suppressed) = limiter.admit(remote_addr.ip(), node.now_ms()) else {
+        return;
+    };
+    let detail = if suppressed > 0 {
+        format!("{reason} ({suppressed} earlier refusals from this address not logged)")
+    } else {
+        reason.to_owned()
+    };
+    node.audit(
+        Actor::Remote(remote_addr.to_string()),
+        "federation.connect",
+        remote_addr.to_string(),
+        Outcome::Refused,
+        detail,
+    )
+    .await;
+}

@@ -1,0 +1,193 @@
+//! The `Federation` gRPC service: what a peer may ask of this node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use liaison_proto::v1::federation_server::Federation;
+use liaison_proto::v1::{HelloRequest, HelloResponse, PullBatch, PullRequest};
+use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{ConnInfo, RefusalLimiter};
+use crate::node::Node;
+use crate::store::audit::{Actor, Outcome};
+use crate::store::peers::{self, PeerRecord, PeerState};
+
+#[derive(Debug, Clone)]
+pub struct FederationService {
+    node: Arc<Node>,
+    limiter: Arc<RefusalLimiter>,
+}
+
+impl FederationService {
+    pub fn new(node: Arc<Node>, limiter: Arc<RefusalLimiter>) -> FederationService {
+        FederationService { node, limiter }
+    }
+
+    /// Admits a call only from a node that is an active peer: trust needs
+    /// both the certificate (checked by TLS) and the operator's peer entry.
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        call: &'static str,
+        endpoint: &str,
+    ) -> Result<(ConnInfo, PeerRecord), Status> {
+        let info = request
+            .extensions()
+            .get::<ConnInfo>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no client certificate on this connection"))?;
+        let node = &self.node;
+        let caller = info.node_id.clone();
+        let now_ms = node.now_ms();
+        let lookup_info = info.clone();
+        let endpoint = endpoint.to_owned();
+        let peer = node
+            .db(move |conn| {
+                let peer = peers::get(conn, &lookup_info.node_id)?;
+                if peer.is_none() {
+                    peers::record_pending(
+                        conn,
+                        &lookup_info.node_id,
+                        &lookup_info.remote_addr.to_string(),
+                        &endpoint,
+                        &lookup_info.fingerprint,
+                        now_ms,
+                    )?;
+                }
+                Ok(peer)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let refusal = match &peer {
+            None => Some(format!(
+                "node {caller} is not a peer of {}: an operator of {} may admit it with `liaisonctl peer add {caller} --endpoint …` (it is listed by `peer list --pending`)",
+                node.node_id, node.node_id
+            )),
+            Some(p) if p.state == PeerState::Paused => Some(format!(
+                "peer {caller} is paused at {}: an operator there may `liaisonctl peer resume {caller}`",
+                node.node_id
+            )),
+            Some(p) => match &p.fingerprint {
+                Some(pin) if *pin != info.fingerprint => Some(format!(
+                    "certificate of {caller} has fingerprint {}, but {} pinned {pin}",
+                    info.fingerprint, node.node_id
+                )),
+                _ => None,
+            },
+        };
+        match (refusal, peer) {
+            (None, Some(peer)) => Ok((info, peer)),
+            (refusal, _) => {
+                let reason = refusal.unwrap_or_default();
+                tracing::info!(peer = %caller, call, reason, "federation call refused");
+                if let Some(suppressed) = self.limiter.admit(info.remote_addr.ip(), now_ms) {
+                    let detail = if suppressed > 0 {
+                        format!("{call}: {reason} ({suppressed} earlier refusals from this address not logged)")
+                    } else {
+                        format!("{call}: {reason}")
+                    };
+                    node.audit(
+                        Actor::Peer(caller.to_string()),
+                        "federation.call",
+                        caller.to_string(),
+                        Outcome::Refused,
+                        detail,
+                    )
+                    .await;
+                }
+                Err(Status::permission_denied(reason))
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Federation for FederationService {
+    async fn hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloResponse>, Status> {
+        let endpoint = request.get_ref().endpoint.clone();
+        let (info, _peer) = self.authorize(&request, "Hello", &endpoint).await?;
+        let hello = request.into_inner();
+        // The peer is back: if our own link to it is waiting out a backoff,
+        // try now rather than leave it waiting.
+        if !self.node.links.status(&info.node_id).outbound_up {
+            if let Some(client) = self.node.links.client(&info.node_id) {
+                client.retry.notify_one();
+            }
+        }
+        if hello.protocol_version < PROTOCOL_VERSION_MIN {
+            let reason = format!(
+                "protocol version {} of {} is too old: {} speaks version {PROTOCOL_VERSION} and accepts {PROTOCOL_VERSION_MIN} or newer; upgrade liaison-node on {}",
+                hello.protocol_version, info.node_id, self.node.node_id, info.node_id
+            );
+            self.node
+                .audit(
+                    Actor::Peer(info.node_id.to_string()),
+                    "federation.call",
+                    info.node_id.to_string(),
+                    Outcome::Refused,
+                    format!("Hello: {reason}"),
+                )
+                .await;
+            return Err(Status::failed_precondition(reason));
+        }
+        let log_id = self
+            .node
+            .store
+            .log_id()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(HelloResponse {
+            node_id: self.node.node_id.to_string(),
+            display_name: self.node.config.display_name.clone(),
+            protocol_version: PROTOCOL_VERSION,
+            log_id,
+            software_version: crate::SOFTWARE_VERSION.to_owned(),
+        }))
+    }
+
+    type PullStream = ReceiverStream<Result<PullBatch, Status>>;
+
+    async fn pull(
+        &self,
+        request: Request<PullRequest>,
+    ) -> Result<Response<Self::PullStream>, Status> {
+        let (info, _peer) = self.authorize(&request, "Pull", "").await?;
+        let pull = request.into_inner();
+        let node = self.node.clone();
+        let peer_id = info.node_id.clone();
+        let (follow_id, ended) = node.links.begin_follow(&peer_id);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let heartbeat = Duration::from_millis(node.config.limits.heartbeat_ms.max(100));
+        tokio::spawn(async move {
+            let log_id = node.store.log_id().unwrap_or_default();
+            tracing::debug!(peer = %peer_id, since = pull.since, follow = pull.follow, "pull started");
+            loop {
+                let batch = PullBatch {
+                    log_id: log_id.clone(),
+                    events: Vec::new(),
+                    head_seq: 0,
+                };
+                if tx.send(Ok(batch)).await.is_err() || !pull.follow {
+                    break;
+                }
+                tokio::select! {
+                    _ = ended.cancelled() => {
+                        let _ = tx.try_send(Err(Status::aborted(
+                            "stream ended: a newer Pull from the same peer replaced it, or the peer was paused or removed",
+                        )));
+                        break;
+                    }
+                    _ = node.shutdown.cancelled() => break,
+                    _ = tx.closed() => break,
+                    _ = tokio::time::sleep(heartbeat) => {}
+                }
+            }
+            node.links.end_follow(&peer_id, follow_id);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,230 @@
+//! Wiring: one running node, its shared state, start-up and shutdown.
+//!
+//! [`start`] checks everything that can be wrong with a configuration before
+//! anything listens (certificates, data directory, database, ports), so a
+//! bad configuration fails with one clear error and changes nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::Connection;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::{Clock, Millis, SystemClock};
+use crate::config::Config;
+use crate::federation::links::Links;
+use crate::identity::{IdentityError, NodeId, TlsMaterial};
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
+use crate::store::{Store, StoreError};
+
+/// Why a node could not start. Each message is one line that names the
+/// problem and, where it can, what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("data directory {path}: {message}")]
+    DataDir { path: PathBuf, message: String },
+    #[error("database {path}: {source}")]
+    Database { path: PathBuf, source: StoreError },
+    #[error("cannot listen for peers on {addr}: {source}{hint}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("admin socket {path}: {message}")]
+    AdminSocket { path: PathBuf, message: String },
+}
+
+/// The shared state of a running node.
+#[derive(Debug)]
+pub struct Node {
+    pub config: Config,
+    pub node_id: NodeId,
+    pub tls: TlsMaterial,
+    pub store: Arc<Store>,
+    pub clock: Arc<SystemClock>,
+    pub started: Instant,
+    pub federation_addr: SocketAddr,
+    pub links: Links,
+    pub shutdown: CancellationToken,
+}
+
+impl Node {
+    pub fn now_ms(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Runs `f` on a blocking thread with the database connection.
+    pub async fn db<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.with(f)).await {
+            Ok(result) => result,
+            Err(join) => Err(StoreError::Invalid(format!("database task failed: {join}"))),
+        }
+    }
+
+    /// Appends one audit entry in its own transaction. For entries that go
+    /// with a change, call [`audit::append`] inside the change's transaction.
+    pub async fn audit(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        target: String,
+        outcome: Outcome,
+        detail: String,
+    ) {
+        let now_ms = self.now_ms();
+        let result = self
+            .db(move |conn| {
+                audit::append(
+                    conn,
+                    now_ms,
+                    &NewEntry {
+                        actor: &actor,
+                        action,
+                        target: &target,
+                        outcome,
+                        detail: &detail,
+                    },
+                )
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, action, "cannot write audit entry");
+        }
+    }
+}
+
+/// A started node: where it listens, and how to wait for it to stop.
+pub struct Running {
+    pub node: Arc<Node>,
+    pub federation_addr: SocketAddr,
+    pub admin_socket: PathBuf,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Waits until every task has stopped (after the shutdown token fired).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        // The socket file would otherwise make the next start think a node is running.
+        let _ = std::fs::remove_file(&self.admin_socket);
+        tracing::info!(node = %self.node.node_id, "stopped");
+    }
+}
+
+/// Checks the configuration, opens the database, binds both listeners and
+/// starts serving. Returns once the node is ready to take calls.
+pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
+    let tls = crate::identity::load_tls(
+        &config.tls_cert,
+        &config.tls_key,
+        &config.tls_ca,
+        &config.node_id,
+    )?;
+    prepare_data_dir(&config.data_dir)?;
+    let clock = SystemClock::new();
+    let db_path = config.database_path();
+    let store = Store::open(&db_path, clock.now_ms()).map_err(|source| StartError::Database {
+        path: db_path.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.federation_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.federation_listen,
+            hint: if source.kind() == std::io::ErrorKind::AddrInUse {
+                " (another process uses this port: stop it or change federation.listen)"
+            } else {
+                ""
+            },
+            source,
+        })?;
+    let federation_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.federation_listen,
+        source,
+        hint: "",
+    })?;
+    let admin_listener = crate::admin::bind(&config)?;
+    let admin_socket = config.admin_socket.clone();
+
+    let node = Arc::new(Node {
+        node_id: config.node_id.clone(),
+        config,
+        tls,
+        store: Arc::new(store),
+        clock,
+        started: Instant::now(),
+        federation_addr,
+        links: Links::default(),
+        shutdown,
+    });
+    node.audit(
+        Actor::Node,
+        "node.start",
+        node.node_id.to_string(),
+        Outcome::Ok,
+        format!(
+            "federation {federation_addr}, version {}",
+            crate::SOFTWARE_VERSION
+        ),
+    )
+    .await;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(crate::federation::serve(node.clone(), listener));
+    tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
+    tasks.spawn(crate::federation::client::supervise(node.clone()));
+    tracing::info!(
+        node = %node.node_id,
+        federation = %federation_addr,
+        admin = %admin_socket.display(),
+        "node started"
+    );
+    Ok(Running {
+        node,
+        federation_addr,
+        admin_socket,
+        tasks,
+    })
+}
+
+/// Starts a node and serves until `shutdown` fires, then stops cleanly.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    let running = start(config, shutdown).await?;
+    running.wait().await;
+    Ok(())
+}
+
+/// Creates the data directory (mode 0700) if missing and proves it writable.
+fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let fail = |message: String| StartError::DataDir {
+        path: path.to_owned(),
+        message,
+    };
+    if !path.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|e| fail(format!("cannot create it: {e}")))?;
+    }
+    if !path.is_dir() {
+        return Err(fail("exists but is not a directory".into()));
+    }
+    let probe = path.join(".write-probe");
+    std::fs::write(&probe, b"").map_err(|e| fail(format!("is not writable by this user: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The node's SQLite database: connection setup, migrations, and the tables
+//! of the node's own bookkeeping (peers, pending callers, audit log).
+//!
+//! Architecture invariant: `store` knows nothing of gRPC, TLS, tokio or peers'
+//! connections. It is plain synchronous code over a `rusqlite::Connection`;
+//! the async edge (`node`) moves calls onto blocking threads.
+
+pub mod audit;
+pub mod peers;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+
+use crate::clock::Millis;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot migrate the database schema: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The ordered schema migrations. Append only: never edit a released one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("schema/0001_node.sql"))])
+}
+
+/// One database file with its single write connection.
+///
+/// A std `Mutex` (not an async one) guards the connection: every holder runs
+/// on a blocking thread and never awaits while holding it.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, sets it up and brings its
+    /// schema up to date. A new database gets a fresh log id (DESIGN §2).
+    pub fn open(path: &Path, now_ms: Millis) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        setup_connection(&conn)?;
+        migrations().to_latest(&mut conn)?;
+        let store = Store {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        };
+        store.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if get_meta(&tx, "log_id")?.is_none() {
+                set_meta(&tx, "log_id", &uuid::Uuid::now_v7().to_string())?;
+                set_meta(&tx, "created_at_ms", &now_ms.to_string())?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// An in-memory database, for unit tests and the simulator.
+    pub fn open_in_memory(now_ms: Millis) -> Result<Store, StoreError> {
+        Store::open(Path::new(":memory:"), now_ms)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection. Callers open their own transactions
+    /// (`IMMEDIATE` for writers, so they take the lock up front).
+    pub fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut conn = self.lock();
+        f(&mut conn)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite
+        // rolls back an unfinished transaction when the next one begins.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn log_id(&self) -> Result<String, StoreError> {
+        self.with(|conn| {
+            get_meta(conn, "log_id")?
+                .ok_or_else(|| StoreError::NotFound("the database has no log id".into()))
+        })
+    }
+
+    /// Size of the database file plus its write-ahead log.
+    pub fn size_bytes(&self) -> u64 {
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        [self.path.clone(), PathBuf::from(wal)]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
+    }
+}
+
+/// Every connection gets the same pragmas. WAL with `synchronous = FULL`: a
+/// peer may pull an event the instant it commits, so a commit must survive
+/// power loss, not only a crash of the process (DESIGN §4).
+pub fn setup_connection(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted personal data must not be readable from the file (DESIGN §4).
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+pub fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn reopen_keeps_log_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("liaison.db");
+        let first = Store::open(&path, 1).unwrap().log_id().unwrap();
+        let second = Store::open(&path, 2).unwrap().log_id().unwrap();
+        assert_eq!(first, second);
+        let journal: String = Store::open(&path, 3)
+            .unwrap()
+            .with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(journal, "wal");
+    }
+}
