@@ -2,10 +2,33 @@
 //! so Chinese text lines up), JSON Lines for scripts.
 //!
 //! `--output json` prints one JSON object per line, each an envelope
-//! `{"type": TYPE, "data": OBJECT}`: TYPE names the record (`peer`,
-//! `pending_peer`, `status`, `audit_entry`, `audit_verdict`, ...) and OBJECT
-//! holds its fields with the names the table headers use, in snake_case.
-//! Times are milliseconds since the Unix epoch in fields ending in `_ms`.
+//! `{"type": TYPE, "data": OBJECT}`. TYPE names the record and OBJECT holds
+//! its fields, named as in the admin protocol (`proto/liaison/v1/admin.proto`):
+//!
+//! | TYPE | OBJECT | printed by |
+//! |---|---|---|
+//! | `status` | `StatusResponse` | `status` |
+//! | `peer` | `Peer` | `peer add/list/show/pause/resume/retry` |
+//! | `pending_peer` | `PendingPeer` | `peer list --pending`, `peer ignore` |
+//! | `peer_removed` | `{node_id}` | `peer remove` |
+//! | `peer_replication` | `PeerReplication` | `peer status` |
+//! | `org` | `Org` | `org add/list` |
+//! | `member` | `Member`; `outflow` is an `outflow` object or null, `host_sections` a list of `HostSectionView` | `member add/update/show/list/host-set`, `outflow register/return` |
+//! | `import_problem` | `ImportProblem`: `{line, message}`, one per problem | `member import` |
+//! | `import_result` | `{imported, skipped}`, after the problems | `member import` |
+//! | `disclosure` | `Disclosure` | `member disclosures` |
+//! | `outflow` | `OutflowView` | `outflow list` |
+//! | `contact` | `ContactView` | `contact record` |
+//! | `contact_status` | `ContactStatusView`; `recent` is a list of `contact` objects | `contact status` |
+//! | `activity` | `ActivityView` | `activity record/list` |
+//! | `quarantine_entry` | `QuarantineEntry` | `quarantine list/retry` |
+//! | `audit_entry` | `AuditEntry` | `audit list` |
+//! | `audit_verdict` | `AuditVerifyResponse` | `audit verify` |
+//!
+//! Empty values stay empty strings (tables and detail views show "-").
+//! Times in fields ending in `_ms` are milliseconds since the Unix epoch;
+//! other dates and times are strings as the node keeps them (`YYYY-MM-DD`
+//! for dates). `member export` writes CSV, not JSON Lines.
 
 use std::io::Write;
 
@@ -76,13 +99,116 @@ pub fn json_line(kind: &str, data: serde_json::Value) {
 
 /// Writes to stdout; a closed pipe (`liaisonctl ... | head`) ends quietly.
 pub fn print_out(text: &str) {
+    write_out(text.as_bytes());
+}
+
+/// Writes bytes to stdout, as [`print_out`] does text.
+pub fn write_out(bytes: &[u8]) {
     let mut stdout = std::io::stdout().lock();
     if stdout
-        .write_all(text.as_bytes())
+        .write_all(bytes)
         .and_then(|_| stdout.flush())
         .is_err()
     {
         std::process::exit(0);
+    }
+}
+
+/// Writes a note for people to stderr (footers, problems), so stdout stays
+/// data; a closed stderr is ignored.
+pub fn note(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// A cell or value for people: the text, or "-" when it is empty.
+pub fn dash(text: &str) -> String {
+    if text.trim().is_empty() {
+        "-".into()
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One record for people: `label  value` lines, labels padded to one width
+/// (by display width), empty values shown as "-". A heading starts a block
+/// whose fields are indented under it, after a blank line.
+#[derive(Debug, Default)]
+pub struct Detail {
+    lines: Vec<DetailLine>,
+}
+
+#[derive(Debug)]
+enum DetailLine {
+    Field {
+        indent: bool,
+        label: String,
+        value: String,
+    },
+    Heading(String),
+}
+
+impl Detail {
+    pub fn new() -> Detail {
+        Detail::default()
+    }
+
+    /// Adds `label  value`; under a heading if one was added before.
+    pub fn field(&mut self, label: &str, value: impl Into<String>) -> &mut Detail {
+        let indent = self
+            .lines
+            .iter()
+            .any(|line| matches!(line, DetailLine::Heading(_)));
+        self.lines.push(DetailLine::Field {
+            indent,
+            label: label.to_owned(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Starts a block of fields.
+    pub fn heading(&mut self, text: impl Into<String>) -> &mut Detail {
+        self.lines.push(DetailLine::Heading(text.into()));
+        self
+    }
+
+    pub fn render(&self) -> String {
+        const INDENT: &str = "  ";
+        let width = self
+            .lines
+            .iter()
+            .filter_map(|line| match line {
+                DetailLine::Field { indent, label, .. } => {
+                    Some(label.width() + if *indent { INDENT.len() } else { 0 })
+                }
+                DetailLine::Heading(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for line in &self.lines {
+            match line {
+                DetailLine::Heading(text) => {
+                    out.push('\n');
+                    out.push_str(text);
+                    out.push('\n');
+                }
+                DetailLine::Field {
+                    indent,
+                    label,
+                    value,
+                } => {
+                    let indent = if *indent { INDENT } else { "" };
+                    let pad = width - indent.len() - label.width() + 2;
+                    out.push_str(indent);
+                    out.push_str(label);
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(&dash(value));
+                    out.push('\n');
+                }
+            }
+        }
+        out
     }
 }
 
@@ -122,5 +248,16 @@ mod tests {
             })
             .collect();
         assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn detail_aligns_labels_and_dashes_empty_values() {
+        let mut detail = Detail::new();
+        detail.field("name", "张三").field("national id", "");
+        detail.heading("outflow (流出)").field("to", "620100");
+        assert_eq!(
+            detail.render(),
+            "name         张三\nnational id  -\n\noutflow (流出)\n  to         620100\n"
+        );
     }
 }

@@ -15,6 +15,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
+use crate::core::{import, log, members, Ctx};
 use crate::federation::client::ensure_pull_task;
 use crate::identity::{self, NodeId};
 use crate::node::{Node, StartError};
@@ -90,7 +91,11 @@ fn chown_group(path: &Path, group: &str) -> Result<(), String> {
 }
 
 pub async fn serve(node: Arc<Node>, listener: tokio::net::UnixListener) {
-    let service = AdminServer::new(AdminService { node: node.clone() });
+    // Imports carry a whole roster in one message: allow 128 MiB (about
+    // a million members) on the admin socket, which only operators reach.
+    let service = AdminServer::new(AdminService { node: node.clone() })
+        .max_decoding_message_size(128 * 1024 * 1024)
+        .max_encoding_message_size(128 * 1024 * 1024);
     let shutdown = node.shutdown.clone();
     let result = tonic::transport::Server::builder()
         .add_service(service)
@@ -188,7 +193,10 @@ impl AdminService {
             })
             .await;
         match result {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                self.node.events_appended();
+                Ok(value)
+            }
             Err(error) => {
                 let status = status_of(error);
                 self.node
@@ -203,6 +211,40 @@ impl AdminService {
                 Err(status)
             }
         }
+    }
+
+    /// An operator's change to the registry, run by the core with this
+    /// node's identity and clock.
+    async fn change<R, F>(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        target: String,
+        f: F,
+    ) -> Result<R, Status>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Ctx<'_>) -> Result<(R, String), StoreError> + Send + 'static,
+    {
+        let me = self.node.node_id.clone();
+        self.act(actor, action, target, move |conn, now_ms| {
+            f(conn, &Ctx::new(&me, now_ms))
+        })
+        .await
+    }
+
+    /// A read of the registry.
+    async fn read<R, F>(&self, f: F) -> Result<R, Status>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &Ctx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        self.node
+            .db(move |conn| f(conn, &Ctx::new(&me, now_ms)))
+            .await
+            .map_err(status_of)
     }
 
     fn peer_message(&self, peer: &PeerRecord) -> pb::Peer {
@@ -295,48 +337,45 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::Peer>, Status> {
         let actor = operator(&request);
         let add = request.into_inner();
-        let node_id = parse_node_id(&add.node_id)?;
-        if node_id == self.node.node_id {
-            return Err(Status::invalid_argument(format!(
-                "{node_id} is this node itself; add the other regions' nodes as peers"
-            )));
-        }
-        let fingerprint = match add.fingerprint.trim() {
-            "" => None,
-            fp => Some(
-                identity::parse_fingerprint(fp)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?,
-            ),
-        };
-        let peer = PeerRecord {
-            display_name: if add.display_name.is_empty() {
-                node_id.to_string()
-            } else {
-                add.display_name
-            },
-            node_id: node_id.clone(),
-            endpoint: add.endpoint,
-            fingerprint,
-            state: PeerState::Active,
-            serves: add.serves,
-            added_at_ms: 0,
-            last_contact_ms: None,
-        };
-        let detail = format!(
-            "endpoint {}, serves [{}]",
-            peer.endpoint,
-            peer.serves.join(" ")
-        );
-        self.act(
-            actor,
-            "peer.add",
-            node_id.to_string(),
-            move |conn, now_ms| {
+        let me = self.node.node_id.clone();
+        // Every check runs inside `act`, so a refused add is audited too.
+        let node_id = self
+            .act(actor, "peer.add", add.node_id.clone(), move |conn, now_ms| {
+                let node_id = NodeId::parse(&add.node_id).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                if node_id == me {
+                    return Err(StoreError::Invalid(format!(
+                        "{node_id} is this node itself; add the other regions' nodes as peers"
+                    )));
+                }
+                let fingerprint = match add.fingerprint.trim() {
+                    "" => None,
+                    fp => Some(identity::parse_fingerprint(fp).map_err(|e| StoreError::Invalid(e.to_string()))?),
+                };
+                let peer = PeerRecord {
+                    display_name: if add.display_name.is_empty() {
+                        node_id.to_string()
+                    } else {
+                        add.display_name
+                    },
+                    node_id: node_id.clone(),
+                    endpoint: add.endpoint,
+                    fingerprint,
+                    state: PeerState::Active,
+                    serves: add.serves,
+                    added_at_ms: 0,
+                    last_contact_ms: None,
+                };
                 peers::add(conn, &peer, now_ms)?;
-                Ok(((), detail))
-            },
-        )
-        .await?;
+                let adopted = members::adopt_destinations(conn, &Ctx::new(&me, now_ms), &node_id)?;
+                let detail = format!(
+                    "endpoint {}, serves [{}]; {adopted} members away to its places now served by it",
+                    peer.endpoint,
+                    peer.serves.join(" ")
+                );
+                Ok((node_id, detail))
+            })
+            .await?;
+        self.node.events_appended();
         ensure_pull_task(&self.node, &node_id);
         Ok(Response::new(self.peer(node_id).await?))
     }
@@ -404,9 +443,19 @@ impl Admin for AdminService {
         let node_id = parse_node_id(&request.get_ref().node_id)?;
         let peer = self.peer(node_id.clone()).await?;
         if peer.state == PeerState::Paused.as_str() {
-            return Err(Status::failed_precondition(format!(
+            let status = Status::failed_precondition(format!(
                 "peer {node_id} is paused: `peer resume {node_id}` first"
-            )));
+            ));
+            self.node
+                .audit(
+                    actor,
+                    "peer.retry",
+                    node_id.to_string(),
+                    Outcome::Refused,
+                    status.message().to_owned(),
+                )
+                .await;
+            return Err(status);
         }
         self.node
             .audit(
@@ -552,4 +601,442 @@ impl Admin for AdminService {
             .await;
         Ok(Response::new(response))
     }
+
+    async fn peer_status(
+        &self,
+        request: Request<pb::PeerStatusRequest>,
+    ) -> Result<Response<pb::PeerStatusResponse>, Status> {
+        let only = request.into_inner().node_id;
+        let list = self
+            .node
+            .db(|conn| peers::list(conn))
+            .await
+            .map_err(status_of)?;
+        let mut out = Vec::new();
+        for peer in list {
+            if !only.is_empty() && peer.node_id.as_str() != only {
+                continue;
+            }
+            let id = peer.node_id.clone();
+            let link = self.node.links.status(&peer.node_id);
+            let sent_seq = link.sent_seq;
+            let (cursor, backlog, peer_cursor, quarantined) = self
+                .node
+                .db(move |conn| {
+                    let cursor = log::latest_cursor(conn, &id)?;
+                    let peer_cursor = log::peer_progress(conn, &id)?.max(sent_seq);
+                    let backlog = log::backlog(conn, &id, peer_cursor)?;
+                    let quarantined: u64 = conn.query_row(
+                        "SELECT COUNT(*) FROM quarantine WHERE origin = ?1 AND state = 'held'",
+                        [id.as_str()],
+                        |r| r.get(0),
+                    )?;
+                    Ok((cursor, backlog, peer_cursor, quarantined))
+                })
+                .await
+                .map_err(status_of)?;
+            let (peer_log_id, my_cursor, applied_total, _) = cursor.unwrap_or_default();
+            out.push(pb::PeerReplication {
+                node_id: peer.node_id.to_string(),
+                peer_log_id,
+                my_cursor,
+                peer_head: link.peer_head.max(my_cursor),
+                backlog_for_peer: backlog,
+                peer_cursor,
+                events_per_second: link.events_per_second(self.node.now_ms()),
+                last_batch_ms: link.last_batch_ms.unwrap_or(0),
+                quarantined,
+                applied_total,
+                outbound_up: link.outbound_up,
+                inbound_up: link.inbound_streams > 0,
+            });
+        }
+        if !only.is_empty() && out.is_empty() {
+            return Err(Status::not_found(format!(
+                "no peer {only}: `peer list` shows the peers"
+            )));
+        }
+        Ok(Response::new(pb::PeerStatusResponse { peers: out }))
+    }
+
+    async fn org_add(&self, request: Request<pb::Org>) -> Result<Response<pb::Org>, Status> {
+        let actor = operator(&request);
+        let org = request.into_inner();
+        let target = org.org_id.clone();
+        let org = self
+            .change(actor, "org.add", target, move |conn, ctx| {
+                Ok((members::org_add(conn, ctx, &org)?, String::new()))
+            })
+            .await?;
+        Ok(Response::new(org))
+    }
+
+    async fn org_list(
+        &self,
+        _request: Request<pb::OrgListRequest>,
+    ) -> Result<Response<pb::OrgListResponse>, Status> {
+        let orgs = self.read(|conn, _ctx| members::org_list(conn)).await?;
+        Ok(Response::new(pb::OrgListResponse { orgs }))
+    }
+
+    async fn member_add(
+        &self,
+        request: Request<pb::MemberFields>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let fields = request.into_inner();
+        let member = self
+            .change(actor, "member.add", String::new(), move |conn, ctx| {
+                let member = members::member_add(conn, ctx, &fields)?;
+                let detail = format!("member {}", member.member_id);
+                Ok((member, detail))
+            })
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn member_update(
+        &self,
+        request: Request<pb::MemberUpdateRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let update = request.into_inner();
+        let fields = update.fields.unwrap_or_default();
+        let changed = changed_fields(&fields);
+        let member = self
+            .change(
+                actor,
+                "member.update",
+                update.member_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        members::member_update(conn, ctx, &update.member_id, &fields)?,
+                        changed,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn member_show(
+        &self,
+        request: Request<pb::MemberRef>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let id = request.into_inner().member_id;
+        let member = self
+            .read(move |conn, ctx| {
+                let id = crate::core::validate::member_id(&id)?;
+                members::member_view(conn, ctx, &id)
+            })
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn member_list(
+        &self,
+        request: Request<pb::MemberListRequest>,
+    ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let list = request.into_inner();
+        let (members, total) = self
+            .read(move |conn, ctx| members::member_list(conn, ctx, &list))
+            .await?;
+        Ok(Response::new(pb::MemberListResponse { members, total }))
+    }
+
+    async fn member_import(
+        &self,
+        request: Request<pb::MemberImportRequest>,
+    ) -> Result<Response<pb::MemberImportResponse>, Status> {
+        let actor = operator(&request);
+        let import_request = request.into_inner();
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        let audit_actor = actor.clone();
+        let result = self
+            .node
+            .db(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let ctx = Ctx::new(&me, now_ms);
+                let outcome = import::import(&tx, &ctx, &import_request.csv)?;
+                if outcome.commit(import_request.skip_bad, import_request.dry_run) {
+                    audit::append(
+                        &tx,
+                        now_ms,
+                        &NewEntry {
+                            actor: &audit_actor,
+                            action: "member.import",
+                            target: "",
+                            outcome: Outcome::Ok,
+                            detail: &format!(
+                                "{} imported, {} bad rows skipped",
+                                outcome.imported, outcome.skipped
+                            ),
+                        },
+                    )?;
+                    tx.commit()?;
+                    Ok((outcome, true))
+                } else {
+                    tx.rollback()?;
+                    Ok((outcome, false))
+                }
+            })
+            .await;
+        let (outcome, committed) = match result {
+            Ok(pair) => pair,
+            Err(error) => {
+                let status = status_of(error);
+                self.node
+                    .audit(
+                        actor,
+                        "member.import",
+                        String::new(),
+                        Outcome::Refused,
+                        status.message().to_owned(),
+                    )
+                    .await;
+                return Err(status);
+            }
+        };
+        if committed {
+            self.node.events_appended();
+        }
+        Ok(Response::new(pb::MemberImportResponse {
+            imported: if committed { outcome.imported } else { 0 },
+            skipped: outcome.skipped,
+            problems: outcome
+                .problems
+                .into_iter()
+                .map(|(line, message)| pb::ImportProblem { line, message })
+                .collect(),
+        }))
+    }
+
+    async fn member_export(
+        &self,
+        request: Request<pb::MemberExportRequest>,
+    ) -> Result<Response<pb::MemberExportResponse>, Status> {
+        let actor = operator(&request);
+        let (csv, count) = self.read(import::export).await?;
+        // Exporting the roster is a disclosure of personal data: audited.
+        self.node
+            .audit(
+                actor,
+                "member.export",
+                String::new(),
+                Outcome::Ok,
+                format!("{count} members"),
+            )
+            .await;
+        Ok(Response::new(pb::MemberExportResponse {
+            csv,
+            members: count,
+        }))
+    }
+
+    async fn member_disclosures(
+        &self,
+        request: Request<pb::MemberRef>,
+    ) -> Result<Response<pb::DisclosureList>, Status> {
+        let id = request.into_inner().member_id;
+        let disclosures = self
+            .read(move |conn, _ctx| members::disclosures(conn, &id))
+            .await?;
+        Ok(Response::new(pb::DisclosureList { disclosures }))
+    }
+
+    async fn host_section_set(
+        &self,
+        request: Request<pb::HostSectionRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let member = self
+            .change(
+                actor,
+                "member.host_set",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::host_section_set(conn, ctx, &req)?, String::new())),
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn outflow_register(
+        &self,
+        request: Request<pb::OutflowRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("to {} {}", req.destination_place, req.destination_node);
+        let member = self
+            .change(
+                actor,
+                "outflow.register",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::outflow_register(conn, ctx, &req)?, detail)),
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn outflow_return(
+        &self,
+        request: Request<pb::OutflowReturnRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let member = self
+            .change(
+                actor,
+                "outflow.return",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::outflow_return(conn, ctx, &req)?, String::new())),
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn outflow_list(
+        &self,
+        request: Request<pb::OutflowListRequest>,
+    ) -> Result<Response<pb::OutflowListResponse>, Status> {
+        let req = request.into_inner();
+        let outflows = self
+            .read(move |conn, _ctx| members::outflow_list(conn, &req))
+            .await?;
+        Ok(Response::new(pb::OutflowListResponse { outflows }))
+    }
+
+    async fn contact_record(
+        &self,
+        request: Request<pb::ContactRequest>,
+    ) -> Result<Response<pb::ContactView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("channel {}", req.channel);
+        let view = self
+            .change(
+                actor,
+                "contact.record",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::contact_record(conn, ctx, &req)?, detail)),
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn contact_status(
+        &self,
+        request: Request<pb::ContactStatusRequest>,
+    ) -> Result<Response<pb::ContactStatusView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        if req.set.trim().is_empty() {
+            let view = self
+                .read(move |conn, ctx| members::contact_status(conn, ctx, &req))
+                .await?;
+            return Ok(Response::new(view));
+        }
+        let detail = format!("set {} {}", req.set, req.reason);
+        let view = self
+            .change(
+                actor,
+                "contact.status",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::contact_status(conn, ctx, &req)?, detail)),
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn activity_record(
+        &self,
+        request: Request<pb::ActivityRequest>,
+    ) -> Result<Response<pb::ActivityView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("kind {}", req.kind);
+        let view = self
+            .change(
+                actor,
+                "activity.record",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::activity_record(conn, ctx, &req)?, detail)),
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn activity_list(
+        &self,
+        request: Request<pb::ActivityListRequest>,
+    ) -> Result<Response<pb::ActivityListResponse>, Status> {
+        let req = request.into_inner();
+        let activities = self
+            .read(move |conn, _ctx| members::activity_list(conn, &req))
+            .await?;
+        Ok(Response::new(pb::ActivityListResponse { activities }))
+    }
+
+    async fn quarantine_list(
+        &self,
+        request: Request<pb::QuarantineListRequest>,
+    ) -> Result<Response<pb::QuarantineListResponse>, Status> {
+        let all = request.into_inner().include_resolved;
+        let entries = self
+            .read(move |conn, _ctx| crate::core::apply::quarantine_list(conn, all))
+            .await?;
+        Ok(Response::new(pb::QuarantineListResponse { entries }))
+    }
+
+    async fn quarantine_retry(
+        &self,
+        request: Request<pb::QuarantineRetryRequest>,
+    ) -> Result<Response<pb::QuarantineEntry>, Status> {
+        let actor = operator(&request);
+        let id = request.into_inner().id;
+        let entry = self
+            .change(
+                actor,
+                "quarantine.retry",
+                id.to_string(),
+                move |conn, ctx| {
+                    let entry = crate::core::apply::quarantine_retry(conn, ctx, id)?;
+                    let detail = format!("now {}", entry.state);
+                    Ok((entry, detail))
+                },
+            )
+            .await?;
+        Ok(Response::new(entry))
+    }
+}
+
+/// The names of the fields an update sets (never their values: the audit
+/// log holds no personal data).
+fn changed_fields(f: &pb::MemberFields) -> String {
+    let fields = [
+        ("name", f.name.is_some()),
+        ("gender", f.gender.is_some()),
+        ("birth_date", f.birth_date.is_some()),
+        ("ethnicity", f.ethnicity.is_some()),
+        ("native_place", f.native_place.is_some()),
+        ("national_id", f.national_id.is_some()),
+        ("education", f.education.is_some()),
+        ("occupation", f.occupation.is_some()),
+        ("origin", f.origin.is_some()),
+        ("party_status", f.party_status.is_some()),
+        ("joined_on", f.joined_on.is_some()),
+        ("full_member_on", f.full_member_on.is_some()),
+        ("home_branch", f.home_branch.is_some()),
+        ("phone", f.phone.is_some()),
+        ("home_address", f.home_address.is_some()),
+        ("membership_state", f.membership_state.is_some()),
+    ];
+    let set: Vec<&str> = fields
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect();
+    format!("fields: {}", set.join(","))
 }

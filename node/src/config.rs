@@ -320,3 +320,17 @@ mod tests {
         assert!(err.to_string().contains("bogus"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod deploy_example {
+    use super::*;
+
+    #[test]
+    fn deploy_example_config_parses() {
+        let text = include_str!("../../deploy/node.example.toml");
+        let config =
+            Config::parse(text, Path::new("node.toml"), Path::new("/etc/liaison")).unwrap();
+        assert_eq!(config.admin_group.as_deref(), Some("liaison-operators"));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+}

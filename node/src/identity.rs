@@ -1209,6 +1209,11 @@ pub fn describe_tls_error(e: &rustls::Error) -> String {
             CertificateError::Revoked => "client certificate revoked".into(),
             _ => e.to_string(),
         },
+        // The client refused *our* certificate: it expected another node at
+        // this address, or pinned another certificate.
+        rustls::Error::AlertReceived(alert) => format!(
+            "the client aborted the TLS handshake (alert {alert:?}): it may expect another node at this address, or a pinned certificate"
+        ),
         _ => e.to_string(),
     }
 }

@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod core;
 pub mod federation;
 pub mod identity;
 pub mod node;

@@ -53,11 +53,21 @@ pub struct Node {
     pub federation_addr: SocketAddr,
     pub links: Links,
     pub shutdown: CancellationToken,
+    /// Bumped after every commit that may have appended events, so follow
+    /// streams wake up and send them.
+    pub events: tokio::sync::watch::Sender<u64>,
+    /// Test-only protocol breaks (never set in production).
+    pub faults: crate::core::apply::Faults,
 }
 
 impl Node {
     pub fn now_ms(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// Wakes the follow streams: new events may be in the log.
+    pub fn events_appended(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Runs `f` on a blocking thread with the database connection.
@@ -132,13 +142,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         &config.tls_ca,
         &config.node_id,
     )?;
-    prepare_data_dir(&config.data_dir)?;
-    let clock = SystemClock::new();
-    let db_path = config.database_path();
-    let store = Store::open(&db_path, clock.now_ms()).map_err(|source| StartError::Database {
-        path: db_path.clone(),
-        source,
-    })?;
+    // Bind the port first: a port in use must fail before anything is
+    // created on disk.
     let listener = tokio::net::TcpListener::bind(config.federation_listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -155,7 +160,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         source,
         hint: "",
     })?;
+    prepare_data_dir(&config.data_dir)?;
     let admin_listener = crate::admin::bind(&config)?;
+    let clock = SystemClock::new();
+    let db_path = config.database_path();
+    let store = Store::open(&db_path, clock.now_ms()).map_err(|source| StartError::Database {
+        path: db_path.clone(),
+        source,
+    })?;
     let admin_socket = config.admin_socket.clone();
 
     let node = Arc::new(Node {
@@ -168,6 +180,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         federation_addr,
         links: Links::default(),
         shutdown,
+        events: tokio::sync::watch::Sender::new(0),
+        faults: crate::core::apply::Faults::default(),
     });
     node.audit(
         Actor::Node,
@@ -185,6 +199,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(crate::federation::serve(node.clone(), listener));
     tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
     tasks.spawn(crate::federation::client::supervise(node.clone()));
+    tasks.spawn(sweep_contact_status(node.clone()));
     tracing::info!(
         node = %node.node_id,
         federation = %federation_addr,
@@ -204,6 +219,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     let running = start(config, shutdown).await?;
     running.wait().await;
     Ok(())
+}
+
+/// Contact status moves with the calendar (overdue after a quarter, lost
+/// after six months): re-derive it hourly and share what changed.
+async fn sweep_contact_status(node: Arc<Node>) {
+    let period = std::time::Duration::from_secs(3600);
+    loop {
+        let me = node.node_id.clone();
+        let now_ms = node.now_ms();
+        let swept = node
+            .db(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let changed = crate::core::members::sweep_contact_status(
+                    &tx,
+                    &crate::core::Ctx::new(&me, now_ms),
+                )?;
+                tx.commit()?;
+                Ok(changed)
+            })
+            .await;
+        match swept {
+            Ok(0) => {}
+            Ok(changed) => {
+                tracing::info!(changed, "contact status sweep");
+                node.events_appended();
+            }
+            Err(error) => tracing::error!(%error, "contact status sweep failed"),
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

@@ -7,17 +7,20 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use liaison_proto::v1::federation_client::FederationClient;
-use liaison_proto::v1::{HelloRequest, PullRequest};
+use liaison_proto::v1::{HelloRequest, PullBatch, PullRequest};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use rand::Rng;
 use rustls_pki_types::ServerName;
 use tonic::transport::{Channel, Endpoint};
 
 use super::links::{ClientHandle, RemoteInfo};
+use crate::core::apply::{apply_batch, ApplyReport};
+use crate::core::{log, Ctx};
 use crate::identity::{self, NodeId};
 use crate::node::Node;
 use crate::store::audit::{Actor, Outcome};
 use crate::store::peers::{self, PeerRecord, PeerState};
+use crate::store::StoreError;
 
 /// First reconnect delay; doubles up to `limits.retry_delay_ms_max`.
 const RETRY_DELAY_MS_MIN: u64 = 250;
@@ -138,6 +141,36 @@ fn advertised_endpoint(node: &Node) -> String {
         }
         None => String::new(),
     }
+}
+
+/// Applies one batch from `origin` on a blocking thread, then wakes our
+/// own followers (applying may append events, e.g. a status re-share).
+async fn apply(
+    node: &Arc<Node>,
+    origin: &NodeId,
+    batch: PullBatch,
+) -> Result<ApplyReport, StoreError> {
+    let me = node.node_id.clone();
+    let peer = origin.clone();
+    let now_ms = node.now_ms();
+    let faults = node.faults;
+    let report = node
+        .db(move |conn| {
+            apply_batch(
+                conn,
+                &Ctx::new(&me, now_ms),
+                &peer,
+                &batch.log_id,
+                &batch.events,
+                faults,
+            )
+        })
+        .await?;
+    if report.applied > 0 || report.quarantined > 0 {
+        node.events_appended();
+    }
+    tracing::debug!(peer = %origin, applied = report.applied, skipped = report.skipped, quarantined = report.quarantined, cursor = report.cursor, "batch applied");
+    Ok(report)
 }
 
 struct SessionError {
@@ -272,9 +305,15 @@ async fn session(
         .db(move |conn| peers::touch_contact(conn, &contact_id, now_ms))
         .await;
 
+    let peer_log_id = hello.log_id.clone();
+    let cursor_peer = peer.node_id.clone();
+    let since = node
+        .db(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
+        .await
+        .map_err(|e| fail(true)(e.to_string()))?;
     let mut stream = client
         .pull(PullRequest {
-            since: 0,
+            since,
             follow: true,
             log_id: hello.log_id.clone(),
             batch_max: limits.batch_events_max,
@@ -313,10 +352,19 @@ async fn session(
                 )))
             }
             Ok(Ok(None)) => return Err(fail(true)(format!("stream from {} ended", peer.node_id))),
-            Ok(Ok(Some(_batch))) => {
+            Ok(Ok(Some(batch))) => {
+                let head_seq = batch.head_seq;
+                let applied = if batch.events.is_empty() {
+                    0
+                } else {
+                    let report = apply(node, &peer.node_id, batch).await.map_err(|e| {
+                        fail(true)(format!("cannot apply a batch from {}: {e}", peer.node_id))
+                    })?;
+                    report.applied + report.quarantined
+                };
                 let now_ms = node.now_ms();
                 node.links
-                    .update(&peer.node_id, |s| s.last_contact_ms = Some(now_ms));
+                    .update(&peer.node_id, |s| s.record_batch(now_ms, applied, head_seq));
             }
         }
     }

@@ -30,6 +30,46 @@ pub struct LinkStatus {
     /// While backing off: when the next attempt is due.
     pub next_attempt_ms: Option<Millis>,
     pub remote: Option<RemoteInfo>,
+    /// The highest seq the peer said it holds for us, from its last batch.
+    pub peer_head: u64,
+    pub last_batch_ms: Option<Millis>,
+    /// The highest seq of our log sent to the peer on its follow stream.
+    pub sent_seq: u64,
+    /// (time, events applied) of recent batches, for the apply rate.
+    pub recent_batches: std::collections::VecDeque<(Millis, u64)>,
+}
+
+/// The window over which `events_per_second` is measured.
+const RATE_WINDOW_MS: Millis = 60_000;
+
+impl LinkStatus {
+    /// Records a batch applied from this peer.
+    pub fn record_batch(&mut self, now_ms: Millis, events: u64, peer_head: u64) {
+        self.last_batch_ms = Some(now_ms);
+        self.last_contact_ms = Some(now_ms);
+        self.peer_head = peer_head;
+        if events > 0 {
+            self.recent_batches.push_back((now_ms, events));
+        }
+        while let Some((t, _)) = self.recent_batches.front() {
+            if now_ms - t > RATE_WINDOW_MS || self.recent_batches.len() > 10_000 {
+                self.recent_batches.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Events applied per second over the last minute.
+    pub fn events_per_second(&self, now_ms: Millis) -> f64 {
+        let events: u64 = self
+            .recent_batches
+            .iter()
+            .filter(|(t, _)| now_ms - t <= RATE_WINDOW_MS)
+            .map(|(_, n)| n)
+            .sum();
+        events as f64 / (RATE_WINDOW_MS as f64 / 1000.0)
+    }
 }
 
 /// The pull task of one peer, and its two switches.

@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{ConnInfo, RefusalLimiter};
+use crate::core::log;
 use crate::node::Node;
 use crate::store::audit::{Actor, Outcome};
 use crate::store::peers::{self, PeerRecord, PeerState};
@@ -159,21 +160,87 @@ impl Federation for FederationService {
         let pull = request.into_inner();
         let node = self.node.clone();
         let peer_id = info.node_id.clone();
+        let log_id = node
+            .store
+            .log_id()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        // A cursor into another log (ours before a restore) means nothing
+        // here: start from the beginning (DESIGN §2).
+        let since = if pull.log_id == log_id { pull.since } else { 0 };
+        let now_ms = node.now_ms();
+        let progress_id = peer_id.clone();
+        node.db(move |conn| log::record_peer_progress(conn, &progress_id, since, now_ms))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         let (follow_id, ended) = node.links.begin_follow(&peer_id);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let heartbeat = Duration::from_millis(node.config.limits.heartbeat_ms.max(100));
+        let limits = &node.config.limits;
+        let batch_max = match pull.batch_max {
+            0 => limits.batch_events_max,
+            n => n.min(limits.batch_events_max),
+        };
+        let bytes_max = limits.message_bytes_max / 2;
+        let heartbeat = Duration::from_millis(limits.heartbeat_ms.max(100));
         tokio::spawn(async move {
-            let log_id = node.store.log_id().unwrap_or_default();
-            tracing::debug!(peer = %peer_id, since = pull.since, follow = pull.follow, "pull started");
+            tracing::debug!(peer = %peer_id, since, follow = pull.follow, "pull started");
+            let mut since = since;
+            let mut appended = node.events.subscribe();
+            let mut last_sent: Option<tokio::time::Instant> = None;
             loop {
-                let batch = PullBatch {
-                    log_id: log_id.clone(),
-                    events: Vec::new(),
-                    head_seq: 0,
+                appended.borrow_and_update();
+                let audience = peer_id.clone();
+                let read = node
+                    .db(move |conn| {
+                        let mut events = log::read_batch(conn, &audience, since, batch_max)?;
+                        // Bound the message by bytes too: at least one event per batch.
+                        let mut bytes = 0usize;
+                        let keep = events
+                            .iter()
+                            .take_while(|e| {
+                                bytes += e.payload.len() + e.entity.len() + 32;
+                                bytes <= bytes_max
+                            })
+                            .count()
+                            .max(1);
+                        events.truncate(keep);
+                        Ok((events, log::head_seq(conn, &audience)?))
+                    })
+                    .await;
+                let (events, head_seq) = match read {
+                    Ok(read) => read,
+                    Err(error) => {
+                        tracing::error!(%error, peer = %peer_id, "cannot read the change log");
+                        let _ = tx
+                            .send(Err(Status::internal("cannot read the change log")))
+                            .await;
+                        break;
+                    }
                 };
-                if tx.send(Ok(batch)).await.is_err() || !pull.follow {
+                let caught_up = events.is_empty();
+                if let Some(last) = events.last() {
+                    since = last.seq;
+                }
+                let heartbeat_due = last_sent.is_none_or(|t| t.elapsed() >= heartbeat);
+                if !caught_up || heartbeat_due {
+                    let batch = PullBatch {
+                        log_id: log_id.clone(),
+                        events,
+                        head_seq,
+                    };
+                    if tx.send(Ok(batch)).await.is_err() {
+                        break;
+                    }
+                    last_sent = Some(tokio::time::Instant::now());
+                    node.links.update(&peer_id, |s| s.sent_seq = since);
+                }
+                if !caught_up {
+                    continue;
+                }
+                if !pull.follow {
                     break;
                 }
+                let next_heartbeat =
+                    last_sent.unwrap_or_else(tokio::time::Instant::now) + heartbeat;
                 tokio::select! {
                     _ = ended.cancelled() => {
                         let _ = tx.try_send(Err(Status::aborted(
@@ -183,7 +250,8 @@ impl Federation for FederationService {
                     }
                     _ = node.shutdown.cancelled() => break,
                     _ = tx.closed() => break,
-                    _ = tokio::time::sleep(heartbeat) => {}
+                    _ = appended.changed() => {}
+                    _ = tokio::time::sleep_until(next_heartbeat) => {}
                 }
             }
             node.links.end_follow(&peer_id, follow_id);

@@ -33,7 +33,10 @@ pub enum StoreError {
 
 /// The ordered schema migrations. Append only: never edit a released one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("schema/0001_node.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("schema/0001_node.sql")),
+        M::up(include_str!("schema/0002_registry.sql")),
+    ])
 }
 
 /// One database file with its single write connection.

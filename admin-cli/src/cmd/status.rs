@@ -1,0 +1,54 @@
+//! `liaisonctl status`: the node's id, version, uptime, database and peers.
+
+use liaison_proto::v1 as pb;
+use liaisonctl::output::{self, json_line, Format};
+use serde_json::json;
+
+use super::{Admin, Failure};
+
+pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
+    let s = admin.status(pb::StatusRequest {}).await?.into_inner();
+    match format {
+        Format::Json => json_line(
+            "status",
+            json!({
+                "node_id": s.node_id, "display_name": s.display_name, "federation": s.federation,
+                "software_version": s.software_version, "protocol_version": s.protocol_version,
+                "uptime_seconds": s.uptime_seconds, "database_path": s.database_path,
+                "database_bytes": s.database_bytes, "peers_up": s.peers_up, "peers_total": s.peers_total,
+                "federation_addr": s.federation_addr, "log_id": s.log_id,
+            }),
+        ),
+        Format::Table => output::print_out(&format!(
+            "node        {} ({})\nfederation  {}\nversion     {} (protocol {})\nuptime      {}\nlistening   {}\ndatabase    {} ({})\nlog id      {}\npeers       {} up of {}\n",
+            s.node_id, s.display_name, s.federation, s.software_version, s.protocol_version,
+            duration(s.uptime_seconds), s.federation_addr, s.database_path, bytes(s.database_bytes),
+            s.log_id, s.peers_up, s.peers_total
+        )),
+    }
+    Ok(())
+}
+
+fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86400,
+        seconds / 3600 % 24,
+        seconds / 60 % 60,
+        seconds % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,417 @@
+//! Applying a batch of a peer's events (DESIGN §4).
+//!
+//! The batch and the cursor move in one transaction, and the cursor guards
+//! it: events at or below it are skipped, and it never moves back. So a
+//! batch applies exactly once, in origin order, across crashes, restarts,
+//! duplicates and an old stream still draining. Each event is checked
+//! against the authority of the record it carries; one that can never be
+//! valid is quarantined with its reason, audited, and passed over, so one
+//! bad event never blocks a peer.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::{log, members, Ctx};
+use crate::identity::NodeId;
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
+use crate::store::StoreError;
+
+/// What became of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub applied: u64,
+    pub skipped: u64,
+    pub quarantined: u64,
+    /// The cursor after the batch.
+    pub cursor: u64,
+}
+
+/// Why one event was not applied.
+#[derive(Debug)]
+pub enum Rejection {
+    /// It can never be valid: quarantine it and move on.
+    Invalid(String),
+    /// Storage failed: abort the batch, cursor unmoved.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        Rejection::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for Rejection {
+    fn from(e: rusqlite::Error) -> Self {
+        Rejection::Store(e.into())
+    }
+}
+
+/// Test-only switches that break the protocol on purpose, so the tests and
+/// the simulator can show that their checks catch each break.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Skip the authority checks: apply whatever a peer sends.
+    pub skip_authority: bool,
+}
+
+/// Applies `events` from `origin`'s log `log_id` in one IMMEDIATE transaction.
+pub fn apply_batch(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    log_id: &str,
+    events: &[pb::Event],
+    faults: Faults,
+) -> Result<ApplyReport, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut report = ApplyReport {
+        cursor: log::cursor(&tx, origin, log_id)?,
+        ..ApplyReport::default()
+    };
+    for event in events {
+        if event.seq <= report.cursor {
+            report.skipped += 1;
+            continue;
+        }
+        match apply_event(&tx, ctx, origin, event, faults) {
+            Ok(()) => report.applied += 1,
+            Err(Rejection::Invalid(reason)) => {
+                quarantine(&tx, ctx, origin, log_id, event, &reason)?;
+                report.quarantined += 1;
+            }
+            Err(Rejection::Store(error)) => return Err(error),
+        }
+        report.cursor = event.seq;
+    }
+    log::advance_cursor(
+        &tx,
+        origin,
+        log_id,
+        report.cursor,
+        report.applied,
+        ctx.now_ms,
+    )?;
+    tx.commit()?;
+    Ok(report)
+}
+
+fn quarantine(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+    reason: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO quarantine (origin, log_id, seq, kind, entity, payload, reason, state, received_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8)",
+    )?
+    .execute(params![
+        origin.as_str(),
+        log_id,
+        event.seq,
+        event.kind,
+        event.entity,
+        event.payload,
+        reason,
+        ctx.now_ms
+    ])?;
+    let id = conn.last_insert_rowid();
+    tracing::warn!(peer = %origin, seq = event.seq, kind = %log::kind_name(event.kind), entity = %event.entity, reason, "event quarantined");
+    audit::append(
+        conn,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Peer(origin.to_string()),
+            action: "replication.quarantine",
+            target: &event.entity,
+            outcome: Outcome::Refused,
+            detail: &format!(
+                "quarantine {id}: {} event seq {}: {reason}",
+                log::kind_name(event.kind),
+                event.seq
+            ),
+        },
+    )?;
+    Ok(())
+}
+
+fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
+    M::decode(event.payload.as_slice()).map_err(|e| {
+        Rejection::Invalid(format!(
+            "malformed {} payload: {e}",
+            log::kind_name(event.kind)
+        ))
+    })
+}
+
+/// Applies one event, or says why it can never be valid.
+pub fn apply_event(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    event: &pb::Event,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let kind = EventKind::try_from(event.kind)
+        .map_err(|_| Rejection::Invalid(format!("unknown event kind {}", event.kind)))?;
+    match kind {
+        EventKind::HomeSection => {
+            let section: pb::HomeSection = decode(event)?;
+            if section.member_id != event.entity {
+                return Err(Rejection::Invalid(
+                    "payload names another member than the event".into(),
+                ));
+            }
+            apply_home_section(conn, ctx, origin, &section, faults)
+        }
+        EventKind::Unshare => {
+            let unshare: pb::Unshare = decode(event)?;
+            let Some(copy) = members::load_copy(conn, &unshare.member_id)? else {
+                return Ok(());
+            };
+            if copy.owner != origin.as_str() && !faults.skip_authority {
+                return Err(Rejection::Invalid(format!(
+                    "{origin} may not unshare member {}: its copy here is owned by {}",
+                    unshare.member_id, copy.owner
+                )));
+            }
+            members::delete_copy(conn, &unshare.member_id)?;
+            Ok(())
+        }
+        EventKind::HostSection => {
+            let section: pb::HostSection = decode(event)?;
+            check_host_record(
+                conn,
+                ctx,
+                origin,
+                &section.member_id,
+                &section.author,
+                faults,
+            )?;
+            let current = members::host_section(conn, &section.member_id, &section.author)?;
+            let incoming = section.version.unwrap_or_default();
+            let newer = current.is_none_or(|c| {
+                (incoming.generation, incoming.counter) > (c.generation, c.counter)
+            });
+            if newer {
+                members::save_host_section(conn, &section, ctx.now_ms)?;
+            }
+            Ok(())
+        }
+        EventKind::Contact => {
+            let contact: pb::ContactEvent = decode(event)?;
+            check_host_record(
+                conn,
+                ctx,
+                origin,
+                &contact.member_id,
+                &contact.author,
+                faults,
+            )?;
+            if members::save_contact(conn, &contact, ctx.now_ms)? {
+                members::refresh_contact_status(conn, ctx, &contact.member_id)?;
+            }
+            Ok(())
+        }
+        EventKind::Activity => {
+            let activity: pb::ActivityRecord = decode(event)?;
+            check_host_record(
+                conn,
+                ctx,
+                origin,
+                &activity.member_id,
+                &activity.author,
+                faults,
+            )?;
+            members::save_activity(conn, &activity, ctx.now_ms)?;
+            Ok(())
+        }
+        EventKind::Unspecified => Err(Rejection::Invalid("event kind unspecified".into())),
+    }
+}
+
+/// A home section is authored by the member's owner, which must be the
+/// event's origin, and may never overwrite a member this node owns.
+fn apply_home_section(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    section: &pb::HomeSection,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let Some(version) = section.version else {
+        return Err(Rejection::Invalid("home section without a version".into()));
+    };
+    if !faults.skip_authority {
+        if section.owner != origin.as_str() {
+            return Err(Rejection::Invalid(format!(
+                "home section of member {} names owner `{}` but was sent by {origin}",
+                section.member_id, section.owner
+            )));
+        }
+        if let Some(home) = members::load_home(conn, &section.member_id)? {
+            return Err(Rejection::Invalid(format!(
+                "{origin} may not write the home section of member {} ({}), which is owned by {}",
+                section.member_id, home.name, home.owner
+            )));
+        }
+    } else if members::load_home(conn, &section.member_id)?.is_some() {
+        // The broken variant: overwrite the owned record as if authorized.
+        conn.execute(
+            "UPDATE members SET name = ?2 WHERE member_id = ?1",
+            params![section.member_id, section.name],
+        )?;
+        return Ok(());
+    }
+    if let Some(copy) = members::load_copy(conn, &section.member_id)? {
+        let held = copy.version.unwrap_or_default();
+        if held.generation > version.generation {
+            // A newer owner already shared it: keep the higher generation.
+            return Ok(());
+        }
+        if held.generation == version.generation && copy.owner != section.owner {
+            return Err(Rejection::Invalid(format!(
+                "{origin} and {} both claim generation {} of member {}",
+                copy.owner, version.generation, section.member_id
+            )));
+        }
+        if (held.generation, held.counter) >= (version.generation, version.counter) {
+            return Ok(());
+        }
+    }
+    members::save_copy(conn, section, ctx.now_ms)?;
+    Ok(())
+}
+
+/// Host sections, contact events and activities about a member go to the
+/// member's owner, from a node that is or was its host, authored by it.
+fn check_host_record(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    member_id: &str,
+    author: &str,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    if faults.skip_authority {
+        return Ok(());
+    }
+    if author != origin.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "record about member {member_id} names author `{author}` but was sent by {origin}"
+        )));
+    }
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "member {member_id} is not known here: {origin} sent a record about a member this node does not own"
+        )));
+    };
+    if home.owner != ctx.me.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "member {member_id} is owned by {}, not this node",
+            home.owner
+        )));
+    }
+    if !members::is_or_was_host(conn, member_id, origin)? {
+        return Err(Rejection::Invalid(format!(
+            "{origin} is not a host of member {member_id}: no outflow registration of the member names it"
+        )));
+    }
+    Ok(())
+}
+
+fn read_quarantine(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::QuarantineEntry> {
+    Ok(pb::QuarantineEntry {
+        id: r.get(0)?,
+        origin: r.get(1)?,
+        seq: r.get(2)?,
+        kind: log::kind_name(r.get(3)?),
+        entity: r.get(4)?,
+        reason: r.get(5)?,
+        received_at_ms: r.get(6)?,
+        state: r.get(7)?,
+    })
+}
+
+const QUARANTINE_COLUMNS: &str = "id, origin, seq, kind, entity, reason, received_at_ms, state";
+
+pub fn quarantine_list(
+    conn: &Connection,
+    include_resolved: bool,
+) -> Result<Vec<pb::QuarantineEntry>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE ?1 OR state = 'held' ORDER BY id"
+    ))?;
+    let list = stmt
+        .query_map([include_resolved], read_quarantine)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(list)
+}
+
+/// Checks a quarantined event again (after an operator fixed what it
+/// lacked, or after an upgrade). Applied: it leaves the quarantine; still
+/// invalid: it stays, with the new reason. The cursor is not touched.
+pub fn quarantine_retry(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    id: u64,
+) -> Result<pb::QuarantineEntry, StoreError> {
+    let row: Option<(String, u64, i32, String, Vec<u8>, String)> =
+        rusqlite::OptionalExtension::optional(conn.query_row(
+            "SELECT origin, seq, kind, entity, payload, state FROM quarantine WHERE id = ?1",
+            [id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        ))?;
+    let Some((origin, seq, kind, entity, payload, state)) = row else {
+        return Err(StoreError::NotFound(format!(
+            "no quarantined event {id}: `quarantine list` shows them"
+        )));
+    };
+    if state != "held" {
+        return Err(StoreError::Conflict(format!(
+            "quarantined event {id} is already {state}"
+        )));
+    }
+    let origin = NodeId::parse(&origin).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let event = pb::Event {
+        seq,
+        kind,
+        entity,
+        payload,
+        created_at_ms: 0,
+    };
+    match apply_event(conn, ctx, &origin, &event, Faults::default()) {
+        Ok(()) => {
+            conn.execute(
+                "UPDATE quarantine SET state = 'applied', retried_at_ms = ?2 WHERE id = ?1",
+                params![id, ctx.now_ms],
+            )?;
+        }
+        Err(Rejection::Invalid(reason)) => {
+            conn.execute(
+                "UPDATE quarantine SET reason = ?2, retried_at_ms = ?3 WHERE id = ?1",
+                params![id, reason, ctx.now_ms],
+            )?;
+        }
+        Err(Rejection::Store(e)) => return Err(e),
+    }
+    Ok(conn.query_row(
+        &format!("SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE id = ?1"),
+        [id],
+        read_quarantine,
+    )?)
+}

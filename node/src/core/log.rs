@@ -1,0 +1,202 @@
+//! The change log (DESIGN §4): appending events for an audience in the same
+//! transaction as the change, compacting superseded snapshots, reading
+//! batches for a puller, and the cursors that make apply exactly-once.
+
+use liaison_proto::v1::{Event, EventKind};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::clock::Millis;
+use crate::identity::NodeId;
+use crate::store::StoreError;
+
+/// Whether a kind is a snapshot of a record: a later snapshot, or an
+/// Unshare, of the same record for the same audience makes it obsolete.
+fn is_snapshot(kind: EventKind) -> bool {
+    matches!(kind, EventKind::HomeSection | EventKind::HostSection)
+}
+
+/// Appends one event for `audience`. Must run inside the transaction of the
+/// change it carries. Snapshots of `entity` already queued for `audience`
+/// that this one supersedes are deleted (a puller never needs them).
+pub fn append(
+    conn: &Connection,
+    audience: &NodeId,
+    kind: EventKind,
+    entity: &str,
+    payload: &[u8],
+    now_ms: Millis,
+) -> Result<u64, StoreError> {
+    if is_snapshot(kind) || kind == EventKind::Unshare {
+        let superseded: &[i32] = match kind {
+            EventKind::HomeSection | EventKind::Unshare => {
+                &[EventKind::HomeSection as i32, EventKind::Unshare as i32]
+            }
+            _ => &[kind as i32],
+        };
+        for old_kind in superseded {
+            conn.prepare_cached(
+                "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3",
+            )?
+            .execute(params![audience.as_str(), entity, old_kind])?;
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![audience.as_str(), kind as i32, entity, payload, now_ms])?;
+    Ok(conn.last_insert_rowid() as u64)
+}
+
+/// Deletes the home-section snapshots of `entity` still queued for
+/// `audience` (on Unshare and at the end of a basis).
+pub fn drop_queued_home_sections(
+    conn: &Connection,
+    audience: &NodeId,
+    entity: &str,
+) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3")?
+        .execute(params![
+            audience.as_str(),
+            entity,
+            EventKind::HomeSection as i32
+        ])?)
+}
+
+/// Up to `limit` events for `audience` after `since`, in order.
+pub fn read_batch(
+    conn: &Connection,
+    audience: &NodeId,
+    since: u64,
+    limit: u32,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, kind, entity, payload, created_at_ms FROM events
+         WHERE audience = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let events = stmt
+        .query_map(params![audience.as_str(), since, limit], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                kind: r.get(1)?,
+                entity: r.get(2)?,
+                payload: r.get(3)?,
+                created_at_ms: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(events)
+}
+
+/// The highest seq held for `audience` (0 if none).
+pub fn head_seq(conn: &Connection, audience: &NodeId) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE audience = ?1")?
+        .query_row([audience.as_str()], |r| r.get(0))?)
+}
+
+/// How many events are held for `audience` after `since`.
+pub fn backlog(conn: &Connection, audience: &NodeId, since: u64) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM events WHERE audience = ?1 AND seq > ?2")?
+        .query_row(params![audience.as_str(), since], |r| r.get(0))?)
+}
+
+/// How far this node applied `peer`'s log `log_id` (0 if never).
+pub fn cursor(conn: &Connection, peer: &NodeId, log_id: &str) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM cursors WHERE peer = ?1 AND log_id = ?2")?
+        .query_row(params![peer.as_str(), log_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Moves the cursor forward, never back.
+pub fn advance_cursor(
+    conn: &Connection,
+    peer: &NodeId,
+    log_id: &str,
+    seq: u64,
+    applied: u64,
+    now_ms: Millis,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO cursors (peer, log_id, seq, applied_total, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (peer, log_id) DO UPDATE SET seq = MAX(seq, excluded.seq),
+             applied_total = applied_total + excluded.applied_total, updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![peer.as_str(), log_id, seq, applied, now_ms])?;
+    Ok(())
+}
+
+/// The peer's latest log id we hold a cursor for, with the cursor.
+pub fn latest_cursor(
+    conn: &Connection,
+    peer: &NodeId,
+) -> Result<Option<(String, u64, u64, Millis)>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT log_id, seq, applied_total, updated_at_ms FROM cursors WHERE peer = ?1
+             ORDER BY updated_at_ms DESC LIMIT 1",
+            [peer.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?)
+}
+
+/// Records what `peer` asked for in its latest Pull.
+pub fn record_peer_progress(
+    conn: &Connection,
+    peer: &NodeId,
+    since: u64,
+    now_ms: Millis,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO peer_progress (peer, since, updated_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (peer) DO UPDATE SET since = excluded.since, updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![peer.as_str(), since, now_ms])?;
+    Ok(())
+}
+
+pub fn peer_progress(conn: &Connection, peer: &NodeId) -> Result<u64, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT since FROM peer_progress WHERE peer = ?1",
+            [peer.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Records a disclosure: what went to `peer`, on which basis; no values.
+#[allow(clippy::too_many_arguments)]
+pub fn disclose(
+    conn: &Connection,
+    peer: &NodeId,
+    record_kind: &str,
+    record_id: &str,
+    fields: &str,
+    generation: u64,
+    counter: u64,
+    basis: &str,
+    now_ms: Millis,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO disclosures (peer, record_kind, record_id, fields, generation, counter, basis, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![peer.as_str(), record_kind, record_id, fields, generation, counter, basis, now_ms])?;
+    Ok(())
+}
+
+pub fn kind_name(kind: i32) -> String {
+    EventKind::try_from(kind)
+        .map(|k| {
+            k.as_str_name()
+                .trim_start_matches("EVENT_KIND_")
+                .to_lowercase()
+        })
+        .unwrap_or_else(|_| format!("unknown({kind})"))
+}

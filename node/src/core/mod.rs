@@ -1,0 +1,61 @@
+//! The protocol core: records, authority, the change log and apply.
+//!
+//! Architecture invariant: plain synchronous code over a SQLite connection
+//! (the caller holds the transaction) and an injected time, [`Ctx`]. It
+//! knows nothing of tokio, tonic, TLS or connections, so the same code runs
+//! in the node and in a deterministic simulator (DESIGN §4).
+
+pub mod apply;
+pub mod import;
+pub mod log;
+pub mod members;
+pub mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{FixedOffset, NaiveDate};
+use rand::RngCore;
+
+use crate::clock::Millis;
+use crate::identity::NodeId;
+
+/// China Standard Time: the dates people type and read (birth dates,
+/// departures, contacts) are Beijing dates.
+pub fn china_time() -> FixedOffset {
+    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// Who is acting and when: everything the core needs from outside.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub me: &'a NodeId,
+    pub now_ms: Millis,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(me: &'a NodeId, now_ms: Millis) -> Ctx<'a> {
+        Ctx { me, now_ms }
+    }
+
+    pub fn local_now(&self) -> chrono::DateTime<FixedOffset> {
+        chrono::DateTime::from_timestamp_millis(self.now_ms)
+            .unwrap_or_default()
+            .with_timezone(&china_time())
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.local_now().date_naive()
+    }
+
+    /// A new record id: UUIDv7 on this context's clock, so ids sort by
+    /// creation time and inserts stay sequential.
+    pub fn new_id(&self) -> String {
+        let mut random = [0u8; 10];
+        rand::rng().fill_bytes(&mut random);
+        let millis = self.now_ms.max(0) as u64;
+        uuid::Builder::from_unix_timestamp_millis(millis, &random)
+            .into_uuid()
+            .to_string()
+    }
+}

@@ -1,0 +1,588 @@
+//! The core driven by hand: two or three in-memory nodes, batches moved
+//! between them explicitly, no network.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+use rusqlite::TransactionBehavior;
+
+use super::apply::{apply_batch, Faults};
+use super::{log, members, Ctx};
+use crate::identity::NodeId;
+use crate::store::peers::{self, PeerRecord, PeerState};
+use crate::store::{Store, StoreError};
+
+/// 2026-11-25T08:00:00Z.
+const T0: i64 = 1_795_593_600_000;
+
+struct TestNode {
+    id: NodeId,
+    store: Store,
+    now_ms: i64,
+}
+
+impl TestNode {
+    fn new(id: &str) -> TestNode {
+        TestNode {
+            id: NodeId::parse(id).unwrap(),
+            store: Store::open_in_memory(T0).unwrap(),
+            now_ms: T0,
+        }
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.
+    fn tx<R>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &Ctx<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.store.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let r = f(&tx, &Ctx::new(&self.id, self.now_ms))?;
+            tx.commit()?;
+            Ok(r)
+        })
+    }
+
+    fn add_peer(&self, id: &str, serves: &[&str]) {
+        self.tx(|conn, ctx| {
+            peers::add(
+                conn,
+                &PeerRecord {
+                    node_id: NodeId::parse(id).unwrap(),
+                    display_name: id.into(),
+                    endpoint: "https://127.0.0.1:1".into(),
+                    fingerprint: None,
+                    state: PeerState::Active,
+                    serves: serves.iter().map(|s| s.to_string()).collect(),
+                    added_at_ms: ctx.now_ms,
+                    last_contact_ms: None,
+                },
+                ctx.now_ms,
+            )
+        })
+        .unwrap();
+    }
+
+    /// Everything `self` holds for `to` after `to`'s cursor, applied at `to`.
+    fn deliver(&self, to: &TestNode) -> super::apply::ApplyReport {
+        let log_id = self.store.log_id().unwrap();
+        let since = to
+            .store
+            .with(|c| log::cursor(c, &self.id, &log_id))
+            .unwrap();
+        let events = self
+            .store
+            .with(|c| log::read_batch(c, &to.id, since, 10_000))
+            .unwrap();
+        to.apply(&self.id, &log_id, &events)
+    }
+
+    fn apply(
+        &self,
+        origin: &NodeId,
+        log_id: &str,
+        events: &[pb::Event],
+    ) -> super::apply::ApplyReport {
+        self.store
+            .with(|c| {
+                apply_batch(
+                    c,
+                    &Ctx::new(&self.id, self.now_ms),
+                    origin,
+                    log_id,
+                    events,
+                    Faults::default(),
+                )
+            })
+            .unwrap()
+    }
+
+    fn view(&self, member_id: &str) -> Result<pb::Member, StoreError> {
+        self.tx(|c, ctx| members::member_view(c, ctx, member_id))
+    }
+}
+
+fn some(s: &str) -> Option<String> {
+    Some(s.to_owned())
+}
+
+fn member_fields(name: &str) -> pb::MemberFields {
+    pb::MemberFields {
+        name: some(name),
+        gender: some("男"),
+        birth_date: some("1990-05-17"),
+        national_id: some("620801199005170014"),
+        party_status: some("正式"),
+        joined_on: some("2012-07-01"),
+        home_branch: some("b1"),
+        phone: some("13800000000"),
+        home_address: some("平凉市崆峒区"),
+        native_place: some("甘肃平凉"),
+        ..pb::MemberFields::default()
+    }
+}
+
+/// Pingliang (home) with Lanzhou (serves 6201) and Xi'an (serves 6101) as peers,
+/// one member away to Lanzhou.
+fn federation() -> (TestNode, TestNode, TestNode, String) {
+    let pingliang = TestNode::new("pingliang");
+    let lanzhou = TestNode::new("lanzhou");
+    let xian = TestNode::new("xian");
+    pingliang.add_peer("lanzhou", &["6201"]);
+    pingliang.add_peer("xian", &["6101"]);
+    lanzhou.add_peer("pingliang", &[]);
+    xian.add_peer("pingliang", &[]);
+    let id = pingliang
+        .tx(|c, ctx| {
+            members::org_add(
+                c,
+                ctx,
+                &pb::Org {
+                    org_id: "b1".into(),
+                    name: "崆峒区第一支部".into(),
+                    level: "branch".into(),
+                    contact_person: "王书记".into(),
+                    phone: "09338000000".into(),
+                    ..pb::Org::default()
+                },
+            )?;
+            let member = members::member_add(c, ctx, &member_fields("张三"))?;
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: member.member_id.clone(),
+                    destination_place: "620102".into(),
+                    departed_on: "2026-07-01".into(),
+                    certificate_no: "PL-2026-001".into(),
+                    ..pb::OutflowRequest::default()
+                },
+            )?;
+            Ok(member.member_id)
+        })
+        .unwrap();
+    (pingliang, lanzhou, xian, id)
+}
+
+#[test]
+fn home_section_reaches_the_destination_host_only_with_shared_fields() {
+    let (pingliang, lanzhou, xian, id) = federation();
+    let report = pingliang.deliver(&lanzhou);
+    assert_eq!(report.applied, 1, "one compacted snapshot: {report:?}");
+    assert_eq!(pingliang.deliver(&xian).applied, 0);
+    let copy = lanzhou.view(&id).unwrap();
+    assert!(!copy.owned);
+    assert_eq!(copy.owner, "pingliang");
+    assert_eq!(copy.name, "张三");
+    assert_eq!(copy.birth_year, 1990);
+    assert_eq!(copy.home_branch_name, "崆峒区第一支部");
+    assert!(
+        copy.national_id.is_empty() && copy.birth_date.is_empty() && copy.home_address.is_empty()
+    );
+    assert!(copy.native_place.is_empty());
+    assert!(xian.view(&id).is_err());
+    // The disclosure is recorded with its basis, the outflow registration.
+    let disclosures = pingliang.tx(|c, _| members::disclosures(c, &id)).unwrap();
+    assert!(disclosures
+        .iter()
+        .all(|d| d.peer == "lanzhou" && !d.basis.is_empty()));
+    assert!(!disclosures.is_empty());
+}
+
+#[test]
+fn updates_replace_the_copy_and_a_duplicate_batch_changes_nothing() {
+    let (pingliang, lanzhou, _xian, id) = federation();
+    let log_id = pingliang.store.log_id().unwrap();
+    let first = pingliang
+        .store
+        .with(|c| log::read_batch(c, &lanzhou.id, 0, 100))
+        .unwrap();
+    lanzhou.apply(&pingliang.id, &log_id, &first);
+    pingliang
+        .tx(|c, ctx| {
+            members::member_update(
+                c,
+                ctx,
+                &id,
+                &pb::MemberFields {
+                    phone: some("13900000000"),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    let report = pingliang.deliver(&lanzhou);
+    assert_eq!(report.applied, 1);
+    assert_eq!(lanzhou.view(&id).unwrap().phone, "13900000000");
+    // The first batch again: below the cursor, skipped whole.
+    let again = lanzhou.apply(&pingliang.id, &log_id, &first);
+    assert_eq!((again.applied, again.skipped), (0, first.len() as u64));
+    assert_eq!(lanzhou.view(&id).unwrap().phone, "13900000000");
+}
+
+#[test]
+fn host_records_flow_back_to_the_owner() {
+    let (pingliang, lanzhou, _xian, id) = federation();
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| {
+            members::host_section_set(
+                c,
+                ctx,
+                &pb::HostSectionRequest {
+                    member_id: id.clone(),
+                    host_branch: some("兰州建筑业流动党员支部"),
+                    employer: some("兰州某建筑公司"),
+                    industry: some("construction"),
+                    reported_on: some("2026-03-10"),
+                    ..Default::default()
+                },
+            )?;
+            members::contact_record(
+                c,
+                ctx,
+                &pb::ContactRequest {
+                    member_id: id.clone(),
+                    channel: "org_life".into(),
+                    at: "2026-11-20".into(),
+                    ..Default::default()
+                },
+            )?;
+            members::activity_record(
+                c,
+                ctx,
+                &pb::ActivityRequest {
+                    member_id: id.clone(),
+                    kind: "主题党日".into(),
+                    date: "2026-11-20".into(),
+                    hours: 2.0,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    let report = lanzhou.deliver(&pingliang);
+    assert_eq!((report.applied, report.quarantined), (3, 0), "{report:?}");
+    let home = pingliang.view(&id).unwrap();
+    assert!(home.owned);
+    assert_eq!(home.host_sections.len(), 1);
+    assert_eq!(home.host_sections[0].employer, "兰州某建筑公司");
+    assert_eq!(home.last_contact, "2026-11-20T00:00:00");
+    assert_eq!(home.lost_since, "2026-11-20");
+    assert_eq!(home.contact_status, "in_contact");
+}
+
+#[test]
+fn a_host_writing_the_home_section_is_quarantined_and_changes_nothing() {
+    let (pingliang, lanzhou, _xian, id) = federation();
+    pingliang.deliver(&lanzhou);
+    let forged = pb::HomeSection {
+        member_id: id.clone(),
+        version: Some(pb::Version {
+            generation: 9,
+            counter: 9,
+        }),
+        owner: "lanzhou".into(),
+        name: "李四".into(),
+        ..Default::default()
+    };
+    let event = pb::Event {
+        seq: 1,
+        kind: EventKind::HomeSection as i32,
+        entity: id.clone(),
+        payload: forged.encode_to_vec(),
+        created_at_ms: T0,
+    };
+    let report = pingliang.apply(&lanzhou.id, "lanzhou-log", &[event]);
+    assert_eq!(
+        (report.applied, report.quarantined, report.cursor),
+        (0, 1, 1)
+    );
+    assert_eq!(pingliang.view(&id).unwrap().name, "张三");
+    let held = pingliang
+        .tx(|c, _| super::apply::quarantine_list(c, false))
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(
+        held[0].reason.contains("may not write the home section"),
+        "{}",
+        held[0].reason
+    );
+    let audit = pingliang
+        .store
+        .with(|c| crate::store::audit::list(c, 0, 100))
+        .unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.action == "replication.quarantine" && e.actor == "peer:lanzhou"));
+}
+
+#[test]
+fn a_record_from_a_node_that_is_not_the_host_is_quarantined() {
+    let (pingliang, _lanzhou, xian, id) = federation();
+    let contact = pb::ContactEvent {
+        contact_id: "c1".into(),
+        member_id: id.clone(),
+        author: "xian".into(),
+        at: "2026-11-01T00:00:00".into(),
+        channel: "visit".into(),
+        ..Default::default()
+    };
+    let event = pb::Event {
+        seq: 7,
+        kind: EventKind::Contact as i32,
+        entity: id,
+        payload: contact.encode_to_vec(),
+        created_at_ms: T0,
+    };
+    let report = pingliang.apply(&xian.id, "xian-log", &[event]);
+    assert_eq!(report.quarantined, 1);
+}
+
+#[test]
+fn returning_home_unshares_and_drops_queued_shares() {
+    let (pingliang, lanzhou, _xian, id) = federation();
+    pingliang.deliver(&lanzhou);
+    assert!(lanzhou.view(&id).is_ok());
+    pingliang
+        .tx(|c, ctx| {
+            members::member_update(
+                c,
+                ctx,
+                &id,
+                &pb::MemberFields {
+                    phone: some("13700000000"),
+                    ..Default::default()
+                },
+            )?;
+            members::outflow_return(
+                c,
+                ctx,
+                &pb::OutflowReturnRequest {
+                    member_id: id.clone(),
+                    returned_on: String::new(),
+                },
+            )
+        })
+        .unwrap();
+    let queued = pingliang
+        .store
+        .with(|c| log::read_batch(c, &lanzhou.id, 0, 100))
+        .unwrap();
+    assert!(
+        queued
+            .iter()
+            .all(|e| e.kind != EventKind::HomeSection as i32),
+        "a share queued before the return must not reach the host after it"
+    );
+    pingliang.deliver(&lanzhou);
+    assert!(lanzhou.view(&id).is_err(), "the host's copy is gone");
+}
+
+#[test]
+fn operator_errors_change_nothing() {
+    let (pingliang, lanzhou, _xian, id) = federation();
+    let count = |n: &TestNode| {
+        n.store
+            .with(|c| Ok(c.query_row("SELECT COUNT(*) FROM members", [], |r| r.get::<_, i64>(0))?))
+            .unwrap()
+    };
+    let before = count(&pingliang);
+    let cases: Vec<(&str, pb::MemberFields)> = vec![
+        (
+            "empty",
+            pb::MemberFields {
+                name: some(" "),
+                ..member_fields("x")
+            },
+        ),
+        (
+            "not a date",
+            pb::MemberFields {
+                birth_date: some("1990-02-30"),
+                national_id: None,
+                ..member_fields("x")
+            },
+        ),
+        (
+            "home branch",
+            pb::MemberFields {
+                home_branch: some("nope"),
+                national_id: None,
+                ..member_fields("x")
+            },
+        ),
+        ("already member", member_fields("张三的重复")),
+    ];
+    for (expected, fields) in cases {
+        let err = pingliang
+            .tx(|c, ctx| members::member_add(c, ctx, &fields))
+            .unwrap_err();
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    }
+    assert_eq!(count(&pingliang), before);
+    let err = pingliang
+        .tx(|c, ctx| {
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: id.clone(),
+                    destination_place: "6101".into(),
+                    departed_on: "2026-04-01".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("already away"), "{err}");
+    pingliang.deliver(&lanzhou);
+    let err = lanzhou
+        .tx(|c, ctx| {
+            members::member_update(
+                c,
+                ctx,
+                &id,
+                &pb::MemberFields {
+                    name: some("改名"),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("belongs to pingliang"), "{err}");
+}
+
+#[test]
+fn contact_status_follows_the_calendar_and_the_operator() {
+    let (mut pingliang, _lanzhou, _xian, id) = federation();
+    let status = |n: &TestNode| n.view(&id).unwrap().contact_status;
+    assert_eq!(
+        status(&pingliang),
+        "overdue",
+        "departed 2026-07-01, no contact since"
+    );
+    pingliang.now_ms += 120 * 86_400_000;
+    pingliang.tx(members::sweep_contact_status).unwrap();
+    assert_eq!(status(&pingliang), "lost");
+    let set = |n: &TestNode, to: &str| {
+        n.tx(|c, ctx| {
+            members::contact_status(
+                c,
+                ctx,
+                &pb::ContactStatusRequest {
+                    member_id: id.clone(),
+                    set: to.into(),
+                    reason: String::new(),
+                },
+            )
+        })
+    };
+    assert!(
+        set(&pingliang, "regained").is_err(),
+        "regained follows searching"
+    );
+    set(&pingliang, "searching").unwrap();
+    assert_eq!(status(&pingliang), "searching");
+    pingliang.now_ms += 1000;
+    pingliang
+        .tx(|c, ctx| {
+            members::contact_record(
+                c,
+                ctx,
+                &pb::ContactRequest {
+                    member_id: id.clone(),
+                    channel: "phone".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(status(&pingliang), "regained");
+}
+
+#[test]
+fn import_reports_every_bad_row_and_imports_nothing() {
+    let (pingliang, _lanzhou, _xian, _id) = federation();
+    let csv = "\u{feff}姓名,性别,出生日期,党员类别,所在支部,身份证号\n\
+               李四,男,1985-01-02,正式,b1,\n\
+               王五,女,1985-13-02,正式,b1,\n\
+               赵六,女,1986-01-02,预备,nope,\n";
+    let outcome = pingliang
+        .tx(|c, ctx| super::import::import(c, ctx, csv.as_bytes()))
+        .unwrap();
+    assert_eq!(outcome.imported, 1);
+    let lines: Vec<u64> = outcome.problems.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![3, 4], "{:?}", outcome.problems);
+    assert!(!outcome.commit(false, false));
+    let (csv_out, n) = pingliang.tx(super::import::export).unwrap();
+    assert_eq!(n, 2, "张三 and the one good row");
+    let text = String::from_utf8(csv_out).unwrap();
+    assert!(text.starts_with("member_id,name,gender"));
+}
+
+#[test]
+fn import_registers_outflows_and_shares_them() {
+    let (pingliang, lanzhou, _xian, _id) = federation();
+    let csv = "name,gender,birth_date,party_status,home_branch,destination_place,departed_on,certificate_no\n\
+               李四,男,1985-01-02,正式,b1,620102,2026-10-01,PL-9\n\
+               王五,女,1986-03-04,预备,b1,,,\n";
+    let outcome = pingliang
+        .tx(|c, ctx| super::import::import(c, ctx, csv.as_bytes()))
+        .unwrap();
+    assert_eq!(
+        (outcome.imported, outcome.skipped),
+        (2, 0),
+        "{:?}",
+        outcome.problems
+    );
+    let report = pingliang.deliver(&lanzhou);
+    assert_eq!(
+        report.applied, 2,
+        "张三 and 李四 are away to Lanzhou; 王五 stays home"
+    );
+    let (exported, _) = pingliang.tx(super::import::export).unwrap();
+    let text = String::from_utf8(exported).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("李四") && l.contains("620102") && l.contains("PL-9")),
+        "{text}"
+    );
+}
+
+#[test]
+fn members_away_before_a_region_had_a_node_are_shared_when_it_joins() {
+    let (pingliang, _lanzhou, _xian, _id) = federation();
+    let yinchuan = TestNode::new("yinchuan");
+    let id = pingliang
+        .tx(|c, ctx| {
+            let member = members::member_add(
+                c,
+                ctx,
+                &pb::MemberFields {
+                    national_id: None,
+                    ..member_fields("李四")
+                },
+            )?;
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: member.member_id.clone(),
+                    destination_place: "640100".into(),
+                    departed_on: "2026-08-01".into(),
+                    ..Default::default()
+                },
+            )?;
+            Ok(member.member_id)
+        })
+        .unwrap();
+    assert_eq!(pingliang.deliver(&yinchuan).applied, 0);
+    pingliang.add_peer("yinchuan", &["6401"]);
+    let adopted = pingliang
+        .tx(|c, ctx| members::adopt_destinations(c, ctx, &yinchuan.id))
+        .unwrap();
+    assert_eq!(adopted, 1);
+    assert_eq!(pingliang.deliver(&yinchuan).applied, 1);
+    assert_eq!(yinchuan.view(&id).unwrap().name, "李四");
+}

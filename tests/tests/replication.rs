@@ -1,0 +1,696 @@
+//! Issue 4: the member registry replicated between real nodes, exactly once.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use liaison_proto::v1 as pb;
+use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
+use prost::Message;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// Waits for catch-up of large backlogs, on a slow debug build.
+const BACKLOG_WAIT: Duration = Duration::from_secs(120);
+
+async fn add_branch(node: &TestNode) {
+    let mut admin = node.admin().await;
+    timed(
+        "org add",
+        admin.org_add(pb::Org {
+            org_id: "b1".into(),
+            name: "崆峒区第一支部".into(),
+            level: "branch".into(),
+            contact_person: "王书记".into(),
+            phone: "09338000000".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("org add");
+}
+
+async fn add_member(node: &TestNode, name: &str) -> String {
+    let mut admin = node.admin().await;
+    let member = timed(
+        "member add",
+        admin.member_add(pb::MemberFields {
+            name: Some(name.into()),
+            gender: Some("男".into()),
+            birth_date: Some("1990-05-17".into()),
+            national_id: Some("620801199005170014".into()),
+            party_status: Some("正式".into()),
+            home_branch: Some("b1".into()),
+            phone: Some("13800000000".into()),
+            home_address: Some("平凉市崆峒区".into()),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("member add")
+    .into_inner();
+    member.member_id
+}
+
+async fn send_away(node: &TestNode, member_id: &str, place: &str) {
+    let mut admin = node.admin().await;
+    timed(
+        "outflow register",
+        admin.outflow_register(pb::OutflowRequest {
+            member_id: member_id.into(),
+            destination_place: place.into(),
+            departed_on: "2026-10-01".into(),
+            certificate_no: "PL-2026-001".into(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("outflow register");
+}
+
+async fn set_phone(node: &TestNode, member_id: &str, phone: &str) -> pb::Member {
+    let mut admin = node.admin().await;
+    timed(
+        "member update",
+        admin.member_update(pb::MemberUpdateRequest {
+            member_id: member_id.into(),
+            fields: Some(pb::MemberFields {
+                phone: Some(phone.into()),
+                ..Default::default()
+            }),
+        }),
+    )
+    .await
+    .expect("member update")
+    .into_inner()
+}
+
+async fn show(node: &TestNode, member_id: &str) -> Option<pb::Member> {
+    let mut admin = node.admin().await;
+    timed(
+        "member show",
+        admin.member_show(pb::MemberRef {
+            member_id: member_id.into(),
+        }),
+    )
+    .await
+    .ok()
+    .map(|r| r.into_inner())
+}
+
+async fn hosted_total(node: &TestNode) -> u64 {
+    let mut admin = node.admin().await;
+    timed(
+        "member list",
+        admin.member_list(pb::MemberListRequest {
+            scope: "hosted".into(),
+            limit: 1,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("member list")
+    .into_inner()
+    .total
+}
+
+async fn replication(node: &TestNode, peer: &str) -> pb::PeerReplication {
+    let mut admin = node.admin().await;
+    timed(
+        "peer status",
+        admin.peer_status(pb::PeerStatusRequest {
+            node_id: peer.into(),
+        }),
+    )
+    .await
+    .expect("peer status")
+    .into_inner()
+    .peers
+    .remove(0)
+}
+
+/// Adds `host` as a peer of `home` serving `place`, and `home` as a peer of `host`.
+async fn link_serving(fed: &Federation, home: &TestNode, host: &TestNode, place: &str) {
+    home.ctl_ok(&[
+        "peer",
+        "add",
+        &host.node_id,
+        "--endpoint",
+        &host.endpoint(),
+        "--serves",
+        place,
+    ]);
+    host.peer(home);
+    fed.wait_linked(home, host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_section_reaches_the_destination_host_and_never_a_third_node() {
+    let fed = Federation::new("replication-three-nodes");
+    let pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    let xian = fed.node("xian").await;
+    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
+    link_serving(&fed, &pingliang, &xian, "6101").await;
+    add_branch(&pingliang).await;
+    let id = add_member(&pingliang, "张三").await;
+    send_away(&pingliang, &id, "620102").await;
+    set_phone(&pingliang, &id, "13900000000").await;
+
+    let copy = lanzhou
+        .wait_for(
+            DEFAULT_WAIT,
+            "the copy at lanzhou has the new phone",
+            async || {
+                show(&lanzhou, &id)
+                    .await
+                    .filter(|m| m.phone == "13900000000")
+            },
+        )
+        .await;
+    assert!(!copy.owned);
+    assert_eq!(copy.owner, "pingliang");
+    assert_eq!(copy.name, "张三");
+    assert_eq!(copy.birth_year, 1990);
+    for (field, value) in [
+        ("national_id", &copy.national_id),
+        ("birth_date", &copy.birth_date),
+        ("home_address", &copy.home_address),
+        ("native_place", &copy.native_place),
+    ] {
+        assert!(
+            value.is_empty(),
+            "{field} must never reach a host, got {value}"
+        );
+    }
+    // Xi'an is linked and caught up with everything Pingliang holds for it:
+    // nothing about the member.
+    let head_for_xian = replication(&pingliang, "xian").await;
+    assert_eq!(head_for_xian.backlog_for_peer, 0);
+    assert!(
+        show(&xian, &id).await.is_none(),
+        "xian must not know the member"
+    );
+    assert_eq!(hosted_total(&xian).await, 0);
+    // The disclosure log names lanzhou only, with the outflow as basis.
+    let mut admin = pingliang.admin().await;
+    let disclosures = timed(
+        "disclosures",
+        admin.member_disclosures(pb::MemberRef {
+            member_id: id.clone(),
+        }),
+    )
+    .await
+    .expect("member disclosures")
+    .into_inner()
+    .disclosures;
+    assert!(!disclosures.is_empty());
+    let basis = copy
+        .outflow
+        .as_ref()
+        .map(|o| o.outflow_id.clone())
+        .unwrap_or_default();
+    for d in &disclosures {
+        assert_eq!(d.peer, "lanzhou");
+        assert_eq!(d.basis, basis);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_records_appear_at_the_owner() {
+    let fed = Federation::new("replication-host-records");
+    let pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
+    add_branch(&pingliang).await;
+    let id = add_member(&pingliang, "张三").await;
+    send_away(&pingliang, &id, "620102").await;
+    lanzhou
+        .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
+            show(&lanzhou, &id).await
+        })
+        .await;
+    lanzhou.ctl_ok(&[
+        "member",
+        "host-set",
+        &id,
+        "--host-branch",
+        "兰州建筑业流动党员支部",
+        "--employer",
+        "兰州建工",
+        "--industry",
+        "construction",
+    ]);
+    lanzhou.ctl_ok(&[
+        "contact",
+        "record",
+        &id,
+        "--channel",
+        "org_life",
+        "--at",
+        "2026-11-20",
+    ]);
+    lanzhou.ctl_ok(&[
+        "activity",
+        "record",
+        &id,
+        "--kind",
+        "主题党日",
+        "--date",
+        "2026-11-20",
+        "--hours",
+        "2",
+    ]);
+
+    let home = pingliang
+        .wait_for(DEFAULT_WAIT, "the host section at pingliang", async || {
+            show(&pingliang, &id).await.filter(|m| {
+                m.host_sections.iter().any(|h| h.employer == "兰州建工")
+                    && !m.last_contact.is_empty()
+            })
+        })
+        .await;
+    assert!(home.owned);
+    assert_eq!(home.host_sections[0].author, "lanzhou");
+    assert_eq!(home.lost_since, "2026-11-20");
+    let activities = pingliang.ctl_json(&["activity", "list", &id]);
+    assert!(
+        activities
+            .iter()
+            .any(|(_, a)| a["kind"] == "theme_day" && a["author"] == "lanzhou"),
+        "{activities:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_writing_the_home_section_is_quarantined_and_audited() {
+    let fed = Federation::new("replication-quarantine");
+    let pingliang = fed.node("pingliang").await;
+    let mut lanzhou = fed.node("lanzhou").await;
+    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
+    add_branch(&pingliang).await;
+    let id = add_member(&pingliang, "张三").await;
+    send_away(&pingliang, &id, "620102").await;
+    lanzhou
+        .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
+            show(&lanzhou, &id).await
+        })
+        .await;
+
+    // Lanzhou's log gets a forged home section for Pingliang's member, as a
+    // buggy or hostile node would send it.
+    lanzhou.stop();
+    let forged = pb::HomeSection {
+        member_id: id.clone(),
+        version: Some(pb::Version {
+            generation: 7,
+            counter: 7,
+        }),
+        owner: "lanzhou".into(),
+        name: "李四".into(),
+        ..Default::default()
+    };
+    let conn = rusqlite::Connection::open(lanzhou.db_path()).expect("open lanzhou's database");
+    conn.execute(
+        "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES ('pingliang', ?1, ?2, ?3, 0)",
+        rusqlite::params![pb::EventKind::HomeSection as i32, id, forged.encode_to_vec()],
+    )
+    .expect("insert the forged event");
+    drop(conn);
+    lanzhou.start().await;
+
+    let entry = pingliang
+        .wait_audit("the forged event is quarantined", |e| {
+            e.action == "replication.quarantine" && e.actor == "peer:lanzhou"
+        })
+        .await;
+    assert!(
+        entry.detail.contains("may not write the home section"),
+        "{}",
+        entry.detail
+    );
+    let held = pingliang.ctl_json(&["quarantine", "list"]);
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(show(&pingliang, &id).await.expect("member").name, "张三");
+    // The cursor moved past the bad event: later events still flow.
+    lanzhou.ctl_ok(&["contact", "record", &id, "--channel", "phone"]);
+    pingliang
+        .wait_until(
+            DEFAULT_WAIT,
+            "the contact after the forged event arrives",
+            async || {
+                show(&pingliang, &id)
+                    .await
+                    .is_some_and(|m| !m.last_contact.is_empty())
+            },
+        )
+        .await;
+}
+
+/// A roster of `n` members away to Lanzhou (620102), as CSV.
+fn roster(n: usize) -> String {
+    let mut csv = String::from(
+        "name,gender,birth_date,party_status,home_branch,destination_place,departed_on\n",
+    );
+    for i in 0..n {
+        csv.push_str(&format!(
+            "成员{i},男,1990-01-01,正式,b1,620102,2026-10-01\n"
+        ));
+    }
+    csv
+}
+
+async fn import(node: &TestNode, csv: String) -> pb::MemberImportResponse {
+    let mut admin = node.admin().await;
+    tokio::time::timeout(
+        BACKLOG_WAIT,
+        admin.member_import(pb::MemberImportRequest {
+            csv: csv.into_bytes(),
+            skip_bad: false,
+            dry_run: false,
+        }),
+    )
+    .await
+    .expect("import within the deadline")
+    .expect("member import")
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
+    const N: usize = 10_000;
+    let fed = Federation::new("replication-crash-mid-backlog");
+    let pingliang = fed.node("pingliang").await;
+    add_branch(&pingliang).await;
+    let imported = import(&pingliang, roster(N)).await;
+    assert_eq!(imported.imported as usize, N, "{:?}", imported.problems);
+    // Small batches, so the backlog takes many transactions to drain.
+    let mut lanzhou = fed
+        .start(fed.config("lanzhou").limit("batch_events_max", 25))
+        .await;
+    pingliang.ctl_ok(&[
+        "peer",
+        "add",
+        "lanzhou",
+        "--endpoint",
+        &lanzhou.endpoint(),
+        "--serves",
+        "6201",
+    ]);
+    lanzhou.peer(&pingliang);
+
+    let cursor = lanzhou
+        .wait_for(
+            BACKLOG_WAIT,
+            "lanzhou has applied part of the backlog",
+            async || {
+                let r = replication(&lanzhou, "pingliang").await;
+                (r.my_cursor > 0).then_some(r.my_cursor)
+            },
+        )
+        .await;
+    lanzhou.kill();
+    println!("lanzhou killed at cursor {cursor}");
+    lanzhou.start().await;
+
+    let head = replication(&pingliang, "lanzhou").await;
+    lanzhou
+        .wait_until(
+            BACKLOG_WAIT,
+            "lanzhou caught up with pingliang",
+            async || {
+                let r = replication(&lanzhou, "pingliang").await;
+                r.my_cursor > 0 && r.my_cursor == r.peer_head
+            },
+        )
+        .await;
+    let after = replication(&lanzhou, "pingliang").await;
+    assert_eq!(after.quarantined, 0);
+    assert_eq!(
+        after.applied_total, N as u64,
+        "every event applied exactly once (killed at cursor {cursor}, pingliang head {})",
+        head.peer_head
+    );
+    assert_eq!(hosted_total(&lanzhou).await, N as u64);
+    // Contents: every copy equals the owner's version and name.
+    let mut home = pingliang.admin().await;
+    let mut host = lanzhou.admin().await;
+    let owned = timed(
+        "list",
+        home.member_list(pb::MemberListRequest {
+            scope: "owned".into(),
+            limit: 100_000,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("list")
+    .into_inner()
+    .members;
+    let copies = timed(
+        "list",
+        host.member_list(pb::MemberListRequest {
+            scope: "hosted".into(),
+            limit: 100_000,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("list")
+    .into_inner()
+    .members;
+    let key = |m: &pb::Member| (m.member_id.clone(), m.name.clone(), m.generation, m.counter);
+    let mut owned: Vec<_> = owned.iter().map(key).collect();
+    let mut copies: Vec<_> = copies.iter().map(key).collect();
+    owned.sort();
+    copies.sort();
+    assert_eq!(owned.len(), copies.len());
+    assert!(
+        owned == copies,
+        "the copies at lanzhou differ from pingliang's records"
+    );
+}
+
+/// A TCP proxy that can cut every connection and refuse new ones, then heal.
+struct Proxy {
+    addr: SocketAddr,
+    cut: Arc<Mutex<bool>>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let cut = Arc::new(Mutex::new(false));
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (cut2, links2) = (cut.clone(), links.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *cut2.lock().unwrap() {
+                    drop(inbound);
+                    continue;
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            links,
+            accept,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Drops every open connection and refuses new ones.
+    fn partition(&self) {
+        *self.cut.lock().unwrap() = true;
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn heal(&self) {
+        *self.cut.lock().unwrap() = false;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.partition();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
+    let fed = Federation::new("replication-partition");
+    let pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    let proxy = Proxy::start(pingliang.federation_addr()).await;
+    pingliang.ctl_ok(&[
+        "peer",
+        "add",
+        "lanzhou",
+        "--endpoint",
+        &lanzhou.endpoint(),
+        "--serves",
+        "6201",
+    ]);
+    lanzhou.ctl_ok(&["peer", "add", "pingliang", "--endpoint", &proxy.endpoint()]);
+    fed.wait_linked(&pingliang, &lanzhou).await;
+    add_branch(&pingliang).await;
+    let id = add_member(&pingliang, "张三").await;
+    send_away(&pingliang, &id, "620102").await;
+    lanzhou
+        .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
+            show(&lanzhou, &id).await
+        })
+        .await;
+
+    proxy.partition();
+    lanzhou
+        .wait_peer("pingliang", "the link is down", |p| !p.outbound_up)
+        .await;
+    for i in 0..5 {
+        set_phone(&pingliang, &id, &format!("1390000000{i}")).await;
+    }
+    assert_ne!(
+        show(&lanzhou, &id).await.expect("copy").phone,
+        "13900000004"
+    );
+    proxy.heal();
+
+    lanzhou
+        .wait_until(
+            DEFAULT_WAIT,
+            "the update made during the partition arrives",
+            async || {
+                show(&lanzhou, &id)
+                    .await
+                    .is_some_and(|m| m.phone == "13900000004")
+            },
+        )
+        .await;
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "the lag is zero", async || {
+            let r = replication(&lanzhou, "pingliang").await;
+            r.outbound_up && r.my_cursor == r.peer_head
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_resumes_from_its_cursor_when_the_owner_restarts() {
+    let fed = Federation::new("replication-owner-restart");
+    let mut pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
+    add_branch(&pingliang).await;
+    let id = add_member(&pingliang, "张三").await;
+    send_away(&pingliang, &id, "620102").await;
+    set_phone(&pingliang, &id, "13900000001").await;
+    lanzhou
+        .wait_until(
+            DEFAULT_WAIT,
+            "lanzhou applied the first changes",
+            async || {
+                show(&lanzhou, &id)
+                    .await
+                    .is_some_and(|m| m.phone == "13900000001")
+            },
+        )
+        .await;
+    let before = replication(&lanzhou, "pingliang").await;
+    assert!(before.my_cursor > 0);
+
+    pingliang.restart().await;
+    pingliang
+        .wait_until(
+            DEFAULT_WAIT,
+            "lanzhou pulls again, from its cursor",
+            async || {
+                let r = replication(&pingliang, "lanzhou").await;
+                r.inbound_up && r.peer_cursor == before.my_cursor
+            },
+        )
+        .await;
+    set_phone(&pingliang, &id, "13900000002").await;
+    lanzhou
+        .wait_until(
+            DEFAULT_WAIT,
+            "the change after the restart arrives",
+            async || {
+                show(&lanzhou, &id)
+                    .await
+                    .is_some_and(|m| m.phone == "13900000002")
+            },
+        )
+        .await;
+    let after = replication(&lanzhou, "pingliang").await;
+    assert_eq!(
+        after.applied_total,
+        before.applied_total + 1,
+        "nothing applied twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_with_a_bad_row_imports_nothing_and_names_the_row() {
+    let fed = Federation::new("replication-import");
+    let pingliang = fed.node("pingliang").await;
+    add_branch(&pingliang).await;
+    let file = fed.dir().join("roster.csv");
+    std::fs::write(
+        &file,
+        "\u{feff}姓名,性别,出生日期,党员类别,所在支部\n李四,男,1985-01-02,正式,b1\n王五,女,1985-13-02,正式,b1\n赵六,女,1986-01-02,预备,b1\n",
+    )
+    .expect("write the roster");
+    let output = pingliang.ctl(&["member", "import", file.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        liaison_tests::describe_output(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("1985-13-02"), "{stderr}");
+    let mut admin = pingliang.admin().await;
+    let total = timed(
+        "member list",
+        admin.member_list(pb::MemberListRequest::default()),
+    )
+    .await
+    .expect("member list")
+    .into_inner()
+    .total;
+    assert_eq!(total, 0, "nothing imported from a file with a bad row");
+    pingliang.ctl_ok(&[
+        "member",
+        "import",
+        file.to_str().expect("utf-8 path"),
+        "--skip-bad",
+    ]);
+    let total = timed(
+        "member list",
+        admin.member_list(pb::MemberListRequest::default()),
+    )
+    .await
+    .expect("member list")
+    .into_inner()
+    .total;
+    assert_eq!(total, 2);
+}
