@@ -25,7 +25,7 @@ use liaisonctl::output::Format;
 #[command(
     name = "liaisonctl",
     version,
-    about = "Manage a Liaison node: peers, records, audit"
+    about = "Manage a Liaison node: peers, agreements, records, audit"
 )]
 struct Cli {
     /// The node's admin socket.
@@ -67,6 +67,15 @@ enum Command {
     /// Activities members took part in (三会一课, 主题党日, ...).
     #[command(subcommand)]
     Activity(cmd::activity::ActivityCommand),
+    /// Co-management agreements with peers (双向共管协议): propose, counter, accept.
+    #[command(subcommand)]
+    Agreement(cmd::agreement::AgreementCommand),
+    /// Reports: members away without an active agreement.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
+    /// Tools for test deployments (the node's clock).
+    #[command(subcommand, hide = true)]
+    Debug(cmd::debug::DebugCommand),
     /// Events from peers that could not be applied, held for review.
     #[command(subcommand)]
     Quarantine(cmd::quarantine::QuarantineCommand),
@@ -119,6 +128,9 @@ async fn remote(
         Command::Outflow(command) => cmd::outflow::run(admin, format, command).await,
         Command::Contact(command) => cmd::contact::run(admin, format, command).await,
         Command::Activity(command) => cmd::activity::run(admin, format, command).await,
+        Command::Agreement(command) => cmd::agreement::run(admin, format, command).await,
+        Command::Report(command) => cmd::report::run(admin, format, command).await,
+        Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,
         Command::Ca(_) | Command::Init(_) => unreachable!("handled locally"),

@@ -21,6 +21,10 @@
 //! | `contact` | `ContactView` | `contact record` |
 //! | `contact_status` | `ContactStatusView`; `recent` is a list of `contact` objects | `contact status` |
 //! | `activity` | `ActivityView` | `activity record/list` |
+//! | `agreement` | `AgreementView`; `terms` and `pending_counter` are `AgreementTerms` objects (`federation.proto`; liaisons as `{name, phone, role}`) or null, `history` a list of `AgreementVersionView` with `signatures` a list of `SignatureView` | `agreement propose/counter/accept/reject/terminate/list/show` |
+//! | `uncovered_group` | `UncoveredGroup` | `report uncovered` |
+//! | `uncovered_total` | `{total}`, after the groups | `report uncovered` |
+//! | `clock` | `DebugClockResponse`: `{now_ms, offset_ms}` | `debug clock` |
 //! | `quarantine_entry` | `QuarantineEntry` | `quarantine list/retry` |
 //! | `audit_entry` | `AuditEntry` | `audit list` |
 //! | `audit_verdict` | `AuditVerifyResponse` | `audit verify` |

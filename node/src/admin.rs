@@ -15,7 +15,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
-use crate::core::{import, log, members, Ctx};
+use crate::core::{agreements, import, log, members, Ctx};
 use crate::federation::client::ensure_pull_task;
 use crate::identity::{self, NodeId};
 use crate::node::{Node, StartError};
@@ -227,8 +227,9 @@ impl AdminService {
         F: FnOnce(&Connection, &Ctx<'_>) -> Result<(R, String), StoreError> + Send + 'static,
     {
         let me = self.node.node_id.clone();
+        let notary = self.node.notary.clone();
         self.act(actor, action, target, move |conn, now_ms| {
-            f(conn, &Ctx::new(&me, now_ms))
+            f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref()))
         })
         .await
     }
@@ -241,8 +242,9 @@ impl AdminService {
     {
         let me = self.node.node_id.clone();
         let now_ms = self.node.now_ms();
+        let notary = self.node.notary.clone();
         self.node
-            .db(move |conn| f(conn, &Ctx::new(&me, now_ms)))
+            .db(move |conn| f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref())))
             .await
             .map_err(status_of)
     }
@@ -1009,6 +1011,201 @@ impl Admin for AdminService {
             )
             .await?;
         Ok(Response::new(entry))
+    }
+
+    async fn agreement_propose(
+        &self,
+        request: Request<pb::AgreementProposeRequest>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!(
+            "with {} as {}",
+            req.peer,
+            if req.role.is_empty() {
+                "outflow"
+            } else {
+                &req.role
+            }
+        );
+        let view = self
+            .change(
+                actor,
+                "agreement.propose",
+                req.peer.clone(),
+                move |conn, ctx| {
+                    let view = agreements::propose(
+                        conn,
+                        ctx,
+                        &req.peer,
+                        &req.role,
+                        req.terms.unwrap_or_default(),
+                    )?;
+                    Ok((view, detail))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn agreement_counter(
+        &self,
+        request: Request<pb::AgreementCounterRequest>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let view = self
+            .change(
+                actor,
+                "agreement.counter",
+                req.agreement_id.clone(),
+                move |conn, ctx| {
+                    let view = agreements::counter(
+                        conn,
+                        ctx,
+                        &req.agreement_id,
+                        req.terms.unwrap_or_default(),
+                    )?;
+                    let detail = format!("version {}", view.version);
+                    Ok((view, detail))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn agreement_accept(
+        &self,
+        request: Request<pb::AgreementRef>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let actor = operator(&request);
+        let id = request.into_inner().agreement_id;
+        let view = self
+            .change(actor, "agreement.accept", id.clone(), move |conn, ctx| {
+                let view = agreements::accept(conn, ctx, &id)?;
+                let detail = format!("version {}", view.version);
+                Ok((view, detail))
+            })
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn agreement_reject(
+        &self,
+        request: Request<pb::AgreementEndRequest>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = req.reason.clone();
+        let view = self
+            .change(
+                actor,
+                "agreement.reject",
+                req.agreement_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        agreements::end(conn, ctx, &req.agreement_id, &req.reason, true)?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn agreement_terminate(
+        &self,
+        request: Request<pb::AgreementEndRequest>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = req.reason.clone();
+        let view = self
+            .change(
+                actor,
+                "agreement.terminate",
+                req.agreement_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        agreements::end(conn, ctx, &req.agreement_id, &req.reason, false)?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn agreement_list(
+        &self,
+        request: Request<pb::AgreementListRequest>,
+    ) -> Result<Response<pb::AgreementListResponse>, Status> {
+        let req = request.into_inner();
+        let list = self
+            .read(move |conn, ctx| agreements::list(conn, ctx, &req))
+            .await?;
+        Ok(Response::new(pb::AgreementListResponse {
+            agreements: list,
+        }))
+    }
+
+    async fn agreement_show(
+        &self,
+        request: Request<pb::AgreementRef>,
+    ) -> Result<Response<pb::AgreementView>, Status> {
+        let id = request.into_inner().agreement_id;
+        let view = self
+            .read(move |conn, ctx| agreements::view(conn, ctx, &id))
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn report_uncovered(
+        &self,
+        _request: Request<pb::ReportUncoveredRequest>,
+    ) -> Result<Response<pb::ReportUncoveredResponse>, Status> {
+        let report = self.read(agreements::uncovered).await?;
+        Ok(Response::new(report))
+    }
+
+    async fn debug_clock(
+        &self,
+        request: Request<pb::DebugClockRequest>,
+    ) -> Result<Response<pb::DebugClockResponse>, Status> {
+        let actor = operator(&request);
+        let offset_ms = request.into_inner().offset_ms;
+        if !self.node.config.testing.allow_clock_override {
+            let status = Status::failed_precondition(
+                "this node's clock cannot be moved: only test deployments set [testing] allow_clock_override = true",
+            );
+            self.node
+                .audit(
+                    actor,
+                    "debug.clock",
+                    String::new(),
+                    Outcome::Refused,
+                    status.message().to_owned(),
+                )
+                .await;
+            return Err(status);
+        }
+        self.node.clock.set_offset_ms(offset_ms);
+        self.node
+            .audit(
+                actor,
+                "debug.clock",
+                String::new(),
+                Outcome::Ok,
+                format!("offset {offset_ms} ms"),
+            )
+            .await;
+        crate::node::run_calendar(&self.node, true)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::DebugClockResponse {
+            now_ms: self.node.now_ms(),
+            offset_ms,
+        }))
     }
 }
 

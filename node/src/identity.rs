@@ -1186,6 +1186,116 @@ impl ServerCertVerifier for PeerVerifier {
     }
 }
 
+// ------------------------------------------------------------ signatures
+
+/// Signs and checks documents (agreements) with the node's certificate key.
+///
+/// The protocol core depends on this trait, not on TLS: the node passes a
+/// [`CertNotary`]; a simulator may pass its own.
+pub trait Notary: Send + Sync + fmt::Debug {
+    /// Signs `message`; returns the signature and the certificate (DER) that
+    /// verifies it.
+    fn sign(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String>;
+    /// Checks that `certificate` chains to the federation CA at `at_ms`,
+    /// names node `signer`, and verifies `signature` over `message`.
+    fn verify(
+        &self,
+        signer: &NodeId,
+        certificate: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        at_ms: i64,
+    ) -> Result<(), String>;
+}
+
+/// The node's own [`Notary`]: its certificate's key and the federation CA.
+#[derive(Debug, Clone)]
+pub struct CertNotary {
+    material: TlsMaterial,
+}
+
+impl CertNotary {
+    pub fn new(material: TlsMaterial) -> CertNotary {
+        CertNotary { material }
+    }
+}
+
+/// Signature algorithms a node key may use, in order of preference.
+const SIGNING_SCHEMES: [SignatureScheme; 4] = [
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ED25519,
+    SignatureScheme::RSA_PSS_SHA256,
+];
+
+impl Notary for CertNotary {
+    fn sign(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let key = provider()
+            .key_provider
+            .load_private_key(self.material.key.clone_key())
+            .map_err(|e| format!("cannot use the node key for signing: {e}"))?;
+        let signer = key
+            .choose_scheme(&SIGNING_SCHEMES)
+            .ok_or("the node key supports none of ECDSA P-256/P-384, Ed25519, RSA-PSS")?;
+        let signature = signer
+            .sign(message)
+            .map_err(|e| format!("signing failed: {e}"))?;
+        let certificate = self
+            .material
+            .cert_chain
+            .first()
+            .ok_or("the node has no certificate")?
+            .to_vec();
+        Ok((signature, certificate))
+    }
+
+    fn verify(
+        &self,
+        signer: &NodeId,
+        certificate: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        at_ms: i64,
+    ) -> Result<(), String> {
+        let named =
+            node_id_of_cert(certificate, &self.material.federation).map_err(|e| e.to_string())?;
+        if named != *signer {
+            return Err(format!(
+                "the signing certificate names node `{named}`, not `{signer}`"
+            ));
+        }
+        let der = CertificateDer::from(certificate.to_vec());
+        let anchors = self
+            .material
+            .ca_certs
+            .iter()
+            .map(|c| webpki::anchor_from_trusted_cert(c).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ee = webpki::EndEntityCert::try_from(&der)
+            .map_err(|e| format!("unreadable certificate: {e}"))?;
+        let at = UnixTime::since_unix_epoch(Duration::from_millis(at_ms.max(0) as u64));
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            &[],
+            at,
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| {
+            format!("the signing certificate does not chain to the federation CA: {e:?}")
+        })?;
+        let verified = webpki::ALL_VERIFICATION_ALGS
+            .iter()
+            .any(|alg| ee.verify_signature(*alg, message, signature).is_ok());
+        if !verified {
+            return Err("the signature does not verify with the signer's certificate".into());
+        }
+        Ok(())
+    }
+}
+
 /// Human-readable one-line reason for a rustls handshake error seen by a
 /// server, for audit entries (operators read these, not rustls internals).
 pub fn describe_tls_error(e: &rustls::Error) -> String {

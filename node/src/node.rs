@@ -58,6 +58,8 @@ pub struct Node {
     pub events: tokio::sync::watch::Sender<u64>,
     /// Test-only protocol breaks (never set in production).
     pub faults: crate::core::apply::Faults,
+    /// Signs and verifies agreements with the node's certificate.
+    pub notary: Arc<dyn crate::identity::Notary>,
 }
 
 impl Node {
@@ -173,6 +175,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let node = Arc::new(Node {
         node_id: config.node_id.clone(),
         config,
+        notary: Arc::new(crate::identity::CertNotary::new(tls.clone())),
         tls,
         store: Arc::new(store),
         clock,
@@ -199,7 +202,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(crate::federation::serve(node.clone(), listener));
     tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
     tasks.spawn(crate::federation::client::supervise(node.clone()));
-    tasks.spawn(sweep_contact_status(node.clone()));
+    tasks.spawn(calendar(node.clone()));
     tracing::info!(
         node = %node.node_id,
         federation = %federation_addr,
@@ -221,38 +224,46 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     Ok(())
 }
 
-/// Contact status moves with the calendar (overdue after a quarter, lost
-/// after six months): re-derive it hourly and share what changed.
-async fn sweep_contact_status(node: Arc<Node>) {
-    let period = std::time::Duration::from_secs(3600);
+/// Decisions the calendar makes, on this node's clock: agreements activate
+/// and expire, hosts drop copies past the end date plus grace (every
+/// minute); contact status turns overdue or lost (every hour).
+async fn calendar(node: Arc<Node>) {
+    let mut minutes = 0u64;
     loop {
-        let me = node.node_id.clone();
-        let now_ms = node.now_ms();
-        let swept = node
-            .db(move |conn| {
-                let tx =
-                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let changed = crate::core::members::sweep_contact_status(
-                    &tx,
-                    &crate::core::Ctx::new(&me, now_ms),
-                )?;
-                tx.commit()?;
-                Ok(changed)
-            })
-            .await;
-        match swept {
-            Ok(0) => {}
-            Ok(changed) => {
-                tracing::info!(changed, "contact status sweep");
-                node.events_appended();
-            }
-            Err(error) => tracing::error!(%error, "contact status sweep failed"),
+        let sweep_contacts = minutes.is_multiple_of(60);
+        if let Err(error) = run_calendar(&node, sweep_contacts).await {
+            tracing::error!(%error, "calendar run failed");
         }
+        minutes += 1;
         tokio::select! {
             _ = node.shutdown.cancelled() => break,
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
         }
     }
+}
+
+/// One calendar run; also called when an operator moves a test clock.
+pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), StoreError> {
+    let me = node.node_id.clone();
+    let now_ms = node.now_ms();
+    let notary = node.notary.clone();
+    let changed = node
+        .db(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+            let mut changed = crate::core::agreements::tick(&tx, &ctx)?;
+            if sweep_contacts {
+                changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
+            }
+            tx.commit()?;
+            Ok(changed)
+        })
+        .await?;
+    if changed > 0 {
+        tracing::info!(changed, "calendar decisions");
+        node.events_appended();
+    }
+    Ok(())
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

@@ -544,6 +544,55 @@ impl Federation {
         self.wait_linked(a, b).await;
     }
 
+    /// `home` (the outflow party) proposes a co-management agreement to
+    /// `host` covering its members away to the places `host` serves; `host`
+    /// accepts; waits until it is active on both sides. Returns its id.
+    pub async fn agree(&self, home: &TestNode, host: &TestNode, number: &str) -> String {
+        let proposed = home.ctl_json(&[
+            "agreement",
+            "propose",
+            "--with",
+            &host.node_id,
+            "--number",
+            number,
+            "--from",
+            "2020-01-01",
+            "--until",
+            "2099-12-31",
+        ]);
+        let id = proposed
+            .iter()
+            .find(|(t, _)| t == "agreement")
+            .and_then(|(_, d)| d["agreement_id"].as_str())
+            .unwrap_or_else(|| panic!("agreement propose printed no agreement: {proposed:?}"))
+            .to_owned();
+        let state = |node: &TestNode| -> Option<String> {
+            let output = node.ctl(&["-o", "json", "agreement", "show", &id]);
+            if !output.status.success() {
+                return None;
+            }
+            parse_json_lines(&String::from_utf8_lossy(&output.stdout))
+                .first()
+                .and_then(|(_, d)| d["state"].as_str().map(str::to_owned))
+        };
+        self.wait_until(
+            DEFAULT_WAIT,
+            &format!("{} received agreement {number}", host.node_id),
+            async || state(host).is_some(),
+        )
+        .await;
+        host.ctl_ok(&["agreement", "accept", &id]);
+        self.wait_until(
+            DEFAULT_WAIT,
+            &format!("agreement {number} active on both sides"),
+            async || {
+                state(home).as_deref() == Some("active") && state(host).as_deref() == Some("active")
+            },
+        )
+        .await;
+        id
+    }
+
     /// Waits until `a` and `b` each hold a follow stream on the other, as
     /// both sides' peer lists report it.
     pub async fn wait_linked(&self, a: &TestNode, b: &TestNode) {

@@ -142,6 +142,8 @@ async fn link_serving(fed: &Federation, home: &TestNode, host: &TestNode, place:
     ]);
     host.peer(home);
     fed.wait_linked(home, host).await;
+    fed.agree(home, host, &format!("{}-{}", home.node_id, host.node_id))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,14 +207,13 @@ async fn home_section_reaches_the_destination_host_and_never_a_third_node() {
     .into_inner()
     .disclosures;
     assert!(!disclosures.is_empty());
-    let basis = copy
-        .outflow
-        .as_ref()
-        .map(|o| o.outflow_id.clone())
-        .unwrap_or_default();
+    assert!(
+        !copy.basis.is_empty(),
+        "the copy names its basis, the agreement"
+    );
     for d in &disclosures {
         assert_eq!(d.peer, "lanzhou");
-        assert_eq!(d.basis, basis);
+        assert_eq!(d.basis, copy.basis);
     }
 }
 
@@ -398,38 +399,82 @@ async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
         "6201",
     ]);
     lanzhou.peer(&pingliang);
+    fed.wait_linked(&pingliang, &lanzhou).await;
+    // Activation shares all N members at once: that is the backlog.
+    let agreement = pingliang.ctl_json(&[
+        "agreement",
+        "propose",
+        "--with",
+        "lanzhou",
+        "--number",
+        "PL-LZ",
+        "--from",
+        "2020-01-01",
+        "--until",
+        "2099-12-31",
+    ]);
+    let agreement_id = agreement[0].1["agreement_id"]
+        .as_str()
+        .expect("an agreement id")
+        .to_owned();
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "lanzhou received the proposal", async || {
+            lanzhou
+                .ctl(&["agreement", "show", &agreement_id])
+                .status
+                .success()
+        })
+        .await;
+    lanzhou.ctl_ok(&["agreement", "accept", &agreement_id]);
 
+    // What pingliang holds for lanzhou, read from its database file.
+    let held_for_lanzhou = || -> (u64, u64) {
+        rusqlite::Connection::open(pingliang.db_path())
+            .expect("open pingliang's database")
+            .query_row(
+                "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM events WHERE audience = 'lanzhou'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("count events")
+    };
+    pingliang
+        .wait_until(
+            BACKLOG_WAIT,
+            "the agreement is active and shared all members",
+            async || held_for_lanzhou().0 >= N as u64,
+        )
+        .await;
+    let (held, head) = held_for_lanzhou();
     let cursor = lanzhou
         .wait_for(
             BACKLOG_WAIT,
             "lanzhou has applied part of the backlog",
             async || {
                 let r = replication(&lanzhou, "pingliang").await;
-                (r.my_cursor > 0).then_some(r.my_cursor)
+                (r.my_cursor > 100).then_some(r.my_cursor)
             },
         )
         .await;
     lanzhou.kill();
-    println!("lanzhou killed at cursor {cursor}");
+    println!("lanzhou killed at cursor {cursor} of {head}");
+    assert!(
+        cursor < head,
+        "the kill came after the backlog drained: make batches smaller"
+    );
     lanzhou.start().await;
-
-    let head = replication(&pingliang, "lanzhou").await;
     lanzhou
         .wait_until(
             BACKLOG_WAIT,
             "lanzhou caught up with pingliang",
-            async || {
-                let r = replication(&lanzhou, "pingliang").await;
-                r.my_cursor > 0 && r.my_cursor == r.peer_head
-            },
+            async || replication(&lanzhou, "pingliang").await.my_cursor == head,
         )
         .await;
     let after = replication(&lanzhou, "pingliang").await;
     assert_eq!(after.quarantined, 0);
     assert_eq!(
-        after.applied_total, N as u64,
-        "every event applied exactly once (killed at cursor {cursor}, pingliang head {})",
-        head.peer_head
+        after.applied_total, held,
+        "every event applied exactly once (killed at cursor {cursor} of {head})"
     );
     assert_eq!(hosted_total(&lanzhou).await, N as u64);
     // Contents: every copy equals the owner's version and name.
@@ -551,6 +596,7 @@ async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
     ]);
     lanzhou.ctl_ok(&["peer", "add", "pingliang", "--endpoint", &proxy.endpoint()]);
     fed.wait_linked(&pingliang, &lanzhou).await;
+    fed.agree(&pingliang, &lanzhou, "PL-LZ").await;
     add_branch(&pingliang).await;
     let id = add_member(&pingliang, "张三").await;
     send_away(&pingliang, &id, "620102").await;

@@ -4,14 +4,17 @@
 //! and JSON, so those can be tested without a node.
 
 pub mod activity;
+pub mod agreement;
 pub mod audit;
 pub mod contact;
+pub mod debug;
 pub mod init;
 pub mod member;
 pub mod org;
 pub mod outflow;
 pub mod peer;
 pub mod quarantine;
+pub mod report;
 pub mod status;
 
 use liaison_proto::v1 as pb;

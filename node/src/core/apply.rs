@@ -191,6 +191,7 @@ pub fn apply_event(
                 origin,
                 &section.member_id,
                 &section.author,
+                &section.basis,
                 faults,
             )?;
             let current = members::host_section(conn, &section.member_id, &section.author)?;
@@ -211,6 +212,7 @@ pub fn apply_event(
                 origin,
                 &contact.member_id,
                 &contact.author,
+                &contact.basis,
                 faults,
             )?;
             if members::save_contact(conn, &contact, ctx.now_ms)? {
@@ -226,10 +228,22 @@ pub fn apply_event(
                 origin,
                 &activity.member_id,
                 &activity.author,
+                &activity.basis,
                 faults,
             )?;
             members::save_activity(conn, &activity, ctx.now_ms)?;
             Ok(())
+        }
+        EventKind::AgreementVersion
+        | EventKind::AgreementVote
+        | EventKind::AgreementActivated
+        | EventKind::AgreementEnded
+        | EventKind::AgreementEndApplied
+        | EventKind::CopiesDropped => {
+            if faults.skip_authority {
+                return Ok(());
+            }
+            super::agreements::apply(conn, ctx, origin, event, kind)
         }
         EventKind::Unspecified => Err(Rejection::Invalid("event kind unspecified".into())),
     }
@@ -289,13 +303,16 @@ fn apply_home_section(
 }
 
 /// Host sections, contact events and activities about a member go to the
-/// member's owner, from a node that is or was its host, authored by it.
+/// member's owner, authored by the node that sends them, under an agreement
+/// that covered the member while it was active, and only until the host
+/// applied its end (DESIGN §4).
 fn check_host_record(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     member_id: &str,
     author: &str,
+    basis: &str,
     faults: Faults,
 ) -> Result<(), Rejection> {
     if faults.skip_authority {
@@ -317,9 +334,9 @@ fn check_host_record(
             home.owner
         )));
     }
-    if !members::is_or_was_host(conn, member_id, origin)? {
+    if let Err(why) = super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis)? {
         return Err(Rejection::Invalid(format!(
-            "{origin} is not a host of member {member_id}: no outflow registration of the member names it"
+            "{origin} may not send records about member {member_id}: {why}"
         )));
     }
     Ok(())

@@ -394,42 +394,99 @@ fn bump_and_share(conn: &Connection, ctx: &Ctx<'_>, m: &mut HomeRecord) -> Resul
     share(conn, ctx, m)
 }
 
-/// Until the agreements land, a member's home section goes only to the node
-/// serving the destination of its open outflow registration, with the
-/// registration as the basis (issue 4's stated exception to DESIGN §3).
+/// Shares an owned member's home section with every host whose active
+/// agreement covers the member now, and withdraws it (Unshare) from hosts
+/// whose agreement no longer does (DESIGN §3, §4a). With `resend`, hosts
+/// that already hold a copy get the current version too.
+fn sync_shares(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    m: &HomeRecord,
+    resend: bool,
+) -> Result<(), StoreError> {
+    let covering = super::agreements::covering(conn, ctx, &m.member_id)?;
+    let held: Vec<(String, String)> = conn
+        .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
+        .query_map([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (peer, _) in held
+        .iter()
+        .filter(|(peer, _)| !covering.iter().any(|(_, host)| host == peer))
+    {
+        let host = NodeId::parse(peer).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        unshare(conn, ctx, &host, m, "the member left the agreement's scope")?;
+        conn.execute(
+            "DELETE FROM shares WHERE member_id = ?1 AND peer = ?2",
+            params![m.member_id, peer],
+        )?;
+    }
+    for (agreement_id, host) in &covering {
+        let current = held
+            .iter()
+            .any(|(peer, basis)| peer == host && basis == agreement_id);
+        if current && !resend {
+            continue;
+        }
+        let host = NodeId::parse(host).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let outflow = open_outflow(conn, &m.member_id)?.unwrap_or_default();
+        let section = home_section(conn, m, &outflow, agreement_id)?;
+        log::append(
+            conn,
+            &host,
+            EventKind::HomeSection,
+            &m.member_id,
+            &section.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        log::disclose(
+            conn,
+            &host,
+            "home_section",
+            &m.member_id,
+            SHARED_FIELDS,
+            m.generation,
+            m.counter,
+            agreement_id,
+            ctx.now_ms,
+        )?;
+        conn.execute(
+            "INSERT INTO shares (member_id, peer, basis) VALUES (?1, ?2, ?3)
+             ON CONFLICT (member_id, peer) DO UPDATE SET basis = excluded.basis",
+            params![m.member_id, host.as_str(), agreement_id],
+        )?;
+    }
+    Ok(())
+}
+
 fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreError> {
-    let Some(outflow) = open_outflow(conn, &m.member_id)? else {
-        return Ok(());
-    };
-    let Ok(host) = NodeId::parse(&outflow.destination_node) else {
-        return Ok(());
-    };
-    let section = home_section(conn, m, &outflow)?;
-    log::append(
-        conn,
-        &host,
-        EventKind::HomeSection,
-        &m.member_id,
-        &section.encode_to_vec(),
-        ctx.now_ms,
-    )?;
-    log::disclose(
-        conn,
-        &host,
-        "home_section",
-        &m.member_id,
-        SHARED_FIELDS,
-        m.generation,
-        m.counter,
-        &outflow.outflow_id,
-        ctx.now_ms,
-    )
+    sync_shares(conn, ctx, m, true)
+}
+
+/// Re-evaluates every owned member against the active agreements: shares
+/// with hosts newly covering, unshares from hosts no longer covering.
+pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
+    let ids: Vec<String> = conn
+        .prepare("SELECT member_id FROM members WHERE owner = ?1 ORDER BY member_id")?
+        .query_map([ctx.me.as_str()], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in ids {
+        if let Some(m) = load_home(conn, &id)? {
+            sync_shares(conn, ctx, &m, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// At a host: deletes the copies shared under `basis` (its end).
+pub fn delete_copies_with_basis(conn: &Connection, basis: &str) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM home_copies WHERE basis = ?1", [basis])?)
 }
 
 fn home_section(
     conn: &Connection,
     m: &HomeRecord,
     outflow: &pb::OutflowView,
+    basis: &str,
 ) -> Result<pb::HomeSection, StoreError> {
     let (branch_name, branch_contact) = org_contact(conn, &m.home_branch)?;
     let birth_year = NaiveDate::parse_from_str(&m.birth_date, "%Y-%m-%d")
@@ -451,7 +508,7 @@ fn home_section(
         home_branch_contact: branch_contact,
         membership_state: m.membership_state.clone(),
         contact_status: m.contact_status.clone(),
-        basis: outflow.outflow_id.clone(),
+        basis: basis.to_owned(),
         outflow: Some(pb::Outflow {
             outflow_id: outflow.outflow_id.clone(),
             destination_place: outflow.destination_place.clone(),
@@ -598,22 +655,6 @@ pub fn open_outflow(
         .optional()?)
 }
 
-/// Whether `node` is or was the host serving one of the member's outflows,
-/// so its records about the member are legitimate.
-pub fn is_or_was_host(
-    conn: &Connection,
-    member_id: &str,
-    node: &NodeId,
-) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM outflows WHERE member_id = ?1 AND destination_node = ?2 LIMIT 1",
-        )?
-        .query_row(params![member_id, node.as_str()], |_| Ok(()))
-        .optional()?
-        .is_some())
-}
-
 /// The peer serving `place`: the longest served prefix wins.
 fn serving_peer(conn: &Connection, place: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
@@ -757,10 +798,8 @@ pub fn outflow_return(
         "UPDATE outflows SET state = 'returned', returned_on = ?2 WHERE outflow_id = ?1",
         params![open.outflow_id, returned.to_string()],
     )?;
+    // Out of every destination scope now: hosts holding a copy get Unshare.
     bump_and_share(conn, ctx, &mut m)?;
-    if let Ok(host) = NodeId::parse(&open.destination_node) {
-        unshare(conn, ctx, &host, &m, "member returned home")?;
-    }
     member_view(conn, ctx, &member_id)
 }
 

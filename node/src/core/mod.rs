@@ -5,6 +5,7 @@
 //! knows nothing of tokio, tonic, TLS or connections, so the same code runs
 //! in the node and in a deterministic simulator (DESIGN §4).
 
+pub mod agreements;
 pub mod apply;
 pub mod import;
 pub mod log;
@@ -14,11 +15,14 @@ pub mod validate;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod agreement_tests;
+
 use chrono::{FixedOffset, NaiveDate};
 use rand::RngCore;
 
 use crate::clock::Millis;
-use crate::identity::NodeId;
+use crate::identity::{NodeId, Notary};
 
 /// China Standard Time: the dates people type and read (birth dates,
 /// departures, contacts) are Beijing dates.
@@ -31,11 +35,33 @@ pub fn china_time() -> FixedOffset {
 pub struct Ctx<'a> {
     pub me: &'a NodeId,
     pub now_ms: Millis,
+    /// Signs and verifies agreements; `None` where nothing is signed.
+    pub notary: Option<&'a dyn Notary>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(me: &'a NodeId, now_ms: Millis) -> Ctx<'a> {
-        Ctx { me, now_ms }
+        Ctx {
+            me,
+            now_ms,
+            notary: None,
+        }
+    }
+
+    pub fn with_notary(self, notary: &'a dyn Notary) -> Ctx<'a> {
+        Ctx {
+            notary: Some(notary),
+            ..self
+        }
+    }
+
+    pub fn notary(&self) -> Result<&'a dyn Notary, crate::store::StoreError> {
+        self.notary.ok_or_else(|| {
+            crate::store::StoreError::Invalid(
+                "this operation signs or verifies an agreement, but no signing key was given"
+                    .into(),
+            )
+        })
     }
 
     pub fn local_now(&self) -> chrono::DateTime<FixedOffset> {

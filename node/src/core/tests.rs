@@ -8,42 +8,91 @@ use rusqlite::TransactionBehavior;
 
 use super::apply::{apply_batch, Faults};
 use super::{log, members, Ctx};
-use crate::identity::NodeId;
+use crate::identity::{CertNotary, NodeId, TlsMaterial};
 use crate::store::peers::{self, PeerRecord, PeerState};
 use crate::store::{Store, StoreError};
 
-/// 2026-11-25T08:00:00Z.
-const T0: i64 = 1_795_593_600_000;
+/// The start of every test's clock: the real time, since the certificates
+/// the agreements are signed with are issued now. Dates in the tests are
+/// relative to it ([`day`]).
+fn t0() -> i64 {
+    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| chrono::Utc::now().timestamp_millis())
+}
 
-struct TestNode {
-    id: NodeId,
-    store: Store,
-    now_ms: i64,
+/// The date `offset` days from T0 (China time), as YYYY-MM-DD.
+pub(super) fn day(offset: i64) -> String {
+    let t0 = Ctx::new(&NodeId::parse("xx").unwrap(), t0()).today();
+    (t0 + chrono::Duration::days(offset)).to_string()
+}
+
+pub(super) struct TestNode {
+    pub(super) id: NodeId,
+    pub(super) store: Store,
+    pub(super) now_ms: i64,
+    notary: CertNotary,
+}
+
+/// One federation CA for all unit tests, in a directory that lives as long
+/// as the test process.
+fn test_ca() -> &'static std::path::Path {
+    static CA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    CA.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        crate::identity::ca_init("gansu", &dir.path().join("ca"), 3650, false).unwrap();
+        dir
+    })
+    .path()
+}
+
+/// Real certificates for a node id, issued once per test process.
+fn test_material(id: &NodeId) -> TlsMaterial {
+    static ISSUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let dir = test_ca();
+    let ca = dir.join("ca");
+    let certs = dir.join(format!("certs-{id}"));
+    let _guard = ISSUE.lock().unwrap_or_else(|e| e.into_inner());
+    if !certs.join(format!("{id}.crt")).exists() {
+        crate::identity::ca_issue(&ca, id, &[], &[], 3650, &certs, false).unwrap();
+    }
+    crate::identity::load_tls(
+        &certs.join(format!("{id}.crt")),
+        &certs.join(format!("{id}.key")),
+        &ca.join("ca.crt"),
+        id,
+    )
+    .unwrap()
 }
 
 impl TestNode {
-    fn new(id: &str) -> TestNode {
+    pub(super) fn new(id: &str) -> TestNode {
+        let id = NodeId::parse(id).unwrap();
         TestNode {
-            id: NodeId::parse(id).unwrap(),
-            store: Store::open_in_memory(T0).unwrap(),
-            now_ms: T0,
+            notary: CertNotary::new(test_material(&id)),
+            id,
+            store: Store::open_in_memory(t0()).unwrap(),
+            now_ms: t0(),
         }
     }
 
+    pub(super) fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(&self.id, self.now_ms).with_notary(&self.notary)
+    }
+
     /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.
-    fn tx<R>(
+    pub(super) fn tx<R>(
         &self,
         f: impl FnOnce(&rusqlite::Connection, &Ctx<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         self.store.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let r = f(&tx, &Ctx::new(&self.id, self.now_ms))?;
+            let r = f(&tx, &self.ctx())?;
             tx.commit()?;
             Ok(r)
         })
     }
 
-    fn add_peer(&self, id: &str, serves: &[&str]) {
+    pub(super) fn add_peer(&self, id: &str, serves: &[&str]) {
         self.tx(|conn, ctx| {
             peers::add(
                 conn,
@@ -64,7 +113,7 @@ impl TestNode {
     }
 
     /// Everything `self` holds for `to` after `to`'s cursor, applied at `to`.
-    fn deliver(&self, to: &TestNode) -> super::apply::ApplyReport {
+    pub(super) fn deliver(&self, to: &TestNode) -> super::apply::ApplyReport {
         let log_id = self.store.log_id().unwrap();
         let since = to
             .store
@@ -77,27 +126,18 @@ impl TestNode {
         to.apply(&self.id, &log_id, &events)
     }
 
-    fn apply(
+    pub(super) fn apply(
         &self,
         origin: &NodeId,
         log_id: &str,
         events: &[pb::Event],
     ) -> super::apply::ApplyReport {
         self.store
-            .with(|c| {
-                apply_batch(
-                    c,
-                    &Ctx::new(&self.id, self.now_ms),
-                    origin,
-                    log_id,
-                    events,
-                    Faults::default(),
-                )
-            })
+            .with(|c| apply_batch(c, &self.ctx(), origin, log_id, events, Faults::default()))
             .unwrap()
     }
 
-    fn view(&self, member_id: &str) -> Result<pb::Member, StoreError> {
+    pub(super) fn view(&self, member_id: &str) -> Result<pb::Member, StoreError> {
         self.tx(|c, ctx| members::member_view(c, ctx, member_id))
     }
 }
@@ -106,7 +146,7 @@ fn some(s: &str) -> Option<String> {
     Some(s.to_owned())
 }
 
-fn member_fields(name: &str) -> pb::MemberFields {
+pub(super) fn member_fields(name: &str) -> pb::MemberFields {
     pb::MemberFields {
         name: some(name),
         gender: some("男"),
@@ -124,7 +164,7 @@ fn member_fields(name: &str) -> pb::MemberFields {
 
 /// Pingliang (home) with Lanzhou (serves 6201) and Xi'an (serves 6101) as peers,
 /// one member away to Lanzhou.
-fn federation() -> (TestNode, TestNode, TestNode, String) {
+pub(super) fn federation() -> (TestNode, TestNode, TestNode, String) {
     let pingliang = TestNode::new("pingliang");
     let lanzhou = TestNode::new("lanzhou");
     let xian = TestNode::new("xian");
@@ -153,7 +193,7 @@ fn federation() -> (TestNode, TestNode, TestNode, String) {
                 &pb::OutflowRequest {
                     member_id: member.member_id.clone(),
                     destination_place: "620102".into(),
-                    departed_on: "2026-07-01".into(),
+                    departed_on: day(-147),
                     certificate_no: "PL-2026-001".into(),
                     ..pb::OutflowRequest::default()
                 },
@@ -161,14 +201,41 @@ fn federation() -> (TestNode, TestNode, TestNode, String) {
             Ok(member.member_id)
         })
         .unwrap();
+    sign_agreement(&pingliang, &lanzhou, "PL-LZ-2026-01");
     (pingliang, lanzhou, xian, id)
+}
+
+pub(super) fn terms(number: &str) -> pb::AgreementTerms {
+    pb::AgreementTerms {
+        number: number.into(),
+        effective_from: day(-30),
+        effective_until: day(365),
+        scope_kind: "destination".into(),
+        dues_collector: "inflow".into(),
+        ..Default::default()
+    }
+}
+
+/// `home` proposes an agreement (destination scope) to `host`, which
+/// accepts; both sides apply everything; returns the agreement id.
+pub(super) fn sign_agreement(home: &TestNode, host: &TestNode, number: &str) -> String {
+    let id = home
+        .tx(|c, ctx| super::agreements::propose(c, ctx, host.id.as_str(), "outflow", terms(number)))
+        .unwrap()
+        .agreement_id;
+    home.deliver(host);
+    host.tx(|c, ctx| super::agreements::accept(c, ctx, &id))
+        .unwrap();
+    host.deliver(home);
+    home.deliver(host);
+    id
 }
 
 #[test]
 fn home_section_reaches_the_destination_host_only_with_shared_fields() {
     let (pingliang, lanzhou, xian, id) = federation();
-    let report = pingliang.deliver(&lanzhou);
-    assert_eq!(report.applied, 1, "one compacted snapshot: {report:?}");
+    // The agreement's activation shared the member at once.
+    assert_eq!(pingliang.deliver(&lanzhou).applied, 0);
     assert_eq!(pingliang.deliver(&xian).applied, 0);
     let copy = lanzhou.view(&id).unwrap();
     assert!(!copy.owned);
@@ -234,7 +301,7 @@ fn host_records_flow_back_to_the_owner() {
                     host_branch: some("兰州建筑业流动党员支部"),
                     employer: some("兰州某建筑公司"),
                     industry: some("construction"),
-                    reported_on: some("2026-03-10"),
+                    reported_on: Some(day(-60)),
                     ..Default::default()
                 },
             )?;
@@ -244,7 +311,7 @@ fn host_records_flow_back_to_the_owner() {
                 &pb::ContactRequest {
                     member_id: id.clone(),
                     channel: "org_life".into(),
-                    at: "2026-11-20".into(),
+                    at: day(-5),
                     ..Default::default()
                 },
             )?;
@@ -254,7 +321,7 @@ fn host_records_flow_back_to_the_owner() {
                 &pb::ActivityRequest {
                     member_id: id.clone(),
                     kind: "主题党日".into(),
-                    date: "2026-11-20".into(),
+                    date: day(-5),
                     hours: 2.0,
                     ..Default::default()
                 },
@@ -267,8 +334,8 @@ fn host_records_flow_back_to_the_owner() {
     assert!(home.owned);
     assert_eq!(home.host_sections.len(), 1);
     assert_eq!(home.host_sections[0].employer, "兰州某建筑公司");
-    assert_eq!(home.last_contact, "2026-11-20T00:00:00");
-    assert_eq!(home.lost_since, "2026-11-20");
+    assert_eq!(home.last_contact, format!("{}T00:00:00", day(-5)));
+    assert_eq!(home.lost_since, day(-5));
     assert_eq!(home.contact_status, "in_contact");
 }
 
@@ -291,7 +358,7 @@ fn a_host_writing_the_home_section_is_quarantined_and_changes_nothing() {
         kind: EventKind::HomeSection as i32,
         entity: id.clone(),
         payload: forged.encode_to_vec(),
-        created_at_ms: T0,
+        created_at_ms: t0(),
     };
     let report = pingliang.apply(&lanzhou.id, "lanzhou-log", &[event]);
     assert_eq!(
@@ -324,7 +391,7 @@ fn a_record_from_a_node_that_is_not_the_host_is_quarantined() {
         contact_id: "c1".into(),
         member_id: id.clone(),
         author: "xian".into(),
-        at: "2026-11-01T00:00:00".into(),
+        at: format!("{}T00:00:00", day(-20)),
         channel: "visit".into(),
         ..Default::default()
     };
@@ -333,7 +400,7 @@ fn a_record_from_a_node_that_is_not_the_host_is_quarantined() {
         kind: EventKind::Contact as i32,
         entity: id,
         payload: contact.encode_to_vec(),
-        created_at_ms: T0,
+        created_at_ms: t0(),
     };
     let report = pingliang.apply(&xian.id, "xian-log", &[event]);
     assert_eq!(report.quarantined, 1);
@@ -429,7 +496,7 @@ fn operator_errors_change_nothing() {
                 &pb::OutflowRequest {
                     member_id: id.clone(),
                     destination_place: "6101".into(),
-                    departed_on: "2026-04-01".into(),
+                    departed_on: day(-200),
                     ..Default::default()
                 },
             )
@@ -460,7 +527,7 @@ fn contact_status_follows_the_calendar_and_the_operator() {
     assert_eq!(
         status(&pingliang),
         "overdue",
-        "departed 2026-07-01, no contact since"
+        "departed 147 days ago, no contact since"
     );
     pingliang.now_ms += 120 * 86_400_000;
     pingliang.tx(members::sweep_contact_status).unwrap();
@@ -524,9 +591,12 @@ fn import_reports_every_bad_row_and_imports_nothing() {
 #[test]
 fn import_registers_outflows_and_shares_them() {
     let (pingliang, lanzhou, _xian, _id) = federation();
-    let csv = "name,gender,birth_date,party_status,home_branch,destination_place,departed_on,certificate_no\n\
-               李四,男,1985-01-02,正式,b1,620102,2026-10-01,PL-9\n\
-               王五,女,1986-03-04,预备,b1,,,\n";
+    let csv = format!(
+        "name,gender,birth_date,party_status,home_branch,destination_place,departed_on,certificate_no\n\
+         李四,男,1985-01-02,正式,b1,620102,{},PL-9\n\
+         王五,女,1986-03-04,预备,b1,,,\n",
+        day(-50)
+    );
     let outcome = pingliang
         .tx(|c, ctx| super::import::import(c, ctx, csv.as_bytes()))
         .unwrap();
@@ -538,8 +608,8 @@ fn import_registers_outflows_and_shares_them() {
     );
     let report = pingliang.deliver(&lanzhou);
     assert_eq!(
-        report.applied, 2,
-        "张三 and 李四 are away to Lanzhou; 王五 stays home"
+        report.applied, 1,
+        "李四 is away to Lanzhou (张三 was shared at activation); 王五 stays home"
     );
     let (exported, _) = pingliang.tx(super::import::export).unwrap();
     let text = String::from_utf8(exported).unwrap();
@@ -570,7 +640,7 @@ fn members_away_before_a_region_had_a_node_are_shared_when_it_joins() {
                 &pb::OutflowRequest {
                     member_id: member.member_id.clone(),
                     destination_place: "640100".into(),
-                    departed_on: "2026-08-01".into(),
+                    departed_on: day(-100),
                     ..Default::default()
                 },
             )?;
@@ -583,6 +653,11 @@ fn members_away_before_a_region_had_a_node_are_shared_when_it_joins() {
         .tx(|c, ctx| members::adopt_destinations(c, ctx, &yinchuan.id))
         .unwrap();
     assert_eq!(adopted, 1);
-    assert_eq!(pingliang.deliver(&yinchuan).applied, 1);
+    let outflow = pingliang.view(&id).unwrap().outflow.unwrap();
+    assert_eq!(outflow.destination_node, "yinchuan");
+    // Nothing is shared without an agreement; with one, at once.
+    assert_eq!(pingliang.deliver(&yinchuan).applied, 0);
+    assert!(yinchuan.view(&id).is_err());
+    sign_agreement(&pingliang, &yinchuan, "PL-YC-2026-01");
     assert_eq!(yinchuan.view(&id).unwrap().name, "李四");
 }

@@ -154,11 +154,12 @@ async fn apply(
     let peer = origin.clone();
     let now_ms = node.now_ms();
     let faults = node.faults;
+    let notary = node.notary.clone();
     let report = node
         .db(move |conn| {
             apply_batch(
                 conn,
-                &Ctx::new(&me, now_ms),
+                &Ctx::new(&me, now_ms).with_notary(notary.as_ref()),
                 &peer,
                 &batch.log_id,
                 &batch.events,

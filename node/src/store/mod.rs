@@ -36,6 +36,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("schema/0001_node.sql")),
         M::up(include_str!("schema/0002_registry.sql")),
+        M::up(include_str!("schema/0003_agreements.sql")),
     ])
 }
 

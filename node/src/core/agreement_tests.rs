@@ -1,0 +1,321 @@
+//! Agreements driven by hand between in-memory nodes with real certificates.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+
+use super::agreements;
+use super::log;
+use super::members;
+use super::tests::{day, federation, member_fields, terms, TestNode};
+
+fn state(node: &TestNode, id: &str) -> (String, u64, u64) {
+    let v = node.tx(|c, ctx| agreements::view(c, ctx, id)).unwrap();
+    (v.state, v.version, v.active_version)
+}
+
+/// Pingliang and Lanzhou with no agreement yet, one member away to Lanzhou.
+fn unsigned() -> (TestNode, TestNode, TestNode, String) {
+    let pingliang = TestNode::new("pingliang");
+    let lanzhou = TestNode::new("lanzhou");
+    let xian = TestNode::new("xian");
+    pingliang.add_peer("lanzhou", &["6201"]);
+    pingliang.add_peer("xian", &["6101"]);
+    lanzhou.add_peer("pingliang", &[]);
+    let id = pingliang
+        .tx(|c, ctx| {
+            members::org_add(
+                c,
+                ctx,
+                &pb::Org {
+                    org_id: "b1".into(),
+                    name: "一支部".into(),
+                    level: "branch".into(),
+                    ..Default::default()
+                },
+            )?;
+            let m = members::member_add(c, ctx, &member_fields("张三"))?;
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: m.member_id.clone(),
+                    destination_place: "620102".into(),
+                    departed_on: day(-10),
+                    ..Default::default()
+                },
+            )?;
+            Ok(m.member_id)
+        })
+        .unwrap();
+    (pingliang, lanzhou, xian, id)
+}
+
+#[test]
+fn a_negotiation_with_a_counter_proposal_activates_on_both_sides() {
+    let (pingliang, lanzhou, xian, member) = unsigned();
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", terms("PL-LZ-1")))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    assert_eq!(state(&lanzhou, &id), ("proposed".into(), 1, 0));
+    assert!(
+        lanzhou.view(&member).is_err(),
+        "nothing is shared before activation"
+    );
+    let mut changed = terms("PL-LZ-1");
+    changed.notes = "兰州负责组织生活".into();
+    lanzhou
+        .tx(|c, ctx| agreements::counter(c, ctx, &id, changed.clone()))
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    let at_home = pingliang
+        .tx(|c, ctx| agreements::view(c, ctx, &id))
+        .unwrap();
+    assert_eq!(at_home.pending_counter.unwrap().notes, "兰州负责组织生活");
+    assert!(
+        at_home.next_step.contains("counter-proposal"),
+        "{}",
+        at_home.next_step
+    );
+    // The coordinator publishes the counter as version 2, signed by both: active.
+    pingliang
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    assert_eq!(state(&pingliang, &id), ("active".into(), 2, 2));
+    pingliang.deliver(&lanzhou);
+    assert_eq!(state(&lanzhou, &id), ("active".into(), 2, 2));
+    let view = lanzhou.tx(|c, ctx| agreements::view(c, ctx, &id)).unwrap();
+    let signatures = &view.history.last().unwrap().signatures;
+    assert_eq!(signatures.len(), 2);
+    assert!(signatures.iter().all(|s| s.status == "valid"));
+    assert_eq!(lanzhou.view(&member).unwrap().basis, id);
+    // No third node ever hears of it.
+    let to_xian = pingliang
+        .store
+        .with(|c| log::read_batch(c, &xian.id, 0, 1000))
+        .unwrap();
+    assert!(to_xian.is_empty(), "{to_xian:?}");
+}
+
+#[test]
+fn the_inflow_party_may_propose_and_the_coordinator_publishes_it() {
+    let (pingliang, lanzhou, _xian, member) = unsigned();
+    let id = lanzhou
+        .tx(|c, ctx| agreements::propose(c, ctx, "pingliang", "inflow", terms("LZ-PL-1")))
+        .unwrap()
+        .agreement_id;
+    lanzhou.deliver(&pingliang);
+    assert_eq!(state(&pingliang, &id), ("proposed".into(), 0, 0));
+    pingliang
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    assert_eq!(state(&pingliang, &id), ("active".into(), 1, 1));
+    pingliang.deliver(&lanzhou);
+    assert_eq!(state(&lanzhou, &id), ("active".into(), 1, 1));
+    assert!(lanzhou.view(&member).is_ok());
+}
+
+#[test]
+fn a_tampered_signature_is_quarantined_and_the_agreement_does_not_activate() {
+    let (pingliang, lanzhou, _xian, member) = unsigned();
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", terms("PL-LZ-1")))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    let log_id = lanzhou.store.log_id().unwrap();
+    let mut events = lanzhou
+        .store
+        .with(|c| log::read_batch(c, &pingliang.id, 0, 100))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let mut vote = pb::AgreementVote::decode(events[0].payload.as_slice()).unwrap();
+    let signature = vote.signature.as_mut().unwrap();
+    signature.signature[10] ^= 0xff;
+    events[0].payload = vote.encode_to_vec();
+    let report = pingliang.apply(&lanzhou.id, &log_id, &events);
+    assert_eq!(report.quarantined, 1);
+    assert_eq!(state(&pingliang, &id).0, "proposed");
+    let held = pingliang
+        .tx(|c, _| super::apply::quarantine_list(c, false))
+        .unwrap();
+    assert!(
+        held[0].reason.contains("forged or mismatched signature"),
+        "{}",
+        held[0].reason
+    );
+    // Terms changed after signing: refused as well.
+    let mut version_events = pingliang
+        .store
+        .with(|c| log::read_batch(c, &lanzhou.id, 0, 100))
+        .unwrap();
+    let mut version = pb::AgreementVersion::decode(version_events[0].payload.as_slice()).unwrap();
+    version.version = 5;
+    version.terms.as_mut().unwrap().effective_until = day(3000);
+    version_events[0].payload = version.encode_to_vec();
+    version_events[0].seq = 99;
+    let report = lanzhou.apply(
+        &pingliang.id,
+        &pingliang.store.log_id().unwrap(),
+        &version_events,
+    );
+    assert_eq!(report.quarantined, 1);
+    pingliang.deliver(&lanzhou);
+    assert!(lanzhou.view(&member).is_err());
+}
+
+#[test]
+fn termination_stops_sharing_and_the_host_drops_its_copies() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    assert!(lanzhou.view(&member).is_ok());
+    let id = lanzhou.view(&member).unwrap().basis;
+    // The host records a contact; the owner terminates before it arrives.
+    lanzhou
+        .tx(|c, ctx| {
+            members::contact_record(
+                c,
+                ctx,
+                &pb::ContactRequest {
+                    member_id: member.clone(),
+                    channel: "visit".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    pingliang
+        .tx(|c, ctx| agreements::end(c, ctx, &id, "协议到期前解除", false))
+        .unwrap();
+    assert_eq!(state(&pingliang, &id).0, "terminated");
+    // The contact made under the agreement before the end crossed it: accepted.
+    let report = lanzhou.deliver(&pingliang);
+    assert_eq!((report.applied, report.quarantined), (1, 0));
+    pingliang.deliver(&lanzhou);
+    assert_eq!(state(&lanzhou, &id).0, "terminated");
+    assert!(lanzhou.view(&member).is_err(), "the host's copy is gone");
+    lanzhou.deliver(&pingliang); // the host's end marker
+                                 // After the end: updates are not shared, and a record under the ended
+                                 // agreement is refused.
+    pingliang
+        .tx(|c, ctx| {
+            members::member_update(
+                c,
+                ctx,
+                &member,
+                &pb::MemberFields {
+                    phone: Some("13911112222".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(pingliang.deliver(&lanzhou).applied, 0);
+    let late = pb::ContactEvent {
+        contact_id: "late".into(),
+        member_id: member.clone(),
+        author: "lanzhou".into(),
+        at: format!("{}T00:00:00", day(0)),
+        channel: "visit".into(),
+        basis: id.clone(),
+        ..Default::default()
+    };
+    let event = pb::Event {
+        seq: 1_000,
+        kind: EventKind::Contact as i32,
+        entity: member.clone(),
+        payload: late.encode_to_vec(),
+        created_at_ms: 0,
+    };
+    let report = pingliang.apply(&lanzhou.id, &lanzhou.store.log_id().unwrap(), &[event]);
+    assert_eq!(report.quarantined, 1, "nothing flows after the end");
+    // Ending twice is refused with a clear error; so is rejecting an active one.
+    assert!(pingliang
+        .tx(|c, ctx| agreements::end(c, ctx, &id, "again", false))
+        .is_err());
+}
+
+#[test]
+fn expiry_by_date_on_the_coordinators_clock_and_the_hosts_grace() {
+    let (mut pingliang, mut lanzhou, _xian, member) = unsigned();
+    let mut short = terms("PL-LZ-short");
+    short.effective_until = day(10);
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", short))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    pingliang.deliver(&lanzhou);
+    assert!(lanzhou.view(&member).is_ok());
+    // The host's clock runs ahead: past the end plus grace, it drops its
+    // copies on its own, whether or not it heard of the end.
+    lanzhou.now_ms += (10 + agreements::GRACE_DAYS + 2) * 86_400_000;
+    lanzhou.tx(agreements::tick).unwrap();
+    assert!(lanzhou.view(&member).is_err());
+    // The coordinator expires it on its clock.
+    pingliang.now_ms += 11 * 86_400_000;
+    pingliang.tx(agreements::tick).unwrap();
+    assert_eq!(state(&pingliang, &id).0, "expired");
+    pingliang.deliver(&lanzhou);
+    assert_eq!(state(&lanzhou, &id).0, "expired");
+}
+
+#[test]
+fn a_member_returning_home_is_unshared() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    assert!(lanzhou.view(&member).is_ok());
+    pingliang
+        .tx(|c, ctx| {
+            members::outflow_return(
+                c,
+                ctx,
+                &pb::OutflowReturnRequest {
+                    member_id: member.clone(),
+                    returned_on: String::new(),
+                },
+            )
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    assert!(lanzhou.view(&member).is_err());
+    let report = pingliang.tx(agreements::uncovered).unwrap();
+    assert_eq!(report.total, 0, "a member at home is not uncovered");
+}
+
+#[test]
+fn members_away_without_an_agreement_are_reported_uncovered() {
+    let (pingliang, _lanzhou, _xian, _member) = unsigned();
+    let report = pingliang.tx(agreements::uncovered).unwrap();
+    assert_eq!(report.total, 1);
+    assert_eq!(report.groups[0].destination_place, "620102");
+    assert_eq!(report.groups[0].destination_node, "lanzhou");
+}
+
+#[test]
+fn each_host_gets_members_under_its_own_agreement() {
+    let (pingliang, lanzhou, xian, member) = unsigned();
+    let lz = super::tests::sign_agreement(&pingliang, &lanzhou, "PL-LZ");
+    let xa = super::tests::sign_agreement(&pingliang, &xian, "PL-XA");
+    assert_ne!(lz, xa);
+    pingliang.deliver(&lanzhou);
+    pingliang.deliver(&xian);
+    assert_eq!(lanzhou.view(&member).unwrap().basis, lz);
+    assert!(xian.view(&member).is_err());
+    let disclosures = pingliang
+        .tx(|c, _| members::disclosures(c, &member))
+        .unwrap();
+    assert!(
+        disclosures
+            .iter()
+            .all(|d| d.peer == "lanzhou" && d.basis == lz),
+        "{disclosures:?}"
+    );
+}
