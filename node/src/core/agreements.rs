@@ -1166,16 +1166,42 @@ fn apply_state(
             if !from_inflow {
                 return Err(reject("only the host drops copies".into()));
             }
-            // The host's clock passed the end it knew of; if the agreement
-            // lives on here (renewed), share again.
+            // The host's clock passed the end of the version it knew. If a
+            // later version was activated here since (the agreement was
+            // renewed), share again; if not, the host holds nothing now.
             conn.execute("DELETE FROM shares WHERE basis = ?1", [&a.agreement_id])?;
-            if a.state == "active" {
+            if a.state == "active" && a.active_version > s.version {
                 members::reshare_all(conn, ctx)?;
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+/// At a host: may it hold a home section shared under `basis` now? `None`
+/// if no such agreement is known; `Some(false)` if it is not active here or
+/// this node's clock is past its end plus the grace period.
+pub fn host_may_hold(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    owner: &NodeId,
+    basis: &str,
+) -> Result<Option<bool>, StoreError> {
+    let Some(a) = load(conn, basis)? else {
+        return Ok(None);
+    };
+    if a.outflow_node != owner.as_str() {
+        return Ok(None);
+    }
+    if a.inflow_node != ctx.me.as_str() || a.state != "active" {
+        return Ok(Some(false));
+    }
+    let Some(terms) = version_terms(conn, basis, a.active_version.max(a.version))? else {
+        return Ok(Some(false));
+    };
+    let until = date(&terms.effective_until, "effective until")?;
+    Ok(Some((ctx.today() - until).num_days() <= GRACE_DAYS))
 }
 
 /// Whether a host record from `origin` with `basis` is legitimate here: the

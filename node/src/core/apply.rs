@@ -282,6 +282,19 @@ fn apply_home_section(
         )?;
         return Ok(());
     }
+    if !faults.skip_authority {
+        match super::agreements::host_may_hold(conn, ctx, origin, &section.basis)? {
+            None => {
+                return Err(Rejection::Invalid(format!(
+                    "home section of member {} names basis `{}`, which is no agreement between {origin} and this node",
+                    section.member_id, section.basis
+                )))
+            }
+            // Crossed the end of its agreement: a legitimate race, not stored.
+            Some(false) => return Ok(()),
+            Some(true) => {}
+        }
+    }
     if let Some(copy) = members::load_copy(conn, &section.member_id)? {
         let held = copy.version.unwrap_or_default();
         if held.generation > version.generation {

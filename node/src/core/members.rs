@@ -1436,8 +1436,23 @@ pub fn member_view(
     if let Some(copy) = load_copy(conn, member_id)? {
         return copy_view(conn, &copy);
     }
+    // A host keeps its own section after the home section left (the
+    // agreement ended or the member moved on): no longer co-managed.
+    let own = host_section(conn, member_id, ctx.me.as_str())?;
+    if let Some(own) = own {
+        return Ok(pb::Member {
+            member_id: member_id.to_owned(),
+            owned: false,
+            basis: NO_LONGER_CO_MANAGED.into(),
+            host_sections: vec![own],
+            ..pb::Member::default()
+        });
+    }
     Err(not_found(member_id))
 }
+
+/// The basis shown for a member whose home section this host no longer holds.
+pub const NO_LONGER_CO_MANAGED: &str = "no longer co-managed";
 
 fn copy_view(conn: &Connection, copy: &HomeCopy) -> Result<pb::Member, StoreError> {
     let version = copy.version.unwrap_or_default();
