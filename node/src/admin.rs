@@ -15,7 +15,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
-use crate::core::{agreements, import, log, members, Ctx};
+use crate::core::{agreements, import, log, members, transfers, Ctx};
 use crate::federation::client::ensure_pull_task;
 use crate::identity::{self, NodeId};
 use crate::node::{Node, StartError};
@@ -249,6 +249,13 @@ impl AdminService {
             .map_err(status_of)
     }
 
+    fn letter_rules(&self) -> transfers::LetterRules {
+        transfers::LetterRules {
+            valid_days_default: self.node.config.transfers.valid_days_default,
+            valid_days_max: self.node.config.transfers.valid_days_max,
+        }
+    }
+
     fn peer_message(&self, peer: &PeerRecord) -> pb::Peer {
         let link = self.node.links.status(&peer.node_id);
         let remote = link.remote.clone().unwrap_or_default();
@@ -268,6 +275,7 @@ impl AdminService {
             remote_display_name: remote.display_name,
             remote_protocol_version: remote.protocol_version,
             remote_software_version: remote.software_version,
+            auto_accept_branch: peer.auto_accept_branch.clone(),
         }
     }
 
@@ -366,6 +374,7 @@ impl Admin for AdminService {
                     serves: add.serves,
                     added_at_ms: 0,
                     last_contact_ms: None,
+                    auto_accept_branch: String::new(),
                 };
                 peers::add(conn, &peer, now_ms)?;
                 let adopted = members::adopt_destinations(conn, &Ctx::new(&me, now_ms), &node_id)?;
@@ -483,17 +492,39 @@ impl Admin for AdminService {
         let remove = request.into_inner();
         let node_id = parse_node_id(&remove.node_id)?;
         let id = node_id.clone();
-        let detail = if remove.force { "forced" } else { "" }.to_owned();
-        self.act(
-            actor,
-            "peer.remove",
-            node_id.to_string(),
-            move |conn, _now_ms| {
-                peers::remove(conn, &id)?;
-                Ok(((), detail))
-            },
-        )
+        let force = remove.force;
+        self.change(actor, "peer.remove", node_id.to_string(), move |conn, ctx| {
+            peers::require(conn, &id)?;
+            let open = transfers::open_with(conn, &id)?;
+            let active = agreements::active_with(conn, &id)?;
+            let nothing_open = open.is_empty() && active.is_empty();
+            if !force && !nothing_open {
+                return Err(StoreError::Conflict(format!(
+                    "peer {id} still has {} open or unreceipted transfers [{}] and {} active agreements [{}]: finish them, or `peer remove {id} --force` cancels the offers and terminates the agreements (reason: peer removed)",
+                    open.len(),
+                    open.join(" "),
+                    active.len(),
+                    active.join(" ")
+                )));
+            }
+            let mut detail = String::new();
+            if force {
+                for transfer_id in &open {
+                    if transfers::cancel(conn, ctx, transfer_id).is_ok() {
+                        detail.push_str(&format!("cancelled transfer {transfer_id}; "));
+                    }
+                }
+                for agreement_id in &active {
+                    agreements::end(conn, ctx, agreement_id, "peer removed", false)?;
+                    detail.push_str(&format!("terminated agreement {agreement_id}; "));
+                }
+            }
+            // Events queued for the peer stay: a re-add resumes from the cursors.
+            peers::remove(conn, &id)?;
+            Ok(((), detail))
+        })
         .await?;
+        self.node.events_appended();
         self.node.links.cut(&node_id);
         Ok(Response::new(pb::PeerRemoveResponse {
             node_id: node_id.to_string(),
@@ -1206,6 +1237,225 @@ impl Admin for AdminService {
             now_ms: self.node.now_ms(),
             offset_ms,
         }))
+    }
+
+    async fn transfer_start(
+        &self,
+        request: Request<pb::TransferStartRequest>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let rules = self.letter_rules();
+        let view = self
+            .change(
+                actor,
+                "transfer.start",
+                req.member_id.clone(),
+                move |conn, ctx| {
+                    let view = transfers::start(
+                        conn,
+                        ctx,
+                        &req.member_id,
+                        &req.to,
+                        req.valid_days,
+                        &req.reason,
+                        rules,
+                    )?;
+                    let detail = format!(
+                        "transfer {} letter {} to {}",
+                        view.transfer_id, view.letter_no, view.receiver
+                    );
+                    Ok((view, detail))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_list(
+        &self,
+        request: Request<pb::TransferListRequest>,
+    ) -> Result<Response<pb::TransferListResponse>, Status> {
+        let req = request.into_inner();
+        let list = self
+            .read(move |conn, ctx| transfers::list(conn, ctx, &req))
+            .await?;
+        Ok(Response::new(pb::TransferListResponse { transfers: list }))
+    }
+
+    async fn transfer_show(
+        &self,
+        request: Request<pb::TransferRef>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let id = request.into_inner().transfer_id;
+        let view = self
+            .read(move |conn, ctx| transfers::view(conn, ctx, &id))
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_accept(
+        &self,
+        request: Request<pb::TransferAcceptRequest>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("into branch {}", req.branch);
+        let view = self
+            .change(
+                actor,
+                "transfer.accept",
+                req.transfer_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        transfers::accept(conn, ctx, &req.transfer_id, &req.branch)?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_reject(
+        &self,
+        request: Request<pb::TransferRejectRequest>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("{}: {}", req.reason_code, req.reason);
+        let view = self
+            .change(
+                actor,
+                "transfer.reject",
+                req.transfer_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        transfers::reject(
+                            conn,
+                            ctx,
+                            &req.transfer_id,
+                            &req.reason_code,
+                            &req.reason,
+                        )?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_cancel(
+        &self,
+        request: Request<pb::TransferRef>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let id = request.into_inner().transfer_id;
+        let view = self
+            .change(actor, "transfer.cancel", id.clone(), move |conn, ctx| {
+                Ok((transfers::cancel(conn, ctx, &id)?, String::new()))
+            })
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_extend(
+        &self,
+        request: Request<pb::TransferExtendRequest>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let rules = self.letter_rules();
+        let detail = format!("{} days", req.days);
+        let view = self
+            .change(
+                actor,
+                "transfer.extend",
+                req.transfer_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        transfers::extend(conn, ctx, &req.transfer_id, req.days, rules)?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_reissue(
+        &self,
+        request: Request<pb::TransferRef>,
+    ) -> Result<Response<pb::TransferView>, Status> {
+        let actor = operator(&request);
+        let id = request.into_inner().transfer_id;
+        let rules = self.letter_rules();
+        let view = self
+            .change(actor, "transfer.reissue", id.clone(), move |conn, ctx| {
+                let view = transfers::reissue(conn, ctx, &id, rules)?;
+                let detail = format!(
+                    "re-issued as {} letter {}",
+                    view.transfer_id, view.letter_no
+                );
+                Ok((view, detail))
+            })
+            .await?;
+        Ok(Response::new(view))
+    }
+
+    async fn transfer_out_paper(
+        &self,
+        request: Request<pb::TransferPaperRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let detail = format!("to place {} letter {}", req.to_place, req.letter_no);
+        let member = self
+            .change(
+                actor,
+                "transfer.paper",
+                req.member_id.clone(),
+                move |conn, ctx| {
+                    Ok((
+                        transfers::out_on_paper(
+                            conn,
+                            ctx,
+                            &req.member_id,
+                            &req.to_place,
+                            &req.letter_no,
+                            &req.reason,
+                        )?,
+                        detail,
+                    ))
+                },
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
+    async fn peer_policy(
+        &self,
+        request: Request<pb::PeerPolicyRequest>,
+    ) -> Result<Response<pb::Peer>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        let node_id = parse_node_id(&req.node_id)?;
+        let id = node_id.clone();
+        let detail = format!("auto-accept into `{}`", req.auto_accept_branch);
+        self.act(
+            actor,
+            "peer.policy",
+            node_id.to_string(),
+            move |conn, now_ms| {
+                Ok((
+                    peers::set_auto_accept(conn, &id, &req.auto_accept_branch, now_ms)?,
+                    detail,
+                ))
+            },
+        )
+        .await?;
+        Ok(Response::new(self.peer(node_id).await?))
     }
 }
 

@@ -42,7 +42,28 @@ pub struct Config {
     pub admin_group: Option<String>,
     pub log_format: LogFormat,
     pub limits: Limits,
+    pub transfers: Transfers,
     pub testing: Testing,
+}
+
+/// Rules of the introduction letter (介绍信, DOMAIN R7).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Transfers {
+    /// Validity of a letter when the operator names none. Default 30 days.
+    pub valid_days_default: u32,
+    /// No letter is valid longer, extensions included. Default 90 days
+    /// (3 months); some provinces allow 180 across provinces.
+    pub valid_days_max: u32,
+}
+
+impl Default for Transfers {
+    fn default() -> Self {
+        Transfers {
+            valid_days_default: 30,
+            valid_days_max: 90,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -115,6 +136,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    transfers: Transfers,
     #[serde(default)]
     testing: Testing,
 }
@@ -195,6 +218,13 @@ impl Config {
             .map(resolve)
             .unwrap_or_else(|| data_dir.join("admin.sock"));
         let limits = raw.limits;
+        if raw.transfers.valid_days_default == 0
+            || raw.transfers.valid_days_default > raw.transfers.valid_days_max
+        {
+            return Err(invalid(
+                "transfers.valid_days_default must be at least 1 and at most transfers.valid_days_max".into(),
+            ));
+        }
         if limits.batch_events_max == 0 || limits.connections_max == 0 {
             return Err(invalid(
                 "limits.batch_events_max and limits.connections_max must be at least 1".into(),
@@ -215,6 +245,7 @@ impl Config {
             admin_group: raw.admin.group.filter(|g| !g.is_empty()),
             log_format: raw.log.format,
             limits,
+            transfers: raw.transfers,
             testing: raw.testing,
         })
     }

@@ -252,6 +252,7 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
             let mut changed = crate::core::agreements::tick(&tx, &ctx)?;
+            changed += crate::core::transfers::tick(&tx, &ctx)?;
             if sweep_contacts {
                 changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
             }

@@ -1247,6 +1247,17 @@ pub fn host_record_allowed(
     Ok(Ok(()))
 }
 
+/// Active agreements with `peer` (either role).
+pub fn active_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare(
+            "SELECT agreement_id FROM agreements WHERE state = 'active' AND (outflow_node = ?1 OR inflow_node = ?1)
+             ORDER BY agreement_id",
+        )?
+        .query_map([peer.as_str()], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 // ----------------------------------------------------------------- views
 
 pub fn view(

@@ -185,7 +185,7 @@ pub fn apply_event(
         }
         EventKind::HostSection => {
             let section: pb::HostSection = decode(event)?;
-            check_host_record(
+            let disposition = check_host_record(
                 conn,
                 ctx,
                 origin,
@@ -194,6 +194,18 @@ pub fn apply_event(
                 &section.basis,
                 faults,
             )?;
+            if let Disposition::Relay(to, basis) = disposition {
+                let relayed = pb::HostSection { basis, ..section };
+                log::append(
+                    conn,
+                    &to,
+                    kind,
+                    &relayed.member_id,
+                    &relayed.encode_to_vec(),
+                    ctx.now_ms,
+                )?;
+                return Ok(());
+            }
             let current = members::host_section(conn, &section.member_id, &section.author)?;
             let incoming = section.version.unwrap_or_default();
             let newer = current.is_none_or(|c| {
@@ -206,7 +218,7 @@ pub fn apply_event(
         }
         EventKind::Contact => {
             let contact: pb::ContactEvent = decode(event)?;
-            check_host_record(
+            let disposition = check_host_record(
                 conn,
                 ctx,
                 origin,
@@ -215,6 +227,18 @@ pub fn apply_event(
                 &contact.basis,
                 faults,
             )?;
+            if let Disposition::Relay(to, basis) = disposition {
+                let relayed = pb::ContactEvent { basis, ..contact };
+                log::append(
+                    conn,
+                    &to,
+                    kind,
+                    &relayed.member_id,
+                    &relayed.encode_to_vec(),
+                    ctx.now_ms,
+                )?;
+                return Ok(());
+            }
             if members::save_contact(conn, &contact, ctx.now_ms)? {
                 members::refresh_contact_status(conn, ctx, &contact.member_id)?;
             }
@@ -222,7 +246,7 @@ pub fn apply_event(
         }
         EventKind::Activity => {
             let activity: pb::ActivityRecord = decode(event)?;
-            check_host_record(
+            let disposition = check_host_record(
                 conn,
                 ctx,
                 origin,
@@ -231,6 +255,18 @@ pub fn apply_event(
                 &activity.basis,
                 faults,
             )?;
+            if let Disposition::Relay(to, basis) = disposition {
+                let relayed = pb::ActivityRecord { basis, ..activity };
+                log::append(
+                    conn,
+                    &to,
+                    kind,
+                    &relayed.member_id,
+                    &relayed.encode_to_vec(),
+                    ctx.now_ms,
+                )?;
+                return Ok(());
+            }
             members::save_activity(conn, &activity, ctx.now_ms)?;
             Ok(())
         }
@@ -245,6 +281,13 @@ pub fn apply_event(
             }
             super::agreements::apply(conn, ctx, origin, event, kind)
         }
+        EventKind::TransferOffer
+        | EventKind::TransferAccept
+        | EventKind::TransferReject
+        | EventKind::TransferRelease
+        | EventKind::TransferAbort
+        | EventKind::TransferReceipt
+        | EventKind::Moved => super::transfers::apply(conn, ctx, origin, event, kind),
         EventKind::Unspecified => Err(Rejection::Invalid("event kind unspecified".into())),
     }
 }
@@ -315,10 +358,19 @@ fn apply_home_section(
     Ok(())
 }
 
+/// What to do with a host record that passed the checks.
+enum Disposition {
+    Apply,
+    /// The member was released to another node: relay the record there
+    /// with the transfer as its basis (DESIGN §5).
+    Relay(NodeId, String),
+}
+
 /// Host sections, contact events and activities about a member go to the
 /// member's owner, authored by the node that sends them, under an agreement
 /// that covered the member while it was active, and only until the host
-/// applied its end (DESIGN §4).
+/// applied its end (DESIGN §4); or relayed by the member's previous owner
+/// with the transfer as basis.
 fn check_host_record(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -327,24 +379,24 @@ fn check_host_record(
     author: &str,
     basis: &str,
     faults: Faults,
-) -> Result<(), Rejection> {
+) -> Result<Disposition, Rejection> {
     if faults.skip_authority {
-        return Ok(());
-    }
-    if author != origin.as_str() {
-        return Err(Rejection::Invalid(format!(
-            "record about member {member_id} names author `{author}` but was sent by {origin}"
-        )));
+        return Ok(Disposition::Apply);
     }
     let Some(home) = members::load_home(conn, member_id)? else {
         return Err(Rejection::Invalid(format!(
             "member {member_id} is not known here: {origin} sent a record about a member this node does not own"
         )));
     };
-    if home.owner != ctx.me.as_str() {
+    if author != origin.as_str() {
+        // Relayed by the previous owner after it released the member here.
+        if home.owner == ctx.me.as_str()
+            && super::transfers::relay_allowed(conn, ctx, origin, member_id, basis)?
+        {
+            return Ok(Disposition::Apply);
+        }
         return Err(Rejection::Invalid(format!(
-            "member {member_id} is owned by {}, not this node",
-            home.owner
+            "record about member {member_id} names author `{author}` but was sent by {origin}"
         )));
     }
     if let Err(why) = super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis)? {
@@ -352,7 +404,24 @@ fn check_host_record(
             "{origin} may not send records about member {member_id}: {why}"
         )));
     }
-    Ok(())
+    if home.owner == ctx.me.as_str() {
+        return Ok(Disposition::Apply);
+    }
+    match members::moved_of(conn, member_id)? {
+        Some(moved) if !moved.to_node.is_empty() => {
+            let to = NodeId::parse(&moved.to_node)
+                .map_err(|e| Rejection::Store(StoreError::Invalid(e.to_string())))?;
+            Ok(Disposition::Relay(to, moved.transfer_id))
+        }
+        // Transferred on paper to a place with no node: nowhere to relay.
+        Some(_) => Err(Rejection::Invalid(format!(
+            "member {member_id} was transferred on paper to a place with no node"
+        ))),
+        None => Err(Rejection::Invalid(format!(
+            "member {member_id} is owned by {}, not this node",
+            home.owner
+        ))),
+    }
 }
 
 fn read_quarantine(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::QuarantineEntry> {

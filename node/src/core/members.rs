@@ -185,6 +185,58 @@ pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord
         .optional()?)
 }
 
+/// Stores a home section as given (a released record being installed).
+pub fn save_home_record(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
+    save_home(conn, m)
+}
+
+/// Where a member transferred away went, if it was.
+pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedView>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT moved_to_node, moved_to_place, moved_transfer_id, moved_letter_no, moved_on, generation
+             FROM members WHERE member_id = ?1 AND moved_transfer_id <> ''",
+        )?
+        .query_row([member_id], |r| {
+            Ok(pb::MovedView {
+                to_node: r.get(0)?,
+                to_place: r.get(1)?,
+                transfer_id: r.get(2)?,
+                letter_no: r.get(3)?,
+                released_on: r.get(4)?,
+                generation: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Shares the current version of an owned member again (after it arrived
+/// by a transfer).
+pub fn reshare_member(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<(), StoreError> {
+    match load_home(conn, member_id)? {
+        Some(m) if m.owner == ctx.me.as_str() => sync_shares(conn, ctx, &m, true),
+        _ => Ok(()),
+    }
+}
+
+/// Withdraws the member's home section from every host holding it.
+pub fn unshare_everywhere(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    m: &HomeRecord,
+) -> Result<(), StoreError> {
+    let held: Vec<String> = conn
+        .prepare("SELECT peer FROM shares WHERE member_id = ?1")?
+        .query_map([&m.member_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for peer in held {
+        let host = NodeId::parse(&peer).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        unshare(conn, ctx, &host, m, "the member was transferred")?;
+    }
+    conn.execute("DELETE FROM shares WHERE member_id = ?1", [&m.member_id])?;
+    Ok(())
+}
+
 fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO members ({HOME_COLUMNS})
@@ -221,10 +273,32 @@ fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
 }
 
 /// Loads a member whose home section this node owns, or says who owns it.
-fn load_owned(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<HomeRecord, StoreError> {
+/// Loads a member this node owns and may edit: not a copy, not a
+/// tombstone, not frozen by an open transfer offer.
+pub fn load_owned(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+) -> Result<HomeRecord, StoreError> {
     if let Some(home) = load_home(conn, member_id)? {
         if home.owner == ctx.me.as_str() {
+            if let Some((transfer_id, letter_no, receiver)) =
+                super::transfers::frozen_by(conn, member_id)?
+            {
+                return Err(StoreError::Conflict(format!(
+                    "member {member_id} is frozen while transfer {transfer_id} (letter {letter_no}) to {receiver} is open: `transfer cancel {transfer_id}` first, or wait for it"
+                )));
+            }
             return Ok(home);
+        }
+        if let Some(moved) = moved_of(conn, member_id)? {
+            return Err(StoreError::Conflict(format!(
+                "member {member_id} was transferred to {} on {} (transfer {}, letter {}): it is theirs now",
+                if moved.to_node.is_empty() { &moved.to_place } else { &moved.to_node },
+                moved.released_on,
+                moved.transfer_id,
+                moved.letter_no
+            )));
         }
         return Err(StoreError::Conflict(format!(
             "member {member_id} is owned by {}: only {} may change its home section",
@@ -1110,6 +1184,8 @@ fn record_about_member(
                 home.owner
             )));
         }
+        // An operator's record is an edit: refused while frozen.
+        load_owned(conn, ctx, member_id)?;
         save("")?;
         return refresh_contact_status(conn, ctx, member_id);
     }
@@ -1392,6 +1468,23 @@ pub fn member_view(
     ctx: &Ctx<'_>,
     member_id: &str,
 ) -> Result<pb::Member, StoreError> {
+    if let Some(moved) = moved_of(conn, member_id)? {
+        if load_home(conn, member_id)?.is_some_and(|m| m.owner != ctx.me.as_str()) {
+            return Ok(pb::Member {
+                member_id: member_id.to_owned(),
+                owner: if moved.to_node.is_empty() {
+                    moved.to_place.clone()
+                } else {
+                    moved.to_node.clone()
+                },
+                owned: false,
+                generation: moved.generation,
+                basis: moved.transfer_id.clone(),
+                moved: Some(moved),
+                ..pb::Member::default()
+            });
+        }
+    }
     if let Some(m) = load_home(conn, member_id)? {
         let state = contact_state(conn, ctx, &m)?;
         let (branch_name, _) = org_contact(conn, &m.home_branch)?;
@@ -1431,6 +1524,7 @@ pub fn member_view(
             host_sections: host_sections(conn, member_id)?,
             basis: String::new(),
             updated_at_ms: m.updated_at_ms,
+            moved: None,
         });
     }
     if let Some(copy) = load_copy(conn, member_id)? {

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod import;
 pub mod log;
 pub mod members;
+pub mod transfers;
 pub mod validate;
 
 #[cfg(test)]
@@ -17,6 +18,9 @@ mod tests;
 
 #[cfg(test)]
 mod agreement_tests;
+
+#[cfg(test)]
+mod transfer_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use rand::RngCore;

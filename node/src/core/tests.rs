@@ -105,6 +105,7 @@ impl TestNode {
                     serves: serves.iter().map(|s| s.to_string()).collect(),
                     added_at_ms: ctx.now_ms,
                     last_contact_ms: None,
+                    auto_accept_branch: String::new(),
                 },
                 ctx.now_ms,
             )

@@ -37,6 +37,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0001_node.sql")),
         M::up(include_str!("schema/0002_registry.sql")),
         M::up(include_str!("schema/0003_agreements.sql")),
+        M::up(include_str!("schema/0004_transfers.sql")),
     ])
 }
 

@@ -40,6 +40,9 @@ pub struct PeerRecord {
     pub serves: Vec<String>,
     pub added_at_ms: Millis,
     pub last_contact_ms: Option<Millis>,
+    /// Incoming transfers from this peer of members covered by an active
+    /// agreement are accepted into this branch; empty: off.
+    pub auto_accept_branch: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +125,7 @@ pub fn add(conn: &Connection, peer: &PeerRecord, now_ms: Millis) -> Result<(), S
 pub fn get(conn: &Connection, node_id: &NodeId) -> Result<Option<PeerRecord>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms
+            "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms, auto_accept_branch
              FROM peers WHERE node_id = ?1",
             [node_id.as_str()],
             read_peer,
@@ -146,7 +149,7 @@ pub fn require(conn: &Connection, node_id: &NodeId) -> Result<PeerRecord, StoreE
 
 pub fn list(conn: &Connection) -> Result<Vec<PeerRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms
+        "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms, auto_accept_branch
          FROM peers ORDER BY node_id",
     )?;
     let mut peers = stmt
@@ -172,6 +175,7 @@ fn read_peer(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRecord> {
         serves: Vec::new(),
         added_at_ms: r.get(5)?,
         last_contact_ms: r.get(6)?,
+        auto_accept_branch: r.get(7)?,
     })
 }
 
@@ -194,6 +198,33 @@ pub fn set_state(
     conn.execute(
         "UPDATE peers SET state = ?2, updated_at_ms = ?3 WHERE node_id = ?1",
         params![node_id.as_str(), state.as_str(), now_ms],
+    )?;
+    require(conn, node_id)
+}
+
+/// Sets the auto-accept policy for incoming transfers from `node_id`.
+pub fn set_auto_accept(
+    conn: &Connection,
+    node_id: &NodeId,
+    branch: &str,
+    now_ms: Millis,
+) -> Result<PeerRecord, StoreError> {
+    require(conn, node_id)?;
+    let branch = branch.trim();
+    if !branch.is_empty() {
+        let known: bool = conn
+            .query_row("SELECT 1 FROM orgs WHERE org_id = ?1", [branch], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if !known {
+            return Err(StoreError::NotFound(format!(
+                "branch `{branch}` is not an organization of this node: pick one from `org list`"
+            )));
+        }
+    }
+    conn.execute(
+        "UPDATE peers SET auto_accept_branch = ?2, updated_at_ms = ?3 WHERE node_id = ?1",
+        params![node_id.as_str(), branch, now_ms],
     )?;
     require(conn, node_id)
 }
@@ -297,6 +328,7 @@ mod tests {
             serves: vec!["6201".into()],
             added_at_ms: 0,
             last_contact_ms: None,
+            auto_accept_branch: String::new(),
         }
     }
 

@@ -1,0 +1,1393 @@
+//! Transfer of the organizational relationship (组织关系转接, DESIGN §5).
+//!
+//! The member is owned by at most one node at every instant. The sender is
+//! the coordinator: its `release` and `abort` are decisions; the receiver's
+//! `accept` and `reject` are votes. Every message is an event in the change
+//! log, applied once; release is applied by the receiver in any state.
+
+use chrono::NaiveDate;
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::apply::Rejection;
+use super::{log, members, validate, Ctx};
+use crate::identity::NodeId;
+use crate::store::StoreError;
+
+/// Days after `expires_on` at which a receiver reduces an offer the sender
+/// never decided to the bare facts, shown as "awaiting sender".
+pub const RECEIVER_GRACE_DAYS: i64 = 30;
+/// A released transfer with no receipt after this many days is overdue (R8).
+pub const RECEIPT_DUE_DAYS: i64 = 30;
+
+/// Letter validity bounds (DOMAIN R7), from the node's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct LetterRules {
+    pub valid_days_default: u32,
+    pub valid_days_max: u32,
+}
+
+impl Default for LetterRules {
+    fn default() -> Self {
+        LetterRules {
+            valid_days_default: 30,
+            valid_days_max: 90,
+        }
+    }
+}
+
+/// Reason codes a receiver may give for a rejection.
+pub const REJECT_CODES: [&str; 5] = [
+    "not_our_member",
+    "wrong_receiver",
+    "incomplete_record",
+    "duplicate",
+    "other",
+];
+
+#[derive(Debug, Clone, Default)]
+struct Row {
+    transfer_id: String,
+    letter_no: String,
+    direction: String,
+    sender: String,
+    receiver: String,
+    member_id: String,
+    member_name: String,
+    state: String,
+    issued_on: String,
+    expires_on: String,
+    valid_days: u32,
+    reason: String,
+    branch: String,
+    reject_code: String,
+    reject_reason: String,
+    abort_why: String,
+    offer: Option<Vec<u8>>,
+    released_at_ms: Option<i64>,
+    receipt_at_ms: Option<i64>,
+    reissue_of: String,
+    reissued_as: String,
+    possible_duplicate: String,
+    updated_at_ms: i64,
+}
+
+const COLUMNS: &str = "transfer_id, letter_no, direction, sender, receiver, member_id, member_name, state, issued_on,
+    expires_on, valid_days, reason, branch, reject_code, reject_reason, abort_why, offer, released_at_ms,
+    receipt_at_ms, reissue_of, reissued_as, possible_duplicate, updated_at_ms";
+
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        transfer_id: r.get(0)?,
+        letter_no: r.get(1)?,
+        direction: r.get(2)?,
+        sender: r.get(3)?,
+        receiver: r.get(4)?,
+        member_id: r.get(5)?,
+        member_name: r.get(6)?,
+        state: r.get(7)?,
+        issued_on: r.get(8)?,
+        expires_on: r.get(9)?,
+        valid_days: r.get(10)?,
+        reason: r.get(11)?,
+        branch: r.get(12)?,
+        reject_code: r.get(13)?,
+        reject_reason: r.get(14)?,
+        abort_why: r.get(15)?,
+        offer: r.get(16)?,
+        released_at_ms: r.get(17)?,
+        receipt_at_ms: r.get(18)?,
+        reissue_of: r.get(19)?,
+        reissued_as: r.get(20)?,
+        possible_duplicate: r.get(21)?,
+        updated_at_ms: r.get(22)?,
+    })
+}
+
+fn load(conn: &Connection, transfer_id: &str) -> Result<Option<Row>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM transfers WHERE transfer_id = ?1"
+        ))?
+        .query_row([transfer_id], read)
+        .optional()?)
+}
+
+fn require(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+    load(conn, transfer_id.trim())?.ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "no transfer {transfer_id}: `transfer list` shows the transfers"
+        ))
+    })
+}
+
+fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), StoreError> {
+    conn.execute(
+        &format!(
+            "INSERT INTO transfers ({COLUMNS}, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?23)
+             ON CONFLICT (transfer_id) DO UPDATE SET member_name = excluded.member_name, state = excluded.state,
+                 expires_on = excluded.expires_on, branch = excluded.branch, reject_code = excluded.reject_code,
+                 reject_reason = excluded.reject_reason, abort_why = excluded.abort_why, offer = excluded.offer,
+                 released_at_ms = excluded.released_at_ms, receipt_at_ms = excluded.receipt_at_ms,
+                 reissued_as = excluded.reissued_as, possible_duplicate = excluded.possible_duplicate,
+                 updated_at_ms = excluded.updated_at_ms"
+        ),
+        params![
+            t.transfer_id,
+            t.letter_no,
+            t.direction,
+            t.sender,
+            t.receiver,
+            t.member_id,
+            t.member_name,
+            t.state,
+            t.issued_on,
+            t.expires_on,
+            t.valid_days,
+            t.reason,
+            t.branch,
+            t.reject_code,
+            t.reject_reason,
+            t.abort_why,
+            t.offer,
+            t.released_at_ms,
+            t.receipt_at_ms,
+            t.reissue_of,
+            t.reissued_as,
+            t.possible_duplicate,
+            now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+fn node(id: &str) -> Result<NodeId, StoreError> {
+    NodeId::parse(id).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO void_letters (letter_no, transfer_id) VALUES (?1, ?2)",
+        params![letter_no, transfer_id],
+    )?;
+    Ok(())
+}
+
+fn is_void(conn: &Connection, letter_no: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM void_letters WHERE letter_no = ?1")?
+        .query_row([letter_no], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The open outgoing transfer that freezes `member_id`, if any.
+pub fn frozen_by(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<(String, String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT transfer_id, letter_no, receiver FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered'",
+        )?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// A new letter number: `<NODE>-<YEAR>-<NNNNNN>`, never reused.
+fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, StoreError> {
+    let n: u64 = crate::store::get_meta(conn, "letter_seq")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+        + 1;
+    crate::store::set_meta(conn, "letter_seq", &n.to_string())?;
+    Ok(format!(
+        "{}-{}-{n:06}",
+        ctx.me.as_str().to_uppercase(),
+        ctx.today().format("%Y")
+    ))
+}
+
+/// The member's complete record as this node holds it now.
+fn record(conn: &Connection, member_id: &str) -> Result<pb::MemberRecord, StoreError> {
+    let m = members::load_home(conn, member_id)?
+        .ok_or_else(|| StoreError::NotFound(format!("no member {member_id}")))?;
+    let branch: String = conn
+        .query_row(
+            "SELECT name FROM orgs WHERE org_id = ?1",
+            [&m.home_branch],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    let outflows = conn
+        .prepare(
+            "SELECT outflow_id, destination_place, destination_node, direction, departed_on, expected_return, reason,
+                    fixed_location, certificate_no, certificate_issuer, certificate_issued_on, card_no
+             FROM outflows WHERE member_id = ?1 ORDER BY departed_on, outflow_id",
+        )?
+        .query_map([member_id], |r| {
+            Ok(pb::Outflow {
+                outflow_id: r.get(0)?,
+                destination_place: r.get(1)?,
+                destination_node: r.get(2)?,
+                direction: r.get(3)?,
+                departed_on: r.get(4)?,
+                expected_return: r.get(5)?,
+                reason: r.get(6)?,
+                fixed_location: r.get(7)?,
+                certificate_no: r.get(8)?,
+                certificate_issuer: r.get(9)?,
+                certificate_issued_on: r.get(10)?,
+                card_no: r.get(11)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let host_sections = members::host_sections(conn, member_id)?
+        .into_iter()
+        .map(|h| pb::HostSection {
+            member_id: member_id.to_owned(),
+            version: Some(pb::Version {
+                generation: h.generation,
+                counter: h.counter,
+            }),
+            author: h.author,
+            host_branch: h.host_branch,
+            reported_on: h.reported_on,
+            address: h.address,
+            employer: h.employer,
+            industry: h.industry,
+            job: h.job,
+            contact_person: h.contact_person,
+            contact_phone: h.contact_phone,
+            last_seen_at_host: h.last_seen_at_host,
+            basis: h.basis,
+        })
+        .collect();
+    let contacts = conn
+        .prepare("SELECT contact_id, author, at, channel, by_whom, outcome, basis FROM contacts WHERE member_id = ?1 ORDER BY at, contact_id")?
+        .query_map([member_id], |r| {
+            Ok(pb::ContactEvent {
+                contact_id: r.get(0)?,
+                member_id: member_id.to_owned(),
+                author: r.get(1)?,
+                at: r.get(2)?,
+                channel: r.get(3)?,
+                by: r.get(4)?,
+                outcome: r.get(5)?,
+                basis: r.get(6)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let activities = conn
+        .prepare("SELECT activity_id, author, kind, date, branch, hours, note, basis FROM activities WHERE member_id = ?1 ORDER BY date, activity_id")?
+        .query_map([member_id], |r| {
+            Ok(pb::ActivityRecord {
+                activity_id: r.get(0)?,
+                member_id: member_id.to_owned(),
+                author: r.get(1)?,
+                kind: r.get(2)?,
+                date: r.get(3)?,
+                branch: r.get(4)?,
+                hours: r.get(5)?,
+                note: r.get(6)?,
+                basis: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(pb::MemberRecord {
+        member_id: m.member_id.clone(),
+        version: Some(pb::Version {
+            generation: m.generation,
+            counter: m.counter,
+        }),
+        name: m.name,
+        gender: m.gender,
+        birth_date: m.birth_date,
+        ethnicity: m.ethnicity,
+        native_place: m.native_place,
+        national_id: m.national_id,
+        education: m.education,
+        occupation: m.occupation,
+        origin: m.origin,
+        party_status: m.party_status,
+        joined_on: m.joined_on,
+        full_member_on: m.full_member_on,
+        home_branch_name: branch,
+        phone: m.phone,
+        home_address: m.home_address,
+        membership_state: m.membership_state,
+        contact_status: m.contact_status,
+        outflows,
+        host_sections,
+        contacts,
+        activities,
+    })
+}
+
+fn disclose_record(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    to: &NodeId,
+    r: &pb::MemberRecord,
+    transfer_id: &str,
+) -> Result<(), StoreError> {
+    let v = r.version.unwrap_or_default();
+    log::disclose(
+        conn,
+        to,
+        "member_record",
+        &r.member_id,
+        "complete record incl. national_id, birth_date, home_address, native_place, outflows, host sections, contacts, activities",
+        v.generation,
+        v.counter,
+        transfer_id,
+        ctx.now_ms,
+    )
+}
+
+// ---------------------------------------------------------------- sender
+
+pub fn start(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    to: &str,
+    valid_days: u32,
+    reason: &str,
+    rules: LetterRules,
+) -> Result<pb::TransferView, StoreError> {
+    let member_id = validate::member_id(member_id)?;
+    let receiver = node(to.trim())?;
+    if receiver == *ctx.me {
+        return Err(StoreError::Invalid(
+            "a member cannot be transferred to this node itself".into(),
+        ));
+    }
+    crate::store::peers::require(conn, &receiver)?;
+    let m = members::load_owned(conn, ctx, &member_id)?;
+    let valid_days = if valid_days == 0 {
+        rules.valid_days_default
+    } else {
+        valid_days
+    };
+    if valid_days > rules.valid_days_max {
+        return Err(StoreError::Invalid(format!(
+            "a letter is valid at most {} days (transfers.valid_days_max); asked for {valid_days}",
+            rules.valid_days_max
+        )));
+    }
+    let today = ctx.today();
+    let t = Row {
+        transfer_id: ctx.new_id(),
+        letter_no: next_letter_no(conn, ctx)?,
+        direction: "outgoing".into(),
+        sender: ctx.me.to_string(),
+        receiver: receiver.to_string(),
+        member_id: member_id.clone(),
+        member_name: m.name.clone(),
+        state: "offered".into(),
+        issued_on: today.to_string(),
+        expires_on: (today + chrono::Duration::days(i64::from(valid_days))).to_string(),
+        valid_days,
+        reason: validate::text("reason", reason, 200)?,
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    };
+    save(conn, &t, ctx.now_ms)?;
+    send_offer(conn, ctx, &t, false)?;
+    view(conn, ctx, &t.transfer_id)
+}
+
+fn send_offer(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    extension: bool,
+) -> Result<(), StoreError> {
+    let record = record(conn, &t.member_id)?;
+    let receiver = node(&t.receiver)?;
+    disclose_record(conn, ctx, &receiver, &record, &t.transfer_id)?;
+    let offer = pb::TransferOffer {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        sender: t.sender.clone(),
+        receiver: t.receiver.clone(),
+        issued_on: t.issued_on.clone(),
+        expires_on: t.expires_on.clone(),
+        valid_days: t.valid_days,
+        reason: t.reason.clone(),
+        record: Some(record),
+        extension,
+    };
+    log::append(
+        conn,
+        &receiver,
+        EventKind::TransferOffer,
+        &t.transfer_id,
+        &offer.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    Ok(())
+}
+
+fn require_outgoing(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+    let t = require(conn, transfer_id)?;
+    if t.direction != "outgoing" {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} comes from {}: only the sender may do this",
+            t.transfer_id, t.sender
+        )));
+    }
+    Ok(t)
+}
+
+fn abort(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &mut Row,
+    state: &str,
+    why: &str,
+) -> Result<(), StoreError> {
+    t.state = state.into();
+    t.abort_why = why.into();
+    save(conn, t, ctx.now_ms)?;
+    void(conn, &t.letter_no, &t.transfer_id)?;
+    let message = pb::TransferAbort {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        why: why.into(),
+    };
+    log::append(
+        conn,
+        &node(&t.receiver)?,
+        EventKind::TransferAbort,
+        &t.transfer_id,
+        &message.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    Ok(())
+}
+
+pub fn cancel(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+) -> Result<pb::TransferView, StoreError> {
+    let mut t = require_outgoing(conn, transfer_id)?;
+    if t.state != "offered" {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} is {}: only an open offer can be cancelled",
+            t.transfer_id, t.state
+        )));
+    }
+    abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+    view(conn, ctx, &t.transfer_id)
+}
+
+pub fn extend(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+    days: u32,
+    rules: LetterRules,
+) -> Result<pb::TransferView, StoreError> {
+    let mut t = require_outgoing(conn, transfer_id)?;
+    if t.state != "offered" {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} is {}: only an open offer can be extended",
+            t.transfer_id, t.state
+        )));
+    }
+    if days == 0 {
+        return Err(StoreError::Invalid(
+            "extend by at least one day (--days N)".into(),
+        ));
+    }
+    let issued = validate::date("issued on", &t.issued_on, NaiveDate::MAX, true)?;
+    let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
+    let new_expires = expires + chrono::Duration::days(i64::from(days));
+    let total = (new_expires - issued).num_days();
+    if total > i64::from(rules.valid_days_max) {
+        return Err(StoreError::Invalid(format!(
+            "the letter would be valid {total} days from its issue on {issued}; the maximum is {} (re-issue it instead: `transfer reissue {}`)",
+            rules.valid_days_max, t.transfer_id
+        )));
+    }
+    t.expires_on = new_expires.to_string();
+    t.valid_days = total as u32;
+    save(conn, &t, ctx.now_ms)?;
+    send_offer(conn, ctx, &t, true)?;
+    view(conn, ctx, &t.transfer_id)
+}
+
+/// Cancels `transfer_id` (its letter becomes void) and opens a new transfer
+/// of the same member to the same receiver with a new letter number.
+pub fn reissue(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+    rules: LetterRules,
+) -> Result<pb::TransferView, StoreError> {
+    let mut old = require_outgoing(conn, transfer_id)?;
+    if !matches!(old.state.as_str(), "offered" | "expired") {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} is {}: nothing to re-issue",
+            old.transfer_id, old.state
+        )));
+    }
+    if old.state == "offered" {
+        abort(conn, ctx, &mut old, "cancelled", "cancelled")?;
+    }
+    let new = start(
+        conn,
+        ctx,
+        &old.member_id,
+        &old.receiver,
+        old.valid_days.min(rules.valid_days_max),
+        &old.reason,
+        rules,
+    )?;
+    old.reissued_as = new.transfer_id.clone();
+    save(conn, &old, ctx.now_ms)?;
+    conn.execute(
+        "UPDATE transfers SET reissue_of = ?2 WHERE transfer_id = ?1",
+        params![new.transfer_id, old.transfer_id],
+    )?;
+    view(conn, ctx, &new.transfer_id)
+}
+
+/// The sender releases: the receiver owns the member from now on; here a
+/// tombstone with a forward pointer stays.
+fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreError> {
+    let receiver = node(&t.receiver)?;
+    let mut record = record(conn, &t.member_id)?;
+    let version = record.version.unwrap_or_default();
+    let generation = version.generation + 1;
+    record.version = Some(pb::Version {
+        generation,
+        counter: version.counter + 1,
+    });
+    disclose_record(conn, ctx, &receiver, &record, &t.transfer_id)?;
+    let message = pb::TransferRelease {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        sender: t.sender.clone(),
+        receiver: t.receiver.clone(),
+        generation,
+        record: Some(record),
+        released_on: ctx.today().to_string(),
+    };
+    log::append(
+        conn,
+        &receiver,
+        EventKind::TransferRelease,
+        &t.transfer_id,
+        &message.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    // Other hosts holding a copy learn the member moved (never the receiver).
+    let holders: Vec<String> = conn
+        .prepare("SELECT peer FROM shares WHERE member_id = ?1 AND peer <> ?2")?
+        .query_map(params![t.member_id, t.receiver], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for holder in holders {
+        let moved = pb::Moved {
+            member_id: t.member_id.clone(),
+            generation,
+            new_owner: t.receiver.clone(),
+            transfer_id: t.transfer_id.clone(),
+        };
+        let holder = node(&holder)?;
+        log::drop_queued_home_sections(conn, &holder, &t.member_id)?;
+        log::append(
+            conn,
+            &holder,
+            EventKind::Moved,
+            &t.member_id,
+            &moved.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+    }
+    log::drop_queued_home_sections(conn, &receiver, &t.member_id)?;
+    conn.execute("DELETE FROM shares WHERE member_id = ?1", [&t.member_id])?;
+    tombstone(
+        conn,
+        &t.member_id,
+        generation,
+        &t.receiver,
+        "",
+        &t.transfer_id,
+        &t.letter_no,
+        &ctx.today().to_string(),
+    )?;
+    t.state = "released".into();
+    t.released_at_ms = Some(ctx.now_ms);
+    save(conn, t, ctx.now_ms)
+}
+
+/// Reduces a member row to a tombstone: id, generation and where it went.
+#[allow(clippy::too_many_arguments)]
+fn tombstone(
+    conn: &Connection,
+    member_id: &str,
+    generation: u64,
+    to_node: &str,
+    to_place: &str,
+    transfer_id: &str,
+    letter_no: &str,
+    moved_on: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE members SET owner = ?2, generation = ?3, name = '', gender = '', birth_date = '', ethnicity = '',
+             native_place = '', national_id = '', education = '', occupation = '', origin = '', party_status = '',
+             joined_on = '', full_member_on = '', phone = '', home_address = '', contact_manual = '',
+             contact_manual_at = '', moved_to_node = ?4, moved_to_place = ?5, moved_transfer_id = ?6,
+             moved_letter_no = ?7, moved_on = ?8
+         WHERE member_id = ?1",
+        params![member_id, if to_node.is_empty() { to_place } else { to_node }, generation, to_node, to_place, transfer_id, letter_no, moved_on],
+    )?;
+    for table in ["outflows", "host_sections", "contacts", "activities"] {
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE member_id = ?1"),
+            [member_id],
+        )?;
+    }
+    Ok(())
+}
+
+/// A transfer to a place with no node, recorded on paper: no message is
+/// sent; the member becomes a tombstone pointing to the place.
+pub fn out_on_paper(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    place: &str,
+    letter_no: &str,
+    reason: &str,
+) -> Result<pb::Member, StoreError> {
+    let member_id = validate::member_id(member_id)?;
+    let m = members::load_owned(conn, ctx, &member_id)?;
+    crate::store::peers::validate_place(place.trim())?;
+    let letter_no = validate::text("letter number", letter_no, 60)?;
+    if letter_no.is_empty() {
+        return Err(StoreError::Invalid(
+            "the paper letter's number is required (--letter NO)".into(),
+        ));
+    }
+    // Hosts holding a copy are told to drop it: the member is gone.
+    members::unshare_everywhere(conn, ctx, &m)?;
+    let transfer_id = ctx.new_id();
+    let today = ctx.today().to_string();
+    let t = Row {
+        transfer_id: transfer_id.clone(),
+        letter_no: letter_no.clone(),
+        direction: "outgoing".into(),
+        sender: ctx.me.to_string(),
+        receiver: format!("place:{}", place.trim()),
+        member_id: member_id.clone(),
+        member_name: m.name.clone(),
+        state: "completed".into(),
+        issued_on: today.clone(),
+        expires_on: today.clone(),
+        reason: validate::text("reason", reason, 200)?,
+        released_at_ms: Some(ctx.now_ms),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    };
+    save(conn, &t, ctx.now_ms)?;
+    tombstone(
+        conn,
+        &member_id,
+        m.generation + 1,
+        "",
+        place.trim(),
+        &transfer_id,
+        &letter_no,
+        &today,
+    )?;
+    members::member_view(conn, ctx, &member_id)
+}
+
+// -------------------------------------------------------------- receiver
+
+fn require_incoming(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+    let t = require(conn, transfer_id)?;
+    if t.direction != "incoming" {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} goes to {}: only the receiver may do this",
+            t.transfer_id, t.receiver
+        )));
+    }
+    Ok(t)
+}
+
+pub fn accept(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+    branch: &str,
+) -> Result<pb::TransferView, StoreError> {
+    let mut t = require_incoming(conn, transfer_id)?;
+    if t.state != "pending" {
+        return Err(StoreError::Conflict(format!(
+            "transfer {} is {}: only a pending offer can be accepted",
+            t.transfer_id, t.state
+        )));
+    }
+    let branch = branch.trim();
+    let known: bool = conn
+        .query_row("SELECT 1 FROM orgs WHERE org_id = ?1", [branch], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !known {
+        return Err(StoreError::NotFound(format!(
+            "branch `{branch}` is not an organization of this node: pick one from `org list` (--branch ORG)"
+        )));
+    }
+    t.branch = branch.to_owned();
+    t.state = "accepted".into();
+    save(conn, &t, ctx.now_ms)?;
+    let vote = pb::TransferVote {
+        transfer_id: t.transfer_id.clone(),
+        vote: "accept".into(),
+        branch: branch.to_owned(),
+        ..Default::default()
+    };
+    log::append(
+        conn,
+        &node(&t.sender)?,
+        EventKind::TransferAccept,
+        &t.transfer_id,
+        &vote.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    view(conn, ctx, &t.transfer_id)
+}
+
+pub fn reject(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+    code: &str,
+    reason: &str,
+) -> Result<pb::TransferView, StoreError> {
+    let mut t = require_incoming(conn, transfer_id)?;
+    match t.state.as_str() {
+        "pending" => {}
+        "accepted" => {
+            return Err(StoreError::Conflict(format!(
+                "transfer {} was accepted: a receiver cannot reject after accepting; the sender decides",
+                t.transfer_id
+            )))
+        }
+        other => return Err(StoreError::Conflict(format!("transfer {} is {other}", t.transfer_id))),
+    }
+    let code = code.trim();
+    if !REJECT_CODES.contains(&code) {
+        return Err(StoreError::Invalid(format!(
+            "reason code `{code}` is not one of {}: an organization may not refuse without cause",
+            REJECT_CODES.join(", ")
+        )));
+    }
+    t.reject_code = code.to_owned();
+    t.reject_reason = validate::text("reason", reason, 500)?;
+    t.state = "rejected".into();
+    purge(&mut t);
+    save(conn, &t, ctx.now_ms)?;
+    let vote = pb::TransferVote {
+        transfer_id: t.transfer_id.clone(),
+        vote: "reject".into(),
+        reason_code: t.reject_code.clone(),
+        reason: t.reject_reason.clone(),
+        ..Default::default()
+    };
+    log::append(
+        conn,
+        &node(&t.sender)?,
+        EventKind::TransferReject,
+        &t.transfer_id,
+        &vote.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    view(conn, ctx, &t.transfer_id)
+}
+
+/// Drops everything the offer added beyond what the receiver holds as a
+/// host: the record (with the ID number) and the name.
+fn purge(t: &mut Row) {
+    t.offer = None;
+    t.member_name.clear();
+    t.possible_duplicate.clear();
+}
+
+// ----------------------------------------------------------------- clock
+
+/// The sender expires open offers past their date; the receiver reduces
+/// offers the sender never decided, past the date plus grace.
+pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+    let today = ctx.today().to_string();
+    let ids: Vec<String> = conn
+        .prepare("SELECT transfer_id FROM transfers WHERE state IN ('offered', 'pending', 'accepted') AND expires_on < ?1")?
+        .query_map([&today], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut changed = 0;
+    for id in ids {
+        let Some(mut t) = load(conn, &id)? else {
+            continue;
+        };
+        if t.direction == "outgoing" {
+            abort(conn, ctx, &mut t, "expired", "expired")?;
+            changed += 1;
+        } else {
+            let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
+            if (ctx.today() - expires).num_days() > RECEIVER_GRACE_DAYS {
+                t.state = "awaiting_sender".into();
+                purge(&mut t);
+                save(conn, &t, ctx.now_ms)?;
+                changed += 1;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+// ------------------------------------------------------- incoming events
+
+fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
+    M::decode(event.payload.as_slice())
+        .map_err(|e| Rejection::Invalid(format!("malformed transfer payload: {e}")))
+}
+
+/// A decision of the sender that cannot be applied stops the peer's stream
+/// at that event (DESIGN §4): never quarantined.
+fn cannot_apply(message: String) -> Rejection {
+    Rejection::Store(StoreError::Invalid(format!(
+        "transfer decision cannot be applied: {message}"
+    )))
+}
+
+pub fn apply(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    event: &pb::Event,
+    kind: EventKind,
+) -> Result<(), Rejection> {
+    match kind {
+        EventKind::TransferOffer => apply_offer(conn, ctx, origin, decode(event)?),
+        EventKind::TransferAccept | EventKind::TransferReject => {
+            apply_vote(conn, ctx, origin, decode(event)?)
+        }
+        EventKind::TransferRelease => {
+            let release: pb::TransferRelease =
+                pb::TransferRelease::decode(event.payload.as_slice())
+                    .map_err(|e| cannot_apply(format!("malformed release: {e}")))?;
+            apply_release(conn, ctx, origin, release)
+        }
+        EventKind::TransferAbort => {
+            let abort: pb::TransferAbort = pb::TransferAbort::decode(event.payload.as_slice())
+                .map_err(|e| cannot_apply(format!("malformed abort: {e}")))?;
+            apply_abort(conn, ctx, origin, abort)
+        }
+        EventKind::TransferReceipt => apply_receipt(conn, ctx, origin, decode(event)?),
+        EventKind::Moved => apply_moved(conn, origin, decode(event)?),
+        _ => Err(Rejection::Invalid(format!(
+            "not a transfer event: {kind:?}"
+        ))),
+    }
+}
+
+fn apply_offer(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    offer: pb::TransferOffer,
+) -> Result<(), Rejection> {
+    if offer.sender != origin.as_str() || offer.receiver != ctx.me.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "offer {} names sender {} and receiver {}, but came from {origin} to this node",
+            offer.transfer_id, offer.sender, offer.receiver
+        )));
+    }
+    let record = offer
+        .record
+        .clone()
+        .ok_or_else(|| Rejection::Invalid("offer without a record".into()))?;
+    if is_void(conn, &offer.letter_no)? {
+        return Ok(());
+    }
+    if let Some(mut t) = load(conn, &offer.transfer_id)? {
+        if offer.extension && matches!(t.state.as_str(), "pending" | "accepted") {
+            t.expires_on = offer.expires_on.clone();
+            t.valid_days = offer.valid_days;
+            t.offer = Some(record.encode_to_vec());
+            save(conn, &t, ctx.now_ms)?;
+        }
+        return Ok(());
+    }
+    let duplicate: Option<String> = if record.national_id.is_empty() {
+        None
+    } else {
+        conn.query_row(
+            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            params![record.national_id, ctx.me.as_str(), record.member_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    let mut t = Row {
+        transfer_id: offer.transfer_id.clone(),
+        letter_no: offer.letter_no.clone(),
+        direction: "incoming".into(),
+        sender: offer.sender.clone(),
+        receiver: offer.receiver.clone(),
+        member_id: record.member_id.clone(),
+        member_name: record.name.clone(),
+        state: "pending".into(),
+        issued_on: offer.issued_on.clone(),
+        expires_on: offer.expires_on.clone(),
+        valid_days: offer.valid_days,
+        reason: offer.reason.clone(),
+        offer: Some(record.encode_to_vec()),
+        possible_duplicate: duplicate.unwrap_or_default(),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    };
+    save(conn, &t, ctx.now_ms)?;
+    // Auto-accept, by the operator's policy for this sender, members this
+    // node co-manages under an active agreement.
+    let policy: String = conn
+        .query_row(
+            "SELECT auto_accept_branch FROM peers WHERE node_id = ?1",
+            [origin.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    if !policy.is_empty() && t.possible_duplicate.is_empty() {
+        let covered = match members::load_copy(conn, &t.member_id)? {
+            Some(copy) => {
+                super::agreements::host_may_hold(conn, ctx, origin, &copy.basis)? == Some(true)
+            }
+            None => false,
+        };
+        if covered {
+            accept(conn, ctx, &t.transfer_id, &policy)?;
+            t = load(conn, &t.transfer_id)?.unwrap_or(t);
+            tracing::info!(transfer = %t.transfer_id, "transfer accepted by policy");
+        }
+    }
+    Ok(())
+}
+
+fn apply_vote(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    vote: pb::TransferVote,
+) -> Result<(), Rejection> {
+    let Some(mut t) = load(conn, &vote.transfer_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "vote on unknown transfer {}",
+            vote.transfer_id
+        )));
+    };
+    if t.direction != "outgoing" || t.receiver != origin.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "{origin} is not the receiver of transfer {}",
+            t.transfer_id
+        )));
+    }
+    match (vote.vote.as_str(), t.state.as_str()) {
+        ("accept", "offered") => {
+            let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
+            if ctx.today() > expires {
+                // Expiry is decided by the sender alone: too late.
+                abort(conn, ctx, &mut t, "expired", "late_accept")?;
+            } else {
+                t.branch = vote.branch.clone();
+                release(conn, ctx, &mut t)?;
+            }
+        }
+        // An accept after the sender decided otherwise: tell it again.
+        ("accept", "expired" | "cancelled" | "rejected") => {
+            let why = if t.state == "expired" {
+                "late_accept".to_owned()
+            } else {
+                t.state.clone()
+            };
+            let state = t.state.clone();
+            abort(conn, ctx, &mut t, &state, &why)?;
+        }
+        ("reject", "offered") => {
+            t.reject_code = vote.reason_code.clone();
+            t.reject_reason = vote.reason.clone();
+            abort(conn, ctx, &mut t, "rejected", "rejected")?;
+        }
+        ("accept" | "reject", _) => {}
+        (other, _) => {
+            return Err(Rejection::Invalid(format!(
+                "unknown transfer vote `{other}`"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn apply_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    release: pb::TransferRelease,
+) -> Result<(), Rejection> {
+    if release.sender != origin.as_str() || release.receiver != ctx.me.as_str() {
+        return Err(cannot_apply(format!(
+            "release {} names sender {} and receiver {}, but came from {origin} to this node",
+            release.transfer_id, release.sender, release.receiver
+        )));
+    }
+    let record = release
+        .record
+        .clone()
+        .ok_or_else(|| cannot_apply("release without a record".into()))?;
+    let mut t = load(conn, &release.transfer_id)?.unwrap_or(Row {
+        transfer_id: release.transfer_id.clone(),
+        letter_no: release.letter_no.clone(),
+        direction: "incoming".into(),
+        sender: release.sender.clone(),
+        receiver: release.receiver.clone(),
+        member_id: record.member_id.clone(),
+        issued_on: release.released_on.clone(),
+        expires_on: release.released_on.clone(),
+        state: "pending".into(),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    });
+    if t.state == "completed" {
+        return Ok(());
+    }
+    let branch = if t.branch.is_empty() {
+        intake_branch(conn, ctx)?
+    } else {
+        t.branch.clone()
+    };
+    install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+    let duplicate: Option<String> = if record.national_id.is_empty() {
+        None
+    } else {
+        conn.query_row(
+            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            params![record.national_id, ctx.me.as_str(), record.member_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    t.state = "completed".into();
+    t.member_name = record.name.clone();
+    t.branch = branch;
+    t.offer = None;
+    t.possible_duplicate = duplicate.unwrap_or_default();
+    t.released_at_ms = Some(ctx.now_ms);
+    t.receipt_at_ms = Some(ctx.now_ms);
+    save(conn, &t, ctx.now_ms)?;
+    let receipt = pb::TransferReceipt {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        received_on: ctx.today().to_string(),
+    };
+    log::append(
+        conn,
+        origin,
+        EventKind::TransferReceipt,
+        &t.transfer_id,
+        &receipt.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    // The new owner shares under its own agreements from now on.
+    members::reshare_member(conn, ctx, &record.member_id)?;
+    Ok(())
+}
+
+/// Where members released without an accepted branch land until an
+/// operator assigns them.
+fn intake_branch(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO orgs (org_id, name, level, created_at_ms) VALUES ('transfer-intake', '转入待分配', '党支部', ?1)",
+        [ctx.now_ms],
+    )?;
+    Ok("transfer-intake".into())
+}
+
+/// Makes the released record this node's own, every part with its author.
+fn install(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    r: &pb::MemberRecord,
+    generation: u64,
+    branch: &str,
+) -> Result<(), StoreError> {
+    let version = r.version.unwrap_or_default();
+    let m = members::HomeRecord {
+        member_id: r.member_id.clone(),
+        owner: ctx.me.to_string(),
+        generation,
+        counter: version.counter,
+        name: r.name.clone(),
+        gender: r.gender.clone(),
+        birth_date: r.birth_date.clone(),
+        ethnicity: r.ethnicity.clone(),
+        native_place: r.native_place.clone(),
+        national_id: r.national_id.clone(),
+        education: r.education.clone(),
+        occupation: r.occupation.clone(),
+        origin: r.origin.clone(),
+        party_status: r.party_status.clone(),
+        joined_on: r.joined_on.clone(),
+        full_member_on: r.full_member_on.clone(),
+        home_branch: branch.to_owned(),
+        phone: r.phone.clone(),
+        home_address: r.home_address.clone(),
+        membership_state: if r.membership_state.is_empty() {
+            "normal".into()
+        } else {
+            r.membership_state.clone()
+        },
+        contact_status: "in_contact".into(),
+        contact_manual: String::new(),
+        contact_manual_at: String::new(),
+        created_at_ms: ctx.now_ms,
+        updated_at_ms: ctx.now_ms,
+    };
+    members::save_home_record(conn, &m)?;
+    // The receiver was perhaps the member's host: the copy merges into the owned record.
+    members::delete_copy(conn, &r.member_id)?;
+    let released_on = ctx.today().to_string();
+    for o in &r.outflows {
+        conn.execute(
+            "INSERT OR IGNORE INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
+                 expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on, card_no,
+                 state, returned_on, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'returned', ?14, ?15)",
+            params![
+                o.outflow_id, r.member_id, o.destination_place, o.destination_node, o.direction, o.departed_on,
+                o.expected_return, o.reason, o.fixed_location, o.certificate_no, o.certificate_issuer,
+                o.certificate_issued_on, o.card_no, released_on, ctx.now_ms
+            ],
+        )?;
+    }
+    for h in &r.host_sections {
+        let current = members::host_section(conn, &r.member_id, &h.author)?;
+        let incoming = h.version.unwrap_or_default();
+        if current
+            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter))
+        {
+            members::save_host_section(conn, h, ctx.now_ms)?;
+        }
+    }
+    for c in &r.contacts {
+        members::save_contact(conn, c, ctx.now_ms)?;
+    }
+    for a in &r.activities {
+        members::save_activity(conn, a, ctx.now_ms)?;
+    }
+    members::refresh_contact_status(conn, ctx, &r.member_id)?;
+    Ok(())
+}
+
+fn apply_abort(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    abort: pb::TransferAbort,
+) -> Result<(), Rejection> {
+    void(conn, &abort.letter_no, &abort.transfer_id)?;
+    let Some(mut t) = load(conn, &abort.transfer_id)? else {
+        return Ok(());
+    };
+    if t.direction != "incoming" || t.sender != origin.as_str() {
+        return Err(cannot_apply(format!(
+            "{origin} is not the sender of transfer {}",
+            t.transfer_id
+        )));
+    }
+    if t.state == "completed" {
+        return Ok(());
+    }
+    if t.state != "rejected" {
+        t.state = "aborted".into();
+    }
+    t.abort_why = abort.why.clone();
+    purge(&mut t);
+    save(conn, &t, ctx.now_ms)?;
+    Ok(())
+}
+
+fn apply_receipt(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    receipt: pb::TransferReceipt,
+) -> Result<(), Rejection> {
+    let Some(mut t) = load(conn, &receipt.transfer_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "receipt for unknown transfer {}",
+            receipt.transfer_id
+        )));
+    };
+    if t.direction != "outgoing" || t.receiver != origin.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "{origin} is not the receiver of transfer {}",
+            t.transfer_id
+        )));
+    }
+    if t.state == "released" {
+        t.state = "completed".into();
+        t.receipt_at_ms = Some(ctx.now_ms);
+        save(conn, &t, ctx.now_ms)?;
+    }
+    Ok(())
+}
+
+fn apply_moved(conn: &Connection, origin: &NodeId, moved: pb::Moved) -> Result<(), Rejection> {
+    let Some(copy) = members::load_copy(conn, &moved.member_id)? else {
+        return Ok(());
+    };
+    if copy.owner != origin.as_str() && copy.owner != moved.new_owner {
+        return Err(Rejection::Invalid(format!(
+            "{origin} may not move member {}: its copy here is owned by {}",
+            moved.member_id, copy.owner
+        )));
+    }
+    if copy.version.unwrap_or_default().generation < moved.generation {
+        members::delete_copy(conn, &moved.member_id)?;
+    }
+    Ok(())
+}
+
+/// Whether `origin` may relay a host record about `member_id` with `basis`
+/// here: it released the member to this node by transfer `basis`.
+pub fn relay_allowed(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    member_id: &str,
+    basis: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'incoming' AND sender = ?2
+               AND receiver = ?3 AND member_id = ?4 AND state = 'completed'",
+        )?
+        .query_row(params![basis, origin.as_str(), ctx.me.as_str(), member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+// ----------------------------------------------------------------- views
+
+fn next_step(t: &Row, today: &str) -> String {
+    match (t.direction.as_str(), t.state.as_str()) {
+        ("outgoing", "offered") => format!(
+            "waiting for {} to accept by {}; `transfer extend` or `transfer cancel` meanwhile (the member is frozen here)",
+            t.receiver, t.expires_on
+        ),
+        ("outgoing", "released") => {
+            if t.released_at_ms.is_some() && t.issued_on.as_str() < today {
+                format!("released; waiting for the receipt (回执) from {}", t.receiver)
+            } else {
+                "released; the receipt is on its way".into()
+            }
+        }
+        ("outgoing", "completed") => "completed: receipt recorded".into(),
+        ("outgoing", "expired") => format!("the letter expired: `transfer reissue {}` issues a new one", t.transfer_id),
+        ("outgoing", _) => "ended".into(),
+        ("incoming", "pending") => format!(
+            "`transfer accept {} --branch ORG` or `transfer reject {} --reason-code CODE`",
+            t.transfer_id, t.transfer_id
+        ),
+        ("incoming", "accepted") => format!("accepted; {} releases the member", t.sender),
+        ("incoming", "completed") => "completed: the member is this node's now".into(),
+        ("incoming", "awaiting_sender") => format!("the letter expired without a decision: awaiting {}", t.sender),
+        _ => "ended".into(),
+    }
+}
+
+fn to_view(t: &Row, today: &str) -> pb::TransferView {
+    pb::TransferView {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        direction: t.direction.clone(),
+        sender: t.sender.clone(),
+        receiver: t.receiver.clone(),
+        member_id: t.member_id.clone(),
+        member_name: t.member_name.clone(),
+        state: t.state.clone(),
+        issued_on: t.issued_on.clone(),
+        expires_on: t.expires_on.clone(),
+        valid_days: t.valid_days,
+        reason: t.reason.clone(),
+        branch: t.branch.clone(),
+        reject_code: t.reject_code.clone(),
+        reject_reason: t.reject_reason.clone(),
+        abort_why: t.abort_why.clone(),
+        released_at_ms: t.released_at_ms.unwrap_or(0),
+        receipt_at_ms: t.receipt_at_ms.unwrap_or(0),
+        reissue_of: t.reissue_of.clone(),
+        reissued_as: t.reissued_as.clone(),
+        possible_duplicate: t.possible_duplicate.clone(),
+        next_step: next_step(t, today),
+        updated_at_ms: t.updated_at_ms,
+    }
+}
+
+pub fn view(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+) -> Result<pb::TransferView, StoreError> {
+    Ok(to_view(
+        &require(conn, transfer_id)?,
+        &ctx.today().to_string(),
+    ))
+}
+
+pub fn list(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::TransferListRequest,
+) -> Result<Vec<pb::TransferView>, StoreError> {
+    let direction = match (req.incoming, req.outgoing) {
+        (true, false) => "incoming",
+        (false, true) => "outgoing",
+        _ => "",
+    };
+    let overdue_before = ctx.now_ms - RECEIPT_DUE_DAYS * 86_400_000;
+    let rows = conn
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM transfers
+             WHERE (?1 = '' OR direction = ?1) AND (?2 = '' OR state = ?2)
+               AND (NOT ?3 OR (direction = 'outgoing' AND state = 'released' AND released_at_ms < ?4))
+             ORDER BY created_at_ms, transfer_id"
+        ))?
+        .query_map(params![direction, req.state.trim(), req.overdue_receipt, overdue_before], read)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let today = ctx.today().to_string();
+    Ok(rows.iter().map(|t| to_view(t, &today)).collect())
+}
+
+/// Open or unreceipted transfers with `peer`: what `peer remove` must not
+/// leave behind.
+pub fn open_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare(
+            "SELECT transfer_id FROM transfers WHERE (sender = ?1 OR receiver = ?1)
+               AND state IN ('offered', 'released', 'pending', 'accepted')",
+        )?
+        .query_map([peer.as_str()], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
