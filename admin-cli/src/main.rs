@@ -25,7 +25,7 @@ use liaisonctl::output::Format;
 #[command(
     name = "liaisonctl",
     version,
-    about = "Manage a Liaison node: peers, agreements, records, audit"
+    about = "Manage a Liaison node: peers, agreements, records, transfers, audit"
 )]
 struct Cli {
     /// The node's admin socket.
@@ -70,6 +70,9 @@ enum Command {
     /// Co-management agreements with peers (双向共管协议): propose, counter, accept.
     #[command(subcommand)]
     Agreement(cmd::agreement::AgreementCommand),
+    /// Transfers of members' organizational relationship (组织关系转接): letters, votes, receipts.
+    #[command(subcommand)]
+    Transfer(cmd::transfer::TransferCommand),
     /// Reports: members away without an active agreement.
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
@@ -129,6 +132,7 @@ async fn remote(
         Command::Contact(command) => cmd::contact::run(admin, format, command).await,
         Command::Activity(command) => cmd::activity::run(admin, format, command).await,
         Command::Agreement(command) => cmd::agreement::run(admin, format, command).await,
+        Command::Transfer(command) => cmd::transfer::run(admin, format, command).await,
         Command::Report(command) => cmd::report::run(admin, format, command).await,
         Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,

@@ -8,12 +8,12 @@
 //! | TYPE | OBJECT | printed by |
 //! |---|---|---|
 //! | `status` | `StatusResponse` | `status` |
-//! | `peer` | `Peer` | `peer add/list/show/pause/resume/retry` |
+//! | `peer` | `Peer`, with `auto_accept_branch` (empty: auto-accept off) | `peer add/list/show/pause/resume/retry/policy` |
 //! | `pending_peer` | `PendingPeer` | `peer list --pending`, `peer ignore` |
 //! | `peer_removed` | `{node_id}` | `peer remove` |
 //! | `peer_replication` | `PeerReplication` | `peer status` |
 //! | `org` | `Org` | `org add/list` |
-//! | `member` | `Member`; `outflow` is an `outflow` object or null, `host_sections` a list of `HostSectionView` | `member add/update/show/list/host-set`, `outflow register/return` |
+//! | `member` | `Member`; `outflow` is an `outflow` object or null, `host_sections` a list of `HostSectionView`, `moved` a `MovedView` (a tombstone's forward pointer) or null | `member add/update/show/list/host-set`, `outflow register/return`, `transfer out` |
 //! | `import_problem` | `ImportProblem`: `{line, message}`, one per problem | `member import` |
 //! | `import_result` | `{imported, skipped}`, after the problems | `member import` |
 //! | `disclosure` | `Disclosure` | `member disclosures` |
@@ -22,6 +22,7 @@
 //! | `contact_status` | `ContactStatusView`; `recent` is a list of `contact` objects | `contact status` |
 //! | `activity` | `ActivityView` | `activity record/list` |
 //! | `agreement` | `AgreementView`; `terms` and `pending_counter` are `AgreementTerms` objects (`federation.proto`; liaisons as `{name, phone, role}`) or null, `history` a list of `AgreementVersionView` with `signatures` a list of `SignatureView` | `agreement propose/counter/accept/reject/terminate/list/show` |
+//! | `transfer` | `TransferView` | `transfer start/list/show/accept/reject/cancel/extend/reissue` (`reissue`: the new transfer) |
 //! | `uncovered_group` | `UncoveredGroup` | `report uncovered` |
 //! | `uncovered_total` | `{total}`, after the groups | `report uncovered` |
 //! | `clock` | `DebugClockResponse`: `{now_ms, offset_ms}` | `debug clock` |

@@ -413,7 +413,45 @@ pub fn member_json(m: &pb::Member) -> serde_json::Value {
         "outflow": m.outflow.as_ref().map(outflow_json),
         "host_sections": m.host_sections.iter().map(host_section_json).collect::<Vec<_>>(),
         "basis": m.basis, "updated_at_ms": m.updated_at_ms,
+        "moved": moved(m).map(moved_json),
     })
+}
+
+fn moved_json(v: &pb::MovedView) -> serde_json::Value {
+    json!({
+        "to_node": v.to_node, "to_place": v.to_place, "transfer_id": v.transfer_id,
+        "letter_no": v.letter_no, "released_on": v.released_on, "generation": v.generation,
+    })
+}
+
+/// Where a member transferred away went, if it did (an empty message is none).
+fn moved(m: &pb::Member) -> Option<&pb::MovedView> {
+    m.moved.as_ref().filter(|v| **v != pb::MovedView::default())
+}
+
+/// A tombstone's forward pointer for people: "moved to NODE (or place) on
+/// DATE by transfer T, letter NO, generation G", leaving out what is unknown.
+fn moved_text(v: &pb::MovedView) -> String {
+    let to = match (v.to_node.as_str(), v.to_place.as_str()) {
+        ("", "") => "-".to_owned(),
+        (node, "") => node.to_owned(),
+        ("", place) => format!("{place} (on paper, no node)"),
+        (node, place) => format!("{node} ({place})"),
+    };
+    let mut text = format!("moved to {to}");
+    if !v.released_on.is_empty() {
+        text.push_str(&format!(" on {}", v.released_on));
+    }
+    match (v.transfer_id.as_str(), v.letter_no.as_str()) {
+        ("", "") => {}
+        ("", letter) => text.push_str(&format!(" by letter {letter}")),
+        (id, "") => text.push_str(&format!(" by transfer {id}")),
+        (id, letter) => text.push_str(&format!(" by transfer {id}, letter {letter}")),
+    }
+    if v.generation > 0 {
+        text.push_str(&format!(", generation {}", v.generation));
+    }
+    text
 }
 
 fn host_section_json(h: &pb::HostSectionView) -> serde_json::Value {
@@ -537,7 +575,11 @@ pub fn member_detail(m: &pb::Member, view: View) -> String {
                 .field("basis", &h.basis);
         }
     }
-    d.render()
+    // A tombstone says first where the member went.
+    match moved(m) {
+        Some(v) => format!("{}\n\n{}", moved_text(v), d.render()),
+        None => d.render(),
+    }
 }
 
 fn member_table(members: &[pb::Member]) -> Table {
@@ -1083,8 +1125,77 @@ mod tests {
         assert_eq!(value["outflow"]["destination_node"], "lanzhou");
         assert_eq!(value["host_sections"][0]["author"], "lanzhou");
         assert_eq!(value["host_sections"][0]["contact_phone"], "13900000000");
-        assert_eq!(value.as_object().unwrap().len(), 30);
+        assert_eq!(value.as_object().unwrap().len(), 31);
         assert!(member_json(&copy())["outflow"].is_null());
+        assert!(value["moved"].is_null());
+    }
+
+    fn tombstone() -> pb::Member {
+        pb::Member {
+            member_id: "m-1".into(),
+            owner: "lanzhou".into(),
+            owned: false,
+            generation: 2,
+            moved: Some(pb::MovedView {
+                to_node: "lanzhou".into(),
+                to_place: String::new(),
+                transfer_id: "tr-1".into(),
+                letter_no: "平组转〔2026〕12号".into(),
+                released_on: "2026-05-20".into(),
+                generation: 2,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tombstone_says_first_where_the_member_went() {
+        for view in [View::Full, View::Short] {
+            let text = member_detail(&tombstone(), view);
+            assert_eq!(
+                text.lines().next(),
+                Some("moved to lanzhou on 2026-05-20 by transfer tr-1, letter 平组转〔2026〕12号, generation 2"),
+                "{text}"
+            );
+            assert_eq!(value(&text, "member"), Some("m-1"), "{text}");
+        }
+        assert!(!member_detail(&owned(), View::Full).contains("moved to"));
+        let mut empty = owned();
+        empty.moved = Some(pb::MovedView::default());
+        assert!(!member_detail(&empty, View::Full).contains("moved to"));
+        assert!(member_json(&empty)["moved"].is_null());
+    }
+
+    #[test]
+    fn moved_to_a_place_on_paper() {
+        let paper = pb::MovedView {
+            to_place: "上海市浦东新区某街道党工委".into(),
+            letter_no: "平组转〔2026〕15号".into(),
+            released_on: "2026-06-01".into(),
+            generation: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            moved_text(&paper),
+            "moved to 上海市浦东新区某街道党工委 (on paper, no node) on 2026-06-01 by letter 平组转〔2026〕15号, generation 1"
+        );
+        let with_id = pb::MovedView {
+            transfer_id: "tr-9".into(),
+            ..paper
+        };
+        assert!(moved_text(&with_id).contains("by transfer tr-9, letter 平组转〔2026〕15号"));
+    }
+
+    #[test]
+    fn member_json_has_the_forward_pointer() {
+        let value = member_json(&tombstone());
+        assert_eq!(
+            value["moved"],
+            json!({
+                "to_node": "lanzhou", "to_place": "", "transfer_id": "tr-1",
+                "letter_no": "平组转〔2026〕12号", "released_on": "2026-05-20", "generation": 2,
+            })
+        );
     }
 
     fn import(imported: u64, skipped: u64, lines: &[u64]) -> pb::MemberImportResponse {

@@ -16,6 +16,7 @@ pub mod peer;
 pub mod quarantine;
 pub mod report;
 pub mod status;
+pub mod transfer;
 
 use liaison_proto::v1 as pb;
 use liaisonctl::output::{json_line, Format, Table};

@@ -44,14 +44,46 @@ pub enum PeerCommand {
     Resume { node_id: String },
     /// Reconnect to a peer now instead of waiting for the backoff.
     Retry { node_id: String },
-    /// Remove a peer.
+    /// Remove a peer. Refused while a transfer with it is open or awaits its
+    /// receipt, or an agreement with it is active, unless --force.
     Remove {
         node_id: String,
+        /// First cancel the open transfers and terminate the agreements with
+        /// the peer (reason: peer removed).
         #[arg(long)]
         force: bool,
     },
     /// Keep refusing a pending node and stop listing it.
     Ignore { node_id: String },
+    /// Set whether incoming transfers from a peer are accepted without an
+    /// operator: those of members covered by an active agreement with it.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("auto_accept")
+        .args(["auto_accept_into", "no_auto_accept"])
+        .required(true)
+))]
+pub struct PolicyArgs {
+    node_id: String,
+    /// Accept such transfers into this branch of this node (an org id).
+    #[arg(long, value_name = "ORG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    auto_accept_into: Option<String>,
+    /// Turn auto-accept off: every incoming transfer waits for `transfer accept`.
+    #[arg(long)]
+    no_auto_accept: bool,
+}
+
+impl PolicyArgs {
+    fn request(self) -> pb::PeerPolicyRequest {
+        pb::PeerPolicyRequest {
+            node_id: self.node_id,
+            // Empty turns it off.
+            auto_accept_branch: self.auto_accept_into.unwrap_or_default(),
+        }
+    }
 }
 
 pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Result<(), Failure> {
@@ -136,6 +168,13 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             let pending = admin.peer_ignore(peer_ref(node_id)).await?.into_inner();
             print_pending(format, &[pending]);
         }
+        PeerCommand::Policy(args) => {
+            let peer = admin.peer_policy(args.request()).await?.into_inner();
+            match format {
+                Format::Json => print_peers(format, &[peer]),
+                Format::Table => output::print_out(&peer_detail(&peer)),
+            }
+        }
     }
     Ok(())
 }
@@ -148,7 +187,17 @@ fn peer_json(p: &pb::Peer) -> serde_json::Value {
         "last_error": p.last_error, "next_attempt_ms": p.next_attempt_ms,
         "remote_display_name": p.remote_display_name, "remote_protocol_version": p.remote_protocol_version,
         "remote_software_version": p.remote_software_version,
+        "auto_accept_branch": p.auto_accept_branch,
     })
+}
+
+/// The auto-accept policy for people.
+fn auto_accept(branch: &str) -> String {
+    if branch.is_empty() {
+        "off".into()
+    } else {
+        format!("into {branch} (members under an active agreement)")
+    }
 }
 
 /// Both streams of a peer link: ours from the peer (out) and the peer's from us (in).
@@ -199,7 +248,7 @@ fn peer_detail(p: &pb::Peer) -> String {
         }
     };
     format!(
-        "node           {}\nname           {}\nendpoint       {}\nfingerprint    {}\nstate          {}\nserves         {}\nadded          {}\nlink           {}\nlast contact   {}\nnext attempt   {}\nlast error     {}\nremote         {} (protocol {}, version {})\n",
+        "node           {}\nname           {}\nendpoint       {}\nfingerprint    {}\nstate          {}\nserves         {}\nadded          {}\nlink           {}\nlast contact   {}\nnext attempt   {}\nlast error     {}\nremote         {} (protocol {}, version {})\nauto accept    {}\n",
         p.node_id,
         p.display_name,
         p.endpoint,
@@ -214,6 +263,7 @@ fn peer_detail(p: &pb::Peer) -> String {
         or_dash(&p.remote_display_name),
         p.remote_protocol_version,
         or_dash(&p.remote_software_version),
+        auto_accept(&p.auto_accept_branch),
     )
 }
 
@@ -288,7 +338,7 @@ fn replication_table(peers: &[pb::PeerReplication]) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::parse;
+    use crate::cmd::{parse, refused};
     use crate::Command;
 
     fn replication(node_id: &str, my_cursor: u64, peer_head: u64) -> pb::PeerReplication {
@@ -355,6 +405,73 @@ mod tests {
         );
         let xian: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(xian[8], "0", "{text}");
+    }
+
+    fn policy(args: &[&str]) -> pb::PeerPolicyRequest {
+        let argv: Vec<&str> = ["peer", "policy"].iter().chain(args).copied().collect();
+        match parse(&argv) {
+            Command::Peer(PeerCommand::Policy(args)) => args.request(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn policy_turns_auto_accept_on_or_off() {
+        assert_eq!(
+            policy(&["lanzhou", "--auto-accept-into", "pl-kt-01"]),
+            pb::PeerPolicyRequest {
+                node_id: "lanzhou".into(),
+                auto_accept_branch: "pl-kt-01".into(),
+            }
+        );
+        assert_eq!(
+            policy(&["lanzhou", "--no-auto-accept"]),
+            pb::PeerPolicyRequest {
+                node_id: "lanzhou".into(),
+                auto_accept_branch: String::new(),
+            }
+        );
+        assert!(refused(&["peer", "policy", "lanzhou"]));
+        assert!(refused(&[
+            "peer",
+            "policy",
+            "lanzhou",
+            "--auto-accept-into",
+            "pl-kt-01",
+            "--no-auto-accept"
+        ]));
+        assert!(refused(&[
+            "peer",
+            "policy",
+            "lanzhou",
+            "--auto-accept-into",
+            ""
+        ]));
+    }
+
+    #[test]
+    fn peer_shows_its_auto_accept_policy() {
+        let mut peer = pb::Peer {
+            node_id: "lanzhou".into(),
+            display_name: "兰州".into(),
+            state: "active".into(),
+            ..Default::default()
+        };
+        let line = |p: &pb::Peer| {
+            peer_detail(p)
+                .lines()
+                .find_map(|l| l.strip_prefix("auto accept").map(|v| v.trim().to_owned()))
+        };
+        assert_eq!(line(&peer).as_deref(), Some("off"));
+        assert_eq!(peer_json(&peer)["auto_accept_branch"], "");
+        peer.auto_accept_branch = "pl-kt-01".into();
+        assert_eq!(
+            line(&peer).as_deref(),
+            Some("into pl-kt-01 (members under an active agreement)")
+        );
+        let value = peer_json(&peer);
+        assert_eq!(value["auto_accept_branch"], "pl-kt-01");
+        assert_eq!(value.as_object().unwrap().len(), 16);
     }
 
     #[test]
