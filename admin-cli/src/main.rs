@@ -47,6 +47,8 @@ enum Command {
     Ca(liaisonctl::ca::CaArgs),
     /// Write a commented example node.toml.
     Init(cmd::init::InitArgs),
+    /// Run a real three-node federation on this machine and walk through the job.
+    Demo(cmd::demo::DemoArgs),
     /// The node's id, version, uptime, database and peers.
     Status,
     /// Peers: other regions' nodes this node trusts and syncs with.
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ca(args) => liaisonctl::ca::run(args).map_err(Failure::Other),
         Command::Init(args) => cmd::init::run(args).map_err(Failure::Other),
+        Command::Demo(args) => cmd::demo::run(args).map_err(Failure::Other),
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -137,7 +140,7 @@ async fn remote(
         Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,
-        Command::Ca(_) | Command::Init(_) => unreachable!("handled locally"),
+        Command::Ca(_) | Command::Init(_) | Command::Demo(_) => unreachable!("handled locally"),
     }
 }
 

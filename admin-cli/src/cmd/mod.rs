@@ -8,6 +8,7 @@ pub mod agreement;
 pub mod audit;
 pub mod contact;
 pub mod debug;
+pub mod demo;
 pub mod init;
 pub mod member;
 pub mod org;
