@@ -44,6 +44,8 @@
 //! audited refusals per source address is raised in test configs
 //! ([`NodeConfig::test_limits`]); a test of that limit sets its own.
 
+pub mod ownership;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Write as _;

@@ -55,6 +55,10 @@ impl From<rusqlite::Error> for Rejection {
 pub struct Faults {
     /// Skip the authority checks: apply whatever a peer sends.
     pub skip_authority: bool,
+    /// Commit the applied events (and their count) in one transaction and
+    /// advance the cursor in a second one, so a crash between the two
+    /// applies the same events again after the restart.
+    pub cursor_in_separate_tx: bool,
 }
 
 /// Applies `events` from `origin`'s log `log_id` in one IMMEDIATE transaction.
@@ -67,8 +71,9 @@ pub fn apply_batch(
     faults: Faults,
 ) -> Result<ApplyReport, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let start = log::cursor(&tx, origin, log_id)?;
     let mut report = ApplyReport {
-        cursor: log::cursor(&tx, origin, log_id)?,
+        cursor: start,
         ..ApplyReport::default()
     };
     for event in events {
@@ -85,6 +90,16 @@ pub fn apply_batch(
             Err(Rejection::Store(error)) => return Err(error),
         }
         report.cursor = event.seq;
+    }
+    if faults.cursor_in_separate_tx {
+        // Broken on purpose: the events and their count commit first, the
+        // cursor after, in its own transaction.
+        log::advance_cursor(&tx, origin, log_id, start, report.applied, ctx.now_ms)?;
+        tx.commit()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        log::advance_cursor(&tx, origin, log_id, report.cursor, 0, ctx.now_ms)?;
+        tx.commit()?;
+        return Ok(report);
     }
     log::advance_cursor(
         &tx,
@@ -390,10 +405,18 @@ fn check_host_record(
     };
     if author != origin.as_str() {
         // Relayed by the previous owner after it released the member here.
-        if home.owner == ctx.me.as_str()
-            && super::transfers::relay_allowed(conn, ctx, origin, member_id, basis)?
-        {
-            return Ok(Disposition::Apply);
+        if super::transfers::relay_allowed(conn, ctx, origin, member_id, basis)? {
+            if home.owner == ctx.me.as_str() {
+                return Ok(Disposition::Apply);
+            }
+            // Passed on again since (A→B→C): relay along the chain.
+            if let Some(moved) =
+                members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
+            {
+                let to = NodeId::parse(&moved.to_node)
+                    .map_err(|e| Rejection::Store(StoreError::Invalid(e.to_string())))?;
+                return Ok(Disposition::Relay(to, moved.transfer_id));
+            }
         }
         return Err(Rejection::Invalid(format!(
             "record about member {member_id} names author `{author}` but was sent by {origin}"
