@@ -1,0 +1,951 @@
+//! The promises of DESIGN §3–§4a, stated once as checks over nodes'
+//! databases, so the simulator ([`super`]) and the end-to-end tests (which
+//! may open a stopped or running node's database file read-only, see
+//! [`open_read_only`]) check the same thing.
+//!
+//! Every check reads committed state only, through its own connection, the
+//! way an outside auditor would; none of them writes. Each returns the first
+//! [`Violation`] it finds.
+//!
+//! Checks that need knowledge no database holds take it as an argument:
+//! what the simulator handed over to a receiver ([`exactly_once`]), which
+//! events it forged on purpose ([`quarantine_holds_only_invalid`]), what the
+//! owner's operators wrote ([`authors_are_authorities`]).
+//!
+//! Extension points, for when transfers (issue 6) and restores (DESIGN §7)
+//! exist: [`single_owner`] must allow tombstones (`members.owner` naming
+//! another node) and, after `reconcile --without-peer P`, two owners until P
+//! returns; [`exactly_once`] is keyed by the origin's log id, so a restored
+//! origin's new epoch gets a fresh ledger; the convergence checks will have to
+//! add "every transfer is final on both sides".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use liaison_node::core::{agreements, Ctx};
+use liaison_node::identity::NodeId;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+/// A broken promise: which one, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// A short stable name of the invariant (used to compare failures when
+    /// shrinking a schedule).
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "invariant `{}` violated: {}",
+            self.invariant, self.detail
+        )
+    }
+}
+
+pub type Checked = Result<(), Violation>;
+
+fn violation(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+/// A SQL error while checking is a failure of the check itself.
+fn sql(invariant: &'static str) -> impl Fn(rusqlite::Error) -> Violation {
+    move |e| violation(invariant, format!("cannot read the database: {e}"))
+}
+
+/// One node's database as the checks see it.
+#[derive(Clone, Copy)]
+pub struct NodeDb<'a> {
+    pub id: &'a NodeId,
+    pub conn: &'a Connection,
+    /// The node's own clock (for checks that depend on its calendar).
+    pub now_ms: i64,
+}
+
+impl NodeDb<'_> {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx::new(self.id, self.now_ms)
+    }
+
+    fn me(&self) -> &str {
+        self.id.as_str()
+    }
+}
+
+/// Opens a node's database file for the checks: read-only, so it cannot
+/// disturb the node, which may keep running (WAL mode allows readers).
+pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+// ------------------------------------------------------------ ownership
+
+/// (1) At most one node considers itself the owner of a member.
+///
+/// Without transfers every `members` row is the node's own; with them
+/// (issue 6) a row may be a tombstone naming the new owner, which this
+/// check already tolerates: only rows with `owner` = the node itself count.
+pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
+    const NAME: &str = "single-owner";
+    let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for node in nodes {
+        let mut stmt = node
+            .conn
+            .prepare_cached("SELECT member_id FROM members WHERE owner = ?1")
+            .map_err(sql(NAME))?;
+        let ids = stmt
+            .query_map([node.me()], |r| r.get::<_, String>(0))
+            .map_err(sql(NAME))?;
+        for id in ids {
+            owners
+                .entry(id.map_err(sql(NAME))?)
+                .or_default()
+                .push(node.me());
+        }
+    }
+    match owners.iter().find(|(_, nodes)| nodes.len() > 1) {
+        Some((member, nodes)) => Err(violation(
+            NAME,
+            format!("member {member} is owned by {}", nodes.join(" and ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+// --------------------------------------------------------------- sharing
+
+/// (2) A host holds a member's home section only under a basis it has
+/// itself applied as active and not ended: an agreement between the copy's
+/// owner (outflow party) and this node (inflow party), in state `active`.
+pub fn copies_under_active_basis(node: &NodeDb<'_>) -> Checked {
+    const NAME: &str = "copy-under-active-basis";
+    let mut stmt = node
+        .conn
+        .prepare_cached(
+            "SELECT h.member_id, h.owner, h.basis, a.agreement_id, a.outflow_node, a.inflow_node, a.state, a.active_version
+             FROM home_copies h LEFT JOIN agreements a ON a.agreement_id = h.basis ORDER BY h.member_id",
+        )
+        .map_err(sql(NAME))?;
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<u64>,
+    )> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        })
+        .map_err(sql(NAME))?
+        .collect::<Result<_, _>>()
+        .map_err(sql(NAME))?;
+    for (member, owner, basis, found, outflow, inflow, state, active_version) in rows {
+        let bad = |why: String| {
+            Err(violation(
+                NAME,
+                format!("{} holds member {member}'s home section from {owner} under basis `{basis}`: {why}", node.me()),
+            ))
+        };
+        if found.is_none() {
+            return bad("no such agreement here".into());
+        }
+        if outflow.as_deref() != Some(owner.as_str()) || inflow.as_deref() != Some(node.me()) {
+            return bad(format!(
+                "the agreement is between {} (outflow) and {} (inflow)",
+                outflow.unwrap_or_default(),
+                inflow.unwrap_or_default()
+            ));
+        }
+        let state = state.unwrap_or_default();
+        if state != "active" || active_version.unwrap_or(0) == 0 {
+            return bad(format!("the agreement is {state} here"));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ exactly once
+
+/// What a receiver was handed from one origin's log (one log id), as the
+/// simulator saw it: the seqs each successful `apply_batch` took (applied
+/// or quarantined), by replaying apply's guard on the batch it handed over
+/// (an event is taken iff its seq is above the cursor, which then moves to
+/// it). A batch whose apply failed (a crash) is assumed to have taken
+/// nothing: the apply and the cursor are one transaction.
+///
+/// Built on the receiver's side of the wire, never from the origin's log, so
+/// compaction at the origin (superseded snapshots deleted before anyone
+/// pulled them) does not matter: a seq the receiver never saw is simply not
+/// in the ledger, and the cursor may jump over it.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    pub taken: BTreeSet<u64>,
+    /// The cursor the last check saw: it must never move back.
+    pub last_cursor: u64,
+}
+
+/// (3) Exactly once, per (origin, log id) at a receiver:
+///
+/// - the cursor never moves back, and it is exactly the highest seq taken
+///   (nothing above it was applied, and it jumped over nothing it was given);
+/// - the receiver's own count, `cursors.applied_total` (committed with the
+///   applied events), plus its quarantined events from that log, equals the
+///   number of distinct seqs taken: no event applied twice, none lost;
+/// - every event the origin still holds for the receiver at or below the
+///   cursor was taken: nothing skipped.
+///
+/// Updates `ledger.last_cursor`.
+pub fn exactly_once(
+    receiver: &NodeDb<'_>,
+    origin: &NodeDb<'_>,
+    origin_log_id: &str,
+    ledger: &mut Ledger,
+) -> Checked {
+    const NAME: &str = "exactly-once";
+    let pair = format!("{}→{}", origin.me(), receiver.me());
+    let (cursor, applied_total): (u64, u64) = receiver
+        .conn
+        .prepare_cached("SELECT seq, applied_total FROM cursors WHERE peer = ?1 AND log_id = ?2")
+        .map_err(sql(NAME))?
+        .query_row(params![origin.me(), origin_log_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(sql(NAME))?
+        .unwrap_or((0, 0));
+    let quarantined: u64 = receiver
+        .conn
+        .prepare_cached("SELECT COUNT(*) FROM quarantine WHERE origin = ?1 AND log_id = ?2")
+        .map_err(sql(NAME))?
+        .query_row(params![origin.me(), origin_log_id], |r| r.get(0))
+        .map_err(sql(NAME))?;
+    if cursor < ledger.last_cursor {
+        return Err(violation(
+            NAME,
+            format!(
+                "{pair}: the cursor moved back from {} to {cursor}",
+                ledger.last_cursor
+            ),
+        ));
+    }
+    ledger.last_cursor = cursor;
+    let highest = ledger.taken.last().copied().unwrap_or(0);
+    if cursor != highest {
+        return Err(violation(
+            NAME,
+            format!(
+                "{pair}: the cursor is {cursor} but the highest seq the receiver took is {highest} \
+                 (events above the cursor were applied, or the cursor skipped events)"
+            ),
+        ));
+    }
+    let taken = ledger.taken.len() as u64;
+    if applied_total + quarantined != taken {
+        return Err(violation(
+            NAME,
+            format!(
+                "{pair}: {applied_total} events applied and {quarantined} quarantined, but {taken} distinct events \
+                 were taken (up to seq {cursor}): {}",
+                if applied_total + quarantined > taken {
+                    "some were applied twice (or applied without the cursor moving)"
+                } else {
+                    "some were lost"
+                }
+            ),
+        ));
+    }
+    let mut stmt = origin
+        .conn
+        .prepare_cached("SELECT seq FROM events WHERE audience = ?1 AND seq <= ?2 ORDER BY seq")
+        .map_err(sql(NAME))?;
+    let held = stmt
+        .query_map(params![receiver.me(), cursor], |r| r.get::<_, u64>(0))
+        .map_err(sql(NAME))?;
+    for seq in held {
+        let seq = seq.map_err(sql(NAME))?;
+        if !ledger.taken.contains(&seq) {
+            return Err(violation(
+                NAME,
+                format!(
+                    "{pair}: event {seq} is at or below the cursor {cursor} but was never applied"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// --------------------------------------------------------------- authority
+
+/// The agreement `basis` as a node holds it: (outflow, inflow, active_version).
+fn agreement_parties(
+    conn: &Connection,
+    basis: &str,
+) -> rusqlite::Result<Option<(String, String, u64)>> {
+    conn.prepare_cached(
+        "SELECT outflow_node, inflow_node, active_version FROM agreements WHERE agreement_id = ?1",
+    )?
+    .query_row([basis], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .optional()
+}
+
+/// Whether `conn`'s node owns `member_id`.
+fn owns(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
+    Ok(node
+        .conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
+        .query_row([member_id, node.me()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Why a record about `member_id` authored by `author` may not be held at
+/// `node`, if it may not. A node holds its own records (about its own
+/// members, or about members it hosts under an agreement in which it is the
+/// inflow party), and the owner holds records of a host made under an
+/// agreement it coordinates with that host and that was active here.
+fn record_authority(
+    node: &NodeDb<'_>,
+    member_id: &str,
+    author: &str,
+    basis: &str,
+) -> rusqlite::Result<Option<String>> {
+    let owned = owns(node, member_id)?;
+    if author == node.me() {
+        if owned {
+            return Ok(None);
+        }
+        return Ok(match agreement_parties(node.conn, basis)? {
+            Some((_, inflow, _)) if inflow == node.me() => None,
+            Some((outflow, inflow, _)) => Some(format!(
+                "its own record about a member it does not own, under agreement {basis} between {outflow} and {inflow}"
+            )),
+            None => Some(format!(
+                "its own record about a member it does not own, under basis `{basis}`, no agreement here"
+            )),
+        });
+    }
+    if !owned {
+        return Ok(Some(format!(
+            "a record by {author} about a member this node does not own"
+        )));
+    }
+    Ok(match agreement_parties(node.conn, basis)? {
+        Some((outflow, inflow, active)) if outflow == node.me() && inflow == author && active > 0 => None,
+        Some((outflow, inflow, active)) => Some(format!(
+            "basis {basis} is between {outflow} and {inflow} (active version {active}), so {author} is not a host of it"
+        )),
+        None => Some(format!("basis `{basis}` is no agreement here")),
+    })
+}
+
+/// (4) Every stored record's author is its authority (DESIGN §3):
+///
+/// - `members`: the node's own (no transfers yet, so no tombstones), and the
+///   name is what the owner's operators last wrote (`written_name`, if the
+///   caller knows it): nobody else wrote into the owned home section;
+/// - `home_copies`: owned by another node that owns the member there, at a
+///   version no newer than the owner's;
+/// - `host_sections`, `contacts`, `activities`: see [`record_authority`].
+pub fn authors_are_authorities(
+    nodes: &[NodeDb<'_>],
+    index: usize,
+    written_name: &dyn Fn(&str) -> Option<String>,
+) -> Checked {
+    const NAME: &str = "author-is-authority";
+    let node = &nodes[index];
+    let me = node.me();
+    let bad = |detail: String| Err(violation(NAME, format!("at {me}: {detail}")));
+
+    let mut stmt = node
+        .conn
+        .prepare_cached("SELECT member_id, owner, name FROM members ORDER BY member_id")
+        .map_err(sql(NAME))?;
+    let rows: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql(NAME))?
+        .collect::<Result<_, _>>()
+        .map_err(sql(NAME))?;
+    for (member, owner, name) in rows {
+        if owner != me {
+            // Tombstones arrive with transfers (issue 6); none exist yet.
+            return bad(format!("member {member} is held with owner {owner}"));
+        }
+        if let Some(expected) = written_name(&member) {
+            if expected != name {
+                return bad(format!(
+                    "member {member}'s home section says name `{name}`, but this node's operators wrote `{expected}`"
+                ));
+            }
+        }
+    }
+
+    let mut stmt = node
+        .conn
+        .prepare_cached(
+            "SELECT member_id, owner, generation, counter FROM home_copies ORDER BY member_id",
+        )
+        .map_err(sql(NAME))?;
+    let rows: Vec<(String, String, u64, u64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(sql(NAME))?
+        .collect::<Result<_, _>>()
+        .map_err(sql(NAME))?;
+    for (member, owner, generation, counter) in rows {
+        let Some(owner_db) = nodes.iter().find(|n| n.me() == owner) else {
+            return bad(format!(
+                "a copy of member {member} names owner {owner}, which is no node"
+            ));
+        };
+        if owner == me {
+            return bad(format!(
+                "a copy of member {member} names this node as its owner"
+            ));
+        }
+        let version: Option<(u64, u64)> = owner_db
+            .conn
+            .prepare_cached(
+                "SELECT generation, counter FROM members WHERE member_id = ?1 AND owner = ?2",
+            )
+            .map_err(sql(NAME))?
+            .query_row([member.as_str(), owner.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(sql(NAME))?;
+        match version {
+            None => return bad(format!("a copy of member {member} names owner {owner}, which does not own it")),
+            Some(v) if v < (generation, counter) => {
+                return bad(format!(
+                    "the copy of member {member} is at version {generation}.{counter}, newer than its owner {owner}'s {}.{}",
+                    v.0, v.1
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+
+    for (table, id_column) in [
+        ("host_sections", "member_id || '/' || author"),
+        ("contacts", "contact_id"),
+        ("activities", "activity_id"),
+    ] {
+        let mut stmt = node
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {id_column}, member_id, author, basis FROM {table} ORDER BY 1"
+            ))
+            .map_err(sql(NAME))?;
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(sql(NAME))?
+            .collect::<Result<_, _>>()
+            .map_err(sql(NAME))?;
+        for (id, member, author, basis) in rows {
+            if let Some(why) =
+                record_authority(node, &member, &author, &basis).map_err(sql(NAME))?
+            {
+                return bad(format!(
+                    "{table} {id} (member {member}, author {author}): {why}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+// -------------------------------------------------------------- quarantine
+
+/// (5) Quarantine holds only events that can never be valid. Honest nodes
+/// never send such events, so every quarantined event must be one the test
+/// forged on purpose (`forged(origin, seq)`).
+pub fn quarantine_holds_only_invalid(
+    node: &NodeDb<'_>,
+    forged: &dyn Fn(&str, u64) -> bool,
+) -> Checked {
+    const NAME: &str = "quarantine-only-invalid";
+    let mut stmt = node
+        .conn
+        .prepare_cached("SELECT origin, seq, reason FROM quarantine ORDER BY id")
+        .map_err(sql(NAME))?;
+    let rows: Vec<(String, u64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql(NAME))?
+        .collect::<Result<_, _>>()
+        .map_err(sql(NAME))?;
+    for (origin, seq, reason) in rows {
+        if !forged(&origin, seq) {
+            return Err(violation(
+                NAME,
+                format!(
+                    "at {}: honest event {seq} from {origin} was quarantined: {reason}",
+                    node.me()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------- convergence
+
+/// Divergences the simulator found in the core that are written up but not
+/// fixed yet. A convergence check told to tolerate one skips exactly its
+/// symptom and goes on checking everything else. Each has a regression test
+/// in `tests/tests/sim.rs` that runs its seed with nothing tolerated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KnownBugs {
+    /// Ends cross: after one party ended an agreement, it ignores every
+    /// later event of the other (a newer version, an activation, the other's
+    /// own end), so both hold it ended but may disagree on how (expired or
+    /// terminated), on its latest version and on its active version.
+    pub ended_agreements_diverge: bool,
+    /// Several agreements with one host covering one member. (a) When one
+    /// of them ends, the coordinator deletes the shares made under it and
+    /// the home sections still queued for the host, but does not share
+    /// again under another one still covering the member: the host lacks
+    /// the copy or keeps a stale one, and the owner never updates it. (b) A
+    /// re-share under another of them at the same version is ignored by
+    /// the host (not newer), so owner and host record different bases; the
+    /// end of the host's basis then deletes the copy while the owner
+    /// believes it still shares it. Either way the owner's `shares` no
+    /// longer says what the host holds, so a later Unshare (the member
+    /// returns home) is never sent and the host keeps a home section it may
+    /// not hold. Symptoms skipped: a covered member not held, a stale copy,
+    /// a copy not covered at the owner, where the owner disclosed the
+    /// member to that host under more than one agreement.
+    pub several_agreements_one_host: bool,
+}
+
+impl KnownBugs {
+    /// What the CI run tolerates today.
+    pub const CURRENT: KnownBugs = KnownBugs {
+        ended_agreements_diverge: true,
+        several_agreements_one_host: true,
+    };
+}
+
+/// What the owner believes the host holds: the basis of its `shares` row.
+fn owner_share(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result<String> {
+    Ok(owner
+        .conn
+        .prepare_cached("SELECT basis FROM shares WHERE member_id = ?1 AND peer = ?2")?
+        .query_row([member, host], |r| r.get::<_, String>(0))
+        .optional()?
+        .map_or("the owner records no share".into(), |b| {
+            format!("the owner records it shared under {b}")
+        }))
+}
+
+/// Whether the owner disclosed the member's home section to the host under
+/// more than one agreement.
+fn shared_under_several(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result<bool> {
+    owner
+        .conn
+        .prepare_cached(
+            "SELECT COUNT(DISTINCT basis) > 1 FROM disclosures
+             WHERE record_kind = 'home_section' AND record_id = ?1 AND peer = ?2",
+        )?
+        .query_row([member, host], |r| r.get(0))
+}
+
+/// The agreements a node holds: id → (outflow, inflow, state, version, active_version).
+type AgreementRows = BTreeMap<String, (String, String, String, u64, u64)>;
+
+fn agreements_of(node: &NodeDb<'_>) -> rusqlite::Result<AgreementRows> {
+    let mut stmt = node.conn.prepare_cached(
+        "SELECT agreement_id, outflow_node, inflow_node, state, version, active_version FROM agreements",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+        ))
+    })?;
+    rows.collect()
+}
+
+/// After quiescence: both parties of every agreement hold it in the same
+/// state, at the same version and active version. With `all_final`, every
+/// agreement that was ever active must also have ended (expired,
+/// terminated); one never activated may stay `proposed` (nothing closes a
+/// proposal whose period passed: it can no longer activate).
+pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool, known: KnownBugs) -> Checked {
+    const NAME: &str = "agreements-agree";
+    let all: Vec<AgreementRows> = nodes
+        .iter()
+        .map(agreements_of)
+        .collect::<Result<_, _>>()
+        .map_err(sql(NAME))?;
+    for (i, node) in nodes.iter().enumerate() {
+        for (id, (outflow, inflow, state, version, active)) in &all[i] {
+            let ended = matches!(state.as_str(), "expired" | "terminated");
+            if all_final && !ended && !(state == "proposed" && *active == 0) {
+                return Err(violation(
+                    "agreements-agree: not ended",
+                    format!(
+                        "agreement {id} is still {state} at {} after every clock passed its end",
+                        node.me()
+                    ),
+                ));
+            }
+            let other = if outflow == node.me() {
+                inflow
+            } else {
+                outflow
+            };
+            let Some(j) = nodes.iter().position(|n| n.me() == other) else {
+                return Err(violation(
+                    NAME,
+                    format!("agreement {id} names {other}, which is no node"),
+                ));
+            };
+            match all[j].get(id) {
+                None => {
+                    return Err(violation(
+                        "agreements-agree: unknown to a party",
+                        format!(
+                            "agreement {id} is {state} at {} but unknown at {other}",
+                            node.me()
+                        ),
+                    ))
+                }
+                Some((_, _, s, v, a)) if (s, v, a) != (state, version, active) => {
+                    let both_ended = ended && matches!(s.as_str(), "expired" | "terminated");
+                    if both_ended && known.ended_agreements_diverge {
+                        continue;
+                    }
+                    return Err(violation(
+                        if s != state {
+                            "agreements-agree: different states"
+                        } else if both_ended {
+                            "agreements-agree: different history of an ended agreement"
+                        } else {
+                            "agreements-agree: different versions"
+                        },
+                        format!(
+                            "agreement {id}: {} holds it {state} (version {version}, active {active}), {other} holds it {s} (version {v}, active {a})",
+                            node.me()
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After quiescence, home sections: every copy at a host is at its owner's
+/// current version and held under an agreement the owner holds active and
+/// covering the member for that host; and every member an active agreement
+/// covers at its owner is held by that host, unless the host no longer may
+/// hold it on its own clock (past the end plus grace, DESIGN §4a).
+pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
+    const NAME: &str = "copies-converged";
+    for host in nodes {
+        let mut stmt = host
+            .conn
+            .prepare_cached("SELECT member_id, owner, generation, counter, name, basis FROM home_copies ORDER BY member_id")
+            .map_err(sql(NAME))?;
+        let copies: Vec<(String, String, u64, u64, String, String)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .map_err(sql(NAME))?
+            .collect::<Result<_, _>>()
+            .map_err(sql(NAME))?;
+        for (member, owner, generation, counter, name, basis) in copies {
+            let Some(owner_db) = nodes.iter().find(|n| n.me() == owner) else {
+                return Err(violation(
+                    NAME,
+                    format!("{} holds member {member} of unknown {owner}", host.me()),
+                ));
+            };
+            let home: Option<(u64, u64, String)> = owner_db
+                .conn
+                .prepare_cached("SELECT generation, counter, name FROM members WHERE member_id = ?1 AND owner = ?2")
+                .map_err(sql(NAME))?
+                .query_row([member.as_str(), owner.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+                .map_err(sql(NAME))?;
+            let Some(home) = home else {
+                return Err(violation(
+                    NAME,
+                    format!(
+                        "{} holds member {member}, which {owner} does not own",
+                        host.me()
+                    ),
+                ));
+            };
+            let forgotten = known.several_agreements_one_host
+                && shared_under_several(owner_db, &member, host.me()).map_err(sql(NAME))?;
+            if (home.0, home.1, &home.2) != (generation, counter, &name) && !forgotten {
+                return Err(violation(
+                    "copies-converged: stale copy",
+                    format!(
+                                                "{} holds member {member} at version {generation}.{counter} (`{name}`) under {basis}, its owner {owner} is at {}.{} (`{}`); {}",
+                        host.me(),
+                        home.0,
+                        home.1,
+                        home.2,
+                        owner_share(owner_db, &member, host.me()).map_err(sql(NAME))?
+                    ),
+                ));
+            }
+            let covering = agreements::covering(owner_db.conn, &owner_db.ctx(), &member)
+                .map_err(|e| violation(NAME, e.to_string()))?;
+            if !covering.iter().any(|(a, h)| *a == basis && h == host.me()) && !forgotten {
+                return Err(violation(
+                    "copies-converged: copy not covered at the owner",
+                    format!(
+                                                "{} holds member {member} under {basis}, but at its owner {owner} that agreement is not active and covering it for {} (covering: {covering:?}); {}",
+                        host.me(),
+                        host.me(),
+                        owner_share(owner_db, &member, host.me()).map_err(sql(NAME))?
+                    ),
+                ));
+            }
+        }
+    }
+    for owner in nodes {
+        let mut stmt = owner
+            .conn
+            .prepare_cached("SELECT member_id FROM members WHERE owner = ?1 ORDER BY member_id")
+            .map_err(sql(NAME))?;
+        let members: Vec<String> = stmt
+            .query_map([owner.me()], |r| r.get(0))
+            .map_err(sql(NAME))?
+            .collect::<Result<_, _>>()
+            .map_err(sql(NAME))?;
+        for member in members {
+            let covering = agreements::covering(owner.conn, &owner.ctx(), &member)
+                .map_err(|e| violation(NAME, e.to_string()))?;
+            for (agreement, host_id) in covering {
+                let Some(host) = nodes.iter().find(|n| n.me() == host_id) else {
+                    continue;
+                };
+                let owner_id = owner.id.clone();
+                let may_hold =
+                    agreements::host_may_hold(host.conn, &host.ctx(), &owner_id, &agreement)
+                        .map_err(|e| violation(NAME, e.to_string()))?;
+                if may_hold != Some(true) {
+                    continue;
+                }
+                let held: bool = host
+                    .conn
+                    .prepare_cached("SELECT 1 FROM home_copies WHERE member_id = ?1 AND owner = ?2")
+                    .map_err(sql(NAME))?
+                    .query_row([member.as_str(), owner.me()], |_| Ok(()))
+                    .optional()
+                    .map_err(sql(NAME))?
+                    .is_some();
+                let forgotten = known.several_agreements_one_host
+                    && shared_under_several(owner, &member, &host_id).map_err(sql(NAME))?;
+                if !held && !forgotten {
+                    return Err(violation(
+                        "copies-converged: covered member not held",
+                        format!(
+                                                        "agreement {agreement} is active at {} and covers member {member} for {host_id}, which holds it active too, but {host_id} holds no copy; {}",
+                            owner.me(),
+                            owner_share(owner, &member, &host_id).map_err(sql(NAME))?
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A record a host made, as both sides must hold it.
+type RecordRows = BTreeMap<String, String>;
+
+fn records(
+    node: &NodeDb<'_>,
+    table: &str,
+    key: &str,
+    content: &str,
+    author_filter: &str,
+) -> rusqlite::Result<RecordRows> {
+    let mut stmt = node.conn.prepare_cached(&format!(
+        "SELECT {key}, {content} FROM {table} WHERE {author_filter} ORDER BY 1"
+    ))?;
+    let rows = stmt.query_map([node.me()], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.collect()
+}
+
+/// After quiescence: host sections, contact events and activities a host
+/// made about another node's member are held by that member's owner, the
+/// same; and everything an owner holds from a host, the host holds.
+pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
+    const NAME: &str = "host-records-converged";
+    let tables: [(&str, &str, &str); 3] = [
+        (
+            "host_sections",
+            "member_id || '/' || author",
+            "generation || '.' || counter || ' ' || basis || ' ' || employer || ' ' || host_branch",
+        ),
+        (
+            "contacts",
+            "contact_id",
+            "member_id || ' ' || author || ' ' || at || ' ' || channel || ' ' || basis",
+        ),
+        (
+            "activities",
+            "activity_id",
+            "member_id || ' ' || author || ' ' || kind || ' ' || date || ' ' || basis",
+        ),
+    ];
+    // Who owns each member.
+    let mut owner_of: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut stmt = node
+            .conn
+            .prepare_cached("SELECT member_id FROM members WHERE owner = ?1")
+            .map_err(sql(NAME))?;
+        for id in stmt
+            .query_map([node.me()], |r| r.get::<_, String>(0))
+            .map_err(sql(NAME))?
+        {
+            owner_of.insert(id.map_err(sql(NAME))?, i);
+        }
+    }
+    for (table, key, content) in tables {
+        // At each node: its own records about members others own…
+        let own: Vec<RecordRows> = nodes
+            .iter()
+            .map(|n| {
+                records(
+                    n,
+                    table,
+                    key,
+                    &format!("member_id || '|' || {content}"),
+                    "author = ?1",
+                )
+            })
+            .collect::<Result<_, _>>()
+            .map_err(sql(NAME))?;
+        // …and what it holds from others.
+        let received: Vec<RecordRows> = nodes
+            .iter()
+            .map(|n| {
+                records(
+                    n,
+                    table,
+                    key,
+                    &format!("author || '|' || {content}"),
+                    "author <> ?1",
+                )
+            })
+            .collect::<Result<_, _>>()
+            .map_err(sql(NAME))?;
+        for (h, host) in nodes.iter().enumerate() {
+            for (id, row) in &own[h] {
+                let member = row.split('|').next().unwrap_or_default();
+                let Some(&o) = owner_of.get(member) else {
+                    continue;
+                };
+                if o == h {
+                    continue;
+                }
+                let expected = format!("{}|{}", host.me(), &row[member.len() + 1..]);
+                match received[o].get(id) {
+                    Some(got) if *got == expected => {}
+                    got => {
+                        return Err(violation(
+                            NAME,
+                            format!(
+                                "{table} {id} made by {} is `{expected}` there, but its owner {} holds {:?}",
+                                host.me(),
+                                nodes[o].me(),
+                                got
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+        for (o, owner) in nodes.iter().enumerate() {
+            for (id, row) in &received[o] {
+                let author = row.split('|').next().unwrap_or_default();
+                let Some(h) = nodes.iter().position(|n| n.me() == author) else {
+                    return Err(violation(
+                        NAME,
+                        format!(
+                            "{table} {id} at {} names unknown author {author}",
+                            owner.me()
+                        ),
+                    ));
+                };
+                let content = &row[author.len() + 1..];
+                let at_host = own[h].get(id).map(|r| {
+                    let member = r.split('|').next().unwrap_or_default();
+                    r[member.len() + 1..].to_owned()
+                });
+                if at_host.as_deref() != Some(content) {
+                    return Err(violation(
+                        NAME,
+                        format!(
+                            "{table} {id} by {author} is `{content}` at {}, but {author} holds {at_host:?}",
+                            owner.me()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After every clock passed every agreement's end plus grace and messages
+/// got through: no host holds any home section any more.
+pub fn no_copies_left(nodes: &[NodeDb<'_>]) -> Checked {
+    const NAME: &str = "no-copies-after-every-end";
+    for node in nodes {
+        let held: Option<(String, String)> = node
+            .conn
+            .prepare_cached("SELECT member_id, basis FROM home_copies LIMIT 1")
+            .map_err(sql(NAME))?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(sql(NAME))?;
+        if let Some((member, basis)) = held {
+            return Err(violation(
+                NAME,
+                format!("{} still holds member {member} under {basis}", node.me()),
+            ));
+        }
+    }
+    Ok(())
+}

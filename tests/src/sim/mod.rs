@@ -1,0 +1,79 @@
+//! A deterministic simulator of a federation (issue 7, DESIGN §4): three to
+//! five nodes in one process, each with its own SQLite file (so a crash
+//! keeps what was committed), its own clock and its own certificate, driven
+//! by one seeded scheduler through the production protocol core
+//! (`liaison_node::core`). Only the network and the faults are simulated.
+//!
+//! # What a step can be
+//!
+//! [`step::Step`]: an operator action at a node (member add/update, outflow
+//! register/return, host section, contact, activity, contact status,
+//! agreement propose/counter/accept/reject/terminate, the calendar tick);
+//! a delivery on a pull stream (possibly only a prefix, after which the
+//! stream breaks); a batch sent ahead; a duplicated old batch; a lost
+//! stream; a crash (between steps, in the middle of an action's
+//! transaction, or in `apply_batch` at the moment the cursor advances); a
+//! restart; clock advances (together with jitter, or one node alone); a
+//! partition and its healing; a forged event a node slips into its log.
+//! Operator actions may be refused (wrong state): they are counted.
+//!
+//! # The network
+//!
+//! A receiver pulls as the node does (`federation::client`): a stream opens
+//! at the receiver's cursor for the origin's log id; the origin reads
+//! batches with `log::read_batch` from its own position on that stream; the
+//! receiver applies them in order with `apply::apply_batch`, whose guard
+//! skips what is at or below its cursor. Anything that breaks a stream
+//! (loss, a partial delivery, a crash, a partition) drops what was in
+//! flight; the next pull starts again from the cursor.
+//!
+//! # The checks
+//!
+//! After every step, [`invariants`] (shared with the end-to-end tests):
+//! single owner, copies only under an agreement the host holds active,
+//! exactly-once per (origin, log id, receiver), every record's author its
+//! authority, quarantine holding only forged events. At the end of a run:
+//! all partitions healed, all nodes restarted, everything delivered and
+//! every calendar run until nothing moves, then convergence (agreements the
+//! same on both sides, copies current and covered, host records the same at
+//! host and owner); then every clock past the latest end plus grace,
+//! quiescence again, and everything ended everywhere with no copy left.
+//!
+//! # Determinism
+//!
+//! The only randomness is `StdRng::seed_from_u64(seed)`. Record ids come
+//! from `Ctx::new_id` (UUIDv7 with random low bits, not seeded), so ids
+//! differ between runs, but their order does not: every node's clock stays
+//! on its own residue modulo [`world::TICK_MS`] and moves forward by at least
+//! that much before each action, so no two ids share a millisecond. Log ids
+//! differ too (they are only compared for equality). Dates are relative to
+//! 09:00 China time on the day after the test process started, so a seed
+//! replays the same within a day and the same up to calendar quirks
+//! (month lengths) across days.
+//!
+//! # Extension points (not built yet)
+//!
+//! - Transfers (DESIGN §5, issue 6; `core::transfers` landed while this was
+//!   written, and the calendar tick here already runs `transfers::tick`):
+//!   new [`step::Action`]s (transfer start, accept, reject, cancel, extend,
+//!   reissue, out on paper), a `ReceiverTakesOwnership` broken variant (the
+//!   receiver owns on accept, before `release`) caught by
+//!   [`invariants::single_owner`]; `authors_are_authorities` learning
+//!   tombstones (today any `members` row not owned by its node is a
+//!   violation) and relayed host records; convergence: every transfer final
+//!   on both sides (`crate::ownership::converged` states it for one member).
+//! - Restore and reconcile (DESIGN §7): a `Restore { node, from_snapshot }`
+//!   step (copy an earlier database file back, new log id) and the peers'
+//!   ledgers keyed by the new log id (already keyed so); single owner allows
+//!   the `--without-peer` exception.
+//! - Peer remove and re-add.
+
+pub mod gen;
+pub mod invariants;
+pub mod run;
+pub mod step;
+pub mod world;
+
+pub use invariants::KnownBugs;
+pub use run::{replay, run_seed, run_seeds, shrink, Run, Setup, SimConfig, Summary};
+pub use world::Variant;

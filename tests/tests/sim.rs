@@ -1,0 +1,592 @@
+//! The deterministic simulation (issue 7): seeded fault schedules over the
+//! production protocol core, every invariant checked after every step, and
+//! convergence at the end of each run. See `liaison_tests::sim` for what a
+//! step can be and what is checked.
+//!
+//! - `cargo test -p liaison-tests --test sim` runs the CI budget (1,000
+//!   seeds of 200 steps each on all cores, seeds 0..1000), a replay check,
+//!   and the broken variants, each of which must be caught within the CI
+//!   seed budget.
+//! - `LIAISON_SIM_SEED=<n> cargo test -p liaison-tests --test sim sim_`
+//!   replays exactly that seed and prints its whole schedule;
+//!   `LIAISON_SIM_VARIANT=skip_authority|cursor_in_separate_tx` replays it
+//!   under a broken variant; `LIAISON_SIM_STEPS` changes the step count.
+//! - The soak: `LIAISON_SIM_SEEDS=100000 cargo test -p liaison-tests --test
+//!   sim --release -- --ignored sim_soak --nocapture` (seeds from
+//!   `LIAISON_SIM_FIRST_SEED`, default 1,000,000).
+//!
+//! A failing run prints its seed, its schedule (each step with what it came
+//! to) and a shrunk schedule that still fails the same check.
+//!
+//! Broken variants, behind test-only switches of the core
+//! (`core::apply::Faults`): skipping the authority checks, caught by the
+//! authority invariant; applying a batch and advancing the cursor in two
+//! transactions, caught by the exactly-once invariant when a crash falls
+//! between them.
+//!
+//! TODO(issue 6): the third broken variant of issue 7, "the receiver takes
+//! ownership when it accepts, before `release` arrives", needs transfers;
+//! it belongs here once they exist, caught by the single-owner invariant.
+
+use std::time::Duration;
+
+use liaison_tests::sim::{run_seed, run_seeds, shrink, KnownBugs, Run, SimConfig, Variant};
+
+/// The CI budget.
+const CI_SEEDS: u64 = 1_000;
+const CI_STEPS: usize = 200;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a number")),
+    )
+}
+
+/// `LIAISON_SIM_SEED`: replay one seed only.
+fn single_seed() -> Option<u64> {
+    env_u64("LIAISON_SIM_SEED")
+}
+
+/// A run of the CI budget's size, tolerating the known core bugs (see
+/// `KnownBugs::CURRENT` and the `sim_bug_*` regression tests);
+/// `LIAISON_SIM_STRICT=1` tolerates none.
+fn config(variant: Variant) -> SimConfig {
+    SimConfig {
+        steps: env_u64("LIAISON_SIM_STEPS").map_or(CI_STEPS, |s| s as usize),
+        variant,
+        nodes: None,
+        known: if env_u64("LIAISON_SIM_STRICT") == Some(1) {
+            KnownBugs::default()
+        } else {
+            KnownBugs::CURRENT
+        },
+    }
+}
+
+fn skip_authority() -> Variant {
+    Variant {
+        skip_authority_at: Some(0),
+        ..Variant::default()
+    }
+}
+
+fn cursor_in_separate_tx() -> Variant {
+    Variant {
+        cursor_in_separate_tx: true,
+        ..Variant::default()
+    }
+}
+
+fn variant_from_env() -> Variant {
+    match std::env::var("LIAISON_SIM_VARIANT").as_deref() {
+        Err(_) | Ok("") | Ok("correct") => Variant::default(),
+        Ok("skip_authority") => skip_authority(),
+        Ok("cursor_in_separate_tx") => cursor_in_separate_tx(),
+        Ok(other) => {
+            panic!("LIAISON_SIM_VARIANT={other}: expected skip_authority or cursor_in_separate_tx")
+        }
+    }
+}
+
+/// The failing run, its replay hint, and a shrunk schedule.
+fn explain(run: &Run, config: &SimConfig) -> String {
+    let shrunk = shrink(run, config, Duration::from_secs(120));
+    format!(
+        "{}\nshrunk to {} scheduled steps (still failing `{}`):\n{}",
+        run.report(),
+        shrunk.schedule.len(),
+        shrunk.failed_check().unwrap_or("?"),
+        shrunk.report()
+    )
+}
+
+#[test]
+fn sim_ci_seeds() {
+    if let Some(seed) = single_seed() {
+        let config = config(variant_from_env());
+        let run = run_seed(seed, &config);
+        println!("{}", run.report());
+        assert!(run.failure.is_none(), "{}", explain(&run, &config));
+        return;
+    }
+    let config = config(Variant::default());
+    let summary = run_seeds(0..CI_SEEDS, &config, &|run| {
+        println!("{}", run.summary());
+        false
+    });
+    println!(
+        "{} schedules in {:.1?}: {}",
+        summary.runs, summary.elapsed, summary.stats
+    );
+    assert_eq!(summary.runs, CI_SEEDS);
+    if let Some(first) = summary.failures.first() {
+        let seeds: Vec<u64> = summary.failures.iter().map(|r| r.seed).collect();
+        panic!(
+            "{} of {} seeds failed: {seeds:?}\nthe first:\n{}",
+            seeds.len(),
+            summary.runs,
+            explain(first, &config)
+        );
+    }
+}
+
+#[test]
+fn sim_replay_of_a_seed_is_exact() {
+    if single_seed().is_some() {
+        return;
+    }
+    let config = config(Variant::default());
+    let first = run_seed(7, &config);
+    let second = run_seed(7, &config);
+    assert!(first.failure.is_none(), "{}", first.report());
+    let steps = |r: &Run| -> Vec<(String, &'static str, String)> {
+        r.trace
+            .iter()
+            .map(|e| (e.step.clone(), e.outcome_kind, e.outcome.clone()))
+            .collect()
+    };
+    assert_eq!(
+        steps(&first),
+        steps(&second),
+        "the same seed ran differently"
+    );
+    assert_eq!(first.stats.by_kind, second.stats.by_kind);
+    assert_eq!(
+        (first.stats.events_applied, first.stats.events_skipped),
+        (second.stats.events_applied, second.stats.events_skipped)
+    );
+    // A recorded schedule replays the same way without the generator.
+    let replayed = liaison_tests::sim::replay(first.seed, &first.setup, &config, &first.schedule);
+    assert_eq!(steps(&first), steps(&replayed));
+}
+
+/// Runs the CI seeds under a broken variant until one fails with `check`;
+/// panics if none does within the budget.
+fn catch(variant: Variant, check: &str) {
+    if single_seed().is_some() {
+        return;
+    }
+    let config = config(variant);
+    let summary = run_seeds(0..CI_SEEDS, &config, &|run| {
+        run.failed_check() == Some(check)
+    });
+    let caught = summary
+        .failures
+        .iter()
+        .find(|r| r.failed_check() == Some(check));
+    let Some(caught) = caught else {
+        panic!(
+            "the broken variant {variant:?} was not caught by `{check}` in {} seeds ({} failed otherwise)",
+            summary.runs,
+            summary.failures.len()
+        );
+    };
+    let others: Vec<(u64, &str)> = summary
+        .failures
+        .iter()
+        .filter(|r| r.seed < caught.seed)
+        .map(|r| (r.seed, r.failed_check().unwrap_or("?")))
+        .collect();
+    let shrunk = shrink(caught, &config, Duration::from_secs(60));
+    println!(
+        "{variant:?} caught by `{check}` at seed {} ({} seeds run; earlier failures of other checks: {others:?})\n{}\nshrunk:\n{}",
+        caught.seed,
+        caught.seed + 1,
+        caught.report(),
+        shrunk.report()
+    );
+}
+
+#[test]
+fn sim_catches_skipped_authority_checks() {
+    catch(skip_authority(), "author-is-authority");
+}
+
+#[test]
+fn sim_catches_cursor_advanced_in_a_separate_transaction() {
+    catch(cursor_in_separate_tx(), "exactly-once");
+}
+
+#[test]
+#[ignore = "soak: LIAISON_SIM_SEEDS seeds (default 100000), best with --release"]
+fn sim_soak_seeds() {
+    let count = env_u64("LIAISON_SIM_SEEDS").unwrap_or(100_000);
+    let first = env_u64("LIAISON_SIM_FIRST_SEED").unwrap_or(1_000_000);
+    let config = config(variant_from_env());
+    let summary = run_seeds(first..first + count, &config, &|run| {
+        if run.failure.is_some() || run.seed % 1_000 == 0 {
+            println!("{}", run.summary());
+        }
+        false
+    });
+    println!(
+        "{} schedules in {:.1?}: {}",
+        summary.runs, summary.elapsed, summary.stats
+    );
+    if let Some(first) = summary.failures.first() {
+        let seeds: Vec<u64> = summary.failures.iter().map(|r| r.seed).collect();
+        panic!(
+            "{} of {} seeds failed: {seeds:?}\nthe first:\n{}",
+            seeds.len(),
+            summary.runs,
+            explain(first, &config)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bugs the simulator found in the core, each with its seeds (under the
+// scheduler as it is now: a change to the scheduler changes what a seed
+// does, so each also replays its shrunk schedule, written out by hand,
+// which does not depend on the scheduler). Run with nothing tolerated; the
+// CI run tolerates their symptoms (`KnownBugs::CURRENT`) until they are
+// fixed, then these lose their `#[ignore]` and the tolerance goes.
+// ---------------------------------------------------------------------------
+
+mod bugs {
+    use liaison_tests::sim::step::{Action, AgreementRef, MemberRef, Scheduled, Step};
+    use liaison_tests::sim::{replay, run_seed, KnownBugs, Run, Setup, SimConfig, Variant};
+
+    const DAY: i64 = 86_400_000;
+    const P: usize = 0; // pingliang
+    const L: usize = 1; // lanzhou
+    const X: usize = 2; // xian
+
+    fn strict() -> SimConfig {
+        SimConfig {
+            known: KnownBugs::default(),
+            ..super::config(Variant::default())
+        }
+    }
+
+    /// Runs seeds with nothing tolerated.
+    fn seeds(seeds: &[u64]) -> Vec<Run> {
+        seeds
+            .iter()
+            .map(|&seed| run_seed(seed, &strict()))
+            .collect()
+    }
+
+    /// Every run passes; else a panic with the report of each that failed.
+    fn all_pass(runs: Vec<Run>) {
+        let failed: Vec<String> = runs
+            .iter()
+            .filter(|run| run.failure.is_some())
+            .map(|run| run.report())
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "{} of {} runs failed:\n{}",
+            failed.len(),
+            runs.len(),
+            failed.join("\n")
+        );
+    }
+
+    /// Replays a hand-written schedule on three nodes with equal clocks.
+    fn schedule(steps: Vec<Step>) -> Run {
+        let schedule: Vec<Scheduled> = steps
+            .into_iter()
+            .enumerate()
+            .map(|(id, step)| Scheduled { id, step })
+            .collect();
+        let setup = Setup {
+            nodes: 3,
+            skews: vec![0, 0, 0],
+        };
+        replay(0, &setup, &strict(), &schedule)
+    }
+
+    fn act(at: usize, action: Action) -> Step {
+        Step::Act {
+            at,
+            action,
+            crash: false,
+        }
+    }
+
+    fn deliver(from: usize, to: usize) -> Step {
+        Step::Deliver {
+            from,
+            to,
+            limit: 64,
+            prefix: None,
+            crash: false,
+        }
+    }
+
+    fn propose(peer: usize, as_outflow: bool, from_days: i64, length_days: i64) -> Action {
+        Action::Propose {
+            peer,
+            as_outflow,
+            from_days,
+            length_days,
+            members: Vec::new(),
+        }
+    }
+
+    fn advance(days: i64) -> Step {
+        Step::Advance {
+            deltas_ms: vec![days * DAY; 3],
+        }
+    }
+
+    /// BUG 1. Once a party ended an agreement it ignores every later event
+    /// of the other, so crossing messages leave the two sides disagreeing
+    /// on how the agreement ended and on what it was when it ended:
+    /// (a) the inflow party accepts and then rejects; the coordinator
+    /// applies the acceptance first and activates (and shares members) —
+    /// it holds "terminated, active version 1", the inflow party
+    /// "terminated, active version 0" (it ignores the activation);
+    /// (b) the coordinator expires it on its clock while the inflow party
+    /// terminates it: "expired" on one side, "terminated" on the other;
+    /// (c) the coordinator publishes a version 2 that crosses the inflow
+    /// party's termination: version 2 on one side, 1 on the other.
+    #[test]
+    #[ignore = "bug: ends crossing other agreement events leave the parties disagreeing (KnownBugs::ended_agreements_diverge)"]
+    fn sim_bug_ended_agreements_diverge() {
+        let mut runs = Vec::new();
+        // (a), seed 8 shrunk.
+        runs.push(schedule(vec![
+            act(L, propose(P, true, -1, 186)),
+            deliver(L, P),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            act(
+                P,
+                Action::Reject {
+                    agreement: AgreementRef(0),
+                },
+            ),
+        ]));
+        // (b), as seed 170: lanzhou proposes as inflow party, xian
+        // coordinates and activates at once; past the end, lanzhou
+        // terminates while xian's calendar expires it.
+        runs.push(schedule(vec![
+            act(L, propose(X, false, -1, 10)),
+            deliver(L, X),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(X, L),
+            advance(12),
+            act(
+                L,
+                Action::Terminate {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            act(X, Action::Tick),
+        ]));
+        // (c)
+        runs.push(schedule(vec![
+            act(P, propose(L, true, -1, 100)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(L, P),
+            deliver(P, L),
+            act(
+                P,
+                Action::Counter {
+                    agreement: AgreementRef(0),
+                    from_days: -1,
+                    length_days: 200,
+                },
+            ),
+            act(
+                L,
+                Action::Terminate {
+                    agreement: AgreementRef(0),
+                },
+            ),
+        ]));
+        runs.extend(seeds(&[8, 170]));
+        all_pass(runs);
+    }
+
+    /// BUG 2. Two active agreements between the same pair both cover a
+    /// member; the owner keeps one `shares` row per (member, host), under
+    /// the agreement it shared under last. When that agreement ends, the
+    /// owner deletes the row (and drops the home sections still queued for
+    /// the host) but does not share again under the other agreement, which
+    /// still covers the member. Either the host holds nothing although an
+    /// active agreement covers the member (the host terminates
+    /// the agreement it holds the copy under; seed 152: the owner's
+    /// calendar expires it), or — when the host still
+    /// holds the copy under the other agreement — it keeps a copy the owner
+    /// no longer knows of: never updated, and never withdrawn when the
+    /// member returns home (seed 219: a home section left at the host of a
+    /// member who is back home).
+    #[test]
+    #[ignore = "bug: ending one of two agreements with a host forgets the member's copy (KnownBugs::several_agreements_one_host)"]
+    fn sim_bug_end_of_one_agreement_forgets_the_copy_under_another() {
+        let mut runs = Vec::new();
+        // Seed 251 under an earlier scheduler: pingliang shares m0 with lanzhou under a1 (the
+        // later of two active agreements); lanzhou terminates a1.
+        runs.push(schedule(vec![
+            act(P, propose(L, true, -2, 34)),
+            act(P, propose(L, true, -1, 199)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: MemberRef(6),
+                    dest: Some(L),
+                    departed_days_ago: 95,
+                },
+            ),
+            deliver(P, L),
+            act(
+                L,
+                Action::Terminate {
+                    agreement: AgreementRef(1),
+                },
+            ),
+        ]));
+        // As seed 219: lanzhou holds m0 under a0; pingliang activates a1
+        // (its share under a1 still queued), terminates a1 (dropping the
+        // queued share and its `shares` row), and the member returns home:
+        // no Unshare is sent, lanzhou keeps the home section.
+        runs.push(schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: MemberRef(0),
+                    dest: Some(L),
+                    departed_days_ago: 101,
+                },
+            ),
+            act(P, propose(L, true, -17, 187)),
+            act(L, propose(P, false, -12, 16)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(2),
+                },
+            ),
+            deliver(L, P),
+            deliver(P, L),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(3),
+                },
+            ),
+            act(
+                P,
+                Action::Terminate {
+                    agreement: AgreementRef(3),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowReturn {
+                    member: MemberRef(0),
+                },
+            ),
+        ]));
+        runs.extend(seeds(&[152, 219]));
+        all_pass(runs);
+    }
+
+    /// BUG 3. When a second agreement with the same host starts covering a
+    /// member, the owner's re-evaluation (`reshare_all`, not re-sending)
+    /// shares the member again under it at the same version, and moves its
+    /// `shares` row to it; the host ignores a home section that is not
+    /// newer than its copy, so it keeps the copy under the first
+    /// agreement. Owner and host now disagree on the basis: when the host
+    /// terminates the first agreement it deletes the copy, while the owner,
+    /// whose row names the second (still active), believes the host holds
+    /// it and never sends it again (seeds 74, 124).
+    #[test]
+    #[ignore = "bug: a same-version re-share under another agreement is ignored by the host (KnownBugs::several_agreements_one_host)"]
+    fn sim_bug_same_version_reshare_under_another_agreement_is_ignored() {
+        let mut runs = Vec::new();
+        // Seed 142 under an earlier scheduler, shrunk.
+        runs.push(schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "马党员".into(),
+                },
+            ),
+            act(P, propose(L, true, -16, 137)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: MemberRef(0),
+                    dest: Some(L),
+                    departed_days_ago: 94,
+                },
+            ),
+            deliver(L, P),
+            act(P, propose(L, true, -4, 81)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(6),
+                },
+            ),
+            deliver(L, P),
+            deliver(P, L),
+            act(
+                L,
+                Action::Terminate {
+                    agreement: AgreementRef(1),
+                },
+            ),
+        ]));
+        runs.extend(seeds(&[74, 124]));
+        all_pass(runs);
+    }
+}
