@@ -242,9 +242,8 @@ fn sim_soak_seeds() {
 // Bugs the simulator found in the core, each with its seeds (under the
 // scheduler as it is now: a change to the scheduler changes what a seed
 // does, so each also replays its shrunk schedule, written out by hand,
-// which does not depend on the scheduler). Run with nothing tolerated; the
-// CI run tolerates their symptoms (`KnownBugs::CURRENT`) until they are
-// fixed, then these lose their `#[ignore]` and the tolerance goes.
+// which does not depend on the scheduler). All three are fixed: these are
+// their regression tests, and `KnownBugs::CURRENT` tolerates nothing.
 // ---------------------------------------------------------------------------
 
 mod bugs {
@@ -347,7 +346,6 @@ mod bugs {
     /// (c) the coordinator publishes a version 2 that crosses the inflow
     /// party's termination: version 2 on one side, 1 on the other.
     #[test]
-    #[ignore = "bug: ends crossing other agreement events leave the parties disagreeing (KnownBugs::ended_agreements_diverge)"]
     fn sim_bug_ended_agreements_diverge() {
         let mut runs = Vec::new();
         // (a), seed 8 shrunk.
@@ -434,7 +432,6 @@ mod bugs {
     /// member returns home (seed 219: a home section left at the host of a
     /// member who is back home).
     #[test]
-    #[ignore = "bug: ending one of two agreements with a host forgets the member's copy (KnownBugs::several_agreements_one_host)"]
     fn sim_bug_end_of_one_agreement_forgets_the_copy_under_another() {
         let mut runs = Vec::new();
         // Seed 251 under an earlier scheduler: pingliang shares m0 with lanzhou under a1 (the
@@ -541,7 +538,6 @@ mod bugs {
     /// whose row names the second (still active), believes the host holds
     /// it and never sends it again (seeds 74, 124).
     #[test]
-    #[ignore = "bug: a same-version re-share under another agreement is ignored by the host (KnownBugs::several_agreements_one_host)"]
     fn sim_bug_same_version_reshare_under_another_agreement_is_ignored() {
         let mut runs = Vec::new();
         // Seed 142 under an earlier scheduler, shrunk.

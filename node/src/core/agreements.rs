@@ -674,6 +674,8 @@ fn act_on_end(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(),
             log::drop_queued_home_sections(conn, &inflow, member_id)?;
         }
         conn.execute("DELETE FROM shares WHERE basis = ?1", [&a.agreement_id])?;
+        // Another agreement with the same host may still cover some of them.
+        members::reshare_after_basis_ended(conn, ctx, &shared, None)?;
     } else {
         members::delete_copies_with_basis(conn, &a.agreement_id)?;
         let owner = a.other_party(ctx.me)?;
@@ -909,7 +911,7 @@ fn apply_version(
                 v.version, v.agreement_id
             )));
         }
-        if a.is_final() || v.version <= a.version {
+        if v.version <= a.version {
             return Ok(());
         }
     }
@@ -937,6 +939,16 @@ fn apply_version(
             v.agreement_id, v.version
         ))
     })?;
+    if let Some(mut ended) = existing.clone().filter(Agreement::is_final) {
+        // Ended here already: record the version (both sides keep the same
+        // history), act on nothing.
+        ended.version = v.version;
+        ended.number = terms.number.clone();
+        save(conn, &ended, ctx.now_ms)?;
+        store_version(conn, ctx, &ended.agreement_id, v.version, &terms)?;
+        store_signature(conn, ctx, &ended.agreement_id, coordinator_signature)?;
+        return Ok(());
+    }
     let mut a = existing.unwrap_or(Agreement {
         agreement_id: v.agreement_id.clone(),
         number: terms.number.clone(),
@@ -1000,6 +1012,24 @@ fn apply_vote(
             )));
         }
         if a.is_final() {
+            // Ended here: an acceptance that crossed the end is still
+            // recorded (both sides keep the same signatures), nothing more.
+            if vote.vote == "accept" && vote.answers_version == a.version {
+                if let Some(terms) = version_terms(conn, &a.agreement_id, a.version)? {
+                    if verify(
+                        ctx,
+                        &a.agreement_id,
+                        origin.as_str(),
+                        a.version,
+                        &terms,
+                        &signature,
+                    )
+                    .is_ok()
+                    {
+                        store_signature(conn, ctx, &a.agreement_id, &signature)?;
+                    }
+                }
+            }
             return Ok(());
         }
     }
@@ -1129,10 +1159,11 @@ fn apply_state(
                     a.agreement_id
                 )));
             }
-            if a.is_final() {
-                return Ok(());
+            // Recorded even after the end, so both sides agree on the
+            // active version; an ended agreement stays ended.
+            if !a.is_final() {
+                a.state = "active".into();
             }
-            a.state = "active".into();
             a.active_version = a.active_version.max(s.version);
             save(conn, &a, ctx.now_ms)?;
         }
@@ -1147,6 +1178,14 @@ fn apply_state(
                 return Err(reject(format!("unknown end `{}`", s.state)));
             }
             if a.is_final() {
+                // Both ended it, crossing: the coordinator's end stands on
+                // both sides (it decides; the inflow party adopts it).
+                if from_coordinator {
+                    a.state = s.state.clone();
+                    a.ended_reason = s.reason.clone();
+                    a.ended_by = origin.to_string();
+                    save(conn, &a, ctx.now_ms)?;
+                }
                 return Ok(());
             }
             a.state = s.state.clone();
@@ -1169,10 +1208,18 @@ fn apply_state(
             // The host's clock passed the end of the version it knew. If a
             // later version was activated here since (the agreement was
             // renewed), share again; if not, the host holds nothing now.
+            let shared: Vec<String> = conn
+                .prepare("SELECT member_id FROM shares WHERE basis = ?1")?
+                .query_map([&a.agreement_id], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?;
             conn.execute("DELETE FROM shares WHERE basis = ?1", [&a.agreement_id])?;
-            if a.state == "active" && a.active_version > s.version {
-                members::reshare_all(conn, ctx)?;
-            }
+            let renewed = a.state == "active" && a.active_version > s.version;
+            let except = if renewed {
+                None
+            } else {
+                Some(a.agreement_id.as_str())
+            };
+            members::reshare_after_basis_ended(conn, ctx, &shared, except)?;
         }
         _ => {}
     }

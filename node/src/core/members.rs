@@ -478,11 +478,38 @@ fn sync_shares(
     m: &HomeRecord,
     resend: bool,
 ) -> Result<(), StoreError> {
-    let covering = super::agreements::covering(conn, ctx, &m.member_id)?;
+    sync_shares_except(conn, ctx, m, resend, None)
+}
+
+/// [`sync_shares`], leaving out agreement `except` (one whose copies the
+/// host has just dropped).
+fn sync_shares_except(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    m: &HomeRecord,
+    resend: bool,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
     let held: Vec<(String, String)> = conn
         .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
         .query_map([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
+    // One basis per host: the one it holds while that still covers the
+    // member (a host keeps the basis it got), else the first that does.
+    let mut covering: Vec<(String, String)> = Vec::new();
+    for (agreement_id, host) in super::agreements::covering(conn, ctx, &m.member_id)? {
+        if except == Some(agreement_id.as_str()) {
+            continue;
+        }
+        let held_basis = held
+            .iter()
+            .any(|(peer, basis)| *peer == host && *basis == agreement_id);
+        match covering.iter_mut().find(|(_, h)| *h == host) {
+            Some(entry) if held_basis => entry.0 = agreement_id,
+            Some(_) => {}
+            None => covering.push((agreement_id, host)),
+        }
+    }
     for (peer, _) in held
         .iter()
         .filter(|(peer, _)| !covering.iter().any(|(_, host)| host == peer))
@@ -546,6 +573,25 @@ pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
     for id in ids {
         if let Some(m) = load_home(conn, &id)? {
             sync_shares(conn, ctx, &m, false)?;
+        }
+    }
+    Ok(())
+}
+
+/// After the shares under agreement `basis` ended (or its copies were
+/// dropped), shares the affected members again under any other agreement
+/// with the same host that still covers them (`except` leaves `basis` out).
+pub fn reshare_after_basis_ended(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    members: &[String],
+    except: Option<&str>,
+) -> Result<(), StoreError> {
+    for id in members {
+        if let Some(m) = load_home(conn, id)? {
+            if m.owner == ctx.me.as_str() {
+                sync_shares_except(conn, ctx, &m, true, except)?;
+            }
         }
     }
     Ok(())
