@@ -326,3 +326,52 @@ fn a_transfer_on_paper_makes_a_tombstone_pointing_to_the_place() {
     pingliang.deliver(&lanzhou);
     assert!(lanzhou.view(&member).is_err(), "hosts are unshared");
 }
+
+#[test]
+fn auto_accept_policy_and_overdue_receipts() {
+    let (mut pingliang, lanzhou, _xian, member) = federation();
+    add_branch(&lanzhou, "lz1");
+    lanzhou
+        .tx(|c, ctx| crate::store::peers::set_auto_accept(c, &pingliang.id, "lz1", ctx.now_ms))
+        .unwrap();
+    let t = start(&pingliang, &member, "lanzhou");
+    pingliang.deliver(&lanzhou);
+    assert_eq!(
+        state(&lanzhou, &t.transfer_id),
+        "accepted",
+        "covered by an active agreement: accepted by policy"
+    );
+    lanzhou.deliver(&pingliang);
+    assert_eq!(state(&pingliang, &t.transfer_id), "released");
+    // The receipt does not come back: after a month it is overdue.
+    pingliang.now_ms += 31 * 86_400_000;
+    let overdue = pingliang
+        .tx(|c, ctx| {
+            transfers::list(
+                c,
+                ctx,
+                &pb::TransferListRequest {
+                    overdue_receipt: true,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0].transfer_id, t.transfer_id);
+    pingliang.deliver(&lanzhou);
+    lanzhou.deliver(&pingliang);
+    let overdue = pingliang
+        .tx(|c, ctx| {
+            transfers::list(
+                c,
+                ctx,
+                &pb::TransferListRequest {
+                    overdue_receipt: true,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    assert!(overdue.is_empty(), "the receipt arrived");
+}
