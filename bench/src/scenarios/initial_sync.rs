@@ -1,0 +1,161 @@
+//! Scenario 1, initial sync: N members in scope become visible at a fresh host.
+//!
+//! The owner holds N members, all away to a place the host serves. Each
+//! repetition starts a fresh host, links it, and has the owner propose a
+//! co-management agreement (`liaisonctl agreement propose`). The clock
+//! starts when `liaisonctl agreement accept` returns at the host (its vote
+//! is committed); the owner pulls the vote, activates the agreement and
+//! shares every member in scope (one event each) in the same transaction;
+//! the clock stops when the host's cursor reaches the owner's head with all
+//! N applied (`peer status`, polled every 20 ms). Between repetitions the
+//! agreement is terminated and the host removed, so each activation starts
+//! from the same state.
+//!
+//! Target: records/s ≥ 0.5 × min(L_sqlite, L_stream).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{
+    add_branches, hosted_total, import_roster, progress, require, wait_active, wait_caught_up,
+};
+use crate::fixture::{HOST_CITY, HOST_PLACE};
+use crate::procfs;
+use crate::report::{Figure, Report, Target};
+use crate::Bench;
+
+const S: &str = "1 initial-sync";
+
+pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
+    let limits = bench.limits(report).await?;
+    let n: u64 = bench
+        .opts
+        .members
+        .unwrap_or(if bench.opts.quick { 10_000 } else { 100_000 });
+    let cluster = bench.cluster("initial-sync")?;
+    let owner = cluster.node("pingliang").await?;
+    add_branches(&owner).await?;
+
+    let mut rates = Vec::new();
+    let mut activation_s = Vec::new();
+    let mut transfer_s = Vec::new();
+    let mut transfer_rates = Vec::new();
+    let mut host_hwm_mib = Vec::new();
+    let mut owner_hwm_mib = Vec::new();
+    for rep in 0..bench.opts.reps {
+        let mut host = cluster.node(&format!("lanzhou-{rep}")).await?;
+        cluster.link(&owner, &host, &[HOST_CITY]).await?;
+        if rep == 0 {
+            eprintln!("liaison-bench: importing {n} members at the owner");
+            let rate = import_roster(&owner, &cluster.root, 0..n, |_| Some(HOST_PLACE)).await?;
+            report.note(S, format!("owner imported {n} members at {rate:.0} rows/s (liaisonctl member import, 100,000 per transaction)"));
+        }
+        let id = cluster
+            .propose(&owner, &host, &format!("BENCH-SYNC-{rep}"))
+            .await?;
+        let mut host_admin = host.admin().await?;
+        let base = progress(&host, &mut host_admin, &owner.node_id)
+            .await?
+            .applied_total;
+
+        host.ctl(&["agreement", "accept", &id]).await?;
+        let accepted = Instant::now();
+        let active = wait_active(&owner, &id, Duration::from_secs(1800)).await?;
+        let done = wait_caught_up(
+            &host,
+            &owner,
+            base + n,
+            Duration::from_secs(1800),
+            Duration::from_millis(20),
+        )
+        .await?;
+        let total = done.duration_since(accepted).as_secs_f64();
+        let transfer = done.duration_since(active).as_secs_f64();
+        rates.push(n as f64 / total);
+        activation_s.push(active.duration_since(accepted).as_secs_f64());
+        transfer_s.push(transfer);
+        transfer_rates.push(n as f64 / transfer);
+        host_hwm_mib.push(super::mib(procfs::hwm_kib(host.pid()?)?));
+        owner_hwm_mib.push(super::mib(procfs::hwm_kib(owner.pid()?)?));
+        require(
+            "members visible at the host",
+            hosted_total(&mut host_admin).await?,
+            n,
+        )?;
+        eprintln!(
+            "liaison-bench: rep {rep}: {n} records in {total:.2}s ({:.0}/s); activation {:.2}s, transfer {transfer:.2}s",
+            n as f64 / total,
+            active.duration_since(accepted).as_secs_f64()
+        );
+
+        // Back to a single active agreement for the next repetition.
+        owner
+            .ctl(&[
+                "agreement",
+                "terminate",
+                &id,
+                "--reason",
+                "benchmark repetition done",
+            ])
+            .await?;
+        host.stop()?;
+        owner.ctl(&["peer", "remove", &host.node_id]).await?;
+    }
+
+    let limit = limits.l_sqlite().min(limits.l_stream());
+    let limit_name = if limits.l_sqlite() <= limits.l_stream() {
+        "L_sqlite"
+    } else {
+        "L_stream"
+    };
+    report.add(
+        Figure::new(
+            S,
+            &format!("{n} members to a fresh host"),
+            "records/s",
+            rates.clone(),
+        )
+        .with_target(Target {
+            limit_name: limit_name.to_owned(),
+            ..Target::at_least(
+                crate::report::median(&rates),
+                0.5,
+                "min(L_sqlite, L_stream)",
+                limit,
+            )
+        })
+        .with_note("from `agreement accept` at the host to the host's cursor at the owner's head"),
+    );
+    report.add(
+        Figure::new(
+            S,
+            "  owner: activation and share of every member",
+            "s",
+            activation_s,
+        )
+        .with_note(
+            "accept to `active` at the owner: one transaction that appends one event per member",
+        ),
+    );
+    report.add(Figure::new(
+        S,
+        "  host: transfer and apply",
+        "s",
+        transfer_s,
+    ));
+    report.add(Figure::new(
+        S,
+        "  host: apply rate after activation",
+        "records/s",
+        transfer_rates,
+    ));
+    report.add(Figure::new(S, "host peak RSS (VmHWM)", "MiB", host_hwm_mib));
+    report.add(Figure::new(
+        S,
+        "owner peak RSS since start (VmHWM)",
+        "MiB",
+        owner_hwm_mib,
+    ));
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The scenarios of issue 9, one module each, and the set-up they share:
+//! an owner with a roster, a host linked to it, an agreement between them,
+//! and waiting until the host holds everything the owner has for it.
+
+pub mod catch_up;
+pub mod convergence;
+pub mod fan_out;
+pub mod initial_sync;
+pub mod scale;
+pub mod transfers;
+pub mod write_cost;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use liaison_proto::v1 as pb;
+use pb::admin_client::AdminClient;
+use tonic::transport::Channel;
+
+use crate::cluster::{timed, wait_for, NodeProc};
+use crate::fixture;
+
+/// Rows per `member import` (one transaction each), as an operator would
+/// split a big roster.
+const IMPORT_CHUNK: u64 = 100_000;
+
+/// Creates the owner's home branches (`org add`).
+pub async fn add_branches(node: &NodeProc) -> Result<()> {
+    for (idx, id) in fixture::BRANCHES.iter().enumerate() {
+        node.ctl(&[
+            "org",
+            "add",
+            id,
+            "--name",
+            &format!("平凉市崆峒区流动党员第{}党支部", idx + 1),
+            "--level",
+            "branch",
+            "--contact-person",
+            "王建国",
+            "--phone",
+            "0933-8211234",
+        ])
+        .await?;
+    }
+    Ok(())
+}
+
+/// Imports members `range` (`liaisonctl member import`, in chunks);
+/// returns the rows per second.
+pub async fn import_roster(
+    node: &NodeProc,
+    dir: &Path,
+    range: std::ops::Range<u64>,
+    destination: impl Fn(u64) -> Option<&'static str> + Copy,
+) -> Result<f64> {
+    let started = Instant::now();
+    let mut start = range.start;
+    while start < range.end {
+        let end = (start + IMPORT_CHUNK).min(range.end);
+        let csv = fixture::roster_csv(start..end, destination);
+        node.import(&csv, dir)
+            .await
+            .with_context(|| format!("import members {start}..{end}"))?;
+        start = end;
+    }
+    Ok((range.end - range.start) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Where the host stands with the owner's log.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub cursor: u64,
+    pub head: u64,
+    pub applied_total: u64,
+}
+
+pub async fn progress(
+    host: &NodeProc,
+    admin: &mut AdminClient<Channel>,
+    owner: &str,
+) -> Result<Progress> {
+    let r = host.replication(admin, owner).await?;
+    Ok(Progress {
+        cursor: r.my_cursor,
+        head: r.peer_head,
+        applied_total: r.applied_total,
+    })
+}
+
+/// Polls (every `every`) until the host applied at least `applied_target`
+/// events of the owner in total, its cursor is at the head the owner last
+/// told it, and the owner has sent it everything; returns when that was
+/// first seen.
+pub async fn wait_caught_up(
+    host: &NodeProc,
+    owner: &NodeProc,
+    applied_target: u64,
+    within: Duration,
+    every: Duration,
+) -> Result<Instant> {
+    let mut host_admin = host.admin().await?;
+    let mut owner_admin = owner.admin().await?;
+    wait_for(
+        within,
+        every,
+        &format!(
+            "{} to apply {applied_target} events of {}",
+            host.node_id, owner.node_id
+        ),
+        async || {
+            let p = progress(host, &mut host_admin, &owner.node_id).await?;
+            if p.applied_total < applied_target || p.cursor < p.head {
+                return Ok(None);
+            }
+            let seen = Instant::now();
+            let backlog = owner
+                .replication(&mut owner_admin, &host.node_id)
+                .await?
+                .backlog_for_peer;
+            Ok((backlog == 0).then_some(seen))
+        },
+    )
+    .await
+}
+
+/// Waits until agreement `id` is active at `node`; returns when seen.
+pub async fn wait_active(node: &NodeProc, id: &str, within: Duration) -> Result<Instant> {
+    let mut admin = node.admin().await?;
+    wait_for(
+        within,
+        Duration::from_millis(20),
+        &format!("agreement {id} active at {}", node.node_id),
+        async || {
+            let state = crate::cluster::Cluster::agreement_state(node, &mut admin, id).await?;
+            Ok((state == "active").then(Instant::now))
+        },
+    )
+    .await
+}
+
+/// How many copies of other nodes' members `host` holds.
+pub async fn hosted_total(admin: &mut AdminClient<Channel>) -> Result<u64> {
+    Ok(timed(
+        Duration::from_secs(300),
+        "MemberList",
+        admin.member_list(pb::MemberListRequest {
+            scope: "hosted".into(),
+            limit: 1,
+            ..Default::default()
+        }),
+    )
+    .await??
+    .into_inner()
+    .total)
+}
+
+/// The owner's roster as `member export` gives it.
+pub async fn export(admin: &mut AdminClient<Channel>) -> Result<Vec<u8>> {
+    Ok(timed(
+        Duration::from_secs(600),
+        "MemberExport",
+        admin.member_export(pb::MemberExportRequest {}),
+    )
+    .await??
+    .into_inner()
+    .csv)
+}
+
+/// One member's phone changed with `MemberUpdate` (what `member update
+/// ID --phone …` sends); returns the new version's counter.
+pub async fn update_phone(
+    admin: &mut AdminClient<Channel>,
+    member_id: &str,
+    phone: String,
+) -> Result<u64> {
+    let member = admin
+        .member_update(pb::MemberUpdateRequest {
+            member_id: member_id.to_owned(),
+            fields: Some(pb::MemberFields {
+                phone: Some(phone),
+                ..Default::default()
+            }),
+        })
+        .await
+        .with_context(|| format!("member update {member_id}"))?
+        .into_inner();
+    Ok(member.counter)
+}
+
+/// `value` must be at least `min`, or the scenario cannot say anything.
+pub fn require(what: &str, value: u64, min: u64) -> Result<()> {
+    if value < min {
+        bail!("{what}: {value}, expected at least {min}");
+    }
+    Ok(())
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
