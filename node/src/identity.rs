@@ -95,7 +95,7 @@ pub enum IdentityError {
     #[error("{} contains no certificate (no `-----BEGIN CERTIFICATE-----` block): pass a .crt file", path.display())]
     NoCertificate { path: PathBuf },
     /// A PEM file holds no private key.
-    #[error("{} contains no private key (no `-----BEGIN PRIVATE KEY-----` block): pass the .key file issued with the certificate", path.display())]
+    #[error("{} contains no private key (no PEM block labelled PRIVATE KEY): pass the .key file issued with the certificate", path.display())]
     NoPrivateKey { path: PathBuf },
     /// A private key could not be used.
     #[error("private key {} cannot be used: {detail}; expected a PKCS#8 ECDSA P-256 key as written by `liaisonctl ca`", path.display())]
