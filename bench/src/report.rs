@@ -32,7 +32,8 @@ pub struct Target {
     pub limit_value: f64,
     /// figure / limit.
     pub ratio: f64,
-    pub met: bool,
+    /// `None` where the issue asks for the ratio only, with no bound.
+    pub met: Option<bool>,
 }
 
 impl Target {
@@ -44,7 +45,7 @@ impl Target {
             limit_name: limit_name.to_owned(),
             limit_value,
             ratio,
-            met: ratio >= factor,
+            met: Some(ratio >= factor),
         }
     }
 
@@ -57,7 +58,7 @@ impl Target {
             limit_name: "absolute".to_owned(),
             limit_value: bound,
             ratio,
-            met: value <= bound,
+            met: Some(value <= bound),
         }
     }
 }
@@ -171,7 +172,12 @@ impl Report {
                     } else {
                         "-".to_owned()
                     },
-                    if t.met { "met" } else { "MISSED" }.to_owned(),
+                    match t.met {
+                        Some(true) => "met",
+                        Some(false) => "MISSED",
+                        None => "reported",
+                    }
+                    .to_owned(),
                 ),
                 None => Default::default(),
             };
@@ -349,10 +355,10 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::at_least(60.0, 0.5, "L", 100.0);
-        assert!(t.met);
+        assert_eq!(t.met, Some(true));
         assert_eq!(t.ratio, 0.6);
         let t = Target::at_most(12.0, 10.0, "10 ms");
-        assert!(!t.met);
+        assert_eq!(t.met, Some(false));
     }
 
     #[test]
