@@ -38,6 +38,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0002_registry.sql")),
         M::up(include_str!("schema/0003_agreements.sql")),
         M::up(include_str!("schema/0004_transfers.sql")),
+        M::up(include_str!("schema/0005_outflow_member_index.sql")),
     ])
 }
 
