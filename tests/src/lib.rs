@@ -45,6 +45,7 @@
 //! ([`NodeConfig::test_limits`]); a test of that limit sets its own.
 
 pub mod ownership;
+pub mod proxy;
 pub mod sim;
 
 use std::collections::BTreeMap;

@@ -904,7 +904,12 @@ mod tests {
 
         let watch = Watch::start(nodes.to_vec(), Duration::from_millis(1));
         own(&a_conn, "a", 3, 1, "张三", "");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while watch.violations().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watcher never saw the double owner"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         let report = watch.finish();

@@ -1,14 +1,11 @@
 //! Issue 4: the member registry replicated between real nodes, exactly once.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use liaison_proto::v1 as pb;
+use liaison_tests::proxy::Proxy;
 use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// Waits for catch-up of large backlogs, on a slow debug build.
 const BACKLOG_WAIT: Duration = Duration::from_secs(120);
@@ -514,69 +511,6 @@ async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
         owned == copies,
         "the copies at lanzhou differ from pingliang's records"
     );
-}
-
-/// A TCP proxy that can cut every connection and refuse new ones, then heal.
-struct Proxy {
-    addr: SocketAddr,
-    cut: Arc<Mutex<bool>>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let cut = Arc::new(Mutex::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (cut2, links2) = (cut.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *cut2.lock().unwrap() {
-                    drop(inbound);
-                    continue;
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                links2.lock().unwrap().push(link);
-            }
-        });
-        Proxy {
-            addr,
-            cut,
-            links,
-            accept,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// Drops every open connection and refuses new ones.
-    fn partition(&self) {
-        *self.cut.lock().unwrap() = true;
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn heal(&self) {
-        *self.cut.lock().unwrap() = false;
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.partition();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

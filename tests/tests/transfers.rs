@@ -13,19 +13,16 @@
 //! dials, so cutting one proxy holds exactly one direction of messages.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use liaison_proto::v1 as pb;
 use liaison_tests::ownership::{self, NodeDb, Watch};
+use liaison_tests::proxy::Proxy;
 use liaison_tests::{timed, Federation, NodeConfig, TestNode, DEFAULT_WAIT};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tonic::{Code, Status};
 
 const NATIONAL_ID: &str = "620801199005170014";
@@ -392,75 +389,6 @@ impl Owners {
 // ---------------------------------------------------------------------------
 // Links through proxies, for partitions
 // ---------------------------------------------------------------------------
-
-/// A TCP proxy that can cut every connection and refuse new ones, then heal.
-struct Proxy {
-    addr: SocketAddr,
-    cut: Arc<Mutex<bool>>,
-    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let cut = Arc::new(Mutex::new(false));
-        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (cut2, links2) = (cut.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *cut2.lock().unwrap() {
-                    drop(inbound);
-                    continue;
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                let mut links = links2.lock().unwrap();
-                links.retain(|l| !l.is_finished());
-                links.push(link);
-            }
-        });
-        Proxy {
-            addr,
-            cut,
-            links,
-            accept,
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// Drops every open connection and refuses new ones.
-    fn partition(&self) {
-        *self.cut.lock().unwrap() = true;
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn heal(&self) {
-        *self.cut.lock().unwrap() = false;
-    }
-
-    fn is_cut(&self) -> bool {
-        *self.cut.lock().unwrap()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.partition();
-    }
-}
 
 /// Two nodes peered through two proxies, one per direction of messages.
 struct Link {

@@ -46,6 +46,27 @@ pub struct Agreement {
 }
 
 impl Agreement {
+    /// A new agreement between the parties `terms` names, before any version.
+    fn proposed(agreement_id: String, terms: &pb::AgreementTerms, now_ms: i64) -> Agreement {
+        Agreement {
+            agreement_id,
+            number: terms.number.clone(),
+            outflow_node: terms.outflow_node.clone(),
+            inflow_node: terms.inflow_node.clone(),
+            state: "proposed".into(),
+            version: 0,
+            active_version: 0,
+            pending_terms: None,
+            pending_answers: 0,
+            pending_signature: None,
+            ended_reason: String::new(),
+            ended_by: String::new(),
+            host_end_applied: false,
+            copies_dropped_for: String::new(),
+            updated_at_ms: now_ms,
+        }
+    }
+
     fn is_final(&self) -> bool {
         matches!(self.state.as_str(), "expired" | "terminated")
     }
@@ -411,23 +432,7 @@ pub fn propose(
         (peer.to_string(), ctx.me.to_string())
     };
     check_terms(conn, ctx, &mut terms)?;
-    let mut a = Agreement {
-        agreement_id: ctx.new_id(),
-        number: terms.number.clone(),
-        outflow_node: terms.outflow_node.clone(),
-        inflow_node: terms.inflow_node.clone(),
-        state: "proposed".into(),
-        version: 0,
-        active_version: 0,
-        pending_terms: None,
-        pending_answers: 0,
-        pending_signature: None,
-        ended_reason: String::new(),
-        ended_by: String::new(),
-        host_end_applied: false,
-        copies_dropped_for: String::new(),
-        updated_at_ms: ctx.now_ms,
-    };
+    let mut a = Agreement::proposed(ctx.new_id(), &terms, ctx.now_ms);
     if coordinator {
         publish(conn, ctx, &mut a, terms, None)?;
     } else {
@@ -949,23 +954,11 @@ fn apply_version(
         store_signature(conn, ctx, &ended.agreement_id, coordinator_signature)?;
         return Ok(());
     }
-    let mut a = existing.unwrap_or(Agreement {
-        agreement_id: v.agreement_id.clone(),
-        number: terms.number.clone(),
-        outflow_node: terms.outflow_node.clone(),
-        inflow_node: terms.inflow_node.clone(),
-        state: "proposed".into(),
-        version: 0,
-        active_version: 0,
-        pending_terms: None,
-        pending_answers: 0,
-        pending_signature: None,
-        ended_reason: String::new(),
-        ended_by: String::new(),
-        host_end_applied: false,
-        copies_dropped_for: String::new(),
-        updated_at_ms: ctx.now_ms,
-    });
+    let mut a = existing.unwrap_or(Agreement::proposed(
+        v.agreement_id.clone(),
+        &terms,
+        ctx.now_ms,
+    ));
     // A new version answers (or supersedes) any counter we had sent.
     a.version = v.version;
     a.number = terms.number.clone();
@@ -1061,23 +1054,9 @@ fn apply_vote(
             })?;
             let mut a = match existing {
                 Some(a) => a,
-                None if vote.vote == "propose" => Agreement {
-                    agreement_id: vote.agreement_id.clone(),
-                    number: terms.number.clone(),
-                    outflow_node: terms.outflow_node.clone(),
-                    inflow_node: terms.inflow_node.clone(),
-                    state: "proposed".into(),
-                    version: 0,
-                    active_version: 0,
-                    pending_terms: None,
-                    pending_answers: 0,
-                    pending_signature: None,
-                    ended_reason: String::new(),
-                    ended_by: String::new(),
-                    host_end_applied: false,
-                    copies_dropped_for: String::new(),
-                    updated_at_ms: ctx.now_ms,
-                },
+                None if vote.vote == "propose" => {
+                    Agreement::proposed(vote.agreement_id.clone(), &terms, ctx.now_ms)
+                }
                 None => {
                     return Err(reject(format!(
                         "counter-proposal for unknown agreement {}",
