@@ -15,7 +15,7 @@ use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
 use crate::config::Config;
-use crate::core::{agreements, import, log, members, transfers, Ctx};
+use crate::core::{agreements, import, log, members, peering, transfers, Ctx};
 use crate::federation::client::ensure_pull_task;
 use crate::identity::{self, NodeId};
 use crate::node::{Node, StartError};
@@ -493,36 +493,12 @@ impl Admin for AdminService {
         let node_id = parse_node_id(&remove.node_id)?;
         let id = node_id.clone();
         let force = remove.force;
-        self.change(actor, "peer.remove", node_id.to_string(), move |conn, ctx| {
-            peers::require(conn, &id)?;
-            let open = transfers::open_with(conn, &id)?;
-            let active = agreements::active_with(conn, &id)?;
-            let nothing_open = open.is_empty() && active.is_empty();
-            if !force && !nothing_open {
-                return Err(StoreError::Conflict(format!(
-                    "peer {id} still has {} open or unreceipted transfers [{}] and {} active agreements [{}]: finish them, or `peer remove {id} --force` cancels the offers and terminates the agreements (reason: peer removed)",
-                    open.len(),
-                    open.join(" "),
-                    active.len(),
-                    active.join(" ")
-                )));
-            }
-            let mut detail = String::new();
-            if force {
-                for transfer_id in &open {
-                    if transfers::cancel(conn, ctx, transfer_id).is_ok() {
-                        detail.push_str(&format!("cancelled transfer {transfer_id}; "));
-                    }
-                }
-                for agreement_id in &active {
-                    agreements::end(conn, ctx, agreement_id, "peer removed", false)?;
-                    detail.push_str(&format!("terminated agreement {agreement_id}; "));
-                }
-            }
-            // Events queued for the peer stay: a re-add resumes from the cursors.
-            peers::remove(conn, &id)?;
-            Ok(((), detail))
-        })
+        self.change(
+            actor,
+            "peer.remove",
+            node_id.to_string(),
+            move |conn, ctx| Ok(((), peering::remove(conn, ctx, &id, force)?)),
+        )
         .await?;
         self.node.events_appended();
         self.node.links.cut(&node_id);

@@ -59,6 +59,10 @@ pub struct Faults {
     /// advance the cursor in a second one, so a crash between the two
     /// applies the same events again after the restart.
     pub cursor_in_separate_tx: bool,
+    /// The receiver of a transfer enrols the member as its own when its
+    /// operator accepts the offer, before the sender's `release` arrives
+    /// (`transfers::accept_with_faults`): two owners until then.
+    pub receiver_owns_on_accept: bool,
 }
 
 /// Applies `events` from `origin`'s log `log_id` in one IMMEDIATE transaction.
@@ -308,7 +312,9 @@ pub fn apply_event(
 }
 
 /// A home section is authored by the member's owner, which must be the
-/// event's origin, and may never overwrite a member this node owns.
+/// event's origin, and may never overwrite a member this node owns. A node
+/// that released the member (it keeps a tombstone) may host it afterwards,
+/// under an agreement with its new owner.
 fn apply_home_section(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -327,10 +333,24 @@ fn apply_home_section(
             )));
         }
         if let Some(home) = members::load_home(conn, &section.member_id)? {
-            return Err(Rejection::Invalid(format!(
-                "{origin} may not write the home section of member {} ({}), which is owned by {}",
-                section.member_id, home.name, home.owner
-            )));
+            if home.owner == ctx.me.as_str() {
+                return Err(Rejection::Invalid(format!(
+                    "{origin} may not write the home section of member {} ({}), which is owned by {}",
+                    section.member_id, home.name, home.owner
+                )));
+            }
+            // A tombstone: this node released the member (generation
+            // `home.generation`, to `home.owner`), and may host it now.
+            if version.generation < home.generation {
+                // From an owner before the one it was released to: stale.
+                return Ok(());
+            }
+            if version.generation == home.generation && home.owner != origin.as_str() {
+                return Err(Rejection::Invalid(format!(
+                    "{origin} claims generation {} of member {}, which this node released to {}",
+                    version.generation, section.member_id, home.owner
+                )));
+            }
         }
     } else if members::load_home(conn, &section.member_id)?.is_some() {
         // The broken variant: overwrite the owned record as if authorized.

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod import;
 pub mod log;
 pub mod members;
+pub mod peering;
 pub mod transfers;
 pub mod validate;
 

@@ -11,7 +11,7 @@ use liaison_proto::v1::EventKind;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::apply::Rejection;
+use super::apply::{Faults, Rejection};
 use super::{log, members, validate, Ctx};
 use crate::identity::NodeId;
 use crate::store::StoreError;
@@ -732,6 +732,17 @@ pub fn accept(
     transfer_id: &str,
     branch: &str,
 ) -> Result<pb::TransferView, StoreError> {
+    accept_with_faults(conn, ctx, transfer_id, branch, Faults::default())
+}
+
+/// [`accept`], with the test-only switch `receiver_owns_on_accept`.
+pub fn accept_with_faults(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    transfer_id: &str,
+    branch: &str,
+    faults: Faults,
+) -> Result<pb::TransferView, StoreError> {
     let mut t = require_incoming(conn, transfer_id)?;
     if t.state != "pending" {
         return Err(StoreError::Conflict(format!(
@@ -766,6 +777,15 @@ pub fn accept(
         &vote.encode_to_vec(),
         ctx.now_ms,
     )?;
+    if faults.receiver_owns_on_accept {
+        // Broken on purpose: the member is enrolled before `release`.
+        if let Some(offer) = t.offer.as_deref() {
+            let record = pb::MemberRecord::decode(offer)
+                .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
+            let generation = record.version.unwrap_or_default().generation + 1;
+            install(conn, ctx, &record, generation, branch)?;
+        }
+    }
     view(conn, ctx, &t.transfer_id)
 }
 

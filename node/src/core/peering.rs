@@ -1,0 +1,49 @@
+//! Removing a peer (DESIGN §5, last point): what must not be left behind.
+
+use rusqlite::Connection;
+
+use super::{agreements, transfers, Ctx};
+use crate::identity::NodeId;
+use crate::store::{peers, StoreError};
+
+/// Removes `peer` from the peer table. Refused while it has an open or
+/// unreceipted transfer or an active agreement with this node, unless
+/// `force`: then the offers are cancelled and the agreements terminated
+/// (reason: peer removed) first. Events queued for the peer stay, so a
+/// re-add resumes from the cursors. Returns what `force` did, for the audit
+/// entry.
+pub fn remove(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    force: bool,
+) -> Result<String, StoreError> {
+    peers::require(conn, peer)?;
+    let open = transfers::open_with(conn, peer)?;
+    let active = agreements::active_with(conn, peer)?;
+    let nothing_open = open.is_empty() && active.is_empty();
+    if !force && !nothing_open {
+        return Err(StoreError::Conflict(format!(
+            "peer {peer} still has {} open or unreceipted transfers [{}] and {} active agreements [{}]: finish them, or `peer remove {peer} --force` cancels the offers and terminates the agreements (reason: peer removed)",
+            open.len(),
+            open.join(" "),
+            active.len(),
+            active.join(" ")
+        )));
+    }
+    let mut detail = String::new();
+    if force {
+        for transfer_id in &open {
+            // A released transfer awaiting its receipt cannot be cancelled.
+            if transfers::cancel(conn, ctx, transfer_id).is_ok() {
+                detail.push_str(&format!("cancelled transfer {transfer_id}; "));
+            }
+        }
+        for agreement_id in &active {
+            agreements::end(conn, ctx, agreement_id, "peer removed", false)?;
+            detail.push_str(&format!("terminated agreement {agreement_id}; "));
+        }
+    }
+    peers::remove(conn, peer)?;
+    Ok(detail)
+}
