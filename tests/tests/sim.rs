@@ -9,7 +9,7 @@
 //!   seed budget.
 //! - `LIAISON_SIM_SEED=<n> cargo test -p liaison-tests --test sim sim_`
 //!   replays exactly that seed and prints its whole schedule;
-//!   `LIAISON_SIM_VARIANT=skip_authority|cursor_in_separate_tx` replays it
+//!   `LIAISON_SIM_VARIANT=skip_authority|cursor_in_separate_tx|receiver_owns_on_accept` replays it
 //!   under a broken variant; `LIAISON_SIM_STEPS` changes the step count.
 //! - The soak: `LIAISON_SIM_SEEDS=100000 cargo test -p liaison-tests --test
 //!   sim --release -- --ignored sim_soak --nocapture` (seeds from
@@ -24,9 +24,9 @@
 //! transactions, caught by the exactly-once invariant when a crash falls
 //! between them.
 //!
-//! TODO(issue 6): the third broken variant of issue 7, "the receiver takes
-//! ownership when it accepts, before `release` arrives", needs transfers;
-//! it belongs here once they exist, caught by the single-owner invariant.
+//! The third, the receiver of a transfer enrolling the member when its
+//! operator accepts, before the sender's `release` arrives, is caught by
+//! the single-owner invariant.
 
 use std::time::Duration;
 
@@ -81,14 +81,22 @@ fn cursor_in_separate_tx() -> Variant {
     }
 }
 
+fn receiver_owns_on_accept() -> Variant {
+    Variant {
+        receiver_owns_on_accept: true,
+        ..Variant::default()
+    }
+}
+
 fn variant_from_env() -> Variant {
     match std::env::var("LIAISON_SIM_VARIANT").as_deref() {
         Err(_) | Ok("") | Ok("correct") => Variant::default(),
         Ok("skip_authority") => skip_authority(),
         Ok("cursor_in_separate_tx") => cursor_in_separate_tx(),
-        Ok(other) => {
-            panic!("LIAISON_SIM_VARIANT={other}: expected skip_authority or cursor_in_separate_tx")
-        }
+        Ok("receiver_owns_on_accept") => receiver_owns_on_accept(),
+        Ok(other) => panic!(
+            "LIAISON_SIM_VARIANT={other}: expected skip_authority, cursor_in_separate_tx or receiver_owns_on_accept"
+        ),
     }
 }
 
@@ -212,6 +220,11 @@ fn sim_catches_cursor_advanced_in_a_separate_transaction() {
 }
 
 #[test]
+fn sim_catches_a_receiver_that_owns_the_member_on_accept() {
+    catch(receiver_owns_on_accept(), "single-owner");
+}
+
+#[test]
 #[ignore = "soak: LIAISON_SIM_SEEDS seeds (default 100000), best with --release"]
 fn sim_soak_seeds() {
     let count = env_u64("LIAISON_SIM_SEEDS").unwrap_or(100_000);
@@ -247,7 +260,7 @@ fn sim_soak_seeds() {
 // ---------------------------------------------------------------------------
 
 mod bugs {
-    use liaison_tests::sim::step::{Action, AgreementRef, MemberRef, Scheduled, Step};
+    use liaison_tests::sim::step::{Action, AgreementRef, MemberRef, Scheduled, Step, TransferRef};
     use liaison_tests::sim::{replay, run_seed, KnownBugs, Run, Setup, SimConfig, Variant};
 
     const DAY: i64 = 86_400_000;
@@ -584,5 +597,79 @@ mod bugs {
         ]));
         runs.extend(seeds(&[74, 124]));
         all_pass(runs);
+    }
+
+    /// BUG 4 (found once transfers were scheduled, seeds 24, 28, 32, 142,
+    /// 258, 987 and 122 others of the first 1,000). A node that released a
+    /// member keeps its tombstone, and refused every later home section of
+    /// that member as "owned here": so the new owner could never share the
+    /// member back with its former owner as host (Xi'an transfers a member
+    /// to Pingliang, who later works in Xi'an again under a Pingliang–Xi'an
+    /// agreement): honest shares were quarantined. Fixed in
+    /// `core::apply::apply_home_section`: a tombstone admits the home
+    /// section of the node it was released to (or of a later generation).
+    #[test]
+    fn sim_bug_former_owner_cannot_host_its_member() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "赵党员".into(),
+                },
+            ),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 30,
+                },
+            ),
+            deliver(X, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(1),
+                },
+            ),
+            deliver(P, X),
+            deliver(X, P),
+            deliver(P, X),
+            act(P, propose(X, true, -1, 100)),
+            deliver(P, X),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(7),
+                },
+            ),
+            deliver(X, P),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 10,
+                },
+            ),
+            deliver(P, X),
+            act(
+                X,
+                Action::HostSet {
+                    member: m,
+                    employer: 7,
+                },
+            ),
+            deliver(X, P),
+        ]);
+        assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
+        assert_eq!(
+            run.trace[13].outcome_kind,
+            "done",
+            "Xi'an hosts its former member: {}",
+            run.report()
+        );
+        all_pass(vec![run]);
     }
 }

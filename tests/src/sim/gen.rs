@@ -6,7 +6,9 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 
-use super::step::{Action, Forgery, RecordKind, Step, ACTIVITY_KINDS, CHANNELS, MANUAL_STATUSES};
+use super::step::{
+    Action, Forgery, RecordKind, Step, ACTIVITY_KINDS, CHANNELS, MANUAL_STATUSES, REJECT_CODES,
+};
 use super::world::{World, DAY_MS, TICK_MS};
 
 /// Picks one value by weight (weights of 0 are never picked).
@@ -80,7 +82,7 @@ fn held_agreements(world: &World, at: usize) -> Vec<Held> {
         .collect()
 }
 
-fn copies(world: &World, at: usize) -> Vec<(usize, usize)> {
+fn copies(world: &World, at: usize) -> Vec<(usize, Option<usize>)> {
     let mut stmt = world.nodes[at]
         .reader()
         .prepare_cached("SELECT member_id FROM home_copies ORDER BY member_id")
@@ -117,9 +119,27 @@ fn partners(world: &World, at: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Transfers as `at` holds them: (alias, direction, state).
+fn held_transfers(world: &World, at: usize) -> Vec<(usize, String, String)> {
+    let mut stmt = world.nodes[at]
+        .reader()
+        .prepare_cached(
+            "SELECT transfer_id, direction, state FROM transfers ORDER BY created_at_ms, transfer_id",
+        )
+        .expect("read transfers");
+    let rows: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("read transfers")
+        .collect::<Result<_, _>>()
+        .expect("read transfers");
+    rows.into_iter()
+        .filter_map(|(id, direction, state)| Some((world.transfer_index(&id)?, direction, state)))
+        .collect()
+}
+
 fn owned(world: &World, at: usize) -> Vec<usize> {
     (0..world.members.len())
-        .filter(|m| world.members[*m].owner == at)
+        .filter(|m| world.members[*m].owner == Some(at))
         .collect()
 }
 
@@ -301,6 +321,20 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         .filter(|a| a.state == "active")
         .collect();
     let acceptable: Vec<&Held> = open.iter().copied().filter(|a| a.can_accept).collect();
+    let transfers = held_transfers(world, at);
+    let with = |direction: &str, states: &[&str]| -> Vec<usize> {
+        transfers
+            .iter()
+            .filter(|(_, d, s)| d == direction && states.contains(&s.as_str()))
+            .map(|(t, _, _)| *t)
+            .collect()
+    };
+    let pending = with("incoming", &["pending"]);
+    let offered = with("outgoing", &["offered"]);
+    let reissuable = with("outgoing", &["offered", "expired"]);
+    let removed: Vec<usize> = (0..n)
+        .filter(|p| world.removed.contains(&(at, *p)))
+        .collect();
     let about: Vec<usize> = owned
         .iter()
         .copied()
@@ -318,6 +352,10 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         Some(a) if !stray => a.alias,
         _ => any_agreement(rng),
     };
+    let pick_transfer = |rng: &mut StdRng, from: &[usize]| match from.choose(rng) {
+        Some(t) if !stray => *t,
+        _ => rng.random_range(0..world.transfers.len().max(1)),
+    };
     #[derive(Clone, Copy)]
     enum A {
         Add,
@@ -333,6 +371,15 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         Accept,
         Reject,
         Terminate,
+        TransferStart,
+        TransferAccept,
+        TransferReject,
+        TransferCancel,
+        TransferExtend,
+        TransferReissue,
+        TransferOnPaper,
+        PeerRemove,
+        PeerReAdd,
         Tick,
     }
     let has = |v: bool, w: u32| if v { w } else { 0 };
@@ -360,6 +407,15 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
             (has(!open.is_empty(), 1), A::Accept),
             (has(!proposed.is_empty(), 1), A::Reject),
             (has(!active.is_empty(), 1), A::Terminate),
+            (has(!owned.is_empty(), 4), A::TransferStart),
+            (has(!pending.is_empty(), 10), A::TransferAccept),
+            (has(!pending.is_empty(), 2), A::TransferReject),
+            (has(!offered.is_empty(), 1), A::TransferCancel),
+            (has(!offered.is_empty(), 1), A::TransferExtend),
+            (has(!reissuable.is_empty(), 1), A::TransferReissue),
+            (has(!owned.is_empty() && stray, 1), A::TransferOnPaper),
+            (1, A::PeerRemove),
+            (has(!removed.is_empty(), 12), A::PeerReAdd),
             (5, A::Tick),
         ],
     );
@@ -464,6 +520,38 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         A::Terminate => Action::Terminate {
             agreement: world.agreement_ref(pick_agreement(rng, &active)),
         },
+        A::TransferStart => Action::TransferStart {
+            member: world.member_ref(pick_member(rng, &owned)),
+            to: other_than(rng, n, &[at]).expect("a peer"),
+            valid_days: *[1, 3, 10, 30, 90, 120].choose(rng).expect("a validity"),
+        },
+        A::TransferAccept => Action::TransferAccept {
+            transfer: world.transfer_ref(pick_transfer(rng, &pending)),
+        },
+        A::TransferReject => Action::TransferReject {
+            transfer: world.transfer_ref(pick_transfer(rng, &pending)),
+            code: REJECT_CODES.choose(rng).expect("a code"),
+        },
+        A::TransferCancel => Action::TransferCancel {
+            transfer: world.transfer_ref(pick_transfer(rng, &offered)),
+        },
+        A::TransferExtend => Action::TransferExtend {
+            transfer: world.transfer_ref(pick_transfer(rng, &offered)),
+            days: *[1, 10, 60].choose(rng).expect("days"),
+        },
+        A::TransferReissue => Action::TransferReissue {
+            transfer: world.transfer_ref(pick_transfer(rng, &reissuable)),
+        },
+        A::TransferOnPaper => Action::TransferOnPaper {
+            member: world.member_ref(pick_member(rng, &owned)),
+        },
+        A::PeerRemove => Action::PeerRemove {
+            peer: other_than(rng, n, &[at]).expect("a peer"),
+            force: rng.random_bool(0.5),
+        },
+        A::PeerReAdd => Action::PeerReAdd {
+            peer: *removed.choose(rng).expect("a removed peer"),
+        },
         A::Tick => Action::Tick,
     }
 }
@@ -476,7 +564,7 @@ fn forge(rng: &mut StdRng, world: &World) -> Step {
     // Never a member of the forger itself: what its owner sends about it
     // may well be valid.
     let not_forgers: Vec<usize> = (0..world.members.len())
-        .filter(|m| world.members[*m].owner != from)
+        .filter(|m| world.members[*m].owner != Some(from))
         .collect();
     let fallback = |rng: &mut StdRng| not_forgers.choose(rng).copied();
     let no_member = Forgery::AgreementEnd { agreement: None };
@@ -507,7 +595,7 @@ fn forge(rng: &mut StdRng, world: &World) -> Step {
         2 => {
             let held: Vec<usize> = copies(world, to)
                 .into_iter()
-                .filter(|(_, owner)| *owner != from)
+                .filter(|(_, owner)| *owner != Some(from))
                 .map(|(m, _)| m)
                 .collect();
             match held.choose(rng).copied().or_else(|| fallback(rng)) {

@@ -12,12 +12,11 @@
 //! events it forged on purpose ([`quarantine_holds_only_invalid`]), what the
 //! owner's operators wrote ([`authors_are_authorities`]).
 //!
-//! Extension points, for when transfers (issue 6) and restores (DESIGN §7)
-//! exist: [`single_owner`] must allow tombstones (`members.owner` naming
-//! another node) and, after `reconcile --without-peer P`, two owners until P
-//! returns; [`exactly_once`] is keyed by the origin's log id, so a restored
-//! origin's new epoch gets a fresh ledger; the convergence checks will have to
-//! add "every transfer is final on both sides".
+//! Transfers: tombstones (`members.owner` naming another node) are not
+//! claims; the end state of every transferred member is
+//! `crate::ownership::converged`, the same check the end-to-end transfer
+//! tests run. [`exactly_once`] is keyed by the origin's log id, so a
+//! restored origin's new epoch (DESIGN §7) gets a fresh ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -320,11 +319,28 @@ fn owns(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
         .is_some())
 }
 
+/// Whether `node` became the owner of `member_id` by a transfer: then it
+/// holds the records the release carried, each with its original author and
+/// basis (an agreement between the sender and that author, which this node
+/// may never have seen), and records the sender relayed with the transfer as
+/// their basis (DESIGN §5).
+fn received_by_transfer(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
+    Ok(node
+        .conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE member_id = ?1 AND direction = 'incoming' AND state = 'completed' LIMIT 1",
+        )?
+        .query_row([member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Why a record about `member_id` authored by `author` may not be held at
 /// `node`, if it may not. A node holds its own records (about its own
 /// members, or about members it hosts under an agreement in which it is the
 /// inflow party), and the owner holds records of a host made under an
-/// agreement it coordinates with that host and that was active here.
+/// agreement it coordinates with that host and that was active here, or
+/// that came with the member in a transfer.
 fn record_authority(
     node: &NodeDb<'_>,
     member_id: &str,
@@ -353,6 +369,7 @@ fn record_authority(
     }
     Ok(match agreement_parties(node.conn, basis)? {
         Some((outflow, inflow, active)) if outflow == node.me() && inflow == author && active > 0 => None,
+        _ if received_by_transfer(node, member_id)? => None,
         Some((outflow, inflow, active)) => Some(format!(
             "basis {basis} is between {outflow} and {inflow} (active version {active}), so {author} is not a host of it"
         )),
@@ -362,11 +379,15 @@ fn record_authority(
 
 /// (4) Every stored record's author is its authority (DESIGN §3):
 ///
-/// - `members`: the node's own (no transfers yet, so no tombstones), and the
-///   name is what the owner's operators last wrote (`written_name`, if the
-///   caller knows it): nobody else wrote into the owned home section;
+/// - `members`: the node's own, with the name its operators last wrote
+///   (`written_name`, if the caller knows it): nobody else wrote into the
+///   owned home section; or a tombstone of a member it released: no
+///   personal data, the forward pointer naming a transfer this node sent
+///   and that was released (or recorded on paper), the owner column naming
+///   where it went;
 /// - `home_copies`: owned by another node that owns the member there, at a
-///   version no newer than the owner's;
+///   version no newer than the owner's, or that released it since at a
+///   higher generation (the `Moved` is on its way);
 /// - `host_sections`, `contacts`, `activities`: see [`record_authority`].
 pub fn authors_are_authorities(
     nodes: &[NodeDb<'_>],
@@ -380,17 +401,52 @@ pub fn authors_are_authorities(
 
     let mut stmt = node
         .conn
-        .prepare_cached("SELECT member_id, owner, name FROM members ORDER BY member_id")
+        .prepare_cached(
+            "SELECT m.member_id, m.owner, m.name, m.national_id, m.phone,
+                    m.moved_to_node || m.moved_to_place, t.state
+             FROM members m LEFT JOIN transfers t
+               ON t.transfer_id = m.moved_transfer_id AND t.direction = 'outgoing' AND t.member_id = m.member_id
+             ORDER BY m.member_id",
+        )
         .map_err(sql(NAME))?;
-    let rows: Vec<(String, String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+    )> = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })
         .map_err(sql(NAME))?
         .collect::<Result<_, _>>()
         .map_err(sql(NAME))?;
-    for (member, owner, name) in rows {
+    for (member, owner, name, national_id, phone, moved_to, transfer) in rows {
         if owner != me {
-            // Tombstones arrive with transfers (issue 6); none exist yet.
-            return bad(format!("member {member} is held with owner {owner}"));
+            let released = matches!(transfer.as_deref(), Some("released" | "completed"));
+            if moved_to != owner || !released {
+                return bad(format!(
+                    "member {member} is held with owner {owner}, but not as a tombstone of a released transfer                      (forward pointer `{moved_to}`, transfer {transfer:?})"
+                ));
+            }
+            if !(name.is_empty() && national_id.is_empty() && phone.is_empty()) {
+                return bad(format!(
+                    "the tombstone of member {member} (moved to {owner}) keeps personal data"
+                ));
+            }
+            continue;
         }
         if let Some(expected) = written_name(&member) {
             if expected != name {
@@ -434,7 +490,18 @@ pub fn authors_are_authorities(
             })
             .optional()
             .map_err(sql(NAME))?;
+        let released_since: bool = owner_db
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id <> '' AND generation > ?3",
+            )
+            .map_err(sql(NAME))?
+            .query_row(params![member, owner, generation], |_| Ok(()))
+            .optional()
+            .map_err(sql(NAME))?
+            .is_some();
         match version {
+            None if released_since => {}
             None => return bad(format!("a copy of member {member} names owner {owner}, which does not own it")),
             Some(v) if v < (generation, counter) => {
                 return bad(format!(
@@ -788,46 +855,55 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
     Ok(())
 }
 
-/// A record a host made, as both sides must hold it.
-type RecordRows = BTreeMap<String, String>;
+/// Records a node holds: key → (member, author, content, basis).
+type RecordRows = BTreeMap<String, (String, String, String, String)>;
 
 fn records(
     node: &NodeDb<'_>,
     table: &str,
     key: &str,
     content: &str,
-    author_filter: &str,
 ) -> rusqlite::Result<RecordRows> {
     let mut stmt = node.conn.prepare_cached(&format!(
-        "SELECT {key}, {content} FROM {table} WHERE {author_filter} ORDER BY 1"
+        "SELECT {key}, member_id, author, {content}, basis FROM {table} ORDER BY 1"
     ))?;
-    let rows = stmt.query_map([node.me()], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+        ))
     })?;
     rows.collect()
 }
 
+/// Whether `node` released `member_id` and keeps only its tombstone (its own
+/// records about the member went with the release).
+fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
+    Ok(node
+        .conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id <> ''")?
+        .query_row([member_id, node.me()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// After quiescence: host sections, contact events and activities a host
 /// made about another node's member are held by that member's owner, the
-/// same; and everything an owner holds from a host, the host holds.
+/// same; and everything an owner holds from a host, the host holds (unless
+/// the host released the member since: its records went with it). A member
+/// that came by transfer keeps its records' content, but their basis may be
+/// the transfer (relayed by the sender, DESIGN §5) rather than the host's
+/// agreement with the sender.
 pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
     const NAME: &str = "host-records-converged";
     let tables: [(&str, &str, &str); 3] = [
         (
             "host_sections",
             "member_id || '/' || author",
-            "generation || '.' || counter || ' ' || basis || ' ' || employer || ' ' || host_branch",
+            "generation || '.' || counter || ' ' || employer || ' ' || host_branch",
         ),
-        (
-            "contacts",
-            "contact_id",
-            "member_id || ' ' || author || ' ' || at || ' ' || channel || ' ' || basis",
-        ),
-        (
-            "activities",
-            "activity_id",
-            "member_id || ' ' || author || ' ' || kind || ' ' || date || ' ' || basis",
-        ),
+        ("contacts", "contact_id", "at || ' ' || channel"),
+        ("activities", "activity_id", "kind || ' ' || date"),
     ];
     // Who owns each member.
     let mut owner_of: BTreeMap<String, usize> = BTreeMap::new();
@@ -843,64 +919,56 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
             owner_of.insert(id.map_err(sql(NAME))?, i);
         }
     }
+    let same = |owner: &NodeDb<'_>,
+                held: &(String, String, String, String),
+                made: &(String, String, String, String)|
+     -> rusqlite::Result<bool> {
+        if held == made {
+            return Ok(true);
+        }
+        Ok((&held.0, &held.1, &held.2) == (&made.0, &made.1, &made.2)
+            && received_by_transfer(owner, &held.0)?)
+    };
     for (table, key, content) in tables {
-        // At each node: its own records about members others own…
-        let own: Vec<RecordRows> = nodes
+        let all: Vec<RecordRows> = nodes
             .iter()
-            .map(|n| {
-                records(
-                    n,
-                    table,
-                    key,
-                    &format!("member_id || '|' || {content}"),
-                    "author = ?1",
-                )
-            })
-            .collect::<Result<_, _>>()
-            .map_err(sql(NAME))?;
-        // …and what it holds from others.
-        let received: Vec<RecordRows> = nodes
-            .iter()
-            .map(|n| {
-                records(
-                    n,
-                    table,
-                    key,
-                    &format!("author || '|' || {content}"),
-                    "author <> ?1",
-                )
-            })
+            .map(|n| records(n, table, key, content))
             .collect::<Result<_, _>>()
             .map_err(sql(NAME))?;
         for (h, host) in nodes.iter().enumerate() {
-            for (id, row) in &own[h] {
-                let member = row.split('|').next().unwrap_or_default();
-                let Some(&o) = owner_of.get(member) else {
+            for (id, made) in &all[h] {
+                if made.1 != host.me() {
+                    continue;
+                }
+                let Some(&o) = owner_of.get(&made.0) else {
                     continue;
                 };
                 if o == h {
                     continue;
                 }
-                let expected = format!("{}|{}", host.me(), &row[member.len() + 1..]);
-                match received[o].get(id) {
-                    Some(got) if *got == expected => {}
-                    got => {
-                        return Err(violation(
-                            NAME,
-                            format!(
-                                "{table} {id} made by {} is `{expected}` there, but its owner {} holds {:?}",
-                                host.me(),
-                                nodes[o].me(),
-                                got
-                            ),
-                        ))
-                    }
+                let held = all[o].get(id);
+                let ok = match held {
+                    Some(held) => same(&nodes[o], held, made).map_err(sql(NAME))?,
+                    None => false,
+                };
+                if !ok {
+                    return Err(violation(
+                        NAME,
+                        format!(
+                            "{table} {id} made by {} is {made:?} there, but its owner {} holds {held:?}",
+                            host.me(),
+                            nodes[o].me(),
+                        ),
+                    ));
                 }
             }
         }
         for (o, owner) in nodes.iter().enumerate() {
-            for (id, row) in &received[o] {
-                let author = row.split('|').next().unwrap_or_default();
+            for (id, held) in &all[o] {
+                let author = &held.1;
+                if author == owner.me() {
+                    continue;
+                }
                 let Some(h) = nodes.iter().position(|n| n.me() == author) else {
                     return Err(violation(
                         NAME,
@@ -910,16 +978,16 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
                         ),
                     ));
                 };
-                let content = &row[author.len() + 1..];
-                let at_host = own[h].get(id).map(|r| {
-                    let member = r.split('|').next().unwrap_or_default();
-                    r[member.len() + 1..].to_owned()
-                });
-                if at_host.as_deref() != Some(content) {
+                let made = all[h].get(id);
+                let ok = match made {
+                    Some(made) => same(owner, held, made).map_err(sql(NAME))?,
+                    None => released(&nodes[h], &held.0).map_err(sql(NAME))?,
+                };
+                if !ok {
                     return Err(violation(
                         NAME,
                         format!(
-                            "{table} {id} by {author} is `{content}` at {}, but {author} holds {at_host:?}",
+                            "{table} {id} by {author} is {held:?} at {}, but {author} holds {made:?}",
                             owner.me()
                         ),
                     ));

@@ -8,7 +8,9 @@
 //!
 //! [`step::Step`]: an operator action at a node (member add/update, outflow
 //! register/return, host section, contact, activity, contact status,
-//! agreement propose/counter/accept/reject/terminate, the calendar tick);
+//! agreement propose/counter/accept/reject/terminate, transfer
+//! start/accept/reject/cancel/extend/reissue and out on paper, peer remove
+//! (with or without `--force`) and re-add, the calendar tick);
 //! a delivery on a pull stream (possibly only a prefix, after which the
 //! stream breaks); a batch sent ahead; a duplicated old batch; a lost
 //! stream; a crash (between steps, in the middle of an action's
@@ -32,12 +34,19 @@
 //! After every step, [`invariants`] (shared with the end-to-end tests):
 //! single owner, copies only under an agreement the host holds active,
 //! exactly-once per (origin, log id, receiver), every record's author its
-//! authority, quarantine holding only forged events. At the end of a run:
-//! all partitions healed, all nodes restarted, everything delivered and
-//! every calendar run until nothing moves, then convergence (agreements the
-//! same on both sides, copies current and covered, host records the same at
-//! host and owner); then every clock past the latest end plus grace,
-//! quiescence again, and everything ended everywhere with no copy left.
+//! authority (tombstones only for released transfers and without personal
+//! data; records carried or relayed with a transferred member), quarantine
+//! holding only forged events. At the end of a run: all partitions healed,
+//! all nodes restarted, every removed peer added again, everything
+//! delivered and every calendar run until nothing moves, then convergence
+//! (agreements the same on both sides, copies current and covered, host
+//! records the same at host and owner); then every clock past the latest
+//! agreement end plus grace and the latest letter plus the receiver's
+//! grace, quiescence again, everything ended everywhere with no copy left,
+//! and every member ever offered converged as `crate::ownership::converged`
+//! (the end-to-end tests' check) states it: one owner holding what was
+//! released, tombstones elsewhere, every transfer final on both sides, no
+//! offered record left at a receiver.
 //!
 //! # Determinism
 //!
@@ -51,22 +60,13 @@
 //! replays the same within a day and the same up to calendar quirks
 //! (month lengths) across days.
 //!
-//! # Extension points (not built yet)
+//! # Broken variants
 //!
-//! - Transfers (DESIGN §5, issue 6; `core::transfers` landed while this was
-//!   written, and the calendar tick here already runs `transfers::tick`):
-//!   new [`step::Action`]s (transfer start, accept, reject, cancel, extend,
-//!   reissue, out on paper), a `ReceiverTakesOwnership` broken variant (the
-//!   receiver owns on accept, before `release`) caught by
-//!   [`invariants::single_owner`]; `authors_are_authorities` learning
-//!   tombstones (today any `members` row not owned by its node is a
-//!   violation) and relayed host records; convergence: every transfer final
-//!   on both sides (`crate::ownership::converged` states it for one member).
-//! - Restore and reconcile (DESIGN §7): a `Restore { node, from_snapshot }`
-//!   step (copy an earlier database file back, new log id) and the peers'
-//!   ledgers keyed by the new log id (already keyed so); single owner allows
-//!   the `--without-peer` exception.
-//! - Peer remove and re-add.
+//! [`world::Variant`] switches on the core's test-only faults
+//! (`core::apply::Faults`): skipping the authority checks at one node,
+//! advancing the cursor in a transaction of its own, and a receiver that
+//! owns a member as soon as it accepts the offer. `tests/tests/sim.rs`
+//! asserts that each is caught within the CI seed budget.
 
 pub mod gen;
 pub mod invariants;

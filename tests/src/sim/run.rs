@@ -221,7 +221,8 @@ fn quiesce(world: &mut World, trace: &mut Vec<TraceEntry>) -> Result<(), Failure
     })
 }
 
-/// The end phase: heal every partition, restart every node, quiesce and
+/// The end phase: heal every partition, restart every node, re-add every
+/// removed peer, quiesce and
 /// check convergence; then move every clock past every agreement's end plus
 /// the grace period, quiesce, and check that everything ended everywhere.
 fn finish(world: &mut World, trace: &mut Vec<TraceEntry>, known: KnownBugs) -> Result<(), Failure> {
@@ -230,6 +231,17 @@ fn finish(world: &mut World, trace: &mut Vec<TraceEntry>, known: KnownBugs) -> R
     }
     for node in 0..world.nodes.len() {
         step(world, trace, &Step::Restart { node })?;
+    }
+    for (at, peer) in world.removed.clone() {
+        step(
+            world,
+            trace,
+            &Step::Act {
+                at,
+                action: Action::PeerReAdd { peer },
+                crash: false,
+            },
+        )?;
     }
     quiesce(world, trace)?;
     world.check_converged(false, known)?;

@@ -20,6 +20,15 @@ pub struct MemberRef(pub usize);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AgreementRef(pub usize);
 
+/// A transfer, by the id of the step whose `TransferStart` or
+/// `TransferReissue` opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TransferRef(pub usize);
+
+/// Reason codes a receiver gives when it rejects (the first is no code at
+/// all: an organization may not refuse without cause, so it is refused).
+pub const REJECT_CODES: [&str; 4] = ["wrong_receiver", "incomplete_record", "other", "no-reason"];
+
 /// A step with its id in the schedule (stable when other steps are dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scheduled {
@@ -33,6 +42,7 @@ pub trait Resolve {
     /// `m3` (the fourth member created), or `m?` if not created (yet).
     fn member(&self, member: MemberRef) -> String;
     fn agreement(&self, agreement: AgreementRef) -> String;
+    fn transfer(&self, transfer: TransferRef) -> String;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +104,44 @@ pub enum Action {
     },
     Terminate {
         agreement: AgreementRef,
+    },
+    /// The owner offers the member to `to` (DESIGN §5).
+    TransferStart {
+        member: MemberRef,
+        to: usize,
+        valid_days: u32,
+    },
+    /// The receiver's votes.
+    TransferAccept {
+        transfer: TransferRef,
+    },
+    TransferReject {
+        transfer: TransferRef,
+        code: &'static str,
+    },
+    /// The sender's own steps on an open offer.
+    TransferCancel {
+        transfer: TransferRef,
+    },
+    TransferExtend {
+        transfer: TransferRef,
+        days: u32,
+    },
+    TransferReissue {
+        transfer: TransferRef,
+    },
+    /// A transfer to a place no node serves, on paper.
+    TransferOnPaper {
+        member: MemberRef,
+    },
+    /// `peer remove` (with `--force`, or refused while something is open).
+    PeerRemove {
+        peer: usize,
+        force: bool,
+    },
+    /// `peer add` again, after a removal.
+    PeerReAdd {
+        peer: usize,
     },
     /// The node's calendar: agreement activation/expiry/grace, contact sweep.
     Tick,
@@ -197,6 +245,14 @@ impl Step {
                 action: Action::Tick,
                 ..
             } => "tick",
+            Step::Act {
+                action: Action::PeerRemove { .. },
+                ..
+            } => "peer_remove",
+            Step::Act {
+                action: Action::PeerReAdd { .. },
+                ..
+            } => "peer_readd",
             Step::Act { .. } => "action",
             Step::Deliver { crash: true, .. } => "crash_in_apply",
             Step::Deliver {
@@ -238,6 +294,7 @@ impl fmt::Display for Named<'_, Action> {
         let n = |i: &usize| self.r.node(*i);
         let m = |x: &MemberRef| self.r.member(*x);
         let a = |x: &AgreementRef| self.r.agreement(*x);
+        let t = |x: &TransferRef| self.r.transfer(*x);
         match self.item {
             Action::MemberAdd { name } => write!(f, "member add `{name}`"),
             Action::MemberUpdate {
@@ -305,6 +362,37 @@ impl fmt::Display for Named<'_, Action> {
             Action::Accept { agreement } => write!(f, "agreement accept {}", a(agreement)),
             Action::Reject { agreement } => write!(f, "agreement reject {}", a(agreement)),
             Action::Terminate { agreement } => write!(f, "agreement terminate {}", a(agreement)),
+            Action::TransferStart {
+                member,
+                to,
+                valid_days,
+            } => write!(
+                f,
+                "transfer start {} to {} valid {valid_days}d",
+                m(member),
+                n(to)
+            ),
+            Action::TransferAccept { transfer } => write!(f, "transfer accept {}", t(transfer)),
+            Action::TransferReject { transfer, code } => {
+                write!(f, "transfer reject {} ({code})", t(transfer))
+            }
+            Action::TransferCancel { transfer } => write!(f, "transfer cancel {}", t(transfer)),
+            Action::TransferExtend { transfer, days } => {
+                write!(f, "transfer extend {} by {days}d", t(transfer))
+            }
+            Action::TransferReissue { transfer } => {
+                write!(f, "transfer reissue {}", t(transfer))
+            }
+            Action::TransferOnPaper { member } => {
+                write!(f, "transfer out {} on paper", m(member))
+            }
+            Action::PeerRemove { peer, force } => write!(
+                f,
+                "peer remove {}{}",
+                n(peer),
+                if *force { " --force" } else { "" }
+            ),
+            Action::PeerReAdd { peer } => write!(f, "peer add {} again", n(peer)),
             Action::Tick => write!(f, "calendar tick"),
         }
     }

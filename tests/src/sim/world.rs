@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use liaison_node::core::apply::{apply_batch, Faults};
-use liaison_node::core::{agreements, log, members, transfers, Ctx};
+use liaison_node::core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
+use liaison_node::core::{agreements, log, members, peering, transfers, Ctx};
 use liaison_node::identity::{self, CertNotary, NodeId, TlsMaterial};
 use liaison_node::store::peers::{self, PeerRecord, PeerState};
 use liaison_node::store::{Store, StoreError};
@@ -19,7 +20,9 @@ use prost::Message;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::invariants::{self, KnownBugs, Ledger, NodeDb, Violation};
-use super::step::{Action, AgreementRef, Forgery, MemberRef, Named, RecordKind, Resolve, Step};
+use super::step::{
+    Action, AgreementRef, Forgery, MemberRef, Named, RecordKind, Resolve, Step, TransferRef,
+};
 
 /// The nodes a run draws from, with the place each serves.
 pub const NODES: [(&str, &str); 5] = [
@@ -270,7 +273,9 @@ const HISTORY: usize = 8;
 #[derive(Debug, Clone)]
 pub struct MemberAlias {
     pub id: String,
-    pub owner: usize,
+    /// The node that owns it now (read back after every step); `None`
+    /// while a release is on its way, or after a transfer on paper.
+    pub owner: Option<usize>,
     /// The name its owner's operators last wrote.
     pub name: String,
     /// The id of the step that created it.
@@ -283,6 +288,16 @@ pub struct AgreementAlias {
     pub id: String,
     /// (outflow, inflow)
     pub parties: (usize, usize),
+    pub created_by: usize,
+}
+
+/// A transfer as the scheduler knows it.
+#[derive(Debug, Clone)]
+pub struct TransferAlias {
+    pub id: String,
+    pub sender: usize,
+    pub receiver: usize,
+    pub member: usize,
     pub created_by: usize,
 }
 
@@ -425,6 +440,9 @@ pub struct Variant {
     /// Every node applies a batch and advances its cursor in two
     /// transactions (`Faults { cursor_in_separate_tx }`).
     pub cursor_in_separate_tx: bool,
+    /// Every receiver enrols a member when it accepts a transfer, before
+    /// `release` (`Faults { receiver_owns_on_accept }`).
+    pub receiver_owns_on_accept: bool,
 }
 
 pub struct World {
@@ -438,6 +456,10 @@ pub struct World {
     member_alias: BTreeMap<String, usize>,
     pub agreements: Vec<AgreementAlias>,
     agreement_alias: BTreeMap<String, usize>,
+    pub transfers: Vec<TransferAlias>,
+    transfer_alias: BTreeMap<String, usize>,
+    /// (node, peer): `peer` removed from `node`'s peer table.
+    pub removed: BTreeSet<(usize, usize)>,
     /// The id of the step being executed.
     current: usize,
     /// (receiver, origin, seq) of every forged event.
@@ -477,6 +499,7 @@ impl World {
                 let faults = Faults {
                     skip_authority: variant.skip_authority_at == Some(i),
                     cursor_in_separate_tx: variant.cursor_in_separate_tx,
+                    receiver_owns_on_accept: variant.receiver_owns_on_accept,
                 };
                 SimNode::open(i, dir.path(), t0 + i as i64 + skews[i] * TICK_MS, faults)
             })
@@ -526,6 +549,9 @@ impl World {
             member_alias: BTreeMap::new(),
             agreements: Vec::new(),
             agreement_alias: BTreeMap::new(),
+            transfers: Vec::new(),
+            transfer_alias: BTreeMap::new(),
+            removed: BTreeSet::new(),
             current: 0,
             forged: BTreeSet::new(),
             stats: Stats::default(),
@@ -551,6 +577,9 @@ impl World {
         for (i, a) in self.agreements.iter().enumerate() {
             out = out.replace(&a.id, &format!("a{i}"));
         }
+        for (i, t) in self.transfers.iter().enumerate() {
+            out = out.replace(&t.id, &format!("t{i}"));
+        }
         out
     }
 
@@ -572,6 +601,51 @@ impl World {
         AgreementRef(self.agreements.get(i).map_or(usize::MAX, |a| a.created_by))
     }
 
+    pub fn transfer_index(&self, id: &str) -> Option<usize> {
+        self.transfer_alias.get(id).copied()
+    }
+
+    pub fn transfer_ref(&self, i: usize) -> TransferRef {
+        TransferRef(self.transfers.get(i).map_or(usize::MAX, |t| t.created_by))
+    }
+
+    fn transfer_at(&self, r: TransferRef) -> Option<usize> {
+        self.transfers.iter().position(|t| t.created_by == r.0)
+    }
+
+    fn new_transfer(&mut self, id: String, sender: usize, receiver: usize, m: &MemberRef) -> usize {
+        let alias = self.transfers.len();
+        self.transfer_alias.insert(id.clone(), alias);
+        self.transfers.push(TransferAlias {
+            id,
+            sender,
+            receiver,
+            member: self.member_at(*m).expect("a member the step named"),
+            created_by: self.current,
+        });
+        alias
+    }
+
+    /// Reads back who owns each member (transfers move them).
+    fn refresh_owners(&mut self) {
+        let mut owner_of: BTreeMap<String, usize> = BTreeMap::new();
+        for node in &self.nodes {
+            let mut stmt = node
+                .reader()
+                .prepare_cached("SELECT member_id FROM members WHERE owner = ?1")
+                .expect("read the owned members");
+            let ids = stmt
+                .query_map([node.id.as_str()], |r| r.get::<_, String>(0))
+                .expect("read the owned members");
+            for id in ids {
+                owner_of.insert(id.expect("a member id"), node.index);
+            }
+        }
+        for m in &mut self.members {
+            m.owner = owner_of.get(&m.id).copied();
+        }
+    }
+
     fn member_at(&self, r: MemberRef) -> Option<usize> {
         self.members.iter().position(|m| m.created_by == r.0)
     }
@@ -580,11 +654,16 @@ impl World {
         self.agreements.iter().position(|a| a.created_by == r.0)
     }
 
+    /// Whether `a` and `b` can talk: both up, not partitioned, and each in
+    /// the other's peer table (a node neither pulls from nor serves a node
+    /// it removed).
     pub fn linked(&self, a: usize, b: usize) -> bool {
         a != b
             && self.nodes[a].up
             && self.nodes[b].up
             && !self.partitions.contains(&(a.min(b), a.max(b)))
+            && !self.removed.contains(&(a, b))
+            && !self.removed.contains(&(b, a))
     }
 
     /// Whether `to` has something to pull from `from`.
@@ -695,6 +774,9 @@ impl World {
             Outcome::Done(_) if matches!(step, Step::Act { .. }) => self.stats.actions_done += 1,
             Outcome::Done(_) => {}
         }
+        if !self.touched.is_empty() {
+            self.refresh_owners();
+        }
         Ok(outcome)
     }
 
@@ -751,6 +833,7 @@ impl World {
         let member = |m: &MemberRef| self.member_at(*m).map(|i| self.members[i].id.clone());
         let agreement =
             |a: &AgreementRef| self.agreement_at(*a).map(|i| self.agreements[i].id.clone());
+        let transfer = |t: &TransferRef| self.transfer_at(*t).map(|i| self.transfers[i].id.clone());
         let done = |s: &str| Ok(Some(Outcome::Done(s.to_owned())));
         match action {
             Action::MemberAdd { name } => {
@@ -759,7 +842,7 @@ impl World {
                 self.member_alias.insert(m.member_id.clone(), alias);
                 self.members.push(MemberAlias {
                     id: m.member_id,
-                    owner: at,
+                    owner: Some(at),
                     name: name.clone(),
                     created_by: self.current,
                 });
@@ -951,6 +1034,100 @@ impl World {
                     return Ok(None);
                 };
                 node.tx(|c, ctx| agreements::end(c, ctx, &id, "提前解除", false))?;
+                done("")
+            }
+            Action::TransferStart {
+                member: m,
+                to,
+                valid_days,
+            } => {
+                let Some(id) = member(m) else { return Ok(None) };
+                let to_name = self.names[*to].clone();
+                let rules = LetterRules::default();
+                let view = node.tx(|c, ctx| {
+                    transfers::start(c, ctx, &id, &to_name, *valid_days, "工作调动", rules)
+                })?;
+                let alias = self.new_transfer(view.transfer_id, at, *to, m);
+                Ok(Some(Outcome::Done(format!("t{alias} {}", view.letter_no))))
+            }
+            Action::TransferAccept { transfer: t } => {
+                let Some(id) = transfer(t) else {
+                    return Ok(None);
+                };
+                let faults = node.faults;
+                let view =
+                    node.tx(|c, ctx| transfers::accept_with_faults(c, ctx, &id, "b1", faults))?;
+                Ok(Some(Outcome::Done(view.state)))
+            }
+            Action::TransferReject { transfer: t, code } => {
+                let Some(id) = transfer(t) else {
+                    return Ok(None);
+                };
+                let code = if *code == "no-reason" { "" } else { code };
+                let view =
+                    node.tx(|c, ctx| transfers::reject(c, ctx, &id, code, "不符合转入条件"))?;
+                Ok(Some(Outcome::Done(view.state)))
+            }
+            Action::TransferCancel { transfer: t } => {
+                let Some(id) = transfer(t) else {
+                    return Ok(None);
+                };
+                let view = node.tx(|c, ctx| transfers::cancel(c, ctx, &id))?;
+                Ok(Some(Outcome::Done(view.state)))
+            }
+            Action::TransferExtend { transfer: t, days } => {
+                let Some(id) = transfer(t) else {
+                    return Ok(None);
+                };
+                let rules = LetterRules::default();
+                let view = node.tx(|c, ctx| transfers::extend(c, ctx, &id, *days, rules))?;
+                Ok(Some(Outcome::Done(format!("until {}", view.expires_on))))
+            }
+            Action::TransferReissue { transfer: t } => {
+                let Some(id) = transfer(t) else {
+                    return Ok(None);
+                };
+                let Some(old) = self.transfer_at(*t).map(|i| self.transfers[i].clone()) else {
+                    return Ok(None);
+                };
+                let rules = LetterRules::default();
+                let view = node.tx(|c, ctx| transfers::reissue(c, ctx, &id, rules))?;
+                let m = self.member_ref(old.member);
+                let alias = self.new_transfer(view.transfer_id, at, old.receiver, &m);
+                Ok(Some(Outcome::Done(format!("t{alias} {}", view.letter_no))))
+            }
+            Action::TransferOnPaper { member: m } => {
+                let Some(id) = member(m) else { return Ok(None) };
+                let letter = format!("纸质-{}", self.current);
+                node.tx(|c, ctx| {
+                    transfers::out_on_paper(c, ctx, &id, UNSERVED_PLACE, &letter, "迁往外省")
+                })?;
+                done("")
+            }
+            Action::PeerRemove { peer, force } => {
+                let peer_id = self.nodes[*peer].id.clone();
+                let detail = node.tx(|c, ctx| peering::remove(c, ctx, &peer_id, *force))?;
+                self.removed.insert((at, *peer));
+                self.kill_stream(at, *peer);
+                self.kill_stream(*peer, at);
+                Ok(Some(Outcome::Done(self.alias_ids(&detail))))
+            }
+            Action::PeerReAdd { peer } => {
+                if !self.removed.contains(&(at, *peer)) {
+                    return Ok(Some(Outcome::Skipped("still a peer".into())));
+                }
+                let other = &self.nodes[*peer];
+                let record = PeerRecord {
+                    node_id: other.id.clone(),
+                    display_name: other.id.to_string(),
+                    endpoint: "https://127.0.0.1:1".into(),
+                    state: PeerState::Active,
+                    serves: vec![other.place.to_owned()],
+                    added_at_ms: node.now_ms,
+                    ..peer_defaults()
+                };
+                node.tx(|c, ctx| peers::add(c, &record, ctx.now_ms))?;
+                self.removed.remove(&(at, *peer));
                 done("")
             }
             Action::Tick => {
@@ -1195,7 +1372,7 @@ impl World {
     /// valid), if so. Checked when the step runs, since a shrunk schedule
     /// may name other members and agreements than the generator saw.
     fn not_a_forgery(&self, from: usize, forgery: &Forgery) -> Option<&'static str> {
-        let owner = |m: &MemberRef| self.member_at(*m).map(|i| self.members[i].owner);
+        let owner = |m: &MemberRef| self.member_at(*m).and_then(|i| self.members[i].owner);
         match forgery {
             Forgery::OwnersHomeSection { member } | Forgery::Unshare { member } => {
                 (owner(member) == Some(from)).then_some("the forger owns the member")
@@ -1249,6 +1426,21 @@ impl World {
                 | EventKind::CopiesDropped,
             ) => pb::AgreementState::decode(e.payload.as_slice())
                 .map(|v| format!(" {} v{}", v.state, v.version))
+                .unwrap_or_default(),
+            Ok(EventKind::Moved) => pb::Moved::decode(e.payload.as_slice())
+                .map(|m| format!(" to {} g{} by {}", m.new_owner, m.generation, m.transfer_id))
+                .unwrap_or_default(),
+            Ok(EventKind::TransferRelease) => pb::TransferRelease::decode(e.payload.as_slice())
+                .map(|r| {
+                    format!(
+                        " of {} g{}",
+                        r.record.map(|r| r.member_id).unwrap_or_default(),
+                        r.generation
+                    )
+                })
+                .unwrap_or_default(),
+            Ok(EventKind::TransferAbort) => pb::TransferAbort::decode(e.payload.as_slice())
+                .map(|a| format!(" ({})", a.why))
                 .unwrap_or_default(),
             _ => String::new(),
         };
@@ -1433,8 +1625,47 @@ impl World {
         invariants::host_records_converged(&dbs)?;
         if ended {
             invariants::no_copies_left(&dbs)?;
+            self.transfers_final()?;
         }
         Ok(())
+    }
+
+    /// Every member that was ever offered: one owner holding what was
+    /// released, tombstones elsewhere, every transfer final on both sides
+    /// and no offered record left at a receiver (`ownership::converged`,
+    /// the check the end-to-end tests use), or, moved on paper, no owner
+    /// at all.
+    fn transfers_final(&self) -> Result<(), Failure> {
+        let files: Vec<crate::ownership::NodeDb> = self
+            .nodes
+            .iter()
+            .map(|n| crate::ownership::NodeDb::new(n.id.as_str(), &n.path))
+            .collect();
+        let offered: BTreeSet<usize> = self.transfers.iter().map(|t| t.member).collect();
+        for m in offered {
+            let member = &self.members[m];
+            if member.owner.is_none() && self.on_paper(&member.id) {
+                continue;
+            }
+            crate::ownership::converged(&files, &member.id).map_err(|detail| Failure {
+                check: "transfers-final".into(),
+                detail: self.alias_ids(&detail),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the member's last holder moved it to a place on paper.
+    fn on_paper(&self, member_id: &str) -> bool {
+        self.nodes.iter().any(|n| {
+            n.reader()
+                .query_row(
+                    "SELECT 1 FROM members WHERE member_id = ?1 AND moved_to_place <> '' AND owner = moved_to_place",
+                    [member_id],
+                    |_| Ok(()),
+                )
+                .is_ok()
+        })
     }
 
     /// Counts what the run reached into `stats.coverage`: `phase` "mid"
@@ -1483,10 +1714,31 @@ impl World {
         put("members_shared", shared);
         put("copies_held", copies);
         put("host_records_at_owners", host_records);
+        put(
+            "transfers_offered",
+            count("SELECT COUNT(*) FROM transfers WHERE sender = ?1 AND direction = 'outgoing'"),
+        );
+        put(
+            "transfers_completed",
+            count("SELECT COUNT(*) FROM transfers WHERE sender = ?1 AND state = 'completed' AND receiver NOT LIKE 'place:%'"),
+        );
+        put(
+            "transfers_rejected",
+            count("SELECT COUNT(*) FROM transfers WHERE sender = ?1 AND state = 'rejected'"),
+        );
+        put(
+            "transfers_cancelled_or_expired",
+            count("SELECT COUNT(*) FROM transfers WHERE sender = ?1 AND state IN ('cancelled', 'expired')"),
+        );
+        put(
+            "members_moved_twice",
+            count("SELECT COUNT(*) FROM members WHERE owner = ?1 AND generation > 2"),
+        );
     }
 
     /// The end of the latest `effective_until` any node holds (published or
-    /// proposed), as a clock time, and never before the latest clock.
+    /// proposed) or of the latest letter's validity plus the receiver's
+    /// grace, as a clock time, and never before the latest clock.
     pub fn latest_end_ms(&self) -> i64 {
         let mut latest = self.nodes.iter().map(|n| n.now_ms).max().unwrap_or(0);
         for node in &self.nodes {
@@ -1508,7 +1760,18 @@ impl World {
                         .collect()
                 })
                 .unwrap_or_default();
-            for end in ends {
+            // Letters: the receiver's grace on an undecided offer ends last.
+            let expiries: Vec<String> = node
+                .reader()
+                .prepare("SELECT expires_on FROM transfers")
+                .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect())
+                .unwrap_or_default();
+            let grace = |d: String| {
+                chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d")
+                    .map(|d| (d + chrono::Duration::days(RECEIVER_GRACE_DAYS)).to_string())
+                    .unwrap_or(d)
+            };
+            for end in ends.into_iter().chain(expiries.into_iter().map(grace)) {
                 if let Ok(d) = chrono::NaiveDate::parse_from_str(&end, "%Y-%m-%d") {
                     let ms = d
                         .and_hms_opt(0, 0, 0)
@@ -1540,6 +1803,13 @@ impl Resolve for World {
         match self.agreement_at(agreement) {
             Some(i) => format!("a{i}"),
             None => "a?".into(),
+        }
+    }
+
+    fn transfer(&self, transfer: TransferRef) -> String {
+        match self.transfer_at(transfer) {
+            Some(i) => format!("t{i}"),
+            None => "t?".into(),
         }
     }
 }
