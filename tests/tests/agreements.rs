@@ -1,7 +1,7 @@
 //! Issue 5: co-management agreements between real nodes gate what is shared.
 
 use liaison_proto::v1 as pb;
-use liaison_tests::{timed, Federation, NodeConfig, TestNode, DEFAULT_WAIT};
+use liaison_tests::{ownership, timed, Federation, NodeConfig, TestNode, DEFAULT_WAIT};
 use prost::Message;
 
 /// A node whose clock the test may move (`[testing] allow_clock_override`).
@@ -317,6 +317,8 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
             .is_some_and(|m| m.phone.is_empty()),
         "nothing flows after the end"
     );
+    liaison_tests::check_invariants(&ownership::dbs(&[&pingliang, &lanzhou, &xian]))
+        .unwrap_or_else(|v| panic!("after the end: {v}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

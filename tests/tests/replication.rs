@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use liaison_proto::v1 as pb;
 use liaison_tests::proxy::Proxy;
-use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
+use liaison_tests::{ownership, timed, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
 
 /// Waits for catch-up of large backlogs, on a slow debug build.
@@ -278,6 +278,8 @@ async fn host_records_appear_at_the_owner() {
             .any(|(_, a)| a["kind"] == "theme_day" && a["author"] == "lanzhou"),
         "{activities:?}"
     );
+    liaison_tests::check_invariants(&ownership::dbs(&[&pingliang, &lanzhou]))
+        .unwrap_or_else(|v| panic!("host records at the owner: {v}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -382,6 +382,7 @@ impl Owners {
             )
             .await;
         self.check("converged");
+        liaison_tests::check_invariants(&self.dbs).unwrap_or_else(|v| panic!("converged: {v}"));
         converged
     }
 }
