@@ -10,6 +10,7 @@ pub mod apply;
 pub mod import;
 pub mod log;
 pub mod members;
+pub mod reconcile;
 pub mod transfers;
 pub mod validate;
 
@@ -21,6 +22,9 @@ mod agreement_tests;
 
 #[cfg(test)]
 mod transfer_tests;
+
+#[cfg(test)]
+mod reconcile_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use rand::RngCore;
