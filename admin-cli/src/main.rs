@@ -87,6 +87,10 @@ enum Command {
     /// The append-only, hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// A consistent online copy of the node's database (audited).
+    Backup(cmd::reconcile::BackupArgs),
+    /// After a restore: reconciliation with every peer (`status`, `--without-peer P`).
+    Reconcile(cmd::reconcile::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -140,6 +144,8 @@ async fn remote(
         Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,
+        Command::Backup(args) => cmd::reconcile::backup(admin, format, args).await,
+        Command::Reconcile(args) => cmd::reconcile::run(admin, format, args).await,
         Command::Ca(_) | Command::Init(_) | Command::Demo(_) => unreachable!("handled locally"),
     }
 }

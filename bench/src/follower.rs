@@ -338,7 +338,19 @@ impl Federation for FollowerServer {
             protocol_version: liaison_proto::PROTOCOL_VERSION,
             log_id: self.shared.log_id.clone(),
             software_version: "liaison-bench".to_owned(),
+            log_ids_held_from_you: Vec::new(),
         }))
+    }
+
+    type HoldingsStream = ReceiverStream<Result<pb::HoldingsBatch, Status>>;
+
+    async fn holdings(
+        &self,
+        _request: Request<pb::HoldingsRequest>,
+    ) -> Result<Response<Self::HoldingsStream>, Status> {
+        Err(Status::unimplemented(
+            "the benchmark holds nothing of its callers",
+        ))
     }
 
     type PullStream = ReceiverStream<Result<pb::PullBatch, Status>>;

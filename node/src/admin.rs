@@ -176,6 +176,7 @@ impl AdminService {
             .node
             .db(move |conn| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                crate::core::reconcile::refuse_owner_action(&tx, action)?;
                 let (value, detail) = f(&tx, now_ms)?;
                 audit::append(
                     &tx,
@@ -339,6 +340,90 @@ impl Admin for AdminService {
             log_id: node.store.log_id().map_err(status_of)?,
             federation: node.tls.federation.clone(),
         }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Result<Response<pb::BackupResponse>, Status> {
+        let actor = operator(&request);
+        let out = std::path::PathBuf::from(request.into_inner().out);
+        if !out.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "{}: give an absolute path (liaisonctl resolves a relative one)",
+                out.display()
+            )));
+        }
+        let target = out.display().to_string();
+        let log_id = self.node.store.log_id().map_err(status_of)?;
+        // VACUUM INTO cannot run inside a transaction: not through `act`.
+        let now_ms = self.node.now_ms();
+        let result = self
+            .node
+            .db(move |conn| crate::store::backup(conn, &out, now_ms))
+            .await;
+        let (outcome, detail) = match &result {
+            Ok(bytes) => (Outcome::Ok, format!("{bytes} bytes, log id {log_id}")),
+            Err(error) => (Outcome::Refused, error.to_string()),
+        };
+        self.node
+            .audit(actor, "backup", target.clone(), outcome, detail)
+            .await;
+        let bytes = result.map_err(status_of)?;
+        Ok(Response::new(pb::BackupResponse {
+            path: target,
+            taken_at_ms: now_ms,
+            bytes,
+            log_id,
+        }))
+    }
+
+    async fn reconcile_status(
+        &self,
+        _request: Request<pb::ReconcileStatusRequest>,
+    ) -> Result<Response<pb::ReconcileStatus>, Status> {
+        let status = self
+            .read(|conn, _ctx| crate::core::reconcile::status(conn))
+            .await?;
+        Ok(Response::new(status))
+    }
+
+    async fn reconcile_without_peer(
+        &self,
+        request: Request<pb::PeerRef>,
+    ) -> Result<Response<pb::ReconcileStatus>, Status> {
+        let actor = operator(&request);
+        let peer = parse_node_id(&request.into_inner().node_id)?;
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        let (actor2, peer2) = (actor.clone(), peer.clone());
+        let result = self
+            .node
+            .db(move |conn| {
+                let ctx = Ctx::new(&me, now_ms);
+                crate::core::reconcile::skip_peer(conn, &ctx, &peer2, &actor2)?;
+                crate::core::reconcile::status(conn)
+            })
+            .await;
+        match result {
+            Ok(status) => {
+                self.node.events_appended();
+                Ok(Response::new(status))
+            }
+            Err(error) => {
+                let status = status_of(error);
+                self.node
+                    .audit(
+                        actor,
+                        "reconcile.without_peer",
+                        peer.to_string(),
+                        Outcome::Refused,
+                        status.message().to_owned(),
+                    )
+                    .await;
+                Err(status)
+            }
+        }
     }
 
     async fn peer_add(

@@ -170,6 +170,27 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         path: db_path.clone(),
         source,
     })?;
+    // A backup copied into place: a new log id, and reconcile before acting
+    // as an owner (DESIGN §7).
+    let restored = store
+        .with(|conn| {
+            crate::core::reconcile::begin_restore_if_marked(
+                conn,
+                &crate::core::Ctx::new(&config.node_id, clock.now_ms()),
+            )
+        })
+        .map_err(|source| StartError::Database {
+            path: db_path.clone(),
+            source,
+        })?;
+    if let Some(start) = restored {
+        tracing::warn!(
+            log_id = %start.log_id,
+            previous = %start.previous_log_id,
+            lost = %crate::core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            "started on a restored backup: reconciling with every peer before acting as an owner (`liaisonctl reconcile status`)"
+        );
+    }
     let admin_socket = config.admin_socket.clone();
 
     let node = Arc::new(Node {
@@ -251,8 +272,12 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-            let mut changed = crate::core::agreements::tick(&tx, &ctx)?;
-            changed += crate::core::transfers::tick(&tx, &ctx)?;
+            // A reconciling node makes no owner decisions yet (DESIGN §7).
+            let mut changed = 0;
+            if !crate::core::reconcile::is_reconciling(&tx)? {
+                changed += crate::core::agreements::tick(&tx, &ctx)?;
+                changed += crate::core::transfers::tick(&tx, &ctx)?;
+            }
             if sweep_contacts {
                 changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
             }

@@ -15,6 +15,7 @@ pub mod org;
 pub mod outflow;
 pub mod peer;
 pub mod quarantine;
+pub mod reconcile;
 pub mod report;
 pub mod status;
 pub mod transfer;

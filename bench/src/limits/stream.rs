@@ -46,6 +46,17 @@ impl Federation for RawFederation {
         Err(Status::unimplemented("the streaming limit only pulls"))
     }
 
+    type HoldingsStream = ReceiverStream<Result<pb::HoldingsBatch, Status>>;
+
+    async fn holdings(
+        &self,
+        _request: Request<pb::HoldingsRequest>,
+    ) -> Result<Response<Self::HoldingsStream>, Status> {
+        Err(Status::unimplemented(
+            "the benchmark holds nothing of its callers",
+        ))
+    }
+
     type PullStream = ReceiverStream<Result<pb::PullBatch, Status>>;
 
     async fn pull(

@@ -85,7 +85,18 @@ pub fn apply_batch(
             report.skipped += 1;
             continue;
         }
-        match apply_event(&tx, ctx, origin, event, faults) {
+        // The end of a restored origin's re-emission, and under which of
+        // its log ids each home-section copy arrived, need the log id
+        // (DESIGN §7).
+        let applied = if event.kind == EventKind::EpochComplete as i32 {
+            super::reconcile::apply_epoch_complete(&tx, origin, log_id, event).map(|_| ())
+        } else {
+            apply_event(&tx, ctx, origin, event, faults)
+        };
+        if applied.is_ok() && event.kind == EventKind::HomeSection as i32 {
+            super::reconcile::note_copy_epoch(&tx, origin, &event.entity, log_id)?;
+        }
+        match applied {
             Ok(()) => report.applied += 1,
             Err(Rejection::Invalid(reason)) => {
                 quarantine(&tx, ctx, origin, log_id, event, &reason)?;
@@ -307,6 +318,10 @@ pub fn apply_event(
         | EventKind::TransferAbort
         | EventKind::TransferReceipt
         | EventKind::Moved => super::transfers::apply(conn, ctx, origin, event, kind),
+        // Applied by `apply_batch`, which knows the log id it arrived under.
+        EventKind::EpochComplete => Err(Rejection::Invalid(
+            "epoch_complete can only be applied with the batch it arrived in".into(),
+        )),
         EventKind::Unspecified => Err(Rejection::Invalid("event kind unspecified".into())),
     }
 }

@@ -11,6 +11,7 @@ pub mod import;
 pub mod log;
 pub mod members;
 pub mod peering;
+pub mod reconcile;
 pub mod transfers;
 pub mod validate;
 
@@ -22,6 +23,9 @@ mod agreement_tests;
 
 #[cfg(test)]
 mod transfer_tests;
+
+#[cfg(test)]
+mod reconcile_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use rand::RngCore;

@@ -1411,3 +1411,183 @@ pub fn open_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, StoreE
         .query_map([peer.as_str()], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?)
 }
+
+// ------------------------------------------------------------- restore (DESIGN §7)
+
+/// What reconciliation did with one transfer a peer reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// Nothing to change here.
+    Kept,
+    /// Recorded here as the peer holds it (a final state, or an open offer).
+    Recorded,
+    /// The newest transfer of the member, accepted at the peer: released now.
+    Released,
+    /// Completed at the peer: the member is a tombstone here now. `edited`
+    /// says the member was edited here after the restore (a conflict for
+    /// the operator: the peer's record wins).
+    Completed { edited: bool },
+    /// An older transfer still open at the peer: aborted.
+    Aborted,
+}
+
+/// The sequence part of a letter number (`<NODE>-<YEAR>-<NNNNNN>`).
+pub fn letter_seq(letter_no: &str) -> u64 {
+    letter_no
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reconciliation after a restore: adopts one outgoing transfer that the
+/// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
+/// `newest` says it has the highest letter number among the transfers of
+/// its member that peers reported; `restored_at_ms` dates the restore.
+pub fn adopt_reported(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    newest: bool,
+    restored_at_ms: i64,
+) -> Result<Adopted, StoreError> {
+    // Letter numbers jump past every one the peers hold.
+    let seq = letter_seq(&held.letter_no);
+    let current: u64 = crate::store::get_meta(conn, "letter_seq")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if seq > current {
+        crate::store::set_meta(conn, "letter_seq", &seq.to_string())?;
+    }
+    let mut t = load(conn, &held.transfer_id)?.unwrap_or(Row {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        direction: "outgoing".into(),
+        sender: ctx.me.to_string(),
+        receiver: held.receiver.clone(),
+        member_id: held.member_id.clone(),
+        member_name: held.member_name.clone(),
+        state: "offered".into(),
+        issued_on: held.issued_on.clone(),
+        expires_on: held.expires_on.clone(),
+        valid_days: held.valid_days,
+        reason: held.reason.clone(),
+        branch: held.branch.clone(),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    });
+    if t.direction != "outgoing" || t.receiver != held.receiver {
+        return Err(StoreError::Invalid(format!(
+            "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
+            held.receiver, held.transfer_id
+        )));
+    }
+    let finished_here = matches!(t.state.as_str(), "released" | "completed");
+    if !held.expires_on.is_empty() {
+        t.expires_on = held.expires_on.clone();
+    }
+    match held.state.as_str() {
+        "completed" => {
+            if t.state == "completed" {
+                return Ok(Adopted::Kept);
+            }
+            let home = members::load_home(conn, &t.member_id)?;
+            let edited = home
+                .as_ref()
+                .is_some_and(|m| m.owner == ctx.me.as_str() && m.updated_at_ms > restored_at_ms);
+            let owned_here = home.as_ref().is_some_and(|m| m.owner == ctx.me.as_str());
+            let generation = home.as_ref().map_or(0, |m| m.generation + 1);
+            if newest && owned_here {
+                // The receiver owns the member: here it is a tombstone, and
+                // other hosts learn it moved.
+                let generation = generation.max(held.generation);
+                let holders: Vec<String> = conn
+                    .prepare("SELECT peer FROM shares WHERE member_id = ?1 AND peer <> ?2")?
+                    .query_map(params![t.member_id, t.receiver], |r| r.get(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                for holder in holders {
+                    let moved = pb::Moved {
+                        member_id: t.member_id.clone(),
+                        generation,
+                        new_owner: t.receiver.clone(),
+                        transfer_id: t.transfer_id.clone(),
+                    };
+                    let holder = node(&holder)?;
+                    log::drop_queued_home_sections(conn, &holder, &t.member_id)?;
+                    log::append(
+                        conn,
+                        &holder,
+                        EventKind::Moved,
+                        &t.member_id,
+                        &moved.encode_to_vec(),
+                        ctx.now_ms,
+                    )?;
+                }
+                log::drop_queued_home_sections(conn, &node(&t.receiver)?, &t.member_id)?;
+                conn.execute("DELETE FROM shares WHERE member_id = ?1", [&t.member_id])?;
+                tombstone(
+                    conn,
+                    &t.member_id,
+                    generation,
+                    &t.receiver,
+                    "",
+                    &t.transfer_id,
+                    &t.letter_no,
+                    &ctx.today().to_string(),
+                )?;
+            }
+            t.state = "completed".into();
+            t.offer = None;
+            t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
+            t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
+            save(conn, &t, ctx.now_ms)?;
+            Ok(Adopted::Completed { edited })
+        }
+        "accepted" if newest => {
+            if finished_here {
+                return Ok(Adopted::Kept);
+            }
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+            if !owned_here {
+                return Err(StoreError::Conflict(format!(
+                    "{} accepted transfer {} of member {}, which this node does not own: it cannot be released",
+                    t.receiver, t.transfer_id, t.member_id
+                )));
+            }
+            t.state = "accepted".into();
+            t.branch = held.branch.clone();
+            save(conn, &t, ctx.now_ms)?;
+            release(conn, ctx, &mut t)?;
+            Ok(Adopted::Released)
+        }
+        "pending" | "accepted" if !newest => {
+            if finished_here || t.state != "offered" && load(conn, &t.transfer_id)?.is_some() {
+                return Ok(Adopted::Kept);
+            }
+            abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+            Ok(Adopted::Aborted)
+        }
+        "pending" => {
+            // The newest, still open at the receiver: the offer stands and
+            // freezes the member here.
+            if load(conn, &t.transfer_id)?.is_some() {
+                return Ok(Adopted::Kept);
+            }
+            save(conn, &t, ctx.now_ms)?;
+            Ok(Adopted::Recorded)
+        }
+        "rejected" | "aborted" => {
+            if finished_here || matches!(t.state.as_str(), "rejected" | "cancelled" | "expired") {
+                return Ok(Adopted::Kept);
+            }
+            if held.state == "rejected" {
+                abort(conn, ctx, &mut t, "rejected", "rejected")?;
+            } else {
+                abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+            }
+            Ok(Adopted::Recorded)
+        }
+        _ => Ok(Adopted::Kept),
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use liaison_proto::v1::federation_client::FederationClient;
-use liaison_proto::v1::{HelloRequest, PullBatch, PullRequest};
+use liaison_proto::v1::{HelloRequest, HoldingsRequest, PullBatch, PullRequest};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use rand::Rng;
 use rustls_pki_types::ServerName;
@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::links::{ClientHandle, RemoteInfo};
 use crate::core::apply::{apply_batch, ApplyReport};
-use crate::core::{log, Ctx};
+use crate::core::{log, reconcile, Ctx};
 use crate::identity::{self, NodeId};
 use crate::node::Node;
 use crate::store::audit::{Actor, Outcome};
@@ -306,6 +306,12 @@ async fn session(
         .db(move |conn| peers::touch_contact(conn, &contact_id, now_ms))
         .await;
 
+    // DESIGN §7: a restored node adopts what the peer holds from it before
+    // it applies the peer's log.
+    reconcile_with(node, peer, &mut client, hello.log_ids_held_from_you.clone())
+        .await
+        .map_err(fail(true))?;
+
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
     let since = node
@@ -369,4 +375,97 @@ async fn session(
             }
         }
     }
+}
+
+/// Upper bound on the batches of one peer's holdings answer (each bounded
+/// by the message size): a peer that sends more is not believed.
+const HOLDINGS_BATCHES_MAX: usize = 100_000;
+
+/// Detects a new database under a known node id from what the peer said
+/// at `Hello`, and, while this node reconciles and has not adopted this
+/// peer yet, asks for its holdings and adopts them (DESIGN §7).
+async fn reconcile_with(
+    node: &Arc<Node>,
+    peer: &PeerRecord,
+    client: &mut FederationClient<Channel>,
+    log_ids_held: Vec<String>,
+) -> Result<(), String> {
+    let me = node.node_id.clone();
+    let now_ms = node.now_ms();
+    let peer_id = peer.node_id.clone();
+    let (started, needs) = node
+        .db(move |conn| {
+            let ctx = Ctx::new(&me, now_ms);
+            let started = reconcile::note_log_ids_held(conn, &ctx, &peer_id, &log_ids_held)?;
+            Ok((started, reconcile::needs_holdings(conn, &peer_id)?))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(start) = started {
+        tracing::warn!(
+            peer = %peer.node_id,
+            log_id = %start.log_id,
+            previous = %start.previous_log_id,
+            lost = %reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            "a peer knows this node id under a log this database never had: reconciling"
+        );
+        node.links.end_all_follows();
+    }
+    if !needs {
+        return Ok(());
+    }
+    let log_id = node.store.log_id().map_err(|e| e.to_string())?;
+    let mut stream = client
+        .holdings(HoldingsRequest { log_id })
+        .await
+        .map_err(|s| format!("Holdings refused by {}: {}", peer.node_id, status_text(&s)))?
+        .into_inner();
+    let mut batches = Vec::new();
+    loop {
+        let message = tokio::time::timeout(CONNECT_TIMEOUT * 3, stream.message())
+            .await
+            .map_err(|_| {
+                format!(
+                    "no holdings from {} for {:?}",
+                    peer.node_id,
+                    CONNECT_TIMEOUT * 3
+                )
+            })?
+            .map_err(|s| format!("holdings from {} ended: {}", peer.node_id, status_text(&s)))?;
+        let Some(batch) = message else {
+            return Err(format!(
+                "holdings from {} ended before the last batch",
+                peer.node_id
+            ));
+        };
+        let last = batch.last;
+        batches.push(batch);
+        if last {
+            break;
+        }
+        if batches.len() >= HOLDINGS_BATCHES_MAX {
+            return Err(format!(
+                "holdings from {} exceed {HOLDINGS_BATCHES_MAX} batches",
+                peer.node_id
+            ));
+        }
+    }
+    let me = node.node_id.clone();
+    let now_ms = node.now_ms();
+    let notary = node.notary.clone();
+    let peer_id = peer.node_id.clone();
+    let report = node
+        .db(move |conn| {
+            reconcile::adopt(
+                conn,
+                &Ctx::new(&me, now_ms).with_notary(notary.as_ref()),
+                &peer_id,
+                &batches,
+            )
+        })
+        .await
+        .map_err(|e| format!("cannot adopt the holdings of {}: {e}", peer.node_id))?;
+    node.events_appended();
+    tracing::info!(peer = %peer.node_id, summary = %report.summary(), finished = report.finished, "adopted peer's holdings");
+    Ok(())
 }

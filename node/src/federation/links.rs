@@ -154,6 +154,16 @@ impl Links {
         (id, token)
     }
 
+    /// Ends every peer's follow stream (our log id changed: each peer pulls
+    /// again under the new one).
+    pub fn end_all_follows(&self) {
+        for link in self.lock().values() {
+            if let Some((_, follow)) = &link.follow {
+                follow.cancel();
+            }
+        }
+    }
+
     pub fn end_follow(&self, peer: &NodeId, id: u64) {
         let mut links = self.lock();
         if let Some(link) = links.get_mut(peer) {

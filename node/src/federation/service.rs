@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use liaison_proto::v1::federation_server::Federation;
-use liaison_proto::v1::{HelloRequest, HelloResponse, PullBatch, PullRequest};
+use liaison_proto::v1::{
+    HelloRequest, HelloResponse, HoldingsBatch, HoldingsRequest, PullBatch, PullRequest,
+};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{ConnInfo, RefusalLimiter};
-use crate::core::log;
+use crate::core::{log, reconcile, Ctx};
 use crate::node::Node;
 use crate::store::audit::{Actor, Outcome};
 use crate::store::peers::{self, PeerRecord, PeerState};
@@ -141,12 +143,26 @@ impl Federation for FederationService {
             .store
             .log_id()
             .map_err(|e| Status::internal(e.to_string()))?;
+        let caller = info.node_id.clone();
+        let log_ids_held_from_you = self
+            .node
+            .db(move |conn| {
+                let mut stmt =
+                    conn.prepare("SELECT log_id FROM cursors WHERE peer = ?1 AND seq > 0")?;
+                let ids = stmt
+                    .query_map([caller.as_str()], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(ids)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HelloResponse {
             node_id: self.node.node_id.to_string(),
             display_name: self.node.config.display_name.clone(),
             protocol_version: PROTOCOL_VERSION,
             log_id,
             software_version: crate::SOFTWARE_VERSION.to_owned(),
+            log_ids_held_from_you,
         }))
     }
 
@@ -157,6 +173,20 @@ impl Federation for FederationService {
         request: Request<PullRequest>,
     ) -> Result<Response<Self::PullStream>, Status> {
         let (info, _peer) = self.authorize(&request, "Pull", "").await?;
+        // A restored node serves a peer its log only once it adopted that
+        // peer's holdings (DESIGN §7).
+        let asking = info.node_id.clone();
+        let may_serve = self
+            .node
+            .db(move |conn| reconcile::may_serve(conn, &asking))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        if !may_serve {
+            return Err(Status::unavailable(format!(
+                "{} was restored and is reconciling: it serves its log to {} once it has adopted what {} holds from it",
+                self.node.node_id, info.node_id, info.node_id
+            )));
+        }
         let pull = request.into_inner();
         let node = self.node.clone();
         let peer_id = info.node_id.clone();
@@ -255,6 +285,46 @@ impl Federation for FederationService {
                 }
             }
             node.links.end_follow(&peer_id, follow_id);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type HoldingsStream = ReceiverStream<Result<HoldingsBatch, Status>>;
+
+    async fn holdings(
+        &self,
+        request: Request<HoldingsRequest>,
+    ) -> Result<Response<Self::HoldingsStream>, Status> {
+        let (info, _peer) = self.authorize(&request, "Holdings", "").await?;
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        let requester = info.node_id.clone();
+        let batches = self
+            .node
+            .db(move |conn| reconcile::holdings_for(conn, &Ctx::new(&me, now_ms), &requester))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        tracing::info!(peer = %info.node_id, batches = batches.len(), "holdings asked");
+        self.node
+            .audit(
+                Actor::Peer(info.node_id.to_string()),
+                "federation.holdings",
+                info.node_id.to_string(),
+                Outcome::Ok,
+                format!(
+                    "{} batches of what this node holds from {}",
+                    batches.len(),
+                    info.node_id
+                ),
+            )
+            .await;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for batch in batches {
+                if tx.send(Ok(batch)).await.is_err() {
+                    break;
+                }
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -39,6 +39,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0003_agreements.sql")),
         M::up(include_str!("schema/0004_transfers.sql")),
         M::up(include_str!("schema/0005_outflow_member_index.sql")),
+        M::up(include_str!("schema/0006_restore.sql")),
     ])
 }
 
@@ -130,6 +131,51 @@ pub fn setup_connection(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
+}
+
+/// The `meta` key that marks a backup copy: its first open as a node's
+/// database begins a restore (DESIGN §7, `core::reconcile`).
+pub const BACKUP_MARK: &str = "backup_taken_at_ms";
+
+/// Writes a consistent copy of the database to `out` (which must not exist)
+/// with `VACUUM INTO`, online: writers wait for the copy, readers do not.
+/// The copy is written under a temporary name, marked as a backup taken at
+/// `now_ms`, synced, and renamed into place, so `out` is either complete or
+/// absent. Returns its size in bytes.
+pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, StoreError> {
+    if out.exists() {
+        return Err(StoreError::Conflict(format!(
+            "{} exists: choose another --out, or remove it first",
+            out.display()
+        )));
+    }
+    let Some(dir) = out.parent().filter(|d| d.is_dir()) else {
+        return Err(StoreError::Invalid(format!(
+            "{}: its directory does not exist on the node's machine",
+            out.display()
+        )));
+    };
+    let mut tmp_name = out.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".partial");
+    let tmp = dir.join(tmp_name);
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| -> Result<u64, StoreError> {
+        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])?;
+        let copy = Connection::open(&tmp)?;
+        set_meta(&copy, BACKUP_MARK, &now_ms.to_string())?;
+        copy.close().map_err(|(_, e)| e)?;
+        let file = std::fs::File::open(&tmp)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", tmp.display())))?;
+        file.sync_all()
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, out)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", out.display())))?;
+        Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {

@@ -1,0 +1,1003 @@
+//! Backup, restore and reconcile (DESIGN §7).
+//!
+//! A restored node (a backup copied into place, or a new database under a
+//! node id its peers already know) forgot what it did after the backup,
+//! while its peers remember. It takes a new log id (a new *epoch*) and,
+//! before it acts as an owner again, asks every peer what that peer holds
+//! from it and adopts it. Plain synchronous code over a SQLite connection
+//! and a [`Ctx`], like the rest of the core: the gRPC edge only moves the
+//! messages, and the simulator drives the same functions.
+//!
+//! # API and order of calls
+//!
+//! Restored side (node R):
+//! 1. [`begin_restore_if_marked`]`(&mut conn, &ctx) -> Option<ReconcileStart>`
+//!    on every open: a database written by `liaisonctl backup` carries the
+//!    `backup_taken_at_ms` mark in `meta`; its first open calls
+//!    [`begin_restore`]`(&mut conn, &ctx)`, which gives it a new log id, puts
+//!    every peer in `waiting` and the node in the reconciling state. A new
+//!    database under a known node id is found at `Hello`: the peer answers
+//!    the log ids of R it holds cursors for, and
+//!    [`note_log_ids_held`]`(&mut conn, &ctx, peer, &ids) -> Option<ReconcileStart>`
+//!    begins the restore when one of them is a log id R never had.
+//! 2. For each peer P with [`needs_holdings`]`(&conn, P)`: get P's answer
+//!    (P runs [`holdings_for`]), then
+//!    [`adopt`]`(&mut conn, &ctx, P, &batches) -> AdoptReport`, one
+//!    transaction: cursor-based clean-up of the old log, sequence numbers,
+//!    letter numbers and version counters jump past what P holds, records
+//!    R authored are adopted back, the transfer rule, the re-emission of the
+//!    home sections and `EpochComplete` for P. **Adopt a peer before
+//!    applying its log** (`apply_batch` of P's events): P's events after the
+//!    backup answer R's forgotten actions (an accept of a transfer R no
+//!    longer knows), and only adoption makes R know them again.
+//! 3. Serve P's `Pull` only once [`may_serve`]`(&conn, P)`: until P is
+//!    adopted, R's log still holds old-epoch events P already applied.
+//! 4. [`skip_peer`]`(&mut conn, &ctx, P, actor)` goes on without an
+//!    unreachable P (`reconcile --without-peer`); P is still adopted when it
+//!    comes back. [`finish`]`(&mut conn, &ctx)` ends reconciliation once no
+//!    peer is `waiting`; `adopt` and `skip_peer` call it themselves.
+//! 5. While [`is_reconciling`], owner actions are refused
+//!    ([`refuse_owner_action`]) and the calendar makes no owner decisions.
+//!
+//! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
+//! answers R's `Holdings` call; `apply_batch` records under which log id of
+//! R each home-section copy arrived and applies R's `EpochComplete`
+//! ([`apply_epoch_complete`]): the copies of R's members that arrived under
+//! an older log id and were not sent again are deleted. Only home-section
+//! copies are: every other record R authored was adopted back by R.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{log, members, transfers, Ctx};
+use crate::identity::NodeId;
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
+use crate::store::{get_meta, set_meta, StoreError};
+
+/// Records per `HoldingsBatch` (an agreement counts one per version), so a
+/// batch stays far below the federation message limit.
+pub const HOLDINGS_BATCH_RECORDS: usize = 200;
+
+const STATE_KEY: &str = "reconcile_state";
+
+/// Why and since when a node reconciles, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileStart {
+    pub previous_log_id: String,
+    pub log_id: String,
+    /// When the backup was taken; 0 for a new database under a known id.
+    pub backup_at_ms: i64,
+    pub restored_at_ms: i64,
+}
+
+/// What adopting one peer's holdings did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdoptReport {
+    pub host_sections: u64,
+    pub contacts: u64,
+    pub activities: u64,
+    pub agreements: u64,
+    pub transfers_released: u64,
+    pub transfers_completed: u64,
+    pub transfers_aborted: u64,
+    /// Home sections sent to the peer again under the new log id.
+    pub re_sent: u64,
+    /// Copies the peer holds of members this node no longer has: dropped
+    /// by the peer at `EpochComplete`.
+    pub forgotten: u64,
+    /// Members the peer's completed transfer took that were edited here
+    /// after the restore (the peer's record wins).
+    pub conflicts: Vec<String>,
+    /// Old-epoch events the peer had applied, deleted from the log.
+    pub events_dropped: u64,
+    /// True when this adoption ended reconciliation.
+    pub finished: bool,
+}
+
+impl AdoptReport {
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "adopted {} host sections, {} contacts, {} activities, {} agreements; transfers: {} released, {} completed, {} aborted; {} home sections sent again, {} copies of forgotten members to be dropped",
+            self.host_sections,
+            self.contacts,
+            self.activities,
+            self.agreements,
+            self.transfers_released,
+            self.transfers_completed,
+            self.transfers_aborted,
+            self.re_sent,
+            self.forgotten
+        );
+        if !self.conflicts.is_empty() {
+            text.push_str(&format!(
+                "; conflict: members edited here after the restore now owned by the peer: {}",
+                self.conflicts.join(", ")
+            ));
+        }
+        text
+    }
+}
+
+pub fn is_reconciling(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(get_meta(conn, STATE_KEY)?.as_deref() == Some("reconciling"))
+}
+
+fn meta_ms(conn: &Connection, key: &str) -> Result<i64, StoreError> {
+    Ok(get_meta(conn, key)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0))
+}
+
+/// The operator actions refused while reconciling: every change to the
+/// registry, agreements and transfers. Reads, peers, quarantine, backup and
+/// reconcile itself stay allowed.
+fn is_owner_action(action: &str) -> bool {
+    [
+        "member.",
+        "outflow.",
+        "contact.",
+        "activity.",
+        "agreement.",
+        "transfer.",
+    ]
+    .iter()
+    .any(|prefix| action.starts_with(prefix))
+        && action != "member.export"
+}
+
+/// Refuses an owner action while the node reconciles, saying what to do.
+pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), StoreError> {
+    if !is_owner_action(action) || !is_reconciling(conn)? {
+        return Ok(());
+    }
+    let waiting: Vec<String> = conn
+        .prepare("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Err(StoreError::Conflict(format!(
+        "this node was restored and is reconciling with its peers (waiting for {}): it acts as an owner again once every peer answered; `liaisonctl reconcile status` shows progress, `liaisonctl reconcile --without-peer PEER` goes on without an unreachable one",
+        waiting.join(", ")
+    )))
+}
+
+/// A database written by `liaisonctl backup` (`store::backup`) carries
+/// this mark in `meta`.
+use crate::store::BACKUP_MARK;
+
+/// Marks a copy of a database as a backup taken at `taken_at_ms` (what
+/// `store::backup` does; for the simulator, which copies files itself).
+pub fn mark_backup(conn: &Connection, taken_at_ms: i64) -> Result<(), StoreError> {
+    set_meta(conn, BACKUP_MARK, &taken_at_ms.to_string())
+}
+
+/// On every open: begins the restore if this database is a backup copy
+/// opened for the first time.
+pub fn begin_restore_if_marked(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ReconcileStart>, StoreError> {
+    if get_meta(conn, BACKUP_MARK)?.is_none() {
+        return Ok(None);
+    }
+    begin_restore(conn, ctx).map(Some)
+}
+
+/// A peer said at `Hello` under which log ids of ours it holds cursors. One
+/// this database never had means we are a new database under a node id the
+/// peer already knows (DESIGN §2): begin the restore.
+pub fn note_log_ids_held(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    log_ids: &[String],
+) -> Result<Option<ReconcileStart>, StoreError> {
+    let current = get_meta(conn, "log_id")?.unwrap_or_default();
+    let previous = get_meta(conn, "previous_log_ids")?.unwrap_or_default();
+    let known = |id: &str| id == current || previous.split(',').any(|p| p == id);
+    let Some(unknown) = log_ids.iter().find(|id| !known(id)) else {
+        return Ok(None);
+    };
+    // A node restored once learns the rest of its old log ids when it
+    // adopts; a skipped peer that reports one later starts nothing.
+    if is_reconciling(conn)? || meta_ms(conn, "restored_at_ms")? > 0 {
+        return Ok(None);
+    }
+    tracing::warn!(%peer, log_id = %unknown, "peer holds a log of this node id that this database never had: reconciling");
+    begin_restore(conn, ctx).map(Some)
+}
+
+/// What opening a restored copy does: a new log id, every peer `waiting`,
+/// the node reconciling. Audited.
+pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileStart, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let previous_log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
+    let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
+    if !previous_log_id.is_empty() {
+        if !previous.is_empty() {
+            previous.push(',');
+        }
+        previous.push_str(&previous_log_id);
+    }
+    // On the injected clock, like every id the core makes.
+    let log_id = ctx.new_id();
+    let backup_at_ms = meta_ms(&tx, BACKUP_MARK)?;
+    let seq_floor: u64 = tx
+        .query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    set_meta(&tx, "previous_log_ids", &previous)?;
+    set_meta(&tx, "log_id", &log_id)?;
+    set_meta(&tx, STATE_KEY, "reconciling")?;
+    set_meta(&tx, "restored_at_ms", &ctx.now_ms.to_string())?;
+    set_meta(&tx, "restore_backup_at_ms", &backup_at_ms.to_string())?;
+    set_meta(&tx, "restore_previous_log_id", &previous_log_id)?;
+    set_meta(&tx, "restore_seq_floor", &seq_floor.to_string())?;
+    set_meta(&tx, "reconcile_finished_at_ms", "0")?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
+    tx.execute("DELETE FROM reconcile_peers", [])?;
+    tx.execute(
+        "INSERT INTO reconcile_peers (peer, state, updated_at_ms) SELECT node_id, 'waiting', ?1 FROM peers",
+        [ctx.now_ms],
+    )?;
+    let start = ReconcileStart {
+        previous_log_id,
+        log_id,
+        backup_at_ms,
+        restored_at_ms: ctx.now_ms,
+    };
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.begin",
+            target: &start.log_id,
+            outcome: Outcome::Ok,
+            detail: &format!(
+                "restored: log id {} replaces {}; {}",
+                start.log_id,
+                start.previous_log_id,
+                lost_period(backup_at_ms, ctx.now_ms)
+            ),
+        },
+    )?;
+    tx.commit()?;
+    finish(conn, ctx)?;
+    Ok(start)
+}
+
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&super::china_time())
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+/// The period of local writes that may be lost, in words.
+pub fn lost_period(backup_at_ms: i64, restored_at_ms: i64) -> String {
+    if backup_at_ms == 0 {
+        return format!(
+            "a new database under a known node id: every local write before {} that no peer holds is lost",
+            format_ms(restored_at_ms)
+        );
+    }
+    format!(
+        "local writes from the backup ({}) to the restore ({}) that no peer holds are lost",
+        format_ms(backup_at_ms),
+        format_ms(restored_at_ms)
+    )
+}
+
+fn peer_state(conn: &Connection, peer: &NodeId) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM reconcile_peers WHERE peer = ?1")?
+        .query_row([peer.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether this node must still ask `peer` for its holdings (waiting, or
+/// skipped by an operator and now back).
+pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
+    Ok(matches!(
+        peer_state(conn, peer)?.as_deref(),
+        Some("waiting" | "skipped")
+    ))
+}
+
+/// Whether `peer` may pull our log: not until its holdings are adopted,
+/// since until then the log still holds old-epoch events it applied.
+pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
+    needs_holdings(conn, peer).map(|needs| !needs)
+}
+
+// ------------------------------------------------------------- peer side
+
+fn push_batch(batches: &mut Vec<pb::HoldingsBatch>, count: &mut usize, weight: usize) {
+    if *count + weight > HOLDINGS_BATCH_RECORDS && *count > 0 {
+        batches.push(pb::HoldingsBatch::default());
+        *count = 0;
+    }
+    *count += weight;
+}
+
+/// What this node holds from `requester`, in bounded batches (at least
+/// one; the last is marked): the cursors of its logs, copies of its home
+/// sections, and every record it authored that this node holds in full.
+pub fn holdings_for(
+    conn: &Connection,
+    _ctx: &Ctx<'_>,
+    requester: &NodeId,
+) -> Result<Vec<pb::HoldingsBatch>, StoreError> {
+    let who = requester.as_str();
+    let mut batches = vec![pb::HoldingsBatch::default()];
+    let mut count = 0usize;
+    batches[0].cursors = conn
+        .prepare("SELECT log_id, seq FROM cursors WHERE peer = ?1 ORDER BY log_id")?
+        .query_map([who], |r| {
+            Ok(pb::LogCursor {
+                log_id: r.get(0)?,
+                seq: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let copy_ids: Vec<String> = conn
+        .prepare("SELECT member_id FROM home_copies WHERE owner = ?1 ORDER BY member_id")?
+        .query_map([who], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in copy_ids {
+        if let Some(copy) = members::load_copy(conn, &id)? {
+            push_batch(&mut batches, &mut count, 1);
+            batches
+                .last_mut()
+                .expect("one batch")
+                .home_copies
+                .push(copy.section);
+        }
+    }
+    let sections = conn
+        .prepare(
+            "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
+                    job, contact_person, contact_phone, last_seen_at_host, basis
+             FROM host_sections WHERE author = ?1 ORDER BY member_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::HostSection {
+                member_id: r.get(0)?,
+                author: r.get(1)?,
+                version: Some(pb::Version {
+                    generation: r.get(2)?,
+                    counter: r.get(3)?,
+                }),
+                host_branch: r.get(4)?,
+                reported_on: r.get(5)?,
+                address: r.get(6)?,
+                employer: r.get(7)?,
+                industry: r.get(8)?,
+                job: r.get(9)?,
+                contact_person: r.get(10)?,
+                contact_phone: r.get(11)?,
+                last_seen_at_host: r.get(12)?,
+                basis: r.get(13)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for section in sections {
+        push_batch(&mut batches, &mut count, 1);
+        batches
+            .last_mut()
+            .expect("one batch")
+            .host_sections
+            .push(section);
+    }
+    let contacts = conn
+        .prepare(
+            "SELECT contact_id, member_id, author, at, channel, by_whom, outcome, basis
+             FROM contacts WHERE author = ?1 ORDER BY contact_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::ContactEvent {
+                contact_id: r.get(0)?,
+                member_id: r.get(1)?,
+                author: r.get(2)?,
+                at: r.get(3)?,
+                channel: r.get(4)?,
+                by: r.get(5)?,
+                outcome: r.get(6)?,
+                basis: r.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for contact in contacts {
+        push_batch(&mut batches, &mut count, 1);
+        batches
+            .last_mut()
+            .expect("one batch")
+            .contacts
+            .push(contact);
+    }
+    let activities = conn
+        .prepare(
+            "SELECT activity_id, member_id, author, kind, date, branch, hours, note, basis
+             FROM activities WHERE author = ?1 ORDER BY activity_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::ActivityRecord {
+                activity_id: r.get(0)?,
+                member_id: r.get(1)?,
+                author: r.get(2)?,
+                kind: r.get(3)?,
+                date: r.get(4)?,
+                branch: r.get(5)?,
+                hours: r.get(6)?,
+                note: r.get(7)?,
+                basis: r.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for activity in activities {
+        push_batch(&mut batches, &mut count, 1);
+        batches
+            .last_mut()
+            .expect("one batch")
+            .activities
+            .push(activity);
+    }
+    for agreement in held_agreements(conn, who)? {
+        push_batch(&mut batches, &mut count, 1 + agreement.versions.len());
+        batches
+            .last_mut()
+            .expect("one batch")
+            .agreements
+            .push(agreement);
+    }
+    let transfers = conn
+        .prepare(
+            "SELECT t.transfer_id, t.letter_no, t.sender, t.receiver, t.member_id, t.member_name, t.state,
+                    t.issued_on, t.expires_on, t.valid_days, t.reason, t.branch,
+                    COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0)
+             FROM transfers t WHERE t.sender = ?1 OR t.receiver = ?1 ORDER BY t.transfer_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::HeldTransfer {
+                transfer_id: r.get(0)?,
+                letter_no: r.get(1)?,
+                sender: r.get(2)?,
+                receiver: r.get(3)?,
+                member_id: r.get(4)?,
+                member_name: r.get(5)?,
+                state: r.get(6)?,
+                issued_on: r.get(7)?,
+                expires_on: r.get(8)?,
+                valid_days: r.get(9)?,
+                reason: r.get(10)?,
+                branch: r.get(11)?,
+                generation: r.get(12)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for transfer in transfers {
+        push_batch(&mut batches, &mut count, 1);
+        batches
+            .last_mut()
+            .expect("one batch")
+            .transfers
+            .push(transfer);
+    }
+    batches.last_mut().expect("one batch").last = true;
+    Ok(batches)
+}
+
+fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, StoreError> {
+    let mut list: Vec<pb::HeldAgreement> = conn
+        .prepare(
+            "SELECT agreement_id, number, outflow_node, inflow_node, state, version, active_version, ended_reason, ended_by
+             FROM agreements WHERE outflow_node = ?1 OR inflow_node = ?1 ORDER BY agreement_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::HeldAgreement {
+                agreement_id: r.get(0)?,
+                number: r.get(1)?,
+                outflow_node: r.get(2)?,
+                inflow_node: r.get(3)?,
+                state: r.get(4)?,
+                version: r.get(5)?,
+                active_version: r.get(6)?,
+                ended_reason: r.get(7)?,
+                ended_by: r.get(8)?,
+                versions: Vec::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for agreement in &mut list {
+        let versions: Vec<(u64, Vec<u8>)> = conn
+            .prepare("SELECT version, terms FROM agreement_versions WHERE agreement_id = ?1 ORDER BY version")?
+            .query_map([&agreement.agreement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (version, terms) in versions {
+            let signatures = conn
+                .prepare(
+                    "SELECT signer, version, terms_hash, signature, certificate FROM agreement_signatures
+                     WHERE agreement_id = ?1 AND version = ?2 ORDER BY signer",
+                )?
+                .query_map(params![agreement.agreement_id, version], |r| {
+                    Ok(pb::AgreementSignature {
+                        signer: r.get(0)?,
+                        version: r.get(1)?,
+                        terms_hash: r.get(2)?,
+                        signature: r.get(3)?,
+                        certificate: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            agreement.versions.push(pb::AgreementVersion {
+                agreement_id: agreement.agreement_id.clone(),
+                version,
+                terms: pb::AgreementTerms::decode(terms.as_slice()).ok(),
+                signatures,
+            });
+        }
+    }
+    Ok(list)
+}
+
+/// Inside `apply_batch`, after a home section from `origin` applied: the
+/// log id it arrived under.
+pub fn note_copy_epoch(
+    conn: &Connection,
+    origin: &NodeId,
+    member_id: &str,
+    log_id: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO copy_epochs (origin, member_id, log_id) VALUES (?1, ?2, ?3)
+         ON CONFLICT (origin, member_id) DO UPDATE SET log_id = excluded.log_id",
+    )?
+    .execute(params![origin.as_str(), member_id, log_id])?;
+    Ok(())
+}
+
+/// Inside `apply_batch`: `origin` finished re-emitting under `log_id`.
+/// Deletes the copies of `origin`'s home sections that arrived under an
+/// older log id and were not sent again. Returns how many.
+pub fn apply_epoch_complete(
+    conn: &Connection,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+) -> Result<usize, super::apply::Rejection> {
+    use super::apply::Rejection;
+    let complete = pb::EpochComplete::decode(event.payload.as_slice())
+        .map_err(|e| Rejection::Invalid(format!("malformed epoch_complete payload: {e}")))?;
+    if complete.log_id != log_id {
+        return Err(Rejection::Invalid(format!(
+            "epoch_complete names log id {} but arrived under log id {log_id}",
+            complete.log_id
+        )));
+    }
+    let stale: Vec<String> = conn
+        .prepare(
+            "SELECT member_id FROM home_copies WHERE owner = ?1 AND member_id NOT IN
+                 (SELECT member_id FROM copy_epochs WHERE origin = ?1 AND log_id = ?2)",
+        )?
+        .query_map(params![origin.as_str(), log_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for member_id in &stale {
+        members::delete_copy(conn, member_id)?;
+    }
+    conn.execute(
+        "DELETE FROM copy_epochs WHERE origin = ?1 AND log_id <> ?2",
+        params![origin.as_str(), log_id],
+    )?;
+    tracing::info!(peer = %origin, log_id, dropped = stale.len(), re_sent = complete.re_sent, "peer's epoch complete");
+    Ok(stale.len())
+}
+
+// ------------------------------------------------------------- restored side
+
+/// Adopts what `peer` holds from this node (DESIGN §7), in one transaction,
+/// and ends the re-emission to it with `EpochComplete`. `batches` is the
+/// whole answer, the last batch marked.
+pub fn adopt(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    batches: &[pb::HoldingsBatch],
+) -> Result<AdoptReport, StoreError> {
+    if !batches.last().is_some_and(|b| b.last) {
+        return Err(StoreError::Invalid(format!(
+            "the holdings of {peer} are incomplete (no last batch): ask again"
+        )));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !needs_holdings(&tx, peer)? {
+        return Err(StoreError::Conflict(format!(
+            "{peer} is not waiting to be reconciled: `reconcile status` shows the peers"
+        )));
+    }
+    let me = ctx.me.as_str();
+    let restored_at_ms = meta_ms(&tx, "restored_at_ms")?;
+    let mut report = AdoptReport::default();
+
+    // 1. The old log: events the peer applied (under any of our log ids;
+    //    sequence numbers rise across epochs) go; the sequence jumps past.
+    let cursor_max = batches
+        .iter()
+        .flat_map(|b| &b.cursors)
+        .map(|c| c.seq)
+        .max()
+        .unwrap_or(0);
+    let seq_floor: u64 = get_meta(&tx, "restore_seq_floor")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    report.events_dropped = tx.execute(
+        "DELETE FROM events WHERE audience = ?1 AND seq <= ?2",
+        params![peer.as_str(), cursor_max.min(seq_floor)],
+    )? as u64;
+    jump_sequence(&tx, cursor_max)?;
+    let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
+    for cursor in batches.iter().flat_map(|b| &b.cursors) {
+        if !previous.split(',').any(|p| p == cursor.log_id) {
+            if !previous.is_empty() {
+                previous.push(',');
+            }
+            previous.push_str(&cursor.log_id);
+        }
+    }
+    set_meta(&tx, "previous_log_ids", &previous)?;
+
+    // 2. Agreements first: they decide what is shared.
+    for held in batches.iter().flat_map(|b| &b.agreements) {
+        if held.outflow_node != me && held.inflow_node != me {
+            continue;
+        }
+        if adopt_agreement(&tx, ctx, held)? {
+            report.agreements += 1;
+        }
+    }
+
+    // 3. Records this node authored, held in full by the peer.
+    for section in batches.iter().flat_map(|b| &b.host_sections) {
+        if section.author != me {
+            continue;
+        }
+        let incoming = section.version.unwrap_or_default();
+        let newer = members::host_section(&tx, &section.member_id, me)?
+            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
+        if newer {
+            members::save_host_section(&tx, section, ctx.now_ms)?;
+            report.host_sections += 1;
+        }
+    }
+    for contact in batches.iter().flat_map(|b| &b.contacts) {
+        if contact.author == me && members::save_contact(&tx, contact, ctx.now_ms)? {
+            report.contacts += 1;
+        }
+    }
+    for activity in batches.iter().flat_map(|b| &b.activities) {
+        if activity.author == me && members::save_activity(&tx, activity, ctx.now_ms)? {
+            report.activities += 1;
+        }
+    }
+
+    // 4. Transfers this node sent: at most one per member is finished.
+    let sent: Vec<&pb::HeldTransfer> = batches
+        .iter()
+        .flat_map(|b| &b.transfers)
+        .filter(|t| t.sender == me && t.receiver == peer.as_str())
+        .collect();
+    for held in &sent {
+        let newest = !sent.iter().any(|other| {
+            other.member_id == held.member_id
+                && (transfers::letter_seq(&other.letter_no), &other.letter_no)
+                    > (transfers::letter_seq(&held.letter_no), &held.letter_no)
+        }) && !newer_local_transfer(&tx, held)?;
+        match transfers::adopt_reported(&tx, ctx, held, newest, restored_at_ms)? {
+            transfers::Adopted::Released => report.transfers_released += 1,
+            transfers::Adopted::Completed { edited } => {
+                report.transfers_completed += 1;
+                if edited {
+                    report.conflicts.push(held.member_id.clone());
+                }
+            }
+            transfers::Adopted::Aborted => report.transfers_aborted += 1,
+            transfers::Adopted::Kept | transfers::Adopted::Recorded => {}
+        }
+    }
+
+    // 5. Version counters jump past the copies the peer holds, and the home
+    //    sections go out again under the new log id.
+    let mut re_emit: Vec<String> = tx
+        .prepare("SELECT member_id FROM shares WHERE peer = ?1")?
+        .query_map([peer.as_str()], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for copy in batches.iter().flat_map(|b| &b.home_copies) {
+        if copy.owner != me {
+            continue;
+        }
+        let Some(mut home) = members::load_home(&tx, &copy.member_id)? else {
+            report.forgotten += 1;
+            continue;
+        };
+        if home.owner != me {
+            // Released since (possibly just now, by the transfer rule).
+            continue;
+        }
+        let held = copy.version.unwrap_or_default();
+        if (held.generation, held.counter) >= (home.generation, home.counter) {
+            home.generation = home.generation.max(held.generation);
+            home.counter = held.counter + 1;
+            home.updated_at_ms = ctx.now_ms;
+            members::save_home_record(&tx, &home)?;
+        }
+        re_emit.push(copy.member_id.clone());
+    }
+    re_emit.sort();
+    re_emit.dedup();
+    for member_id in &re_emit {
+        members::reshare_member(&tx, ctx, member_id)?;
+    }
+    // Members newly covered by an adopted agreement.
+    members::reshare_all(&tx, ctx)?;
+    report.re_sent = tx.query_row(
+        "SELECT COUNT(DISTINCT entity) FROM events WHERE audience = ?1 AND kind = ?2 AND seq > ?3",
+        params![peer.as_str(), EventKind::HomeSection as i32, seq_floor],
+        |r| r.get(0),
+    )?;
+
+    // 6. The end of the re-emission to this peer.
+    let log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
+    let complete = pb::EpochComplete {
+        log_id: log_id.clone(),
+        re_sent: report.re_sent,
+    };
+    log::append(
+        &tx,
+        peer,
+        EventKind::EpochComplete,
+        &log_id,
+        &complete.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    let summary = report.summary();
+    tx.execute(
+        "UPDATE reconcile_peers SET state = 'adopted', updated_at_ms = ?2, detail = ?3 WHERE peer = ?1",
+        params![peer.as_str(), ctx.now_ms, summary],
+    )?;
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.adopt",
+            target: peer.as_str(),
+            outcome: if report.conflicts.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            },
+            detail: &summary,
+        },
+    )?;
+    tx.commit()?;
+    tracing::info!(%peer, summary = %summary, "reconciled with peer");
+    report.finished = finish(conn, ctx)?;
+    Ok(report)
+}
+
+/// Whether this node holds a transfer of the same member with a higher
+/// letter number than `held` (so `held` is not the newest).
+fn newer_local_transfer(conn: &Connection, held: &pb::HeldTransfer) -> Result<bool, StoreError> {
+    let letters: Vec<String> = conn
+        .prepare("SELECT letter_no FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND transfer_id <> ?2")?
+        .query_map(params![held.member_id, held.transfer_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let seq = transfers::letter_seq(&held.letter_no);
+    Ok(letters.iter().any(|l| transfers::letter_seq(l) > seq))
+}
+
+/// Makes the next event's seq exceed `seq`.
+fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), StoreError> {
+    let updated = conn.execute(
+        "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'events'",
+        [seq],
+    )?;
+    if updated == 0 && seq > 0 {
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?1)",
+            [seq],
+        )?;
+    }
+    Ok(())
+}
+
+fn state_rank(state: &str) -> u8 {
+    match state {
+        "proposed" => 0,
+        "active" => 1,
+        _ => 2,
+    }
+}
+
+/// Adopts an agreement as the peer holds it, with every version and
+/// signature, where the peer's is further along. Returns whether it changed.
+fn adopt_agreement(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldAgreement,
+) -> Result<bool, StoreError> {
+    for version in &held.versions {
+        let Some(terms) = &version.terms else {
+            continue;
+        };
+        conn.execute(
+            "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, terms, terms_hash, published_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                held.agreement_id,
+                version.version,
+                terms.encode_to_vec(),
+                super::agreements::terms_hash(terms),
+                ctx.now_ms
+            ],
+        )?;
+        for s in &version.signatures {
+            conn.execute(
+                "INSERT OR IGNORE INTO agreement_signatures (agreement_id, version, signer, terms_hash, signature, certificate, verified_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![held.agreement_id, s.version, s.signer, s.terms_hash, s.signature, s.certificate, ctx.now_ms],
+            )?;
+        }
+    }
+    let local = super::agreements::load(conn, &held.agreement_id)?;
+    let behind = local.as_ref().is_none_or(|a| {
+        (state_rank(&held.state), held.version, held.active_version)
+            > (state_rank(&a.state), a.version, a.active_version)
+    });
+    if !behind {
+        return Ok(false);
+    }
+    if local.is_some_and(|a| state_rank(&a.state) == 2) {
+        // TERMINATED and EXPIRED are final here.
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
+             ended_reason, ended_by, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+         ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
+             active_version = excluded.active_version, ended_reason = excluded.ended_reason,
+             ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
+        params![
+            held.agreement_id,
+            held.number,
+            held.outflow_node,
+            held.inflow_node,
+            held.state,
+            held.version,
+            held.active_version,
+            held.ended_reason,
+            held.ended_by,
+            ctx.now_ms
+        ],
+    )?;
+    Ok(true)
+}
+
+/// Goes on without `peer` (an operator's `reconcile --without-peer`): it no
+/// longer blocks, and is still adopted when it comes back. Audited.
+pub fn skip_peer(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match peer_state(&tx, peer)?.as_deref() {
+        Some("waiting") => {}
+        Some(state) => {
+            return Err(StoreError::Conflict(format!(
+                "{peer} is already {state}: `reconcile status` shows the peers"
+            )))
+        }
+        None => {
+            return Err(StoreError::NotFound(format!(
+                "{peer} is not a peer this node reconciles with: `reconcile status` shows them"
+            )))
+        }
+    }
+    let detail = format!(
+        "an operator went on without {peer}: a member {peer} received by a transfer this node forgot has two owners until {peer} returns; then {peer}'s completed transfer makes it a tombstone here"
+    );
+    tx.execute(
+        "UPDATE reconcile_peers SET state = 'skipped', updated_at_ms = ?2, detail = ?3 WHERE peer = ?1",
+        params![peer.as_str(), ctx.now_ms, detail],
+    )?;
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor,
+            action: "reconcile.without_peer",
+            target: peer.as_str(),
+            outcome: Outcome::Ok,
+            detail: &detail,
+        },
+    )?;
+    tx.commit()?;
+    finish(conn, ctx)
+}
+
+/// Ends reconciliation once no peer is waiting. Returns whether the node
+/// reconciles no more.
+pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !is_reconciling(&tx)? {
+        return Ok(true);
+    }
+    let waiting: u64 = tx.query_row(
+        "SELECT COUNT(*) FROM reconcile_peers WHERE state = 'waiting'",
+        [],
+        |r| r.get(0),
+    )?;
+    if waiting > 0 {
+        return Ok(false);
+    }
+    set_meta(&tx, STATE_KEY, "")?;
+    set_meta(&tx, "reconcile_finished_at_ms", &ctx.now_ms.to_string())?;
+    let lost = lost_period(
+        meta_ms(&tx, "restore_backup_at_ms")?,
+        meta_ms(&tx, "restored_at_ms")?,
+    );
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.finish",
+            target: ctx.me.as_str(),
+            outcome: Outcome::Ok,
+            detail: &format!("reconciled with every peer; {lost}"),
+        },
+    )?;
+    tx.commit()?;
+    tracing::info!(lost = %lost, "reconciliation finished: acting as an owner again");
+    Ok(true)
+}
+
+/// Progress of the reconciliation, per peer.
+pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, StoreError> {
+    let peers = conn
+        .prepare("SELECT peer, state, updated_at_ms, detail FROM reconcile_peers ORDER BY peer")?
+        .query_map([], |r| {
+            Ok(pb::ReconcilePeer {
+                peer: r.get(0)?,
+                state: r.get(1)?,
+                updated_at_ms: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let restored_at_ms = meta_ms(conn, "restored_at_ms")?;
+    let backup_at_ms = meta_ms(conn, "restore_backup_at_ms")?;
+    Ok(pb::ReconcileStatus {
+        reconciling: is_reconciling(conn)?,
+        log_id: get_meta(conn, "log_id")?.unwrap_or_default(),
+        previous_log_id: get_meta(conn, "restore_previous_log_id")?.unwrap_or_default(),
+        backup_at_ms,
+        restored_at_ms,
+        peers,
+        finished_at_ms: meta_ms(conn, "reconcile_finished_at_ms")?,
+        lost_period: if restored_at_ms == 0 {
+            String::new()
+        } else {
+            lost_period(backup_at_ms, restored_at_ms)
+        },
+    })
+}

@@ -1,0 +1,392 @@
+//! Backup, restore and reconcile driven by hand between nodes (DESIGN §7).
+
+use liaison_proto::v1 as pb;
+
+use super::reconcile::{self, AdoptReport};
+use super::tests::{day, federation, member_fields, TestNode};
+use super::transfer_tests::owners;
+use super::{log, members, transfers};
+use crate::store::{Store, StoreError};
+
+/// A backup of `node`'s database as `liaisonctl backup` writes it.
+fn backup(node: &TestNode) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("backup.db");
+    node.store
+        .with(|c| crate::store::backup(c, &path, node.now_ms))
+        .unwrap();
+    (dir, path)
+}
+
+/// `id` started on a copy of the backup at `path`, an hour later.
+fn restore(id: &str, path: &std::path::Path, now_ms: i64) -> TestNode {
+    let copy = path.with_file_name(format!("{id}-restored.db"));
+    std::fs::copy(path, &copy).unwrap();
+    let mut node = TestNode::new(id);
+    node.now_ms = now_ms + 3_600_000;
+    node.store = Store::open(&copy, node.now_ms).unwrap();
+    let start = node
+        .store
+        .with(|c| reconcile::begin_restore_if_marked(c, &node.ctx()))
+        .unwrap()
+        .expect("a backup copy begins a restore on its first open");
+    assert_ne!(start.log_id, start.previous_log_id);
+    assert!(start.backup_at_ms > 0);
+    node
+}
+
+fn adopt(restored: &TestNode, peer: &TestNode) -> AdoptReport {
+    let batches = peer
+        .store
+        .with(|c| reconcile::holdings_for(c, &peer.ctx(), &restored.id))
+        .unwrap();
+    restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &peer.id, &batches))
+        .unwrap()
+}
+
+fn update_phone(node: &TestNode, member: &str, phone: &str) -> Result<pb::Member, StoreError> {
+    node.tx(|c, ctx| {
+        members::member_update(
+            c,
+            ctx,
+            member,
+            &pb::MemberFields {
+                phone: Some(phone.into()),
+                ..Default::default()
+            },
+        )
+    })
+}
+
+fn copy_at(node: &TestNode, member: &str) -> Option<pb::HomeSection> {
+    node.store
+        .with(|c| members::load_copy(c, member))
+        .unwrap()
+        .map(|c| c.section)
+}
+
+fn version(section: &pb::HomeSection) -> (u64, u64) {
+    let v = section.version.unwrap_or_default();
+    (v.generation, v.counter)
+}
+
+#[test]
+fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
+    let (pingliang, lanzhou, xian, _member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let guard = restored
+        .store
+        .with(|c| reconcile::refuse_owner_action(c, "member.update"));
+    assert!(
+        matches!(guard, Err(StoreError::Conflict(ref m)) if m.contains("reconcile") && m.contains("lanzhou")),
+        "{guard:?}"
+    );
+    assert!(restored
+        .store
+        .with(|c| reconcile::refuse_owner_action(c, "peer.add"))
+        .is_ok());
+    assert!(restored
+        .store
+        .with(|c| reconcile::may_serve(c, &lanzhou.id))
+        .map(|ok| !ok)
+        .unwrap());
+    assert!(!adopt(&restored, &lanzhou).finished, "xian still waiting");
+    assert!(adopt(&restored, &xian).finished);
+    assert!(restored
+        .store
+        .with(|c| reconcile::refuse_owner_action(c, "member.update"))
+        .is_ok());
+    let status = restored.store.with(|c| reconcile::status(c)).unwrap();
+    assert!(!status.reconciling);
+    assert!(
+        status.lost_period.contains("backup"),
+        "{}",
+        status.lost_period
+    );
+    assert!(status.peers.iter().all(|p| p.state == "adopted"));
+}
+
+#[test]
+fn versions_and_sequence_jump_past_what_the_peer_holds_and_the_re_emission_wins() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    // After the backup: two edits reach the host, and the host records.
+    update_phone(&pingliang, &member, "13900000001").unwrap();
+    update_phone(&pingliang, &member, "13900000002").unwrap();
+    pingliang.deliver(&lanzhou);
+    let held = copy_at(&lanzhou, &member).unwrap();
+    assert_eq!(held.phone, "13900000002");
+    lanzhou
+        .tx(|c, ctx| {
+            members::contact_record(
+                c,
+                ctx,
+                &pb::ContactRequest {
+                    member_id: member.clone(),
+                    channel: "phone".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    let lanzhou_cursor = lanzhou
+        .store
+        .with(|c| log::cursor(c, &pingliang.id, &pingliang.store.log_id().unwrap()))
+        .unwrap();
+
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let report = adopt(&restored, &lanzhou);
+    assert!(report.re_sent >= 1, "{report:?}");
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert!(
+        (home.generation, home.counter) > version(&held),
+        "the counter jumps past the host's copy"
+    );
+    // A new event's seq is past the highest the peer applied.
+    let seq = restored
+        .tx(|c, ctx| {
+            log::append(
+                c,
+                &xian.id,
+                pb::EventKind::Contact,
+                "probe",
+                b"",
+                ctx.now_ms,
+            )
+        })
+        .unwrap();
+    assert!(seq > lanzhou_cursor, "{seq} > {lanzhou_cursor}");
+    // The host's own records come back through its log, from the restored cursor.
+    lanzhou.deliver(&restored);
+    let contacts: u64 = restored
+        .store
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*) FROM contacts WHERE member_id = ?1 AND author = 'lanzhou'",
+                [&member],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(contacts, 1);
+    // The re-emission wins at the host: the backup's phone, at a higher version.
+    let report = restored.deliver(&lanzhou);
+    assert_eq!(report.quarantined, 0, "{report:?}");
+    let copy = copy_at(&lanzhou, &member).unwrap();
+    assert_eq!(copy.phone, "13800000000");
+    assert!(version(&copy) > version(&held));
+    assert_eq!(
+        owners(&[&restored, &lanzhou, &xian], &member),
+        vec!["pingliang".to_string()]
+    );
+}
+
+#[test]
+fn epoch_complete_drops_only_the_copies_not_sent_again() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    // A member added after the backup, shared with the host, then forgotten.
+    let forgotten = pingliang
+        .tx(|c, ctx| {
+            let fields = pb::MemberFields {
+                national_id: None,
+                ..member_fields("李四")
+            };
+            let m = members::member_add(c, ctx, &fields)?;
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: m.member_id.clone(),
+                    destination_place: "620102".into(),
+                    departed_on: day(-10),
+                    ..Default::default()
+                },
+            )?;
+            Ok(m.member_id)
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    assert!(copy_at(&lanzhou, &forgotten).is_some());
+
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let report = adopt(&restored, &lanzhou);
+    assert_eq!(report.forgotten, 1, "{report:?}");
+    adopt(&restored, &xian);
+    // Everything but the EpochComplete: both copies still there.
+    let log_id = restored.store.log_id().unwrap();
+    let events = restored
+        .store
+        .with(|c| log::read_batch(c, &lanzhou.id, 0, 10_000))
+        .unwrap();
+    let (last, rest) = events.split_last().unwrap();
+    assert_eq!(last.kind, pb::EventKind::EpochComplete as i32);
+    lanzhou.apply(&restored.id, &log_id, rest);
+    assert!(
+        copy_at(&lanzhou, &forgotten).is_some(),
+        "not before EpochComplete"
+    );
+    let report = lanzhou.apply(&restored.id, &log_id, std::slice::from_ref(last));
+    assert_eq!((report.applied, report.quarantined), (1, 0));
+    assert!(
+        copy_at(&lanzhou, &forgotten).is_none(),
+        "not sent again: dropped"
+    );
+    assert!(copy_at(&lanzhou, &member).is_some(), "sent again: kept");
+    // Applied twice (a duplicate batch), nothing changes.
+    assert_eq!(
+        lanzhou
+            .apply(&restored.id, &log_id, std::slice::from_ref(last))
+            .skipped,
+        1
+    );
+    assert!(copy_at(&lanzhou, &member).is_some());
+}
+
+fn held_transfer(member: &str, id: &str, letter_seq: u64, state: &str) -> pb::HeldTransfer {
+    pb::HeldTransfer {
+        transfer_id: id.into(),
+        letter_no: format!("PINGLIANG-2026-{letter_seq:06}"),
+        sender: "pingliang".into(),
+        receiver: "lanzhou".into(),
+        member_id: member.into(),
+        member_name: "张三".into(),
+        state: state.into(),
+        issued_on: day(0),
+        expires_on: day(30),
+        valid_days: 30,
+        branch: if state == "accepted" {
+            "lz1".into()
+        } else {
+            String::new()
+        },
+        ..Default::default()
+    }
+}
+
+fn transfer_state(node: &TestNode, id: &str) -> String {
+    node.tx(|c, ctx| transfers::view(c, ctx, id)).unwrap().state
+}
+
+#[test]
+fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![
+            held_transfer(&member, "t-old", 5, "pending"),
+            held_transfer(&member, "t-new", 6, "accepted"),
+        ],
+        last: true,
+        ..Default::default()
+    }];
+    let report = restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(
+        (report.transfers_released, report.transfers_aborted),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(transfer_state(&restored, "t-new"), "released");
+    assert_eq!(transfer_state(&restored, "t-old"), "cancelled");
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        home.owner, "lanzhou",
+        "a tombstone pointing to the receiver"
+    );
+    // Letter numbers jump past the peer's.
+    let next = restored
+        .store
+        .with(|c| crate::store::get_meta(c, "letter_seq"))
+        .unwrap();
+    assert_eq!(next.as_deref(), Some("6"));
+}
+
+#[test]
+fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    // Going on without Lanzhou, the operator edits the member.
+    restored
+        .store
+        .with(|c| {
+            reconcile::skip_peer(
+                c,
+                &restored.ctx(),
+                &lanzhou.id,
+                &crate::store::audit::Actor::Operator("op".into()),
+            )
+        })
+        .unwrap();
+    assert!(restored
+        .store
+        .with(|c| reconcile::needs_holdings(c, &lanzhou.id))
+        .unwrap());
+    let mut later = restored;
+    later.now_ms += 60_000;
+    update_phone(&later, &member, "13900000009").unwrap();
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![pb::HeldTransfer {
+            generation: 2,
+            ..held_transfer(&member, "t-done", 3, "completed")
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    let report = later
+        .store
+        .with(|c| reconcile::adopt(c, &later.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(report.transfers_completed, 1);
+    assert_eq!(report.conflicts, vec![member.clone()]);
+    let home = later
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!((home.owner.as_str(), home.generation), ("lanzhou", 2));
+    assert_eq!(transfer_state(&later, "t-done"), "completed");
+}
+
+#[test]
+fn a_new_database_under_a_known_id_reconciles_when_a_peer_knows_another_log() {
+    let node = TestNode::new("pingliang");
+    node.add_peer("lanzhou", &["6201"]);
+    let own = node.store.log_id().unwrap();
+    let lanzhou = crate::identity::NodeId::parse("lanzhou").unwrap();
+    let none = node
+        .store
+        .with(|c| {
+            reconcile::note_log_ids_held(c, &node.ctx(), &lanzhou, std::slice::from_ref(&own))
+        })
+        .unwrap();
+    assert!(none.is_none(), "our own log id is no news");
+    let start = node
+        .store
+        .with(|c| reconcile::note_log_ids_held(c, &node.ctx(), &lanzhou, &["older-db".to_string()]))
+        .unwrap()
+        .expect("an unknown log id of ours begins a restore");
+    assert_eq!(start.backup_at_ms, 0);
+    assert!(node.store.with(|c| reconcile::is_reconciling(c)).unwrap());
+}
