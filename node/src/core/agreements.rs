@@ -668,7 +668,11 @@ pub fn end(
 
 /// Both parties act on the end itself: the owner stops sharing, the host
 /// deletes its copies and tells the owner it sends nothing more under it.
-fn act_on_end(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), StoreError> {
+pub(crate) fn act_on_end(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    a: &mut Agreement,
+) -> Result<(), StoreError> {
     if a.outflow_node == ctx.me.as_str() {
         let inflow = a.other_party(ctx.me)?;
         let shared: Vec<String> = conn

@@ -133,7 +133,7 @@ fn meta_ms(conn: &Connection, key: &str) -> Result<i64, StoreError> {
 /// The operator actions refused while reconciling: every change to the
 /// registry, agreements and transfers. Reads, peers, quarantine, backup and
 /// reconcile itself stay allowed.
-fn is_owner_action(action: &str) -> bool {
+pub fn is_owner_action(action: &str) -> bool {
     [
         "member.",
         "outflow.",
@@ -332,7 +332,7 @@ fn push_batch(batches: &mut Vec<pb::HoldingsBatch>, count: &mut usize, weight: u
 /// sections, and every record it authored that this node holds in full.
 pub fn holdings_for(
     conn: &Connection,
-    _ctx: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     requester: &NodeId,
 ) -> Result<Vec<pb::HoldingsBatch>, StoreError> {
     let who = requester.as_str();
@@ -489,6 +489,29 @@ pub fn holdings_for(
             .expect("one batch")
             .transfers
             .push(transfer);
+    }
+    // What this node made as host of the requester's members, and under
+    // which agreement: the requester shared them so.
+    let hosted: Vec<pb::HostedUnder> = conn
+        .prepare(
+            "SELECT DISTINCT r.member_id, r.basis FROM (
+                 SELECT member_id, basis, author FROM host_sections
+                 UNION ALL SELECT member_id, basis, author FROM contacts
+                 UNION ALL SELECT member_id, basis, author FROM activities) r
+             JOIN agreements a ON a.agreement_id = r.basis
+             WHERE r.author = ?2 AND a.outflow_node = ?1 AND a.inflow_node = ?2
+             ORDER BY r.member_id, r.basis",
+        )?
+        .query_map(params![who, ctx.me.as_str()], |r| {
+            Ok(pb::HostedUnder {
+                member_id: r.get(0)?,
+                basis: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in hosted {
+        push_batch(&mut batches, &mut count, 1);
+        batches.last_mut().expect("one batch").hosted.push(h);
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)
@@ -662,30 +685,6 @@ pub fn adopt(
         }
     }
 
-    // 3. Records this node authored, held in full by the peer.
-    for section in batches.iter().flat_map(|b| &b.host_sections) {
-        if section.author != me {
-            continue;
-        }
-        let incoming = section.version.unwrap_or_default();
-        let newer = members::host_section(&tx, &section.member_id, me)?
-            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
-        if newer {
-            members::save_host_section(&tx, section, ctx.now_ms)?;
-            report.host_sections += 1;
-        }
-    }
-    for contact in batches.iter().flat_map(|b| &b.contacts) {
-        if contact.author == me && members::save_contact(&tx, contact, ctx.now_ms)? {
-            report.contacts += 1;
-        }
-    }
-    for activity in batches.iter().flat_map(|b| &b.activities) {
-        if activity.author == me && members::save_activity(&tx, activity, ctx.now_ms)? {
-            report.activities += 1;
-        }
-    }
-
     // 4. Transfers this node sent: at most one per member is finished.
     let sent: Vec<&pb::HeldTransfer> = batches
         .iter()
@@ -711,6 +710,64 @@ pub fn adopt(
         }
     }
 
+    // 4a. Members the peer hosted under an agreement with this node were
+    //     shared with it under that agreement, even if this node forgot:
+    //     the peer's records under that basis stay acceptable here
+    //     (`agreements::host_record_allowed`).
+    for h in batches.iter().flat_map(|b| &b.hosted) {
+        let owned = tx
+            .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
+            .query_row([h.member_id.as_str(), me], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let coordinated = tx
+            .prepare_cached(
+                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
+            )?
+            .query_row([h.basis.as_str(), me, peer.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if owned && coordinated {
+            note_disclosed(&tx, ctx, peer, &h.member_id, &h.basis, (0, 0))?;
+        }
+    }
+
+    // 4b. Records this node authored, held in full by the peer, that it
+    //     may hold itself: about a member it owns (after the transfer rule,
+    //     a member it released is a tombstone here and its records went with
+    //     the release), or made as a host under an agreement in which it is
+    //     the inflow party.
+    for section in batches.iter().flat_map(|b| &b.host_sections) {
+        if section.author != me
+            || !may_hold_own_record(&tx, me, &section.member_id, &section.basis)?
+        {
+            continue;
+        }
+        let incoming = section.version.unwrap_or_default();
+        let newer = members::host_section(&tx, &section.member_id, me)?
+            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
+        if newer {
+            members::save_host_section(&tx, section, ctx.now_ms)?;
+            report.host_sections += 1;
+        }
+    }
+    for contact in batches.iter().flat_map(|b| &b.contacts) {
+        if contact.author == me
+            && may_hold_own_record(&tx, me, &contact.member_id, &contact.basis)?
+            && members::save_contact(&tx, contact, ctx.now_ms)?
+        {
+            report.contacts += 1;
+        }
+    }
+    for activity in batches.iter().flat_map(|b| &b.activities) {
+        if activity.author == me
+            && may_hold_own_record(&tx, me, &activity.member_id, &activity.basis)?
+            && members::save_activity(&tx, activity, ctx.now_ms)?
+        {
+            report.activities += 1;
+        }
+    }
+
     // 5. Version counters jump past the copies the peer holds, and the home
     //    sections go out again under the new log id.
     let mut re_emit: Vec<String> = tx
@@ -730,6 +787,16 @@ pub fn adopt(
             continue;
         }
         let held = copy.version.unwrap_or_default();
+        // The peer holds it, so it was disclosed: the host's records under
+        // that basis stay acceptable (`agreements::host_record_allowed`).
+        note_disclosed(
+            &tx,
+            ctx,
+            peer,
+            &copy.member_id,
+            &copy.basis,
+            (held.generation, held.counter),
+        )?;
         if (held.generation, held.counter) >= (home.generation, home.counter) {
             home.generation = home.generation.max(held.generation);
             home.counter = held.counter + 1;
@@ -825,6 +892,67 @@ fn state_rank(state: &str) -> u8 {
     }
 }
 
+/// Records that `member_id`'s home section was disclosed to `peer` under
+/// `basis`, unless already recorded: what a restored node learns from the
+/// peer's holdings about sharing it forgot.
+fn note_disclosed(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    member_id: &str,
+    basis: &str,
+    (generation, counter): (u64, u64),
+) -> Result<(), StoreError> {
+    let known = conn
+        .prepare_cached(
+            "SELECT 1 FROM disclosures WHERE peer = ?1 AND record_id = ?2 AND basis = ?3 LIMIT 1",
+        )?
+        .query_row(params![peer.as_str(), member_id, basis], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if known {
+        return Ok(());
+    }
+    log::disclose(
+        conn,
+        peer,
+        "home_section",
+        member_id,
+        "home section (as the peer reported when this node was restored)",
+        generation,
+        counter,
+        basis,
+        ctx.now_ms,
+    )
+}
+
+/// Whether this node may hold a record it authored about `member_id` with
+/// `basis` (DESIGN §3): the member is its own, or the record was made as a
+/// host under an agreement in which it is the inflow party.
+fn may_hold_own_record(
+    conn: &Connection,
+    me: &str,
+    member_id: &str,
+    basis: &str,
+) -> Result<bool, StoreError> {
+    let owned = conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
+        .query_row([member_id, me], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if owned {
+        return Ok(true);
+    }
+    Ok(!basis.is_empty()
+        && conn
+            .prepare_cached(
+                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND inflow_node = ?2",
+            )?
+            .query_row([basis, me], |_| Ok(()))
+            .optional()?
+            .is_some())
+}
+
 /// Adopts an agreement as the peer holds it, with every version and
 /// signature, where the peer's is further along. Returns whether it changed.
 fn adopt_agreement(
@@ -832,6 +960,37 @@ fn adopt_agreement(
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
 ) -> Result<bool, StoreError> {
+    let local = super::agreements::load(conn, &held.agreement_id)?;
+    let behind = local.as_ref().is_none_or(|a| {
+        (state_rank(&held.state), held.version, held.active_version)
+            > (state_rank(&a.state), a.version, a.active_version)
+    });
+    // TERMINATED and EXPIRED are final here.
+    let was_final = local.as_ref().is_some_and(|a| state_rank(&a.state) == 2);
+    let changed = behind && !was_final;
+    if changed {
+        // The row first: versions and signatures refer to it.
+        conn.execute(
+        "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
+             ended_reason, ended_by, created_at_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+         ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
+             active_version = excluded.active_version, ended_reason = excluded.ended_reason,
+             ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
+        params![
+            held.agreement_id,
+            held.number,
+            held.outflow_node,
+            held.inflow_node,
+            held.state,
+            held.version,
+            held.active_version,
+            held.ended_reason,
+            held.ended_by,
+            ctx.now_ms
+        ],
+    )?;
+    }
     for version in &held.versions {
         let Some(terms) = &version.terms else {
             continue;
@@ -855,39 +1014,14 @@ fn adopt_agreement(
             )?;
         }
     }
-    let local = super::agreements::load(conn, &held.agreement_id)?;
-    let behind = local.as_ref().is_none_or(|a| {
-        (state_rank(&held.state), held.version, held.active_version)
-            > (state_rank(&a.state), a.version, a.active_version)
-    });
-    if !behind {
-        return Ok(false);
+    if changed && state_rank(&held.state) == 2 {
+        // It ended after the backup: act on the end as applying it does
+        // (the host drops its copies, the coordinator stops sharing).
+        if let Some(mut a) = super::agreements::load(conn, &held.agreement_id)? {
+            super::agreements::act_on_end(conn, ctx, &mut a)?;
+        }
     }
-    if local.is_some_and(|a| state_rank(&a.state) == 2) {
-        // TERMINATED and EXPIRED are final here.
-        return Ok(false);
-    }
-    conn.execute(
-        "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
-             ended_reason, ended_by, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-         ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
-             active_version = excluded.active_version, ended_reason = excluded.ended_reason,
-             ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
-        params![
-            held.agreement_id,
-            held.number,
-            held.outflow_node,
-            held.inflow_node,
-            held.state,
-            held.version,
-            held.active_version,
-            held.ended_reason,
-            held.ended_by,
-            ctx.now_ms
-        ],
-    )?;
-    Ok(true)
+    Ok(changed)
 }
 
 /// Goes on without `peer` (an operator's `reconcile --without-peer`): it no

@@ -1091,12 +1091,19 @@ fn apply_release(
     if t.state == "completed" {
         return Ok(());
     }
+    // A release older than what this node knows of the member (it passed
+    // the member on since, and was restored from a backup taken before this
+    // release arrived): completed and receipted, but not installed.
+    let stale = members::load_home(conn, &record.member_id)?
+        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > release.generation);
     let branch = if t.branch.is_empty() {
         intake_branch(conn, ctx)?
     } else {
         t.branch.clone()
     };
-    install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+    if !stale {
+        install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+    }
     let duplicate: Option<String> = if record.national_id.is_empty() {
         None
     } else {
@@ -1129,7 +1136,9 @@ fn apply_release(
         ctx.now_ms,
     )?;
     // The new owner shares under its own agreements from now on.
-    members::reshare_member(conn, ctx, &record.member_id)?;
+    if !stale {
+        members::reshare_member(conn, ctx, &record.member_id)?;
+    }
     Ok(())
 }
 
@@ -1482,6 +1491,25 @@ pub fn adopt_reported(
             held.receiver, held.transfer_id
         )));
     }
+    // Gone on without this peer (`reconcile --without-peer`), this node may
+    // have issued the same letter number again for another transfer: the
+    // forgotten one is kept under a marked number, for the operator.
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
+            params![t.letter_no, t.transfer_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        tracing::warn!(
+            transfer = %t.transfer_id,
+            other = %other,
+            letter = %t.letter_no,
+            "restored: a letter number was issued twice while a peer was skipped"
+        );
+        t.letter_no = format!("{} (reissued as {other})", t.letter_no);
+    }
     let finished_here = matches!(t.state.as_str(), "released" | "completed");
     if !held.expires_on.is_empty() {
         t.expires_on = held.expires_on.clone();
@@ -1535,6 +1563,32 @@ pub fn adopt_reported(
                     &t.letter_no,
                     &ctx.today().to_string(),
                 )?;
+            } else if newest && home.is_none() {
+                // This node got the member after its backup and passed it on:
+                // a tombstone says so, so that a late release of the member
+                // to this node (from its earlier owner) is seen as stale.
+                members::save_home_record(
+                    conn,
+                    &members::HomeRecord {
+                        member_id: t.member_id.clone(),
+                        owner: t.receiver.clone(),
+                        generation: held.generation,
+                        home_branch: intake_branch(conn, ctx)?,
+                        created_at_ms: ctx.now_ms,
+                        updated_at_ms: ctx.now_ms,
+                        ..members::HomeRecord::default()
+                    },
+                )?;
+                tombstone(
+                    conn,
+                    &t.member_id,
+                    held.generation,
+                    &t.receiver,
+                    "",
+                    &t.transfer_id,
+                    &t.letter_no,
+                    &ctx.today().to_string(),
+                )?;
             }
             t.state = "completed".into();
             t.offer = None;
@@ -1550,10 +1604,17 @@ pub fn adopt_reported(
             let owned_here =
                 members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
             if !owned_here {
-                return Err(StoreError::Conflict(format!(
-                    "{} accepted transfer {} of member {}, which this node does not own: it cannot be released",
-                    t.receiver, t.transfer_id, t.member_id
-                )));
+                // The member was written after the backup (or released
+                // since, by a transfer the receiver reported completed):
+                // this node holds no record to release. The offer ends;
+                // the receiver purges it.
+                tracing::warn!(
+                    transfer = %t.transfer_id,
+                    member = %t.member_id,
+                    "restored: an accepted transfer of a member this node does not hold is aborted"
+                );
+                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
+                return Ok(Adopted::Aborted);
             }
             t.state = "accepted".into();
             t.branch = held.branch.clone();
@@ -1570,9 +1631,16 @@ pub fn adopt_reported(
         }
         "pending" => {
             // The newest, still open at the receiver: the offer stands and
-            // freezes the member here.
+            // freezes the member here, if this node still holds the member.
             if load(conn, &t.transfer_id)?.is_some() {
                 return Ok(Adopted::Kept);
+            }
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+            if !owned_here {
+                // Written after the backup: nothing to release if accepted.
+                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
+                return Ok(Adopted::Aborted);
             }
             save(conn, &t, ctx.now_ms)?;
             Ok(Adopted::Recorded)
