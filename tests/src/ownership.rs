@@ -627,14 +627,38 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
     out
 }
 
+/// Whether `conn`'s node was ever restored from a backup (DESIGN §7).
+fn restored(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = 'previous_log_ids'",
+        [],
+        |r| r.get::<_, String>(0),
+    )
+    .is_ok_and(|v| !v.is_empty())
+}
+
+/// Whether `conn`'s node completed an incoming transfer of `member_id`.
+fn received_by_transfer(conn: &Connection, member_id: &str) -> rusqlite::Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM transfers WHERE member_id = ?1 AND direction = 'incoming' AND state = 'completed' LIMIT 1",
+            [member_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
 /// Whether a sender's and a receiver's states of one transfer are final and
 /// agree: both completed, or neither (the receiver's rejection may cross the
-/// sender's cancel or expiry; the abort that follows leaves it rejected).
+/// sender's cancel or expiry; the abort that follows leaves it rejected; a
+/// receiver restored from a backup taken before it rejected learns of the
+/// end from the sender's abort).
 fn final_pair(sender: &str, receiver: Option<&str>) -> bool {
     matches!(
         (sender, receiver),
         ("completed", Some("completed"))
-            | ("rejected", Some("rejected"))
+            | ("rejected", Some("rejected" | "aborted"))
             | ("expired" | "cancelled", Some("aborted" | "rejected"))
     )
 }
@@ -723,7 +747,11 @@ pub fn converged(nodes: &[NodeDb], member_id: &str) -> Result<Converged, String>
                 differences.join("\n  ")
             ));
         }
-    } else if generation > 1 {
+    } else if generation > 1
+        && !received_by_transfer(owner_conn, member_id).map_err(|e| sql(owner_db, e))?
+    {
+        // (A sender restored from a backup may have forgotten its release:
+        // the owner's completed incoming transfer is the evidence then.)
         return Err(format!(
             "{owner} owns member {member_id} at generation {generation}, but no node released it at that generation"
         ));
@@ -781,7 +809,15 @@ pub fn converged(nodes: &[NodeDb], member_id: &str) -> Result<Converged, String>
         let at_receiver = rows
             .get(&(row.receiver.clone(), id.clone()))
             .map(|r| r.state.as_str());
-        if !final_pair(&row.state, at_receiver) {
+        // A receiver restored from a backup taken before the offer arrived
+        // never knew it; the sender's own end is final then.
+        let forgotten = at_receiver.is_none()
+            && matches!(row.state.as_str(), "expired" | "cancelled" | "rejected")
+            && conns
+                .iter()
+                .find(|(n, _)| n.node_id == row.receiver)
+                .is_some_and(|(_, c)| restored(c));
+        if !forgotten && !final_pair(&row.state, at_receiver) {
             return Err(format!(
                 "transfer {id} of member {member_id} from {} to {} is not final: {} at the sender, {} at the receiver",
                 row.sender,

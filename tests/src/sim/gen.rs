@@ -38,6 +38,8 @@ enum Kind {
     Partition,
     Heal,
     Forge,
+    Backup,
+    Restore,
 }
 
 /// An agreement as a node holds it.
@@ -182,6 +184,9 @@ pub fn next_step(rng: &mut StdRng, world: &World) -> Step {
         .copied()
         .filter(|(a, b)| world.stream_open(*a, *b))
         .collect();
+    let backed_up: Vec<usize> = (0..world.nodes.len())
+        .filter(|i| world.backups_of(*i) > 0)
+        .collect();
     let kind = weighted(
         rng,
         &[
@@ -196,6 +201,8 @@ pub fn next_step(rng: &mut StdRng, world: &World) -> Step {
             (1, Kind::Partition),
             (if world.partitions.is_empty() { 0 } else { 4 }, Kind::Heal),
             (2, Kind::Forge),
+            (if up.is_empty() { 0 } else { 1 }, Kind::Backup),
+            (if backed_up.is_empty() { 0 } else { 1 }, Kind::Restore),
         ],
     );
     const LIMITS: [u32; 6] = [1, 2, 3, 5, 8, 64];
@@ -268,6 +275,13 @@ pub fn next_step(rng: &mut StdRng, world: &World) -> Step {
             Step::Heal { a, b }
         }
         Kind::Forge => forge(rng, world),
+        Kind::Backup => Step::Backup {
+            node: *up.choose(rng).expect("a node up"),
+        },
+        Kind::Restore => Step::Restore {
+            node: *backed_up.choose(rng).expect("a node with a backup"),
+            pick: rng.random_range(0..4),
+        },
     }
 }
 
@@ -335,6 +349,23 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
     let removed: Vec<usize> = (0..n)
         .filter(|p| world.removed.contains(&(at, *p)))
         .collect();
+    let waiting: Vec<usize> = {
+        let mut stmt = world.nodes[at]
+            .reader()
+            .prepare_cached(
+                "SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer",
+            )
+            .expect("read reconcile peers");
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("read reconcile peers")
+            .collect::<Result<_, _>>()
+            .expect("read reconcile peers");
+        names
+            .iter()
+            .filter_map(|name| world.names.iter().position(|x| x == name))
+            .collect()
+    };
     let about: Vec<usize> = owned
         .iter()
         .copied()
@@ -380,6 +411,7 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         TransferOnPaper,
         PeerRemove,
         PeerReAdd,
+        WithoutPeer,
         Tick,
     }
     let has = |v: bool, w: u32| if v { w } else { 0 };
@@ -416,6 +448,7 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
             (has(!owned.is_empty() && stray, 1), A::TransferOnPaper),
             (1, A::PeerRemove),
             (has(!removed.is_empty(), 12), A::PeerReAdd),
+            (has(!waiting.is_empty(), 3), A::WithoutPeer),
             (5, A::Tick),
         ],
     );
@@ -551,6 +584,11 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         },
         A::PeerReAdd => Action::PeerReAdd {
             peer: *removed.choose(rng).expect("a removed peer"),
+        },
+        A::WithoutPeer => Action::ReconcileWithoutPeer {
+            peer: *waiting
+                .choose(rng)
+                .expect("a peer reconciliation waits for"),
         },
         A::Tick => Action::Tick,
     }

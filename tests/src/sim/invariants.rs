@@ -89,13 +89,36 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 
 /// (1) At most one node considers itself the owner of a member.
 ///
-/// Without transfers every `members` row is the node's own; with them
-/// (issue 6) a row may be a tombstone naming the new owner, which this
-/// check already tolerates: only rows with `owner` = the node itself count.
+/// Only rows with `owner` = the node itself count: a tombstone names the
+/// node the member went to. After a restore (DESIGN §7):
+///
+/// - a node that reconciles owns nothing (it refuses to act as an owner
+///   until every peer answered), so its rows, restored from the backup, are
+///   no claims yet;
+/// - once it went on without a peer P (`reconcile --without-peer P`), a
+///   member held by both it and P is tolerated until P returns and is
+///   adopted: the one exception to a single owner.
 pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     const NAME: &str = "single-owner";
     let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    // (node, peer): node went on without peer, which it has not adopted since.
+    let mut skipped: BTreeSet<(&str, String)> = BTreeSet::new();
     for node in nodes {
+        if liaison_node::core::reconcile::is_reconciling(node.conn)
+            .map_err(|e| violation(NAME, e.to_string()))?
+        {
+            continue;
+        }
+        let mut stmt = node
+            .conn
+            .prepare_cached("SELECT peer FROM reconcile_peers WHERE state = 'skipped'")
+            .map_err(sql(NAME))?;
+        for peer in stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql(NAME))?
+        {
+            skipped.insert((node.me(), peer.map_err(sql(NAME))?));
+        }
         let mut stmt = node
             .conn
             .prepare_cached("SELECT member_id FROM members WHERE owner = ?1")
@@ -110,10 +133,18 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 .push(node.me());
         }
     }
-    match owners.iter().find(|(_, nodes)| nodes.len() > 1) {
-        Some((member, nodes)) => Err(violation(
+    let tolerated = |claims: &[&str]| {
+        claims.len() == 2
+            && (skipped.contains(&(claims[0], claims[1].to_owned()))
+                || skipped.contains(&(claims[1], claims[0].to_owned())))
+    };
+    match owners
+        .iter()
+        .find(|(_, claims)| claims.len() > 1 && !tolerated(claims))
+    {
+        Some((member, claims)) => Err(violation(
             NAME,
-            format!("member {member} is owned by {}", nodes.join(" and ")),
+            format!("member {member} is owned by {}", claims.join(" and ")),
         )),
         None => Ok(()),
     }
@@ -387,7 +418,9 @@ fn record_authority(
 ///   where it went;
 /// - `home_copies`: owned by another node that owns the member there, at a
 ///   version no newer than the owner's, or that released it since at a
-///   higher generation (the `Moved` is on its way);
+///   higher generation (the `Moved` is on its way), unless the copy came
+///   under an older log id of a restored owner (its `EpochComplete` settles
+///   it);
 /// - `host_sections`, `contacts`, `activities`: see [`record_authority`].
 pub fn authors_are_authorities(
     nodes: &[NodeDb<'_>],
@@ -479,6 +512,21 @@ pub fn authors_are_authorities(
                 "a copy of member {member} names this node as its owner"
             ));
         }
+        // A copy of an older epoch of a restored owner (DESIGN §7): the
+        // owner forgot what it sent after its backup, and its re-emission
+        // ending with `EpochComplete` replaces or drops the copy.
+        let epoch: Option<String> = node
+            .conn
+            .prepare_cached("SELECT log_id FROM copy_epochs WHERE origin = ?1 AND member_id = ?2")
+            .map_err(sql(NAME))?
+            .query_row([owner.as_str(), member.as_str()], |r| r.get(0))
+            .optional()
+            .map_err(sql(NAME))?;
+        let owner_log = liaison_node::store::get_meta(owner_db.conn, "log_id")
+            .map_err(|e| violation(NAME, e.to_string()))?;
+        if epoch.is_some() && epoch != owner_log {
+            continue;
+        }
         let version: Option<(u64, u64)> = owner_db
             .conn
             .prepare_cached(
@@ -546,10 +594,12 @@ pub fn authors_are_authorities(
 
 /// (5) Quarantine holds only events that can never be valid. Honest nodes
 /// never send such events, so every quarantined event must be one the test
-/// forged on purpose (`forged(origin, seq)`).
+/// forged on purpose, or one it knows can never be valid for another reason
+/// (`forged(origin, seq, reason)`: a record about a member a restore made
+/// the receiver forget).
 pub fn quarantine_holds_only_invalid(
     node: &NodeDb<'_>,
-    forged: &dyn Fn(&str, u64) -> bool,
+    forged: &dyn Fn(&str, u64, &str) -> bool,
 ) -> Checked {
     const NAME: &str = "quarantine-only-invalid";
     let mut stmt = node
@@ -562,7 +612,7 @@ pub fn quarantine_holds_only_invalid(
         .collect::<Result<_, _>>()
         .map_err(sql(NAME))?;
     for (origin, seq, reason) in rows {
-        if !forged(&origin, seq) {
+        if !forged(&origin, seq, &reason) {
             return Err(violation(
                 NAME,
                 format!(
@@ -981,7 +1031,12 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
                 let made = all[h].get(id);
                 let ok = match made {
                     Some(made) => same(owner, held, made).map_err(sql(NAME))?,
-                    None => released(&nodes[h], &held.0).map_err(sql(NAME))?,
+                    // The author released the member (or, restored from a
+                    // backup, forgot it and adopted its release).
+                    None => {
+                        released(&nodes[h], &held.0).map_err(sql(NAME))?
+                            || received_by_transfer(owner, &held.0).map_err(sql(NAME))?
+                    }
                 };
                 if !ok {
                     return Err(violation(

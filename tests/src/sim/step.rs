@@ -143,6 +143,10 @@ pub enum Action {
     PeerReAdd {
         peer: usize,
     },
+    /// `reconcile --without-peer` at a restored node (DESIGN §7).
+    ReconcileWithoutPeer {
+        peer: usize,
+    },
     /// The node's calendar: agreement activation/expiry/grace, contact sweep.
     Tick,
 }
@@ -234,6 +238,16 @@ pub enum Step {
         to: usize,
         forgery: Forgery,
     },
+    /// `liaisonctl backup` at the node: a copy of its database as now.
+    Backup {
+        node: usize,
+    },
+    /// The node's database is replaced by one of its earlier backups (the
+    /// `pick`-th, modulo how many it has) and the node starts on it.
+    Restore {
+        node: usize,
+        pick: usize,
+    },
 }
 
 impl Step {
@@ -268,6 +282,8 @@ impl Step {
             Step::Partition { .. } => "partition",
             Step::Heal { .. } => "heal",
             Step::Forge { .. } => "forge",
+            Step::Backup { .. } => "backup",
+            Step::Restore { .. } => "restore",
         }
     }
 }
@@ -393,6 +409,9 @@ impl fmt::Display for Named<'_, Action> {
                 if *force { " --force" } else { "" }
             ),
             Action::PeerReAdd { peer } => write!(f, "peer add {} again", n(peer)),
+            Action::ReconcileWithoutPeer { peer } => {
+                write!(f, "reconcile --without-peer {}", n(peer))
+            }
             Action::Tick => write!(f, "calendar tick"),
         }
     }
@@ -452,6 +471,10 @@ impl fmt::Display for Named<'_, Step> {
             }
             Step::Partition { a, b } => write!(f, "partition {} | {}", n(a), n(b)),
             Step::Heal { a, b } => write!(f, "heal {} | {}", n(a), n(b)),
+            Step::Backup { node } => write!(f, "backup {}", n(node)),
+            Step::Restore { node, pick } => {
+                write!(f, "restore {} from its backup #{pick}", n(node))
+            }
             Step::Forge { from, to, forgery } => {
                 write!(f, "{} forges for {}: ", n(from), n(to))?;
                 match forgery {

@@ -10,10 +10,11 @@ use std::sync::OnceLock;
 
 use liaison_node::core::apply::{apply_batch, Faults};
 use liaison_node::core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
-use liaison_node::core::{agreements, log, members, peering, transfers, Ctx};
+use liaison_node::core::{agreements, log, members, peering, reconcile, transfers, Ctx};
 use liaison_node::identity::{self, CertNotary, NodeId, TlsMaterial};
+use liaison_node::store::audit::Actor;
 use liaison_node::store::peers::{self, PeerRecord, PeerState};
-use liaison_node::store::{Store, StoreError};
+use liaison_node::store::{self as store, Store, StoreError};
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use prost::Message;
@@ -137,6 +138,8 @@ pub struct SimNode {
     notary: CertNotary,
     pub up: bool,
     pub faults: Faults,
+    /// How often it was restored from a backup.
+    pub restores: u32,
 }
 
 /// The message SQLite gives for a simulated crash.
@@ -162,6 +165,7 @@ impl SimNode {
             now_ms,
             up: true,
             faults,
+            restores: 0,
         }
     }
 
@@ -220,6 +224,32 @@ impl SimNode {
             .expect("arm a simulated crash");
     }
 
+    /// The node starts on a copy of an earlier backup: its database file is
+    /// replaced, and opening it begins the restore as `node::start` does
+    /// (a new log id, reconciling with every peer).
+    fn restore_from(&mut self, backup: &Path) {
+        drop(self.store.take());
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+        std::fs::copy(backup, &self.path).expect("copy the backup into place");
+        let store = Store::open(&self.path, self.now_ms).expect("open the restored database");
+        let ctx = Ctx::new(&self.id, self.now_ms).with_notary(&self.notary);
+        store
+            .with(|c| reconcile::begin_restore_if_marked(c, &ctx))
+            .expect("begin the restore")
+            .expect("a backup begins a restore");
+        self.log_id = store.log_id().expect("a log id");
+        self.store = Some(store);
+        self.reader = invariants::open_read_only(&self.path).expect("open the database read-only");
+    }
+
+    pub fn reconciling(&self) -> bool {
+        reconcile::is_reconciling(&self.reader).unwrap_or(false)
+    }
+
     /// The process dies: the connection goes without committing anything
     /// open, and the node starts again on the same file.
     fn crash(&mut self) {
@@ -269,6 +299,14 @@ struct Link {
 
 const HISTORY: usize = 8;
 
+/// A backup a node took, with what the simulator knew of its incoming
+/// links then (a restored node forgot what it applied since).
+struct BackupCopy {
+    node: usize,
+    path: PathBuf,
+    ledgers: Vec<((usize, usize, String), Ledger)>,
+}
+
 /// A member as the scheduler knows it.
 #[derive(Debug, Clone)]
 pub struct MemberAlias {
@@ -276,8 +314,10 @@ pub struct MemberAlias {
     /// The node that owns it now (read back after every step); `None`
     /// while a release is on its way, or after a transfer on paper.
     pub owner: Option<usize>,
-    /// The name its owner's operators last wrote.
-    pub name: String,
+    /// The name its owner's operators last wrote; `None` once a restore of
+    /// a node that held it makes that history ambiguous (a restored owner
+    /// reverts to its backup, a restored sender releases an older name).
+    pub name: Option<String>,
     /// The id of the step that created it.
     pub created_by: usize,
 }
@@ -460,6 +500,10 @@ pub struct World {
     transfer_alias: BTreeMap<String, usize>,
     /// (node, peer): `peer` removed from `node`'s peer table.
     pub removed: BTreeSet<(usize, usize)>,
+    backups: Vec<BackupCopy>,
+    /// Members a restore made their owner forget (created or received
+    /// after its backup): lost, if no peer held them either (DESIGN §7).
+    pub forgotten: BTreeSet<usize>,
     /// The id of the step being executed.
     current: usize,
     /// (receiver, origin, seq) of every forged event.
@@ -552,6 +596,8 @@ impl World {
             transfers: Vec::new(),
             transfer_alias: BTreeMap::new(),
             removed: BTreeSet::new(),
+            backups: Vec::new(),
+            forgotten: BTreeSet::new(),
             current: 0,
             forged: BTreeSet::new(),
             stats: Stats::default(),
@@ -666,8 +712,16 @@ impl World {
             && !self.removed.contains(&(b, a))
     }
 
-    /// Whether `to` has something to pull from `from`.
+    /// Whether `to` has something to pull from `from` (or to adopt from it
+    /// first, after a restore).
     pub fn backlog(&self, from: usize, to: usize) -> bool {
+        let receiver = self.nodes[to].reader();
+        if reconcile::needs_holdings(receiver, &self.nodes[from].id).unwrap_or(false) {
+            return true;
+        }
+        if !reconcile::may_serve(self.nodes[from].reader(), &self.nodes[to].id).unwrap_or(true) {
+            return false;
+        }
         if self
             .links
             .get(&(from, to))
@@ -767,6 +821,8 @@ impl World {
                 Outcome::Done(String::new())
             }
             Step::Forge { from, to, forgery } => self.forge(*from, *to, forgery)?,
+            Step::Backup { node } => self.backup(*node)?,
+            Step::Restore { node, pick } => self.restore(*node, *pick),
         };
         match &outcome {
             Outcome::Refused(_) => self.stats.actions_refused += 1,
@@ -778,6 +834,114 @@ impl World {
             self.refresh_owners();
         }
         Ok(outcome)
+    }
+
+    /// How many backups `node` has.
+    pub fn backups_of(&self, node: usize) -> usize {
+        self.backups.iter().filter(|b| b.node == node).count()
+    }
+
+    fn backup(&mut self, node: usize) -> Result<Outcome, Failure> {
+        if !self.nodes[node].up {
+            return Ok(Outcome::Skipped("node down".into()));
+        }
+        self.tick_clock(node);
+        let n = &self.nodes[node];
+        let path = self
+            ._dir
+            .path()
+            .join(format!("{}-backup-{}.db", n.id, self.backups.len()));
+        let now = n.now_ms;
+        n.store()
+            .with(|c| store::backup(c, &path, now))
+            .map_err(|e| unexpected("take a backup", e))?;
+        let ledgers = self
+            .ledgers
+            .iter()
+            .filter(|((to, _, _), _)| *to == node)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.backups.push(BackupCopy {
+            node,
+            path,
+            ledgers,
+        });
+        Ok(Outcome::Done(format!(
+            "backup #{}",
+            self.backups_of(node) - 1
+        )))
+    }
+
+    fn restore(&mut self, node: usize, pick: usize) -> Outcome {
+        let mine: Vec<usize> = (0..self.backups.len())
+            .filter(|i| self.backups[*i].node == node)
+            .collect();
+        if mine.is_empty() {
+            return Outcome::Skipped("no backup".into());
+        }
+        let b = mine[pick % mine.len()];
+        let path = self.backups[b].path.clone();
+        let owned_before: Vec<usize> = (0..self.members.len())
+            .filter(|m| self.members[*m].owner == Some(node))
+            .collect();
+        self.nodes[node].restore_from(&path);
+        self.nodes[node].restores += 1;
+        for &m in &owned_before {
+            let known = self.nodes[node]
+                .reader()
+                .query_row(
+                    "SELECT 1 FROM members WHERE member_id = ?1",
+                    [self.members[m].id.as_str()],
+                    |_| Ok(()),
+                )
+                .is_ok();
+            if !known {
+                self.forgotten.insert(m);
+            }
+        }
+        self.nodes[node].up = true;
+        self.kill_streams_of(node);
+        // Batches handed over before are of another time of its database.
+        for ((from, to), link) in self.links.iter_mut() {
+            if *from == node || *to == node {
+                link.history.clear();
+            }
+        }
+        self.touched.insert(node);
+        // What the restored database applied is what it had then.
+        self.ledgers.retain(|(to, _, _), _| *to != node);
+        for (k, v) in &self.backups[b].ledgers {
+            self.ledgers.insert(k.clone(), v.clone());
+        }
+        // Its peer table is the backup's.
+        let removed: Vec<usize> = (0..self.nodes.len())
+            .filter(|p| *p != node)
+            .filter(|p| {
+                peers::get(self.nodes[node].reader(), &self.nodes[*p].id)
+                    .ok()
+                    .flatten()
+                    .is_none()
+            })
+            .collect();
+        self.removed.retain(|(at, _)| *at != node);
+        self.removed.extend(removed.into_iter().map(|p| (node, p)));
+        // Which name is the last written is no longer simple for the
+        // members it held in any form.
+        for (i, m) in self.members.iter_mut().enumerate() {
+            let held = self.nodes[node]
+                .reader()
+                .query_row(
+                    "SELECT 1 FROM members WHERE member_id = ?1
+                     UNION ALL SELECT 1 FROM home_copies WHERE member_id = ?1",
+                    [m.id.as_str()],
+                    |_| Ok(()),
+                )
+                .is_ok();
+            if held || owned_before.contains(&i) {
+                m.name = None;
+            }
+        }
+        Outcome::Done(format!("log {}", self.nodes[node].log_id))
     }
 
     /// Moves node `i`'s clock on a little: an action takes time, and two
@@ -795,7 +959,32 @@ impl World {
         if crash {
             self.nodes[at].arm_crash(CrashPoint::LogAppend);
         }
-        let result = self.run_action(at, action);
+        let reconciling = self.nodes[at].reconciling();
+        // As the admin service does: a restored node acts as no owner
+        // until it reconciled (DESIGN §7).
+        let result = match admin_action(action) {
+            Some(name) => self.nodes[at]
+                .store()
+                .with(|c| reconcile::refuse_owner_action(c, name))
+                .and_then(|()| self.run_action(at, action)),
+            None => self.run_action(at, action),
+        };
+        if reconciling
+            && matches!(result, Ok(Some(Outcome::Done(_))))
+            && admin_action(action).is_some_and(reconcile::is_owner_action)
+        {
+            return Err(Failure {
+                check: "reconciling-owns-nothing".into(),
+                detail: format!(
+                    "{} acted as an owner while reconciling: {}",
+                    self.names[at],
+                    Named {
+                        item: action,
+                        r: self
+                    }
+                ),
+            });
+        }
         let outcome = match result {
             Ok(Some(outcome)) => outcome,
             Ok(None) => Outcome::Skipped("unknown alias".into()),
@@ -843,7 +1032,7 @@ impl World {
                 self.members.push(MemberAlias {
                     id: m.member_id,
                     owner: Some(at),
-                    name: name.clone(),
+                    name: Some(name.clone()),
                     created_by: self.current,
                 });
                 Ok(Some(Outcome::Done(format!("m{alias}"))))
@@ -861,7 +1050,9 @@ impl World {
                 };
                 node.tx(|c, ctx| members::member_update(c, ctx, &id, &fields))?;
                 if let (Some(name), Some(i)) = (name, self.member_at(*m)) {
-                    self.members[i].name = name.clone();
+                    if self.members[i].name.is_some() {
+                        self.members[i].name = Some(name.clone());
+                    }
                 }
                 done("")
             }
@@ -1130,12 +1321,31 @@ impl World {
                 self.removed.remove(&(at, *peer));
                 done("")
             }
+            Action::ReconcileWithoutPeer { peer } => {
+                let peer_id = self.nodes[*peer].id.clone();
+                let ctx = node.ctx();
+                let actor = Actor::Operator("sim".into());
+                let done = node
+                    .store()
+                    .with(|c| reconcile::skip_peer(c, &ctx, &peer_id, &actor))?;
+                Ok(Some(Outcome::Done(
+                    if done {
+                        "reconciled"
+                    } else {
+                        "still reconciling"
+                    }
+                    .into(),
+                )))
+            }
             Action::Tick => {
-                // As the node's calendar (`node::run_calendar`) runs it.
+                // As the node's calendar (`node::run_calendar`) runs it: a
+                // reconciling node makes no owner decisions yet.
                 let changed = node.tx(|c, ctx| {
-                    Ok(agreements::tick(c, ctx)?
-                        + transfers::tick(c, ctx)?
-                        + members::sweep_contact_status(c, ctx)?)
+                    let mut changed = 0;
+                    if !reconcile::is_reconciling(c)? {
+                        changed += agreements::tick(c, ctx)? + transfers::tick(c, ctx)?;
+                    }
+                    Ok(changed + members::sweep_contact_status(c, ctx)?)
                 })?;
                 Ok(Some(Outcome::Done(format!("{changed} changed"))))
             }
@@ -1145,6 +1355,16 @@ impl World {
     /// Reads the next batch on the stream `from`→`to` (opening it at the
     /// receiver's cursor if needed) into the in-flight queue.
     fn send_one(&mut self, from: usize, to: usize, limit: u32) -> Result<bool, Failure> {
+        if !self.stream_open(from, to) {
+            self.adopt_if_needed(from, to)?;
+        }
+        let may_serve = self.nodes[from]
+            .store()
+            .with(|c| reconcile::may_serve(c, &self.nodes[to].id))
+            .map_err(|e| unexpected("may serve", e))?;
+        if !may_serve {
+            return Ok(false);
+        }
         let origin = &self.nodes[from];
         let log_id = origin.log_id.clone();
         let cursor = {
@@ -1175,6 +1395,43 @@ impl World {
             events,
         });
         Ok(true)
+    }
+
+    /// As the pull client does when it opens a session (`reconcile_with`):
+    /// a reconciling receiver that has not adopted this origin asks for its
+    /// holdings (the origin runs `holdings_for`) and adopts them first.
+    fn adopt_if_needed(&mut self, from: usize, to: usize) -> Result<(), Failure> {
+        let origin_id = self.nodes[from].id.clone();
+        let needs = self.nodes[to]
+            .store()
+            .with(|c| reconcile::needs_holdings(c, &origin_id))
+            .map_err(|e| unexpected("needs holdings", e))?;
+        if !needs {
+            return Ok(());
+        }
+        let asking = self.nodes[to].id.clone();
+        let batches = {
+            let origin = &self.nodes[from];
+            let ctx = origin.ctx();
+            origin
+                .store()
+                .with(|c| reconcile::holdings_for(c, &ctx, &asking))
+                .map_err(|e| unexpected("holdings", self.alias_ids(&e.to_string())))?
+        };
+        self.tick_clock(to);
+        self.touched.insert(to);
+        let receiver = &self.nodes[to];
+        let ctx = receiver.ctx();
+        receiver
+            .store()
+            .with(|c| reconcile::adopt(c, &ctx, &origin_id, &batches))
+            .map_err(|e| {
+                unexpected(
+                    &format!("{} adopts {}'s holdings", self.names[to], self.names[from]),
+                    self.alias_ids(&e.to_string()),
+                )
+            })?;
+        Ok(())
     }
 
     fn send(&mut self, from: usize, to: usize, limit: u32) -> Result<Outcome, Failure> {
@@ -1589,17 +1846,22 @@ impl World {
         let names: BTreeMap<&str, &str> = self
             .members
             .iter()
-            .map(|m| (m.id.as_str(), m.name.as_str()))
+            .filter_map(|m| Some((m.id.as_str(), m.name.as_deref()?)))
             .collect();
         let written_name = |id: &str| names.get(id).map(|n| (*n).to_owned());
         for &i in &self.touched {
             invariants::copies_under_active_basis(&dbs[i])?;
             invariants::authors_are_authorities(&dbs, i, &written_name)?;
-            let forged = |origin: &str, seq: u64| {
-                self.names
-                    .iter()
-                    .position(|n| n == origin)
-                    .is_some_and(|o| self.forged.contains(&(i, o, seq)))
+            // A restored node forgot members written after its backup; a
+            // host's record about one can never be valid there.
+            let restored = self.nodes[i].restores > 0;
+            let forged = |origin: &str, seq: u64, reason: &str| {
+                (restored && reason.contains("is not known here"))
+                    || self
+                        .names
+                        .iter()
+                        .position(|n| n == origin)
+                        .is_some_and(|o| self.forged.contains(&(i, o, seq)))
             };
             invariants::quarantine_holds_only_invalid(&dbs[i], &forged)?;
         }
@@ -1647,12 +1909,37 @@ impl World {
             if member.owner.is_none() && self.on_paper(&member.id) {
                 continue;
             }
+            if member.owner.is_none()
+                && self.forgotten.contains(&m)
+                && self.held_nowhere(&member.id)
+            {
+                // Written (or received) after a backup its owner was restored
+                // from, and held by no peer in full: lost, as DESIGN §7
+                // accepts. (A receiver and its sender both restored to before
+                // a transfer lose the member: the sender keeps a tombstone.)
+                continue;
+            }
             crate::ownership::converged(&files, &member.id).map_err(|detail| Failure {
                 check: "transfers-final".into(),
                 detail: self.alias_ids(&detail),
             })?;
         }
         Ok(())
+    }
+
+    /// Whether no node holds the member's record: nobody owns it (at most
+    /// tombstones are left) and no receiver holds an offer of it.
+    fn held_nowhere(&self, member_id: &str) -> bool {
+        self.nodes.iter().all(|n| {
+            n.reader()
+                .query_row(
+                    "SELECT (SELECT COUNT(*) FROM members WHERE member_id = ?1 AND owner = ?2)
+                          + (SELECT COUNT(*) FROM transfers WHERE member_id = ?1 AND offer IS NOT NULL)",
+                    [member_id, n.id.as_str()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .is_ok_and(|held| held == 0)
+        })
     }
 
     /// Whether the member's last holder moved it to a place on paper.
@@ -1850,4 +2137,35 @@ fn terms(
         dues_collector: "inflow".into(),
         ..Default::default()
     }
+}
+
+/// The admin service's name for an operator action (what
+/// `reconcile::refuse_owner_action` judges), if it has one.
+fn admin_action(action: &Action) -> Option<&'static str> {
+    Some(match action {
+        Action::MemberAdd { .. } => "member.add",
+        Action::MemberUpdate { .. } => "member.update",
+        Action::OutflowRegister { .. } => "outflow.register",
+        Action::OutflowReturn { .. } => "outflow.return",
+        Action::HostSet { .. } => "member.host_set",
+        Action::Contact { .. } => "contact.record",
+        Action::Activity { .. } => "activity.record",
+        Action::ContactStatus { .. } => "contact.status",
+        Action::Propose { .. } => "agreement.propose",
+        Action::Counter { .. } => "agreement.counter",
+        Action::Accept { .. } => "agreement.accept",
+        Action::Reject { .. } => "agreement.reject",
+        Action::Terminate { .. } => "agreement.terminate",
+        Action::TransferStart { .. } => "transfer.start",
+        Action::TransferAccept { .. } => "transfer.accept",
+        Action::TransferReject { .. } => "transfer.reject",
+        Action::TransferCancel { .. } => "transfer.cancel",
+        Action::TransferExtend { .. } => "transfer.extend",
+        Action::TransferReissue { .. } => "transfer.reissue",
+        Action::TransferOnPaper { .. } => "transfer.out",
+        Action::PeerRemove { .. } => "peer.remove",
+        Action::PeerReAdd { .. } => "peer.add",
+        Action::ReconcileWithoutPeer { .. } => "reconcile.without_peer",
+        Action::Tick => return None,
+    })
 }
