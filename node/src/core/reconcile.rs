@@ -832,6 +832,40 @@ fn adopt_agreement(
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
 ) -> Result<bool, StoreError> {
+    let local = super::agreements::load(conn, &held.agreement_id)?;
+    let behind = local.as_ref().is_none_or(|a| {
+        (state_rank(&held.state), held.version, held.active_version)
+            > (state_rank(&a.state), a.version, a.active_version)
+    });
+    // TERMINATED and EXPIRED are final here.
+    let is_final = local.as_ref().is_some_and(|a| state_rank(&a.state) == 2);
+    let changed = behind && !is_final;
+    if changed {
+        // The row first: versions and signatures refer to it.
+        conn.execute(
+            "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
+                 ended_reason, ended_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+             ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
+                 active_version = excluded.active_version, ended_reason = excluded.ended_reason,
+                 ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
+            params![
+                held.agreement_id,
+                held.number,
+                held.outflow_node,
+                held.inflow_node,
+                held.state,
+                held.version,
+                held.active_version,
+                held.ended_reason,
+                held.ended_by,
+                ctx.now_ms
+            ],
+        )?;
+    }
+    if local.is_none() && !changed {
+        return Ok(false);
+    }
     for version in &held.versions {
         let Some(terms) = &version.terms else {
             continue;
@@ -855,39 +889,7 @@ fn adopt_agreement(
             )?;
         }
     }
-    let local = super::agreements::load(conn, &held.agreement_id)?;
-    let behind = local.as_ref().is_none_or(|a| {
-        (state_rank(&held.state), held.version, held.active_version)
-            > (state_rank(&a.state), a.version, a.active_version)
-    });
-    if !behind {
-        return Ok(false);
-    }
-    if local.is_some_and(|a| state_rank(&a.state) == 2) {
-        // TERMINATED and EXPIRED are final here.
-        return Ok(false);
-    }
-    conn.execute(
-        "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
-             ended_reason, ended_by, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-         ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
-             active_version = excluded.active_version, ended_reason = excluded.ended_reason,
-             ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
-        params![
-            held.agreement_id,
-            held.number,
-            held.outflow_node,
-            held.inflow_node,
-            held.state,
-            held.version,
-            held.active_version,
-            held.ended_reason,
-            held.ended_by,
-            ctx.now_ms
-        ],
-    )?;
-    Ok(true)
+    Ok(changed)
 }
 
 /// Goes on without `peer` (an operator's `reconcile --without-peer`): it no

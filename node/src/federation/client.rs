@@ -308,9 +308,11 @@ async fn session(
 
     // DESIGN §7: a restored node adopts what the peer holds from it before
     // it applies the peer's log.
+    // A failure here is ours or the answer's, not the link's: back off
+    // rather than ask again at once.
     reconcile_with(node, peer, &mut client, hello.log_ids_held_from_you.clone())
         .await
-        .map_err(fail(true))?;
+        .map_err(fail(false))?;
 
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
