@@ -92,6 +92,8 @@ pub struct AdoptReport {
     pub conflicts: Vec<String>,
     /// Old-epoch events the peer had applied, deleted from the log.
     pub events_dropped: u64,
+    /// Transfer reports not believed or not applicable, with the reason.
+    pub refused: Vec<String>,
     /// True when this adoption ended reconciliation.
     pub finished: bool,
 }
@@ -110,6 +112,9 @@ impl AdoptReport {
             self.re_sent,
             self.forgotten
         );
+        if !self.refused.is_empty() {
+            text.push_str(&format!("; not adopted: {}", self.refused.join("; ")));
+        }
         if !self.conflicts.is_empty() {
             text.push_str(&format!(
                 "; conflict: members edited here after the restore now owned by the peer: {}",
@@ -707,6 +712,10 @@ pub fn adopt(
                 }
             }
             transfers::Adopted::Aborted => report.transfers_aborted += 1,
+            transfers::Adopted::Refused(why) => {
+                tracing::warn!(%peer, transfer = %held.transfer_id, why = %why, "transfer report not adopted");
+                report.refused.push(why);
+            }
             transfers::Adopted::Kept | transfers::Adopted::Recorded => {}
         }
     }
@@ -777,7 +786,7 @@ pub fn adopt(
             actor: &Actor::Node,
             action: "reconcile.adopt",
             target: peer.as_str(),
-            outcome: if report.conflicts.is_empty() {
+            outcome: if report.conflicts.is_empty() && report.refused.is_empty() {
                 Outcome::Ok
             } else {
                 Outcome::Error

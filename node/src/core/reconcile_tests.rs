@@ -390,3 +390,42 @@ fn a_new_database_under_a_known_id_reconciles_when_a_peer_knows_another_log() {
     assert_eq!(start.backup_at_ms, 0);
     assert!(node.store.with(|c| reconcile::is_reconciling(c)).unwrap());
 }
+
+#[test]
+fn a_transfer_report_this_node_could_not_have_issued_is_refused_and_changes_nothing() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    // One real transfer before the backup: letters up to 1 are known here.
+    let t = pingliang
+        .tx(|c, ctx| transfers::start(c, ctx, &member, "lanzhou", 0, "定居", Default::default()))
+        .unwrap();
+    pingliang
+        .tx(|c, ctx| transfers::cancel(c, ctx, &t.transfer_id))
+        .unwrap();
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let forged = |id: &str, letter: &str| pb::HeldTransfer {
+        letter_no: letter.into(),
+        generation: 2,
+        ..held_transfer(&member, id, 0, "completed")
+    };
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![
+            forged("t-foreign", "LANZHOU-2026-000009"),
+            forged("t-old-letter", "PINGLIANG-2026-000001"),
+        ],
+        last: true,
+        ..Default::default()
+    }];
+    let report = restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(report.refused.len(), 2, "{report:?}");
+    assert_eq!(report.transfers_completed, 0);
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!(home.owner, "pingliang", "still owned here");
+}
