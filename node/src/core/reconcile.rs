@@ -56,9 +56,11 @@ use crate::identity::NodeId;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::{get_meta, set_meta, StoreError};
 
-/// Records per `HoldingsBatch` (an agreement counts one per version), so a
-/// batch stays far below the federation message limit.
+/// Records per `HoldingsBatch` (an agreement counts one per version).
 pub const HOLDINGS_BATCH_RECORDS: usize = 200;
+/// Encoded bytes per `HoldingsBatch`: a quarter of the default federation
+/// message limit (`limits.message_bytes_max`, 4 MiB), so a batch always fits.
+pub const HOLDINGS_BATCH_BYTES: usize = 1024 * 1024;
 
 const STATE_KEY: &str = "reconcile_state";
 
@@ -324,12 +326,22 @@ pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
 
 // ------------------------------------------------------------- peer side
 
-fn push_batch(batches: &mut Vec<pb::HoldingsBatch>, count: &mut usize, weight: usize) {
-    if *count + weight > HOLDINGS_BATCH_RECORDS && *count > 0 {
+/// Room for one more record of `weight` records and `bytes` encoded bytes:
+/// starts a new batch when the last one would pass either bound.
+fn push_batch<'a>(
+    batches: &'a mut Vec<pb::HoldingsBatch>,
+    count: &mut (usize, usize),
+    weight: usize,
+    bytes: usize,
+) -> &'a mut pb::HoldingsBatch {
+    let full = count.0 + weight > HOLDINGS_BATCH_RECORDS || count.1 + bytes > HOLDINGS_BATCH_BYTES;
+    if full && count.0 > 0 {
         batches.push(pb::HoldingsBatch::default());
-        *count = 0;
+        *count = (0, 0);
     }
-    *count += weight;
+    count.0 += weight;
+    count.1 += bytes;
+    batches.last_mut().expect("at least one batch")
 }
 
 /// What this node holds from `requester`, in bounded batches (at least
@@ -342,7 +354,7 @@ pub fn holdings_for(
 ) -> Result<Vec<pb::HoldingsBatch>, StoreError> {
     let who = requester.as_str();
     let mut batches = vec![pb::HoldingsBatch::default()];
-    let mut count = 0usize;
+    let mut count = (0usize, 0usize);
     batches[0].cursors = conn
         .prepare("SELECT log_id, seq FROM cursors WHERE peer = ?1 ORDER BY log_id")?
         .query_map([who], |r| {
@@ -358,10 +370,8 @@ pub fn holdings_for(
         .collect::<Result<Vec<_>, _>>()?;
     for id in copy_ids {
         if let Some(copy) = members::load_copy(conn, &id)? {
-            push_batch(&mut batches, &mut count, 1);
-            batches
-                .last_mut()
-                .expect("one batch")
+            let bytes = copy.section.encoded_len();
+            push_batch(&mut batches, &mut count, 1, bytes)
                 .home_copies
                 .push(copy.section);
         }
@@ -394,10 +404,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for section in sections {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = section.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .host_sections
             .push(section);
     }
@@ -420,10 +428,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for contact in contacts {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = contact.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .contacts
             .push(contact);
     }
@@ -447,20 +453,21 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for activity in activities {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = activity.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .activities
             .push(activity);
     }
     for agreement in held_agreements(conn, who)? {
-        push_batch(&mut batches, &mut count, 1 + agreement.versions.len());
-        batches
-            .last_mut()
-            .expect("one batch")
-            .agreements
-            .push(agreement);
+        let bytes = agreement.encoded_len();
+        push_batch(
+            &mut batches,
+            &mut count,
+            1 + agreement.versions.len(),
+            bytes,
+        )
+        .agreements
+        .push(agreement);
     }
     let transfers = conn
         .prepare(
@@ -488,10 +495,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for transfer in transfers {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = transfer.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .transfers
             .push(transfer);
     }

@@ -429,3 +429,42 @@ fn a_transfer_report_this_node_could_not_have_issued_is_refused_and_changes_noth
         .unwrap();
     assert_eq!(home.owner, "pingliang", "still owned here");
 }
+
+#[test]
+fn holdings_come_in_bounded_batches_and_only_the_last_is_marked() {
+    let (_pingliang, lanzhou, _xian, member) = federation();
+    lanzhou
+        .tx(|c, ctx| {
+            for n in 0..450 {
+                members::save_contact(
+                    c,
+                    &pb::ContactEvent {
+                        contact_id: format!("c-{n:04}"),
+                        member_id: member.clone(),
+                        author: "pingliang".into(),
+                        at: day(-1),
+                        channel: "phone".into(),
+                        ..Default::default()
+                    },
+                    ctx.now_ms,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let pingliang = crate::identity::NodeId::parse("pingliang").unwrap();
+    let batches = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang))
+        .unwrap();
+    assert!(batches.len() >= 3, "{} batches", batches.len());
+    let (last, rest) = batches.split_last().unwrap();
+    assert!(last.last && rest.iter().all(|b| !b.last));
+    for batch in &batches {
+        let records = batch.home_copies.len() + batch.contacts.len() + batch.agreements.len();
+        assert!(records <= reconcile::HOLDINGS_BATCH_RECORDS + 1);
+        assert!(prost::Message::encoded_len(batch) <= reconcile::HOLDINGS_BATCH_BYTES + 4096);
+    }
+    let contacts: usize = batches.iter().map(|b| b.contacts.len()).sum();
+    assert_eq!(contacts, 450);
+}
