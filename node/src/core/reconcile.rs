@@ -39,6 +39,18 @@
 //! 5. While [`is_reconciling`], owner actions are refused
 //!    ([`refuse_owner_action`]) and the calendar makes no owner decisions.
 //!
+//! A simulator restores node R like this: take the backup with
+//! `store::backup(&conn, path, now_ms)` (or copy the file and call
+//! [`mark_backup`] on the copy), later open the copy with `Store::open` (it
+//! migrates), call [`begin_restore_if_marked`], then for each peer P, on a
+//! step where P is reachable: `let b = holdings_for(&p_conn, &p_ctx, &R)?;
+//! adopt(&mut r_conn, &r_ctx, &P, &b)?;` and only then deliver P's log to R
+//! (`read_batch` at P from R's cursor, `apply_batch` at R) and R's log to P,
+//! if [`may_serve`]: from seq 0 under R's new log id, since a cursor is keyed
+//! by (origin, log id). R's old-epoch events that P had not applied are
+//! still in R's log and reach P under the new log id; those P had applied
+//! are gone. `skip_peer` stands for `reconcile --without-peer`.
+//!
 //! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
 //! answers R's `Holdings` call; `apply_batch` records under which log id of
 //! R each home-section copy arrived and applies R's `EpochComplete`
