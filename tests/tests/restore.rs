@@ -308,6 +308,14 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .await;
     let status = reconcile_status(&pingliang).await;
     assert_eq!(status.peers[0].state, "adopted", "{status:?}");
+    assert!(
+        status.peers[0].detail.contains("1 completed")
+            && status.peers[0]
+                .detail
+                .contains("1 copies of forgotten members"),
+        "{}",
+        status.peers[0].detail
+    );
     assert!(status.finished_at_ms > 0);
     assert!(pingliang
         .audit()
