@@ -293,6 +293,9 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         "{}",
         refused.message()
     );
+    assert!(pingliang.status().await.reconciling);
+    let shown = pingliang.ctl_ok(&["status"]);
+    assert!(shown.contains("reconciling after a restore"), "{shown}");
     let shown = pingliang.ctl_ok(&["reconcile", "status"]);
     assert!(
         shown.contains("lanzhou") && shown.contains("waiting"),

@@ -108,6 +108,19 @@ impl Store {
         })
     }
 
+    /// A consistent copy of the database at `out` ([`backup`]), read on a
+    /// connection of its own: in WAL mode the copy is the snapshot at its
+    /// start, and the write connection is not held meanwhile.
+    pub fn backup(&self, out: &Path, now_ms: Millis) -> Result<u64, StoreError> {
+        if self.path == Path::new(":memory:") {
+            return self.with(|conn| backup(conn, out, now_ms));
+        }
+        let conn =
+            Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        backup(&conn, out, now_ms)
+    }
+
     /// Size of the database file plus its write-ahead log.
     pub fn size_bytes(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
