@@ -106,7 +106,8 @@ pub struct AdoptReport {
     pub conflicts: Vec<String>,
     /// Old-epoch events the peer had applied, deleted from the log.
     pub events_dropped: u64,
-    /// Transfer reports not believed or not applicable, with the reason.
+    /// Agreement and transfer reports not believed or not applicable, with
+    /// the reason.
     pub refused: Vec<String>,
     /// True when this adoption ended reconciliation.
     pub finished: bool,
@@ -679,8 +680,13 @@ pub fn adopt(
         if held.outflow_node != me && held.inflow_node != me {
             continue;
         }
-        if adopt_agreement(&tx, ctx, held)? {
-            report.agreements += 1;
+        match adopt_agreement(&tx, ctx, held)? {
+            AgreementAdoption::Changed => report.agreements += 1,
+            AgreementAdoption::Unchanged => {}
+            AgreementAdoption::Refused(why) => {
+                tracing::warn!(%peer, agreement = %held.agreement_id, why = %why, "agreement report not adopted");
+                report.refused.push(why);
+            }
         }
     }
 
@@ -851,13 +857,54 @@ fn state_rank(state: &str) -> u8 {
     }
 }
 
+/// What adopting one agreement did.
+enum AgreementAdoption {
+    Unchanged,
+    Changed,
+    Refused(String),
+}
+
 /// Adopts an agreement as the peer holds it, with every version and
-/// signature, where the peer's is further along. Returns whether it changed.
+/// signature, where the peer's is further along.
 fn adopt_agreement(
     conn: &Connection,
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
-) -> Result<bool, StoreError> {
+) -> Result<AgreementAdoption, StoreError> {
+    // An agreement decides what this node shares: adopt one the peer says
+    // is (or was) active only with this node's own signature on that
+    // version, so a peer cannot make it share under terms it never signed.
+    if held.active_version > 0 && ctx.notary.is_some() {
+        let mine = held
+            .versions
+            .iter()
+            .filter(|v| v.version == held.active_version)
+            .find_map(|v| {
+                let terms = v.terms.as_ref()?;
+                let signature = v.signatures.iter().find(|s| s.signer == ctx.me.as_str())?;
+                Some(super::agreements::verify_reported(
+                    ctx,
+                    &held.agreement_id,
+                    terms,
+                    signature,
+                ))
+            });
+        match mine {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {}: this node's signature does not verify: {why}",
+                    held.agreement_id, held.active_version
+                )))
+            }
+            None => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {} carries no signature of this node",
+                    held.agreement_id, held.active_version
+                )))
+            }
+        }
+    }
     let local = super::agreements::load(conn, &held.agreement_id)?;
     let behind = local.as_ref().is_none_or(|a| {
         (state_rank(&held.state), held.version, held.active_version)
@@ -890,7 +937,7 @@ fn adopt_agreement(
         )?;
     }
     if local.is_none() && !changed {
-        return Ok(false);
+        return Ok(AgreementAdoption::Unchanged);
     }
     for version in &held.versions {
         let Some(terms) = &version.terms else {
@@ -915,7 +962,11 @@ fn adopt_agreement(
             )?;
         }
     }
-    Ok(changed)
+    Ok(if changed {
+        AgreementAdoption::Changed
+    } else {
+        AgreementAdoption::Unchanged
+    })
 }
 
 /// Goes on without `peer` (an operator's `reconcile --without-peer`): it no

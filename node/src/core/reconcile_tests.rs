@@ -468,3 +468,65 @@ fn holdings_come_in_bounded_batches_and_only_the_last_is_marked() {
     let contacts: usize = batches.iter().map(|b| b.contacts.len()).sum();
     assert_eq!(contacts, 450);
 }
+
+#[test]
+fn an_agreement_is_adopted_only_with_this_nodes_own_signature_on_its_active_version() {
+    let (_pingliang, lanzhou, _xian, _member) = federation();
+    // A reinstalled Pingliang: a new database, Lanzhou as its peer.
+    let fresh = TestNode::new("pingliang");
+    fresh.add_peer("lanzhou", &["6201"]);
+    fresh
+        .store
+        .with(|c| reconcile::begin_restore(c, &fresh.ctx()))
+        .unwrap();
+    let batches = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &fresh.id))
+        .unwrap();
+    let mut forged = batches.clone();
+    for version in forged
+        .iter_mut()
+        .flat_map(|b| &mut b.agreements)
+        .flat_map(|a| &mut a.versions)
+    {
+        if let Some(terms) = &mut version.terms {
+            terms.effective_until = "2099-12-31".into();
+        }
+    }
+    let report = fresh
+        .store
+        .with(|c| reconcile::adopt(c, &fresh.ctx(), &lanzhou.id, &forged))
+        .unwrap();
+    assert_eq!(
+        (report.agreements, report.refused.len()),
+        (0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.refused[0].contains("signature"),
+        "{:?}",
+        report.refused
+    );
+
+    // The genuine answer is adopted, active.
+    let fresh2 = TestNode::new("pingliang");
+    fresh2.add_peer("lanzhou", &["6201"]);
+    fresh2
+        .store
+        .with(|c| reconcile::begin_restore(c, &fresh2.ctx()))
+        .unwrap();
+    let report = fresh2
+        .store
+        .with(|c| reconcile::adopt(c, &fresh2.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(
+        (report.agreements, report.refused.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    let state: String = fresh2
+        .store
+        .with(|c| Ok(c.query_row("SELECT state FROM agreements", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(state, "active");
+}
