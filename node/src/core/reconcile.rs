@@ -252,6 +252,8 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
         .optional()?
         .unwrap_or(0);
     set_meta(&tx, "previous_log_ids", &previous)?;
+    // The log ids whose sequence numbers are this file's: see `adopt`.
+    set_meta(&tx, "restore_known_log_ids", &previous)?;
     set_meta(&tx, "log_id", &log_id)?;
     set_meta(&tx, STATE_KEY, "reconciling")?;
     set_meta(&tx, "restored_at_ms", &ctx.now_ms.to_string())?;
@@ -648,11 +650,25 @@ pub fn adopt(
     let restored_at_ms = meta_ms(&tx, "restored_at_ms")?;
     let mut report = AdoptReport::default();
 
-    // 1. The old log: events the peer applied (under any of our log ids;
-    //    sequence numbers rise across epochs) go; the sequence jumps past.
+    // 1. The old log: events the peer applied go; the sequence jumps past
+    //    every cursor. Along one database file's lineage (a backup and the
+    //    epochs restored from it) sequence numbers only rise, since every
+    //    reconciliation jumps past the peers' cursors, so the peer applied
+    //    an old event iff one of its cursors of ours reaches its seq. A new
+    //    database under a known id is another lineage: there only the log
+    //    ids this file had count.
     let cursor_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
+        .map(|c| c.seq)
+        .max()
+        .unwrap_or(0);
+    let new_database = meta_ms(&tx, "restore_backup_at_ms")? == 0;
+    let known = get_meta(&tx, "restore_known_log_ids")?.unwrap_or_default();
+    let applied_max = batches
+        .iter()
+        .flat_map(|b| &b.cursors)
+        .filter(|c| !new_database || known.split(',').any(|id| id == c.log_id))
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
@@ -661,7 +677,7 @@ pub fn adopt(
         .unwrap_or(0);
     report.events_dropped = tx.execute(
         "DELETE FROM events WHERE audience = ?1 AND seq <= ?2",
-        params![peer.as_str(), cursor_max.min(seq_floor)],
+        params![peer.as_str(), applied_max.min(seq_floor)],
     )? as u64;
     jump_sequence(&tx, cursor_max)?;
     let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();

@@ -530,3 +530,40 @@ fn an_agreement_is_adopted_only_with_this_nodes_own_signature_on_its_active_vers
         .unwrap();
     assert_eq!(state, "active");
 }
+
+#[test]
+fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
+    let node = TestNode::new("pingliang");
+    node.add_peer("lanzhou", &["6201"]);
+    let lanzhou = crate::identity::NodeId::parse("lanzhou").unwrap();
+    // Written under the new database's first log id, before anyone pulled.
+    node.tx(|c, ctx| log::append(c, &lanzhou, pb::EventKind::Contact, "m", b"", ctx.now_ms))
+        .unwrap();
+    node.store
+        .with(|c| reconcile::note_log_ids_held(c, &node.ctx(), &lanzhou, &["older-db".to_string()]))
+        .unwrap()
+        .unwrap();
+    // The old database's cursor is far ahead, in another sequence.
+    let batches = vec![pb::HoldingsBatch {
+        cursors: vec![pb::LogCursor {
+            log_id: "older-db".into(),
+            seq: 500,
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    let report = node
+        .store
+        .with(|c| reconcile::adopt(c, &node.ctx(), &lanzhou, &batches))
+        .unwrap();
+    assert_eq!(report.events_dropped, 0, "{report:?}");
+    let events = node
+        .store
+        .with(|c| log::read_batch(c, &lanzhou, 0, 100))
+        .unwrap();
+    assert_eq!(events.first().map(|e| e.seq), Some(1));
+    assert!(
+        events.last().unwrap().seq > 500,
+        "the sequence jumped past the old cursor"
+    );
+}
