@@ -321,11 +321,15 @@ impl Admin for AdminService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let node = &self.node;
-        let peers_total = node
-            .db(|conn| peers::list(conn))
+        let (peers_total, reconciling) = node
+            .db(|conn| {
+                Ok((
+                    peers::list(conn)?.len(),
+                    crate::core::reconcile::is_reconciling(conn)?,
+                ))
+            })
             .await
-            .map_err(status_of)?
-            .len();
+            .map_err(status_of)?;
         Ok(Response::new(pb::StatusResponse {
             node_id: node.node_id.to_string(),
             display_name: node.config.display_name.clone(),
@@ -339,6 +343,7 @@ impl Admin for AdminService {
             federation_addr: node.federation_addr.to_string(),
             log_id: node.store.log_id().map_err(status_of)?,
             federation: node.tls.federation.clone(),
+            reconciling,
         }))
     }
 
@@ -357,11 +362,13 @@ impl Admin for AdminService {
         let target = out.display().to_string();
         let log_id = self.node.store.log_id().map_err(status_of)?;
         // VACUUM INTO cannot run inside a transaction: not through `act`.
+        // It reads on a connection of its own, so writers go on meanwhile.
         let now_ms = self.node.now_ms();
-        let result = self
-            .node
-            .db(move |conn| crate::store::backup(conn, &out, now_ms))
-            .await;
+        let store = self.node.store.clone();
+        let result = match tokio::task::spawn_blocking(move || store.backup(&out, now_ms)).await {
+            Ok(result) => result,
+            Err(join) => Err(StoreError::Invalid(format!("backup task failed: {join}"))),
+        };
         let (outcome, detail) = match &result {
             Ok(bytes) => (Outcome::Ok, format!("{bytes} bytes, log id {log_id}")),
             Err(error) => (Outcome::Refused, error.to_string()),

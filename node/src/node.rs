@@ -272,14 +272,15 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-            // A reconciling node makes no owner decisions yet (DESIGN §7).
+            // A reconciling node makes no owner decisions yet (DESIGN §7):
+            // neither the calendar's nor the contact statuses it shares.
             let mut changed = 0;
             if !crate::core::reconcile::is_reconciling(&tx)? {
                 changed += crate::core::agreements::tick(&tx, &ctx)?;
                 changed += crate::core::transfers::tick(&tx, &ctx)?;
-            }
-            if sweep_contacts {
-                changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
+                if sweep_contacts {
+                    changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
+                }
             }
             tx.commit()?;
             Ok(changed)

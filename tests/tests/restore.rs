@@ -293,6 +293,9 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         "{}",
         refused.message()
     );
+    assert!(pingliang.status().await.reconciling);
+    let shown = pingliang.ctl_ok(&["status"]);
+    assert!(shown.contains("reconciling after a restore"), "{shown}");
     let shown = pingliang.ctl_ok(&["reconcile", "status"]);
     assert!(
         shown.contains("lanzhou") && shown.contains("waiting"),
@@ -308,6 +311,14 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .await;
     let status = reconcile_status(&pingliang).await;
     assert_eq!(status.peers[0].state, "adopted", "{status:?}");
+    assert!(
+        status.peers[0].detail.contains("1 completed")
+            && status.peers[0]
+                .detail
+                .contains("1 copies of forgotten members"),
+        "{}",
+        status.peers[0].detail
+    );
     assert!(status.finished_at_ms > 0);
     assert!(pingliang
         .audit()
@@ -442,4 +453,72 @@ async fn reconcile_without_an_unreachable_peer_goes_on_and_is_audited() {
         })
         .await;
     fed.wait_linked(&pingliang, &xian).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconciles() {
+    let fed = Federation::new("restore-new-database");
+    let mut pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    add_peer(&pingliang, &lanzhou, Some("6201"));
+    add_peer(&lanzhou, &pingliang, None);
+    fed.wait_linked(&pingliang, &lanzhou).await;
+    org_add(&pingliang, "b1").await;
+    let member = member_away(&pingliang, "张三", "620801199005170014").await;
+    let agreement = fed.agree(&pingliang, &lanzhou, "平凉-兰州-2026-01").await;
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "the member shared with Lanzhou", async || {
+            show(&lanzhou, &member).await.is_some()
+        })
+        .await;
+
+    // Reinstalled without a backup: an empty database, the same node id.
+    pingliang.stop();
+    restore_backup_none(&pingliang);
+    pingliang.start().await;
+    assert!(!reconcile_status(&pingliang).await.reconciling);
+    add_peer(&pingliang, &lanzhou, Some("6201"));
+    pingliang
+        .wait_until(
+            DEFAULT_WAIT,
+            "Pingliang reconciled with Lanzhou",
+            async || {
+                let status = reconcile_status(&pingliang).await;
+                status.restored_at_ms > 0 && !status.reconciling
+            },
+        )
+        .await;
+    let status = reconcile_status(&pingliang).await;
+    assert_eq!(status.backup_at_ms, 0, "no backup: a new database");
+    assert!(
+        status.lost_period.contains("new database"),
+        "{}",
+        status.lost_period
+    );
+    assert!(pingliang
+        .audit()
+        .iter()
+        .any(|e| e.is("reconcile.begin", "ok", "new database")));
+    // The agreement came back from Lanzhou; the member this database never
+    // had is dropped at the host at EpochComplete.
+    let shown = pingliang.ctl(&["agreement", "show", &agreement]);
+    assert!(shown.status.success(), "the agreement was adopted back");
+    lanzhou
+        .wait_until(
+            DEFAULT_WAIT,
+            "the forgotten member's copy dropped",
+            async || show(&lanzhou, &member).await.is_none(),
+        )
+        .await;
+    fed.wait_linked(&pingliang, &lanzhou).await;
+}
+
+/// Deletes `node`'s database (stopped): a reinstall without a backup.
+fn restore_backup_none(node: &TestNode) {
+    let db = node.db_path();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut side = db.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = std::fs::remove_file(side);
+    }
 }

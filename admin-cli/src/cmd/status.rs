@@ -17,6 +17,7 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
                 "uptime_seconds": s.uptime_seconds, "database_path": s.database_path,
                 "database_bytes": s.database_bytes, "peers_up": s.peers_up, "peers_total": s.peers_total,
                 "federation_addr": s.federation_addr, "log_id": s.log_id,
+                "reconciling": s.reconciling,
             }),
         ),
         Format::Table => output::print_out(&format!(
@@ -25,6 +26,11 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
             duration(s.uptime_seconds), s.federation_addr, s.database_path, bytes(s.database_bytes),
             s.log_id, s.peers_up, s.peers_total
         )),
+    }
+    if s.reconciling && format == Format::Table {
+        output::print_out(
+            "state       reconciling after a restore: owner actions are refused until every peer answered (`liaisonctl reconcile status`)\n",
+        );
     }
     Ok(())
 }

@@ -152,6 +152,24 @@ fn verify(
     )
 }
 
+/// [`verify`] for a signature a peer reports holding (reconciliation after
+/// a restore, `core::reconcile`): by its own signer, on its own version.
+pub fn verify_reported(
+    ctx: &Ctx<'_>,
+    agreement_id: &str,
+    terms: &pb::AgreementTerms,
+    signature: &pb::AgreementSignature,
+) -> Result<(), String> {
+    verify(
+        ctx,
+        agreement_id,
+        &signature.signer,
+        signature.version,
+        terms,
+        signature,
+    )
+}
+
 fn store_signature(
     conn: &Connection,
     ctx: &Ctx<'_>,

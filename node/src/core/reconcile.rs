@@ -39,6 +39,18 @@
 //! 5. While [`is_reconciling`], owner actions are refused
 //!    ([`refuse_owner_action`]) and the calendar makes no owner decisions.
 //!
+//! A simulator restores node R like this: take the backup with
+//! `store::backup(&conn, path, now_ms)` (or copy the file and call
+//! [`mark_backup`] on the copy), later open the copy with `Store::open` (it
+//! migrates), call [`begin_restore_if_marked`], then for each peer P, on a
+//! step where P is reachable: `let b = holdings_for(&p_conn, &p_ctx, &R)?;
+//! adopt(&mut r_conn, &r_ctx, &P, &b)?;` and only then deliver P's log to R
+//! (`read_batch` at P from R's cursor, `apply_batch` at R) and R's log to P,
+//! if [`may_serve`]: from seq 0 under R's new log id, since a cursor is keyed
+//! by (origin, log id). R's old-epoch events that P had not applied are
+//! still in R's log and reach P under the new log id; those P had applied
+//! are gone. `skip_peer` stands for `reconcile --without-peer`.
+//!
 //! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
 //! answers R's `Holdings` call; `apply_batch` records under which log id of
 //! R each home-section copy arrived and applies R's `EpochComplete`
@@ -56,9 +68,11 @@ use crate::identity::NodeId;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::{get_meta, set_meta, StoreError};
 
-/// Records per `HoldingsBatch` (an agreement counts one per version), so a
-/// batch stays far below the federation message limit.
+/// Records per `HoldingsBatch` (an agreement counts one per version).
 pub const HOLDINGS_BATCH_RECORDS: usize = 200;
+/// Encoded bytes per `HoldingsBatch`: a quarter of the default federation
+/// message limit (`limits.message_bytes_max`, 4 MiB), so a batch always fits.
+pub const HOLDINGS_BATCH_BYTES: usize = 1024 * 1024;
 
 const STATE_KEY: &str = "reconcile_state";
 
@@ -92,6 +106,9 @@ pub struct AdoptReport {
     pub conflicts: Vec<String>,
     /// Old-epoch events the peer had applied, deleted from the log.
     pub events_dropped: u64,
+    /// Agreement and transfer reports not believed or not applicable, with
+    /// the reason.
+    pub refused: Vec<String>,
     /// True when this adoption ended reconciliation.
     pub finished: bool,
 }
@@ -110,6 +127,9 @@ impl AdoptReport {
             self.re_sent,
             self.forgotten
         );
+        if !self.refused.is_empty() {
+            text.push_str(&format!("; not adopted: {}", self.refused.join("; ")));
+        }
         if !self.conflicts.is_empty() {
             text.push_str(&format!(
                 "; conflict: members edited here after the restore now owned by the peer: {}",
@@ -232,6 +252,8 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
         .optional()?
         .unwrap_or(0);
     set_meta(&tx, "previous_log_ids", &previous)?;
+    // The log ids whose sequence numbers are this file's: see `adopt`.
+    set_meta(&tx, "restore_known_log_ids", &previous)?;
     set_meta(&tx, "log_id", &log_id)?;
     set_meta(&tx, STATE_KEY, "reconciling")?;
     set_meta(&tx, "restored_at_ms", &ctx.now_ms.to_string())?;
@@ -319,12 +341,22 @@ pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
 
 // ------------------------------------------------------------- peer side
 
-fn push_batch(batches: &mut Vec<pb::HoldingsBatch>, count: &mut usize, weight: usize) {
-    if *count + weight > HOLDINGS_BATCH_RECORDS && *count > 0 {
+/// Room for one more record of `weight` records and `bytes` encoded bytes:
+/// starts a new batch when the last one would pass either bound.
+fn push_batch<'a>(
+    batches: &'a mut Vec<pb::HoldingsBatch>,
+    count: &mut (usize, usize),
+    weight: usize,
+    bytes: usize,
+) -> &'a mut pb::HoldingsBatch {
+    let full = count.0 + weight > HOLDINGS_BATCH_RECORDS || count.1 + bytes > HOLDINGS_BATCH_BYTES;
+    if full && count.0 > 0 {
         batches.push(pb::HoldingsBatch::default());
-        *count = 0;
+        *count = (0, 0);
     }
-    *count += weight;
+    count.0 += weight;
+    count.1 += bytes;
+    batches.last_mut().expect("at least one batch")
 }
 
 /// What this node holds from `requester`, in bounded batches (at least
@@ -337,7 +369,7 @@ pub fn holdings_for(
 ) -> Result<Vec<pb::HoldingsBatch>, StoreError> {
     let who = requester.as_str();
     let mut batches = vec![pb::HoldingsBatch::default()];
-    let mut count = 0usize;
+    let mut count = (0usize, 0usize);
     batches[0].cursors = conn
         .prepare("SELECT log_id, seq FROM cursors WHERE peer = ?1 ORDER BY log_id")?
         .query_map([who], |r| {
@@ -353,10 +385,8 @@ pub fn holdings_for(
         .collect::<Result<Vec<_>, _>>()?;
     for id in copy_ids {
         if let Some(copy) = members::load_copy(conn, &id)? {
-            push_batch(&mut batches, &mut count, 1);
-            batches
-                .last_mut()
-                .expect("one batch")
+            let bytes = copy.section.encoded_len();
+            push_batch(&mut batches, &mut count, 1, bytes)
                 .home_copies
                 .push(copy.section);
         }
@@ -389,10 +419,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for section in sections {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = section.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .host_sections
             .push(section);
     }
@@ -415,10 +443,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for contact in contacts {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = contact.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .contacts
             .push(contact);
     }
@@ -442,20 +468,21 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for activity in activities {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = activity.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .activities
             .push(activity);
     }
     for agreement in held_agreements(conn, who)? {
-        push_batch(&mut batches, &mut count, 1 + agreement.versions.len());
-        batches
-            .last_mut()
-            .expect("one batch")
-            .agreements
-            .push(agreement);
+        let bytes = agreement.encoded_len();
+        push_batch(
+            &mut batches,
+            &mut count,
+            1 + agreement.versions.len(),
+            bytes,
+        )
+        .agreements
+        .push(agreement);
     }
     let transfers = conn
         .prepare(
@@ -483,10 +510,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for transfer in transfers {
-        push_batch(&mut batches, &mut count, 1);
-        batches
-            .last_mut()
-            .expect("one batch")
+        let bytes = transfer.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
             .transfers
             .push(transfer);
     }
@@ -510,8 +535,8 @@ pub fn holdings_for(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for h in hosted {
-        push_batch(&mut batches, &mut count, 1);
-        batches.last_mut().expect("one batch").hosted.push(h);
+        let bytes = h.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes).hosted.push(h);
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)
@@ -648,11 +673,25 @@ pub fn adopt(
     let restored_at_ms = meta_ms(&tx, "restored_at_ms")?;
     let mut report = AdoptReport::default();
 
-    // 1. The old log: events the peer applied (under any of our log ids;
-    //    sequence numbers rise across epochs) go; the sequence jumps past.
+    // 1. The old log: events the peer applied go; the sequence jumps past
+    //    every cursor. Along one database file's lineage (a backup and the
+    //    epochs restored from it) sequence numbers only rise, since every
+    //    reconciliation jumps past the peers' cursors, so the peer applied
+    //    an old event iff one of its cursors of ours reaches its seq. A new
+    //    database under a known id is another lineage: there only the log
+    //    ids this file had count.
     let cursor_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
+        .map(|c| c.seq)
+        .max()
+        .unwrap_or(0);
+    let new_database = meta_ms(&tx, "restore_backup_at_ms")? == 0;
+    let known = get_meta(&tx, "restore_known_log_ids")?.unwrap_or_default();
+    let applied_max = batches
+        .iter()
+        .flat_map(|b| &b.cursors)
+        .filter(|c| !new_database || known.split(',').any(|id| id == c.log_id))
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
@@ -661,7 +700,7 @@ pub fn adopt(
         .unwrap_or(0);
     report.events_dropped = tx.execute(
         "DELETE FROM events WHERE audience = ?1 AND seq <= ?2",
-        params![peer.as_str(), cursor_max.min(seq_floor)],
+        params![peer.as_str(), applied_max.min(seq_floor)],
     )? as u64;
     jump_sequence(&tx, cursor_max)?;
     let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
@@ -680,8 +719,13 @@ pub fn adopt(
         if held.outflow_node != me && held.inflow_node != me {
             continue;
         }
-        if adopt_agreement(&tx, ctx, held)? {
-            report.agreements += 1;
+        match adopt_agreement(&tx, ctx, held)? {
+            AgreementAdoption::Changed => report.agreements += 1,
+            AgreementAdoption::Unchanged => {}
+            AgreementAdoption::Refused(why) => {
+                tracing::warn!(%peer, agreement = %held.agreement_id, why = %why, "agreement report not adopted");
+                report.refused.push(why);
+            }
         }
     }
 
@@ -706,6 +750,10 @@ pub fn adopt(
                 }
             }
             transfers::Adopted::Aborted => report.transfers_aborted += 1,
+            transfers::Adopted::Refused(why) => {
+                tracing::warn!(%peer, transfer = %held.transfer_id, why = %why, "transfer report not adopted");
+                report.refused.push(why);
+            }
             transfers::Adopted::Kept | transfers::Adopted::Recorded => {}
         }
     }
@@ -844,7 +892,7 @@ pub fn adopt(
             actor: &Actor::Node,
             action: "reconcile.adopt",
             target: peer.as_str(),
-            outcome: if report.conflicts.is_empty() {
+            outcome: if report.conflicts.is_empty() && report.refused.is_empty() {
                 Outcome::Ok
             } else {
                 Outcome::Error
@@ -953,43 +1001,87 @@ fn may_hold_own_record(
             .is_some())
 }
 
+/// What adopting one agreement did.
+enum AgreementAdoption {
+    Unchanged,
+    Changed,
+    Refused(String),
+}
+
 /// Adopts an agreement as the peer holds it, with every version and
-/// signature, where the peer's is further along. Returns whether it changed.
+/// signature, where the peer's is further along.
 fn adopt_agreement(
     conn: &Connection,
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
-) -> Result<bool, StoreError> {
+) -> Result<AgreementAdoption, StoreError> {
+    // An agreement decides what this node shares: adopt one the peer says
+    // is (or was) active only with this node's own signature on that
+    // version, so a peer cannot make it share under terms it never signed.
+    if held.active_version > 0 && ctx.notary.is_some() {
+        let mine = held
+            .versions
+            .iter()
+            .filter(|v| v.version == held.active_version)
+            .find_map(|v| {
+                let terms = v.terms.as_ref()?;
+                let signature = v.signatures.iter().find(|s| s.signer == ctx.me.as_str())?;
+                Some(super::agreements::verify_reported(
+                    ctx,
+                    &held.agreement_id,
+                    terms,
+                    signature,
+                ))
+            });
+        match mine {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {}: this node's signature does not verify: {why}",
+                    held.agreement_id, held.active_version
+                )))
+            }
+            None => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {} carries no signature of this node",
+                    held.agreement_id, held.active_version
+                )))
+            }
+        }
+    }
     let local = super::agreements::load(conn, &held.agreement_id)?;
     let behind = local.as_ref().is_none_or(|a| {
         (state_rank(&held.state), held.version, held.active_version)
             > (state_rank(&a.state), a.version, a.active_version)
     });
     // TERMINATED and EXPIRED are final here.
-    let was_final = local.as_ref().is_some_and(|a| state_rank(&a.state) == 2);
-    let changed = behind && !was_final;
+    let is_final = local.as_ref().is_some_and(|a| state_rank(&a.state) == 2);
+    let changed = behind && !is_final;
     if changed {
         // The row first: versions and signatures refer to it.
         conn.execute(
-        "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
-             ended_reason, ended_by, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
-         ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
-             active_version = excluded.active_version, ended_reason = excluded.ended_reason,
-             ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
-        params![
-            held.agreement_id,
-            held.number,
-            held.outflow_node,
-            held.inflow_node,
-            held.state,
-            held.version,
-            held.active_version,
-            held.ended_reason,
-            held.ended_by,
-            ctx.now_ms
-        ],
-    )?;
+            "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
+                 ended_reason, ended_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+             ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
+                 active_version = excluded.active_version, ended_reason = excluded.ended_reason,
+                 ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
+            params![
+                held.agreement_id,
+                held.number,
+                held.outflow_node,
+                held.inflow_node,
+                held.state,
+                held.version,
+                held.active_version,
+                held.ended_reason,
+                held.ended_by,
+                ctx.now_ms
+            ],
+        )?;
+    }
+    if local.is_none() && !changed {
+        return Ok(AgreementAdoption::Unchanged);
     }
     for version in &held.versions {
         let Some(terms) = &version.terms else {
@@ -1021,7 +1113,11 @@ fn adopt_agreement(
             super::agreements::act_on_end(conn, ctx, &mut a)?;
         }
     }
-    Ok(changed)
+    Ok(if changed {
+        AgreementAdoption::Changed
+    } else {
+        AgreementAdoption::Unchanged
+    })
 }
 
 /// Goes on without `peer` (an operator's `reconcile --without-peer`): it no

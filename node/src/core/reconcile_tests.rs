@@ -390,3 +390,180 @@ fn a_new_database_under_a_known_id_reconciles_when_a_peer_knows_another_log() {
     assert_eq!(start.backup_at_ms, 0);
     assert!(node.store.with(|c| reconcile::is_reconciling(c)).unwrap());
 }
+
+#[test]
+fn a_transfer_report_this_node_could_not_have_issued_is_refused_and_changes_nothing() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    // One real transfer before the backup: letters up to 1 are known here.
+    let t = pingliang
+        .tx(|c, ctx| transfers::start(c, ctx, &member, "lanzhou", 0, "定居", Default::default()))
+        .unwrap();
+    pingliang
+        .tx(|c, ctx| transfers::cancel(c, ctx, &t.transfer_id))
+        .unwrap();
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let forged = |id: &str, letter: &str| pb::HeldTransfer {
+        letter_no: letter.into(),
+        generation: 2,
+        ..held_transfer(&member, id, 0, "completed")
+    };
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![
+            forged("t-foreign", "LANZHOU-2026-000009"),
+            forged("t-old-letter", "PINGLIANG-2026-000001"),
+        ],
+        last: true,
+        ..Default::default()
+    }];
+    let report = restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(report.refused.len(), 2, "{report:?}");
+    assert_eq!(report.transfers_completed, 0);
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!(home.owner, "pingliang", "still owned here");
+}
+
+#[test]
+fn holdings_come_in_bounded_batches_and_only_the_last_is_marked() {
+    let (_pingliang, lanzhou, _xian, member) = federation();
+    lanzhou
+        .tx(|c, ctx| {
+            for n in 0..450 {
+                members::save_contact(
+                    c,
+                    &pb::ContactEvent {
+                        contact_id: format!("c-{n:04}"),
+                        member_id: member.clone(),
+                        author: "pingliang".into(),
+                        at: day(-1),
+                        channel: "phone".into(),
+                        ..Default::default()
+                    },
+                    ctx.now_ms,
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let pingliang = crate::identity::NodeId::parse("pingliang").unwrap();
+    let batches = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang))
+        .unwrap();
+    assert!(batches.len() >= 3, "{} batches", batches.len());
+    let (last, rest) = batches.split_last().unwrap();
+    assert!(last.last && rest.iter().all(|b| !b.last));
+    for batch in &batches {
+        let records = batch.home_copies.len() + batch.contacts.len() + batch.agreements.len();
+        assert!(records <= reconcile::HOLDINGS_BATCH_RECORDS + 1);
+        assert!(prost::Message::encoded_len(batch) <= reconcile::HOLDINGS_BATCH_BYTES + 4096);
+    }
+    let contacts: usize = batches.iter().map(|b| b.contacts.len()).sum();
+    assert_eq!(contacts, 450);
+}
+
+#[test]
+fn an_agreement_is_adopted_only_with_this_nodes_own_signature_on_its_active_version() {
+    let (_pingliang, lanzhou, _xian, _member) = federation();
+    // A reinstalled Pingliang: a new database, Lanzhou as its peer.
+    let fresh = TestNode::new("pingliang");
+    fresh.add_peer("lanzhou", &["6201"]);
+    fresh
+        .store
+        .with(|c| reconcile::begin_restore(c, &fresh.ctx()))
+        .unwrap();
+    let batches = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &fresh.id))
+        .unwrap();
+    let mut forged = batches.clone();
+    for version in forged
+        .iter_mut()
+        .flat_map(|b| &mut b.agreements)
+        .flat_map(|a| &mut a.versions)
+    {
+        if let Some(terms) = &mut version.terms {
+            terms.effective_until = "2099-12-31".into();
+        }
+    }
+    let report = fresh
+        .store
+        .with(|c| reconcile::adopt(c, &fresh.ctx(), &lanzhou.id, &forged))
+        .unwrap();
+    assert_eq!(
+        (report.agreements, report.refused.len()),
+        (0, 1),
+        "{report:?}"
+    );
+    assert!(
+        report.refused[0].contains("signature"),
+        "{:?}",
+        report.refused
+    );
+
+    // The genuine answer is adopted, active.
+    let fresh2 = TestNode::new("pingliang");
+    fresh2.add_peer("lanzhou", &["6201"]);
+    fresh2
+        .store
+        .with(|c| reconcile::begin_restore(c, &fresh2.ctx()))
+        .unwrap();
+    let report = fresh2
+        .store
+        .with(|c| reconcile::adopt(c, &fresh2.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(
+        (report.agreements, report.refused.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    let state: String = fresh2
+        .store
+        .with(|c| Ok(c.query_row("SELECT state FROM agreements", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(state, "active");
+}
+
+#[test]
+fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
+    let node = TestNode::new("pingliang");
+    node.add_peer("lanzhou", &["6201"]);
+    let lanzhou = crate::identity::NodeId::parse("lanzhou").unwrap();
+    // Written under the new database's first log id, before anyone pulled.
+    node.tx(|c, ctx| log::append(c, &lanzhou, pb::EventKind::Contact, "m", b"", ctx.now_ms))
+        .unwrap();
+    node.store
+        .with(|c| reconcile::note_log_ids_held(c, &node.ctx(), &lanzhou, &["older-db".to_string()]))
+        .unwrap()
+        .unwrap();
+    // The old database's cursor is far ahead, in another sequence.
+    let batches = vec![pb::HoldingsBatch {
+        cursors: vec![pb::LogCursor {
+            log_id: "older-db".into(),
+            seq: 500,
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    let report = node
+        .store
+        .with(|c| reconcile::adopt(c, &node.ctx(), &lanzhou, &batches))
+        .unwrap();
+    assert_eq!(report.events_dropped, 0, "{report:?}");
+    let events = node
+        .store
+        .with(|c| log::read_batch(c, &lanzhou, 0, 100))
+        .unwrap();
+    assert_eq!(events.first().map(|e| e.seq), Some(1));
+    assert!(
+        events.last().unwrap().seq > 500,
+        "the sequence jumped past the old cursor"
+    );
+}

@@ -1438,6 +1438,9 @@ pub enum Adopted {
     Completed { edited: bool },
     /// An older transfer still open at the peer: aborted.
     Aborted,
+    /// Not believed or not applicable; the reason, for the operator. The
+    /// rest of the adoption goes on (one bad report never blocks it).
+    Refused(String),
 }
 
 /// The sequence part of a letter number (`<NODE>-<YEAR>-<NNNNNN>`).
@@ -1460,15 +1463,26 @@ pub fn adopt_reported(
     newest: bool,
     restored_at_ms: i64,
 ) -> Result<Adopted, StoreError> {
-    // Letter numbers jump past every one the peers hold.
     let seq = letter_seq(&held.letter_no);
     let current: u64 = crate::store::get_meta(conn, "letter_seq")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let local = load(conn, &held.transfer_id)?;
+    // A transfer this node does not know must have been issued after the
+    // backup, so its letter is one of ours numbered past the backup's: a
+    // peer cannot make this node adopt a letter it never could have issued.
+    let ours = format!("{}-", ctx.me.as_str().to_uppercase());
+    if local.is_none() && !(held.letter_no.starts_with(&ours) && seq > current) {
+        return Ok(Adopted::Refused(format!(
+            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {current})",
+            held.transfer_id, held.letter_no
+        )));
+    }
+    // Letter numbers jump past every one the peers hold.
     if seq > current {
         crate::store::set_meta(conn, "letter_seq", &seq.to_string())?;
     }
-    let mut t = load(conn, &held.transfer_id)?.unwrap_or(Row {
+    let mut t = local.unwrap_or(Row {
         transfer_id: held.transfer_id.clone(),
         letter_no: held.letter_no.clone(),
         direction: "outgoing".into(),
@@ -1486,7 +1500,7 @@ pub fn adopt_reported(
         ..Row::default()
     });
     if t.direction != "outgoing" || t.receiver != held.receiver {
-        return Err(StoreError::Invalid(format!(
+        return Ok(Adopted::Refused(format!(
             "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
             held.receiver, held.transfer_id
         )));

@@ -308,9 +308,11 @@ async fn session(
 
     // DESIGN §7: a restored node adopts what the peer holds from it before
     // it applies the peer's log.
+    // A failure here is ours or the answer's, not the link's: back off
+    // rather than ask again at once.
     reconcile_with(node, peer, &mut client, hello.log_ids_held_from_you.clone())
         .await
-        .map_err(fail(true))?;
+        .map_err(fail(false))?;
 
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
@@ -377,9 +379,13 @@ async fn session(
     }
 }
 
-/// Upper bound on the batches of one peer's holdings answer (each bounded
-/// by the message size): a peer that sends more is not believed.
-const HOLDINGS_BATCHES_MAX: usize = 100_000;
+/// Upper bound on the batches of one peer's holdings answer, each at most
+/// `reconcile::HOLDINGS_BATCH_RECORDS` records (2 million records in all,
+/// far beyond one region's roster): a peer that sends more is not believed,
+/// and cannot make this node hold an unbounded answer in memory.
+const HOLDINGS_BATCHES_MAX: usize = 10_000;
+/// Upper bound on the encoded bytes of one peer's whole holdings answer.
+const HOLDINGS_BYTES_MAX: usize = 1 << 30;
 
 /// Detects a new database under a known node id from what the peer said
 /// at `Hello`, and, while this node reconciles and has not adopted this
@@ -421,6 +427,7 @@ async fn reconcile_with(
         .map_err(|s| format!("Holdings refused by {}: {}", peer.node_id, status_text(&s)))?
         .into_inner();
     let mut batches = Vec::new();
+    let mut bytes = 0usize;
     loop {
         let message = tokio::time::timeout(CONNECT_TIMEOUT * 3, stream.message())
             .await
@@ -439,13 +446,14 @@ async fn reconcile_with(
             ));
         };
         let last = batch.last;
+        bytes += prost::Message::encoded_len(&batch);
         batches.push(batch);
         if last {
             break;
         }
-        if batches.len() >= HOLDINGS_BATCHES_MAX {
+        if batches.len() >= HOLDINGS_BATCHES_MAX || bytes > HOLDINGS_BYTES_MAX {
             return Err(format!(
-                "holdings from {} exceed {HOLDINGS_BATCHES_MAX} batches",
+                "holdings from {} exceed {HOLDINGS_BATCHES_MAX} batches or {HOLDINGS_BYTES_MAX} bytes: not adopted",
                 peer.node_id
             ));
         }

@@ -108,6 +108,19 @@ impl Store {
         })
     }
 
+    /// A consistent copy of the database at `out` ([`backup`]), read on a
+    /// connection of its own: in WAL mode the copy is the snapshot at its
+    /// start, and the write connection is not held meanwhile.
+    pub fn backup(&self, out: &Path, now_ms: Millis) -> Result<u64, StoreError> {
+        if self.path == Path::new(":memory:") {
+            return self.with(|conn| backup(conn, out, now_ms));
+        }
+        let conn =
+            Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        backup(&conn, out, now_ms)
+    }
+
     /// Size of the database file plus its write-ahead log.
     pub fn size_bytes(&self) -> u64 {
         let mut wal = self.path.as_os_str().to_owned();
@@ -151,7 +164,7 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Stor
     }
     let Some(dir) = out.parent().filter(|d| d.is_dir()) else {
         return Err(StoreError::Invalid(format!(
-            "{}: its directory does not exist on the node's machine",
+            "{}: its directory does not exist on the node's machine: create it, or choose another --out",
             out.display()
         )));
     };
@@ -160,7 +173,14 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Stor
     let tmp = dir.join(tmp_name);
     let _ = std::fs::remove_file(&tmp);
     let written = (|| -> Result<u64, StoreError> {
-        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])?;
+        conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
+            .map_err(|e| {
+                StoreError::Invalid(format!(
+                    "cannot write {}: {e} (the node's user must be able to write {}; free space for a copy of the database is needed)",
+                    tmp.display(),
+                    dir.display()
+                ))
+            })?;
         let copy = Connection::open(&tmp)?;
         set_meta(&copy, BACKUP_MARK, &now_ms.to_string())?;
         copy.close().map_err(|(_, e)| e)?;
@@ -200,6 +220,26 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn backup_is_a_marked_copy_and_bad_paths_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("liaison.db"), 1).unwrap();
+        let out = dir.path().join("backup.db");
+        assert!(store.backup(&out, 7).unwrap() > 0);
+        let copy = Connection::open(&out).unwrap();
+        assert_eq!(get_meta(&copy, BACKUP_MARK).unwrap().as_deref(), Some("7"));
+        assert_eq!(get_meta(&copy, "log_id").unwrap(), store.log_id().ok());
+        assert!(matches!(
+            store.backup(&out, 8),
+            Err(StoreError::Conflict(_))
+        ));
+        let nowhere = dir.path().join("missing").join("b.db");
+        assert!(
+            matches!(store.backup(&nowhere, 8), Err(StoreError::Invalid(ref m)) if m.contains("create it"))
+        );
+        assert!(!dir.path().join("backup.db.partial").exists());
     }
 
     #[test]
