@@ -224,6 +224,9 @@ pub fn apply_event(
                 &section.basis,
                 faults,
             )?;
+            if matches!(disposition, Disposition::Drop) {
+                return Ok(());
+            }
             if let Disposition::Relay(to, basis) = disposition {
                 let relayed = pb::HostSection { basis, ..section };
                 log::append(
@@ -257,6 +260,9 @@ pub fn apply_event(
                 &contact.basis,
                 faults,
             )?;
+            if matches!(disposition, Disposition::Drop) {
+                return Ok(());
+            }
             if let Disposition::Relay(to, basis) = disposition {
                 let relayed = pb::ContactEvent { basis, ..contact };
                 log::append(
@@ -285,6 +291,9 @@ pub fn apply_event(
                 &activity.basis,
                 faults,
             )?;
+            if matches!(disposition, Disposition::Drop) {
+                return Ok(());
+            }
             if let Disposition::Relay(to, basis) = disposition {
                 let relayed = pb::ActivityRecord { basis, ..activity };
                 log::append(
@@ -414,6 +423,9 @@ enum Disposition {
     /// The member was released to another node: relay the record there
     /// with the transfer as its basis (DESIGN §5).
     Relay(NodeId, String),
+    /// The member left on paper for a place with no node: a legitimate
+    /// record that crossed the unshare, with nowhere to go (not stored).
+    Drop,
 }
 
 /// Host sections, contact events and activities about a member go to the
@@ -472,9 +484,15 @@ fn check_host_record(
             Ok(Disposition::Relay(to, moved.transfer_id))
         }
         // Transferred on paper to a place with no node: nowhere to relay.
-        Some(_) => Err(Rejection::Invalid(format!(
-            "member {member_id} was transferred on paper to a place with no node"
-        ))),
+        Some(moved) => {
+            tracing::info!(
+                member = %member_id,
+                %origin,
+                place = %moved.to_place,
+                "a host record about a member transferred on paper is dropped"
+            );
+            Ok(Disposition::Drop)
+        }
         None => Err(Rejection::Invalid(format!(
             "member {member_id} is owned by {}, not this node",
             home.owner

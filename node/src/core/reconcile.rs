@@ -262,6 +262,12 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     set_meta(&tx, "restore_seq_floor", &seq_floor.to_string())?;
     set_meta(&tx, "reconcile_finished_at_ms", "0")?;
     tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
+    // An earlier epoch's ends, still queued, name a log id that is no
+    // longer this one's: the re-emission ends each peer's anew.
+    tx.execute(
+        "DELETE FROM events WHERE kind = ?1",
+        [EventKind::EpochComplete as i32],
+    )?;
     tx.execute("DELETE FROM reconcile_peers", [])?;
     tx.execute(
         "INSERT INTO reconcile_peers (peer, state, updated_at_ms) SELECT node_id, 'waiting', ?1 FROM peers",
