@@ -187,6 +187,15 @@ pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord
         .optional()?)
 }
 
+/// Whether this node holds `member_id`'s home section (owned or a tombstone).
+pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Stores a home section as given (a released record being installed).
 pub fn save_home_record(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
     save_home(conn, m)
@@ -811,13 +820,40 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
 }
 
 /// Stores a home section received from its owner (the caller checked authority).
+/// The owner and version of the copy of `member_id` held here, if any.
+pub fn copy_version(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<(String, pb::Version)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT owner, generation, counter FROM home_copies WHERE member_id = ?1")?
+        .query_row([member_id], |r| {
+            Ok((
+                r.get(0)?,
+                pb::Version {
+                    generation: r.get(1)?,
+                    counter: r.get(2)?,
+                },
+            ))
+        })
+        .optional()?)
+}
+
 pub fn save_copy(conn: &Connection, s: &pb::HomeSection, now_ms: i64) -> Result<(), StoreError> {
     let version = s.version.unwrap_or_default();
     let outflow = s.outflow.clone().unwrap_or_default().encode_to_vec();
+    // An upsert: a row updated in place, not deleted and inserted again
+    // (which, with secure_delete, also zeroes the old one).
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
+        "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
              party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation,
+             counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_year = excluded.birth_year,
+             phone = excluded.phone, party_status = excluded.party_status, home_branch_name = excluded.home_branch_name,
+             home_branch_contact = excluded.home_branch_contact, membership_state = excluded.membership_state,
+             contact_status = excluded.contact_status, basis = excluded.basis, outflow = excluded.outflow,
+             received_at_ms = excluded.received_at_ms",
     )?
     .execute(params![
         s.member_id,
@@ -1138,9 +1174,14 @@ pub fn save_host_section(
 ) -> Result<(), StoreError> {
     let version = s.version.unwrap_or_default();
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
+        "INSERT INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
              address, employer, industry, job, contact_person, contact_phone, last_seen_at_host, basis, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (member_id, author) DO UPDATE SET generation = excluded.generation, counter = excluded.counter,
+             host_branch = excluded.host_branch, reported_on = excluded.reported_on, address = excluded.address,
+             employer = excluded.employer, industry = excluded.industry, job = excluded.job,
+             contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
+             last_seen_at_host = excluded.last_seen_at_host, basis = excluded.basis, updated_at_ms = excluded.updated_at_ms",
     )?
     .execute(params![
         s.member_id,
