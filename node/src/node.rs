@@ -53,9 +53,10 @@ pub struct Node {
     pub federation_addr: SocketAddr,
     pub links: Links,
     pub shutdown: CancellationToken,
-    /// Bumped after every commit that may have appended events, so follow
-    /// streams wake up and send them.
-    pub events: tokio::sync::watch::Sender<u64>,
+    /// The change log's head per audience, announced after every commit
+    /// that may have appended events, so the follow streams of the peers
+    /// that got events (only those) wake up and send them.
+    pub heads: Arc<LogHeads>,
     /// Test-only protocol breaks (never set in production).
     pub faults: crate::core::apply::Faults,
     /// Signs and verifies agreements with the node's certificate.
@@ -67,9 +68,31 @@ impl Node {
         self.clock.now_ms()
     }
 
-    /// Wakes the follow streams: new events may be in the log.
+    /// Call after a commit that may have appended events: finds which
+    /// audiences got events (on a blocking thread, with a read connection)
+    /// and wakes their follow streams.
     pub fn events_appended(&self) {
-        self.events.send_modify(|n| *n = n.wrapping_add(1));
+        let heads = self.heads.clone();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = heads.scan(&store) {
+                tracing::error!(%error, "cannot read the change log's heads");
+            }
+        });
+    }
+
+    /// Runs `f` on a blocking thread with a read-only connection: readers
+    /// do not queue behind the writer (WAL).
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.read(f)).await {
+            Ok(result) => result,
+            Err(join) => Err(StoreError::Invalid(format!("database task failed: {join}"))),
+        }
     }
 
     /// Runs `f` on a blocking thread with the database connection.
@@ -114,6 +137,77 @@ impl Node {
         if let Err(error) = result {
             tracing::error!(%error, action, "cannot write audit entry");
         }
+    }
+}
+
+/// The head of the change log for each audience a follow stream serves,
+/// as far as the commits announced so far ([`Node::events_appended`]).
+#[derive(Debug)]
+pub struct LogHeads {
+    inner: std::sync::Mutex<Heads>,
+}
+
+#[derive(Debug)]
+struct Heads {
+    /// Every event up to this seq has been announced.
+    scanned: u64,
+    audiences: std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>,
+}
+
+impl LogHeads {
+    /// Starts at the log's current head: earlier events need no announcing
+    /// (a new stream reads its audience's head itself).
+    pub fn new(store: &Store) -> Result<LogHeads, StoreError> {
+        let scanned = store.read(crate::core::log::max_seq)?;
+        Ok(LogHeads {
+            inner: std::sync::Mutex::new(Heads {
+                scanned,
+                audiences: Default::default(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Heads> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The head of `audience`'s events, updated as commits announce new
+    /// ones. Blocking (may read the database).
+    pub fn subscribe(
+        &self,
+        store: &Store,
+        audience: &NodeId,
+    ) -> Result<tokio::sync::watch::Receiver<u64>, StoreError> {
+        // Under the lock, so no announcement falls between the read and
+        // the sender's insertion.
+        let mut heads = self.lock();
+        if let Some(sender) = heads.audiences.get(audience.as_str()) {
+            return Ok(sender.subscribe());
+        }
+        let head = store.read(|conn| crate::core::log::head_seq(conn, audience))?;
+        let sender = tokio::sync::watch::Sender::new(head);
+        let receiver = sender.subscribe();
+        heads.audiences.insert(audience.to_string(), sender);
+        Ok(receiver)
+    }
+
+    /// Announces the events committed since the last scan to the streams of
+    /// their audiences. Blocking (reads the database).
+    pub fn scan(&self, store: &Store) -> Result<(), StoreError> {
+        let mut heads = self.lock();
+        let after = heads.scanned;
+        let appended = store.read(|conn| crate::core::log::heads_after(conn, after))?;
+        for (audience, seq) in appended {
+            heads.scanned = heads.scanned.max(seq);
+            if let Some(sender) = heads.audiences.get(&audience) {
+                sender.send_if_modified(|head| {
+                    let moved = seq > *head;
+                    *head = (*head).max(seq);
+                    moved
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -192,6 +286,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         );
     }
     let admin_socket = config.admin_socket.clone();
+    let heads = LogHeads::new(&store).map_err(|source| StartError::Database {
+        path: db_path.clone(),
+        source,
+    })?;
 
     let node = Arc::new(Node {
         node_id: config.node_id.clone(),
@@ -204,7 +302,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         federation_addr,
         links: Links::default(),
         shutdown,
-        events: tokio::sync::watch::Sender::new(0),
+        heads: Arc::new(heads),
         faults: crate::core::apply::Faults::default(),
     });
     node.audit(
@@ -263,32 +361,73 @@ async fn calendar(node: Arc<Node>) {
     }
 }
 
+/// Members whose contact status one transaction of the sweep re-derives:
+/// the sweep of 1,000,000 members then holds the database for a few tens
+/// of milliseconds at a time, not seconds, so a node answers while it runs.
+const SWEEP_CHUNK: usize = 2_000;
+
 /// One calendar run; also called when an operator moves a test clock.
 pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), StoreError> {
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
     let notary = node.notary.clone();
-    let changed = node
+    let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
             // A reconciling node makes no owner decisions yet (DESIGN §7):
             // neither the calendar's nor the contact statuses it shares.
-            let mut changed = 0;
-            if !crate::core::reconcile::is_reconciling(&tx)? {
-                changed += crate::core::agreements::tick(&tx, &ctx)?;
-                changed += crate::core::transfers::tick(&tx, &ctx)?;
-                if sweep_contacts {
-                    changed += crate::core::members::sweep_contact_status(&tx, &ctx)?;
-                }
+            if crate::core::reconcile::is_reconciling(&tx)? {
+                return Ok(None);
             }
+            let mut changed = crate::core::agreements::tick(&tx, &ctx)?;
+            changed += crate::core::transfers::tick(&tx, &ctx)?;
             tx.commit()?;
-            Ok(changed)
+            Ok(Some(changed))
         })
         .await?;
+    let Some(mut changed) = decided else {
+        return Ok(());
+    };
+    if changed > 0 {
+        node.events_appended();
+    }
+    if sweep_contacts {
+        // Chunk by chunk, each its own transaction, on the clock of the
+        // sweep's start: the same statuses as one sweep (each member's
+        // depends only on its own records). A crash midway leaves the rest
+        // for the next sweep, which runs at every start.
+        let mut after = String::new();
+        loop {
+            let me = node.node_id.clone();
+            let notary = node.notary.clone();
+            let (n, next) = node
+                .db(move |conn| {
+                    let tx =
+                        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                    let done = crate::core::members::sweep_contact_status_chunk(
+                        &tx,
+                        &ctx,
+                        &after,
+                        SWEEP_CHUNK,
+                    )?;
+                    tx.commit()?;
+                    Ok(done)
+                })
+                .await?;
+            if n > 0 {
+                node.events_appended();
+            }
+            changed += n;
+            match next {
+                Some(next) if !node.shutdown.is_cancelled() => after = next,
+                _ => break,
+            }
+        }
+    }
     if changed > 0 {
         tracing::info!(changed, "calendar decisions");
-        node.events_appended();
     }
     Ok(())
 }

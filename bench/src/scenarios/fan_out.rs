@@ -10,7 +10,7 @@
 //! the added RSS divided by the followers added is one sample of the
 //! memory per idle follower. Under load the owner proposes agreements to
 //! the followers in turn at 100/s (each proposal is one event addressed to
-//! one follower, and every commit wakes every follow stream); each
+//! one follower, whose follow stream alone should wake); each
 //! follower must receive exactly the proposals addressed to it, and the
 //! delay from the owner's commit to the follower's receipt is measured
 //! (millisecond stamps, same clock).

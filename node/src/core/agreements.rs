@@ -840,39 +840,122 @@ pub fn covering(
     ctx: &Ctx<'_>,
     member_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let rows: Vec<(String, String, u64)> = conn
-        .prepare_cached(
-            "SELECT agreement_id, inflow_node, active_version FROM agreements
-             WHERE outflow_node = ?1 AND state = 'active' ORDER BY agreement_id",
-        )?
-        .query_map([ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut out = Vec::new();
-    for (agreement_id, inflow, active_version) in rows {
-        let Some(terms) = version_terms(conn, &agreement_id, active_version)? else {
-            continue;
-        };
-        let covered = if terms.scope_kind == "members" {
-            terms.scope_members.iter().any(|m| m == member_id)
-        } else {
-            match members::open_outflow(conn, member_id)? {
-                Some(outflow) => {
-                    let served: Option<String> = conn
-                        .prepare_cached(
-                            "SELECT place FROM peer_places WHERE node_id = ?1 AND ?2 LIKE place || '%' LIMIT 1",
-                        )?
-                        .query_row(params![inflow, outflow.destination_place], |r| r.get(0))
-                        .optional()?;
-                    served.is_some()
-                }
-                None => false,
-            }
-        };
-        if covered {
-            out.push((agreement_id, inflow));
-        }
+    let scope = Scope::load(conn, ctx)?;
+    let outflow = if scope.needs_outflow() {
+        members::open_outflow(conn, member_id)?
+    } else {
+        None
+    };
+    scope.covering(conn, member_id, outflow.as_ref())
+}
+
+/// One active agreement this node coordinates, its terms decoded.
+#[derive(Debug)]
+struct ScopeEntry {
+    agreement_id: String,
+    inflow: String,
+    /// `Some` for a scope of listed members, `None` for a scope of places
+    /// (the places the inflow node serves).
+    members: Option<std::collections::HashSet<String>>,
+}
+
+/// The active agreements this node coordinates, read and decoded once, to
+/// decide [`covering`] for many members in one transaction. Valid while the
+/// agreements, their versions and the peers' places do not change: build a
+/// new one after any of those changes.
+#[derive(Debug)]
+pub struct Scope {
+    entries: Vec<ScopeEntry>,
+    /// Whether `inflow` serves `destination place` (memoized `LIKE` match).
+    served: std::cell::RefCell<std::collections::HashMap<(String, String), bool>>,
+}
+
+impl Scope {
+    pub fn load(conn: &Connection, ctx: &Ctx<'_>) -> Result<Scope, StoreError> {
+        let rows: Vec<(String, String, Option<Vec<u8>>)> = conn
+            .prepare_cached(
+                "SELECT a.agreement_id, a.inflow_node, v.terms FROM agreements a
+                 LEFT JOIN agreement_versions v ON v.agreement_id = a.agreement_id AND v.version = a.active_version
+                 WHERE a.outflow_node = ?1 AND a.state = 'active' ORDER BY a.agreement_id",
+            )?
+            .query_map([ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let entries = rows
+            .into_iter()
+            .filter_map(|(agreement_id, inflow, bytes)| {
+                let terms = pb::AgreementTerms::decode(bytes?.as_slice()).ok()?;
+                let members = (terms.scope_kind == "members")
+                    .then(|| terms.scope_members.into_iter().collect());
+                Some(ScopeEntry {
+                    agreement_id,
+                    inflow,
+                    members,
+                })
+            })
+            .collect();
+        Ok(Scope {
+            entries,
+            served: Default::default(),
+        })
     }
-    Ok(out)
+
+    /// No active agreement: nothing covers anyone.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether some agreement's scope is a set of places (so coverage
+    /// depends on the member's open outflow).
+    pub fn needs_outflow(&self) -> bool {
+        self.entries.iter().any(|e| e.members.is_none())
+    }
+
+    /// The members listed by name in some agreement's scope.
+    pub fn listed_members(&self) -> impl Iterator<Item = &String> {
+        self.entries
+            .iter()
+            .filter_map(|e| e.members.as_ref())
+            .flatten()
+    }
+
+    /// [`covering`] for a member whose open outflow is `outflow`.
+    pub fn covering(
+        &self,
+        conn: &Connection,
+        member_id: &str,
+        outflow: Option<&pb::OutflowView>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in &self.entries {
+            let covered = match (&entry.members, outflow) {
+                (Some(listed), _) => listed.contains(member_id),
+                (None, Some(outflow)) => {
+                    self.serves(conn, &entry.inflow, &outflow.destination_place)?
+                }
+                (None, None) => false,
+            };
+            if covered {
+                out.push((entry.agreement_id.clone(), entry.inflow.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn serves(&self, conn: &Connection, inflow: &str, place: &str) -> Result<bool, StoreError> {
+        let key = (inflow.to_owned(), place.to_owned());
+        if let Some(served) = self.served.borrow().get(&key) {
+            return Ok(*served);
+        }
+        let served = conn
+            .prepare_cached(
+                "SELECT place FROM peer_places WHERE node_id = ?1 AND ?2 LIKE place || '%' LIMIT 1",
+            )?
+            .query_row(params![inflow, place], |r| r.get::<_, String>(0))
+            .optional()?
+            .is_some();
+        self.served.borrow_mut().insert(key, served);
+        Ok(served)
+    }
 }
 
 // -------------------------------------------------------- incoming events
@@ -1436,10 +1519,15 @@ pub fn uncovered(
         )?
         .query_map([ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
+    let scope = Scope::load(conn, ctx)?;
     let mut groups: Vec<pb::UncoveredGroup> = Vec::new();
     let mut total = 0;
     for (member_id, place, node) in away {
-        if !covering(conn, ctx, &member_id)?.is_empty() {
+        let outflow = pb::OutflowView {
+            destination_place: place.clone(),
+            ..Default::default()
+        };
+        if !scope.covering(conn, &member_id, Some(&outflow))?.is_empty() {
             continue;
         }
         total += 1;

@@ -80,6 +80,7 @@ pub fn apply_batch(
         cursor: start,
         ..ApplyReport::default()
     };
+    let mut memo = Memo::default();
     for event in events {
         if event.seq <= report.cursor {
             report.skipped += 1;
@@ -91,7 +92,7 @@ pub fn apply_batch(
         let applied = if event.kind == EventKind::EpochComplete as i32 {
             super::reconcile::apply_epoch_complete(&tx, origin, log_id, event).map(|_| ())
         } else {
-            apply_event(&tx, ctx, origin, event, faults)
+            apply_event_in(&tx, ctx, origin, event, faults, &mut memo)
         };
         if applied.is_ok() && event.kind == EventKind::HomeSection as i32 {
             super::reconcile::note_copy_epoch(&tx, origin, &event.entity, log_id)?;
@@ -179,6 +180,15 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
     })
 }
 
+/// What the events of one batch from one origin look up again and again:
+/// whether this node may hold home sections under a basis. Only home
+/// sections and Unshares leave it valid; any other event (an agreement's,
+/// a transfer's) may change an agreement, so it is forgotten first.
+#[derive(Debug, Default)]
+struct Memo {
+    may_hold: std::collections::HashMap<String, Option<bool>>,
+}
+
 /// Applies one event, or says why it can never be valid.
 pub fn apply_event(
     conn: &Connection,
@@ -187,8 +197,22 @@ pub fn apply_event(
     event: &pb::Event,
     faults: Faults,
 ) -> Result<(), Rejection> {
+    apply_event_in(conn, ctx, origin, event, faults, &mut Memo::default())
+}
+
+fn apply_event_in(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    event: &pb::Event,
+    faults: Faults,
+    memo: &mut Memo,
+) -> Result<(), Rejection> {
     let kind = EventKind::try_from(event.kind)
         .map_err(|_| Rejection::Invalid(format!("unknown event kind {}", event.kind)))?;
+    if !matches!(kind, EventKind::HomeSection | EventKind::Unshare) {
+        memo.may_hold.clear();
+    }
     match kind {
         EventKind::HomeSection => {
             let section: pb::HomeSection = decode(event)?;
@@ -197,7 +221,7 @@ pub fn apply_event(
                     "payload names another member than the event".into(),
                 ));
             }
-            apply_home_section(conn, ctx, origin, &section, faults)
+            apply_home_section(conn, ctx, origin, &section, faults, memo)
         }
         EventKind::Unshare => {
             let unshare: pb::Unshare = decode(event)?;
@@ -345,6 +369,7 @@ fn apply_home_section(
     origin: &NodeId,
     section: &pb::HomeSection,
     faults: Faults,
+    memo: &mut Memo,
 ) -> Result<(), Rejection> {
     let Some(version) = section.version else {
         return Err(Rejection::Invalid("home section without a version".into()));
@@ -385,7 +410,15 @@ fn apply_home_section(
         return Ok(());
     }
     if !faults.skip_authority {
-        match super::agreements::host_may_hold(conn, ctx, origin, &section.basis)? {
+        let may_hold = match memo.may_hold.get(&section.basis) {
+            Some(may_hold) => *may_hold,
+            None => {
+                let may_hold = super::agreements::host_may_hold(conn, ctx, origin, &section.basis)?;
+                memo.may_hold.insert(section.basis.clone(), may_hold);
+                may_hold
+            }
+        };
+        match may_hold {
             None => {
                 return Err(Rejection::Invalid(format!(
                     "home section of member {} names basis `{}`, which is no agreement between {origin} and this node",
@@ -397,16 +430,15 @@ fn apply_home_section(
             Some(true) => {}
         }
     }
-    if let Some(copy) = members::load_copy(conn, &section.member_id)? {
-        let held = copy.version.unwrap_or_default();
+    if let Some((held_owner, held)) = members::copy_version(conn, &section.member_id)? {
         if held.generation > version.generation {
             // A newer owner already shared it: keep the higher generation.
             return Ok(());
         }
-        if held.generation == version.generation && copy.owner != section.owner {
+        if held.generation == version.generation && held_owner != section.owner {
             return Err(Rejection::Invalid(format!(
                 "{origin} and {} both claim generation {} of member {}",
-                copy.owner, version.generation, section.member_id
+                held_owner, version.generation, section.member_id
             )));
         }
         if (held.generation, held.counter) >= (version.generation, version.counter) {

@@ -26,25 +26,66 @@ pub fn append(
     payload: &[u8],
     now_ms: Millis,
 ) -> Result<u64, StoreError> {
-    if is_snapshot(kind) || kind == EventKind::Unshare {
-        let superseded: &[i32] = match kind {
-            EventKind::HomeSection | EventKind::Unshare => {
-                &[EventKind::HomeSection as i32, EventKind::Unshare as i32]
-            }
-            _ => &[kind as i32],
-        };
-        for old_kind in superseded {
+    match kind {
+        EventKind::HomeSection | EventKind::Unshare => {
+            conn.prepare_cached(
+                "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind IN (?3, ?4)",
+            )?
+            .execute(params![
+                audience.as_str(),
+                entity,
+                EventKind::HomeSection as i32,
+                EventKind::Unshare as i32
+            ])?;
+        }
+        k if is_snapshot(k) => {
             conn.prepare_cached(
                 "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3",
             )?
-            .execute(params![audience.as_str(), entity, old_kind])?;
+            .execute(params![audience.as_str(), entity, k as i32])?;
         }
+        _ => {}
     }
+    append_unqueued(conn, audience, kind, entity, payload, now_ms)
+}
+
+/// [`append`] for a caller that knows no event of `entity` that this one
+/// would supersede is queued for `audience` (see [`queued_entities`]).
+pub fn append_unqueued(
+    conn: &Connection,
+    audience: &NodeId,
+    kind: EventKind,
+    entity: &str,
+    payload: &[u8],
+    now_ms: Millis,
+) -> Result<u64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![audience.as_str(), kind as i32, entity, payload, now_ms])?;
     Ok(conn.last_insert_rowid() as u64)
+}
+
+/// The entities with a home section or an Unshare queued for `audience`:
+/// the ones an appended home section or Unshare would supersede.
+pub fn queued_entities(
+    conn: &Connection,
+    audience: &NodeId,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT entity FROM events WHERE audience = ?1 AND kind IN (?2, ?3)",
+    )?;
+    let entities = stmt
+        .query_map(
+            params![
+                audience.as_str(),
+                EventKind::HomeSection as i32,
+                EventKind::Unshare as i32
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(entities)
 }
 
 /// Deletes the home-section snapshots of `entity` still queued for
@@ -93,6 +134,32 @@ pub fn head_seq(conn: &Connection, audience: &NodeId) -> Result<u64, StoreError>
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE audience = ?1")?
         .query_row([audience.as_str()], |r| r.get(0))?)
+}
+
+/// The highest seq in the log, for any audience (0 if none).
+pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The audiences with events after `after`, each with its highest seq: what
+/// the commits since `after` appended (seq only grows, so a range of it).
+pub fn heads_after(conn: &Connection, after: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    // A range of the primary key, grouped here: a GROUP BY could make
+    // SQLite walk the whole (audience, seq) index instead.
+    let mut stmt = conn.prepare_cached("SELECT audience, seq FROM events WHERE seq > ?1")?;
+    let mut rows = stmt.query([after])?;
+    let mut heads: Vec<(String, u64)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: u64 = row.get(1)?;
+        let audience = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        match heads.iter_mut().find(|(a, _)| a == audience) {
+            Some(head) => head.1 = head.1.max(seq),
+            None => heads.push((audience.to_owned(), seq)),
+        }
+    }
+    Ok(heads)
 }
 
 /// How many events are held for `audience` after `since`.

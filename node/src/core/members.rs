@@ -8,6 +8,8 @@
 //! is the authority for what it is asked to write, and appends the events a
 //! peer should see in the caller's transaction.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use chrono::{Datelike, NaiveDate};
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
@@ -183,6 +185,15 @@ pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord
         ))?
         .query_row([member_id], read_home)
         .optional()?)
+}
+
+/// Whether this node holds `member_id`'s home section (owned or a tombstone).
+pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Stores a home section as given (a released record being installed).
@@ -495,14 +506,42 @@ fn sync_shares_except(
     resend: bool,
     except: Option<&str>,
 ) -> Result<(), StoreError> {
+    let scope = super::agreements::Scope::load(conn, ctx)?;
+    sync_shares_in(conn, ctx, &scope, None, m, resend, except)
+}
+
+/// What [`reshare_all`] reads once for every member it shares: the
+/// branches' contacts and, per host, which members have a home section or
+/// an Unshare queued (so a first share skips the superseding delete).
+#[derive(Default)]
+struct Bulk {
+    contacts: HashMap<String, (String, String)>,
+    queued: HashMap<String, HashSet<String>>,
+}
+
+/// [`sync_shares_except`] against a `scope` read once by the caller (and,
+/// in [`reshare_all`], what it read once in `bulk`).
+fn sync_shares_in(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    scope: &super::agreements::Scope,
+    mut bulk: Option<&mut Bulk>,
+    m: &HomeRecord,
+    resend: bool,
+    except: Option<&str>,
+) -> Result<(), StoreError> {
     let held: Vec<(String, String)> = conn
         .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
         .query_map([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
+    if held.is_empty() && scope.is_empty() {
+        return Ok(());
+    }
+    let outflow = open_outflow(conn, &m.member_id)?;
     // One basis per host: the one it holds while that still covers the
     // member (a host keeps the basis it got), else the first that does.
     let mut covering: Vec<(String, String)> = Vec::new();
-    for (agreement_id, host) in super::agreements::covering(conn, ctx, &m.member_id)? {
+    for (agreement_id, host) in scope.covering(conn, &m.member_id, outflow.as_ref())? {
         if except == Some(agreement_id.as_str()) {
             continue;
         }
@@ -521,11 +560,15 @@ fn sync_shares_except(
     {
         let host = NodeId::parse(peer).map_err(|e| StoreError::Invalid(e.to_string()))?;
         unshare(conn, ctx, &host, m, "the member left the agreement's scope")?;
-        conn.execute(
-            "DELETE FROM shares WHERE member_id = ?1 AND peer = ?2",
-            params![m.member_id, peer],
-        )?;
+        if let Some(bulk) = bulk.as_deref_mut() {
+            if let Some(queued) = bulk.queued.get_mut(peer) {
+                queued.insert(m.member_id.clone());
+            }
+        }
+        conn.prepare_cached("DELETE FROM shares WHERE member_id = ?1 AND peer = ?2")?
+            .execute(params![m.member_id, peer])?;
     }
+    let outflow = outflow.unwrap_or_default();
     for (agreement_id, host) in &covering {
         let current = held
             .iter()
@@ -534,16 +577,49 @@ fn sync_shares_except(
             continue;
         }
         let host = NodeId::parse(host).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let outflow = open_outflow(conn, &m.member_id)?.unwrap_or_default();
-        let section = home_section(conn, m, &outflow, agreement_id)?;
-        log::append(
-            conn,
-            &host,
-            EventKind::HomeSection,
-            &m.member_id,
-            &section.encode_to_vec(),
-            ctx.now_ms,
-        )?;
+        let (section, first) = match bulk.as_deref_mut() {
+            Some(bulk) => {
+                let contact = match bulk.contacts.get(&m.home_branch) {
+                    Some(contact) => contact.clone(),
+                    None => {
+                        let contact = org_contact(conn, &m.home_branch)?;
+                        bulk.contacts.insert(m.home_branch.clone(), contact.clone());
+                        contact
+                    }
+                };
+                let queued = match bulk.queued.entry(host.to_string()) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(log::queued_entities(conn, &host)?)
+                    }
+                };
+                // Nothing of this member queued for the host: the append
+                // has nothing to supersede. It is queued from now on.
+                let first = queued.insert(m.member_id.clone());
+                (home_section_with(m, &outflow, agreement_id, contact), first)
+            }
+            None => (home_section(conn, m, &outflow, agreement_id)?, false),
+        };
+        let payload = section.encode_to_vec();
+        if first {
+            log::append_unqueued(
+                conn,
+                &host,
+                EventKind::HomeSection,
+                &m.member_id,
+                &payload,
+                ctx.now_ms,
+            )?;
+        } else {
+            log::append(
+                conn,
+                &host,
+                EventKind::HomeSection,
+                &m.member_id,
+                &payload,
+                ctx.now_ms,
+            )?;
+        }
         log::disclose(
             conn,
             &host,
@@ -555,11 +631,11 @@ fn sync_shares_except(
             agreement_id,
             ctx.now_ms,
         )?;
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO shares (member_id, peer, basis) VALUES (?1, ?2, ?3)
              ON CONFLICT (member_id, peer) DO UPDATE SET basis = excluded.basis",
-            params![m.member_id, host.as_str(), agreement_id],
-        )?;
+        )?
+        .execute(params![m.member_id, host.as_str(), agreement_id])?;
     }
     Ok(())
 }
@@ -570,14 +646,44 @@ fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreEr
 
 /// Re-evaluates every owned member against the active agreements: shares
 /// with hosts newly covering, unshares from hosts no longer covering.
+///
+/// Only members that some active agreement covers or that some host holds
+/// can change, so only those are visited (in member id order, as a visit
+/// of every owned member would): the agreements' terms are decoded once,
+/// and the members away are read with one query.
 pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
-    let ids: Vec<String> = conn
-        .prepare("SELECT member_id FROM members WHERE owner = ?1 ORDER BY member_id")?
-        .query_map([ctx.me.as_str()], |r| r.get(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let scope = super::agreements::Scope::load(conn, ctx)?;
+    let mut ids: BTreeSet<String> = conn
+        .prepare("SELECT DISTINCT member_id FROM shares")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if scope.needs_outflow() {
+        let mut stmt = conn.prepare(
+            "SELECT o.member_id, o.destination_place FROM outflows o
+             JOIN members m ON m.member_id = o.member_id
+             WHERE o.state = 'open' AND m.owner = ?1",
+        )?;
+        let mut rows = stmt.query([ctx.me.as_str()])?;
+        while let Some(row) = rows.next()? {
+            let member_id: String = row.get(0)?;
+            let outflow = pb::OutflowView {
+                destination_place: row.get(1)?,
+                ..Default::default()
+            };
+            if !ids.contains(&member_id)
+                && !scope.covering(conn, &member_id, Some(&outflow))?.is_empty()
+            {
+                ids.insert(member_id);
+            }
+        }
+    }
+    ids.extend(scope.listed_members().cloned());
+    let mut bulk = Bulk::default();
     for id in ids {
         if let Some(m) = load_home(conn, &id)? {
-            sync_shares(conn, ctx, &m, false)?;
+            if m.owner == ctx.me.as_str() {
+                sync_shares_in(conn, ctx, &scope, Some(&mut bulk), &m, false, None)?;
+            }
         }
     }
     Ok(())
@@ -613,11 +719,20 @@ fn home_section(
     outflow: &pb::OutflowView,
     basis: &str,
 ) -> Result<pb::HomeSection, StoreError> {
-    let (branch_name, branch_contact) = org_contact(conn, &m.home_branch)?;
+    let contact = org_contact(conn, &m.home_branch)?;
+    Ok(home_section_with(m, outflow, basis, contact))
+}
+
+fn home_section_with(
+    m: &HomeRecord,
+    outflow: &pb::OutflowView,
+    basis: &str,
+    (branch_name, branch_contact): (String, String),
+) -> pb::HomeSection {
     let birth_year = NaiveDate::parse_from_str(&m.birth_date, "%Y-%m-%d")
         .map(|d| d.year())
         .unwrap_or(0);
-    Ok(pb::HomeSection {
+    pb::HomeSection {
         member_id: m.member_id.clone(),
         version: Some(pb::Version {
             generation: m.generation,
@@ -648,7 +763,7 @@ fn home_section(
             certificate_issued_on: outflow.certificate_issued_on.clone(),
             card_no: outflow.card_no.clone(),
         }),
-    })
+    }
 }
 
 // --------------------------------------------------------- home copies
@@ -705,13 +820,40 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
 }
 
 /// Stores a home section received from its owner (the caller checked authority).
+/// The owner and version of the copy of `member_id` held here, if any.
+pub fn copy_version(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<(String, pb::Version)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT owner, generation, counter FROM home_copies WHERE member_id = ?1")?
+        .query_row([member_id], |r| {
+            Ok((
+                r.get(0)?,
+                pb::Version {
+                    generation: r.get(1)?,
+                    counter: r.get(2)?,
+                },
+            ))
+        })
+        .optional()?)
+}
+
 pub fn save_copy(conn: &Connection, s: &pb::HomeSection, now_ms: i64) -> Result<(), StoreError> {
     let version = s.version.unwrap_or_default();
     let outflow = s.outflow.clone().unwrap_or_default().encode_to_vec();
+    // An upsert: a row updated in place, not deleted and inserted again
+    // (which, with secure_delete, also zeroes the old one).
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
+        "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
              party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation,
+             counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_year = excluded.birth_year,
+             phone = excluded.phone, party_status = excluded.party_status, home_branch_name = excluded.home_branch_name,
+             home_branch_contact = excluded.home_branch_contact, membership_state = excluded.membership_state,
+             contact_status = excluded.contact_status, basis = excluded.basis, outflow = excluded.outflow,
+             received_at_ms = excluded.received_at_ms",
     )?
     .execute(params![
         s.member_id,
@@ -1032,9 +1174,14 @@ pub fn save_host_section(
 ) -> Result<(), StoreError> {
     let version = s.version.unwrap_or_default();
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
+        "INSERT INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
              address, employer, industry, job, contact_person, contact_phone, last_seen_at_host, basis, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (member_id, author) DO UPDATE SET generation = excluded.generation, counter = excluded.counter,
+             host_branch = excluded.host_branch, reported_on = excluded.reported_on, address = excluded.address,
+             employer = excluded.employer, industry = excluded.industry, job = excluded.job,
+             contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
+             last_seen_at_host = excluded.last_seen_at_host, basis = excluded.basis, updated_at_ms = excluded.updated_at_ms",
     )?
     .execute(params![
         s.member_id,
@@ -1445,19 +1592,55 @@ pub fn refresh_contact_status(
 
 /// Re-derives every away member's status as the clock moves (run daily).
 pub fn sweep_contact_status(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    let mut after = String::new();
+    loop {
+        let (n, next) = sweep_contact_status_chunk(conn, ctx, &after, usize::MAX)?;
+        changed += n;
+        match next {
+            Some(next) => after = next,
+            None => return Ok(changed),
+        }
+    }
+}
+
+/// One chunk of [`sweep_contact_status`]: the away members after `after`
+/// in member id order, at most `limit` of them. Returns how many changed
+/// and, if there may be more, the last member visited (the next chunk's
+/// `after`). A sweep done chunk by chunk, each in its own transaction,
+/// reaches the same statuses as one sweep: each member's status depends
+/// only on its own records and the clock.
+pub fn sweep_contact_status_chunk(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    after: &str,
+    limit: usize,
+) -> Result<(usize, Option<String>), StoreError> {
     let ids: Vec<String> = conn
-        .prepare("SELECT member_id FROM outflows WHERE state = 'open'")?
-        .query_map([], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT member_id FROM outflows WHERE state = 'open' AND member_id > ?1
+             ORDER BY member_id LIMIT ?2",
+        )?
+        .query_map(
+            params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     let mut changed = 0;
-    for id in ids {
-        let before = load_home(conn, &id)?.map(|m| m.counter);
-        refresh_contact_status(conn, ctx, &id)?;
-        if load_home(conn, &id)?.map(|m| m.counter) != before {
+    for id in &ids {
+        let Some(mut m) = load_home(conn, id)? else {
+            continue;
+        };
+        if m.owner != ctx.me.as_str() {
+            continue;
+        }
+        if contact_state(conn, ctx, &m)?.status != m.contact_status {
+            bump_and_share(conn, ctx, &mut m)?;
             changed += 1;
         }
     }
-    Ok(changed)
+    let next = (ids.len() >= limit).then(|| ids.last().cloned()).flatten();
+    Ok((changed, next))
 }
 
 pub fn contact_status(

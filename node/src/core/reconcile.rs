@@ -542,7 +542,9 @@ pub fn holdings_for(
         .collect::<Result<Vec<_>, _>>()?;
     for h in hosted {
         let bytes = h.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes).hosted.push(h);
+        push_batch(&mut batches, &mut count, 1, bytes)
+            .hosted
+            .push(h);
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)

@@ -522,6 +522,69 @@ fn operator_errors_change_nothing() {
 }
 
 #[test]
+fn a_sweep_in_chunks_reaches_what_one_sweep_does() {
+    let (mut pingliang, _lanzhou, _xian, first) = federation();
+    let mut ids = vec![first];
+    for (i, departed) in [-10, -100, -400].into_iter().enumerate() {
+        let id = pingliang
+            .tx(|c, ctx| {
+                let fields = pb::MemberFields {
+                    national_id: None,
+                    ..member_fields(&format!("李{i}"))
+                };
+                let member = members::member_add(c, ctx, &fields)?;
+                members::outflow_register(
+                    c,
+                    ctx,
+                    &pb::OutflowRequest {
+                        member_id: member.member_id.clone(),
+                        destination_place: "620102".into(),
+                        departed_on: day(departed),
+                        ..pb::OutflowRequest::default()
+                    },
+                )?;
+                Ok(member.member_id)
+            })
+            .unwrap();
+        ids.push(id);
+    }
+    pingliang.now_ms += 120 * 86_400_000;
+    let statuses = |n: &TestNode| -> Vec<String> {
+        ids.iter()
+            .map(|id| n.view(id).unwrap().contact_status)
+            .collect()
+    };
+    // The same database swept both ways: one sweep, and chunks of one.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    pingliang
+        .store
+        .with(|c| {
+            c.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])?;
+            Ok(())
+        })
+        .unwrap();
+    let whole = pingliang.tx(members::sweep_contact_status).unwrap();
+    let swept = statuses(&pingliang);
+    pingliang.store = Store::open(&copy, 0).unwrap();
+    let mut after = String::new();
+    let mut chunked = 0;
+    loop {
+        let (n, next) = pingliang
+            .tx(|c, ctx| members::sweep_contact_status_chunk(c, ctx, &after, 1))
+            .unwrap();
+        chunked += n;
+        match next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(chunked, whole);
+    assert!(whole > 0, "the clock moved: some status changed");
+    assert_eq!(statuses(&pingliang), swept);
+}
+
+#[test]
 fn contact_status_follows_the_calendar_and_the_operator() {
     let (mut pingliang, _lanzhou, _xian, id) = federation();
     let status = |n: &TestNode| n.view(&id).unwrap().contact_status;

@@ -214,13 +214,35 @@ impl Federation for FederationService {
         tokio::spawn(async move {
             tracing::debug!(peer = %peer_id, since, follow = pull.follow, "pull started");
             let mut since = since;
-            let mut appended = node.events.subscribe();
+            let subscribe = {
+                let node = node.clone();
+                let audience = peer_id.clone();
+                tokio::task::spawn_blocking(move || node.heads.subscribe(&node.store, &audience))
+                    .await
+            };
+            let subscribed = match subscribe {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(join) => Err(join.to_string()),
+            };
+            let mut appended = match subscribed {
+                Ok(appended) => appended,
+                Err(error) => {
+                    tracing::error!(%error, peer = %peer_id, "cannot read the change log");
+                    let _ = tx
+                        .send(Err(Status::internal("cannot read the change log")))
+                        .await;
+                    node.links.end_follow(&peer_id, follow_id);
+                    return;
+                }
+            };
             let mut last_sent: Option<tokio::time::Instant> = None;
             loop {
-                appended.borrow_and_update();
+                let known_head = *appended.borrow_and_update();
                 let audience = peer_id.clone();
+                // A read-only connection: the stream does not queue behind
+                // the node's writers.
                 let read = node
-                    .db(move |conn| {
+                    .read(move |conn| {
                         let mut events = log::read_batch(conn, &audience, since, batch_max)?;
                         // Bound the message by bytes too: at least one event per batch.
                         let mut bytes = 0usize;
@@ -233,10 +255,10 @@ impl Federation for FederationService {
                             .count()
                             .max(1);
                         events.truncate(keep);
-                        Ok((events, log::head_seq(conn, &audience)?))
+                        Ok(events)
                     })
                     .await;
-                let (events, head_seq) = match read {
+                let events = match read {
                     Ok(read) => read,
                     Err(error) => {
                         tracing::error!(%error, peer = %peer_id, "cannot read the change log");
@@ -245,6 +267,12 @@ impl Federation for FederationService {
                             .await;
                         break;
                     }
+                };
+                // The head as announced, or what the batch shows if newer;
+                // with nothing after `since`, `since` is the head.
+                let head_seq = match events.last() {
+                    Some(last) => known_head.max(last.seq),
+                    None => since,
                 };
                 let caught_up = events.is_empty();
                 if let Some(last) = events.last() {

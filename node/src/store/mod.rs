@@ -11,7 +11,7 @@ pub mod peers;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use crate::clock::Millis;
@@ -43,13 +43,21 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// One database file with its single write connection.
+/// Read-only connections a file-backed store opens beside its write
+/// connection: WAL lets them read while the writer writes.
+const READERS: usize = 2;
+
+/// One database file with its single write connection and a few read-only
+/// ones (none for an in-memory database: [`Store::read`] then uses the
+/// write connection).
 ///
-/// A std `Mutex` (not an async one) guards the connection: every holder runs
-/// on a blocking thread and never awaits while holding it.
+/// A std `Mutex` (not an async one) guards each connection: every holder
+/// runs on a blocking thread and never awaits while holding it.
 #[derive(Debug)]
 pub struct Store {
     conn: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     path: PathBuf,
 }
 
@@ -60,8 +68,24 @@ impl Store {
         let mut conn = Connection::open(path)?;
         setup_connection(&conn)?;
         migrations().to_latest(&mut conn)?;
+        let readers = if path == Path::new(":memory:") {
+            Vec::new()
+        } else {
+            (0..READERS)
+                .map(|_| {
+                    let reader = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                    Ok(Mutex::new(reader))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        };
         let store = Store {
             conn: Mutex::new(conn),
+            readers,
+            next_reader: Default::default(),
             path: path.to_owned(),
         };
         store.with(|conn| {
@@ -95,6 +119,31 @@ impl Store {
         f(&mut conn)
     }
 
+    /// Runs `f` with a read-only connection (the write connection if the
+    /// store has none). Each statement reads the last committed state; `f`
+    /// must not write.
+    pub fn read<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        if self.readers.is_empty() {
+            return f(&self.lock());
+        }
+        // A free reader if there is one, else wait for the next in turn.
+        let guard = self
+            .readers
+            .iter()
+            .find_map(|r| r.try_lock().ok())
+            .unwrap_or_else(|| {
+                let i = self
+                    .next_reader
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    % self.readers.len();
+                self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
+            });
+        f(&guard)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves the connection usable: SQLite
         // rolls back an unfinished transaction when the next one begins.
@@ -102,7 +151,7 @@ impl Store {
     }
 
     pub fn log_id(&self) -> Result<String, StoreError> {
-        self.with(|conn| {
+        self.read(|conn| {
             get_meta(conn, "log_id")?
                 .ok_or_else(|| StoreError::NotFound("the database has no log id".into()))
         })
@@ -254,5 +303,24 @@ mod tests {
             .with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?))
             .unwrap();
         assert_eq!(journal, "wal");
+    }
+
+    #[test]
+    fn readers_see_commits_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("liaison.db"), 1).unwrap();
+        store
+            .with(|c| {
+                set_meta(c, "probe", "1")?;
+                Ok(())
+            })
+            .unwrap();
+        for _ in 0..READERS + 1 {
+            let seen = store.read(|c| get_meta(c, "probe")).unwrap();
+            assert_eq!(seen.as_deref(), Some("1"));
+        }
+        assert!(store.read(|c| set_meta(c, "probe", "2")).is_err());
+        let memory = Store::open_in_memory(1).unwrap();
+        assert!(memory.read(|c| get_meta(c, "log_id")).unwrap().is_some());
     }
 }
