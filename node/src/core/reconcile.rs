@@ -262,6 +262,10 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     set_meta(&tx, "restore_seq_floor", &seq_floor.to_string())?;
     set_meta(&tx, "reconcile_finished_at_ms", "0")?;
     tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
+    // The letters this database knows it issued; peers' reports of later
+    // ones are believed (`transfers::adopt_reported`).
+    let letters = get_meta(&tx, "letter_seq")?.unwrap_or_else(|| "0".into());
+    set_meta(&tx, "restore_letter_floor", &letters)?;
     // An earlier epoch's ends, still queued, name a log id that is no
     // longer this one's: the re-emission ends each peer's anew.
     tx.execute(
@@ -737,6 +741,29 @@ pub fn adopt(
         }
     }
 
+    // 3. Members the peer hosted under an agreement with this node were
+    //    shared with it under that agreement, even if this node forgot:
+    //    the peer's records under that basis stay acceptable here
+    //    (`agreements::host_record_allowed`), also once the transfer rule
+    //    below releases the member.
+    for h in batches.iter().flat_map(|b| &b.hosted) {
+        let owned = tx
+            .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
+            .query_row([h.member_id.as_str(), me], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let coordinated = tx
+            .prepare_cached(
+                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
+            )?
+            .query_row([h.basis.as_str(), me, peer.as_str()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if owned && coordinated {
+            note_disclosed(&tx, ctx, peer, &h.member_id, &h.basis, (0, 0))?;
+        }
+    }
+
     // 4. Transfers this node sent: at most one per member is finished.
     let sent: Vec<&pb::HeldTransfer> = batches
         .iter()
@@ -763,28 +790,6 @@ pub fn adopt(
                 report.refused.push(why);
             }
             transfers::Adopted::Kept | transfers::Adopted::Recorded => {}
-        }
-    }
-
-    // 4a. Members the peer hosted under an agreement with this node were
-    //     shared with it under that agreement, even if this node forgot:
-    //     the peer's records under that basis stay acceptable here
-    //     (`agreements::host_record_allowed`).
-    for h in batches.iter().flat_map(|b| &b.hosted) {
-        let owned = tx
-            .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
-            .query_row([h.member_id.as_str(), me], |_| Ok(()))
-            .optional()?
-            .is_some();
-        let coordinated = tx
-            .prepare_cached(
-                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
-            )?
-            .query_row([h.basis.as_str(), me, peer.as_str()], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if owned && coordinated {
-            note_disclosed(&tx, ctx, peer, &h.member_id, &h.basis, (0, 0))?;
         }
     }
 
@@ -1126,6 +1131,23 @@ fn adopt_agreement(
     } else {
         AgreementAdoption::Unchanged
     })
+}
+
+/// A peer added (or added again) to a node that was restored from a backup
+/// may hold what this node forgot, e.g. a peer removed when the backup was
+/// taken: it is reconciled with like the others, and until it answered the
+/// node acts as no owner. A node never restored has nothing to learn.
+pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), StoreError> {
+    let restored = get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty());
+    if !restored || peer_state(conn, peer)?.is_some() {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO reconcile_peers (peer, state, updated_at_ms, detail) VALUES (?1, 'waiting', ?2, 'added after the restore')",
+        params![peer.as_str(), now_ms],
+    )?;
+    set_meta(conn, STATE_KEY, "reconciling")?;
+    Ok(())
 }
 
 /// Goes on without `peer` (an operator's `reconcile --without-peer`): it no

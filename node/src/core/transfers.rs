@@ -1469,12 +1469,16 @@ pub fn adopt_reported(
         .unwrap_or(0);
     let local = load(conn, &held.transfer_id)?;
     // A transfer this node does not know must have been issued after the
-    // backup, so its letter is one of ours numbered past the backup's: a
-    // peer cannot make this node adopt a letter it never could have issued.
+    // backup, so its letter is one of ours numbered past the backup's (not
+    // past what an earlier peer's report made the counter jump to): a peer
+    // cannot make this node adopt a letter it never could have issued.
+    let floor: u64 = crate::store::get_meta(conn, "restore_letter_floor")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(current);
     let ours = format!("{}-", ctx.me.as_str().to_uppercase());
-    if local.is_none() && !(held.letter_no.starts_with(&ours) && seq > current) {
+    if local.is_none() && !(held.letter_no.starts_with(&ours) && seq > floor) {
         return Ok(Adopted::Refused(format!(
-            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {current})",
+            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
             held.transfer_id, held.letter_no
         )));
     }

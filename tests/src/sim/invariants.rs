@@ -97,7 +97,9 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 ///   no claims yet;
 /// - once it went on without a peer P (`reconcile --without-peer P`), a
 ///   member held by both it and P is tolerated until P returns and is
-///   adopted: the one exception to a single owner.
+///   adopted: the one exception to a single owner. A peer its backup did
+///   not list (removed when the backup was taken) counts the same until an
+///   operator adds it again.
 pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     const NAME: &str = "single-owner";
     let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -118,6 +120,27 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
             .map_err(sql(NAME))?
         {
             skipped.insert((node.me(), peer.map_err(sql(NAME))?));
+        }
+        // A restored node reconciles with the peers its backup lists; one
+        // removed then (and added back since) it does not know until an
+        // operator adds it again: like a skipped peer meanwhile.
+        let restored = liaison_node::store::get_meta(node.conn, "previous_log_ids")
+            .map_err(|e| violation(NAME, e.to_string()))?
+            .is_some_and(|v| !v.is_empty());
+        if restored {
+            for other in nodes.iter().filter(|o| o.me() != node.me()) {
+                let known = node
+                    .conn
+                    .prepare_cached("SELECT 1 FROM peers WHERE node_id = ?1")
+                    .map_err(sql(NAME))?
+                    .query_row([other.me()], |_| Ok(()))
+                    .optional()
+                    .map_err(sql(NAME))?
+                    .is_some();
+                if !known {
+                    skipped.insert((node.me(), other.me().to_owned()));
+                }
+            }
         }
         let mut stmt = node
             .conn
@@ -889,7 +912,27 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
                     .is_some();
                 let forgotten = known.several_agreements_one_host
                     && shared_under_several(owner, &member, &host_id).map_err(sql(NAME))?;
-                if !held && !forgotten {
+                // The owner shares under another agreement, which the host's
+                // clock (skewed ahead) already took past its end plus grace:
+                // the host may not store it, and the owner moves to this one
+                // when its own clock reaches that end (DESIGN §4: each date
+                // is decided by one side on its own clock).
+                let share_basis: Option<String> = owner
+                    .conn
+                    .prepare_cached("SELECT basis FROM shares WHERE member_id = ?1 AND peer = ?2")
+                    .map_err(sql(NAME))?
+                    .query_row([member.as_str(), host_id.as_str()], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(NAME))?;
+                let past_at_host = match share_basis.as_deref() {
+                    Some(b) if b != agreement => {
+                        agreements::host_may_hold(host.conn, &host.ctx(), &owner_id, b)
+                            .map_err(|e| violation(NAME, e.to_string()))?
+                            == Some(false)
+                    }
+                    _ => false,
+                };
+                if !held && !forgotten && !past_at_host {
                     return Err(violation(
                         "copies-converged: covered member not held",
                         format!(

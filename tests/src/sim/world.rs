@@ -881,8 +881,22 @@ impl World {
         }
         let b = mine[pick % mine.len()];
         let path = self.backups[b].path.clone();
+        // What it held before, owned or released (a release may still be on
+        // its way): whatever the backup lacks of it is forgotten.
+        let held_rows: BTreeSet<String> = {
+            let mut stmt = self.nodes[node]
+                .reader()
+                .prepare("SELECT member_id FROM members")
+                .expect("read the members");
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .expect("read the members");
+            ids.map(|id| id.expect("a member id")).collect()
+        };
         let owned_before: Vec<usize> = (0..self.members.len())
-            .filter(|m| self.members[*m].owner == Some(node))
+            .filter(|m| {
+                self.members[*m].owner == Some(node) || held_rows.contains(&self.members[*m].id)
+            })
             .collect();
         self.nodes[node].restore_from(&path);
         self.nodes[node].restores += 1;
@@ -1317,7 +1331,10 @@ impl World {
                     added_at_ms: node.now_ms,
                     ..peer_defaults()
                 };
-                node.tx(|c, ctx| peers::add(c, &record, ctx.now_ms))?;
+                node.tx(|c, ctx| {
+                    peers::add(c, &record, ctx.now_ms)?;
+                    reconcile::peer_added(c, &record.node_id, ctx.now_ms)
+                })?;
                 self.removed.remove(&(at, *peer));
                 done("")
             }
