@@ -468,9 +468,7 @@ impl Admin for AdminService {
                     last_contact_ms: None,
                     auto_accept_branch: String::new(),
                 };
-                peers::add(conn, &peer, now_ms)?;
-                crate::core::reconcile::peer_added(conn, &node_id, now_ms)?;
-                let adopted = members::adopt_destinations(conn, &Ctx::new(&me, now_ms), &node_id)?;
+                let adopted = peering::add(conn, &Ctx::new(&me, now_ms), &peer)?;
                 let detail = format!(
                     "endpoint {}, serves [{}]; {adopted} members away to its places now served by it",
                     peer.endpoint,

@@ -672,4 +672,48 @@ mod bugs {
         );
         all_pass(vec![run]);
     }
+
+    /// BUG 5 (the simulator's first runs with backups and restores, seeds
+    /// below of the first 1,000): reconciliation (DESIGN §7) broke where a
+    /// restored node had forgotten more than one kind of thing at once.
+    /// Found and fixed in `core::reconcile` / `core::transfers`:
+    /// - adopting an agreement the backup never had inserted its versions
+    ///   before its row (FOREIGN KEY; seed 8, the schedule below);
+    /// - records it authored about a member it released since were adopted
+    ///   back (seed 13);
+    /// - a host's records were quarantined because the restored owner had
+    ///   forgotten it shared the member (seeds 15, 334);
+    /// - an agreement that ended after the backup was adopted as ended
+    ///   without dropping the copies under it (seed 189);
+    /// - an open or accepted transfer of a member written after the backup
+    ///   could not be released, nor was it aborted (seed 245);
+    /// - a late release of a member passed on since the backup made two
+    ///   owners (seed 309);
+    /// - a reissued letter number clashed after `--without-peer` (seed 404);
+    /// - letters were believed only past the last peer's jump, not past the
+    ///   backup's (seed 22);
+    /// - a peer removed when the backup was taken was never reconciled with
+    ///   after it was added again (seed 195).
+    #[test]
+    fn sim_bug_reconcile_after_restore() {
+        let mut runs = vec![schedule(vec![
+            Step::Backup { node: L },
+            act(L, propose(P, true, -3, 119)),
+            deliver(L, P),
+            Step::Restore { node: L, pick: 0 },
+            deliver(P, L),
+        ])];
+        runs.extend(seeds(&[8, 13, 15, 22, 189, 195, 245, 309, 334, 404]));
+        all_pass(runs);
+    }
+
+    /// BUG 6 (seed 979). A peer removed with `--force` and added again
+    /// never got the members an agreement with it activated meanwhile came
+    /// to cover: activation could not share with a non-peer, and `peer add`
+    /// shared only members away to a place no node served. Fixed in
+    /// `core::peering::add`, which the admin service and the simulator call.
+    #[test]
+    fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
+        all_pass(seeds(&[979]));
+    }
 }

@@ -1,10 +1,28 @@
-//! Removing a peer (DESIGN §5, last point): what must not be left behind.
+//! Adding and removing a peer: what comes with a new peer, and what must
+//! not be left behind (DESIGN §5, last point).
 
 use rusqlite::Connection;
 
-use super::{agreements, transfers, Ctx};
+use super::{agreements, members, reconcile, transfers, Ctx};
 use crate::identity::NodeId;
-use crate::store::{peers, StoreError};
+use crate::store::peers::{self, PeerRecord};
+use crate::store::StoreError;
+
+/// Adds `peer` (or adds it again after a removal). Members away to the
+/// places it serves are shared with it where an agreement covers them, and
+/// a node restored from a backup reconciles with it before it acts as an
+/// owner again. Returns how many members away to its places it now serves.
+pub fn add(conn: &Connection, ctx: &Ctx<'_>, peer: &PeerRecord) -> Result<usize, StoreError> {
+    peers::add(conn, peer, ctx.now_ms)?;
+    reconcile::peer_added(conn, &peer.node_id, ctx.now_ms)?;
+    let adopted = members::adopt_destinations(conn, ctx, &peer.node_id)?;
+    // Added again after a removal: what active agreements with it came to
+    // cover meanwhile is shared now.
+    if !agreements::active_with(conn, &peer.node_id)?.is_empty() {
+        members::reshare_all(conn, ctx)?;
+    }
+    Ok(adopted)
+}
 
 /// Removes `peer` from the peer table. Refused while it has an open or
 /// unreceipted transfer or an active agreement with this node, unless

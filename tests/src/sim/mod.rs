@@ -16,7 +16,12 @@
 //! stream; a crash (between steps, in the middle of an action's
 //! transaction, or in `apply_batch` at the moment the cursor advances); a
 //! restart; clock advances (together with jitter, or one node alone); a
-//! partition and its healing; a forged event a node slips into its log.
+//! partition and its healing; a forged event a node slips into its log; a
+//! backup (`store::backup`) and a restore from one of the node's earlier
+//! backups (DESIGN §7: the file replaced, a new log id; the node adopts
+//! each peer's holdings when it next opens a stream from it, as the pull
+//! client does, and serves a peer only once it adopted it; operators may go
+//! on `--without-peer`).
 //! Operator actions may be refused (wrong state): they are counted.
 //!
 //! # The network
@@ -36,7 +41,9 @@
 //! exactly-once per (origin, log id, receiver), every record's author its
 //! authority (tombstones only for released transfers and without personal
 //! data; records carried or relayed with a transferred member), quarantine
-//! holding only forged events. At the end of a run: all partitions healed,
+//! holding only forged events; after a restore, a reconciling node owns
+//! nothing and acts as no owner (every owner action is refused, or the run
+//! fails). At the end of a run: all partitions healed,
 //! all nodes restarted, every removed peer added again, everything
 //! delivered and every calendar run until nothing moves, then convergence
 //! (agreements the same on both sides, copies current and covered, host

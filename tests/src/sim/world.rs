@@ -1331,10 +1331,7 @@ impl World {
                     added_at_ms: node.now_ms,
                     ..peer_defaults()
                 };
-                node.tx(|c, ctx| {
-                    peers::add(c, &record, ctx.now_ms)?;
-                    reconcile::peer_added(c, &record.node_id, ctx.now_ms)
-                })?;
+                node.tx(|c, ctx| peering::add(c, ctx, &record))?;
                 self.removed.remove(&(at, *peer));
                 done("")
             }
