@@ -590,7 +590,31 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
         &message.encode_to_vec(),
         ctx.now_ms,
     )?;
-    // Other hosts holding a copy learn the member moved (never the receiver).
+    tell_holders_moved(conn, ctx, t, generation)?;
+    tombstone(
+        conn,
+        &t.member_id,
+        generation,
+        &t.receiver,
+        "",
+        &t.transfer_id,
+        &t.letter_no,
+        &ctx.today().to_string(),
+    )?;
+    t.state = "released".into();
+    t.released_at_ms = Some(ctx.now_ms);
+    save(conn, t, ctx.now_ms)
+}
+
+/// In the release's transaction: every other host holding a copy learns
+/// the member moved (never the receiver), share events still queued go,
+/// and this node shares the member no more.
+fn tell_holders_moved(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    generation: u64,
+) -> Result<(), StoreError> {
     let holders: Vec<String> = conn
         .prepare("SELECT peer FROM shares WHERE member_id = ?1 AND peer <> ?2")?
         .query_map(params![t.member_id, t.receiver], |r| r.get(0))?
@@ -613,21 +637,9 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
             ctx.now_ms,
         )?;
     }
-    log::drop_queued_home_sections(conn, &receiver, &t.member_id)?;
+    log::drop_queued_home_sections(conn, &node(&t.receiver)?, &t.member_id)?;
     conn.execute("DELETE FROM shares WHERE member_id = ?1", [&t.member_id])?;
-    tombstone(
-        conn,
-        &t.member_id,
-        generation,
-        &t.receiver,
-        "",
-        &t.transfer_id,
-        &t.letter_no,
-        &ctx.today().to_string(),
-    )?;
-    t.state = "released".into();
-    t.released_at_ms = Some(ctx.now_ms);
-    save(conn, t, ctx.now_ms)
+    Ok(())
 }
 
 /// Reduces a member row to a tombstone: id, generation and where it went.
@@ -1547,30 +1559,7 @@ pub fn adopt_reported(
                 // The receiver owns the member: here it is a tombstone, and
                 // other hosts learn it moved.
                 let generation = generation.max(held.generation);
-                let holders: Vec<String> = conn
-                    .prepare("SELECT peer FROM shares WHERE member_id = ?1 AND peer <> ?2")?
-                    .query_map(params![t.member_id, t.receiver], |r| r.get(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                for holder in holders {
-                    let moved = pb::Moved {
-                        member_id: t.member_id.clone(),
-                        generation,
-                        new_owner: t.receiver.clone(),
-                        transfer_id: t.transfer_id.clone(),
-                    };
-                    let holder = node(&holder)?;
-                    log::drop_queued_home_sections(conn, &holder, &t.member_id)?;
-                    log::append(
-                        conn,
-                        &holder,
-                        EventKind::Moved,
-                        &t.member_id,
-                        &moved.encode_to_vec(),
-                        ctx.now_ms,
-                    )?;
-                }
-                log::drop_queued_home_sections(conn, &node(&t.receiver)?, &t.member_id)?;
-                conn.execute("DELETE FROM shares WHERE member_id = ?1", [&t.member_id])?;
+                tell_holders_moved(conn, ctx, &t, generation)?;
                 tombstone(
                     conn,
                     &t.member_id,
