@@ -1650,10 +1650,17 @@ impl Chaos {
             Err(s) if s.code() == Code::NotFound => format!("{what}: unknown here"),
             Err(s) if s.code() == Code::FailedPrecondition => {
                 if s.message().contains("frozen") {
-                    let open = self.listed(n, false, "offered").await;
-                    let t = open.iter().find(|t| t.member_id == member);
+                    // The offer may have been released since the refusal,
+                    // so any outgoing transfer of the member counts: the
+                    // one named must be one this node offered.
+                    let sent = self.listed(n, false, "").await;
+                    let t = sent.iter().find(|t| {
+                        t.member_id == member
+                            && s.message().contains(&t.transfer_id)
+                            && matches!(t.state.as_str(), "offered" | "released" | "completed")
+                    });
                     assert!(
-                        t.is_some_and(|t| s.message().contains(&t.transfer_id)),
+                        t.is_some(),
                         "seed {}: a frozen member's refusal names its open transfer: {}",
                         self.seed,
                         s.message()
