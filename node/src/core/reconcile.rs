@@ -810,6 +810,16 @@ pub fn adopt(
         if newer {
             members::save_host_section(&tx, section, ctx.now_ms)?;
             report.host_sections += 1;
+            let payload = section.encode_to_vec();
+            re_send_hosted(
+                &tx,
+                ctx,
+                peer,
+                EventKind::HostSection,
+                &section.member_id,
+                &section.basis,
+                &payload,
+            )?;
         }
     }
     for contact in batches.iter().flat_map(|b| &b.contacts) {
@@ -818,6 +828,16 @@ pub fn adopt(
             && members::save_contact(&tx, contact, ctx.now_ms)?
         {
             report.contacts += 1;
+            let payload = contact.encode_to_vec();
+            re_send_hosted(
+                &tx,
+                ctx,
+                peer,
+                EventKind::Contact,
+                &contact.member_id,
+                &contact.basis,
+                &payload,
+            )?;
         }
     }
     for activity in batches.iter().flat_map(|b| &b.activities) {
@@ -826,6 +846,16 @@ pub fn adopt(
             && members::save_activity(&tx, activity, ctx.now_ms)?
         {
             report.activities += 1;
+            let payload = activity.encode_to_vec();
+            re_send_hosted(
+                &tx,
+                ctx,
+                peer,
+                EventKind::Activity,
+                &activity.member_id,
+                &activity.basis,
+                &payload,
+            )?;
         }
     }
 
@@ -985,6 +1015,32 @@ fn note_disclosed(
         basis,
         ctx.now_ms,
     )
+}
+
+/// A record this node made as host and adopted back is in its own log
+/// again, for the owner `peer` (which holds it: applying it twice changes
+/// nothing there), so that an owner restored later from an older backup
+/// gets it back by pulling. Only while the agreement it was made under is
+/// active here and this node has not applied its end (DESIGN §4).
+fn re_send_hosted(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    kind: EventKind,
+    member_id: &str,
+    basis: &str,
+    payload: &[u8],
+) -> Result<(), StoreError> {
+    let open = super::agreements::load(conn, basis)?.is_some_and(|a| {
+        a.inflow_node == ctx.me.as_str()
+            && a.outflow_node == peer.as_str()
+            && a.state == "active"
+            && !a.host_end_applied
+    });
+    if open {
+        log::append(conn, peer, kind, member_id, payload, ctx.now_ms)?;
+    }
+    Ok(())
 }
 
 /// Whether this node may hold a record it authored about `member_id` with
