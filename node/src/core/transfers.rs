@@ -590,6 +590,20 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
         &message.encode_to_vec(),
         ctx.now_ms,
     )?;
+    moved_here(conn, ctx, t, generation)?;
+    t.state = "released".into();
+    t.released_at_ms = Some(ctx.now_ms);
+    save(conn, t, ctx.now_ms)
+}
+
+/// The member went to `t`'s receiver at `generation`: other hosts are
+/// told, and here a tombstone with a forward pointer stays.
+fn moved_here(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    generation: u64,
+) -> Result<(), StoreError> {
     tell_holders_moved(conn, ctx, t, generation)?;
     tombstone(
         conn,
@@ -600,10 +614,7 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
         &t.transfer_id,
         &t.letter_no,
         &ctx.today().to_string(),
-    )?;
-    t.state = "released".into();
-    t.released_at_ms = Some(ctx.now_ms);
-    save(conn, t, ctx.now_ms)
+    )
 }
 
 /// In the release's transaction: every other host holding a copy learns
@@ -1559,17 +1570,7 @@ pub fn adopt_reported(
                 // The receiver owns the member: here it is a tombstone, and
                 // other hosts learn it moved.
                 let generation = generation.max(held.generation);
-                tell_holders_moved(conn, ctx, &t, generation)?;
-                tombstone(
-                    conn,
-                    &t.member_id,
-                    generation,
-                    &t.receiver,
-                    "",
-                    &t.transfer_id,
-                    &t.letter_no,
-                    &ctx.today().to_string(),
-                )?;
+                moved_here(conn, ctx, &t, generation)?;
             } else if newest && home.is_none() {
                 // This node got the member after its backup and passed it on:
                 // a tombstone says so, so that a late release of the member
