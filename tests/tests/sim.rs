@@ -707,9 +707,98 @@ mod bugs {
             deliver(P, L),
         ])];
         runs.extend(seeds(&[
-            8, 13, 15, 22, 189, 195, 245, 309, 334, 404, 1_000_128,
+            8, 13, 15, 22, 189, 195, 245, 309, 334, 404, 1_000_128, 1_000_296, 1_000_301, 1_000_571,
         ]));
         all_pass(runs);
+    }
+
+    /// BUG 7 (soak seeds 1,000,296 and 1,000,301). A host restored from a
+    /// backup drops from its log the events its peers had applied; when the
+    /// owner is then restored from a backup older than the host's records,
+    /// no log holds them any more and the owner never got them back. Fixed
+    /// in `core::reconcile`: a peer's holdings also carry what it made as
+    /// host of the requester's members, applied again as its events are.
+    #[test]
+    fn sim_bug_owner_restored_after_its_host_gets_the_hosts_records() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(P, propose(X, true, -12, 48)),
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            deliver(P, X),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 172,
+                },
+            ),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(X, P),
+            deliver(P, X),
+            Step::Backup { node: P },
+            act(
+                X,
+                Action::Activity {
+                    member: m,
+                    kind: "study",
+                    days_ago: 8,
+                },
+            ),
+            deliver(X, P),
+            Step::Backup { node: X },
+            Step::Restore { node: X, pick: 0 },
+            Step::Restore { node: P, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+    }
+
+    /// BUG 8 (soak seed 1,000,571). A sender restored from a backup older
+    /// than its offer learns of it from the receiver, which, past the date
+    /// without a decision, reports it `awaiting_sender`: that state was not
+    /// adopted, so the receiver's accept was quarantined as a vote on an
+    /// unknown transfer. Fixed in `core::transfers::adopt_reported`: the
+    /// newest such offer stands (the sender's calendar expires it).
+    #[test]
+    fn sim_bug_restored_sender_adopts_an_offer_awaiting_its_decision() {
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            Step::Backup { node: X },
+            act(
+                X,
+                Action::TransferStart {
+                    member: MemberRef(0),
+                    to: L,
+                    valid_days: 3,
+                },
+            ),
+            deliver(X, L),
+            advance(39),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(0),
+                },
+            ),
+            Step::Restore { node: X, pick: 0 },
+        ]);
+        assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
+        all_pass(vec![run]);
     }
 
     /// BUG 6 (seed 979). A peer removed with `--force` and added again

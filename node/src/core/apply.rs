@@ -622,3 +622,37 @@ pub fn quarantine_retry(
         read_quarantine,
     )?)
 }
+
+/// After `member_id` arrived here (a release installed it): checks again
+/// the host records about it that were held because the member was not
+/// known here. Only a restore makes them arrive first: a host's record of a
+/// member this node forgot it had received comes before the release its
+/// sender sends again (DESIGN §7). Returns how many were applied.
+pub fn retry_held_about(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+) -> Result<usize, StoreError> {
+    let ids: Vec<u64> = conn
+        .prepare_cached(
+            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4) ORDER BY id",
+        )?
+        .query_map(
+            params![
+                member_id,
+                EventKind::HostSection as i32,
+                EventKind::Contact as i32,
+                EventKind::Activity as i32
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut applied = 0;
+    for id in ids {
+        if quarantine_retry(conn, ctx, id)?.state == "applied" {
+            applied += 1;
+            tracing::info!(quarantine = id, member = %member_id, "held host record applied once its member arrived");
+        }
+    }
+    Ok(applied)
+}

@@ -96,6 +96,9 @@ pub struct AdoptReport {
     pub transfers_released: u64,
     pub transfers_completed: u64,
     pub transfers_aborted: u64,
+    /// Records the peer made as host of this node's members, applied
+    /// again (the copies here may predate the backup).
+    pub peer_records: u64,
     /// Home sections sent to the peer again under the new log id.
     pub re_sent: u64,
     /// Copies the peer holds of members this node no longer has: dropped
@@ -116,11 +119,12 @@ pub struct AdoptReport {
 impl AdoptReport {
     pub fn summary(&self) -> String {
         let mut text = format!(
-            "adopted {} host sections, {} contacts, {} activities, {} agreements; transfers: {} released, {} completed, {} aborted; {} home sections sent again, {} copies of forgotten members to be dropped",
+            "adopted {} host sections, {} contacts, {} activities, {} agreements; {} records the peer made as host applied again; transfers: {} released, {} completed, {} aborted; {} home sections sent again, {} copies of forgotten members to be dropped",
             self.host_sections,
             self.contacts,
             self.activities,
             self.agreements,
+            self.peer_records,
             self.transfers_released,
             self.transfers_completed,
             self.transfers_aborted,
@@ -401,86 +405,48 @@ pub fn holdings_for(
                 .push(copy.section);
         }
     }
-    let sections = conn
-        .prepare(
-            "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
-                    job, contact_person, contact_phone, last_seen_at_host, basis
-             FROM host_sections WHERE author = ?1 ORDER BY member_id",
-        )?
-        .query_map([who], |r| {
-            Ok(pb::HostSection {
-                member_id: r.get(0)?,
-                author: r.get(1)?,
-                version: Some(pb::Version {
-                    generation: r.get(2)?,
-                    counter: r.get(3)?,
-                }),
-                host_branch: r.get(4)?,
-                reported_on: r.get(5)?,
-                address: r.get(6)?,
-                employer: r.get(7)?,
-                industry: r.get(8)?,
-                job: r.get(9)?,
-                contact_person: r.get(10)?,
-                contact_phone: r.get(11)?,
-                last_seen_at_host: r.get(12)?,
-                basis: r.get(13)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    for section in sections {
+    let own = HostRecords::read(conn, "r.author = ?1", params![who])?;
+    // What this node made as host of the requester's members under an
+    // agreement between the two: the requester's copies of them.
+    let made = HostRecords::read(
+        conn,
+        "r.author = ?2 AND r.basis IN (SELECT agreement_id FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2)",
+        params![who, ctx.me.as_str()],
+    )?;
+    for section in own.sections {
         let bytes = section.encoded_len();
         push_batch(&mut batches, &mut count, 1, bytes)
             .host_sections
             .push(section);
     }
-    let contacts = conn
-        .prepare(
-            "SELECT contact_id, member_id, author, at, channel, by_whom, outcome, basis
-             FROM contacts WHERE author = ?1 ORDER BY contact_id",
-        )?
-        .query_map([who], |r| {
-            Ok(pb::ContactEvent {
-                contact_id: r.get(0)?,
-                member_id: r.get(1)?,
-                author: r.get(2)?,
-                at: r.get(3)?,
-                channel: r.get(4)?,
-                by: r.get(5)?,
-                outcome: r.get(6)?,
-                basis: r.get(7)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    for contact in contacts {
+    for contact in own.contacts {
         let bytes = contact.encoded_len();
         push_batch(&mut batches, &mut count, 1, bytes)
             .contacts
             .push(contact);
     }
-    let activities = conn
-        .prepare(
-            "SELECT activity_id, member_id, author, kind, date, branch, hours, note, basis
-             FROM activities WHERE author = ?1 ORDER BY activity_id",
-        )?
-        .query_map([who], |r| {
-            Ok(pb::ActivityRecord {
-                activity_id: r.get(0)?,
-                member_id: r.get(1)?,
-                author: r.get(2)?,
-                kind: r.get(3)?,
-                date: r.get(4)?,
-                branch: r.get(5)?,
-                hours: r.get(6)?,
-                note: r.get(7)?,
-                basis: r.get(8)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    for activity in activities {
+    for activity in own.activities {
         let bytes = activity.encoded_len();
         push_batch(&mut batches, &mut count, 1, bytes)
             .activities
+            .push(activity);
+    }
+    for section in made.sections {
+        let bytes = section.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
+            .made_host_sections
+            .push(section);
+    }
+    for contact in made.contacts {
+        let bytes = contact.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
+            .made_contacts
+            .push(contact);
+    }
+    for activity in made.activities {
+        let bytes = activity.encoded_len();
+        push_batch(&mut batches, &mut count, 1, bytes)
+            .made_activities
             .push(activity);
     }
     for agreement in held_agreements(conn, who)? {
@@ -552,6 +518,93 @@ pub fn holdings_for(
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)
+}
+
+/// Host sections, contact events and activities matching `filter` (an SQL
+/// condition over the record as `r`).
+#[derive(Default)]
+struct HostRecords {
+    sections: Vec<pb::HostSection>,
+    contacts: Vec<pb::ContactEvent>,
+    activities: Vec<pb::ActivityRecord>,
+}
+
+impl HostRecords {
+    fn read(
+        conn: &Connection,
+        filter: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Self, StoreError> {
+        let sections = conn
+            .prepare(&format!(
+                "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
+                        job, contact_person, contact_phone, last_seen_at_host, basis
+                 FROM host_sections r WHERE {filter} ORDER BY member_id, author"
+            ))?
+            .query_map(args, |r| {
+                Ok(pb::HostSection {
+                    member_id: r.get(0)?,
+                    author: r.get(1)?,
+                    version: Some(pb::Version {
+                        generation: r.get(2)?,
+                        counter: r.get(3)?,
+                    }),
+                    host_branch: r.get(4)?,
+                    reported_on: r.get(5)?,
+                    address: r.get(6)?,
+                    employer: r.get(7)?,
+                    industry: r.get(8)?,
+                    job: r.get(9)?,
+                    contact_person: r.get(10)?,
+                    contact_phone: r.get(11)?,
+                    last_seen_at_host: r.get(12)?,
+                    basis: r.get(13)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let contacts = conn
+            .prepare(&format!(
+                "SELECT contact_id, member_id, author, at, channel, by_whom, outcome, basis
+                 FROM contacts r WHERE {filter} ORDER BY contact_id"
+            ))?
+            .query_map(args, |r| {
+                Ok(pb::ContactEvent {
+                    contact_id: r.get(0)?,
+                    member_id: r.get(1)?,
+                    author: r.get(2)?,
+                    at: r.get(3)?,
+                    channel: r.get(4)?,
+                    by: r.get(5)?,
+                    outcome: r.get(6)?,
+                    basis: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let activities = conn
+            .prepare(&format!(
+                "SELECT activity_id, member_id, author, kind, date, branch, hours, note, basis
+                 FROM activities r WHERE {filter} ORDER BY activity_id"
+            ))?
+            .query_map(args, |r| {
+                Ok(pb::ActivityRecord {
+                    activity_id: r.get(0)?,
+                    member_id: r.get(1)?,
+                    author: r.get(2)?,
+                    kind: r.get(3)?,
+                    date: r.get(4)?,
+                    branch: r.get(5)?,
+                    hours: r.get(6)?,
+                    note: r.get(7)?,
+                    basis: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HostRecords {
+            sections,
+            contacts,
+            activities,
+        })
+    }
 }
 
 fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, StoreError> {
@@ -746,12 +799,16 @@ pub fn adopt(
     //    the peer's records under that basis stay acceptable here
     //    (`agreements::host_record_allowed`), also once the transfer rule
     //    below releases the member.
+    //    The member may be one this node released since (its records go
+    //    to the new owner) or, received after the backup, one it does not
+    //    know yet (its sender releases it again): only a member another
+    //    node owns and this node never held is not this node's to say.
     for h in batches.iter().flat_map(|b| &b.hosted) {
         let owned = tx
-            .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
-            .query_row([h.member_id.as_str(), me], |_| Ok(()))
-            .optional()?
-            .is_some();
+            .prepare_cached(
+                "SELECT NOT EXISTS (SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id = '')",
+            )?
+            .query_row([h.member_id.as_str(), me], |r| r.get::<_, bool>(0))?;
         let coordinated = tx
             .prepare_cached(
                 "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
@@ -856,6 +913,48 @@ pub fn adopt(
                 &activity.basis,
                 &payload,
             )?;
+        }
+    }
+
+    // 4c. Records the peer made as host of this node's members: the copies
+    //     this node held of them may predate the backup. Applied as the
+    //     peer's events are (the same authority checks; a record seen
+    //     before changes nothing), so one the peer may not send is not
+    //     taken either.
+    let made = batches.iter().flat_map(|b| {
+        let sections = b
+            .made_host_sections
+            .iter()
+            .map(|r| (EventKind::HostSection, &r.member_id, r.encode_to_vec()));
+        let contacts = b
+            .made_contacts
+            .iter()
+            .map(|r| (EventKind::Contact, &r.member_id, r.encode_to_vec()));
+        let activities = b
+            .made_activities
+            .iter()
+            .map(|r| (EventKind::Activity, &r.member_id, r.encode_to_vec()));
+        sections.chain(contacts).chain(activities)
+    });
+    for (kind, member_id, payload) in made {
+        // A member that went to the peer itself is the peer's to hold.
+        let to_peer =
+            members::moved_of(&tx, member_id)?.is_some_and(|m| m.to_node == peer.as_str());
+        if to_peer {
+            continue;
+        }
+        let event = pb::Event {
+            kind: kind as i32,
+            entity: member_id.clone(),
+            payload,
+            ..pb::Event::default()
+        };
+        match super::apply::apply_event(&tx, ctx, peer, &event, Default::default()) {
+            Ok(()) => report.peer_records += 1,
+            Err(super::apply::Rejection::Invalid(why)) => {
+                tracing::debug!(%peer, member = %member_id, kind = %log::kind_name(kind as i32), why = %why, "record the peer made as host not taken");
+            }
+            Err(super::apply::Rejection::Store(e)) => return Err(e),
         }
     }
 

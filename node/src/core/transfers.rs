@@ -1001,6 +1001,30 @@ fn apply_offer(
         updated_at_ms: ctx.now_ms,
         ..Row::default()
     };
+    // A sender restored from a backup that went on without this node
+    // (`reconcile --without-peer`) may issue a letter number again; it
+    // marks the forgotten transfer's number when it learns of it, and so
+    // does this node, so that both are kept.
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'incoming' AND transfer_id <> ?2",
+            params![t.letter_no, t.transfer_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        tracing::warn!(
+            transfer = %t.transfer_id,
+            other = %other,
+            letter = %t.letter_no,
+            sender = %origin,
+            "a letter number was issued twice by a restored sender"
+        );
+        conn.execute(
+            "UPDATE transfers SET letter_no = letter_no || ' (reissued as ' || ?2 || ')' WHERE transfer_id = ?1",
+            params![other, t.transfer_id],
+        )?;
+    }
     save(conn, &t, ctx.now_ms)?;
     // Auto-accept, by the operator's policy for this sender, members this
     // node co-manages under an active agreement.
@@ -1126,6 +1150,7 @@ fn apply_release(
     };
     if !stale {
         install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+        super::apply::retry_held_about(conn, ctx, &record.member_id)?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
         None
@@ -1630,16 +1655,18 @@ pub fn adopt_reported(
             release(conn, ctx, &mut t)?;
             Ok(Adopted::Released)
         }
-        "pending" | "accepted" if !newest => {
+        "pending" | "accepted" | "awaiting_sender" if !newest => {
             if finished_here || t.state != "offered" && load(conn, &t.transfer_id)?.is_some() {
                 return Ok(Adopted::Kept);
             }
             abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
             Ok(Adopted::Aborted)
         }
-        "pending" => {
-            // The newest, still open at the receiver: the offer stands and
-            // freezes the member here, if this node still holds the member.
+        // The newest, still open at the receiver (`awaiting_sender`: past
+        // its date there, the receiver waits for this node's decision, which
+        // its calendar makes): the offer stands and freezes the member here,
+        // if this node still holds the member.
+        "pending" | "awaiting_sender" => {
             if load(conn, &t.transfer_id)?.is_some() {
                 return Ok(Adopted::Kept);
             }

@@ -971,6 +971,14 @@ fn records(
 
 /// Whether `node` released `member_id` and keeps only its tombstone (its own
 /// records about the member went with the release).
+/// The outflow party of agreement `basis`, as `node` holds it.
+fn outflow_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<String>> {
+    node.conn
+        .prepare_cached("SELECT outflow_node FROM agreements WHERE agreement_id = ?1")?
+        .query_row([basis], |r| r.get(0))
+        .optional()
+}
+
 fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
     Ok(node
         .conn
@@ -987,7 +995,12 @@ fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
 /// that came by transfer keeps its records' content, but their basis may be
 /// the transfer (relayed by the sender, DESIGN §5) rather than the host's
 /// agreement with the sender.
-pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
+///
+/// `lost`: members a restore made some node forget. A record a host made
+/// under an agreement of a node that forgot the member, which another node
+/// owns now (its ownership went back with a restore on both sides of a
+/// transfer), has no owner that may take it (DESIGN §7 accepts the loss).
+pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> Checked {
     const NAME: &str = "host-records-converged";
     let tables: [(&str, &str, &str); 3] = [
         (
@@ -1042,7 +1055,11 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>]) -> Checked {
                 let held = all[o].get(id);
                 let ok = match held {
                     Some(held) => same(&nodes[o], held, made).map_err(sql(NAME))?,
-                    None => false,
+                    None => {
+                        lost.contains(&made.0)
+                            && outflow_of(host, &made.3).map_err(sql(NAME))?.as_deref()
+                                != Some(nodes[o].me())
+                    }
                 };
                 if !ok {
                     return Err(violation(

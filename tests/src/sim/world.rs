@@ -1898,7 +1898,12 @@ impl World {
         let dbs: Vec<NodeDb<'_>> = self.nodes.iter().map(SimNode::db).collect();
         invariants::agreements_agree(&dbs, ended, known)?;
         invariants::copies_converged(&dbs, known)?;
-        invariants::host_records_converged(&dbs)?;
+        let lost: BTreeSet<String> = self
+            .forgotten
+            .iter()
+            .map(|&m| self.members[m].id.clone())
+            .collect();
+        invariants::host_records_converged(&dbs, &lost)?;
         if ended {
             invariants::no_copies_left(&dbs)?;
             self.transfers_final()?;
