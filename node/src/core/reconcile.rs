@@ -809,14 +809,7 @@ pub fn adopt(
                 "SELECT NOT EXISTS (SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id = '')",
             )?
             .query_row([h.member_id.as_str(), me], |r| r.get::<_, bool>(0))?;
-        let coordinated = tx
-            .prepare_cached(
-                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
-            )?
-            .query_row([h.basis.as_str(), me, peer.as_str()], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if owned && coordinated {
+        if owned && coordinates(&tx, &h.basis, me, peer)? {
             note_disclosed(&tx, ctx, peer, &h.member_id, &h.basis, (0, 0))?;
         }
     }
@@ -969,6 +962,20 @@ pub fn adopt(
             continue;
         }
         let Some(mut home) = members::load_home(&tx, &copy.member_id)? else {
+            // Received after the backup, it may come back (its sender
+            // releases it again): the copy proves it was shared, so the
+            // host's records made meanwhile stay acceptable then.
+            if coordinates(&tx, &copy.basis, me, peer)? {
+                let held = copy.version.unwrap_or_default();
+                note_disclosed(
+                    &tx,
+                    ctx,
+                    peer,
+                    &copy.member_id,
+                    &copy.basis,
+                    (held.generation, held.counter),
+                )?;
+            }
             report.forgotten += 1;
             continue;
         };
@@ -1080,6 +1087,22 @@ fn state_rank(state: &str) -> u8 {
         "active" => 1,
         _ => 2,
     }
+}
+
+/// Whether `basis` is an agreement this node coordinates with `peer` as host.
+fn coordinates(
+    conn: &Connection,
+    basis: &str,
+    me: &str,
+    peer: &NodeId,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
+        )?
+        .query_row([basis, me, peer.as_str()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Records that `member_id`'s home section was disclosed to `peer` under

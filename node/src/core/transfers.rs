@@ -176,10 +176,12 @@ fn void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<(), Sto
     Ok(())
 }
 
-fn is_void(conn: &Connection, letter_no: &str) -> Result<bool, StoreError> {
+/// Whether the letter of transfer `transfer_id` was voided (a restored
+/// sender may have issued its number again for another transfer).
+fn is_void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM void_letters WHERE letter_no = ?1")?
-        .query_row([letter_no], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM void_letters WHERE letter_no = ?1 AND transfer_id = ?2")?
+        .query_row([letter_no, transfer_id], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -961,7 +963,7 @@ fn apply_offer(
         .record
         .clone()
         .ok_or_else(|| Rejection::Invalid("offer without a record".into()))?;
-    if is_void(conn, &offer.letter_no)? {
+    if is_void(conn, &offer.letter_no, &offer.transfer_id)? {
         return Ok(());
     }
     if let Some(mut t) = load(conn, &offer.transfer_id)? {
@@ -1504,6 +1506,26 @@ pub fn letter_seq(letter_no: &str) -> u64 {
 /// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
 /// `newest` says it has the highest letter number among the transfers of
 /// its member that peers reported; `restored_at_ms` dates the restore.
+/// Before a restored node finishes `t` (the newest of its member): its
+/// other open offers of the member go. Only a reissued letter number (the
+/// same number, another transfer, from an earlier branch of this node's
+/// backups) leaves one open.
+fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), StoreError> {
+    let open: Vec<String> = conn
+        .prepare(
+            "SELECT transfer_id FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered' AND transfer_id <> ?2",
+        )?
+        .query_map(params![t.member_id, t.transfer_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in open {
+        if let Some(mut other) = load(conn, &id)? {
+            tracing::warn!(transfer = %id, newer = %t.transfer_id, member = %t.member_id, "restored: an open offer of a member another transfer took is aborted");
+            abort(conn, ctx, &mut other, "cancelled", "sender_restored")?;
+        }
+    }
+    Ok(())
+}
+
 pub fn adopt_reported(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -1524,7 +1546,17 @@ pub fn adopt_reported(
         .and_then(|v| v.parse().ok())
         .unwrap_or(current);
     let ours = format!("{}-", ctx.me.as_str().to_uppercase());
-    if local.is_none() && !(held.letter_no.starts_with(&ours) && seq > floor) {
+    // A number up to the floor is believed only when this node holds
+    // another transfer under it: restored before from an older backup, it
+    // issued that number again, and this backup is of the earlier branch.
+    let reissued = conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
+        )?
+        .query_row(params![held.letter_no, held.transfer_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if local.is_none() && !(held.letter_no.starts_with(&ours) && (seq > floor || reissued)) {
         return Ok(Adopted::Refused(format!(
             "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
             held.transfer_id, held.letter_no
@@ -1594,6 +1626,7 @@ pub fn adopt_reported(
             if newest && owned_here {
                 // The receiver owns the member: here it is a tombstone, and
                 // other hosts learn it moved.
+                abort_other_offers(conn, ctx, &t)?;
                 let generation = generation.max(held.generation);
                 moved_here(conn, ctx, &t, generation)?;
             } else if newest && home.is_none() {
@@ -1649,6 +1682,7 @@ pub fn adopt_reported(
                 abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
                 return Ok(Adopted::Aborted);
             }
+            abort_other_offers(conn, ctx, &t)?;
             t.state = "accepted".into();
             t.branch = held.branch.clone();
             save(conn, &t, ctx.now_ms)?;
