@@ -843,6 +843,14 @@ pub fn adopt(
         }
     }
 
+    //    Offers the peer sent this node: its decision, where this node
+    //    forgot it applied it.
+    for held in batches.iter().flat_map(|b| &b.transfers) {
+        if transfers::adopt_sender_decision(&tx, ctx, peer, held)? {
+            report.transfers_aborted += 1;
+        }
+    }
+
     // 4b. Records this node authored, held in full by the peer, that it
     //     may hold itself: about a member it owns (after the transfer rule,
     //     a member it released is a tombstone here and its records went with

@@ -1306,6 +1306,42 @@ fn apply_abort(
     Ok(())
 }
 
+/// A restored receiver learns from the sender's holdings the sender's
+/// decision on an offer it still holds open: the abort it applied before
+/// and forgot, which the sender no longer holds in its log (it dropped the
+/// events this node had applied when it was restored itself). Returns
+/// whether it changed anything.
+pub fn adopt_sender_decision(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    held: &pb::HeldTransfer,
+) -> Result<bool, StoreError> {
+    if held.sender != peer.as_str() || held.receiver != ctx.me.as_str() {
+        return Ok(false);
+    }
+    if !matches!(held.state.as_str(), "cancelled" | "expired" | "rejected") {
+        return Ok(false);
+    }
+    let open = load(conn, &held.transfer_id)?.is_some_and(|t| {
+        t.direction == "incoming"
+            && matches!(t.state.as_str(), "pending" | "accepted" | "awaiting_sender")
+    });
+    if !open {
+        return Ok(false);
+    }
+    let abort = pb::TransferAbort {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        why: held.state.clone(),
+    };
+    match apply_abort(conn, ctx, peer, abort) {
+        Ok(()) => Ok(true),
+        Err(Rejection::Store(e)) => Err(e),
+        Err(Rejection::Invalid(why)) => Err(StoreError::Invalid(why)),
+    }
+}
+
 fn apply_receipt(
     conn: &Connection,
     ctx: &Ctx<'_>,

@@ -504,6 +504,11 @@ pub struct World {
     /// Members a restore made their owner forget (created or received
     /// after its backup): lost, if no peer held them either (DESIGN §7).
     pub forgotten: BTreeSet<usize>,
+    /// Member → the nodes that held it when they were restored. A member
+    /// transferred between two nodes both restored to before the transfer
+    /// finished there may be held by neither (DESIGN §7: the sender keeps
+    /// only a tombstone, the receiver forgot).
+    pub restored_holders: BTreeMap<usize, BTreeSet<usize>>,
     /// The id of the step being executed.
     current: usize,
     /// (receiver, origin, seq) of every forged event.
@@ -598,6 +603,7 @@ impl World {
             removed: BTreeSet::new(),
             backups: Vec::new(),
             forgotten: BTreeSet::new(),
+            restored_holders: BTreeMap::new(),
             current: 0,
             forged: BTreeSet::new(),
             stats: Stats::default(),
@@ -901,6 +907,7 @@ impl World {
         self.nodes[node].restore_from(&path);
         self.nodes[node].restores += 1;
         for &m in &owned_before {
+            self.restored_holders.entry(m).or_default().insert(node);
             let known = self.nodes[node]
                 .reader()
                 .query_row(
@@ -1928,8 +1935,8 @@ impl World {
             if member.owner.is_none() && self.on_paper(&member.id) {
                 continue;
             }
-            if member.owner.is_none()
-                && self.forgotten.contains(&m)
+            let double_restore = self.restored_holders.get(&m).is_some_and(|n| n.len() >= 2);
+            if (member.owner.is_none() && self.forgotten.contains(&m) || double_restore)
                 && self.held_nowhere(&member.id)
             {
                 // Written (or received) after a backup its owner was restored
