@@ -712,6 +712,34 @@ mod bugs {
         all_pass(runs);
     }
 
+    /// BUG 9 (the release soak, seeds 1,000,000 to 1,005,000): more of
+    /// what a restore makes a node forget, each fixed in `core::reconcile`
+    /// or `core::transfers` (or, where DESIGN §7 accepts the outcome, in
+    /// what the simulator tolerates):
+    /// - a restored sender reissued a letter number after going on without
+    ///   the receiver of the forgotten one, and the receiver failed on the
+    ///   clash (1,000,938);
+    /// - a restored owner forgot it shared a member it released since, or
+    ///   received after its backup, and quarantined the host's records
+    ///   (1,001,032, 1,001,322, 1,003,077, 1,004,520 and others);
+    /// - a letter number reissued on an earlier branch of backups was not
+    ///   believed (1,004,174);
+    /// - a restored receiver kept an offer open whose abort it forgot
+    ///   (1,002,570);
+    /// - adopting an ended agreement lowered the active version, or kept a
+    ///   version the node forgot it proposed (1,001,843, 1,002,822);
+    /// - accepted losses: a member lost by restores on both sides of a
+    ///   transfer (1,002,713), two owners after `--without-peer P` where
+    ///   P passed the member on (1,001,346).
+    #[test]
+    fn sim_bug_soak_restores() {
+        all_pass(seeds(&[
+            1_000_938, 1_001_032, 1_001_041, 1_001_322, 1_001_346, 1_001_712, 1_001_843, 1_001_914,
+            1_002_233, 1_002_406, 1_002_570, 1_002_713, 1_002_822, 1_003_077, 1_003_109, 1_003_254,
+            1_003_269, 1_004_174, 1_004_401, 1_004_520, 1_004_969,
+        ]));
+    }
+
     /// BUG 7 (soak seeds 1,000,296 and 1,000,301). A host restored from a
     /// backup drops from its log the events its peers had applied; when the
     /// owner is then restored from a backup older than the host's records,

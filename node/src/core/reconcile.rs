@@ -1263,7 +1263,7 @@ fn adopt_agreement(
                  ended_reason, ended_by, created_at_ms, updated_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
              ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
-                 active_version = excluded.active_version, ended_reason = excluded.ended_reason,
+                 active_version = MAX(active_version, excluded.active_version), ended_reason = excluded.ended_reason,
                  ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
             params![
                 held.agreement_id,
@@ -1304,6 +1304,32 @@ fn adopt_agreement(
                 params![held.agreement_id, s.version, s.signer, s.terms_hash, s.signature, s.certificate, ctx.now_ms],
             )?;
         }
+    }
+    // Ended here since the restore, the agreement keeps its end; a later
+    // version, or a later activation (checked above: signed by this node),
+    // that this node made before and forgot is part of its history as the
+    // peer holds it. An activation is never undone, only ended.
+    let forgot_version = is_final
+        && local.as_ref().is_some_and(|a| held.version > a.version)
+        && held
+            .versions
+            .iter()
+            .any(|v| v.version == held.version && v.terms.is_some());
+    let forgot_activation = is_final
+        && local
+            .as_ref()
+            .is_some_and(|a| held.active_version > a.active_version);
+    if forgot_version || forgot_activation {
+        conn.execute(
+            "UPDATE agreements SET version = MAX(version, ?2), active_version = MAX(active_version, ?3), updated_at_ms = ?4
+             WHERE agreement_id = ?1",
+            params![
+                held.agreement_id,
+                if forgot_version { held.version } else { 0 },
+                held.active_version,
+                ctx.now_ms
+            ],
+        )?;
     }
     if changed && state_rank(&held.state) == 2 {
         // It ended after the backup: act on the end as applying it does
