@@ -768,6 +768,14 @@ pub fn adopt(
         params![peer.as_str(), applied_max.min(seq_floor)],
     )? as u64;
     jump_sequence(&tx, cursor_max)?;
+    // The peer pulled a log of this node that this file's lineage never
+    // had: this node was restored before, from another backup, and acted
+    // on that branch (it may have issued letter numbers again).
+    let current_log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
+    let other_branch = batches
+        .iter()
+        .flat_map(|b| &b.cursors)
+        .any(|c| c.log_id != current_log_id && !known.split(',').any(|id| id == c.log_id));
     let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
     for cursor in batches.iter().flat_map(|b| &b.cursors) {
         if !previous.split(',').any(|p| p == cursor.log_id) {
@@ -826,7 +834,7 @@ pub fn adopt(
                 && (transfers::letter_seq(&other.letter_no), &other.letter_no)
                     > (transfers::letter_seq(&held.letter_no), &held.letter_no)
         }) && !newer_local_transfer(&tx, held)?;
-        match transfers::adopt_reported(&tx, ctx, held, newest, restored_at_ms)? {
+        match transfers::adopt_reported(&tx, ctx, held, newest, restored_at_ms, other_branch)? {
             transfers::Adopted::Released => report.transfers_released += 1,
             transfers::Adopted::Completed { edited } => {
                 report.transfers_completed += 1;

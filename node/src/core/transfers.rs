@@ -1568,6 +1568,7 @@ pub fn adopt_reported(
     held: &pb::HeldTransfer,
     newest: bool,
     restored_at_ms: i64,
+    other_branch: bool,
 ) -> Result<Adopted, StoreError> {
     let seq = letter_seq(&held.letter_no);
     let current: u64 = crate::store::get_meta(conn, "letter_seq")?
@@ -1582,10 +1583,12 @@ pub fn adopt_reported(
         .and_then(|v| v.parse().ok())
         .unwrap_or(current);
     let ours = format!("{}-", ctx.me.as_str().to_uppercase());
-    // A number up to the floor is believed only when this node holds
-    // another transfer under it: restored before from an older backup, it
-    // issued that number again, and this backup is of the earlier branch.
-    let reissued = conn
+    // A number up to the floor is believed only when the peer pulled a log
+    // of another branch of this node's backups (`other_branch`: restored
+    // before from an older backup, it issued numbers again there) and this
+    // node holds another transfer under that number.
+    let reissued = other_branch
+        && conn
         .prepare_cached(
             "SELECT 1 FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
         )?
