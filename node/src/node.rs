@@ -57,6 +57,9 @@ pub struct Node {
     /// that may have appended events, so the follow streams of the peers
     /// that got events (only those) wake up and send them.
     pub heads: Arc<LogHeads>,
+    /// Wakes the task that runs a re-evaluation of the shares under way
+    /// chunk by chunk ([`reshare`]).
+    pub reshare_wake: Arc<tokio::sync::Notify>,
     /// Test-only protocol breaks (never set in production).
     pub faults: crate::core::apply::Faults,
     /// Signs and verifies agreements with the node's certificate.
@@ -72,6 +75,8 @@ impl Node {
     /// audiences got events (on a blocking thread, with a read connection)
     /// and wakes their follow streams.
     pub fn events_appended(&self) {
+        // The commit may have started a re-evaluation of the shares.
+        self.reshare_wake.notify_one();
         let heads = self.heads.clone();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
@@ -303,6 +308,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         links: Links::default(),
         shutdown,
         heads: Arc::new(heads),
+        reshare_wake: Arc::new(tokio::sync::Notify::new()),
         faults: crate::core::apply::Faults::default(),
     });
     node.audit(
@@ -322,6 +328,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
     tasks.spawn(crate::federation::client::supervise(node.clone()));
     tasks.spawn(calendar(node.clone()));
+    tasks.spawn(reshare(node.clone()));
     tracing::info!(
         node = %node.node_id,
         federation = %federation_addr,
@@ -343,6 +350,72 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     Ok(())
 }
 
+/// Runs a re-evaluation of the shares under way (an agreement's activation
+/// or amendment started it and did its first chunk:
+/// `members::request_reshare`) chunk by chunk, each chunk its own
+/// transaction whose events are announced at once, so hosts pull the first
+/// members while the next are appended and operators' calls get the
+/// database between chunks. Woken after every commit that may have
+/// appended events and by the calendar; it also looks at start, since a
+/// crash between chunks leaves the rest durable. A reconciling node makes
+/// no owner decisions (DESIGN §7): its reconciliation re-evaluates all.
+async fn reshare(node: Arc<Node>) {
+    loop {
+        match node
+            .read(|c| crate::core::members::reshare_pending(c))
+            .await
+        {
+            Ok(true) => run_reshare(&node).await,
+            Ok(false) => {}
+            Err(error) => tracing::error!(%error, "cannot read whether a reshare is under way"),
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => break,
+            _ = node.reshare_wake.notified() => {}
+        }
+    }
+}
+
+async fn run_reshare(node: &Arc<Node>) {
+    let mut chunks = 0u64;
+    loop {
+        if node.shutdown.is_cancelled() {
+            return;
+        }
+        let me = node.node_id.clone();
+        let now_ms = node.now_ms();
+        let notary = node.notary.clone();
+        let ran = node
+            .db(move |conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if crate::core::reconcile::is_reconciling(&tx)? {
+                    return Ok(false);
+                }
+                let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                let ran = crate::core::members::reshare_next_chunk(&tx, &ctx, ctx.reshare_chunk)?;
+                tx.commit()?;
+                Ok(ran)
+            })
+            .await;
+        match ran {
+            Ok(true) => {
+                chunks += 1;
+                node.events_appended();
+            }
+            Ok(false) => break,
+            Err(error) => {
+                // Left durable: the calendar wakes this again in a minute.
+                tracing::error!(%error, chunks, "reshare chunk failed");
+                return;
+            }
+        }
+    }
+    if chunks > 0 {
+        tracing::info!(chunks, "shares re-evaluated");
+    }
+}
+
 /// Decisions the calendar makes, on this node's clock: agreements activate
 /// and expire, hosts drop copies past the end date plus grace (every
 /// minute); contact status turns overdue or lost (every hour).
@@ -353,6 +426,7 @@ async fn calendar(node: Arc<Node>) {
         if let Err(error) = run_calendar(&node, sweep_contacts).await {
             tracing::error!(%error, "calendar run failed");
         }
+        node.reshare_wake.notify_one();
         minutes += 1;
         tokio::select! {
             _ = node.shutdown.cancelled() => break,

@@ -319,3 +319,102 @@ fn each_host_gets_members_under_its_own_agreement() {
         "{disclosures:?}"
     );
 }
+
+/// An activation shares its members in chunks, each its own transaction:
+/// the first with the activation, the rest resumed from a durable mark (a
+/// crash between chunks loses nothing and shares nothing twice).
+#[test]
+fn an_activation_shares_its_members_chunk_by_chunk_and_resumes_after_a_crash() {
+    let (pingliang, lanzhou, _xian, first) = unsigned();
+    let mut away = vec![first];
+    for i in 0..6 {
+        let id = pingliang
+            .tx(|c, ctx| {
+                let fields = pb::MemberFields {
+                    national_id: None,
+                    ..member_fields(&format!("李{i}"))
+                };
+                let m = members::member_add(c, ctx, &fields)?;
+                members::outflow_register(
+                    c,
+                    ctx,
+                    &pb::OutflowRequest {
+                        member_id: m.member_id.clone(),
+                        destination_place: "620102".into(),
+                        departed_on: day(-10),
+                        ..Default::default()
+                    },
+                )?;
+                Ok(m.member_id)
+            })
+            .unwrap();
+        away.push(id);
+    }
+    away.sort();
+    let id = lanzhou
+        .tx(|c, ctx| agreements::propose(c, ctx, "pingliang", "inflow", terms("LZ-PL-9")))
+        .unwrap()
+        .agreement_id;
+    lanzhou.deliver(&pingliang);
+    // In chunks of 3, in one transaction each, as the node's reshare task.
+    let chunk = |commit: bool| -> bool {
+        pingliang
+            .store
+            .with(|conn| {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ctx = pingliang.ctx().with_reshare_chunk(3);
+                let ran = members::reshare_next_chunk(&tx, &ctx, ctx.reshare_chunk)?;
+                if commit {
+                    tx.commit()?;
+                }
+                Ok(ran)
+            })
+            .unwrap()
+    };
+    pingliang
+        .store
+        .with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ctx = pingliang.ctx().with_reshare_chunk(3);
+            agreements::accept(&tx, &ctx, &id)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(state(&pingliang, &id), ("active".into(), 1, 1));
+    assert!(pingliang
+        .store
+        .with(|c| members::reshare_pending(c))
+        .unwrap());
+    pingliang.deliver(&lanzhou);
+    let held =
+        |node: &TestNode| -> Vec<bool> { away.iter().map(|m| node.view(m).is_ok()).collect() };
+    assert_eq!(
+        held(&lanzhou),
+        [true, true, true, false, false, false, false],
+        "the first chunk came with the activation, in member id order"
+    );
+    // A crash in the second chunk: nothing of it stays, the mark stays.
+    assert!(chunk(false));
+    pingliang.deliver(&lanzhou);
+    assert_eq!(held(&lanzhou).iter().filter(|h| **h).count(), 3);
+    assert!(chunk(true));
+    assert!(chunk(true));
+    assert!(!chunk(true), "the third chunk was the last");
+    assert!(!pingliang
+        .store
+        .with(|c| members::reshare_pending(c))
+        .unwrap());
+    pingliang.deliver(&lanzhou);
+    assert_eq!(held(&lanzhou), [true; 7]);
+    // Each member's home section was sent once.
+    let sections = pingliang
+        .store
+        .with(|c| log::read_batch(c, &lanzhou.id, 0, 1000))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::HomeSection as i32)
+        .count();
+    assert_eq!(sections, 7);
+}

@@ -778,9 +778,10 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), S
                 &a.agreement_id,
                 state_message(a, "active", ctx.me.as_str()),
             )?;
-            // Activation shares every member already in scope at once; an
-            // amendment re-evaluates who is in scope.
-            members::reshare_all(conn, ctx)?;
+            // Activation shares every member already in scope; an
+            // amendment re-evaluates who is in scope. The first chunk in
+            // this transaction, the rest in their own (DESIGN §5).
+            members::request_reshare(conn, ctx, ctx.reshare_chunk)?;
         }
         let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {
             Some(active) if a.state == "active" => {

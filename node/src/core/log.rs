@@ -66,19 +66,26 @@ pub fn append_unqueued(
     Ok(conn.last_insert_rowid() as u64)
 }
 
-/// The entities with a home section or an Unshare queued for `audience`:
-/// the ones an appended home section or Unshare would supersede.
+/// The entities after `after` (and up to `upto`, inclusive, if given) with
+/// a home section or an Unshare queued for `audience`: the ones an
+/// appended home section or Unshare would supersede.
 pub fn queued_entities(
     conn: &Connection,
     audience: &NodeId,
+    after: &str,
+    upto: Option<&str>,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT entity FROM events WHERE audience = ?1 AND kind IN (?2, ?3)",
+        "SELECT DISTINCT entity FROM events
+         WHERE audience = ?1 AND entity > ?2 AND (?3 IS NULL OR entity <= ?3)
+           AND kind IN (?4, ?5)",
     )?;
     let entities = stmt
         .query_map(
             params![
                 audience.as_str(),
+                after,
+                upto,
                 EventKind::HomeSection as i32,
                 EventKind::Unshare as i32
             ],

@@ -510,11 +510,14 @@ fn sync_shares_except(
     sync_shares_in(conn, ctx, &scope, None, m, resend, except)
 }
 
-/// What [`reshare_all`] reads once for every member it shares: the
-/// branches' contacts and, per host, which members have a home section or
-/// an Unshare queued (so a first share skips the superseding delete).
+/// What [`reshare_range`] reads once for every member it shares: the
+/// branches' contacts and, per host, which members of the range have a
+/// home section or an Unshare queued (so a first share skips the
+/// superseding delete).
 #[derive(Default)]
 struct Bulk {
+    /// The member ids visited: after `.0`, up to `.1` (inclusive) if set.
+    range: (String, Option<String>),
     contacts: HashMap<String, (String, String)>,
     queued: HashMap<String, HashSet<String>>,
 }
@@ -587,10 +590,11 @@ fn sync_shares_in(
                         contact
                     }
                 };
+                let (after, upto) = (&bulk.range.0, bulk.range.1.as_deref());
                 let queued = match bulk.queued.entry(host.to_string()) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(log::queued_entities(conn, &host)?)
+                        e.insert(log::queued_entities(conn, &host, after, upto)?)
                     }
                 };
                 // Nothing of this member queued for the host: the append
@@ -645,40 +649,136 @@ fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreEr
 }
 
 /// Re-evaluates every owned member against the active agreements: shares
-/// with hosts newly covering, unshares from hosts no longer covering.
+/// with hosts newly covering, unshares from hosts no longer covering, all
+/// in the caller's transaction. A re-evaluation still pending from
+/// [`request_reshare`] is done by this one and cleared.
 ///
 /// Only members that some active agreement covers or that some host holds
 /// can change, so only those are visited (in member id order, as a visit
 /// of every owned member would): the agreements' terms are decoded once,
 /// and the members away are read with one query.
 pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
+    reshare_range(conn, ctx, "", None)?;
+    conn.execute("DELETE FROM meta WHERE key = ?1", [RESHARE_MARK])?;
+    Ok(())
+}
+
+/// The `meta` key of a re-evaluation of every owned member that is under
+/// way: its value is the last member id done ('' before the first chunk).
+/// It is durable, so a crash between chunks resumes where it stopped.
+const RESHARE_MARK: &str = "reshare_after";
+
+/// Members one transaction of a chunked re-evaluation visits at most: an
+/// activation sharing 100,000 members then holds the database for tens of
+/// milliseconds at a time, not seconds, and the hosts pull the first
+/// chunks while the owner appends the next ones.
+pub const RESHARE_CHUNK: usize = 2_000;
+
+/// Starts a re-evaluation of every owned member (as [`reshare_all`]) in
+/// chunks of `chunk` members, each its own transaction: the first runs
+/// now, in the caller's transaction; the rest, if any, are left durable for
+/// [`reshare_next_chunk`]. A re-evaluation already under way starts over
+/// (what changed since may concern members it has passed).
+///
+/// Between chunks a host may see an agreement active before all its
+/// members arrive, as it would see them arrive over several batches
+/// anyway; every member's own writes share it at once meanwhile.
+pub fn request_reshare(conn: &Connection, ctx: &Ctx<'_>, chunk: usize) -> Result<(), StoreError> {
+    crate::store::set_meta(conn, RESHARE_MARK, "")?;
+    reshare_next_chunk(conn, ctx, chunk)?;
+    Ok(())
+}
+
+/// Whether a chunked re-evaluation is under way.
+pub fn reshare_pending(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(crate::store::get_meta(conn, RESHARE_MARK)?.is_some())
+}
+
+/// Runs the next chunk of a re-evaluation under way, if any, in the
+/// caller's transaction. Returns whether one ran (the caller commits and
+/// calls again until it returns false).
+pub fn reshare_next_chunk(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    chunk: usize,
+) -> Result<bool, StoreError> {
+    let Some(after) = crate::store::get_meta(conn, RESHARE_MARK)? else {
+        return Ok(false);
+    };
+    match reshare_range(conn, ctx, &after, Some(chunk.max(1)))? {
+        Some(upto) => crate::store::set_meta(conn, RESHARE_MARK, &upto)?,
+        None => {
+            conn.execute("DELETE FROM meta WHERE key = ?1", [RESHARE_MARK])?;
+        }
+    }
+    Ok(true)
+}
+
+/// Re-evaluates the members with ids after `after`: all of them, or, with
+/// a `limit`, those up to a boundary chosen so that each source of
+/// candidates yields at most `limit`. Returns the boundary when members
+/// after it are left, `None` when the range reached the end.
+fn reshare_range(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    after: &str,
+    limit: Option<usize>,
+) -> Result<Option<String>, StoreError> {
     let scope = super::agreements::Scope::load(conn, ctx)?;
-    let mut ids: BTreeSet<String> = conn
-        .prepare("SELECT DISTINCT member_id FROM shares")?
-        .query_map([], |r| r.get(0))?
+    let n = limit.map_or(-1, |l| l as i64);
+    // The boundary: the smallest last id of a source that was cut short.
+    let mut upto: Option<String> = None;
+    let mut cut = |ids: &[String]| {
+        if limit.is_some_and(|l| ids.len() >= l) {
+            if let Some(last) = ids.last() {
+                if upto.as_ref().is_none_or(|u| last < u) {
+                    upto = Some(last.clone());
+                }
+            }
+        }
+    };
+    let held: Vec<String> = conn
+        .prepare_cached(
+            "SELECT DISTINCT member_id FROM shares WHERE member_id > ?1
+             ORDER BY member_id LIMIT ?2",
+        )?
+        .query_map(params![after, n], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    cut(&held);
+    let mut away: Vec<(String, pb::OutflowView)> = Vec::new();
     if scope.needs_outflow() {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT o.member_id, o.destination_place FROM outflows o
              JOIN members m ON m.member_id = o.member_id
-             WHERE o.state = 'open' AND m.owner = ?1",
+             WHERE o.state = 'open' AND m.owner = ?1 AND o.member_id > ?2
+             ORDER BY o.member_id LIMIT ?3",
         )?;
-        let mut rows = stmt.query([ctx.me.as_str()])?;
+        let mut rows = stmt.query(params![ctx.me.as_str(), after, n])?;
         while let Some(row) = rows.next()? {
-            let member_id: String = row.get(0)?;
             let outflow = pb::OutflowView {
                 destination_place: row.get(1)?,
                 ..Default::default()
             };
-            if !ids.contains(&member_id)
-                && !scope.covering(conn, &member_id, Some(&outflow))?.is_empty()
-            {
-                ids.insert(member_id);
-            }
+            away.push((row.get(0)?, outflow));
+        }
+        let ids: Vec<String> = away.iter().map(|(id, _)| id.clone()).collect();
+        cut(&ids);
+    }
+    let within = |id: &str| id > after && upto.as_deref().is_none_or(|u| id <= u);
+    let mut ids: BTreeSet<String> = held.into_iter().filter(|id| within(id)).collect();
+    for (member_id, outflow) in &away {
+        if within(member_id)
+            && !ids.contains(member_id)
+            && !scope.covering(conn, member_id, Some(outflow))?.is_empty()
+        {
+            ids.insert(member_id.clone());
         }
     }
-    ids.extend(scope.listed_members().cloned());
-    let mut bulk = Bulk::default();
+    ids.extend(scope.listed_members().filter(|id| within(id)).cloned());
+    let mut bulk = Bulk {
+        range: (after.to_owned(), upto.clone()),
+        ..Bulk::default()
+    };
     for id in ids {
         if let Some(m) = load_home(conn, &id)? {
             if m.owner == ctx.me.as_str() {
@@ -686,7 +786,7 @@ pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
             }
         }
     }
-    Ok(())
+    Ok(upto)
 }
 
 /// After the shares under agreement `basis` ended (or its copies were

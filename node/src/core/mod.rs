@@ -46,6 +46,9 @@ pub struct Ctx<'a> {
     pub now_ms: Millis,
     /// Signs and verifies agreements; `None` where nothing is signed.
     pub notary: Option<&'a dyn Notary>,
+    /// Members per transaction of a chunked re-evaluation of the shares
+    /// (an agreement's activation or amendment; [`members::request_reshare`]).
+    pub reshare_chunk: usize,
 }
 
 impl<'a> Ctx<'a> {
@@ -54,6 +57,16 @@ impl<'a> Ctx<'a> {
             me,
             now_ms,
             notary: None,
+            reshare_chunk: members::RESHARE_CHUNK,
+        }
+    }
+
+    /// The same context with chunks of `chunk` members (the simulator uses
+    /// small ones, so a re-evaluation under way meets its other steps).
+    pub fn with_reshare_chunk(self, chunk: usize) -> Ctx<'a> {
+        Ctx {
+            reshare_chunk: chunk.max(1),
+            ..self
         }
     }
 

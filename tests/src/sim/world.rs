@@ -145,6 +145,10 @@ pub struct SimNode {
 /// The message SQLite gives for a simulated crash.
 const CRASH: &str = "simulated crash";
 
+/// Members per transaction of a chunked re-evaluation of the shares in the
+/// simulator (the nodes' is 2,000; the simulated nodes hold a few dozen).
+const RESHARE_CHUNK: usize = 2;
+
 impl SimNode {
     fn open(index: usize, dir: &Path, now_ms: i64, faults: Faults) -> SimNode {
         let (name, place) = NODES[index];
@@ -170,7 +174,12 @@ impl SimNode {
     }
 
     pub fn ctx(&self) -> Ctx<'_> {
-        Ctx::new(&self.id, self.now_ms).with_notary(&self.notary)
+        // Small chunks, so a re-evaluation of the shares under way (an
+        // activation's) meets deliveries, writes and crashes before its
+        // node's next tick finishes it.
+        Ctx::new(&self.id, self.now_ms)
+            .with_notary(&self.notary)
+            .with_reshare_chunk(RESHARE_CHUNK)
     }
 
     pub fn store(&self) -> &Store {
@@ -1361,13 +1370,21 @@ impl World {
             Action::Tick => {
                 // As the node's calendar (`node::run_calendar`) runs it: a
                 // reconciling node makes no owner decisions yet.
-                let changed = node.tx(|c, ctx| {
+                let mut changed = node.tx(|c, ctx| {
                     let mut changed = 0;
                     if !reconcile::is_reconciling(c)? {
                         changed += agreements::tick(c, ctx)? + transfers::tick(c, ctx)?;
                     }
                     Ok(changed + members::sweep_contact_status(c, ctx)?)
                 })?;
+                // Then, as the node's reshare task, a re-evaluation of the
+                // shares under way to its end, a transaction per chunk.
+                while node.tx(|c, ctx| {
+                    Ok(!reconcile::is_reconciling(c)?
+                        && members::reshare_next_chunk(c, ctx, ctx.reshare_chunk)?)
+                })? {
+                    changed += 1;
+                }
                 Ok(Some(Outcome::Done(format!("{changed} changed"))))
             }
         }
