@@ -361,10 +361,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
 /// no owner decisions (DESIGN §7): its reconciliation re-evaluates all.
 async fn reshare(node: Arc<Node>) {
     loop {
-        match node
-            .read(|c| crate::core::members::reshare_pending(c))
-            .await
-        {
+        match node.read(crate::core::members::reshare_pending).await {
             Ok(true) => run_reshare(&node).await,
             Ok(false) => {}
             Err(error) => tracing::error!(%error, "cannot read whether a reshare is under way"),
