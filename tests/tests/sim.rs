@@ -740,6 +740,17 @@ mod bugs {
         ]));
     }
 
+    /// BUG 9 (soak seed 1,006,080, no restore in it). Two hosts of a member
+    /// made host sections that reached its former owner after the release;
+    /// it relays each to the new owner, but appended them as snapshots keyed
+    /// by member, so the second relay superseded the first in its log and
+    /// the new owner never got the first host's section. Fixed in
+    /// `core::apply`: a relayed host section supersedes nothing.
+    #[test]
+    fn sim_bug_former_owner_relays_every_hosts_section() {
+        all_pass(seeds(&[1_006_080]));
+    }
+
     /// BUG 7 (soak seeds 1,000,296 and 1,000,301). A host restored from a
     /// backup drops from its log the events its peers had applied; when the
     /// owner is then restored from a backup older than the host's records,

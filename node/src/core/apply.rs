@@ -253,7 +253,11 @@ fn apply_event_in(
             }
             if let Disposition::Relay(to, basis) = disposition {
                 let relayed = pb::HostSection { basis, ..section };
-                log::append(
+                // Not `append`: the snapshots it supersedes are keyed by
+                // member, and this node relays the sections of every host
+                // of the member (a newer one of the same host is applied
+                // over an older one at the owner anyway).
+                log::append_unqueued(
                     conn,
                     &to,
                     kind,
