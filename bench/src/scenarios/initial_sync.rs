@@ -130,23 +130,23 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     report.add(
         Figure::new(
             S,
-            "  owner: activation and share of every member",
+            "  owner: accept to agreement active",
             "s",
             activation_s,
         )
         .with_note(
-            "accept to `active` at the owner: one transaction that appends one event per member",
+            "the activation's transaction shares the first 2,000 members; the rest follow in chunks of 2,000 while the host pulls",
         ),
     );
     report.add(Figure::new(
         S,
-        "  host: transfer and apply",
+        "  active to host caught up (owner's chunks, transfer, apply)",
         "s",
         transfer_s,
     ));
     report.add(Figure::new(
         S,
-        "  host: apply rate after activation",
+        "  records/s after activation",
         "records/s",
         transfer_rates,
     ));
