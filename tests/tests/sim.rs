@@ -740,6 +740,19 @@ mod bugs {
         ]));
     }
 
+    /// BUG 10 (soak seeds 1,008,248 and 1,009,077). A node restored from a
+    /// backup, then restored again from a later backup of the first
+    /// lineage, dropped from its log events its peers had never pulled: a
+    /// peer's cursor on the earlier restore's log (a branch that numbered
+    /// its own events from the older backup's sequence) was taken as proof
+    /// that the peer applied this file's events of the same numbers. Fixed
+    /// in `core::reconcile::adopt`: only cursors on this file's own log ids
+    /// count.
+    #[test]
+    fn sim_bug_restore_from_another_branch_keeps_unpulled_events() {
+        all_pass(seeds(&[1_008_248, 1_009_077]));
+    }
+
     /// BUG 9 (soak seed 1,006,080, no restore in it). Two hosts of a member
     /// made host sections that reached its former owner after the release;
     /// it relays each to the new owner, but appended them as snapshots keyed

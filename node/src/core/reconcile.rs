@@ -742,21 +742,23 @@ pub fn adopt(
     //    every cursor. Along one database file's lineage (a backup and the
     //    epochs restored from it) sequence numbers only rise, since every
     //    reconciliation jumps past the peers' cursors, so the peer applied
-    //    an old event iff one of its cursors of ours reaches its seq. A new
-    //    database under a known id is another lineage: there only the log
-    //    ids this file had count.
+    //    an old event iff one of its cursors on a log of that lineage
+    //    reaches its seq. A log of another branch (this node restored
+    //    before from another backup, or a new database under a known id)
+    //    numbered its own events, which may reuse this file's numbers: its
+    //    cursors prove nothing about this file's events (soak seed
+    //    1008248: a proposal dropped as applied, never sent).
     let cursor_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
-    let new_database = meta_ms(&tx, "restore_backup_at_ms")? == 0;
     let known = get_meta(&tx, "restore_known_log_ids")?.unwrap_or_default();
     let applied_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
-        .filter(|c| !new_database || known.split(',').any(|id| id == c.log_id))
+        .filter(|c| known.split(',').any(|id| id == c.log_id))
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
