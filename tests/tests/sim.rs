@@ -753,6 +753,33 @@ mod bugs {
         all_pass(seeds(&[1_008_248, 1_009_077]));
     }
 
+    /// BUG 11 (soak seed 1,006,736, shrunk). Lanzhou proposes, Xi'an
+    /// accepts (version 1 active) while Lanzhou rejects; both are then
+    /// restored from backups older than the agreement. Xi'an adopts it back
+    /// from Lanzhou as terminated, but Lanzhou, adopting it from Xi'an,
+    /// refused it: version 1 carried no signature of Lanzhou's, which
+    /// ended it before that version reached it. The agreement stayed
+    /// unknown to one party. Fixed in `core::reconcile::adopt_agreement`:
+    /// an ended agreement (it shares nothing and is never active again) is
+    /// adopted without this node's signature on its last active version.
+    #[test]
+    fn sim_bug_both_parties_restored_adopt_an_agreement_one_ended_early() {
+        let a = AgreementRef(2);
+        let run = schedule(vec![
+            Step::Backup { node: L },
+            Step::Backup { node: X },
+            act(L, propose(X, false, -6, 44)),
+            deliver(L, X),
+            act(X, Action::Accept { agreement: a }),
+            act(L, Action::Reject { agreement: a }),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+            deliver(L, X),
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+    }
+
     /// BUG 9 (soak seed 1,006,080, no restore in it). Two hosts of a member
     /// made host sections that reached its former owner after the release;
     /// it relays each to the new owner, but appended them as snapshots keyed

@@ -1227,7 +1227,11 @@ fn adopt_agreement(
     // An agreement decides what this node shares: adopt one the peer says
     // is (or was) active only with this node's own signature on that
     // version, so a peer cannot make it share under terms it never signed.
-    if held.active_version > 0 && ctx.notary.is_some() {
+    // One that ended shares nothing and can never be active again: it is
+    // adopted as ended even without (a party that ended it before the
+    // version reached it may never have stored its signature there; soak
+    // seed 1006736).
+    if held.active_version > 0 && ctx.notary.is_some() && state_rank(&held.state) != 2 {
         let mine = held
             .versions
             .iter()
