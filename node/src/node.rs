@@ -357,8 +357,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
 /// members while the next are appended and operators' calls get the
 /// database between chunks. Woken after every commit that may have
 /// appended events and by the calendar; it also looks at start, since a
-/// crash between chunks leaves the rest durable. A reconciling node makes
-/// no owner decisions (DESIGN §7): its reconciliation re-evaluates all.
+/// crash between chunks leaves the rest durable. A reconciling node runs
+/// no chunk (the core decides: `reshare_next_chunk`).
 async fn reshare(node: Arc<Node>) {
     loop {
         match node.read(crate::core::members::reshare_pending).await {
@@ -386,11 +386,8 @@ async fn run_reshare(node: &Arc<Node>) {
             .db(move |conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if crate::core::reconcile::is_reconciling(&tx)? {
-                    return Ok(false);
-                }
                 let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-                let ran = crate::core::members::reshare_next_chunk(&tx, &ctx, ctx.reshare_chunk)?;
+                let ran = crate::core::members::reshare_next_chunk(&tx, &ctx)?;
                 tx.commit()?;
                 Ok(ran)
             })

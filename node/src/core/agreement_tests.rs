@@ -328,27 +328,7 @@ fn an_activation_shares_its_members_chunk_by_chunk_and_resumes_after_a_crash() {
     let (pingliang, lanzhou, _xian, first) = unsigned();
     let mut away = vec![first];
     for i in 0..6 {
-        let id = pingliang
-            .tx(|c, ctx| {
-                let fields = pb::MemberFields {
-                    national_id: None,
-                    ..member_fields(&format!("李{i}"))
-                };
-                let m = members::member_add(c, ctx, &fields)?;
-                members::outflow_register(
-                    c,
-                    ctx,
-                    &pb::OutflowRequest {
-                        member_id: m.member_id.clone(),
-                        destination_place: "620102".into(),
-                        departed_on: day(-10),
-                        ..Default::default()
-                    },
-                )?;
-                Ok(m.member_id)
-            })
-            .unwrap();
-        away.push(id);
+        away.push(pingliang.add_away(&format!("李{i}"), -10));
     }
     away.sort();
     let id = lanzhou
@@ -364,7 +344,7 @@ fn an_activation_shares_its_members_chunk_by_chunk_and_resumes_after_a_crash() {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let ctx = pingliang.ctx().with_reshare_chunk(3);
-                let ran = members::reshare_next_chunk(&tx, &ctx, ctx.reshare_chunk)?;
+                let ran = members::reshare_next_chunk(&tx, &ctx)?;
                 if commit {
                     tx.commit()?;
                 }

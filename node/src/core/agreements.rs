@@ -781,7 +781,7 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), S
             // Activation shares every member already in scope; an
             // amendment re-evaluates who is in scope. The first chunk in
             // this transaction, the rest in their own (DESIGN §5).
-            members::request_reshare(conn, ctx, ctx.reshare_chunk)?;
+            members::request_reshare(conn, ctx)?;
         }
         let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {
             Some(active) if a.state == "active" => {

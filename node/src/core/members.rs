@@ -675,7 +675,7 @@ const RESHARE_MARK: &str = "reshare_after";
 pub const RESHARE_CHUNK: usize = 2_000;
 
 /// Starts a re-evaluation of every owned member (as [`reshare_all`]) in
-/// chunks of `chunk` members, each its own transaction: the first runs
+/// chunks of `ctx.reshare_chunk` members, each its own transaction: the first runs
 /// now, in the caller's transaction; the rest, if any, are left durable for
 /// [`reshare_next_chunk`]. A re-evaluation already under way starts over
 /// (what changed since may concern members it has passed).
@@ -683,9 +683,9 @@ pub const RESHARE_CHUNK: usize = 2_000;
 /// Between chunks a host may see an agreement active before all its
 /// members arrive, as it would see them arrive over several batches
 /// anyway; every member's own writes share it at once meanwhile.
-pub fn request_reshare(conn: &Connection, ctx: &Ctx<'_>, chunk: usize) -> Result<(), StoreError> {
+pub fn request_reshare(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
     crate::store::set_meta(conn, RESHARE_MARK, "")?;
-    reshare_next_chunk(conn, ctx, chunk)?;
+    reshare_next_chunk(conn, ctx)?;
     Ok(())
 }
 
@@ -696,16 +696,18 @@ pub fn reshare_pending(conn: &Connection) -> Result<bool, StoreError> {
 
 /// Runs the next chunk of a re-evaluation under way, if any, in the
 /// caller's transaction. Returns whether one ran (the caller commits and
-/// calls again until it returns false).
-pub fn reshare_next_chunk(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    chunk: usize,
-) -> Result<bool, StoreError> {
+/// calls again until it returns false). A reconciling node runs none: it
+/// makes no owner decisions yet (DESIGN §7); each adoption of a peer
+/// re-evaluates everything ([`reshare_all`], which clears the mark), and a
+/// mark set after the last one runs once the reconciliation has ended.
+pub fn reshare_next_chunk(conn: &Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> {
     let Some(after) = crate::store::get_meta(conn, RESHARE_MARK)? else {
         return Ok(false);
     };
-    match reshare_range(conn, ctx, &after, Some(chunk.max(1)))? {
+    if super::reconcile::is_reconciling(conn)? {
+        return Ok(false);
+    }
+    match reshare_range(conn, ctx, &after, Some(ctx.reshare_chunk.max(1)))? {
         Some(upto) => crate::store::set_meta(conn, RESHARE_MARK, &upto)?,
         None => {
             conn.execute("DELETE FROM meta WHERE key = ?1", [RESHARE_MARK])?;
@@ -728,12 +730,10 @@ fn reshare_range(
     let n = limit.map_or(-1, |l| l as i64);
     // The boundary: the smallest last id of a source that was cut short.
     let mut upto: Option<String> = None;
-    let mut cut = |ids: &[String]| {
-        if limit.is_some_and(|l| ids.len() >= l) {
-            if let Some(last) = ids.last() {
-                if upto.as_ref().is_none_or(|u| last < u) {
-                    upto = Some(last.clone());
-                }
+    let mut cut = |count: usize, last: Option<&String>| {
+        if let Some(last) = last.filter(|_| limit.is_some_and(|l| count >= l)) {
+            if upto.as_ref().is_none_or(|u| last < u) {
+                upto = Some(last.clone());
             }
         }
     };
@@ -744,7 +744,7 @@ fn reshare_range(
         )?
         .query_map(params![after, n], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    cut(&held);
+    cut(held.len(), held.last());
     let mut away: Vec<(String, pb::OutflowView)> = Vec::new();
     if scope.needs_outflow() {
         let mut stmt = conn.prepare_cached(
@@ -761,8 +761,7 @@ fn reshare_range(
             };
             away.push((row.get(0)?, outflow));
         }
-        let ids: Vec<String> = away.iter().map(|(id, _)| id.clone()).collect();
-        cut(&ids);
+        cut(away.len(), away.last().map(|(id, _)| id));
     }
     let within = |id: &str| id > after && upto.as_deref().is_none_or(|u| id <= u);
     let mut ids: BTreeSet<String> = held.into_iter().filter(|id| within(id)).collect();

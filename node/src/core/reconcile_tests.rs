@@ -3,7 +3,7 @@
 use liaison_proto::v1 as pb;
 
 use super::reconcile::{self, AdoptReport};
-use super::tests::{day, federation, member_fields, TestNode};
+use super::tests::{day, federation, TestNode};
 use super::transfer_tests::owners;
 use super::{log, members, transfers};
 use crate::store::{Store, StoreError};
@@ -197,26 +197,7 @@ fn epoch_complete_drops_only_the_copies_not_sent_again() {
     pingliang.deliver(&lanzhou);
     let (_dir, path) = backup(&pingliang);
     // A member added after the backup, shared with the host, then forgotten.
-    let forgotten = pingliang
-        .tx(|c, ctx| {
-            let fields = pb::MemberFields {
-                national_id: None,
-                ..member_fields("李四")
-            };
-            let m = members::member_add(c, ctx, &fields)?;
-            members::outflow_register(
-                c,
-                ctx,
-                &pb::OutflowRequest {
-                    member_id: m.member_id.clone(),
-                    destination_place: "620102".into(),
-                    departed_on: day(-10),
-                    ..Default::default()
-                },
-            )?;
-            Ok(m.member_id)
-        })
-        .unwrap();
+    let forgotten = pingliang.add_away("李四", -10);
     pingliang.deliver(&lanzhou);
     assert!(copy_at(&lanzhou, &forgotten).is_some());
 

@@ -141,6 +141,30 @@ impl TestNode {
     pub(super) fn view(&self, member_id: &str) -> Result<pb::Member, StoreError> {
         self.tx(|c, ctx| members::member_view(c, ctx, member_id))
     }
+
+    /// Adds a member `name` (no ID number, so names may repeat) away to
+    /// Lanzhou's 620102 since `departed` days from today. Returns its id.
+    pub(super) fn add_away(&self, name: &str, departed: i64) -> String {
+        self.tx(|c, ctx| {
+            let fields = pb::MemberFields {
+                national_id: None,
+                ..member_fields(name)
+            };
+            let member = members::member_add(c, ctx, &fields)?;
+            members::outflow_register(
+                c,
+                ctx,
+                &pb::OutflowRequest {
+                    member_id: member.member_id.clone(),
+                    destination_place: "620102".into(),
+                    departed_on: day(departed),
+                    ..pb::OutflowRequest::default()
+                },
+            )?;
+            Ok(member.member_id)
+        })
+        .unwrap()
+    }
 }
 
 fn some(s: &str) -> Option<String> {
@@ -526,27 +550,7 @@ fn a_sweep_in_chunks_reaches_what_one_sweep_does() {
     let (mut pingliang, _lanzhou, _xian, first) = federation();
     let mut ids = vec![first];
     for (i, departed) in [-10, -100, -400].into_iter().enumerate() {
-        let id = pingliang
-            .tx(|c, ctx| {
-                let fields = pb::MemberFields {
-                    national_id: None,
-                    ..member_fields(&format!("李{i}"))
-                };
-                let member = members::member_add(c, ctx, &fields)?;
-                members::outflow_register(
-                    c,
-                    ctx,
-                    &pb::OutflowRequest {
-                        member_id: member.member_id.clone(),
-                        destination_place: "620102".into(),
-                        departed_on: day(departed),
-                        ..pb::OutflowRequest::default()
-                    },
-                )?;
-                Ok(member.member_id)
-            })
-            .unwrap();
-        ids.push(id);
+        ids.push(pingliang.add_away(&format!("李{i}"), departed));
     }
     pingliang.now_ms += 120 * 86_400_000;
     let statuses = |n: &TestNode| -> Vec<String> {

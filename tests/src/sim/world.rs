@@ -1379,10 +1379,7 @@ impl World {
                 })?;
                 // Then, as the node's reshare task, a re-evaluation of the
                 // shares under way to its end, a transaction per chunk.
-                while node.tx(|c, ctx| {
-                    Ok(!reconcile::is_reconciling(c)?
-                        && members::reshare_next_chunk(c, ctx, ctx.reshare_chunk)?)
-                })? {
+                while node.tx(members::reshare_next_chunk)? {
                     changed += 1;
                 }
                 Ok(Some(Outcome::Done(format!("{changed} changed"))))
