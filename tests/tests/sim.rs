@@ -880,6 +880,43 @@ mod bugs {
         all_pass(vec![run]);
     }
 
+    /// BUG 12 (soak seed 1,009,697, no restore in it). `peer remove
+    /// --force` cancels the open offers to the peer, but ignored every
+    /// error of a cancel: a write that failed after the transfer was marked
+    /// cancelled and before its abort was appended (here a crash) still
+    /// committed the removal, so the receiver never learnt of the cancel
+    /// and waited for the sender for ever. Fixed in `core::peering::remove`:
+    /// only a transfer that is not ours to cancel is passed over.
+    #[test]
+    fn sim_bug_forced_peer_removal_fails_with_its_cancel() {
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "马党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::TransferStart {
+                    member: MemberRef(0),
+                    to: P,
+                    valid_days: 90,
+                },
+            ),
+            Step::Act {
+                at: L,
+                action: Action::PeerRemove {
+                    peer: P,
+                    force: true,
+                },
+                crash: true,
+            },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_009_697]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`
