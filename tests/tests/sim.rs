@@ -322,10 +322,14 @@ mod bugs {
     }
 
     fn deliver(from: usize, to: usize) -> Step {
+        deliver_at_most(from, to, 64)
+    }
+
+    fn deliver_at_most(from: usize, to: usize, limit: u32) -> Step {
         Step::Deliver {
             from,
             to,
-            limit: 64,
+            limit,
             prefix: None,
             crash: false,
         }
@@ -915,6 +919,86 @@ mod bugs {
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_009_697]));
+    }
+
+    /// BUG 13 (soak seeds 1,010,038 and 1,010,657). The coordinator
+    /// accepts a host's record under an agreement only if the host sent it
+    /// before it applied the agreement's end, but kept only *that* the host
+    /// applied it, not *where* in the host's log: a record judged after the
+    /// marker was applied (held until its member arrived at a restored
+    /// coordinator, or sent again by a host restored onto another branch)
+    /// was refused although the host appended it before its end. Here
+    /// Lanzhou, restored to a backup from before it received m0, applies
+    /// Xi'an's host section (held: m0 unknown), then the end marker, then
+    /// gets m0 back from Pingliang's release and retries the section. Fixed
+    /// in `core::agreements`: the marker is the end's seq in the host's log
+    /// (`host_end_seq`), and a record is judged by its own seq.
+    #[test]
+    fn sim_bug_host_record_judged_by_its_place_before_the_end() {
+        // References name the step that made them.
+        let m = MemberRef(1);
+        let run = schedule(vec![
+            Step::Backup { node: L },
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(L, propose(X, true, -10, 121)),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 10,
+                },
+            ),
+            deliver_at_most(P, L, 1),
+            deliver_at_most(L, X, 2),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(3),
+                },
+            ),
+            deliver_at_most(L, P, 3),
+            deliver_at_most(P, L, 5),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(2),
+                },
+            ),
+            act(
+                L,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 183,
+                },
+            ),
+            deliver(X, L),
+            deliver(L, X),
+            act(
+                X,
+                Action::HostSet {
+                    member: m,
+                    employer: 980,
+                },
+            ),
+            act(
+                X,
+                Action::Terminate {
+                    agreement: AgreementRef(2),
+                },
+            ),
+            Step::Restore { node: L, pick: 0 },
+            deliver(X, L),
+        ]);
+        assert_eq!(run.stats.events_quarantined, 1, "{}", run.report());
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_010_038, 1_010_657]));
     }
 
     /// BUG 6 (seed 979). A peer removed with `--force` and added again

@@ -40,7 +40,10 @@ pub struct Agreement {
     pub pending_signature: Option<pb::AgreementSignature>,
     pub ended_reason: String,
     pub ended_by: String,
+    /// The host applied the agreement's end (coordinator side), at
+    /// `host_end_seq` in its log (0: unknown, every later record refused).
     pub host_end_applied: bool,
+    pub host_end_seq: u64,
     pub copies_dropped_for: String,
     pub updated_at_ms: i64,
 }
@@ -62,6 +65,7 @@ impl Agreement {
             ended_reason: String::new(),
             ended_by: String::new(),
             host_end_applied: false,
+            host_end_seq: 0,
             copies_dropped_for: String::new(),
             updated_at_ms: now_ms,
         }
@@ -202,7 +206,7 @@ fn signature_of(
 // ------------------------------------------------------------- storage
 
 const COLUMNS: &str = "agreement_id, number, outflow_node, inflow_node, state, version, active_version, pending_terms,
-    pending_answers, pending_signature, ended_reason, ended_by, host_end_applied, copies_dropped_for, updated_at_ms";
+    pending_answers, pending_signature, ended_reason, ended_by, host_end_applied, copies_dropped_for, updated_at_ms, host_end_seq";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agreement> {
     let pending_terms: Option<Vec<u8>> = r.get(7)?;
@@ -224,6 +228,7 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agreement> {
         host_end_applied: r.get(12)?,
         copies_dropped_for: r.get(13)?,
         updated_at_ms: r.get(14)?,
+        host_end_seq: r.get(15)?,
     })
 }
 
@@ -248,14 +253,14 @@ fn save(conn: &Connection, a: &Agreement, now_ms: i64) -> Result<(), StoreError>
     conn.execute(
         "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
              pending_terms, pending_answers, pending_signature, ended_reason, ended_by, host_end_applied,
-             copies_dropped_for, created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)
+             copies_dropped_for, created_at_ms, updated_at_ms, host_end_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)
          ON CONFLICT (agreement_id) DO UPDATE SET number = excluded.number, state = excluded.state,
              version = excluded.version, active_version = excluded.active_version,
              pending_terms = excluded.pending_terms, pending_answers = excluded.pending_answers,
              pending_signature = excluded.pending_signature, ended_reason = excluded.ended_reason,
              ended_by = excluded.ended_by, host_end_applied = excluded.host_end_applied,
-             copies_dropped_for = excluded.copies_dropped_for, updated_at_ms = excluded.updated_at_ms",
+             host_end_seq = excluded.host_end_seq, copies_dropped_for = excluded.copies_dropped_for, updated_at_ms = excluded.updated_at_ms",
         params![
             a.agreement_id,
             a.number,
@@ -271,7 +276,8 @@ fn save(conn: &Connection, a: &Agreement, now_ms: i64) -> Result<(), StoreError>
             a.ended_by,
             a.host_end_applied,
             a.copies_dropped_for,
-            now_ms
+            now_ms,
+            a.host_end_seq
         ],
     )?;
     Ok(())
@@ -987,7 +993,9 @@ pub fn apply(
         EventKind::AgreementActivated
         | EventKind::AgreementEnded
         | EventKind::AgreementEndApplied
-        | EventKind::CopiesDropped => apply_state(conn, ctx, origin, kind, decode(event)?),
+        | EventKind::CopiesDropped => {
+            apply_state(conn, ctx, origin, kind, event.seq, decode(event)?)
+        }
         _ => Err(reject(format!("not an agreement event: {kind:?}"))),
     }
 }
@@ -1215,11 +1223,13 @@ fn apply_vote(
     }
 }
 
+/// `seq`: the event's place in `origin`'s log.
 fn apply_state(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     kind: EventKind,
+    seq: u64,
     s: pb::AgreementState,
 ) -> Result<(), Rejection> {
     let Some(mut a) = load(conn, &s.agreement_id)? else {
@@ -1283,8 +1293,13 @@ fn apply_state(
             if !from_inflow {
                 return Err(reject("only the host sends end_applied".into()));
             }
-            a.host_end_applied = true;
-            save(conn, &a, ctx.now_ms)?;
+            // The first marker stands: a host record is judged by whether
+            // the host appended it before its end.
+            if !a.host_end_applied {
+                a.host_end_applied = true;
+                a.host_end_seq = seq;
+                save(conn, &a, ctx.now_ms)?;
+            }
         }
         EventKind::CopiesDropped => {
             if !from_inflow {
@@ -1338,13 +1353,17 @@ pub fn host_may_hold(
 
 /// Whether a host record from `origin` with `basis` is legitimate here: the
 /// basis is an agreement this node coordinates with `origin`, it was active,
-/// the host had not yet applied its end, and the member was shared under it.
+/// the host appended the record before it applied the end (`seq`: the
+/// record's place in `origin`'s log; 0 for a record the host reported in its
+/// holdings, which it made under the agreement while it was open), and the
+/// member was shared under it.
 pub fn host_record_allowed(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     member_id: &str,
     basis: &str,
+    seq: u64,
 ) -> Result<Result<(), String>, StoreError> {
     let Some(a) = load(conn, basis)? else {
         return Ok(Err(format!(
@@ -1359,7 +1378,7 @@ pub fn host_record_allowed(
     if a.active_version == 0 {
         return Ok(Err(format!("agreement {basis} was never active")));
     }
-    if a.host_end_applied {
+    if a.host_end_applied && seq >= a.host_end_seq {
         return Ok(Err(format!(
             "{origin} sent it after it applied the end of agreement {basis}"
         )));

@@ -246,6 +246,7 @@ fn apply_event_in(
                 &section.member_id,
                 &section.author,
                 &section.basis,
+                event.seq,
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -286,6 +287,7 @@ fn apply_event_in(
                 &contact.member_id,
                 &contact.author,
                 &contact.basis,
+                event.seq,
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -317,6 +319,7 @@ fn apply_event_in(
                 &activity.member_id,
                 &activity.author,
                 &activity.basis,
+                event.seq,
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -476,6 +479,7 @@ fn check_host_record(
     member_id: &str,
     author: &str,
     basis: &str,
+    seq: u64,
     faults: Faults,
 ) -> Result<Disposition, Rejection> {
     if faults.skip_authority {
@@ -505,7 +509,9 @@ fn check_host_record(
             "record about member {member_id} names author `{author}` but was sent by {origin}"
         )));
     }
-    if let Err(why) = super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis)? {
+    if let Err(why) =
+        super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, seq)?
+    {
         return Err(Rejection::Invalid(format!(
             "{origin} may not send records about member {member_id}: {why}"
         )));
