@@ -448,6 +448,7 @@ async fn a_tampered_signature_is_refused_and_the_agreement_does_not_activate() {
             signature: vec![0x30; 70],
             certificate,
         }),
+        answered: None,
     };
     conn.execute(
         "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES ('pingliang', ?1, ?2, ?3, 0)",

@@ -1001,6 +1001,59 @@ mod bugs {
         all_pass(seeds(&[1_010_038, 1_010_657]));
     }
 
+    /// BUG 14 (soak seed 1,011,096). A coordinator restored from a backup
+    /// older than its own proposal forgot the agreement; it adopted the
+    /// other party while that party, itself restored, did not hold it
+    /// either; the other party was then restored from a later backup that
+    /// did, and accepted. Its vote was refused as the acceptance of an
+    /// unknown agreement, and the two sides never agreed again. Fixed: an
+    /// accept or counter carries the version it answers with the
+    /// coordinator's signature (`AgreementVote.answered`), and a
+    /// coordinator whose own signature on it verifies takes the agreement
+    /// back (`core::agreements::adopt_forgotten`); one never answered comes
+    /// back when the other party adopts the coordinator's holdings and finds
+    /// it missing there (`held`, `core::agreements::remind_forgotten`).
+    #[test]
+    fn sim_bug_coordinator_takes_back_a_forgotten_proposal_from_the_vote() {
+        let run = |answer: bool| {
+            let mut steps = vec![
+                Step::Backup { node: P },
+                Step::Backup { node: L },
+                act(L, propose(P, true, -16, 145)),
+                deliver(L, P),
+                Step::Restore { node: L, pick: 0 },
+                Step::Backup { node: P },
+                Step::Restore { node: P, pick: 0 },
+                deliver(P, L),
+                Step::Restore { node: P, pick: 1 },
+                deliver(X, P),
+                act(P, Action::ReconcileWithoutPeer { peer: L }),
+            ];
+            if answer {
+                steps.push(act(
+                    P,
+                    Action::Accept {
+                        agreement: AgreementRef(2),
+                    },
+                ));
+            }
+            schedule(steps)
+        };
+        // Accepted: the vote brings the agreement back, and it activates.
+        let accepted = run(true);
+        assert_eq!(
+            accepted.stats.events_quarantined,
+            0,
+            "{}",
+            accepted.report()
+        );
+        // Never answered: Pingliang reminds Lanzhou when it adopts Lanzhou's
+        // holdings (`agreements::remind_forgotten`), so both hold it.
+        let unanswered = run(false);
+        all_pass(vec![accepted, unanswered]);
+        all_pass(seeds(&[1_011_096]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

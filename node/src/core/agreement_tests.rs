@@ -398,3 +398,57 @@ fn an_activation_shares_its_members_chunk_by_chunk_and_resumes_after_a_crash() {
         .count();
     assert_eq!(sections, 7);
 }
+
+/// A coordinator restored from a backup older than its proposal forgot the
+/// agreement; the other party's acceptance carries the version it answers
+/// with the coordinator's signature, and the coordinator takes it back (and
+/// activates it) only if its own signature on those terms verifies.
+#[test]
+fn a_coordinator_that_forgot_its_proposal_takes_it_back_from_the_acceptance() {
+    let (pingliang, lanzhou, _xian, _member) = unsigned();
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", terms("PL-LZ-9")))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    let log_id = lanzhou.store.log_id().unwrap();
+    let votes = lanzhou
+        .store
+        .with(|c| log::read_batch(c, &pingliang.id, 0, 100))
+        .unwrap();
+
+    // The same node on an empty database: it knows nothing of `id`.
+    let forgetful = TestNode::new("pingliang");
+    forgetful.add_peer("lanzhou", &["6201"]);
+
+    // Terms changed on the way: this node's signature does not verify.
+    let mut tampered = votes.clone();
+    for event in &mut tampered {
+        if event.kind == EventKind::AgreementVote as i32 {
+            let mut vote = pb::AgreementVote::decode(event.payload.as_slice()).unwrap();
+            vote.answered
+                .as_mut()
+                .unwrap()
+                .terms
+                .as_mut()
+                .unwrap()
+                .notes = "改过".into();
+            event.payload = vote.encode_to_vec();
+        }
+    }
+    let report = forgetful.apply(&lanzhou.id, &log_id, &tampered);
+    assert_eq!(report.quarantined, 1, "{report:?}");
+    assert!(forgetful
+        .tx(|c, ctx| agreements::view(c, ctx, &id))
+        .is_err());
+
+    // The vote as sent, on a fresh copy: taken back and activated.
+    let forgetful = TestNode::new("pingliang");
+    forgetful.add_peer("lanzhou", &["6201"]);
+    let report = forgetful.apply(&lanzhou.id, &log_id, &votes);
+    assert_eq!(report.quarantined, 0, "{report:?}");
+    assert_eq!(state(&forgetful, &id), ("active".into(), 1, 1));
+}

@@ -203,6 +203,39 @@ fn signature_of(
         .optional()?)
 }
 
+/// Version `version` of an agreement as stored here, with every signature
+/// on it: what a vote answers and what holdings report.
+pub fn stored_version(
+    conn: &Connection,
+    agreement_id: &str,
+    version: u64,
+) -> Result<Option<pb::AgreementVersion>, StoreError> {
+    let Some(terms) = version_terms(conn, agreement_id, version)? else {
+        return Ok(None);
+    };
+    let signatures = conn
+        .prepare_cached(
+            "SELECT signer, version, terms_hash, signature, certificate FROM agreement_signatures
+             WHERE agreement_id = ?1 AND version = ?2 ORDER BY signer",
+        )?
+        .query_map(params![agreement_id, version], |r| {
+            Ok(pb::AgreementSignature {
+                signer: r.get(0)?,
+                version: r.get(1)?,
+                terms_hash: r.get(2)?,
+                signature: r.get(3)?,
+                certificate: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(pb::AgreementVersion {
+        agreement_id: agreement_id.to_owned(),
+        version,
+        terms: Some(terms),
+        signatures,
+    }))
+}
+
 // ------------------------------------------------------------- storage
 
 const COLUMNS: &str = "agreement_id, number, outflow_node, inflow_node, state, version, active_version, pending_terms,
@@ -467,6 +500,7 @@ pub fn propose(
             answers_version: 0,
             terms: Some(terms.clone()),
             signature: Some(signature.clone()),
+            answered: None,
         };
         a.pending_terms = Some(terms);
         a.pending_signature = Some(signature);
@@ -551,6 +585,7 @@ pub fn counter(
             answers_version: a.version,
             terms: Some(terms.clone()),
             signature: Some(signature.clone()),
+            answered: stored_version(conn, &a.agreement_id, a.version)?,
         };
         a.pending_terms = Some(terms);
         a.pending_answers = a.version;
@@ -624,6 +659,7 @@ pub fn accept(
         answers_version: a.version,
         terms: None,
         signature: Some(signature),
+        answered: stored_version(conn, &a.agreement_id, a.version)?,
     };
     let coordinator = a.other_party(ctx.me)?;
     send(
@@ -1100,17 +1136,144 @@ fn apply_version(
     Ok(())
 }
 
+/// At the inflow party, adopting the holdings of `coordinator` after a
+/// restore (DESIGN §7): the agreements it coordinates with this node that
+/// this node holds open and it did not report. It forgot them in a restore
+/// of its own, at a time this node did not hold them either (restored
+/// itself, from an earlier backup); this node reminds it with a `held`
+/// message carrying the version it holds (terms and signatures), which the
+/// coordinator takes back if its own signature verifies. Returns how many.
+pub fn remind_forgotten(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    coordinator: &NodeId,
+    reported: &std::collections::BTreeSet<&str>,
+) -> Result<usize, StoreError> {
+    let open: Vec<(String, u64)> = conn
+        .prepare(
+            "SELECT agreement_id, version FROM agreements
+             WHERE outflow_node = ?1 AND inflow_node = ?2 AND version > 0
+               AND state NOT IN ('expired', 'terminated') ORDER BY agreement_id",
+        )?
+        .query_map(params![coordinator.as_str(), ctx.me.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut reminded = 0;
+    for (agreement_id, version) in open {
+        if reported.contains(agreement_id.as_str()) {
+            continue;
+        }
+        let held = pb::AgreementVote {
+            agreement_id: agreement_id.clone(),
+            vote: "held".into(),
+            answers_version: version,
+            terms: None,
+            signature: None,
+            answered: stored_version(conn, &agreement_id, version)?,
+        };
+        send(
+            conn,
+            ctx,
+            coordinator,
+            EventKind::AgreementVote,
+            &agreement_id,
+            held.encode_to_vec(),
+        )?;
+        reminded += 1;
+    }
+    Ok(reminded)
+}
+
+/// A vote on an agreement unknown here that this node coordinates: a
+/// restore from a backup older than its own proposal (DESIGN §7) made it
+/// forget what the voter still holds. Taken back as the voter holds it, at
+/// the version answered, only if this node's own signature on that version
+/// verifies (it did publish those terms); else `None` and the vote is
+/// refused as before.
+fn adopt_forgotten(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    vote: &pb::AgreementVote,
+) -> Result<Option<Agreement>, StoreError> {
+    let Some(answered) = &vote.answered else {
+        return Ok(None);
+    };
+    let Some(terms) = &answered.terms else {
+        return Ok(None);
+    };
+    let parties = terms.outflow_node == ctx.me.as_str() && terms.inflow_node == origin.as_str();
+    let same = answered.agreement_id == vote.agreement_id
+        && answered.version == vote.answers_version
+        && answered.version > 0;
+    if !(parties && same) {
+        return Ok(None);
+    }
+    let Some(own) = answered
+        .signatures
+        .iter()
+        .find(|s| s.signer == ctx.me.as_str())
+    else {
+        return Ok(None);
+    };
+    if let Err(why) = verify(
+        ctx,
+        &vote.agreement_id,
+        ctx.me.as_str(),
+        answered.version,
+        terms,
+        own,
+    ) {
+        tracing::warn!(agreement = %vote.agreement_id, %origin, why = %why, "a vote on an unknown agreement carries no valid signature of this node");
+        return Ok(None);
+    }
+    let mut a = Agreement::proposed(vote.agreement_id.clone(), terms, ctx.now_ms);
+    a.version = answered.version;
+    save(conn, &a, ctx.now_ms)?;
+    store_version(conn, ctx, &a.agreement_id, a.version, terms)?;
+    for signature in &answered.signatures {
+        if verify(
+            ctx,
+            &a.agreement_id,
+            &signature.signer,
+            answered.version,
+            terms,
+            signature,
+        )
+        .is_ok()
+        {
+            store_signature(conn, ctx, &a.agreement_id, signature)?;
+        }
+    }
+    tracing::info!(agreement = %a.agreement_id, version = a.version, %origin, "agreement this node forgot in a restore taken back from the other party's vote");
+    Ok(Some(a))
+}
+
 fn apply_vote(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     vote: pb::AgreementVote,
 ) -> Result<(), Rejection> {
+    if vote.vote == "held" {
+        // Not a vote: the other party reminds a coordinator that forgot an
+        // agreement in a restore of what it holds (`remind_forgotten`).
+        if load(conn, &vote.agreement_id)?.is_none() {
+            if let Some(mut a) = adopt_forgotten(conn, ctx, origin, &vote)? {
+                tick_one(conn, ctx, &mut a)?;
+            }
+        }
+        return Ok(());
+    }
     let signature = vote
         .signature
         .clone()
         .ok_or_else(|| reject("vote without a signature".into()))?;
-    let existing = load(conn, &vote.agreement_id)?;
+    let existing = match load(conn, &vote.agreement_id)? {
+        None => adopt_forgotten(conn, ctx, origin, &vote)?,
+        found => found,
+    };
     if let Some(a) = &existing {
         if a.inflow_node != origin.as_str() || a.outflow_node != ctx.me.as_str() {
             return Err(reject(format!(

@@ -629,32 +629,18 @@ fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for agreement in &mut list {
-        let versions: Vec<(u64, Vec<u8>)> = conn
-            .prepare("SELECT version, terms FROM agreement_versions WHERE agreement_id = ?1 ORDER BY version")?
-            .query_map([&agreement.agreement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        let versions: Vec<u64> = conn
+            .prepare(
+                "SELECT version FROM agreement_versions WHERE agreement_id = ?1 ORDER BY version",
+            )?
+            .query_map([&agreement.agreement_id], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
-        for (version, terms) in versions {
-            let signatures = conn
-                .prepare(
-                    "SELECT signer, version, terms_hash, signature, certificate FROM agreement_signatures
-                     WHERE agreement_id = ?1 AND version = ?2 ORDER BY signer",
-                )?
-                .query_map(params![agreement.agreement_id, version], |r| {
-                    Ok(pb::AgreementSignature {
-                        signer: r.get(0)?,
-                        version: r.get(1)?,
-                        terms_hash: r.get(2)?,
-                        signature: r.get(3)?,
-                        certificate: r.get(4)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            agreement.versions.push(pb::AgreementVersion {
-                agreement_id: agreement.agreement_id.clone(),
-                version,
-                terms: pb::AgreementTerms::decode(terms.as_slice()).ok(),
-                signatures,
-            });
+        for version in versions {
+            if let Some(v) =
+                super::agreements::stored_version(conn, &agreement.agreement_id, version)?
+            {
+                agreement.versions.push(v);
+            }
         }
     }
     Ok(list)
@@ -803,6 +789,15 @@ pub fn adopt(
             }
         }
     }
+
+    //    Open agreements the peer coordinates and no longer holds: it
+    //    forgot them in a restore of its own; remind it.
+    let reported: std::collections::BTreeSet<&str> = batches
+        .iter()
+        .flat_map(|b| &b.agreements)
+        .map(|a| a.agreement_id.as_str())
+        .collect();
+    super::agreements::remind_forgotten(&tx, ctx, peer, &reported)?;
 
     // 3. Members the peer hosted under an agreement with this node were
     //    shared with it under that agreement, even if this node forgot:
