@@ -1054,6 +1054,84 @@ mod bugs {
         all_pass(seeds(&[1_011_096]));
     }
 
+    /// BUG 15 (soak seeds 1,008,293 and 1,010,178). An owner released a
+    /// member and was restored from a backup taken before the release; a
+    /// host's record about the member (a contact, a host section) then
+    /// reached it, and it kept it as the owner it believed it was. When the
+    /// receiver's holdings showed the transfer completed, the transfer rule
+    /// made the member a tombstone and deleted the record: the new owner
+    /// never got it. Fixed in `core::transfers`: the records other hosts
+    /// made are relayed to the receiver first, as records reaching a
+    /// tombstone are.
+    #[test]
+    fn sim_bug_restored_sender_relays_what_hosts_sent_it_meanwhile() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "马党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::Propose {
+                    peer: X,
+                    as_outflow: true,
+                    from_days: 1,
+                    length_days: 22,
+                    members: vec![m, MemberRef(1)],
+                },
+            ),
+            advance(10),
+            deliver(P, X),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 1,
+                },
+            ),
+            deliver(P, L),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(2),
+                },
+            ),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(5),
+                },
+            ),
+            Step::Backup { node: P },
+            deliver(X, P),
+            deliver(P, X),
+            deliver(L, P),
+            deliver(P, L),
+            act(
+                X,
+                Action::Contact {
+                    member: m,
+                    channel: "dues",
+                    days_ago: 89,
+                },
+            ),
+            Step::Restore { node: P, pick: 0 },
+            deliver(X, P),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_008_293, 1_010_178]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -405,10 +405,10 @@ pub fn holdings_for(
                 .push(copy.section);
         }
     }
-    let own = HostRecords::read(conn, "r.author = ?1", params![who])?;
+    let own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
     // What this node made as host of the requester's members under an
     // agreement between the two: the requester's copies of them.
-    let made = HostRecords::read(
+    let made = members::HostRecords::read(
         conn,
         "r.author = ?2 AND r.basis IN (SELECT agreement_id FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2)",
         params![who, ctx.me.as_str()],
@@ -518,93 +518,6 @@ pub fn holdings_for(
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)
-}
-
-/// Host sections, contact events and activities matching `filter` (an SQL
-/// condition over the record as `r`).
-#[derive(Default)]
-struct HostRecords {
-    sections: Vec<pb::HostSection>,
-    contacts: Vec<pb::ContactEvent>,
-    activities: Vec<pb::ActivityRecord>,
-}
-
-impl HostRecords {
-    fn read(
-        conn: &Connection,
-        filter: &str,
-        args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Self, StoreError> {
-        let sections = conn
-            .prepare(&format!(
-                "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
-                        job, contact_person, contact_phone, last_seen_at_host, basis
-                 FROM host_sections r WHERE {filter} ORDER BY member_id, author"
-            ))?
-            .query_map(args, |r| {
-                Ok(pb::HostSection {
-                    member_id: r.get(0)?,
-                    author: r.get(1)?,
-                    version: Some(pb::Version {
-                        generation: r.get(2)?,
-                        counter: r.get(3)?,
-                    }),
-                    host_branch: r.get(4)?,
-                    reported_on: r.get(5)?,
-                    address: r.get(6)?,
-                    employer: r.get(7)?,
-                    industry: r.get(8)?,
-                    job: r.get(9)?,
-                    contact_person: r.get(10)?,
-                    contact_phone: r.get(11)?,
-                    last_seen_at_host: r.get(12)?,
-                    basis: r.get(13)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let contacts = conn
-            .prepare(&format!(
-                "SELECT contact_id, member_id, author, at, channel, by_whom, outcome, basis
-                 FROM contacts r WHERE {filter} ORDER BY contact_id"
-            ))?
-            .query_map(args, |r| {
-                Ok(pb::ContactEvent {
-                    contact_id: r.get(0)?,
-                    member_id: r.get(1)?,
-                    author: r.get(2)?,
-                    at: r.get(3)?,
-                    channel: r.get(4)?,
-                    by: r.get(5)?,
-                    outcome: r.get(6)?,
-                    basis: r.get(7)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let activities = conn
-            .prepare(&format!(
-                "SELECT activity_id, member_id, author, kind, date, branch, hours, note, basis
-                 FROM activities r WHERE {filter} ORDER BY activity_id"
-            ))?
-            .query_map(args, |r| {
-                Ok(pb::ActivityRecord {
-                    activity_id: r.get(0)?,
-                    member_id: r.get(1)?,
-                    author: r.get(2)?,
-                    kind: r.get(3)?,
-                    date: r.get(4)?,
-                    branch: r.get(5)?,
-                    hours: r.get(6)?,
-                    note: r.get(7)?,
-                    basis: r.get(8)?,
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(HostRecords {
-            sections,
-            contacts,
-            activities,
-        })
-    }
 }
 
 fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, StoreError> {

@@ -619,6 +619,75 @@ fn moved_here(
     )
 }
 
+/// The transfer rule of a restore (DESIGN §7) found `t` completed at its
+/// receiver: this node, which believed it still owned the member, may have
+/// taken records other hosts made about it meanwhile. They go on to the
+/// receiver with `t` as their basis, as records reaching a tombstone do
+/// (§5); the receiver keeps what it already had (a record seen twice
+/// changes nothing). Records this node or the receiver made are not
+/// relayed. Returns how many were.
+fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize, StoreError> {
+    let held = members::HostRecords::read(
+        conn,
+        "r.member_id = ?1 AND r.author NOT IN (?2, ?3)",
+        params![t.member_id, ctx.me.as_str(), t.receiver],
+    )?;
+    let to = node(&t.receiver)?;
+    let basis = || t.transfer_id.clone();
+    let mut relayed = 0;
+    for section in held.sections {
+        let section = pb::HostSection {
+            basis: basis(),
+            ..section
+        };
+        // Not `append`: sections of several hosts of one member would
+        // supersede each other (see `core::apply`).
+        log::append_unqueued(
+            conn,
+            &to,
+            EventKind::HostSection,
+            &t.member_id,
+            &section.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    for contact in held.contacts {
+        let contact = pb::ContactEvent {
+            basis: basis(),
+            ..contact
+        };
+        log::append(
+            conn,
+            &to,
+            EventKind::Contact,
+            &t.member_id,
+            &contact.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    for activity in held.activities {
+        let activity = pb::ActivityRecord {
+            basis: basis(),
+            ..activity
+        };
+        log::append(
+            conn,
+            &to,
+            EventKind::Activity,
+            &t.member_id,
+            &activity.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    if relayed > 0 {
+        tracing::info!(transfer = %t.transfer_id, member = %t.member_id, relayed, "restored: records other hosts made meanwhile relayed to the member's new owner");
+    }
+    Ok(relayed)
+}
+
 /// In the release's transaction: every other host holding a copy learns
 /// the member moved (never the receiver), share events still queued go,
 /// and this node shares the member no more.
@@ -1667,6 +1736,7 @@ pub fn adopt_reported(
                 // other hosts learn it moved.
                 abort_other_offers(conn, ctx, &t)?;
                 let generation = generation.max(held.generation);
+                relay_held_records(conn, ctx, &t)?;
                 moved_here(conn, ctx, &t, generation)?;
             } else if newest && home.is_none() {
                 // This node got the member after its backup and passed it on:
