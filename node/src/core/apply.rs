@@ -243,10 +243,12 @@ fn apply_event_in(
                 conn,
                 ctx,
                 origin,
-                &section.member_id,
-                &section.author,
-                &section.basis,
-                event.seq,
+                HostRecordRef {
+                    member_id: &section.member_id,
+                    author: &section.author,
+                    basis: &section.basis,
+                    seq: event.seq,
+                },
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -284,10 +286,12 @@ fn apply_event_in(
                 conn,
                 ctx,
                 origin,
-                &contact.member_id,
-                &contact.author,
-                &contact.basis,
-                event.seq,
+                HostRecordRef {
+                    member_id: &contact.member_id,
+                    author: &contact.author,
+                    basis: &contact.basis,
+                    seq: event.seq,
+                },
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -316,10 +320,12 @@ fn apply_event_in(
                 conn,
                 ctx,
                 origin,
-                &activity.member_id,
-                &activity.author,
-                &activity.basis,
-                event.seq,
+                HostRecordRef {
+                    member_id: &activity.member_id,
+                    author: &activity.author,
+                    basis: &activity.basis,
+                    seq: event.seq,
+                },
                 faults,
             )?;
             if matches!(disposition, Disposition::Drop) {
@@ -472,16 +478,28 @@ enum Disposition {
 /// that covered the member while it was active, and only until the host
 /// applied its end (DESIGN §4); or relayed by the member's previous owner
 /// with the transfer as basis.
+/// What `check_host_record` judges of a host record.
+struct HostRecordRef<'a> {
+    member_id: &'a str,
+    author: &'a str,
+    basis: &'a str,
+    /// Its place in the origin's log (0: reported in the origin's holdings).
+    seq: u64,
+}
+
 fn check_host_record(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
-    member_id: &str,
-    author: &str,
-    basis: &str,
-    seq: u64,
+    record: HostRecordRef<'_>,
     faults: Faults,
 ) -> Result<Disposition, Rejection> {
+    let HostRecordRef {
+        member_id,
+        author,
+        basis,
+        seq,
+    } = record;
     if faults.skip_authority {
         return Ok(Disposition::Apply);
     }
