@@ -1132,6 +1132,72 @@ mod bugs {
         all_pass(seeds(&[1_008_293, 1_010_178]));
     }
 
+    /// BUG 16 (soak seeds 1,007,011 and 1,008,755): two restores on a
+    /// transfer chain. Lanzhou offered m0 to Pingliang and was backed up;
+    /// Pingliang accepted, got the release and passed m0 on to Xi'an. Then
+    /// Lanzhou was restored to its open offer and Pingliang to a backup
+    /// from before it knew m0: no node remembered the release, and Lanzhou
+    /// owned m0 again beside Xi'an for good. DESIGN §7 names no such case.
+    /// Fixed in `core::transfers`: a receiver that holds the member at a
+    /// later generation than an offer's (it learns so from Xi'an's
+    /// holdings) answers the offer as already received; the restored
+    /// sender releases it again (even past expiry), and the release is
+    /// receipted and not installed. Until the answer arrives the two claims
+    /// are tolerated (`invariants::single_owner`).
+    #[test]
+    fn sim_bug_two_restores_on_a_transfer_chain_release_again() {
+        let m = MemberRef(1);
+        let run = schedule(vec![
+            Step::Backup { node: P },
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 90,
+                },
+            ),
+            Step::Backup { node: L },
+            deliver(L, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(2),
+                },
+            ),
+            deliver(P, L),
+            deliver(L, P),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 30,
+                },
+            ),
+            deliver(P, X),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(8),
+                },
+            ),
+            Step::Restore { node: L, pick: 0 },
+            deliver(X, L),
+            deliver(X, P),
+            deliver(P, X),
+            Step::Restore { node: P, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_007_011, 1_008_755]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -941,6 +941,11 @@ pub fn adopt(
         |r| r.get(0),
     )?;
 
+    // 5b. Offers this node holds of members it now knows it received and
+    //     passed on since (the transfer rule above may have just said so):
+    //     their restored senders forgot the release; answered as received.
+    super::transfers::answer_stale_offers(&tx, ctx)?;
+
     // 6. The end of the re-emission to this peer.
     let log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
     let complete = pb::EpochComplete {

@@ -1097,6 +1097,10 @@ fn apply_offer(
         )?;
     }
     save(conn, &t, ctx.now_ms)?;
+    if offer_is_stale(conn, ctx, &t)? {
+        answer_stale(conn, ctx, &mut t)?;
+        return Ok(());
+    }
     // Auto-accept, by the operator's policy for this sender, members this
     // node co-manages under an active agreement.
     let policy: String = conn
@@ -1142,9 +1146,16 @@ fn apply_vote(
         )));
     }
     match (vote.vote.as_str(), t.state.as_str()) {
+        ("accept", "expired" | "cancelled")
+            if vote.already_received && may_release_again(conn, ctx, &t)? =>
+        {
+            tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: the receiver already received this member; released again");
+            t.branch = vote.branch.clone();
+            release(conn, ctx, &mut t)?;
+        }
         ("accept", "offered") => {
             let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
-            if ctx.today() > expires {
+            if ctx.today() > expires && !vote.already_received {
                 // Expiry is decided by the sender alone: too late.
                 abort(conn, ctx, &mut t, "expired", "late_accept")?;
             } else {
@@ -1366,6 +1377,12 @@ fn apply_abort(
     if t.state == "completed" {
         return Ok(());
     }
+    // Aborted (expired, say) before this node answered an offer it finds
+    // stale: the answer still goes, so the restored sender releases.
+    if t.state == "pending" && offer_is_stale(conn, ctx, &t)? {
+        answer_stale(conn, ctx, &mut t)?;
+        return Ok(());
+    }
     if t.state != "rejected" {
         t.state = "aborted".into();
     }
@@ -1373,6 +1390,92 @@ fn apply_abort(
     purge(&mut t);
     save(conn, &t, ctx.now_ms)?;
     Ok(())
+}
+
+/// Whether this node already received `t`'s member at a later generation
+/// than the offer's and passed it on since: the sender, restored from a
+/// backup older than its release (and this node from one older than its
+/// receipt), offers again what it released (DESIGN §7). Generations rise by
+/// one with every release, so only the sender's release of this very
+/// offer can have brought the member here.
+fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
+    let Some(offer) = t.offer.as_deref() else {
+        return Ok(false);
+    };
+    let record = pb::MemberRecord::decode(offer)
+        .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
+    let offered = record.version.unwrap_or_default().generation;
+    Ok(members::load_home(conn, &t.member_id)?
+        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1))
+}
+
+/// Accepts a stale offer, saying so: the sender releases what it released
+/// before, and the release is receipted here and not installed (it is
+/// older than what this node knows of the member).
+fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreError> {
+    tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, sender = %t.sender, "restored: an offer of a member this node already received and passed on; answered as received");
+    t.state = "accepted".into();
+    save(conn, t, ctx.now_ms)?;
+    let vote = pb::TransferVote {
+        transfer_id: t.transfer_id.clone(),
+        vote: "accept".into(),
+        already_received: true,
+        ..Default::default()
+    };
+    log::append(
+        conn,
+        &node(&t.sender)?,
+        EventKind::TransferAccept,
+        &t.transfer_id,
+        &vote.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    Ok(())
+}
+
+/// After a restore's adoption: the offers this node holds pending that
+/// it now finds stale (`offer_is_stale`) are answered. Returns how many.
+pub fn answer_stale_offers(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+    let pending: Vec<String> = conn
+        .prepare(
+            "SELECT transfer_id FROM transfers WHERE direction = 'incoming' AND state = 'pending'
+             ORDER BY transfer_id",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut answered = 0;
+    for transfer_id in pending {
+        let Some(mut t) = load(conn, &transfer_id)? else {
+            continue;
+        };
+        if offer_is_stale(conn, ctx, &t)? {
+            answer_stale(conn, ctx, &mut t)?;
+            answered += 1;
+        }
+    }
+    Ok(answered)
+}
+
+/// Whether a sender may release `t` again although it let it expire or
+/// cancelled it, on its receiver's word that it already received the
+/// member: only a node restored from a backup can have forgotten a
+/// release, and only a member still owned here and offered to nobody else
+/// can be released.
+fn may_release_again(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
+    let restored = crate::store::get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty());
+    if !restored {
+        return Ok(false);
+    }
+    let owned = members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+    let offered_elsewhere = conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered'
+               AND transfer_id <> ?2",
+        )?
+        .query_row(params![t.member_id, t.transfer_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    Ok(owned && !offered_elsewhere)
 }
 
 /// A restored receiver learns from the sender's holdings the sender's

@@ -169,9 +169,67 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 .unwrap_or(false)
         })
     };
+    // Two restores on a transfer chain (DESIGN §7 names no such case; see
+    // `transfers::offer_is_stale`): a sender restored to before its
+    // release still holds the member, under an offer it made (still open,
+    // expired or cancelled) to a receiver that already received the member
+    // at a later generation and passed it on. The receiver's answer makes
+    // the sender release it again; until then both the sender and the
+    // member's holder now claim it; and so they do while that receiver,
+    // restored too, has not yet learnt from the holder's holdings that it
+    // passed the member on (the receiver is never one of the two).
+    let stale_offer = |sender: &str, member: &str, claims: &[&str]| {
+        let Some(s) = nodes.iter().find(|n| n.me() == sender) else {
+            return false;
+        };
+        let restored = liaison_node::store::get_meta(s.conn, "previous_log_ids")
+            .ok()
+            .flatten()
+            .is_some_and(|v| !v.is_empty());
+        let Ok(Some(generation)) = s
+            .conn
+            .query_row(
+                "SELECT generation FROM members WHERE member_id = ?1",
+                [member],
+                |r| r.get::<_, u64>(0),
+            )
+            .optional()
+        else {
+            return false;
+        };
+        let receivers: Vec<String> = s
+            .conn
+            .prepare(
+                "SELECT receiver FROM transfers WHERE member_id = ?1 AND direction = 'outgoing'
+                   AND state IN ('offered', 'expired', 'cancelled')",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([member], |r| r.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            })
+            .unwrap_or_default();
+        restored
+            && receivers.iter().any(|receiver| {
+                !claims.contains(&receiver.as_str())
+                    && nodes.iter().filter(|n| n.me() == receiver).any(|n| {
+                    liaison_node::core::reconcile::is_reconciling(n.conn).unwrap_or(false)
+                        || n.conn
+                        .query_row(
+                            "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND generation > ?3",
+                            rusqlite::params![member, receiver, generation + 1],
+                            |_| Ok(()),
+                        )
+                        .optional()
+                        .ok()
+                        .flatten()
+                        .is_some()
+                })
+            })
+    };
     let tolerated = |member: &str, claims: &[&str]| {
         claims.len() == 2
-            && (skipped.contains(&(claims[0], claims[1].to_owned()))
+            && (claims.iter().any(|c| stale_offer(c, member, claims))
+                || skipped.contains(&(claims[0], claims[1].to_owned()))
                 || skipped.contains(&(claims[1], claims[0].to_owned()))
                 || skipped
                     .iter()
