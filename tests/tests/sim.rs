@@ -1198,6 +1198,66 @@ mod bugs {
         all_pass(seeds(&[1_007_011, 1_008_755]));
     }
 
+    /// BUG 17 (soak seed 1,006,736). Xi'an transferred m0 to Lanzhou, which
+    /// passed it back; both were then restored to backups from before the
+    /// first transfer. Xi'an learnt both transfers again from Lanzhou's
+    /// holdings, but Lanzhou, adopting Xi'an's, took back only the transfer
+    /// it sent: the one it received, completed at Xi'an, stayed unknown
+    /// there for good. Fixed in `core::transfers::adopt_received`: a
+    /// transfer to this node that the sender reports completed is recorded.
+    #[test]
+    fn sim_bug_restored_receiver_records_a_transfer_it_forgot_it_received() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            Step::Backup { node: X },
+            Step::Backup { node: L },
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 1,
+                },
+            ),
+            deliver(X, L),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(3),
+                },
+            ),
+            deliver(L, X),
+            deliver(X, L),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 10,
+                },
+            ),
+            deliver(L, X),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(8),
+                },
+            ),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+            deliver(L, X),
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_006_736]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -767,6 +767,9 @@ pub fn adopt(
         if transfers::adopt_sender_decision(&tx, ctx, peer, held)? {
             report.transfers_aborted += 1;
         }
+        if transfers::adopt_received(&tx, ctx, peer, held)? {
+            report.transfers_completed += 1;
+        }
     }
 
     // 4b. Records this node authored, held in full by the peer, that it

@@ -1514,6 +1514,56 @@ pub fn adopt_sender_decision(
     }
 }
 
+/// A restored receiver learns from the sender's holdings a transfer to it
+/// that the sender completed (it holds this node's receipt) and that this
+/// node forgot: recorded as completed, for the history. The member itself
+/// is not installed from it: the holdings carry no record; this node holds
+/// it (or its tombstone) from its own backup, or the transfer rule of a
+/// later transfer, or it lost it with both sides' restores (DESIGN §7).
+/// Returns whether it recorded anything.
+pub fn adopt_received(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    held: &pb::HeldTransfer,
+) -> Result<bool, StoreError> {
+    let to_me = held.sender == peer.as_str() && held.receiver == ctx.me.as_str();
+    if !to_me || held.state != "completed" || load(conn, &held.transfer_id)?.is_some() {
+        return Ok(false);
+    }
+    let mut t = Row {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        direction: "incoming".into(),
+        sender: held.sender.clone(),
+        receiver: held.receiver.clone(),
+        member_id: held.member_id.clone(),
+        member_name: held.member_name.clone(),
+        state: "completed".into(),
+        issued_on: held.issued_on.clone(),
+        expires_on: held.expires_on.clone(),
+        valid_days: held.valid_days,
+        reason: held.reason.clone(),
+        branch: held.branch.clone(),
+        released_at_ms: Some(ctx.now_ms),
+        receipt_at_ms: Some(ctx.now_ms),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    };
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'incoming'",
+            [&t.letter_no],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        t.letter_no = format!("{} (reissued as {other})", t.letter_no);
+    }
+    save(conn, &t, ctx.now_ms)?;
+    Ok(true)
+}
+
 fn apply_receipt(
     conn: &Connection,
     ctx: &Ctx<'_>,
