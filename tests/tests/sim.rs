@@ -1258,6 +1258,92 @@ mod bugs {
         all_pass(seeds(&[1_006_736]));
     }
 
+    /// BUG 18 (soak seed 1,006,887). Lanzhou released m0 to Xi'an, which
+    /// passed it to Pingliang, which shares it back with Lanzhou as its
+    /// host. Lanzhou, restored to a backup from before the release, applied
+    /// Pingliang's log before adopting Xi'an's holdings (which finish the
+    /// release): Pingliang's honest home section was refused, since m0 was
+    /// "owned here". And once the transfer rule made m0 a tombstone, it did
+    /// so at Xi'an's current generation (3, Pingliang's too) rather than
+    /// the release's (2). Fixed: a restored node holds a home section of a
+    /// later generation than its own for a member it believes it owns
+    /// (`apply::HELD_UNTIL_RELEASED`), and the transfer rule applies it
+    /// again; transfers record the generation their release gave
+    /// (`released_generation`, migration 0008), which the holdings report.
+    #[test]
+    fn sim_bug_restored_sender_holds_a_later_owners_share_until_the_release() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 10,
+                },
+            ),
+            act(
+                L,
+                Action::TransferReissue {
+                    transfer: TransferRef(1),
+                },
+            ),
+            deliver(L, X),
+            act(P, propose(L, true, -12, 180)),
+            Step::Backup { node: L },
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(2),
+                },
+            ),
+            deliver_at_most(P, L, 1),
+            deliver_at_most(X, L, 3),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(4),
+                },
+            ),
+            deliver_at_most(L, P, 2),
+            deliver_at_most(L, X, 1),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 90,
+                },
+            ),
+            deliver(X, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(12),
+                },
+            ),
+            deliver_at_most(P, X, 5),
+            deliver(X, P),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(L),
+                    departed_days_ago: 183,
+                },
+            ),
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_006_887]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

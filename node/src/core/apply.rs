@@ -396,6 +396,16 @@ fn apply_home_section(
         }
         if let Some(home) = members::load_home(conn, &section.member_id)? {
             if home.owner == ctx.me.as_str() {
+                // Generations rise only with releases: a later one means
+                // this node released the member, after the backup it was
+                // restored from (DESIGN §7). Held; the transfer rule that
+                // makes it a tombstone here applies it again.
+                if version.generation > home.generation && super::reconcile::was_restored(conn)? {
+                    return Err(Rejection::Invalid(format!(
+                        "{origin} sent the home section of member {} at generation {}, above this node's {}: restored from a backup, this node released the member since; {HELD_UNTIL_RELEASED}",
+                        section.member_id, version.generation, home.generation
+                    )));
+                }
                 return Err(Rejection::Invalid(format!(
                     "{origin} may not write the home section of member {} ({}), which is owned by {}",
                     section.member_id, home.name, home.owner
@@ -651,11 +661,18 @@ pub fn quarantine_retry(
     )?)
 }
 
-/// After `member_id` arrived here (a release installed it): checks again
-/// the host records about it that were held because the member was not
-/// known here. Only a restore makes them arrive first: a host's record of a
-/// member this node forgot it had received comes before the release its
-/// sender sends again (DESIGN §7). Returns how many were applied.
+/// The end of the reason a home section is held for at a restored node
+/// that still believes it owns the member.
+pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
+
+/// After `member_id` arrived here (a release installed it), or left (a
+/// restore's transfer rule made it a tombstone): checks again the host
+/// records about it that were held because the member was not known here,
+/// and the home sections held because this node believed it still owned
+/// it. Only a restore makes them arrive first: a host's record of a member
+/// this node forgot it had received comes before the release its sender
+/// sends again, and a later owner's share before the report of the release
+/// this node forgot (DESIGN §7). Returns how many were applied.
 pub fn retry_held_about(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -663,14 +680,15 @@ pub fn retry_held_about(
 ) -> Result<usize, StoreError> {
     let ids: Vec<u64> = conn
         .prepare_cached(
-            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4) ORDER BY id",
+            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY id",
         )?
         .query_map(
             params![
                 member_id,
                 EventKind::HostSection as i32,
                 EventKind::Contact as i32,
-                EventKind::Activity as i32
+                EventKind::Activity as i32,
+                EventKind::HomeSection as i32
             ],
             |r| r.get(0),
         )?

@@ -148,6 +148,13 @@ pub fn is_reconciling(conn: &Connection) -> Result<bool, StoreError> {
     Ok(get_meta(conn, STATE_KEY)?.as_deref() == Some("reconciling"))
 }
 
+/// Whether this database was ever restored (a backup copied into place, or
+/// a new database under a known node id): it may have forgotten what it
+/// did after the backup, even once reconciled.
+pub fn was_restored(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty()))
+}
+
 fn meta_ms(conn: &Connection, key: &str) -> Result<i64, StoreError> {
     Ok(get_meta(conn, key)?
         .and_then(|v| v.parse().ok())
@@ -464,7 +471,8 @@ pub fn holdings_for(
         .prepare(
             "SELECT t.transfer_id, t.letter_no, t.sender, t.receiver, t.member_id, t.member_name, t.state,
                     t.issued_on, t.expires_on, t.valid_days, t.reason, t.branch,
-                    COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0)
+                    COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0),
+                    t.released_generation
              FROM transfers t WHERE t.sender = ?1 OR t.receiver = ?1 ORDER BY t.transfer_id",
         )?
         .query_map([who], |r| {
@@ -482,6 +490,7 @@ pub fn holdings_for(
                 reason: r.get(10)?,
                 branch: r.get(11)?,
                 generation: r.get(12)?,
+                released_generation: r.get(13)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -1280,8 +1289,7 @@ fn adopt_agreement(
 /// taken: it is reconciled with like the others, and until it answered the
 /// node acts as no owner. A node never restored has nothing to learn.
 pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), StoreError> {
-    let restored = get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty());
-    if !restored || peer_state(conn, peer)?.is_some() {
+    if !was_restored(conn)? || peer_state(conn, peer)?.is_some() {
         return Ok(());
     }
     conn.execute(

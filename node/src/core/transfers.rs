@@ -72,11 +72,13 @@ struct Row {
     reissued_as: String,
     possible_duplicate: String,
     updated_at_ms: i64,
+    /// The generation the release gave the member (0: not released).
+    released_generation: u64,
 }
 
 const COLUMNS: &str = "transfer_id, letter_no, direction, sender, receiver, member_id, member_name, state, issued_on,
     expires_on, valid_days, reason, branch, reject_code, reject_reason, abort_why, offer, released_at_ms,
-    receipt_at_ms, reissue_of, reissued_as, possible_duplicate, updated_at_ms";
+    receipt_at_ms, reissue_of, reissued_as, possible_duplicate, updated_at_ms, released_generation";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -103,6 +105,7 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         reissued_as: r.get(20)?,
         possible_duplicate: r.get(21)?,
         updated_at_ms: r.get(22)?,
+        released_generation: r.get(23)?,
     })
 }
 
@@ -127,13 +130,13 @@ fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), StoreError> {
     conn.execute(
         &format!(
             "INSERT INTO transfers ({COLUMNS}, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?23)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?23)
              ON CONFLICT (transfer_id) DO UPDATE SET member_name = excluded.member_name, state = excluded.state,
                  expires_on = excluded.expires_on, branch = excluded.branch, reject_code = excluded.reject_code,
                  reject_reason = excluded.reject_reason, abort_why = excluded.abort_why, offer = excluded.offer,
                  released_at_ms = excluded.released_at_ms, receipt_at_ms = excluded.receipt_at_ms,
                  reissued_as = excluded.reissued_as, possible_duplicate = excluded.possible_duplicate,
-                 updated_at_ms = excluded.updated_at_ms"
+                 updated_at_ms = excluded.updated_at_ms, released_generation = excluded.released_generation"
         ),
         params![
             t.transfer_id,
@@ -158,7 +161,8 @@ fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), StoreError> {
             t.reissue_of,
             t.reissued_as,
             t.possible_duplicate,
-            now_ms
+            now_ms,
+            t.released_generation
         ],
     )?;
     Ok(())
@@ -595,6 +599,7 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
     moved_here(conn, ctx, t, generation)?;
     t.state = "released".into();
     t.released_at_ms = Some(ctx.now_ms);
+    t.released_generation = generation;
     save(conn, t, ctx.now_ms)
 }
 
@@ -1251,6 +1256,7 @@ fn apply_release(
     t.possible_duplicate = duplicate.unwrap_or_default();
     t.released_at_ms = Some(ctx.now_ms);
     t.receipt_at_ms = Some(ctx.now_ms);
+    t.released_generation = release.generation;
     save(conn, &t, ctx.now_ms)?;
     let receipt = pb::TransferReceipt {
         transfer_id: t.transfer_id.clone(),
@@ -1462,8 +1468,7 @@ pub fn answer_stale_offers(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, St
 /// release, and only a member still owned here and offered to nobody else
 /// can be released.
 fn may_release_again(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
-    let restored = crate::store::get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty());
-    if !restored {
+    if !super::reconcile::was_restored(conn)? {
         return Ok(false);
     }
     let owned = members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
@@ -1883,24 +1888,42 @@ pub fn adopt_reported(
                 .as_ref()
                 .is_some_and(|m| m.owner == ctx.me.as_str() && m.updated_at_ms > restored_at_ms);
             let owned_here = home.as_ref().is_some_and(|m| m.owner == ctx.me.as_str());
-            let generation = home.as_ref().map_or(0, |m| m.generation + 1);
+            // The generation the release gave the member, as the receiver
+            // recorded it; where it did not (released before it recorded
+            // that), at least one past this node's and no less than the
+            // receiver holds now (which is higher if it moved on since).
+            let released = if held.released_generation > 0 {
+                held.released_generation
+            } else {
+                home.as_ref()
+                    .map_or(0, |m| m.generation + 1)
+                    .max(held.generation)
+            };
             if newest && owned_here {
                 // The receiver owns the member: here it is a tombstone, and
                 // other hosts learn it moved.
                 abort_other_offers(conn, ctx, &t)?;
-                let generation = generation.max(held.generation);
                 relay_held_records(conn, ctx, &t)?;
-                moved_here(conn, ctx, &t, generation)?;
+                moved_here(conn, ctx, &t, released)?;
+                t.released_generation = released;
+                // Home sections its owners since sent this node as their
+                // host, held while it believed it owned the member.
+                super::apply::retry_held_about(conn, ctx, &t.member_id)?;
             } else if newest && home.is_none() {
                 // This node got the member after its backup and passed it on:
                 // a tombstone says so, so that a late release of the member
                 // to this node (from its earlier owner) is seen as stale.
+                let released = if held.released_generation > 0 {
+                    held.released_generation
+                } else {
+                    held.generation
+                };
                 members::save_home_record(
                     conn,
                     &members::HomeRecord {
                         member_id: t.member_id.clone(),
                         owner: t.receiver.clone(),
-                        generation: held.generation,
+                        generation: released,
                         home_branch: intake_branch(conn, ctx)?,
                         created_at_ms: ctx.now_ms,
                         updated_at_ms: ctx.now_ms,
@@ -1910,13 +1933,14 @@ pub fn adopt_reported(
                 tombstone(
                     conn,
                     &t.member_id,
-                    held.generation,
+                    released,
                     &t.receiver,
                     "",
                     &t.transfer_id,
                     &t.letter_no,
                     &ctx.today().to_string(),
                 )?;
+                t.released_generation = released;
             }
             t.state = "completed".into();
             t.offer = None;

@@ -41,6 +41,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0005_outflow_member_index.sql")),
         M::up(include_str!("schema/0006_restore.sql")),
         M::up(include_str!("schema/0007_host_end_seq.sql")),
+        M::up(include_str!("schema/0008_transfer_generation.sql")),
     ])
 }
 

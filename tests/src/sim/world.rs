@@ -1891,7 +1891,9 @@ impl World {
             // host's record about one can never be valid there.
             let restored = self.nodes[i].restores > 0;
             let forged = |origin: &str, seq: u64, reason: &str| {
-                (restored && reason.contains("is not known here"))
+                (restored
+                    && (reason.contains("is not known here")
+                        || reason.contains(liaison_node::core::apply::HELD_UNTIL_RELEASED)))
                     || self
                         .names
                         .iter()
