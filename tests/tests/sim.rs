@@ -1344,6 +1344,67 @@ mod bugs {
         all_pass(seeds(&[1_006_887]));
     }
 
+    /// BUG 19 (soak seed 1,020,779; introduced by BUG 17's fix). Xi'an
+    /// sent m0 to Pingliang, took it back (a second transfer) and was
+    /// restored to a backup from between the two. Recording every transfer
+    /// to it that its sender reports completed, it recorded the second
+    /// one too; the release, still in Pingliang's log for it, then found
+    /// the transfer completed and installed nothing: m0 had no owner. Fixed
+    /// in `core::transfers::adopt_received`: only a transfer of a member
+    /// already here at the release's generation is recorded.
+    #[test]
+    fn sim_bug_restored_receiver_still_installs_a_release_it_forgot() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "赵党员".into(),
+                },
+            ),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 10,
+                },
+            ),
+            deliver(X, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(1),
+                },
+            ),
+            deliver(P, X),
+            deliver(X, P),
+            deliver(P, X),
+            Step::Backup { node: X },
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 10,
+                },
+            ),
+            deliver(P, X),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(8),
+                },
+            ),
+            deliver(X, P),
+            deliver(P, X),
+            deliver(X, P),
+            Step::Restore { node: X, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_020_779]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

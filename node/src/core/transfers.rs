@@ -1521,11 +1521,13 @@ pub fn adopt_sender_decision(
 
 /// A restored receiver learns from the sender's holdings a transfer to it
 /// that the sender completed (it holds this node's receipt) and that this
-/// node forgot: recorded as completed, for the history. The member itself
-/// is not installed from it: the holdings carry no record; this node holds
-/// it (or its tombstone) from its own backup, or the transfer rule of a
-/// later transfer, or it lost it with both sides' restores (DESIGN §7).
-/// Returns whether it recorded anything.
+/// node forgot, of a member it holds at the release's generation or later
+/// (its own backup, or the transfer rule of a later transfer, says the
+/// member came here and maybe moved on): recorded as completed, for the
+/// history. Of a member not here yet, nothing is recorded: the release is
+/// still in the sender's log for this node (its cursor went back with the
+/// restore) and installs it; if it is not, both sides' restores lost the
+/// member (DESIGN §7). Returns whether it recorded anything.
 pub fn adopt_received(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -1534,6 +1536,16 @@ pub fn adopt_received(
 ) -> Result<bool, StoreError> {
     let to_me = held.sender == peer.as_str() && held.receiver == ctx.me.as_str();
     if !to_me || held.state != "completed" || load(conn, &held.transfer_id)?.is_some() {
+        return Ok(false);
+    }
+    let released = if held.released_generation > 0 {
+        held.released_generation
+    } else {
+        held.generation
+    };
+    let arrived = members::load_home(conn, &held.member_id)?
+        .is_some_and(|m| released > 0 && m.generation >= released);
+    if !arrived {
         return Ok(false);
     }
     let mut t = Row {
