@@ -1405,6 +1405,73 @@ mod bugs {
         all_pass(seeds(&[1_020_779]));
     }
 
+    /// BUG 20 (soak seed 1,020,310). Pingliang shared m0 with Lanzhou under
+    /// an agreement and offered it to Lanzhou, which accepted; Pingliang
+    /// was restored to a backup from before both. Adopting Lanzhou's
+    /// holdings, it finished the transfer (released) and then skipped the
+    /// copy Lanzhou held of a member "released since" without noting that
+    /// it had been shared: Lanzhou's contact, made as host before the
+    /// release reached it, was refused as about a member never shared.
+    /// Fixed in `core::reconcile::adopt` (step 5): the copy proves the
+    /// disclosure whatever became of the member.
+    #[test]
+    fn sim_bug_restored_owner_notes_a_share_of_a_member_it_released_since() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(L),
+                    departed_days_ago: 60,
+                },
+            ),
+            Step::Backup { node: P },
+            act(P, propose(L, true, -11, 89)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(3),
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 90,
+                },
+            ),
+            deliver(P, L),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(7),
+                },
+            ),
+            Step::Restore { node: P, pick: 0 },
+            deliver(L, P),
+            act(
+                L,
+                Action::Contact {
+                    member: m,
+                    channel: "phone",
+                    days_ago: 8,
+                },
+            ),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_020_310]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -899,39 +899,31 @@ pub fn adopt(
         if copy.owner != me {
             continue;
         }
-        let Some(mut home) = members::load_home(&tx, &copy.member_id)? else {
-            // Received after the backup, it may come back (its sender
-            // releases it again): the copy proves it was shared, so the
-            // host's records made meanwhile stay acceptable then.
-            if coordinates(&tx, &copy.basis, me, peer)? {
-                let held = copy.version.unwrap_or_default();
-                note_disclosed(
-                    &tx,
-                    ctx,
-                    peer,
-                    &copy.member_id,
-                    &copy.basis,
-                    (held.generation, held.counter),
-                )?;
-            }
-            report.forgotten += 1;
+        let held = copy.version.unwrap_or_default();
+        let home = members::load_home(&tx, &copy.member_id)?;
+        let owned = home.as_ref().is_some_and(|h| h.owner == me);
+        // The peer holds it, so it was disclosed: the host's records under
+        // that basis stay acceptable (`agreements::host_record_allowed`),
+        // also where this node forgot the member (received after the
+        // backup, its sender may release it again) or released it since
+        // (possibly just now, by the transfer rule: the records the host
+        // made before it learnt of the release are relayed to the new
+        // owner, as they would have been).
+        if owned || coordinates(&tx, &copy.basis, me, peer)? {
+            note_disclosed(
+                &tx,
+                ctx,
+                peer,
+                &copy.member_id,
+                &copy.basis,
+                (held.generation, held.counter),
+            )?;
+        }
+        let forgotten = home.is_none();
+        let Some(mut home) = home.filter(|_| owned) else {
+            report.forgotten += u64::from(forgotten);
             continue;
         };
-        if home.owner != me {
-            // Released since (possibly just now, by the transfer rule).
-            continue;
-        }
-        let held = copy.version.unwrap_or_default();
-        // The peer holds it, so it was disclosed: the host's records under
-        // that basis stay acceptable (`agreements::host_record_allowed`).
-        note_disclosed(
-            &tx,
-            ctx,
-            peer,
-            &copy.member_id,
-            &copy.basis,
-            (held.generation, held.counter),
-        )?;
         if (held.generation, held.counter) >= (home.generation, home.counter) {
             home.generation = home.generation.max(held.generation);
             home.counter = held.counter + 1;
