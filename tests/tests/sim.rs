@@ -1472,6 +1472,85 @@ mod bugs {
         all_pass(seeds(&[1_020_310]));
     }
 
+    /// BUG 21 (soak seed 1,020,084). Xi'an hosted m0 for Pingliang, then
+    /// received it by a transfer and passed it on to Lanzhou; restored to a
+    /// backup from when it was still host, it learnt from Lanzhou that it
+    /// had passed m0 on (a tombstone) but kept its old copy of Pingliang's
+    /// home section, which no owner would ever unshare. Fixed in
+    /// `core::transfers`: a tombstone drops the copies of a lower
+    /// generation.
+    #[test]
+    fn sim_bug_restored_host_drops_its_copy_of_a_member_it_passed_on() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                X,
+                Action::Propose {
+                    peer: P,
+                    as_outflow: false,
+                    from_days: -1,
+                    length_days: 159,
+                    members: vec![m],
+                },
+            ),
+            deliver(X, P),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            deliver(P, X),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 30,
+                },
+            ),
+            deliver(P, X),
+            Step::Backup { node: X },
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(5),
+                },
+            ),
+            deliver(X, P),
+            deliver(P, X),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 1,
+                },
+            ),
+            deliver(X, L),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(11),
+                },
+            ),
+            deliver(L, X),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+            // Lanzhou first: it reports the transfer that made m0 a
+            // tombstone at Xi'an before Pingliang's release comes again.
+            deliver(L, X),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_020_084]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`
