@@ -1551,6 +1551,82 @@ mod bugs {
         all_pass(seeds(&[1_020_084]));
     }
 
+    /// BUG 22 (soak seed 1,022,539). Pingliang, host of m0, wrote its host
+    /// section twice; restored to a backup between the two, it asked its
+    /// peers for what they held from it while the second one was in flight:
+    /// Xi'an had released m0 to Lanzhou (its tables no longer held the
+    /// section, its release event did) and Lanzhou had not applied the
+    /// release yet. Pingliang kept the first version and would have reused
+    /// the second one's number. Fixed in `core::reconcile::holdings_for`:
+    /// the records the requester authored inside the release events still
+    /// in the log are held too.
+    #[test]
+    fn sim_bug_holdings_carry_the_hosts_records_inside_a_release_in_flight() {
+        let m = MemberRef(0);
+        let host_set = |employer| {
+            act(
+                P,
+                Action::HostSet {
+                    member: m,
+                    employer,
+                },
+            )
+        };
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(X, propose(P, true, -1, 113)),
+            deliver(X, P),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            deliver(P, X),
+            act(
+                X,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(P),
+                    departed_days_ago: 139,
+                },
+            ),
+            deliver(X, P),
+            host_set(488),
+            Step::Backup { node: P },
+            host_set(337),
+            deliver(P, X),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 90,
+                },
+            ),
+            deliver(X, L),
+            Step::Restore { node: P, pick: 0 },
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(11),
+                },
+            ),
+            // Pingliang adopts Lanzhou before the release reaches Lanzhou,
+            // and Xi'an after it released.
+            deliver(L, P),
+            deliver(L, X),
+            deliver(X, P),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_022_539]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -412,7 +412,8 @@ pub fn holdings_for(
                 .push(copy.section);
         }
     }
-    let own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
+    let mut own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
+    add_released_records(conn, who, &mut own)?;
     // What this node made as host of the requester's members under an
     // agreement between the two: the requester's copies of them.
     let made = members::HostRecords::read(
@@ -527,6 +528,61 @@ pub fn holdings_for(
     }
     batches.last_mut().expect("one batch").last = true;
     Ok(batches)
+}
+
+/// Records `who` authored that left this node with a member it released:
+/// the release events in its log carry them (transfer events are never
+/// compacted), while the receiver may not have applied them yet, so no
+/// node's tables may hold them when `who`, restored, asks (soak seed
+/// 1022539). Added to `own` where it holds nothing newer.
+fn add_released_records(
+    conn: &Connection,
+    who: &str,
+    own: &mut members::HostRecords,
+) -> Result<(), StoreError> {
+    let payloads: Vec<Vec<u8>> = conn
+        .prepare("SELECT payload FROM events WHERE kind = ?1 ORDER BY seq")?
+        .query_map([EventKind::TransferRelease as i32], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let version = |v: &Option<pb::Version>| v.map_or((0, 0), |v| (v.generation, v.counter));
+    for payload in payloads {
+        let Some(record) = pb::TransferRelease::decode(payload.as_slice())
+            .ok()
+            .and_then(|r| r.record)
+        else {
+            continue;
+        };
+        for section in record.host_sections.into_iter().filter(|r| r.author == who) {
+            match own
+                .sections
+                .iter_mut()
+                .find(|s| s.member_id == section.member_id && s.author == section.author)
+            {
+                Some(held) if version(&held.version) >= version(&section.version) => {}
+                Some(held) => *held = section,
+                None => own.sections.push(section),
+            }
+        }
+        for contact in record.contacts.into_iter().filter(|r| r.author == who) {
+            if !own
+                .contacts
+                .iter()
+                .any(|c| c.contact_id == contact.contact_id)
+            {
+                own.contacts.push(contact);
+            }
+        }
+        for activity in record.activities.into_iter().filter(|r| r.author == who) {
+            if !own
+                .activities
+                .iter()
+                .any(|a| a.activity_id == activity.activity_id)
+            {
+                own.activities.push(activity);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, StoreError> {
