@@ -527,6 +527,16 @@ pub fn releases(conn: &Connection, member_id: &str) -> rusqlite::Result<Vec<pb::
 /// neither is compared.
 pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecord) -> Vec<String> {
     let mut out = Vec::new();
+    // A record the receiver made itself (as a host before, relayed back to
+    // it by the sender with the transfer as basis) it holds with its own
+    // basis: it is that record's authority.
+    let own_basis = |author: &str, held: &str, sent: &str| {
+        if author == released.receiver {
+            held.to_owned()
+        } else {
+            sent.to_owned()
+        }
+    };
     let Some(sent) = released.record.as_ref() else {
         return vec!["the release carries no record".into()];
     };
@@ -599,7 +609,13 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
                         "host section of {} held at {:?}, older than the released {:?}",
                         s.author, hv, v
                     ));
-                } else if (hv.generation, hv.counter) == (v.generation, v.counter) && h != s {
+                } else if (hv.generation, hv.counter) == (v.generation, v.counter)
+                    && *h
+                        != (pb::HostSection {
+                            basis: own_basis(&s.author, &h.basis, &s.basis),
+                            ..s.clone()
+                        })
+                {
                     out.push(format!(
                         "host section of {} differs at the same version: held {h:?}, released {s:?}",
                         s.author
@@ -609,7 +625,13 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
         }
     }
     for c in &sent.contacts {
-        if !held.contacts.contains(c) {
+        let held_as = |h: &pb::ContactEvent| {
+            *h == pb::ContactEvent {
+                basis: own_basis(&c.author, &h.basis, &c.basis),
+                ..c.clone()
+            }
+        };
+        if !held.contacts.iter().any(held_as) {
             out.push(format!(
                 "contact {} released but not held as released ({c:?})",
                 c.contact_id
@@ -617,7 +639,13 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
         }
     }
     for a in &sent.activities {
-        if !held.activities.contains(a) {
+        let held_as = |h: &pb::ActivityRecord| {
+            *h == pb::ActivityRecord {
+                basis: own_basis(&a.author, &h.basis, &a.basis),
+                ..a.clone()
+            }
+        };
+        if !held.activities.iter().any(held_as) {
             out.push(format!(
                 "activity {} released but not held as released ({a:?})",
                 a.activity_id

@@ -1627,6 +1627,16 @@ mod bugs {
         all_pass(seeds(&[1_022_539]));
     }
 
+    /// Not a core bug (soak seed 1,022,340, no restore): the checker wanted
+    /// a receiver to hold a record it had made itself, as a host, with the
+    /// basis the sender relayed it under (the transfer) rather than its own
+    /// (the agreement); the author's own record stands
+    /// (`ownership::record_differences`).
+    #[test]
+    fn sim_checker_a_receiver_keeps_its_own_records_basis() {
+        all_pass(seeds(&[1_022_340]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`
