@@ -1402,7 +1402,7 @@ mod bugs {
             Step::Restore { node: X, pick: 0 },
         ]);
         all_pass(vec![run]);
-        all_pass(seeds(&[1_020_779]));
+        all_pass(seeds(&[1_020_779, 1_022_705]));
     }
 
     /// BUG 20 (soak seed 1,020,310). Pingliang shared m0 with Lanzhou under
@@ -1548,7 +1548,7 @@ mod bugs {
             deliver(L, X),
         ]);
         all_pass(vec![run]);
-        all_pass(seeds(&[1_020_084]));
+        all_pass(seeds(&[1_020_084, 1_022_483]));
     }
 
     /// BUG 22 (soak seed 1,022,539). Pingliang, host of m0, wrote its host
