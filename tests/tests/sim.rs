@@ -1637,6 +1637,63 @@ mod bugs {
         all_pass(seeds(&[1_022_340]));
     }
 
+    /// BUG 23 (soak seed 1,032,853). Pingliang, host of m0, wrote its host
+    /// section (version 1.1) and was restored to a backup from before;
+    /// going on without Xi'an, the owner, it wrote the section again, at
+    /// version 1.1 once more. Xi'an kept the first (the same version), and
+    /// adopting Xi'an later, Pingliang kept the second: they differed at
+    /// one version for good. Fixed in `core::reconcile::adopt` (step 4b):
+    /// a section written since the restore is sent again past the peer's
+    /// counter while the agreement is open, else the peer's stands.
+    #[test]
+    fn sim_bug_restored_host_rewrites_its_section_past_the_owners_version() {
+        let m = MemberRef(2);
+        let host_set = |employer| {
+            act(
+                P,
+                Action::HostSet {
+                    member: m,
+                    employer,
+                },
+            )
+        };
+        let run = schedule(vec![
+            act(X, propose(P, true, -13, 89)),
+            deliver(X, P),
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(
+                X,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(P),
+                    departed_days_ago: 173,
+                },
+            ),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(P, X),
+            deliver(X, P),
+            Step::Backup { node: P },
+            host_set(586),
+            deliver(P, X),
+            Step::Restore { node: P, pick: 0 },
+            act(P, Action::ReconcileWithoutPeer { peer: X }),
+            deliver(L, P),
+            host_set(773),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_032_853]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

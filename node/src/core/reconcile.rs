@@ -849,22 +849,58 @@ pub fn adopt(
             continue;
         }
         let incoming = section.version.unwrap_or_default();
-        let newer = members::host_section(&tx, &section.member_id, me)?
-            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
-        if newer {
-            members::save_host_section(&tx, section, ctx.now_ms)?;
-            report.host_sections += 1;
-            let payload = section.encode_to_vec();
-            re_send_hosted(
+        let incoming = (incoming.generation, incoming.counter);
+        let local = members::host_section(&tx, &section.member_id, me)?;
+        let newer = local
+            .as_ref()
+            .is_none_or(|c| incoming > (c.generation, c.counter));
+        // Written here since the restore (an operator's host-set while
+        // this peer was skipped, or before it answered), at a version the
+        // peer may hold other contents under: the latest write stands, at a
+        // counter past the peer's, where it can still be sent; where it
+        // cannot (the agreement ended since), the peer's stands. Either
+        // way the two never differ at one version (soak seed 1032853).
+        let rewritten = local
+            .as_ref()
+            .is_some_and(|c| incoming >= (c.generation, c.counter))
+            && tx.query_row(
+                "SELECT updated_at_ms FROM host_sections WHERE member_id = ?1 AND author = ?2",
+                params![section.member_id, me],
+                |r| r.get::<_, i64>(0),
+            )? > restored_at_ms;
+        let section = if rewritten && hosting_open(&tx, ctx, peer, &section.basis)? {
+            let mut ours = members::HostRecords::read(
                 &tx,
-                ctx,
-                peer,
-                EventKind::HostSection,
-                &section.member_id,
-                &section.basis,
-                &payload,
-            )?;
-        }
+                "r.member_id = ?1 AND r.author = ?2",
+                params![section.member_id, me],
+            )?
+            .sections
+            .pop()
+            .ok_or_else(|| StoreError::Invalid("host section vanished".into()))?;
+            let held = ours.version.unwrap_or_default();
+            ours.version = Some(pb::Version {
+                generation: held.generation.max(incoming.0),
+                counter: incoming.1 + 1,
+            });
+            members::save_host_section(&tx, &ours, ctx.now_ms)?;
+            ours
+        } else if newer || rewritten {
+            // Adopted, not written: stamped with the restore's time.
+            members::save_host_section(&tx, section, restored_at_ms)?;
+            section.clone()
+        } else {
+            continue;
+        };
+        report.host_sections += 1;
+        re_send_hosted(
+            &tx,
+            ctx,
+            peer,
+            EventKind::HostSection,
+            &section.member_id,
+            &section.basis,
+            &section.encode_to_vec(),
+        )?;
     }
     for contact in batches.iter().flat_map(|b| &b.contacts) {
         if contact.author == me
@@ -1144,16 +1180,26 @@ fn re_send_hosted(
     basis: &str,
     payload: &[u8],
 ) -> Result<(), StoreError> {
-    let open = super::agreements::load(conn, basis)?.is_some_and(|a| {
+    if hosting_open(conn, ctx, peer, basis)? {
+        log::append(conn, peer, kind, member_id, payload, ctx.now_ms)?;
+    }
+    Ok(())
+}
+
+/// Whether this node, as host, still sends `peer` records under `basis`:
+/// the agreement is active here and this node has not applied its end.
+fn hosting_open(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    basis: &str,
+) -> Result<bool, StoreError> {
+    Ok(super::agreements::load(conn, basis)?.is_some_and(|a| {
         a.inflow_node == ctx.me.as_str()
             && a.outflow_node == peer.as_str()
             && a.state == "active"
             && !a.host_end_applied
-    });
-    if open {
-        log::append(conn, peer, kind, member_id, payload, ctx.now_ms)?;
-    }
-    Ok(())
+    }))
 }
 
 /// Whether this node may hold a record it authored about `member_id` with
