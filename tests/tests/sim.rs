@@ -1694,6 +1694,102 @@ mod bugs {
         all_pass(seeds(&[1_032_853]));
     }
 
+    /// BUG 24 (soak seed 1,033,342). Pingliang released m0 to Xi'an, which
+    /// passed it to Lanzhou, its host; Pingliang was restored to a backup
+    /// from before its release. (a) Still reconciling (Xi'an had not
+    /// answered), it applied Lanzhou's acceptance of their agreement and
+    /// activated it at once, sharing m0, which it believed it owned; (b)
+    /// its log, served again to Lanzhou, still held a share of m0 from
+    /// before the backup. Lanzhou, m0's owner at a later generation,
+    /// refused both as home sections written by a non-owner. Fixed: a
+    /// reconciling coordinator makes no agreement decision on applying a
+    /// vote either (`agreements::tick_one`), and an owner ignores a home
+    /// section of an earlier generation as stale, as a host does
+    /// (`apply::apply_home_section`).
+    #[test]
+    fn sim_bug_restored_former_owner_shares_nothing_its_successor_refuses() {
+        let m = |step| MemberRef(step);
+        let accept = act(
+            L,
+            Action::Accept {
+                agreement: AgreementRef(0),
+            },
+        );
+        let add = act(
+            P,
+            Action::MemberAdd {
+                name: "张党员".into(),
+            },
+        );
+        let away = |member| {
+            act(
+                P,
+                Action::OutflowRegister {
+                    member,
+                    dest: Some(L),
+                    departed_days_ago: 83,
+                },
+            )
+        };
+        let start = |at, member, to| {
+            act(
+                at,
+                Action::TransferStart {
+                    member,
+                    to,
+                    valid_days: 3,
+                },
+            )
+        };
+        let take = |at, transfer| act(at, Action::TransferAccept { transfer });
+        // (a) The vote reaches Pingliang after its restore.
+        let a = schedule(vec![
+            act(P, propose(L, true, -8, 172)),
+            deliver(P, L),
+            accept.clone(),
+            add.clone(),
+            away(m(3)),
+            start(P, m(3), X),
+            deliver(P, X),
+            take(X, TransferRef(5)),
+            Step::Backup { node: P },
+            deliver(X, P),
+            deliver(P, X),
+            advance(18),
+            Step::Restore { node: P, pick: 0 },
+            start(X, m(3), L),
+            deliver(X, L),
+            take(L, TransferRef(13)),
+            deliver(L, X),
+            deliver(L, P),
+            deliver(X, L),
+        ]);
+        // (b) The share is in Pingliang's backup, not yet pulled.
+        let b = schedule(vec![
+            act(P, propose(L, true, -8, 172)),
+            deliver(P, L),
+            accept,
+            deliver(L, P),
+            add,
+            away(m(4)),
+            start(P, m(4), X),
+            deliver_at_most(P, X, 2),
+            take(X, TransferRef(6)),
+            Step::Backup { node: P },
+            deliver(X, P),
+            deliver(P, X),
+            Step::Restore { node: P, pick: 0 },
+            start(X, m(4), L),
+            deliver(X, L),
+            take(L, TransferRef(13)),
+            deliver(L, X),
+            deliver(L, P),
+            deliver(X, L),
+        ]);
+        all_pass(vec![a, b]);
+        all_pass(seeds(&[1_033_342]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

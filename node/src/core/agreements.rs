@@ -794,7 +794,11 @@ pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
 fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), StoreError> {
     let today = ctx.today();
     if a.outflow_node == ctx.me.as_str() {
-        if a.is_final() || a.version == 0 {
+        // A reconciling node makes no agreement decisions (DESIGN §7), also
+        // not on applying a vote: the calendar's first tick after the
+        // reconciliation does (soak seed 1033342: an activation that shared
+        // a member the node had released and forgotten).
+        if a.is_final() || a.version == 0 || super::reconcile::is_reconciling(conn)? {
             return Ok(());
         }
         let Some(terms) = version_terms(conn, &a.agreement_id, a.version)? else {

@@ -395,6 +395,12 @@ fn apply_home_section(
             )));
         }
         if let Some(home) = members::load_home(conn, &section.member_id)? {
+            if home.owner == ctx.me.as_str() && version.generation < home.generation {
+                // From an owner before this node, which released the member
+                // since: stale, as a host would find it (a restored former
+                // owner's log may still hold such a share for this node).
+                return Ok(());
+            }
             if home.owner == ctx.me.as_str() {
                 // Generations rise only with releases: a later one means
                 // this node released the member, after the backup it was

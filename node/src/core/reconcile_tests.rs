@@ -548,3 +548,43 @@ fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
         "the sequence jumped past the old cursor"
     );
 }
+
+/// A reconciling coordinator makes no agreement decision, also not on
+/// applying the other party's acceptance; its calendar activates the
+/// agreement once the reconciliation ended (DESIGN §7).
+#[test]
+fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
+    let (pingliang, lanzhou, xian, _member) = federation();
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let id = restored
+        .tx(|c, ctx| {
+            // Proposed before the node was restored, as far as the peer
+            // knows; written here without the operator's refusal.
+            super::agreements::propose(c, ctx, "lanzhou", "outflow", super::tests::terms("PL-LZ-7"))
+        })
+        .unwrap()
+        .agreement_id;
+    restored.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| super::agreements::accept(c, ctx, &id))
+        .unwrap();
+    lanzhou.deliver(&restored);
+    let state = |node: &TestNode| {
+        let v = node
+            .tx(|c, ctx| super::agreements::view(c, ctx, &id))
+            .unwrap();
+        (v.state, v.active_version)
+    };
+    assert_eq!(state(&restored), ("proposed".into(), 0));
+    adopt(&restored, &lanzhou);
+    adopt(&restored, &xian);
+    assert!(!restored
+        .store
+        .with(|c| reconcile::is_reconciling(c))
+        .unwrap());
+    restored
+        .tx(|c, ctx| super::agreements::tick(c, ctx))
+        .unwrap();
+    assert_eq!(state(&restored), ("active".into(), 1));
+}
