@@ -583,8 +583,6 @@ fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
         .store
         .with(|c| reconcile::is_reconciling(c))
         .unwrap());
-    restored
-        .tx(|c, ctx| super::agreements::tick(c, ctx))
-        .unwrap();
+    restored.tx(super::agreements::tick).unwrap();
     assert_eq!(state(&restored), ("active".into(), 1));
 }

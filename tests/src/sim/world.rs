@@ -1460,17 +1460,6 @@ impl World {
         receiver
             .store()
             .with(|c| reconcile::adopt(c, &ctx, &origin_id, &batches))
-            .inspect(|r| {
-                if std::env::var("SIM_DEBUG").is_ok() {
-                    eprintln!(
-                        "DEBUG {} adopts {}: {} finished={}",
-                        self.names[to],
-                        self.names[from],
-                        r.summary(),
-                        r.finished
-                    )
-                }
-            })
             .map_err(|e| {
                 unexpected(
                     &format!("{} adopts {}'s holdings", self.names[to], self.names[from]),
