@@ -1790,6 +1790,93 @@ mod bugs {
         all_pass(seeds(&[1_033_342]));
     }
 
+    /// BUG 25 (soak seed 1,033,456). Xi'an, host of m0 for Lanzhou, wrote
+    /// its host section twice; Lanzhou released m0 to Pingliang between
+    /// the two (the first went with the release, the second was relayed
+    /// with the transfer as its basis), and Xi'an was restored to a backup
+    /// from before both. Adopting Pingliang first, it could not take the
+    /// second back (a basis not its own), then took the first back from
+    /// Lanzhou's release: its record differed from the owner's for good.
+    /// Fixed in `core::reconcile::adopt` (step 4b): a relayed section is
+    /// taken back under the basis of the section held here; where none is
+    /// held, its version is kept as a floor (`members::host_section_floor`)
+    /// that older versions do not pass and the next write does.
+    #[test]
+    fn sim_bug_restored_host_takes_back_no_older_section_than_a_relayed_one() {
+        let m = MemberRef(6);
+        let host_set = |employer| {
+            act(
+                X,
+                Action::HostSet {
+                    member: m,
+                    employer,
+                },
+            )
+        };
+        let run = schedule(vec![
+            act(L, propose(X, true, -8, 172)),
+            deliver(L, X),
+            Step::Backup { node: X },
+            act(
+                X,
+                Action::Counter {
+                    agreement: AgreementRef(0),
+                    from_days: -7,
+                    length_days: 117,
+                },
+            ),
+            deliver(X, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 42,
+                },
+            ),
+            deliver(L, X),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 10,
+                },
+            ),
+            deliver(L, P),
+            host_set(32),
+            deliver(X, L),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(9),
+                },
+            ),
+            deliver(P, L),
+            host_set(543),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+            deliver(L, P),
+            // Xi'an adopts Pingliang before Lanzhou.
+            deliver(P, X),
+            deliver(L, X),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_033_456]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -1334,11 +1334,17 @@ pub fn host_section_set(
         false,
     )?;
     let owner_version = copy.version.unwrap_or_default();
+    // Past a version of this section a peer holds that this node, restored
+    // from a backup, could not take back (`raise_host_section_floor`).
+    let floor = host_section_floor(conn, &member_id)?
+        .filter(|f| f.generation == owner_version.generation)
+        .map_or(0, |f| f.counter);
+    let counter = current.counter.max(floor) + 1;
     let section = pb::HostSection {
         member_id: member_id.clone(),
         version: Some(pb::Version {
             generation: owner_version.generation,
-            counter: current.counter + 1,
+            counter,
         }),
         author: ctx.me.to_string(),
         host_branch: validate::text(
@@ -1377,11 +1383,48 @@ pub fn host_section_set(
         &member_id,
         "host_branch,reported_on,address,employer,industry,job,contact,last_seen_at_host",
         owner_version.generation,
-        current.counter + 1,
+        counter,
         &copy.basis,
         ctx.now_ms,
     )?;
     member_view(conn, ctx, &member_id)
+}
+
+/// The version of this node's host section of `member_id` that a peer
+/// holds and this node could not take back after a restore (it held none
+/// of it under a basis of its own): no older version of it is taken back,
+/// and its next write passes it. Kept in `meta`; only restores set one.
+pub fn host_section_floor(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<pb::Version>, StoreError> {
+    Ok(
+        crate::store::get_meta(conn, &format!("host_section_floor/{member_id}"))?.and_then(|v| {
+            let (generation, counter) = v.split_once('.')?;
+            Some(pb::Version {
+                generation: generation.parse().ok()?,
+                counter: counter.parse().ok()?,
+            })
+        }),
+    )
+}
+
+/// Raises [`host_section_floor`] of `member_id` to `version`.
+pub fn raise_host_section_floor(
+    conn: &Connection,
+    member_id: &str,
+    version: pb::Version,
+) -> Result<(), StoreError> {
+    let higher = host_section_floor(conn, member_id)?
+        .is_none_or(|f| (version.generation, version.counter) > (f.generation, f.counter));
+    if higher {
+        crate::store::set_meta(
+            conn,
+            &format!("host_section_floor/{member_id}"),
+            &format!("{}.{}", version.generation, version.counter),
+        )?;
+    }
+    Ok(())
 }
 
 // -------------------------------------------- contacts and activities

@@ -842,18 +842,45 @@ pub fn adopt(
     //     a member it released is a tombstone here and its records went with
     //     the release), or made as a host under an agreement in which it is
     //     the inflow party.
-    for section in batches.iter().flat_map(|b| &b.host_sections) {
-        if section.author != me
-            || !may_hold_own_record(&tx, me, &section.member_id, &section.basis)?
-        {
+    for held in batches.iter().flat_map(|b| &b.host_sections) {
+        if held.author != me {
             continue;
         }
+        let local = members::host_section(&tx, &held.member_id, me)?;
+        // Relayed to the member's new owner, a section names the transfer
+        // as its basis; this node made it under its own agreement, which
+        // its section here still names, if it holds one (soak seed
+        // 1033456). If it holds none, it cannot hold the section under a
+        // basis that is not its own, but no older version of it may come
+        // back either, and its next write must pass that version.
+        let basis = if may_hold_own_record(&tx, me, &held.member_id, &held.basis)? {
+            held.basis.clone()
+        } else {
+            match &local {
+                Some(l) if may_hold_own_record(&tx, me, &held.member_id, &l.basis)? => {
+                    l.basis.clone()
+                }
+                _ => {
+                    members::raise_host_section_floor(
+                        &tx,
+                        &held.member_id,
+                        held.version.unwrap_or_default(),
+                    )?;
+                    continue;
+                }
+            }
+        };
+        let section = &pb::HostSection {
+            basis,
+            ..held.clone()
+        };
         let incoming = section.version.unwrap_or_default();
         let incoming = (incoming.generation, incoming.counter);
-        let local = members::host_section(&tx, &section.member_id, me)?;
+        let floor = members::host_section_floor(&tx, &section.member_id)?;
         let newer = local
             .as_ref()
-            .is_none_or(|c| incoming > (c.generation, c.counter));
+            .is_none_or(|c| incoming > (c.generation, c.counter))
+            && floor.is_none_or(|f| incoming >= (f.generation, f.counter));
         // Written here since the restore (an operator's host-set while
         // this peer was skipped, or before it answered), at a version the
         // peer may hold other contents under: the latest write stands, at a
