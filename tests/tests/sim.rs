@@ -1877,6 +1877,74 @@ mod bugs {
         all_pass(seeds(&[1_033_456]));
     }
 
+    /// BUG 26 (soak seed 1,042,442; BUG 16's answer). Pingliang released
+    /// m0 to Lanzhou and was restored to a backup from just after (its
+    /// transfer released, awaiting the receipt, the release no longer in
+    /// its log); Lanzhou passed m0 on to Xi'an and was restored to a backup
+    /// from before it accepted. Lanzhou answered the offer it now found
+    /// stale with an accept alone, which a sender that still knows it
+    /// released ignores: the transfer stayed released at Pingliang and
+    /// awaiting the sender at Lanzhou. Fixed in `core::transfers`: the
+    /// receiver completes the transfer itself and sends the receipt after
+    /// the accept.
+    #[test]
+    fn sim_bug_stale_offer_answered_with_the_receipt() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 1,
+                },
+            ),
+            deliver(P, L),
+            Step::Backup { node: L },
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(1),
+                },
+            ),
+            deliver(L, P),
+            deliver(P, L),
+            Step::Backup { node: P },
+            Step::Restore { node: P, pick: 0 },
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 3,
+                },
+            ),
+            deliver(L, X),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(9),
+                },
+            ),
+            deliver(X, L),
+            Step::Send {
+                from: L,
+                to: P,
+                limit: 5,
+            },
+            deliver(L, X),
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_042_442]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -1422,13 +1422,27 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Sto
         .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1))
 }
 
-/// Accepts a stale offer, saying so: the sender releases what it released
-/// before, and the release is receipted here and not installed (it is
-/// older than what this node knows of the member).
+/// Answers a stale offer: this node received the member by it, so the
+/// transfer is completed here, and the sender gets an accept saying so
+/// (it releases what it forgot it released, and the release is not
+/// installed here: it is older than what this node knows of the member)
+/// and the receipt (a sender that still knows it released completes; soak
+/// seed 1042442).
 fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreError> {
     tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, sender = %t.sender, "restored: an offer of a member this node already received and passed on; answered as received");
-    t.state = "accepted".into();
+    let offered = t
+        .offer
+        .as_deref()
+        .and_then(|o| pb::MemberRecord::decode(o).ok())
+        .and_then(|r| r.version)
+        .map_or(0, |v| v.generation);
+    t.state = "completed".into();
+    t.offer = None;
+    t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
+    t.receipt_at_ms = Some(ctx.now_ms);
+    t.released_generation = offered + 1;
     save(conn, t, ctx.now_ms)?;
+    let sender = node(&t.sender)?;
     let vote = pb::TransferVote {
         transfer_id: t.transfer_id.clone(),
         vote: "accept".into(),
@@ -1437,10 +1451,23 @@ fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Sto
     };
     log::append(
         conn,
-        &node(&t.sender)?,
+        &sender,
         EventKind::TransferAccept,
         &t.transfer_id,
         &vote.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    let receipt = pb::TransferReceipt {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        received_on: ctx.today().to_string(),
+    };
+    log::append(
+        conn,
+        &sender,
+        EventKind::TransferReceipt,
+        &t.transfer_id,
+        &receipt.encode_to_vec(),
         ctx.now_ms,
     )?;
     Ok(())
