@@ -1945,6 +1945,56 @@ mod bugs {
         all_pass(seeds(&[1_042_442]));
     }
 
+    /// BUG 27 (soak seed 1,042,583). Lanzhou released m0 to Xi'an and was
+    /// restored to its open offer; going on without Xi'an, it reissued the
+    /// offer (a new transfer, a higher letter number). When Xi'an returned
+    /// and reported the first transfer completed, the reissue made it "not
+    /// the newest", so the member was not made a tombstone: two owners for
+    /// good. Fixed in `core::reconcile`: a transfer issued since the
+    /// restore does not make a reported one older (it is aborted, and the
+    /// member's edit is shown as a conflict).
+    #[test]
+    fn sim_bug_a_reissue_while_skipping_does_not_hide_the_completed_transfer() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 30,
+                },
+            ),
+            deliver(L, X),
+            Step::Backup { node: L },
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(1),
+                },
+            ),
+            deliver(X, L),
+            deliver(L, X),
+            Step::Restore { node: L, pick: 0 },
+            act(L, Action::ReconcileWithoutPeer { peer: X }),
+            deliver(P, L),
+            act(
+                L,
+                Action::TransferReissue {
+                    transfer: TransferRef(1),
+                },
+            ),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_042_583]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

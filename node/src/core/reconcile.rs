@@ -808,7 +808,7 @@ pub fn adopt(
             other.member_id == held.member_id
                 && (transfers::letter_seq(&other.letter_no), &other.letter_no)
                     > (transfers::letter_seq(&held.letter_no), &held.letter_no)
-        }) && !newer_local_transfer(&tx, held)?;
+        }) && !newer_local_transfer(&tx, held, restored_at_ms)?;
         match transfers::adopt_reported(&tx, ctx, held, newest, restored_at_ms, other_branch)? {
             transfers::Adopted::Released => report.transfers_released += 1,
             transfers::Adopted::Completed { edited } => {
@@ -1110,11 +1110,25 @@ pub fn adopt(
 }
 
 /// Whether this node holds a transfer of the same member with a higher
-/// letter number than `held` (so `held` is not the newest).
-fn newer_local_transfer(conn: &Connection, held: &pb::HeldTransfer) -> Result<bool, StoreError> {
+/// letter number than `held` (so `held` is not the newest). One it issued
+/// since the restore (going on without the peer) does not count: it was
+/// made without knowing what the peer reports, and a completed transfer
+/// the peer reports ends it (DESIGN §7; soak seed 1042583: a reissue of
+/// the very offer the peer had completed).
+fn newer_local_transfer(
+    conn: &Connection,
+    held: &pb::HeldTransfer,
+    restored_at_ms: i64,
+) -> Result<bool, StoreError> {
     let letters: Vec<String> = conn
-        .prepare("SELECT letter_no FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND transfer_id <> ?2")?
-        .query_map(params![held.member_id, held.transfer_id], |r| r.get(0))?
+        .prepare(
+            "SELECT letter_no FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND transfer_id <> ?2
+               AND created_at_ms <= ?3",
+        )?
+        .query_map(
+            params![held.member_id, held.transfer_id, restored_at_ms],
+            |r| r.get(0),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     let seq = transfers::letter_seq(&held.letter_no);
     Ok(letters.iter().any(|l| transfers::letter_seq(l) > seq))
