@@ -1995,6 +1995,56 @@ mod bugs {
         all_pass(seeds(&[1_042_583]));
     }
 
+    /// BUG 28 (soak seed 1,050,046). Xi'an sent m0 to Lanzhou, got it back
+    /// and sent it again; restored to a backup from after the first
+    /// release, it learnt from Lanzhou that its second transfer completed,
+    /// but its tombstone of the first stayed as it was, so Lanzhou's
+    /// release in between, still in Lanzhou's log for it, installed m0 here
+    /// again: two owners. Fixed in `core::transfers::adopt_reported`: the
+    /// tombstone moves on to the newest completed transfer.
+    #[test]
+    fn sim_bug_a_restored_tombstone_moves_on_to_the_newest_transfer() {
+        let m = MemberRef(0);
+        let start = |at, to| {
+            act(
+                at,
+                Action::TransferStart {
+                    member: m,
+                    to,
+                    valid_days: 30,
+                },
+            )
+        };
+        let take = |at, transfer| act(at, Action::TransferAccept { transfer });
+        let run = schedule(vec![
+            act(
+                X,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            start(X, L),
+            deliver(X, L),
+            take(L, TransferRef(1)),
+            deliver(L, X),
+            deliver(X, L),
+            start(L, X),
+            Step::Backup { node: X },
+            deliver(L, X),
+            take(X, TransferRef(6)),
+            deliver(X, L),
+            deliver(L, X),
+            start(X, L),
+            deliver(X, L),
+            take(L, TransferRef(12)),
+            deliver(L, X),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_050_046]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

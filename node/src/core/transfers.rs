@@ -1955,6 +1955,26 @@ pub fn adopt_reported(
                 // Home sections its owners since sent this node as their
                 // host, held while it believed it owned the member.
                 super::apply::retry_held_about(conn, ctx, &t.member_id)?;
+            } else if newest
+                && home
+                    .as_ref()
+                    .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation < released)
+            {
+                // A tombstone of an earlier transfer: this node got the
+                // member back after its backup and passed it on again. The
+                // tombstone moves on too, so that a release of the member to
+                // this node in between is seen as stale (soak seed 1050046).
+                tombstone(
+                    conn,
+                    &t.member_id,
+                    released,
+                    &t.receiver,
+                    "",
+                    &t.transfer_id,
+                    &t.letter_no,
+                    &ctx.today().to_string(),
+                )?;
+                t.released_generation = released;
             } else if newest && home.is_none() {
                 // This node got the member after its backup and passed it on:
                 // a tombstone says so, so that a late release of the member
