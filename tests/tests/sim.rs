@@ -2045,6 +2045,75 @@ mod bugs {
         all_pass(seeds(&[1_050_046]));
     }
 
+    /// BUG 29 (soak seed 1,050,822). Lanzhou shared m0 with Pingliang and
+    /// then released it to Pingliang, which had recorded an activity as
+    /// its host and later sent m0 on, on paper (deleting its records of
+    /// it); Lanzhou was restored to a backup from before all of it. It
+    /// learnt the release from Pingliang's holdings but not the share, and
+    /// refused the activity as about a member never shared. Fixed in
+    /// `core::apply`: a record made by the node the member was released to
+    /// went with the member to its author; it is dropped, not checked.
+    #[test]
+    fn sim_bug_a_record_of_the_receiver_itself_is_not_checked_by_its_sender() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            Step::Backup { node: L },
+            act(L, propose(P, true, -2, 167)),
+            deliver(L, P),
+            act(
+                L,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(P),
+                    departed_days_ago: 159,
+                },
+            ),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(2),
+                },
+            ),
+            deliver(P, L),
+            deliver(L, P),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 90,
+                },
+            ),
+            act(
+                P,
+                Action::Activity {
+                    member: m,
+                    kind: "theme_day",
+                    days_ago: 27,
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(8),
+                },
+            ),
+            deliver(P, L),
+            deliver(L, P),
+            act(P, Action::TransferOnPaper { member: m }),
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_050_822]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -543,6 +543,15 @@ fn check_host_record(
             "record about member {member_id} names author `{author}` but was sent by {origin}"
         )));
     }
+    // Made by the node this one released the member to, as its host
+    // before: the record went with the member to its own author, nothing
+    // is left to check or relay (a restored sender may have forgotten it
+    // shared the member with it; soak seed 1050822).
+    if home.owner != ctx.me.as_str()
+        && members::moved_of(conn, member_id)?.is_some_and(|m| m.to_node == origin.as_str())
+    {
+        return Ok(Disposition::Drop);
+    }
     if let Err(why) =
         super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, seq)?
     {
