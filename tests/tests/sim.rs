@@ -2114,6 +2114,78 @@ mod bugs {
         all_pass(seeds(&[1_050_822]));
     }
 
+    /// BUG 30 (soak seed 1,055,220, no restore). Lanzhou, host of m0 under
+    /// an agreement, its clock ahead, counter-proposed a renewal; Pingliang
+    /// updated m0 and then published and activated the renewal. The update
+    /// reached Lanzhou in the batch before the renewal, when Lanzhou's
+    /// clock was past the first version's end plus the grace period: it
+    /// was not stored, but the copy from before stayed, and nothing told
+    /// Pingliang to share again. Fixed in `core::apply` and
+    /// `agreements::host_past_grace`: refusing such an update drops the
+    /// copies under that agreement and sends `CopiesDropped` at once, as
+    /// the calendar would; the owner shares again under the renewal.
+    #[test]
+    fn sim_bug_a_host_past_grace_drops_its_copies_with_the_refused_update() {
+        let m = MemberRef(2);
+        let run = schedule(vec![
+            act(P, propose(L, true, -15, 24)),
+            deliver(P, L),
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(L),
+                    departed_days_ago: 12,
+                },
+            ),
+            Step::Advance {
+                deltas_ms: vec![0, 10 * DAY, 0],
+            },
+            deliver(P, L),
+            act(
+                L,
+                Action::Counter {
+                    agreement: AgreementRef(0),
+                    from_days: 2,
+                    length_days: 55,
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::MemberUpdate {
+                    member: m,
+                    name: None,
+                    phone: Some("13990912454".into()),
+                },
+            ),
+            advance(12),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            advance(18),
+            deliver(P, L),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_055_220]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

@@ -1493,6 +1493,22 @@ fn apply_state(
     Ok(())
 }
 
+/// At a host, on refusing a home section under `basis` because its own
+/// clock is past the agreement's end plus the grace period: what its
+/// calendar would do at that moment, at once (drop the copies held under it
+/// and tell the owner with `CopiesDropped`, so that an owner that renewed
+/// the agreement shares again). Else a copy held from before would stay
+/// behind the refused update for good (soak seed 1055220: the renewal
+/// came in the same batch, after the update).
+pub fn host_past_grace(conn: &Connection, ctx: &Ctx<'_>, basis: &str) -> Result<(), StoreError> {
+    if let Some(mut a) = load(conn, basis)? {
+        if a.inflow_node == ctx.me.as_str() && a.state == "active" {
+            tick_one(conn, ctx, &mut a)?;
+        }
+    }
+    Ok(())
+}
+
 /// At a host: may it hold a home section shared under `basis` now? `None`
 /// if no such agreement is known; `Some(false)` if it is not active here or
 /// this node's clock is past its end plus the grace period.

@@ -454,8 +454,13 @@ fn apply_home_section(
                     section.member_id, section.basis
                 )))
             }
-            // Crossed the end of its agreement: a legitimate race, not stored.
-            Some(false) => return Ok(()),
+            // Crossed the end of its agreement: a legitimate race, not
+            // stored; past the grace period on this node's clock, its
+            // copies under that agreement go too, as the calendar would.
+            Some(false) => {
+                super::agreements::host_past_grace(conn, ctx, &section.basis)?;
+                return Ok(());
+            }
             Some(true) => {}
         }
     }
