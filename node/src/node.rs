@@ -62,6 +62,9 @@ pub struct Node {
     pub reshare_wake: Arc<tokio::sync::Notify>,
     /// Test-only protocol breaks (never set in production).
     pub faults: crate::core::apply::Faults,
+    /// Commits operators' changes, several per transaction when they queue
+    /// up (group commit).
+    pub writer: crate::writer::Writer,
     /// Signs and verifies agreements with the node's certificate.
     pub notary: Arc<dyn crate::identity::Notary>,
 }
@@ -296,20 +299,33 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         source,
     })?;
 
-    let node = Arc::new(Node {
-        node_id: config.node_id.clone(),
-        config,
-        notary: Arc::new(crate::identity::CertNotary::new(tls.clone())),
-        tls,
-        store: Arc::new(store),
-        clock,
-        started: Instant::now(),
-        federation_addr,
-        links: Links::default(),
-        shutdown,
-        heads: Arc::new(heads),
-        reshare_wake: Arc::new(tokio::sync::Notify::new()),
-        faults: crate::core::apply::Faults::default(),
+    let store = Arc::new(store);
+    let mut writer_task = None;
+    let node = Arc::new_cyclic(|weak: &std::sync::Weak<Node>| {
+        let weak = weak.clone();
+        let (writer, task) =
+            crate::writer::Writer::start(store.clone(), shutdown.clone(), move || {
+                if let Some(node) = weak.upgrade() {
+                    node.events_appended();
+                }
+            });
+        writer_task = Some(task);
+        Node {
+            node_id: config.node_id.clone(),
+            config,
+            notary: Arc::new(crate::identity::CertNotary::new(tls.clone())),
+            tls,
+            store,
+            clock,
+            started: Instant::now(),
+            federation_addr,
+            links: Links::default(),
+            shutdown,
+            heads: Arc::new(heads),
+            reshare_wake: Arc::new(tokio::sync::Notify::new()),
+            faults: crate::core::apply::Faults::default(),
+            writer,
+        }
     });
     node.audit(
         Actor::Node,
@@ -324,6 +340,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     .await;
 
     let mut tasks = JoinSet::new();
+    if let Some(task) = writer_task {
+        tasks.spawn(async move {
+            let _ = task.await;
+        });
+    }
     tasks.spawn(crate::federation::serve(node.clone(), listener));
     tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
     tasks.spawn(crate::federation::client::supervise(node.clone()));
