@@ -47,6 +47,10 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
+        // Registered before the node answers anything, so a SIGTERM that
+        // comes as soon as the admin socket answers stops it cleanly rather
+        // than killing it (the default action) before a task installed them.
+        let signals = Signals::register();
         let running = match liaison_node::node::start(config, shutdown.clone()).await {
             Ok(running) => running,
             Err(error) => {
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
             }
         };
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             tracing::info!("signal received, stopping");
             shutdown.cancel();
         });
@@ -82,19 +86,31 @@ fn limit_malloc_arenas() {
     }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the node still stops when killed.
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, each registered when created.
+struct Signals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn wait(self) {
+        let (Some(mut term), Some(mut int)) = (self.term, self.int) else {
+            // Without signal handlers the node still stops when killed.
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 
