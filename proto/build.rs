@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure()
+        // Prost's codec with smaller initial buffers (`liaison_proto::Codec`).
+        .codec_path("crate::Codec")
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;

@@ -138,10 +138,15 @@ fn user_name(uid: u32) -> Option<String> {
 }
 
 pub fn status_of(error: StoreError) -> Status {
+    status_of_ref(&error)
+}
+
+/// [`status_of`] without consuming the error.
+fn status_of_ref(error: &StoreError) -> Status {
     match error {
-        StoreError::NotFound(m) => Status::not_found(m),
-        StoreError::Conflict(m) => Status::failed_precondition(m),
-        StoreError::Invalid(m) => Status::invalid_argument(m),
+        StoreError::NotFound(m) => Status::not_found(m.clone()),
+        StoreError::Conflict(m) => Status::failed_precondition(m.clone()),
+        StoreError::Invalid(m) => Status::invalid_argument(m.clone()),
         other => Status::internal(other.to_string()),
     }
 }
@@ -156,9 +161,9 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    /// Runs an operator's change in one IMMEDIATE transaction together with
-    /// its audit entry. A refused change writes nothing but a "refused"
-    /// audit entry of its own.
+    /// Runs an operator's change with its audit entry in one transaction
+    /// (the writer's next group commit: `crate::writer`). A refused change
+    /// writes nothing but a "refused" audit entry of its own.
     async fn act<R, F>(
         &self,
         actor: Actor,
@@ -171,47 +176,43 @@ impl AdminService {
         F: FnOnce(&Connection, i64) -> Result<(R, String), StoreError> + Send + 'static,
     {
         let now_ms = self.node.now_ms();
-        let (actor2, target2) = (actor.clone(), target.clone());
+        let (refused_actor, refused_target) = (actor.clone(), target.clone());
         let result = self
             .node
-            .db(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                crate::core::reconcile::refuse_owner_action(&tx, action)?;
-                let (value, detail) = f(&tx, now_ms)?;
-                audit::append(
-                    &tx,
-                    now_ms,
-                    &NewEntry {
-                        actor: &actor2,
+            .writer
+            .run(
+                move |conn| {
+                    crate::core::reconcile::refuse_owner_action(conn, action)?;
+                    let (value, detail) = f(conn, now_ms)?;
+                    audit::append(
+                        conn,
+                        now_ms,
+                        &NewEntry {
+                            actor: &actor,
+                            action,
+                            target: &target,
+                            outcome: Outcome::Ok,
+                            detail: &detail,
+                        },
+                    )?;
+                    Ok(value)
+                },
+                move |conn, error| {
+                    let status = status_of_ref(error);
+                    let entry = NewEntry {
+                        actor: &refused_actor,
                         action,
-                        target: &target2,
-                        outcome: Outcome::Ok,
-                        detail: &detail,
-                    },
-                )?;
-                tx.commit()?;
-                Ok(value)
-            })
+                        target: &refused_target,
+                        outcome: Outcome::Refused,
+                        detail: status.message(),
+                    };
+                    if let Err(error) = audit::append(conn, now_ms, &entry) {
+                        tracing::error!(%error, action, "cannot write audit entry");
+                    }
+                },
+            )
             .await;
-        match result {
-            Ok(value) => {
-                self.node.events_appended();
-                Ok(value)
-            }
-            Err(error) => {
-                let status = status_of(error);
-                self.node
-                    .audit(
-                        actor,
-                        action,
-                        target,
-                        Outcome::Refused,
-                        status.message().to_owned(),
-                    )
-                    .await;
-                Err(status)
-            }
-        }
+        result.map_err(status_of)
     }
 
     /// An operator's change to the registry, run by the core with this

@@ -7,6 +7,7 @@
 //! - [`clock`]: the injected clock the protocol core reads time from.
 //! - [`federation`]: the mTLS gRPC service peers call, and the pull client.
 //! - [`admin`]: the operators' gRPC service on the admin socket.
+//! - [`writer`]: group commit of operators' changes.
 //! - [`node`]: wires them together; [`node::run`] is what `liaison-node` and the tests call.
 //!
 //! Dependencies run one way: `federation` and `admin` call `store`; `store`
@@ -20,6 +21,7 @@ pub mod federation;
 pub mod identity;
 pub mod node;
 pub mod store;
+pub mod writer;
 
 /// The version of this build, reported by `Hello` and `status`.
 pub const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,6 +13,45 @@ pub mod v1 {
     tonic::include_proto!("liaison.v1");
 }
 
+/// The protobuf codec of both services: prost's, with 1 KiB buffers to
+/// start with instead of tonic's 8 KiB. Every open stream keeps its
+/// buffer: a node followed by hundreds of peers held 8 KiB per inbound
+/// follow stream (to encode) and 8 KiB per outbound one (to decode) while
+/// idle. A buffer still grows to the largest message it carries, so a
+/// catch-up's big batches cost one growth, not one allocation each.
+#[derive(Debug, Clone)]
+pub struct Codec<T, U>(std::marker::PhantomData<(T, U)>);
+
+impl<T, U> Default for Codec<T, U> {
+    fn default() -> Self {
+        Codec(std::marker::PhantomData)
+    }
+}
+
+/// Initial buffer size and the size at which an encoder yields (tonic's).
+fn buffer_settings() -> tonic::codec::BufferSettings {
+    tonic::codec::BufferSettings::new(1024, 32 * 1024)
+}
+
+impl<T, U> tonic::codec::Codec for Codec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = tonic_prost::ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(buffer_settings())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::new(buffer_settings())
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every `liaison.v1` file, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("liaison_descriptor");
 

@@ -320,6 +320,124 @@ fn each_host_gets_members_under_its_own_agreement() {
     );
 }
 
+/// An amendment re-evaluates every member chunk by chunk, each chunk's
+/// members, outflows and shares read at once: the members the new scope
+/// leaves out are unshared, the ones it lists are shared (at home or
+/// away, with their outflow), and a member another agreement covers and
+/// its host already holds gets nothing new.
+#[test]
+fn an_amendment_to_a_members_scope_unshares_the_rest_chunk_by_chunk() {
+    let (pingliang, lanzhou, xian, first) = unsigned();
+    let mut to_lanzhou = vec![first];
+    for i in 0..4 {
+        to_lanzhou.push(pingliang.add_away(&format!("李{i}"), -10));
+    }
+    let away_to = |name: &str, place: Option<&str>| -> String {
+        pingliang
+            .tx(|c, ctx| {
+                let fields = pb::MemberFields {
+                    national_id: None,
+                    ..member_fields(name)
+                };
+                let m = members::member_add(c, ctx, &fields)?;
+                if let Some(place) = place {
+                    members::outflow_register(
+                        c,
+                        ctx,
+                        &pb::OutflowRequest {
+                            member_id: m.member_id.clone(),
+                            destination_place: place.into(),
+                            departed_on: day(-10),
+                            ..Default::default()
+                        },
+                    )?;
+                }
+                Ok(m.member_id)
+            })
+            .unwrap()
+    };
+    let to_xian = away_to("王西", Some("610102"));
+    let at_home = away_to("赵家", None);
+    let lz = super::tests::sign_agreement(&pingliang, &lanzhou, "PL-LZ-A");
+    super::tests::sign_agreement(&pingliang, &xian, "PL-XA-A");
+    pingliang.deliver(&lanzhou);
+    pingliang.deliver(&xian);
+    assert!(to_lanzhou.iter().all(|m| lanzhou.view(m).is_ok()));
+    assert!(xian.view(&to_xian).is_ok());
+    let xian_events = |node: &TestNode| {
+        node.store
+            .with(|c| log::read_batch(c, &xian.id, 0, 1000))
+            .unwrap()
+            .len()
+    };
+    let xian_before = xian_events(&pingliang);
+
+    // Lanzhou counters with a members scope; Pingliang publishes it.
+    let mut sorted = to_lanzhou.clone();
+    sorted.sort();
+    let kept = [sorted[0].clone(), sorted[2].clone(), at_home.clone()];
+    let mut amended = terms("PL-LZ-A");
+    amended.scope_kind = "members".into();
+    amended.scope_members = kept.to_vec();
+    lanzhou
+        .tx(|c, ctx| agreements::counter(c, ctx, &lz, amended.clone()))
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    pingliang
+        .store
+        .with(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            agreements::accept(&tx, &pingliang.ctx().with_reshare_chunk(2), &lz)?;
+            tx.commit()?;
+            loop {
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ran = members::reshare_next_chunk(&tx, &pingliang.ctx().with_reshare_chunk(2))?;
+                tx.commit()?;
+                if !ran {
+                    return Ok(());
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(state(&pingliang, &lz), ("active".into(), 2, 2));
+    pingliang.deliver(&lanzhou);
+    for m in &sorted {
+        assert_eq!(lanzhou.view(m).is_ok(), kept.contains(m), "{m}");
+    }
+    // A listed member away carries its outflow; one at home none.
+    let copy = lanzhou.view(&sorted[2]).unwrap();
+    assert_eq!(copy.outflow.unwrap().destination_place, "620102");
+    assert_eq!(copy.basis, lz);
+    assert!(lanzhou.view(&at_home).is_ok());
+    let mut shares = pingliang
+        .store
+        .with(|c| {
+            let mut stmt = c.prepare("SELECT member_id, peer FROM shares")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .unwrap();
+    shares.sort();
+    let mut expected: Vec<(String, String)> = kept
+        .iter()
+        .map(|m| (m.clone(), "lanzhou".to_owned()))
+        .chain([(to_xian.clone(), "xian".to_owned())])
+        .collect();
+    expected.sort();
+    assert_eq!(shares, expected);
+    // Xi'an's member was held there already: nothing new for Xi'an.
+    assert_eq!(xian_events(&pingliang), xian_before);
+    // Every share was disclosed: the listed member at home too.
+    let disclosed = pingliang
+        .tx(|c, _| members::disclosures(c, &at_home))
+        .unwrap();
+    assert_eq!(disclosed.len(), 1);
+    assert_eq!(disclosed[0].basis, lz);
+}
+
 /// An activation shares its members in chunks, each its own transaction:
 /// the first with the activation, the rest resumed from a durable mark (a
 /// crash between chunks loses nothing and shares nothing twice).

@@ -149,32 +149,37 @@ const HOME_COLUMNS: &str = "member_id, owner, generation, counter, name, gender,
     home_address, membership_state, contact_status, contact_manual, contact_manual_at, created_at_ms, updated_at_ms";
 
 fn read_home(r: &Row<'_>) -> rusqlite::Result<HomeRecord> {
+    read_home_at(r, 0)
+}
+
+/// A [`HomeRecord`] from the columns of [`HOME_COLUMNS`] at `at` onwards.
+fn read_home_at(r: &Row<'_>, at: usize) -> rusqlite::Result<HomeRecord> {
     Ok(HomeRecord {
-        member_id: r.get(0)?,
-        owner: r.get(1)?,
-        generation: r.get(2)?,
-        counter: r.get(3)?,
-        name: r.get(4)?,
-        gender: r.get(5)?,
-        birth_date: r.get(6)?,
-        ethnicity: r.get(7)?,
-        native_place: r.get(8)?,
-        national_id: r.get(9)?,
-        education: r.get(10)?,
-        occupation: r.get(11)?,
-        origin: r.get(12)?,
-        party_status: r.get(13)?,
-        joined_on: r.get(14)?,
-        full_member_on: r.get(15)?,
-        home_branch: r.get(16)?,
-        phone: r.get(17)?,
-        home_address: r.get(18)?,
-        membership_state: r.get(19)?,
-        contact_status: r.get(20)?,
-        contact_manual: r.get(21)?,
-        contact_manual_at: r.get(22)?,
-        created_at_ms: r.get(23)?,
-        updated_at_ms: r.get(24)?,
+        member_id: r.get(at)?,
+        owner: r.get(at + 1)?,
+        generation: r.get(at + 2)?,
+        counter: r.get(at + 3)?,
+        name: r.get(at + 4)?,
+        gender: r.get(at + 5)?,
+        birth_date: r.get(at + 6)?,
+        ethnicity: r.get(at + 7)?,
+        native_place: r.get(at + 8)?,
+        national_id: r.get(at + 9)?,
+        education: r.get(at + 10)?,
+        occupation: r.get(at + 11)?,
+        origin: r.get(at + 12)?,
+        party_status: r.get(at + 13)?,
+        joined_on: r.get(at + 14)?,
+        full_member_on: r.get(at + 15)?,
+        home_branch: r.get(at + 16)?,
+        phone: r.get(at + 17)?,
+        home_address: r.get(at + 18)?,
+        membership_state: r.get(at + 19)?,
+        contact_status: r.get(at + 20)?,
+        contact_manual: r.get(at + 21)?,
+        contact_manual_at: r.get(at + 22)?,
+        created_at_ms: r.get(at + 23)?,
+        updated_at_ms: r.get(at + 24)?,
     })
 }
 
@@ -507,7 +512,25 @@ fn sync_shares_except(
     except: Option<&str>,
 ) -> Result<(), StoreError> {
     let scope = super::agreements::Scope::load(conn, ctx)?;
-    sync_shares_in(conn, ctx, &scope, None, m, resend, except)
+    let held = held_shares(conn, &m.member_id)?;
+    let outflow = open_outflow(conn, &m.member_id)?;
+    sync_shares_in(
+        conn,
+        ctx,
+        &scope,
+        None,
+        m,
+        (held, outflow),
+        (resend, except),
+    )
+}
+
+/// The hosts holding a copy of `member_id`, each with its basis.
+fn held_shares(conn: &Connection, member_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
+        .query_map([member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// What [`reshare_range`] reads once for every member it shares: the
@@ -523,24 +546,20 @@ struct Bulk {
 }
 
 /// [`sync_shares_except`] against a `scope` read once by the caller (and,
-/// in [`reshare_all`], what it read once in `bulk`).
+/// in [`reshare_all`], what it read once in `bulk`), for member `m` whose
+/// shares are `held` and whose open outflow is `outflow`.
 fn sync_shares_in(
     conn: &Connection,
     ctx: &Ctx<'_>,
     scope: &super::agreements::Scope,
     mut bulk: Option<&mut Bulk>,
     m: &HomeRecord,
-    resend: bool,
-    except: Option<&str>,
+    (held, outflow): (Vec<(String, String)>, Option<pb::OutflowView>),
+    (resend, except): (bool, Option<&str>),
 ) -> Result<(), StoreError> {
-    let held: Vec<(String, String)> = conn
-        .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
-        .query_map([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
     if held.is_empty() && scope.is_empty() {
         return Ok(());
     }
-    let outflow = open_outflow(conn, &m.member_id)?;
     // One basis per host: the one it holds while that still covers the
     // member (a host keeps the basis it got), else the first that does.
     let mut covering: Vec<(String, String)> = Vec::new();
@@ -635,6 +654,10 @@ fn sync_shares_in(
             agreement_id,
             ctx.now_ms,
         )?;
+        if current {
+            // The host holds it on this basis already: nothing to record.
+            continue;
+        }
         conn.prepare_cached(
             "INSERT INTO shares (member_id, peer, basis) VALUES (?1, ?2, ?3)
              ON CONFLICT (member_id, peer) DO UPDATE SET basis = excluded.basis",
@@ -745,44 +768,91 @@ fn reshare_range(
         .query_map(params![after, n], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     cut(held.len(), held.last());
-    let mut away: Vec<(String, pb::OutflowView)> = Vec::new();
+    // The members away, each read whole with its outflow in one ordered
+    // scan, rather than looked up one by one below.
+    let mut away: Vec<(HomeRecord, pb::OutflowView)> = Vec::new();
     if scope.needs_outflow() {
-        let mut stmt = conn.prepare_cached(
-            "SELECT o.member_id, o.destination_place FROM outflows o
+        let home_columns = HOME_COLUMNS
+            .split(',')
+            .map(|c| format!("m.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {OUTFLOW_COLUMNS}, {home_columns} FROM outflows o
              JOIN members m ON m.member_id = o.member_id
              WHERE o.state = 'open' AND m.owner = ?1 AND o.member_id > ?2
-             ORDER BY o.member_id LIMIT ?3",
-        )?;
+             ORDER BY o.member_id LIMIT ?3"
+        ))?;
         let mut rows = stmt.query(params![ctx.me.as_str(), after, n])?;
         while let Some(row) = rows.next()? {
-            let outflow = pb::OutflowView {
-                destination_place: row.get(1)?,
-                ..Default::default()
-            };
-            away.push((row.get(0)?, outflow));
+            away.push((read_home_at(row, OUTFLOW_COLUMNS_N)?, read_outflow(row)?));
         }
-        cut(away.len(), away.last().map(|(id, _)| id));
+        cut(away.len(), away.last().map(|(m, _)| &m.member_id));
     }
     let within = |id: &str| id > after && upto.as_deref().is_none_or(|u| id <= u);
     let mut ids: BTreeSet<String> = held.into_iter().filter(|id| within(id)).collect();
-    for (member_id, outflow) in &away {
-        if within(member_id)
-            && !ids.contains(member_id)
-            && !scope.covering(conn, member_id, Some(outflow))?.is_empty()
+    let mut read: HashMap<String, (HomeRecord, pb::OutflowView)> = HashMap::new();
+    for (m, outflow) in away {
+        if !within(&m.member_id) {
+            continue;
+        }
+        if ids.contains(&m.member_id)
+            || !scope
+                .covering(conn, &m.member_id, Some(&outflow))?
+                .is_empty()
         {
-            ids.insert(member_id.clone());
+            ids.insert(m.member_id.clone());
+            read.insert(m.member_id.clone(), (m, outflow));
         }
     }
     ids.extend(scope.listed_members().filter(|id| within(id)).cloned());
+    // Every share held in the range, read at once.
+    let mut shares: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT member_id, peer, basis FROM shares
+             WHERE member_id > ?1 AND (?2 IS NULL OR member_id <= ?2)",
+        )?;
+        let mut rows = stmt.query(params![after, upto])?;
+        while let Some(row) = rows.next()? {
+            shares
+                .entry(row.get(0)?)
+                .or_default()
+                .push((row.get(1)?, row.get(2)?));
+        }
+    }
     let mut bulk = Bulk {
         range: (after.to_owned(), upto.clone()),
         ..Bulk::default()
     };
     for id in ids {
-        if let Some(m) = load_home(conn, &id)? {
-            if m.owner == ctx.me.as_str() {
-                sync_shares_in(conn, ctx, &scope, Some(&mut bulk), &m, false, None)?;
+        let held = shares.remove(&id).unwrap_or_default();
+        let (m, outflow) = match read.remove(&id) {
+            Some((m, outflow)) => (m, Some(outflow)),
+            None => {
+                let Some(m) = load_home(conn, &id)? else {
+                    continue;
+                };
+                // Every open outflow of an owned member in the range was
+                // read above, when the scope needs outflows at all.
+                let outflow = if scope.needs_outflow() {
+                    None
+                } else {
+                    open_outflow(conn, &id)?
+                };
+                (m, outflow)
             }
+        };
+        if m.owner == ctx.me.as_str() {
+            sync_shares_in(
+                conn,
+                ctx,
+                &scope,
+                Some(&mut bulk),
+                &m,
+                (held, outflow),
+                (false, None),
+            )?;
         }
     }
     Ok(upto)
@@ -982,6 +1052,9 @@ pub fn delete_copy(conn: &Connection, member_id: &str) -> Result<usize, StoreErr
 }
 
 // ------------------------------------------------------------ outflows
+
+/// How many columns [`OUTFLOW_COLUMNS`] names.
+const OUTFLOW_COLUMNS_N: usize = 16;
 
 const OUTFLOW_COLUMNS: &str = "o.outflow_id, o.member_id, COALESCE(m.name, ''), o.destination_place, o.destination_node,
     o.direction, o.departed_on, o.expected_return, o.reason, o.fixed_location, o.certificate_no, o.certificate_issuer,

@@ -337,6 +337,7 @@ async fn session(
         })?
         .into_inner();
     node.links.update(&peer.node_id, |s| s.outbound_up = true);
+    node.trim_wake.notify_one();
     tracing::info!(peer = %peer.node_id, remote = %hello.display_name, "following peer");
     // The server sends at least one batch per heartbeat; silence for three
     // heartbeats means the link is dead even if TCP has not noticed.

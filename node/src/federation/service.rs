@@ -203,6 +203,7 @@ impl Federation for FederationService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let (follow_id, ended) = node.links.begin_follow(&peer_id);
+        node.trim_wake.notify_one();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let limits = &node.config.limits;
         let batch_max = match pull.batch_max {

@@ -103,11 +103,8 @@ fn entry_hash(prev_hash: &[u8], seq: u64, at_ms: Millis, fields: [&str; 5]) -> [
 /// records, so the change and its audit entry commit together.
 pub fn append(conn: &Connection, at_ms: Millis, entry: &NewEntry<'_>) -> Result<u64, StoreError> {
     let last: Option<(u64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev_hash) = match last {
         Some((seq, hash)) => (seq + 1, hash),
@@ -126,21 +123,21 @@ pub fn append(conn: &Connection, at_ms: Millis, entry: &NewEntry<'_>) -> Result<
             entry.detail,
         ],
     );
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit (seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![
-            seq,
-            at_ms,
-            actor,
-            entry.action,
-            entry.target,
-            entry.outcome.as_str(),
-            entry.detail,
-            prev_hash,
-            hash.to_vec()
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq,
+        at_ms,
+        actor,
+        entry.action,
+        entry.target,
+        entry.outcome.as_str(),
+        entry.detail,
+        prev_hash,
+        hash.to_vec()
+    ])?;
     Ok(seq)
 }
 

@@ -1,0 +1,364 @@
+//! Group commit of operators' changes.
+//!
+//! Every operator's change is one transaction with its audit entry, and a
+//! commit is an fsync (`synchronous = FULL`, DESIGN §4): one change per
+//! transaction caps a node at one change per commit time, however small
+//! the change. So changes that arrive while the database is busy wait in a
+//! queue, and the next transaction runs all of them, up to [`GROUP_MAX`],
+//! each in its own savepoint, and commits once. Each change keeps its own
+//! outcome: one that fails is rolled back to its savepoint (nothing of it
+//! stays but the refusal it records) and the others go on; each caller is
+//! answered only after the commit that holds its change, and gets the
+//! commit's error if that commit fails. A change that arrives at an idle
+//! writer runs at once, alone: grouping adds no wait.
+//!
+//! The queue is bounded ([`QUEUE_MAX`]): callers beyond it wait for room.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Store, StoreError};
+
+/// Changes one transaction runs at most: a group holds the write
+/// connection for the sum of its changes, so a bound keeps the wait of
+/// readers and of the node's own tasks (apply, reshare) short.
+pub const GROUP_MAX: usize = 64;
+
+/// Changes that may wait for the writer before callers wait for room.
+const QUEUE_MAX: usize = 1024;
+
+/// One queued change, whatever its result type.
+trait Pending: Send {
+    /// Runs the change inside its savepoint; false if it failed.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// After its savepoint was rolled back: records the refusal (an audit
+    /// entry), in the group's transaction.
+    fn record_refusal(&mut self, conn: &Connection);
+    /// Answers the caller: the change's own outcome if the group committed
+    /// (`None`), else the commit's error.
+    fn finish(self: Box<Self>, commit_error: Option<&StoreError>);
+}
+
+struct Change<R, F, G> {
+    change: Option<F>,
+    refused: Option<G>,
+    outcome: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<R, F, G> Pending for Change<R, F, G>
+where
+    R: Send,
+    F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
+    G: FnOnce(&Connection, &StoreError) + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(change) = self.change.take() else {
+            return false;
+        };
+        // A panic (a bug) fails this change only, as it failed only its
+        // own transaction before changes were grouped.
+        let outcome = catch_unwind(AssertUnwindSafe(|| change(conn))).unwrap_or_else(|_| {
+            Err(StoreError::Invalid(
+                "the change failed inside the node (a bug: see the node's log)".into(),
+            ))
+        });
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn record_refusal(&mut self, conn: &Connection) {
+        if let (Some(refused), Some(Err(error))) = (self.refused.take(), &self.outcome) {
+            // A panic here must not undo the group's other changes.
+            let _ = catch_unwind(AssertUnwindSafe(|| refused(conn, error)));
+        }
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&StoreError>) {
+        let answer = match (commit_error, self.outcome) {
+            // Its own failure is its answer, committed or not.
+            (_, Some(Err(own))) => Err(own),
+            (None, Some(outcome)) => outcome,
+            (Some(error), _) => Err(StoreError::Invalid(format!(
+                "the change was not committed: {error}"
+            ))),
+            (None, None) => Err(StoreError::Invalid("the change did not run".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The queue of operators' changes and the task that commits them in groups.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Box<dyn Pending>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("queued", &(QUEUE_MAX - self.queue.capacity()))
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Starts the writer's task on `store`; it stops when `shutdown` fires
+    /// (changes still queued are answered with an error). `committed` runs
+    /// after every commit that holds at least one change (the node wakes
+    /// the follow streams there).
+    pub fn start(
+        store: Arc<Store>,
+        shutdown: CancellationToken,
+        committed: impl Fn() + Send + 'static,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (queue, mut rx) = mpsc::channel::<Box<dyn Pending>>(QUEUE_MAX);
+        let task = tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    first = rx.recv() => match first {
+                        Some(first) => first,
+                        None => break,
+                    },
+                };
+                let mut group = vec![first];
+                while group.len() < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(next) => group.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let store = store.clone();
+                let done = tokio::task::spawn_blocking(move || {
+                    store.with(|conn| {
+                        commit_group(conn, group);
+                        Ok(())
+                    })
+                })
+                .await;
+                if let Err(error) = done {
+                    tracing::error!(%error, "a group of operators' changes failed");
+                }
+                committed();
+            }
+        });
+        (Writer { queue }, task)
+    }
+
+    /// Runs `change` in the next group's transaction, in its own savepoint,
+    /// and returns its result once that transaction committed. If `change`
+    /// fails, everything it wrote is rolled back and `refused` records the
+    /// refusal (its audit entry) in the same transaction.
+    pub async fn run<R, F, G>(&self, change: F, refused: G) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        G: FnOnce(&Connection, &StoreError) + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let pending: Box<dyn Pending> = Box::new(Change {
+            change: Some(change),
+            refused: Some(refused),
+            outcome: None,
+            reply,
+        });
+        if self.queue.send(pending).await.is_err() {
+            return Err(StoreError::Invalid("the node is stopping".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Invalid("the node is stopping".into())))
+    }
+}
+
+/// Runs `group` in one IMMEDIATE transaction, each change in its own
+/// savepoint, commits, and answers every caller.
+fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Pending>>) {
+    let mut done: Vec<Box<dyn Pending>> = Vec::with_capacity(group.len());
+    let result = (|| -> Result<(), StoreError> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for mut pending in group {
+            let mut sp = tx.savepoint()?;
+            if pending.run(&sp) {
+                sp.commit()?;
+            } else {
+                // Nothing of the failed change stays. If the database rolled
+                // back the whole transaction (a full disk, an I/O error),
+                // there is no savepoint left: the group fails.
+                let rolled_back = sp.rollback().and_then(|()| sp.commit());
+                done.push(pending);
+                rolled_back?;
+                let pending = done.last_mut().expect("just pushed");
+                pending.record_refusal(&tx);
+                continue;
+            }
+            done.push(pending);
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            for pending in done {
+                pending.finish(None);
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, changes = done.len(), "a group of operators' changes was not committed");
+            for pending in done {
+                pending.finish(Some(&error));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(conn: &Connection) -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM meta WHERE key LIKE 'probe-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    fn change(
+        key: &'static str,
+        fail: bool,
+        refusals: Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> (Box<dyn Pending>, oneshot::Receiver<Result<i64, StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let pending: Box<dyn Pending> = Box::new(Change {
+            change: Some(move |conn: &Connection| {
+                crate::store::set_meta(conn, key, "1")?;
+                if fail {
+                    return Err(StoreError::Conflict(format!("{key} refused")));
+                }
+                Ok(counted(conn))
+            }),
+            refused: Some(move |_: &Connection, error: &StoreError| {
+                refusals.lock().unwrap().push(error.to_string());
+            }),
+            outcome: None,
+            reply,
+        });
+        (pending, answer)
+    }
+
+    #[test]
+    fn a_group_commits_each_change_alone_and_a_failed_one_leaves_nothing() {
+        let store = Store::open_in_memory(1).unwrap();
+        let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, a_answer) = change("probe-a", false, refusals.clone());
+        let (b, b_answer) = change("probe-b", true, refusals.clone());
+        let (c, c_answer) = change("probe-c", false, refusals.clone());
+        store
+            .with(|conn| {
+                commit_group(conn, vec![a, b, c]);
+                Ok(())
+            })
+            .unwrap();
+        // Each change sees the ones before it in the group, never a failed one.
+        assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
+        assert!(matches!(
+            b_answer.blocking_recv().unwrap(),
+            Err(StoreError::Conflict(m)) if m == "probe-b refused"
+        ));
+        assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
+        assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
+        store
+            .read(|conn| {
+                assert_eq!(counted(conn), 2);
+                assert!(crate::store::get_meta(conn, "probe-b")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_panicking_change_fails_alone() {
+        let store = Store::open_in_memory(1).unwrap();
+        let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, a_answer) = change("probe-a", false, refusals.clone());
+        let (reply, panicked) = oneshot::channel::<Result<(), StoreError>>();
+        let boom: Box<dyn Pending> = Box::new(Change {
+            change: Some(|conn: &Connection| -> Result<(), StoreError> {
+                crate::store::set_meta(conn, "probe-boom", "1")?;
+                panic!("a bug");
+            }),
+            refused: Some(|_: &Connection, _: &StoreError| {}),
+            outcome: None,
+            reply,
+        });
+        let (c, c_answer) = change("probe-c", false, refusals);
+        store
+            .with(|conn| {
+                commit_group(conn, vec![a, boom, c]);
+                Ok(())
+            })
+            .unwrap();
+        assert!(a_answer.blocking_recv().unwrap().is_ok());
+        assert!(panicked.blocking_recv().unwrap().is_err());
+        assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
+        store
+            .read(|conn| {
+                assert!(crate::store::get_meta(conn, "probe-boom")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn changes_queued_together_are_answered_after_their_commit() {
+        let store = Arc::new(Store::open_in_memory(1).unwrap());
+        let shutdown = CancellationToken::new();
+        let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = commits.clone();
+        let (writer, task) = Writer::start(store.clone(), shutdown.clone(), move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let writer = writer.clone();
+            calls.spawn(async move {
+                let key = format!("probe-{i}");
+                writer
+                    .run(
+                        move |conn| {
+                            crate::store::set_meta(conn, &key, "1")?;
+                            if i % 7 == 3 {
+                                return Err(StoreError::Invalid("refused".into()));
+                            }
+                            Ok(())
+                        },
+                        |_, _| {},
+                    )
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut ok = 0;
+        while let Some(joined) = calls.join_next().await {
+            ok += usize::from(joined.unwrap());
+        }
+        // 3, 10 and 17 were refused.
+        assert_eq!(ok, 17);
+        let stored = store.read(|conn| Ok(counted(conn))).unwrap();
+        assert_eq!(stored, 17);
+        let n_commits = commits.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..=20).contains(&n_commits));
+        shutdown.cancel();
+        task.await.unwrap();
+        let refused = writer.run(|_| Ok(()), |_, _| {}).await;
+        assert!(refused.is_err());
+    }
+}
