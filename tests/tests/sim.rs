@@ -2186,6 +2186,64 @@ mod bugs {
         all_pass(seeds(&[1_055_220]));
     }
 
+    /// BUG 31 (soak seed 1,064,438, no restore). Pingliang, host under
+    /// an agreement with Lanzhou, its clock far ahead, got the activation,
+    /// a share and a newer version only proposed, in one batch. It judged
+    /// the share by the end of the proposed version (not active, it
+    /// extends nothing) yet had already passed the active one's end plus
+    /// grace on its calendar, which had dropped nothing and so told
+    /// nothing: Lanzhou believed Pingliang held the member. Fixed in
+    /// `core::agreements`: a host keeps copies until the end of the active
+    /// version (`host_version`), and refusing a share past it tells the
+    /// owner (`CopiesDropped`, with the active version) even if nothing was
+    /// held.
+    #[test]
+    fn sim_bug_a_host_judges_shares_by_the_active_version_and_says_so() {
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::Propose {
+                    peer: P,
+                    as_outflow: true,
+                    from_days: 3,
+                    length_days: 26,
+                    members: vec![MemberRef(0)],
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            deliver(P, L),
+            advance(13),
+            Step::Advance {
+                deltas_ms: vec![35 * DAY, 0, 0],
+            },
+            act(L, Action::Tick),
+            advance(8),
+            advance(5),
+            act(
+                L,
+                Action::Counter {
+                    agreement: AgreementRef(1),
+                    from_days: 3,
+                    length_days: 42,
+                },
+            ),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_064_438]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

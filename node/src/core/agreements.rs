@@ -854,26 +854,60 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), S
         return Ok(());
     }
     // The host, on its own clock.
-    let version = a.active_version.max(a.version);
+    host_grace(conn, ctx, a, false)
+}
+
+/// The version whose end a host keeps copies until: the active one (a
+/// version only proposed extends nothing), else the latest.
+fn host_version(a: &Agreement) -> u64 {
+    if a.active_version > 0 {
+        a.active_version
+    } else {
+        a.version
+    }
+}
+
+/// At a host, on its own clock: past the end of the agreement's active
+/// version plus the grace period, the copies shared under it go, once, and
+/// the owner learns it (`CopiesDropped`, so that it shares again if it
+/// renewed the agreement) if any went. `refused`: a share was just refused
+/// for that reason, which the owner believes the host holds: it learns it
+/// whatever this node held (soak seeds 1055220, 1064438).
+fn host_grace(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    a: &mut Agreement,
+    refused: bool,
+) -> Result<(), StoreError> {
+    let version = host_version(a);
     let Some(terms) = version_terms(conn, &a.agreement_id, version)? else {
         return Ok(());
     };
     let until = date(&terms.effective_until, "effective until")?;
-    if (today - until).num_days() > GRACE_DAYS && a.copies_dropped_for != terms.effective_until {
-        let dropped = members::delete_copies_with_basis(conn, &a.agreement_id)?;
-        a.copies_dropped_for = terms.effective_until.clone();
-        save(conn, a, ctx.now_ms)?;
-        if dropped > 0 {
-            let owner = a.other_party(ctx.me)?;
-            send(
-                conn,
-                ctx,
-                &owner,
-                EventKind::CopiesDropped,
-                &a.agreement_id,
-                state_message(a, "copies_dropped", ctx.me.as_str()),
-            )?;
-        }
+    let past = (ctx.today() - until).num_days() > GRACE_DAYS;
+    if !past || (a.copies_dropped_for == terms.effective_until && !refused) {
+        return Ok(());
+    }
+    let dropped = members::delete_copies_with_basis(conn, &a.agreement_id)?;
+    a.copies_dropped_for = terms.effective_until.clone();
+    save(conn, a, ctx.now_ms)?;
+    if dropped > 0 || refused {
+        let owner = a.other_party(ctx.me)?;
+        let message = pb::AgreementState {
+            agreement_id: a.agreement_id.clone(),
+            version,
+            state: "copies_dropped".into(),
+            reason: a.ended_reason.clone(),
+            by: ctx.me.to_string(),
+        };
+        send(
+            conn,
+            ctx,
+            &owner,
+            EventKind::CopiesDropped,
+            &a.agreement_id,
+            message.encode_to_vec(),
+        )?;
     }
     Ok(())
 }
@@ -1495,15 +1529,14 @@ fn apply_state(
 
 /// At a host, on refusing a home section under `basis` because its own
 /// clock is past the agreement's end plus the grace period: what its
-/// calendar would do at that moment, at once (drop the copies held under it
-/// and tell the owner with `CopiesDropped`, so that an owner that renewed
-/// the agreement shares again). Else a copy held from before would stay
-/// behind the refused update for good (soak seed 1055220: the renewal
-/// came in the same batch, after the update).
+/// calendar does then, at once, and the owner is told even if nothing was
+/// held (`host_grace`). Else a copy held from before would stay behind the
+/// refused update, or the owner would believe the host holds what it
+/// refused, for good.
 pub fn host_past_grace(conn: &Connection, ctx: &Ctx<'_>, basis: &str) -> Result<(), StoreError> {
     if let Some(mut a) = load(conn, basis)? {
         if a.inflow_node == ctx.me.as_str() && a.state == "active" {
-            tick_one(conn, ctx, &mut a)?;
+            host_grace(conn, ctx, &mut a, true)?;
         }
     }
     Ok(())
@@ -1527,7 +1560,7 @@ pub fn host_may_hold(
     if a.inflow_node != ctx.me.as_str() || a.state != "active" {
         return Ok(Some(false));
     }
-    let Some(terms) = version_terms(conn, basis, a.active_version.max(a.version))? else {
+    let Some(terms) = version_terms(conn, basis, host_version(&a))? else {
         return Ok(Some(false));
     };
     let until = date(&terms.effective_until, "effective until")?;

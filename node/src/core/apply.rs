@@ -444,6 +444,13 @@ fn apply_home_section(
             None => {
                 let may_hold = super::agreements::host_may_hold(conn, ctx, origin, &section.basis)?;
                 memo.may_hold.insert(section.basis.clone(), may_hold);
+                if may_hold == Some(false) {
+                    // Past the grace period on this node's clock: its
+                    // copies under that agreement go too, and the owner,
+                    // which believes this node holds what it sent, is told
+                    // (once per basis and batch).
+                    super::agreements::host_past_grace(conn, ctx, &section.basis)?;
+                }
                 may_hold
             }
         };
@@ -455,12 +462,8 @@ fn apply_home_section(
                 )))
             }
             // Crossed the end of its agreement: a legitimate race, not
-            // stored; past the grace period on this node's clock, its
-            // copies under that agreement go too, as the calendar would.
-            Some(false) => {
-                super::agreements::host_past_grace(conn, ctx, &section.basis)?;
-                return Ok(());
-            }
+            // stored.
+            Some(false) => return Ok(()),
             Some(true) => {}
         }
     }
