@@ -2244,6 +2244,208 @@ mod bugs {
         all_pass(seeds(&[1_064_438]));
     }
 
+    /// BUG 32 (soak seed 1,071,519). Xi'an, host of m0 for Lanzhou,
+    /// terminated their agreement (its end marker at seq 3 of its log) and
+    /// was restored to a backup from before; going on without Lanzhou, it
+    /// believed the agreement open and recorded a contact, at seq 3 of its
+    /// new log (the sequence jumps past what the peers hold, and Lanzhou
+    /// was skipped). Lanzhou compared seq 3 with the marker's seq 3 of the
+    /// old log and quarantined the honest record. Fixed in
+    /// `core::agreements`: the coordinator keeps the end marker's place per
+    /// log of the host (`host_end_markers`, migration 0009) and judges a
+    /// record only against the marker of the log it came in.
+    #[test]
+    fn sim_bug_an_end_marker_is_a_place_in_one_log_of_the_host() {
+        let m = MemberRef(2);
+        let run = schedule(vec![
+            act(L, propose(X, true, -14, 27)),
+            deliver(L, X),
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(
+                X,
+                Action::Accept {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            act(
+                L,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 122,
+                },
+            ),
+            deliver(X, L),
+            deliver(L, X),
+            Step::Backup { node: X },
+            act(
+                X,
+                Action::Terminate {
+                    agreement: AgreementRef(0),
+                },
+            ),
+            deliver(X, L),
+            Step::Restore { node: X, pick: 0 },
+            deliver(P, X),
+            act(X, Action::ReconcileWithoutPeer { peer: L }),
+            act(
+                X,
+                Action::Contact {
+                    member: m,
+                    channel: "phone",
+                    days_ago: 7,
+                },
+            ),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_071_519]));
+    }
+
+    /// BUG 33 (soak seed 1,075,102). Pingliang offered m0 to Xi'an, which
+    /// accepted and received it. Xi'an was restored to a backup from before
+    /// the offer, then Pingliang to one from before the accept: reconciling,
+    /// it learned nothing of the transfer from Xi'an. Xi'an was restored
+    /// again, to a backup that had received m0, and sent its accept and
+    /// receipt again; the accept came past the letter's expiry, so
+    /// Pingliang aborted, and it ignored the receipt: both owned m0 for
+    /// good. Fixed in `core::transfers::apply_receipt`: a restored sender
+    /// that holds the transfer unreleased (offered, expired or cancelled)
+    /// and still owns the member releases it again on the receipt
+    /// (`may_release_again`), as on an accept marked already received.
+    #[test]
+    fn sim_bug_a_receipt_makes_a_restored_sender_release_again() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            Step::Backup { node: X },
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 1,
+                },
+            ),
+            deliver(P, X),
+            Step::Backup { node: P },
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(2),
+                },
+            ),
+            deliver(X, P),
+            deliver(P, X),
+            advance(4),
+            Step::Backup { node: X },
+            Step::Restore { node: X, pick: 0 },
+            Step::Restore { node: P, pick: 0 },
+            deliver(X, P),
+            Step::Restore { node: X, pick: 1 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_075_102]));
+    }
+
+    /// BUG 34 (soak seed 1,075,235). Lanzhou, host of m0 for Pingliang,
+    /// wrote its host section twice (1.1, 1.2), received m0 by a transfer
+    /// and offered it back; Pingliang, which had released m0 between
+    /// applying 1.1 and 1.2 (so it dropped 1.2: it went with the member),
+    /// accepted. Lanzhou was restored; its transfer rule released m0 to
+    /// Pingliang (the release carried 1.2), then it took back its own
+    /// section from Pingliang's holdings at 1.1, as a host under their
+    /// agreement: Pingliang kept 1.2 from the release, Lanzhou 1.1. Fixed
+    /// in `core::reconcile::adopt` (4b): a section of a generation older
+    /// than this node's release of the member went with the release and is
+    /// not taken back.
+    #[test]
+    fn sim_bug_restored_sender_takes_back_no_section_its_release_carried() {
+        let m = MemberRef(0);
+        let host_set = |employer| {
+            act(
+                L,
+                Action::HostSet {
+                    member: m,
+                    employer,
+                },
+            )
+        };
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            act(P, propose(L, true, -9, 66)),
+            deliver(P, L),
+            act(
+                L,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(L),
+                    departed_days_ago: 14,
+                },
+            ),
+            act(
+                P,
+                Action::TransferStart {
+                    member: m,
+                    to: L,
+                    valid_days: 10,
+                },
+            ),
+            deliver(P, L),
+            host_set(601),
+            deliver(L, P),
+            act(
+                L,
+                Action::TransferAccept {
+                    transfer: TransferRef(6),
+                },
+            ),
+            host_set(617),
+            deliver(L, P),
+            deliver(P, L),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 10,
+                },
+            ),
+            deliver(L, P),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(14),
+                },
+            ),
+            Step::Backup { node: L },
+            Step::Restore { node: L, pick: 0 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_075_235]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

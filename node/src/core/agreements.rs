@@ -1051,10 +1051,13 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
 }
 
 /// Applies an agreement event from `origin`.
+/// `log_id`: the log of `origin` the event came in (the place of an end
+/// marker is a seq in one log).
 pub fn apply(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
+    log_id: &str,
     event: &pb::Event,
     kind: EventKind,
 ) -> Result<(), Rejection> {
@@ -1068,7 +1071,7 @@ pub fn apply(
         | EventKind::AgreementEnded
         | EventKind::AgreementEndApplied
         | EventKind::CopiesDropped => {
-            apply_state(conn, ctx, origin, kind, event.seq, decode(event)?)
+            apply_state(conn, ctx, origin, kind, (log_id, event.seq), decode(event)?)
         }
         _ => Err(reject(format!("not an agreement event: {kind:?}"))),
     }
@@ -1424,13 +1427,13 @@ fn apply_vote(
     }
 }
 
-/// `seq`: the event's place in `origin`'s log.
+/// `(log_id, seq)`: the event's place in `origin`'s log.
 fn apply_state(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     kind: EventKind,
-    seq: u64,
+    (log_id, seq): (&str, u64),
     s: pb::AgreementState,
 ) -> Result<(), Rejection> {
     let Some(mut a) = load(conn, &s.agreement_id)? else {
@@ -1494,8 +1497,14 @@ fn apply_state(
             if !from_inflow {
                 return Err(reject("only the host sends end_applied".into()));
             }
-            // The first marker stands: a host record is judged by whether
-            // the host appended it before its end.
+            // The first marker of each of the host's logs stands: a host
+            // record is judged by whether the host appended it before its
+            // end in the log it came in (`host_record_allowed`).
+            conn.prepare_cached(
+                "INSERT INTO host_end_markers (agreement_id, log_id, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (agreement_id, log_id) DO NOTHING",
+            )?
+            .execute(params![a.agreement_id, log_id, seq])?;
             if !a.host_end_applied {
                 a.host_end_applied = true;
                 a.host_end_seq = seq;
@@ -1569,17 +1578,17 @@ pub fn host_may_hold(
 
 /// Whether a host record from `origin` with `basis` is legitimate here: the
 /// basis is an agreement this node coordinates with `origin`, it was active,
-/// the host appended the record before it applied the end (`seq`: the
-/// record's place in `origin`'s log; 0 for a record the host reported in its
-/// holdings, which it made under the agreement while it was open), and the
-/// member was shared under it.
+/// the host appended the record before it applied the end in that log
+/// (`(log_id, seq)`: the record's place in `origin`'s log; seq 0 for a
+/// record the host reported in its holdings, which it made under the
+/// agreement while it was open), and the member was shared under it.
 pub fn host_record_allowed(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     member_id: &str,
     basis: &str,
-    seq: u64,
+    (log_id, seq): (&str, u64),
 ) -> Result<Result<(), String>, StoreError> {
     let Some(a) = load(conn, basis)? else {
         return Ok(Err(format!(
@@ -1594,7 +1603,7 @@ pub fn host_record_allowed(
     if a.active_version == 0 {
         return Ok(Err(format!("agreement {basis} was never active")));
     }
-    if a.host_end_applied && seq >= a.host_end_seq {
+    if a.host_end_applied && seq >= host_end_in(conn, &a, log_id)? {
         return Ok(Err(format!(
             "{origin} sent it after it applied the end of agreement {basis}"
         )));
@@ -1612,6 +1621,27 @@ pub fn host_record_allowed(
         )));
     }
     Ok(Ok(()))
+}
+
+/// Where the host applied the end of `a` (which it did) in its log
+/// `log_id`: `u64::MAX` if not in that log. A host restored from a backup
+/// older than its end starts a new log in which it forgot the end, so its
+/// records there come before the end until it applies the end again there
+/// (DESIGN §4, §7). An end recorded before markers were kept per log
+/// (migration 0009) holds for every log.
+fn host_end_in(conn: &Connection, a: &Agreement, log_id: &str) -> Result<u64, StoreError> {
+    let mut markers =
+        conn.prepare_cached("SELECT log_id, seq FROM host_end_markers WHERE agreement_id = ?1")?;
+    let markers: Vec<(String, u64)> = markers
+        .query_map([&a.agreement_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if markers.is_empty() {
+        return Ok(a.host_end_seq);
+    }
+    Ok(markers
+        .into_iter()
+        .find(|(log, _)| log == log_id)
+        .map_or(u64::MAX, |(_, seq)| seq))
 }
 
 /// Active agreements with `peer` (either role).

@@ -92,7 +92,7 @@ pub fn apply_batch(
         let applied = if event.kind == EventKind::EpochComplete as i32 {
             super::reconcile::apply_epoch_complete(&tx, origin, log_id, event).map(|_| ())
         } else {
-            apply_event_in(&tx, ctx, origin, event, faults, &mut memo)
+            apply_event_in(&tx, ctx, origin, log_id, event, faults, &mut memo)
         };
         if applied.is_ok() && event.kind == EventKind::HomeSection as i32 {
             super::reconcile::note_copy_epoch(&tx, origin, &event.entity, log_id)?;
@@ -189,21 +189,32 @@ struct Memo {
     may_hold: std::collections::HashMap<String, Option<bool>>,
 }
 
-/// Applies one event, or says why it can never be valid.
+/// Applies one event that came in `origin`'s log `log_id`, or says why it
+/// can never be valid.
 pub fn apply_event(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
+    log_id: &str,
     event: &pb::Event,
     faults: Faults,
 ) -> Result<(), Rejection> {
-    apply_event_in(conn, ctx, origin, event, faults, &mut Memo::default())
+    apply_event_in(
+        conn,
+        ctx,
+        origin,
+        log_id,
+        event,
+        faults,
+        &mut Memo::default(),
+    )
 }
 
 fn apply_event_in(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
+    log_id: &str,
     event: &pb::Event,
     faults: Faults,
     memo: &mut Memo,
@@ -247,6 +258,7 @@ fn apply_event_in(
                     member_id: &section.member_id,
                     author: &section.author,
                     basis: &section.basis,
+                    log_id,
                     seq: event.seq,
                 },
                 faults,
@@ -290,6 +302,7 @@ fn apply_event_in(
                     member_id: &contact.member_id,
                     author: &contact.author,
                     basis: &contact.basis,
+                    log_id,
                     seq: event.seq,
                 },
                 faults,
@@ -324,6 +337,7 @@ fn apply_event_in(
                     member_id: &activity.member_id,
                     author: &activity.author,
                     basis: &activity.basis,
+                    log_id,
                     seq: event.seq,
                 },
                 faults,
@@ -355,7 +369,7 @@ fn apply_event_in(
             if faults.skip_authority {
                 return Ok(());
             }
-            super::agreements::apply(conn, ctx, origin, event, kind)
+            super::agreements::apply(conn, ctx, origin, log_id, event, kind)
         }
         EventKind::TransferOffer
         | EventKind::TransferAccept
@@ -507,7 +521,9 @@ struct HostRecordRef<'a> {
     member_id: &'a str,
     author: &'a str,
     basis: &'a str,
-    /// Its place in the origin's log (0: reported in the origin's holdings).
+    /// Its place in the origin's log `log_id` (seq 0: reported in the
+    /// origin's holdings).
+    log_id: &'a str,
     seq: u64,
 }
 
@@ -522,6 +538,7 @@ fn check_host_record(
         member_id,
         author,
         basis,
+        log_id,
         seq,
     } = record;
     if faults.skip_authority {
@@ -561,7 +578,7 @@ fn check_host_record(
         return Ok(Disposition::Drop);
     }
     if let Err(why) =
-        super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, seq)?
+        super::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, (log_id, seq))?
     {
         return Err(Rejection::Invalid(format!(
             "{origin} may not send records about member {member_id}: {why}"
@@ -629,22 +646,27 @@ pub fn quarantine_retry(
     ctx: &Ctx<'_>,
     id: u64,
 ) -> Result<pb::QuarantineEntry, StoreError> {
-    let row: Option<(String, u64, i32, String, Vec<u8>, String)> =
+    // (origin, the origin's log it came in, state, the event).
+    let row: Option<(String, String, String, pb::Event)> =
         rusqlite::OptionalExtension::optional(conn.query_row(
-            "SELECT origin, seq, kind, entity, payload, state FROM quarantine WHERE id = ?1",
+            "SELECT origin, log_id, state, seq, kind, entity, payload FROM quarantine WHERE id = ?1",
             [id],
             |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
                     r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
+                    pb::Event {
+                        seq: r.get(3)?,
+                        kind: r.get(4)?,
+                        entity: r.get(5)?,
+                        payload: r.get(6)?,
+                        created_at_ms: 0,
+                    },
                 ))
             },
         ))?;
-    let Some((origin, seq, kind, entity, payload, state)) = row else {
+    let Some((origin, log_id, state, event)) = row else {
         return Err(StoreError::NotFound(format!(
             "no quarantined event {id}: `quarantine list` shows them"
         )));
@@ -655,14 +677,7 @@ pub fn quarantine_retry(
         )));
     }
     let origin = NodeId::parse(&origin).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let event = pb::Event {
-        seq,
-        kind,
-        entity,
-        payload,
-        created_at_ms: 0,
-    };
-    match apply_event(conn, ctx, &origin, &event, Faults::default()) {
+    match apply_event(conn, ctx, &origin, &log_id, &event, Faults::default()) {
         Ok(()) => {
             conn.execute(
                 "UPDATE quarantine SET state = 'applied', retried_at_ms = ?2 WHERE id = ?1",

@@ -846,6 +846,17 @@ pub fn adopt(
         if held.author != me {
             continue;
         }
+        // Older than this node's release of the member (a tombstone here:
+        // perhaps released just now, by the transfer rule): it went with
+        // that release, which carried this node's sections at the versions
+        // it held, and the receiver keeps the newer of the two. This node
+        // holds none of them, as after any release (soak seed 1075235).
+        let released_since = members::load_home(&tx, &held.member_id)?.is_some_and(|home| {
+            home.owner != me && held.version.unwrap_or_default().generation < home.generation
+        });
+        if released_since {
+            continue;
+        }
         let local = members::host_section(&tx, &held.member_id, me)?;
         // Relayed to the member's new owner, a section names the transfer
         // as its basis; this node made it under its own agreement, which
@@ -999,7 +1010,8 @@ pub fn adopt(
             payload,
             ..pb::Event::default()
         };
-        match super::apply::apply_event(&tx, ctx, peer, &event, Default::default()) {
+        // Reported in the peer's holdings: seq 0, in no log.
+        match super::apply::apply_event(&tx, ctx, peer, "", &event, Default::default()) {
             Ok(()) => report.peer_records += 1,
             Err(super::apply::Rejection::Invalid(why)) => {
                 tracing::debug!(%peer, member = %member_id, kind = %log::kind_name(kind as i32), why = %why, "record the peer made as host not taken");

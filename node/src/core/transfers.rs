@@ -1633,6 +1633,18 @@ fn apply_receipt(
             t.transfer_id
         )));
     }
+    // The receiver installed the member, but this node holds the transfer
+    // unreleased: it was restored from a backup older than its release and
+    // learned from the receiver's holdings nothing of it (the receiver was
+    // itself restored to before the offer when this node reconciled), and
+    // the receiver's accept, sent again, came past the letter's expiry.
+    // The receipt proves the release: released again (soak seed 1075102).
+    if matches!(t.state.as_str(), "offered" | "expired" | "cancelled")
+        && may_release_again(conn, ctx, &t)?
+    {
+        tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a member this node forgot it released; released again");
+        release(conn, ctx, &mut t)?;
+    }
     if t.state == "released" {
         t.state = "completed".into();
         t.receipt_at_ms = Some(ctx.now_ms);

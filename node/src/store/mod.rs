@@ -42,6 +42,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0006_restore.sql")),
         M::up(include_str!("schema/0007_host_end_seq.sql")),
         M::up(include_str!("schema/0008_transfer_generation.sql")),
+        M::up(include_str!("schema/0009_host_end_markers.sql")),
     ])
 }
 

@@ -177,7 +177,10 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // the sender release it again; until then both the sender and the
     // member's holder now claim it; and so they do while that receiver,
     // restored too, has not yet learnt from the holder's holdings that it
-    // passed the member on (the receiver is never one of the two).
+    // passed the member on (the receiver is then not one of the two). Or
+    // the receiver still holds the member, having completed that very
+    // transfer: the two claim it until its receipt, sent again in its new
+    // log, makes the sender release again (soak seed 1075102).
     let stale_offer = |sender: &str, member: &str, claims: &[&str]| {
         let Some(s) = nodes.iter().find(|n| n.me() == sender) else {
             return false;
@@ -197,20 +200,31 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         else {
             return false;
         };
-        let receivers: Vec<String> = s
+        let unreleased: Vec<(String, String)> = s
             .conn
             .prepare(
-                "SELECT receiver FROM transfers WHERE member_id = ?1 AND direction = 'outgoing'
+                "SELECT transfer_id, receiver FROM transfers WHERE member_id = ?1 AND direction = 'outgoing'
                    AND state IN ('offered', 'expired', 'cancelled')",
             )
             .and_then(|mut stmt| {
-                stmt.query_map([member], |r| r.get(0))?
-                    .collect::<Result<Vec<String>, _>>()
+                stmt.query_map([member], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()
             })
             .unwrap_or_default();
+        let completed_there = |receiver: &str, transfer: &str| {
+            nodes.iter().filter(|n| n.me() == receiver).any(|n| {
+                n.conn
+                    .prepare_cached(
+                        "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND sender = ?2 AND direction = 'incoming' AND state = 'completed'",
+                    )
+                    .and_then(|mut stmt| stmt.exists([transfer, sender]))
+                    .unwrap_or(false)
+            })
+        };
         restored
-            && receivers.iter().any(|receiver| {
-                !claims.contains(&receiver.as_str())
+            && unreleased.iter().any(|(transfer, receiver)| {
+                (claims.contains(&receiver.as_str()) && completed_there(receiver, transfer))
+                    || !claims.contains(&receiver.as_str())
                     && nodes.iter().filter(|n| n.me() == receiver).any(|n| {
                     liaison_node::core::reconcile::is_reconciling(n.conn).unwrap_or(false)
                         || n.conn
