@@ -91,7 +91,7 @@ enum Scenario {
     Convergence,
     /// 4. Local writes/s with 0, 1 and 8 followers.
     WriteCost,
-    /// 5. Transfers (pending: not implemented).
+    /// 5. Transfers between two nodes with auto-accept, burst and paced.
     Transfers,
     /// 6. Memory of a node with 100,000 members and hundreds of followers.
     FanOut,

@@ -481,22 +481,21 @@ fn apply_home_section(
             Some(true) => {}
         }
     }
+    if members::save_copy_if_newer(conn, section, ctx.now_ms)? {
+        return Ok(());
+    }
+    // Not stored: the copy held is at a later generation (a newer owner
+    // already shared it: the higher generation stays) or at the same or a
+    // later version of this owner (a duplicate), unless another owner
+    // claims this generation.
     if let Some((held_owner, held)) = members::copy_version(conn, &section.member_id)? {
-        if held.generation > version.generation {
-            // A newer owner already shared it: keep the higher generation.
-            return Ok(());
-        }
         if held.generation == version.generation && held_owner != section.owner {
             return Err(Rejection::Invalid(format!(
                 "{origin} and {} both claim generation {} of member {}",
                 held_owner, version.generation, section.member_id
             )));
         }
-        if (held.generation, held.counter) >= (version.generation, version.counter) {
-            return Ok(());
-        }
     }
-    members::save_copy(conn, section, ctx.now_ms)?;
     Ok(())
 }
 

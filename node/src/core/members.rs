@@ -1008,13 +1008,23 @@ pub fn copy_version(
         .optional()?)
 }
 
-pub fn save_copy(conn: &Connection, s: &pb::HomeSection, now_ms: i64) -> Result<(), StoreError> {
+/// Stores the home section `s` as this node's copy unless the copy held is
+/// at the same or a later version, or is another owner's at the same
+/// generation; true if stored. One statement, so a copy that is newer (the
+/// common case, a catch-up) costs one B-tree descent, not a read and a
+/// write; when nothing was stored, [`copy_version`] tells why.
+pub fn save_copy_if_newer(
+    conn: &Connection,
+    s: &pb::HomeSection,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
     let version = s.version.unwrap_or_default();
     let outflow = s.outflow.clone().unwrap_or_default().encode_to_vec();
     // An upsert: a row updated in place, not deleted and inserted again
     // (which, with secure_delete, also zeroes the old one).
-    conn.prepare_cached(
-        "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
              party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation,
@@ -1022,27 +1032,30 @@ pub fn save_copy(conn: &Connection, s: &pb::HomeSection, now_ms: i64) -> Result<
              phone = excluded.phone, party_status = excluded.party_status, home_branch_name = excluded.home_branch_name,
              home_branch_contact = excluded.home_branch_contact, membership_state = excluded.membership_state,
              contact_status = excluded.contact_status, basis = excluded.basis, outflow = excluded.outflow,
-             received_at_ms = excluded.received_at_ms",
-    )?
-    .execute(params![
-        s.member_id,
-        s.owner,
-        version.generation,
-        version.counter,
-        s.name,
-        s.gender,
-        s.birth_year,
-        s.phone,
-        s.party_status,
-        s.home_branch_name,
-        s.home_branch_contact,
-        s.membership_state,
-        s.contact_status,
-        s.basis,
-        outflow,
-        now_ms
-    ])?;
-    Ok(())
+             received_at_ms = excluded.received_at_ms
+         WHERE home_copies.generation < excluded.generation
+            OR (home_copies.generation = excluded.generation AND home_copies.owner = excluded.owner
+                AND home_copies.counter < excluded.counter)",
+        )?
+        .execute(params![
+            s.member_id,
+            s.owner,
+            version.generation,
+            version.counter,
+            s.name,
+            s.gender,
+            s.birth_year,
+            s.phone,
+            s.party_status,
+            s.home_branch_name,
+            s.home_branch_contact,
+            s.membership_state,
+            s.contact_status,
+            s.basis,
+            outflow,
+            now_ms
+        ])?;
+    Ok(changed > 0)
 }
 
 pub fn delete_copy(conn: &Connection, member_id: &str) -> Result<usize, StoreError> {

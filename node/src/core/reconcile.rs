@@ -634,7 +634,8 @@ pub fn note_copy_epoch(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO copy_epochs (origin, member_id, log_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT (origin, member_id) DO UPDATE SET log_id = excluded.log_id",
+         ON CONFLICT (origin, member_id) DO UPDATE SET log_id = excluded.log_id
+         WHERE copy_epochs.log_id <> excluded.log_id",
     )?
     .execute(params![origin.as_str(), member_id, log_id])?;
     Ok(())
