@@ -231,8 +231,48 @@ fn termination_stops_sharing_and_the_host_drops_its_copies() {
         payload: late.encode_to_vec(),
         created_at_ms: 0,
     };
-    let report = pingliang.apply(&lanzhou.id, &lanzhou.store.log_id().unwrap(), &[event]);
+    let report = pingliang.apply(
+        &lanzhou.id,
+        &lanzhou.store.log_id().unwrap(),
+        &[event.clone()],
+    );
     assert_eq!(report.quarantined, 1, "nothing flows after the end");
+    // The end marker is a place in one log of the host: in a new log (the
+    // host restored to a backup from before its end, and skipping this
+    // node, reusing seqs) the host had not applied the end before its
+    // record, until its marker comes in that log (soak seed 1071519).
+    let restored_log = "01a00000-0000-7000-8000-000000000001";
+    let in_new_log = |seq: u64, contact_id: &str| pb::Event {
+        seq,
+        payload: pb::ContactEvent {
+            contact_id: contact_id.into(),
+            ..late.clone()
+        }
+        .encode_to_vec(),
+        ..event.clone()
+    };
+    let report = pingliang.apply(&lanzhou.id, restored_log, &[in_new_log(1_000, "before")]);
+    assert_eq!((report.applied, report.quarantined), (1, 0));
+    let marker = pb::Event {
+        seq: 1_001,
+        kind: EventKind::AgreementEndApplied as i32,
+        entity: id.clone(),
+        payload: pb::AgreementState {
+            agreement_id: id.clone(),
+            version: 1,
+            state: "end_applied".into(),
+            by: "lanzhou".into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        created_at_ms: 0,
+    };
+    let report = pingliang.apply(
+        &lanzhou.id,
+        restored_log,
+        &[marker, in_new_log(1_002, "after")],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 1));
     // Ending twice is refused with a clear error; so is rejecting an active one.
     assert!(pingliang
         .tx(|c, ctx| agreements::end(c, ctx, &id, "again", false))
