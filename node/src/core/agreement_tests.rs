@@ -234,7 +234,7 @@ fn termination_stops_sharing_and_the_host_drops_its_copies() {
     let report = pingliang.apply(
         &lanzhou.id,
         &lanzhou.store.log_id().unwrap(),
-        &[event.clone()],
+        std::slice::from_ref(&event),
     );
     assert_eq!(report.quarantined, 1, "nothing flows after the end");
     // The end marker is a place in one log of the host: in a new log (the
