@@ -2446,6 +2446,77 @@ mod bugs {
         all_pass(seeds(&[1_075_235]));
     }
 
+    /// BUG 35 (soak seed 1,083,583). Lanzhou released m1 to Xi'an under
+    /// letter 1 and offered m0 to Yinchuan under letter 2. Restored to a backup from
+    /// before both, it adopted Yinchuan's report first, so its letter
+    /// counter jumped to 2; a backup of that state was restored again, and
+    /// the new restore took 2 as the highest letter it had issued: Xi'an's
+    /// report of letter 1 was refused as a letter it never issued, Xi'an's
+    /// accept and receipt were quarantined, and both owned m1. Fixed in
+    /// `core::transfers::adopt_reported`: a number up to the floor that no
+    /// transfer here holds (the counter jumped past it) is believed.
+    #[test]
+    fn sim_bug_a_letter_the_counter_jumped_past_is_believed_after_a_second_restore() {
+        const Y: usize = 3; // yinchuan
+        let steps = vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "张党员".into(),
+                },
+            ),
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "马党员".into(),
+                },
+            ),
+            Step::Backup { node: L },
+            act(
+                L,
+                Action::TransferStart {
+                    member: MemberRef(1),
+                    to: X,
+                    valid_days: 3,
+                },
+            ),
+            deliver_at_most(L, X, 1),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(3),
+                },
+            ),
+            deliver_at_most(X, L, 5),
+            deliver_at_most(L, X, 1),
+            act(
+                L,
+                Action::TransferStart {
+                    member: MemberRef(0),
+                    to: Y,
+                    valid_days: 10,
+                },
+            ),
+            deliver_at_most(L, Y, 5),
+            Step::Restore { node: L, pick: 1 },
+            deliver_at_most(Y, L, 3),
+            Step::Backup { node: L },
+            Step::Restore { node: L, pick: 1 },
+        ];
+        let schedule: Vec<Scheduled> = steps
+            .into_iter()
+            .enumerate()
+            .map(|(id, step)| Scheduled { id, step })
+            .collect();
+        let setup = Setup {
+            nodes: 4,
+            skews: vec![0; 4],
+        };
+        let run = replay(0, &setup, &strict(), &schedule);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_083_583, 1_084_724]));
+    }
+
     /// BUG 6 (seed 979). A peer removed with `--force` and added again
     /// never got the members an agreement with it activated meanwhile came
     /// to cover: activation could not share with a non-peer, and `peer add`

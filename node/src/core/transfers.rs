@@ -1880,7 +1880,25 @@ pub fn adopt_reported(
         .query_row(params![held.letter_no, held.transfer_id], |_| Ok(()))
         .optional()?
         .is_some();
-    if local.is_none() && !(held.letter_no.starts_with(&ours) && (seq > floor || reissued)) {
+    // Nor is a number up to the floor that no transfer here holds: the
+    // counter passed it without issuing it (it jumped past a peer's report
+    // in an earlier restore, and this copy was taken since), so a branch
+    // this node forgot issued it (soak seed 1083583). Issuing numbers
+    // never leaves one out.
+    let passed_over = || -> Result<bool, StoreError> {
+        let number = format!("%-{seq:06}");
+        let renumbered = format!("%-{seq:06} (reissued as %");
+        Ok(conn
+            .prepare_cached(
+                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND (letter_no LIKE ?1 OR letter_no LIKE ?2)",
+            )?
+            .query_row(params![number, renumbered], |_| Ok(()))
+            .optional()?
+            .is_none())
+    };
+    if local.is_none()
+        && !(held.letter_no.starts_with(&ours) && (seq > floor || reissued || passed_over()?))
+    {
         return Ok(Adopted::Refused(format!(
             "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
             held.transfer_id, held.letter_no
