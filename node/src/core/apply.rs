@@ -94,7 +94,12 @@ pub fn apply_batch(
         } else {
             apply_event_in(&tx, ctx, origin, log_id, event, faults, &mut memo)
         };
-        if applied.is_ok() && event.kind == EventKind::HomeSection as i32 {
+        // A copy stored by this event records the log it came in; one the
+        // event left as it was is marked as sent again in this log too.
+        if applied.is_ok()
+            && event.kind == EventKind::HomeSection as i32
+            && !std::mem::take(&mut memo.copy_stored)
+        {
             super::reconcile::note_copy_epoch(&tx, origin, &event.entity, log_id)?;
         }
         match applied {
@@ -187,6 +192,8 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
 #[derive(Debug, Default)]
 struct Memo {
     may_hold: std::collections::HashMap<String, Option<bool>>,
+    /// The last home section applied stored its copy (with its log id).
+    copy_stored: bool,
 }
 
 /// Applies one event that came in `origin`'s log `log_id`, or says why it
@@ -232,7 +239,7 @@ fn apply_event_in(
                     "payload names another member than the event".into(),
                 ));
             }
-            apply_home_section(conn, ctx, origin, &section, faults, memo)
+            apply_home_section(conn, ctx, (origin, log_id), &section, faults, memo)
         }
         EventKind::Unshare => {
             let unshare: pb::Unshare = decode(event)?;
@@ -390,10 +397,11 @@ fn apply_event_in(
 /// event's origin, and may never overwrite a member this node owns. A node
 /// that released the member (it keeps a tombstone) may host it afterwards,
 /// under an agreement with its new owner.
+/// `(origin, log_id)`: who sent it, in which of its logs.
 fn apply_home_section(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    origin: &NodeId,
+    (origin, log_id): (&NodeId, &str),
     section: &pb::HomeSection,
     faults: Faults,
     memo: &mut Memo,
@@ -481,7 +489,8 @@ fn apply_home_section(
             Some(true) => {}
         }
     }
-    if members::save_copy_if_newer(conn, section, ctx.now_ms)? {
+    if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
+        memo.copy_stored = true;
         return Ok(());
     }
     // Not stored: the copy held is at a later generation (a newer owner

@@ -1008,14 +1008,16 @@ pub fn copy_version(
         .optional()?)
 }
 
-/// Stores the home section `s` as this node's copy unless the copy held is
-/// at the same or a later version, or is another owner's at the same
-/// generation; true if stored. One statement, so a copy that is newer (the
-/// common case, a catch-up) costs one B-tree descent, not a read and a
-/// write; when nothing was stored, [`copy_version`] tells why.
+/// Stores the home section `s`, which arrived in its owner's log `log_id`,
+/// as this node's copy unless the copy held is at the same or a later
+/// version, or is another owner's at the same generation; true if stored.
+/// One statement, so a copy that is newer (the common case, a catch-up)
+/// costs one B-tree descent, not a read and a write; when nothing was
+/// stored, [`copy_version`] tells why.
 pub fn save_copy_if_newer(
     conn: &Connection,
     s: &pb::HomeSection,
+    log_id: &str,
     now_ms: i64,
 ) -> Result<bool, StoreError> {
     let version = s.version.unwrap_or_default();
@@ -1025,14 +1027,15 @@ pub fn save_copy_if_newer(
     let changed = conn
         .prepare_cached(
             "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
-             party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms,
+             arrived_log_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation,
              counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_year = excluded.birth_year,
              phone = excluded.phone, party_status = excluded.party_status, home_branch_name = excluded.home_branch_name,
              home_branch_contact = excluded.home_branch_contact, membership_state = excluded.membership_state,
              contact_status = excluded.contact_status, basis = excluded.basis, outflow = excluded.outflow,
-             received_at_ms = excluded.received_at_ms
+             received_at_ms = excluded.received_at_ms, arrived_log_id = excluded.arrived_log_id
          WHERE home_copies.generation < excluded.generation
             OR (home_copies.generation = excluded.generation AND home_copies.owner = excluded.owner
                 AND home_copies.counter < excluded.counter)",
@@ -1053,7 +1056,8 @@ pub fn save_copy_if_newer(
             s.contact_status,
             s.basis,
             outflow,
-            now_ms
+            now_ms,
+            log_id
         ])?;
     Ok(changed > 0)
 }

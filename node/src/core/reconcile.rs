@@ -624,8 +624,10 @@ fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement
     Ok(list)
 }
 
-/// Inside `apply_batch`, after a home section from `origin` applied: the
-/// log id it arrived under.
+/// Inside `apply_batch`: the home section of `member_id` that `origin`
+/// sent again in its log `log_id` left the copy here as it was (not newer):
+/// the copy counts as sent in that log, so the owner's `EpochComplete` for
+/// it keeps the copy.
 pub fn note_copy_epoch(
     conn: &Connection,
     origin: &NodeId,
@@ -633,9 +635,8 @@ pub fn note_copy_epoch(
     log_id: &str,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO copy_epochs (origin, member_id, log_id) VALUES (?1, ?2, ?3)
-         ON CONFLICT (origin, member_id) DO UPDATE SET log_id = excluded.log_id
-         WHERE copy_epochs.log_id <> excluded.log_id",
+        "UPDATE home_copies SET arrived_log_id = ?3
+         WHERE member_id = ?2 AND owner = ?1 AND arrived_log_id <> ?3",
     )?
     .execute(params![origin.as_str(), member_id, log_id])?;
     Ok(())
@@ -660,19 +661,12 @@ pub fn apply_epoch_complete(
         )));
     }
     let stale: Vec<String> = conn
-        .prepare(
-            "SELECT member_id FROM home_copies WHERE owner = ?1 AND member_id NOT IN
-                 (SELECT member_id FROM copy_epochs WHERE origin = ?1 AND log_id = ?2)",
-        )?
+        .prepare("SELECT member_id FROM home_copies WHERE owner = ?1 AND arrived_log_id <> ?2")?
         .query_map(params![origin.as_str(), log_id], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
     for member_id in &stale {
         members::delete_copy(conn, member_id)?;
     }
-    conn.execute(
-        "DELETE FROM copy_epochs WHERE origin = ?1 AND log_id <> ?2",
-        params![origin.as_str(), log_id],
-    )?;
     tracing::info!(peer = %origin, log_id, dropped = stale.len(), re_sent = complete.re_sent, "peer's epoch complete");
     Ok(stale.len())
 }

@@ -43,6 +43,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0007_host_end_seq.sql")),
         M::up(include_str!("schema/0008_transfer_generation.sql")),
         M::up(include_str!("schema/0009_host_end_markers.sql")),
+        M::up(include_str!("schema/0010_copy_arrival.sql")),
     ])
 }
 
@@ -298,6 +299,41 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn the_log_id_a_copy_arrived_under_moves_into_the_copy() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 9).unwrap();
+        let copy = |member: &str| {
+            conn.execute(
+                "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
+                     party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis,
+                     outflow, received_at_ms)
+                 VALUES (?1, 'pingliang', 1, 1, '王', 'F', 1980, '', 'full', '', '', 'normal', 'in_contact', 'a', x'', 0)",
+                [member],
+            )
+            .unwrap();
+        };
+        copy("m1");
+        copy("m2");
+        conn.execute_batch(
+            "INSERT INTO copy_epochs (origin, member_id, log_id) VALUES ('pingliang', 'm1', 'L1');
+             INSERT INTO copy_epochs (origin, member_id, log_id) VALUES ('xian', 'm2', 'L9');",
+        )
+        .unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let arrived = |member: &str| -> String {
+            conn.query_row(
+                "SELECT arrived_log_id FROM home_copies WHERE member_id = ?1",
+                [member],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(arrived("m1"), "L1");
+        // Another origin's epoch row says nothing of this owner's copy.
+        assert_eq!(arrived("m2"), "");
     }
 
     #[test]

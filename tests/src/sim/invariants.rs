@@ -628,7 +628,10 @@ pub fn authors_are_authorities(
         // ending with `EpochComplete` replaces or drops the copy.
         let epoch: Option<String> = node
             .conn
-            .prepare_cached("SELECT log_id FROM copy_epochs WHERE origin = ?1 AND member_id = ?2")
+            .prepare_cached(
+                "SELECT arrived_log_id FROM home_copies WHERE owner = ?1 AND member_id = ?2
+                   AND arrived_log_id <> ''",
+            )
             .map_err(sql(NAME))?
             .query_row([owner.as_str(), member.as_str()], |r| r.get(0))
             .optional()
