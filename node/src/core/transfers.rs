@@ -1988,44 +1988,28 @@ pub fn adopt_reported(
             } else if newest
                 && home
                     .as_ref()
-                    .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation < released)
+                    .is_none_or(|m| m.owner != ctx.me.as_str() && m.generation < released)
             {
-                // A tombstone of an earlier transfer: this node got the
-                // member back after its backup and passed it on again. The
-                // tombstone moves on too, so that a release of the member to
-                // this node in between is seen as stale (soak seed 1050046).
-                tombstone(
-                    conn,
-                    &t.member_id,
-                    released,
-                    &t.receiver,
-                    "",
-                    &t.transfer_id,
-                    &t.letter_no,
-                    &ctx.today().to_string(),
-                )?;
-                t.released_generation = released;
-            } else if newest && home.is_none() {
-                // This node got the member after its backup and passed it on:
-                // a tombstone says so, so that a late release of the member
-                // to this node (from its earlier owner) is seen as stale.
-                let released = if held.released_generation > 0 {
-                    held.released_generation
-                } else {
-                    held.generation
-                };
-                members::save_home_record(
-                    conn,
-                    &members::HomeRecord {
-                        member_id: t.member_id.clone(),
-                        owner: t.receiver.clone(),
-                        generation: released,
-                        home_branch: intake_branch(conn, ctx)?,
-                        created_at_ms: ctx.now_ms,
-                        updated_at_ms: ctx.now_ms,
-                        ..members::HomeRecord::default()
-                    },
-                )?;
+                // This node got the member after its backup and passed it
+                // on (no row here), or got it back after its backup and
+                // passed it on again (a tombstone of an earlier transfer):
+                // a tombstone at this release says so, so that a late
+                // release of the member to this node in between is seen as
+                // stale (soak seed 1050046).
+                if home.is_none() {
+                    members::save_home_record(
+                        conn,
+                        &members::HomeRecord {
+                            member_id: t.member_id.clone(),
+                            owner: t.receiver.clone(),
+                            generation: released,
+                            home_branch: intake_branch(conn, ctx)?,
+                            created_at_ms: ctx.now_ms,
+                            updated_at_ms: ctx.now_ms,
+                            ..members::HomeRecord::default()
+                        },
+                    )?;
+                }
                 tombstone(
                     conn,
                     &t.member_id,

@@ -159,16 +159,21 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // A skipped peer that received the member from the node that went on
     // without it may have passed it on since: the two owners are then that
     // node and the member's holder now, until the skipped peer returns.
-    let received_from = |peer: &str, sender: &str, member: &str| {
-        nodes.iter().filter(|n| n.me() == peer).any(|n| {
+    //
+    // Whether node `at` completed a transfer from `sender` whose `column`
+    // (`member_id` or `transfer_id`) is `key`.
+    let completed_from = |at: &str, sender: &str, column: &str, key: &str| {
+        nodes.iter().filter(|n| n.me() == at).any(|n| {
             n.conn
-                .prepare_cached(
-                    "SELECT 1 FROM transfers WHERE member_id = ?1 AND sender = ?2 AND direction = 'incoming' AND state = 'completed'",
-                )
-                .and_then(|mut stmt| stmt.exists([member, sender]))
+                .prepare_cached(&format!(
+                    "SELECT 1 FROM transfers WHERE {column} = ?1 AND sender = ?2 AND direction = 'incoming' AND state = 'completed'"
+                ))
+                .and_then(|mut stmt| stmt.exists([key, sender]))
                 .unwrap_or(false)
         })
     };
+    let received_from =
+        |peer: &str, sender: &str, member: &str| completed_from(peer, sender, "member_id", member);
     // Two restores on a transfer chain (DESIGN §7 names no such case; see
     // `transfers::offer_is_stale`): a sender restored to before its
     // release still holds the member, under an offer it made (still open,
@@ -212,14 +217,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
             })
             .unwrap_or_default();
         let completed_there = |receiver: &str, transfer: &str| {
-            nodes.iter().filter(|n| n.me() == receiver).any(|n| {
-                n.conn
-                    .prepare_cached(
-                        "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND sender = ?2 AND direction = 'incoming' AND state = 'completed'",
-                    )
-                    .and_then(|mut stmt| stmt.exists([transfer, sender]))
-                    .unwrap_or(false)
-            })
+            completed_from(receiver, sender, "transfer_id", transfer)
         };
         restored
             && unreleased.iter().any(|(transfer, receiver)| {
