@@ -63,6 +63,10 @@ struct Cli {
     /// 10,000 and 5,000 with --quick).
     #[arg(long, value_name = "N")]
     members: Option<u64>,
+    /// Concurrent clients writing in write-cost (4 by default: an office's
+    /// operators; 64 saturates the owner's writer).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    writers: u16,
     /// Repetitions per figure (at least 3).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(3..))]
     reps: u16,
@@ -134,6 +138,8 @@ pub struct Opts {
     pub reps: usize,
     /// `--members`: overrides the size of initial-sync and catch-up.
     pub members: Option<u64>,
+    /// `--writers`: concurrent clients in write-cost.
+    pub writers: usize,
 }
 
 /// What scenarios share: options, binaries, a scratch directory, a CA for
@@ -213,6 +219,7 @@ async fn run(cli: Cli) -> Result<bool> {
             scale: cli.scale,
             reps: usize::from(cli.reps),
             members: cli.members,
+            writers: usize::from(cli.writers),
         },
         bins,
         root: root.clone(),
@@ -280,6 +287,7 @@ async fn run(cli: Cli) -> Result<bool> {
         "scale": cli.scale,
         "reps": cli.reps,
         "members": cli.members,
+        "writers": cli.writers,
     });
     println!("liaison-bench: {command}");
     println!("machine: {}", procfs::machine_line(&machine_before));

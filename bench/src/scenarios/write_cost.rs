@@ -2,8 +2,9 @@
 //!
 //! The owner holds a roster of which a fifth is away to a place every
 //! follower serves. Writes are `MemberUpdate`s of those members (each its
-//! own transaction, as an operator's edit), from 4 concurrent clients for a
-//! fixed time: writes/s is what the owner commits. Followers are the
+//! own transaction, as an operator's edit), from `--writers` concurrent
+//! clients (4 by default) for a fixed time: writes/s is what the owner
+//! commits. Followers are the
 //! bench's lightweight followers (`follower`): each is a peer with its own
 //! certificate, follows the owner's log, and signed a co-management
 //! agreement covering those members, so every write appends one event per
@@ -35,7 +36,6 @@ use crate::report::{median, Figure, Report, Target};
 use crate::Bench;
 
 const S: &str = "4 write-cost";
-const WRITERS: usize = 4;
 
 pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let quick = bench.opts.quick;
@@ -71,7 +71,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         let phase_started = Instant::now();
         for _ in 0..bench.opts.reps {
             round += 1;
-            let rate = write_for(&admin, &ids, duration, round).await?;
+            let rate = write_for(&admin, &ids, bench.opts.writers, duration, round).await?;
             rates.push(rate);
         }
         let cpu = (procfs::cpu_seconds(owner.pid()?)? - cpu_before)
@@ -104,7 +104,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let mut unfollowed = Vec::new();
     for _ in 0..bench.opts.reps {
         round += 1;
-        unfollowed.push(write_for(&admin, &ids, duration, round).await?);
+        unfollowed.push(write_for(&admin, &ids, bench.opts.writers, duration, round).await?);
     }
     report.add(
         Figure::new(
@@ -219,11 +219,12 @@ async fn wait_followers_caught_up(
     outcome.with_context(|| format!("lagging: {lagging}"))
 }
 
-/// `WRITERS` clients update members round-robin for `duration`; returns
+/// `writers` clients update members round-robin for `duration`; returns
 /// the owner's committed writes per second.
 async fn write_for(
     admin: &AdminClient<Channel>,
     ids: &[String],
+    writers: usize,
     duration: Duration,
     round: u64,
 ) -> Result<f64> {
@@ -235,7 +236,7 @@ async fn write_for(
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..WRITERS {
+    for _ in 0..writers {
         let mut admin = admin.clone();
         let next = next.clone();
         let ids = ids.clone();

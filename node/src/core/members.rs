@@ -591,6 +591,8 @@ fn sync_shares_in(
             .execute(params![m.member_id, peer])?;
     }
     let outflow = outflow.unwrap_or_default();
+    // The branch's contact, read once for all the hosts it goes to.
+    let mut contact: Option<(String, String)> = None;
     for (agreement_id, host) in &covering {
         let current = held
             .iter()
@@ -621,7 +623,13 @@ fn sync_shares_in(
                 let first = queued.insert(m.member_id.clone());
                 (home_section_with(m, &outflow, agreement_id, contact), first)
             }
-            None => (home_section(conn, m, &outflow, agreement_id)?, false),
+            None => {
+                let contact = match &contact {
+                    Some(contact) => contact.clone(),
+                    None => contact.insert(org_contact(conn, &m.home_branch)?).clone(),
+                };
+                (home_section_with(m, &outflow, agreement_id, contact), false)
+            }
         };
         let payload = section.encode_to_vec();
         if first {
@@ -880,16 +888,6 @@ pub fn reshare_after_basis_ended(
 /// At a host: deletes the copies shared under `basis` (its end).
 pub fn delete_copies_with_basis(conn: &Connection, basis: &str) -> Result<usize, StoreError> {
     Ok(conn.execute("DELETE FROM home_copies WHERE basis = ?1", [basis])?)
-}
-
-fn home_section(
-    conn: &Connection,
-    m: &HomeRecord,
-    outflow: &pb::OutflowView,
-    basis: &str,
-) -> Result<pb::HomeSection, StoreError> {
-    let contact = org_contact(conn, &m.home_branch)?;
-    Ok(home_section_with(m, outflow, basis, contact))
 }
 
 fn home_section_with(

@@ -196,6 +196,11 @@ pub fn setup_connection(conn: &Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Deleted personal data must not be readable from the file (DESIGN §4).
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Savepoints' sub-journals (the writer runs each change of a group in
+    // its own savepoint) and temporary tables stay in memory: spilled to a
+    // temporary file they cost a write(2) per page and leave personal data
+    // in deleted files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     tune_connection(conn)?;
     Ok(())
