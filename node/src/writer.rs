@@ -178,8 +178,15 @@ impl Writer {
 }
 
 /// Runs `group` in one IMMEDIATE transaction, each change in its own
-/// savepoint, commits, and answers every caller.
-fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Pending>>) {
+/// savepoint, commits, and answers every caller. A change alone in its
+/// group runs without a savepoint ([`commit_alone`]).
+fn commit_group(conn: &mut Connection, mut group: Vec<Box<dyn Pending>>) {
+    if group.len() == 1 {
+        if let Some(pending) = group.pop() {
+            commit_alone(conn, pending);
+        }
+        return;
+    }
     let mut done: Vec<Box<dyn Pending>> = Vec::with_capacity(group.len());
     let result = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -218,6 +225,30 @@ fn commit_group(conn: &mut Connection, group: Vec<Box<dyn Pending>>) {
     }
 }
 
+/// Runs one change in its own IMMEDIATE transaction and answers it. If
+/// it fails, the transaction is rolled back and its refusal is recorded
+/// in a transaction of its own: the outcome of a group of one, without
+/// the savepoint. A savepoint keeps a copy of every page its change
+/// writes, in memory (`temp_store = MEMORY`, P14 in docs/BENCHMARKS.md),
+/// to roll back to; a large change (an import, an agreement's end
+/// unsharing thousands of members) usually comes alone, and needs none.
+fn commit_alone(conn: &mut Connection, mut pending: Box<dyn Pending>) {
+    let result = (|| -> Result<(), StoreError> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if pending.run(&tx) {
+            return Ok(tx.commit()?);
+        }
+        tx.rollback()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        pending.record_refusal(&tx);
+        Ok(tx.commit()?)
+    })();
+    if let Err(error) = &result {
+        tracing::error!(%error, changes = 1, "an operator's change was not committed");
+    }
+    pending.finish(result.as_ref().err());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +279,21 @@ mod tests {
             refused: Some(move |_: &Connection, error: &StoreError| {
                 refusals.lock().unwrap().push(error.to_string());
             }),
+            outcome: None,
+            reply,
+        });
+        (pending, answer)
+    }
+
+    /// A change that writes `probe-boom`, then panics.
+    fn panicking() -> (Box<dyn Pending>, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let pending: Box<dyn Pending> = Box::new(Change {
+            change: Some(|conn: &Connection| -> Result<(), StoreError> {
+                crate::store::set_meta(conn, "probe-boom", "1")?;
+                panic!("a bug");
+            }),
+            refused: Some(|_: &Connection, _: &StoreError| {}),
             outcome: None,
             reply,
         });
@@ -289,16 +335,7 @@ mod tests {
         let store = Store::open_in_memory(1).unwrap();
         let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (a, a_answer) = change("probe-a", false, refusals.clone());
-        let (reply, panicked) = oneshot::channel::<Result<(), StoreError>>();
-        let boom: Box<dyn Pending> = Box::new(Change {
-            change: Some(|conn: &Connection| -> Result<(), StoreError> {
-                crate::store::set_meta(conn, "probe-boom", "1")?;
-                panic!("a bug");
-            }),
-            refused: Some(|_: &Connection, _: &StoreError| {}),
-            outcome: None,
-            reply,
-        });
+        let (boom, panicked) = panicking();
         let (c, c_answer) = change("probe-c", false, refusals);
         store
             .with(|conn| {
@@ -309,6 +346,51 @@ mod tests {
         assert!(a_answer.blocking_recv().unwrap().is_ok());
         assert!(panicked.blocking_recv().unwrap().is_err());
         assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
+        store
+            .read(|conn| {
+                assert!(crate::store::get_meta(conn, "probe-boom")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_change_alone_commits_or_leaves_only_its_refusal() {
+        let store = Store::open_in_memory(1).unwrap();
+        let refusals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (a, a_answer) = change("probe-a", false, refusals.clone());
+        let (b, b_answer) = change("probe-b", true, refusals.clone());
+        for pending in [a, b] {
+            store
+                .with(|conn| {
+                    commit_group(conn, vec![pending]);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
+        assert!(matches!(
+            b_answer.blocking_recv().unwrap(),
+            Err(StoreError::Conflict(m)) if m == "probe-b refused"
+        ));
+        assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
+        store
+            .read(|conn| {
+                assert_eq!(counted(conn), 1);
+                assert!(crate::store::get_meta(conn, "probe-b")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+        // A panic alone is a failure like any other, and leaves nothing.
+        let (boom, panicked) = panicking();
+        store
+            .with(|conn| {
+                commit_group(conn, vec![boom]);
+                assert!(conn.is_autocommit(), "no transaction is left open");
+                Ok(())
+            })
+            .unwrap();
+        assert!(panicked.blocking_recv().unwrap().is_err());
         store
             .read(|conn| {
                 assert!(crate::store::get_meta(conn, "probe-boom")?.is_none());
