@@ -2522,6 +2522,88 @@ mod bugs {
     /// to cover: activation could not share with a non-peer, and `peer add`
     /// shared only members away to a place no node served. Fixed in
     /// `core::peering::add`, which the admin service and the simulator call.
+    /// BUG 36 (soak seeds 1,121,882, 1,122,672 and 1,122,754). Xi'an
+    /// offered m0 to Pingliang, then re-issued the offer (a new letter,
+    /// the same generation); Pingliang received m0 by the re-issue and
+    /// passed it back to Xi'an. Restored from a backup older than all of
+    /// it, Pingliang pulled Xi'an's log again: the first offer, at a
+    /// generation below what Pingliang knew of m0, looked like an offer it
+    /// had received and passed on, and was answered as received while
+    /// Xi'an had voided it. Fixed in `core::transfers`: an offer is stale
+    /// only if no other letter of the sender, for the same member and
+    /// generation, brought the member here; a received transfer adopted
+    /// at a restore keeps its release's generation.
+    #[test]
+    fn sim_bug_an_older_letter_is_not_answered_as_received_for_its_reissue() {
+        // With `early`, the first offer reaches Pingliang before its
+        // backup: the restore's reconciliation then adopts Xi'an's cancel
+        // of it, which must not answer it as received before the re-issue
+        // is adopted as received (soak seed 1,121,882 shrunk).
+        let steps = |early: bool| {
+            let k = usize::from(early);
+            let m = MemberRef(0);
+            let mut steps = vec![
+                act(
+                    X,
+                    Action::MemberAdd {
+                        name: "王党员".into(),
+                    },
+                ),
+                act(
+                    X,
+                    Action::TransferStart {
+                        member: m,
+                        to: P,
+                        valid_days: 3,
+                    },
+                ),
+            ];
+            if early {
+                steps.push(deliver_at_most(X, P, 1));
+            }
+            steps.extend([
+                Step::Backup { node: P },
+                act(
+                    X,
+                    Action::TransferReissue {
+                        transfer: TransferRef(1),
+                    },
+                ),
+                deliver(X, P),
+                act(
+                    P,
+                    Action::TransferAccept {
+                        transfer: TransferRef(3 + k),
+                    },
+                ),
+                deliver(P, X),
+                deliver(X, P),
+                deliver(P, X),
+                act(
+                    P,
+                    Action::TransferStart {
+                        member: m,
+                        to: X,
+                        valid_days: 1,
+                    },
+                ),
+                deliver(P, X),
+                act(
+                    X,
+                    Action::TransferAccept {
+                        transfer: TransferRef(9 + k),
+                    },
+                ),
+                deliver(X, P),
+                deliver(P, X),
+                Step::Restore { node: P, pick: 0 },
+            ]);
+            schedule(steps)
+        };
+        all_pass(vec![steps(false), steps(true)]);
+        all_pass(seeds(&[1_121_882, 1_122_672, 1_122_754]));
+    }
+
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));

@@ -821,14 +821,19 @@ pub fn adopt(
         }
     }
 
-    //    Offers the peer sent this node: its decision, where this node
-    //    forgot it applied it.
+    //    Offers the peer sent this node: those it received first, then
+    //    the peer's decision on the others, where this node forgot it
+    //    applied it. In that order: applying a cancel may answer a stale
+    //    offer (`transfers::offer_is_stale`), and an offer is not stale if
+    //    its re-issue brought the member (soak seed 1,121,882).
+    for held in batches.iter().flat_map(|b| &b.transfers) {
+        if transfers::adopt_received(&tx, ctx, peer, held)? {
+            report.transfers_completed += 1;
+        }
+    }
     for held in batches.iter().flat_map(|b| &b.transfers) {
         if transfers::adopt_sender_decision(&tx, ctx, peer, held)? {
             report.transfers_aborted += 1;
-        }
-        if transfers::adopt_received(&tx, ctx, peer, held)? {
-            report.transfers_completed += 1;
         }
     }
 

@@ -1418,8 +1418,23 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Sto
     let record = pb::MemberRecord::decode(offer)
         .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
     let offered = record.version.unwrap_or_default().generation;
-    Ok(members::load_home(conn, &t.member_id)?
-        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1))
+    if !members::load_home(conn, &t.member_id)?
+        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1)
+    {
+        return Ok(false);
+    }
+    // A re-issue offers the member at the same generation under another
+    // letter: if that one's release brought the member, this offer is
+    // only an older letter, voided by the sender (soak seeds 1121882,
+    // 1122672, 1122754).
+    let received_by_another: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM transfers
+                 WHERE direction = 'incoming' AND member_id = ?1 AND sender = ?2
+                   AND transfer_id <> ?3 AND state = 'completed' AND released_generation = ?4)",
+        params![t.member_id, t.sender, t.transfer_id, offered + 1],
+        |r| r.get(0),
+    )?;
+    Ok(!received_by_another)
 }
 
 /// Answers a stale offer: this node received the member by it, so the
@@ -1599,6 +1614,7 @@ pub fn adopt_received(
         released_at_ms: Some(ctx.now_ms),
         receipt_at_ms: Some(ctx.now_ms),
         updated_at_ms: ctx.now_ms,
+        released_generation: released,
         ..Row::default()
     };
     let clash: Option<String> = conn
