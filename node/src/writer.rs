@@ -300,6 +300,21 @@ mod tests {
         (pending, answer)
     }
 
+    fn commit(store: &Store, group: Vec<Box<dyn Pending>>) {
+        store
+            .with(|conn| {
+                commit_group(conn, group);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn meta(store: &Store, key: &str) -> Option<String> {
+        store
+            .read(|conn| crate::store::get_meta(conn, key))
+            .unwrap()
+    }
+
     #[test]
     fn a_group_commits_each_change_alone_and_a_failed_one_leaves_nothing() {
         let store = Store::open_in_memory(1).unwrap();
@@ -307,12 +322,7 @@ mod tests {
         let (a, a_answer) = change("probe-a", false, refusals.clone());
         let (b, b_answer) = change("probe-b", true, refusals.clone());
         let (c, c_answer) = change("probe-c", false, refusals.clone());
-        store
-            .with(|conn| {
-                commit_group(conn, vec![a, b, c]);
-                Ok(())
-            })
-            .unwrap();
+        commit(&store, vec![a, b, c]);
         // Each change sees the ones before it in the group, never a failed one.
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
@@ -337,21 +347,11 @@ mod tests {
         let (a, a_answer) = change("probe-a", false, refusals.clone());
         let (boom, panicked) = panicking();
         let (c, c_answer) = change("probe-c", false, refusals);
-        store
-            .with(|conn| {
-                commit_group(conn, vec![a, boom, c]);
-                Ok(())
-            })
-            .unwrap();
+        commit(&store, vec![a, boom, c]);
         assert!(a_answer.blocking_recv().unwrap().is_ok());
         assert!(panicked.blocking_recv().unwrap().is_err());
         assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
-        store
-            .read(|conn| {
-                assert!(crate::store::get_meta(conn, "probe-boom")?.is_none());
-                Ok(())
-            })
-            .unwrap();
+        assert!(meta(&store, "probe-boom").is_none());
     }
 
     #[test]
@@ -361,12 +361,7 @@ mod tests {
         let (a, a_answer) = change("probe-a", false, refusals.clone());
         let (b, b_answer) = change("probe-b", true, refusals.clone());
         for pending in [a, b] {
-            store
-                .with(|conn| {
-                    commit_group(conn, vec![pending]);
-                    Ok(())
-                })
-                .unwrap();
+            commit(&store, vec![pending]);
         }
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
@@ -383,20 +378,13 @@ mod tests {
             .unwrap();
         // A panic alone is a failure like any other, and leaves nothing.
         let (boom, panicked) = panicking();
-        store
-            .with(|conn| {
-                commit_group(conn, vec![boom]);
-                assert!(conn.is_autocommit(), "no transaction is left open");
-                Ok(())
-            })
-            .unwrap();
+        commit(&store, vec![boom]);
+        assert!(
+            store.with(|conn| Ok(conn.is_autocommit())).unwrap(),
+            "no transaction is left open"
+        );
         assert!(panicked.blocking_recv().unwrap().is_err());
-        store
-            .read(|conn| {
-                assert!(crate::store::get_meta(conn, "probe-boom")?.is_none());
-                Ok(())
-            })
-            .unwrap();
+        assert!(meta(&store, "probe-boom").is_none());
     }
 
     #[tokio::test]

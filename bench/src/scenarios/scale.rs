@@ -20,7 +20,7 @@ use super::{add_branches, import_roster, wait_active};
 use crate::cluster::NodeProc;
 use crate::fixture::{HOST_CITY, HOST_PLACE, RARE_NAME};
 use crate::follower::{Follower, FollowerOptions};
-use crate::report::{median, Figure, Report, Target};
+use crate::report::{median, quantile, Figure, Report, Target};
 use crate::Bench;
 
 const S: &str = "7 scale";
@@ -157,7 +157,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         // moved the exponent by 0.1 from run to run.
         let net = |times: &Vec<f64>, timings: &Timings| {
             let fixed = if via_cli {
-                timings.cli_s.iter().copied().fold(f64::INFINITY, f64::min)
+                quantile(&timings.cli_s, 0.0)
             } else {
                 0.0
             };

@@ -601,16 +601,14 @@ fn sync_shares_in(
             continue;
         }
         let host = NodeId::parse(host).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let (section, first) = match bulk.as_deref_mut() {
+        let contact = match &contact {
+            Some(contact) => contact.clone(),
+            None => contact
+                .insert(branch_contact(conn, bulk.as_deref_mut(), &m.home_branch)?)
+                .clone(),
+        };
+        let first = match bulk.as_deref_mut() {
             Some(bulk) => {
-                let contact = match bulk.contacts.get(&m.home_branch) {
-                    Some(contact) => contact.clone(),
-                    None => {
-                        let contact = org_contact(conn, &m.home_branch)?;
-                        bulk.contacts.insert(m.home_branch.clone(), contact.clone());
-                        contact
-                    }
-                };
                 let (after, upto) = (&bulk.range.0, bulk.range.1.as_deref());
                 let queued = match bulk.queued.entry(host.to_string()) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -620,17 +618,11 @@ fn sync_shares_in(
                 };
                 // Nothing of this member queued for the host: the append
                 // has nothing to supersede. It is queued from now on.
-                let first = queued.insert(m.member_id.clone());
-                (home_section_with(m, &outflow, agreement_id, contact), first)
+                queued.insert(m.member_id.clone())
             }
-            None => {
-                let contact = match &contact {
-                    Some(contact) => contact.clone(),
-                    None => contact.insert(org_contact(conn, &m.home_branch)?).clone(),
-                };
-                (home_section_with(m, &outflow, agreement_id, contact), false)
-            }
+            None => false,
         };
+        let section = home_section_with(m, &outflow, agreement_id, contact);
         let payload = section.encode_to_vec();
         if first {
             log::append_unqueued(
@@ -673,6 +665,24 @@ fn sync_shares_in(
         .execute(params![m.member_id, host.as_str(), agreement_id])?;
     }
     Ok(())
+}
+
+/// The name and contact of `branch`, from `bulk`'s cache when there is one
+/// (a re-evaluation reads each branch once for all its members).
+fn branch_contact(
+    conn: &Connection,
+    bulk: Option<&mut Bulk>,
+    branch: &str,
+) -> Result<(String, String), StoreError> {
+    let Some(bulk) = bulk else {
+        return org_contact(conn, branch);
+    };
+    if let Some(contact) = bulk.contacts.get(branch) {
+        return Ok(contact.clone());
+    }
+    let contact = org_contact(conn, branch)?;
+    bulk.contacts.insert(branch.to_owned(), contact.clone());
+    Ok(contact)
 }
 
 fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreError> {

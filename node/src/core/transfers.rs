@@ -1409,8 +1409,10 @@ fn apply_abort(
 /// than the offer's and passed it on since: the sender, restored from a
 /// backup older than its release (and this node from one older than its
 /// receipt), offers again what it released (DESIGN §7). Generations rise by
-/// one with every release, so only the sender's release of this very
-/// offer can have brought the member here.
+/// one with every release, so only a release of this offer's generation
+/// can have brought the member here: this offer's, or a re-issue's (a new
+/// letter at the same generation, which voids this one; then this offer
+/// is not stale, only void).
 fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
     let Some(offer) = t.offer.as_deref() else {
         return Ok(false);
