@@ -2604,6 +2604,67 @@ mod bugs {
         all_pass(seeds(&[1_121_882, 1_122_672, 1_122_754]));
     }
 
+    /// BUG 37 (soak seed 1,150,227). Xi'an, host of m0, set its host
+    /// section (employer 494), was restored to a backup from before that
+    /// write, and wrote another (employer 137) at the same version, which
+    /// Pingliang received. Restored then to a later backup that held the
+    /// first write, Xi'an kept it: the section Pingliang held was at no
+    /// higher version, and Pingliang kept its own copy of Xi'an's
+    /// re-sent one for the same reason, so owner and host disagreed at one
+    /// version for good. Fixed in `core::reconcile::adopt`: a host section
+    /// a peer holds at the version this node holds with other contents,
+    /// not written since the restore, is adopted back (DESIGN §7).
+    #[test]
+    fn sim_bug_a_section_written_twice_at_one_version_is_adopted_from_the_peer() {
+        let m = MemberRef(0);
+        let host_set = |employer| {
+            act(
+                X,
+                Action::HostSet {
+                    member: m,
+                    employer,
+                },
+            )
+        };
+        let run = schedule(vec![
+            act(
+                P,
+                Action::MemberAdd {
+                    name: "王党员".into(),
+                },
+            ),
+            act(X, propose(P, false, -14, 123)),
+            deliver(X, P),
+            act(
+                P,
+                Action::Accept {
+                    agreement: AgreementRef(1),
+                },
+            ),
+            act(
+                P,
+                Action::OutflowRegister {
+                    member: m,
+                    dest: Some(X),
+                    departed_days_ago: 44,
+                },
+            ),
+            deliver(P, X),
+            Step::Backup { node: X },
+            host_set(494),
+            Step::Backup { node: X },
+            Step::Restore { node: X, pick: 0 },
+            // Reconciles: neither peer holds the first write.
+            deliver(L, X),
+            deliver(P, X),
+            host_set(137),
+            deliver(X, P),
+            Step::Restore { node: X, pick: 1 },
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_150_227]));
+    }
+
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));

@@ -906,15 +906,30 @@ pub fn adopt(
                 params![section.member_id, me],
                 |r| r.get::<_, i64>(0),
             )? > restored_at_ms;
-        let section = if rewritten && hosting_open(&tx, ctx, peer, &section.basis)? {
-            let mut ours = members::HostRecords::read(
-                &tx,
+        let ours = |tx: &Connection| -> Result<pb::HostSection, StoreError> {
+            members::HostRecords::read(
+                tx,
                 "r.member_id = ?1 AND r.author = ?2",
                 params![section.member_id, me],
             )?
             .sections
             .pop()
-            .ok_or_else(|| StoreError::Invalid("host section vanished".into()))?;
+            .ok_or_else(|| StoreError::Invalid("host section vanished".into()))
+        };
+        // The same version with other contents, not written since this
+        // restore: an earlier restore lost the write the backup restored now
+        // holds, and this node then wrote another at the same counter, which
+        // the peer holds. What the peer holds is what was sent, and stands
+        // (soak seed 1150227).
+        let forked = !newer
+            && !rewritten
+            && local
+                .as_ref()
+                .is_some_and(|c| incoming == (c.generation, c.counter))
+            && floor.is_none_or(|f| incoming >= (f.generation, f.counter))
+            && ours(&tx)? != *section;
+        let section = if rewritten && hosting_open(&tx, ctx, peer, &section.basis)? {
+            let mut ours = ours(&tx)?;
             let held = ours.version.unwrap_or_default();
             ours.version = Some(pb::Version {
                 generation: held.generation.max(incoming.0),
@@ -922,7 +937,7 @@ pub fn adopt(
             });
             members::save_host_section(&tx, &ours, ctx.now_ms)?;
             ours
-        } else if newer || rewritten {
+        } else if newer || rewritten || forked {
             // Adopted, not written: stamped with the restore's time.
             members::save_host_section(&tx, section, restored_at_ms)?;
             section.clone()
