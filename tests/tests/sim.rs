@@ -2665,6 +2665,151 @@ mod bugs {
         all_pass(seeds(&[1_150_227]));
     }
 
+    /// BUG 38 (soak seed 1,152,299). Xi'an offered m0 to Lanzhou, re-issued
+    /// the letter and released m0 by the re-issue; Lanzhou passed m0 on to
+    /// Pingliang and was restored to a backup older than all of it (before
+    /// or after the first offer arrived), and Xi'an never got its receipt.
+    /// Pingliang's holdings made m0 a tombstone at Lanzhou at generation 3,
+    /// and the first, void letter was answered as received: at Pingliang's
+    /// adoption, before Xi'an's holdings were asked for, or on applying
+    /// Xi'an's log, since Xi'an reported the re-issue released, not
+    /// completed, and Lanzhou did not record it. Xi'an had cancelled the
+    /// letter Lanzhou answered as received. Fixed: a receiver records a
+    /// transfer its sender reports released, of a member it holds at the
+    /// release's generation or later, as completed, and receipts it again
+    /// (`transfers::adopt_received`); stale offers are answered at an
+    /// adoption only for senders adopted already (`reconcile::adopt`).
+    #[test]
+    fn sim_bug_a_receiver_restored_before_a_reissue_and_a_passing_on() {
+        let m = MemberRef(0);
+        let steps = |offer_in_backup: bool| {
+            let mut steps = vec![
+                act(
+                    X,
+                    Action::MemberAdd {
+                        name: "李党员".into(),
+                    },
+                ),
+                act(
+                    X,
+                    Action::TransferStart {
+                        member: m,
+                        to: L,
+                        valid_days: 1,
+                    },
+                ),
+            ];
+            if offer_in_backup {
+                steps.push(deliver(X, L));
+            }
+            let k = steps.len();
+            steps.extend([
+                Step::Backup { node: L },
+                act(
+                    X,
+                    Action::TransferReissue {
+                        transfer: TransferRef(1),
+                    },
+                ),
+                deliver(X, L),
+                act(
+                    L,
+                    Action::TransferAccept {
+                        transfer: TransferRef(k + 1),
+                    },
+                ),
+                deliver(L, X),
+                deliver(X, L),
+                act(
+                    L,
+                    Action::TransferStart {
+                        member: m,
+                        to: P,
+                        valid_days: 1,
+                    },
+                ),
+                deliver(L, P),
+                act(
+                    P,
+                    Action::TransferAccept {
+                        transfer: TransferRef(k + 6),
+                    },
+                ),
+                deliver(P, L),
+                deliver(L, P),
+                Step::Restore { node: L, pick: 0 },
+            ]);
+            schedule(steps)
+        };
+        all_pass(vec![steps(false), steps(true)]);
+        all_pass(seeds(&[1_152_299]));
+    }
+
+    /// BUG 39 (soak seed 1,152,601). Lanzhou released m0 to Xi'an and was
+    /// restored, dropping the release from its log as applied; Xi'an
+    /// passed m0 on to Pingliang and was then restored to a backup older
+    /// than all of it. Adopting Lanzhou's holdings first, Xi'an did not
+    /// record the completed transfer of a member it did not hold, waiting
+    /// for the release in Lanzhou's log, which was gone; Pingliang's
+    /// holdings then brought m0 back as passed on, too late. Fixed: a
+    /// sender says which releases its log no longer holds for the
+    /// requester (`HeldTransfer.release_dropped`), and the receiver records
+    /// those completed transfers at once (`transfers::adopt_received`).
+    #[test]
+    fn sim_bug_a_receiver_restored_after_its_senders_restore_dropped_the_release() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            Step::Backup { node: X },
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 30,
+                },
+            ),
+            deliver(L, X),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(2),
+                },
+            ),
+            deliver(X, L),
+            deliver(L, X),
+            act(
+                X,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 10,
+                },
+            ),
+            deliver(X, P),
+            Step::Backup { node: L },
+            Step::Restore { node: L, pick: 0 },
+            deliver(X, L),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(7),
+                },
+            ),
+            deliver(P, X),
+            deliver(X, P),
+            Step::Restore { node: X, pick: 0 },
+            deliver(L, X),
+        ]);
+        all_pass(vec![run]);
+        all_pass(seeds(&[1_152_601]));
+    }
+
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));

@@ -339,9 +339,13 @@ pub fn lost_period(backup_at_ms: i64, restored_at_ms: i64) -> String {
 }
 
 fn peer_state(conn: &Connection, peer: &NodeId) -> Result<Option<String>, StoreError> {
+    peer_state_of(conn, peer.as_str())
+}
+
+fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT state FROM reconcile_peers WHERE peer = ?1")?
-        .query_row([peer.as_str()], |r| r.get(0))
+        .query_row([peer], |r| r.get(0))
         .optional()?)
 }
 
@@ -473,10 +477,12 @@ pub fn holdings_for(
             "SELECT t.transfer_id, t.letter_no, t.sender, t.receiver, t.member_id, t.member_name, t.state,
                     t.issued_on, t.expires_on, t.valid_days, t.reason, t.branch,
                     COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0),
-                    t.released_generation
+                    t.released_generation,
+                    t.sender = ?2 AND t.state IN ('released', 'completed') AND NOT EXISTS (SELECT 1 FROM events e
+                        WHERE e.audience = ?1 AND e.entity = t.transfer_id AND e.kind = ?3)
              FROM transfers t WHERE t.sender = ?1 OR t.receiver = ?1 ORDER BY t.transfer_id",
         )?
-        .query_map([who], |r| {
+        .query_map(params![who, ctx.me.as_str(), EventKind::TransferRelease as i32], |r| {
             Ok(pb::HeldTransfer {
                 transfer_id: r.get(0)?,
                 letter_no: r.get(1)?,
@@ -492,6 +498,7 @@ pub fn holdings_for(
                 branch: r.get(11)?,
                 generation: r.get(12)?,
                 released_generation: r.get(13)?,
+                release_dropped: r.get(14)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -1094,7 +1101,16 @@ pub fn adopt(
     // 5b. Offers this node holds of members it now knows it received and
     //     passed on since (the transfer rule above may have just said so):
     //     their restored senders forgot the release; answered as received.
-    super::transfers::answer_stale_offers(&tx, ctx)?;
+    //     Only offers of this peer or of senders adopted already: one not
+    //     adopted yet may hold a re-issue whose release brought the member,
+    //     which makes the older letter void, not stale (soak seed 1152299).
+    super::transfers::answer_stale_offers(&tx, ctx, |sender| {
+        Ok(sender == peer.as_str()
+            || !matches!(
+                peer_state_of(&tx, sender)?.as_deref(),
+                Some("waiting" | "skipped")
+            ))
+    })?;
 
     // 6. The end of the re-emission to this peer.
     let log_id = get_meta(&tx, "log_id")?.unwrap_or_default();

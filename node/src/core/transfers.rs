@@ -1490,18 +1490,26 @@ fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Sto
     Ok(())
 }
 
-/// After a restore's adoption: the offers this node holds pending that
-/// it now finds stale (`offer_is_stale`) are answered. Returns how many.
-pub fn answer_stale_offers(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
-    let pending: Vec<String> = conn
+/// After a restore's adoption: the offers this node holds pending, from
+/// senders `of_sender` admits, that it now finds stale (`offer_is_stale`)
+/// are answered. Returns how many.
+pub fn answer_stale_offers(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    mut of_sender: impl FnMut(&str) -> Result<bool, StoreError>,
+) -> Result<usize, StoreError> {
+    let pending: Vec<(String, String)> = conn
         .prepare(
-            "SELECT transfer_id FROM transfers WHERE direction = 'incoming' AND state = 'pending'
+            "SELECT transfer_id, sender FROM transfers WHERE direction = 'incoming' AND state = 'pending'
              ORDER BY transfer_id",
         )?
-        .query_map([], |r| r.get(0))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let mut answered = 0;
-    for transfer_id in pending {
+    for (transfer_id, sender) in pending {
+        if !of_sender(&sender)? {
+            continue;
+        }
         let Some(mut t) = load(conn, &transfer_id)? else {
             continue;
         };
@@ -1571,14 +1579,25 @@ pub fn adopt_sender_decision(
 }
 
 /// A restored receiver learns from the sender's holdings a transfer to it
-/// that the sender completed (it holds this node's receipt) and that this
-/// node forgot, of a member it holds at the release's generation or later
-/// (its own backup, or the transfer rule of a later transfer, says the
-/// member came here and maybe moved on): recorded as completed, for the
-/// history. Of a member not here yet, nothing is recorded: the release is
+/// that the sender released or completed (it holds this node's receipt)
+/// and that this node forgot, of a member it holds at the release's
+/// generation or later (its own backup, or the transfer rule of a later
+/// transfer, says the member came here and maybe moved on): recorded as
+/// completed, for the history, and receipted again where the sender still
+/// waits for the receipt (this node's restore lost it). Known before this
+/// node applies the sender's log, it keeps an older letter of the member,
+/// voided by this re-issue, from being taken for the one that brought the
+/// member (`offer_is_stale`; soak seed 1152299).
+///
+/// Of a member not here yet, nothing is recorded while the release is
 /// still in the sender's log for this node (its cursor went back with the
-/// restore) and installs it; if it is not, both sides' restores lost the
-/// member (DESIGN §7). Returns whether it recorded anything.
+/// restore): applying it installs the member, and a transfer recorded
+/// completed first would not. If the sender says the release is gone from
+/// its log (`release_dropped`: the sender's own restore dropped it as
+/// applied), it is recorded all the same: another peer's holdings may
+/// bring the member back as passed on since (soak seed 1152601), or both
+/// sides' restores lost it (DESIGN §7). Returns whether it recorded
+/// anything.
 pub fn adopt_received(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -1586,7 +1605,12 @@ pub fn adopt_received(
     held: &pb::HeldTransfer,
 ) -> Result<bool, StoreError> {
     let to_me = held.sender == peer.as_str() && held.receiver == ctx.me.as_str();
-    if !to_me || held.state != "completed" || load(conn, &held.transfer_id)?.is_some() {
+    let receipted = match held.state.as_str() {
+        "completed" => true,
+        "released" => false,
+        _ => return Ok(false),
+    };
+    if !to_me || load(conn, &held.transfer_id)?.is_some() {
         return Ok(false);
     }
     let released = if held.released_generation > 0 {
@@ -1596,7 +1620,8 @@ pub fn adopt_received(
     };
     let arrived = members::load_home(conn, &held.member_id)?
         .is_some_and(|m| released > 0 && m.generation >= released);
-    if !arrived {
+    let never_installed = receipted && held.release_dropped;
+    if !arrived && !never_installed {
         return Ok(false);
     }
     let mut t = Row {
@@ -1630,6 +1655,21 @@ pub fn adopt_received(
         t.letter_no = format!("{} (reissued as {other})", t.letter_no);
     }
     save(conn, &t, ctx.now_ms)?;
+    if !receipted {
+        let receipt = pb::TransferReceipt {
+            transfer_id: t.transfer_id.clone(),
+            letter_no: held.letter_no.clone(),
+            received_on: ctx.today().to_string(),
+        };
+        log::append(
+            conn,
+            peer,
+            EventKind::TransferReceipt,
+            &t.transfer_id,
+            &receipt.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+    }
     Ok(true)
 }
 
