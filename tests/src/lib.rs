@@ -57,6 +57,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use liaison_node::federation::client::PeerChannel;
 use liaison_node::identity::{self, NodeId};
 pub use liaison_proto::v1 as pb;
 use pb::admin_client::AdminClient;
@@ -1330,7 +1331,10 @@ impl From<tonic::Status> for CallError {
 }
 
 /// A gRPC channel to `endpoint` over TLS with `tls`, as nodes connect.
-pub async fn channel(endpoint: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel, CallError> {
+pub async fn channel(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<PeerChannel, CallError> {
     timed(
         &format!("connect to {endpoint}"),
         liaison_node::federation::client::connect(endpoint, tls),

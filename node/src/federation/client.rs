@@ -2,16 +2,19 @@
 //! says `Hello`, and follows the peer's change log, reconnecting with capped
 //! exponential backoff and jitter, reset as soon as the peer answers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use liaison_proto::v1::federation_client::FederationClient;
 use liaison_proto::v1::{HelloRequest, HoldingsRequest, PullBatch, PullRequest};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use rand::Rng;
 use rustls_pki_types::ServerName;
-use tonic::transport::{Channel, Endpoint};
+use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
 use crate::core::apply::{apply_batch, ApplyReport};
@@ -35,12 +38,93 @@ pub enum ConnectError {
     Connect { endpoint: String, message: String },
 }
 
+/// A gRPC connection to one peer: a single HTTP/2 connection over mutual
+/// TLS and nothing else. tonic's `Channel` would add a request queue
+/// (`tower::buffer`, about 9 KiB and a task per link) and a reconnect
+/// layer; the pull task reconnects by itself and sends one request at a
+/// time, so each idle link keeps only the connection's own buffers
+/// (docs/BENCHMARKS.md, P16). The connection closes when the last clone is
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct PeerChannel {
+    send: hyper::client::conn::http2::SendRequest<tonic::body::Body>,
+    /// Requests name the peer as tonic's own channel would: `http://` and
+    /// the endpoint's authority.
+    authority: http::uri::Authority,
+    /// Why the connection ended, once it has (set by its task): a call on
+    /// an ended connection fails with this, not with hyper's bare "channel
+    /// closed" (a peer that refuses our certificate says so only after the
+    /// TLS handshake, by an alert on the connection).
+    ended: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+/// The gRPC client of a peer's `Federation` service.
+pub type PeerClient = FederationClient<PeerChannel>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A call on a connection that has ended.
+#[derive(Debug, thiserror::Error)]
+#[error("connection to {authority} closed: {reason}")]
+pub struct ConnectionClosed {
+    authority: http::uri::Authority,
+    reason: String,
+}
+
+/// How long a failed call waits for its connection's task to say why the
+/// connection ended (it is already ending).
+const ENDED_REASON_WAIT: Duration = Duration::from_secs(1);
+
+impl tower::Service<http::Request<tonic::body::Body>> for PeerChannel {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    /// Always ready: the call itself waits for the connection, so that a
+    /// connection that ended is reported with its reason.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: http::Request<tonic::body::Body>) -> Self::Future {
+        let mut uri = std::mem::take(request.uri_mut()).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = Some(self.authority.clone());
+        match http::Uri::from_parts(uri) {
+            Ok(uri) => *request.uri_mut() = uri,
+            Err(error) => return Box::pin(std::future::ready(Err(error.into()))),
+        }
+        let mut send = self.send.clone();
+        let mut ended = self.ended.clone();
+        let authority = self.authority.clone();
+        Box::pin(async move {
+            let result = match send.ready().await {
+                Ok(()) => send.send_request(request).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(response) => Ok(response),
+                Err(error) if error.is_closed() || error.is_canceled() => {
+                    let said =
+                        tokio::time::timeout(ENDED_REASON_WAIT, ended.wait_for(Option::is_some))
+                            .await
+                            .ok()
+                            .and_then(|r| r.ok().and_then(|reason| reason.clone()));
+                    let reason = said.unwrap_or_else(|| error_chain(&error));
+                    Err(ConnectionClosed { authority, reason }.into())
+                }
+                Err(error) => Err(error.into()),
+            }
+        })
+    }
+}
+
 /// Opens a gRPC channel to `endpoint` (`https://host:port`) over TLS with
 /// `tls`, which decides which certificate we show and which we accept.
 pub async fn connect(
     endpoint: &str,
     tls: Arc<rustls::ClientConfig>,
-) -> Result<Channel, ConnectError> {
+) -> Result<PeerChannel, ConnectError> {
     let bad = || ConnectError::Endpoint(endpoint.to_owned());
     let authority = endpoint.strip_prefix("https://").ok_or_else(bad)?;
     let (host, _port) = authority.rsplit_once(':').ok_or_else(bad)?;
@@ -49,32 +133,47 @@ pub async fn connect(
         .trim_end_matches(']')
         .to_owned();
     let server_name = ServerName::try_from(host).map_err(|_| bad())?;
-    let target = authority.to_owned();
-    let connector = tower::service_fn(move |_uri: tonic::transport::Uri| {
-        let tls = tls.clone();
-        let server_name = server_name.clone();
-        let target = target.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(&target).await?;
-            let _ = tcp.set_nodelay(true);
-            let stream = tokio_rustls::TlsConnector::from(tls)
-                .connect(server_name, tcp)
-                .await?;
-            Ok::<_, std::io::Error>(TokioIo::new(stream))
-        }
-    });
-    Endpoint::from_shared(format!("http://{authority}"))
-        .map_err(|_| bad())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_with_connector(connector)
+    let uri_authority = http::uri::Authority::try_from(authority).map_err(|_| bad())?;
+    let failed = |message: String| ConnectError::Connect {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| failed(error_chain(&e)))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| failed(error_chain(&e)))?;
+        hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| failed(error_chain(&e)))
+    };
+    let (send, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
-        .map_err(|e| ConnectError::Connect {
-            endpoint: endpoint.to_owned(),
-            message: error_chain(&e),
-        })
+        .map_err(|_| failed(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
+    let (said, ended) = tokio::sync::watch::channel(None);
+    let peer = endpoint.to_owned();
+    tokio::spawn(async move {
+        let reason = match connection.await {
+            Ok(()) => "closed".to_owned(),
+            Err(error) => error_chain(&error),
+        };
+        tracing::debug!(%peer, %reason, "connection to peer ended");
+        let _ = said.send(Some(reason));
+    });
+    Ok(PeerChannel {
+        send,
+        authority: uri_authority,
+        ended,
+    })
 }
 
 /// An error and its sources on one line, without repeats.
@@ -257,7 +356,7 @@ async fn session(
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),
-        channel = connect(&peer.endpoint, tls) => channel.map_err(|e| fail(false)(e.to_string()))?,
+        channel = Box::pin(connect(&peer.endpoint, tls)) => channel.map_err(|e| fail(false)(e.to_string()))?,
     };
     let limits = &node.config.limits;
     let mut client = FederationClient::new(channel)
@@ -267,23 +366,22 @@ async fn session(
         .store
         .log_id()
         .map_err(|e| fail(false)(e.to_string()))?;
-    let hello = client
-        .hello(HelloRequest {
-            display_name: node.config.display_name.clone(),
-            protocol_version: PROTOCOL_VERSION,
-            log_id,
-            software_version: crate::SOFTWARE_VERSION.to_owned(),
-            endpoint: advertised_endpoint(node),
-        })
-        .await
-        .map_err(|s| {
-            fail(false)(format!(
-                "Hello refused by {}: {}",
-                peer.node_id,
-                status_text(&s)
-            ))
-        })?
-        .into_inner();
+    let hello = Box::pin(client.hello(HelloRequest {
+        display_name: node.config.display_name.clone(),
+        protocol_version: PROTOCOL_VERSION,
+        log_id,
+        software_version: crate::SOFTWARE_VERSION.to_owned(),
+        endpoint: advertised_endpoint(node),
+    }))
+    .await
+    .map_err(|s| {
+        fail(false)(format!(
+            "Hello refused by {}: {}",
+            peer.node_id,
+            status_text(&s)
+        ))
+    })?
+    .into_inner();
     if hello.protocol_version < PROTOCOL_VERSION_MIN {
         return Err(fail(true)(format!(
             "peer {} speaks protocol version {}, older than the oldest this node accepts ({PROTOCOL_VERSION_MIN}; this node speaks {PROTOCOL_VERSION}): upgrade liaison-node on {}",
@@ -310,9 +408,14 @@ async fn session(
     // it applies the peer's log.
     // A failure here is ours or the answer's, not the link's: back off
     // rather than ask again at once.
-    reconcile_with(node, peer, &mut client, hello.log_ids_held_from_you.clone())
-        .await
-        .map_err(fail(false))?;
+    Box::pin(reconcile_with(
+        node,
+        peer,
+        &mut client,
+        hello.log_ids_held_from_you.clone(),
+    ))
+    .await
+    .map_err(fail(false))?;
 
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
@@ -320,22 +423,21 @@ async fn session(
         .db(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
         .await
         .map_err(|e| fail(true)(e.to_string()))?;
-    let mut stream = client
-        .pull(PullRequest {
-            since,
-            follow: true,
-            log_id: hello.log_id.clone(),
-            batch_max: limits.batch_events_max,
-        })
-        .await
-        .map_err(|s| {
-            fail(true)(format!(
-                "Pull refused by {}: {}",
-                peer.node_id,
-                status_text(&s)
-            ))
-        })?
-        .into_inner();
+    let mut stream = Box::pin(client.pull(PullRequest {
+        since,
+        follow: true,
+        log_id: hello.log_id.clone(),
+        batch_max: limits.batch_events_max,
+    }))
+    .await
+    .map_err(|s| {
+        fail(true)(format!(
+            "Pull refused by {}: {}",
+            peer.node_id,
+            status_text(&s)
+        ))
+    })?
+    .into_inner();
     node.links.update(&peer.node_id, |s| s.outbound_up = true);
     node.trim_wake.notify_one();
     tracing::info!(peer = %peer.node_id, remote = %hello.display_name, "following peer");
@@ -367,9 +469,15 @@ async fn session(
                 let applied = if batch.events.is_empty() {
                     0
                 } else {
-                    let report = apply(node, &peer.node_id, batch).await.map_err(|e| {
-                        fail(true)(format!("cannot apply a batch from {}: {e}", peer.node_id))
-                    })?;
+                    let report =
+                        Box::pin(apply(node, &peer.node_id, batch))
+                            .await
+                            .map_err(|e| {
+                                fail(true)(format!(
+                                    "cannot apply a batch from {}: {e}",
+                                    peer.node_id
+                                ))
+                            })?;
                     report.applied + report.quarantined
                 };
                 let now_ms = node.now_ms();
@@ -394,7 +502,7 @@ const HOLDINGS_BYTES_MAX: usize = 1 << 30;
 async fn reconcile_with(
     node: &Arc<Node>,
     peer: &PeerRecord,
-    client: &mut FederationClient<Channel>,
+    client: &mut PeerClient,
     log_ids_held: Vec<String>,
 ) -> Result<(), String> {
     let me = node.node_id.clone();
