@@ -118,6 +118,17 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         "MiB",
         vec![rss_before],
     ));
+    // The steps scatter (glibc's arenas grow in jumps): the growth over all
+    // of them, per follower, is the steadier figure.
+    report.add(
+        Figure::new(
+            S,
+            "  RSS added per idle follower, all steps together",
+            "KiB",
+            vec![(rss_before - median(&with_members)) * 1024.0 / k.max(1) as f64],
+        )
+        .with_note("(idle RSS with all followers - idle RSS before any) / followers"),
+    );
 
     // Under load: proposals to the followers in turn, 100/s.
     let mut cpu_share = Vec::new();
