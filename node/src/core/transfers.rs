@@ -1265,23 +1265,35 @@ fn apply_release(
     t.receipt_at_ms = Some(ctx.now_ms);
     t.released_generation = release.generation;
     save(conn, &t, ctx.now_ms)?;
-    let receipt = pb::TransferReceipt {
-        transfer_id: t.transfer_id.clone(),
-        letter_no: t.letter_no.clone(),
-        received_on: ctx.today().to_string(),
-    };
-    log::append(
-        conn,
-        origin,
-        EventKind::TransferReceipt,
-        &t.transfer_id,
-        &receipt.encode_to_vec(),
-        ctx.now_ms,
-    )?;
+    send_receipt(conn, ctx, origin, &t.transfer_id, &t.letter_no)?;
     // The new owner shares under its own agreements from now on.
     if !stale {
         members::reshare_member(conn, ctx, &record.member_id)?;
     }
+    Ok(())
+}
+
+/// Tells the sender that this node received the member by `transfer_id`.
+fn send_receipt(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    sender: &NodeId,
+    transfer_id: &str,
+    letter_no: &str,
+) -> Result<(), StoreError> {
+    let receipt = pb::TransferReceipt {
+        transfer_id: transfer_id.to_owned(),
+        letter_no: letter_no.to_owned(),
+        received_on: ctx.today().to_string(),
+    };
+    log::append(
+        conn,
+        sender,
+        EventKind::TransferReceipt,
+        transfer_id,
+        &receipt.encode_to_vec(),
+        ctx.now_ms,
+    )?;
     Ok(())
 }
 
@@ -1474,19 +1486,7 @@ fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Sto
         &vote.encode_to_vec(),
         ctx.now_ms,
     )?;
-    let receipt = pb::TransferReceipt {
-        transfer_id: t.transfer_id.clone(),
-        letter_no: t.letter_no.clone(),
-        received_on: ctx.today().to_string(),
-    };
-    log::append(
-        conn,
-        &sender,
-        EventKind::TransferReceipt,
-        &t.transfer_id,
-        &receipt.encode_to_vec(),
-        ctx.now_ms,
-    )?;
+    send_receipt(conn, ctx, &sender, &t.transfer_id, &t.letter_no)?;
     Ok(())
 }
 
@@ -1656,19 +1656,7 @@ pub fn adopt_received(
     }
     save(conn, &t, ctx.now_ms)?;
     if !receipted {
-        let receipt = pb::TransferReceipt {
-            transfer_id: t.transfer_id.clone(),
-            letter_no: held.letter_no.clone(),
-            received_on: ctx.today().to_string(),
-        };
-        log::append(
-            conn,
-            peer,
-            EventKind::TransferReceipt,
-            &t.transfer_id,
-            &receipt.encode_to_vec(),
-            ctx.now_ms,
-        )?;
+        send_receipt(conn, ctx, peer, &t.transfer_id, &held.letter_no)?;
     }
     Ok(true)
 }
