@@ -2810,6 +2810,18 @@ mod bugs {
         all_pass(seeds(&[1_152_601]));
     }
 
+    /// Not a node bug: the `single-owner` check (soak seed 1,192,236).
+    /// Xi'an released m0 to Pingliang, which passed it on to Lanzhou; both
+    /// were restored to before, and Pingliang went on without Lanzhou
+    /// (`reconcile --without-peer`). Xi'an and Lanzhou then both own m0
+    /// until Lanzhou comes back to Pingliang (DESIGN §7 accepts two owners
+    /// until then), but the check tolerated it only while Pingliang was
+    /// still reconciling. The end phase still requires one owner.
+    #[test]
+    fn sim_two_owners_while_a_receiver_goes_on_without_the_holder() {
+        all_pass(seeds(&[1_192_236]));
+    }
+
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));

@@ -182,7 +182,9 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // the sender release it again; until then both the sender and the
     // member's holder now claim it; and so they do while that receiver,
     // restored too, has not yet learnt from the holder's holdings that it
-    // passed the member on (the receiver is then not one of the two). Or
+    // passed the member on (the receiver is then not one of the two), or
+    // went on without the holder (`reconcile --without-peer`: two owners
+    // until the holder returns, DESIGN §7; soak seed 1192236). Or
     // the receiver still holds the member, having completed that very
     // transfer: the two claim it until its receipt, sent again in its new
     // log, makes the sender release again (soak seed 1075102).
@@ -225,6 +227,9 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                     || !claims.contains(&receiver.as_str())
                     && nodes.iter().filter(|n| n.me() == receiver).any(|n| {
                     liaison_node::core::reconcile::is_reconciling(n.conn).unwrap_or(false)
+                        || claims
+                            .iter()
+                            .any(|holder| skipped.contains(&(receiver.as_str(), (*holder).to_owned())))
                         || n.conn
                         .query_row(
                             "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND generation > ?3",
