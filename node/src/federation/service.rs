@@ -275,12 +275,17 @@ impl Federation for FederationService {
                     Some(last) => known_head.max(last.seq),
                     None => since,
                 };
-                let caught_up = events.is_empty();
+                let sending = !events.is_empty();
                 if let Some(last) = events.last() {
                     since = last.seq;
                 }
+                // Past the head announced before the read: nothing more to
+                // read until the next announcement, so wait for it rather
+                // than read again only to find nothing (a read per wake
+                // instead of two under a steady stream of writes).
+                let caught_up = !sending || since >= known_head;
                 let heartbeat_due = last_sent.is_none_or(|t| t.elapsed() >= heartbeat);
-                if !caught_up || heartbeat_due {
+                if sending || heartbeat_due {
                     let batch = PullBatch {
                         log_id: log_id.clone(),
                         events,
