@@ -2810,6 +2810,68 @@ mod bugs {
         all_pass(seeds(&[1_152_601]));
     }
 
+    /// BUG 40 (seed 1,200,110 of a soak with 600 steps per schedule).
+    /// Lanzhou offered m0 to Xi'an, was restored to before the offer, went
+    /// on without Xi'an (`reconcile --without-peer`), offered m0 to
+    /// Pingliang under the same letter number and released it there. Xi'an
+    /// came back: Lanzhou took the first offer back from its holdings, and
+    /// Xi'an's accept then released m0 a second time, from a tombstone, so
+    /// Pingliang and Xi'an both owned it. Fixed in `transfers::apply_vote`:
+    /// an accept of an offer whose member another transfer took since
+    /// cancels the offer.
+    #[test]
+    fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
+        let m = MemberRef(0);
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            Step::Backup { node: L },
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: X,
+                    valid_days: 30,
+                },
+            ),
+            deliver(L, X),
+            Step::Restore { node: L, pick: 0 },
+            deliver(P, L),
+            act(L, Action::ReconcileWithoutPeer { peer: X }),
+            act(
+                L,
+                Action::TransferStart {
+                    member: m,
+                    to: P,
+                    valid_days: 30,
+                },
+            ),
+            deliver(L, P),
+            deliver(X, L),
+            act(
+                X,
+                Action::TransferAccept {
+                    transfer: TransferRef(2),
+                },
+            ),
+            act(
+                P,
+                Action::TransferAccept {
+                    transfer: TransferRef(7),
+                },
+            ),
+        ]);
+        let long = SimConfig {
+            steps: 600,
+            ..strict()
+        };
+        all_pass(vec![run, run_seed(1_200_110, &long)]);
+    }
+
     /// Not a node bug: the `single-owner` check (soak seed 1,192,236).
     /// Xi'an released m0 to Pingliang, which passed it on to Lanzhou; both
     /// were restored to before, and Pingliang went on without Lanzhou

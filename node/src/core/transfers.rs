@@ -1167,9 +1167,19 @@ fn apply_vote(
         }
         ("accept", "offered") => {
             let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
             if ctx.today() > expires && !vote.already_received {
                 // Expiry is decided by the sender alone: too late.
                 abort(conn, ctx, &mut t, "expired", "late_accept")?;
+            } else if !owned_here {
+                // Another transfer took the member since this offer: this
+                // node, restored to before the offer, went on without the
+                // receiver (`reconcile --without-peer`), offered and
+                // released the member again, and took this offer back from
+                // the receiver's holdings (soak seed 1200110).
+                tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, "an accepted offer of a member another transfer took is cancelled");
+                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
             } else {
                 t.branch = vote.branch.clone();
                 release(conn, ctx, &mut t)?;
