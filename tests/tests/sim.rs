@@ -2884,6 +2884,63 @@ mod bugs {
         all_pass(seeds(&[1_192_236]));
     }
 
+    /// A cancelled offer that reaches its receiver late, after the member
+    /// came to the receiver by other letters and left it again, ends
+    /// cancelled at the sender and aborted at the receiver. Only a receiver
+    /// restored from a backup can have forgotten a letter it received the
+    /// member under; one that never was must not answer the offer as
+    /// received (the same schedule through the real binaries is
+    /// `a_cancelled_offer_delayed_past_the_members_arrival_by_other_letters_ends_aborted`).
+    #[test]
+    fn sim_a_late_cancelled_offer_of_a_member_that_came_by_other_letters_ends_aborted() {
+        let m = MemberRef(0);
+        let start = |to: usize| Action::TransferStart {
+            member: m,
+            to,
+            valid_days: 30,
+        };
+        let accept = |step: usize| Action::TransferAccept {
+            transfer: TransferRef(step),
+        };
+        let run = schedule(vec![
+            act(
+                L,
+                Action::MemberAdd {
+                    name: "李党员".into(),
+                },
+            ),
+            // Step 1: the offer to Pingliang, cancelled before it arrives.
+            act(L, start(P)),
+            act(
+                L,
+                Action::TransferCancel {
+                    transfer: TransferRef(1),
+                },
+            ),
+            // Step 3: Lanzhou to Xi'an.
+            act(L, start(X)),
+            deliver(L, X),
+            act(X, accept(3)),
+            deliver(X, L),
+            deliver(L, X),
+            // Step 8: Xi'an to Pingliang.
+            act(X, start(P)),
+            deliver(X, P),
+            act(P, accept(8)),
+            deliver(P, X),
+            deliver(X, P),
+            // Step 13: Pingliang passes the member on, back to Xi'an.
+            act(P, start(X)),
+            deliver(P, X),
+            act(X, accept(13)),
+            deliver(X, P),
+            deliver(P, X),
+            // The cancelled offer and its abort reach Pingliang now.
+            deliver(L, P),
+        ]);
+        all_pass(vec![run]);
+    }
+
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));

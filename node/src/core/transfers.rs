@@ -1427,18 +1427,34 @@ fn apply_abort(
     Ok(())
 }
 
-/// Whether this node already received `t`'s member at a later generation
-/// than the offer's and passed it on since: the sender, restored from a
-/// backup older than its release (and this node from one older than its
-/// receipt), offers again what it released (DESIGN §7). Generations rise by
-/// one with every release, so only a release of this offer's generation
-/// can have brought the member here: this offer's, or a re-issue's (a new
-/// letter at the same generation, which voids this one; then this offer
-/// is not stale, only void).
+/// Whether this node received `t`'s member under this very offer, forgot it
+/// and passed the member on since: the sender, restored from a backup older
+/// than its release (and this node from one older than its receipt),
+/// offers again what it released (DESIGN §7). Only then is the offer
+/// answered as received; an offer that merely arrives late (cancelled
+/// meanwhile, the member come here by other letters) waits for the
+/// sender's decision like any other, so both sides record one outcome.
+///
+/// The evidence, all of which must hold:
+/// - this node was restored from a backup: a node that never was keeps
+///   every transfer it received, so an offer it has no row for is one it
+///   never received the member under;
+/// - the member is held elsewhere now, at a later generation;
+/// - this node released the member from the generation this offer's
+///   release gives (`offered + 1`). Generations rise by one with every
+///   release and only the owner at the offer's generation (the sender) can
+///   release it, so the member came here from the sender, under this
+///   letter or a re-issue of it;
+/// - not a re-issue: a re-issue offers the member at the same generation
+///   under another letter, and if that one's release brought the member,
+///   this offer is only an older letter, voided by the sender.
 fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
     let Some(offer) = t.offer.as_deref() else {
         return Ok(false);
     };
+    if !super::reconcile::was_restored(conn)? {
+        return Ok(false);
+    }
     let record = pb::MemberRecord::decode(offer)
         .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
     let offered = record.version.unwrap_or_default().generation;
@@ -1447,10 +1463,15 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Sto
     {
         return Ok(false);
     }
-    // A re-issue offers the member at the same generation under another
-    // letter: if that one's release brought the member, this offer is
-    // only an older letter, voided by the sender (soak seeds 1121882,
-    // 1122672, 1122754).
+    let passed_on_from_offered: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM transfers
+                 WHERE direction = 'outgoing' AND member_id = ?1 AND released_generation = ?2)",
+        params![t.member_id, offered + 2],
+        |r| r.get(0),
+    )?;
+    if !passed_on_from_offered {
+        return Ok(false);
+    }
     let received_by_another: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM transfers
                  WHERE direction = 'incoming' AND member_id = ?1 AND sender = ?2
@@ -2077,6 +2098,12 @@ pub fn adopt_reported(
                     &ctx.today().to_string(),
                 )?;
                 t.released_generation = released;
+            }
+            if t.released_generation == 0 {
+                // An older transfer, adopted as it is: the generation its
+                // release gave is what shows later which letter brought
+                // the member here (`offer_is_stale`).
+                t.released_generation = held.released_generation;
             }
             t.state = "completed".into();
             t.offer = None;
