@@ -1,5 +1,8 @@
 //! Compiles `liaison/v1/*.proto` with protox, a protobuf compiler written in
-//! Rust, so a fresh machine needs nothing but cargo to build Liaison.
+//! Rust, so a fresh machine needs nothing but cargo to build Liaison. This
+//! crate holds the messages only (prost); the services' clients and servers
+//! are generated in `liaison-rpc`, so that the protocol core can use the
+//! messages without linking tonic.
 
 use std::path::PathBuf;
 
@@ -11,16 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(files, ["."])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     // The descriptor set is also served by gRPC server reflection.
-    let descriptor_path = out_dir.join("liaison_descriptor.bin");
     std::fs::write(
-        &descriptor_path,
+        out_dir.join("liaison_descriptor.bin"),
         prost::Message::encode_to_vec(&descriptors),
     )?;
-    tonic_prost_build::configure()
-        // Prost's codec with smaller initial buffers (`liaison_proto::Codec`).
-        .codec_path("crate::Codec")
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(descriptors)?;
+    prost_build::Config::new().compile_fds(descriptors)?;
     Ok(())
 }

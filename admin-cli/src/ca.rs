@@ -3,14 +3,14 @@
 //! These verbs work on local files only and never talk to a node (DESIGN §1):
 //! the CA key normally lives on the provincial department's offline machine,
 //! and the issued `.crt`/`.key` pair is then carried to the node. The work is
-//! done by [`liaison_node::identity`]; this module parses the arguments and
+//! done by [`liaison_types::identity`]; this module parses the arguments and
 //! prints what was written, including the fingerprint peers may pin.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use liaison_node::identity::{self, NodeId, WrittenFiles};
+use liaison_types::identity::{self, NodeId, WrittenFiles};
 
 /// Arguments of `liaisonctl ca`.
 #[derive(Debug, clap::Args)]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;
-use liaison_proto::v1::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
 use tonic::transport::{Channel, Endpoint};
 
 /// Where the admin socket is: `--socket`, else the `admin.socket` of
@@ -18,7 +18,7 @@ pub fn socket_path(socket: Option<&Path>, config: Option<&Path>) -> anyhow::Resu
     };
     match config_path {
         Some(path) => {
-            let config = liaison_node::config::Config::load(&path)?;
+            let config = liaison_types::config::Config::load(&path)?;
             Ok(config.admin_socket)
         }
         None => anyhow::bail!(

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use liaison_node::identity::{self, NodeId, TlsMaterial};
 use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
+use liaison_types::identity::{self, NodeId, TlsMaterial};
 use tonic::transport::Channel;
 
 /// The federation name of the bench's CA.

@@ -4,7 +4,7 @@
 //!
 //! Each has its own certificate from the bench's CA and is built from the
 //! node's own code: `federation::client::connect` and `FederationClient`
-//! for its follow stream, `identity::server_config` for the small
+//! for its follow stream, `liaison_node::tls::server_config` for the small
 //! `Federation` server a node expects its peers to run (the node pulls
 //! from every peer), and, when asked to accept agreements, the protocol
 //! core (`core::apply::apply_batch`, `core::agreements::accept`) over an
@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
-use liaison_node::core::{agreements, apply, log, Ctx};
-use liaison_node::identity::{self, CertNotary, NodeId, TlsMaterial};
-use liaison_node::store::Store;
+use liaison_core::store::Store;
+use liaison_core::{agreements, apply, log, Ctx};
 use liaison_proto::v1 as pb;
-use pb::federation_client::FederationClient;
-use pb::federation_server::Federation;
+use liaison_rpc::v1::federation_client::FederationClient;
+use liaison_rpc::v1::federation_server::Federation;
+use liaison_types::identity::{CertNotary, NodeId, TlsMaterial};
 use pb::EventKind;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -139,7 +139,7 @@ impl Follower {
         });
         let stop = CancellationToken::new();
         let endpoint = if options.serve {
-            let server_tls = identity::server_config(&shared.material)?;
+            let server_tls = liaison_node::tls::server_config(&shared.material)?;
             let addr = crate::tls_server::serve_federation(
                 FollowerServer {
                     shared: shared.clone(),
@@ -197,7 +197,7 @@ async fn follow(
 }
 
 async fn session(shared: &Shared, endpoint: &str, stats: &FollowerStats) -> Result<()> {
-    let tls = identity::client_config(&shared.material, &shared.owner, None)?;
+    let tls = liaison_node::tls::client_config(&shared.material, &shared.owner, None)?;
     let channel = liaison_node::federation::client::connect(endpoint, tls).await?;
     let mut client = FederationClient::new(channel)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)

@@ -1,6 +1,6 @@
 //! A gRPC server over mutual TLS for the bench's own servers (the raw
 //! streaming limit and the lightweight followers), accepting TLS with
-//! tokio-rustls and the node's own `identity::server_config`, as the node
+//! tokio-rustls and the node's own `liaison_node::tls::server_config`, as the node
 //! does in `federation::serve`.
 
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result};
-use liaison_proto::v1::federation_server::{Federation, FederationServer};
+use liaison_rpc::v1::federation_server::{Federation, FederationServer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;

@@ -9,19 +9,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use liaison_proto::v1 as pb;
-use liaison_proto::v1::admin_server::{Admin, AdminServer};
+use liaison_rpc::v1::admin_server::{Admin, AdminServer};
 use rusqlite::{Connection, TransactionBehavior};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
-use crate::config::Config;
-use crate::core::{agreements, import, log, members, peering, transfers, Ctx};
 use crate::federation::client::ensure_pull_task;
-use crate::identity::{self, NodeId};
 use crate::node::{Node, StartError};
-use crate::store::audit::{self, Actor, NewEntry, Outcome};
-use crate::store::peers::{self, PeerRecord, PeerState};
-use crate::store::StoreError;
+use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
+use liaison_core::store::peers::{self, PeerRecord, PeerState};
+use liaison_core::store::StoreError;
+use liaison_core::{agreements, import, log, members, peering, transfers, Ctx};
+use liaison_types::config::Config;
+use liaison_types::identity::{self, NodeId};
 
 /// Binds the admin socket: mode 0600, or 0660 with the operators' group.
 /// A socket file left by a node that died is replaced; one that answers
@@ -182,7 +182,7 @@ impl AdminService {
             .writer
             .run(
                 move |conn| {
-                    crate::core::reconcile::refuse_owner_action(conn, action)?;
+                    liaison_core::reconcile::refuse_owner_action(conn, action)?;
                     let (value, detail) = f(conn, now_ms)?;
                     audit::append(
                         conn,
@@ -326,7 +326,7 @@ impl Admin for AdminService {
             .db(|conn| {
                 Ok((
                     peers::list(conn)?.len(),
-                    crate::core::reconcile::is_reconciling(conn)?,
+                    liaison_core::reconcile::is_reconciling(conn)?,
                 ))
             })
             .await
@@ -391,7 +391,7 @@ impl Admin for AdminService {
         _request: Request<pb::ReconcileStatusRequest>,
     ) -> Result<Response<pb::ReconcileStatus>, Status> {
         let status = self
-            .read(|conn, _ctx| crate::core::reconcile::status(conn))
+            .read(|conn, _ctx| liaison_core::reconcile::status(conn))
             .await?;
         Ok(Response::new(status))
     }
@@ -409,8 +409,8 @@ impl Admin for AdminService {
             .node
             .db(move |conn| {
                 let ctx = Ctx::new(&me, now_ms);
-                crate::core::reconcile::skip_peer(conn, &ctx, &peer2, &actor2)?;
-                crate::core::reconcile::status(conn)
+                liaison_core::reconcile::skip_peer(conn, &ctx, &peer2, &actor2)?;
+                liaison_core::reconcile::status(conn)
             })
             .await;
         match result {
@@ -827,7 +827,7 @@ impl Admin for AdminService {
         let id = request.into_inner().member_id;
         let member = self
             .read(move |conn, ctx| {
-                let id = crate::core::validate::member_id(&id)?;
+                let id = liaison_types::validate::member_id(&id)?;
                 members::member_view(conn, ctx, &id)
             })
             .await?;
@@ -1086,7 +1086,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::QuarantineListResponse>, Status> {
         let all = request.into_inner().include_resolved;
         let entries = self
-            .read(move |conn, _ctx| crate::core::apply::quarantine_list(conn, all))
+            .read(move |conn, _ctx| liaison_core::apply::quarantine_list(conn, all))
             .await?;
         Ok(Response::new(pb::QuarantineListResponse { entries }))
     }
@@ -1103,7 +1103,7 @@ impl Admin for AdminService {
                 "quarantine.retry",
                 id.to_string(),
                 move |conn, ctx| {
-                    let entry = crate::core::apply::quarantine_retry(conn, ctx, id)?;
+                    let entry = liaison_core::apply::quarantine_retry(conn, ctx, id)?;
                     let detail = format!("now {}", entry.state);
                     Ok((entry, detail))
                 },

@@ -1,26 +1,21 @@
-//! The Liaison node: a federated registry of mobile Party members (流动党员).
+//! The Liaison node daemon: the federation service and its pull client,
+//! the operators' admin service, and the wiring that runs them over the
+//! protocol core (`liaison-core`).
 //!
 //! # Layout
-//! - [`config`]: the node's TOML configuration and its checks.
-//! - [`identity`]: node ids, the federation CA, certificates and TLS configs.
-//! - [`store`]: the SQLite database: schema, migrations, peers, audit log.
-//! - [`clock`]: the injected clock the protocol core reads time from.
+//! - [`tls`]: rustls configurations from a node's certificates.
 //! - [`federation`]: the mTLS gRPC service peers call, and the pull client.
 //! - [`admin`]: the operators' gRPC service on the admin socket.
 //! - [`writer`]: group commit of operators' changes.
 //! - [`node`]: wires them together; [`node::run`] is what `liaison-node` and the tests call.
 //!
-//! Dependencies run one way: `federation` and `admin` call `store`; `store`
-//! knows nothing of tonic, TLS or peers' connections (ARCHITECTURE.md).
+//! Dependencies run one way: `federation` and `admin` call `liaison_core`,
+//! which knows nothing of tonic, TLS or peers' connections (ARCHITECTURE.md).
 
 pub mod admin;
-pub mod clock;
-pub mod config;
-pub mod core;
 pub mod federation;
-pub mod identity;
 pub mod node;
-pub mod store;
+pub mod tls;
 pub mod writer;
 
 /// The version of this build, reported by `Hello` and `status`.

@@ -13,12 +13,12 @@ use rusqlite::Connection;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::{Clock, Millis, SystemClock};
-use crate::config::Config;
 use crate::federation::links::Links;
-use crate::identity::{IdentityError, NodeId, TlsMaterial};
-use crate::store::audit::{self, Actor, NewEntry, Outcome};
-use crate::store::{Store, StoreError};
+use liaison_core::clock::{Clock, Millis, SystemClock};
+use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
+use liaison_core::store::{Store, StoreError};
+use liaison_types::config::Config;
+use liaison_types::identity::{IdentityError, NodeId, TlsMaterial};
 
 /// Why a node could not start. Each message is one line that names the
 /// problem and, where it can, what to do.
@@ -61,7 +61,7 @@ pub struct Node {
     /// chunk by chunk ([`reshare`]).
     pub reshare_wake: Arc<tokio::sync::Notify>,
     /// Test-only protocol breaks (never set in production).
-    pub faults: crate::core::apply::Faults,
+    pub faults: liaison_core::apply::Faults,
     /// Commits operators' changes, several per transaction when they queue
     /// up (group commit).
     pub writer: crate::writer::Writer,
@@ -69,7 +69,7 @@ pub struct Node {
     /// system once new peer links have settled ([`trim_memory`]).
     pub trim_wake: Arc<tokio::sync::Notify>,
     /// Signs and verifies agreements with the node's certificate.
-    pub notary: Arc<dyn crate::identity::Notary>,
+    pub notary: Arc<dyn liaison_types::identity::Notary>,
 }
 
 impl Node {
@@ -91,7 +91,7 @@ impl Node {
             // The commit may have started a re-evaluation of the shares:
             // wake its task only then (one read here, not a task's round
             // trip per commit).
-            match store.read(crate::core::members::reshare_pending) {
+            match store.read(liaison_core::members::reshare_pending) {
                 Ok(false) => {}
                 Ok(true) => reshare_wake.notify_one(),
                 Err(error) => {
@@ -179,7 +179,7 @@ impl LogHeads {
     /// Starts at the log's current head: earlier events need no announcing
     /// (a new stream reads its audience's head itself).
     pub fn new(store: &Store) -> Result<LogHeads, StoreError> {
-        let scanned = store.read(crate::core::log::max_seq)?;
+        let scanned = store.read(liaison_core::log::max_seq)?;
         Ok(LogHeads {
             inner: std::sync::Mutex::new(Heads {
                 scanned,
@@ -205,7 +205,7 @@ impl LogHeads {
         if let Some(sender) = heads.audiences.get(audience.as_str()) {
             return Ok(sender.subscribe());
         }
-        let head = store.read(|conn| crate::core::log::head_seq(conn, audience))?;
+        let head = store.read(|conn| liaison_core::log::head_seq(conn, audience))?;
         let sender = tokio::sync::watch::Sender::new(head);
         let receiver = sender.subscribe();
         heads.audiences.insert(audience.to_string(), sender);
@@ -217,7 +217,7 @@ impl LogHeads {
     pub fn scan(&self, store: &Store) -> Result<(), StoreError> {
         let mut heads = self.lock();
         let after = heads.scanned;
-        let appended = store.read(|conn| crate::core::log::heads_after(conn, after))?;
+        let appended = store.read(|conn| liaison_core::log::heads_after(conn, after))?;
         for (audience, seq) in appended {
             heads.scanned = heads.scanned.max(seq);
             if let Some(sender) = heads.audiences.get(&audience) {
@@ -253,7 +253,7 @@ impl Running {
 /// Checks the configuration, opens the database, binds both listeners and
 /// starts serving. Returns once the node is ready to take calls.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
-    let tls = crate::identity::load_tls(
+    let tls = liaison_types::identity::load_tls(
         &config.tls_cert,
         &config.tls_key,
         &config.tls_ca,
@@ -289,9 +289,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     // as an owner (DESIGN §7).
     let restored = store
         .with(|conn| {
-            crate::core::reconcile::begin_restore_if_marked(
+            liaison_core::reconcile::begin_restore_if_marked(
                 conn,
-                &crate::core::Ctx::new(&config.node_id, clock.now_ms()),
+                &liaison_core::Ctx::new(&config.node_id, clock.now_ms()),
             )
         })
         .map_err(|source| StartError::Database {
@@ -302,7 +302,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         tracing::warn!(
             log_id = %start.log_id,
             previous = %start.previous_log_id,
-            lost = %crate::core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            lost = %liaison_core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
             "started on a restored backup: reconciling with every peer before acting as an owner (`liaisonctl reconcile status`)"
         );
     }
@@ -326,7 +326,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Node {
             node_id: config.node_id.clone(),
             config,
-            notary: Arc::new(crate::identity::CertNotary::new(tls.clone())),
+            notary: Arc::new(liaison_types::identity::CertNotary::new(tls.clone())),
             tls,
             store,
             clock,
@@ -336,7 +336,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             shutdown,
             heads: Arc::new(heads),
             reshare_wake: Arc::new(tokio::sync::Notify::new()),
-            faults: crate::core::apply::Faults::default(),
+            faults: liaison_core::apply::Faults::default(),
             writer,
             trim_wake: Arc::new(tokio::sync::Notify::new()),
         }
@@ -398,7 +398,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
 /// no chunk (the core decides: `reshare_next_chunk`).
 async fn reshare(node: Arc<Node>) {
     loop {
-        match node.read(crate::core::members::reshare_pending).await {
+        match node.read(liaison_core::members::reshare_pending).await {
             Ok(true) => run_reshare(&node).await,
             Ok(false) => {}
             Err(error) => tracing::error!(%error, "cannot read whether a reshare is under way"),
@@ -423,8 +423,8 @@ async fn run_reshare(node: &Arc<Node>) {
             .db(move |conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-                let ran = crate::core::members::reshare_next_chunk(&tx, &ctx)?;
+                let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                let ran = liaison_core::members::reshare_next_chunk(&tx, &ctx)?;
                 tx.commit()?;
                 Ok(ran)
             })
@@ -515,14 +515,14 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
     let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+            let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
             // A reconciling node makes no owner decisions yet (DESIGN §7):
             // neither the calendar's nor the contact statuses it shares.
-            if crate::core::reconcile::is_reconciling(&tx)? {
+            if liaison_core::reconcile::is_reconciling(&tx)? {
                 return Ok(None);
             }
-            let mut changed = crate::core::agreements::tick(&tx, &ctx)?;
-            changed += crate::core::transfers::tick(&tx, &ctx)?;
+            let mut changed = liaison_core::agreements::tick(&tx, &ctx)?;
+            changed += liaison_core::transfers::tick(&tx, &ctx)?;
             tx.commit()?;
             Ok(Some(changed))
         })
@@ -546,8 +546,8 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
                 .db(move |conn| {
                     let tx =
                         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let ctx = crate::core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-                    let done = crate::core::members::sweep_contact_status_chunk(
+                    let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                    let done = liaison_core::members::sweep_contact_status_chunk(
                         &tx,
                         &ctx,
                         &after,

@@ -21,7 +21,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError};
+use liaison_core::store::{Store, StoreError};
 
 /// Changes one transaction runs at most: a group holds the write
 /// connection for the sum of its changes, so a bound keeps the wait of
@@ -270,7 +270,7 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
             change: Some(move |conn: &Connection| {
-                crate::store::set_meta(conn, key, "1")?;
+                liaison_core::store::set_meta(conn, key, "1")?;
                 if fail {
                     return Err(StoreError::Conflict(format!("{key} refused")));
                 }
@@ -290,7 +290,7 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
             change: Some(|conn: &Connection| -> Result<(), StoreError> {
-                crate::store::set_meta(conn, "probe-boom", "1")?;
+                liaison_core::store::set_meta(conn, "probe-boom", "1")?;
                 panic!("a bug");
             }),
             refused: Some(|_: &Connection, _: &StoreError| {}),
@@ -311,7 +311,7 @@ mod tests {
 
     fn meta(store: &Store, key: &str) -> Option<String> {
         store
-            .read(|conn| crate::store::get_meta(conn, key))
+            .read(|conn| liaison_core::store::get_meta(conn, key))
             .unwrap()
     }
 
@@ -334,7 +334,7 @@ mod tests {
         store
             .read(|conn| {
                 assert_eq!(counted(conn), 2);
-                assert!(crate::store::get_meta(conn, "probe-b")?.is_none());
+                assert!(liaison_core::store::get_meta(conn, "probe-b")?.is_none());
                 Ok(())
             })
             .unwrap();
@@ -372,7 +372,7 @@ mod tests {
         store
             .read(|conn| {
                 assert_eq!(counted(conn), 1);
-                assert!(crate::store::get_meta(conn, "probe-b")?.is_none());
+                assert!(liaison_core::store::get_meta(conn, "probe-b")?.is_none());
                 Ok(())
             })
             .unwrap();
@@ -404,7 +404,7 @@ mod tests {
                 writer
                     .run(
                         move |conn| {
-                            crate::store::set_meta(conn, &key, "1")?;
+                            liaison_core::store::set_meta(conn, &key, "1")?;
                             if i % 7 == 3 {
                                 return Err(StoreError::Invalid("refused".into()));
                             }

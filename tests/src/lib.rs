@@ -58,10 +58,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use liaison_node::federation::client::PeerChannel;
-use liaison_node::identity::{self, NodeId};
 pub use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
-use pb::federation_client::FederationClient;
+use liaison_rpc::v1::admin_client::AdminClient;
+use liaison_rpc::v1::federation_client::FederationClient;
+use liaison_types::identity::{self, NodeId};
 use serde::Deserialize;
 use tonic::transport::Channel;
 
@@ -423,7 +423,7 @@ impl NodeCerts {
 }
 
 /// One test's federation: a temporary directory, a CA made by
-/// `liaison_node::identity::ca_init` (what `liaisonctl ca init` runs), and
+/// `liaison_types::identity::ca_init` (what `liaisonctl ca init` runs), and
 /// the nodes started in it.
 ///
 /// The directory is deleted at the end of the test unless the test failed
@@ -483,7 +483,7 @@ impl Federation {
         self.ca_dir.join(identity::CA_CERT_FILE)
     }
 
-    /// Issues a certificate for `node_id` with `liaison_node::identity::ca_issue`
+    /// Issues a certificate for `node_id` with `liaison_types::identity::ca_issue`
     /// (what `liaisonctl ca issue` runs), for DNS `localhost` and IP
     /// 127.0.0.1, into `<dir>/certs/` (a second issue replaces the first).
     pub fn issue(&self, node_id: &str) -> NodeCerts {
@@ -622,14 +622,14 @@ impl Federation {
         material.ca_certs = identity::read_certs(&self.ca_cert()).expect("read ca.crt");
         material.federation = self.federation.clone();
         let server = NodeId::parse(server).expect("a valid server node id");
-        identity::client_config(&material, &server, None).expect("client TLS config")
+        liaison_node::tls::client_config(&material, &server, None).expect("client TLS config")
     }
 
     /// A client TLS configuration that trusts this federation's CA but
     /// presents no certificate.
     pub fn anonymous_tls(&self) -> Arc<rustls::ClientConfig> {
         let ca = identity::read_certs(&self.ca_cert()).expect("read ca.crt");
-        identity::client_config_without_cert(&ca).expect("client TLS config")
+        liaison_node::tls::client_config_without_cert(&ca).expect("client TLS config")
     }
 
     /// Runs `liaison-node` on `config` (written to `<node dir>/node.toml`)
@@ -1481,11 +1481,11 @@ pub fn now_ms() -> i64 {
 /// Files of running nodes are read one after another, so call it where
 /// the federation is quiet, e.g. after waiting for convergence.
 pub fn check_invariants(dbs: &[ownership::NodeDb]) -> Result<(), sim::invariants::Violation> {
-    let open: Vec<(liaison_node::identity::NodeId, rusqlite::Connection)> = dbs
+    let open: Vec<(liaison_types::identity::NodeId, rusqlite::Connection)> = dbs
         .iter()
         .filter(|db| db.path.exists())
         .map(|db| {
-            let id = liaison_node::identity::NodeId::parse(&db.node_id).expect("a node id");
+            let id = liaison_types::identity::NodeId::parse(&db.node_id).expect("a node id");
             let conn = sim::invariants::open_read_only(&db.path).expect("open a node's database");
             (id, conn)
         })

@@ -870,7 +870,7 @@ mod tests {
     //! node's migrations), rows written by hand.
 
     use super::*;
-    use liaison_node::store::Store;
+    use liaison_core::store::Store;
     use rusqlite::params;
 
     const MEMBER: &str = "01a00000-0000-7000-8000-000000000001";

@@ -433,7 +433,7 @@ async fn a_tampered_signature_is_refused_and_the_agreement_does_not_activate() {
             |r| r.get(0),
         )
         .expect("the proposal's hash");
-    let certificate = liaison_node::identity::read_certs(&lanzhou.certs().cert)
+    let certificate = liaison_types::identity::read_certs(&lanzhou.certs().cert)
         .expect("lanzhou's certificate")[0]
         .to_vec();
     let vote = pb::AgreementVote {

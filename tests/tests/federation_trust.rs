@@ -555,7 +555,7 @@ async fn health_and_reflection_are_served_on_the_federation_port_over_mutual_tls
     assert!(!files.file_descriptor_proto.is_empty());
 
     // The operators' service is not on the federation port.
-    let mut admin = pb::admin_client::AdminClient::new(channel);
+    let mut admin = liaison_rpc::v1::admin_client::AdminClient::new(channel);
     let status = timed(
         "Admin/Status on the federation port",
         admin.status(pb::StatusRequest {}),

@@ -1563,8 +1563,8 @@ impl Chaos {
             org_add(node, "b1").await;
             for k in 0..2 {
                 let first17 = format!("620801199005170{i}{k}");
-                let check = liaison_node::core::validate::national_id_check_char(&first17)
-                    .expect("17 digits");
+                let check =
+                    liaison_types::validate::national_id_check_char(&first17).expect("17 digits");
                 let national_id = format!("{first17}{check}");
                 members.push(member_add(node, &format!("成员{i}{k}"), &national_id).await);
             }

@@ -136,7 +136,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// Today in Beijing time, as the nodes count days.
 fn today() -> NaiveDate {
     chrono::Utc::now()
-        .with_timezone(&liaison_node::core::china_time())
+        .with_timezone(&liaison_types::time::china_time())
         .date_naive()
 }
 

@@ -38,12 +38,12 @@ fn init(
     out: &Path,
     force: bool,
 ) -> anyhow::Result<()> {
-    let id = liaison_node::identity::NodeId::parse(node_id)?;
+    let id = liaison_types::identity::NodeId::parse(node_id)?;
     if out.exists() && !force {
         anyhow::bail!("{} exists: pass --force to overwrite it", out.display());
     }
     let text =
-        liaison_node::config::example(id.as_str(), display_name.unwrap_or(id.as_str()), listen);
+        liaison_types::config::example(id.as_str(), display_name.unwrap_or(id.as_str()), listen);
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     println!(
         "wrote {}: edit the paths, then start `liaison-node --config {}`",

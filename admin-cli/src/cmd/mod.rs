@@ -20,11 +20,10 @@ pub mod report;
 pub mod status;
 pub mod transfer;
 
-use liaison_proto::v1 as pb;
 use liaisonctl::output::{json_line, Format, Table};
 
 /// The admin client every remote verb talks through.
-pub type Admin = pb::admin_client::AdminClient<tonic::transport::Channel>;
+pub type Admin = liaison_rpc::v1::admin_client::AdminClient<tonic::transport::Channel>;
 
 /// What went wrong, and so which exit code (see the crate's doc comment).
 #[derive(Debug)]

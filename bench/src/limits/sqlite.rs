@@ -18,8 +18,8 @@ use crate::fixture;
 use crate::report::{median, quantile};
 
 const MIGRATIONS: [&str; 2] = [
-    include_str!("../../../node/src/store/schema/0002_registry.sql"),
-    include_str!("../../../node/src/store/schema/0003_agreements.sql"),
+    include_str!("../../../core/src/store/schema/0002_registry.sql"),
+    include_str!("../../../core/src/store/schema/0003_agreements.sql"),
 ];
 
 /// The same statement as `core::members::save_copy`.
@@ -117,7 +117,7 @@ pub fn measure(
             let path = dir.join(format!("l_sqlite-{batch}-{rep}.db"));
             let conn =
                 Connection::open(&path).with_context(|| format!("open {}", path.display()))?;
-            liaison_node::store::setup_connection(&conn)?;
+            liaison_core::store::setup_connection(&conn)?;
             conn.execute_batch(&schema)?;
             let mut commits = Vec::new();
             let (inserted, rate) = pass(&conn, &rows, batch, 2, budget, &mut commits)?;

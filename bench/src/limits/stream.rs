@@ -4,7 +4,7 @@
 //! The server is the `Federation` service implemented here with nothing
 //! behind it: `Pull` sends prebuilt `PullBatch` messages of events the size
 //! of a replicated home section. TLS is the node's own
-//! (`identity::server_config`, `identity::client_config` with certificates
+//! (`liaison_node::tls::server_config`, `liaison_node::tls::client_config` with certificates
 //! from the bench's CA), the client channel is the node's
 //! (`federation::client::connect`). The bench reuses two `PullRequest`
 //! fields for its own server: `since` is how many events to send and
@@ -14,10 +14,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use liaison_node::identity::{self};
 use liaison_proto::v1 as pb;
-use pb::federation_client::FederationClient;
-use pb::federation_server::Federation;
+use liaison_rpc::v1::federation_client::FederationClient;
+use liaison_rpc::v1::federation_server::Federation;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -143,12 +142,12 @@ pub async fn measure(
     let epoch = Instant::now();
     let addr = crate::tls_server::serve_federation(
         RawFederation { event, epoch },
-        identity::server_config(&server_material)?,
+        liaison_node::tls::server_config(&server_material)?,
         MESSAGE_BYTES_MAX,
         stop,
     )
     .await?;
-    let tls = identity::client_config(&client_material, &server_material.node_id, None)?;
+    let tls = liaison_node::tls::client_config(&client_material, &server_material.node_id, None)?;
     let channel = liaison_node::federation::client::connect(&format!("https://{addr}"), tls)
         .await
         .context("connect to the raw streaming server")?;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 

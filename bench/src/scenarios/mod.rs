@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
 use tonic::transport::Channel;
 
 use crate::cluster::{timed, wait_for, NodeProc};

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 

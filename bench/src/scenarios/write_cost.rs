@@ -23,8 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use liaison_proto::v1 as pb;
-use pb::admin_client::AdminClient;
+use liaison_rpc::v1::admin_client::AdminClient;
 use tonic::transport::Channel;
 
 use super::{add_branches, import_roster, update_phone, wait_active};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use liaison_node::config::{Config, LogFormat};
+use liaison_types::config::{Config, LogFormat};
 use tokio_util::sync::CancellationToken;
 
 /// Liaison node: a federated registry of mobile Party members (流动党员).

@@ -9,21 +9,21 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use liaison_proto::v1::federation_client::FederationClient;
 use liaison_proto::v1::{HelloRequest, HoldingsRequest, PullBatch, PullRequest};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+use liaison_rpc::v1::federation_client::FederationClient;
 use rand::Rng;
 use rustls_pki_types::ServerName;
 use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
-use crate::core::apply::{apply_batch, ApplyReport};
-use crate::core::{log, reconcile, Ctx};
-use crate::identity::{self, NodeId};
 use crate::node::Node;
-use crate::store::audit::{Actor, Outcome};
-use crate::store::peers::{self, PeerRecord, PeerState};
-use crate::store::StoreError;
+use liaison_core::apply::{apply_batch, ApplyReport};
+use liaison_core::store::audit::{Actor, Outcome};
+use liaison_core::store::peers::{self, PeerRecord, PeerState};
+use liaison_core::store::StoreError;
+use liaison_core::{log, reconcile, Ctx};
+use liaison_types::identity::NodeId;
 
 /// First reconnect delay; doubles up to `limits.retry_delay_ms_max`.
 const RETRY_DELAY_MS_MIN: u64 = 250;
@@ -352,7 +352,7 @@ async fn session(
     handle: &ClientHandle,
 ) -> Result<(), SessionError> {
     let fail = |answered: bool| move |message: String| SessionError { answered, message };
-    let tls = identity::client_config(&node.tls, &peer.node_id, peer.fingerprint.as_deref())
+    let tls = crate::tls::client_config(&node.tls, &peer.node_id, peer.fingerprint.as_deref())
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::clock::Millis;
+use liaison_core::clock::Millis;
 
 const WINDOW_MS: Millis = 60_000;
 /// Sources remembered at once; past that the oldest windows are forgotten.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Millis;
-use crate::identity::NodeId;
+use liaison_core::clock::Millis;
+use liaison_types::identity::NodeId;
 
 /// What the other side said in `Hello`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,9 +23,9 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::transport::server::Connected;
 
-use crate::identity::{self, NodeId};
 use crate::node::Node;
-use crate::store::audit::{Actor, Outcome};
+use liaison_core::store::audit::{Actor, Outcome};
+use liaison_types::identity::{self, NodeId};
 pub use limiter::RefusalLimiter;
 pub use service::FederationService;
 
@@ -101,7 +101,7 @@ impl AsyncWrite for PeerConnection {
 
 /// Serves the federation port until the node shuts down.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let server_config = match identity::server_config(&node.tls) {
+    let server_config = match crate::tls::server_config(&node.tls) {
         Ok(config) => config,
         Err(error) => {
             tracing::error!(%error, "cannot build the TLS server configuration");
@@ -167,7 +167,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
                             .get_ref()
                             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
                         {
-                            Some(tls_error) => identity::describe_tls_error(tls_error),
+                            Some(tls_error) => crate::tls::describe_tls_error(tls_error),
                             None => format!("TLS handshake failed: {error}"),
                         };
                         refuse(&node, &limiter, remote_addr, &reason).await;
@@ -217,7 +217,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
-        .set_serving::<liaison_proto::v1::federation_server::FederationServer<FederationService>>()
+        .set_serving::<liaison_rpc::v1::federation_server::FederationServer<FederationService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(liaison_proto::FILE_DESCRIPTOR_SET)
@@ -231,7 +231,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             return;
         }
     };
-    let federation = liaison_proto::v1::federation_server::FederationServer::new(
+    let federation = liaison_rpc::v1::federation_server::FederationServer::new(
         FederationService::new(node.clone(), limiter.clone()),
     )
     .max_decoding_message_size(limits.message_bytes_max)

@@ -3,19 +3,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use liaison_proto::v1::federation_server::Federation;
 use liaison_proto::v1::{
     HelloRequest, HelloResponse, HoldingsBatch, HoldingsRequest, PullBatch, PullRequest,
 };
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
+use liaison_rpc::v1::federation_server::Federation;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{ConnInfo, RefusalLimiter};
-use crate::core::{log, reconcile, Ctx};
 use crate::node::Node;
-use crate::store::audit::{Actor, Outcome};
-use crate::store::peers::{self, PeerRecord, PeerState};
+use liaison_core::store::audit::{Actor, Outcome};
+use liaison_core::store::peers::{self, PeerRecord, PeerState};
+use liaison_core::{log, reconcile, Ctx};
 
 #[derive(Debug, Clone)]
 pub struct FederationService {

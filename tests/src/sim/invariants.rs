@@ -21,8 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use liaison_node::core::{agreements, Ctx};
-use liaison_node::identity::NodeId;
+use liaison_core::{agreements, Ctx};
+use liaison_types::identity::NodeId;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// A broken promise: which one, and what was seen.
@@ -106,7 +106,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // (node, peer): node went on without peer, which it has not adopted since.
     let mut skipped: BTreeSet<(&str, String)> = BTreeSet::new();
     for node in nodes {
-        if liaison_node::core::reconcile::is_reconciling(node.conn)
+        if liaison_core::reconcile::is_reconciling(node.conn)
             .map_err(|e| violation(NAME, e.to_string()))?
         {
             continue;
@@ -124,7 +124,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         // A restored node reconciles with the peers its backup lists; one
         // removed then (and added back since) it does not know until an
         // operator adds it again: like a skipped peer meanwhile.
-        let restored = liaison_node::store::get_meta(node.conn, "previous_log_ids")
+        let restored = liaison_core::store::get_meta(node.conn, "previous_log_ids")
             .map_err(|e| violation(NAME, e.to_string()))?
             .is_some_and(|v| !v.is_empty());
         if restored {
@@ -192,7 +192,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         let Some(s) = nodes.iter().find(|n| n.me() == sender) else {
             return false;
         };
-        let restored = liaison_node::store::get_meta(s.conn, "previous_log_ids")
+        let restored = liaison_core::store::get_meta(s.conn, "previous_log_ids")
             .ok()
             .flatten()
             .is_some_and(|v| !v.is_empty());
@@ -226,7 +226,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 (claims.contains(&receiver.as_str()) && completed_there(receiver, transfer))
                     || !claims.contains(&receiver.as_str())
                     && nodes.iter().filter(|n| n.me() == receiver).any(|n| {
-                    liaison_node::core::reconcile::is_reconciling(n.conn).unwrap_or(false)
+                    liaison_core::reconcile::is_reconciling(n.conn).unwrap_or(false)
                         || claims
                             .iter()
                             .any(|holder| skipped.contains(&(receiver.as_str(), (*holder).to_owned())))
@@ -639,7 +639,7 @@ pub fn authors_are_authorities(
             .query_row([owner.as_str(), member.as_str()], |r| r.get(0))
             .optional()
             .map_err(sql(NAME))?;
-        let owner_log = liaison_node::store::get_meta(owner_db.conn, "log_id")
+        let owner_log = liaison_core::store::get_meta(owner_db.conn, "log_id")
             .map_err(|e| violation(NAME, e.to_string()))?;
         if epoch.is_some() && epoch != owner_log {
             continue;

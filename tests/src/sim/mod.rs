@@ -2,7 +2,7 @@
 //! five nodes in one process, each with its own SQLite file (so a crash
 //! keeps what was committed), its own clock and its own certificate, driven
 //! by one seeded scheduler through the production protocol core
-//! (`liaison_node::core`). Only the network and the faults are simulated.
+//! (`liaison_core`). Only the network and the faults are simulated.
 //!
 //! # What a step can be
 //!

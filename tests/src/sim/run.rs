@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use liaison_node::core::agreements::GRACE_DAYS;
+use liaison_core::agreements::GRACE_DAYS;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -1,6 +1,6 @@
 //! The simulated federation: nodes (each its own SQLite file, clock and
 //! certificate), the links between them, and the execution of one
-//! [`Step`]. Everything here is the production core (`liaison_node::core`)
+//! [`Step`]. Everything here is the production core (`liaison_core`)
 //! called the way the node calls it; only the network and the disk faults
 //! are simulated.
 
@@ -8,15 +8,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use liaison_node::core::apply::{apply_batch, Faults};
-use liaison_node::core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
-use liaison_node::core::{agreements, log, members, peering, reconcile, transfers, Ctx};
-use liaison_node::identity::{self, CertNotary, NodeId, TlsMaterial};
-use liaison_node::store::audit::Actor;
-use liaison_node::store::peers::{self, PeerRecord, PeerState};
-use liaison_node::store::{self as store, Store, StoreError};
+use liaison_core::apply::{apply_batch, Faults};
+use liaison_core::store::audit::Actor;
+use liaison_core::store::peers::{self, PeerRecord, PeerState};
+use liaison_core::store::{self as store, Store, StoreError};
+use liaison_core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
+use liaison_core::{agreements, log, members, peering, reconcile, transfers, Ctx};
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
+use liaison_types::identity::{self, CertNotary, NodeId, TlsMaterial};
 use prost::Message;
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -1893,7 +1893,7 @@ impl World {
             let forged = |origin: &str, seq: u64, reason: &str| {
                 (restored
                     && (reason.contains("is not known here")
-                        || reason.contains(liaison_node::core::apply::HELD_UNTIL_RELEASED)))
+                        || reason.contains(liaison_core::apply::HELD_UNTIL_RELEASED)))
                     || self
                         .names
                         .iter()

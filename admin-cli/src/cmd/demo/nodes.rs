@@ -7,8 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use liaison_node::identity::{self, NodeId};
 use liaison_proto::v1 as pb;
+use liaison_types::identity::{self, NodeId};
 
 use crate::cmd::Admin;
 
@@ -137,7 +137,7 @@ pub fn prepare(ca_dir: &Path, layout: &Layout, region: &Region) -> anyhow::Resul
     )
     .with_context(|| format!("cannot copy ca.crt into {}", certs.display()))?;
     let mut config =
-        liaison_node::config::example(region.node_id, region.display_name, "127.0.0.1:0");
+        liaison_types::config::example(region.node_id, region.display_name, "127.0.0.1:0");
     config.push_str(
         "\n# The demo's nodes start within a second of each other: retry links quickly.\n[limits]\nretry_delay_ms_max = 2000\nheartbeat_ms = 5000\n",
     );

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 
 use chrono::{Datelike, Days, NaiveDate};
-use liaison_node::core::validate::national_id_check_char;
+use liaison_types::validate::national_id_check_char;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -645,7 +645,7 @@ pub fn generate(count: usize, seed: u64, as_of: NaiveDate) -> Roster {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liaison_node::core::validate;
+    use liaison_types::validate;
 
     fn as_of() -> NaiveDate {
         ymd(2026, 11, 25)

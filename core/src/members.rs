@@ -16,9 +16,10 @@ use liaison_proto::v1::EventKind;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{log, validate, Ctx};
-use crate::identity::NodeId;
+use super::{log, Ctx};
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
+use liaison_types::validate;
 
 /// Days without contact after which a mobile member is overdue (quarterly
 /// contact, DOMAIN R18) and lost (6 months, R13/§6.2).

@@ -1,19 +1,23 @@
-//! The protocol core: records, authority, the change log and apply.
+//! The protocol core: records, authority, the change log and apply, and
+//! the SQLite store they live in.
 //!
 //! Architecture invariant: plain synchronous code over a SQLite connection
 //! (the caller holds the transaction) and an injected time, [`Ctx`]. It
 //! knows nothing of tokio, tonic, TLS or connections, so the same code runs
-//! in the node and in a deterministic simulator (DESIGN §4).
+//! in the node and in a deterministic simulator (DESIGN §4). This crate's
+//! `Cargo.toml` names none of them, and CI checks that none comes in
+//! through another crate (`.ci/run`).
 
 pub mod agreements;
 pub mod apply;
+pub mod clock;
 pub mod import;
 pub mod log;
 pub mod members;
 pub mod peering;
 pub mod reconcile;
+pub mod store;
 pub mod transfers;
-pub mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -28,16 +32,11 @@ mod transfer_tests;
 mod reconcile_tests;
 
 use chrono::{FixedOffset, NaiveDate};
+use liaison_types::identity::{NodeId, Notary};
+use liaison_types::time::china_time;
 use rand::RngCore;
 
 use crate::clock::Millis;
-use crate::identity::{NodeId, Notary};
-
-/// China Standard Time: the dates people type and read (birth dates,
-/// departures, contacts) are Beijing dates.
-pub fn china_time() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
-}
 
 /// Who is acting and when: everything the core needs from outside.
 #[derive(Debug, Clone, Copy)]

@@ -12,9 +12,10 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::apply::{Faults, Rejection};
-use super::{log, members, validate, Ctx};
-use crate::identity::NodeId;
+use super::{log, members, Ctx};
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
+use liaison_types::validate;
 
 /// Days after `expires_on` at which a receiver reduces an offer the sender
 /// never decided to the bare facts, shown as "awaiting sender".
@@ -1166,7 +1167,8 @@ fn apply_vote(
             release(conn, ctx, &mut t)?;
         }
         ("accept", "offered") => {
-            let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
+            let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)
+                .map_err(StoreError::from)?;
             let owned_here =
                 members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
             if ctx.today() > expires && !vote.already_received {

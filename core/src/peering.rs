@@ -4,9 +4,9 @@
 use rusqlite::Connection;
 
 use super::{agreements, members, reconcile, transfers, Ctx};
-use crate::identity::NodeId;
 use crate::store::peers::{self, PeerRecord};
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
 
 /// Adds `peer` (or adds it again after a removal). Members away to the
 /// places it serves are shared with it where an agreement covers them, and

@@ -64,9 +64,9 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{log, members, transfers, Ctx};
-use crate::identity::NodeId;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::{get_meta, set_meta, StoreError};
+use liaison_types::identity::NodeId;
 
 /// Records per `HoldingsBatch` (an agreement counts one per version).
 pub const HOLDINGS_BATCH_RECORDS: usize = 200;

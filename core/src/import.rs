@@ -8,8 +8,9 @@
 use liaison_proto::v1 as pb;
 use rusqlite::Connection;
 
-use super::{members, validate, Ctx};
+use super::{members, Ctx};
 use crate::store::StoreError;
+use liaison_types::validate;
 
 /// Columns in export order, each with the header names accepted on import.
 const COLUMNS: [(&str, &[&str]); 26] = [

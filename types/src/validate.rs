@@ -3,10 +3,14 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::store::StoreError;
+/// Operator input that is not acceptable, with what was wrong and what is
+/// expected, in one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
 
-fn invalid(message: String) -> StoreError {
-    StoreError::Invalid(message)
+fn invalid(message: String) -> Invalid {
+    Invalid(message)
 }
 
 /// A calendar date `YYYY-MM-DD` that exists, between 1900 and `today`
@@ -16,7 +20,7 @@ pub fn date(
     value: &str,
     today: NaiveDate,
     future_ok: bool,
-) -> Result<NaiveDate, StoreError> {
+) -> Result<NaiveDate, Invalid> {
     let value = value.trim();
     let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(value, "%Y/%m/%d"))
@@ -42,14 +46,14 @@ pub fn optional_date(
     value: &str,
     today: NaiveDate,
     future_ok: bool,
-) -> Result<Option<NaiveDate>, StoreError> {
+) -> Result<Option<NaiveDate>, Invalid> {
     if value.trim().is_empty() {
         return Ok(None);
     }
     date(field, value, today, future_ok).map(Some)
 }
 
-pub fn name(value: &str) -> Result<String, StoreError> {
+pub fn name(value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     if value.is_empty() {
         return Err(invalid(
@@ -68,7 +72,7 @@ pub fn name(value: &str) -> Result<String, StoreError> {
 }
 
 /// 男 or 女; accepts male/female/m/f.
-pub fn gender(value: &str) -> Result<String, StoreError> {
+pub fn gender(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
         "男" | "male" | "m" => Ok("男".into()),
         "女" | "female" | "f" => Ok("女".into()),
@@ -79,7 +83,7 @@ pub fn gender(value: &str) -> Result<String, StoreError> {
 }
 
 /// 正式 (full) or 预备 (probationary).
-pub fn party_status(value: &str) -> Result<String, StoreError> {
+pub fn party_status(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
         "正式" | "正式党员" | "full" => Ok("正式".into()),
         "预备" | "预备党员" | "probationary" => Ok("预备".into()),
@@ -90,7 +94,7 @@ pub fn party_status(value: &str) -> Result<String, StoreError> {
 }
 
 /// 农村 (rural) or 城镇 (urban), or empty.
-pub fn origin(value: &str) -> Result<String, StoreError> {
+pub fn origin(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
         "" => Ok(String::new()),
         "农村" | "rural" => Ok("农村".into()),
@@ -104,7 +108,7 @@ pub fn origin(value: &str) -> Result<String, StoreError> {
 pub const MEMBERSHIP_STATES: [&str; 3] = ["normal", "suspended", "removed"];
 
 /// normal, suspended (停止党籍) or removed (除名).
-pub fn membership_state(value: &str) -> Result<String, StoreError> {
+pub fn membership_state(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
         "normal" | "正常" => Ok("normal".into()),
         "suspended" | "停止党籍" => Ok("suspended".into()),
@@ -116,7 +120,7 @@ pub fn membership_state(value: &str) -> Result<String, StoreError> {
 }
 
 /// Digits with an optional leading +, and - or spaces; 5 to 20 characters.
-pub fn phone(value: &str) -> Result<String, StoreError> {
+pub fn phone(value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(String::new());
@@ -135,7 +139,7 @@ pub fn phone(value: &str) -> Result<String, StoreError> {
 }
 
 /// A free-text field: trimmed, bounded, no control characters.
-pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, StoreError> {
+pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, Invalid> {
     let value = value.trim();
     if value.chars().count() > max_chars {
         return Err(invalid(format!(
@@ -150,7 +154,7 @@ pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, StoreE
 
 /// A mainland resident ID number (公民身份号码, GB 11643): 17 digits and a
 /// check character (digit or X), whose birth date must match `birth_date`.
-pub fn national_id(value: &str, birth_date: NaiveDate) -> Result<String, StoreError> {
+pub fn national_id(value: &str, birth_date: NaiveDate) -> Result<String, Invalid> {
     let value = value.trim().to_uppercase();
     if value.is_empty() {
         return Ok(value);
@@ -202,7 +206,7 @@ pub fn national_id_check_char(first17: &str) -> Option<char> {
 
 pub const CONTACT_CHANNELS: [&str; 5] = ["visit", "phone", "message", "org_life", "dues"];
 
-pub fn contact_channel(value: &str) -> Result<String, StoreError> {
+pub fn contact_channel(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
         "visit" | "走访" => Ok("visit".into()),
         "phone" | "电话" => Ok("phone".into()),
@@ -230,7 +234,7 @@ pub const ACTIVITY_KINDS: [(&str, &str); 10] = [
     ("study", "学习"),
 ];
 
-pub fn activity_kind(value: &str) -> Result<String, StoreError> {
+pub fn activity_kind(value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     ACTIVITY_KINDS
         .iter()
@@ -249,7 +253,7 @@ pub fn activity_kind(value: &str) -> Result<String, StoreError> {
 }
 
 /// Organization levels, English code and Chinese name.
-pub fn org_level(value: &str) -> Result<String, StoreError> {
+pub fn org_level(value: &str) -> Result<String, Invalid> {
     const LEVELS: [(&str, &str); 5] = [
         ("committee", "党委"),
         ("general_branch", "党总支"),
@@ -272,7 +276,7 @@ pub fn org_level(value: &str) -> Result<String, StoreError> {
 }
 
 /// 同企 / 同业 / 同乡 (same employer / trade / hometown), or empty.
-pub fn org_form(value: &str) -> Result<String, StoreError> {
+pub fn org_form(value: &str) -> Result<String, Invalid> {
     match value.trim() {
         "" => Ok(String::new()),
         "同企" | "same_employer" => Ok("同企".into()),
@@ -285,7 +289,7 @@ pub fn org_form(value: &str) -> Result<String, StoreError> {
 }
 
 /// An id an operator chooses (org codes): letters, digits, - and _, 1-40.
-pub fn code(field: &str, value: &str) -> Result<String, StoreError> {
+pub fn code(field: &str, value: &str) -> Result<String, Invalid> {
     let value = value.trim();
     let ok = !value.is_empty()
         && value.len() <= 40
@@ -301,7 +305,7 @@ pub fn code(field: &str, value: &str) -> Result<String, StoreError> {
 }
 
 /// A member id as printed by `member add`: a UUID.
-pub fn member_id(value: &str) -> Result<String, StoreError> {
+pub fn member_id(value: &str) -> Result<String, Invalid> {
     uuid::Uuid::parse_str(value.trim())
         .map(|u| u.to_string())
         .map_err(|_| {

@@ -355,7 +355,7 @@ fn a_new_database_under_a_known_id_reconciles_when_a_peer_knows_another_log() {
     let node = TestNode::new("pingliang");
     node.add_peer("lanzhou", &["6201"]);
     let own = node.store.log_id().unwrap();
-    let lanzhou = crate::identity::NodeId::parse("lanzhou").unwrap();
+    let lanzhou = liaison_types::identity::NodeId::parse("lanzhou").unwrap();
     let none = node
         .store
         .with(|c| {
@@ -433,7 +433,7 @@ fn holdings_come_in_bounded_batches_and_only_the_last_is_marked() {
             Ok(())
         })
         .unwrap();
-    let pingliang = crate::identity::NodeId::parse("pingliang").unwrap();
+    let pingliang = liaison_types::identity::NodeId::parse("pingliang").unwrap();
     let batches = lanzhou
         .store
         .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang))
@@ -516,7 +516,7 @@ fn an_agreement_is_adopted_only_with_this_nodes_own_signature_on_its_active_vers
 fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
     let node = TestNode::new("pingliang");
     node.add_peer("lanzhou", &["6201"]);
-    let lanzhou = crate::identity::NodeId::parse("lanzhou").unwrap();
+    let lanzhou = liaison_types::identity::NodeId::parse("lanzhou").unwrap();
     // Written under the new database's first log id, before anyone pulled.
     node.tx(|c, ctx| log::append(c, &lanzhou, pb::EventKind::Contact, "m", b"", ctx.now_ms))
         .unwrap();

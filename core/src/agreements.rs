@@ -18,9 +18,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::apply::Rejection;
-use super::{log, members, validate, Ctx};
-use crate::identity::NodeId;
+use super::{log, members, Ctx};
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
+use liaison_types::validate;
 
 /// Days after `effective_until` at which a host drops its copies on its own
 /// clock, whether or not it heard of the end.
@@ -371,7 +372,7 @@ fn state_message(a: &Agreement, state: &str, by: &str) -> Vec<u8> {
 // ---------------------------------------------------------- validation
 
 fn date(value: &str, field: &str) -> Result<NaiveDate, StoreError> {
-    validate::date(field, value, NaiveDate::MAX, true)
+    Ok(validate::date(field, value, NaiveDate::MAX, true)?)
 }
 
 /// Checks and normalizes terms; the parties are set by the caller.
@@ -1679,7 +1680,7 @@ pub fn view(
                     signer: r.get(0)?,
                     version,
                     status: if signed_hash == hash { "valid".into() } else { "over other terms".into() },
-                    certificate_fingerprint: crate::identity::fingerprint(&certificate),
+                    certificate_fingerprint: liaison_types::identity::fingerprint(&certificate),
                     verified_at_ms: r.get(3)?,
                 })
             })?

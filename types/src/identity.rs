@@ -1,5 +1,5 @@
 //! Identity and trust (DESIGN §2): node ids, the federation CA, node
-//! certificates and the rustls configurations built from them.
+//! certificates, and signing with a node's key.
 //!
 //! A federation has one root CA. Its certificate carries the federation name as
 //! a URI SAN `spiffe://<federation>`; every node certificate it issues carries
@@ -8,9 +8,9 @@
 //! reads it from a certificate rustls has already verified against the CA.
 //!
 //! Everything is plain synchronous code: the CA verbs run in `liaisonctl`, and
-//! the node calls [`load_tls`] once at start (and again on reload).
-//! All cryptography goes through *ring* (rustls' ring provider, passed
-//! explicitly so that the process-wide default provider never matters).
+//! the node calls [`load_tls`] once at start (and again on reload); the
+//! rustls configurations built from the material are the node's (`tls`).
+//! All cryptography goes through *ring* (through rcgen and webpki).
 
 use std::fmt;
 use std::fs;
@@ -19,20 +19,15 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use rcgen::SigningKey;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData, SanType,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -42,8 +37,6 @@ pub const CA_CERT_FILE: &str = "ca.crt";
 /// File name of the federation CA private key inside a CA directory.
 pub const CA_KEY_FILE: &str = "ca.key";
 
-/// The ALPN protocol both ends offer: the federation service is gRPC over HTTP/2.
-const ALPN_H2: &[u8] = b"h2";
 /// Longest validity accepted for `--days` (100 years). Larger values would
 /// overflow the X.509 time encoding, and no real deployment needs them.
 const MAX_DAYS: u32 = 36_500;
@@ -748,27 +741,16 @@ pub fn load_tls(
         });
     }
 
-    let signing_key = provider()
-        .key_provider
-        .load_private_key(key.clone_key())
-        .map_err(|e| IdentityError::BadKey {
-            path: key_path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    match rustls::sign::CertifiedKey::new(cert_chain.clone(), signing_key).keys_match() {
-        Ok(()) => {}
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(IdentityError::KeyMismatch {
-                cert_path: cert_path.to_path_buf(),
-                key_path: key_path.to_path_buf(),
-            })
-        }
-        Err(e) => {
-            return Err(IdentityError::BadKey {
-                path: key_path.to_path_buf(),
-                detail: e.to_string(),
-            })
-        }
+    let key_pair = KeyPair::try_from(&key).map_err(|e| IdentityError::BadKey {
+        path: key_path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let leaf_key = with_cert(leaf, &what, |c| Ok(c.public_key().raw.to_vec()))?;
+    if key_pair.subject_public_key_info() != leaf_key {
+        return Err(IdentityError::KeyMismatch {
+            cert_path: cert_path.to_path_buf(),
+            key_path: key_path.to_path_buf(),
+        });
     }
 
     let not_after = with_cert(leaf, &what, |c| Ok(c.validity().not_after.timestamp()))?;
@@ -875,7 +857,7 @@ pub fn node_id_of_cert(cert_der: &[u8], federation: &str) -> Result<NodeId, Iden
     )
 }
 
-fn node_id_of_cert_named(
+pub fn node_id_of_cert_named(
     der: &[u8],
     federation: &str,
     what: &str,
@@ -999,201 +981,6 @@ pub fn parse_fingerprint(s: &str) -> Result<String, IdentityError> {
     Ok(format!("sha256:{}", digits.to_ascii_lowercase()))
 }
 
-// ---------------------------------------------------------------------------
-// rustls configurations
-// ---------------------------------------------------------------------------
-
-/// The ring provider, explicitly: never the process default, which another
-/// crate in the process could have installed differently.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn roots(
-    ca_certs: &[CertificateDer<'static>],
-    node: &str,
-) -> Result<Arc<RootCertStore>, IdentityError> {
-    let mut roots = RootCertStore::empty();
-    for ca in ca_certs {
-        roots.add(ca.clone()).map_err(|e| IdentityError::Tls {
-            node: node.into(),
-            detail: format!("CA certificate {}: {e}", fingerprint(ca)),
-        })?;
-    }
-    Ok(Arc::new(roots))
-}
-
-/// Server config: requires a client certificate chaining to the CA, offers
-/// ALPN "h2", presents our chain and key.
-///
-/// Which peers may do what is decided after the handshake from the verified
-/// certificate's node id and the peer table (DESIGN §2); TLS only establishes
-/// that the caller belongs to the federation.
-pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
-    let node = m.node_id.as_str();
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
-        node: node.into(),
-        detail: e.to_string(),
-    };
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone())
-            .build()
-            .map_err(|e| tls(&e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(m.cert_chain.clone(), m.key.clone_key())
-        .map_err(|e| tls(&e))?;
-    config.alpn_protocols = vec![ALPN_H2.to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Client config for connecting to peer `expected`.
-///
-/// Presents our certificate; verifies the server's chain to the CA and the
-/// server name as usual, and then also that the server is the node we meant to
-/// reach (DESIGN §2: a valid certificate of *another* node at that address, e.g.
-/// after a DNS mix-up, must not be taken for the peer), and, if `pin` is given,
-/// that its leaf has exactly that fingerprint. ALPN "h2".
-/// TLS 1.3 tickets a peer link's client config keeps for resumption: rustls
-/// keeps up to 8 per server, so this is one server's worth.
-const PEER_SESSION_CACHE: usize = 8;
-
-pub fn client_config(
-    m: &TlsMaterial,
-    expected: &NodeId,
-    pin: Option<&str>,
-) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-    let node = m.node_id.as_str();
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
-        node: node.into(),
-        detail: e.to_string(),
-    };
-    let pin = pin.map(parse_fingerprint).transpose()?;
-    let provider = provider();
-    let inner =
-        WebPkiServerVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone())
-            .build()
-            .map_err(|e| tls(&e))?;
-    let verifier = PeerVerifier {
-        inner,
-        federation: m.federation.clone(),
-        expected: expected.clone(),
-        pin,
-    };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(m.cert_chain.clone(), m.key.clone_key())
-        .map_err(|e| tls(&e))?;
-    config.alpn_protocols = vec![ALPN_H2.to_vec()];
-    // One config per peer link, and a link talks to one server: rustls's
-    // default session cache (256 tickets, 32 servers, allocated up front)
-    // cost about 13 KiB per peer (measured with heaptrack) for nothing.
-    config.resumption = rustls::client::Resumption::in_memory_sessions(PEER_SESSION_CACHE);
-    Ok(Arc::new(config))
-}
-
-/// For tests of refusals: a client config with the CA roots but presenting NO client certificate.
-pub fn client_config_without_cert(
-    ca_certs: &[CertificateDer<'static>],
-) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-    let node = "(none)";
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
-        node: node.into(),
-        detail: e.to_string(),
-    };
-    let provider = provider();
-    let verifier =
-        WebPkiServerVerifier::builder_with_provider(roots(ca_certs, node)?, provider.clone())
-            .build()
-            .map_err(|e| tls(&e))?;
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_webpki_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_H2.to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// The client's server-certificate check: the standard WebPKI checks, then
-/// the node id and optional pin.
-#[derive(Debug)]
-struct PeerVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    federation: String,
-    expected: NodeId,
-    /// Canonical form, from [`parse_fingerprint`].
-    pin: Option<String>,
-}
-
-impl ServerCertVerifier for PeerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        let got = node_id_of_cert_named(end_entity, &self.federation, "server certificate")
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-        if got != self.expected {
-            return Err(rustls::Error::General(format!(
-                "server certificate names node `{got}`, expected `{}`",
-                self.expected
-            )));
-        }
-        if let Some(pin) = &self.pin {
-            let got = fingerprint(end_entity);
-            if got != *pin {
-                return Err(rustls::Error::General(format!(
-                    "server certificate fingerprint {got} does not match the pinned {pin}"
-                )));
-            }
-        }
-        Ok(verified)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-
-    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.inner.root_hint_subjects()
-    }
-}
-
 // ------------------------------------------------------------ signatures
 
 /// Signs and checks documents (agreements) with the node's certificate key.
@@ -1228,24 +1015,15 @@ impl CertNotary {
     }
 }
 
-/// Signature algorithms a node key may use, in order of preference.
-const SIGNING_SCHEMES: [SignatureScheme; 4] = [
-    SignatureScheme::ECDSA_NISTP256_SHA256,
-    SignatureScheme::ECDSA_NISTP384_SHA384,
-    SignatureScheme::ED25519,
-    SignatureScheme::RSA_PSS_SHA256,
-];
-
 impl Notary for CertNotary {
+    /// Signs with the node key's own algorithm (ECDSA P-256 with SHA-256
+    /// for keys `liaisonctl ca issue` writes); [`Notary::verify`] accepts
+    /// every algorithm webpki knows, so signatures made with another key
+    /// type stay verifiable.
     fn sign(&self, message: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-        let key = provider()
-            .key_provider
-            .load_private_key(self.material.key.clone_key())
+        let key = KeyPair::try_from(&self.material.key)
             .map_err(|e| format!("cannot use the node key for signing: {e}"))?;
-        let signer = key
-            .choose_scheme(&SIGNING_SCHEMES)
-            .ok_or("the node key supports none of ECDSA P-256/P-384, Ed25519, RSA-PSS")?;
-        let signature = signer
+        let signature = key
             .sign(message)
             .map_err(|e| format!("signing failed: {e}"))?;
         let certificate = self
@@ -1304,42 +1082,9 @@ impl Notary for CertNotary {
     }
 }
 
-/// Human-readable one-line reason for a rustls handshake error seen by a
-/// server, for audit entries (operators read these, not rustls internals).
-pub fn describe_tls_error(e: &rustls::Error) -> String {
-    match e {
-        rustls::Error::NoCertificatesPresented => "no client certificate presented".into(),
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => {
-                "client certificate not issued by this federation's CA".into()
-            }
-            // What webpki reports when an issuer of the same name (another CA
-            // created for a federation of the same name) signed the chain.
-            CertificateError::BadSignature => {
-                "client certificate not issued by this federation's CA (bad signature)".into()
-            }
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                "client certificate expired".into()
-            }
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "client certificate not valid yet".into()
-            }
-            CertificateError::Revoked => "client certificate revoked".into(),
-            _ => e.to_string(),
-        },
-        // The client refused *our* certificate: it expected another node at
-        // this address, or pinned another certificate.
-        rustls::Error::AlertReceived(alert) => format!(
-            "the client aborted the TLS handshake (alert {alert:?}): it may expect another node at this address, or a pinned certificate"
-        ),
-        _ => e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::{ClientConnection, ServerConnection};
     use std::os::unix::fs::PermissionsExt;
 
     fn id(s: &str) -> NodeId {
@@ -1829,190 +1574,5 @@ mod tests {
             );
         }
         assert!(parse_fingerprint(&format!("sha256:{}", &colons[1..])).is_err());
-    }
-
-    /// Runs a handshake in memory; returns the first error and which side saw it.
-    fn handshake(
-        client: &mut ClientConnection,
-        server: &mut ServerConnection,
-    ) -> Result<(), (&'static str, rustls::Error)> {
-        for _ in 0..20 {
-            let mut moved = false;
-            let mut buf = Vec::new();
-            while client.wants_write() {
-                client.write_tls(&mut buf).unwrap();
-            }
-            if !buf.is_empty() {
-                moved = true;
-                server.read_tls(&mut buf.as_slice()).unwrap();
-                server.process_new_packets().map_err(|e| ("server", e))?;
-            }
-            let mut buf = Vec::new();
-            while server.wants_write() {
-                server.write_tls(&mut buf).unwrap();
-            }
-            if !buf.is_empty() {
-                moved = true;
-                client.read_tls(&mut buf.as_slice()).unwrap();
-                client.process_new_packets().map_err(|e| ("client", e))?;
-            }
-            if !moved && !client.is_handshaking() && !server.is_handshaking() {
-                return Ok(());
-            }
-        }
-        panic!("handshake did not settle");
-    }
-
-    fn connect(
-        client: Arc<rustls::ClientConfig>,
-        server: Arc<rustls::ServerConfig>,
-    ) -> (
-        ClientConnection,
-        ServerConnection,
-        Result<(), (&'static str, rustls::Error)>,
-    ) {
-        let mut c =
-            ClientConnection::new(client, ServerName::try_from("localhost").unwrap()).unwrap();
-        let mut s = ServerConnection::new(server).unwrap();
-        let r = handshake(&mut c, &mut s);
-        (c, s, r)
-    }
-
-    #[test]
-    fn handshakes() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca_dir = ca(dir.path(), "gansu");
-        let server_m = node(dir.path(), &ca_dir, "pingliang", "p");
-        let client_m = node(dir.path(), &ca_dir, "lanzhou", "l");
-        let server = server_config(&server_m).unwrap();
-
-        // A good client is accepted; each side sees the other's node id.
-        let (c, s, r) = connect(
-            client_config(&client_m, &id("pingliang"), None).unwrap(),
-            server.clone(),
-        );
-        r.unwrap();
-        assert_eq!(s.alpn_protocol(), Some(&b"h2"[..]));
-        assert_eq!(c.alpn_protocol(), Some(&b"h2"[..]));
-        let peer = &s.peer_certificates().unwrap()[0];
-        assert_eq!(node_id_of_cert(peer, "gansu").unwrap(), id("lanzhou"));
-        let peer = &c.peer_certificates().unwrap()[0];
-        assert_eq!(node_id_of_cert(peer, "gansu").unwrap(), id("pingliang"));
-
-        // With the right pin too, in either spelling.
-        let pin = server_m.fingerprint.to_uppercase();
-        let (_, _, r) = connect(
-            client_config(&client_m, &id("pingliang"), Some(&pin)).unwrap(),
-            server.clone(),
-        );
-        r.unwrap();
-
-        // A wrong pin fails on the client.
-        let wrong = fingerprint(b"another");
-        let (_, _, r) = connect(
-            client_config(&client_m, &id("pingliang"), Some(&wrong)).unwrap(),
-            server.clone(),
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "client");
-        assert_eq!(
-            e,
-            rustls::Error::General(format!(
-                "server certificate fingerprint {} does not match the pinned {wrong}",
-                server_m.fingerprint
-            ))
-        );
-        assert!(client_config(&client_m, &id("pingliang"), Some("nonsense")).is_err());
-
-        // The client meant to reach another node: refused on the client.
-        let (_, _, r) = connect(
-            client_config(&client_m, &id("tianshui"), None).unwrap(),
-            server.clone(),
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "client");
-        assert_eq!(
-            e,
-            rustls::Error::General(
-                "server certificate names node `pingliang`, expected `tianshui`".into()
-            )
-        );
-
-        // No client certificate: refused by the server.
-        let (_, _, r) = connect(
-            client_config_without_cert(&server_m.ca_certs).unwrap(),
-            server.clone(),
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "server");
-        assert_eq!(e, rustls::Error::NoCertificatesPresented);
-        assert_eq!(describe_tls_error(&e), "no client certificate presented");
-
-        // A client certificate from another CA (the client trusts our CA for
-        // the server, so only its own certificate is wrong): refused by the server.
-        let other_ca = ca(&dir.path().join("other"), "shaanxi");
-        let mut stranger = node(dir.path(), &other_ca, "lanzhou", "s");
-        stranger.ca_certs = server_m.ca_certs.clone();
-        stranger.federation = "gansu".into();
-        let (_, _, r) = connect(
-            client_config(&stranger, &id("pingliang"), None).unwrap(),
-            server.clone(),
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "server");
-        assert_eq!(
-            e,
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-        );
-        assert_eq!(
-            describe_tls_error(&e),
-            "client certificate not issued by this federation's CA"
-        );
-
-        // Another CA made for a federation of the same name: also refused.
-        let twin_ca = ca(&dir.path().join("twin"), "gansu");
-        let mut twin = node(dir.path(), &twin_ca, "lanzhou", "t");
-        twin.ca_certs = server_m.ca_certs.clone();
-        let (_, _, r) = connect(
-            client_config(&twin, &id("pingliang"), None).unwrap(),
-            server.clone(),
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "server");
-        assert!(
-            describe_tls_error(&e)
-                .starts_with("client certificate not issued by this federation's CA"),
-            "{e}"
-        );
-
-        // And a server from another CA is refused by the client.
-        let stranger_server = server_config(&stranger).unwrap();
-        let (_, _, r) = connect(
-            client_config(&client_m, &id("lanzhou"), None).unwrap(),
-            stranger_server,
-        );
-        let (side, e) = r.unwrap_err();
-        assert_eq!(side, "client");
-        assert_eq!(
-            e,
-            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-        );
-    }
-
-    #[test]
-    fn describe_errors() {
-        let expired = rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
-            time: UnixTime::since_unix_epoch(Duration::from_secs(2)),
-            not_after: UnixTime::since_unix_epoch(Duration::from_secs(1)),
-        });
-        assert_eq!(describe_tls_error(&expired), "client certificate expired");
-        assert_eq!(
-            describe_tls_error(&rustls::Error::InvalidCertificate(
-                CertificateError::Expired
-            )),
-            "client certificate expired"
-        );
-        let other = rustls::Error::General("boom".into());
-        assert_eq!(describe_tls_error(&other), other.to_string());
     }
 }

@@ -31,6 +31,12 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl From<liaison_types::validate::Invalid> for StoreError {
+    fn from(e: liaison_types::validate::Invalid) -> Self {
+        StoreError::Invalid(e.0)
+    }
+}
+
 /// The ordered schema migrations. Append only: never edit a released one.
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![

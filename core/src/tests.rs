@@ -8,9 +8,9 @@ use rusqlite::TransactionBehavior;
 
 use super::apply::{apply_batch, Faults};
 use super::{log, members, Ctx};
-use crate::identity::{CertNotary, NodeId, TlsMaterial};
 use crate::store::peers::{self, PeerRecord, PeerState};
 use crate::store::{Store, StoreError};
+use liaison_types::identity::{CertNotary, NodeId, TlsMaterial};
 
 /// The start of every test's clock: the real time, since the certificates
 /// the agreements are signed with are issued now. Dates in the tests are
@@ -39,7 +39,7 @@ fn test_ca() -> &'static std::path::Path {
     static CA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     CA.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        crate::identity::ca_init("gansu", &dir.path().join("ca"), 3650, false).unwrap();
+        liaison_types::identity::ca_init("gansu", &dir.path().join("ca"), 3650, false).unwrap();
         dir
     })
     .path()
@@ -53,9 +53,9 @@ fn test_material(id: &NodeId) -> TlsMaterial {
     let certs = dir.join(format!("certs-{id}"));
     let _guard = ISSUE.lock().unwrap_or_else(|e| e.into_inner());
     if !certs.join(format!("{id}.crt")).exists() {
-        crate::identity::ca_issue(&ca, id, &[], &[], 3650, &certs, false).unwrap();
+        liaison_types::identity::ca_issue(&ca, id, &[], &[], 3650, &certs, false).unwrap();
     }
-    crate::identity::load_tls(
+    liaison_types::identity::load_tls(
         &certs.join(format!("{id}.crt")),
         &certs.join(format!("{id}.key")),
         &ca.join("ca.crt"),

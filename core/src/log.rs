@@ -6,8 +6,8 @@ use liaison_proto::v1::{Event, EventKind};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
-use crate::identity::NodeId;
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
 
 /// Whether a kind is a snapshot of a record: a later snapshot, or an
 /// Unshare, of the same record for the same audience makes it obsolete.

@@ -14,9 +14,9 @@ use prost::Message;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{log, members, Ctx};
-use crate::identity::NodeId;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::StoreError;
+use liaison_types::identity::NodeId;
 
 /// What became of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

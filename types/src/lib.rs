@@ -1,0 +1,12 @@
+//! What `liaisonctl` shares with the node: node ids and the federation CA
+//! ([`identity`]), the node's configuration file ([`config`]), the checks of
+//! operator input ([`validate`]) and the people's time zone ([`time`]).
+//!
+//! Architecture invariant: no SQLite, no tokio, no tonic and no TLS library
+//! here, so `liaisonctl` links none of the node's machinery and the protocol
+//! core can build on these types (ARCHITECTURE.md).
+
+pub mod config;
+pub mod identity;
+pub mod time;
+pub mod validate;
