@@ -6,8 +6,11 @@
 //!   forbids it); nothing was changed. `member import` also exits 1 when
 //!   the file has bad rows and `--skip-bad` was not given, and
 //!   `quarantine retry` when the entry is still held;
-//! - 2: usage error, bad local files, or the node could not be reached;
-//! - 3: `audit verify` found the audit chain broken.
+//! - 2: usage error, bad local files, or the node could not be reached or
+//!   is unavailable (stopping); try again;
+//! - 3: `audit verify` found the audit chain broken;
+//! - 4: the node failed to carry out the request: a bug or a damaged
+//!   database, not a refusal; the message names the node's log line.
 //!
 //! The verbs live in [`cmd`], one module per noun; this file parses the
 //! command line, connects, and turns the outcome into the exit code.
@@ -118,6 +121,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::AuditBroken) => ExitCode::from(3),
+        Err(Failure::Internal(message)) => {
+            eprintln!("liaisonctl: the node failed: {message}");
+            eprintln!(
+                "liaisonctl: this is a bug (or a damaged database), not a refusal of the request; report it with that log line"
+            );
+            ExitCode::from(4)
+        }
     }
 }
 

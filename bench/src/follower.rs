@@ -292,7 +292,8 @@ fn vote(shared: &Shared, store: &Store, log_id: &str, events: &[pb::Event]) -> R
             log_id,
             events,
             apply::Faults::default(),
-        )?;
+        )
+        .map_err(|e| liaison_core::Error::invalid(e.to_string()))?;
         let tx = conn.transaction()?;
         let proposed = agreements::list(
             &tx,

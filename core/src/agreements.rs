@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::apply::Rejection;
 use super::{log, members, Ctx};
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::identity::NodeId;
 use liaison_types::validate;
 
@@ -27,13 +27,74 @@ use liaison_types::validate;
 /// clock, whether or not it heard of the end.
 pub const GRACE_DAYS: i64 = 30;
 
+/// An agreement's state (DOMAIN §6.4); the same at both parties once their
+/// messages are through (DESIGN §4a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementState {
+    Proposed,
+    Active,
+    Expired,
+    Terminated,
+}
+
+impl AgreementState {
+    /// The name stored, shown and sent to peers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementState::Proposed => "proposed",
+            AgreementState::Active => "active",
+            AgreementState::Expired => "expired",
+            AgreementState::Terminated => "terminated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgreementState> {
+        [
+            AgreementState::Proposed,
+            AgreementState::Active,
+            AgreementState::Expired,
+            AgreementState::Terminated,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+
+    /// An ended agreement stays ended: later events for it are ignored.
+    pub fn is_final(self) -> bool {
+        matches!(self, AgreementState::Expired | AgreementState::Terminated)
+    }
+}
+
+impl std::fmt::Display for AgreementState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::ToSql for AgreementState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for AgreementState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        AgreementState::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("the database is damaged: an agreement state is `{text}`").into(),
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Agreement {
     pub agreement_id: String,
     pub number: String,
     pub outflow_node: String,
     pub inflow_node: String,
-    pub state: String,
+    pub state: AgreementState,
     pub version: u64,
     pub active_version: u64,
     pub pending_terms: Option<pb::AgreementTerms>,
@@ -57,7 +118,7 @@ impl Agreement {
             number: terms.number.clone(),
             outflow_node: terms.outflow_node.clone(),
             inflow_node: terms.inflow_node.clone(),
-            state: "proposed".into(),
+            state: AgreementState::Proposed,
             version: 0,
             active_version: 0,
             pending_terms: None,
@@ -73,16 +134,16 @@ impl Agreement {
     }
 
     fn is_final(&self) -> bool {
-        matches!(self.state.as_str(), "expired" | "terminated")
+        self.state.is_final()
     }
 
-    fn other_party(&self, me: &NodeId) -> Result<NodeId, StoreError> {
+    fn other_party(&self, me: &NodeId) -> Result<NodeId, Error> {
         let other = if self.outflow_node == me.as_str() {
             &self.inflow_node
         } else {
             &self.outflow_node
         };
-        NodeId::parse(other).map_err(|e| StoreError::Invalid(e.to_string()))
+        NodeId::parse(other).map_err(|e| Error::invalid(e.to_string()))
     }
 }
 
@@ -106,12 +167,12 @@ fn sign(
     agreement_id: &str,
     version: u64,
     terms: &pb::AgreementTerms,
-) -> Result<pb::AgreementSignature, StoreError> {
+) -> Result<pb::AgreementSignature, Error> {
     let hash = terms_hash(terms);
     let (signature, certificate) = ctx
         .notary()?
         .sign(&signed_message(agreement_id, version, &hash))
-        .map_err(StoreError::Invalid)?;
+        .map_err(Error::invalid)?;
     Ok(pb::AgreementSignature {
         signer: ctx.me.to_string(),
         version,
@@ -180,7 +241,7 @@ fn store_signature(
     ctx: &Ctx<'_>,
     agreement_id: &str,
     s: &pb::AgreementSignature,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.execute(
         "INSERT OR IGNORE INTO agreement_signatures (agreement_id, version, signer, terms_hash, signature, certificate, verified_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -194,7 +255,7 @@ fn signature_of(
     agreement_id: &str,
     version: u64,
     signer: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
+) -> Result<Option<Vec<u8>>, Error> {
     Ok(conn
         .query_row(
             "SELECT terms_hash FROM agreement_signatures WHERE agreement_id = ?1 AND version = ?2 AND signer = ?3",
@@ -210,7 +271,7 @@ pub fn stored_version(
     conn: &Connection,
     agreement_id: &str,
     version: u64,
-) -> Result<Option<pb::AgreementVersion>, StoreError> {
+) -> Result<Option<pb::AgreementVersion>, Error> {
     let Some(terms) = version_terms(conn, agreement_id, version)? else {
         return Ok(None);
     };
@@ -266,7 +327,7 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agreement> {
     })
 }
 
-pub fn load(conn: &Connection, agreement_id: &str) -> Result<Option<Agreement>, StoreError> {
+pub fn load(conn: &Connection, agreement_id: &str) -> Result<Option<Agreement>, Error> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM agreements WHERE agreement_id = ?1"
@@ -275,15 +336,15 @@ pub fn load(conn: &Connection, agreement_id: &str) -> Result<Option<Agreement>, 
         .optional()?)
 }
 
-fn require(conn: &Connection, agreement_id: &str) -> Result<Agreement, StoreError> {
+fn require(conn: &Connection, agreement_id: &str) -> Result<Agreement, Error> {
     load(conn, agreement_id.trim())?.ok_or_else(|| {
-        StoreError::NotFound(format!(
+        Error::not_found(format!(
             "no agreement {agreement_id}: `agreement list` shows the agreements"
         ))
     })
 }
 
-fn save(conn: &Connection, a: &Agreement, now_ms: i64) -> Result<(), StoreError> {
+fn save(conn: &Connection, a: &Agreement, now_ms: i64) -> Result<(), Error> {
     conn.execute(
         "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
              pending_terms, pending_answers, pending_signature, ended_reason, ended_by, host_end_applied,
@@ -321,7 +382,7 @@ pub fn version_terms(
     conn: &Connection,
     agreement_id: &str,
     version: u64,
-) -> Result<Option<pb::AgreementTerms>, StoreError> {
+) -> Result<Option<pb::AgreementTerms>, Error> {
     let bytes: Option<Vec<u8>> = conn
         .prepare_cached(
             "SELECT terms FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2",
@@ -337,7 +398,7 @@ fn store_version(
     agreement_id: &str,
     version: u64,
     terms: &pb::AgreementTerms,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.execute(
         "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, terms, terms_hash, published_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -353,7 +414,7 @@ fn send(
     kind: EventKind,
     agreement_id: &str,
     payload: Vec<u8>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     log::append(conn, to, kind, agreement_id, &payload, ctx.now_ms)?;
     Ok(())
 }
@@ -371,7 +432,7 @@ fn state_message(a: &Agreement, state: &str, by: &str) -> Vec<u8> {
 
 // ---------------------------------------------------------- validation
 
-fn date(value: &str, field: &str) -> Result<NaiveDate, StoreError> {
+fn date(value: &str, field: &str) -> Result<NaiveDate, Error> {
     Ok(validate::date(field, value, NaiveDate::MAX, true)?)
 }
 
@@ -380,17 +441,17 @@ fn check_terms(
     conn: &Connection,
     ctx: &Ctx<'_>,
     terms: &mut pb::AgreementTerms,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     terms.number = validate::text("agreement number", &terms.number, 60)?;
     if terms.number.is_empty() {
-        return Err(StoreError::Invalid(
+        return Err(Error::invalid(
             "the agreement number is missing (--number)".into(),
         ));
     }
     let from = date(&terms.effective_from, "effective from")?;
     let until = date(&terms.effective_until, "effective until")?;
     if until < from {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "effective until {until} is before effective from {from}"
         )));
     }
@@ -400,14 +461,14 @@ fn check_terms(
         "" | "destination" => "destination".into(),
         "members" => "members".into(),
         other => {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "scope `{other}` is not destination or members"
             )))
         }
     };
     if terms.scope_kind == "members" {
         if terms.scope_members.is_empty() {
-            return Err(StoreError::Invalid(
+            return Err(Error::invalid(
                 "a members scope needs at least one member (--member ID)".into(),
             ));
         }
@@ -418,7 +479,7 @@ fn check_terms(
                 let owned =
                     members::load_home(conn, &id)?.is_some_and(|m| m.owner == ctx.me.as_str());
                 if !owned {
-                    return Err(StoreError::NotFound(format!(
+                    return Err(Error::not_found(format!(
                         "member {id} is not a member of this node: a members scope lists the outflow party's own members"
                     )));
                 }
@@ -436,7 +497,7 @@ fn check_terms(
         "inflow" | "host" | "流入地" => "inflow".into(),
         "outflow" | "home" | "流出地" => "outflow".into(),
         other => {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
             "dues collector `{other}` is not inflow (the host collects) or outflow (home collects)"
         )))
         }
@@ -472,14 +533,14 @@ pub fn propose(
     peer: &str,
     role: &str,
     mut terms: pb::AgreementTerms,
-) -> Result<pb::AgreementView, StoreError> {
-    let peer = NodeId::parse(peer.trim()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+) -> Result<pb::AgreementView, Error> {
+    let peer = NodeId::parse(peer.trim()).map_err(|e| Error::invalid(e.to_string()))?;
     crate::store::peers::require(conn, &peer)?;
     let coordinator = match role.trim() {
         "" | "outflow" => true,
         "inflow" => false,
         other => {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "role `{other}` is not outflow (this node's members go to the peer) or inflow (the peer's members come here)"
             )))
         }
@@ -526,7 +587,7 @@ fn publish(
     a: &mut Agreement,
     terms: pb::AgreementTerms,
     inflow_signature: Option<pb::AgreementSignature>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let version = a.version + 1;
     let own = sign(ctx, &a.agreement_id, version, &terms)?;
     a.version = version;
@@ -565,10 +626,10 @@ pub fn counter(
     ctx: &Ctx<'_>,
     agreement_id: &str,
     mut terms: pb::AgreementTerms,
-) -> Result<pb::AgreementView, StoreError> {
+) -> Result<pb::AgreementView, Error> {
     let mut a = require(conn, agreement_id)?;
     if a.is_final() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "agreement {} is {}: propose a new one",
             a.agreement_id, a.state
         )));
@@ -609,10 +670,10 @@ pub fn accept(
     conn: &Connection,
     ctx: &Ctx<'_>,
     agreement_id: &str,
-) -> Result<pb::AgreementView, StoreError> {
+) -> Result<pb::AgreementView, Error> {
     let mut a = require(conn, agreement_id)?;
     if a.is_final() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "agreement {} is {}",
             a.agreement_id, a.state
         )));
@@ -622,13 +683,13 @@ pub fn accept(
         // accept is the inflow party's counter-proposal.
         let (Some(terms), Some(signature)) = (a.pending_terms.clone(), a.pending_signature.clone())
         else {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "nothing to accept: this node coordinates agreement {} and signed version {} when it published it; {} has not answered with a counter-proposal",
                 a.agreement_id, a.version, a.inflow_node
             )));
         };
         if a.pending_answers != a.version {
-            return Err(StoreError::Conflict(
+            return Err(Error::conflict(
                 "the counter-proposal answers an older version".into(),
             ));
         }
@@ -636,19 +697,19 @@ pub fn accept(
         return view(conn, ctx, &a.agreement_id);
     }
     if a.version == 0 {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "{} has not published a version yet: wait for it (your proposal is with them)",
             a.outflow_node
         )));
     }
     if signature_of(conn, &a.agreement_id, a.version, ctx.me.as_str())?.is_some() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "this node already signed version {} of agreement {}",
             a.version, a.agreement_id
         )));
     }
     let terms = version_terms(conn, &a.agreement_id, a.version)?
-        .ok_or_else(|| StoreError::NotFound("the latest version's terms are missing".into()))?;
+        .ok_or_else(|| Error::not_found("the latest version's terms are missing".into()))?;
     let signature = sign(ctx, &a.agreement_id, a.version, &terms)?;
     store_signature(conn, ctx, &a.agreement_id, &signature)?;
     a.pending_terms = None;
@@ -681,36 +742,34 @@ pub fn end(
     agreement_id: &str,
     reason: &str,
     reject: bool,
-) -> Result<pb::AgreementView, StoreError> {
+) -> Result<pb::AgreementView, Error> {
     let mut a = require(conn, agreement_id)?;
     let reason = validate::text("reason", reason, 500)?;
     if reason.is_empty() {
-        return Err(StoreError::Invalid(
-            "a reason is required (--reason)".into(),
-        ));
+        return Err(Error::invalid("a reason is required (--reason)".into()));
     }
-    match (reject, a.state.as_str()) {
-        (_, "expired" | "terminated") => {
-            return Err(StoreError::Conflict(format!(
+    match (reject, a.state) {
+        (_, AgreementState::Expired | AgreementState::Terminated) => {
+            return Err(Error::conflict(format!(
                 "agreement {} is already {}",
                 a.agreement_id, a.state
             )))
         }
-        (true, "active") => {
-            return Err(StoreError::Conflict(format!(
+        (true, AgreementState::Active) => {
+            return Err(Error::conflict(format!(
                 "agreement {} is active: end it with `agreement terminate`",
                 a.agreement_id
             )))
         }
-        (false, "proposed") => {
-            return Err(StoreError::Conflict(format!(
+        (false, AgreementState::Proposed) => {
+            return Err(Error::conflict(format!(
                 "agreement {} is not active yet: decline it with `agreement reject`",
                 a.agreement_id
             )))
         }
         _ => {}
     }
-    a.state = "terminated".into();
+    a.state = AgreementState::Terminated;
     a.ended_reason = reason;
     a.ended_by = ctx.me.to_string();
     save(conn, &a, ctx.now_ms)?;
@@ -729,11 +788,7 @@ pub fn end(
 
 /// Both parties act on the end itself: the owner stops sharing, the host
 /// deletes its copies and tells the owner it sends nothing more under it.
-pub(crate) fn act_on_end(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    a: &mut Agreement,
-) -> Result<(), StoreError> {
+pub(crate) fn act_on_end(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), Error> {
     if a.outflow_node == ctx.me.as_str() {
         let inflow = a.other_party(ctx.me)?;
         let shared: Vec<String> = conn
@@ -765,7 +820,7 @@ pub(crate) fn act_on_end(
 
 /// Decisions the calendar makes: the coordinator activates and expires;
 /// the host drops copies at the end date plus grace. Run periodically.
-pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, Error> {
     let ids: Vec<String> = conn
         .prepare("SELECT agreement_id FROM agreements WHERE state IN ('proposed', 'active') OR (inflow_node = ?1)")?
         .query_map([ctx.me.as_str()], |r| r.get(0))?
@@ -773,18 +828,9 @@ pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
     let mut changed = 0;
     for id in ids {
         if let Some(mut a) = load(conn, &id)? {
-            let before = (
-                a.state.clone(),
-                a.active_version,
-                a.copies_dropped_for.clone(),
-            );
+            let before = (a.state, a.active_version, a.copies_dropped_for.clone());
             tick_one(conn, ctx, &mut a)?;
-            if (
-                a.state.clone(),
-                a.active_version,
-                a.copies_dropped_for.clone(),
-            ) != before
-            {
+            if (a.state, a.active_version, a.copies_dropped_for.clone()) != before {
                 changed += 1;
             }
         }
@@ -792,7 +838,7 @@ pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
     Ok(changed)
 }
 
-fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), StoreError> {
+fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), Error> {
     let today = ctx.today();
     if a.outflow_node == ctx.me.as_str() {
         // A reconciling node makes no agreement decisions (DESIGN §7), also
@@ -808,13 +854,13 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), S
         let from = date(&terms.effective_from, "effective from")?;
         let until = date(&terms.effective_until, "effective until")?;
         let hash = terms_hash(&terms);
-        let signed_by = |node: &str| -> Result<bool, StoreError> {
+        let signed_by = |node: &str| -> Result<bool, Error> {
             Ok(signature_of(conn, &a.agreement_id, a.version, node)?.is_some_and(|h| h == hash))
         };
         let fully_signed = signed_by(&a.outflow_node)? && signed_by(&a.inflow_node)?;
         if a.active_version < a.version && fully_signed && today >= from && today <= until {
             a.active_version = a.version;
-            a.state = "active".into();
+            a.state = AgreementState::Active;
             save(conn, a, ctx.now_ms)?;
             let inflow = a.other_party(ctx.me)?;
             send(
@@ -831,13 +877,13 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), S
             members::request_reshare(conn, ctx)?;
         }
         let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {
-            Some(active) if a.state == "active" => {
+            Some(active) if a.state == AgreementState::Active => {
                 date(&active.effective_until, "effective until")?
             }
             _ => return Ok(()),
         };
         if today > active_until {
-            a.state = "expired".into();
+            a.state = AgreementState::Expired;
             a.ended_reason = format!("effective until {active_until}");
             a.ended_by = ctx.me.to_string();
             save(conn, a, ctx.now_ms)?;
@@ -879,7 +925,7 @@ fn host_grace(
     ctx: &Ctx<'_>,
     a: &mut Agreement,
     refused: bool,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let version = host_version(a);
     let Some(terms) = version_terms(conn, &a.agreement_id, version)? else {
         return Ok(());
@@ -921,7 +967,7 @@ pub fn covering(
     conn: &Connection,
     ctx: &Ctx<'_>,
     member_id: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
+) -> Result<Vec<(String, String)>, Error> {
     let scope = Scope::load(conn, ctx)?;
     let outflow = if scope.needs_outflow() {
         members::open_outflow(conn, member_id)?
@@ -953,7 +999,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn load(conn: &Connection, ctx: &Ctx<'_>) -> Result<Scope, StoreError> {
+    pub fn load(conn: &Connection, ctx: &Ctx<'_>) -> Result<Scope, Error> {
         let rows: Vec<(String, String, Option<Vec<u8>>)> = conn
             .prepare_cached(
                 "SELECT a.agreement_id, a.inflow_node, v.terms FROM agreements a
@@ -1006,7 +1052,7 @@ impl Scope {
         conn: &Connection,
         member_id: &str,
         outflow: Option<&pb::OutflowView>,
-    ) -> Result<Vec<(String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String)>, Error> {
         let mut out = Vec::new();
         for entry in &self.entries {
             let covered = match (&entry.members, outflow) {
@@ -1023,7 +1069,7 @@ impl Scope {
         Ok(out)
     }
 
-    fn serves(&self, conn: &Connection, inflow: &str, place: &str) -> Result<bool, StoreError> {
+    fn serves(&self, conn: &Connection, inflow: &str, place: &str) -> Result<bool, Error> {
         let key = (inflow.to_owned(), place.to_owned());
         if let Some(served) = self.served.borrow().get(&key) {
             return Ok(*served);
@@ -1190,7 +1236,7 @@ pub fn remind_forgotten(
     ctx: &Ctx<'_>,
     coordinator: &NodeId,
     reported: &std::collections::BTreeSet<&str>,
-) -> Result<usize, StoreError> {
+) -> Result<usize, Error> {
     let open: Vec<(String, u64)> = conn
         .prepare(
             "SELECT agreement_id, version FROM agreements
@@ -1238,7 +1284,7 @@ fn adopt_forgotten(
     ctx: &Ctx<'_>,
     origin: &NodeId,
     vote: &pb::AgreementVote,
-) -> Result<Option<Agreement>, StoreError> {
+) -> Result<Option<Agreement>, Error> {
     let Some(answered) = &vote.answered else {
         return Ok(None);
     };
@@ -1462,7 +1508,7 @@ fn apply_state(
             // Recorded even after the end, so both sides agree on the
             // active version; an ended agreement stays ended.
             if !a.is_final() {
-                a.state = "active".into();
+                a.state = AgreementState::Active;
             }
             a.active_version = a.active_version.max(s.version);
             save(conn, &a, ctx.now_ms)?;
@@ -1474,21 +1520,21 @@ fn apply_state(
                     a.agreement_id
                 )));
             }
-            if !matches!(s.state.as_str(), "expired" | "terminated") {
+            let Some(end) = AgreementState::parse(&s.state).filter(|e| e.is_final()) else {
                 return Err(reject(format!("unknown end `{}`", s.state)));
-            }
+            };
             if a.is_final() {
                 // Both ended it, crossing: the coordinator's end stands on
                 // both sides (it decides; the inflow party adopts it).
                 if from_coordinator {
-                    a.state = s.state.clone();
+                    a.state = end;
                     a.ended_reason = s.reason.clone();
                     a.ended_by = origin.to_string();
                     save(conn, &a, ctx.now_ms)?;
                 }
                 return Ok(());
             }
-            a.state = s.state.clone();
+            a.state = end;
             a.ended_reason = s.reason.clone();
             a.ended_by = origin.to_string();
             save(conn, &a, ctx.now_ms)?;
@@ -1524,7 +1570,7 @@ fn apply_state(
                 .query_map([&a.agreement_id], |r| r.get(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             conn.execute("DELETE FROM shares WHERE basis = ?1", [&a.agreement_id])?;
-            let renewed = a.state == "active" && a.active_version > s.version;
+            let renewed = a.state == AgreementState::Active && a.active_version > s.version;
             let except = if renewed {
                 None
             } else {
@@ -1543,9 +1589,9 @@ fn apply_state(
 /// held (`host_grace`). Else a copy held from before would stay behind the
 /// refused update, or the owner would believe the host holds what it
 /// refused, for good.
-pub fn host_past_grace(conn: &Connection, ctx: &Ctx<'_>, basis: &str) -> Result<(), StoreError> {
+pub fn host_past_grace(conn: &Connection, ctx: &Ctx<'_>, basis: &str) -> Result<(), Error> {
     if let Some(mut a) = load(conn, basis)? {
-        if a.inflow_node == ctx.me.as_str() && a.state == "active" {
+        if a.inflow_node == ctx.me.as_str() && a.state == AgreementState::Active {
             host_grace(conn, ctx, &mut a, true)?;
         }
     }
@@ -1560,14 +1606,14 @@ pub fn host_may_hold(
     ctx: &Ctx<'_>,
     owner: &NodeId,
     basis: &str,
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Option<bool>, Error> {
     let Some(a) = load(conn, basis)? else {
         return Ok(None);
     };
     if a.outflow_node != owner.as_str() {
         return Ok(None);
     }
-    if a.inflow_node != ctx.me.as_str() || a.state != "active" {
+    if a.inflow_node != ctx.me.as_str() || a.state != AgreementState::Active {
         return Ok(Some(false));
     }
     let Some(terms) = version_terms(conn, basis, host_version(&a))? else {
@@ -1590,7 +1636,7 @@ pub fn host_record_allowed(
     member_id: &str,
     basis: &str,
     (log_id, seq): (&str, u64),
-) -> Result<Result<(), String>, StoreError> {
+) -> Result<Result<(), String>, Error> {
     let Some(a) = load(conn, basis)? else {
         return Ok(Err(format!(
             "basis `{basis}` is not an agreement known here"
@@ -1630,7 +1676,7 @@ pub fn host_record_allowed(
 /// records there come before the end until it applies the end again there
 /// (DESIGN §4, §7). An end recorded before markers were kept per log
 /// (migration 0009) holds for every log.
-fn host_end_in(conn: &Connection, a: &Agreement, log_id: &str) -> Result<u64, StoreError> {
+fn host_end_in(conn: &Connection, a: &Agreement, log_id: &str) -> Result<u64, Error> {
     let mut markers =
         conn.prepare_cached("SELECT log_id, seq FROM host_end_markers WHERE agreement_id = ?1")?;
     let markers: Vec<(String, u64)> = markers
@@ -1646,7 +1692,7 @@ fn host_end_in(conn: &Connection, a: &Agreement, log_id: &str) -> Result<u64, St
 }
 
 /// Active agreements with `peer` (either role).
-pub fn active_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, StoreError> {
+pub fn active_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, Error> {
     Ok(conn
         .prepare(
             "SELECT agreement_id FROM agreements WHERE state = 'active' AND (outflow_node = ?1 OR inflow_node = ?1)
@@ -1662,7 +1708,7 @@ pub fn view(
     conn: &Connection,
     ctx: &Ctx<'_>,
     agreement_id: &str,
-) -> Result<pb::AgreementView, StoreError> {
+) -> Result<pb::AgreementView, Error> {
     let a = require(conn, agreement_id)?;
     let coordinator = a.outflow_node == ctx.me.as_str();
     let mut history = Vec::new();
@@ -1711,30 +1757,30 @@ pub fn view(
         )?
     };
     let signed_by_me = signature_of(conn, &a.agreement_id, a.version, ctx.me.as_str())?.is_some();
-    let next_step = match (a.state.as_str(), coordinator) {
-        ("proposed", true) if a.pending_terms.is_some() => format!(
+    let next_step = match (a.state, coordinator) {
+        (AgreementState::Proposed, true) if a.pending_terms.is_some() => format!(
             "{} sent a counter-proposal: `agreement accept {}` publishes it, or `agreement counter` with your terms",
             a.inflow_node, a.agreement_id
         ),
-        ("proposed", true) if a.version == 0 => "waiting".into(),
-        ("proposed", true) => format!(
+        (AgreementState::Proposed, true) if a.version == 0 => "waiting".into(),
+        (AgreementState::Proposed, true) => format!(
             "waiting for {} to accept version {}; it activates on {} once both have signed",
             a.inflow_node,
             a.version,
             terms.as_ref().map(|t| t.effective_from.as_str()).unwrap_or("?")
         ),
-        ("proposed", false) if a.version == 0 => format!("your proposal is with {}, which publishes it as version 1", a.outflow_node),
-        ("proposed", false) if a.pending_terms.is_some() => format!("your counter-proposal is with {}", a.outflow_node),
-        ("proposed", false) if signed_by_me => format!(
+        (AgreementState::Proposed, false) if a.version == 0 => format!("your proposal is with {}, which publishes it as version 1", a.outflow_node),
+        (AgreementState::Proposed, false) if a.pending_terms.is_some() => format!("your counter-proposal is with {}", a.outflow_node),
+        (AgreementState::Proposed, false) if signed_by_me => format!(
             "signed; {} activates it on its clock from {}",
             a.outflow_node,
             terms.as_ref().map(|t| t.effective_from.as_str()).unwrap_or("?")
         ),
-        ("proposed", false) => format!(
+        (AgreementState::Proposed, false) => format!(
             "`agreement accept {}` signs version {}, `agreement counter` proposes changes, `agreement reject` declines",
             a.agreement_id, a.version
         ),
-        ("active", _) => "active: members in scope are shared; `agreement counter` amends, `agreement terminate` ends it".into(),
+        (AgreementState::Active, _) => "active: members in scope are shared; `agreement counter` amends, `agreement terminate` ends it".into(),
         _ => "ended: propose a new agreement to co-manage again".into(),
     };
     Ok(pb::AgreementView {
@@ -1743,7 +1789,7 @@ pub fn view(
         outflow_node: a.outflow_node.clone(),
         inflow_node: a.inflow_node.clone(),
         role: if coordinator { "outflow" } else { "inflow" }.into(),
-        state: a.state.clone(),
+        state: a.state.as_str().into(),
         version: a.version,
         active_version: a.active_version,
         terms,
@@ -1761,7 +1807,7 @@ pub fn list(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::AgreementListRequest,
-) -> Result<Vec<pb::AgreementView>, StoreError> {
+) -> Result<Vec<pb::AgreementView>, Error> {
     let ids: Vec<String> = conn
         .prepare(
             "SELECT agreement_id FROM agreements WHERE (?1 = '' OR state = ?1)
@@ -1774,10 +1820,7 @@ pub fn list(
 
 /// Members away in a region with which no active agreement exists, grouped
 /// by destination.
-pub fn uncovered(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-) -> Result<pb::ReportUncoveredResponse, StoreError> {
+pub fn uncovered(conn: &Connection, ctx: &Ctx<'_>) -> Result<pb::ReportUncoveredResponse, Error> {
     let away: Vec<(String, String, String)> = conn
         .prepare(
             "SELECT o.member_id, o.destination_place, o.destination_node FROM outflows o

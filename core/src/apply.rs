@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{log, members, Ctx};
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::identity::NodeId;
 
 /// What became of a batch.
@@ -28,17 +28,44 @@ pub struct ApplyReport {
     pub cursor: u64,
 }
 
-/// Why one event was not applied.
+/// Why one event was not applied: the outcomes of applying an event other
+/// than "applied".
 #[derive(Debug)]
 pub enum Rejection {
     /// It can never be valid: quarantine it and move on.
     Invalid(String),
-    /// Storage failed: abort the batch, cursor unmoved.
-    Store(StoreError),
+    /// A transfer decision (`release`, `abort`) that cannot be applied now.
+    /// Decisions are never quarantined (DESIGN §4): the peer's stream
+    /// stops at this event, cursor unmoved, until a restart or an upgrade
+    /// applies it.
+    Stop(String),
+    /// The core failed (storage, or a refusal of a step it took): abort
+    /// the batch, cursor unmoved.
+    Store(Error),
 }
 
-impl From<StoreError> for Rejection {
-    fn from(e: StoreError) -> Self {
+/// Why a batch was not applied. Nothing of it was: the cursor did not move.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A decision that cannot be applied ([`Rejection::Stop`]).
+    #[error("{kind} event {seq} cannot be applied: {reason}; the stream from this peer stops here until a restart or an upgrade applies it")]
+    Stopped {
+        seq: u64,
+        kind: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+impl From<rusqlite::Error> for BatchError {
+    fn from(e: rusqlite::Error) -> Self {
+        BatchError::Core(e.into())
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Self {
         Rejection::Store(e)
     }
 }
@@ -73,7 +100,7 @@ pub fn apply_batch(
     log_id: &str,
     events: &[pb::Event],
     faults: Faults,
-) -> Result<ApplyReport, StoreError> {
+) -> Result<ApplyReport, BatchError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let start = log::cursor(&tx, origin, log_id)?;
     let mut report = ApplyReport {
@@ -108,7 +135,14 @@ pub fn apply_batch(
                 quarantine(&tx, ctx, origin, log_id, event, &reason)?;
                 report.quarantined += 1;
             }
-            Err(Rejection::Store(error)) => return Err(error),
+            Err(Rejection::Stop(reason)) => {
+                return Err(BatchError::Stopped {
+                    seq: event.seq,
+                    kind: log::kind_name(event.kind).to_string(),
+                    reason,
+                })
+            }
+            Err(Rejection::Store(error)) => return Err(error.into()),
         }
         report.cursor = event.seq;
     }
@@ -134,6 +168,18 @@ pub fn apply_batch(
     Ok(report)
 }
 
+/// The node a tombstone's forward pointer names; anything else is a
+/// damaged database, never a peer's fault.
+fn forward_pointer(member_id: &str, to_node: &str) -> Result<NodeId, Rejection> {
+    NodeId::parse(to_node).map_err(|_| {
+        Rejection::Store(Error::corrupt(
+            format!("the forward pointer of member {member_id}"),
+            to_node,
+            "a node id",
+        ))
+    })
+}
+
 fn quarantine(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -141,7 +187,7 @@ fn quarantine(
     log_id: &str,
     event: &pb::Event,
     reason: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO quarantine (origin, log_id, seq, kind, entity, payload, reason, state, received_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8)",
@@ -567,8 +613,7 @@ fn check_host_record(
             if let Some(moved) =
                 members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
             {
-                let to = NodeId::parse(&moved.to_node)
-                    .map_err(|e| Rejection::Store(StoreError::Invalid(e.to_string())))?;
+                let to = forward_pointer(member_id, &moved.to_node)?;
                 return Ok(Disposition::Relay(to, moved.transfer_id));
             }
         }
@@ -597,8 +642,7 @@ fn check_host_record(
     }
     match members::moved_of(conn, member_id)? {
         Some(moved) if !moved.to_node.is_empty() => {
-            let to = NodeId::parse(&moved.to_node)
-                .map_err(|e| Rejection::Store(StoreError::Invalid(e.to_string())))?;
+            let to = forward_pointer(member_id, &moved.to_node)?;
             Ok(Disposition::Relay(to, moved.transfer_id))
         }
         // Transferred on paper to a place with no node: nowhere to relay.
@@ -636,7 +680,7 @@ const QUARANTINE_COLUMNS: &str = "id, origin, seq, kind, entity, reason, receive
 pub fn quarantine_list(
     conn: &Connection,
     include_resolved: bool,
-) -> Result<Vec<pb::QuarantineEntry>, StoreError> {
+) -> Result<Vec<pb::QuarantineEntry>, Error> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE ?1 OR state = 'held' ORDER BY id"
     ))?;
@@ -653,7 +697,7 @@ pub fn quarantine_retry(
     conn: &Connection,
     ctx: &Ctx<'_>,
     id: u64,
-) -> Result<pb::QuarantineEntry, StoreError> {
+) -> Result<pb::QuarantineEntry, Error> {
     // (origin, the origin's log it came in, state, the event).
     let row: Option<(String, String, String, pb::Event)> =
         rusqlite::OptionalExtension::optional(conn.query_row(
@@ -675,16 +719,16 @@ pub fn quarantine_retry(
             },
         ))?;
     let Some((origin, log_id, state, event)) = row else {
-        return Err(StoreError::NotFound(format!(
+        return Err(Error::not_found(format!(
             "no quarantined event {id}: `quarantine list` shows them"
         )));
     };
     if state != "held" {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "quarantined event {id} is already {state}"
         )));
     }
-    let origin = NodeId::parse(&origin).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let origin = NodeId::parse(&origin).map_err(|e| Error::invalid(e.to_string()))?;
     match apply_event(conn, ctx, &origin, &log_id, &event, Faults::default()) {
         Ok(()) => {
             conn.execute(
@@ -697,6 +741,11 @@ pub fn quarantine_retry(
                 "UPDATE quarantine SET reason = ?2, retried_at_ms = ?3 WHERE id = ?1",
                 params![id, reason, ctx.now_ms],
             )?;
+        }
+        Err(Rejection::Stop(reason)) => {
+            return Err(Error::conflict(format!(
+                "quarantined event {id} cannot be applied now: {reason}"
+            )))
         }
         Err(Rejection::Store(e)) => return Err(e),
     }
@@ -719,11 +768,7 @@ pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 /// this node forgot it had received comes before the release its sender
 /// sends again, and a later owner's share before the report of the release
 /// this node forgot (DESIGN §7). Returns how many were applied.
-pub fn retry_held_about(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-) -> Result<usize, StoreError> {
+pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<usize, Error> {
     let ids: Vec<u64> = conn
         .prepare_cached(
             "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY id",

@@ -9,7 +9,7 @@ use liaison_proto::v1 as pb;
 use rusqlite::Connection;
 
 use super::{members, Ctx};
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::validate;
 
 /// Columns in export order, each with the header names accepted on import.
@@ -66,9 +66,9 @@ fn column_of(header: &str) -> Option<usize> {
 
 /// Imports every row it can, in the caller's transaction; the caller commits
 /// or rolls back according to [`ImportOutcome::commit`].
-pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOutcome, StoreError> {
+pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOutcome, Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        StoreError::Invalid(format!(
+        Error::invalid(format!(
             "the file is not UTF-8 (byte {}): save it as UTF-8 CSV",
             e.valid_up_to()
         ))
@@ -79,7 +79,7 @@ pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOu
         .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| StoreError::Invalid(format!("line 1: cannot read the header row: {e}")))?
+        .map_err(|e| Error::invalid(format!("line 1: cannot read the header row: {e}")))?
         .clone();
     let mut positions: Vec<Option<usize>> = Vec::new();
     let mut seen = [false; COLUMNS.len()];
@@ -87,7 +87,7 @@ pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOu
         let column = column_of(header);
         match column {
             Some(idx) if seen[idx] => {
-                return Err(StoreError::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "line 1: column `{header}` appears twice"
                 )));
             }
@@ -97,7 +97,7 @@ pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOu
                     .iter()
                     .map(|(en, zh)| format!("{en}/{}", zh[0]))
                     .collect();
-                return Err(StoreError::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "line 1: unknown column `{header}`; known columns: {}",
                     known.join(", ")
                 )));
@@ -117,7 +117,7 @@ pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOu
             .position(|(en, _)| *en == required)
             .unwrap_or(0);
         if !seen[idx] {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "line 1: the required column `{required}` ({}) is missing",
                 COLUMNS[idx].1[0]
             )));
@@ -160,7 +160,7 @@ pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOu
         }
         match import_row(conn, ctx, cells) {
             Ok(()) => outcome.imported += 1,
-            Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
+            Err(e @ Error::Storage(_)) => return Err(e),
             Err(e) => {
                 outcome.problems.push((line, e.to_string()));
                 outcome.skipped += 1;
@@ -174,7 +174,7 @@ fn import_row(
     conn: &Connection,
     ctx: &Ctx<'_>,
     cells: [Option<String>; COLUMNS.len()],
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     // A savepoint per row, so a bad row leaves nothing behind even when the
     // good rows are kept.
     conn.execute_batch("SAVEPOINT import_row")?;
@@ -190,7 +190,7 @@ fn import_row_inner(
     conn: &Connection,
     ctx: &Ctx<'_>,
     cells: [Option<String>; COLUMNS.len()],
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let [member_id, name, gender, birth_date, ethnicity, native_place, national_id, education, occupation, origin, party_status, joined_on, full_member_on, home_branch, phone, home_address, membership_state, destination_place, destination_node, departed_on, expected_return, outflow_reason, fixed_location, direction, certificate_no, card_no] =
         cells;
     let fields = pb::MemberFields {
@@ -231,7 +231,7 @@ fn import_row_inner(
         if open.destination_place == destination_place {
             return Ok(());
         }
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} is already away to {}; the file says {destination_place}: `outflow return` first",
             open.destination_place
         )));
@@ -245,7 +245,7 @@ fn import_row_inner(
         "" | "0" | "no" | "false" | "否" => false,
         "1" | "yes" | "true" | "是" => true,
         other => {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "fixed_location `{other}` is not yes/no (是/否)"
             )))
         }
@@ -271,9 +271,9 @@ fn import_row_inner(
 }
 
 /// Every member this node owns, as CSV with the English headers.
-pub fn export(conn: &Connection, ctx: &Ctx<'_>) -> Result<(Vec<u8>, u64), StoreError> {
+pub fn export(conn: &Connection, ctx: &Ctx<'_>) -> Result<(Vec<u8>, u64), Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    let csv_error = |e: csv::Error| StoreError::Invalid(format!("cannot write CSV: {e}"));
+    let csv_error = |e: csv::Error| Error::invalid(format!("cannot write CSV: {e}"));
     writer
         .write_record(COLUMNS.iter().map(|(en, _)| *en))
         .map_err(csv_error)?;
@@ -326,6 +326,6 @@ pub fn export(conn: &Connection, ctx: &Ctx<'_>) -> Result<(Vec<u8>, u64), StoreE
     }
     let bytes = writer
         .into_inner()
-        .map_err(|e| StoreError::Invalid(format!("cannot write CSV: {e}")))?;
+        .map_err(|e| Error::invalid(format!("cannot write CSV: {e}")))?;
     Ok((bytes, ids.len() as u64))
 }

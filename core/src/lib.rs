@@ -11,6 +11,7 @@
 pub mod agreements;
 pub mod apply;
 pub mod clock;
+mod error;
 pub mod import;
 pub mod log;
 pub mod members;
@@ -37,6 +38,8 @@ use liaison_types::time::china_time;
 use rand::RngCore;
 
 use crate::clock::Millis;
+
+pub use error::{Error, Refusal, StorageError};
 
 /// Who is acting and when: everything the core needs from outside.
 #[derive(Debug, Clone, Copy)]
@@ -76,9 +79,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn notary(&self) -> Result<&'a dyn Notary, crate::store::StoreError> {
+    pub fn notary(&self) -> Result<&'a dyn Notary, crate::Error> {
         self.notary.ok_or_else(|| {
-            crate::store::StoreError::Invalid(
+            crate::Error::invalid(
                 "this operation signs or verifies an agreement, but no signing key was given"
                     .into(),
             )

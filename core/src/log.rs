@@ -6,7 +6,7 @@ use liaison_proto::v1::{Event, EventKind};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::identity::NodeId;
 
 /// Whether a kind is a snapshot of a record: a later snapshot, or an
@@ -25,7 +25,7 @@ pub fn append(
     entity: &str,
     payload: &[u8],
     now_ms: Millis,
-) -> Result<u64, StoreError> {
+) -> Result<u64, Error> {
     match kind {
         EventKind::HomeSection | EventKind::Unshare => {
             conn.prepare_cached(
@@ -58,7 +58,7 @@ pub fn append_unqueued(
     entity: &str,
     payload: &[u8],
     now_ms: Millis,
-) -> Result<u64, StoreError> {
+) -> Result<u64, Error> {
     conn.prepare_cached(
         "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
@@ -74,7 +74,7 @@ pub fn queued_entities(
     audience: &NodeId,
     after: &str,
     upto: Option<&str>,
-) -> Result<std::collections::HashSet<String>, StoreError> {
+) -> Result<std::collections::HashSet<String>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT entity FROM events
          WHERE audience = ?1 AND entity > ?2 AND (?3 IS NULL OR entity <= ?3)
@@ -101,7 +101,7 @@ pub fn drop_queued_home_sections(
     conn: &Connection,
     audience: &NodeId,
     entity: &str,
-) -> Result<usize, StoreError> {
+) -> Result<usize, Error> {
     Ok(conn
         .prepare_cached("DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3")?
         .execute(params![
@@ -117,7 +117,7 @@ pub fn read_batch(
     audience: &NodeId,
     since: u64,
     limit: u32,
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<Event>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, kind, entity, payload, created_at_ms FROM events
          WHERE audience = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
@@ -137,14 +137,14 @@ pub fn read_batch(
 }
 
 /// The highest seq held for `audience` (0 if none).
-pub fn head_seq(conn: &Connection, audience: &NodeId) -> Result<u64, StoreError> {
+pub fn head_seq(conn: &Connection, audience: &NodeId) -> Result<u64, Error> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE audience = ?1")?
         .query_row([audience.as_str()], |r| r.get(0))?)
 }
 
 /// The highest seq in the log, for any audience (0 if none).
-pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
+pub fn max_seq(conn: &Connection) -> Result<u64, Error> {
     Ok(conn
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
         .query_row([], |r| r.get(0))?)
@@ -152,7 +152,7 @@ pub fn max_seq(conn: &Connection) -> Result<u64, StoreError> {
 
 /// The audiences with events after `after`, each with its highest seq: what
 /// the commits since `after` appended (seq only grows, so a range of it).
-pub fn heads_after(conn: &Connection, after: u64) -> Result<Vec<(String, u64)>, StoreError> {
+pub fn heads_after(conn: &Connection, after: u64) -> Result<Vec<(String, u64)>, Error> {
     // A range of the primary key, grouped here: a GROUP BY could make
     // SQLite walk the whole (audience, seq) index instead.
     let mut stmt = conn.prepare_cached("SELECT audience, seq FROM events WHERE seq > ?1")?;
@@ -170,14 +170,14 @@ pub fn heads_after(conn: &Connection, after: u64) -> Result<Vec<(String, u64)>, 
 }
 
 /// How many events are held for `audience` after `since`.
-pub fn backlog(conn: &Connection, audience: &NodeId, since: u64) -> Result<u64, StoreError> {
+pub fn backlog(conn: &Connection, audience: &NodeId, since: u64) -> Result<u64, Error> {
     Ok(conn
         .prepare_cached("SELECT COUNT(*) FROM events WHERE audience = ?1 AND seq > ?2")?
         .query_row(params![audience.as_str(), since], |r| r.get(0))?)
 }
 
 /// How far this node applied `peer`'s log `log_id` (0 if never).
-pub fn cursor(conn: &Connection, peer: &NodeId, log_id: &str) -> Result<u64, StoreError> {
+pub fn cursor(conn: &Connection, peer: &NodeId, log_id: &str) -> Result<u64, Error> {
     Ok(conn
         .prepare_cached("SELECT seq FROM cursors WHERE peer = ?1 AND log_id = ?2")?
         .query_row(params![peer.as_str(), log_id], |r| r.get(0))
@@ -193,7 +193,7 @@ pub fn advance_cursor(
     seq: u64,
     applied: u64,
     now_ms: Millis,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO cursors (peer, log_id, seq, applied_total, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (peer, log_id) DO UPDATE SET seq = MAX(seq, excluded.seq),
@@ -207,7 +207,7 @@ pub fn advance_cursor(
 pub fn latest_cursor(
     conn: &Connection,
     peer: &NodeId,
-) -> Result<Option<(String, u64, u64, Millis)>, StoreError> {
+) -> Result<Option<(String, u64, u64, Millis)>, Error> {
     Ok(conn
         .query_row(
             "SELECT log_id, seq, applied_total, updated_at_ms FROM cursors WHERE peer = ?1
@@ -224,7 +224,7 @@ pub fn record_peer_progress(
     peer: &NodeId,
     since: u64,
     now_ms: Millis,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO peer_progress (peer, since, updated_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT (peer) DO UPDATE SET since = excluded.since, updated_at_ms = excluded.updated_at_ms",
@@ -233,7 +233,7 @@ pub fn record_peer_progress(
     Ok(())
 }
 
-pub fn peer_progress(conn: &Connection, peer: &NodeId) -> Result<u64, StoreError> {
+pub fn peer_progress(conn: &Connection, peer: &NodeId) -> Result<u64, Error> {
     Ok(conn
         .query_row(
             "SELECT since FROM peer_progress WHERE peer = ?1",
@@ -256,7 +256,7 @@ pub fn disclose(
     counter: u64,
     basis: &str,
     now_ms: Millis,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO disclosures (peer, record_kind, record_id, fields, generation, counter, basis, at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

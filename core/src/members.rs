@@ -17,7 +17,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{log, Ctx};
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::identity::NodeId;
 use liaison_types::validate;
 
@@ -31,30 +31,30 @@ pub const LOST_AFTER_DAYS: i64 = 183;
 const SHARED_FIELDS: &str =
     "name,gender,birth_year,phone,party_status,home_branch,home_branch_contact,membership_state,contact_status,outflow,certificate";
 
-fn not_found(member_id: &str) -> StoreError {
-    StoreError::NotFound(format!(
+fn not_found(member_id: &str) -> Error {
+    Error::not_found(format!(
         "no member {member_id} on this node: `member list` shows the members"
     ))
 }
 
 // ---------------------------------------------------------------- orgs
 
-pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Org, StoreError> {
+pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Org, Error> {
     let org_id = validate::code("org id", &org.org_id)?;
     let name = validate::text("name", &org.name, 100)?;
     if name.is_empty() {
-        return Err(StoreError::Invalid("organization name is empty".into()));
+        return Err(Error::invalid("organization name is empty".into()));
     }
     let level = validate::org_level(&org.level)?;
     let form = validate::org_form(&org.form)?;
     let parent = org.parent_org.trim().to_owned();
     if !parent.is_empty() && org_name(conn, &parent)?.is_none() {
-        return Err(StoreError::NotFound(format!(
+        return Err(Error::not_found(format!(
             "parent organization {parent} does not exist: add it first (`org list` shows them)"
         )));
     }
     if org_name(conn, &org_id)?.is_some() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "organization {org_id} already exists"
         )));
     }
@@ -76,7 +76,7 @@ pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Or
     })
 }
 
-pub fn org_list(conn: &Connection) -> Result<Vec<pb::Org>, StoreError> {
+pub fn org_list(conn: &Connection) -> Result<Vec<pb::Org>, Error> {
     let mut stmt = conn.prepare(
         "SELECT org_id, name, level, form, parent_org, contact_person, phone FROM orgs ORDER BY org_id",
     )?;
@@ -96,14 +96,14 @@ pub fn org_list(conn: &Connection) -> Result<Vec<pb::Org>, StoreError> {
     Ok(orgs)
 }
 
-fn org_name(conn: &Connection, org_id: &str) -> Result<Option<String>, StoreError> {
+fn org_name(conn: &Connection, org_id: &str) -> Result<Option<String>, Error> {
     Ok(conn
         .prepare_cached("SELECT name FROM orgs WHERE org_id = ?1")?
         .query_row([org_id], |r| r.get(0))
         .optional()?)
 }
 
-fn org_contact(conn: &Connection, org_id: &str) -> Result<(String, String), StoreError> {
+fn org_contact(conn: &Connection, org_id: &str) -> Result<(String, String), Error> {
     Ok(conn
         .prepare_cached(
             "SELECT name, TRIM(contact_person || ' ' || phone) FROM orgs WHERE org_id = ?1",
@@ -184,7 +184,7 @@ fn read_home_at(r: &Row<'_>, at: usize) -> rusqlite::Result<HomeRecord> {
     })
 }
 
-pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord>, StoreError> {
+pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord>, Error> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {HOME_COLUMNS} FROM members WHERE member_id = ?1"
@@ -194,7 +194,7 @@ pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord
 }
 
 /// Whether this node holds `member_id`'s home section (owned or a tombstone).
-pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, StoreError> {
+pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, Error> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1")?
         .query_row([member_id], |_| Ok(()))
@@ -203,12 +203,12 @@ pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, StoreError> {
 }
 
 /// Stores a home section as given (a released record being installed).
-pub fn save_home_record(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
+pub fn save_home_record(conn: &Connection, m: &HomeRecord) -> Result<(), Error> {
     save_home(conn, m)
 }
 
 /// Where a member transferred away went, if it was.
-pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedView>, StoreError> {
+pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedView>, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT moved_to_node, moved_to_place, moved_transfer_id, moved_letter_no, moved_on, generation
@@ -229,7 +229,7 @@ pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedVi
 
 /// Shares the current version of an owned member again (after it arrived
 /// by a transfer).
-pub fn reshare_member(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<(), StoreError> {
+pub fn reshare_member(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<(), Error> {
     match load_home(conn, member_id)? {
         Some(m) if m.owner == ctx.me.as_str() => sync_shares(conn, ctx, &m, true),
         _ => Ok(()),
@@ -237,24 +237,20 @@ pub fn reshare_member(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Resu
 }
 
 /// Withdraws the member's home section from every host holding it.
-pub fn unshare_everywhere(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    m: &HomeRecord,
-) -> Result<(), StoreError> {
+pub fn unshare_everywhere(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), Error> {
     let held: Vec<String> = conn
         .prepare("SELECT peer FROM shares WHERE member_id = ?1")?
         .query_map([&m.member_id], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
     for peer in held {
-        let host = NodeId::parse(&peer).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let host = NodeId::parse(&peer).map_err(|e| Error::invalid(e.to_string()))?;
         unshare(conn, ctx, &host, m, "the member was transferred")?;
     }
     conn.execute("DELETE FROM shares WHERE member_id = ?1", [&m.member_id])?;
     Ok(())
 }
 
-fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
+fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), Error> {
     conn.prepare_cached(&format!(
         // An upsert, not INSERT OR REPLACE: a replace deletes the row first,
         // which makes SQLite check every child table's foreign keys (a scan
@@ -297,24 +293,20 @@ fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), StoreError> {
 /// Loads a member whose home section this node owns, or says who owns it.
 /// Loads a member this node owns and may edit: not a copy, not a
 /// tombstone, not frozen by an open transfer offer.
-pub fn load_owned(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-) -> Result<HomeRecord, StoreError> {
+pub fn load_owned(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<HomeRecord, Error> {
     if let Some(home) = load_home(conn, member_id)? {
         if home.owner == ctx.me.as_str() {
             if let Some((transfer_id, letter_no, receiver)) =
                 super::transfers::frozen_by(conn, member_id)?
             {
-                return Err(StoreError::Conflict(format!(
+                return Err(Error::conflict(format!(
                     "member {member_id} is frozen while transfer {transfer_id} (letter {letter_no}) to {receiver} is open: `transfer cancel {transfer_id}` first, or wait for it"
                 )));
             }
             return Ok(home);
         }
         if let Some(moved) = moved_of(conn, member_id)? {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "member {member_id} was transferred to {} on {} (transfer {}, letter {}): it is theirs now",
                 if moved.to_node.is_empty() { &moved.to_place } else { &moved.to_node },
                 moved.released_on,
@@ -322,13 +314,13 @@ pub fn load_owned(
                 moved.letter_no
             )));
         }
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} is owned by {}: only {} may change its home section",
             home.owner, home.owner
         )));
     }
     if let Some(copy) = load_copy(conn, member_id)? {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} ({}) belongs to {}: its home section is theirs to change; this node may write its host section with `member host-set`",
             copy.name, copy.owner
         )));
@@ -342,7 +334,7 @@ fn apply_fields(
     ctx: &Ctx<'_>,
     m: &mut HomeRecord,
     f: &pb::MemberFields,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let today = ctx.today();
     let set = |target: &mut String, value: &Option<String>| {
         if let Some(v) = value {
@@ -381,7 +373,7 @@ fn apply_fields(
     if let Some(joined) = joined {
         let age_at_joining = joined.years_since(birth).unwrap_or(0);
         if age_at_joining < 18 {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "joined on {joined} is before the member's 18th birthday (born {birth})"
             )));
         }
@@ -390,7 +382,7 @@ fn apply_fields(
     let full = validate::optional_date("full member on", &m.full_member_on, today, false)?;
     if let (Some(full), Some(joined)) = (full, joined) {
         if full < joined {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "full member on {full} is before joined on {joined}"
             )));
         }
@@ -398,12 +390,12 @@ fn apply_fields(
     m.full_member_on = full.map(|d| d.to_string()).unwrap_or_default();
     m.home_branch = m.home_branch.trim().to_owned();
     if m.home_branch.is_empty() {
-        return Err(StoreError::Invalid(
+        return Err(Error::invalid(
             "home branch is missing: give an org id from `org list`".into(),
         ));
     }
     if org_name(conn, &m.home_branch)?.is_none() {
-        return Err(StoreError::NotFound(format!(
+        return Err(Error::not_found(format!(
             "home branch {} is not an organization of this node: `org add` it, or pick one from `org list`",
             m.home_branch
         )));
@@ -423,7 +415,7 @@ fn apply_fields(
             .query_row(params![m.national_id, ctx.me.as_str(), m.member_id], |r| r.get(0))
             .optional()?;
         if let Some(other) = clash {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "national ID number {} is already member {other}'s: one person, one record (`member show {other}`)",
                 m.national_id
             )));
@@ -436,7 +428,7 @@ pub fn member_add(
     conn: &Connection,
     ctx: &Ctx<'_>,
     fields: &pb::MemberFields,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     member_add_with_id(conn, ctx, &ctx.new_id(), fields)
 }
 
@@ -446,9 +438,9 @@ pub fn member_add_with_id(
     ctx: &Ctx<'_>,
     member_id: &str,
     fields: &pb::MemberFields,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     if load_home(conn, member_id)?.is_some() || load_copy(conn, member_id)?.is_some() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} already exists"
         )));
     }
@@ -472,7 +464,7 @@ pub fn member_update(
     ctx: &Ctx<'_>,
     member_id: &str,
     fields: &pb::MemberFields,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     let member_id = validate::member_id(member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     apply_fields(conn, ctx, &mut m, fields)?;
@@ -482,7 +474,7 @@ pub fn member_update(
 
 /// Records a new version of an owned home section and shares it with the
 /// node that may hold it.
-fn bump_and_share(conn: &Connection, ctx: &Ctx<'_>, m: &mut HomeRecord) -> Result<(), StoreError> {
+fn bump_and_share(conn: &Connection, ctx: &Ctx<'_>, m: &mut HomeRecord) -> Result<(), Error> {
     m.counter += 1;
     m.updated_at_ms = ctx.now_ms;
     m.contact_status = contact_state(conn, ctx, m)?.status;
@@ -499,7 +491,7 @@ fn sync_shares(
     ctx: &Ctx<'_>,
     m: &HomeRecord,
     resend: bool,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     sync_shares_except(conn, ctx, m, resend, None)
 }
 
@@ -511,7 +503,7 @@ fn sync_shares_except(
     m: &HomeRecord,
     resend: bool,
     except: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let scope = super::agreements::Scope::load(conn, ctx)?;
     let held = held_shares(conn, &m.member_id)?;
     let outflow = open_outflow(conn, &m.member_id)?;
@@ -527,7 +519,7 @@ fn sync_shares_except(
 }
 
 /// The hosts holding a copy of `member_id`, each with its basis.
-fn held_shares(conn: &Connection, member_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+fn held_shares(conn: &Connection, member_id: &str) -> Result<Vec<(String, String)>, Error> {
     Ok(conn
         .prepare_cached("SELECT peer, basis FROM shares WHERE member_id = ?1")?
         .query_map([member_id], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -557,7 +549,7 @@ fn sync_shares_in(
     m: &HomeRecord,
     (held, outflow): (Vec<(String, String)>, Option<pb::OutflowView>),
     (resend, except): (bool, Option<&str>),
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     if held.is_empty() && scope.is_empty() {
         return Ok(());
     }
@@ -581,7 +573,7 @@ fn sync_shares_in(
         .iter()
         .filter(|(peer, _)| !covering.iter().any(|(_, host)| host == peer))
     {
-        let host = NodeId::parse(peer).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let host = NodeId::parse(peer).map_err(|e| Error::invalid(e.to_string()))?;
         unshare(conn, ctx, &host, m, "the member left the agreement's scope")?;
         if let Some(bulk) = bulk.as_deref_mut() {
             if let Some(queued) = bulk.queued.get_mut(peer) {
@@ -601,7 +593,7 @@ fn sync_shares_in(
         if current && !resend {
             continue;
         }
-        let host = NodeId::parse(host).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let host = NodeId::parse(host).map_err(|e| Error::invalid(e.to_string()))?;
         let contact = match &contact {
             Some(contact) => contact.clone(),
             None => contact
@@ -674,7 +666,7 @@ fn branch_contact(
     conn: &Connection,
     bulk: Option<&mut Bulk>,
     branch: &str,
-) -> Result<(String, String), StoreError> {
+) -> Result<(String, String), Error> {
     let Some(bulk) = bulk else {
         return org_contact(conn, branch);
     };
@@ -686,7 +678,7 @@ fn branch_contact(
     Ok(contact)
 }
 
-fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreError> {
+fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), Error> {
     sync_shares(conn, ctx, m, true)
 }
 
@@ -699,7 +691,7 @@ fn share(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), StoreEr
 /// can change, so only those are visited (in member id order, as a visit
 /// of every owned member would): the agreements' terms are decoded once,
 /// and the members away are read with one query.
-pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
+pub fn reshare_all(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
     reshare_range(conn, ctx, "", None)?;
     conn.execute("DELETE FROM meta WHERE key = ?1", [RESHARE_MARK])?;
     Ok(())
@@ -725,14 +717,14 @@ pub const RESHARE_CHUNK: usize = 2_000;
 /// Between chunks a host may see an agreement active before all its
 /// members arrive, as it would see them arrive over several batches
 /// anyway; every member's own writes share it at once meanwhile.
-pub fn request_reshare(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), StoreError> {
+pub fn request_reshare(conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
     crate::store::set_meta(conn, RESHARE_MARK, "")?;
     reshare_next_chunk(conn, ctx)?;
     Ok(())
 }
 
 /// Whether a chunked re-evaluation is under way.
-pub fn reshare_pending(conn: &Connection) -> Result<bool, StoreError> {
+pub fn reshare_pending(conn: &Connection) -> Result<bool, Error> {
     Ok(crate::store::get_meta(conn, RESHARE_MARK)?.is_some())
 }
 
@@ -742,7 +734,7 @@ pub fn reshare_pending(conn: &Connection) -> Result<bool, StoreError> {
 /// makes no owner decisions yet (DESIGN §7); each adoption of a peer
 /// re-evaluates everything ([`reshare_all`], which clears the mark), and a
 /// mark set after the last one runs once the reconciliation has ended.
-pub fn reshare_next_chunk(conn: &Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> {
+pub fn reshare_next_chunk(conn: &Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {
     let Some(after) = crate::store::get_meta(conn, RESHARE_MARK)? else {
         return Ok(false);
     };
@@ -767,7 +759,7 @@ fn reshare_range(
     ctx: &Ctx<'_>,
     after: &str,
     limit: Option<usize>,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>, Error> {
     let scope = super::agreements::Scope::load(conn, ctx)?;
     let n = limit.map_or(-1, |l| l as i64);
     // The boundary: the smallest last id of a source that was cut short.
@@ -885,7 +877,7 @@ pub fn reshare_after_basis_ended(
     ctx: &Ctx<'_>,
     members: &[String],
     except: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     for id in members {
         if let Some(m) = load_home(conn, id)? {
             if m.owner == ctx.me.as_str() {
@@ -897,7 +889,7 @@ pub fn reshare_after_basis_ended(
 }
 
 /// At a host: deletes the copies shared under `basis` (its end).
-pub fn delete_copies_with_basis(conn: &Connection, basis: &str) -> Result<usize, StoreError> {
+pub fn delete_copies_with_basis(conn: &Connection, basis: &str) -> Result<usize, Error> {
     Ok(conn.execute("DELETE FROM home_copies WHERE basis = ?1", [basis])?)
 }
 
@@ -960,7 +952,7 @@ impl std::ops::Deref for HomeCopy {
     }
 }
 
-pub fn load_copy(conn: &Connection, member_id: &str) -> Result<Option<HomeCopy>, StoreError> {
+pub fn load_copy(conn: &Connection, member_id: &str) -> Result<Option<HomeCopy>, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT member_id, owner, generation, counter, name, gender, birth_year, phone, party_status,
@@ -1002,7 +994,7 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
 pub fn copy_version(
     conn: &Connection,
     member_id: &str,
-) -> Result<Option<(String, pb::Version)>, StoreError> {
+) -> Result<Option<(String, pb::Version)>, Error> {
     Ok(conn
         .prepare_cached("SELECT owner, generation, counter FROM home_copies WHERE member_id = ?1")?
         .query_row([member_id], |r| {
@@ -1028,7 +1020,7 @@ pub fn save_copy_if_newer(
     s: &pb::HomeSection,
     log_id: &str,
     now_ms: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let version = s.version.unwrap_or_default();
     let outflow = s.outflow.clone().unwrap_or_default().encode_to_vec();
     // An upsert: a row updated in place, not deleted and inserted again
@@ -1071,7 +1063,7 @@ pub fn save_copy_if_newer(
     Ok(changed > 0)
 }
 
-pub fn delete_copy(conn: &Connection, member_id: &str) -> Result<usize, StoreError> {
+pub fn delete_copy(conn: &Connection, member_id: &str) -> Result<usize, Error> {
     Ok(conn
         .prepare_cached("DELETE FROM home_copies WHERE member_id = ?1")?
         .execute([member_id])?)
@@ -1107,10 +1099,7 @@ fn read_outflow(r: &Row<'_>) -> rusqlite::Result<pb::OutflowView> {
     })
 }
 
-pub fn open_outflow(
-    conn: &Connection,
-    member_id: &str,
-) -> Result<Option<pb::OutflowView>, StoreError> {
+pub fn open_outflow(conn: &Connection, member_id: &str) -> Result<Option<pb::OutflowView>, Error> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {OUTFLOW_COLUMNS} FROM outflows o LEFT JOIN members m ON m.member_id = o.member_id
@@ -1121,7 +1110,7 @@ pub fn open_outflow(
 }
 
 /// The peer serving `place`: the longest served prefix wins.
-fn serving_peer(conn: &Connection, place: &str) -> Result<Option<String>, StoreError> {
+fn serving_peer(conn: &Connection, place: &str) -> Result<Option<String>, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT node_id FROM peer_places WHERE ?1 LIKE place || '%' ORDER BY LENGTH(place) DESC, node_id LIMIT 1",
@@ -1134,11 +1123,11 @@ pub fn outflow_register(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::OutflowRequest,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     if let Some(open) = open_outflow(conn, &member_id)? {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} ({}) is already away: registered {} to {}; `outflow return {member_id}` ends it first",
             m.name, open.departed_on, open.destination_place
         )));
@@ -1149,7 +1138,7 @@ pub fn outflow_register(
     let node = match req.destination_node.trim() {
         "" => serving_peer(conn, place)?.unwrap_or_default(),
         given => {
-            let id = NodeId::parse(given).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let id = NodeId::parse(given).map_err(|e| Error::invalid(e.to_string()))?;
             crate::store::peers::require(conn, &id)?;
             id.to_string()
         }
@@ -1158,7 +1147,7 @@ pub fn outflow_register(
     let expected = validate::optional_date("expected return", &req.expected_return, today, true)?;
     if let Some(expected) = expected {
         if expected < departed {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "expected return {expected} is before the departure {departed}"
             )));
         }
@@ -1199,11 +1188,7 @@ pub fn outflow_register(
 /// A node now serves `places`: members already away to those places whose
 /// registration names no node (the region had none when they left) are
 /// served by it from now on, and shared with it (DESIGN §3).
-pub fn adopt_destinations(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    node: &NodeId,
-) -> Result<usize, StoreError> {
+pub fn adopt_destinations(conn: &Connection, ctx: &Ctx<'_>, node: &NodeId) -> Result<usize, Error> {
     let orphans: Vec<(String, String)> = conn
         .prepare(
             "SELECT outflow_id, member_id FROM outflows
@@ -1239,11 +1224,11 @@ pub fn outflow_return(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::OutflowReturnRequest,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     let Some(open) = open_outflow(conn, &member_id)? else {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "member {member_id} ({}) has no open outflow registration to end",
             m.name
         )));
@@ -1254,7 +1239,7 @@ pub fn outflow_return(
         text => validate::date("returned on", text, today, false)?,
     };
     if returned.to_string() < open.departed_on {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "returned on {returned} is before the departure {}",
             open.departed_on
         )));
@@ -1276,7 +1261,7 @@ fn unshare(
     host: &NodeId,
     m: &HomeRecord,
     reason: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     log::drop_queued_home_sections(conn, host, &m.member_id)?;
     let payload = pb::Unshare {
         member_id: m.member_id.clone(),
@@ -1300,7 +1285,7 @@ fn unshare(
 pub fn outflow_list(
     conn: &Connection,
     req: &pb::OutflowListRequest,
-) -> Result<Vec<pb::OutflowView>, StoreError> {
+) -> Result<Vec<pb::OutflowView>, Error> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {OUTFLOW_COLUMNS} FROM outflows o LEFT JOIN members m ON m.member_id = o.member_id
          WHERE (?1 OR o.state = 'open') AND (?2 = '' OR o.destination_place LIKE ?2 || '%')
@@ -1342,7 +1327,7 @@ const HOST_COLUMNS: &str =
 pub fn host_sections(
     conn: &Connection,
     member_id: &str,
-) -> Result<Vec<pb::HostSectionView>, StoreError> {
+) -> Result<Vec<pb::HostSectionView>, Error> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 ORDER BY author"
     ))?;
@@ -1356,7 +1341,7 @@ pub fn host_section(
     conn: &Connection,
     member_id: &str,
     author: &str,
-) -> Result<Option<pb::HostSectionView>, StoreError> {
+) -> Result<Option<pb::HostSectionView>, Error> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 AND author = ?2"
@@ -1365,11 +1350,7 @@ pub fn host_section(
         .optional()?)
 }
 
-pub fn save_host_section(
-    conn: &Connection,
-    s: &pb::HostSection,
-    now_ms: i64,
-) -> Result<(), StoreError> {
+pub fn save_host_section(conn: &Connection, s: &pb::HostSection, now_ms: i64) -> Result<(), Error> {
     let version = s.version.unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
@@ -1406,11 +1387,11 @@ pub fn host_section_set(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::HostSectionRequest,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let Some(copy) = load_copy(conn, &member_id)? else {
         if load_home(conn, &member_id)?.is_some() {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "member {member_id} is this node's own: its host section is written by the host region's node"
             )));
         }
@@ -1466,7 +1447,7 @@ pub fn host_section_set(
         basis: copy.basis.clone(),
     };
     save_host_section(conn, &section, ctx.now_ms)?;
-    let owner = NodeId::parse(&copy.owner).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
     log::append(
         conn,
         &owner,
@@ -1496,7 +1477,7 @@ pub fn host_section_set(
 pub fn host_section_floor(
     conn: &Connection,
     member_id: &str,
-) -> Result<Option<pb::Version>, StoreError> {
+) -> Result<Option<pb::Version>, Error> {
     Ok(
         crate::store::get_meta(conn, &format!("host_section_floor/{member_id}"))?.and_then(|v| {
             let (generation, counter) = v.split_once('.')?;
@@ -1513,7 +1494,7 @@ pub fn raise_host_section_floor(
     conn: &Connection,
     member_id: &str,
     version: pb::Version,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let higher = host_section_floor(conn, member_id)?
         .is_none_or(|f| (version.generation, version.counter) > (f.generation, f.counter));
     if higher {
@@ -1530,7 +1511,7 @@ pub fn raise_host_section_floor(
 
 /// Normalizes a contact time: a date (taken as the start of that day) or
 /// an RFC 3339 time, in China Standard Time; empty means now.
-fn contact_time(ctx: &Ctx<'_>, value: &str) -> Result<String, StoreError> {
+fn contact_time(ctx: &Ctx<'_>, value: &str) -> Result<String, Error> {
     let value = value.trim();
     let today = ctx.today();
     if value.is_empty() {
@@ -1539,7 +1520,7 @@ fn contact_time(ctx: &Ctx<'_>, value: &str) -> Result<String, StoreError> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         let local = t.with_timezone(&super::china_time());
         if local.date_naive() > today {
-            return Err(StoreError::Invalid(format!(
+            return Err(Error::invalid(format!(
                 "contact time {value} is in the future"
             )));
         }
@@ -1553,7 +1534,7 @@ pub fn contact_record(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::ContactRequest,
-) -> Result<pb::ContactView, StoreError> {
+) -> Result<pb::ContactView, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let event = pb::ContactEvent {
         contact_id: ctx.new_id(),
@@ -1578,10 +1559,10 @@ pub fn activity_record(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::ActivityRequest,
-) -> Result<pb::ActivityView, StoreError> {
+) -> Result<pb::ActivityView, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     if !(0.0..=24.0).contains(&req.hours) || req.hours.is_nan() {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "hours {} is not between 0 and 24",
             req.hours
         )));
@@ -1614,11 +1595,11 @@ fn record_about_member(
     ctx: &Ctx<'_>,
     member_id: &str,
     kind: EventKind,
-    save: impl FnOnce(&str) -> Result<Vec<u8>, StoreError>,
-) -> Result<(), StoreError> {
+    save: impl FnOnce(&str) -> Result<Vec<u8>, Error>,
+) -> Result<(), Error> {
     if let Some(home) = load_home(conn, member_id)? {
         if home.owner != ctx.me.as_str() {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "member {member_id} now belongs to {}: record it there",
                 home.owner
             )));
@@ -1632,7 +1613,7 @@ fn record_about_member(
         return Err(not_found(member_id));
     };
     let payload = save(&copy.basis)?;
-    let owner = NodeId::parse(&copy.owner).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
     log::append(conn, &owner, kind, member_id, &payload, ctx.now_ms)?;
     Ok(())
 }
@@ -1651,7 +1632,7 @@ impl HostRecords {
         conn: &Connection,
         filter: &str,
         args: &[&dyn rusqlite::ToSql],
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, Error> {
         let sections = conn
             .prepare(&format!(
                 "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
@@ -1724,11 +1705,7 @@ impl HostRecords {
     }
 }
 
-pub fn save_contact(
-    conn: &Connection,
-    c: &pb::ContactEvent,
-    now_ms: i64,
-) -> Result<bool, StoreError> {
+pub fn save_contact(conn: &Connection, c: &pb::ContactEvent, now_ms: i64) -> Result<bool, Error> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO contacts (contact_id, member_id, author, at, channel, by_whom, outcome, basis, recorded_at_ms)
@@ -1742,7 +1719,7 @@ pub fn save_activity(
     conn: &Connection,
     a: &pb::ActivityRecord,
     now_ms: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let n = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO activities (activity_id, member_id, author, kind, date, branch, hours, note, basis, recorded_at_ms)
@@ -1780,7 +1757,7 @@ fn activity_view(a: &pb::ActivityRecord) -> pb::ActivityView {
 pub fn activity_list(
     conn: &Connection,
     req: &pb::ActivityListRequest,
-) -> Result<Vec<pb::ActivityView>, StoreError> {
+) -> Result<Vec<pb::ActivityView>, Error> {
     let limit = if req.limit == 0 {
         100
     } else {
@@ -1811,7 +1788,7 @@ fn recent_contacts(
     conn: &Connection,
     member_id: &str,
     limit: u32,
-) -> Result<Vec<pb::ContactView>, StoreError> {
+) -> Result<Vec<pb::ContactView>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT contact_id, member_id, author, at, channel, by_whom, outcome FROM contacts
          WHERE member_id = ?1 ORDER BY at DESC, contact_id DESC LIMIT ?2",
@@ -1843,11 +1820,7 @@ pub struct ContactState {
     pub lost_since: String,
 }
 
-fn contact_state(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    m: &HomeRecord,
-) -> Result<ContactState, StoreError> {
+fn contact_state(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<ContactState, Error> {
     let (last_contact, last_org_life): (Option<String>, Option<String>) = conn
         .prepare_cached(
             "SELECT MAX(at), MAX(CASE WHEN channel IN ('org_life', 'dues') THEN at END) FROM contacts WHERE member_id = ?1",
@@ -1904,7 +1877,7 @@ pub fn refresh_contact_status(
     conn: &Connection,
     ctx: &Ctx<'_>,
     member_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let Some(mut m) = load_home(conn, member_id)? else {
         return Ok(());
     };
@@ -1919,7 +1892,7 @@ pub fn refresh_contact_status(
 }
 
 /// Re-derives every away member's status as the clock moves (run daily).
-pub fn sweep_contact_status(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+pub fn sweep_contact_status(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, Error> {
     let mut changed = 0;
     let mut after = String::new();
     loop {
@@ -1943,7 +1916,7 @@ pub fn sweep_contact_status_chunk(
     ctx: &Ctx<'_>,
     after: &str,
     limit: usize,
-) -> Result<(usize, Option<String>), StoreError> {
+) -> Result<(usize, Option<String>), Error> {
     let ids: Vec<String> = conn
         .prepare_cached(
             "SELECT member_id FROM outflows WHERE state = 'open' AND member_id > ?1
@@ -1975,7 +1948,7 @@ pub fn contact_status(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::ContactStatusRequest,
-) -> Result<pb::ContactStatusView, StoreError> {
+) -> Result<pb::ContactStatusView, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let set = req.set.trim().to_lowercase();
     if set.is_empty() {
@@ -1998,13 +1971,13 @@ pub fn contact_status(
             "unreachable" => &["searching"],
             "regained" => &["searching", "unreachable"],
             _ => {
-                return Err(StoreError::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "contact status `{set}` cannot be set: an operator sets searching (查找), regained (经查找取得联系) or unreachable (经查找仍然无法取得联系); in contact, overdue and lost are derived from contact events"
                 )))
             }
         };
         if !allowed.contains(&current.as_str()) {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "member {member_id} is {current}: `{set}` follows {}",
                 allowed.join(" or ")
             )));
@@ -2025,11 +1998,7 @@ pub fn contact_status(
 
 // --------------------------------------------------------------- views
 
-pub fn member_view(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-) -> Result<pb::Member, StoreError> {
+pub fn member_view(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<pb::Member, Error> {
     if let Some(moved) = moved_of(conn, member_id)? {
         if load_home(conn, member_id)?.is_some_and(|m| m.owner != ctx.me.as_str()) {
             return Ok(pb::Member {
@@ -2110,7 +2079,7 @@ pub fn member_view(
 /// The basis shown for a member whose home section this host no longer holds.
 pub const NO_LONGER_CO_MANAGED: &str = "no longer co-managed";
 
-fn copy_view(conn: &Connection, copy: &HomeCopy) -> Result<pb::Member, StoreError> {
+fn copy_view(conn: &Connection, copy: &HomeCopy) -> Result<pb::Member, Error> {
     let version = copy.version.unwrap_or_default();
     let outflow = copy.outflow.clone().unwrap_or_default();
     Ok(pb::Member {
@@ -2158,7 +2127,7 @@ pub fn member_list(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::MemberListRequest,
-) -> Result<(Vec<pb::Member>, u64), StoreError> {
+) -> Result<(Vec<pb::Member>, u64), Error> {
     let limit = if req.limit == 0 {
         100
     } else {
@@ -2167,7 +2136,7 @@ pub fn member_list(
     let offset = req.offset as usize;
     let scope = req.scope.trim();
     if !matches!(scope, "" | "owned" | "hosted") {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "scope `{scope}` is not owned or hosted"
         )));
     }
@@ -2235,7 +2204,7 @@ pub fn member_list(
     Ok((members, total))
 }
 
-pub fn disclosures(conn: &Connection, member_id: &str) -> Result<Vec<pb::Disclosure>, StoreError> {
+pub fn disclosures(conn: &Connection, member_id: &str) -> Result<Vec<pb::Disclosure>, Error> {
     let member_id = validate::member_id(member_id)?;
     let mut stmt = conn.prepare(
         "SELECT peer, record_kind, record_id, fields, generation, counter, basis, at_ms FROM disclosures

@@ -5,14 +5,14 @@ use rusqlite::Connection;
 
 use super::{agreements, members, reconcile, transfers, Ctx};
 use crate::store::peers::{self, PeerRecord};
-use crate::store::StoreError;
+use crate::{Error, Refusal};
 use liaison_types::identity::NodeId;
 
 /// Adds `peer` (or adds it again after a removal). Members away to the
 /// places it serves are shared with it where an agreement covers them, and
 /// a node restored from a backup reconciles with it before it acts as an
 /// owner again. Returns how many members away to its places it now serves.
-pub fn add(conn: &Connection, ctx: &Ctx<'_>, peer: &PeerRecord) -> Result<usize, StoreError> {
+pub fn add(conn: &Connection, ctx: &Ctx<'_>, peer: &PeerRecord) -> Result<usize, Error> {
     peers::add(conn, peer, ctx.now_ms)?;
     reconcile::peer_added(conn, &peer.node_id, ctx.now_ms)?;
     let adopted = members::adopt_destinations(conn, ctx, &peer.node_id)?;
@@ -35,13 +35,13 @@ pub fn remove(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     force: bool,
-) -> Result<String, StoreError> {
+) -> Result<String, Error> {
     peers::require(conn, peer)?;
     let open = transfers::open_with(conn, peer)?;
     let active = agreements::active_with(conn, peer)?;
     let nothing_open = open.is_empty() && active.is_empty();
     if !force && !nothing_open {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "peer {peer} still has {} open or unreceipted transfers [{}] and {} active agreements [{}]: finish them, or `peer remove {peer} --force` cancels the offers and terminates the agreements (reason: peer removed)",
             open.len(),
             open.join(" "),
@@ -56,7 +56,7 @@ pub fn remove(
                 Ok(_) => detail.push_str(&format!("cancelled transfer {transfer_id}; ")),
                 // Not ours to cancel: an offer the peer made to us, or a
                 // transfer released and awaiting its receipt.
-                Err(StoreError::NotFound(_) | StoreError::Conflict(_)) => {}
+                Err(Error::Refused(Refusal::NotFound(_) | Refusal::Conflict(_))) => {}
                 // Anything else (a failed write) fails the removal: the
                 // cancel may have changed the transfer without appending its
                 // abort for the peer, and committing that would leave the

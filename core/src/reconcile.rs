@@ -65,7 +65,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{log, members, transfers, Ctx};
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
-use crate::store::{get_meta, set_meta, StoreError};
+use crate::store::{get_meta, set_meta};
+use crate::{Error, Refusal};
 use liaison_types::identity::NodeId;
 
 /// Records per `HoldingsBatch` (an agreement counts one per version).
@@ -74,7 +75,8 @@ pub const HOLDINGS_BATCH_RECORDS: usize = 200;
 /// message limit (`limits.message_bytes_max`, 4 MiB), so a batch always fits.
 pub const HOLDINGS_BATCH_BYTES: usize = 1024 * 1024;
 
-const STATE_KEY: &str = "reconcile_state";
+/// The counter of letter numbers this node issued (`store::counter`).
+pub const LETTER_COUNTER: &str = "letter";
 
 /// Why and since when a node reconciles, for the operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,21 +146,76 @@ impl AdoptReport {
     }
 }
 
-pub fn is_reconciling(conn: &Connection) -> Result<bool, StoreError> {
-    Ok(get_meta(conn, STATE_KEY)?.as_deref() == Some("reconciling"))
+/// The latest restore of this database (the `restore` table's one row).
+#[derive(Debug, Clone)]
+struct Restore {
+    reconciling: bool,
+    restored_at_ms: i64,
+    /// 0: a new database under a known node id.
+    backup_at_ms: i64,
+    previous_log_id: String,
+    /// The last sequence number this file had written when restored.
+    seq_floor: u64,
+    /// The last letter number this file had issued when restored.
+    letter_floor: u64,
+    /// 0 while reconciling.
+    finished_at_ms: i64,
+}
+
+fn restore_row(conn: &Connection) -> Result<Option<Restore>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor, finished_at_ms
+             FROM restore WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok(Restore {
+                reconciling: r.get(0)?,
+                restored_at_ms: r.get(1)?,
+                backup_at_ms: r.get(2)?,
+                previous_log_id: r.get(3)?,
+                seq_floor: r.get(4)?,
+                letter_floor: r.get(5)?,
+                finished_at_ms: r.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn is_reconciling(conn: &Connection) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT reconciling FROM restore WHERE id = 1")?
+        .query_row([], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// Whether this database was ever restored (a backup copied into place, or
 /// a new database under a known node id): it may have forgotten what it
 /// did after the backup, even once reconciled.
-pub fn was_restored(conn: &Connection) -> Result<bool, StoreError> {
-    Ok(get_meta(conn, "previous_log_ids")?.is_some_and(|v| !v.is_empty()))
+pub fn was_restored(conn: &Connection) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM past_log_ids)")?
+        .query_row([], |r| r.get(0))?)
 }
 
-fn meta_ms(conn: &Connection, key: &str) -> Result<i64, StoreError> {
-    Ok(get_meta(conn, key)?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0))
+/// The letter number this file had issued when it was restored (the
+/// counter's value if it never was).
+pub fn letter_floor(conn: &Connection) -> Result<u64, Error> {
+    match restore_row(conn)? {
+        Some(restore) => Ok(restore.letter_floor),
+        None => crate::store::counter(conn, LETTER_COUNTER),
+    }
+}
+
+/// Whether `log_id` is one this database wrote under (now or before).
+fn is_own_log_id(conn: &Connection, log_id: &str) -> Result<bool, Error> {
+    if get_meta(conn, "log_id")?.as_deref() == Some(log_id) {
+        return Ok(true);
+    }
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM past_log_ids WHERE log_id = ?1)")?
+        .query_row([log_id], |r| r.get(0))?)
 }
 
 /// The operator actions refused while reconciling: every change to the
@@ -179,7 +236,7 @@ pub fn is_owner_action(action: &str) -> bool {
 }
 
 /// Refuses an owner action while the node reconciles, saying what to do.
-pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), StoreError> {
+pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), Error> {
     if !is_owner_action(action) || !is_reconciling(conn)? {
         return Ok(());
     }
@@ -187,10 +244,7 @@ pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), StoreE
         .prepare("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Err(StoreError::Conflict(format!(
-        "this node was restored and is reconciling with its peers (waiting for {}): it acts as an owner again once every peer answered; `liaisonctl reconcile status` shows progress, `liaisonctl reconcile --without-peer PEER` goes on without an unreachable one",
-        waiting.join(", ")
-    )))
+    Err(Error::Refused(Refusal::Reconciling { waiting }))
 }
 
 /// A database written by `liaisonctl backup` (`store::backup`) carries
@@ -199,7 +253,7 @@ use crate::store::BACKUP_MARK;
 
 /// Marks a copy of a database as a backup taken at `taken_at_ms` (what
 /// `store::backup` does; for the simulator, which copies files itself).
-pub fn mark_backup(conn: &Connection, taken_at_ms: i64) -> Result<(), StoreError> {
+pub fn mark_backup(conn: &Connection, taken_at_ms: i64) -> Result<(), Error> {
     set_meta(conn, BACKUP_MARK, &taken_at_ms.to_string())
 }
 
@@ -208,7 +262,7 @@ pub fn mark_backup(conn: &Connection, taken_at_ms: i64) -> Result<(), StoreError
 pub fn begin_restore_if_marked(
     conn: &mut Connection,
     ctx: &Ctx<'_>,
-) -> Result<Option<ReconcileStart>, StoreError> {
+) -> Result<Option<ReconcileStart>, Error> {
     if get_meta(conn, BACKUP_MARK)?.is_none() {
         return Ok(None);
     }
@@ -223,16 +277,20 @@ pub fn note_log_ids_held(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     log_ids: &[String],
-) -> Result<Option<ReconcileStart>, StoreError> {
-    let current = get_meta(conn, "log_id")?.unwrap_or_default();
-    let previous = get_meta(conn, "previous_log_ids")?.unwrap_or_default();
-    let known = |id: &str| id == current || previous.split(',').any(|p| p == id);
-    let Some(unknown) = log_ids.iter().find(|id| !known(id)) else {
+) -> Result<Option<ReconcileStart>, Error> {
+    let mut unknown = None;
+    for log_id in log_ids {
+        if !is_own_log_id(conn, log_id)? {
+            unknown = Some(log_id);
+            break;
+        }
+    }
+    let Some(unknown) = unknown else {
         return Ok(None);
     };
     // A node restored once learns the rest of its old log ids when it
     // adopts; a skipped peer that reports one later starts nothing.
-    if is_reconciling(conn)? || meta_ms(conn, "restored_at_ms")? > 0 {
+    if restore_row(conn)?.is_some() {
         return Ok(None);
     }
     tracing::warn!(%peer, log_id = %unknown, "peer holds a log of this node id that this database never had: reconciling");
@@ -241,19 +299,22 @@ pub fn note_log_ids_held(
 
 /// What opening a restored copy does: a new log id, every peer `waiting`,
 /// the node reconciling. Audited.
-pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileStart, StoreError> {
+pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileStart, Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let previous_log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
-    let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
+    // The log ids whose sequence numbers are this file's: every one it had
+    // (see `adopt`).
+    tx.execute("UPDATE past_log_ids SET lineage = 1", [])?;
     if !previous_log_id.is_empty() {
-        if !previous.is_empty() {
-            previous.push(',');
-        }
-        previous.push_str(&previous_log_id);
+        tx.execute(
+            "INSERT INTO past_log_ids (log_id, lineage) VALUES (?1, 1)
+             ON CONFLICT (log_id) DO UPDATE SET lineage = 1",
+            [&previous_log_id],
+        )?;
     }
     // On the injected clock, like every id the core makes.
     let log_id = ctx.new_id();
-    let backup_at_ms = meta_ms(&tx, BACKUP_MARK)?;
+    let backup_at_ms = crate::store::backup_taken_at_ms(&tx)?.unwrap_or(0);
     let seq_floor: u64 = tx
         .query_row(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
@@ -262,21 +323,17 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
         )
         .optional()?
         .unwrap_or(0);
-    set_meta(&tx, "previous_log_ids", &previous)?;
-    // The log ids whose sequence numbers are this file's: see `adopt`.
-    set_meta(&tx, "restore_known_log_ids", &previous)?;
     set_meta(&tx, "log_id", &log_id)?;
-    set_meta(&tx, STATE_KEY, "reconciling")?;
-    set_meta(&tx, "restored_at_ms", &ctx.now_ms.to_string())?;
-    set_meta(&tx, "restore_backup_at_ms", &backup_at_ms.to_string())?;
-    set_meta(&tx, "restore_previous_log_id", &previous_log_id)?;
-    set_meta(&tx, "restore_seq_floor", &seq_floor.to_string())?;
-    set_meta(&tx, "reconcile_finished_at_ms", "0")?;
-    tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
     // The letters this database knows it issued; peers' reports of later
     // ones are believed (`transfers::adopt_reported`).
-    let letters = get_meta(&tx, "letter_seq")?.unwrap_or_else(|| "0".into());
-    set_meta(&tx, "restore_letter_floor", &letters)?;
+    let letter_floor = crate::store::counter(&tx, LETTER_COUNTER)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO restore (id, reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor,
+             letter_floor, finished_at_ms)
+         VALUES (1, 1, ?1, ?2, ?3, ?4, ?5, 0)",
+        params![ctx.now_ms.max(1), backup_at_ms, previous_log_id, seq_floor, letter_floor],
+    )?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
     // An earlier epoch's ends, still queued, name a log id that is no
     // longer this one's: the re-emission ends each peer's anew.
     tx.execute(
@@ -338,11 +395,11 @@ pub fn lost_period(backup_at_ms: i64, restored_at_ms: i64) -> String {
     )
 }
 
-fn peer_state(conn: &Connection, peer: &NodeId) -> Result<Option<String>, StoreError> {
+fn peer_state(conn: &Connection, peer: &NodeId) -> Result<Option<String>, Error> {
     peer_state_of(conn, peer.as_str())
 }
 
-fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<String>, StoreError> {
+fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<String>, Error> {
     Ok(conn
         .prepare_cached("SELECT state FROM reconcile_peers WHERE peer = ?1")?
         .query_row([peer], |r| r.get(0))
@@ -351,7 +408,7 @@ fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<String>, StoreE
 
 /// Whether this node must still ask `peer` for its holdings (waiting, or
 /// skipped by an operator and now back).
-pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
+pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
     Ok(matches!(
         peer_state(conn, peer)?.as_deref(),
         Some("waiting" | "skipped")
@@ -360,7 +417,7 @@ pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, StoreErr
 
 /// Whether `peer` may pull our log: not until its holdings are adopted,
 /// since until then the log still holds old-epoch events it applied.
-pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, StoreError> {
+pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
     needs_holdings(conn, peer).map(|needs| !needs)
 }
 
@@ -391,7 +448,7 @@ pub fn holdings_for(
     conn: &Connection,
     ctx: &Ctx<'_>,
     requester: &NodeId,
-) -> Result<Vec<pb::HoldingsBatch>, StoreError> {
+) -> Result<Vec<pb::HoldingsBatch>, Error> {
     let who = requester.as_str();
     let mut batches = vec![pb::HoldingsBatch::default()];
     let mut count = (0usize, 0usize);
@@ -546,7 +603,7 @@ fn add_released_records(
     conn: &Connection,
     who: &str,
     own: &mut members::HostRecords,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let payloads: Vec<Vec<u8>> = conn
         .prepare("SELECT payload FROM events WHERE kind = ?1 ORDER BY seq")?
         .query_map([EventKind::TransferRelease as i32], |r| r.get(0))?
@@ -592,7 +649,7 @@ fn add_released_records(
     Ok(())
 }
 
-fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, StoreError> {
+fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, Error> {
     let mut list: Vec<pb::HeldAgreement> = conn
         .prepare(
             "SELECT agreement_id, number, outflow_node, inflow_node, state, version, active_version, ended_reason, ended_by
@@ -640,7 +697,7 @@ pub fn note_copy_epoch(
     origin: &NodeId,
     member_id: &str,
     log_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.prepare_cached(
         "UPDATE home_copies SET arrived_log_id = ?3
          WHERE member_id = ?2 AND owner = ?1 AND arrived_log_id <> ?3",
@@ -688,20 +745,20 @@ pub fn adopt(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     batches: &[pb::HoldingsBatch],
-) -> Result<AdoptReport, StoreError> {
+) -> Result<AdoptReport, Error> {
     if !batches.last().is_some_and(|b| b.last) {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "the holdings of {peer} are incomplete (no last batch): ask again"
         )));
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !needs_holdings(&tx, peer)? {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "{peer} is not waiting to be reconciled: `reconcile status` shows the peers"
         )));
     }
     let me = ctx.me.as_str();
-    let restored_at_ms = meta_ms(&tx, "restored_at_ms")?;
+    let restored_at_ms = restore_row(&tx)?.map_or(0, |r| r.restored_at_ms);
     let mut report = AdoptReport::default();
 
     // 1. The old log: events the peer applied go; the sequence jumps past
@@ -720,17 +777,18 @@ pub fn adopt(
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
-    let known = get_meta(&tx, "restore_known_log_ids")?.unwrap_or_default();
+    let known: std::collections::HashSet<String> = tx
+        .prepare("SELECT log_id FROM past_log_ids WHERE lineage = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let applied_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
-        .filter(|c| known.split(',').any(|id| id == c.log_id))
+        .filter(|c| known.contains(&c.log_id))
         .map(|c| c.seq)
         .max()
         .unwrap_or(0);
-    let seq_floor: u64 = get_meta(&tx, "restore_seq_floor")?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let seq_floor = restore_row(&tx)?.map_or(0, |r| r.seq_floor);
     report.events_dropped = tx.execute(
         "DELETE FROM events WHERE audience = ?1 AND seq <= ?2",
         params![peer.as_str(), applied_max.min(seq_floor)],
@@ -743,17 +801,15 @@ pub fn adopt(
     let other_branch = batches
         .iter()
         .flat_map(|b| &b.cursors)
-        .any(|c| c.log_id != current_log_id && !known.split(',').any(|id| id == c.log_id));
-    let mut previous = get_meta(&tx, "previous_log_ids")?.unwrap_or_default();
+        .any(|c| c.log_id != current_log_id && !known.contains(&c.log_id));
     for cursor in batches.iter().flat_map(|b| &b.cursors) {
-        if !previous.split(',').any(|p| p == cursor.log_id) {
-            if !previous.is_empty() {
-                previous.push(',');
-            }
-            previous.push_str(&cursor.log_id);
+        if cursor.log_id != current_log_id {
+            tx.execute(
+                "INSERT OR IGNORE INTO past_log_ids (log_id, lineage) VALUES (?1, 0)",
+                [&cursor.log_id],
+            )?;
         }
     }
-    set_meta(&tx, "previous_log_ids", &previous)?;
 
     // 2. Agreements first: they decide what is shared.
     for held in batches.iter().flat_map(|b| &b.agreements) {
@@ -913,7 +969,7 @@ pub fn adopt(
                 params![section.member_id, me],
                 |r| r.get::<_, i64>(0),
             )? > restored_at_ms;
-        let ours = |tx: &Connection| -> Result<pb::HostSection, StoreError> {
+        let ours = |tx: &Connection| -> Result<pb::HostSection, Error> {
             members::HostRecords::read(
                 tx,
                 "r.member_id = ?1 AND r.author = ?2",
@@ -921,7 +977,7 @@ pub fn adopt(
             )?
             .sections
             .pop()
-            .ok_or_else(|| StoreError::Invalid("host section vanished".into()))
+            .ok_or_else(|| Error::invalid("host section vanished".into()))
         };
         // The same version with other contents, not written since this
         // restore: an earlier restore lost the write the backup restored now
@@ -1037,6 +1093,11 @@ pub fn adopt(
             Ok(()) => report.peer_records += 1,
             Err(super::apply::Rejection::Invalid(why)) => {
                 tracing::debug!(%peer, member = %member_id, kind = %log::kind_name(kind as i32), why = %why, "record the peer made as host not taken");
+            }
+            Err(super::apply::Rejection::Stop(why)) => {
+                return Err(Error::conflict(format!(
+                    "a record {peer} holds cannot be adopted now: {why}"
+                )))
             }
             Err(super::apply::Rejection::Store(e)) => return Err(e),
         }
@@ -1162,7 +1223,7 @@ fn newer_local_transfer(
     conn: &Connection,
     held: &pb::HeldTransfer,
     restored_at_ms: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let letters: Vec<String> = conn
         .prepare(
             "SELECT letter_no FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND transfer_id <> ?2
@@ -1178,7 +1239,7 @@ fn newer_local_transfer(
 }
 
 /// Makes the next event's seq exceed `seq`.
-fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), StoreError> {
+fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), Error> {
     let updated = conn.execute(
         "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'events'",
         [seq],
@@ -1201,12 +1262,7 @@ fn state_rank(state: &str) -> u8 {
 }
 
 /// Whether `basis` is an agreement this node coordinates with `peer` as host.
-fn coordinates(
-    conn: &Connection,
-    basis: &str,
-    me: &str,
-    peer: &NodeId,
-) -> Result<bool, StoreError> {
+fn coordinates(conn: &Connection, basis: &str, me: &str, peer: &NodeId) -> Result<bool, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
@@ -1226,7 +1282,7 @@ fn note_disclosed(
     member_id: &str,
     basis: &str,
     (generation, counter): (u64, u64),
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let known = conn
         .prepare_cached(
             "SELECT 1 FROM disclosures WHERE peer = ?1 AND record_id = ?2 AND basis = ?3 LIMIT 1",
@@ -1263,7 +1319,7 @@ fn re_send_hosted(
     member_id: &str,
     basis: &str,
     payload: &[u8],
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     if hosting_open(conn, ctx, peer, basis)? {
         log::append(conn, peer, kind, member_id, payload, ctx.now_ms)?;
     }
@@ -1277,11 +1333,11 @@ fn hosting_open(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     basis: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     Ok(super::agreements::load(conn, basis)?.is_some_and(|a| {
         a.inflow_node == ctx.me.as_str()
             && a.outflow_node == peer.as_str()
-            && a.state == "active"
+            && a.state == super::agreements::AgreementState::Active
             && !a.host_end_applied
     }))
 }
@@ -1294,7 +1350,7 @@ fn may_hold_own_record(
     me: &str,
     member_id: &str,
     basis: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let owned = conn
         .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")?
         .query_row([member_id, me], |_| Ok(()))
@@ -1326,7 +1382,7 @@ fn adopt_agreement(
     conn: &Connection,
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
-) -> Result<AgreementAdoption, StoreError> {
+) -> Result<AgreementAdoption, Error> {
     // An agreement decides what this node shares: adopt one the peer says
     // is (or was) active only with this node's own signature on that
     // version, so a peer cannot make it share under terms it never signed.
@@ -1368,10 +1424,10 @@ fn adopt_agreement(
     let local = super::agreements::load(conn, &held.agreement_id)?;
     let behind = local.as_ref().is_none_or(|a| {
         (state_rank(&held.state), held.version, held.active_version)
-            > (state_rank(&a.state), a.version, a.active_version)
+            > (state_rank(a.state.as_str()), a.version, a.active_version)
     });
     // TERMINATED and EXPIRED are final here.
-    let is_final = local.as_ref().is_some_and(|a| state_rank(&a.state) == 2);
+    let is_final = local.as_ref().is_some_and(|a| a.state.is_final());
     let changed = behind && !is_final;
     if changed {
         // The row first: versions and signatures refer to it.
@@ -1466,7 +1522,7 @@ fn adopt_agreement(
 /// may hold what this node forgot, e.g. a peer removed when the backup was
 /// taken: it is reconciled with like the others, and until it answered the
 /// node acts as no owner. A node never restored has nothing to learn.
-pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), StoreError> {
+pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), Error> {
     if !was_restored(conn)? || peer_state(conn, peer)?.is_some() {
         return Ok(());
     }
@@ -1474,7 +1530,7 @@ pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), S
         "INSERT INTO reconcile_peers (peer, state, updated_at_ms, detail) VALUES (?1, 'waiting', ?2, 'added after the restore')",
         params![peer.as_str(), now_ms],
     )?;
-    set_meta(conn, STATE_KEY, "reconciling")?;
+    conn.execute("UPDATE restore SET reconciling = 1 WHERE id = 1", [])?;
     Ok(())
 }
 
@@ -1485,17 +1541,17 @@ pub fn skip_peer(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     actor: &Actor,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     match peer_state(&tx, peer)?.as_deref() {
         Some("waiting") => {}
         Some(state) => {
-            return Err(StoreError::Conflict(format!(
+            return Err(Error::conflict(format!(
                 "{peer} is already {state}: `reconcile status` shows the peers"
             )))
         }
         None => {
-            return Err(StoreError::NotFound(format!(
+            return Err(Error::not_found(format!(
                 "{peer} is not a peer this node reconciles with: `reconcile status` shows them"
             )))
         }
@@ -1524,7 +1580,7 @@ pub fn skip_peer(
 
 /// Ends reconciliation once no peer is waiting. Returns whether the node
 /// reconciles no more.
-pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> {
+pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !is_reconciling(&tx)? {
         return Ok(true);
@@ -1537,11 +1593,14 @@ pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> 
     if waiting > 0 {
         return Ok(false);
     }
-    set_meta(&tx, STATE_KEY, "")?;
-    set_meta(&tx, "reconcile_finished_at_ms", &ctx.now_ms.to_string())?;
+    tx.execute(
+        "UPDATE restore SET reconciling = 0, finished_at_ms = ?1 WHERE id = 1",
+        [ctx.now_ms.max(1)],
+    )?;
+    let restore = restore_row(&tx)?;
     let lost = lost_period(
-        meta_ms(&tx, "restore_backup_at_ms")?,
-        meta_ms(&tx, "restored_at_ms")?,
+        restore.as_ref().map_or(0, |r| r.backup_at_ms),
+        restore.as_ref().map_or(0, |r| r.restored_at_ms),
     );
     audit::append(
         &tx,
@@ -1560,7 +1619,7 @@ pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, StoreError> 
 }
 
 /// Progress of the reconciliation, per peer.
-pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, StoreError> {
+pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, Error> {
     let peers = conn
         .prepare("SELECT peer, state, updated_at_ms, detail FROM reconcile_peers ORDER BY peer")?
         .query_map([], |r| {
@@ -1572,16 +1631,20 @@ pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, StoreError> {
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let restored_at_ms = meta_ms(conn, "restored_at_ms")?;
-    let backup_at_ms = meta_ms(conn, "restore_backup_at_ms")?;
+    let restore = restore_row(conn)?;
+    let restored_at_ms = restore.as_ref().map_or(0, |r| r.restored_at_ms);
+    let backup_at_ms = restore.as_ref().map_or(0, |r| r.backup_at_ms);
     Ok(pb::ReconcileStatus {
-        reconciling: is_reconciling(conn)?,
+        reconciling: restore.as_ref().is_some_and(|r| r.reconciling),
         log_id: get_meta(conn, "log_id")?.unwrap_or_default(),
-        previous_log_id: get_meta(conn, "restore_previous_log_id")?.unwrap_or_default(),
+        previous_log_id: restore
+            .as_ref()
+            .map(|r| r.previous_log_id.clone())
+            .unwrap_or_default(),
         backup_at_ms,
         restored_at_ms,
         peers,
-        finished_at_ms: meta_ms(conn, "reconcile_finished_at_ms")?,
+        finished_at_ms: restore.as_ref().map_or(0, |r| r.finished_at_ms),
         lost_period: if restored_at_ms == 0 {
             String::new()
         } else {

@@ -6,7 +6,8 @@ use super::reconcile::{self, AdoptReport};
 use super::tests::{day, federation, TestNode};
 use super::transfer_tests::owners;
 use super::{log, members, transfers};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::{Error, Refusal};
 
 /// A backup of `node`'s database as `liaisonctl backup` writes it.
 fn backup(node: &TestNode) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -46,7 +47,7 @@ fn adopt(restored: &TestNode, peer: &TestNode) -> AdoptReport {
         .unwrap()
 }
 
-fn update_phone(node: &TestNode, member: &str, phone: &str) -> Result<pb::Member, StoreError> {
+fn update_phone(node: &TestNode, member: &str, phone: &str) -> Result<pb::Member, Error> {
     node.tx(|c, ctx| {
         members::member_update(
             c,
@@ -82,7 +83,7 @@ fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
         .store
         .with(|c| reconcile::refuse_owner_action(c, "member.update"));
     assert!(
-        matches!(guard, Err(StoreError::Conflict(ref m)) if m.contains("reconcile") && m.contains("lanzhou")),
+        matches!(guard, Err(Error::Refused(Refusal::Reconciling { ref waiting })) if waiting.iter().any(|p| p == "lanzhou")),
         "{guard:?}"
     );
     assert!(restored
@@ -297,9 +298,9 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     // Letter numbers jump past the peer's.
     let next = restored
         .store
-        .with(|c| crate::store::get_meta(c, "letter_seq"))
+        .with(|c| crate::store::counter(c, reconcile::LETTER_COUNTER))
         .unwrap();
-    assert_eq!(next.as_deref(), Some("6"));
+    assert_eq!(next, 6);
 }
 
 #[test]

@@ -9,7 +9,8 @@ use rusqlite::TransactionBehavior;
 use super::apply::{apply_batch, Faults};
 use super::{log, members, Ctx};
 use crate::store::peers::{self, PeerRecord, PeerState};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::Error;
 use liaison_types::identity::{CertNotary, NodeId, TlsMaterial};
 
 /// The start of every test's clock: the real time, since the certificates
@@ -82,8 +83,8 @@ impl TestNode {
     /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.
     pub(super) fn tx<R>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection, &Ctx<'_>) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        f: impl FnOnce(&rusqlite::Connection, &Ctx<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         self.store.with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let r = f(&tx, &self.ctx())?;
@@ -134,11 +135,21 @@ impl TestNode {
         events: &[pb::Event],
     ) -> super::apply::ApplyReport {
         self.store
-            .with(|c| apply_batch(c, &self.ctx(), origin, log_id, events, Faults::default()))
+            .with(|c| {
+                Ok(apply_batch(
+                    c,
+                    &self.ctx(),
+                    origin,
+                    log_id,
+                    events,
+                    Faults::default(),
+                ))
+            })
+            .unwrap()
             .unwrap()
     }
 
-    pub(super) fn view(&self, member_id: &str) -> Result<pb::Member, StoreError> {
+    pub(super) fn view(&self, member_id: &str) -> Result<pb::Member, Error> {
         self.tx(|c, ctx| members::member_view(c, ctx, member_id))
     }
 

@@ -5,7 +5,7 @@ use liaison_proto::v1 as pb;
 use super::members;
 use super::tests::{day, federation, TestNode};
 use super::transfers::{self, LetterRules};
-use crate::store::StoreError;
+use crate::{Error, Refusal};
 
 const RULES: LetterRules = LetterRules {
     valid_days_default: 30,
@@ -89,7 +89,7 @@ fn a_transfer_to_the_members_host_completes_once_and_merges_the_host_section() {
         )
     });
     assert!(
-        matches!(frozen, Err(StoreError::Conflict(ref m)) if m.contains(&t.transfer_id)),
+        matches!(frozen, Err(Error::Refused(Refusal::Conflict(ref m))) if m.contains(&t.transfer_id)),
         "{frozen:?}"
     );
     pingliang.deliver(&lanzhou);

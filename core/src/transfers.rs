@@ -12,8 +12,9 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::apply::{Faults, Rejection};
+use super::reconcile::LETTER_COUNTER;
 use super::{log, members, Ctx};
-use crate::store::StoreError;
+use crate::Error;
 use liaison_types::identity::NodeId;
 use liaison_types::validate;
 
@@ -48,16 +49,144 @@ pub const REJECT_CODES: [&str; 5] = [
     "other",
 ];
 
+/// Which side of a transfer this node is. (The defaults of this type and
+/// [`TransferState`] only serve `Row`'s struct update syntax: every row
+/// built names both.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// This node is the sender: the member's owner, who decides.
+    #[default]
+    Outgoing,
+    /// This node is the receiver, who votes.
+    Incoming,
+}
+
+/// A transfer's state at one side (DESIGN §5; `docs/transfers.md` lists the
+/// pairs that end a letter on both sides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferState {
+    // The sender's.
+    #[default]
+    Offered,
+    Released,
+    Expired,
+    Cancelled,
+    // The receiver's.
+    Pending,
+    Accepted,
+    Aborted,
+    /// Past its expiry plus the grace period with no decision of the
+    /// sender: reduced to the bare facts.
+    AwaitingSender,
+    // Both sides'.
+    Completed,
+    Rejected,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outgoing => "outgoing",
+            Direction::Incoming => "incoming",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "outgoing" => Some(Direction::Outgoing),
+            "incoming" => Some(Direction::Incoming),
+            _ => None,
+        }
+    }
+}
+
+impl TransferState {
+    pub const ALL: [TransferState; 10] = [
+        TransferState::Offered,
+        TransferState::Released,
+        TransferState::Expired,
+        TransferState::Cancelled,
+        TransferState::Pending,
+        TransferState::Accepted,
+        TransferState::Aborted,
+        TransferState::AwaitingSender,
+        TransferState::Completed,
+        TransferState::Rejected,
+    ];
+
+    /// The name stored, shown and sent to peers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferState::Offered => "offered",
+            TransferState::Released => "released",
+            TransferState::Expired => "expired",
+            TransferState::Cancelled => "cancelled",
+            TransferState::Pending => "pending",
+            TransferState::Accepted => "accepted",
+            TransferState::Aborted => "aborted",
+            TransferState::AwaitingSender => "awaiting_sender",
+            TransferState::Completed => "completed",
+            TransferState::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TransferState> {
+        TransferState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TransferState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::ToSql for Direction {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Direction {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Direction::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("the database is damaged: a transfer direction is `{text}`").into(),
+            )
+        })
+    }
+}
+
+impl rusqlite::types::ToSql for TransferState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for TransferState {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let text = value.as_str()?;
+        TransferState::parse(text).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(
+                format!("the database is damaged: a transfer state is `{text}`").into(),
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Row {
     transfer_id: String,
     letter_no: String,
-    direction: String,
+    direction: Direction,
     sender: String,
     receiver: String,
     member_id: String,
     member_name: String,
-    state: String,
+    state: TransferState,
     issued_on: String,
     expires_on: String,
     valid_days: u32,
@@ -71,6 +200,9 @@ struct Row {
     receipt_at_ms: Option<i64>,
     reissue_of: String,
     reissued_as: String,
+    /// A restored sender issued this letter's number again: the transfer
+    /// that has it too (the number stays as printed on both letters).
+    number_issued_again_as: String,
     possible_duplicate: String,
     updated_at_ms: i64,
     /// The generation the release gave the member (0: not released).
@@ -79,7 +211,8 @@ struct Row {
 
 const COLUMNS: &str = "transfer_id, letter_no, direction, sender, receiver, member_id, member_name, state, issued_on,
     expires_on, valid_days, reason, branch, reject_code, reject_reason, abort_why, offer, released_at_ms,
-    receipt_at_ms, reissue_of, reissued_as, possible_duplicate, updated_at_ms, released_generation";
+    receipt_at_ms, reissue_of, reissued_as, possible_duplicate, updated_at_ms, released_generation,
+    number_issued_again_as";
 
 fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
@@ -107,10 +240,11 @@ fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         possible_duplicate: r.get(21)?,
         updated_at_ms: r.get(22)?,
         released_generation: r.get(23)?,
+        number_issued_again_as: r.get(24)?,
     })
 }
 
-fn load(conn: &Connection, transfer_id: &str) -> Result<Option<Row>, StoreError> {
+fn load(conn: &Connection, transfer_id: &str) -> Result<Option<Row>, Error> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM transfers WHERE transfer_id = ?1"
@@ -119,25 +253,26 @@ fn load(conn: &Connection, transfer_id: &str) -> Result<Option<Row>, StoreError>
         .optional()?)
 }
 
-fn require(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+fn require(conn: &Connection, transfer_id: &str) -> Result<Row, Error> {
     load(conn, transfer_id.trim())?.ok_or_else(|| {
-        StoreError::NotFound(format!(
+        Error::not_found(format!(
             "no transfer {transfer_id}: `transfer list` shows the transfers"
         ))
     })
 }
 
-fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), StoreError> {
+fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), Error> {
     conn.execute(
         &format!(
             "INSERT INTO transfers ({COLUMNS}, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?23)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?23)
              ON CONFLICT (transfer_id) DO UPDATE SET member_name = excluded.member_name, state = excluded.state,
                  expires_on = excluded.expires_on, branch = excluded.branch, reject_code = excluded.reject_code,
                  reject_reason = excluded.reject_reason, abort_why = excluded.abort_why, offer = excluded.offer,
                  released_at_ms = excluded.released_at_ms, receipt_at_ms = excluded.receipt_at_ms,
                  reissued_as = excluded.reissued_as, possible_duplicate = excluded.possible_duplicate,
-                 updated_at_ms = excluded.updated_at_ms, released_generation = excluded.released_generation"
+                 updated_at_ms = excluded.updated_at_ms, released_generation = excluded.released_generation,
+                 number_issued_again_as = excluded.number_issued_again_as"
         ),
         params![
             t.transfer_id,
@@ -163,17 +298,18 @@ fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), StoreError> {
             t.reissued_as,
             t.possible_duplicate,
             now_ms,
-            t.released_generation
+            t.released_generation,
+            t.number_issued_again_as
         ],
     )?;
     Ok(())
 }
 
-fn node(id: &str) -> Result<NodeId, StoreError> {
-    NodeId::parse(id).map_err(|e| StoreError::Invalid(e.to_string()))
+fn node(id: &str) -> Result<NodeId, Error> {
+    NodeId::parse(id).map_err(|e| Error::invalid(e.to_string()))
 }
 
-fn void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<(), StoreError> {
+fn void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<(), Error> {
     conn.execute(
         "INSERT OR IGNORE INTO void_letters (letter_no, transfer_id) VALUES (?1, ?2)",
         params![letter_no, transfer_id],
@@ -183,7 +319,7 @@ fn void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<(), Sto
 
 /// Whether the letter of transfer `transfer_id` was voided (a restored
 /// sender may have issued its number again for another transfer).
-fn is_void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<bool, StoreError> {
+fn is_void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<bool, Error> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM void_letters WHERE letter_no = ?1 AND transfer_id = ?2")?
         .query_row([letter_no, transfer_id], |_| Ok(()))
@@ -195,7 +331,7 @@ fn is_void(conn: &Connection, letter_no: &str, transfer_id: &str) -> Result<bool
 pub fn frozen_by(
     conn: &Connection,
     member_id: &str,
-) -> Result<Option<(String, String, String)>, StoreError> {
+) -> Result<Option<(String, String, String)>, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT transfer_id, letter_no, receiver FROM transfers
@@ -206,12 +342,9 @@ pub fn frozen_by(
 }
 
 /// A new letter number: `<NODE>-<YEAR>-<NNNNNN>`, never reused.
-fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, StoreError> {
-    let n: u64 = crate::store::get_meta(conn, "letter_seq")?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-        + 1;
-    crate::store::set_meta(conn, "letter_seq", &n.to_string())?;
+fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, Error> {
+    let n = crate::store::counter(conn, LETTER_COUNTER)? + 1;
+    crate::store::set_counter(conn, LETTER_COUNTER, n)?;
     Ok(format!(
         "{}-{}-{n:06}",
         ctx.me.as_str().to_uppercase(),
@@ -220,9 +353,9 @@ fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, StoreError
 }
 
 /// The member's complete record as this node holds it now.
-fn record(conn: &Connection, member_id: &str) -> Result<pb::MemberRecord, StoreError> {
+fn record(conn: &Connection, member_id: &str) -> Result<pb::MemberRecord, Error> {
     let m = members::load_home(conn, member_id)?
-        .ok_or_else(|| StoreError::NotFound(format!("no member {member_id}")))?;
+        .ok_or_else(|| Error::not_found(format!("no member {member_id}")))?;
     let branch: String = conn
         .query_row(
             "SELECT name FROM orgs WHERE org_id = ?1",
@@ -342,7 +475,7 @@ fn disclose_record(
     to: &NodeId,
     r: &pb::MemberRecord,
     transfer_id: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let v = r.version.unwrap_or_default();
     log::disclose(
         conn,
@@ -367,11 +500,11 @@ pub fn start(
     valid_days: u32,
     reason: &str,
     rules: LetterRules,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let member_id = validate::member_id(member_id)?;
     let receiver = node(to.trim())?;
     if receiver == *ctx.me {
-        return Err(StoreError::Invalid(
+        return Err(Error::invalid(
             "a member cannot be transferred to this node itself".into(),
         ));
     }
@@ -383,7 +516,7 @@ pub fn start(
         valid_days
     };
     if valid_days > rules.valid_days_max {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "a letter is valid at most {} days (transfers.valid_days_max); asked for {valid_days}",
             rules.valid_days_max
         )));
@@ -392,12 +525,12 @@ pub fn start(
     let t = Row {
         transfer_id: ctx.new_id(),
         letter_no: next_letter_no(conn, ctx)?,
-        direction: "outgoing".into(),
+        direction: Direction::Outgoing,
         sender: ctx.me.to_string(),
         receiver: receiver.to_string(),
         member_id: member_id.clone(),
         member_name: m.name.clone(),
-        state: "offered".into(),
+        state: TransferState::Offered,
         issued_on: today.to_string(),
         expires_on: (today + chrono::Duration::days(i64::from(valid_days))).to_string(),
         valid_days,
@@ -410,12 +543,7 @@ pub fn start(
     view(conn, ctx, &t.transfer_id)
 }
 
-fn send_offer(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    t: &Row,
-    extension: bool,
-) -> Result<(), StoreError> {
+fn send_offer(conn: &Connection, ctx: &Ctx<'_>, t: &Row, extension: bool) -> Result<(), Error> {
     let record = record(conn, &t.member_id)?;
     let receiver = node(&t.receiver)?;
     disclose_record(conn, ctx, &receiver, &record, &t.transfer_id)?;
@@ -442,10 +570,10 @@ fn send_offer(
     Ok(())
 }
 
-fn require_outgoing(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+fn require_outgoing(conn: &Connection, transfer_id: &str) -> Result<Row, Error> {
     let t = require(conn, transfer_id)?;
-    if t.direction != "outgoing" {
-        return Err(StoreError::Conflict(format!(
+    if t.direction != Direction::Outgoing {
+        return Err(Error::conflict(format!(
             "transfer {} comes from {}: only the sender may do this",
             t.transfer_id, t.sender
         )));
@@ -457,10 +585,10 @@ fn abort(
     conn: &Connection,
     ctx: &Ctx<'_>,
     t: &mut Row,
-    state: &str,
+    state: TransferState,
     why: &str,
-) -> Result<(), StoreError> {
-    t.state = state.into();
+) -> Result<(), Error> {
+    t.state = state;
     t.abort_why = why.into();
     save(conn, t, ctx.now_ms)?;
     void(conn, &t.letter_no, &t.transfer_id)?;
@@ -484,15 +612,15 @@ pub fn cancel(
     conn: &Connection,
     ctx: &Ctx<'_>,
     transfer_id: &str,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let mut t = require_outgoing(conn, transfer_id)?;
-    if t.state != "offered" {
-        return Err(StoreError::Conflict(format!(
+    if t.state != TransferState::Offered {
+        return Err(Error::conflict(format!(
             "transfer {} is {}: only an open offer can be cancelled",
             t.transfer_id, t.state
         )));
     }
-    abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+    abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
     view(conn, ctx, &t.transfer_id)
 }
 
@@ -502,16 +630,16 @@ pub fn extend(
     transfer_id: &str,
     days: u32,
     rules: LetterRules,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let mut t = require_outgoing(conn, transfer_id)?;
-    if t.state != "offered" {
-        return Err(StoreError::Conflict(format!(
+    if t.state != TransferState::Offered {
+        return Err(Error::conflict(format!(
             "transfer {} is {}: only an open offer can be extended",
             t.transfer_id, t.state
         )));
     }
     if days == 0 {
-        return Err(StoreError::Invalid(
+        return Err(Error::invalid(
             "extend by at least one day (--days N)".into(),
         ));
     }
@@ -520,7 +648,7 @@ pub fn extend(
     let new_expires = expires + chrono::Duration::days(i64::from(days));
     let total = (new_expires - issued).num_days();
     if total > i64::from(rules.valid_days_max) {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "the letter would be valid {total} days from its issue on {issued}; the maximum is {} (re-issue it instead: `transfer reissue {}`)",
             rules.valid_days_max, t.transfer_id
         )));
@@ -539,16 +667,16 @@ pub fn reissue(
     ctx: &Ctx<'_>,
     transfer_id: &str,
     rules: LetterRules,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let mut old = require_outgoing(conn, transfer_id)?;
-    if !matches!(old.state.as_str(), "offered" | "expired") {
-        return Err(StoreError::Conflict(format!(
+    if !matches!(old.state, TransferState::Offered | TransferState::Expired) {
+        return Err(Error::conflict(format!(
             "transfer {} is {}: nothing to re-issue",
             old.transfer_id, old.state
         )));
     }
-    if old.state == "offered" {
-        abort(conn, ctx, &mut old, "cancelled", "cancelled")?;
+    if old.state == TransferState::Offered {
+        abort(conn, ctx, &mut old, TransferState::Cancelled, "cancelled")?;
     }
     let new = start(
         conn,
@@ -570,7 +698,7 @@ pub fn reissue(
 
 /// The sender releases: the receiver owns the member from now on; here a
 /// tombstone with a forward pointer stays.
-fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreError> {
+fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Error> {
     let receiver = node(&t.receiver)?;
     let mut record = record(conn, &t.member_id)?;
     let version = record.version.unwrap_or_default();
@@ -598,7 +726,7 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
         ctx.now_ms,
     )?;
     moved_here(conn, ctx, t, generation)?;
-    t.state = "released".into();
+    t.state = TransferState::Released;
     t.released_at_ms = Some(ctx.now_ms);
     t.released_generation = generation;
     save(conn, t, ctx.now_ms)
@@ -606,12 +734,7 @@ fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreErr
 
 /// The member went to `t`'s receiver at `generation`: other hosts are
 /// told, and here a tombstone with a forward pointer stays.
-fn moved_here(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    t: &Row,
-    generation: u64,
-) -> Result<(), StoreError> {
+fn moved_here(conn: &Connection, ctx: &Ctx<'_>, t: &Row, generation: u64) -> Result<(), Error> {
     tell_holders_moved(conn, ctx, t, generation)?;
     tombstone(
         conn,
@@ -632,7 +755,7 @@ fn moved_here(
 /// (§5); the receiver keeps what it already had (a record seen twice
 /// changes nothing). Records this node or the receiver made are not
 /// relayed. Returns how many were.
-fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize, StoreError> {
+fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize, Error> {
     let held = members::HostRecords::read(
         conn,
         "r.member_id = ?1 AND r.author NOT IN (?2, ?3)",
@@ -702,7 +825,7 @@ fn tell_holders_moved(
     ctx: &Ctx<'_>,
     t: &Row,
     generation: u64,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let holders: Vec<String> = conn
         .prepare("SELECT peer FROM shares WHERE member_id = ?1 AND peer <> ?2")?
         .query_map(params![t.member_id, t.receiver], |r| r.get(0))?
@@ -741,7 +864,7 @@ fn tombstone(
     transfer_id: &str,
     letter_no: &str,
     moved_on: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     conn.execute(
         "UPDATE members SET owner = ?2, generation = ?3, name = '', gender = '', birth_date = '', ethnicity = '',
              native_place = '', national_id = '', education = '', occupation = '', origin = '', party_status = '',
@@ -776,13 +899,13 @@ pub fn out_on_paper(
     place: &str,
     letter_no: &str,
     reason: &str,
-) -> Result<pb::Member, StoreError> {
+) -> Result<pb::Member, Error> {
     let member_id = validate::member_id(member_id)?;
     let m = members::load_owned(conn, ctx, &member_id)?;
     crate::store::peers::validate_place(place.trim())?;
     let letter_no = validate::text("letter number", letter_no, 60)?;
     if letter_no.is_empty() {
-        return Err(StoreError::Invalid(
+        return Err(Error::invalid(
             "the paper letter's number is required (--letter NO)".into(),
         ));
     }
@@ -793,12 +916,12 @@ pub fn out_on_paper(
     let t = Row {
         transfer_id: transfer_id.clone(),
         letter_no: letter_no.clone(),
-        direction: "outgoing".into(),
+        direction: Direction::Outgoing,
         sender: ctx.me.to_string(),
         receiver: format!("place:{}", place.trim()),
         member_id: member_id.clone(),
         member_name: m.name.clone(),
-        state: "completed".into(),
+        state: TransferState::Completed,
         issued_on: today.clone(),
         expires_on: today.clone(),
         reason: validate::text("reason", reason, 200)?,
@@ -822,10 +945,10 @@ pub fn out_on_paper(
 
 // -------------------------------------------------------------- receiver
 
-fn require_incoming(conn: &Connection, transfer_id: &str) -> Result<Row, StoreError> {
+fn require_incoming(conn: &Connection, transfer_id: &str) -> Result<Row, Error> {
     let t = require(conn, transfer_id)?;
-    if t.direction != "incoming" {
-        return Err(StoreError::Conflict(format!(
+    if t.direction != Direction::Incoming {
+        return Err(Error::conflict(format!(
             "transfer {} goes to {}: only the receiver may do this",
             t.transfer_id, t.receiver
         )));
@@ -838,7 +961,7 @@ pub fn accept(
     ctx: &Ctx<'_>,
     transfer_id: &str,
     branch: &str,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     accept_with_faults(conn, ctx, transfer_id, branch, Faults::default())
 }
 
@@ -849,10 +972,10 @@ pub fn accept_with_faults(
     transfer_id: &str,
     branch: &str,
     faults: Faults,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let mut t = require_incoming(conn, transfer_id)?;
-    if t.state != "pending" {
-        return Err(StoreError::Conflict(format!(
+    if t.state != TransferState::Pending {
+        return Err(Error::conflict(format!(
             "transfer {} is {}: only a pending offer can be accepted",
             t.transfer_id, t.state
         )));
@@ -863,12 +986,12 @@ pub fn accept_with_faults(
         .optional()?
         .is_some();
     if !known {
-        return Err(StoreError::NotFound(format!(
+        return Err(Error::not_found(format!(
             "branch `{branch}` is not an organization of this node: pick one from `org list` (--branch ORG)"
         )));
     }
     t.branch = branch.to_owned();
-    t.state = "accepted".into();
+    t.state = TransferState::Accepted;
     save(conn, &t, ctx.now_ms)?;
     let vote = pb::TransferVote {
         transfer_id: t.transfer_id.clone(),
@@ -888,7 +1011,7 @@ pub fn accept_with_faults(
         // Broken on purpose: the member is enrolled before `release`.
         if let Some(offer) = t.offer.as_deref() {
             let record = pb::MemberRecord::decode(offer)
-                .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
+                .map_err(|e| Error::invalid(format!("stored offer: {e}")))?;
             let generation = record.version.unwrap_or_default().generation + 1;
             install(conn, ctx, &record, generation, branch)?;
         }
@@ -902,28 +1025,28 @@ pub fn reject(
     transfer_id: &str,
     code: &str,
     reason: &str,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     let mut t = require_incoming(conn, transfer_id)?;
-    match t.state.as_str() {
-        "pending" => {}
-        "accepted" => {
-            return Err(StoreError::Conflict(format!(
+    match t.state {
+        TransferState::Pending => {}
+        TransferState::Accepted => {
+            return Err(Error::conflict(format!(
                 "transfer {} was accepted: a receiver cannot reject after accepting; the sender decides",
                 t.transfer_id
             )))
         }
-        other => return Err(StoreError::Conflict(format!("transfer {} is {other}", t.transfer_id))),
+        other => return Err(Error::conflict(format!("transfer {} is {other}", t.transfer_id))),
     }
     let code = code.trim();
     if !REJECT_CODES.contains(&code) {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "reason code `{code}` is not one of {}: an organization may not refuse without cause",
             REJECT_CODES.join(", ")
         )));
     }
     t.reject_code = code.to_owned();
     t.reject_reason = validate::text("reason", reason, 500)?;
-    t.state = "rejected".into();
+    t.state = TransferState::Rejected;
     purge(&mut t);
     save(conn, &t, ctx.now_ms)?;
     let vote = pb::TransferVote {
@@ -956,7 +1079,7 @@ fn purge(t: &mut Row) {
 
 /// The sender expires open offers past their date; the receiver reduces
 /// offers the sender never decided, past the date plus grace.
-pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, Error> {
     let today = ctx.today().to_string();
     let ids: Vec<String> = conn
         .prepare("SELECT transfer_id FROM transfers WHERE state IN ('offered', 'pending', 'accepted') AND expires_on < ?1")?
@@ -967,13 +1090,13 @@ pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, StoreError> {
         let Some(mut t) = load(conn, &id)? else {
             continue;
         };
-        if t.direction == "outgoing" {
-            abort(conn, ctx, &mut t, "expired", "expired")?;
+        if t.direction == Direction::Outgoing {
+            abort(conn, ctx, &mut t, TransferState::Expired, "expired")?;
             changed += 1;
         } else {
             let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)?;
             if (ctx.today() - expires).num_days() > RECEIVER_GRACE_DAYS {
-                t.state = "awaiting_sender".into();
+                t.state = TransferState::AwaitingSender;
                 purge(&mut t);
                 save(conn, &t, ctx.now_ms)?;
                 changed += 1;
@@ -993,9 +1116,7 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
 /// A decision of the sender that cannot be applied stops the peer's stream
 /// at that event (DESIGN §4): never quarantined.
 fn cannot_apply(message: String) -> Rejection {
-    Rejection::Store(StoreError::Invalid(format!(
-        "transfer decision cannot be applied: {message}"
-    )))
+    Rejection::Stop(format!("transfer decision cannot be applied: {message}"))
 }
 
 pub fn apply(
@@ -1049,7 +1170,7 @@ fn apply_offer(
         return Ok(());
     }
     if let Some(mut t) = load(conn, &offer.transfer_id)? {
-        if offer.extension && matches!(t.state.as_str(), "pending" | "accepted") {
+        if offer.extension && matches!(t.state, TransferState::Pending | TransferState::Accepted) {
             t.expires_on = offer.expires_on.clone();
             t.valid_days = offer.valid_days;
             t.offer = Some(record.encode_to_vec());
@@ -1070,12 +1191,12 @@ fn apply_offer(
     let mut t = Row {
         transfer_id: offer.transfer_id.clone(),
         letter_no: offer.letter_no.clone(),
-        direction: "incoming".into(),
+        direction: Direction::Incoming,
         sender: offer.sender.clone(),
         receiver: offer.receiver.clone(),
         member_id: record.member_id.clone(),
         member_name: record.name.clone(),
-        state: "pending".into(),
+        state: TransferState::Pending,
         issued_on: offer.issued_on.clone(),
         expires_on: offer.expires_on.clone(),
         valid_days: offer.valid_days,
@@ -1105,7 +1226,7 @@ fn apply_offer(
             "a letter number was issued twice by a restored sender"
         );
         conn.execute(
-            "UPDATE transfers SET letter_no = letter_no || ' (reissued as ' || ?2 || ')' WHERE transfer_id = ?1",
+            "UPDATE transfers SET number_issued_again_as = ?2 WHERE transfer_id = ?1",
             params![other, t.transfer_id],
         )?;
     }
@@ -1152,28 +1273,28 @@ fn apply_vote(
             vote.transfer_id
         )));
     };
-    if t.direction != "outgoing" || t.receiver != origin.as_str() {
+    if t.direction != Direction::Outgoing || t.receiver != origin.as_str() {
         return Err(Rejection::Invalid(format!(
             "{origin} is not the receiver of transfer {}",
             t.transfer_id
         )));
     }
-    match (vote.vote.as_str(), t.state.as_str()) {
-        ("accept", "expired" | "cancelled")
+    match (vote.vote.as_str(), t.state) {
+        ("accept", TransferState::Expired | TransferState::Cancelled)
             if vote.already_received && may_release_again(conn, ctx, &t)? =>
         {
             tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: the receiver already received this member; released again");
             t.branch = vote.branch.clone();
             release(conn, ctx, &mut t)?;
         }
-        ("accept", "offered") => {
+        ("accept", TransferState::Offered) => {
             let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)
-                .map_err(StoreError::from)?;
+                .map_err(Error::from)?;
             let owned_here =
                 members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
             if ctx.today() > expires && !vote.already_received {
                 // Expiry is decided by the sender alone: too late.
-                abort(conn, ctx, &mut t, "expired", "late_accept")?;
+                abort(conn, ctx, &mut t, TransferState::Expired, "late_accept")?;
             } else if !owned_here {
                 // Another transfer took the member since this offer: this
                 // node, restored to before the offer, went on without the
@@ -1181,26 +1302,32 @@ fn apply_vote(
                 // released the member again, and took this offer back from
                 // the receiver's holdings (soak seed 1200110).
                 tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, "an accepted offer of a member another transfer took is cancelled");
-                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
             } else {
                 t.branch = vote.branch.clone();
                 release(conn, ctx, &mut t)?;
             }
         }
         // An accept after the sender decided otherwise: tell it again.
-        ("accept", "expired" | "cancelled" | "rejected") => {
-            let why = if t.state == "expired" {
-                "late_accept".to_owned()
+        ("accept", TransferState::Expired | TransferState::Cancelled | TransferState::Rejected) => {
+            let state = t.state;
+            let why = if state == TransferState::Expired {
+                "late_accept"
             } else {
-                t.state.clone()
+                state.as_str()
             };
-            let state = t.state.clone();
-            abort(conn, ctx, &mut t, &state, &why)?;
+            abort(conn, ctx, &mut t, state, why)?;
         }
-        ("reject", "offered") => {
+        ("reject", TransferState::Offered) => {
             t.reject_code = vote.reason_code.clone();
             t.reject_reason = vote.reason.clone();
-            abort(conn, ctx, &mut t, "rejected", "rejected")?;
+            abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
         }
         ("accept" | "reject", _) => {}
         (other, _) => {
@@ -1231,17 +1358,17 @@ fn apply_release(
     let mut t = load(conn, &release.transfer_id)?.unwrap_or(Row {
         transfer_id: release.transfer_id.clone(),
         letter_no: release.letter_no.clone(),
-        direction: "incoming".into(),
+        direction: Direction::Incoming,
         sender: release.sender.clone(),
         receiver: release.receiver.clone(),
         member_id: record.member_id.clone(),
         issued_on: release.released_on.clone(),
         expires_on: release.released_on.clone(),
-        state: "pending".into(),
+        state: TransferState::Pending,
         updated_at_ms: ctx.now_ms,
         ..Row::default()
     });
-    if t.state == "completed" {
+    if t.state == TransferState::Completed {
         return Ok(());
     }
     // A release older than what this node knows of the member (it passed
@@ -1268,7 +1395,7 @@ fn apply_release(
         )
         .optional()?
     };
-    t.state = "completed".into();
+    t.state = TransferState::Completed;
     t.member_name = record.name.clone();
     t.branch = branch;
     t.offer = None;
@@ -1292,7 +1419,7 @@ fn send_receipt(
     sender: &NodeId,
     transfer_id: &str,
     letter_no: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let receipt = pb::TransferReceipt {
         transfer_id: transfer_id.to_owned(),
         letter_no: letter_no.to_owned(),
@@ -1311,7 +1438,7 @@ fn send_receipt(
 
 /// Where members released without an accepted branch land until an
 /// operator assigns them.
-fn intake_branch(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, StoreError> {
+fn intake_branch(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, Error> {
     conn.execute(
         "INSERT OR IGNORE INTO orgs (org_id, name, level, created_at_ms) VALUES ('transfer-intake', '转入待分配', '党支部', ?1)",
         [ctx.now_ms],
@@ -1326,7 +1453,7 @@ fn install(
     r: &pb::MemberRecord,
     generation: u64,
     branch: &str,
-) -> Result<(), StoreError> {
+) -> Result<(), Error> {
     let version = r.version.unwrap_or_default();
     let m = members::HomeRecord {
         member_id: r.member_id.clone(),
@@ -1405,23 +1532,23 @@ fn apply_abort(
     let Some(mut t) = load(conn, &abort.transfer_id)? else {
         return Ok(());
     };
-    if t.direction != "incoming" || t.sender != origin.as_str() {
+    if t.direction != Direction::Incoming || t.sender != origin.as_str() {
         return Err(cannot_apply(format!(
             "{origin} is not the sender of transfer {}",
             t.transfer_id
         )));
     }
-    if t.state == "completed" {
+    if t.state == TransferState::Completed {
         return Ok(());
     }
     // Aborted (expired, say) before this node answered an offer it finds
     // stale: the answer still goes, so the restored sender releases.
-    if t.state == "pending" && offer_is_stale(conn, ctx, &t)? {
+    if t.state == TransferState::Pending && offer_is_stale(conn, ctx, &t)? {
         answer_stale(conn, ctx, &mut t)?;
         return Ok(());
     }
-    if t.state != "rejected" {
-        t.state = "aborted".into();
+    if t.state != TransferState::Rejected {
+        t.state = TransferState::Aborted;
     }
     t.abort_why = abort.why.clone();
     purge(&mut t);
@@ -1450,7 +1577,7 @@ fn apply_abort(
 /// - not a re-issue: a re-issue offers the member at the same generation
 ///   under another letter, and if that one's release brought the member,
 ///   this offer is only an older letter, voided by the sender.
-fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
+fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Error> {
     let Some(offer) = t.offer.as_deref() else {
         return Ok(false);
     };
@@ -1458,7 +1585,7 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Sto
         return Ok(false);
     }
     let record = pb::MemberRecord::decode(offer)
-        .map_err(|e| StoreError::Invalid(format!("stored offer: {e}")))?;
+        .map_err(|e| Error::invalid(format!("stored offer: {e}")))?;
     let offered = record.version.unwrap_or_default().generation;
     if !members::load_home(conn, &t.member_id)?
         .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1)
@@ -1490,7 +1617,7 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Sto
 /// installed here: it is older than what this node knows of the member)
 /// and the receipt (a sender that still knows it released completes; soak
 /// seed 1042442).
-fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), StoreError> {
+fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Error> {
     tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, sender = %t.sender, "restored: an offer of a member this node already received and passed on; answered as received");
     let offered = t
         .offer
@@ -1498,7 +1625,7 @@ fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Sto
         .and_then(|o| pb::MemberRecord::decode(o).ok())
         .and_then(|r| r.version)
         .map_or(0, |v| v.generation);
-    t.state = "completed".into();
+    t.state = TransferState::Completed;
     t.offer = None;
     t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
     t.receipt_at_ms = Some(ctx.now_ms);
@@ -1529,8 +1656,8 @@ fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Sto
 pub fn answer_stale_offers(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    mut of_sender: impl FnMut(&str) -> Result<bool, StoreError>,
-) -> Result<usize, StoreError> {
+    mut of_sender: impl FnMut(&str) -> Result<bool, Error>,
+) -> Result<usize, Error> {
     let pending: Vec<(String, String)> = conn
         .prepare(
             "SELECT transfer_id, sender FROM transfers WHERE direction = 'incoming' AND state = 'pending'
@@ -1559,7 +1686,7 @@ pub fn answer_stale_offers(
 /// member: only a node restored from a backup can have forgotten a
 /// release, and only a member still owned here and offered to nobody else
 /// can be released.
-fn may_release_again(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, StoreError> {
+fn may_release_again(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Error> {
     if !super::reconcile::was_restored(conn)? {
         return Ok(false);
     }
@@ -1585,7 +1712,7 @@ pub fn adopt_sender_decision(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     held: &pb::HeldTransfer,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     if held.sender != peer.as_str() || held.receiver != ctx.me.as_str() {
         return Ok(false);
     }
@@ -1593,8 +1720,11 @@ pub fn adopt_sender_decision(
         return Ok(false);
     }
     let open = load(conn, &held.transfer_id)?.is_some_and(|t| {
-        t.direction == "incoming"
-            && matches!(t.state.as_str(), "pending" | "accepted" | "awaiting_sender")
+        t.direction == Direction::Incoming
+            && matches!(
+                t.state,
+                TransferState::Pending | TransferState::Accepted | TransferState::AwaitingSender
+            )
     });
     if !open {
         return Ok(false);
@@ -1607,7 +1737,7 @@ pub fn adopt_sender_decision(
     match apply_abort(conn, ctx, peer, abort) {
         Ok(()) => Ok(true),
         Err(Rejection::Store(e)) => Err(e),
-        Err(Rejection::Invalid(why)) => Err(StoreError::Invalid(why)),
+        Err(Rejection::Invalid(why) | Rejection::Stop(why)) => Err(Error::invalid(why)),
     }
 }
 
@@ -1636,7 +1766,7 @@ pub fn adopt_received(
     ctx: &Ctx<'_>,
     peer: &NodeId,
     held: &pb::HeldTransfer,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     let to_me = held.sender == peer.as_str() && held.receiver == ctx.me.as_str();
     let receipted = match held.state.as_str() {
         "completed" => true,
@@ -1660,12 +1790,12 @@ pub fn adopt_received(
     let mut t = Row {
         transfer_id: held.transfer_id.clone(),
         letter_no: held.letter_no.clone(),
-        direction: "incoming".into(),
+        direction: Direction::Incoming,
         sender: held.sender.clone(),
         receiver: held.receiver.clone(),
         member_id: held.member_id.clone(),
         member_name: held.member_name.clone(),
-        state: "completed".into(),
+        state: TransferState::Completed,
         issued_on: held.issued_on.clone(),
         expires_on: held.expires_on.clone(),
         valid_days: held.valid_days,
@@ -1685,7 +1815,7 @@ pub fn adopt_received(
         )
         .optional()?;
     if let Some(other) = clash {
-        t.letter_no = format!("{} (reissued as {other})", t.letter_no);
+        t.number_issued_again_as = other;
     }
     save(conn, &t, ctx.now_ms)?;
     if !receipted {
@@ -1706,7 +1836,7 @@ fn apply_receipt(
             receipt.transfer_id
         )));
     };
-    if t.direction != "outgoing" || t.receiver != origin.as_str() {
+    if t.direction != Direction::Outgoing || t.receiver != origin.as_str() {
         return Err(Rejection::Invalid(format!(
             "{origin} is not the receiver of transfer {}",
             t.transfer_id
@@ -1718,14 +1848,16 @@ fn apply_receipt(
     // itself restored to before the offer when this node reconciled), and
     // the receiver's accept, sent again, came past the letter's expiry.
     // The receipt proves the release: released again (soak seed 1075102).
-    if matches!(t.state.as_str(), "offered" | "expired" | "cancelled")
-        && may_release_again(conn, ctx, &t)?
+    if matches!(
+        t.state,
+        TransferState::Offered | TransferState::Expired | TransferState::Cancelled
+    ) && may_release_again(conn, ctx, &t)?
     {
         tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a member this node forgot it released; released again");
         release(conn, ctx, &mut t)?;
     }
-    if t.state == "released" {
-        t.state = "completed".into();
+    if t.state == TransferState::Released {
+        t.state = TransferState::Completed;
         t.receipt_at_ms = Some(ctx.now_ms);
         save(conn, &t, ctx.now_ms)?;
     }
@@ -1756,7 +1888,7 @@ pub fn relay_allowed(
     origin: &NodeId,
     member_id: &str,
     basis: &str,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'incoming' AND sender = ?2
@@ -1770,28 +1902,28 @@ pub fn relay_allowed(
 // ----------------------------------------------------------------- views
 
 fn next_step(t: &Row, today: &str) -> String {
-    match (t.direction.as_str(), t.state.as_str()) {
-        ("outgoing", "offered") => format!(
+    match (t.direction, t.state) {
+        (Direction::Outgoing, TransferState::Offered) => format!(
             "waiting for {} to accept by {}; `transfer extend` or `transfer cancel` meanwhile (the member is frozen here)",
             t.receiver, t.expires_on
         ),
-        ("outgoing", "released") => {
+        (Direction::Outgoing, TransferState::Released) => {
             if t.released_at_ms.is_some() && t.issued_on.as_str() < today {
                 format!("released; waiting for the receipt (回执) from {}", t.receiver)
             } else {
                 "released; the receipt is on its way".into()
             }
         }
-        ("outgoing", "completed") => "completed: receipt recorded".into(),
-        ("outgoing", "expired") => format!("the letter expired: `transfer reissue {}` issues a new one", t.transfer_id),
-        ("outgoing", _) => "ended".into(),
-        ("incoming", "pending") => format!(
+        (Direction::Outgoing, TransferState::Completed) => "completed: receipt recorded".into(),
+        (Direction::Outgoing, TransferState::Expired) => format!("the letter expired: `transfer reissue {}` issues a new one", t.transfer_id),
+        (Direction::Outgoing, _) => "ended".into(),
+        (Direction::Incoming, TransferState::Pending) => format!(
             "`transfer accept {} --branch ORG` or `transfer reject {} --reason-code CODE`",
             t.transfer_id, t.transfer_id
         ),
-        ("incoming", "accepted") => format!("accepted; {} releases the member", t.sender),
-        ("incoming", "completed") => "completed: the member is this node's now".into(),
-        ("incoming", "awaiting_sender") => format!("the letter expired without a decision: awaiting {}", t.sender),
+        (Direction::Incoming, TransferState::Accepted) => format!("accepted; {} releases the member", t.sender),
+        (Direction::Incoming, TransferState::Completed) => "completed: the member is this node's now".into(),
+        (Direction::Incoming, TransferState::AwaitingSender) => format!("the letter expired without a decision: awaiting {}", t.sender),
         _ => "ended".into(),
     }
 }
@@ -1800,12 +1932,12 @@ fn to_view(t: &Row, today: &str) -> pb::TransferView {
     pb::TransferView {
         transfer_id: t.transfer_id.clone(),
         letter_no: t.letter_no.clone(),
-        direction: t.direction.clone(),
+        direction: t.direction.as_str().into(),
         sender: t.sender.clone(),
         receiver: t.receiver.clone(),
         member_id: t.member_id.clone(),
         member_name: t.member_name.clone(),
-        state: t.state.clone(),
+        state: t.state.as_str().into(),
         issued_on: t.issued_on.clone(),
         expires_on: t.expires_on.clone(),
         valid_days: t.valid_days,
@@ -1828,7 +1960,7 @@ pub fn view(
     conn: &Connection,
     ctx: &Ctx<'_>,
     transfer_id: &str,
-) -> Result<pb::TransferView, StoreError> {
+) -> Result<pb::TransferView, Error> {
     Ok(to_view(
         &require(conn, transfer_id)?,
         &ctx.today().to_string(),
@@ -1839,7 +1971,7 @@ pub fn list(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::TransferListRequest,
-) -> Result<Vec<pb::TransferView>, StoreError> {
+) -> Result<Vec<pb::TransferView>, Error> {
     let direction = match (req.incoming, req.outgoing) {
         (true, false) => "incoming",
         (false, true) => "outgoing",
@@ -1861,7 +1993,7 @@ pub fn list(
 
 /// Open or unreceipted transfers with `peer`: what `peer remove` must not
 /// leave behind.
-pub fn open_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, StoreError> {
+pub fn open_with(conn: &Connection, peer: &NodeId) -> Result<Vec<String>, Error> {
     Ok(conn
         .prepare(
             "SELECT transfer_id FROM transfers WHERE (sender = ?1 OR receiver = ?1)
@@ -1893,6 +2025,38 @@ pub enum Adopted {
     Refused(String),
 }
 
+/// Checks at start that the letter counter is past every letter number
+/// this node issued (`<NODE>-<YEAR>-<NNNNNN>`, paper letters excluded: an
+/// operator types those). A counter behind them (edited by hand, or a
+/// damaged file) would issue a number again: refused as a damaged
+/// database, never repaired silently.
+pub fn check_letter_counter(conn: &Connection, me: &NodeId) -> Result<(), Error> {
+    let counter = crate::store::counter(conn, LETTER_COUNTER)?;
+    let prefix = format!("{}-", me.as_str().to_uppercase());
+    let mut highest: Option<(u64, String)> = None;
+    let mut rows = conn.prepare(
+        "SELECT letter_no FROM transfers WHERE direction = 'outgoing' AND receiver NOT LIKE 'place:%'",
+    )?;
+    for letter_no in rows.query_map([], |r| r.get::<_, String>(0))? {
+        let letter_no = letter_no?;
+        if !letter_no.starts_with(&prefix) {
+            continue;
+        }
+        let seq = letter_seq(&letter_no);
+        if highest.as_ref().is_none_or(|(h, _)| seq > *h) {
+            highest = Some((seq, letter_no));
+        }
+    }
+    match highest {
+        Some((seq, letter_no)) if seq > counter => Err(Error::corrupt(
+            "the letter counter (`counters` row `letter`)",
+            counter.to_string(),
+            format!("at least {seq}: this node issued letter {letter_no}, and a lower counter would issue its number again"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The sequence part of a letter number (`<NODE>-<YEAR>-<NNNNNN>`).
 pub fn letter_seq(letter_no: &str) -> u64 {
     letter_no
@@ -1910,7 +2074,7 @@ pub fn letter_seq(letter_no: &str) -> u64 {
 /// other open offers of the member go. Only a reissued letter number (the
 /// same number, another transfer, from an earlier branch of this node's
 /// backups) leaves one open.
-fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), StoreError> {
+fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), Error> {
     let open: Vec<String> = conn
         .prepare(
             "SELECT transfer_id FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered' AND transfer_id <> ?2",
@@ -1920,7 +2084,13 @@ fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), S
     for id in open {
         if let Some(mut other) = load(conn, &id)? {
             tracing::warn!(transfer = %id, newer = %t.transfer_id, member = %t.member_id, "restored: an open offer of a member another transfer took is aborted");
-            abort(conn, ctx, &mut other, "cancelled", "sender_restored")?;
+            abort(
+                conn,
+                ctx,
+                &mut other,
+                TransferState::Cancelled,
+                "sender_restored",
+            )?;
         }
     }
     Ok(())
@@ -1933,19 +2103,15 @@ pub fn adopt_reported(
     newest: bool,
     restored_at_ms: i64,
     other_branch: bool,
-) -> Result<Adopted, StoreError> {
+) -> Result<Adopted, Error> {
     let seq = letter_seq(&held.letter_no);
-    let current: u64 = crate::store::get_meta(conn, "letter_seq")?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let current = crate::store::counter(conn, LETTER_COUNTER)?;
     let local = load(conn, &held.transfer_id)?;
     // A transfer this node does not know must have been issued after the
     // backup, so its letter is one of ours numbered past the backup's (not
     // past what an earlier peer's report made the counter jump to): a peer
     // cannot make this node adopt a letter it never could have issued.
-    let floor: u64 = crate::store::get_meta(conn, "restore_letter_floor")?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(current);
+    let floor = super::reconcile::letter_floor(conn)?;
     let ours = format!("{}-", ctx.me.as_str().to_uppercase());
     // A number up to the floor is believed only when the peer pulled a log
     // of another branch of this node's backups (`other_branch`: restored
@@ -1964,14 +2130,13 @@ pub fn adopt_reported(
     // in an earlier restore, and this copy was taken since), so a branch
     // this node forgot issued it (soak seed 1083583). Issuing numbers
     // never leaves one out.
-    let passed_over = || -> Result<bool, StoreError> {
+    let passed_over = || -> Result<bool, Error> {
         let number = format!("%-{seq:06}");
-        let renumbered = format!("%-{seq:06} (reissued as %");
         Ok(conn
             .prepare_cached(
-                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND (letter_no LIKE ?1 OR letter_no LIKE ?2)",
+                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND letter_no LIKE ?1",
             )?
-            .query_row(params![number, renumbered], |_| Ok(()))
+            .query_row(params![number], |_| Ok(()))
             .optional()?
             .is_none())
     };
@@ -1985,17 +2150,17 @@ pub fn adopt_reported(
     }
     // Letter numbers jump past every one the peers hold.
     if seq > current {
-        crate::store::set_meta(conn, "letter_seq", &seq.to_string())?;
+        crate::store::set_counter(conn, LETTER_COUNTER, seq)?;
     }
     let mut t = local.unwrap_or(Row {
         transfer_id: held.transfer_id.clone(),
         letter_no: held.letter_no.clone(),
-        direction: "outgoing".into(),
+        direction: Direction::Outgoing,
         sender: ctx.me.to_string(),
         receiver: held.receiver.clone(),
         member_id: held.member_id.clone(),
         member_name: held.member_name.clone(),
-        state: "offered".into(),
+        state: TransferState::Offered,
         issued_on: held.issued_on.clone(),
         expires_on: held.expires_on.clone(),
         valid_days: held.valid_days,
@@ -2004,7 +2169,7 @@ pub fn adopt_reported(
         updated_at_ms: ctx.now_ms,
         ..Row::default()
     });
-    if t.direction != "outgoing" || t.receiver != held.receiver {
+    if t.direction != Direction::Outgoing || t.receiver != held.receiver {
         return Ok(Adopted::Refused(format!(
             "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
             held.receiver, held.transfer_id
@@ -2027,15 +2192,15 @@ pub fn adopt_reported(
             letter = %t.letter_no,
             "restored: a letter number was issued twice while a peer was skipped"
         );
-        t.letter_no = format!("{} (reissued as {other})", t.letter_no);
+        t.number_issued_again_as = other;
     }
-    let finished_here = matches!(t.state.as_str(), "released" | "completed");
+    let finished_here = matches!(t.state, TransferState::Released | TransferState::Completed);
     if !held.expires_on.is_empty() {
         t.expires_on = held.expires_on.clone();
     }
     match held.state.as_str() {
         "completed" => {
-            if t.state == "completed" {
+            if t.state == TransferState::Completed {
                 return Ok(Adopted::Kept);
             }
             let home = members::load_home(conn, &t.member_id)?;
@@ -2107,7 +2272,7 @@ pub fn adopt_reported(
                 // the member here (`offer_is_stale`).
                 t.released_generation = held.released_generation;
             }
-            t.state = "completed".into();
+            t.state = TransferState::Completed;
             t.offer = None;
             t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
             t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
@@ -2130,21 +2295,29 @@ pub fn adopt_reported(
                     member = %t.member_id,
                     "restored: an accepted transfer of a member this node does not hold is aborted"
                 );
-                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
                 return Ok(Adopted::Aborted);
             }
             abort_other_offers(conn, ctx, &t)?;
-            t.state = "accepted".into();
+            // The receiver accepted into this branch; the release saves
+            // the transfer as released.
             t.branch = held.branch.clone();
-            save(conn, &t, ctx.now_ms)?;
             release(conn, ctx, &mut t)?;
             Ok(Adopted::Released)
         }
         "pending" | "accepted" | "awaiting_sender" if !newest => {
-            if finished_here || t.state != "offered" && load(conn, &t.transfer_id)?.is_some() {
+            if finished_here
+                || t.state != TransferState::Offered && load(conn, &t.transfer_id)?.is_some()
+            {
                 return Ok(Adopted::Kept);
             }
-            abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+            abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
             Ok(Adopted::Aborted)
         }
         // The newest, still open at the receiver (`awaiting_sender`: past
@@ -2159,20 +2332,31 @@ pub fn adopt_reported(
                 members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
             if !owned_here {
                 // Written after the backup: nothing to release if accepted.
-                abort(conn, ctx, &mut t, "cancelled", "sender_restored")?;
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
                 return Ok(Adopted::Aborted);
             }
             save(conn, &t, ctx.now_ms)?;
             Ok(Adopted::Recorded)
         }
         "rejected" | "aborted" => {
-            if finished_here || matches!(t.state.as_str(), "rejected" | "cancelled" | "expired") {
+            if finished_here
+                || matches!(
+                    t.state,
+                    TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
+                )
+            {
                 return Ok(Adopted::Kept);
             }
             if held.state == "rejected" {
-                abort(conn, ctx, &mut t, "rejected", "rejected")?;
+                abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
             } else {
-                abort(conn, ctx, &mut t, "cancelled", "cancelled")?;
+                abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
             }
             Ok(Adopted::Recorded)
         }

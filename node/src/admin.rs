@@ -18,8 +18,8 @@ use crate::federation::client::ensure_pull_task;
 use crate::node::{Node, StartError};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::store::StoreError;
 use liaison_core::{agreements, import, log, members, peering, transfers, Ctx};
+use liaison_core::{Error as CoreError, Refusal};
 use liaison_types::config::Config;
 use liaison_types::identity::{self, NodeId};
 
@@ -137,18 +137,37 @@ fn user_name(uid: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-pub fn status_of(error: StoreError) -> Status {
+pub fn status_of(error: CoreError) -> Status {
     status_of_ref(&error)
 }
 
-/// [`status_of`] without consuming the error.
-fn status_of_ref(error: &StoreError) -> Status {
+/// [`status_of`] without consuming the error. By kind: a refusal is the
+/// operator's to fix (`NOT_FOUND`, `FAILED_PRECONDITION`,
+/// `INVALID_ARGUMENT`; `liaisonctl` exits 1, "refused"); a storage failure
+/// is not (`INTERNAL`, logged here with an id the message names).
+fn status_of_ref(error: &CoreError) -> Status {
     match error {
-        StoreError::NotFound(m) => Status::not_found(m.clone()),
-        StoreError::Conflict(m) => Status::failed_precondition(m.clone()),
-        StoreError::Invalid(m) => Status::invalid_argument(m.clone()),
-        other => Status::internal(other.to_string()),
+        CoreError::Refused(refusal) => match refusal {
+            Refusal::NotFound(m) => Status::not_found(m.clone()),
+            Refusal::Invalid(m) => Status::invalid_argument(m.clone()),
+            Refusal::Conflict(_) | Refusal::Reconciling { .. } => {
+                Status::failed_precondition(refusal.to_string())
+            }
+            other => Status::failed_precondition(other.to_string()),
+        },
+        CoreError::Storage(storage) => internal(storage),
     }
+}
+
+/// An internal error: logged with an id, and answered with the id so an
+/// operator can find the log line.
+pub fn internal(error: &dyn std::fmt::Display) -> Status {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let error_id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(error_id, %error, "internal error answering an operator's call");
+    Status::internal(format!(
+        "{error} (not a refusal of the request: a fault of the node or its database; its log has the details under `error_id={error_id}`)"
+    ))
 }
 
 fn parse_node_id(s: &str) -> Result<NodeId, Status> {
@@ -173,7 +192,7 @@ impl AdminService {
     ) -> Result<R, Status>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, i64) -> Result<(R, String), StoreError> + Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<(R, String), CoreError> + Send + 'static,
     {
         let now_ms = self.node.now_ms();
         let (refused_actor, refused_target) = (actor.clone(), target.clone());
@@ -226,7 +245,7 @@ impl AdminService {
     ) -> Result<R, Status>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, &Ctx<'_>) -> Result<(R, String), StoreError> + Send + 'static,
+        F: FnOnce(&Connection, &Ctx<'_>) -> Result<(R, String), CoreError> + Send + 'static,
     {
         let me = self.node.node_id.clone();
         let notary = self.node.notary.clone();
@@ -240,7 +259,7 @@ impl AdminService {
     async fn read<R, F>(&self, f: F) -> Result<R, Status>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection, &Ctx<'_>) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Connection, &Ctx<'_>) -> Result<R, CoreError> + Send + 'static,
     {
         let me = self.node.node_id.clone();
         let now_ms = self.node.now_ms();
@@ -368,7 +387,7 @@ impl Admin for AdminService {
         let store = self.node.store.clone();
         let result = match tokio::task::spawn_blocking(move || store.backup(&out, now_ms)).await {
             Ok(result) => result,
-            Err(join) => Err(StoreError::Invalid(format!("backup task failed: {join}"))),
+            Err(join) => Err(CoreError::invalid(format!("backup task failed: {join}"))),
         };
         let (outcome, detail) = match &result {
             Ok(bytes) => (Outcome::Ok, format!("{bytes} bytes, log id {log_id}")),
@@ -444,15 +463,15 @@ impl Admin for AdminService {
         // Every check runs inside `act`, so a refused add is audited too.
         let node_id = self
             .act(actor, "peer.add", add.node_id.clone(), move |conn, now_ms| {
-                let node_id = NodeId::parse(&add.node_id).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                let node_id = NodeId::parse(&add.node_id).map_err(|e| CoreError::invalid(e.to_string()))?;
                 if node_id == me {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(CoreError::invalid(format!(
                         "{node_id} is this node itself; add the other regions' nodes as peers"
                     )));
                 }
                 let fingerprint = match add.fingerprint.trim() {
                     "" => None,
-                    fp => Some(identity::parse_fingerprint(fp).map_err(|e| StoreError::Invalid(e.to_string()))?),
+                    fp => Some(identity::parse_fingerprint(fp).map_err(|e| CoreError::invalid(e.to_string()))?),
                 };
                 let peer = PeerRecord {
                     display_name: if add.display_name.is_empty() {

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::federation::links::Links;
 use liaison_core::clock::{Clock, Millis, SystemClock};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
-use liaison_core::store::{Store, StoreError};
+use liaison_core::store::Store;
+use liaison_core::Error as CoreError;
 use liaison_types::config::Config;
 use liaison_types::identity::{IdentityError, NodeId, TlsMaterial};
 
@@ -30,7 +31,7 @@ pub enum StartError {
     #[error("data directory {path}: {message}")]
     DataDir { path: PathBuf, message: String },
     #[error("database {path}: {source}")]
-    Database { path: PathBuf, source: StoreError },
+    Database { path: PathBuf, source: CoreError },
     #[error("cannot listen for peers on {addr}: {source}{hint}")]
     Listen {
         addr: SocketAddr,
@@ -104,28 +105,28 @@ impl Node {
 
     /// Runs `f` on a blocking thread with a read-only connection: readers
     /// do not queue behind the writer (WAL).
-    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub async fn read<R, F>(&self, f: F) -> Result<R, CoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, CoreError> + Send + 'static,
     {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.read(f)).await {
             Ok(result) => result,
-            Err(join) => Err(StoreError::Invalid(format!("database task failed: {join}"))),
+            Err(join) => Err(CoreError::invalid(format!("database task failed: {join}"))),
         }
     }
 
     /// Runs `f` on a blocking thread with the database connection.
-    pub async fn db<R, F>(&self, f: F) -> Result<R, StoreError>
+    pub async fn db<R, F>(&self, f: F) -> Result<R, CoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, CoreError> + Send + 'static,
     {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.with(f)).await {
             Ok(result) => result,
-            Err(join) => Err(StoreError::Invalid(format!("database task failed: {join}"))),
+            Err(join) => Err(CoreError::invalid(format!("database task failed: {join}"))),
         }
     }
 
@@ -178,7 +179,7 @@ struct Heads {
 impl LogHeads {
     /// Starts at the log's current head: earlier events need no announcing
     /// (a new stream reads its audience's head itself).
-    pub fn new(store: &Store) -> Result<LogHeads, StoreError> {
+    pub fn new(store: &Store) -> Result<LogHeads, CoreError> {
         let scanned = store.read(liaison_core::log::max_seq)?;
         Ok(LogHeads {
             inner: std::sync::Mutex::new(Heads {
@@ -198,7 +199,7 @@ impl LogHeads {
         &self,
         store: &Store,
         audience: &NodeId,
-    ) -> Result<tokio::sync::watch::Receiver<u64>, StoreError> {
+    ) -> Result<tokio::sync::watch::Receiver<u64>, CoreError> {
         // Under the lock, so no announcement falls between the read and
         // the sender's insertion.
         let mut heads = self.lock();
@@ -214,7 +215,7 @@ impl LogHeads {
 
     /// Announces the events committed since the last scan to the streams of
     /// their audiences. Blocking (reads the database).
-    pub fn scan(&self, store: &Store) -> Result<(), StoreError> {
+    pub fn scan(&self, store: &Store) -> Result<(), CoreError> {
         let mut heads = self.lock();
         let after = heads.scanned;
         let appended = store.read(|conn| liaison_core::log::heads_after(conn, after))?;
@@ -285,6 +286,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         path: db_path.clone(),
         source,
     })?;
+    // Durable values that cannot be checked by the schema alone.
+    store
+        .read(|conn| liaison_core::transfers::check_letter_counter(conn, &config.node_id))
+        .map_err(|source| StartError::Database {
+            path: db_path.clone(),
+            source,
+        })?;
     // A backup copied into place: a new log id, and reconcile before acting
     // as an owner (DESIGN §7).
     let restored = store
@@ -508,7 +516,7 @@ async fn calendar(node: Arc<Node>) {
 const SWEEP_CHUNK: usize = 2_000;
 
 /// One calendar run; also called when an operator moves a test clock.
-pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), StoreError> {
+pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), CoreError> {
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
     let notary = node.notary.clone();

@@ -21,7 +21,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use liaison_core::store::{Store, StoreError};
+use liaison_core::store::Store;
+use liaison_core::Error as CoreError;
 
 /// Changes one transaction runs at most: a group holds the write
 /// connection for the sum of its changes, so a bound keeps the wait of
@@ -40,21 +41,21 @@ trait Pending: Send {
     fn record_refusal(&mut self, conn: &Connection);
     /// Answers the caller: the change's own outcome if the group committed
     /// (`None`), else the commit's error.
-    fn finish(self: Box<Self>, commit_error: Option<&StoreError>);
+    fn finish(self: Box<Self>, commit_error: Option<&CoreError>);
 }
 
 struct Change<R, F, G> {
     change: Option<F>,
     refused: Option<G>,
-    outcome: Option<Result<R, StoreError>>,
-    reply: oneshot::Sender<Result<R, StoreError>>,
+    outcome: Option<Result<R, CoreError>>,
+    reply: oneshot::Sender<Result<R, CoreError>>,
 }
 
 impl<R, F, G> Pending for Change<R, F, G>
 where
     R: Send,
-    F: FnOnce(&Connection) -> Result<R, StoreError> + Send,
-    G: FnOnce(&Connection, &StoreError) + Send,
+    F: FnOnce(&Connection) -> Result<R, CoreError> + Send,
+    G: FnOnce(&Connection, &CoreError) + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(change) = self.change.take() else {
@@ -63,7 +64,7 @@ where
         // A panic (a bug) fails this change only, as it failed only its
         // own transaction before changes were grouped.
         let outcome = catch_unwind(AssertUnwindSafe(|| change(conn))).unwrap_or_else(|_| {
-            Err(StoreError::Invalid(
+            Err(CoreError::invalid(
                 "the change failed inside the node (a bug: see the node's log)".into(),
             ))
         });
@@ -79,15 +80,15 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, commit_error: Option<&StoreError>) {
+    fn finish(self: Box<Self>, commit_error: Option<&CoreError>) {
         let answer = match (commit_error, self.outcome) {
             // Its own failure is its answer, committed or not.
             (_, Some(Err(own))) => Err(own),
             (None, Some(outcome)) => outcome,
-            (Some(error), _) => Err(StoreError::Invalid(format!(
+            (Some(error), _) => Err(CoreError::invalid(format!(
                 "the change was not committed: {error}"
             ))),
-            (None, None) => Err(StoreError::Invalid("the change did not run".into())),
+            (None, None) => Err(CoreError::invalid("the change did not run".into())),
         };
         let _ = self.reply.send(answer);
     }
@@ -155,11 +156,11 @@ impl Writer {
     /// and returns its result once that transaction committed. If `change`
     /// fails, everything it wrote is rolled back and `refused` records the
     /// refusal (its audit entry) in the same transaction.
-    pub async fn run<R, F, G>(&self, change: F, refused: G) -> Result<R, StoreError>
+    pub async fn run<R, F, G>(&self, change: F, refused: G) -> Result<R, CoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-        G: FnOnce(&Connection, &StoreError) + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, CoreError> + Send + 'static,
+        G: FnOnce(&Connection, &CoreError) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
@@ -169,11 +170,11 @@ impl Writer {
             reply,
         });
         if self.queue.send(pending).await.is_err() {
-            return Err(StoreError::Invalid("the node is stopping".into()));
+            return Err(CoreError::invalid("the node is stopping".into()));
         }
         answer
             .await
-            .unwrap_or_else(|_| Err(StoreError::Invalid("the node is stopping".into())))
+            .unwrap_or_else(|_| Err(CoreError::invalid("the node is stopping".into())))
     }
 }
 
@@ -188,7 +189,7 @@ fn commit_group(conn: &mut Connection, mut group: Vec<Box<dyn Pending>>) {
         return;
     }
     let mut done: Vec<Box<dyn Pending>> = Vec::with_capacity(group.len());
-    let result = (|| -> Result<(), StoreError> {
+    let result = (|| -> Result<(), CoreError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for mut pending in group {
             let mut sp = tx.savepoint()?;
@@ -233,7 +234,7 @@ fn commit_group(conn: &mut Connection, mut group: Vec<Box<dyn Pending>>) {
 /// to roll back to; a large change (an import, an agreement's end
 /// unsharing thousands of members) usually comes alone, and needs none.
 fn commit_alone(conn: &mut Connection, mut pending: Box<dyn Pending>) {
-    let result = (|| -> Result<(), StoreError> {
+    let result = (|| -> Result<(), CoreError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if pending.run(&tx) {
             return Ok(tx.commit()?);
@@ -252,6 +253,7 @@ fn commit_alone(conn: &mut Connection, mut pending: Box<dyn Pending>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use liaison_core::Refusal;
 
     fn counted(conn: &Connection) -> i64 {
         conn.query_row(
@@ -266,17 +268,17 @@ mod tests {
         key: &'static str,
         fail: bool,
         refusals: Arc<std::sync::Mutex<Vec<String>>>,
-    ) -> (Box<dyn Pending>, oneshot::Receiver<Result<i64, StoreError>>) {
+    ) -> (Box<dyn Pending>, oneshot::Receiver<Result<i64, CoreError>>) {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
             change: Some(move |conn: &Connection| {
                 liaison_core::store::set_meta(conn, key, "1")?;
                 if fail {
-                    return Err(StoreError::Conflict(format!("{key} refused")));
+                    return Err(CoreError::conflict(format!("{key} refused")));
                 }
                 Ok(counted(conn))
             }),
-            refused: Some(move |_: &Connection, error: &StoreError| {
+            refused: Some(move |_: &Connection, error: &CoreError| {
                 refusals.lock().unwrap().push(error.to_string());
             }),
             outcome: None,
@@ -286,14 +288,14 @@ mod tests {
     }
 
     /// A change that writes `probe-boom`, then panics.
-    fn panicking() -> (Box<dyn Pending>, oneshot::Receiver<Result<(), StoreError>>) {
+    fn panicking() -> (Box<dyn Pending>, oneshot::Receiver<Result<(), CoreError>>) {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
-            change: Some(|conn: &Connection| -> Result<(), StoreError> {
+            change: Some(|conn: &Connection| -> Result<(), CoreError> {
                 liaison_core::store::set_meta(conn, "probe-boom", "1")?;
                 panic!("a bug");
             }),
-            refused: Some(|_: &Connection, _: &StoreError| {}),
+            refused: Some(|_: &Connection, _: &CoreError| {}),
             outcome: None,
             reply,
         });
@@ -327,7 +329,7 @@ mod tests {
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
             b_answer.blocking_recv().unwrap(),
-            Err(StoreError::Conflict(m)) if m == "probe-b refused"
+            Err(CoreError::Refused(Refusal::Conflict(m))) if m == "probe-b refused"
         ));
         assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
         assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
@@ -366,7 +368,7 @@ mod tests {
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
             b_answer.blocking_recv().unwrap(),
-            Err(StoreError::Conflict(m)) if m == "probe-b refused"
+            Err(CoreError::Refused(Refusal::Conflict(m))) if m == "probe-b refused"
         ));
         assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
         store
@@ -406,7 +408,7 @@ mod tests {
                         move |conn| {
                             liaison_core::store::set_meta(conn, &key, "1")?;
                             if i % 7 == 3 {
-                                return Err(StoreError::Invalid("refused".into()));
+                                return Err(CoreError::invalid("refused".into()));
                             }
                             Ok(())
                         },

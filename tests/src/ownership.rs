@@ -657,12 +657,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
 
 /// Whether `conn`'s node was ever restored from a backup (DESIGN §7).
 fn restored(conn: &Connection) -> bool {
-    conn.query_row(
-        "SELECT value FROM meta WHERE key = 'previous_log_ids'",
-        [],
-        |r| r.get::<_, String>(0),
-    )
-    .is_ok_and(|v| !v.is_empty())
+    liaison_core::reconcile::was_restored(conn).unwrap_or(false)
 }
 
 /// Whether `conn`'s node completed an incoming transfer of `member_id`.

@@ -230,3 +230,62 @@ async fn second_node_on_the_same_data_dir_is_refused_and_exits_2() {
     // The first node is unharmed.
     assert_eq!(a.status().await.node_id, "pingliang");
 }
+
+/// A counter that fell behind what the node issued would issue a letter
+/// number again: refused at start as a damaged database, with the counter
+/// and the letter named, never read as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_counter_behind_an_issued_letter_is_refused_at_start() {
+    use liaison_proto::v1 as pb;
+    let fed = Federation::new("cfg-letter-counter");
+    let mut pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    fed.link(&pingliang, &lanzhou).await;
+    let mut admin = pingliang.admin().await;
+    admin
+        .org_add(pb::Org {
+            org_id: "b1".into(),
+            name: "崆峒区第一支部".into(),
+            level: "branch".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("org add");
+    let member = admin
+        .member_add(pb::MemberFields {
+            name: Some("张三".into()),
+            gender: Some("男".into()),
+            birth_date: Some("1990-05-17".into()),
+            national_id: Some("620801199005170014".into()),
+            party_status: Some("正式".into()),
+            home_branch: Some("b1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("member add")
+        .into_inner()
+        .member_id;
+    let letter = admin
+        .transfer_start(pb::TransferStartRequest {
+            member_id: member,
+            to: "lanzhou".into(),
+            valid_days: 30,
+            reason: "定居".into(),
+        })
+        .await
+        .expect("transfer start")
+        .into_inner()
+        .letter_no;
+    drop(admin);
+    pingliang.stop();
+
+    let db = rusqlite::Connection::open(pingliang.db_path()).expect("open the database");
+    db.execute("UPDATE counters SET value = 0 WHERE name = 'letter'", [])
+        .expect("set the counter back");
+    drop(db);
+    let output = fed.run_node_to_exit(pingliang.config(), EXIT_WITHIN);
+    assert_refused_after_logs(
+        &output,
+        &["damaged", "letter counter", "`0`", &letter, "backup"],
+    );
+}

@@ -30,10 +30,14 @@ pub type Admin = liaison_rpc::v1::admin_client::AdminClient<tonic::transport::Ch
 pub enum Failure {
     /// Exit 1: the node refused the request; nothing was changed.
     Refused(String),
-    /// Exit 2: usage, local files, or the node could not be reached.
+    /// Exit 2: usage, local files, or the node could not be reached or is
+    /// unavailable (stopping, starting).
     Other(anyhow::Error),
     /// Exit 3: `audit verify` found the chain broken.
     AuditBroken,
+    /// Exit 4: the node failed to carry out the request (a bug, or a
+    /// damaged database): not a refusal of the request.
+    Internal(String),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -52,6 +56,15 @@ impl From<tonic::Status> for Failure {
             | Code::FailedPrecondition
             | Code::PermissionDenied
             | Code::OutOfRange => Failure::Refused(status.message().to_owned()),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Aborted => {
+                Failure::Other(anyhow::anyhow!(
+                    "the node is unavailable: {} (try again once it runs; `liaisonctl status` tells)",
+                    status.message()
+                ))
+            }
+            Code::Internal | Code::Unknown | Code::DataLoss | Code::Unimplemented => {
+                Failure::Internal(status.message().to_owned())
+            }
             _ => Failure::Other(anyhow::anyhow!("{}: {}", status.code(), status.message())),
         }
     }

@@ -8,8 +8,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
 use crate::clock::Millis;
+use crate::Error;
 
 /// Who did it: an operator (OS user from the admin socket's peer
 /// credentials), an authenticated peer, an unauthenticated remote address,
@@ -101,7 +101,7 @@ fn entry_hash(prev_hash: &[u8], seq: u64, at_ms: Millis, fields: [&str; 5]) -> [
 
 /// Appends one entry. Call it inside the transaction of the change it
 /// records, so the change and its audit entry commit together.
-pub fn append(conn: &Connection, at_ms: Millis, entry: &NewEntry<'_>) -> Result<u64, StoreError> {
+pub fn append(conn: &Connection, at_ms: Millis, entry: &NewEntry<'_>) -> Result<u64, Error> {
     let last: Option<(u64, Vec<u8>)> = conn
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -142,7 +142,7 @@ pub fn append(conn: &Connection, at_ms: Millis, entry: &NewEntry<'_>) -> Result<
 }
 
 /// Entries at or after `since_ms`, oldest first, at most `limit` (the newest ones).
-pub fn list(conn: &Connection, since_ms: Millis, limit: u32) -> Result<Vec<Entry>, StoreError> {
+pub fn list(conn: &Connection, since_ms: Millis, limit: u32) -> Result<Vec<Entry>, Error> {
     let mut stmt = conn.prepare(
         "SELECT seq, at_ms, actor, action, target, outcome, detail, hash FROM audit
          WHERE at_ms >= ?1 ORDER BY seq DESC LIMIT ?2",
@@ -166,7 +166,7 @@ pub fn list(conn: &Connection, since_ms: Millis, limit: u32) -> Result<Vec<Entry
 }
 
 /// Walks the whole chain and names the first entry that does not fit.
-pub fn verify(conn: &Connection) -> Result<Verdict, StoreError> {
+pub fn verify(conn: &Connection) -> Result<Verdict, Error> {
     let mut stmt = conn.prepare(
         "SELECT seq, at_ms, actor, action, target, outcome, detail, prev_hash, hash
          FROM audit ORDER BY seq",

@@ -15,27 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
 
 use crate::clock::Millis;
-
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot migrate the database schema: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl From<liaison_types::validate::Invalid> for StoreError {
-    fn from(e: liaison_types::validate::Invalid) -> Self {
-        StoreError::Invalid(e.0)
-    }
-}
+use crate::Error;
 
 /// The ordered schema migrations. Append only: never edit a released one.
 fn migrations() -> Migrations<'static> {
@@ -50,7 +30,108 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0008_transfer_generation.sql")),
         M::up(include_str!("schema/0009_host_end_markers.sql")),
         M::up(include_str!("schema/0010_copy_arrival.sql")),
+        M::up_with_hook(include_str!("schema/0011_typed_state.sql"), migrate_meta),
     ])
+}
+
+/// Reads a whole number that `meta` holds as text; one that does not parse
+/// is a damaged database, never 0.
+fn meta_number(conn: &Connection, key: &str) -> Result<Option<i64>, Error> {
+    let Some(text) = get_meta(conn, key)? else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .map(Some)
+        .ok_or_else(|| Error::corrupt(format!("`meta` key `{key}`"), text, "a whole number"))
+}
+
+/// Migration 0011's hook: moves the restore bookkeeping and the letter
+/// counter out of `meta` into their tables, refusing any value that does
+/// not parse.
+fn migrate_meta(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    let hook = |e: Error| rusqlite_migration::HookError::Hook(e.to_string());
+    let letters = meta_number(tx, "letter_seq").map_err(hook)?.unwrap_or(0);
+    tx.execute(
+        "INSERT INTO counters (name, value) VALUES ('letter', ?1)",
+        [letters],
+    )?;
+    let known = get_meta(tx, "restore_known_log_ids")
+        .map_err(hook)?
+        .unwrap_or_default();
+    let previous = get_meta(tx, "previous_log_ids")
+        .map_err(hook)?
+        .unwrap_or_default();
+    for log_id in previous
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+    {
+        let lineage = known.split(',').any(|k| k.trim() == log_id);
+        tx.execute(
+            "INSERT OR IGNORE INTO past_log_ids (log_id, lineage) VALUES (?1, ?2)",
+            rusqlite::params![log_id, lineage],
+        )?;
+    }
+    let restored_at_ms = meta_number(tx, "restored_at_ms")
+        .map_err(hook)?
+        .unwrap_or(0);
+    let reconciling =
+        get_meta(tx, "reconcile_state").map_err(hook)?.as_deref() == Some("reconciling");
+    if restored_at_ms > 0 || reconciling {
+        let number = |key: &str| meta_number(tx, key).map(|n| n.unwrap_or(0)).map_err(hook);
+        tx.execute(
+            "INSERT INTO restore (id, reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor,
+                 letter_floor, finished_at_ms)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                reconciling,
+                restored_at_ms.max(1),
+                number("restore_backup_at_ms")?,
+                get_meta(tx, "restore_previous_log_id").map_err(hook)?.unwrap_or_default(),
+                number("restore_seq_floor")?,
+                meta_number(tx, "restore_letter_floor").map_err(hook)?.unwrap_or(letters),
+                number("reconcile_finished_at_ms")?,
+            ],
+        )?;
+    }
+    tx.execute(
+        "DELETE FROM meta WHERE key IN ('letter_seq', 'restore_known_log_ids', 'previous_log_ids', 'restored_at_ms',
+             'reconcile_state', 'restore_backup_at_ms', 'restore_previous_log_id', 'restore_seq_floor',
+             'restore_letter_floor', 'reconcile_finished_at_ms')",
+        [],
+    )?;
+    Ok(())
+}
+
+/// The value of counter `name` (0 before its first use).
+pub fn counter(conn: &Connection, name: &str) -> Result<u64, Error> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Sets counter `name` to `value`.
+pub fn set_counter(conn: &Connection, name: &str, value: u64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO counters (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![name, value])?;
+    Ok(())
+}
+
+/// Reads the backup mark ([`BACKUP_MARK`]): when the backup this file is
+/// was taken, if it is one.
+pub fn backup_taken_at_ms(conn: &Connection) -> Result<Option<i64>, Error> {
+    meta_number(conn, BACKUP_MARK)
 }
 
 /// Read-only connections a file-backed store opens beside its write
@@ -74,7 +155,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path`, sets it up and brings its
     /// schema up to date. A new database gets a fresh log id (DESIGN §2).
-    pub fn open(path: &Path, now_ms: Millis) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, now_ms: Millis) -> Result<Store, Error> {
         let mut conn = Connection::open(path)?;
         setup_connection(&conn)?;
         migrations().to_latest(&mut conn)?;
@@ -91,7 +172,7 @@ impl Store {
                     tune_connection(&reader)?;
                     Ok(Mutex::new(reader))
                 })
-                .collect::<Result<Vec<_>, StoreError>>()?
+                .collect::<Result<Vec<_>, Error>>()?
         };
         let store = Store {
             conn: Mutex::new(conn),
@@ -112,7 +193,7 @@ impl Store {
     }
 
     /// An in-memory database, for unit tests and the simulator.
-    pub fn open_in_memory(now_ms: Millis) -> Result<Store, StoreError> {
+    pub fn open_in_memory(now_ms: Millis) -> Result<Store, Error> {
         Store::open(Path::new(":memory:"), now_ms)
     }
 
@@ -122,10 +203,7 @@ impl Store {
 
     /// Runs `f` with the connection. Callers open their own transactions
     /// (`IMMEDIATE` for writers, so they take the lock up front).
-    pub fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Connection) -> Result<R, Error>) -> Result<R, Error> {
         let mut conn = self.lock();
         f(&mut conn)
     }
@@ -133,10 +211,7 @@ impl Store {
     /// Runs `f` with a read-only connection (the write connection if the
     /// store has none). Each statement reads the last committed state; `f`
     /// must not write.
-    pub fn read<R>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+    pub fn read<R>(&self, f: impl FnOnce(&Connection) -> Result<R, Error>) -> Result<R, Error> {
         if self.readers.is_empty() {
             return f(&self.lock());
         }
@@ -161,17 +236,17 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn log_id(&self) -> Result<String, StoreError> {
+    pub fn log_id(&self) -> Result<String, Error> {
         self.read(|conn| {
             get_meta(conn, "log_id")?
-                .ok_or_else(|| StoreError::NotFound("the database has no log id".into()))
+                .ok_or_else(|| Error::not_found("the database has no log id".into()))
         })
     }
 
     /// A consistent copy of the database at `out` ([`backup`]), read on a
     /// connection of its own: in WAL mode the copy is the snapshot at its
     /// start, and the write connection is not held meanwhile.
-    pub fn backup(&self, out: &Path, now_ms: Millis) -> Result<u64, StoreError> {
+    pub fn backup(&self, out: &Path, now_ms: Millis) -> Result<u64, Error> {
         if self.path == Path::new(":memory:") {
             return self.with(|conn| backup(conn, out, now_ms));
         }
@@ -196,7 +271,7 @@ impl Store {
 /// Every connection gets the same pragmas. WAL with `synchronous = FULL`: a
 /// peer may pull an event the instant it commits, so a commit must survive
 /// power loss, not only a crash of the process (DESIGN §4).
-pub fn setup_connection(conn: &Connection) -> Result<(), StoreError> {
+pub fn setup_connection(conn: &Connection) -> Result<(), Error> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -226,7 +301,7 @@ const STATEMENT_CACHE: usize = 128;
 /// follow stream's read) is re-prepared whenever that value changes; the
 /// node never runs `ANALYZE`, so there are no statistics for a new plan to
 /// use anyway.
-fn tune_connection(conn: &Connection) -> Result<(), StoreError> {
+fn tune_connection(conn: &Connection) -> Result<(), Error> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
@@ -244,15 +319,15 @@ pub const BACKUP_MARK: &str = "backup_taken_at_ms";
 /// The copy is written under a temporary name, marked as a backup taken at
 /// `now_ms`, synced, and renamed into place, so `out` is either complete or
 /// absent. Returns its size in bytes.
-pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, StoreError> {
+pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Error> {
     if out.exists() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "{} exists: choose another --out, or remove it first",
             out.display()
         )));
     }
     let Some(dir) = out.parent().filter(|d| d.is_dir()) else {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "{}: its directory does not exist on the node's machine: create it, or choose another --out",
             out.display()
         )));
@@ -261,10 +336,10 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Stor
     tmp_name.push(".partial");
     let tmp = dir.join(tmp_name);
     let _ = std::fs::remove_file(&tmp);
-    let written = (|| -> Result<u64, StoreError> {
+    let written = (|| -> Result<u64, Error> {
         conn.execute("VACUUM INTO ?1", [tmp.to_string_lossy()])
             .map_err(|e| {
-                StoreError::Invalid(format!(
+                Error::invalid(format!(
                     "cannot write {}: {e} (the node's user must be able to write {}; free space for a copy of the database is needed)",
                     tmp.display(),
                     dir.display()
@@ -274,11 +349,11 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Stor
         set_meta(&copy, BACKUP_MARK, &now_ms.to_string())?;
         copy.close().map_err(|(_, e)| e)?;
         let file = std::fs::File::open(&tmp)
-            .map_err(|e| StoreError::Invalid(format!("{}: {e}", tmp.display())))?;
+            .map_err(|e| Error::invalid(format!("{}: {e}", tmp.display())))?;
         file.sync_all()
-            .map_err(|e| StoreError::Invalid(format!("{}: {e}", tmp.display())))?;
+            .map_err(|e| Error::invalid(format!("{}: {e}", tmp.display())))?;
         std::fs::rename(&tmp, out)
-            .map_err(|e| StoreError::Invalid(format!("{}: {e}", out.display())))?;
+            .map_err(|e| Error::invalid(format!("{}: {e}", out.display())))?;
         Ok(file.metadata().map(|m| m.len()).unwrap_or(0))
     })();
     if written.is_err() {
@@ -287,14 +362,14 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Stor
     written
 }
 
-pub fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+pub fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, Error> {
     Ok(conn
         .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()?)
 }
 
-pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -306,6 +381,7 @@ pub fn set_meta(conn: &Connection, key: &str, value: &str) -> Result<(), StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Refusal;
 
     #[test]
     fn migrations_are_valid() {
@@ -347,6 +423,100 @@ mod tests {
         assert_eq!(arrived("m2"), "");
     }
 
+    /// A database of the schema before typed state, with restore
+    /// bookkeeping in `meta`.
+    fn before_typed_state(meta: &[(&str, &str)]) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut conn, 10).unwrap();
+        for (key, value) in meta {
+            set_meta(&conn, key, value).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO transfers (transfer_id, letter_no, direction, sender, receiver, member_id, state, issued_on,
+                 expires_on, valid_days, created_at_ms, updated_at_ms)
+             VALUES ('t1', 'PINGLIANG-2026-000003 (reissued as t2)', 'outgoing', 'pingliang', 'lanzhou', 'm1',
+                 'cancelled', '2026-01-01', '2026-01-31', 30, 0, 0),
+                    ('t2', 'PINGLIANG-2026-000003', 'outgoing', 'pingliang', 'xian', 'm1', 'released',
+                 '2026-02-01', '2026-03-01', 30, 0, 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn typed_state_moves_restore_bookkeeping_out_of_meta_and_keeps_letter_numbers() {
+        let mut conn = before_typed_state(&[
+            ("letter_seq", "7"),
+            ("previous_log_ids", "L1,L2,L9"),
+            ("restore_known_log_ids", "L1,L2"),
+            ("reconcile_state", "reconciling"),
+            ("restored_at_ms", "1000"),
+            ("restore_backup_at_ms", "500"),
+            ("restore_previous_log_id", "L2"),
+            ("restore_seq_floor", "41"),
+            ("restore_letter_floor", "5"),
+            ("reconcile_finished_at_ms", "0"),
+        ]);
+        migrations().to_latest(&mut conn).unwrap();
+        assert_eq!(counter(&conn, "letter").unwrap(), 7);
+        let past: Vec<(String, bool)> = conn
+            .prepare("SELECT log_id, lineage FROM past_log_ids ORDER BY log_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            past,
+            [
+                ("L1".into(), true),
+                ("L2".into(), true),
+                ("L9".into(), false)
+            ]
+        );
+        let restore: (bool, i64, i64, String, u64, u64) = conn
+            .query_row(
+                "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor FROM restore",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!(restore, (true, 1000, 500, "L2".into(), 41, 5));
+        assert_eq!(get_meta(&conn, "letter_seq").unwrap(), None);
+        assert_eq!(get_meta(&conn, "previous_log_ids").unwrap(), None);
+        // The number a restored sender issued twice stays as printed, with
+        // a link to the other transfer.
+        let t1: (String, String) = conn
+            .query_row(
+                "SELECT letter_no, number_issued_again_as FROM transfers WHERE transfer_id = 't1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(t1, ("PINGLIANG-2026-000003".into(), "t2".into()));
+        // A state this code never writes is refused by the schema.
+        let bad = conn.execute(
+            "UPDATE transfers SET state = 'pending' WHERE transfer_id = 't1'",
+            [],
+        );
+        assert!(bad.is_err(), "an outgoing transfer cannot be pending");
+    }
+
+    #[test]
+    fn a_corrupt_counter_in_meta_is_refused_by_the_migration_not_read_as_zero() {
+        let mut conn = before_typed_state(&[("letter_seq", "x7")]);
+        let error = Error::from(migrations().to_latest(&mut conn).unwrap_err()).to_string();
+        assert!(
+            error.contains("letter_seq") && error.contains("x7") && error.contains("backup"),
+            "{error}"
+        );
+        // Nothing of the migration was applied.
+        assert_eq!(
+            get_meta(&conn, "letter_seq").unwrap().as_deref(),
+            Some("x7")
+        );
+    }
+
     #[test]
     fn backup_is_a_marked_copy_and_bad_paths_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -358,11 +528,11 @@ mod tests {
         assert_eq!(get_meta(&copy, "log_id").unwrap(), store.log_id().ok());
         assert!(matches!(
             store.backup(&out, 8),
-            Err(StoreError::Conflict(_))
+            Err(Error::Refused(Refusal::Conflict(_)))
         ));
         let nowhere = dir.path().join("missing").join("b.db");
         assert!(
-            matches!(store.backup(&nowhere, 8), Err(StoreError::Invalid(ref m)) if m.contains("create it"))
+            matches!(store.backup(&nowhere, 8), Err(Error::Refused(Refusal::Invalid(ref m))) if m.contains("create it"))
         );
         assert!(!dir.path().join("backup.db.partial").exists());
     }

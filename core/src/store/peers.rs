@@ -2,8 +2,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
 use crate::clock::Millis;
+use crate::Error;
 use liaison_types::identity::NodeId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -59,9 +59,9 @@ pub struct PendingPeer {
 }
 
 /// Checks an endpoint given by an operator: `https://host:port`.
-pub fn validate_endpoint(endpoint: &str) -> Result<(), StoreError> {
+pub fn validate_endpoint(endpoint: &str) -> Result<(), Error> {
     let bad = || {
-        StoreError::Invalid(format!(
+        Error::invalid(format!(
             "endpoint `{endpoint}` is not of the form https://HOST:PORT (for example https://10.0.0.2:7401)"
         ))
     };
@@ -76,23 +76,23 @@ pub fn validate_endpoint(endpoint: &str) -> Result<(), StoreError> {
 /// A place code: a province (2 digits), city (4) or county (6) code of the
 /// administrative divisions (GB/T 2260), e.g. 62 Gansu, 6201 Lanzhou. A
 /// node serving a prefix serves every place under it.
-pub fn validate_place(place: &str) -> Result<(), StoreError> {
+pub fn validate_place(place: &str) -> Result<(), Error> {
     let digits = place.bytes().all(|b| b.is_ascii_digit());
     if !(digits && matches!(place.len(), 2 | 4 | 6)) {
-        return Err(StoreError::Invalid(format!(
+        return Err(Error::invalid(format!(
             "place `{place}` is not a place code: use 2 digits for a province (62), 4 for a city (6201) or 6 for a county (620102)"
         )));
     }
     Ok(())
 }
 
-pub fn add(conn: &Connection, peer: &PeerRecord, now_ms: Millis) -> Result<(), StoreError> {
+pub fn add(conn: &Connection, peer: &PeerRecord, now_ms: Millis) -> Result<(), Error> {
     validate_endpoint(&peer.endpoint)?;
     for place in &peer.serves {
         validate_place(place)?;
     }
     if get(conn, &peer.node_id)?.is_some() {
-        return Err(StoreError::Conflict(format!(
+        return Err(Error::conflict(format!(
             "peer {} already exists: use `peer show {0}`, or `peer remove {0}` first",
             peer.node_id
         )));
@@ -122,7 +122,7 @@ pub fn add(conn: &Connection, peer: &PeerRecord, now_ms: Millis) -> Result<(), S
     Ok(())
 }
 
-pub fn get(conn: &Connection, node_id: &NodeId) -> Result<Option<PeerRecord>, StoreError> {
+pub fn get(conn: &Connection, node_id: &NodeId) -> Result<Option<PeerRecord>, Error> {
     let row = conn
         .query_row(
             "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms, auto_accept_branch
@@ -139,15 +139,15 @@ pub fn get(conn: &Connection, node_id: &NodeId) -> Result<Option<PeerRecord>, St
 }
 
 /// Like [`get`], with an error that tells the operator what to do.
-pub fn require(conn: &Connection, node_id: &NodeId) -> Result<PeerRecord, StoreError> {
+pub fn require(conn: &Connection, node_id: &NodeId) -> Result<PeerRecord, Error> {
     get(conn, node_id)?.ok_or_else(|| {
-        StoreError::NotFound(format!(
+        Error::not_found(format!(
             "no peer {node_id}: `peer list` shows the peers, `peer add` adds one"
         ))
     })
 }
 
-pub fn list(conn: &Connection) -> Result<Vec<PeerRecord>, StoreError> {
+pub fn list(conn: &Connection) -> Result<Vec<PeerRecord>, Error> {
     let mut stmt = conn.prepare(
         "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms, auto_accept_branch
          FROM peers ORDER BY node_id",
@@ -179,7 +179,7 @@ fn read_peer(r: &rusqlite::Row<'_>) -> rusqlite::Result<PeerRecord> {
     })
 }
 
-fn places(conn: &Connection, node_id: &NodeId) -> Result<Vec<String>, StoreError> {
+fn places(conn: &Connection, node_id: &NodeId) -> Result<Vec<String>, Error> {
     let mut stmt =
         conn.prepare_cached("SELECT place FROM peer_places WHERE node_id = ?1 ORDER BY place")?;
     let places = stmt
@@ -193,7 +193,7 @@ pub fn set_state(
     node_id: &NodeId,
     state: PeerState,
     now_ms: Millis,
-) -> Result<PeerRecord, StoreError> {
+) -> Result<PeerRecord, Error> {
     require(conn, node_id)?;
     conn.execute(
         "UPDATE peers SET state = ?2, updated_at_ms = ?3 WHERE node_id = ?1",
@@ -208,7 +208,7 @@ pub fn set_auto_accept(
     node_id: &NodeId,
     branch: &str,
     now_ms: Millis,
-) -> Result<PeerRecord, StoreError> {
+) -> Result<PeerRecord, Error> {
     require(conn, node_id)?;
     let branch = branch.trim();
     if !branch.is_empty() {
@@ -217,7 +217,7 @@ pub fn set_auto_accept(
             .optional()?
             .is_some();
         if !known {
-            return Err(StoreError::NotFound(format!(
+            return Err(Error::not_found(format!(
                 "branch `{branch}` is not an organization of this node: pick one from `org list`"
             )));
         }
@@ -229,17 +229,13 @@ pub fn set_auto_accept(
     require(conn, node_id)
 }
 
-pub fn remove(conn: &Connection, node_id: &NodeId) -> Result<(), StoreError> {
+pub fn remove(conn: &Connection, node_id: &NodeId) -> Result<(), Error> {
     require(conn, node_id)?;
     conn.execute("DELETE FROM peers WHERE node_id = ?1", [node_id.as_str()])?;
     Ok(())
 }
 
-pub fn touch_contact(
-    conn: &Connection,
-    node_id: &NodeId,
-    now_ms: Millis,
-) -> Result<(), StoreError> {
+pub fn touch_contact(conn: &Connection, node_id: &NodeId, now_ms: Millis) -> Result<(), Error> {
     conn.execute(
         "UPDATE peers SET last_contact_ms = ?2 WHERE node_id = ?1",
         params![node_id.as_str(), now_ms],
@@ -256,7 +252,7 @@ pub fn record_pending(
     endpoint: &str,
     fingerprint: &str,
     now_ms: Millis,
-) -> Result<bool, StoreError> {
+) -> Result<bool, Error> {
     conn.execute(
         "INSERT INTO pending_peers (node_id, remote_addr, endpoint, fingerprint, first_attempt_ms, last_attempt_ms, attempts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, 1)
@@ -274,7 +270,7 @@ pub fn record_pending(
     Ok(ignored)
 }
 
-pub fn list_pending(conn: &Connection) -> Result<Vec<PendingPeer>, StoreError> {
+pub fn list_pending(conn: &Connection) -> Result<Vec<PendingPeer>, Error> {
     let mut stmt = conn.prepare(
         "SELECT node_id, remote_addr, endpoint, fingerprint, first_attempt_ms, last_attempt_ms, attempts, ignored
          FROM pending_peers ORDER BY last_attempt_ms DESC",
@@ -297,20 +293,20 @@ pub fn list_pending(conn: &Connection) -> Result<Vec<PendingPeer>, StoreError> {
 }
 
 /// Marks a pending caller as ignored: it stays refused, and is no longer listed.
-pub fn ignore_pending(conn: &Connection, node_id: &NodeId) -> Result<PendingPeer, StoreError> {
+pub fn ignore_pending(conn: &Connection, node_id: &NodeId) -> Result<PendingPeer, Error> {
     let n = conn.execute(
         "UPDATE pending_peers SET ignored = 1 WHERE node_id = ?1",
         [node_id.as_str()],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(format!(
+        return Err(Error::not_found(format!(
             "no pending node {node_id}: `peer list --pending` shows the nodes that called"
         )));
     }
     list_pending(conn)?
         .into_iter()
         .find(|p| p.node_id == node_id.as_str())
-        .ok_or_else(|| StoreError::NotFound(format!("no pending node {node_id}")))
+        .ok_or_else(|| Error::not_found(format!("no pending node {node_id}")))
 }
 
 #[cfg(test)]

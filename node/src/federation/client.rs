@@ -18,10 +18,9 @@ use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
 use crate::node::Node;
-use liaison_core::apply::{apply_batch, ApplyReport};
+use liaison_core::apply::{apply_batch, ApplyReport, BatchError};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::store::StoreError;
 use liaison_core::{log, reconcile, Ctx};
 use liaison_types::identity::NodeId;
 
@@ -248,7 +247,7 @@ async fn apply(
     node: &Arc<Node>,
     origin: &NodeId,
     batch: PullBatch,
-) -> Result<ApplyReport, StoreError> {
+) -> Result<ApplyReport, BatchError> {
     let me = node.node_id.clone();
     let peer = origin.clone();
     let now_ms = node.now_ms();
@@ -256,16 +255,16 @@ async fn apply(
     let notary = node.notary.clone();
     let report = node
         .db(move |conn| {
-            apply_batch(
+            Ok(apply_batch(
                 conn,
                 &Ctx::new(&me, now_ms).with_notary(notary.as_ref()),
                 &peer,
                 &batch.log_id,
                 &batch.events,
                 faults,
-            )
+            ))
         })
-        .await?;
+        .await??;
     if report.applied > 0 || report.quarantined > 0 {
         node.events_appended();
     }

@@ -124,9 +124,8 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         // A restored node reconciles with the peers its backup lists; one
         // removed then (and added back since) it does not know until an
         // operator adds it again: like a skipped peer meanwhile.
-        let restored = liaison_core::store::get_meta(node.conn, "previous_log_ids")
-            .map_err(|e| violation(NAME, e.to_string()))?
-            .is_some_and(|v| !v.is_empty());
+        let restored = liaison_core::reconcile::was_restored(node.conn)
+            .map_err(|e| violation(NAME, e.to_string()))?;
         if restored {
             for other in nodes.iter().filter(|o| o.me() != node.me()) {
                 let known = node
@@ -192,10 +191,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         let Some(s) = nodes.iter().find(|n| n.me() == sender) else {
             return false;
         };
-        let restored = liaison_core::store::get_meta(s.conn, "previous_log_ids")
-            .ok()
-            .flatten()
-            .is_some_and(|v| !v.is_empty());
+        let restored = liaison_core::reconcile::was_restored(s.conn).unwrap_or(false);
         let Ok(Some(generation)) = s
             .conn
             .query_row(

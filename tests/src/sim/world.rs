@@ -11,8 +11,9 @@ use std::sync::OnceLock;
 use liaison_core::apply::{apply_batch, Faults};
 use liaison_core::store::audit::Actor;
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::store::{self as store, Store, StoreError};
+use liaison_core::store::{self as store, Store};
 use liaison_core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
+use liaison_core::Error as CoreError;
 use liaison_core::{agreements, log, members, peering, reconcile, transfers, Ctx};
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
@@ -201,8 +202,8 @@ impl SimNode {
     /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.
     pub fn tx<R>(
         &self,
-        f: impl FnOnce(&Connection, &Ctx<'_>) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
+        f: impl FnOnce(&Connection, &Ctx<'_>) -> Result<R, CoreError>,
+    ) -> Result<R, CoreError> {
         self.store().with(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let r = f(&tx, &self.ctx())?;
@@ -279,7 +280,7 @@ enum CrashPoint {
     CursorAdvance,
 }
 
-fn is_crash(e: &StoreError) -> bool {
+fn is_crash(e: &CoreError) -> bool {
     e.to_string().contains(CRASH)
 }
 
@@ -1019,8 +1020,8 @@ impl World {
             Ok(Some(outcome)) => outcome,
             Ok(None) => Outcome::Skipped("unknown alias".into()),
             Err(e) if crash && is_crash(&e) => Outcome::Done("crashed before commit".into()),
-            Err(StoreError::NotFound(m) | StoreError::Conflict(m) | StoreError::Invalid(m)) => {
-                Outcome::Refused(self.alias_ids(&m))
+            Err(CoreError::Refused(refusal)) => {
+                Outcome::Refused(self.alias_ids(&refusal.to_string()))
             }
             Err(e) => {
                 return Err(unexpected(
@@ -1045,7 +1046,7 @@ impl World {
 
     /// Runs an action in one transaction. `Ok(None)`: an alias not created
     /// (yet) in this schedule.
-    fn run_action(&mut self, at: usize, action: &Action) -> Result<Option<Outcome>, StoreError> {
+    fn run_action(&mut self, at: usize, action: &Action) -> Result<Option<Outcome>, CoreError> {
         let node = &self.nodes[at];
         let today = node.ctx().today();
         let date = |days_ago: i64| (today - chrono::Duration::days(days_ago)).to_string();
@@ -1558,16 +1559,19 @@ impl World {
         if crash {
             receiver.arm_crash(CrashPoint::CursorAdvance);
         }
-        let result = receiver.store().with(|c| {
-            apply_batch(
-                c,
-                &receiver.ctx(),
-                &origin_id,
-                &batch.log_id,
-                &batch.events,
-                receiver.faults,
-            )
-        });
+        let result = receiver
+            .store()
+            .with(|c| {
+                Ok(apply_batch(
+                    c,
+                    &receiver.ctx(),
+                    &origin_id,
+                    &batch.log_id,
+                    &batch.events,
+                    receiver.faults,
+                ))
+            })
+            .and_then(|applied| applied.map_err(|e| CoreError::invalid(e.to_string())));
         let link = self.links.entry((from, to)).or_default();
         link.history.push_back(batch.clone());
         if link.history.len() > HISTORY {

@@ -1,0 +1,108 @@
+//! What a core operation fails with, by kind: the database failed
+//! ([`StorageError`]), or the domain refused what was asked ([`Refusal`]).
+//! The two never mix: an operator is told "refused; nothing was changed"
+//! only for a refusal, and a storage failure is reported as the node's
+//! condition, with the log line to look for. Conditions of the running
+//! node (stopping, a task that failed) are the daemon's, not the core's.
+
+/// A core operation's failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// The database failed, or holds what this code never writes. Nothing an
+/// operator can fix by changing the input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot migrate the database schema: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    /// A durable value that cannot be what the node wrote (edited by hand,
+    /// or a damaged file): refused rather than read as a default.
+    #[error("the database is damaged: {what} is `{value}`, expected {expected}; restore the database from a backup (README, \"Backup and restore\")")]
+    Corrupt {
+        what: String,
+        value: String,
+        expected: String,
+    },
+}
+
+/// The domain refuses the request; nothing was changed. Each message says
+/// what was wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// What the request names does not exist here.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state of a record (frozen, decided,
+    /// already there).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// The node was restored from a backup and does not act as an owner
+    /// until every peer answered (DESIGN §7).
+    #[error("this node was restored and is reconciling with its peers (waiting for {}): it acts as an owner again once every peer answered; `liaisonctl reconcile status` shows progress, `liaisonctl reconcile --without-peer PEER` goes on without an unreachable one", waiting.join(", "))]
+    Reconciling { waiting: Vec<String> },
+}
+
+impl Error {
+    pub fn not_found(message: String) -> Error {
+        Error::Refused(Refusal::NotFound(message))
+    }
+
+    pub fn conflict(message: String) -> Error {
+        Error::Refused(Refusal::Conflict(message))
+    }
+
+    pub fn invalid(message: String) -> Error {
+        Error::Refused(Refusal::Invalid(message))
+    }
+
+    /// A durable value that does not parse as what the node writes.
+    pub fn corrupt(
+        what: impl Into<String>,
+        value: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Error {
+        Error::Storage(StorageError::Corrupt {
+            what: what.into(),
+            value: value.into(),
+            expected: expected.into(),
+        })
+    }
+
+    /// The refusal, if this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Error::Refused(refusal) => Some(refusal),
+            Error::Storage(_) => None,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(StorageError::Sqlite(e))
+    }
+}
+
+impl From<rusqlite_migration::Error> for Error {
+    fn from(e: rusqlite_migration::Error) -> Self {
+        Error::Storage(StorageError::Migration(e))
+    }
+}
+
+impl From<liaison_types::validate::Invalid> for Error {
+    fn from(e: liaison_types::validate::Invalid) -> Self {
+        Error::Refused(Refusal::Invalid(e.0))
+    }
+}
