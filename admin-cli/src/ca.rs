@@ -73,14 +73,14 @@ pub fn run(args: CaArgs) -> anyhow::Result<()> {
         } => {
             let files = identity::ca_init(&federation, &out, days, force)?;
             let fp = fingerprint_of(&files)?;
-            println!("created the root CA of federation `{federation}` (spiffe://{federation}), valid {days} days");
-            println!("  certificate: {}", files.cert_path.display());
-            println!(
+            crate::outln!("created the root CA of federation `{federation}` (spiffe://{federation}), valid {days} days");
+            crate::outln!("  certificate: {}", files.cert_path.display());
+            crate::outln!(
                 "  private key: {} (mode 0600; keep it offline, it can issue any node's identity)",
                 files.key_path.display()
             );
-            println!("  fingerprint: {fp}");
-            println!(
+            crate::outln!("  fingerprint: {fp}");
+            crate::outln!(
                 "next: liaisonctl ca issue <node-id> --ca {} --dns <host> --out <dir>",
                 out.display()
             );
@@ -103,20 +103,20 @@ pub fn run(args: CaArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{} holds no certificate", ca_cert.display()))?;
             let federation = identity::federation_of_ca(&ca_der)?;
             let fp = fingerprint_of(&files)?;
-            println!("issued a certificate for node `{node_id}`, valid {days} days");
-            println!(
+            crate::outln!("issued a certificate for node `{node_id}`, valid {days} days");
+            crate::outln!(
                 "  node URI:    {}",
                 identity::node_uri(&federation, &node_id)
             );
             let mut endpoints: Vec<String> = dns.clone();
             endpoints.extend(ip.iter().map(ToString::to_string));
             if !endpoints.is_empty() {
-                println!("  endpoints:   {}", endpoints.join(", "));
+                crate::outln!("  endpoints:   {}", endpoints.join(", "));
             }
-            println!("  certificate: {}", files.cert_path.display());
-            println!("  private key: {} (mode 0600)", files.key_path.display());
-            println!("  fingerprint: {fp}");
-            println!(
+            crate::outln!("  certificate: {}", files.cert_path.display());
+            crate::outln!("  private key: {} (mode 0600)", files.key_path.display());
+            crate::outln!("  fingerprint: {fp}");
+            crate::outln!(
                 "copy both files and {} to the node; peers may pin this fingerprint when they add it",
                 ca_cert.display()
             );

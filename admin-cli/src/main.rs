@@ -20,7 +20,7 @@ mod cmd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cmd::Failure;
 use liaisonctl::output::Format;
 
@@ -94,6 +94,17 @@ enum Command {
     Backup(cmd::reconcile::BackupArgs),
     /// After a restore: reconciliation with every peer (`status`, `--without-peer P`).
     Reconcile(cmd::reconcile::ReconcileArgs),
+    /// Print a shell completion script: `liaisonctl completion bash > /etc/bash_completion.d/liaisonctl`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (liaisonctl.1 and one per verb) into a directory.
+    Man {
+        /// The directory for the pages (created if missing), e.g. /usr/local/share/man/man1.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -102,6 +113,13 @@ fn main() -> ExitCode {
         Command::Ca(args) => liaisonctl::ca::run(args).map_err(Failure::Other),
         Command::Init(args) => cmd::init::run(args).map_err(Failure::Other),
         Command::Demo(args) => cmd::demo::run(args).map_err(Failure::Other),
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "liaisonctl", &mut script);
+            liaisonctl::output::write_out(&script);
+            Ok(())
+        }
+        Command::Man { out } => man_pages(&out).map_err(Failure::Other),
         command => match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -156,8 +174,26 @@ async fn remote(
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,
         Command::Backup(args) => cmd::reconcile::backup(admin, format, args).await,
         Command::Reconcile(args) => cmd::reconcile::run(admin, format, args).await,
-        Command::Ca(_) | Command::Init(_) | Command::Demo(_) => unreachable!("handled locally"),
+        Command::Ca(_)
+        | Command::Init(_)
+        | Command::Demo(_)
+        | Command::Completion { .. }
+        | Command::Man { .. } => unreachable!("handled locally"),
     }
+}
+
+/// Writes `liaisonctl.1` and a page per verb (`liaisonctl-member-add.1`, ...).
+fn man_pages(out: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    clap_mangen::generate_to(Cli::command(), out)
+        .with_context(|| format!("cannot write the manual pages into {}", out.display()))?;
+    liaisonctl::outln!(
+        "wrote the manual pages into {} (read one with `man -l {}/liaisonctl.1`)",
+        out.display(),
+        out.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -102,6 +102,19 @@ pub fn json_line(kind: &str, data: serde_json::Value) {
     print_out(&format!("{line}\n"));
 }
 
+/// `println!` for `liaisonctl`: writes a line to stdout through
+/// [`print_out`], so a closed pipe (`liaisonctl ... | head -1`) ends the
+/// program quietly with exit 0 instead of a panic.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::output::print_out("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::print_out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// Writes to stdout; a closed pipe (`liaisonctl ... | head`) ends quietly.
 pub fn print_out(text: &str) {
     write_out(text.as_bytes());

@@ -194,7 +194,7 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             tokio::select! {
                 outcome = &mut run => Ok(outcome),
                 signal = interrupt.recv() => {
-                    println!("\n{signal}: stopping the nodes …");
+                    liaisonctl::outln!("\n{signal}: stopping the nodes …");
                     Err(signal)
                 }
             }
@@ -219,7 +219,7 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         if !args.exit_after {
             explore(&fed, &state);
             let signal = interrupt.recv().await;
-            println!("\n{signal}: stopping the nodes …");
+            liaisonctl::outln!("\n{signal}: stopping the nodes …");
         }
         fed.stop()?;
         state.finish();
@@ -306,21 +306,24 @@ impl StateDir {
     fn finish(&self) {
         if self.temporary {
             match std::fs::remove_dir_all(&self.path) {
-                Ok(()) => println!(
+                Ok(()) => liaisonctl::outln!(
                     "Stopped. The demo's state in {} was deleted (--keep DIR keeps it).",
                     self.path.display()
                 ),
                 Err(e) => eprintln!("liaisonctl: cannot delete {}: {e}", self.path.display()),
             }
         } else {
-            println!(
-                "Stopped. The state stays in {}; start the nodes again with\n  {} --config {}",
-                self.path.display(),
-                node_path_hint(),
-                self.path
-                    .join("{pingliang,lanzhou,xian}/node.toml")
-                    .display()
+            liaisonctl::outln!(
+                "Stopped. The state stays in {}; start the nodes again with",
+                self.path.display()
             );
+            for region in &REGIONS {
+                liaisonctl::outln!(
+                    "  {} --config {} &",
+                    node_path_hint(),
+                    Layout::of(&self.path, region).config.display()
+                );
+            }
         }
     }
 }
@@ -439,7 +442,7 @@ impl Script {
         self.step += 1;
         self.title = title;
         self.step_started = Instant::now();
-        println!("\n[{}/{STEPS}] {title} ({chinese})", self.step);
+        liaisonctl::outln!("\n[{}/{STEPS}] {title} ({chinese})", self.step);
     }
 
     fn end_step(&mut self) {
@@ -471,10 +474,10 @@ impl Script {
 
     /// The whole script; returns the running federation.
     async fn run(&mut self, binary: &Path) -> anyhow::Result<Federation> {
-        println!(
+        liaisonctl::outln!(
             "Liaison demo: a federation of three real nodes on this machine, on loopback ports only."
         );
-        println!(
+        liaisonctl::outln!(
             "State (CA, configs, databases, logs): {}",
             self.dir.display()
         );
@@ -1180,7 +1183,7 @@ impl Script {
     }
 
     fn summary(&self, fed: &Federation, total: Duration) {
-        println!("\nDone in {:.1} s:", total.as_secs_f64());
+        liaisonctl::outln!("\nDone in {:.1} s:", total.as_secs_f64());
         let mut table = Table::new(&["STEP", "", "SECONDS"]);
         for (step, title, took) in &self.timings {
             table.row(vec![
@@ -1229,8 +1232,10 @@ fn explore(fed: &Federation, state: &StateDir) {
     let at = |node: &Node| format!("{ctl} --socket {}", node.layout.socket.display());
     let (p, l, x) = (at(&fed.p), at(&fed.l), at(&fed.x));
     let today = today();
-    println!("\nThe nodes keep running. Explore them (each operator talks to their own node):");
-    println!("\n  Pingliang (平凉):");
+    liaisonctl::outln!(
+        "\nThe nodes keep running. Explore them (each operator talks to their own node):"
+    );
+    liaisonctl::outln!("\n  Pingliang (平凉):");
     for args in [
         "status".to_owned(),
         "report uncovered".to_owned(),
@@ -1240,35 +1245,35 @@ fn explore(fed: &Federation, state: &StateDir) {
         "agreement list".to_owned(),
         "audit list --limit 20".to_owned(),
     ] {
-        println!("    {p} {args}");
+        liaisonctl::outln!("    {p} {args}");
     }
-    println!("\n  Lanzhou (兰州):");
+    liaisonctl::outln!("\n  Lanzhou (兰州):");
     for args in [
         "member list --hosted --limit 20".to_owned(),
         format!("member show {}", fed.member_id),
         "transfer list".to_owned(),
         "peer status".to_owned(),
     ] {
-        println!("    {l} {args}");
+        liaisonctl::outln!("    {l} {args}");
     }
-    println!(
+    liaisonctl::outln!(
         "\n  Xi'an (西安) has a node but no agreement yet; propose one, accept it, and watch:"
     );
-    println!(
+    liaisonctl::outln!(
         "    {p} agreement propose --with xian --number 平凉-西安-{}-01 --from {today} --until {}-12-31",
         today.year(),
         today.year() + 1
     );
-    println!("    {x} agreement list");
-    println!("    {x} agreement accept AGREEMENT_ID");
-    println!("    {x} member list --hosted --limit 20");
+    liaisonctl::outln!("    {x} agreement list");
+    liaisonctl::outln!("    {x} agreement accept AGREEMENT_ID");
+    liaisonctl::outln!("    {x} member list --hosted --limit 20");
     if !state.temporary {
-        println!(
+        liaisonctl::outln!(
             "\n  The state stays in {} (node logs: <node>/node.log).",
             state.path.display()
         );
     }
-    println!("\nPress Ctrl-C to stop the nodes.");
+    liaisonctl::outln!("\nPress Ctrl-C to stop the nodes.");
 }
 
 /// How to call this liaisonctl: by name if the one on the PATH is this
@@ -1292,12 +1297,12 @@ fn ctl_command() -> String {
 
 /// Prints narration, indented.
 fn say(text: &str) {
-    println!("  {text}");
+    liaisonctl::outln!("  {text}");
 }
 
 fn print_table(table: &Table) {
     for line in table.render().lines() {
-        println!("    {line}");
+        liaisonctl::outln!("    {line}");
     }
 }
 

@@ -45,7 +45,7 @@ fn init(
     let text =
         liaison_types::config::example(id.as_str(), display_name.unwrap_or(id.as_str()), listen);
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    liaisonctl::outln!(
         "wrote {}: edit the paths, then start `liaison-node --config {}`",
         out.display(),
         out.display()

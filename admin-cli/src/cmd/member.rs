@@ -70,9 +70,6 @@ pub struct HomeFields {
     /// Household origin (户籍): 农村 (rural) or 城镇 (urban).
     #[arg(long)]
     origin: Option<String>,
-    /// Party status: 正式 (full) or 预备 (probationary).
-    #[arg(long)]
-    party_status: Option<String>,
     /// Date of joining the Party (入党日期): YYYY-MM-DD.
     #[arg(long)]
     joined_on: Option<String>,
@@ -96,7 +93,6 @@ impl HomeFields {
             education: self.education,
             occupation: self.occupation,
             origin: self.origin,
-            party_status: self.party_status,
             joined_on: self.joined_on,
             full_member_on: self.full_member_on,
             phone: self.phone,
@@ -120,6 +116,9 @@ pub struct AddArgs {
     /// The branch holding the member's organizational relationship: an org id.
     #[arg(long)]
     home_branch: String,
+    /// Party status (党员类别): 正式 (full) or 预备 (probationary).
+    #[arg(long)]
+    party_status: String,
     #[command(flatten)]
     fields: HomeFields,
 }
@@ -131,6 +130,7 @@ impl AddArgs {
             gender: Some(self.gender),
             birth_date: Some(self.birth_date),
             home_branch: Some(self.home_branch),
+            party_status: Some(self.party_status),
             ..Default::default()
         })
     }
@@ -154,6 +154,9 @@ pub struct UpdateArgs {
     /// Membership state, e.g. normal or 停止党籍 (suspended).
     #[arg(long)]
     membership_state: Option<String>,
+    /// Party status (党员类别): 正式 (full) or 预备 (probationary).
+    #[arg(long)]
+    party_status: Option<String>,
     #[command(flatten)]
     fields: HomeFields,
 }
@@ -166,6 +169,7 @@ impl UpdateArgs {
             birth_date: self.birth_date,
             home_branch: self.home_branch,
             membership_state: self.membership_state,
+            party_status: self.party_status,
             ..Default::default()
         });
         if fields == pb::MemberFields::default() {

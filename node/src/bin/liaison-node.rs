@@ -118,8 +118,13 @@ fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("LIAISON_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,rusqlite_migration=warn"));
+    // Colour only for a person at a terminal: a log file, journald or a
+    // pipe gets plain text (and `NO_COLOR` turns it off anywhere).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
