@@ -48,3 +48,25 @@ pub async fn connect(socket: &Path) -> anyhow::Result<AdminClient<Channel>> {
         .await?;
     Ok(AdminClient::new(channel).max_decoding_message_size(64 * 1024 * 1024))
 }
+
+/// Connects to the admin service at `socket`, trying again until `wait`
+/// has passed: for scripts that start a node and go on once it answers
+/// (`liaisonctl status --wait 30`).
+pub async fn connect_within(
+    socket: &Path,
+    wait: std::time::Duration,
+) -> anyhow::Result<AdminClient<Channel>> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match connect(socket).await {
+            Ok(client) => return Ok(client),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(error.context(format!(
+                    "the node did not answer within {} s",
+                    wait.as_secs()
+                )))
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}

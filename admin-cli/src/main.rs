@@ -53,7 +53,11 @@ enum Command {
     /// Run a real three-node federation on this machine and walk through the job.
     Demo(cmd::demo::DemoArgs),
     /// The node's id, version, uptime, database and peers.
-    Status,
+    Status {
+        /// Wait up to SECONDS for the node to answer (a node just started).
+        #[arg(long, value_name = "SECONDS")]
+        wait: Option<u64>,
+    },
     /// Peers: other regions' nodes this node trusts and syncs with.
     #[command(subcommand)]
     Peer(cmd::peer::PeerCommand),
@@ -156,10 +160,18 @@ async fn remote(
     command: Command,
 ) -> Result<(), Failure> {
     let socket = liaisonctl::client::socket_path(socket.as_deref(), config.as_deref())?;
-    let mut admin = liaisonctl::client::connect(&socket).await?;
+    let mut admin = match &command {
+        Command::Status {
+            wait: Some(seconds),
+        } => {
+            liaisonctl::client::connect_within(&socket, std::time::Duration::from_secs(*seconds))
+                .await?
+        }
+        _ => liaisonctl::client::connect(&socket).await?,
+    };
     let admin = &mut admin;
     match command {
-        Command::Status => cmd::status::run(admin, format).await,
+        Command::Status { .. } => cmd::status::run(admin, format).await,
         Command::Peer(command) => cmd::peer::run(admin, format, command).await,
         Command::Org(command) => cmd::org::run(admin, format, command).await,
         Command::Member(command) => cmd::member::run(admin, format, command).await,
