@@ -48,6 +48,15 @@ pub enum Refusal {
     /// The request itself is malformed or out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A reference a person typed names several records.
+    #[error("`{reference}` names {} {noun}s here; {narrow}:\n  {}", candidates.len(), candidates.join("\n  "))]
+    Ambiguous {
+        reference: String,
+        noun: &'static str,
+        candidates: Vec<String>,
+        /// How to say which one is meant.
+        narrow: String,
+    },
     /// The node was restored from a backup and does not act as an owner
     /// until every peer answered (DESIGN §7).
     #[error("this node was restored and is reconciling with its peers (waiting for {}): it acts as an owner again once every peer answered; `liaisonctl reconcile status` shows progress, `liaisonctl reconcile --without-peer PEER` goes on without an unreachable one", waiting.join(", "))]

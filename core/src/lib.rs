@@ -17,6 +17,7 @@ pub mod log;
 pub mod members;
 pub mod peering;
 pub mod reconcile;
+pub mod refs;
 pub mod store;
 pub mod transfers;
 

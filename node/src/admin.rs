@@ -153,6 +153,7 @@ fn status_of_ref(error: &CoreError) -> Status {
             Refusal::Conflict(_) | Refusal::Reconciling { .. } => {
                 Status::failed_precondition(refusal.to_string())
             }
+            Refusal::Ambiguous { .. } => Status::invalid_argument(refusal.to_string()),
             other => Status::failed_precondition(other.to_string()),
         },
         CoreError::Storage(storage) => internal(storage),
@@ -364,6 +365,38 @@ impl Admin for AdminService {
             log_id: node.store.log_id().map_err(status_of)?,
             federation: node.tls.federation.clone(),
             reconciling,
+        }))
+    }
+
+    async fn resolve(
+        &self,
+        request: Request<pb::ResolveRequest>,
+    ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let request = request.into_inner();
+        let kind = liaison_core::refs::Kind::parse(&request.kind).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown kind of reference `{}`: member, transfer, agreement, org or peer",
+                request.kind
+            ))
+        })?;
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        let resolved = self
+            .node
+            .read(move |conn| {
+                liaison_core::refs::resolve(
+                    conn,
+                    &Ctx::new(&me, now_ms),
+                    kind,
+                    &request.reference,
+                    &request.branch,
+                )
+            })
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::ResolveResponse {
+            id: resolved.id,
+            label: resolved.label,
         }))
     }
 

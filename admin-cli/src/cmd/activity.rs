@@ -6,7 +6,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{dash, json_line, Format, Table};
 use serde_json::json;
 
-use super::{print_list, text, Admin, Failure};
+use super::{print_list, refs, text, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
 pub enum ActivityCommand {
@@ -14,6 +14,8 @@ pub enum ActivityCommand {
     Record(RecordArgs),
     /// List activities, newest first: of one member, or of all.
     List {
+        /// Only this member's: name, national ID number, id, or an id prefix.
+        #[arg(value_name = "MEMBER")]
         member_id: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
@@ -23,6 +25,8 @@ pub enum ActivityCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
+    /// The member: name, national ID number, id, or an id prefix.
+    #[arg(value_name = "MEMBER")]
     member_id: String,
     /// What: 党员大会, 支委会, 党小组会, 党课, 主题党日, 组织生活会, 民主评议, 志愿服务, 集中培训.
     #[arg(long)]
@@ -30,7 +34,7 @@ pub struct RecordArgs {
     /// When: YYYY-MM-DD.
     #[arg(long)]
     date: String,
-    /// The organization that held it (an org id).
+    /// The organization that held it (its code or full name).
     #[arg(long)]
     branch: Option<String>,
     /// Study hours it counts for (toward the yearly 32).
@@ -59,7 +63,11 @@ pub async fn run(
     command: ActivityCommand,
 ) -> Result<(), Failure> {
     match command {
-        ActivityCommand::Record(args) => {
+        ActivityCommand::Record(mut args) => {
+            args.member_id = refs::member(admin, &args.member_id).await?;
+            if let Some(branch) = &args.branch {
+                args.branch = Some(refs::org(admin, branch).await?);
+            }
             let activity = admin.activity_record(args.request()).await?.into_inner();
             match format {
                 Format::Json => json_line("activity", activity_json(&activity)),
@@ -67,6 +75,10 @@ pub async fn run(
             }
         }
         ActivityCommand::List { member_id, limit } => {
+            let member_id = match member_id {
+                Some(member) => Some(refs::member(admin, &member).await?),
+                None => None,
+            };
             let activities = admin
                 .activity_list(pb::ActivityListRequest {
                     member_id: text(member_id),

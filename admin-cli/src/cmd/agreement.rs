@@ -10,6 +10,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
+use super::refs;
 use super::{print_list, text, Admin, Failure};
 
 // Parsed once per run, so the size of the largest variant does not matter.
@@ -24,9 +25,15 @@ pub enum AgreementCommand {
     Counter(CounterArgs),
     /// Accept: the inflow party signs the latest version; the coordinator
     /// publishes the inflow party's pending counter-proposal as the next version.
-    Accept { agreement_id: String },
+    Accept {
+        /// The agreement: its number (协议编号, e.g. 平凉-兰州-2026-01), id, or an id prefix.
+        #[arg(value_name = "AGREEMENT")]
+        agreement_id: String,
+    },
     /// Decline an agreement that is not active yet; final.
     Reject {
+        /// The agreement: its number (协议编号, e.g. 平凉-兰州-2026-01), id, or an id prefix.
+        #[arg(value_name = "AGREEMENT")]
         agreement_id: String,
         /// Why; the other party's operators see it.
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
@@ -35,6 +42,8 @@ pub enum AgreementCommand {
     /// End an active agreement (either party may); final. Sharing under it
     /// stops and the host deletes the copies it holds under it.
     Terminate {
+        /// The agreement: its number (协议编号, e.g. 平凉-兰州-2026-01), id, or an id prefix.
+        #[arg(value_name = "AGREEMENT")]
         agreement_id: String,
         /// Why; the other party's operators see it.
         #[arg(long, value_parser = NonEmptyStringValueParser::new())]
@@ -51,7 +60,11 @@ pub enum AgreementCommand {
     },
     /// One agreement in detail: terms, pending counter-proposal, what to do
     /// next, and every version with its signatures.
-    Show { agreement_id: String },
+    Show {
+        /// The agreement: its number (协议编号, e.g. 平凉-兰州-2026-01), id, or an id prefix.
+        #[arg(value_name = "AGREEMENT")]
+        agreement_id: String,
+    },
 }
 
 /// Terms that are optional in `propose` and `counter` alike: scope, duties
@@ -64,8 +77,8 @@ pub struct TermFlags {
     /// those named by --member.
     #[arg(long, value_parser = ["destination", "members"])]
     scope: Option<String>,
-    /// A member covered, with --scope members (an id; repeat for each).
-    #[arg(long = "member", value_name = "ID")]
+    /// A member covered, with --scope members (name, ID number, id or id prefix; repeat for each).
+    #[arg(long = "member", value_name = "MEMBER")]
     members: Vec<String>,
     /// Education duties (教育管理), e.g. who gives pre-departure and on-site training.
     #[arg(long)]
@@ -163,7 +176,7 @@ fn check_scope(terms: &pb::AgreementTerms) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct ProposeArgs {
-    /// The other party: a peer's node id.
+    /// The other party: a peer's node id or name.
     #[arg(long = "with", value_name = "PEER")]
     peer: String,
     /// This node's side: outflow (its members go to the peer; it coordinates)
@@ -205,6 +218,8 @@ impl ProposeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CounterArgs {
+    /// The agreement: its number (协议编号), id, or an id prefix.
+    #[arg(value_name = "AGREEMENT")]
     agreement_id: String,
     /// The agreement's number (协议编号).
     #[arg(long)]
@@ -254,8 +269,14 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let agreement_ref = |agreement_id: String| pb::AgreementRef { agreement_id };
     let view = match command {
-        AgreementCommand::Propose(args) => admin.agreement_propose(args.request()?).await?,
-        AgreementCommand::Counter(args) => {
+        AgreementCommand::Propose(mut args) => {
+            args.peer = refs::peer(admin, &args.peer).await?;
+            args.terms.members = resolve_members(admin, &args.terms.members).await?;
+            admin.agreement_propose(args.request()?).await?
+        }
+        AgreementCommand::Counter(mut args) => {
+            args.agreement_id = refs::agreement(admin, &args.agreement_id).await?;
+            args.terms.members = resolve_members(admin, &args.terms.members).await?;
             let shown = admin
                 .agreement_show(agreement_ref(args.agreement_id.clone()))
                 .await?
@@ -270,12 +291,14 @@ pub async fn run(
             admin.agreement_counter(args.request(latest)?).await?
         }
         AgreementCommand::Accept { agreement_id } => {
+            let agreement_id = refs::agreement(admin, &agreement_id).await?;
             admin.agreement_accept(agreement_ref(agreement_id)).await?
         }
         AgreementCommand::Reject {
             agreement_id,
             reason,
         } => {
+            let agreement_id = refs::agreement(admin, &agreement_id).await?;
             admin
                 .agreement_reject(pb::AgreementEndRequest {
                     agreement_id,
@@ -287,6 +310,7 @@ pub async fn run(
             agreement_id,
             reason,
         } => {
+            let agreement_id = refs::agreement(admin, &agreement_id).await?;
             admin
                 .agreement_terminate(pb::AgreementEndRequest {
                     agreement_id,
@@ -295,6 +319,10 @@ pub async fn run(
                 .await?
         }
         AgreementCommand::List { state, peer } => {
+            let peer = match peer {
+                Some(peer) => Some(refs::peer(admin, &peer).await?),
+                None => None,
+            };
             let agreements = admin
                 .agreement_list(list_request(state, peer))
                 .await?
@@ -310,6 +338,7 @@ pub async fn run(
             return Ok(());
         }
         AgreementCommand::Show { agreement_id } => {
+            let agreement_id = refs::agreement(admin, &agreement_id).await?;
             let view = admin
                 .agreement_show(agreement_ref(agreement_id))
                 .await?
@@ -320,6 +349,15 @@ pub async fn run(
     };
     print_agreement(format, &view.into_inner(), View::Short);
     Ok(())
+}
+
+/// The ids of the members `--member` names.
+async fn resolve_members(admin: &mut Admin, references: &[String]) -> Result<Vec<String>, Failure> {
+    let mut ids = Vec::with_capacity(references.len());
+    for reference in references {
+        ids.push(refs::member(admin, reference).await?);
+    }
+    Ok(ids)
 }
 
 fn list_request(state: Option<String>, peer: Option<String>) -> pb::AgreementListRequest {

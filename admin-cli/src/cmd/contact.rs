@@ -6,12 +6,14 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
-use super::{text, Admin, Failure};
+use super::{refs, text, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
     /// Record a contact with a member (联系记录).
     Record {
+        /// The member: name, national ID number, id, or an id prefix.
+        #[arg(value_name = "MEMBER")]
         member_id: String,
         /// How: a visit (走访), phone call, message, org life (组织生活) or dues (交纳党费).
         #[arg(long, value_parser = ["visit", "phone", "message", "org_life", "dues"])]
@@ -28,6 +30,8 @@ pub enum ContactCommand {
     },
     /// A member's contact status and recent contacts; --set records the owner's decision.
     Status {
+        /// The member: name, national ID number, id, or an id prefix.
+        #[arg(value_name = "MEMBER")]
         member_id: String,
         /// Set the status (owner only): searching (查找), regained (经查找取得联系)
         /// or unreachable (经查找仍然无法取得联系).
@@ -52,6 +56,7 @@ pub async fn run(
             by,
             outcome,
         } => {
+            let member_id = refs::member(admin, &member_id).await?;
             let contact = admin
                 .contact_record(pb::ContactRequest {
                     member_id,
@@ -72,6 +77,7 @@ pub async fn run(
             set,
             reason,
         } => {
+            let member_id = refs::member(admin, &member_id).await?;
             let status = admin
                 .contact_status(pb::ContactStatusRequest {
                     member_id,

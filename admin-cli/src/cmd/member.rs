@@ -14,6 +14,7 @@ use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
 use super::outflow::{outflow_fields, outflow_json};
+use super::refs::{self, MemberArg};
 use super::{print_list, text, version, yes_no, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -23,7 +24,7 @@ pub enum MemberCommand {
     /// Change a member this node owns; only the fields given change.
     Update(UpdateArgs),
     /// One member in detail: home section, contact, outflow, host sections.
-    Show { member_id: String },
+    Show(MemberArg),
     /// List members, filtered.
     List(ListArgs),
     /// Import members from a CSV file (批量导入); Chinese or English headers.
@@ -44,7 +45,7 @@ pub enum MemberCommand {
         out: Option<PathBuf>,
     },
     /// What this node sent peers about a member, and on what basis (披露记录).
-    Disclosures { member_id: String },
+    Disclosures(MemberArg),
     /// Write this node's host section of a member it hosts (流入地信息).
     HostSet(HostSetArgs),
 }
@@ -113,7 +114,7 @@ pub struct AddArgs {
     /// Birth date (出生日期): YYYY-MM-DD; only the year is shared.
     #[arg(long)]
     birth_date: String,
-    /// The branch holding the member's organizational relationship: an org id.
+    /// The branch holding the member's organizational relationship: its code or full name.
     #[arg(long)]
     home_branch: String,
     /// Party status (党员类别): 正式 (full) or 预备 (probationary).
@@ -138,7 +139,8 @@ impl AddArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
-    member_id: String,
+    #[command(flatten)]
+    member: MemberArg,
     /// Name (姓名).
     #[arg(long)]
     name: Option<String>,
@@ -148,7 +150,7 @@ pub struct UpdateArgs {
     /// Birth date (出生日期): YYYY-MM-DD.
     #[arg(long)]
     birth_date: Option<String>,
-    /// The branch holding the member's organizational relationship: an org id.
+    /// The branch holding the member's organizational relationship: its code or full name.
     #[arg(long)]
     home_branch: Option<String>,
     /// Membership state, e.g. normal or 停止党籍 (suspended).
@@ -162,7 +164,7 @@ pub struct UpdateArgs {
 }
 
 impl UpdateArgs {
-    fn request(self) -> anyhow::Result<pb::MemberUpdateRequest> {
+    fn request(self, member_id: String) -> anyhow::Result<pb::MemberUpdateRequest> {
         let fields = self.fields.fill(pb::MemberFields {
             name: self.name,
             gender: self.gender,
@@ -176,7 +178,7 @@ impl UpdateArgs {
             anyhow::bail!("nothing to change: give the fields to set, e.g. --phone 13800000000");
         }
         Ok(pb::MemberUpdateRequest {
-            member_id: self.member_id,
+            member_id,
             fields: Some(fields),
         })
     }
@@ -187,7 +189,7 @@ pub struct ListArgs {
     /// Only names containing this text.
     #[arg(long)]
     name: Option<String>,
-    /// Only members of this home branch (an org id).
+    /// Only members of this home branch (its code or full name).
     #[arg(long)]
     branch: Option<String>,
     /// Only members with this contact status, e.g. lost (失联) or searching.
@@ -235,8 +237,9 @@ impl ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct HostSetArgs {
-    member_id: String,
-    /// The host branch the member takes part in (an org id of this node).
+    #[command(flatten)]
+    member: MemberArg,
+    /// The host branch the member takes part in (its code or full name).
     #[arg(long)]
     host_branch: Option<String>,
     /// When the member reported in here (流入时间): YYYY-MM-DD.
@@ -266,9 +269,9 @@ pub struct HostSetArgs {
 }
 
 impl HostSetArgs {
-    fn request(self) -> anyhow::Result<pb::HostSectionRequest> {
+    fn request(self, member_id: String) -> anyhow::Result<pb::HostSectionRequest> {
         let request = pb::HostSectionRequest {
-            member_id: self.member_id,
+            member_id,
             host_branch: self.host_branch,
             reported_on: self.reported_on,
             address: self.address,
@@ -293,19 +296,31 @@ impl HostSetArgs {
 pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> Result<(), Failure> {
     let member_ref = |member_id: String| pb::MemberRef { member_id };
     match command {
-        MemberCommand::Add(args) => {
+        MemberCommand::Add(mut args) => {
+            args.home_branch = refs::org(admin, &args.home_branch).await?;
             let member = admin.member_add(args.request()).await?.into_inner();
             print_member(format, &member, View::Short);
         }
-        MemberCommand::Update(args) => {
-            let member = admin.member_update(args.request()?).await?.into_inner();
+        MemberCommand::Update(mut args) => {
+            let member_id = args.member.id(admin).await?;
+            if let Some(branch) = &args.home_branch {
+                args.home_branch = Some(refs::org(admin, branch).await?);
+            }
+            let member = admin
+                .member_update(args.request(member_id)?)
+                .await?
+                .into_inner();
             print_member(format, &member, View::Short);
         }
-        MemberCommand::Show { member_id } => {
+        MemberCommand::Show(member) => {
+            let member_id = member.id(admin).await?;
             let member = admin.member_show(member_ref(member_id)).await?.into_inner();
             print_member(format, &member, View::Full);
         }
-        MemberCommand::List(args) => {
+        MemberCommand::List(mut args) => {
+            if let Some(branch) = &args.branch {
+                args.branch = Some(refs::org(admin, branch).await?);
+            }
             let offset = args.offset;
             let list = admin.member_list(args.request()).await?.into_inner();
             print_list(format, "member", &list.members, member_json, member_table);
@@ -361,7 +376,8 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
                 output::note(&format!("exported {} members{to}\n", export.members));
             }
         }
-        MemberCommand::Disclosures { member_id } => {
+        MemberCommand::Disclosures(member) => {
+            let member_id = member.id(admin).await?;
             let list = admin
                 .member_disclosures(member_ref(member_id.clone()))
                 .await?
@@ -374,8 +390,15 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
                 |d| disclosure_table(&member_id, d),
             );
         }
-        MemberCommand::HostSet(args) => {
-            let member = admin.host_section_set(args.request()?).await?.into_inner();
+        MemberCommand::HostSet(mut args) => {
+            let member_id = args.member.id(admin).await?;
+            if let Some(branch) = &args.host_branch {
+                args.host_branch = Some(refs::org(admin, branch).await?);
+            }
+            let member = admin
+                .host_section_set(args.request(member_id)?)
+                .await?
+                .into_inner();
             print_member(format, &member, View::HostSections);
         }
     }
@@ -881,8 +904,9 @@ mod tests {
         ]) else {
             panic!()
         };
+        assert_eq!(args.member.member, "m-1");
         assert_eq!(
-            args.request().unwrap(),
+            args.request("m-1".into()).unwrap(),
             pb::MemberUpdateRequest {
                 member_id: "m-1".into(),
                 fields: Some(pb::MemberFields {
@@ -896,7 +920,7 @@ mod tests {
         let MemberCommand::Update(args) = member(&["update", "m-1"]) else {
             panic!()
         };
-        assert!(args.request().is_err());
+        assert!(args.request("m-1".into()).is_err());
     }
 
     #[test]
@@ -968,8 +992,9 @@ mod tests {
         ]) else {
             panic!()
         };
+        assert_eq!(args.member.member, "m-1");
         assert_eq!(
-            args.request().unwrap(),
+            args.request("m-1".into()).unwrap(),
             pb::HostSectionRequest {
                 member_id: "m-1".into(),
                 host_branch: Some("lz-cg-05".into()),
@@ -981,7 +1006,7 @@ mod tests {
         let MemberCommand::HostSet(args) = member(&["host-set", "m-1"]) else {
             panic!()
         };
-        assert!(args.request().is_err());
+        assert!(args.request("m-1".into()).is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod outflow;
 pub mod peer;
 pub mod quarantine;
 pub mod reconcile;
+pub mod refs;
 pub mod report;
 pub mod status;
 pub mod transfer;

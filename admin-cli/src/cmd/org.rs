@@ -6,6 +6,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{dash, Format, Table};
 use serde_json::json;
 
+use super::refs;
 use super::{print_list, text, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -30,7 +31,7 @@ pub struct OrgAddArgs {
     /// How a mobile-member branch is formed: same employer, trade or hometown.
     #[arg(long, value_parser = ["同企", "同业", "同乡"])]
     form: Option<String>,
-    /// The parent organization's id.
+    /// The parent organization: its code or full name.
     #[arg(long)]
     parent: Option<String>,
     /// The organization's contact person (联系人).
@@ -56,7 +57,12 @@ impl OrgAddArgs {
 
 pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Result<(), Failure> {
     let orgs = match command {
-        OrgCommand::Add(args) => vec![admin.org_add(args.request()).await?.into_inner()],
+        OrgCommand::Add(mut args) => {
+            if let Some(parent) = &args.parent {
+                args.parent = Some(refs::org(admin, parent).await?);
+            }
+            vec![admin.org_add(args.request()).await?.into_inner()]
+        }
         OrgCommand::List => {
             admin
                 .org_list(pb::OrgListRequest {})

@@ -8,6 +8,7 @@ use liaisonctl::output::{dash, Detail, Format, Table};
 use serde_json::json;
 
 use super::member::{print_member, View};
+use super::refs::{self, MemberArg};
 use super::{print_list, text, yes_no, Admin, Failure};
 
 // Parsed once per run, so the size of the largest variant does not matter.
@@ -18,6 +19,8 @@ pub enum OutflowCommand {
     Register(RegisterArgs),
     /// Record a member's return (返回), closing the open registration.
     Return {
+        /// The member: name, national ID number, id, or an id prefix.
+        #[arg(value_name = "MEMBER")]
         member_id: String,
         /// The day of return: YYYY-MM-DD (default: today, by the node's clock).
         #[arg(long)]
@@ -36,7 +39,8 @@ pub enum OutflowCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct RegisterArgs {
-    member_id: String,
+    #[command(flatten)]
+    member: MemberArg,
     /// Where to (流向地): a place code of 2, 4 or 6 digits (province, city, county).
     #[arg(long)]
     to: String,
@@ -75,7 +79,7 @@ pub struct RegisterArgs {
 impl RegisterArgs {
     fn request(self) -> pb::OutflowRequest {
         pb::OutflowRequest {
-            member_id: self.member_id,
+            member_id: self.member.member,
             destination_place: self.to,
             destination_node: text(self.node),
             direction: text(self.direction),
@@ -97,11 +101,16 @@ pub async fn run(
     command: OutflowCommand,
 ) -> Result<(), Failure> {
     match command {
-        OutflowCommand::Register(args) => {
+        OutflowCommand::Register(mut args) => {
+            args.member.member = args.member.id(admin).await?;
+            if let Some(node) = &args.node {
+                args.node = Some(refs::peer(admin, node).await?);
+            }
             let member = admin.outflow_register(args.request()).await?.into_inner();
             print_member(format, &member, View::Outflow);
         }
         OutflowCommand::Return { member_id, on } => {
+            let member_id = refs::member(admin, &member_id).await?;
             let member = admin
                 .outflow_return(pb::OutflowReturnRequest {
                     member_id,

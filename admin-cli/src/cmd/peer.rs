@@ -6,6 +6,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, json_line, Format, Table};
 use serde_json::json;
 
+use super::refs;
 use super::{print_list, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +121,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             }
         }
         PeerCommand::Show { node_id } => {
+            let node_id = refs::peer(admin, &node_id).await?;
             let peer = admin.peer_show(peer_ref(node_id)).await?.into_inner();
             match format {
                 Format::Json => print_peers(format, &[peer]),
@@ -127,6 +129,10 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             }
         }
         PeerCommand::Status { node_id } => {
+            let node_id = match node_id {
+                Some(peer) => Some(refs::peer(admin, &peer).await?),
+                None => None,
+            };
             let peers = admin
                 .peer_status(pb::PeerStatusRequest {
                     node_id: node_id.unwrap_or_default(),
@@ -142,19 +148,23 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
                 replication_table,
             );
         }
-        PeerCommand::Pause { node_id } => print_peers(
-            format,
-            &[admin.peer_pause(peer_ref(node_id)).await?.into_inner()],
-        ),
-        PeerCommand::Resume { node_id } => print_peers(
-            format,
-            &[admin.peer_resume(peer_ref(node_id)).await?.into_inner()],
-        ),
-        PeerCommand::Retry { node_id } => print_peers(
-            format,
-            &[admin.peer_retry(peer_ref(node_id)).await?.into_inner()],
-        ),
+        PeerCommand::Pause { node_id } => {
+            let node_id = refs::peer(admin, &node_id).await?;
+            let peer = admin.peer_pause(peer_ref(node_id)).await?.into_inner();
+            print_peers(format, &[peer]);
+        }
+        PeerCommand::Resume { node_id } => {
+            let node_id = refs::peer(admin, &node_id).await?;
+            let peer = admin.peer_resume(peer_ref(node_id)).await?.into_inner();
+            print_peers(format, &[peer]);
+        }
+        PeerCommand::Retry { node_id } => {
+            let node_id = refs::peer(admin, &node_id).await?;
+            let peer = admin.peer_retry(peer_ref(node_id)).await?.into_inner();
+            print_peers(format, &[peer]);
+        }
         PeerCommand::Remove { node_id, force } => {
+            let node_id = refs::peer(admin, &node_id).await?;
             let removed = admin
                 .peer_remove(pb::PeerRemoveRequest { node_id, force })
                 .await?
@@ -168,7 +178,11 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             let pending = admin.peer_ignore(peer_ref(node_id)).await?.into_inner();
             print_pending(format, &[pending]);
         }
-        PeerCommand::Policy(args) => {
+        PeerCommand::Policy(mut args) => {
+            args.node_id = refs::peer(admin, &args.node_id).await?;
+            if let Some(branch) = &args.auto_accept_into {
+                args.auto_accept_into = Some(refs::org(admin, branch).await?);
+            }
             let peer = admin.peer_policy(args.request()).await?.into_inner();
             match format {
                 Format::Json => print_peers(format, &[peer]),

@@ -10,6 +10,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
+use super::refs;
 use super::{Admin, Failure};
 
 #[derive(Debug, Args)]
@@ -70,7 +71,11 @@ pub async fn backup(admin: &mut Admin, format: Format, args: BackupArgs) -> Resu
 }
 
 pub async fn run(admin: &mut Admin, format: Format, args: ReconcileArgs) -> Result<(), Failure> {
-    let status = match args.without_peer {
+    let without_peer = match args.without_peer {
+        Some(peer) => Some(refs::peer(admin, &peer).await?),
+        None => None,
+    };
+    let status = match without_peer {
         Some(peer) => admin
             .reconcile_without_peer(pb::PeerRef { node_id: peer })
             .await?

@@ -15,6 +15,7 @@ use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
 use super::member::{print_member, View as MemberView};
+use super::refs::{self, MemberArg};
 use super::{print_list, text, Admin, Failure};
 
 /// The states a transfer can be in, at the sender and at the receiver.
@@ -39,12 +40,18 @@ pub enum TransferCommand {
     /// List transfers, incoming and outgoing.
     List(ListArgs),
     /// One transfer in detail.
-    Show { transfer_id: String },
+    Show {
+        /// The transfer: its letter number (介绍信编号), id, or an id prefix.
+        #[arg(value_name = "TRANSFER")]
+        transfer_id: String,
+    },
     /// Accept an incoming transfer (receiver): the member is enrolled in the
     /// branch once the sender releases it. An accept cannot be taken back.
     Accept {
+        /// The transfer: its letter number (介绍信编号), id, or an id prefix.
+        #[arg(value_name = "TRANSFER")]
         transfer_id: String,
-        /// The branch of this node that receives the member (an org id).
+        /// The branch of this node that receives the member (its code or full name).
         #[arg(long, value_name = "ORG", value_parser = NonEmptyStringValueParser::new())]
         branch: String,
     },
@@ -53,10 +60,16 @@ pub enum TransferCommand {
     Reject(RejectArgs),
     /// Cancel an outgoing transfer before it is released (sender); the member
     /// is unfrozen and the receiver is told.
-    Cancel { transfer_id: String },
+    Cancel {
+        /// The transfer: its letter number, id, or an id prefix.
+        #[arg(value_name = "TRANSFER")]
+        transfer_id: String,
+    },
     /// Extend an open outgoing transfer's letter by some days (sender), up to
     /// the configured maximum validity counted from the day of issue.
     Extend {
+        /// The transfer: its letter number, id, or an id prefix.
+        #[arg(value_name = "TRANSFER")]
         transfer_id: String,
         /// How many days later the letter expires.
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -65,7 +78,11 @@ pub enum TransferCommand {
     /// Re-issue an outgoing transfer under a new letter number (补转, e.g.
     /// the letter was lost): the old transfer is cancelled and its letter
     /// number is void, refused if it is ever presented.
-    Reissue { transfer_id: String },
+    Reissue {
+        /// The transfer: its letter number, id, or an id prefix.
+        #[arg(value_name = "TRANSFER")]
+        transfer_id: String,
+    },
     /// Record a transfer on paper to a place with no node (--paper): the
     /// member becomes a tombstone pointing there; nothing is sent.
     Out(OutArgs),
@@ -73,9 +90,9 @@ pub enum TransferCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
-    /// The member (an id of a member this node owns).
-    member_id: String,
-    /// The receiving node: a peer's node id.
+    #[command(flatten)]
+    member: MemberArg,
+    /// The receiving node: a peer's node id or name.
     #[arg(long, value_name = "PEER")]
     to: String,
     /// Letter validity in days (default: the node's configured default; at
@@ -89,10 +106,10 @@ pub struct StartArgs {
 }
 
 impl StartArgs {
-    fn request(self) -> pb::TransferStartRequest {
+    fn request(self, member_id: String, to: String) -> pb::TransferStartRequest {
         pb::TransferStartRequest {
-            member_id: self.member_id,
-            to: self.to,
+            member_id,
+            to,
             valid_days: self.valid_days.unwrap_or(0),
             reason: text(self.reason),
         }
@@ -131,6 +148,8 @@ impl ListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct RejectArgs {
+    /// The transfer: its letter number (介绍信编号), id, or an id prefix.
+    #[arg(value_name = "TRANSFER")]
     transfer_id: String,
     /// Why (required). Common codes: not_our_member (the member does not
     /// belong to an organization of this node), wrong_receiver (the letter is
@@ -139,15 +158,16 @@ pub struct RejectArgs {
     /// --reason). The node checks the code.
     #[arg(long, value_name = "CODE", value_parser = NonEmptyStringValueParser::new())]
     reason_code: String,
-    /// The reason in words; the sender's operators see it.
-    #[arg(long, value_name = "TEXT")]
+    /// The reason in words; the sender's operators see it (required with
+    /// --reason-code other).
+    #[arg(long, value_name = "TEXT", required_if_eq("reason_code", "other"))]
     reason: Option<String>,
 }
 
 impl RejectArgs {
-    fn request(self) -> pb::TransferRejectRequest {
+    fn request(self, transfer_id: String) -> pb::TransferRejectRequest {
         pb::TransferRejectRequest {
-            transfer_id: self.transfer_id,
+            transfer_id,
             reason_code: self.reason_code,
             reason: text(self.reason),
         }
@@ -156,8 +176,8 @@ impl RejectArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct OutArgs {
-    /// The member (an id of a member this node owns).
-    member_id: String,
+    #[command(flatten)]
+    member: MemberArg,
     /// The transfer is on paper, to a place with no node (required for now;
     /// a transfer to a node is `transfer start`).
     #[arg(long)]
@@ -174,15 +194,15 @@ pub struct OutArgs {
 }
 
 impl OutArgs {
-    fn request(self) -> anyhow::Result<pb::TransferPaperRequest> {
+    fn request(self, member_id: String) -> anyhow::Result<pb::TransferPaperRequest> {
         if !self.paper {
             anyhow::bail!(
                 "transfer out records a paper transfer only: add --paper (to transfer the member to a node, use `liaisonctl transfer start {} --to PEER`)",
-                self.member_id
+                self.member.member
             );
         }
         Ok(pb::TransferPaperRequest {
-            member_id: self.member_id,
+            member_id,
             to_place: self.to_place,
             letter_no: self.letter_no,
             reason: text(self.reason),
@@ -197,7 +217,11 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let transfer_ref = |transfer_id: String| pb::TransferRef { transfer_id };
     let view = match command {
-        TransferCommand::Start(args) => admin.transfer_start(args.request()).await?,
+        TransferCommand::Start(args) => {
+            let member_id = args.member.id(admin).await?;
+            let to = refs::peer(admin, &args.to).await?;
+            admin.transfer_start(args.request(member_id, to)).await?
+        }
         TransferCommand::List(args) => {
             let transfers = admin
                 .transfer_list(args.request())
@@ -217,6 +241,7 @@ pub async fn run(
             return Ok(());
         }
         TransferCommand::Show { transfer_id } => {
+            let transfer_id = refs::transfer(admin, &transfer_id).await?;
             let view = admin
                 .transfer_show(transfer_ref(transfer_id))
                 .await?
@@ -228,6 +253,8 @@ pub async fn run(
             transfer_id,
             branch,
         } => {
+            let transfer_id = refs::transfer(admin, &transfer_id).await?;
+            let branch = refs::org(admin, &branch).await?;
             admin
                 .transfer_accept(pb::TransferAcceptRequest {
                     transfer_id,
@@ -235,16 +262,22 @@ pub async fn run(
                 })
                 .await?
         }
-        TransferCommand::Reject(args) => admin.transfer_reject(args.request()).await?,
+        TransferCommand::Reject(args) => {
+            let transfer_id = refs::transfer(admin, &args.transfer_id).await?;
+            admin.transfer_reject(args.request(transfer_id)).await?
+        }
         TransferCommand::Cancel { transfer_id } => {
+            let transfer_id = refs::transfer(admin, &transfer_id).await?;
             admin.transfer_cancel(transfer_ref(transfer_id)).await?
         }
         TransferCommand::Extend { transfer_id, days } => {
+            let transfer_id = refs::transfer(admin, &transfer_id).await?;
             admin
                 .transfer_extend(pb::TransferExtendRequest { transfer_id, days })
                 .await?
         }
         TransferCommand::Reissue { transfer_id } => {
+            let transfer_id = refs::transfer(admin, &transfer_id).await?;
             // The old letter's number, to say which paper is void.
             let old = admin
                 .transfer_show(transfer_ref(transfer_id.clone()))
@@ -264,8 +297,9 @@ pub async fn run(
             return Ok(());
         }
         TransferCommand::Out(args) => {
+            let member_id = args.member.id(admin).await?;
             let member = admin
-                .transfer_out_paper(args.request()?)
+                .transfer_out_paper(args.request(member_id)?)
                 .await?
                 .into_inner();
             print_member(format, &member, MemberView::Short);
@@ -522,7 +556,11 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            args.request(),
+            (args.member.member.as_str(), args.to.as_str()),
+            ("m-1", "lanzhou")
+        );
+        assert_eq!(
+            args.request("m-1".into(), "lanzhou".into()),
             pb::TransferStartRequest {
                 member_id: "m-1".into(),
                 to: "lanzhou".into(),
@@ -534,7 +572,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            args.request().valid_days,
+            args.request("m-1".into(), "lanzhou".into()).valid_days,
             0,
             "0 asks for the node's default"
         );
@@ -624,7 +662,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            args.request(),
+            args.request("tr-2".into()),
             pb::TransferRejectRequest {
                 transfer_id: "tr-2".into(),
                 reason_code: "not_our_member".into(),
@@ -633,6 +671,14 @@ mod tests {
         );
         assert!(refused(&["transfer", "reject", "tr-2"]));
         assert!(refused(&["transfer", "reject", "tr-2", "--reason", "x"]));
+        // An organization may not refuse without cause: "other" says what.
+        assert!(refused(&[
+            "transfer",
+            "reject",
+            "tr-2",
+            "--reason-code",
+            "other"
+        ]));
         assert!(refused(&[
             "transfer",
             "reject",
@@ -678,7 +724,7 @@ mod tests {
             let TransferCommand::Out(args) = transfer(&argv) else {
                 panic!()
             };
-            args.request()
+            args.request("m-1".into())
         };
         assert_eq!(
             out(&[

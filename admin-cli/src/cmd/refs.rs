@@ -1,0 +1,69 @@
+//! References a clerk has in hand (a name, a letter number, an agreement
+//! number, an id prefix), resolved by the node to the record's id before a
+//! verb runs: every verb that names a member, transfer, agreement,
+//! organization or peer takes them. An ambiguous or unknown reference is
+//! refused (exit 1) with the candidates.
+
+use liaison_proto::v1 as pb;
+
+use super::{Admin, Failure};
+
+/// A member named on the command line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemberArg {
+    /// The member: name, national ID number (members this node owns), id, or an id prefix of 8+ characters.
+    #[arg(value_name = "MEMBER")]
+    pub member: String,
+    /// Narrows a member given by name to this branch (its code or full name).
+    #[arg(long, value_name = "ORG")]
+    pub branch: Option<String>,
+}
+
+async fn resolve(
+    admin: &mut Admin,
+    kind: &str,
+    reference: &str,
+    branch: Option<&str>,
+) -> Result<String, Failure> {
+    let resolved = admin
+        .resolve(pb::ResolveRequest {
+            kind: kind.into(),
+            reference: reference.into(),
+            branch: branch.unwrap_or_default().into(),
+        })
+        .await?
+        .into_inner();
+    Ok(resolved.id)
+}
+
+impl MemberArg {
+    /// The member's id.
+    pub async fn id(&self, admin: &mut Admin) -> Result<String, Failure> {
+        resolve(admin, "member", &self.member, self.branch.as_deref()).await
+    }
+}
+
+/// A member's id, from a reference without a branch to narrow it.
+pub async fn member(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
+    resolve(admin, "member", reference, None).await
+}
+
+/// A transfer's id, from its id, an id prefix or its letter number.
+pub async fn transfer(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
+    resolve(admin, "transfer", reference, None).await
+}
+
+/// An agreement's id, from its id, an id prefix or its agreement number.
+pub async fn agreement(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
+    resolve(admin, "agreement", reference, None).await
+}
+
+/// An organization's code, from its code or full name.
+pub async fn org(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
+    resolve(admin, "org", reference, None).await
+}
+
+/// A peer's node id, from its node id or display name.
+pub async fn peer(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
+    resolve(admin, "peer", reference, None).await
+}
