@@ -52,6 +52,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Run a real three-node federation on this machine and walk through the job.
     Demo(cmd::demo::DemoArgs),
+    /// What waits on this node's operators (待办), most urgent first, with the command for each.
+    Todo,
     /// The node's id, version, uptime, database and peers.
     Status {
         /// Wait up to SECONDS for the node to answer (a node just started).
@@ -172,6 +174,7 @@ async fn remote(
     let admin = &mut admin;
     match command {
         Command::Status { .. } => cmd::status::run(admin, format).await,
+        Command::Todo => cmd::todo::run(admin, format).await,
         Command::Peer(command) => cmd::peer::run(admin, format, command).await,
         Command::Org(command) => cmd::org::run(admin, format, command).await,
         Command::Member(command) => cmd::member::run(admin, format, command).await,

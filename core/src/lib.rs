@@ -19,6 +19,7 @@ pub mod peering;
 pub mod reconcile;
 pub mod refs;
 pub mod store;
+pub mod todo;
 pub mod transfers;
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub fn internal(error: &dyn std::fmt::Display) -> Status {
     ))
 }
 
+/// A peer not reached for this long is on the operators' to-do list.
+const PEER_UNREACHABLE_MS: i64 = 3_600_000;
+
 fn parse_node_id(s: &str) -> Result<NodeId, Status> {
     NodeId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
@@ -397,6 +400,73 @@ impl Admin for AdminService {
         Ok(Response::new(pb::ResolveResponse {
             id: resolved.id,
             label: resolved.label,
+        }))
+    }
+
+    async fn todo(
+        &self,
+        _request: Request<pb::TodoRequest>,
+    ) -> Result<Response<pb::TodoResponse>, Status> {
+        let me = self.node.node_id.clone();
+        let now_ms = self.node.now_ms();
+        let mut items = self
+            .node
+            .read(move |conn| liaison_core::todo::list(conn, &Ctx::new(&me, now_ms)))
+            .await
+            .map_err(status_of)?;
+        // Link state lives in memory: peers this node has not reached for
+        // an hour or more.
+        let peers = self
+            .node
+            .read(peers::list)
+            .await
+            .map_err(status_of)?;
+        for peer in peers {
+            if peer.state != PeerState::Active {
+                continue;
+            }
+            let link = self.node.links.status(&peer.node_id);
+            if link.outbound_up {
+                continue;
+            }
+            let last_ms = [link.last_contact_ms, peer.last_contact_ms]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(peer.added_at_ms);
+            if now_ms - last_ms < PEER_UNREACHABLE_MS {
+                continue;
+            }
+            let error = link.last_error.unwrap_or_default();
+            items.push(liaison_core::todo::Item {
+                kind: "peer_unreachable",
+                days_left: None,
+                subject: format!(
+                    "peer {} ({}) unreachable for {} h",
+                    peer.node_id,
+                    peer.display_name,
+                    (now_ms - last_ms) / 3_600_000
+                ),
+                detail: if error.is_empty() {
+                    "no link to it: check its endpoint and that its node runs".into()
+                } else {
+                    format!("last error: {error}")
+                },
+                command: format!("liaisonctl peer show {}", peer.node_id),
+            });
+        }
+        items.sort_by_key(liaison_core::todo::Item::rank);
+        Ok(Response::new(pb::TodoResponse {
+            items: items
+                .into_iter()
+                .map(|i| pb::TodoItem {
+                    kind: i.kind.into(),
+                    days_left: i.days_left,
+                    subject: i.subject,
+                    detail: i.detail,
+                    command: i.command,
+                })
+                .collect(),
         }))
     }
 

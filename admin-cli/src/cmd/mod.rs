@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod refs;
 pub mod report;
 pub mod status;
+pub mod todo;
 pub mod transfer;
 
 use liaisonctl::output::{json_line, Format, Table};
