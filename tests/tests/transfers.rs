@@ -1708,14 +1708,13 @@ impl Chaos {
             Err(s) if s.code() == Code::NotFound => format!("{what}: unknown here"),
             Err(s) if s.code() == Code::FailedPrecondition => {
                 if s.message().contains("frozen") {
-                    // The offer may have been released since the refusal,
-                    // so any outgoing transfer of the member counts: the
-                    // one named must be one this node offered.
+                    // The offer may have been decided since the refusal
+                    // (released, or rejected, cancelled or expired), so
+                    // the transfer named counts in any state: it must be
+                    // one this node offered of this member.
                     let sent = self.listed(n, false, "").await;
                     let t = sent.iter().find(|t| {
-                        t.member_id == member
-                            && s.message().contains(&t.transfer_id)
-                            && matches!(t.state.as_str(), "offered" | "released" | "completed")
+                        t.member_id == member && s.message().contains(&t.transfer_id)
                     });
                     assert!(
                         t.is_some(),
