@@ -63,6 +63,7 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use liaison_rpc::v1::federation_client::FederationClient;
 use liaison_types::identity::{self, NodeId};
 use serde::Deserialize;
+use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 
 /// The federation name of the CA [`Federation::new`] creates.
@@ -1337,7 +1338,7 @@ pub async fn channel(
 ) -> Result<PeerChannel, CallError> {
     timed(
         &format!("connect to {endpoint}"),
-        liaison_node::federation::client::connect(endpoint, tls),
+        liaison_node::federation::client::connect(endpoint, tls, &TaskTracker::new()),
     )
     .await
     .map_err(|e| CallError {
