@@ -385,7 +385,8 @@ impl AdminService {
         .await
     }
 
-    /// A read of the registry.
+    /// A read of the registry, on a read-only connection (it does not
+    /// wait for the writer).
     async fn read<R, F>(&self, f: F) -> Result<R, Status>
     where
         R: Send + 'static,
@@ -395,7 +396,7 @@ impl AdminService {
         let now_ms = self.node.now_ms();
         let notary = self.node.notary.clone();
         self.node
-            .db(move |conn| f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref())))
+            .read(move |conn| f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref())))
             .await
             .map_err(status_of)
     }
@@ -433,7 +434,7 @@ impl AdminService {
     async fn peer(&self, node_id: NodeId) -> Result<pb::Peer, Status> {
         let peer = self
             .node
-            .db(move |conn| peers::require(conn, &node_id))
+            .read(move |conn| peers::require(conn, &node_id))
             .await
             .map_err(status_of)?;
         Ok(self.peer_message(&peer))
@@ -473,7 +474,7 @@ impl Admin for AdminService {
         let node = &self.node;
         let store = node.store.clone();
         let (peers_total, reconciling, database_bytes) = node
-            .db(move |conn| {
+            .read(move |conn| {
                 Ok((
                     peers::list(conn)?.len(),
                     liaison_core::reconcile::is_reconciling(conn)?,
@@ -646,7 +647,7 @@ impl Admin for AdminService {
         let want_pending = request.get_ref().pending;
         let (list, pending) = self
             .node
-            .db(move |conn| {
+            .read(move |conn| {
                 let pending = if want_pending {
                     peers::list_pending(conn)?
                 } else {
@@ -794,7 +795,7 @@ impl Admin for AdminService {
         };
         let entries = self
             .node
-            .db(move |conn| audit::list(conn, list.since_ms, limit))
+            .read(move |conn| audit::list(conn, list.since_ms, limit))
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::AuditListResponse {
@@ -819,11 +820,7 @@ impl Admin for AdminService {
         request: Request<pb::AuditVerifyRequest>,
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
         let actor = operator(&request);
-        let verdict = self
-            .node
-            .db(|conn| audit::verify(conn))
-            .await
-            .map_err(status_of)?;
+        let verdict = self.node.read(audit::verify).await.map_err(status_of)?;
         let response = match verdict {
             audit::Verdict::Intact { entries } => pb::AuditVerifyResponse {
                 ok: true,
@@ -864,11 +861,7 @@ impl Admin for AdminService {
         request: Request<pb::PeerStatusRequest>,
     ) -> Result<Response<pb::PeerStatusResponse>, Status> {
         let only = request.into_inner().node_id;
-        let list = self
-            .node
-            .db(|conn| peers::list(conn))
-            .await
-            .map_err(status_of)?;
+        let list = self.node.read(peers::list).await.map_err(status_of)?;
         let mut out = Vec::new();
         for peer in list {
             if !only.is_empty() && peer.node_id.as_str() != only {
@@ -879,7 +872,7 @@ impl Admin for AdminService {
             let sent_seq = link.sent_seq;
             let (cursor, backlog, peer_cursor, quarantined) = self
                 .node
-                .db(move |conn| {
+                .read(move |conn| {
                     let cursor = log::latest_cursor(conn, &id)?;
                     let peer_cursor = log::peer_progress(conn, &id)?.max(sent_seq);
                     let backlog = log::backlog(conn, &id, peer_cursor)?;

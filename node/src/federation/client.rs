@@ -224,7 +224,7 @@ pub fn status_text(status: &tonic::Status) -> String {
 
 /// Starts a pull task for every active peer.
 pub async fn supervise(node: Arc<Node>) {
-    match node.db(|conn| peers::list(conn)).await {
+    match node.read(peers::list).await {
         Ok(list) => {
             for peer in list {
                 if peer.state == PeerState::Active {
@@ -312,7 +312,7 @@ async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
             break;
         }
         let lookup = peer_id.clone();
-        let peer = match node.db(move |conn| peers::get(conn, &lookup)).await {
+        let peer = match node.read(move |conn| peers::get(conn, &lookup)).await {
             Ok(Some(peer)) if peer.state == PeerState::Active => peer,
             Ok(_) => break,
             Err(error) => {
@@ -437,7 +437,7 @@ async fn session(
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
     let since = node
-        .db(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
+        .read(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
         .await
         .map_err(|e| fail(true)(e.to_string()))?;
     let mut stream = Box::pin(client.pull(PullRequest {

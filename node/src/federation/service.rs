@@ -142,7 +142,7 @@ impl Federation for FederationService {
         let caller = info.node_id.clone();
         let log_ids_held_from_you = self
             .node
-            .db(move |conn| {
+            .read(move |conn| {
                 let mut stmt =
                     conn.prepare("SELECT log_id FROM cursors WHERE peer = ?1 AND seq > 0")?;
                 let ids = stmt
@@ -174,7 +174,7 @@ impl Federation for FederationService {
         let asking = info.node_id.clone();
         let may_serve = self
             .node
-            .db(move |conn| reconcile::may_serve(conn, &asking))
+            .read(move |conn| reconcile::may_serve(conn, &asking))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         if !may_serve {
