@@ -957,11 +957,18 @@ impl TestNode {
 
     /// Stops the node with `sig` (SIGTERM, SIGINT) and returns its exit status.
     pub fn stop_with(&mut self, sig: libc::c_int) -> ExitStatus {
+        self.signal(sig);
+        self.wait_exit()
+    }
+
+    /// Waits for the node, already told to stop ([`TestNode::signal`]),
+    /// to exit, and returns its exit status; kills it and panics if it does
+    /// not exit within [`START_TIMEOUT`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self
             .child
             .take()
             .unwrap_or_else(|| panic!("{} is not running", self.node_id));
-        signal(child.id(), sig);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -971,7 +978,7 @@ impl TestNode {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{} did not stop within {START_TIMEOUT:?} of signal {sig}; its log:\n{}",
+                    "{} did not exit within {START_TIMEOUT:?} of being told to stop; its log:\n{}",
                     self.node_id,
                     self.log()
                 );
