@@ -26,6 +26,7 @@ use liaison_types::identity::{CertNotary, NodeId, TlsMaterial};
 use pb::EventKind;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::cluster::{wall_ms, Ca};
@@ -198,7 +199,8 @@ async fn follow(
 
 async fn session(shared: &Shared, endpoint: &str, stats: &FollowerStats) -> Result<()> {
     let tls = liaison_node::tls::client_config(&shared.material, &shared.owner, None)?;
-    let channel = liaison_node::federation::client::connect(endpoint, tls).await?;
+    let channel =
+        liaison_node::federation::client::connect(endpoint, tls, &TaskTracker::new()).await?;
     let mut client = FederationClient::new(channel)
         .max_decoding_message_size(MESSAGE_BYTES_MAX)
         .max_encoding_message_size(MESSAGE_BYTES_MAX);

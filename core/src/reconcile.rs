@@ -423,36 +423,74 @@ pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
 
 // ------------------------------------------------------------- peer side
 
-/// Room for one more record of `weight` records and `bytes` encoded bytes:
-/// starts a new batch when the last one would pass either bound.
-fn push_batch<'a>(
-    batches: &'a mut Vec<pb::HoldingsBatch>,
-    count: &mut (usize, usize),
-    weight: usize,
-    bytes: usize,
-) -> &'a mut pb::HoldingsBatch {
-    let full = count.0 + weight > HOLDINGS_BATCH_RECORDS || count.1 + bytes > HOLDINGS_BATCH_BYTES;
-    if full && count.0 > 0 {
-        batches.push(pb::HoldingsBatch::default());
-        *count = (0, 0);
+/// The holdings answer as it is read, cut into bounded batches: each batch
+/// goes to `send` once the next record would not fit in it.
+struct Batches<'s> {
+    batch: pb::HoldingsBatch,
+    /// Records and encoded bytes in `batch`.
+    count: (usize, usize),
+    send: &'s mut dyn FnMut(pb::HoldingsBatch) -> bool,
+    /// `send` returned false: the rest of the answer is not wanted.
+    stopped: bool,
+}
+
+impl Batches<'_> {
+    /// Room for one more record of `weight` records and `bytes` encoded
+    /// bytes: sends the batch and starts a new one when the record would
+    /// pass either bound.
+    fn room(&mut self, weight: usize, bytes: usize) -> &mut pb::HoldingsBatch {
+        let full = self.count.0 + weight > HOLDINGS_BATCH_RECORDS
+            || self.count.1 + bytes > HOLDINGS_BATCH_BYTES;
+        if full && self.count.0 > 0 {
+            let batch = std::mem::take(&mut self.batch);
+            if !self.stopped {
+                self.stopped = !(self.send)(batch);
+            }
+            self.count = (0, 0);
+        }
+        self.count.0 += weight;
+        self.count.1 += bytes;
+        &mut self.batch
     }
-    count.0 += weight;
-    count.1 += bytes;
-    batches.last_mut().expect("at least one batch")
 }
 
 /// What this node holds from `requester`, in bounded batches (at least
 /// one; the last is marked): the cursors of its logs, copies of its home
 /// sections, and every record it authored that this node holds in full.
+/// [`send_holdings`], collected.
 pub fn holdings_for(
     conn: &Connection,
     ctx: &Ctx<'_>,
     requester: &NodeId,
 ) -> Result<Vec<pb::HoldingsBatch>, Error> {
+    let mut batches = Vec::new();
+    send_holdings(conn, ctx, requester, &mut |batch| {
+        batches.push(batch);
+        true
+    })?;
+    Ok(batches)
+}
+
+/// What this node holds from `requester` ([`holdings_for`]), handed to
+/// `send` batch by batch as it is read, so the first batch can go out
+/// before the rest is read. `send` returns false when the rest is not
+/// wanted (its reader went away); then no more is read or sent and the
+/// answer is `Ok(false)`. Run it in one read transaction, so every batch
+/// comes from the same snapshot.
+pub fn send_holdings(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    requester: &NodeId,
+    send: &mut dyn FnMut(pb::HoldingsBatch) -> bool,
+) -> Result<bool, Error> {
     let who = requester.as_str();
-    let mut batches = vec![pb::HoldingsBatch::default()];
-    let mut count = (0usize, 0usize);
-    batches[0].cursors = conn
+    let mut out = Batches {
+        batch: pb::HoldingsBatch::default(),
+        count: (0, 0),
+        send,
+        stopped: false,
+    };
+    out.batch.cursors = conn
         .prepare("SELECT log_id, seq FROM cursors WHERE peer = ?1 ORDER BY log_id")?
         .query_map([who], |r| {
             Ok(pb::LogCursor {
@@ -466,12 +504,16 @@ pub fn holdings_for(
         .query_map([who], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
     for id in copy_ids {
+        if out.stopped {
+            return Ok(false);
+        }
         if let Some(copy) = members::load_copy(conn, &id)? {
             let bytes = copy.section.encoded_len();
-            push_batch(&mut batches, &mut count, 1, bytes)
-                .home_copies
-                .push(copy.section);
+            out.room(1, bytes).home_copies.push(copy.section);
         }
+    }
+    if out.stopped {
+        return Ok(false);
     }
     let mut own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
     add_released_records(conn, who, &mut own)?;
@@ -484,50 +526,36 @@ pub fn holdings_for(
     )?;
     for section in own.sections {
         let bytes = section.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .host_sections
-            .push(section);
+        out.room(1, bytes).host_sections.push(section);
     }
     for contact in own.contacts {
         let bytes = contact.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .contacts
-            .push(contact);
+        out.room(1, bytes).contacts.push(contact);
     }
     for activity in own.activities {
         let bytes = activity.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .activities
-            .push(activity);
+        out.room(1, bytes).activities.push(activity);
     }
     for section in made.sections {
         let bytes = section.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .made_host_sections
-            .push(section);
+        out.room(1, bytes).made_host_sections.push(section);
     }
     for contact in made.contacts {
         let bytes = contact.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .made_contacts
-            .push(contact);
+        out.room(1, bytes).made_contacts.push(contact);
     }
     for activity in made.activities {
         let bytes = activity.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .made_activities
-            .push(activity);
+        out.room(1, bytes).made_activities.push(activity);
+    }
+    if out.stopped {
+        return Ok(false);
     }
     for agreement in held_agreements(conn, who)? {
         let bytes = agreement.encoded_len();
-        push_batch(
-            &mut batches,
-            &mut count,
-            1 + agreement.versions.len(),
-            bytes,
-        )
-        .agreements
-        .push(agreement);
+        out.room(1 + agreement.versions.len(), bytes)
+            .agreements
+            .push(agreement);
     }
     let transfers = conn
         .prepare(
@@ -561,9 +589,7 @@ pub fn holdings_for(
         .collect::<Result<Vec<_>, _>>()?;
     for transfer in transfers {
         let bytes = transfer.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .transfers
-            .push(transfer);
+        out.room(1, bytes).transfers.push(transfer);
     }
     // What this node made as host of the requester's members, and under
     // which agreement: the requester shared them so.
@@ -586,12 +612,14 @@ pub fn holdings_for(
         .collect::<Result<Vec<_>, _>>()?;
     for h in hosted {
         let bytes = h.encoded_len();
-        push_batch(&mut batches, &mut count, 1, bytes)
-            .hosted
-            .push(h);
+        out.room(1, bytes).hosted.push(h);
     }
-    batches.last_mut().expect("one batch").last = true;
-    Ok(batches)
+    if out.stopped {
+        return Ok(false);
+    }
+    let mut last = out.batch;
+    last.last = true;
+    Ok((out.send)(last))
 }
 
 /// Records `who` authored that left this node with a member it released:

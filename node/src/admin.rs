@@ -4,16 +4,26 @@
 //! through here, so every operator action passes the same checks and lands in
 //! the audit log with the OS user the socket's peer credentials name.
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use liaison_proto::v1 as pb;
 use liaison_rpc::v1::admin_server::{Admin, AdminServer};
 use rusqlite::{Connection, TransactionBehavior};
+use tokio::net::UnixStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::codegen::http;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
+use crate::error::NodeError;
 use crate::federation::client::ensure_pull_task;
 use crate::node::{Node, StartError};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
@@ -90,6 +100,20 @@ fn chown_group(path: &Path, group: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How long the admin calls in flight when the node is asked to stop may
+/// take to finish: an import of 100,000 members takes about 20 s
+/// (docs/BENCHMARKS.md, P6). With [`ADMIN_CLOSE_GRACE`] and
+/// [`crate::node::HALT_GRACE`] it stays within systemd's stop timeout
+/// (30 s, deploy/liaison-node.service).
+pub const ADMIN_GRACE: Duration = Duration::from_secs(20);
+
+/// How long the admin connections have to close once no call is in flight.
+const ADMIN_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves the admin socket until the node is asked to stop; then takes no
+/// new connection, answers new calls on the open ones "unavailable: the
+/// node is stopping" ([`Admission`]), and returns once the calls in flight
+/// have finished (at most [`ADMIN_GRACE`]) and the connections closed.
 pub async fn serve(node: Arc<Node>, listener: tokio::net::UnixListener) {
     // Imports carry a whole roster in one message: allow 128 MiB (about
     // a million members) on the admin socket, which only operators reach.
@@ -97,15 +121,131 @@ pub async fn serve(node: Arc<Node>, listener: tokio::net::UnixListener) {
         .max_decoding_message_size(128 * 1024 * 1024)
         .max_encoding_message_size(128 * 1024 * 1024);
     let shutdown = node.shutdown.clone();
-    let result = tonic::transport::Server::builder()
+    let admission = Admission {
+        shutdown: shutdown.clone(),
+        calls: TaskTracker::new(),
+    };
+    let (conn_tx, conn_rx) = tokio::sync::mpsc::channel::<std::io::Result<UnixStream>>(16);
+    let accept_tx = conn_tx.clone();
+    let accept_shutdown = shutdown.clone();
+    node.tasks.spawn(async move {
+        // The listener closes when the node is asked to stop.
+        let mut accept_delay_ms = 5u64;
+        loop {
+            let accepted = tokio::select! {
+                _ = accept_shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, _)) => {
+                    accept_delay_ms = 5;
+                    if accept_tx.send(Ok(stream)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, never spin.
+                    tracing::warn!(%error, "admin socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(accept_delay_ms)).await;
+                    accept_delay_ms = (accept_delay_ms * 2).min(1000);
+                }
+            }
+        }
+    });
+    // The server tells its connections to go away (and they close once
+    // idle) only when this resolves: until then a call on an open
+    // connection is answered by `Admission`, not cut by the transport.
+    let drained = {
+        let admission = admission.clone();
+        async move {
+            admission.shutdown.cancelled().await;
+            admission.calls.close();
+            if tokio::time::timeout(ADMIN_GRACE, admission.calls.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    calls = admission.calls.len(),
+                    "admin calls still running {ADMIN_GRACE:?} after the node was asked to stop: stopping without them"
+                );
+            }
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .layer(admission)
         .add_service(service)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::UnixListenerStream::new(listener),
-            shutdown.cancelled_owned(),
-        )
-        .await;
-    if let Err(error) = result {
-        tracing::error!(%error, "admin server stopped");
+        .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), drained);
+    let bound = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(ADMIN_GRACE + ADMIN_CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        result = server => {
+            if let Err(error) = result {
+                tracing::error!(%error, "admin server stopped");
+            }
+        }
+        () = bound => tracing::warn!("admin connections still open after the node was asked to stop: stopping without them"),
+    }
+    // Held until here: the incoming stream must not end before `drained`,
+    // or the server would stop before the calls in flight have.
+    drop(conn_tx);
+}
+
+/// Lets admin calls in while the node runs. Once the node is asked to
+/// stop, a new call is answered "unavailable: the node is stopping" and
+/// not run; the calls in flight are counted (`calls`), so the service
+/// closes its connections only once they have finished.
+#[derive(Debug, Clone)]
+struct Admission {
+    shutdown: CancellationToken,
+    calls: TaskTracker,
+}
+
+impl<S> tower::Layer<S> for Admission {
+    type Service = Admitted<S>;
+
+    fn layer(&self, inner: S) -> Admitted<S> {
+        Admitted {
+            inner,
+            admission: self.clone(),
+        }
+    }
+}
+
+/// A service behind [`Admission`].
+#[derive(Debug, Clone)]
+struct Admitted<S> {
+    inner: S,
+    admission: Admission,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Admitted<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<http::Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if self.admission.shutdown.is_cancelled() {
+            return Box::pin(std::future::ready(Ok(stopping().into_http())));
+        }
+        let in_flight = self.admission.calls.token();
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let answer = answer.await;
+            drop(in_flight);
+            answer
+        })
     }
 }
 
@@ -137,17 +277,25 @@ fn user_name(uid: u32) -> Option<String> {
     Some(name.to_string_lossy().into_owned())
 }
 
-pub fn status_of(error: CoreError) -> Status {
-    status_of_ref(&error)
+pub fn status_of(error: impl Into<NodeError>) -> Status {
+    status_of_ref(&error.into())
+}
+
+/// The answer to a call that was not run, or a change that was not made,
+/// because the node is stopping.
+fn stopping() -> Status {
+    Status::unavailable("the node is stopping: nothing was done; try again once it is back")
 }
 
 /// [`status_of`] without consuming the error. By kind: a refusal is the
 /// operator's to fix (`NOT_FOUND`, `FAILED_PRECONDITION`,
-/// `INVALID_ARGUMENT`; `liaisonctl` exits 1, "refused"); a storage failure
-/// is not (`INTERNAL`, logged here with an id the message names).
-fn status_of_ref(error: &CoreError) -> Status {
+/// `INVALID_ARGUMENT`; `liaisonctl` exits 1, "refused"); a node that is
+/// stopping is `UNAVAILABLE` (exit 2, try again); a storage failure or a
+/// fault of the node is not the caller's (`INTERNAL`, logged here with an
+/// id the message names).
+fn status_of_ref(error: &NodeError) -> Status {
     match error {
-        CoreError::Refused(refusal) => match refusal {
+        NodeError::Core(CoreError::Refused(refusal)) => match refusal {
             Refusal::NotFound(m) => Status::not_found(m.clone()),
             Refusal::Invalid(m) => Status::invalid_argument(m.clone()),
             Refusal::Conflict(_) | Refusal::Reconciling { .. } => {
@@ -156,7 +304,9 @@ fn status_of_ref(error: &CoreError) -> Status {
             Refusal::Ambiguous { .. } => Status::invalid_argument(refusal.to_string()),
             other => Status::failed_precondition(other.to_string()),
         },
-        CoreError::Storage(storage) => internal(storage),
+        NodeError::Core(CoreError::Storage(storage)) => internal(storage),
+        NodeError::Stopping => stopping(),
+        NodeError::Internal(message) => internal(message),
     }
 }
 
@@ -259,7 +409,8 @@ impl AdminService {
         .await
     }
 
-    /// A read of the registry.
+    /// A read of the registry, on a read-only connection (it does not
+    /// wait for the writer).
     async fn read<R, F>(&self, f: F) -> Result<R, Status>
     where
         R: Send + 'static,
@@ -269,7 +420,7 @@ impl AdminService {
         let now_ms = self.node.now_ms();
         let notary = self.node.notary.clone();
         self.node
-            .db(move |conn| f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref())))
+            .read(move |conn| f(conn, &Ctx::new(&me, now_ms).with_notary(notary.as_ref())))
             .await
             .map_err(status_of)
     }
@@ -307,7 +458,7 @@ impl AdminService {
     async fn peer(&self, node_id: NodeId) -> Result<pb::Peer, Status> {
         let peer = self
             .node
-            .db(move |conn| peers::require(conn, &node_id))
+            .read(move |conn| peers::require(conn, &node_id))
             .await
             .map_err(status_of)?;
         Ok(self.peer_message(&peer))
@@ -345,11 +496,13 @@ impl Admin for AdminService {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let node = &self.node;
-        let (peers_total, reconciling) = node
-            .db(|conn| {
+        let store = node.store.clone();
+        let (peers_total, reconciling, database_bytes) = node
+            .read(move |conn| {
                 Ok((
                     peers::list(conn)?.len(),
                     liaison_core::reconcile::is_reconciling(conn)?,
+                    store.size_bytes(),
                 ))
             })
             .await
@@ -361,11 +514,11 @@ impl Admin for AdminService {
             protocol_version: liaison_proto::PROTOCOL_VERSION,
             uptime_seconds: node.started.elapsed().as_secs(),
             database_path: node.store.path().display().to_string(),
-            database_bytes: node.store.size_bytes(),
+            database_bytes,
             peers_up: node.links.peers_up() as u32,
             peers_total: peers_total as u32,
             federation_addr: node.federation_addr.to_string(),
-            log_id: node.store.log_id().map_err(status_of)?,
+            log_id: node.log_id(),
             federation: node.tls.federation.clone(),
             reconciling,
         }))
@@ -416,11 +569,7 @@ impl Admin for AdminService {
             .map_err(status_of)?;
         // Link state lives in memory: peers this node has not reached for
         // an hour or more.
-        let peers = self
-            .node
-            .read(peers::list)
-            .await
-            .map_err(status_of)?;
+        let peers = self.node.read(peers::list).await.map_err(status_of)?;
         for peer in peers {
             if peer.state != PeerState::Active {
                 continue;
@@ -483,14 +632,21 @@ impl Admin for AdminService {
             )));
         }
         let target = out.display().to_string();
-        let log_id = self.node.store.log_id().map_err(status_of)?;
+        let log_id = self.node.log_id();
         // VACUUM INTO cannot run inside a transaction: not through `act`.
         // It reads on a connection of its own, so writers go on meanwhile.
         let now_ms = self.node.now_ms();
         let store = self.node.store.clone();
-        let result = match tokio::task::spawn_blocking(move || store.backup(&out, now_ms)).await {
-            Ok(result) => result,
-            Err(join) => Err(CoreError::invalid(format!("backup task failed: {join}"))),
+        let result = match self
+            .node
+            .tasks
+            .spawn_blocking(move || store.backup(&out, now_ms))
+            .await
+        {
+            Ok(result) => result.map_err(NodeError::Core),
+            Err(join) => Err(NodeError::Internal(format!(
+                "the backup task failed: {join}"
+            ))),
         };
         let (outcome, detail) = match &result {
             Ok(bytes) => (Outcome::Ok, format!("{bytes} bytes, log id {log_id}")),
@@ -612,7 +768,7 @@ impl Admin for AdminService {
         let want_pending = request.get_ref().pending;
         let (list, pending) = self
             .node
-            .db(move |conn| {
+            .read(move |conn| {
                 let pending = if want_pending {
                     peers::list_pending(conn)?
                 } else {
@@ -760,7 +916,7 @@ impl Admin for AdminService {
         };
         let entries = self
             .node
-            .db(move |conn| audit::list(conn, list.since_ms, limit))
+            .read(move |conn| audit::list(conn, list.since_ms, limit))
             .await
             .map_err(status_of)?;
         Ok(Response::new(pb::AuditListResponse {
@@ -785,11 +941,7 @@ impl Admin for AdminService {
         request: Request<pb::AuditVerifyRequest>,
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
         let actor = operator(&request);
-        let verdict = self
-            .node
-            .db(|conn| audit::verify(conn))
-            .await
-            .map_err(status_of)?;
+        let verdict = self.node.read(audit::verify).await.map_err(status_of)?;
         let response = match verdict {
             audit::Verdict::Intact { entries } => pb::AuditVerifyResponse {
                 ok: true,
@@ -830,11 +982,7 @@ impl Admin for AdminService {
         request: Request<pb::PeerStatusRequest>,
     ) -> Result<Response<pb::PeerStatusResponse>, Status> {
         let only = request.into_inner().node_id;
-        let list = self
-            .node
-            .db(|conn| peers::list(conn))
-            .await
-            .map_err(status_of)?;
+        let list = self.node.read(peers::list).await.map_err(status_of)?;
         let mut out = Vec::new();
         for peer in list {
             if !only.is_empty() && peer.node_id.as_str() != only {
@@ -845,7 +993,7 @@ impl Admin for AdminService {
             let sent_seq = link.sent_seq;
             let (cursor, backlog, peer_cursor, quarantined) = self
                 .node
-                .db(move |conn| {
+                .read(move |conn| {
                     let cursor = log::latest_cursor(conn, &id)?;
                     let peer_cursor = log::peer_progress(conn, &id)?.max(sent_seq);
                     let backlog = log::backlog(conn, &id, peer_cursor)?;
@@ -976,6 +1124,7 @@ impl Admin for AdminService {
         let me = self.node.node_id.clone();
         let now_ms = self.node.now_ms();
         let audit_actor = actor.clone();
+        tracing::debug!(bytes = import_request.csv.len(), "member import running");
         let result = self
             .node
             .db(move |conn| {

@@ -7,12 +7,14 @@
 //! - [`federation`]: the mTLS gRPC service peers call, and the pull client.
 //! - [`admin`]: the operators' gRPC service on the admin socket.
 //! - [`writer`]: group commit of operators' changes.
+//! - [`error`]: the node's own conditions beside the core's errors.
 //! - [`node`]: wires them together; [`node::run`] is what `liaison-node` and the tests call.
 //!
 //! Dependencies run one way: `federation` and `admin` call `liaison_core`,
 //! which knows nothing of tonic, TLS or peers' connections (ARCHITECTURE.md).
 
 pub mod admin;
+pub mod error;
 pub mod federation;
 pub mod node;
 pub mod tls;

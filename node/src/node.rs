@@ -3,16 +3,38 @@
 //! [`start`] checks everything that can be wrong with a configuration before
 //! anything listens (certificates, data directory, database, ports), so a
 //! bad configuration fails with one clear error and changes nothing.
+//!
+//! Every task the node spawns goes through one tracker ([`Node::tasks`]),
+//! so [`Running::wait`] knows when all of them have ended. Asked to stop
+//! ([`Node::shutdown`]), a node stops in this order:
+//! 1. the admin and federation listeners take no new calls, and the admin
+//!    calls in flight finish (at most [`crate::admin::ADMIN_GRACE`]);
+//! 2. the writer's queue closes and every change queued by then is
+//!    committed and answered (a later one is answered "unavailable: the
+//!    node is stopping");
+//! 3. [`Node::halt`] stops the rest: follow and holdings streams, pull
+//!    tasks, the calendar, reshare and trim tasks; the tracker is waited
+//!    for (at most [`HALT_GRACE`]);
+//! 4. the WAL is checkpointed into the database and truncated, the admin
+//!    socket removed, and "stopped" logged: nothing the node runs logs
+//!    after it.
+//!
+//! No SQLite call runs on a runtime thread: the database is reached through
+//! [`Node::read`], [`Node::db`], the writer, or another blocking task, and
+//! the log id, which async code needs at every `Hello` and `Pull`, is kept
+//! in memory ([`Node::log_id`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::error::NodeError;
 use crate::federation::links::Links;
 use liaison_core::clock::{Clock, Millis, SystemClock};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
@@ -31,7 +53,7 @@ pub enum StartError {
     #[error("data directory {path}: {message}")]
     DataDir { path: PathBuf, message: String },
     #[error("database {path}: {source}")]
-    Database { path: PathBuf, source: CoreError },
+    Database { path: PathBuf, source: NodeError },
     #[error("cannot listen for peers on {addr}: {source}{hint}")]
     Listen {
         addr: SocketAddr,
@@ -53,7 +75,20 @@ pub struct Node {
     pub started: Instant,
     pub federation_addr: SocketAddr,
     pub links: Links,
+    /// Fires when the node is asked to stop (a signal, the caller's token,
+    /// a fatal error): the listeners stop taking calls, and
+    /// [`Running::wait`] runs the rest of the shutdown.
     pub shutdown: CancellationToken,
+    /// Fires once the admin calls have ended and the writer has drained:
+    /// federation streams, pull tasks and the node's own tasks stop at it.
+    /// Until then they go on, so what the last changes appended still
+    /// reaches the peers following this node.
+    pub halt: CancellationToken,
+    /// Every task the node spawns, blocking ones included.
+    pub tasks: TaskTracker,
+    /// The database's log id (DESIGN §2), kept here so async code never
+    /// reads it from SQLite; set at start and when a restore begins.
+    log_id: std::sync::RwLock<String>,
     /// The change log's head per audience, announced after every commit
     /// that may have appended events, so the follow streams of the peers
     /// that got events (only those) wake up and send them.
@@ -78,6 +113,19 @@ impl Node {
         self.clock.now_ms()
     }
 
+    /// The database's current log id.
+    pub fn log_id(&self) -> String {
+        self.log_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records a new log id (a restore began).
+    pub fn set_log_id(&self, log_id: String) {
+        *self.log_id.write().unwrap_or_else(|e| e.into_inner()) = log_id;
+    }
+
     /// Call after a commit that may have appended events: finds which
     /// audiences got events (on a blocking thread, with a read connection)
     /// and wakes their follow streams.
@@ -85,7 +133,7 @@ impl Node {
         let heads = self.heads.clone();
         let store = self.store.clone();
         let reshare_wake = self.reshare_wake.clone();
-        tokio::task::spawn_blocking(move || {
+        self.tasks.spawn_blocking(move || {
             if let Err(error) = heads.scan(&store) {
                 tracing::error!(%error, "cannot read the change log's heads");
             }
@@ -105,28 +153,32 @@ impl Node {
 
     /// Runs `f` on a blocking thread with a read-only connection: readers
     /// do not queue behind the writer (WAL).
-    pub async fn read<R, F>(&self, f: F) -> Result<R, CoreError>
+    pub async fn read<R, F>(&self, f: F) -> Result<R, NodeError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, CoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.read(f)).await {
-            Ok(result) => result,
-            Err(join) => Err(CoreError::invalid(format!("database task failed: {join}"))),
+        match self.tasks.spawn_blocking(move || store.read(f)).await {
+            Ok(result) => result.map_err(NodeError::Core),
+            Err(join) => Err(NodeError::Internal(format!(
+                "a database task failed: {join}"
+            ))),
         }
     }
 
     /// Runs `f` on a blocking thread with the database connection.
-    pub async fn db<R, F>(&self, f: F) -> Result<R, CoreError>
+    pub async fn db<R, F>(&self, f: F) -> Result<R, NodeError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, CoreError> + Send + 'static,
     {
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.with(f)).await {
-            Ok(result) => result,
-            Err(join) => Err(CoreError::invalid(format!("database task failed: {join}"))),
+        match self.tasks.spawn_blocking(move || store.with(f)).await {
+            Ok(result) => result.map_err(NodeError::Core),
+            Err(join) => Err(NodeError::Internal(format!(
+                "a database task failed: {join}"
+            ))),
         }
     }
 
@@ -233,21 +285,71 @@ impl LogHeads {
     }
 }
 
+/// How long, after [`Node::halt`], the federation streams, pull tasks and
+/// the node's own tasks have to end before the node stops without them:
+/// each stops at its next await, so only a stuck peer connection or a
+/// long database call takes this long. With [`crate::admin::ADMIN_GRACE`]
+/// it stays within systemd's stop timeout (deploy/liaison-node.service).
+pub const HALT_GRACE: Duration = Duration::from_secs(5);
+
 /// A started node: where it listens, and how to wait for it to stop.
 pub struct Running {
     pub node: Arc<Node>,
     pub federation_addr: SocketAddr,
     pub admin_socket: PathBuf,
-    tasks: JoinSet<()>,
+    admin: JoinHandle<()>,
+    writer: JoinHandle<()>,
 }
 
 impl Running {
-    /// Waits until every task has stopped (after the shutdown token fired).
-    pub async fn wait(mut self) {
-        while self.tasks.join_next().await.is_some() {}
+    /// Waits until the node is asked to stop ([`Node::shutdown`]), then
+    /// stops it in order (the module doc) and returns once it has stopped.
+    pub async fn wait(self) {
+        let node = self.node;
+        node.shutdown.cancelled().await;
+        tracing::info!(node = %node.node_id, "stopping: finishing admin calls and queued changes");
+        // The admin service ends once its calls in flight have (bounded).
+        let _ = self.admin.await;
+        node.writer.close();
+        let _ = self.writer.await;
+        tracing::debug!("admin calls and queued changes done: stopping streams and tasks");
+        node.halt.cancel();
+        node.tasks.close();
+        if tokio::time::timeout(HALT_GRACE, node.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = node.tasks.len(),
+                "tasks still running {HALT_GRACE:?} after the node began to stop: stopping without them"
+            );
+        }
+        // The WAL's pages go into the database and the WAL is truncated: a
+        // stopped node's state is the database file alone.
+        let store = node.store.clone();
+        let checkpoint = node
+            .tasks
+            .spawn_blocking(move || {
+                store.with(|conn| {
+                    Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?)
+                })
+            })
+            .await;
+        match checkpoint {
+            Ok(Ok(0)) => {}
+            Ok(Ok(_busy)) => tracing::warn!(
+                "the write-ahead log was not checkpointed: a reader still held it (it is replayed at the next start)"
+            ),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the write-ahead log was not checkpointed (it is replayed at the next start)")
+            }
+            Err(error) => tracing::warn!(%error, "the write-ahead log was not checkpointed"),
+        }
         // The socket file would otherwise make the next start think a node is running.
         let _ = std::fs::remove_file(&self.admin_socket);
-        tracing::info!(node = %self.node.node_id, "stopped");
+        tracing::info!(node = %node.node_id, "stopped");
     }
 }
 
@@ -282,54 +384,34 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let admin_listener = crate::admin::bind(&config)?;
     let clock = SystemClock::new();
     let db_path = config.database_path();
-    let store = Store::open(&db_path, clock.now_ms()).map_err(|source| StartError::Database {
-        path: db_path.clone(),
-        source,
-    })?;
-    // Durable values that cannot be checked by the schema alone.
-    store
-        .read(|conn| liaison_core::transfers::check_letter_counter(conn, &config.node_id))
-        .map_err(|source| StartError::Database {
-            path: db_path.clone(),
-            source,
-        })?;
-    // A backup copied into place: a new log id, and reconcile before acting
-    // as an owner (DESIGN §7).
-    let restored = store
-        .with(|conn| {
-            liaison_core::reconcile::begin_restore_if_marked(
-                conn,
-                &liaison_core::Ctx::new(&config.node_id, clock.now_ms()),
-            )
-        })
-        .map_err(|source| StartError::Database {
-            path: db_path.clone(),
-            source,
-        })?;
-    if let Some(start) = restored {
-        tracing::warn!(
-            log_id = %start.log_id,
-            previous = %start.previous_log_id,
-            lost = %liaison_core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
-            "started on a restored backup: reconciling with every peer before acting as an owner (`liaisonctl reconcile status`)"
-        );
+    let tasks = TaskTracker::new();
+    let node_id = config.node_id.clone();
+    let now_ms = clock.now_ms();
+    let path = db_path.clone();
+    let opened = tasks
+        .spawn_blocking(move || open_database(&path, &node_id, now_ms))
+        .await;
+    let (store, heads, log_id) = match opened {
+        Ok(result) => result.map_err(NodeError::Core),
+        Err(join) => Err(NodeError::Internal(format!(
+            "the database task failed: {join}"
+        ))),
     }
-    let admin_socket = config.admin_socket.clone();
-    let heads = LogHeads::new(&store).map_err(|source| StartError::Database {
+    .map_err(|source| StartError::Database {
         path: db_path.clone(),
         source,
     })?;
+    let admin_socket = config.admin_socket.clone();
 
     let store = Arc::new(store);
     let mut writer_task = None;
     let node = Arc::new_cyclic(|weak: &std::sync::Weak<Node>| {
         let weak = weak.clone();
-        let (writer, task) =
-            crate::writer::Writer::start(store.clone(), shutdown.clone(), move || {
-                if let Some(node) = weak.upgrade() {
-                    node.events_appended();
-                }
-            });
+        let (writer, task) = crate::writer::Writer::start(store.clone(), &tasks, move || {
+            if let Some(node) = weak.upgrade() {
+                node.events_appended();
+            }
+        });
         writer_task = Some(task);
         Node {
             node_id: config.node_id.clone(),
@@ -341,7 +423,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             started: Instant::now(),
             federation_addr,
             links: Links::default(),
+            halt: CancellationToken::new(),
             shutdown,
+            tasks,
+            log_id: std::sync::RwLock::new(log_id),
             heads: Arc::new(heads),
             reshare_wake: Arc::new(tokio::sync::Notify::new()),
             faults: liaison_core::apply::Faults::default(),
@@ -361,14 +446,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     )
     .await;
 
-    let mut tasks = JoinSet::new();
-    if let Some(task) = writer_task {
-        tasks.spawn(async move {
-            let _ = task.await;
-        });
-    }
+    let writer = writer_task.expect("Arc::new_cyclic ran the closure");
+    let tasks = &node.tasks;
     tasks.spawn(crate::federation::serve(node.clone(), listener));
-    tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
+    let admin = tasks.spawn(crate::admin::serve(node.clone(), admin_listener));
     tasks.spawn(crate::federation::client::supervise(node.clone()));
     tasks.spawn(calendar(node.clone()));
     tasks.spawn(reshare(node.clone()));
@@ -383,8 +464,41 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         node,
         federation_addr,
         admin_socket,
-        tasks,
+        admin,
+        writer,
     })
+}
+
+/// Opens the database (blocking): migrations, the restore of a backup
+/// copied into place, the log's heads. Returns the store, its heads and its
+/// log id.
+fn open_database(
+    path: &Path,
+    node_id: &NodeId,
+    now_ms: Millis,
+) -> Result<(Store, LogHeads, String), CoreError> {
+    let store = Store::open(path, now_ms)?;
+    // Durable values that cannot be checked by the schema alone.
+    store.read(|conn| liaison_core::transfers::check_letter_counter(conn, node_id))?;
+    // A backup copied into place: a new log id, and reconcile before acting
+    // as an owner (DESIGN §7).
+    let restored = store.with(|conn| {
+        liaison_core::reconcile::begin_restore_if_marked(
+            conn,
+            &liaison_core::Ctx::new(node_id, now_ms),
+        )
+    })?;
+    if let Some(start) = restored {
+        tracing::warn!(
+            log_id = %start.log_id,
+            previous = %start.previous_log_id,
+            lost = %liaison_core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            "started on a restored backup: reconciling with every peer before acting as an owner (`liaisonctl reconcile status`)"
+        );
+    }
+    let heads = LogHeads::new(&store)?;
+    let log_id = store.log_id()?;
+    Ok((store, heads, log_id))
 }
 
 /// Starts a node and serves until `shutdown` fires, then stops cleanly.
@@ -412,7 +526,7 @@ async fn reshare(node: Arc<Node>) {
             Err(error) => tracing::error!(%error, "cannot read whether a reshare is under way"),
         }
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = node.halt.cancelled() => break,
             _ = node.reshare_wake.notified() => {}
         }
     }
@@ -421,7 +535,7 @@ async fn reshare(node: Arc<Node>) {
 async fn run_reshare(node: &Arc<Node>) {
     let mut chunks = 0u64;
     loop {
-        if node.shutdown.is_cancelled() {
+        if node.halt.is_cancelled() {
             return;
         }
         let me = node.node_id.clone();
@@ -469,22 +583,24 @@ async fn run_reshare(node: &Arc<Node>) {
 async fn trim_memory(node: Arc<Node>) {
     loop {
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = node.halt.cancelled() => break,
             _ = node.trim_wake.notified() => {}
         }
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = node.halt.cancelled() => break,
             _ = tokio::time::sleep(TRIM_DEBOUNCE) => {}
         }
-        let _ = tokio::task::spawn_blocking(|| {
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only releases free memory; it is
-            // thread-safe and touches no live allocation.
-            unsafe {
-                libc::malloc_trim(0);
-            }
-        })
-        .await;
+        let _ = node
+            .tasks
+            .spawn_blocking(|| {
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                // SAFETY: malloc_trim only releases free memory; it is
+                // thread-safe and touches no live allocation.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
+            })
+            .await;
     }
 }
 
@@ -504,7 +620,7 @@ async fn calendar(node: Arc<Node>) {
         node.reshare_wake.notify_one();
         minutes += 1;
         tokio::select! {
-            _ = node.shutdown.cancelled() => break,
+            _ = node.halt.cancelled() => break,
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
         }
     }
@@ -516,7 +632,7 @@ async fn calendar(node: Arc<Node>) {
 const SWEEP_CHUNK: usize = 2_000;
 
 /// One calendar run; also called when an operator moves a test clock.
-pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), CoreError> {
+pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), NodeError> {
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
     let notary = node.notary.clone();
@@ -570,7 +686,7 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
             }
             changed += n;
             match next {
-                Some(next) if !node.shutdown.is_cancelled() => after = next,
+                Some(next) if !node.halt.is_cancelled() => after = next,
                 _ => break,
             }
         }

@@ -13,6 +13,11 @@
 //! writer runs at once, alone: grouping adds no wait.
 //!
 //! The queue is bounded ([`QUEUE_MAX`]): callers beyond it wait for room.
+//!
+//! On shutdown the queue closes ([`Writer::close`]): every change queued
+//! by then is still committed and answered (the task stops only once the
+//! queue is closed and empty), and a change that comes later is answered
+//! [`NodeError::Stopping`], never run.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -20,9 +25,12 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use liaison_core::store::Store;
 use liaison_core::Error as CoreError;
+
+use crate::error::NodeError;
 
 /// Changes one transaction runs at most: a group holds the write
 /// connection for the sum of its changes, so a bound keeps the wait of
@@ -47,15 +55,15 @@ trait Pending: Send {
 struct Change<R, F, G> {
     change: Option<F>,
     refused: Option<G>,
-    outcome: Option<Result<R, CoreError>>,
-    reply: oneshot::Sender<Result<R, CoreError>>,
+    outcome: Option<Result<R, NodeError>>,
+    reply: oneshot::Sender<Result<R, NodeError>>,
 }
 
 impl<R, F, G> Pending for Change<R, F, G>
 where
     R: Send,
     F: FnOnce(&Connection) -> Result<R, CoreError> + Send,
-    G: FnOnce(&Connection, &CoreError) + Send,
+    G: FnOnce(&Connection, &NodeError) + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(change) = self.change.take() else {
@@ -63,11 +71,12 @@ where
         };
         // A panic (a bug) fails this change only, as it failed only its
         // own transaction before changes were grouped.
-        let outcome = catch_unwind(AssertUnwindSafe(|| change(conn))).unwrap_or_else(|_| {
-            Err(CoreError::invalid(
-                "the change failed inside the node (a bug: see the node's log)".into(),
-            ))
-        });
+        let outcome = match catch_unwind(AssertUnwindSafe(|| change(conn))) {
+            Ok(outcome) => outcome.map_err(NodeError::Core),
+            Err(_) => Err(NodeError::Internal(
+                "the change failed inside the node (a bug: the node's log has the panic)".into(),
+            )),
+        };
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -85,10 +94,10 @@ where
             // Its own failure is its answer, committed or not.
             (_, Some(Err(own))) => Err(own),
             (None, Some(outcome)) => outcome,
-            (Some(error), _) => Err(CoreError::invalid(format!(
+            (Some(error), _) => Err(NodeError::Internal(format!(
                 "the change was not committed: {error}"
             ))),
-            (None, None) => Err(CoreError::invalid("the change did not run".into())),
+            (None, None) => Err(NodeError::Internal("the change did not run".into())),
         };
         let _ = self.reply.send(answer);
     }
@@ -98,33 +107,49 @@ where
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Box<dyn Pending>>,
+    /// Closes the queue ([`Writer::close`]).
+    closing: CancellationToken,
 }
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
-            .field("queued", &(QUEUE_MAX - self.queue.capacity()))
+            .field("queued", &self.queued())
             .finish()
     }
 }
 
 impl Writer {
-    /// Starts the writer's task on `store`; it stops when `shutdown` fires
-    /// (changes still queued are answered with an error). `committed` runs
-    /// after every commit that holds at least one change (the node wakes
-    /// the follow streams there).
+    /// Starts the writer's task on `store`, tracked by `tasks`. The task
+    /// ends once [`Writer::close`] closed the queue and every change queued
+    /// by then is committed and answered. `committed` runs after every
+    /// commit that holds at least one change (the node wakes the follow
+    /// streams there).
     pub fn start(
         store: Arc<Store>,
-        shutdown: CancellationToken,
+        tasks: &TaskTracker,
         committed: impl Fn() + Send + 'static,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, mut rx) = mpsc::channel::<Box<dyn Pending>>(QUEUE_MAX);
-        let task = tokio::spawn(async move {
+        let closing = CancellationToken::new();
+        let close = closing.clone();
+        let blocking = tasks.clone();
+        let task = tasks.spawn(async move {
+            let mut open = true;
             loop {
                 let first = tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    // The close first, so a steady stream of changes cannot
+                    // keep the queue open.
+                    biased;
+                    _ = close.cancelled(), if open => {
+                        // Later `send`s fail; what is queued is still received.
+                        rx.close();
+                        open = false;
+                        continue;
+                    }
                     first = rx.recv() => match first {
                         Some(first) => first,
+                        // Closed and drained.
                         None => break,
                     },
                 };
@@ -136,31 +161,44 @@ impl Writer {
                     }
                 }
                 let store = store.clone();
-                let done = tokio::task::spawn_blocking(move || {
-                    store.with(|conn| {
-                        commit_group(conn, group);
-                        Ok(())
+                let done = blocking
+                    .spawn_blocking(move || {
+                        store.with(|conn| {
+                            commit_group(conn, group);
+                            Ok(())
+                        })
                     })
-                })
-                .await;
+                    .await;
                 if let Err(error) = done {
                     tracing::error!(%error, "a group of operators' changes failed");
                 }
                 committed();
             }
         });
-        (Writer { queue }, task)
+        (Writer { queue, closing }, task)
+    }
+
+    /// Closes the queue: changes queued so far are still committed and
+    /// answered; later ones are answered [`NodeError::Stopping`].
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+
+    /// Changes waiting in the queue (not yet taken into a group).
+    fn queued(&self) -> usize {
+        QUEUE_MAX - self.queue.capacity()
     }
 
     /// Runs `change` in the next group's transaction, in its own savepoint,
     /// and returns its result once that transaction committed. If `change`
     /// fails, everything it wrote is rolled back and `refused` records the
-    /// refusal (its audit entry) in the same transaction.
-    pub async fn run<R, F, G>(&self, change: F, refused: G) -> Result<R, CoreError>
+    /// refusal (its audit entry) in the same transaction. A change that
+    /// finds the queue closed is not run: [`NodeError::Stopping`].
+    pub async fn run<R, F, G>(&self, change: F, refused: G) -> Result<R, NodeError>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, CoreError> + Send + 'static,
-        G: FnOnce(&Connection, &CoreError) + Send + 'static,
+        G: FnOnce(&Connection, &NodeError) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
@@ -170,11 +208,16 @@ impl Writer {
             reply,
         });
         if self.queue.send(pending).await.is_err() {
-            return Err(CoreError::invalid("the node is stopping".into()));
+            return Err(NodeError::Stopping);
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(CoreError::invalid("the node is stopping".into())))
+        // The task answers every change it received before it ends; only a
+        // task that died (a panic outside the changes) drops the reply.
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(NodeError::Internal(
+                "the writer ended without answering (a bug: the node's log has the panic)".into(),
+            )),
+        }
     }
 }
 
@@ -268,7 +311,7 @@ mod tests {
         key: &'static str,
         fail: bool,
         refusals: Arc<std::sync::Mutex<Vec<String>>>,
-    ) -> (Box<dyn Pending>, oneshot::Receiver<Result<i64, CoreError>>) {
+    ) -> (Box<dyn Pending>, oneshot::Receiver<Result<i64, NodeError>>) {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
             change: Some(move |conn: &Connection| {
@@ -278,7 +321,7 @@ mod tests {
                 }
                 Ok(counted(conn))
             }),
-            refused: Some(move |_: &Connection, error: &CoreError| {
+            refused: Some(move |_: &Connection, error: &NodeError| {
                 refusals.lock().unwrap().push(error.to_string());
             }),
             outcome: None,
@@ -288,14 +331,14 @@ mod tests {
     }
 
     /// A change that writes `probe-boom`, then panics.
-    fn panicking() -> (Box<dyn Pending>, oneshot::Receiver<Result<(), CoreError>>) {
+    fn panicking() -> (Box<dyn Pending>, oneshot::Receiver<Result<(), NodeError>>) {
         let (reply, answer) = oneshot::channel();
         let pending: Box<dyn Pending> = Box::new(Change {
             change: Some(|conn: &Connection| -> Result<(), CoreError> {
                 liaison_core::store::set_meta(conn, "probe-boom", "1")?;
                 panic!("a bug");
             }),
-            refused: Some(|_: &Connection, _: &CoreError| {}),
+            refused: Some(|_: &Connection, _: &NodeError| {}),
             outcome: None,
             reply,
         });
@@ -329,7 +372,7 @@ mod tests {
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
             b_answer.blocking_recv().unwrap(),
-            Err(CoreError::Refused(Refusal::Conflict(m))) if m == "probe-b refused"
+            Err(NodeError::Core(CoreError::Refused(Refusal::Conflict(m)))) if m == "probe-b refused"
         ));
         assert_eq!(c_answer.blocking_recv().unwrap().unwrap(), 2);
         assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
@@ -368,7 +411,7 @@ mod tests {
         assert_eq!(a_answer.blocking_recv().unwrap().unwrap(), 1);
         assert!(matches!(
             b_answer.blocking_recv().unwrap(),
-            Err(CoreError::Refused(Refusal::Conflict(m))) if m == "probe-b refused"
+            Err(NodeError::Core(CoreError::Refused(Refusal::Conflict(m)))) if m == "probe-b refused"
         ));
         assert_eq!(*refusals.lock().unwrap(), vec!["probe-b refused"]);
         store
@@ -392,10 +435,10 @@ mod tests {
     #[tokio::test]
     async fn changes_queued_together_are_answered_after_their_commit() {
         let store = Arc::new(Store::open_in_memory(1).unwrap());
-        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let commits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = commits.clone();
-        let (writer, task) = Writer::start(store.clone(), shutdown.clone(), move || {
+        let (writer, task) = Writer::start(store.clone(), &tasks, move || {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         });
         let mut calls = tokio::task::JoinSet::new();
@@ -428,11 +471,67 @@ mod tests {
         assert_eq!(stored, 17);
         // Callers are answered before `committed` runs: count the commits
         // once the task has stopped, so the last group's is in.
-        shutdown.cancel();
+        writer.close();
         task.await.unwrap();
         let n_commits = commits.load(std::sync::atomic::Ordering::SeqCst);
         assert!((1..=20).contains(&n_commits), "{n_commits} commits");
-        let refused = writer.run(|_| Ok(()), |_, _| {}).await;
-        assert!(refused.is_err());
+    }
+
+    #[tokio::test]
+    async fn closing_commits_every_queued_change_and_refuses_later_ones_as_stopping() {
+        let store = Arc::new(Store::open_in_memory(1).unwrap());
+        let tasks = TaskTracker::new();
+        let (writer, task) = Writer::start(store.clone(), &tasks, || {});
+        // The first change holds the writer inside its group until released,
+        // so the next ones wait in the queue.
+        let (running_tx, running) = oneshot::channel::<()>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let first = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .run(
+                        move |conn| {
+                            let _ = running_tx.send(());
+                            let _ = release_rx.recv();
+                            liaison_core::store::set_meta(conn, "probe-first", "1")
+                        },
+                        |_, _| {},
+                    )
+                    .await
+            })
+        };
+        running.await.unwrap();
+        let mut queued = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let writer = writer.clone();
+            queued.spawn(async move {
+                let key = format!("probe-{i}");
+                writer
+                    .run(
+                        move |conn| liaison_core::store::set_meta(conn, &key, "1"),
+                        |_, _| {},
+                    )
+                    .await
+            });
+        }
+        while writer.queued() < 10 {
+            tokio::task::yield_now().await;
+        }
+        writer.close();
+        release.send(()).unwrap();
+        assert!(first.await.unwrap().is_ok());
+        while let Some(joined) = queued.join_next().await {
+            assert!(
+                joined.unwrap().is_ok(),
+                "a change queued before the close commits"
+            );
+        }
+        assert_eq!(store.read(|conn| Ok(counted(conn))).unwrap(), 11);
+        let late = writer.run(|_| Ok(()), |_, _| {}).await;
+        assert!(matches!(late, Err(NodeError::Stopping)), "{late:?}");
+        task.await.unwrap();
+        tasks.close();
+        tasks.wait().await;
     }
 }

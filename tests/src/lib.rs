@@ -63,6 +63,7 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use liaison_rpc::v1::federation_client::FederationClient;
 use liaison_types::identity::{self, NodeId};
 use serde::Deserialize;
+use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 
 /// The federation name of the CA [`Federation::new`] creates.
@@ -956,11 +957,18 @@ impl TestNode {
 
     /// Stops the node with `sig` (SIGTERM, SIGINT) and returns its exit status.
     pub fn stop_with(&mut self, sig: libc::c_int) -> ExitStatus {
+        self.signal(sig);
+        self.wait_exit()
+    }
+
+    /// Waits for the node, already told to stop ([`TestNode::signal`]),
+    /// to exit, and returns its exit status; kills it and panics if it does
+    /// not exit within [`START_TIMEOUT`].
+    pub fn wait_exit(&mut self) -> ExitStatus {
         let mut child = self
             .child
             .take()
             .unwrap_or_else(|| panic!("{} is not running", self.node_id));
-        signal(child.id(), sig);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -970,7 +978,7 @@ impl TestNode {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{} did not stop within {START_TIMEOUT:?} of signal {sig}; its log:\n{}",
+                    "{} did not exit within {START_TIMEOUT:?} of being told to stop; its log:\n{}",
                     self.node_id,
                     self.log()
                 );
@@ -1337,7 +1345,7 @@ pub async fn channel(
 ) -> Result<PeerChannel, CallError> {
     timed(
         &format!("connect to {endpoint}"),
-        liaison_node::federation::client::connect(endpoint, tls),
+        liaison_node::federation::client::connect(endpoint, tls, &TaskTracker::new()),
     )
     .await
     .map_err(|e| CallError {

@@ -271,13 +271,15 @@ async fn host_records_appear_at_the_owner() {
     assert!(home.owned);
     assert_eq!(home.host_sections[0].author, "lanzhou");
     assert_eq!(home.lost_since, "2026-11-20");
-    let activities = pingliang.ctl_json(&["activity", "list", &id]);
-    assert!(
-        activities
-            .iter()
-            .any(|(_, a)| a["kind"] == "theme_day" && a["author"] == "lanzhou"),
-        "{activities:?}"
-    );
+    // The activity may come in a later batch than the contact.
+    pingliang
+        .wait_until(DEFAULT_WAIT, "the activity at pingliang", async || {
+            pingliang
+                .ctl_json(&["activity", "list", &id])
+                .iter()
+                .any(|(_, a)| a["kind"] == "theme_day" && a["author"] == "lanzhou")
+        })
+        .await;
     liaison_tests::check_invariants(&ownership::dbs(&[&pingliang, &lanzhou]))
         .unwrap_or_else(|v| panic!("host records at the owner: {v}"));
 }

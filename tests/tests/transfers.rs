@@ -1713,9 +1713,9 @@ impl Chaos {
                     // the transfer named counts in any state: it must be
                     // one this node offered of this member.
                     let sent = self.listed(n, false, "").await;
-                    let t = sent.iter().find(|t| {
-                        t.member_id == member && s.message().contains(&t.transfer_id)
-                    });
+                    let t = sent
+                        .iter()
+                        .find(|t| t.member_id == member && s.message().contains(&t.transfer_id));
                     assert!(
                         t.is_some(),
                         "seed {}: a frozen member's refusal names its open transfer: {}",

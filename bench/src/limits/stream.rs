@@ -19,6 +19,7 @@ use liaison_rpc::v1::federation_client::FederationClient;
 use liaison_rpc::v1::federation_server::Federation;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
 use crate::cluster::Ca;
@@ -148,9 +149,13 @@ pub async fn measure(
     )
     .await?;
     let tls = liaison_node::tls::client_config(&client_material, &server_material.node_id, None)?;
-    let channel = liaison_node::federation::client::connect(&format!("https://{addr}"), tls)
-        .await
-        .context("connect to the raw streaming server")?;
+    let channel = liaison_node::federation::client::connect(
+        &format!("https://{addr}"),
+        tls,
+        &TaskTracker::new(),
+    )
+    .await
+    .context("connect to the raw streaming server")?;
     let mut client = FederationClient::new(channel).max_decoding_message_size(MESSAGE_BYTES_MAX);
 
     let mut per_batch = Vec::new();

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use liaison_proto::v1::{HelloRequest, HoldingsRequest, PullBatch, PullRequest};
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use liaison_rpc::v1::federation_client::FederationClient;
 use rand::Rng;
 use rustls_pki_types::ServerName;
+use tokio_util::task::TaskTracker;
 use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
@@ -118,11 +119,28 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerChannel {
     }
 }
 
+/// Spawns hyper's tasks (a connection's, its streams') on a tracker, so
+/// they are waited for like the node's own.
+#[derive(Debug, Clone)]
+struct TrackedExecutor(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for TrackedExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
+}
+
 /// Opens a gRPC channel to `endpoint` (`https://host:port`) over TLS with
 /// `tls`, which decides which certificate we show and which we accept.
+/// The connection's tasks are spawned on `tasks`.
 pub async fn connect(
     endpoint: &str,
     tls: Arc<rustls::ClientConfig>,
+    tasks: &TaskTracker,
 ) -> Result<PeerChannel, ConnectError> {
     let bad = || ConnectError::Endpoint(endpoint.to_owned());
     let authority = endpoint.strip_prefix("https://").ok_or_else(bad)?;
@@ -146,7 +164,7 @@ pub async fn connect(
             .connect(server_name, tcp)
             .await
             .map_err(|e| failed(error_chain(&e)))?;
-        hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        hyper::client::conn::http2::Builder::new(TrackedExecutor(tasks.clone()))
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10))
@@ -160,7 +178,7 @@ pub async fn connect(
         .map_err(|_| failed(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
     let (said, ended) = tokio::sync::watch::channel(None);
     let peer = endpoint.to_owned();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let reason = match connection.await {
             Ok(()) => "closed".to_owned(),
             Err(error) => error_chain(&error),
@@ -203,9 +221,9 @@ pub fn status_text(status: &tonic::Status) -> String {
     text
 }
 
-/// Starts a pull task for every active peer, then waits for shutdown.
+/// Starts a pull task for every active peer.
 pub async fn supervise(node: Arc<Node>) {
-    match node.db(|conn| peers::list(conn)).await {
+    match node.read(peers::list).await {
         Ok(list) => {
             for peer in list {
                 if peer.state == PeerState::Active {
@@ -215,17 +233,19 @@ pub async fn supervise(node: Arc<Node>) {
         }
         Err(error) => tracing::error!(%error, "cannot list peers"),
     }
-    node.shutdown.cancelled().await;
 }
 
-/// Spawns the pull task of `peer` unless one already runs.
+/// Spawns the pull task of `peer` unless one already runs. It stops when
+/// the peer is paused or removed, or at the node's `halt`: until then a
+/// stopping node still applies what its peers send.
 pub fn ensure_pull_task(node: &Arc<Node>, peer: &NodeId) {
     let handle = ClientHandle {
-        stop: node.shutdown.child_token(),
+        stop: node.halt.child_token(),
         retry: Arc::new(tokio::sync::Notify::new()),
     };
     if node.links.set_client(peer, handle.clone()) {
-        tokio::spawn(pull_task(node.clone(), peer.clone(), handle));
+        node.tasks
+            .spawn(pull_task(node.clone(), peer.clone(), handle));
     }
 }
 
@@ -241,13 +261,23 @@ fn advertised_endpoint(node: &Node) -> String {
     }
 }
 
+/// Why a batch from a peer was not applied: the core's answer (a decision
+/// that stops the stream, a storage failure), or the node's condition.
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Node(#[from] crate::error::NodeError),
+}
+
 /// Applies one batch from `origin` on a blocking thread, then wakes our
 /// own followers (applying may append events, e.g. a status re-share).
 async fn apply(
     node: &Arc<Node>,
     origin: &NodeId,
     batch: PullBatch,
-) -> Result<ApplyReport, BatchError> {
+) -> Result<ApplyReport, ApplyError> {
     let me = node.node_id.clone();
     let peer = origin.clone();
     let now_ms = node.now_ms();
@@ -291,7 +321,7 @@ async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
             break;
         }
         let lookup = peer_id.clone();
-        let peer = match node.db(move |conn| peers::get(conn, &lookup)).await {
+        let peer = match node.read(move |conn| peers::get(conn, &lookup)).await {
             Ok(Some(peer)) if peer.state == PeerState::Active => peer,
             Ok(_) => break,
             Err(error) => {
@@ -355,16 +385,13 @@ async fn session(
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),
-        channel = Box::pin(connect(&peer.endpoint, tls)) => channel.map_err(|e| fail(false)(e.to_string()))?,
+        channel = Box::pin(connect(&peer.endpoint, tls, &node.tasks)) => channel.map_err(|e| fail(false)(e.to_string()))?,
     };
     let limits = &node.config.limits;
     let mut client = FederationClient::new(channel)
         .max_decoding_message_size(limits.message_bytes_max)
         .max_encoding_message_size(limits.message_bytes_max);
-    let log_id = node
-        .store
-        .log_id()
-        .map_err(|e| fail(false)(e.to_string()))?;
+    let log_id = node.log_id();
     let hello = Box::pin(client.hello(HelloRequest {
         display_name: node.config.display_name.clone(),
         protocol_version: PROTOCOL_VERSION,
@@ -419,7 +446,7 @@ async fn session(
     let peer_log_id = hello.log_id.clone();
     let cursor_peer = peer.node_id.clone();
     let since = node
-        .db(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
+        .read(move |conn| log::cursor(conn, &cursor_peer, &peer_log_id))
         .await
         .map_err(|e| fail(true)(e.to_string()))?;
     let mut stream = Box::pin(client.pull(PullRequest {
@@ -507,10 +534,15 @@ async fn reconcile_with(
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
     let peer_id = peer.node_id.clone();
+    let noted = node.clone();
     let (started, needs) = node
         .db(move |conn| {
             let ctx = Ctx::new(&me, now_ms);
             let started = reconcile::note_log_ids_held(conn, &ctx, &peer_id, &log_ids_held)?;
+            if let Some(start) = &started {
+                // At once, so no `Hello` or `Pull` answers the old one.
+                noted.set_log_id(start.log_id.clone());
+            }
             Ok((started, reconcile::needs_holdings(conn, &peer_id)?))
         })
         .await
@@ -528,7 +560,7 @@ async fn reconcile_with(
     if !needs {
         return Ok(());
     }
-    let log_id = node.store.log_id().map_err(|e| e.to_string())?;
+    let log_id = node.log_id();
     let mut stream = client
         .holdings(HoldingsRequest { log_id })
         .await

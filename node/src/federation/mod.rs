@@ -4,6 +4,11 @@
 //! We accept TLS ourselves (tokio-rustls) rather than through tonic, so that
 //! a refused handshake is seen, audited and rate-limited here, and so each
 //! connection carries the authenticated node id and a switch that cuts it.
+//!
+//! When the node is asked to stop ([`Node::shutdown`]) the port takes no
+//! new connections or calls (handshakes under way are dropped, open
+//! connections are told to go away); the streams already open go on until
+//! [`Node::halt`], so peers get what the node's last changes appended.
 
 pub mod client;
 mod limiter;
@@ -99,7 +104,12 @@ impl AsyncWrite for PeerConnection {
     }
 }
 
-/// Serves the federation port until the node shuts down.
+/// How long the federation connections have, after [`Node::halt`] ended
+/// their streams, to close before the node stops without them.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves the federation port until the node is asked to stop, and its
+/// open streams until [`Node::halt`].
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let server_config = match crate::tls::server_config(&node.tls) {
         Ok(config) => config,
@@ -156,8 +166,13 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             let limiter = limiter.clone();
             let conn_tx = conn_tx.clone();
             let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
-            tokio::spawn(async move {
-                let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            node.tasks.clone().spawn(async move {
+                let handshake = tokio::select! {
+                    // A node that stops takes no new connection.
+                    _ = node.shutdown.cancelled() => return,
+                    handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)) => handshake,
+                };
+                let tls = match handshake {
                     Err(_) => {
                         refuse(&node, &limiter, remote_addr, "TLS handshake timed out").await;
                         return;
@@ -213,7 +228,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             });
         }
     };
-    tokio::spawn(accept_loop);
+    node.tasks.spawn(accept_loop);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
@@ -236,8 +251,10 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     )
     .max_decoding_message_size(limits.message_bytes_max)
     .max_encoding_message_size(limits.message_bytes_max);
-    let shutdown = node.shutdown.clone();
-    let result = tonic::transport::Server::builder()
+    // Asked to stop, the server takes no new connection and tells the open
+    // ones to go away (no new calls on them); it ends once they close,
+    // which their streams let them do at `halt`.
+    let server = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.streams_per_connection_max)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
@@ -246,11 +263,21 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         .add_service(reflection)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(conn_rx),
-            shutdown.cancelled_owned(),
-        )
-        .await;
-    if let Err(error) = result {
-        tracing::error!(%error, "federation server stopped");
+            node.shutdown.clone().cancelled_owned(),
+        );
+    let grace = async {
+        node.halt.cancelled().await;
+        tokio::time::sleep(CLOSE_GRACE).await;
+    };
+    tokio::select! {
+        result = server => {
+            if let Err(error) = result {
+                tracing::error!(%error, "federation server stopped");
+            }
+        }
+        () = grace => tracing::warn!(
+            "federation connections still open {CLOSE_GRACE:?} after their streams ended: stopping without them"
+        ),
     }
 }
 

@@ -138,15 +138,11 @@ impl Federation for FederationService {
                 .await;
             return Err(Status::failed_precondition(reason));
         }
-        let log_id = self
-            .node
-            .store
-            .log_id()
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let log_id = self.node.log_id();
         let caller = info.node_id.clone();
         let log_ids_held_from_you = self
             .node
-            .db(move |conn| {
+            .read(move |conn| {
                 let mut stmt =
                     conn.prepare("SELECT log_id FROM cursors WHERE peer = ?1 AND seq > 0")?;
                 let ids = stmt
@@ -178,7 +174,7 @@ impl Federation for FederationService {
         let asking = info.node_id.clone();
         let may_serve = self
             .node
-            .db(move |conn| reconcile::may_serve(conn, &asking))
+            .read(move |conn| reconcile::may_serve(conn, &asking))
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         if !may_serve {
@@ -190,10 +186,7 @@ impl Federation for FederationService {
         let pull = request.into_inner();
         let node = self.node.clone();
         let peer_id = info.node_id.clone();
-        let log_id = node
-            .store
-            .log_id()
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let log_id = node.log_id();
         // A cursor into another log (ours before a restore) means nothing
         // here: start from the beginning (DESIGN §2).
         let since = if pull.log_id == log_id { pull.since } else { 0 };
@@ -212,13 +205,17 @@ impl Federation for FederationService {
         };
         let bytes_max = limits.message_bytes_max / 2;
         let heartbeat = Duration::from_millis(limits.heartbeat_ms.max(100));
-        tokio::spawn(async move {
+        // The stream goes on while the node drains its last changes, and
+        // ends at `halt`.
+        node.tasks.clone().spawn(async move {
             tracing::debug!(peer = %peer_id, since, follow = pull.follow, "pull started");
             let mut since = since;
             let subscribe = {
                 let node = node.clone();
                 let audience = peer_id.clone();
-                tokio::task::spawn_blocking(move || node.heads.subscribe(&node.store, &audience))
+                node.tasks
+                    .clone()
+                    .spawn_blocking(move || node.heads.subscribe(&node.store, &audience))
                     .await
             };
             let subscribed = match subscribe {
@@ -291,7 +288,13 @@ impl Federation for FederationService {
                         events,
                         head_seq,
                     };
-                    if tx.send(Ok(batch)).await.is_err() {
+                    // A peer that stops reading must not keep the stream
+                    // past `halt`.
+                    let sent = tokio::select! {
+                        sent = tx.send(Ok(batch)) => sent.is_ok(),
+                        _ = node.halt.cancelled() => false,
+                    };
+                    if !sent {
                         break;
                     }
                     last_sent = Some(tokio::time::Instant::now());
@@ -312,7 +315,7 @@ impl Federation for FederationService {
                         )));
                         break;
                     }
-                    _ = node.shutdown.cancelled() => break,
+                    _ = node.halt.cancelled() => break,
                     _ = tx.closed() => break,
                     _ = appended.changed() => {}
                     _ = tokio::time::sleep_until(next_heartbeat) => {}
@@ -325,40 +328,71 @@ impl Federation for FederationService {
 
     type HoldingsStream = ReceiverStream<Result<HoldingsBatch, Status>>;
 
+    /// What this node holds from the caller, streamed batch by batch as
+    /// the core reads them, all from one read transaction (one snapshot)
+    /// on a read-only connection: the first batch goes out before the
+    /// answer is read to its end, and the bounded channel paces the reading
+    /// to the peer's. A peer that goes away, or the node's `halt`, ends the
+    /// answer early.
     async fn holdings(
         &self,
         request: Request<HoldingsRequest>,
     ) -> Result<Response<Self::HoldingsStream>, Status> {
         let (info, _peer) = self.authorize(&request, "Holdings", "").await?;
-        let me = self.node.node_id.clone();
-        let now_ms = self.node.now_ms();
+        let node = self.node.clone();
         let requester = info.node_id.clone();
-        let batches = self
-            .node
-            .db(move |conn| reconcile::holdings_for(conn, &Ctx::new(&me, now_ms), &requester))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        tracing::info!(peer = %info.node_id, batches = batches.len(), "holdings asked");
-        self.node
-            .audit(
-                Actor::Peer(info.node_id.to_string()),
-                "federation.holdings",
-                info.node_id.to_string(),
-                Outcome::Ok,
-                format!(
-                    "{} batches of what this node holds from {}",
-                    batches.len(),
-                    info.node_id
-                ),
-            )
-            .await;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            for batch in batches {
-                if tx.send(Ok(batch)).await.is_err() {
-                    break;
+        let runtime = tokio::runtime::Handle::current();
+        self.node.tasks.spawn_blocking(move || {
+            let me = node.node_id.clone();
+            let now_ms = node.now_ms();
+            let mut batches = 0usize;
+            let mut send = |batch: HoldingsBatch| -> bool {
+                batches += 1;
+                runtime.block_on(async {
+                    tokio::select! {
+                        sent = tx.send(Ok(batch)) => sent.is_ok(),
+                        _ = node.halt.cancelled() => false,
+                    }
+                })
+            };
+            let read = node.store.read(|conn| {
+                // One snapshot for the whole answer: a deferred transaction
+                // on a read-only connection, rolled back when dropped.
+                let snapshot = conn.unchecked_transaction()?;
+                reconcile::send_holdings(&snapshot, &Ctx::new(&me, now_ms), &requester, &mut send)
+            });
+            let detail = match &read {
+                Ok(true) => {
+                    tracing::info!(peer = %requester, batches, "holdings sent");
+                    format!("{batches} batches of what this node holds from {requester}")
                 }
-            }
+                Ok(false) => {
+                    tracing::info!(peer = %requester, batches, "holdings not sent to the end: the peer went away or the node is stopping");
+                    format!("{batches} batches of what this node holds from {requester}, then the answer ended early (the peer went away or the node stopped)")
+                }
+                Err(error) => {
+                    tracing::error!(%error, peer = %requester, "cannot read the holdings");
+                    // Without waiting for room: the peer sees the answer
+                    // end before its last batch either way.
+                    let _ = tx.try_send(Err(Status::internal(
+                        "cannot read what this node holds from you",
+                    )));
+                    format!("{batches} batches of what this node holds from {requester}, then a read failed: {error}")
+                }
+            };
+            let outcome = if read.is_ok() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            };
+            runtime.block_on(node.audit(
+                Actor::Peer(requester.to_string()),
+                "federation.holdings",
+                requester.to_string(),
+                outcome,
+                detail,
+            ));
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
