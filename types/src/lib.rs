@@ -1,6 +1,7 @@
 //! What `liaisonctl` shares with the node: node ids and the federation CA
 //! ([`identity`]), the node's configuration file ([`config`]), the checks of
-//! operator input ([`validate`]) and the people's time zone ([`time`]).
+//! operator input ([`validate`]), the administrative divisions that places
+//! are ([`places`]) and the people's time zone ([`time`]).
 //!
 //! Architecture invariant: no SQLite, no tokio, no tonic and no TLS library
 //! here, so `liaisonctl` links none of the node's machinery and the protocol
@@ -8,5 +9,6 @@
 
 pub mod config;
 pub mod identity;
+pub mod places;
 pub mod time;
 pub mod validate;
