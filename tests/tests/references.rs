@@ -165,6 +165,49 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
     ]);
     pingliang.ctl_ok(&["contact", "record", "李娜", "--channel", "phone"]);
 
+    // Places by name or code; listings show the name with the code.
+    pingliang.ctl_ok(&[
+        "outflow",
+        "register",
+        "王宇",
+        "--branch",
+        "静宁县第一支部",
+        "--to",
+        "兰州",
+        "--departed-on",
+        "2026-04-01",
+    ]);
+    let listed = pingliang.ctl_ok(&["outflow", "list"]);
+    assert!(listed.contains("兰州市 (6201)"), "{listed}");
+    assert!(listed.contains("兰州市城关区 (620102)"), "{listed}");
+    let unknown = refused(&pingliang.ctl(&[
+        "outflow",
+        "register",
+        "王宇",
+        "--branch",
+        "pl-kt",
+        "--to",
+        "999999",
+        "--departed-on",
+        "2026-04-01",
+    ]));
+    assert!(unknown.contains("999999"), "{unknown}");
+    let ambiguous = refused(&pingliang.ctl(&[
+        "outflow",
+        "register",
+        "王宇",
+        "--branch",
+        "pl-kt",
+        "--to",
+        "朝阳区",
+        "--departed-on",
+        "2026-04-01",
+    ]));
+    assert!(
+        ambiguous.contains("110105") && ambiguous.contains("220104"),
+        "{ambiguous}"
+    );
+
     // An agreement driven by its number; the peer named by its name.
     let number = "平凉-兰州-2026-01";
     pingliang.ctl_ok(&[

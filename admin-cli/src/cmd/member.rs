@@ -195,7 +195,7 @@ pub struct ListArgs {
     /// Only members with this contact status, e.g. lost (失联) or searching.
     #[arg(long)]
     status: Option<String>,
-    /// Only members away to this place (a place code).
+    /// Only members away to this place (a name or a code).
     #[arg(long)]
     destination: Option<String>,
     /// Only members this node owns.
@@ -318,6 +318,10 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
             print_member(format, &member, View::Full);
         }
         MemberCommand::List(mut args) => {
+            args.destination = args
+                .destination
+                .map(|d| super::places::code(&d))
+                .transpose()?;
             if let Some(branch) = &args.branch {
                 args.branch = Some(refs::org(admin, branch).await?);
             }
@@ -517,8 +521,8 @@ fn birth(m: &pb::Member) -> String {
 fn destination(m: &pb::Member) -> String {
     match &m.outflow {
         Some(o) if o.state != "returned" => match o.destination_node.as_str() {
-            "" => o.destination_place.clone(),
-            node => format!("{} ({node})", o.destination_place),
+            "" => super::places::show(&o.destination_place),
+            node => format!("{} → {node}", super::places::show(&o.destination_place)),
         },
         _ => String::new(),
     }
@@ -1115,8 +1119,10 @@ mod tests {
                 "pl-kt-01",
                 "pingliang",
                 "in_contact",
-                "620100",
-                "(lanzhou)"
+                "兰州市",
+                "(620100)",
+                "→",
+                "lanzhou"
             ]
         );
         assert_eq!(

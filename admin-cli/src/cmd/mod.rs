@@ -14,6 +14,7 @@ pub mod member;
 pub mod org;
 pub mod outflow;
 pub mod peer;
+pub mod places;
 pub mod quarantine;
 pub mod reconcile;
 pub mod refs;

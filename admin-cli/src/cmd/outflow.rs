@@ -8,6 +8,7 @@ use liaisonctl::output::{dash, Detail, Format, Table};
 use serde_json::json;
 
 use super::member::{print_member, View};
+use super::places;
 use super::refs::{self, MemberArg};
 use super::{print_list, text, yes_no, Admin, Failure};
 
@@ -31,7 +32,7 @@ pub enum OutflowCommand {
         /// Also registrations of members who returned.
         #[arg(long)]
         all: bool,
-        /// Only departures to this place (a place code).
+        /// Only departures to this place (a name or a code).
         #[arg(long)]
         destination: Option<String>,
     },
@@ -41,7 +42,7 @@ pub enum OutflowCommand {
 pub struct RegisterArgs {
     #[command(flatten)]
     member: MemberArg,
-    /// Where to (流向地): a place code of 2, 4 or 6 digits (province, city, county).
+    /// Where to (流向地): a place name (兰州, 甘肃省兰州市城关区) or its code (2, 4 or 6 digits: province, city, county).
     #[arg(long)]
     to: String,
     /// The peer serving the destination (default: the peer whose --serves covers it).
@@ -103,6 +104,7 @@ pub async fn run(
     match command {
         OutflowCommand::Register(mut args) => {
             args.member.member = args.member.id(admin).await?;
+            args.to = places::code(&args.to)?;
             if let Some(node) = &args.node {
                 args.node = Some(refs::peer(admin, node).await?);
             }
@@ -121,6 +123,7 @@ pub async fn run(
             print_member(format, &member, View::Outflow);
         }
         OutflowCommand::List { all, destination } => {
+            let destination = destination.map(|d| places::code(&d)).transpose()?;
             let outflows = admin
                 .outflow_list(list_request(all, destination))
                 .await?
@@ -153,7 +156,7 @@ pub fn outflow_json(o: &pb::OutflowView) -> serde_json::Value {
 /// The fields of an outflow registration, for a member's detail view.
 pub fn outflow_fields(d: &mut Detail, o: &pb::OutflowView) {
     d.field("id", &o.outflow_id)
-        .field("to", &o.destination_place)
+        .field("to", &places::show(&o.destination_place))
         .field("node", &o.destination_node)
         .field("direction", &o.direction)
         .field("departed on", &o.departed_on)
@@ -184,7 +187,7 @@ fn outflow_table(outflows: &[pb::OutflowView]) -> Table {
         table.row(vec![
             o.member_id.clone(),
             dash(&o.member_name),
-            dash(&o.destination_place),
+            places::show(&o.destination_place),
             dash(&o.destination_node),
             dash(&o.departed_on),
             dash(&o.expected_return),
@@ -328,7 +331,8 @@ mod tests {
             [
                 "m-1",
                 "张三",
-                "620100",
+                "兰州市",
+                "(620100)",
                 "-",
                 "2026-03-01",
                 "-",

@@ -23,7 +23,7 @@ pub enum PeerCommand {
         /// A display name, e.g. 兰州.
         #[arg(long)]
         name: Option<String>,
-        /// Place codes the peer serves (2, 4 or 6 digits: province, city, county).
+        /// Places the peer serves: names (兰州, 甘肃省) or codes (2, 4 or 6 digits: province, city, county).
         #[arg(long, num_args = 1..)]
         serves: Vec<String>,
     },
@@ -97,6 +97,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             name,
             serves,
         } => {
+            let serves = super::places::codes(&serves)?;
             let peer = admin
                 .peer_add(pb::PeerAddRequest {
                     node_id,
@@ -268,7 +269,7 @@ fn peer_detail(p: &pb::Peer) -> String {
         p.endpoint,
         or_dash(&p.fingerprint),
         p.state,
-        if p.serves.is_empty() { "-".into() } else { p.serves.join(" ") },
+        if p.serves.is_empty() { "-".into() } else { p.serves.iter().map(|c| super::places::show(c)).collect::<Vec<_>>().join(", ") },
         output::time(p.added_at_ms),
         link(p.outbound_up, p.inbound_up),
         output::time(p.last_contact_ms),

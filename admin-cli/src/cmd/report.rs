@@ -48,7 +48,7 @@ fn uncovered_text(report: &pb::ReportUncoveredResponse) -> String {
     let mut table = Table::new(&["DESTINATION", "NODE", "MEMBERS"]);
     for g in &report.groups {
         table.row(vec![
-            dash(&g.destination_place),
+            super::places::show(&g.destination_place),
             dash(&g.destination_node),
             g.members.to_string(),
         ]);
@@ -104,8 +104,9 @@ mod tests {
             .map(|l| l.split_whitespace().collect())
             .collect();
         assert_eq!(rows[0], ["DESTINATION", "NODE", "MEMBERS"]);
-        assert_eq!(rows[1], ["620100", "lanzhou", "2"]);
-        assert_eq!(rows[2], ["330782", "-", "1"]);
+        // Places show with their names.
+        assert_eq!(rows[1], ["兰州市", "(620100)", "lanzhou", "2"]);
+        assert_eq!(rows[2], ["义乌市", "(330782)", "-", "1"]);
         assert_eq!(
             text.lines().last(),
             Some("total: 3 members away without an active agreement")
