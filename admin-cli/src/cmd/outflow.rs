@@ -156,7 +156,7 @@ pub fn outflow_json(o: &pb::OutflowView) -> serde_json::Value {
 /// The fields of an outflow registration, for a member's detail view.
 pub fn outflow_fields(d: &mut Detail, o: &pb::OutflowView) {
     d.field("id", &o.outflow_id)
-        .field("to", &places::show(&o.destination_place))
+        .field("to", places::show(&o.destination_place))
         .field("node", &o.destination_node)
         .field("direction", &o.direction)
         .field("departed on", &o.departed_on)
