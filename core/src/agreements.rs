@@ -843,8 +843,9 @@ fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), E
     if a.outflow_node == ctx.me.as_str() {
         // A reconciling node makes no agreement decisions (DESIGN §7), also
         // not on applying a vote: the calendar's first tick after the
-        // reconciliation does (soak seed 1033342: an activation that shared
-        // a member the node had released and forgotten).
+        // reconciliation does. Until then this node may still believe it
+        // owns a member it released and forgot, and an activation would
+        // share it.
         if a.is_final() || a.version == 0 || super::reconcile::is_reconciling(conn)? {
             return Ok(());
         }
@@ -919,7 +920,8 @@ fn host_version(a: &Agreement) -> u64 {
 /// the owner learns it (`CopiesDropped`, so that it shares again if it
 /// renewed the agreement) if any went. `refused`: a share was just refused
 /// for that reason, which the owner believes the host holds: it learns it
-/// whatever this node held (soak seeds 1055220, 1064438).
+/// whatever this node held, else it would go on believing the host holds
+/// the share it refused (and never share it again on a renewal).
 fn host_grace(
     conn: &Connection,
     ctx: &Ctx<'_>,

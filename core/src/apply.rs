@@ -624,7 +624,7 @@ fn check_host_record(
     // Made by the node this one released the member to, as its host
     // before: the record went with the member to its own author, nothing
     // is left to check or relay (a restored sender may have forgotten it
-    // shared the member with it; soak seed 1050822).
+    // shared the member with it, so the agreement check would refuse it).
     if home.owner != ctx.me.as_str()
         && members::moved_of(conn, member_id)?.is_some_and(|m| m.to_node == origin.as_str())
     {

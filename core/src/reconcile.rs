@@ -597,8 +597,8 @@ pub fn holdings_for(
 /// Records `who` authored that left this node with a member it released:
 /// the release events in its log carry them (transfer events are never
 /// compacted), while the receiver may not have applied them yet, so no
-/// node's tables may hold them when `who`, restored, asks (soak seed
-/// 1022539). Added to `own` where it holds nothing newer.
+/// node's tables may hold them when `who`, restored, asks. Added to `own`
+/// where it holds nothing newer.
 fn add_released_records(
     conn: &Connection,
     who: &str,
@@ -769,8 +769,8 @@ pub fn adopt(
     //    reaches its seq. A log of another branch (this node restored
     //    before from another backup, or a new database under a known id)
     //    numbered its own events, which may reuse this file's numbers: its
-    //    cursors prove nothing about this file's events (soak seed
-    //    1008248: a proposal dropped as applied, never sent).
+    //    cursors prove nothing about this file's events (dropping by them
+    //    would drop an event the peer never got).
     let cursor_max = batches
         .iter()
         .flat_map(|b| &b.cursors)
@@ -888,7 +888,7 @@ pub fn adopt(
     //    the peer's decision on the others, where this node forgot it
     //    applied it. In that order: applying a cancel may answer a stale
     //    offer (`transfers::offer_is_stale`), and an offer is not stale if
-    //    its re-issue brought the member (soak seed 1,121,882).
+    //    its re-issue brought the member.
     for held in batches.iter().flat_map(|b| &b.transfers) {
         if transfers::adopt_received(&tx, ctx, peer, held)? {
             report.transfers_completed += 1;
@@ -913,7 +913,7 @@ pub fn adopt(
         // perhaps released just now, by the transfer rule): it went with
         // that release, which carried this node's sections at the versions
         // it held, and the receiver keeps the newer of the two. This node
-        // holds none of them, as after any release (soak seed 1075235).
+        // holds none of them, as after any release.
         let released_since = members::load_home(&tx, &held.member_id)?.is_some_and(|home| {
             home.owner != me && held.version.unwrap_or_default().generation < home.generation
         });
@@ -923,10 +923,10 @@ pub fn adopt(
         let local = members::host_section(&tx, &held.member_id, me)?;
         // Relayed to the member's new owner, a section names the transfer
         // as its basis; this node made it under its own agreement, which
-        // its section here still names, if it holds one (soak seed
-        // 1033456). If it holds none, it cannot hold the section under a
-        // basis that is not its own, but no older version of it may come
-        // back either, and its next write must pass that version.
+        // its section here still names, if it holds one. If it holds
+        // none, it cannot hold the section under a basis that is not its
+        // own, but no older version of it may come back either, and its
+        // next write must pass that version.
         let basis = if may_hold_own_record(&tx, me, &held.member_id, &held.basis)? {
             held.basis.clone()
         } else {
@@ -960,7 +960,7 @@ pub fn adopt(
         // peer may hold other contents under: the latest write stands, at a
         // counter past the peer's, where it can still be sent; where it
         // cannot (the agreement ended since), the peer's stands. Either
-        // way the two never differ at one version (soak seed 1032853).
+        // way the two never differ at one version.
         let rewritten = local
             .as_ref()
             .is_some_and(|c| incoming >= (c.generation, c.counter))
@@ -982,8 +982,8 @@ pub fn adopt(
         // The same version with other contents, not written since this
         // restore: an earlier restore lost the write the backup restored now
         // holds, and this node then wrote another at the same counter, which
-        // the peer holds. What the peer holds is what was sent, and stands
-        // (soak seed 1150227).
+        // the peer holds. What the peer holds is what was sent, and
+        // stands.
         let forked = !newer
             && !rewritten
             && local
@@ -1164,7 +1164,7 @@ pub fn adopt(
     //     their restored senders forgot the release; answered as received.
     //     Only offers of this peer or of senders adopted already: one not
     //     adopted yet may hold a re-issue whose release brought the member,
-    //     which makes the older letter void, not stale (soak seed 1152299).
+    //     which makes the older letter void, not stale.
     super::transfers::answer_stale_offers(&tx, ctx, |sender| {
         Ok(sender == peer.as_str()
             || !matches!(
@@ -1217,8 +1217,8 @@ pub fn adopt(
 /// letter number than `held` (so `held` is not the newest). One it issued
 /// since the restore (going on without the peer) does not count: it was
 /// made without knowing what the peer reports, and a completed transfer
-/// the peer reports ends it (DESIGN §7; soak seed 1042583: a reissue of
-/// the very offer the peer had completed).
+/// the peer reports ends it (DESIGN §7), even a re-issue of the very offer
+/// the peer completed.
 fn newer_local_transfer(
     conn: &Connection,
     held: &pb::HeldTransfer,
@@ -1388,8 +1388,7 @@ fn adopt_agreement(
     // version, so a peer cannot make it share under terms it never signed.
     // One that ended shares nothing and can never be active again: it is
     // adopted as ended even without (a party that ended it before the
-    // version reached it may never have stored its signature there; soak
-    // seed 1006736).
+    // version reached it may never have stored its signature there).
     if held.active_version > 0 && ctx.notary.is_some() && state_rank(&held.state) != 2 {
         let mine = held
             .versions

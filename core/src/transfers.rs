@@ -1300,7 +1300,8 @@ fn apply_vote(
                 // node, restored to before the offer, went on without the
                 // receiver (`reconcile --without-peer`), offered and
                 // released the member again, and took this offer back from
-                // the receiver's holdings (soak seed 1200110).
+                // the receiver's holdings. Releasing now would give the
+                // member a second owner.
                 tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, "an accepted offer of a member another transfer took is cancelled");
                 abort(
                     conn,
@@ -1615,8 +1616,8 @@ fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Err
 /// transfer is completed here, and the sender gets an accept saying so
 /// (it releases what it forgot it released, and the release is not
 /// installed here: it is older than what this node knows of the member)
-/// and the receipt (a sender that still knows it released completes; soak
-/// seed 1042442).
+/// and the receipt (a sender that still knows it released completes on
+/// it: the accept alone would be refused as late there).
 fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Error> {
     tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, sender = %t.sender, "restored: an offer of a member this node already received and passed on; answered as received");
     let offered = t
@@ -1750,7 +1751,7 @@ pub fn adopt_sender_decision(
 /// waits for the receipt (this node's restore lost it). Known before this
 /// node applies the sender's log, it keeps an older letter of the member,
 /// voided by this re-issue, from being taken for the one that brought the
-/// member (`offer_is_stale`; soak seed 1152299).
+/// member (`offer_is_stale`).
 ///
 /// Of a member not here yet, nothing is recorded while the release is
 /// still in the sender's log for this node (its cursor went back with the
@@ -1758,9 +1759,9 @@ pub fn adopt_sender_decision(
 /// completed first would not. If the sender says the release is gone from
 /// its log (`release_dropped`: the sender's own restore dropped it as
 /// applied), it is recorded all the same: another peer's holdings may
-/// bring the member back as passed on since (soak seed 1152601), or both
-/// sides' restores lost it (DESIGN §7). Returns whether it recorded
-/// anything.
+/// bring the member back as passed on since, or both sides' restores lost
+/// it (DESIGN §7); waiting for the member would leave the transfer open
+/// for good. Returns whether it recorded anything.
 pub fn adopt_received(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -1847,7 +1848,8 @@ fn apply_receipt(
     // learned from the receiver's holdings nothing of it (the receiver was
     // itself restored to before the offer when this node reconciled), and
     // the receiver's accept, sent again, came past the letter's expiry.
-    // The receipt proves the release: released again (soak seed 1075102).
+    // The receipt proves the release: released again, so that the member
+    // has one owner and the letter one outcome.
     if matches!(
         t.state,
         TransferState::Offered | TransferState::Expired | TransferState::Cancelled
@@ -2128,8 +2130,7 @@ pub fn adopt_reported(
     // Nor is a number up to the floor that no transfer here holds: the
     // counter passed it without issuing it (it jumped past a peer's report
     // in an earlier restore, and this copy was taken since), so a branch
-    // this node forgot issued it (soak seed 1083583). Issuing numbers
-    // never leaves one out.
+    // this node forgot issued it. Issuing numbers never leaves one out.
     let passed_over = || -> Result<bool, Error> {
         let number = format!("%-{seq:06}");
         Ok(conn
@@ -2239,7 +2240,7 @@ pub fn adopt_reported(
                 // passed it on again (a tombstone of an earlier transfer):
                 // a tombstone at this release says so, so that a late
                 // release of the member to this node in between is seen as
-                // stale (soak seed 1050046).
+                // stale, not installed over the later owner's record.
                 if home.is_none() {
                     members::save_home_record(
                         conn,
