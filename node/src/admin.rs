@@ -345,7 +345,7 @@ impl Admin for AdminService {
             .db(|conn| {
                 Ok((
                     peers::list(conn)?.len(),
-                    liaison_core::reconcile::is_reconciling(conn)?,
+                    liaison_core::epoch::is_reconciling(conn)?,
                 ))
             })
             .await
@@ -1105,7 +1105,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::QuarantineListResponse>, Status> {
         let all = request.into_inner().include_resolved;
         let entries = self
-            .read(move |conn, _ctx| liaison_core::apply::quarantine_list(conn, all))
+            .read(move |conn, _ctx| liaison_core::quarantine::list(conn, all))
             .await?;
         Ok(Response::new(pb::QuarantineListResponse { entries }))
     }
