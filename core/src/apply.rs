@@ -8,9 +8,10 @@
 //! valid is quarantined with its reason, audited, and passed over, so one
 //! bad event never blocks a peer.
 //!
-//! This module only dispatches: each kind of event is applied by its
-//! concept (`hosting` for home sections and host records, `agreements`,
-//! `transfers`), which checks it against the authority of its record.
+//! This module only dispatches each event to its concept (`hosting` for
+//! home sections and host records, `agreements`, `transfers`), which
+//! checks it and applies it, and moves the cursor.
+
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use liaison_types::identity::NodeId;

@@ -10,11 +10,11 @@
 //! on it and its clock has reached `effective_from`. Sharing of home
 //! sections follows the latest activated version only.
 //!
-//! Layout, bottom to top: `storage` (rows, versions, signatures stored,
-//! messages), `signatures` (signing and verifying), `calendar` (the
-//! clock's decisions and acting on an end), `views`, `actions` (the
-//! operators'), `host` (what a host may hold and send), `events`
-//! (applying the other party's).
+//! Layout, bottom to top (each file uses only those before it): `storage`
+//! (rows, versions, signatures stored, messages), `signatures` (signing and
+//! verifying), `calendar` (the clock's decisions and acting on an end),
+//! `views`, `actions` (the operators'), `host` (what a host may hold and
+//! send), `events` (applying the other party's).
 
 mod actions;
 mod calendar;

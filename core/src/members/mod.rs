@@ -8,14 +8,15 @@
 //! is the authority for what it is asked to write, and appends the events a
 //! peer should see in the caller's transaction.
 //!
-//! Layout, bottom to top (a file uses only those above it in this list):
-//! - `orgs`, `records` (home sections, tombstones, freezing),
-//!   `copies` (what a host holds), `outflows`, `host` (host
-//!   sections), `contacts` (contact events and activities): the rows;
+//! Layout, bottom to top (a file uses only those before it in this list;
+//! `layer_tests` checks it):
+//! - `orgs`, `contacts` (contact events and activities), `host` (host
+//!   sections), `outflows`, `copies` (what a host holds), `records` (home
+//!   sections, tombstones, freezing): the rows;
 //! - `status`: the contact status derived from them; `views`: what
 //!   operators see;
-//! - `scope`: which members the active agreements cover;
-//!   `sharing`: what is shared with whom, and re-evaluating it;
+//! - `scope`: which members the active agreements cover; `sharing`: what
+//!   is shared with whom, and re-evaluating it;
 //! - `edits`: the operators' edits, each shared at once.
 //!
 //! Agreements sit above this module: an activation or an end re-evaluates

@@ -36,8 +36,9 @@
 //!    unreachable P (`reconcile --without-peer`); P is still adopted when it
 //!    comes back. [`finish`]`(&mut conn, &ctx)` ends reconciliation once no
 //!    peer is `waiting`; `adopt` and `skip_peer` call it themselves.
-//! 5. While [`is_reconciling`](crate::epoch::is_reconciling), owner actions are refused
-//!    ([`refuse_owner_action`]) and the calendar makes no owner decisions.
+//! 5. While [`is_reconciling`](crate::epoch::is_reconciling), owner
+//!    actions are refused ([`refuse_owner_action`]) and the calendar makes
+//!    no owner decisions.
 //!
 //! A simulator restores node R like this: take the backup with
 //! `store::backup(&conn, path, now_ms)` (or copy the file and call
@@ -54,9 +55,14 @@
 //! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
 //! answers R's `Holdings` call; `apply_batch` records under which log id of
 //! R each home-section copy arrived and applies R's `EpochComplete`
-//! ([`apply_epoch_complete`](crate::hosting::apply_epoch_complete)): the copies of R's members that arrived under
-//! an older log id and were not sent again are deleted. Only home-section
+//! ([`apply_epoch_complete`](crate::hosting::apply_epoch_complete)): the
+//! copies of R's members that arrived under an older log id and were not
+//! sent again are deleted. Only home-section
 //! copies are: every other record R authored was adopted back by R.
+//!
+//! Layout, bottom to top (each file uses only those before it): `restore`
+//! (a restore's course), `report`, `agreement` (adopting one agreement),
+//! `own_records` (step 4b), `adopt` (the steps in order), `peer_side`.
 
 mod adopt;
 mod agreement;

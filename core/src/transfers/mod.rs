@@ -6,10 +6,11 @@
 //! log, applied once; release is applied by the receiver in any state.
 //! `docs/transfers.md` says how the code carries DESIGN §5 out.
 //!
-//! Layout, bottom to top: `state` (the row, states, letter numbers),
-//! `views`, `sender` and `receiver` (each side's actions and the rules of
-//! a restored side), `calendar`, `events` (applying the other side's),
-//! `restore` (what reconciliation adopts).
+//! Layout, bottom to top (each file uses only those before it): `state`
+//! (the row, states, letter numbers), `views`, `sender` and `receiver`
+//! (each side's actions and the rules of a restored side), `calendar`,
+//! `events` (applying the other side's), `restore` (what reconciliation
+//! adopts).
 
 mod calendar;
 mod events;

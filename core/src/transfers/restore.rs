@@ -37,10 +37,6 @@ pub enum Adopted {
     Refused(String),
 }
 
-/// Reconciliation after a restore: adopts one outgoing transfer that the
-/// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
-/// `newest` says it has the highest letter number among the transfers of
-/// its member that peers reported; `restored_at_ms` dates the restore.
 /// Before a restored node finishes `t` (the newest of its member): its
 /// other open offers of the member go. Only a reissued letter number (the
 /// same number, another transfer, from an earlier branch of this node's
@@ -136,6 +132,10 @@ fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize
     Ok(relayed)
 }
 
+/// Reconciliation after a restore: adopts one outgoing transfer that the
+/// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
+/// `newest` says it has the highest letter number among the transfers of
+/// its member that peers reported; `restored_at_ms` dates the restore.
 pub fn adopt_reported(
     conn: &Connection,
     ctx: &Ctx<'_>,
