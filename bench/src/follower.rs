@@ -287,15 +287,8 @@ fn vote(shared: &Shared, store: &Store, log_id: &str, events: &[pb::Event]) -> R
     let now_ms = chrono::Utc::now().timestamp_millis();
     let ctx = Ctx::new(&shared.me, now_ms).with_notary(&shared.notary);
     let voted = store.with(|conn| {
-        apply::apply_batch(
-            conn,
-            &ctx,
-            &shared.owner,
-            log_id,
-            events,
-            apply::Faults::default(),
-        )
-        .map_err(|e| liaison_core::Error::invalid(e.to_string()))?;
+        apply::apply_batch(conn, &ctx, &shared.owner, log_id, events)
+            .map_err(|e| liaison_core::Error::invalid(e.to_string()))?;
         let tx = conn.transaction()?;
         let proposed = agreements::list(
             &tx,

@@ -142,7 +142,7 @@ fn a_tampered_signature_is_quarantined_and_the_agreement_does_not_activate() {
     assert_eq!(report.quarantined, 1);
     assert_eq!(state(&pingliang, &id).0, "proposed");
     let held = pingliang
-        .tx(|c, _| super::apply::quarantine_list(c, false))
+        .tx(|c, _| crate::quarantine::list(c, false))
         .unwrap();
     assert!(
         held[0].reason.contains("forged or mismatched signature"),

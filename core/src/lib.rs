@@ -7,15 +7,49 @@
 //! in the node and in a deterministic simulator (DESIGN §4). This crate's
 //! `Cargo.toml` names none of them, and CI checks that none comes in
 //! through another crate (`.ci/run`).
+//!
+//! # Layers
+//!
+//! Each module uses only the modules above it in this list, bottom first;
+//! `layer_tests` fails on a use that is not below (so on any import cycle),
+//! and on a module missing from the list.
+//!
+//! - `error`, [`clock`], [`store`]: errors, time, the SQLite store (knows
+//!   nothing of the protocol);
+//! - [`outcome`]: what applying an event comes to ([`outcome::Rejection`],
+//!   [`outcome::ApplyReport`], the test-only `Faults`);
+//! - [`epoch`]: what a restore left: restored or reconciling, log ids, the
+//!   letter counter's floor;
+//! - [`log`]: the change log, cursors, disclosures;
+//! - [`quarantine`]: events that can never be valid, kept with the reason;
+//! - [`members`]: the registry's records, what is shared with whom
+//!   (including the active agreements' coverage, which it reads from their
+//!   rows), and the operators' edits;
+//! - [`agreements`]: co-management agreements; an activation or an end
+//!   re-evaluates the shares;
+//! - [`hosting`]: home sections at a host and host records at the owner,
+//!   applied with their authority checks, and those held until their
+//!   member arrives;
+//! - [`transfers`]: the handoff;
+//! - [`apply`]: a peer's batch: dispatches each event to its concept and
+//!   moves the cursor;
+//! - [`reconcile`]: backup, restore and reconciliation;
+//! - [`peering`], [`import`]: adding and removing peers, the roster as CSV;
+//! - [`refs`], [`todo`]: for operators: references a clerk has in hand
+//!   resolved to ids, and what waits on them.
 
 pub mod agreements;
 pub mod apply;
 pub mod clock;
+pub mod epoch;
 mod error;
+pub mod hosting;
 pub mod import;
 pub mod log;
 pub mod members;
+pub mod outcome;
 pub mod peering;
+pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
 pub mod store;
@@ -33,6 +67,9 @@ mod transfer_tests;
 
 #[cfg(test)]
 mod reconcile_tests;
+
+#[cfg(test)]
+mod layer_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use liaison_types::identity::{NodeId, Notary};

@@ -60,7 +60,7 @@ pub fn remove(
                 // Anything else (a failed write) fails the removal: the
                 // cancel may have changed the transfer without appending its
                 // abort for the peer, and committing that would leave the
-                // receiver waiting for ever (simulator seed 1009697).
+                // receiver waiting for ever.
                 Err(e) => return Err(e),
             }
         }

@@ -298,7 +298,7 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     // Letter numbers jump past the peer's.
     let next = restored
         .store
-        .with(|c| crate::store::counter(c, reconcile::LETTER_COUNTER))
+        .with(|c| crate::store::counter(c, crate::epoch::LETTER_COUNTER))
         .unwrap();
     assert_eq!(next, 6);
 }
@@ -370,7 +370,10 @@ fn a_new_database_under_a_known_id_reconciles_when_a_peer_knows_another_log() {
         .unwrap()
         .expect("an unknown log id of ours begins a restore");
     assert_eq!(start.backup_at_ms, 0);
-    assert!(node.store.with(|c| reconcile::is_reconciling(c)).unwrap());
+    assert!(node
+        .store
+        .with(|c| crate::epoch::is_reconciling(c))
+        .unwrap());
 }
 
 #[test]
@@ -582,7 +585,7 @@ fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
     adopt(&restored, &xian);
     assert!(!restored
         .store
-        .with(|c| reconcile::is_reconciling(c))
+        .with(|c| crate::epoch::is_reconciling(c))
         .unwrap());
     restored.tx(super::agreements::tick).unwrap();
     assert_eq!(state(&restored), ("active".into(), 1));

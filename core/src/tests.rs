@@ -6,7 +6,7 @@ use liaison_proto::v1::EventKind;
 use prost::Message;
 use rusqlite::TransactionBehavior;
 
-use super::apply::{apply_batch, Faults};
+use super::apply::apply_batch;
 use super::{log, members, Ctx};
 use crate::store::peers::{self, PeerRecord, PeerState};
 use crate::store::Store;
@@ -115,7 +115,7 @@ impl TestNode {
     }
 
     /// Everything `self` holds for `to` after `to`'s cursor, applied at `to`.
-    pub(super) fn deliver(&self, to: &TestNode) -> super::apply::ApplyReport {
+    pub(super) fn deliver(&self, to: &TestNode) -> crate::outcome::ApplyReport {
         let log_id = self.store.log_id().unwrap();
         let since = to
             .store
@@ -133,18 +133,9 @@ impl TestNode {
         origin: &NodeId,
         log_id: &str,
         events: &[pb::Event],
-    ) -> super::apply::ApplyReport {
+    ) -> crate::outcome::ApplyReport {
         self.store
-            .with(|c| {
-                Ok(apply_batch(
-                    c,
-                    &self.ctx(),
-                    origin,
-                    log_id,
-                    events,
-                    Faults::default(),
-                ))
-            })
+            .with(|c| Ok(apply_batch(c, &self.ctx(), origin, log_id, events)))
             .unwrap()
             .unwrap()
     }
@@ -403,7 +394,7 @@ fn a_host_writing_the_home_section_is_quarantined_and_changes_nothing() {
     );
     assert_eq!(pingliang.view(&id).unwrap().name, "张三");
     let held = pingliang
-        .tx(|c, _| super::apply::quarantine_list(c, false))
+        .tx(|c, _| crate::quarantine::list(c, false))
         .unwrap();
     assert_eq!(held.len(), 1);
     assert!(

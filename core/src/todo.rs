@@ -57,7 +57,7 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
     let me = ctx.me.as_str();
 
     // A reconciliation waiting on peers: owner actions are refused meanwhile.
-    if crate::reconcile::is_reconciling(conn)? {
+    if crate::epoch::is_reconciling(conn)? {
         let waiting: Vec<String> = conn
             .prepare("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
             .query_map([], |r| r.get(0))?

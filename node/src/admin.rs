@@ -501,7 +501,7 @@ impl Admin for AdminService {
             .read(move |conn| {
                 Ok((
                     peers::list(conn)?.len(),
-                    liaison_core::reconcile::is_reconciling(conn)?,
+                    liaison_core::epoch::is_reconciling(conn)?,
                     store.size_bytes(),
                 ))
             })
@@ -1357,7 +1357,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::QuarantineListResponse>, Status> {
         let all = request.into_inner().include_resolved;
         let entries = self
-            .read(move |conn, _ctx| liaison_core::apply::quarantine_list(conn, all))
+            .read(move |conn, _ctx| liaison_core::quarantine::list(conn, all))
             .await?;
         Ok(Response::new(pb::QuarantineListResponse { entries }))
     }

@@ -96,8 +96,6 @@ pub struct Node {
     /// Wakes the task that runs a re-evaluation of the shares under way
     /// chunk by chunk ([`reshare`]).
     pub reshare_wake: Arc<tokio::sync::Notify>,
-    /// Test-only protocol breaks (never set in production).
-    pub faults: liaison_core::apply::Faults,
     /// Commits operators' changes, several per transaction when they queue
     /// up (group commit).
     pub writer: crate::writer::Writer,
@@ -429,7 +427,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             log_id: std::sync::RwLock::new(log_id),
             heads: Arc::new(heads),
             reshare_wake: Arc::new(tokio::sync::Notify::new()),
-            faults: liaison_core::apply::Faults::default(),
             writer,
             trim_wake: Arc::new(tokio::sync::Notify::new()),
         }
@@ -642,7 +639,7 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
             let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
             // A reconciling node makes no owner decisions yet (DESIGN §7):
             // neither the calendar's nor the contact statuses it shares.
-            if liaison_core::reconcile::is_reconciling(&tx)? {
+            if liaison_core::epoch::is_reconciling(&tx)? {
                 return Ok(None);
             }
             let mut changed = liaison_core::agreements::tick(&tx, &ctx)?;

@@ -657,7 +657,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
 
 /// Whether `conn`'s node was ever restored from a backup (DESIGN §7).
 fn restored(conn: &Connection) -> bool {
-    liaison_core::reconcile::was_restored(conn).unwrap_or(false)
+    liaison_core::epoch::was_restored(conn).unwrap_or(false)
 }
 
 /// Whether `conn`'s node completed an incoming transfer of `member_id`.

@@ -19,7 +19,8 @@ use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
 use crate::node::Node;
-use liaison_core::apply::{apply_batch, ApplyReport, BatchError};
+use liaison_core::apply::apply_batch;
+use liaison_core::outcome::{ApplyReport, BatchError};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
 use liaison_core::{log, reconcile, Ctx};
@@ -281,7 +282,6 @@ async fn apply(
     let me = node.node_id.clone();
     let peer = origin.clone();
     let now_ms = node.now_ms();
-    let faults = node.faults;
     let notary = node.notary.clone();
     let report = node
         .db(move |conn| {
@@ -291,7 +291,6 @@ async fn apply(
                 &peer,
                 &batch.log_id,
                 &batch.events,
-                faults,
             ))
         })
         .await??;

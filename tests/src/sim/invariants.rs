@@ -106,7 +106,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // (node, peer): node went on without peer, which it has not adopted since.
     let mut skipped: BTreeSet<(&str, String)> = BTreeSet::new();
     for node in nodes {
-        if liaison_core::reconcile::is_reconciling(node.conn)
+        if liaison_core::epoch::is_reconciling(node.conn)
             .map_err(|e| violation(NAME, e.to_string()))?
         {
             continue;
@@ -124,7 +124,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         // A restored node reconciles with the peers its backup lists; one
         // removed then (and added back since) it does not know until an
         // operator adds it again: like a skipped peer meanwhile.
-        let restored = liaison_core::reconcile::was_restored(node.conn)
+        let restored = liaison_core::epoch::was_restored(node.conn)
             .map_err(|e| violation(NAME, e.to_string()))?;
         if restored {
             for other in nodes.iter().filter(|o| o.me() != node.me()) {
@@ -191,7 +191,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         let Some(s) = nodes.iter().find(|n| n.me() == sender) else {
             return false;
         };
-        let restored = liaison_core::reconcile::was_restored(s.conn).unwrap_or(false);
+        let restored = liaison_core::epoch::was_restored(s.conn).unwrap_or(false);
         let Ok(Some(generation)) = s
             .conn
             .query_row(
@@ -222,7 +222,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 (claims.contains(&receiver.as_str()) && completed_there(receiver, transfer))
                     || !claims.contains(&receiver.as_str())
                     && nodes.iter().filter(|n| n.me() == receiver).any(|n| {
-                    liaison_core::reconcile::is_reconciling(n.conn).unwrap_or(false)
+                    liaison_core::epoch::is_reconciling(n.conn).unwrap_or(false)
                         || claims
                             .iter()
                             .any(|holder| skipped.contains(&(receiver.as_str(), (*holder).to_owned())))

@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use liaison_core::apply::{apply_batch, Faults};
+use liaison_core::apply::apply_batch_with_faults;
+use liaison_core::outcome::Faults;
 use liaison_core::store::audit::Actor;
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
 use liaison_core::store::{self as store, Store};
 use liaison_core::transfers::{LetterRules, RECEIVER_GRACE_DAYS};
 use liaison_core::Error as CoreError;
-use liaison_core::{agreements, log, members, peering, reconcile, transfers, Ctx};
+use liaison_core::{agreements, epoch, log, members, peering, reconcile, transfers, Ctx};
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use liaison_types::identity::{self, CertNotary, NodeId, TlsMaterial};
@@ -257,7 +258,7 @@ impl SimNode {
     }
 
     pub fn reconciling(&self) -> bool {
-        reconcile::is_reconciling(&self.reader).unwrap_or(false)
+        epoch::is_reconciling(&self.reader).unwrap_or(false)
     }
 
     /// The process dies: the connection goes without committing anything
@@ -1373,7 +1374,7 @@ impl World {
                 // reconciling node makes no owner decisions yet.
                 let mut changed = node.tx(|c, ctx| {
                     let mut changed = 0;
-                    if !reconcile::is_reconciling(c)? {
+                    if !epoch::is_reconciling(c)? {
                         changed += agreements::tick(c, ctx)? + transfers::tick(c, ctx)?;
                     }
                     Ok(changed + members::sweep_contact_status(c, ctx)?)
@@ -1562,7 +1563,7 @@ impl World {
         let result = receiver
             .store()
             .with(|c| {
-                Ok(apply_batch(
+                Ok(apply_batch_with_faults(
                     c,
                     &receiver.ctx(),
                     &origin_id,
@@ -1897,7 +1898,7 @@ impl World {
             let forged = |origin: &str, seq: u64, reason: &str| {
                 (restored
                     && (reason.contains("is not known here")
-                        || reason.contains(liaison_core::apply::HELD_UNTIL_RELEASED)))
+                        || reason.contains(liaison_core::hosting::HELD_UNTIL_RELEASED)))
                     || self
                         .names
                         .iter()

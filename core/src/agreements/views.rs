@@ -1,0 +1,178 @@
+//! What operators see of agreements, and which members they cover.
+
+use liaison_proto::v1 as pb;
+use prost::Message;
+use rusqlite::{params, Connection};
+
+use super::storage::{require, signature_of, AgreementState};
+use crate::members;
+use crate::{Ctx, Error};
+
+/// The active agreements of this node (as outflow party) that cover an
+/// owned member now: (agreement id, inflow node).
+pub fn covering(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let scope = members::Scope::load(conn, ctx)?;
+    let outflow = if scope.needs_outflow() {
+        members::open_outflow(conn, member_id)?
+    } else {
+        None
+    };
+    scope.covering(conn, member_id, outflow.as_ref())
+}
+
+pub fn view(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    agreement_id: &str,
+) -> Result<pb::AgreementView, Error> {
+    let a = require(conn, agreement_id)?;
+    let coordinator = a.outflow_node == ctx.me.as_str();
+    let mut history = Vec::new();
+    let versions: Vec<(u64, Vec<u8>, Vec<u8>, i64)> = conn
+        .prepare("SELECT version, terms, terms_hash, published_at_ms FROM agreement_versions WHERE agreement_id = ?1 ORDER BY version")?
+        .query_map([&a.agreement_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (version, terms, hash, published_at_ms) in versions {
+        let signatures = conn
+            .prepare("SELECT signer, terms_hash, certificate, verified_at_ms FROM agreement_signatures WHERE agreement_id = ?1 AND version = ?2 ORDER BY signer")?
+            .query_map(params![a.agreement_id, version], |r| {
+                let signed_hash: Vec<u8> = r.get(1)?;
+                let certificate: Vec<u8> = r.get(2)?;
+                Ok(pb::SignatureView {
+                    signer: r.get(0)?,
+                    version,
+                    status: if signed_hash == hash { "valid".into() } else { "over other terms".into() },
+                    certificate_fingerprint: liaison_types::identity::fingerprint(&certificate),
+                    verified_at_ms: r.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        history.push(pb::AgreementVersionView {
+            version,
+            terms: pb::AgreementTerms::decode(terms.as_slice()).ok(),
+            terms_hash: hex::encode(&hash),
+            signatures,
+            published_at_ms,
+        });
+    }
+    let terms = history
+        .last()
+        .and_then(|h| h.terms.clone())
+        .or_else(|| a.pending_terms.clone());
+    let members_in_scope: u64 = if coordinator {
+        conn.query_row(
+            "SELECT COUNT(*) FROM shares WHERE basis = ?1",
+            [&a.agreement_id],
+            |r| r.get(0),
+        )?
+    } else {
+        conn.query_row(
+            "SELECT COUNT(*) FROM home_copies WHERE basis = ?1",
+            [&a.agreement_id],
+            |r| r.get(0),
+        )?
+    };
+    let signed_by_me = signature_of(conn, &a.agreement_id, a.version, ctx.me.as_str())?.is_some();
+    let next_step = match (a.state, coordinator) {
+        (AgreementState::Proposed, true) if a.pending_terms.is_some() => format!(
+            "{} sent a counter-proposal: `agreement accept {}` publishes it, or `agreement counter` with your terms",
+            a.inflow_node, a.agreement_id
+        ),
+        (AgreementState::Proposed, true) if a.version == 0 => "waiting".into(),
+        (AgreementState::Proposed, true) => format!(
+            "waiting for {} to accept version {}; it activates on {} once both have signed",
+            a.inflow_node,
+            a.version,
+            terms.as_ref().map(|t| t.effective_from.as_str()).unwrap_or("?")
+        ),
+        (AgreementState::Proposed, false) if a.version == 0 => format!("your proposal is with {}, which publishes it as version 1", a.outflow_node),
+        (AgreementState::Proposed, false) if a.pending_terms.is_some() => format!("your counter-proposal is with {}", a.outflow_node),
+        (AgreementState::Proposed, false) if signed_by_me => format!(
+            "signed; {} activates it on its clock from {}",
+            a.outflow_node,
+            terms.as_ref().map(|t| t.effective_from.as_str()).unwrap_or("?")
+        ),
+        (AgreementState::Proposed, false) => format!(
+            "`agreement accept {}` signs version {}, `agreement counter` proposes changes, `agreement reject` declines",
+            a.agreement_id, a.version
+        ),
+        (AgreementState::Active, _) => "active: members in scope are shared; `agreement counter` amends, `agreement terminate` ends it".into(),
+        _ => "ended: propose a new agreement to co-manage again".into(),
+    };
+    Ok(pb::AgreementView {
+        agreement_id: a.agreement_id.clone(),
+        number: a.number.clone(),
+        outflow_node: a.outflow_node.clone(),
+        inflow_node: a.inflow_node.clone(),
+        role: if coordinator { "outflow" } else { "inflow" }.into(),
+        state: a.state.as_str().into(),
+        version: a.version,
+        active_version: a.active_version,
+        terms,
+        history,
+        pending_counter: a.pending_terms.clone(),
+        ended_reason: a.ended_reason.clone(),
+        ended_by: a.ended_by.clone(),
+        members_in_scope,
+        next_step,
+        updated_at_ms: a.updated_at_ms,
+    })
+}
+
+pub fn list(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::AgreementListRequest,
+) -> Result<Vec<pb::AgreementView>, Error> {
+    let ids: Vec<String> = conn
+        .prepare(
+            "SELECT agreement_id FROM agreements WHERE (?1 = '' OR state = ?1)
+               AND (?2 = '' OR outflow_node = ?2 OR inflow_node = ?2) ORDER BY created_at_ms, agreement_id",
+        )?
+        .query_map(params![req.state.trim(), req.peer.trim()], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    ids.iter().map(|id| view(conn, ctx, id)).collect()
+}
+
+/// Members away in a region with which no active agreement exists, grouped
+/// by destination.
+pub fn uncovered(conn: &Connection, ctx: &Ctx<'_>) -> Result<pb::ReportUncoveredResponse, Error> {
+    let away: Vec<(String, String, String)> = conn
+        .prepare(
+            "SELECT o.member_id, o.destination_place, o.destination_node FROM outflows o
+             JOIN members m ON m.member_id = o.member_id
+             WHERE o.state = 'open' AND m.owner = ?1 ORDER BY o.destination_place, o.member_id",
+        )?
+        .query_map([ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let scope = members::Scope::load(conn, ctx)?;
+    let mut groups: Vec<pb::UncoveredGroup> = Vec::new();
+    let mut total = 0;
+    for (member_id, place, node) in away {
+        let outflow = pb::OutflowView {
+            destination_place: place.clone(),
+            ..Default::default()
+        };
+        if !scope.covering(conn, &member_id, Some(&outflow))?.is_empty() {
+            continue;
+        }
+        total += 1;
+        match groups.last_mut() {
+            Some(g) if g.destination_place == place && g.destination_node == node => {
+                g.members += 1;
+                g.member_ids.push(member_id);
+            }
+            _ => groups.push(pb::UncoveredGroup {
+                destination_place: place,
+                destination_node: node,
+                members: 1,
+                member_ids: vec![member_id],
+            }),
+        }
+    }
+    Ok(pb::ReportUncoveredResponse { groups, total })
+}

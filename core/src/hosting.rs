@@ -1,0 +1,563 @@
+//! What a node accepts from its peers about members it shares: home
+//! sections (and their withdrawal) at a host, and the records a host makes
+//! (host sections, contact events, activities) at the member's owner,
+//! each checked against the authority of its author (DESIGN §3, §4); the
+//! end of a restored owner's re-emission (§7); and the records held until
+//! their member arrives, applied once it does.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::outcome::{Faults, Rejection};
+use crate::{log, members, quarantine};
+use crate::{Ctx, Error};
+
+/// What the events of one batch from one origin look up again and again:
+/// whether this node may hold home sections under a basis. Only home
+/// sections and Unshares leave it valid; any other event (an agreement's,
+/// a transfer's) may change an agreement, so it is forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct Memo {
+    pub(crate) may_hold: std::collections::HashMap<String, Option<bool>>,
+    /// The last home section applied stored its copy (with its log id).
+    pub(crate) copy_stored: bool,
+}
+
+fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
+    M::decode(event.payload.as_slice()).map_err(|e| {
+        Rejection::Invalid(format!(
+            "malformed {} payload: {e}",
+            log::kind_name(event.kind)
+        ))
+    })
+}
+
+/// Applies a home section, an Unshare or a host record (a host section, a
+/// contact event, an activity) that came in `origin`'s log `log_id`, or
+/// says why it can never be valid. `memo` lives as long as the batch.
+/// `(origin, log_id)`: who sent it, in which of its logs.
+pub(crate) fn apply(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    (origin, log_id): (&NodeId, &str),
+    event: &pb::Event,
+    kind: EventKind,
+    faults: Faults,
+    memo: &mut Memo,
+) -> Result<(), Rejection> {
+    match kind {
+        EventKind::HomeSection => {
+            let section: pb::HomeSection = decode(event)?;
+            if section.member_id != event.entity {
+                return Err(Rejection::Invalid(
+                    "payload names another member than the event".into(),
+                ));
+            }
+            apply_home_section(conn, ctx, (origin, log_id), &section, faults, memo)
+        }
+        EventKind::Unshare => apply_unshare(conn, origin, event, faults),
+        EventKind::HostSection => apply_host_section(conn, ctx, origin, log_id, event, faults),
+        EventKind::Contact => apply_contact(conn, ctx, origin, log_id, event, faults),
+        EventKind::Activity => apply_activity(conn, ctx, origin, log_id, event, faults),
+        _ => Err(Rejection::Invalid(format!(
+            "not a home section or host record event: {kind:?}"
+        ))),
+    }
+}
+
+/// The owner withdraws its home section from this host.
+fn apply_unshare(
+    conn: &Connection,
+    origin: &NodeId,
+    event: &pb::Event,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let unshare: pb::Unshare = decode(event)?;
+    let Some(copy) = members::load_copy(conn, &unshare.member_id)? else {
+        return Ok(());
+    };
+    if copy.owner != origin.as_str() && !faults.skip_authority() {
+        return Err(Rejection::Invalid(format!(
+            "{origin} may not unshare member {}: its copy here is owned by {}",
+            unshare.member_id, copy.owner
+        )));
+    }
+    members::delete_copy(conn, &unshare.member_id)?;
+    Ok(())
+}
+
+/// A host section, from the host that wrote it (or relayed by the owner it was
+/// released from).
+fn apply_host_section(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let section: pb::HostSection = decode(event)?;
+    let disposition = check_host_record(
+        conn,
+        ctx,
+        origin,
+        HostRecordRef {
+            member_id: &section.member_id,
+            author: &section.author,
+            basis: &section.basis,
+            log_id,
+            seq: event.seq,
+        },
+        faults,
+    )?;
+    if matches!(disposition, Disposition::Drop) {
+        return Ok(());
+    }
+    if let Disposition::Relay(to, basis) = disposition {
+        let relayed = pb::HostSection { basis, ..section };
+        // Not `append`: the snapshots it supersedes are keyed by
+        // member, and this node relays the sections of every host
+        // of the member (a newer one of the same host is applied
+        // over an older one at the owner anyway).
+        log::append_unqueued(
+            conn,
+            &to,
+            EventKind::HostSection,
+            &relayed.member_id,
+            &relayed.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        return Ok(());
+    }
+    let current = members::host_section(conn, &section.member_id, &section.author)?;
+    let incoming = section.version.unwrap_or_default();
+    let newer =
+        current.is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
+    if newer {
+        members::save_host_section(conn, &section, ctx.now_ms)?;
+    }
+    Ok(())
+}
+
+/// A contact event, from the node that made it (or relayed).
+fn apply_contact(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let contact: pb::ContactEvent = decode(event)?;
+    let disposition = check_host_record(
+        conn,
+        ctx,
+        origin,
+        HostRecordRef {
+            member_id: &contact.member_id,
+            author: &contact.author,
+            basis: &contact.basis,
+            log_id,
+            seq: event.seq,
+        },
+        faults,
+    )?;
+    if matches!(disposition, Disposition::Drop) {
+        return Ok(());
+    }
+    if let Disposition::Relay(to, basis) = disposition {
+        let relayed = pb::ContactEvent { basis, ..contact };
+        log::append(
+            conn,
+            &to,
+            EventKind::Contact,
+            &relayed.member_id,
+            &relayed.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        return Ok(());
+    }
+    if members::save_contact(conn, &contact, ctx.now_ms)? {
+        members::refresh_contact_status(conn, ctx, &contact.member_id)?;
+    }
+    Ok(())
+}
+
+/// An activity, from the node that made it (or relayed).
+fn apply_activity(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+    faults: Faults,
+) -> Result<(), Rejection> {
+    let activity: pb::ActivityRecord = decode(event)?;
+    let disposition = check_host_record(
+        conn,
+        ctx,
+        origin,
+        HostRecordRef {
+            member_id: &activity.member_id,
+            author: &activity.author,
+            basis: &activity.basis,
+            log_id,
+            seq: event.seq,
+        },
+        faults,
+    )?;
+    if matches!(disposition, Disposition::Drop) {
+        return Ok(());
+    }
+    if let Disposition::Relay(to, basis) = disposition {
+        let relayed = pb::ActivityRecord { basis, ..activity };
+        log::append(
+            conn,
+            &to,
+            EventKind::Activity,
+            &relayed.member_id,
+            &relayed.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        return Ok(());
+    }
+    members::save_activity(conn, &activity, ctx.now_ms)?;
+    Ok(())
+}
+
+/// A home section is authored by the member's owner, which must be the
+/// event's origin, and may never overwrite a member this node owns. A node
+/// that released the member (it keeps a tombstone) may host it afterwards,
+/// under an agreement with its new owner.
+/// `(origin, log_id)`: who sent it, in which of its logs.
+fn apply_home_section(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    (origin, log_id): (&NodeId, &str),
+    section: &pb::HomeSection,
+    faults: Faults,
+    memo: &mut Memo,
+) -> Result<(), Rejection> {
+    let Some(version) = section.version else {
+        return Err(Rejection::Invalid("home section without a version".into()));
+    };
+    if !faults.skip_authority() {
+        if section.owner != origin.as_str() {
+            return Err(Rejection::Invalid(format!(
+                "home section of member {} names owner `{}` but was sent by {origin}",
+                section.member_id, section.owner
+            )));
+        }
+        if let Some(home) = members::load_home(conn, &section.member_id)? {
+            if home.owner == ctx.me.as_str() && version.generation < home.generation {
+                // From an owner before this node, which released the member
+                // since: stale, as a host would find it (a restored former
+                // owner's log may still hold such a share for this node).
+                return Ok(());
+            }
+            if home.owner == ctx.me.as_str() {
+                // Generations rise only with releases: a later one means
+                // this node released the member, after the backup it was
+                // restored from (DESIGN §7). Held; the transfer rule that
+                // makes it a tombstone here applies it again.
+                if version.generation > home.generation && crate::epoch::was_restored(conn)? {
+                    return Err(Rejection::Invalid(format!(
+                        "{origin} sent the home section of member {} at generation {}, above this node's {}: restored from a backup, this node released the member since; {HELD_UNTIL_RELEASED}",
+                        section.member_id, version.generation, home.generation
+                    )));
+                }
+                return Err(Rejection::Invalid(format!(
+                    "{origin} may not write the home section of member {} ({}), which is owned by {}",
+                    section.member_id, home.name, home.owner
+                )));
+            }
+            // A tombstone: this node released the member (generation
+            // `home.generation`, to `home.owner`), and may host it now.
+            if version.generation < home.generation {
+                // From an owner before the one it was released to: stale.
+                return Ok(());
+            }
+            if version.generation == home.generation && home.owner != origin.as_str() {
+                return Err(Rejection::Invalid(format!(
+                    "{origin} claims generation {} of member {}, which this node released to {}",
+                    version.generation, section.member_id, home.owner
+                )));
+            }
+        }
+    } else if members::load_home(conn, &section.member_id)?.is_some() {
+        // The broken variant: overwrite the owned record as if authorized.
+        conn.execute(
+            "UPDATE members SET name = ?2 WHERE member_id = ?1",
+            params![section.member_id, section.name],
+        )?;
+        return Ok(());
+    }
+    if !faults.skip_authority() {
+        let may_hold = match memo.may_hold.get(&section.basis) {
+            Some(may_hold) => *may_hold,
+            None => {
+                let may_hold = crate::agreements::host_may_hold(conn, ctx, origin, &section.basis)?;
+                memo.may_hold.insert(section.basis.clone(), may_hold);
+                if may_hold == Some(false) {
+                    // Past the grace period on this node's clock: its
+                    // copies under that agreement go too, and the owner,
+                    // which believes this node holds what it sent, is told
+                    // (once per basis and batch).
+                    crate::agreements::host_past_grace(conn, ctx, &section.basis)?;
+                }
+                may_hold
+            }
+        };
+        match may_hold {
+            None => {
+                return Err(Rejection::Invalid(format!(
+                    "home section of member {} names basis `{}`, which is no agreement between {origin} and this node",
+                    section.member_id, section.basis
+                )))
+            }
+            // Crossed the end of its agreement: a legitimate race, not
+            // stored.
+            Some(false) => return Ok(()),
+            Some(true) => {}
+        }
+    }
+    if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
+        memo.copy_stored = true;
+        return Ok(());
+    }
+    // Not stored: the copy held is at a later generation (a newer owner
+    // already shared it: the higher generation stays) or at the same or a
+    // later version of this owner (a duplicate), unless another owner
+    // claims this generation.
+    if let Some((held_owner, held)) = members::copy_version(conn, &section.member_id)? {
+        if held.generation == version.generation && held_owner != section.owner {
+            return Err(Rejection::Invalid(format!(
+                "{origin} and {} both claim generation {} of member {}",
+                held_owner, version.generation, section.member_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The node a tombstone's forward pointer names; anything else is a
+/// damaged database, never a peer's fault.
+fn forward_pointer(member_id: &str, to_node: &str) -> Result<NodeId, Rejection> {
+    NodeId::parse(to_node).map_err(|_| {
+        Rejection::Store(Error::corrupt(
+            format!("the forward pointer of member {member_id}"),
+            to_node,
+            "a node id",
+        ))
+    })
+}
+
+/// What to do with a host record that passed the checks.
+enum Disposition {
+    Apply,
+    /// The member was released to another node: relay the record there
+    /// with the transfer as its basis (DESIGN §5).
+    Relay(NodeId, String),
+    /// The member left on paper for a place with no node: a legitimate
+    /// record that crossed the unshare, with nowhere to go (not stored).
+    Drop,
+}
+
+/// Host sections, contact events and activities about a member go to the
+/// member's owner, authored by the node that sends them, under an agreement
+/// that covered the member while it was active, and only until the host
+/// applied its end (DESIGN §4); or relayed by the member's previous owner
+/// with the transfer as basis.
+/// What `check_host_record` judges of a host record.
+struct HostRecordRef<'a> {
+    member_id: &'a str,
+    author: &'a str,
+    basis: &'a str,
+    /// Its place in the origin's log `log_id` (seq 0: reported in the
+    /// origin's holdings).
+    log_id: &'a str,
+    seq: u64,
+}
+
+fn check_host_record(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    record: HostRecordRef<'_>,
+    faults: Faults,
+) -> Result<Disposition, Rejection> {
+    let HostRecordRef {
+        member_id,
+        author,
+        basis,
+        log_id,
+        seq,
+    } = record;
+    if faults.skip_authority() {
+        return Ok(Disposition::Apply);
+    }
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "member {member_id} is not known here: {origin} sent a record about a member this node does not own"
+        )));
+    };
+    if author != origin.as_str() {
+        // Relayed by the previous owner after it released the member here.
+        if relay_allowed(conn, ctx, origin, member_id, basis)? {
+            if home.owner == ctx.me.as_str() {
+                return Ok(Disposition::Apply);
+            }
+            // Passed on again since (A→B→C): relay along the chain.
+            if let Some(moved) =
+                members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
+            {
+                let to = forward_pointer(member_id, &moved.to_node)?;
+                return Ok(Disposition::Relay(to, moved.transfer_id));
+            }
+        }
+        return Err(Rejection::Invalid(format!(
+            "record about member {member_id} names author `{author}` but was sent by {origin}"
+        )));
+    }
+    // Made by the node this one released the member to, as its host
+    // before: the record went with the member to its own author, nothing
+    // is left to check or relay (a restored sender may have forgotten it
+    // shared the member with it, so the agreement check would refuse it).
+    if home.owner != ctx.me.as_str()
+        && members::moved_of(conn, member_id)?.is_some_and(|m| m.to_node == origin.as_str())
+    {
+        return Ok(Disposition::Drop);
+    }
+    if let Err(why) =
+        crate::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, (log_id, seq))?
+    {
+        return Err(Rejection::Invalid(format!(
+            "{origin} may not send records about member {member_id}: {why}"
+        )));
+    }
+    if home.owner == ctx.me.as_str() {
+        return Ok(Disposition::Apply);
+    }
+    match members::moved_of(conn, member_id)? {
+        Some(moved) if !moved.to_node.is_empty() => {
+            let to = forward_pointer(member_id, &moved.to_node)?;
+            Ok(Disposition::Relay(to, moved.transfer_id))
+        }
+        // Transferred on paper to a place with no node: nowhere to relay.
+        Some(moved) => {
+            tracing::info!(
+                member = %member_id,
+                %origin,
+                place = %moved.to_place,
+                "a host record about a member transferred on paper is dropped"
+            );
+            Ok(Disposition::Drop)
+        }
+        None => Err(Rejection::Invalid(format!(
+            "member {member_id} is owned by {}, not this node",
+            home.owner
+        ))),
+    }
+}
+
+/// Whether `origin` may relay a host record about `member_id` with `basis`
+/// here: it released the member to this node by transfer `basis`.
+pub fn relay_allowed(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    member_id: &str,
+    basis: &str,
+) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'incoming' AND sender = ?2
+               AND receiver = ?3 AND member_id = ?4 AND state = 'completed'",
+        )?
+        .query_row(params![basis, origin.as_str(), ctx.me.as_str(), member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Inside `apply_batch`: `origin` finished re-emitting under `log_id`.
+/// Deletes the copies of `origin`'s home sections that arrived under an
+/// older log id and were not sent again. Returns how many.
+pub fn apply_epoch_complete(
+    conn: &Connection,
+    origin: &NodeId,
+    log_id: &str,
+    event: &pb::Event,
+) -> Result<usize, crate::outcome::Rejection> {
+    use crate::outcome::Rejection;
+    let complete = pb::EpochComplete::decode(event.payload.as_slice())
+        .map_err(|e| Rejection::Invalid(format!("malformed epoch_complete payload: {e}")))?;
+    if complete.log_id != log_id {
+        return Err(Rejection::Invalid(format!(
+            "epoch_complete names log id {} but arrived under log id {log_id}",
+            complete.log_id
+        )));
+    }
+    let stale: Vec<String> = conn
+        .prepare("SELECT member_id FROM home_copies WHERE owner = ?1 AND arrived_log_id <> ?2")?
+        .query_map(params![origin.as_str(), log_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for member_id in &stale {
+        members::delete_copy(conn, member_id)?;
+    }
+    tracing::info!(peer = %origin, log_id, dropped = stale.len(), re_sent = complete.re_sent, "peer's epoch complete");
+    Ok(stale.len())
+}
+
+/// The end of the reason a home section is held for at a restored node
+/// that still believes it owns the member.
+pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
+
+/// After `member_id` arrived here (a release installed it), or left (a
+/// restore's transfer rule made it a tombstone): checks again the host
+/// records about it that were held because the member was not known here,
+/// and the home sections held because this node believed it still owned
+/// it. Only a restore makes them arrive first: a host's record of a member
+/// this node forgot it had received comes before the release its sender
+/// sends again, and a later owner's share before the report of the release
+/// this node forgot (DESIGN §7). Returns how many were applied.
+pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<usize, Error> {
+    let ids: Vec<u64> = conn
+        .prepare_cached(
+            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY id",
+        )?
+        .query_map(
+            params![
+                member_id,
+                EventKind::HostSection as i32,
+                EventKind::Contact as i32,
+                EventKind::Activity as i32,
+                EventKind::HomeSection as i32
+            ],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut applied = 0;
+    for id in ids {
+        let entry = quarantine::retry(conn, ctx, id, |conn, ctx, origin, log_id, event| {
+            let kind = EventKind::try_from(event.kind)
+                .map_err(|_| Rejection::Invalid(format!("unknown event kind {}", event.kind)))?;
+            apply(
+                conn,
+                ctx,
+                (origin, log_id),
+                event,
+                kind,
+                Faults::default(),
+                &mut Memo::default(),
+            )
+        })?;
+        if entry.state == "applied" {
+            applied += 1;
+            tracing::info!(quarantine = id, member = %member_id, "held host record applied once its member arrived");
+        }
+    }
+    Ok(applied)
+}

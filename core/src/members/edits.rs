@@ -1,0 +1,622 @@
+//! The operators' edits of the registry: each checks that this node is the
+//! authority for what it writes (DESIGN §3), records it, and shares what
+//! changed in the same transaction (an owned member's new version goes to
+//! the hosts that may hold it; a host's record goes to the owner).
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use liaison_types::validate;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::contacts::{activity_view, contact_view, recent_contacts, save_activity, save_contact};
+use super::copies::load_copy;
+use super::host::{host_section, host_section_floor, save_host_section};
+use super::orgs::org_name;
+use super::outflows::{open_outflow, serving_peer};
+use super::records::{load_home, load_owned, not_found, save_home, HomeRecord};
+use super::sharing::bump_and_share;
+use super::status::contact_state;
+use super::views::member_view;
+use crate::log;
+use crate::{Ctx, Error};
+
+/// Applies operator-entered fields to `m` and checks the whole result.
+fn apply_fields(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    m: &mut HomeRecord,
+    f: &pb::MemberFields,
+) -> Result<(), Error> {
+    let today = ctx.today();
+    let set = |target: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            *target = v.clone();
+        }
+    };
+    set(&mut m.name, &f.name);
+    set(&mut m.gender, &f.gender);
+    set(&mut m.birth_date, &f.birth_date);
+    set(&mut m.ethnicity, &f.ethnicity);
+    set(&mut m.native_place, &f.native_place);
+    set(&mut m.national_id, &f.national_id);
+    set(&mut m.education, &f.education);
+    set(&mut m.occupation, &f.occupation);
+    set(&mut m.origin, &f.origin);
+    set(&mut m.party_status, &f.party_status);
+    set(&mut m.joined_on, &f.joined_on);
+    set(&mut m.full_member_on, &f.full_member_on);
+    set(&mut m.home_branch, &f.home_branch);
+    set(&mut m.phone, &f.phone);
+    set(&mut m.home_address, &f.home_address);
+    set(&mut m.membership_state, &f.membership_state);
+
+    m.name = validate::name(&m.name)?;
+    m.gender = validate::gender(&m.gender)?;
+    let birth = validate::date("birth date", &m.birth_date, today, false)?;
+    m.birth_date = birth.to_string();
+    m.national_id = validate::national_id(&m.national_id, birth)?;
+    m.ethnicity = validate::text("ethnicity", &m.ethnicity, 20)?;
+    m.native_place = validate::text("native place", &m.native_place, 50)?;
+    m.education = validate::text("education", &m.education, 20)?;
+    m.occupation = validate::text("occupation", &m.occupation, 30)?;
+    m.origin = validate::origin(&m.origin)?;
+    m.party_status = validate::party_status(&m.party_status)?;
+    let joined = validate::optional_date("joined on", &m.joined_on, today, false)?;
+    if let Some(joined) = joined {
+        let age_at_joining = joined.years_since(birth).unwrap_or(0);
+        if age_at_joining < 18 {
+            return Err(Error::invalid(format!(
+                "joined on {joined} is before the member's 18th birthday (born {birth})"
+            )));
+        }
+    }
+    m.joined_on = joined.map(|d| d.to_string()).unwrap_or_default();
+    let full = validate::optional_date("full member on", &m.full_member_on, today, false)?;
+    if let (Some(full), Some(joined)) = (full, joined) {
+        if full < joined {
+            return Err(Error::invalid(format!(
+                "full member on {full} is before joined on {joined}"
+            )));
+        }
+    }
+    m.full_member_on = full.map(|d| d.to_string()).unwrap_or_default();
+    m.home_branch = m.home_branch.trim().to_owned();
+    if m.home_branch.is_empty() {
+        return Err(Error::invalid(
+            "home branch is missing: give an org id from `org list`".into(),
+        ));
+    }
+    if org_name(conn, &m.home_branch)?.is_none() {
+        return Err(Error::not_found(format!(
+            "home branch {} is not an organization of this node: `org add` it, or pick one from `org list`",
+            m.home_branch
+        )));
+    }
+    m.phone = validate::phone(&m.phone)?;
+    m.home_address = validate::text("home address", &m.home_address, 200)?;
+    m.membership_state = if m.membership_state.is_empty() {
+        "normal".into()
+    } else {
+        validate::membership_state(&m.membership_state)?
+    };
+    if !m.national_id.is_empty() {
+        let clash: Option<String> = conn
+            .prepare_cached(
+                "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            )?
+            .query_row(params![m.national_id, ctx.me.as_str(), m.member_id], |r| r.get(0))
+            .optional()?;
+        if let Some(other) = clash {
+            return Err(Error::conflict(format!(
+                "national ID number {} is already member {other}'s: one person, one record (`member show {other}`)",
+                m.national_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn member_add(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    fields: &pb::MemberFields,
+) -> Result<pb::Member, Error> {
+    member_add_with_id(conn, ctx, &ctx.new_id(), fields)
+}
+
+/// Adds a member under a given id (an import of an exported roster).
+pub fn member_add_with_id(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    fields: &pb::MemberFields,
+) -> Result<pb::Member, Error> {
+    if load_home(conn, member_id)?.is_some() || load_copy(conn, member_id)?.is_some() {
+        return Err(Error::conflict(format!(
+            "member {member_id} already exists"
+        )));
+    }
+    let mut m = HomeRecord {
+        member_id: member_id.to_owned(),
+        owner: ctx.me.to_string(),
+        generation: 1,
+        counter: 1,
+        contact_status: "in_contact".into(),
+        created_at_ms: ctx.now_ms,
+        updated_at_ms: ctx.now_ms,
+        ..HomeRecord::default()
+    };
+    apply_fields(conn, ctx, &mut m, fields)?;
+    save_home(conn, &m)?;
+    member_view(conn, ctx, &m.member_id)
+}
+
+pub fn member_update(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    fields: &pb::MemberFields,
+) -> Result<pb::Member, Error> {
+    let member_id = validate::member_id(member_id)?;
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    apply_fields(conn, ctx, &mut m, fields)?;
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &member_id)
+}
+
+pub fn outflow_register(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowRequest,
+) -> Result<pb::Member, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    if let Some(open) = open_outflow(conn, &member_id)? {
+        return Err(Error::conflict(format!(
+            "member {member_id} ({}) is already away: registered {} to {}; `outflow return {member_id}` ends it first",
+            m.name, open.departed_on, open.destination_place
+        )));
+    }
+    let today = ctx.today();
+    let place = req.destination_place.trim();
+    crate::store::peers::validate_place(place)?;
+    let node = match req.destination_node.trim() {
+        "" => serving_peer(conn, place)?.unwrap_or_default(),
+        given => {
+            let id = NodeId::parse(given).map_err(|e| Error::invalid(e.to_string()))?;
+            crate::store::peers::require(conn, &id)?;
+            id.to_string()
+        }
+    };
+    let departed = validate::date("departed on", &req.departed_on, today, false)?;
+    let expected = validate::optional_date("expected return", &req.expected_return, today, true)?;
+    if let Some(expected) = expected {
+        if expected < departed {
+            return Err(Error::invalid(format!(
+                "expected return {expected} is before the departure {departed}"
+            )));
+        }
+    }
+    let issued_on = validate::optional_date(
+        "certificate issued on",
+        &req.certificate_issued_on,
+        today,
+        false,
+    )?;
+    let outflow_id = ctx.new_id();
+    conn.execute(
+        "INSERT INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
+             expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on,
+             card_no, state, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14)",
+        params![
+            outflow_id,
+            member_id,
+            place,
+            node,
+            validate::text("direction", &req.direction, 40)?,
+            departed.to_string(),
+            expected.map(|d| d.to_string()).unwrap_or_default(),
+            validate::text("reason", &req.reason, 200)?,
+            req.fixed_location,
+            validate::text("certificate number", &req.certificate_no, 40)?,
+            validate::text("certificate issuer", &req.certificate_issuer, 100)?,
+            issued_on.map(|d| d.to_string()).unwrap_or_default(),
+            validate::text("card number", &req.card_no, 40)?,
+            ctx.now_ms
+        ],
+    )?;
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// A node now serves `places`: members already away to those places whose
+/// registration names no node (the region had none when they left) are
+/// served by it from now on, and shared with it (DESIGN §3).
+pub fn adopt_destinations(conn: &Connection, ctx: &Ctx<'_>, node: &NodeId) -> Result<usize, Error> {
+    let orphans: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT outflow_id, member_id FROM outflows
+             WHERE state = 'open' AND destination_node = ''
+               AND EXISTS (SELECT 1 FROM peer_places p WHERE p.node_id = ?1 AND destination_place LIKE p.place || '%')",
+        )?
+        .query_map([node.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut adopted = 0;
+    for (outflow_id, member_id) in orphans {
+        let place: String = conn.query_row(
+            "SELECT destination_place FROM outflows WHERE outflow_id = ?1",
+            [&outflow_id],
+            |r| r.get(0),
+        )?;
+        // Another peer may serve the place more precisely.
+        if serving_peer(conn, &place)?.as_deref() != Some(node.as_str()) {
+            continue;
+        }
+        conn.execute(
+            "UPDATE outflows SET destination_node = ?2 WHERE outflow_id = ?1",
+            params![outflow_id, node.as_str()],
+        )?;
+        if let Some(mut m) = load_home(conn, &member_id)? {
+            bump_and_share(conn, ctx, &mut m)?;
+            adopted += 1;
+        }
+    }
+    Ok(adopted)
+}
+
+pub fn outflow_return(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowReturnRequest,
+) -> Result<pb::Member, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    let Some(open) = open_outflow(conn, &member_id)? else {
+        return Err(Error::conflict(format!(
+            "member {member_id} ({}) has no open outflow registration to end",
+            m.name
+        )));
+    };
+    let today = ctx.today();
+    let returned = match req.returned_on.trim() {
+        "" => today,
+        text => validate::date("returned on", text, today, false)?,
+    };
+    if returned.to_string() < open.departed_on {
+        return Err(Error::invalid(format!(
+            "returned on {returned} is before the departure {}",
+            open.departed_on
+        )));
+    }
+    conn.execute(
+        "UPDATE outflows SET state = 'returned', returned_on = ?2 WHERE outflow_id = ?1",
+        params![open.outflow_id, returned.to_string()],
+    )?;
+    // Out of every destination scope now: hosts holding a copy get Unshare.
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// The host writes its section of a member it hosts, and sends it to the owner.
+pub fn host_section_set(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::HostSectionRequest,
+) -> Result<pb::Member, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let Some(copy) = load_copy(conn, &member_id)? else {
+        if load_home(conn, &member_id)?.is_some() {
+            return Err(Error::conflict(format!(
+                "member {member_id} is this node's own: its host section is written by the host region's node"
+            )));
+        }
+        return Err(not_found(&member_id));
+    };
+    let today = ctx.today();
+    let current = host_section(conn, &member_id, ctx.me.as_str())?.unwrap_or_default();
+    let pick =
+        |given: &Option<String>, current: &str| given.clone().unwrap_or_else(|| current.to_owned());
+    let reported_on = validate::optional_date(
+        "reported on",
+        &pick(&req.reported_on, &current.reported_on),
+        today,
+        false,
+    )?;
+    let last_seen = validate::optional_date(
+        "last seen at host",
+        &pick(&req.last_seen_at_host, &current.last_seen_at_host),
+        today,
+        false,
+    )?;
+    let owner_version = copy.version.unwrap_or_default();
+    // Past a version of this section a peer holds that this node, restored
+    // from a backup, could not take back (`raise_host_section_floor`).
+    let floor = host_section_floor(conn, &member_id)?
+        .filter(|f| f.generation == owner_version.generation)
+        .map_or(0, |f| f.counter);
+    let counter = current.counter.max(floor) + 1;
+    let section = pb::HostSection {
+        member_id: member_id.clone(),
+        version: Some(pb::Version {
+            generation: owner_version.generation,
+            counter,
+        }),
+        author: ctx.me.to_string(),
+        host_branch: validate::text(
+            "host branch",
+            &pick(&req.host_branch, &current.host_branch),
+            100,
+        )?,
+        reported_on: reported_on.map(|d| d.to_string()).unwrap_or_default(),
+        address: validate::text("address", &pick(&req.address, &current.address), 200)?,
+        employer: validate::text("employer", &pick(&req.employer, &current.employer), 100)?,
+        industry: validate::text("industry", &pick(&req.industry, &current.industry), 40)?,
+        job: validate::text("job", &pick(&req.job, &current.job), 40)?,
+        contact_person: validate::text(
+            "contact person",
+            &pick(&req.contact_person, &current.contact_person),
+            50,
+        )?,
+        contact_phone: validate::phone(&pick(&req.contact_phone, &current.contact_phone))?,
+        last_seen_at_host: last_seen.map(|d| d.to_string()).unwrap_or_default(),
+        basis: copy.basis.clone(),
+    };
+    save_host_section(conn, &section, ctx.now_ms)?;
+    let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
+    log::append(
+        conn,
+        &owner,
+        EventKind::HostSection,
+        &member_id,
+        &section.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    log::disclose(
+        conn,
+        &owner,
+        "host_section",
+        &member_id,
+        "host_branch,reported_on,address,employer,industry,job,contact,last_seen_at_host",
+        owner_version.generation,
+        counter,
+        &copy.basis,
+        ctx.now_ms,
+    )?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// Normalizes a contact time: a date (taken as the start of that day) or
+/// an RFC 3339 time, in China Standard Time; empty means now.
+fn contact_time(ctx: &Ctx<'_>, value: &str) -> Result<String, Error> {
+    let value = value.trim();
+    let today = ctx.today();
+    if value.is_empty() {
+        return Ok(ctx.local_now().format("%Y-%m-%dT%H:%M:%S").to_string());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        let local = t.with_timezone(&crate::china_time());
+        if local.date_naive() > today {
+            return Err(Error::invalid(format!(
+                "contact time {value} is in the future"
+            )));
+        }
+        return Ok(local.format("%Y-%m-%dT%H:%M:%S").to_string());
+    }
+    let date = validate::date("contact date", value, today, false)?;
+    Ok(format!("{date}T00:00:00"))
+}
+
+pub fn contact_record(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::ContactRequest,
+) -> Result<pb::ContactView, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let event = pb::ContactEvent {
+        contact_id: ctx.new_id(),
+        member_id: member_id.clone(),
+        author: ctx.me.to_string(),
+        at: contact_time(ctx, &req.at)?,
+        channel: validate::contact_channel(&req.channel)?,
+        by: validate::text("by", &req.by, 50)?,
+        outcome: validate::text("outcome", &req.outcome, 500)?,
+        basis: String::new(),
+    };
+    record_about_member(conn, ctx, &member_id, EventKind::Contact, |basis| {
+        let mut event = event.clone();
+        event.basis = basis.to_owned();
+        save_contact(conn, &event, ctx.now_ms)?;
+        Ok(event.encode_to_vec())
+    })?;
+    Ok(contact_view(&event))
+}
+
+pub fn activity_record(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::ActivityRequest,
+) -> Result<pb::ActivityView, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    if !(0.0..=24.0).contains(&req.hours) || req.hours.is_nan() {
+        return Err(Error::invalid(format!(
+            "hours {} is not between 0 and 24",
+            req.hours
+        )));
+    }
+    let record = pb::ActivityRecord {
+        activity_id: ctx.new_id(),
+        member_id: member_id.clone(),
+        author: ctx.me.to_string(),
+        kind: validate::activity_kind(&req.kind)?,
+        date: validate::date("activity date", &req.date, ctx.today(), false)?.to_string(),
+        branch: validate::text("branch", &req.branch, 100)?,
+        hours: req.hours,
+        note: validate::text("note", &req.note, 500)?,
+        basis: String::new(),
+    };
+    record_about_member(conn, ctx, &member_id, EventKind::Activity, |basis| {
+        let mut record = record.clone();
+        record.basis = basis.to_owned();
+        save_activity(conn, &record, ctx.now_ms)?;
+        Ok(record.encode_to_vec())
+    })?;
+    Ok(activity_view(&record))
+}
+
+/// Stores a record this node makes about a member: for its own member it
+/// stays here (and may change the contact status); for a hosted member it
+/// also goes to the owner.
+fn record_about_member(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    kind: EventKind,
+    save: impl FnOnce(&str) -> Result<Vec<u8>, Error>,
+) -> Result<(), Error> {
+    if let Some(home) = load_home(conn, member_id)? {
+        if home.owner != ctx.me.as_str() {
+            return Err(Error::conflict(format!(
+                "member {member_id} now belongs to {}: record it there",
+                home.owner
+            )));
+        }
+        // An operator's record is an edit: refused while frozen.
+        load_owned(conn, ctx, member_id)?;
+        save("")?;
+        return refresh_contact_status(conn, ctx, member_id);
+    }
+    let Some(copy) = load_copy(conn, member_id)? else {
+        return Err(not_found(member_id));
+    };
+    let payload = save(&copy.basis)?;
+    let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
+    log::append(conn, &owner, kind, member_id, &payload, ctx.now_ms)?;
+    Ok(())
+}
+
+/// Re-derives an owned member's status; a change is a new version, shared.
+pub fn refresh_contact_status(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+) -> Result<(), Error> {
+    let Some(mut m) = load_home(conn, member_id)? else {
+        return Ok(());
+    };
+    if m.owner != ctx.me.as_str() {
+        return Ok(());
+    }
+    let state = contact_state(conn, ctx, &m)?;
+    if state.status != m.contact_status {
+        bump_and_share(conn, ctx, &mut m)?;
+    }
+    Ok(())
+}
+
+/// Re-derives every away member's status as the clock moves (run daily).
+pub fn sweep_contact_status(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, Error> {
+    let mut changed = 0;
+    let mut after = String::new();
+    loop {
+        let (n, next) = sweep_contact_status_chunk(conn, ctx, &after, usize::MAX)?;
+        changed += n;
+        match next {
+            Some(next) => after = next,
+            None => return Ok(changed),
+        }
+    }
+}
+
+/// One chunk of [`sweep_contact_status`]: the away members after `after`
+/// in member id order, at most `limit` of them. Returns how many changed
+/// and, if there may be more, the last member visited (the next chunk's
+/// `after`). A sweep done chunk by chunk, each in its own transaction,
+/// reaches the same statuses as one sweep: each member's status depends
+/// only on its own records and the clock.
+pub fn sweep_contact_status_chunk(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    after: &str,
+    limit: usize,
+) -> Result<(usize, Option<String>), Error> {
+    let ids: Vec<String> = conn
+        .prepare_cached(
+            "SELECT member_id FROM outflows WHERE state = 'open' AND member_id > ?1
+             ORDER BY member_id LIMIT ?2",
+        )?
+        .query_map(
+            params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut changed = 0;
+    for id in &ids {
+        let Some(mut m) = load_home(conn, id)? else {
+            continue;
+        };
+        if m.owner != ctx.me.as_str() {
+            continue;
+        }
+        if contact_state(conn, ctx, &m)?.status != m.contact_status {
+            bump_and_share(conn, ctx, &mut m)?;
+            changed += 1;
+        }
+    }
+    let next = (ids.len() >= limit).then(|| ids.last().cloned()).flatten();
+    Ok((changed, next))
+}
+
+pub fn contact_status(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::ContactStatusRequest,
+) -> Result<pb::ContactStatusView, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let set = req.set.trim().to_lowercase();
+    if set.is_empty() {
+        if let Some(copy) = load_copy(conn, &member_id)? {
+            // A host sees the owner's decision as shared; it never derives one.
+            return Ok(pb::ContactStatusView {
+                member_id: member_id.clone(),
+                status: copy.contact_status.clone(),
+                last_contact: String::new(),
+                lost_since: String::new(),
+                recent: recent_contacts(conn, &member_id, 10)?,
+            });
+        }
+    }
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    if !set.is_empty() {
+        let current = contact_state(conn, ctx, &m)?.status;
+        let allowed: &[&str] = match set.as_str() {
+            "searching" => &["overdue", "lost", "unreachable"],
+            "unreachable" => &["searching"],
+            "regained" => &["searching", "unreachable"],
+            _ => {
+                return Err(Error::invalid(format!(
+                    "contact status `{set}` cannot be set: an operator sets searching (查找), regained (经查找取得联系) or unreachable (经查找仍然无法取得联系); in contact, overdue and lost are derived from contact events"
+                )))
+            }
+        };
+        if !allowed.contains(&current.as_str()) {
+            return Err(Error::conflict(format!(
+                "member {member_id} is {current}: `{set}` follows {}",
+                allowed.join(" or ")
+            )));
+        }
+        m.contact_manual = set;
+        m.contact_manual_at = ctx.local_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        bump_and_share(conn, ctx, &mut m)?;
+    }
+    let state = contact_state(conn, ctx, &m)?;
+    Ok(pb::ContactStatusView {
+        member_id: member_id.clone(),
+        status: state.status,
+        last_contact: state.last_contact,
+        lost_since: state.lost_since,
+        recent: recent_contacts(conn, &member_id, 10)?,
+    })
+}

@@ -1,0 +1,124 @@
+//! Host sections: what a host writes about a member it hosts, one per host.
+
+use liaison_proto::v1 as pb;
+use rusqlite::Row;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::Error;
+
+fn read_host_section(r: &Row<'_>) -> rusqlite::Result<pb::HostSectionView> {
+    Ok(pb::HostSectionView {
+        author: r.get(0)?,
+        generation: r.get(1)?,
+        counter: r.get(2)?,
+        host_branch: r.get(3)?,
+        reported_on: r.get(4)?,
+        address: r.get(5)?,
+        employer: r.get(6)?,
+        industry: r.get(7)?,
+        job: r.get(8)?,
+        contact_person: r.get(9)?,
+        contact_phone: r.get(10)?,
+        last_seen_at_host: r.get(11)?,
+        basis: r.get(12)?,
+    })
+}
+
+const HOST_COLUMNS: &str =
+    "author, generation, counter, host_branch, reported_on, address, employer, industry, job,
+    contact_person, contact_phone, last_seen_at_host, basis";
+
+pub fn host_sections(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Vec<pb::HostSectionView>, Error> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 ORDER BY author"
+    ))?;
+    let list = stmt
+        .query_map([member_id], read_host_section)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(list)
+}
+
+pub fn host_section(
+    conn: &Connection,
+    member_id: &str,
+    author: &str,
+) -> Result<Option<pb::HostSectionView>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 AND author = ?2"
+        ))?
+        .query_row([member_id, author], read_host_section)
+        .optional()?)
+}
+
+pub fn save_host_section(conn: &Connection, s: &pb::HostSection, now_ms: i64) -> Result<(), Error> {
+    let version = s.version.unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
+             address, employer, industry, job, contact_person, contact_phone, last_seen_at_host, basis, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+         ON CONFLICT (member_id, author) DO UPDATE SET generation = excluded.generation, counter = excluded.counter,
+             host_branch = excluded.host_branch, reported_on = excluded.reported_on, address = excluded.address,
+             employer = excluded.employer, industry = excluded.industry, job = excluded.job,
+             contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
+             last_seen_at_host = excluded.last_seen_at_host, basis = excluded.basis, updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![
+        s.member_id,
+        s.author,
+        version.generation,
+        version.counter,
+        s.host_branch,
+        s.reported_on,
+        s.address,
+        s.employer,
+        s.industry,
+        s.job,
+        s.contact_person,
+        s.contact_phone,
+        s.last_seen_at_host,
+        s.basis,
+        now_ms
+    ])?;
+    Ok(())
+}
+
+/// The version of this node's host section of `member_id` that a peer
+/// holds and this node could not take back after a restore (it held none
+/// of it under a basis of its own): no older version of it is taken back,
+/// and its next write passes it. Kept in `meta`; only restores set one.
+pub fn host_section_floor(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<pb::Version>, Error> {
+    Ok(
+        crate::store::get_meta(conn, &format!("host_section_floor/{member_id}"))?.and_then(|v| {
+            let (generation, counter) = v.split_once('.')?;
+            Some(pb::Version {
+                generation: generation.parse().ok()?,
+                counter: counter.parse().ok()?,
+            })
+        }),
+    )
+}
+
+/// Raises [`host_section_floor`] of `member_id` to `version`.
+pub fn raise_host_section_floor(
+    conn: &Connection,
+    member_id: &str,
+    version: pb::Version,
+) -> Result<(), Error> {
+    let higher = host_section_floor(conn, member_id)?
+        .is_none_or(|f| (version.generation, version.counter) > (f.generation, f.counter));
+    if higher {
+        crate::store::set_meta(
+            conn,
+            &format!("host_section_floor/{member_id}"),
+            &format!("{}.{}", version.generation, version.counter),
+        )?;
+    }
+    Ok(())
+}

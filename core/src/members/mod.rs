@@ -1,0 +1,62 @@
+//! The member registry: organizations, members' home sections, outflow
+//! registrations, host sections, contact events and activities, and the
+//! decision of what is shared with whom.
+//!
+//! Authority (DESIGN §3): the owner writes the home section and the outflow
+//! registration; the host writes the host section; each node writes its own
+//! contact events and activities. Every function here checks that this node
+//! is the authority for what it is asked to write, and appends the events a
+//! peer should see in the caller's transaction.
+//!
+//! Layout, bottom to top (a file uses only those before it in this list;
+//! `layer_tests` checks it):
+//! - `orgs`, `contacts` (contact events and activities), `host` (host
+//!   sections), `outflows`, `copies` (what a host holds), `records` (home
+//!   sections, tombstones, freezing): the rows;
+//! - `status`: the contact status derived from them; `views`: what
+//!   operators see;
+//! - `scope`: which members the active agreements cover; `sharing`: what
+//!   is shared with whom, and re-evaluating it;
+//! - `edits`: the operators' edits, each shared at once.
+//!
+//! Agreements sit above this module: an activation or an end re-evaluates
+//! the shares ([`request_reshare`], [`reshare_after_basis_ended`]), and
+//! the sharing decision reads the agreements' rows itself ([`Scope`]).
+
+mod contacts;
+mod copies;
+mod edits;
+mod host;
+mod orgs;
+mod outflows;
+mod records;
+mod scope;
+mod sharing;
+mod status;
+mod views;
+
+pub use contacts::{activity_list, save_activity, save_contact, HostRecords};
+pub use copies::{
+    copy_version, delete_copies_with_basis, delete_copy, load_copy, note_copy_epoch,
+    save_copy_if_newer, HomeCopy,
+};
+pub use edits::{
+    activity_record, adopt_destinations, contact_record, contact_status, host_section_set,
+    member_add, member_add_with_id, member_update, outflow_register, outflow_return,
+    refresh_contact_status, sweep_contact_status, sweep_contact_status_chunk,
+};
+pub use host::{
+    host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,
+};
+pub use orgs::{org_add, org_list};
+pub use outflows::{open_outflow, outflow_list};
+pub use records::{
+    frozen_by, is_home, load_home, load_owned, moved_of, save_home_record, HomeRecord,
+};
+pub use scope::Scope;
+pub use sharing::{
+    request_reshare, reshare_after_basis_ended, reshare_all, reshare_member, reshare_next_chunk,
+    reshare_pending, unshare_everywhere, RESHARE_CHUNK,
+};
+pub use status::{ContactState, CONTACT_INTERVAL_DAYS, LOST_AFTER_DAYS};
+pub use views::{disclosures, member_list, member_view, NO_LONGER_CO_MANAGED};

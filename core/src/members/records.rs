@@ -1,0 +1,217 @@
+//! Members' home sections as this node holds them (owned, or a tombstone
+//! with a forward pointer), and whether the owner may edit one now.
+
+use liaison_proto::v1 as pb;
+use rusqlite::Row;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::copies::load_copy;
+use crate::{Ctx, Error};
+
+pub(super) fn not_found(member_id: &str) -> Error {
+    Error::not_found(format!(
+        "no member {member_id} on this node: `member list` shows the members"
+    ))
+}
+
+/// A row of `members`: a home section this node holds.
+#[derive(Debug, Clone, Default)]
+pub struct HomeRecord {
+    pub member_id: String,
+    pub owner: String,
+    pub generation: u64,
+    pub counter: u64,
+    pub name: String,
+    pub gender: String,
+    pub birth_date: String,
+    pub ethnicity: String,
+    pub native_place: String,
+    pub national_id: String,
+    pub education: String,
+    pub occupation: String,
+    pub origin: String,
+    pub party_status: String,
+    pub joined_on: String,
+    pub full_member_on: String,
+    pub home_branch: String,
+    pub phone: String,
+    pub home_address: String,
+    pub membership_state: String,
+    pub contact_status: String,
+    pub contact_manual: String,
+    pub contact_manual_at: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+pub(super) const HOME_COLUMNS: &str = "member_id, owner, generation, counter, name, gender, birth_date, ethnicity, native_place,
+    national_id, education, occupation, origin, party_status, joined_on, full_member_on, home_branch, phone,
+    home_address, membership_state, contact_status, contact_manual, contact_manual_at, created_at_ms, updated_at_ms";
+
+fn read_home(r: &Row<'_>) -> rusqlite::Result<HomeRecord> {
+    read_home_at(r, 0)
+}
+
+/// A [`HomeRecord`] from the columns of [`HOME_COLUMNS`] at `at` onwards.
+pub(super) fn read_home_at(r: &Row<'_>, at: usize) -> rusqlite::Result<HomeRecord> {
+    Ok(HomeRecord {
+        member_id: r.get(at)?,
+        owner: r.get(at + 1)?,
+        generation: r.get(at + 2)?,
+        counter: r.get(at + 3)?,
+        name: r.get(at + 4)?,
+        gender: r.get(at + 5)?,
+        birth_date: r.get(at + 6)?,
+        ethnicity: r.get(at + 7)?,
+        native_place: r.get(at + 8)?,
+        national_id: r.get(at + 9)?,
+        education: r.get(at + 10)?,
+        occupation: r.get(at + 11)?,
+        origin: r.get(at + 12)?,
+        party_status: r.get(at + 13)?,
+        joined_on: r.get(at + 14)?,
+        full_member_on: r.get(at + 15)?,
+        home_branch: r.get(at + 16)?,
+        phone: r.get(at + 17)?,
+        home_address: r.get(at + 18)?,
+        membership_state: r.get(at + 19)?,
+        contact_status: r.get(at + 20)?,
+        contact_manual: r.get(at + 21)?,
+        contact_manual_at: r.get(at + 22)?,
+        created_at_ms: r.get(at + 23)?,
+        updated_at_ms: r.get(at + 24)?,
+    })
+}
+
+pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {HOME_COLUMNS} FROM members WHERE member_id = ?1"
+        ))?
+        .query_row([member_id], read_home)
+        .optional()?)
+}
+
+/// Whether this node holds `member_id`'s home section (owned or a tombstone).
+pub fn is_home(conn: &Connection, member_id: &str) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Stores a home section as given (a released record being installed).
+pub fn save_home_record(conn: &Connection, m: &HomeRecord) -> Result<(), Error> {
+    save_home(conn, m)
+}
+
+pub(super) fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), Error> {
+    conn.prepare_cached(&format!(
+        // An upsert, not INSERT OR REPLACE: a replace deletes the row first,
+        // which makes SQLite check every child table's foreign keys (a scan
+        // of outflows per write). A live home section clears any tombstone.
+        "INSERT INTO members ({HOME_COLUMNS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation, counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_date = excluded.birth_date, ethnicity = excluded.ethnicity, native_place = excluded.native_place, national_id = excluded.national_id, education = excluded.education, occupation = excluded.occupation, origin = excluded.origin, party_status = excluded.party_status, joined_on = excluded.joined_on, full_member_on = excluded.full_member_on, home_branch = excluded.home_branch, phone = excluded.phone, home_address = excluded.home_address, membership_state = excluded.membership_state, contact_status = excluded.contact_status, contact_manual = excluded.contact_manual, contact_manual_at = excluded.contact_manual_at, updated_at_ms = excluded.updated_at_ms,
+             moved_to_node = '', moved_to_place = '', moved_transfer_id = '', moved_letter_no = '', moved_on = ''"
+    ))?
+    .execute(params![
+        m.member_id,
+        m.owner,
+        m.generation,
+        m.counter,
+        m.name,
+        m.gender,
+        m.birth_date,
+        m.ethnicity,
+        m.native_place,
+        m.national_id,
+        m.education,
+        m.occupation,
+        m.origin,
+        m.party_status,
+        m.joined_on,
+        m.full_member_on,
+        m.home_branch,
+        m.phone,
+        m.home_address,
+        m.membership_state,
+        m.contact_status,
+        m.contact_manual,
+        m.contact_manual_at,
+        m.created_at_ms,
+        m.updated_at_ms
+    ])?;
+    Ok(())
+}
+
+/// Where a member transferred away went, if it was.
+pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedView>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT moved_to_node, moved_to_place, moved_transfer_id, moved_letter_no, moved_on, generation
+             FROM members WHERE member_id = ?1 AND moved_transfer_id <> ''",
+        )?
+        .query_row([member_id], |r| {
+            Ok(pb::MovedView {
+                to_node: r.get(0)?,
+                to_place: r.get(1)?,
+                transfer_id: r.get(2)?,
+                letter_no: r.get(3)?,
+                released_on: r.get(4)?,
+                generation: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Loads a member whose home section this node owns, or says who owns it.
+/// Loads a member this node owns and may edit: not a copy, not a
+/// tombstone, not frozen by an open transfer offer.
+pub fn load_owned(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<HomeRecord, Error> {
+    if let Some(home) = load_home(conn, member_id)? {
+        if home.owner == ctx.me.as_str() {
+            if let Some((transfer_id, letter_no, receiver)) = frozen_by(conn, member_id)? {
+                return Err(Error::conflict(format!(
+                    "member {member_id} is frozen while transfer {transfer_id} (letter {letter_no}) to {receiver} is open: `transfer cancel {transfer_id}` first, or wait for it"
+                )));
+            }
+            return Ok(home);
+        }
+        if let Some(moved) = moved_of(conn, member_id)? {
+            return Err(Error::conflict(format!(
+                "member {member_id} was transferred to {} on {} (transfer {}, letter {}): it is theirs now",
+                if moved.to_node.is_empty() { &moved.to_place } else { &moved.to_node },
+                moved.released_on,
+                moved.transfer_id,
+                moved.letter_no
+            )));
+        }
+        return Err(Error::conflict(format!(
+            "member {member_id} is owned by {}: only {} may change its home section",
+            home.owner, home.owner
+        )));
+    }
+    if let Some(copy) = load_copy(conn, member_id)? {
+        return Err(Error::conflict(format!(
+            "member {member_id} ({}) belongs to {}: its home section is theirs to change; this node may write its host section with `member host-set`",
+            copy.name, copy.owner
+        )));
+    }
+    Err(not_found(member_id))
+}
+
+/// The open outgoing transfer that freezes `member_id`, if any.
+pub fn frozen_by(
+    conn: &Connection,
+    member_id: &str,
+) -> Result<Option<(String, String, String)>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT transfer_id, letter_no, receiver FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered'",
+        )?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}

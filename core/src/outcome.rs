@@ -1,0 +1,120 @@
+//! What applying a peer's event or batch comes to (DESIGN §4): the
+//! outcomes every event handler returns, the report of a batch, and the
+//! test-only [`Faults`]. Below every protocol module: handlers of every
+//! concept return a [`Rejection`], and only `apply` turns it into a
+//! quarantine entry, a stopped stream or an aborted batch.
+
+use crate::Error;
+
+/// What became of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub applied: u64,
+    pub skipped: u64,
+    pub quarantined: u64,
+    /// The cursor after the batch.
+    pub cursor: u64,
+}
+
+/// Why one event was not applied: the outcomes of applying an event other
+/// than "applied".
+#[derive(Debug)]
+pub enum Rejection {
+    /// It can never be valid: quarantine it and move on.
+    Invalid(String),
+    /// A transfer decision (`release`, `abort`) that cannot be applied now.
+    /// Decisions are never quarantined (DESIGN §4): the peer's stream
+    /// stops at this event, cursor unmoved, until a restart or an upgrade
+    /// applies it.
+    Stop(String),
+    /// The core failed (storage, or a refusal of a step it took): abort
+    /// the batch, cursor unmoved.
+    Store(Error),
+}
+
+/// Why a batch was not applied. Nothing of it was: the cursor did not move.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A decision that cannot be applied ([`Rejection::Stop`]).
+    #[error("{kind} event {seq} cannot be applied: {reason}; the stream from this peer stops here until a restart or an upgrade applies it")]
+    Stopped {
+        seq: u64,
+        kind: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+impl From<rusqlite::Error> for BatchError {
+    fn from(e: rusqlite::Error) -> Self {
+        BatchError::Core(e.into())
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Self {
+        Rejection::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for Rejection {
+    fn from(e: rusqlite::Error) -> Self {
+        Rejection::Store(e.into())
+    }
+}
+
+/// Test-only switches that break the protocol on purpose, so the tests and
+/// the simulator can show that their checks catch each break. Only with
+/// the `faults` feature (the simulator's crate turns it on): without it,
+/// `Faults` is an empty stand-in whose switches are all off, so a node's
+/// build holds none of the broken variants.
+#[cfg(feature = "faults")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Skip the authority checks: apply whatever a peer sends.
+    pub skip_authority: bool,
+    /// Commit the applied events (and their count) in one transaction and
+    /// advance the cursor in a second one, so a crash between the two
+    /// applies the same events again after the restart.
+    pub cursor_in_separate_tx: bool,
+    /// The receiver of a transfer enrols the member as its own when its
+    /// operator accepts the offer, before the sender's `release` arrives
+    /// (`transfers::accept_with_faults`): two owners until then.
+    pub receiver_owns_on_accept: bool,
+}
+
+#[cfg(feature = "faults")]
+impl Faults {
+    pub(crate) fn skip_authority(self) -> bool {
+        self.skip_authority
+    }
+
+    pub(crate) fn cursor_in_separate_tx(self) -> bool {
+        self.cursor_in_separate_tx
+    }
+
+    pub(crate) fn receiver_owns_on_accept(self) -> bool {
+        self.receiver_owns_on_accept
+    }
+}
+
+/// Without the `faults` feature: no switch, every check is off.
+#[cfg(not(feature = "faults"))]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Faults {}
+
+#[cfg(not(feature = "faults"))]
+impl Faults {
+    pub(crate) fn skip_authority(self) -> bool {
+        false
+    }
+
+    pub(crate) fn cursor_in_separate_tx(self) -> bool {
+        false
+    }
+
+    pub(crate) fn receiver_owns_on_accept(self) -> bool {
+        false
+    }
+}

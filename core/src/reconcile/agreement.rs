@@ -1,0 +1,163 @@
+//! Adopting an agreement as a peer holds it.
+
+use liaison_proto::v1 as pb;
+use prost::Message;
+use rusqlite::{params, Connection};
+
+use crate::{Ctx, Error};
+
+/// What adopting one agreement did.
+pub(super) enum AgreementAdoption {
+    Unchanged,
+    Changed,
+    Refused(String),
+}
+
+/// Adopts an agreement as the peer holds it, with every version and
+/// signature, where the peer's is further along.
+pub(super) fn adopt_agreement(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldAgreement,
+) -> Result<AgreementAdoption, Error> {
+    // An agreement decides what this node shares: adopt one the peer says
+    // is (or was) active only with this node's own signature on that
+    // version, so a peer cannot make it share under terms it never signed.
+    // One that ended shares nothing and can never be active again: it is
+    // adopted as ended even without (a party that ended it before the
+    // version reached it may never have stored its signature there).
+    if held.active_version > 0 && ctx.notary.is_some() && state_rank(&held.state) != 2 {
+        let mine = held
+            .versions
+            .iter()
+            .filter(|v| v.version == held.active_version)
+            .find_map(|v| {
+                let terms = v.terms.as_ref()?;
+                let signature = v.signatures.iter().find(|s| s.signer == ctx.me.as_str())?;
+                Some(crate::agreements::verify_reported(
+                    ctx,
+                    &held.agreement_id,
+                    terms,
+                    signature,
+                ))
+            });
+        match mine {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {}: this node's signature does not verify: {why}",
+                    held.agreement_id, held.active_version
+                )))
+            }
+            None => {
+                return Ok(AgreementAdoption::Refused(format!(
+                    "agreement {} version {} carries no signature of this node",
+                    held.agreement_id, held.active_version
+                )))
+            }
+        }
+    }
+    let local = crate::agreements::load(conn, &held.agreement_id)?;
+    let behind = local.as_ref().is_none_or(|a| {
+        (state_rank(&held.state), held.version, held.active_version)
+            > (state_rank(a.state.as_str()), a.version, a.active_version)
+    });
+    // TERMINATED and EXPIRED are final here.
+    let is_final = local.as_ref().is_some_and(|a| a.state.is_final());
+    let changed = behind && !is_final;
+    if changed {
+        // The row first: versions and signatures refer to it.
+        conn.execute(
+            "INSERT INTO agreements (agreement_id, number, outflow_node, inflow_node, state, version, active_version,
+                 ended_reason, ended_by, created_at_ms, updated_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+             ON CONFLICT (agreement_id) DO UPDATE SET state = excluded.state, version = MAX(version, excluded.version),
+                 active_version = MAX(active_version, excluded.active_version), ended_reason = excluded.ended_reason,
+                 ended_by = excluded.ended_by, updated_at_ms = excluded.updated_at_ms",
+            params![
+                held.agreement_id,
+                held.number,
+                held.outflow_node,
+                held.inflow_node,
+                held.state,
+                held.version,
+                held.active_version,
+                held.ended_reason,
+                held.ended_by,
+                ctx.now_ms
+            ],
+        )?;
+    }
+    if local.is_none() && !changed {
+        return Ok(AgreementAdoption::Unchanged);
+    }
+    for version in &held.versions {
+        let Some(terms) = &version.terms else {
+            continue;
+        };
+        conn.execute(
+            "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, terms, terms_hash, published_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                held.agreement_id,
+                version.version,
+                terms.encode_to_vec(),
+                crate::agreements::terms_hash(terms),
+                ctx.now_ms
+            ],
+        )?;
+        for s in &version.signatures {
+            conn.execute(
+                "INSERT OR IGNORE INTO agreement_signatures (agreement_id, version, signer, terms_hash, signature, certificate, verified_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![held.agreement_id, s.version, s.signer, s.terms_hash, s.signature, s.certificate, ctx.now_ms],
+            )?;
+        }
+    }
+    // Ended here since the restore, the agreement keeps its end; a later
+    // version, or a later activation (checked above: signed by this node),
+    // that this node made before and forgot is part of its history as the
+    // peer holds it. An activation is never undone, only ended.
+    let forgot_version = is_final
+        && local.as_ref().is_some_and(|a| held.version > a.version)
+        && held
+            .versions
+            .iter()
+            .any(|v| v.version == held.version && v.terms.is_some());
+    let forgot_activation = is_final
+        && local
+            .as_ref()
+            .is_some_and(|a| held.active_version > a.active_version);
+    if forgot_version || forgot_activation {
+        conn.execute(
+            "UPDATE agreements SET version = MAX(version, ?2), active_version = MAX(active_version, ?3), updated_at_ms = ?4
+             WHERE agreement_id = ?1",
+            params![
+                held.agreement_id,
+                if forgot_version { held.version } else { 0 },
+                held.active_version,
+                ctx.now_ms
+            ],
+        )?;
+    }
+    if changed && state_rank(&held.state) == 2 {
+        // It ended after the backup: act on the end as applying it does
+        // (the host drops its copies, the coordinator stops sharing).
+        if let Some(mut a) = crate::agreements::load(conn, &held.agreement_id)? {
+            crate::agreements::act_on_end(conn, ctx, &mut a)?;
+        }
+    }
+    Ok(if changed {
+        AgreementAdoption::Changed
+    } else {
+        AgreementAdoption::Unchanged
+    })
+}
+
+fn state_rank(state: &str) -> u8 {
+    match state {
+        "proposed" => 0,
+        "active" => 1,
+        _ => 2,
+    }
+}

@@ -1,0 +1,310 @@
+//! The peer's side: what it holds from a restored node, in bounded batches.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use prost::Message;
+use rusqlite::{params, Connection};
+
+use crate::members;
+use crate::{Ctx, Error};
+
+/// Records per `HoldingsBatch` (an agreement counts one per version).
+pub const HOLDINGS_BATCH_RECORDS: usize = 200;
+
+/// Encoded bytes per `HoldingsBatch`: a quarter of the default federation
+/// message limit (`limits.message_bytes_max`, 4 MiB), so a batch always fits.
+pub const HOLDINGS_BATCH_BYTES: usize = 1024 * 1024;
+
+/// The holdings answer as it is read, cut into bounded batches: each batch
+/// goes to `send` once the next record would not fit in it.
+struct Batches<'s> {
+    batch: pb::HoldingsBatch,
+    /// Records and encoded bytes in `batch`.
+    count: (usize, usize),
+    send: &'s mut dyn FnMut(pb::HoldingsBatch) -> bool,
+    /// `send` returned false: the rest of the answer is not wanted.
+    stopped: bool,
+}
+
+impl Batches<'_> {
+    /// Room for one more record of `weight` records and `bytes` encoded
+    /// bytes: sends the batch and starts a new one when the record would
+    /// pass either bound.
+    fn room(&mut self, weight: usize, bytes: usize) -> &mut pb::HoldingsBatch {
+        let full = self.count.0 + weight > HOLDINGS_BATCH_RECORDS
+            || self.count.1 + bytes > HOLDINGS_BATCH_BYTES;
+        if full && self.count.0 > 0 {
+            let batch = std::mem::take(&mut self.batch);
+            if !self.stopped {
+                self.stopped = !(self.send)(batch);
+            }
+            self.count = (0, 0);
+        }
+        self.count.0 += weight;
+        self.count.1 += bytes;
+        &mut self.batch
+    }
+}
+
+/// What this node holds from `requester`, in bounded batches (at least
+/// one; the last is marked): the cursors of its logs, copies of its home
+/// sections, and every record it authored that this node holds in full.
+/// [`send_holdings`], collected.
+pub fn holdings_for(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    requester: &NodeId,
+) -> Result<Vec<pb::HoldingsBatch>, Error> {
+    let mut batches = Vec::new();
+    send_holdings(conn, ctx, requester, &mut |batch| {
+        batches.push(batch);
+        true
+    })?;
+    Ok(batches)
+}
+
+/// What this node holds from `requester` ([`holdings_for`]), handed to
+/// `send` batch by batch as it is read, so the first batch can go out
+/// before the rest is read. `send` returns false when the rest is not
+/// wanted (its reader went away); then no more is read or sent and the
+/// answer is `Ok(false)`. Run it in one read transaction, so every batch
+/// comes from the same snapshot.
+pub fn send_holdings(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    requester: &NodeId,
+    send: &mut dyn FnMut(pb::HoldingsBatch) -> bool,
+) -> Result<bool, Error> {
+    let who = requester.as_str();
+    let mut out = Batches {
+        batch: pb::HoldingsBatch::default(),
+        count: (0, 0),
+        send,
+        stopped: false,
+    };
+    out.batch.cursors = conn
+        .prepare("SELECT log_id, seq FROM cursors WHERE peer = ?1 ORDER BY log_id")?
+        .query_map([who], |r| {
+            Ok(pb::LogCursor {
+                log_id: r.get(0)?,
+                seq: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let copy_ids: Vec<String> = conn
+        .prepare("SELECT member_id FROM home_copies WHERE owner = ?1 ORDER BY member_id")?
+        .query_map([who], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in copy_ids {
+        if out.stopped {
+            return Ok(false);
+        }
+        if let Some(copy) = members::load_copy(conn, &id)? {
+            let bytes = copy.section.encoded_len();
+            out.room(1, bytes).home_copies.push(copy.section);
+        }
+    }
+    if out.stopped {
+        return Ok(false);
+    }
+    let mut own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
+    add_released_records(conn, who, &mut own)?;
+    // What this node made as host of the requester's members under an
+    // agreement between the two: the requester's copies of them.
+    let made = members::HostRecords::read(
+        conn,
+        "r.author = ?2 AND r.basis IN (SELECT agreement_id FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2)",
+        params![who, ctx.me.as_str()],
+    )?;
+    for section in own.sections {
+        let bytes = section.encoded_len();
+        out.room(1, bytes).host_sections.push(section);
+    }
+    for contact in own.contacts {
+        let bytes = contact.encoded_len();
+        out.room(1, bytes).contacts.push(contact);
+    }
+    for activity in own.activities {
+        let bytes = activity.encoded_len();
+        out.room(1, bytes).activities.push(activity);
+    }
+    for section in made.sections {
+        let bytes = section.encoded_len();
+        out.room(1, bytes).made_host_sections.push(section);
+    }
+    for contact in made.contacts {
+        let bytes = contact.encoded_len();
+        out.room(1, bytes).made_contacts.push(contact);
+    }
+    for activity in made.activities {
+        let bytes = activity.encoded_len();
+        out.room(1, bytes).made_activities.push(activity);
+    }
+    if out.stopped {
+        return Ok(false);
+    }
+    for agreement in held_agreements(conn, who)? {
+        let bytes = agreement.encoded_len();
+        out.room(1 + agreement.versions.len(), bytes)
+            .agreements
+            .push(agreement);
+    }
+    let transfers = conn
+        .prepare(
+            "SELECT t.transfer_id, t.letter_no, t.sender, t.receiver, t.member_id, t.member_name, t.state,
+                    t.issued_on, t.expires_on, t.valid_days, t.reason, t.branch,
+                    COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0),
+                    t.released_generation,
+                    t.sender = ?2 AND t.state IN ('released', 'completed') AND NOT EXISTS (SELECT 1 FROM events e
+                        WHERE e.audience = ?1 AND e.entity = t.transfer_id AND e.kind = ?3)
+             FROM transfers t WHERE t.sender = ?1 OR t.receiver = ?1 ORDER BY t.transfer_id",
+        )?
+        .query_map(params![who, ctx.me.as_str(), EventKind::TransferRelease as i32], |r| {
+            Ok(pb::HeldTransfer {
+                transfer_id: r.get(0)?,
+                letter_no: r.get(1)?,
+                sender: r.get(2)?,
+                receiver: r.get(3)?,
+                member_id: r.get(4)?,
+                member_name: r.get(5)?,
+                state: r.get(6)?,
+                issued_on: r.get(7)?,
+                expires_on: r.get(8)?,
+                valid_days: r.get(9)?,
+                reason: r.get(10)?,
+                branch: r.get(11)?,
+                generation: r.get(12)?,
+                released_generation: r.get(13)?,
+                release_dropped: r.get(14)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for transfer in transfers {
+        let bytes = transfer.encoded_len();
+        out.room(1, bytes).transfers.push(transfer);
+    }
+    // What this node made as host of the requester's members, and under
+    // which agreement: the requester shared them so.
+    let hosted: Vec<pb::HostedUnder> = conn
+        .prepare(
+            "SELECT DISTINCT r.member_id, r.basis FROM (
+                 SELECT member_id, basis, author FROM host_sections
+                 UNION ALL SELECT member_id, basis, author FROM contacts
+                 UNION ALL SELECT member_id, basis, author FROM activities) r
+             JOIN agreements a ON a.agreement_id = r.basis
+             WHERE r.author = ?2 AND a.outflow_node = ?1 AND a.inflow_node = ?2
+             ORDER BY r.member_id, r.basis",
+        )?
+        .query_map(params![who, ctx.me.as_str()], |r| {
+            Ok(pb::HostedUnder {
+                member_id: r.get(0)?,
+                basis: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for h in hosted {
+        let bytes = h.encoded_len();
+        out.room(1, bytes).hosted.push(h);
+    }
+    if out.stopped {
+        return Ok(false);
+    }
+    let mut last = out.batch;
+    last.last = true;
+    Ok((out.send)(last))
+}
+
+/// Records `who` authored that left this node with a member it released:
+/// the release events in its log carry them (transfer events are never
+/// compacted), while the receiver may not have applied them yet, so no
+/// node's tables may hold them when `who`, restored, asks. Added to `own`
+/// where it holds nothing newer.
+fn add_released_records(
+    conn: &Connection,
+    who: &str,
+    own: &mut members::HostRecords,
+) -> Result<(), Error> {
+    let payloads: Vec<Vec<u8>> = conn
+        .prepare("SELECT payload FROM events WHERE kind = ?1 ORDER BY seq")?
+        .query_map([EventKind::TransferRelease as i32], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let version = |v: &Option<pb::Version>| v.map_or((0, 0), |v| (v.generation, v.counter));
+    for payload in payloads {
+        let Some(record) = pb::TransferRelease::decode(payload.as_slice())
+            .ok()
+            .and_then(|r| r.record)
+        else {
+            continue;
+        };
+        for section in record.host_sections.into_iter().filter(|r| r.author == who) {
+            match own
+                .sections
+                .iter_mut()
+                .find(|s| s.member_id == section.member_id && s.author == section.author)
+            {
+                Some(held) if version(&held.version) >= version(&section.version) => {}
+                Some(held) => *held = section,
+                None => own.sections.push(section),
+            }
+        }
+        for contact in record.contacts.into_iter().filter(|r| r.author == who) {
+            if !own
+                .contacts
+                .iter()
+                .any(|c| c.contact_id == contact.contact_id)
+            {
+                own.contacts.push(contact);
+            }
+        }
+        for activity in record.activities.into_iter().filter(|r| r.author == who) {
+            if !own
+                .activities
+                .iter()
+                .any(|a| a.activity_id == activity.activity_id)
+            {
+                own.activities.push(activity);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, Error> {
+    let mut list: Vec<pb::HeldAgreement> = conn
+        .prepare(
+            "SELECT agreement_id, number, outflow_node, inflow_node, state, version, active_version, ended_reason, ended_by
+             FROM agreements WHERE outflow_node = ?1 OR inflow_node = ?1 ORDER BY agreement_id",
+        )?
+        .query_map([who], |r| {
+            Ok(pb::HeldAgreement {
+                agreement_id: r.get(0)?,
+                number: r.get(1)?,
+                outflow_node: r.get(2)?,
+                inflow_node: r.get(3)?,
+                state: r.get(4)?,
+                version: r.get(5)?,
+                active_version: r.get(6)?,
+                ended_reason: r.get(7)?,
+                ended_by: r.get(8)?,
+                versions: Vec::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for agreement in &mut list {
+        let versions: Vec<u64> = conn
+            .prepare(
+                "SELECT version FROM agreement_versions WHERE agreement_id = ?1 ORDER BY version",
+            )?
+            .query_map([&agreement.agreement_id], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for version in versions {
+            if let Some(v) =
+                crate::agreements::stored_version(conn, &agreement.agreement_id, version)?
+            {
+                agreement.versions.push(v);
+            }
+        }
+    }
+    Ok(list)
+}

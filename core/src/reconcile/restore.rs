@@ -1,0 +1,360 @@
+//! A restore's course: beginning it (a backup opened for the first time,
+//! or a new database under a known node id), each peer's progress, going
+//! on without a peer, and the end.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use rusqlite::TransactionBehavior;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::epoch::{is_own_log_id, is_reconciling, restore_row, was_restored, LETTER_COUNTER};
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
+use crate::store::BACKUP_MARK;
+use crate::store::{get_meta, set_meta};
+use crate::Refusal;
+use crate::{Ctx, Error};
+
+/// Why and since when a node reconciles, for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileStart {
+    pub previous_log_id: String,
+    pub log_id: String,
+    /// When the backup was taken; 0 for a new database under a known id.
+    pub backup_at_ms: i64,
+    pub restored_at_ms: i64,
+}
+
+/// The operator actions refused while reconciling: every change to the
+/// registry, agreements and transfers. Reads, peers, quarantine, backup and
+/// reconcile itself stay allowed.
+pub fn is_owner_action(action: &str) -> bool {
+    [
+        "member.",
+        "outflow.",
+        "contact.",
+        "activity.",
+        "agreement.",
+        "transfer.",
+    ]
+    .iter()
+    .any(|prefix| action.starts_with(prefix))
+        && action != "member.export"
+}
+
+/// Refuses an owner action while the node reconciles, saying what to do.
+pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), Error> {
+    if !is_owner_action(action) || !is_reconciling(conn)? {
+        return Ok(());
+    }
+    let waiting: Vec<String> = conn
+        .prepare("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Err(Error::Refused(Refusal::Reconciling { waiting }))
+}
+
+/// Marks a copy of a database as a backup taken at `taken_at_ms` (what
+/// `store::backup` does; for the simulator, which copies files itself).
+pub fn mark_backup(conn: &Connection, taken_at_ms: i64) -> Result<(), Error> {
+    set_meta(conn, BACKUP_MARK, &taken_at_ms.to_string())
+}
+
+/// On every open: begins the restore if this database is a backup copy
+/// opened for the first time.
+pub fn begin_restore_if_marked(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+) -> Result<Option<ReconcileStart>, Error> {
+    if get_meta(conn, BACKUP_MARK)?.is_none() {
+        return Ok(None);
+    }
+    begin_restore(conn, ctx).map(Some)
+}
+
+/// A peer said at `Hello` under which log ids of ours it holds cursors. One
+/// this database never had means we are a new database under a node id the
+/// peer already knows (DESIGN §2): begin the restore.
+pub fn note_log_ids_held(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    log_ids: &[String],
+) -> Result<Option<ReconcileStart>, Error> {
+    let mut unknown = None;
+    for log_id in log_ids {
+        if !is_own_log_id(conn, log_id)? {
+            unknown = Some(log_id);
+            break;
+        }
+    }
+    let Some(unknown) = unknown else {
+        return Ok(None);
+    };
+    // A node restored once learns the rest of its old log ids when it
+    // adopts; a skipped peer that reports one later starts nothing.
+    if restore_row(conn)?.is_some() {
+        return Ok(None);
+    }
+    tracing::warn!(%peer, log_id = %unknown, "peer holds a log of this node id that this database never had: reconciling");
+    begin_restore(conn, ctx).map(Some)
+}
+
+/// What opening a restored copy does: a new log id, every peer `waiting`,
+/// the node reconciling. Audited.
+pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileStart, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let previous_log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
+    // The log ids whose sequence numbers are this file's: every one it had
+    // (see `adopt`).
+    tx.execute("UPDATE past_log_ids SET lineage = 1", [])?;
+    if !previous_log_id.is_empty() {
+        tx.execute(
+            "INSERT INTO past_log_ids (log_id, lineage) VALUES (?1, 1)
+             ON CONFLICT (log_id) DO UPDATE SET lineage = 1",
+            [&previous_log_id],
+        )?;
+    }
+    // On the injected clock, like every id the core makes.
+    let log_id = ctx.new_id();
+    let backup_at_ms = crate::store::backup_taken_at_ms(&tx)?.unwrap_or(0);
+    let seq_floor: u64 = tx
+        .query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    set_meta(&tx, "log_id", &log_id)?;
+    // The letters this database knows it issued; peers' reports of later
+    // ones are believed (`transfers::adopt_reported`).
+    let letter_floor = crate::store::counter(&tx, LETTER_COUNTER)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO restore (id, reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor,
+             letter_floor, finished_at_ms)
+         VALUES (1, 1, ?1, ?2, ?3, ?4, ?5, 0)",
+        params![ctx.now_ms.max(1), backup_at_ms, previous_log_id, seq_floor, letter_floor],
+    )?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
+    // An earlier epoch's ends, still queued, name a log id that is no
+    // longer this one's: the re-emission ends each peer's anew.
+    tx.execute(
+        "DELETE FROM events WHERE kind = ?1",
+        [EventKind::EpochComplete as i32],
+    )?;
+    tx.execute("DELETE FROM reconcile_peers", [])?;
+    tx.execute(
+        "INSERT INTO reconcile_peers (peer, state, updated_at_ms) SELECT node_id, 'waiting', ?1 FROM peers",
+        [ctx.now_ms],
+    )?;
+    let start = ReconcileStart {
+        previous_log_id,
+        log_id,
+        backup_at_ms,
+        restored_at_ms: ctx.now_ms,
+    };
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.begin",
+            target: &start.log_id,
+            outcome: Outcome::Ok,
+            detail: &format!(
+                "restored: log id {} replaces {}; {}",
+                start.log_id,
+                start.previous_log_id,
+                lost_period(backup_at_ms, ctx.now_ms)
+            ),
+        },
+    )?;
+    tx.commit()?;
+    finish(conn, ctx)?;
+    Ok(start)
+}
+
+fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&crate::china_time())
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
+
+/// The period of local writes that may be lost, in words.
+pub fn lost_period(backup_at_ms: i64, restored_at_ms: i64) -> String {
+    if backup_at_ms == 0 {
+        return format!(
+            "a new database under a known node id: every local write before {} that no peer holds is lost",
+            format_ms(restored_at_ms)
+        );
+    }
+    format!(
+        "local writes from the backup ({}) to the restore ({}) that no peer holds are lost",
+        format_ms(backup_at_ms),
+        format_ms(restored_at_ms)
+    )
+}
+
+fn peer_state(conn: &Connection, peer: &NodeId) -> Result<Option<String>, Error> {
+    peer_state_of(conn, peer.as_str())
+}
+
+pub(super) fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<String>, Error> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM reconcile_peers WHERE peer = ?1")?
+        .query_row([peer], |r| r.get(0))
+        .optional()?)
+}
+
+/// Whether this node must still ask `peer` for its holdings (waiting, or
+/// skipped by an operator and now back).
+pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
+    Ok(matches!(
+        peer_state(conn, peer)?.as_deref(),
+        Some("waiting" | "skipped")
+    ))
+}
+
+/// Whether `peer` may pull our log: not until its holdings are adopted,
+/// since until then the log still holds old-epoch events it applied.
+pub fn may_serve(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
+    needs_holdings(conn, peer).map(|needs| !needs)
+}
+
+/// A peer added (or added again) to a node that was restored from a backup
+/// may hold what this node forgot, e.g. a peer removed when the backup was
+/// taken: it is reconciled with like the others, and until it answered the
+/// node acts as no owner. A node never restored has nothing to learn.
+pub fn peer_added(conn: &Connection, peer: &NodeId, now_ms: i64) -> Result<(), Error> {
+    if !was_restored(conn)? || peer_state(conn, peer)?.is_some() {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO reconcile_peers (peer, state, updated_at_ms, detail) VALUES (?1, 'waiting', ?2, 'added after the restore')",
+        params![peer.as_str(), now_ms],
+    )?;
+    conn.execute("UPDATE restore SET reconciling = 1 WHERE id = 1", [])?;
+    Ok(())
+}
+
+/// Goes on without `peer` (an operator's `reconcile --without-peer`): it no
+/// longer blocks, and is still adopted when it comes back. Audited.
+pub fn skip_peer(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    actor: &Actor,
+) -> Result<bool, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match peer_state(&tx, peer)?.as_deref() {
+        Some("waiting") => {}
+        Some(state) => {
+            return Err(Error::conflict(format!(
+                "{peer} is already {state}: `reconcile status` shows the peers"
+            )))
+        }
+        None => {
+            return Err(Error::not_found(format!(
+                "{peer} is not a peer this node reconciles with: `reconcile status` shows them"
+            )))
+        }
+    }
+    let detail = format!(
+        "an operator went on without {peer}: a member {peer} received by a transfer this node forgot has two owners until {peer} returns; then {peer}'s completed transfer makes it a tombstone here"
+    );
+    tx.execute(
+        "UPDATE reconcile_peers SET state = 'skipped', updated_at_ms = ?2, detail = ?3 WHERE peer = ?1",
+        params![peer.as_str(), ctx.now_ms, detail],
+    )?;
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor,
+            action: "reconcile.without_peer",
+            target: peer.as_str(),
+            outcome: Outcome::Ok,
+            detail: &detail,
+        },
+    )?;
+    tx.commit()?;
+    finish(conn, ctx)
+}
+
+/// Ends reconciliation once no peer is waiting. Returns whether the node
+/// reconciles no more.
+pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !is_reconciling(&tx)? {
+        return Ok(true);
+    }
+    let waiting: u64 = tx.query_row(
+        "SELECT COUNT(*) FROM reconcile_peers WHERE state = 'waiting'",
+        [],
+        |r| r.get(0),
+    )?;
+    if waiting > 0 {
+        return Ok(false);
+    }
+    tx.execute(
+        "UPDATE restore SET reconciling = 0, finished_at_ms = ?1 WHERE id = 1",
+        [ctx.now_ms.max(1)],
+    )?;
+    let restore = restore_row(&tx)?;
+    let lost = lost_period(
+        restore.as_ref().map_or(0, |r| r.backup_at_ms),
+        restore.as_ref().map_or(0, |r| r.restored_at_ms),
+    );
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.finish",
+            target: ctx.me.as_str(),
+            outcome: Outcome::Ok,
+            detail: &format!("reconciled with every peer; {lost}"),
+        },
+    )?;
+    tx.commit()?;
+    tracing::info!(lost = %lost, "reconciliation finished: acting as an owner again");
+    Ok(true)
+}
+
+/// Progress of the reconciliation, per peer.
+pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, Error> {
+    let peers = conn
+        .prepare("SELECT peer, state, updated_at_ms, detail FROM reconcile_peers ORDER BY peer")?
+        .query_map([], |r| {
+            Ok(pb::ReconcilePeer {
+                peer: r.get(0)?,
+                state: r.get(1)?,
+                updated_at_ms: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let restore = restore_row(conn)?;
+    let restored_at_ms = restore.as_ref().map_or(0, |r| r.restored_at_ms);
+    let backup_at_ms = restore.as_ref().map_or(0, |r| r.backup_at_ms);
+    Ok(pb::ReconcileStatus {
+        reconciling: restore.as_ref().is_some_and(|r| r.reconciling),
+        log_id: get_meta(conn, "log_id")?.unwrap_or_default(),
+        previous_log_id: restore
+            .as_ref()
+            .map(|r| r.previous_log_id.clone())
+            .unwrap_or_default(),
+        backup_at_ms,
+        restored_at_ms,
+        peers,
+        finished_at_ms: restore.as_ref().map_or(0, |r| r.finished_at_ms),
+        lost_period: if restored_at_ms == 0 {
+            String::new()
+        } else {
+            lost_period(backup_at_ms, restored_at_ms)
+        },
+    })
+}

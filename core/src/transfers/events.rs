@@ -1,0 +1,416 @@
+//! Applying the other side's transfer events: offers and the sender's
+//! decisions at the receiver, votes and receipts at the sender, and
+//! `Moved` at other hosts.
+
+use chrono::NaiveDate;
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use liaison_types::validate;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::receiver::{
+    accept, answer_stale, install, intake_branch, offer_is_stale, purge, send_receipt,
+};
+use super::sender::{abort, may_release_again, release};
+use super::state::{is_void, load, save, void, Direction, Row, TransferState};
+use crate::members;
+use crate::outcome::Rejection;
+use crate::{Ctx, Error};
+
+fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
+    M::decode(event.payload.as_slice())
+        .map_err(|e| Rejection::Invalid(format!("malformed transfer payload: {e}")))
+}
+
+/// A decision of the sender that cannot be applied stops the peer's stream
+/// at that event (DESIGN §4): never quarantined.
+fn cannot_apply(message: String) -> Rejection {
+    Rejection::Stop(format!("transfer decision cannot be applied: {message}"))
+}
+
+pub fn apply(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    event: &pb::Event,
+    kind: EventKind,
+) -> Result<(), Rejection> {
+    match kind {
+        EventKind::TransferOffer => apply_offer(conn, ctx, origin, decode(event)?),
+        EventKind::TransferAccept | EventKind::TransferReject => {
+            apply_vote(conn, ctx, origin, decode(event)?)
+        }
+        EventKind::TransferRelease => {
+            let release: pb::TransferRelease =
+                pb::TransferRelease::decode(event.payload.as_slice())
+                    .map_err(|e| cannot_apply(format!("malformed release: {e}")))?;
+            apply_release(conn, ctx, origin, release)
+        }
+        EventKind::TransferAbort => {
+            let abort: pb::TransferAbort = pb::TransferAbort::decode(event.payload.as_slice())
+                .map_err(|e| cannot_apply(format!("malformed abort: {e}")))?;
+            apply_abort(conn, ctx, origin, abort)
+        }
+        EventKind::TransferReceipt => apply_receipt(conn, ctx, origin, decode(event)?),
+        EventKind::Moved => apply_moved(conn, origin, decode(event)?),
+        _ => Err(Rejection::Invalid(format!(
+            "not a transfer event: {kind:?}"
+        ))),
+    }
+}
+
+fn apply_offer(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    offer: pb::TransferOffer,
+) -> Result<(), Rejection> {
+    if offer.sender != origin.as_str() || offer.receiver != ctx.me.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "offer {} names sender {} and receiver {}, but came from {origin} to this node",
+            offer.transfer_id, offer.sender, offer.receiver
+        )));
+    }
+    let record = offer
+        .record
+        .clone()
+        .ok_or_else(|| Rejection::Invalid("offer without a record".into()))?;
+    if is_void(conn, &offer.letter_no, &offer.transfer_id)? {
+        return Ok(());
+    }
+    if let Some(mut t) = load(conn, &offer.transfer_id)? {
+        if offer.extension && matches!(t.state, TransferState::Pending | TransferState::Accepted) {
+            t.expires_on = offer.expires_on.clone();
+            t.valid_days = offer.valid_days;
+            t.offer = Some(record.encode_to_vec());
+            save(conn, &t, ctx.now_ms)?;
+        }
+        return Ok(());
+    }
+    let duplicate: Option<String> = if record.national_id.is_empty() {
+        None
+    } else {
+        conn.query_row(
+            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            params![record.national_id, ctx.me.as_str(), record.member_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    let mut t = Row {
+        transfer_id: offer.transfer_id.clone(),
+        letter_no: offer.letter_no.clone(),
+        direction: Direction::Incoming,
+        sender: offer.sender.clone(),
+        receiver: offer.receiver.clone(),
+        member_id: record.member_id.clone(),
+        member_name: record.name.clone(),
+        state: TransferState::Pending,
+        issued_on: offer.issued_on.clone(),
+        expires_on: offer.expires_on.clone(),
+        valid_days: offer.valid_days,
+        reason: offer.reason.clone(),
+        offer: Some(record.encode_to_vec()),
+        possible_duplicate: duplicate.unwrap_or_default(),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    };
+    // A sender restored from a backup that went on without this node
+    // (`reconcile --without-peer`) may issue a letter number again; it
+    // marks the forgotten transfer's number when it learns of it, and so
+    // does this node, so that both are kept.
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'incoming' AND transfer_id <> ?2",
+            params![t.letter_no, t.transfer_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        tracing::warn!(
+            transfer = %t.transfer_id,
+            other = %other,
+            letter = %t.letter_no,
+            sender = %origin,
+            "a letter number was issued twice by a restored sender"
+        );
+        conn.execute(
+            "UPDATE transfers SET number_issued_again_as = ?2 WHERE transfer_id = ?1",
+            params![other, t.transfer_id],
+        )?;
+    }
+    save(conn, &t, ctx.now_ms)?;
+    if offer_is_stale(conn, ctx, &t)? {
+        answer_stale(conn, ctx, &mut t)?;
+        return Ok(());
+    }
+    // Auto-accept, by the operator's policy for this sender, members this
+    // node co-manages under an active agreement.
+    let policy: String = conn
+        .query_row(
+            "SELECT auto_accept_branch FROM peers WHERE node_id = ?1",
+            [origin.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    if !policy.is_empty() && t.possible_duplicate.is_empty() {
+        let covered = match members::load_copy(conn, &t.member_id)? {
+            Some(copy) => {
+                crate::agreements::host_may_hold(conn, ctx, origin, &copy.basis)? == Some(true)
+            }
+            None => false,
+        };
+        if covered {
+            accept(conn, ctx, &t.transfer_id, &policy)?;
+            t = load(conn, &t.transfer_id)?.unwrap_or(t);
+            tracing::info!(transfer = %t.transfer_id, "transfer accepted by policy");
+        }
+    }
+    Ok(())
+}
+
+fn apply_vote(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    vote: pb::TransferVote,
+) -> Result<(), Rejection> {
+    let Some(mut t) = load(conn, &vote.transfer_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "vote on unknown transfer {}",
+            vote.transfer_id
+        )));
+    };
+    if t.direction != Direction::Outgoing || t.receiver != origin.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "{origin} is not the receiver of transfer {}",
+            t.transfer_id
+        )));
+    }
+    match (vote.vote.as_str(), t.state) {
+        ("accept", TransferState::Expired | TransferState::Cancelled)
+            if vote.already_received && may_release_again(conn, ctx, &t)? =>
+        {
+            tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: the receiver already received this member; released again");
+            t.branch = vote.branch.clone();
+            release(conn, ctx, &mut t)?;
+        }
+        ("accept", TransferState::Offered) => {
+            let expires = validate::date("expires on", &t.expires_on, NaiveDate::MAX, true)
+                .map_err(Error::from)?;
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+            if ctx.today() > expires && !vote.already_received {
+                // Expiry is decided by the sender alone: too late.
+                abort(conn, ctx, &mut t, TransferState::Expired, "late_accept")?;
+            } else if !owned_here {
+                // Another transfer took the member since this offer: this
+                // node, restored to before the offer, went on without the
+                // receiver (`reconcile --without-peer`), offered and
+                // released the member again, and took this offer back from
+                // the receiver's holdings. Releasing now would give the
+                // member a second owner.
+                tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, "an accepted offer of a member another transfer took is cancelled");
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
+            } else {
+                t.branch = vote.branch.clone();
+                release(conn, ctx, &mut t)?;
+            }
+        }
+        // An accept after the sender decided otherwise: tell it again.
+        ("accept", TransferState::Expired | TransferState::Cancelled | TransferState::Rejected) => {
+            let state = t.state;
+            let why = if state == TransferState::Expired {
+                "late_accept"
+            } else {
+                state.as_str()
+            };
+            abort(conn, ctx, &mut t, state, why)?;
+        }
+        ("reject", TransferState::Offered) => {
+            t.reject_code = vote.reason_code.clone();
+            t.reject_reason = vote.reason.clone();
+            abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
+        }
+        ("accept" | "reject", _) => {}
+        (other, _) => {
+            return Err(Rejection::Invalid(format!(
+                "unknown transfer vote `{other}`"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn apply_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    release: pb::TransferRelease,
+) -> Result<(), Rejection> {
+    if release.sender != origin.as_str() || release.receiver != ctx.me.as_str() {
+        return Err(cannot_apply(format!(
+            "release {} names sender {} and receiver {}, but came from {origin} to this node",
+            release.transfer_id, release.sender, release.receiver
+        )));
+    }
+    let record = release
+        .record
+        .clone()
+        .ok_or_else(|| cannot_apply("release without a record".into()))?;
+    let mut t = load(conn, &release.transfer_id)?.unwrap_or(Row {
+        transfer_id: release.transfer_id.clone(),
+        letter_no: release.letter_no.clone(),
+        direction: Direction::Incoming,
+        sender: release.sender.clone(),
+        receiver: release.receiver.clone(),
+        member_id: record.member_id.clone(),
+        issued_on: release.released_on.clone(),
+        expires_on: release.released_on.clone(),
+        state: TransferState::Pending,
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    });
+    if t.state == TransferState::Completed {
+        return Ok(());
+    }
+    // A release older than what this node knows of the member (it passed
+    // the member on since, and was restored from a backup taken before this
+    // release arrived): completed and receipted, but not installed.
+    let stale = members::load_home(conn, &record.member_id)?
+        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > release.generation);
+    let branch = if t.branch.is_empty() {
+        intake_branch(conn, ctx)?
+    } else {
+        t.branch.clone()
+    };
+    if !stale {
+        install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+        crate::hosting::retry_held_about(conn, ctx, &record.member_id)?;
+    }
+    let duplicate: Option<String> = if record.national_id.is_empty() {
+        None
+    } else {
+        conn.query_row(
+            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            params![record.national_id, ctx.me.as_str(), record.member_id],
+            |r| r.get(0),
+        )
+        .optional()?
+    };
+    t.state = TransferState::Completed;
+    t.member_name = record.name.clone();
+    t.branch = branch;
+    t.offer = None;
+    t.possible_duplicate = duplicate.unwrap_or_default();
+    t.released_at_ms = Some(ctx.now_ms);
+    t.receipt_at_ms = Some(ctx.now_ms);
+    t.released_generation = release.generation;
+    save(conn, &t, ctx.now_ms)?;
+    send_receipt(conn, ctx, origin, &t.transfer_id, &t.letter_no)?;
+    // The new owner shares under its own agreements from now on.
+    if !stale {
+        members::reshare_member(conn, ctx, &record.member_id)?;
+    }
+    Ok(())
+}
+
+pub(super) fn apply_abort(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    abort: pb::TransferAbort,
+) -> Result<(), Rejection> {
+    void(conn, &abort.letter_no, &abort.transfer_id)?;
+    let Some(mut t) = load(conn, &abort.transfer_id)? else {
+        return Ok(());
+    };
+    if t.direction != Direction::Incoming || t.sender != origin.as_str() {
+        return Err(cannot_apply(format!(
+            "{origin} is not the sender of transfer {}",
+            t.transfer_id
+        )));
+    }
+    if t.state == TransferState::Completed {
+        return Ok(());
+    }
+    // Aborted (expired, say) before this node answered an offer it finds
+    // stale: the answer still goes, so the restored sender releases.
+    if t.state == TransferState::Pending && offer_is_stale(conn, ctx, &t)? {
+        answer_stale(conn, ctx, &mut t)?;
+        return Ok(());
+    }
+    if t.state != TransferState::Rejected {
+        t.state = TransferState::Aborted;
+    }
+    t.abort_why = abort.why.clone();
+    purge(&mut t);
+    save(conn, &t, ctx.now_ms)?;
+    Ok(())
+}
+
+fn apply_receipt(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    receipt: pb::TransferReceipt,
+) -> Result<(), Rejection> {
+    let Some(mut t) = load(conn, &receipt.transfer_id)? else {
+        return Err(Rejection::Invalid(format!(
+            "receipt for unknown transfer {}",
+            receipt.transfer_id
+        )));
+    };
+    if t.direction != Direction::Outgoing || t.receiver != origin.as_str() {
+        return Err(Rejection::Invalid(format!(
+            "{origin} is not the receiver of transfer {}",
+            t.transfer_id
+        )));
+    }
+    // The receiver installed the member, but this node holds the transfer
+    // unreleased: it was restored from a backup older than its release and
+    // learned from the receiver's holdings nothing of it (the receiver was
+    // itself restored to before the offer when this node reconciled), and
+    // the receiver's accept, sent again, came past the letter's expiry.
+    // The receipt proves the release: released again, so that the member
+    // has one owner and the letter one outcome.
+    if matches!(
+        t.state,
+        TransferState::Offered | TransferState::Expired | TransferState::Cancelled
+    ) && may_release_again(conn, ctx, &t)?
+    {
+        tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a member this node forgot it released; released again");
+        release(conn, ctx, &mut t)?;
+    }
+    if t.state == TransferState::Released {
+        t.state = TransferState::Completed;
+        t.receipt_at_ms = Some(ctx.now_ms);
+        save(conn, &t, ctx.now_ms)?;
+    }
+    Ok(())
+}
+
+fn apply_moved(conn: &Connection, origin: &NodeId, moved: pb::Moved) -> Result<(), Rejection> {
+    let Some(copy) = members::load_copy(conn, &moved.member_id)? else {
+        return Ok(());
+    };
+    if copy.owner != origin.as_str() && copy.owner != moved.new_owner {
+        return Err(Rejection::Invalid(format!(
+            "{origin} may not move member {}: its copy here is owned by {}",
+            moved.member_id, copy.owner
+        )));
+    }
+    if copy.version.unwrap_or_default().generation < moved.generation {
+        members::delete_copy(conn, &moved.member_id)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,557 @@
+//! Reconciliation after a restore (DESIGN §7): the transfers a peer
+//! reports, adopted by the transfer rule on the sender's side, and the
+//! sender's releases and decisions a restored receiver forgot.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use liaison_types::identity::NodeId;
+use prost::Message;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::events::apply_abort;
+use super::receiver::{answer_stale, intake_branch, offer_is_stale, send_receipt};
+use super::sender::{abort, moved_here, release, tombstone};
+use super::state::{letter_seq, load, node, save, Direction, Row, TransferState};
+use crate::epoch::LETTER_COUNTER;
+use crate::outcome::Rejection;
+use crate::{log, members};
+use crate::{Ctx, Error};
+
+/// What reconciliation did with one transfer a peer reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// Nothing to change here.
+    Kept,
+    /// Recorded here as the peer holds it (a final state, or an open offer).
+    Recorded,
+    /// The newest transfer of the member, accepted at the peer: released now.
+    Released,
+    /// Completed at the peer: the member is a tombstone here now. `edited`
+    /// says the member was edited here after the restore (a conflict for
+    /// the operator: the peer's record wins).
+    Completed { edited: bool },
+    /// An older transfer still open at the peer: aborted.
+    Aborted,
+    /// Not believed or not applicable; the reason, for the operator. The
+    /// rest of the adoption goes on (one bad report never blocks it).
+    Refused(String),
+}
+
+/// Before a restored node finishes `t` (the newest of its member): its
+/// other open offers of the member go. Only a reissued letter number (the
+/// same number, another transfer, from an earlier branch of this node's
+/// backups) leaves one open.
+fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), Error> {
+    let open: Vec<String> = conn
+        .prepare(
+            "SELECT transfer_id FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered' AND transfer_id <> ?2",
+        )?
+        .query_map(params![t.member_id, t.transfer_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in open {
+        if let Some(mut other) = load(conn, &id)? {
+            tracing::warn!(transfer = %id, newer = %t.transfer_id, member = %t.member_id, "restored: an open offer of a member another transfer took is aborted");
+            abort(
+                conn,
+                ctx,
+                &mut other,
+                TransferState::Cancelled,
+                "sender_restored",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The transfer rule of a restore (DESIGN §7) found `t` completed at its
+/// receiver: this node, which believed it still owned the member, may have
+/// taken records other hosts made about it meanwhile. They go on to the
+/// receiver with `t` as their basis, as records reaching a tombstone do
+/// (§5); the receiver keeps what it already had (a record seen twice
+/// changes nothing). Records this node or the receiver made are not
+/// relayed. Returns how many were.
+fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize, Error> {
+    let held = members::HostRecords::read(
+        conn,
+        "r.member_id = ?1 AND r.author NOT IN (?2, ?3)",
+        params![t.member_id, ctx.me.as_str(), t.receiver],
+    )?;
+    let to = node(&t.receiver)?;
+    let basis = || t.transfer_id.clone();
+    let mut relayed = 0;
+    for section in held.sections {
+        let section = pb::HostSection {
+            basis: basis(),
+            ..section
+        };
+        // Not `append`: sections of several hosts of one member would
+        // supersede each other (see `core::apply`).
+        log::append_unqueued(
+            conn,
+            &to,
+            EventKind::HostSection,
+            &t.member_id,
+            &section.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    for contact in held.contacts {
+        let contact = pb::ContactEvent {
+            basis: basis(),
+            ..contact
+        };
+        log::append(
+            conn,
+            &to,
+            EventKind::Contact,
+            &t.member_id,
+            &contact.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    for activity in held.activities {
+        let activity = pb::ActivityRecord {
+            basis: basis(),
+            ..activity
+        };
+        log::append(
+            conn,
+            &to,
+            EventKind::Activity,
+            &t.member_id,
+            &activity.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        relayed += 1;
+    }
+    if relayed > 0 {
+        tracing::info!(transfer = %t.transfer_id, member = %t.member_id, relayed, "restored: records other hosts made meanwhile relayed to the member's new owner");
+    }
+    Ok(relayed)
+}
+
+/// Reconciliation after a restore: adopts one outgoing transfer that the
+/// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
+/// `newest` says it has the highest letter number among the transfers of
+/// its member that peers reported; `restored_at_ms` dates the restore.
+pub fn adopt_reported(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    newest: bool,
+    restored_at_ms: i64,
+    other_branch: bool,
+) -> Result<Adopted, Error> {
+    let seq = letter_seq(&held.letter_no);
+    let current = crate::store::counter(conn, LETTER_COUNTER)?;
+    let local = load(conn, &held.transfer_id)?;
+    // A transfer this node does not know must have been issued after the
+    // backup, so its letter is one of ours numbered past the backup's (not
+    // past what an earlier peer's report made the counter jump to): a peer
+    // cannot make this node adopt a letter it never could have issued.
+    let floor = crate::epoch::letter_floor(conn)?;
+    let ours = format!("{}-", ctx.me.as_str().to_uppercase());
+    // A number up to the floor is believed only when the peer pulled a log
+    // of another branch of this node's backups (`other_branch`: restored
+    // before from an older backup, it issued numbers again there) and this
+    // node holds another transfer under that number.
+    let reissued = other_branch
+        && conn
+        .prepare_cached(
+            "SELECT 1 FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
+        )?
+        .query_row(params![held.letter_no, held.transfer_id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    // Nor is a number up to the floor that no transfer here holds: the
+    // counter passed it without issuing it (it jumped past a peer's report
+    // in an earlier restore, and this copy was taken since), so a branch
+    // this node forgot issued it. Issuing numbers never leaves one out.
+    let passed_over = || -> Result<bool, Error> {
+        let number = format!("%-{seq:06}");
+        Ok(conn
+            .prepare_cached(
+                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND letter_no LIKE ?1",
+            )?
+            .query_row(params![number], |_| Ok(()))
+            .optional()?
+            .is_none())
+    };
+    if local.is_none()
+        && !(held.letter_no.starts_with(&ours) && (seq > floor || reissued || passed_over()?))
+    {
+        return Ok(Adopted::Refused(format!(
+            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
+            held.transfer_id, held.letter_no
+        )));
+    }
+    // Letter numbers jump past every one the peers hold.
+    if seq > current {
+        crate::store::set_counter(conn, LETTER_COUNTER, seq)?;
+    }
+    let mut t = local.unwrap_or(Row {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        direction: Direction::Outgoing,
+        sender: ctx.me.to_string(),
+        receiver: held.receiver.clone(),
+        member_id: held.member_id.clone(),
+        member_name: held.member_name.clone(),
+        state: TransferState::Offered,
+        issued_on: held.issued_on.clone(),
+        expires_on: held.expires_on.clone(),
+        valid_days: held.valid_days,
+        reason: held.reason.clone(),
+        branch: held.branch.clone(),
+        updated_at_ms: ctx.now_ms,
+        ..Row::default()
+    });
+    if t.direction != Direction::Outgoing || t.receiver != held.receiver {
+        return Ok(Adopted::Refused(format!(
+            "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
+            held.receiver, held.transfer_id
+        )));
+    }
+    // Gone on without this peer (`reconcile --without-peer`), this node may
+    // have issued the same letter number again for another transfer: the
+    // forgotten one is kept under a marked number, for the operator.
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
+            params![t.letter_no, t.transfer_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        tracing::warn!(
+            transfer = %t.transfer_id,
+            other = %other,
+            letter = %t.letter_no,
+            "restored: a letter number was issued twice while a peer was skipped"
+        );
+        t.number_issued_again_as = other;
+    }
+    let finished_here = matches!(t.state, TransferState::Released | TransferState::Completed);
+    if !held.expires_on.is_empty() {
+        t.expires_on = held.expires_on.clone();
+    }
+    match held.state.as_str() {
+        "completed" => {
+            if t.state == TransferState::Completed {
+                return Ok(Adopted::Kept);
+            }
+            let home = members::load_home(conn, &t.member_id)?;
+            let edited = home
+                .as_ref()
+                .is_some_and(|m| m.owner == ctx.me.as_str() && m.updated_at_ms > restored_at_ms);
+            let owned_here = home.as_ref().is_some_and(|m| m.owner == ctx.me.as_str());
+            // The generation the release gave the member, as the receiver
+            // recorded it; where it did not (released before it recorded
+            // that), at least one past this node's and no less than the
+            // receiver holds now (which is higher if it moved on since).
+            let released = if held.released_generation > 0 {
+                held.released_generation
+            } else {
+                home.as_ref()
+                    .map_or(0, |m| m.generation + 1)
+                    .max(held.generation)
+            };
+            if newest && owned_here {
+                // The receiver owns the member: here it is a tombstone, and
+                // other hosts learn it moved.
+                abort_other_offers(conn, ctx, &t)?;
+                relay_held_records(conn, ctx, &t)?;
+                moved_here(conn, ctx, &t, released)?;
+                t.released_generation = released;
+                // Home sections its owners since sent this node as their
+                // host, held while it believed it owned the member.
+                crate::hosting::retry_held_about(conn, ctx, &t.member_id)?;
+            } else if newest
+                && home
+                    .as_ref()
+                    .is_none_or(|m| m.owner != ctx.me.as_str() && m.generation < released)
+            {
+                // This node got the member after its backup and passed it
+                // on (no row here), or got it back after its backup and
+                // passed it on again (a tombstone of an earlier transfer):
+                // a tombstone at this release says so, so that a late
+                // release of the member to this node in between is seen as
+                // stale, not installed over the later owner's record.
+                if home.is_none() {
+                    members::save_home_record(
+                        conn,
+                        &members::HomeRecord {
+                            member_id: t.member_id.clone(),
+                            owner: t.receiver.clone(),
+                            generation: released,
+                            home_branch: intake_branch(conn, ctx)?,
+                            created_at_ms: ctx.now_ms,
+                            updated_at_ms: ctx.now_ms,
+                            ..members::HomeRecord::default()
+                        },
+                    )?;
+                }
+                tombstone(
+                    conn,
+                    &t.member_id,
+                    released,
+                    &t.receiver,
+                    "",
+                    &t.transfer_id,
+                    &t.letter_no,
+                    &ctx.today().to_string(),
+                )?;
+                t.released_generation = released;
+            }
+            if t.released_generation == 0 {
+                // An older transfer, adopted as it is: the generation its
+                // release gave is what shows later which letter brought
+                // the member here (`offer_is_stale`).
+                t.released_generation = held.released_generation;
+            }
+            t.state = TransferState::Completed;
+            t.offer = None;
+            t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
+            t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
+            save(conn, &t, ctx.now_ms)?;
+            Ok(Adopted::Completed { edited })
+        }
+        "accepted" if newest => {
+            if finished_here {
+                return Ok(Adopted::Kept);
+            }
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+            if !owned_here {
+                // The member was written after the backup (or released
+                // since, by a transfer the receiver reported completed):
+                // this node holds no record to release. The offer ends;
+                // the receiver purges it.
+                tracing::warn!(
+                    transfer = %t.transfer_id,
+                    member = %t.member_id,
+                    "restored: an accepted transfer of a member this node does not hold is aborted"
+                );
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
+                return Ok(Adopted::Aborted);
+            }
+            abort_other_offers(conn, ctx, &t)?;
+            // The receiver accepted into this branch; the release saves
+            // the transfer as released.
+            t.branch = held.branch.clone();
+            release(conn, ctx, &mut t)?;
+            Ok(Adopted::Released)
+        }
+        "pending" | "accepted" | "awaiting_sender" if !newest => {
+            if finished_here
+                || t.state != TransferState::Offered && load(conn, &t.transfer_id)?.is_some()
+            {
+                return Ok(Adopted::Kept);
+            }
+            abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
+            Ok(Adopted::Aborted)
+        }
+        // The newest, still open at the receiver (`awaiting_sender`: past
+        // its date there, the receiver waits for this node's decision, which
+        // its calendar makes): the offer stands and freezes the member here,
+        // if this node still holds the member.
+        "pending" | "awaiting_sender" => {
+            if load(conn, &t.transfer_id)?.is_some() {
+                return Ok(Adopted::Kept);
+            }
+            let owned_here =
+                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+            if !owned_here {
+                // Written after the backup: nothing to release if accepted.
+                abort(
+                    conn,
+                    ctx,
+                    &mut t,
+                    TransferState::Cancelled,
+                    "sender_restored",
+                )?;
+                return Ok(Adopted::Aborted);
+            }
+            save(conn, &t, ctx.now_ms)?;
+            Ok(Adopted::Recorded)
+        }
+        "rejected" | "aborted" => {
+            if finished_here
+                || matches!(
+                    t.state,
+                    TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
+                )
+            {
+                return Ok(Adopted::Kept);
+            }
+            if held.state == "rejected" {
+                abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
+            } else {
+                abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
+            }
+            Ok(Adopted::Recorded)
+        }
+        _ => Ok(Adopted::Kept),
+    }
+}
+
+/// After a restore's adoption: the offers this node holds pending, from
+/// senders `of_sender` admits, that it now finds stale (`offer_is_stale`)
+/// are answered. Returns how many.
+pub fn answer_stale_offers(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    mut of_sender: impl FnMut(&str) -> Result<bool, Error>,
+) -> Result<usize, Error> {
+    let pending: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT transfer_id, sender FROM transfers WHERE direction = 'incoming' AND state = 'pending'
+             ORDER BY transfer_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut answered = 0;
+    for (transfer_id, sender) in pending {
+        if !of_sender(&sender)? {
+            continue;
+        }
+        let Some(mut t) = load(conn, &transfer_id)? else {
+            continue;
+        };
+        if offer_is_stale(conn, ctx, &t)? {
+            answer_stale(conn, ctx, &mut t)?;
+            answered += 1;
+        }
+    }
+    Ok(answered)
+}
+
+/// A restored receiver learns from the sender's holdings the sender's
+/// decision on an offer it still holds open: the abort it applied before
+/// and forgot, which the sender no longer holds in its log (it dropped the
+/// events this node had applied when it was restored itself). Returns
+/// whether it changed anything.
+pub fn adopt_sender_decision(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    held: &pb::HeldTransfer,
+) -> Result<bool, Error> {
+    if held.sender != peer.as_str() || held.receiver != ctx.me.as_str() {
+        return Ok(false);
+    }
+    if !matches!(held.state.as_str(), "cancelled" | "expired" | "rejected") {
+        return Ok(false);
+    }
+    let open = load(conn, &held.transfer_id)?.is_some_and(|t| {
+        t.direction == Direction::Incoming
+            && matches!(
+                t.state,
+                TransferState::Pending | TransferState::Accepted | TransferState::AwaitingSender
+            )
+    });
+    if !open {
+        return Ok(false);
+    }
+    let abort = pb::TransferAbort {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        why: held.state.clone(),
+    };
+    match apply_abort(conn, ctx, peer, abort) {
+        Ok(()) => Ok(true),
+        Err(Rejection::Store(e)) => Err(e),
+        Err(Rejection::Invalid(why) | Rejection::Stop(why)) => Err(Error::invalid(why)),
+    }
+}
+
+/// A restored receiver learns from the sender's holdings a transfer to it
+/// that the sender released or completed (it holds this node's receipt)
+/// and that this node forgot, of a member it holds at the release's
+/// generation or later (its own backup, or the transfer rule of a later
+/// transfer, says the member came here and maybe moved on): recorded as
+/// completed, for the history, and receipted again where the sender still
+/// waits for the receipt (this node's restore lost it). Known before this
+/// node applies the sender's log, it keeps an older letter of the member,
+/// voided by this re-issue, from being taken for the one that brought the
+/// member (`offer_is_stale`).
+///
+/// Of a member not here yet, nothing is recorded while the release is
+/// still in the sender's log for this node (its cursor went back with the
+/// restore): applying it installs the member, and a transfer recorded
+/// completed first would not. If the sender says the release is gone from
+/// its log (`release_dropped`: the sender's own restore dropped it as
+/// applied), it is recorded all the same: another peer's holdings may
+/// bring the member back as passed on since, or both sides' restores lost
+/// it (DESIGN §7); waiting for the member would leave the transfer open
+/// for good. Returns whether it recorded anything.
+pub fn adopt_received(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    held: &pb::HeldTransfer,
+) -> Result<bool, Error> {
+    let to_me = held.sender == peer.as_str() && held.receiver == ctx.me.as_str();
+    let receipted = match held.state.as_str() {
+        "completed" => true,
+        "released" => false,
+        _ => return Ok(false),
+    };
+    if !to_me || load(conn, &held.transfer_id)?.is_some() {
+        return Ok(false);
+    }
+    let released = if held.released_generation > 0 {
+        held.released_generation
+    } else {
+        held.generation
+    };
+    let arrived = members::load_home(conn, &held.member_id)?
+        .is_some_and(|m| released > 0 && m.generation >= released);
+    let never_installed = receipted && held.release_dropped;
+    if !arrived && !never_installed {
+        return Ok(false);
+    }
+    let mut t = Row {
+        transfer_id: held.transfer_id.clone(),
+        letter_no: held.letter_no.clone(),
+        direction: Direction::Incoming,
+        sender: held.sender.clone(),
+        receiver: held.receiver.clone(),
+        member_id: held.member_id.clone(),
+        member_name: held.member_name.clone(),
+        state: TransferState::Completed,
+        issued_on: held.issued_on.clone(),
+        expires_on: held.expires_on.clone(),
+        valid_days: held.valid_days,
+        reason: held.reason.clone(),
+        branch: held.branch.clone(),
+        released_at_ms: Some(ctx.now_ms),
+        receipt_at_ms: Some(ctx.now_ms),
+        updated_at_ms: ctx.now_ms,
+        released_generation: released,
+        ..Row::default()
+    };
+    let clash: Option<String> = conn
+        .query_row(
+            "SELECT transfer_id FROM transfers WHERE letter_no = ?1 AND direction = 'incoming'",
+            [&t.letter_no],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(other) = clash {
+        t.number_issued_again_as = other;
+    }
+    save(conn, &t, ctx.now_ms)?;
+    if !receipted {
+        send_receipt(conn, ctx, peer, &t.transfer_id, &held.letter_no)?;
+    }
+    Ok(true)
+}
