@@ -362,8 +362,9 @@ fn host_records_flow_back_to_the_owner() {
     assert_eq!(home.host_sections.len(), 1);
     assert_eq!(home.host_sections[0].employer, "兰州某建筑公司");
     assert_eq!(home.last_contact, format!("{}T00:00:00", day(-5)));
-    assert_eq!(home.lost_since, day(-5));
     assert_eq!(home.contact_status, "in_contact");
+    // In contact: no "lost since" date beside it.
+    assert_eq!(home.lost_since, "");
 }
 
 #[test]

@@ -528,6 +528,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ResolveRequest>,
     ) -> Result<Response<pb::ResolveResponse>, Status> {
+        let actor = operator(&request);
         let request = request.into_inner();
         let kind = liaison_core::refs::Kind::parse(&request.kind).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -537,19 +538,39 @@ impl Admin for AdminService {
         })?;
         let me = self.node.node_id.clone();
         let now_ms = self.node.now_ms();
+        let (reference, branch) = (request.reference.clone(), request.branch.clone());
         let resolved = self
             .node
             .read(move |conn| {
-                liaison_core::refs::resolve(
-                    conn,
-                    &Ctx::new(&me, now_ms),
-                    kind,
-                    &request.reference,
-                    &request.branch,
-                )
+                liaison_core::refs::resolve(conn, &Ctx::new(&me, now_ms), kind, &reference, &branch)
             })
-            .await
-            .map_err(status_of)?;
+            .await;
+        let resolved = match resolved {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                let status = status_of(error);
+                // A change refused for its reference is audited like any
+                // change the node refuses.
+                let action = request.action.trim();
+                let is_action = !action.is_empty()
+                    && action.len() <= 40
+                    && action
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+                if is_action {
+                    self.node
+                        .audit(
+                            actor,
+                            action,
+                            request.reference.clone(),
+                            Outcome::Refused,
+                            status.message().to_owned(),
+                        )
+                        .await;
+                }
+                return Err(status);
+            }
+        };
         Ok(Response::new(pb::ResolveResponse {
             id: resolved.id,
             label: resolved.label,

@@ -185,12 +185,13 @@ impl Node {
     pub async fn audit(
         &self,
         actor: Actor,
-        action: &'static str,
+        action: &str,
         target: String,
         outcome: Outcome,
         detail: String,
     ) {
         let now_ms = self.now_ms();
+        let entry_action = action.to_owned();
         let result = self
             .db(move |conn| {
                 audit::append(
@@ -198,7 +199,7 @@ impl Node {
                     now_ms,
                     &NewEntry {
                         actor: &actor,
-                        action,
+                        action: &entry_action,
                         target: &target,
                         outcome,
                         detail: &detail,

@@ -240,6 +240,36 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
     }
     let unknown = refused(&lanzhou.ctl(&["agreement", "show", "平凉-兰州-2026-99"]));
     assert!(unknown.contains("no agreement here"), "{unknown}");
+    // A number is used once; without --number the next one is made up
+    // from the parties' names, the year and the sequence.
+    let taken = refused(&pingliang.ctl(&[
+        "agreement",
+        "propose",
+        "--with",
+        "lanzhou",
+        "--number",
+        number,
+        "--from",
+        "2026-06-01",
+        "--until",
+        "2030-12-31",
+    ]));
+    assert!(taken.contains("taken"), "{taken}");
+    let next = record(
+        &pingliang,
+        "agreement",
+        &[
+            "agreement",
+            "propose",
+            "--with",
+            "lanzhou",
+            "--from",
+            "2026-06-01",
+            "--until",
+            "2030-12-31",
+        ],
+    );
+    assert_eq!(next["number"], "平凉-兰州-2026-02", "{next}");
 
     // A transfer driven by its letter number, from start to completion.
     let started = record(

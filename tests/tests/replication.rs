@@ -270,7 +270,9 @@ async fn host_records_appear_at_the_owner() {
         .await;
     assert!(home.owned);
     assert_eq!(home.host_sections[0].author, "lanzhou");
-    assert_eq!(home.lost_since, "2026-11-20");
+    // In contact: no "lost since" date beside it.
+    assert_eq!(home.contact_status, "in_contact");
+    assert_eq!(home.lost_since, "");
     // The activity may come in a later batch than the contact.
     pingliang
         .wait_until(DEFAULT_WAIT, "the activity at pingliang", async || {

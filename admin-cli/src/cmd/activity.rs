@@ -64,9 +64,9 @@ pub async fn run(
 ) -> Result<(), Failure> {
     match command {
         ActivityCommand::Record(mut args) => {
-            args.member_id = refs::member(admin, &args.member_id).await?;
+            args.member_id = refs::member(admin, &args.member_id, "activity.record").await?;
             if let Some(branch) = &args.branch {
-                args.branch = Some(refs::org(admin, branch).await?);
+                args.branch = Some(refs::org(admin, branch, "activity.record").await?);
             }
             let activity = admin.activity_record(args.request()).await?.into_inner();
             match format {
@@ -76,7 +76,7 @@ pub async fn run(
         }
         ActivityCommand::List { member_id, limit } => {
             let member_id = match member_id {
-                Some(member) => Some(refs::member(admin, &member).await?),
+                Some(member) => Some(refs::member(admin, &member, "").await?),
                 None => None,
             };
             let activities = admin

@@ -183,9 +183,11 @@ pub struct ProposeArgs {
     /// or inflow (it hosts the peer's members).
     #[arg(long = "as", value_name = "ROLE", value_parser = ["outflow", "inflow"], default_value = "outflow")]
     role: String,
-    /// The agreement's number (协议编号), as both departments file it.
+    /// The agreement's number (协议编号), as both departments file it; the
+    /// same for every version. Default: the parties' names, the year it
+    /// takes effect and the next sequence number, e.g. 平凉-兰州-2026-01.
     #[arg(long)]
-    number: String,
+    number: Option<String>,
     /// First day in force: YYYY-MM-DD.
     #[arg(long = "from", value_name = "DATE")]
     effective_from: String,
@@ -199,7 +201,7 @@ pub struct ProposeArgs {
 impl ProposeArgs {
     fn request(self) -> anyhow::Result<pb::AgreementProposeRequest> {
         let mut terms = self.terms.apply(pb::AgreementTerms {
-            number: self.number,
+            number: self.number.unwrap_or_default(),
             effective_from: self.effective_from,
             effective_until: self.effective_until,
             ..Default::default()
@@ -221,9 +223,6 @@ pub struct CounterArgs {
     /// The agreement: its number (协议编号), id, or an id prefix.
     #[arg(value_name = "AGREEMENT")]
     agreement_id: String,
-    /// The agreement's number (协议编号).
-    #[arg(long)]
-    number: Option<String>,
     /// First day in force: YYYY-MM-DD.
     #[arg(long = "from", value_name = "DATE")]
     effective_from: Option<String>,
@@ -241,7 +240,6 @@ impl CounterArgs {
     /// operator names only what changes.
     fn request(self, latest: pb::AgreementTerms) -> anyhow::Result<pb::AgreementCounterRequest> {
         let dates = pb::AgreementTerms {
-            number: self.number.unwrap_or(latest.number.clone()),
             effective_from: self.effective_from.unwrap_or(latest.effective_from.clone()),
             effective_until: self
                 .effective_until
@@ -270,13 +268,19 @@ pub async fn run(
     let agreement_ref = |agreement_id: String| pb::AgreementRef { agreement_id };
     let view = match command {
         AgreementCommand::Propose(mut args) => {
-            args.peer = refs::peer(admin, &args.peer).await?;
-            args.terms.members = resolve_members(admin, &args.terms.members).await?;
+            args.peer = refs::peer(admin, &args.peer, "agreement.propose").await?;
+            if args.number.is_none() {
+                args.number = Some(next_number(admin, &args.peer, &args.effective_from).await?);
+            }
+            args.terms.members =
+                resolve_members(admin, &args.terms.members, "agreement.propose").await?;
             admin.agreement_propose(args.request()?).await?
         }
         AgreementCommand::Counter(mut args) => {
-            args.agreement_id = refs::agreement(admin, &args.agreement_id).await?;
-            args.terms.members = resolve_members(admin, &args.terms.members).await?;
+            args.agreement_id =
+                refs::agreement(admin, &args.agreement_id, "agreement.counter").await?;
+            args.terms.members =
+                resolve_members(admin, &args.terms.members, "agreement.counter").await?;
             let shown = admin
                 .agreement_show(agreement_ref(args.agreement_id.clone()))
                 .await?
@@ -291,14 +295,14 @@ pub async fn run(
             admin.agreement_counter(args.request(latest)?).await?
         }
         AgreementCommand::Accept { agreement_id } => {
-            let agreement_id = refs::agreement(admin, &agreement_id).await?;
+            let agreement_id = refs::agreement(admin, &agreement_id, "agreement.accept").await?;
             admin.agreement_accept(agreement_ref(agreement_id)).await?
         }
         AgreementCommand::Reject {
             agreement_id,
             reason,
         } => {
-            let agreement_id = refs::agreement(admin, &agreement_id).await?;
+            let agreement_id = refs::agreement(admin, &agreement_id, "agreement.reject").await?;
             admin
                 .agreement_reject(pb::AgreementEndRequest {
                     agreement_id,
@@ -310,7 +314,7 @@ pub async fn run(
             agreement_id,
             reason,
         } => {
-            let agreement_id = refs::agreement(admin, &agreement_id).await?;
+            let agreement_id = refs::agreement(admin, &agreement_id, "agreement.terminate").await?;
             admin
                 .agreement_terminate(pb::AgreementEndRequest {
                     agreement_id,
@@ -320,7 +324,7 @@ pub async fn run(
         }
         AgreementCommand::List { state, peer } => {
             let peer = match peer {
-                Some(peer) => Some(refs::peer(admin, &peer).await?),
+                Some(peer) => Some(refs::peer(admin, &peer, "").await?),
                 None => None,
             };
             let agreements = admin
@@ -338,7 +342,7 @@ pub async fn run(
             return Ok(());
         }
         AgreementCommand::Show { agreement_id } => {
-            let agreement_id = refs::agreement(admin, &agreement_id).await?;
+            let agreement_id = refs::agreement(admin, &agreement_id, "").await?;
             let view = admin
                 .agreement_show(agreement_ref(agreement_id))
                 .await?
@@ -351,11 +355,49 @@ pub async fn run(
     Ok(())
 }
 
+/// The next agreement number with `peer`: this node's and the peer's
+/// names, the year the agreement takes effect, and one more than the
+/// numbers of that form this node has (平凉-兰州-2026-01).
+async fn next_number(
+    admin: &mut Admin,
+    peer: &str,
+    effective_from: &str,
+) -> Result<String, Failure> {
+    let own = admin
+        .status(pb::StatusRequest {})
+        .await?
+        .into_inner()
+        .display_name;
+    let theirs = admin
+        .peer_show(pb::PeerRef {
+            node_id: peer.into(),
+        })
+        .await?
+        .into_inner()
+        .display_name;
+    let year = effective_from.get(..4).unwrap_or_default();
+    let prefix = format!("{own}-{theirs}-{year}-");
+    let taken = admin
+        .agreement_list(pb::AgreementListRequest::default())
+        .await?
+        .into_inner()
+        .agreements
+        .iter()
+        .filter_map(|a| a.number.strip_prefix(&prefix)?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok(format!("{prefix}{:02}", taken + 1))
+}
+
 /// The ids of the members `--member` names.
-async fn resolve_members(admin: &mut Admin, references: &[String]) -> Result<Vec<String>, Failure> {
+async fn resolve_members(
+    admin: &mut Admin,
+    references: &[String],
+    action: &str,
+) -> Result<Vec<String>, Failure> {
     let mut ids = Vec::with_capacity(references.len());
     for reference in references {
-        ids.push(refs::member(admin, reference).await?);
+        ids.push(refs::member(admin, reference, action).await?);
     }
     Ok(ids)
 }
@@ -830,18 +872,20 @@ mod tests {
     }
 
     #[test]
-    fn propose_needs_peer_number_and_dates() {
+    fn propose_needs_peer_and_dates() {
+        // The number is optional: the node's and the peer's names, the
+        // year and the next sequence number by default.
         let all = [
             "--with",
             "lanzhou",
-            "--number",
-            "1",
             "--from",
             "2026-01-01",
             "--until",
             "2027-12-31",
+            "--number",
+            "1",
         ];
-        for missing in 0..4 {
+        for missing in 0..3 {
             let mut argv = vec!["agreement", "propose"];
             for (idx, pair) in all.chunks(2).enumerate() {
                 if idx != missing {
@@ -921,15 +965,20 @@ mod tests {
             }
         );
         let got = counter(
-            &["--notes", "", "--number", "2"],
+            &["--notes", ""],
             pb::AgreementTerms {
                 notes: "旧".into(),
                 ..terms()
             },
         )
         .unwrap();
-        assert_eq!((got.notes.as_str(), got.number.as_str()), ("", "2"));
+        assert_eq!(got.notes, "");
+        assert_eq!(got.number, terms().number, "the number stays");
         assert_eq!(got.outflow_node, "pingliang", "the parties stay");
+        assert!(
+            refused(&["agreement", "counter", "ag-1", "--number", "2"]),
+            "an agreement keeps its number"
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub async fn run(
             by,
             outcome,
         } => {
-            let member_id = refs::member(admin, &member_id).await?;
+            let member_id = refs::member(admin, &member_id, "contact.record").await?;
             let contact = admin
                 .contact_record(pb::ContactRequest {
                     member_id,
@@ -77,7 +77,8 @@ pub async fn run(
             set,
             reason,
         } => {
-            let member_id = refs::member(admin, &member_id).await?;
+            let action = if set.is_some() { "contact.status" } else { "" };
+            let member_id = refs::member(admin, &member_id, action).await?;
             let status = admin
                 .contact_status(pb::ContactStatusRequest {
                     member_id,

@@ -297,14 +297,14 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
     let member_ref = |member_id: String| pb::MemberRef { member_id };
     match command {
         MemberCommand::Add(mut args) => {
-            args.home_branch = refs::org(admin, &args.home_branch).await?;
+            args.home_branch = refs::org(admin, &args.home_branch, "member.add").await?;
             let member = admin.member_add(args.request()).await?.into_inner();
             print_member(format, &member, View::Short);
         }
         MemberCommand::Update(mut args) => {
-            let member_id = args.member.id(admin).await?;
+            let member_id = args.member.id(admin, "member.update").await?;
             if let Some(branch) = &args.home_branch {
-                args.home_branch = Some(refs::org(admin, branch).await?);
+                args.home_branch = Some(refs::org(admin, branch, "member.update").await?);
             }
             let member = admin
                 .member_update(args.request(member_id)?)
@@ -313,7 +313,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
             print_member(format, &member, View::Short);
         }
         MemberCommand::Show(member) => {
-            let member_id = member.id(admin).await?;
+            let member_id = member.id(admin, "").await?;
             let member = admin.member_show(member_ref(member_id)).await?.into_inner();
             print_member(format, &member, View::Full);
         }
@@ -323,7 +323,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
                 .map(|d| super::places::code(&d))
                 .transpose()?;
             if let Some(branch) = &args.branch {
-                args.branch = Some(refs::org(admin, branch).await?);
+                args.branch = Some(refs::org(admin, branch, "").await?);
             }
             let offset = args.offset;
             let list = admin.member_list(args.request()).await?.into_inner();
@@ -381,7 +381,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
             }
         }
         MemberCommand::Disclosures(member) => {
-            let member_id = member.id(admin).await?;
+            let member_id = member.id(admin, "").await?;
             let list = admin
                 .member_disclosures(member_ref(member_id.clone()))
                 .await?
@@ -395,9 +395,9 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
             );
         }
         MemberCommand::HostSet(mut args) => {
-            let member_id = args.member.id(admin).await?;
+            let member_id = args.member.id(admin, "member.host_set").await?;
             if let Some(branch) = &args.host_branch {
-                args.host_branch = Some(refs::org(admin, branch).await?);
+                args.host_branch = Some(refs::org(admin, branch, "member.host_set").await?);
             }
             let member = admin
                 .host_section_set(args.request(member_id)?)

@@ -59,7 +59,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Resu
     let orgs = match command {
         OrgCommand::Add(mut args) => {
             if let Some(parent) = &args.parent {
-                args.parent = Some(refs::org(admin, parent).await?);
+                args.parent = Some(refs::org(admin, parent, "org.add").await?);
             }
             vec![admin.org_add(args.request()).await?.into_inner()]
         }

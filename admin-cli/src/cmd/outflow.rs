@@ -103,16 +103,16 @@ pub async fn run(
 ) -> Result<(), Failure> {
     match command {
         OutflowCommand::Register(mut args) => {
-            args.member.member = args.member.id(admin).await?;
+            args.member.member = args.member.id(admin, "outflow.register").await?;
             args.to = places::code(&args.to)?;
             if let Some(node) = &args.node {
-                args.node = Some(refs::peer(admin, node).await?);
+                args.node = Some(refs::peer(admin, node, "outflow.register").await?);
             }
             let member = admin.outflow_register(args.request()).await?.into_inner();
             print_member(format, &member, View::Outflow);
         }
         OutflowCommand::Return { member_id, on } => {
-            let member_id = refs::member(admin, &member_id).await?;
+            let member_id = refs::member(admin, &member_id, "outflow.return").await?;
             let member = admin
                 .outflow_return(pb::OutflowReturnRequest {
                     member_id,

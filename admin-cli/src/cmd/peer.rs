@@ -122,7 +122,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             }
         }
         PeerCommand::Show { node_id } => {
-            let node_id = refs::peer(admin, &node_id).await?;
+            let node_id = refs::peer(admin, &node_id, "").await?;
             let peer = admin.peer_show(peer_ref(node_id)).await?.into_inner();
             match format {
                 Format::Json => print_peers(format, &[peer]),
@@ -131,7 +131,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
         }
         PeerCommand::Status { node_id } => {
             let node_id = match node_id {
-                Some(peer) => Some(refs::peer(admin, &peer).await?),
+                Some(peer) => Some(refs::peer(admin, &peer, "").await?),
                 None => None,
             };
             let peers = admin
@@ -150,22 +150,22 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             );
         }
         PeerCommand::Pause { node_id } => {
-            let node_id = refs::peer(admin, &node_id).await?;
+            let node_id = refs::peer(admin, &node_id, "peer.pause").await?;
             let peer = admin.peer_pause(peer_ref(node_id)).await?.into_inner();
             print_peers(format, &[peer]);
         }
         PeerCommand::Resume { node_id } => {
-            let node_id = refs::peer(admin, &node_id).await?;
+            let node_id = refs::peer(admin, &node_id, "peer.resume").await?;
             let peer = admin.peer_resume(peer_ref(node_id)).await?.into_inner();
             print_peers(format, &[peer]);
         }
         PeerCommand::Retry { node_id } => {
-            let node_id = refs::peer(admin, &node_id).await?;
+            let node_id = refs::peer(admin, &node_id, "peer.retry").await?;
             let peer = admin.peer_retry(peer_ref(node_id)).await?.into_inner();
             print_peers(format, &[peer]);
         }
         PeerCommand::Remove { node_id, force } => {
-            let node_id = refs::peer(admin, &node_id).await?;
+            let node_id = refs::peer(admin, &node_id, "peer.remove").await?;
             let removed = admin
                 .peer_remove(pb::PeerRemoveRequest { node_id, force })
                 .await?
@@ -180,9 +180,9 @@ pub async fn run(admin: &mut Admin, format: Format, command: PeerCommand) -> Res
             print_pending(format, &[pending]);
         }
         PeerCommand::Policy(mut args) => {
-            args.node_id = refs::peer(admin, &args.node_id).await?;
+            args.node_id = refs::peer(admin, &args.node_id, "peer.policy").await?;
             if let Some(branch) = &args.auto_accept_into {
-                args.auto_accept_into = Some(refs::org(admin, branch).await?);
+                args.auto_accept_into = Some(refs::org(admin, branch, "peer.policy").await?);
             }
             let peer = admin.peer_policy(args.request()).await?.into_inner();
             match format {

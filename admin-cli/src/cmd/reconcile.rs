@@ -72,7 +72,7 @@ pub async fn backup(admin: &mut Admin, format: Format, args: BackupArgs) -> Resu
 
 pub async fn run(admin: &mut Admin, format: Format, args: ReconcileArgs) -> Result<(), Failure> {
     let without_peer = match args.without_peer {
-        Some(peer) => Some(refs::peer(admin, &peer).await?),
+        Some(peer) => Some(refs::peer(admin, &peer, "reconcile.without_peer").await?),
         None => None,
     };
     let status = match without_peer {

@@ -19,17 +19,22 @@ pub struct MemberArg {
     pub branch: Option<String>,
 }
 
+/// Resolves `reference` at the node. `action` names the change it is for
+/// (`peer.pause`), or is empty for a read: a reference refused for a change
+/// is audited as that change refused.
 async fn resolve(
     admin: &mut Admin,
     kind: &str,
     reference: &str,
     branch: Option<&str>,
+    action: &str,
 ) -> Result<String, Failure> {
     let resolved = admin
         .resolve(pb::ResolveRequest {
             kind: kind.into(),
             reference: reference.into(),
             branch: branch.unwrap_or_default().into(),
+            action: action.into(),
         })
         .await?
         .into_inner();
@@ -38,32 +43,43 @@ async fn resolve(
 
 impl MemberArg {
     /// The member's id.
-    pub async fn id(&self, admin: &mut Admin) -> Result<String, Failure> {
-        resolve(admin, "member", &self.member, self.branch.as_deref()).await
+    pub async fn id(&self, admin: &mut Admin, action: &str) -> Result<String, Failure> {
+        resolve(
+            admin,
+            "member",
+            &self.member,
+            self.branch.as_deref(),
+            action,
+        )
+        .await
     }
 }
 
 /// A member's id, from a reference without a branch to narrow it.
-pub async fn member(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
-    resolve(admin, "member", reference, None).await
+pub async fn member(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
+    resolve(admin, "member", reference, None, action).await
 }
 
 /// A transfer's id, from its id, an id prefix or its letter number.
-pub async fn transfer(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
-    resolve(admin, "transfer", reference, None).await
+pub async fn transfer(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
+    resolve(admin, "transfer", reference, None, action).await
 }
 
 /// An agreement's id, from its id, an id prefix or its agreement number.
-pub async fn agreement(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
-    resolve(admin, "agreement", reference, None).await
+pub async fn agreement(
+    admin: &mut Admin,
+    reference: &str,
+    action: &str,
+) -> Result<String, Failure> {
+    resolve(admin, "agreement", reference, None, action).await
 }
 
 /// An organization's code, from its code or full name.
-pub async fn org(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
-    resolve(admin, "org", reference, None).await
+pub async fn org(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
+    resolve(admin, "org", reference, None, action).await
 }
 
 /// A peer's node id, from its node id or display name.
-pub async fn peer(admin: &mut Admin, reference: &str) -> Result<String, Failure> {
-    resolve(admin, "peer", reference, None).await
+pub async fn peer(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
+    resolve(admin, "peer", reference, None, action).await
 }

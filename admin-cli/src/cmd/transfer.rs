@@ -182,7 +182,7 @@ pub struct OutArgs {
     /// a transfer to a node is `transfer start`).
     #[arg(long)]
     paper: bool,
-    /// Where the member goes: the receiving organization or place, as on the letter.
+    /// Where the member goes: the place (a name such as 上海市浦东新区, or its code).
     #[arg(long, value_name = "PLACE", value_parser = NonEmptyStringValueParser::new())]
     to_place: String,
     /// The paper letter's number (介绍信编号).
@@ -218,8 +218,8 @@ pub async fn run(
     let transfer_ref = |transfer_id: String| pb::TransferRef { transfer_id };
     let view = match command {
         TransferCommand::Start(args) => {
-            let member_id = args.member.id(admin).await?;
-            let to = refs::peer(admin, &args.to).await?;
+            let member_id = args.member.id(admin, "transfer.start").await?;
+            let to = refs::peer(admin, &args.to, "transfer.start").await?;
             admin.transfer_start(args.request(member_id, to)).await?
         }
         TransferCommand::List(args) => {
@@ -241,7 +241,7 @@ pub async fn run(
             return Ok(());
         }
         TransferCommand::Show { transfer_id } => {
-            let transfer_id = refs::transfer(admin, &transfer_id).await?;
+            let transfer_id = refs::transfer(admin, &transfer_id, "").await?;
             let view = admin
                 .transfer_show(transfer_ref(transfer_id))
                 .await?
@@ -253,8 +253,8 @@ pub async fn run(
             transfer_id,
             branch,
         } => {
-            let transfer_id = refs::transfer(admin, &transfer_id).await?;
-            let branch = refs::org(admin, &branch).await?;
+            let transfer_id = refs::transfer(admin, &transfer_id, "transfer.accept").await?;
+            let branch = refs::org(admin, &branch, "transfer.accept").await?;
             admin
                 .transfer_accept(pb::TransferAcceptRequest {
                     transfer_id,
@@ -263,21 +263,21 @@ pub async fn run(
                 .await?
         }
         TransferCommand::Reject(args) => {
-            let transfer_id = refs::transfer(admin, &args.transfer_id).await?;
+            let transfer_id = refs::transfer(admin, &args.transfer_id, "transfer.reject").await?;
             admin.transfer_reject(args.request(transfer_id)).await?
         }
         TransferCommand::Cancel { transfer_id } => {
-            let transfer_id = refs::transfer(admin, &transfer_id).await?;
+            let transfer_id = refs::transfer(admin, &transfer_id, "transfer.cancel").await?;
             admin.transfer_cancel(transfer_ref(transfer_id)).await?
         }
         TransferCommand::Extend { transfer_id, days } => {
-            let transfer_id = refs::transfer(admin, &transfer_id).await?;
+            let transfer_id = refs::transfer(admin, &transfer_id, "transfer.extend").await?;
             admin
                 .transfer_extend(pb::TransferExtendRequest { transfer_id, days })
                 .await?
         }
         TransferCommand::Reissue { transfer_id } => {
-            let transfer_id = refs::transfer(admin, &transfer_id).await?;
+            let transfer_id = refs::transfer(admin, &transfer_id, "transfer.reissue").await?;
             // The old letter's number, to say which paper is void.
             let old = admin
                 .transfer_show(transfer_ref(transfer_id.clone()))
@@ -296,8 +296,9 @@ pub async fn run(
             }
             return Ok(());
         }
-        TransferCommand::Out(args) => {
-            let member_id = args.member.id(admin).await?;
+        TransferCommand::Out(mut args) => {
+            let member_id = args.member.id(admin, "transfer.paper").await?;
+            args.to_place = super::places::code(&args.to_place)?;
             let member = admin
                 .transfer_out_paper(args.request(member_id)?)
                 .await?

@@ -7,7 +7,7 @@ use liaison_proto::v1::EventKind;
 use liaison_types::identity::NodeId;
 use liaison_types::validate;
 use prost::Message;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::calendar::{act_on_end, tick_one};
 use super::signatures::sign;
@@ -132,6 +132,21 @@ pub fn propose(
         (peer.to_string(), ctx.me.to_string())
     };
     check_terms(conn, ctx, &mut terms)?;
+    // The number names the agreement in every verb, version after version:
+    // one already used here would make that ambiguous.
+    let taken: Option<String> = conn
+        .query_row(
+            "SELECT agreement_id FROM agreements WHERE number = ?1 LIMIT 1",
+            [&terms.number],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some() {
+        return Err(Error::conflict(format!(
+            "agreement number {} is taken by another agreement here (`agreement show {0}`): give a new one, e.g. with the next sequence number",
+            terms.number
+        )));
+    }
     let mut a = Agreement::proposed(ctx.new_id(), &terms, ctx.now_ms);
     if coordinator {
         publish(conn, ctx, &mut a, terms, None)?;
@@ -217,7 +232,17 @@ pub fn counter(
     }
     terms.outflow_node = a.outflow_node.clone();
     terms.inflow_node = a.inflow_node.clone();
+    // An agreement keeps the number it was proposed with.
+    if terms.number.trim().is_empty() {
+        terms.number = a.number.clone();
+    }
     check_terms(conn, ctx, &mut terms)?;
+    if !a.number.is_empty() && terms.number != a.number {
+        return Err(Error::invalid(format!(
+            "an agreement keeps its number ({}) for every version: counter the other terms",
+            a.number
+        )));
+    }
     if a.outflow_node == ctx.me.as_str() {
         publish(conn, ctx, &mut a, terms, None)?;
     } else {

@@ -19,7 +19,10 @@ pub const LOST_AFTER_DAYS: i64 = 183;
 pub struct ContactState {
     pub status: String,
     pub last_contact: String,
-    /// The last org life or dues (R14), the date 失联 time counts from.
+    /// While the member is out of contact (lost, searching, unreachable):
+    /// the last org life or dues (R14), else the departure, the date 失联
+    /// time counts from; empty otherwise, so no status in contact is ever
+    /// shown beside a "lost since" date.
     pub lost_since: String,
 }
 
@@ -34,7 +37,7 @@ pub(super) fn contact_state(
         )?
         .query_row([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let last_contact = last_contact.unwrap_or_default();
-    let lost_since = last_org_life
+    let last_org_life = last_org_life
         .map(|t| t[..10.min(t.len())].to_owned())
         .unwrap_or_default();
     let Some(outflow) = open_outflow(conn, &m.member_id)? else {
@@ -42,7 +45,7 @@ pub(super) fn contact_state(
         return Ok(ContactState {
             status: "in_contact".into(),
             last_contact,
-            lost_since,
+            lost_since: String::new(),
         });
     };
     let contact_after_manual =
@@ -71,6 +74,15 @@ pub(super) fn contact_state(
                 "lost".into()
             }
         }
+    };
+    let lost_since = if matches!(status.as_str(), "lost" | "searching" | "unreachable") {
+        if last_org_life.is_empty() {
+            outflow.departed_on.clone()
+        } else {
+            last_org_life
+        }
+    } else {
+        String::new()
     };
     Ok(ContactState {
         status,

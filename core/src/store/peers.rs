@@ -83,6 +83,11 @@ pub fn validate_place(place: &str) -> Result<(), Error> {
             "place `{place}` is not a place code: use 2 digits for a province (62), 4 for a city (6201) or 6 for a county (620102)"
         )));
     }
+    if liaison_types::places::by_code(place).is_none() {
+        return Err(Error::invalid(format!(
+            "place code `{place}` is not in the administrative-division table (GB/T 2260): check it, or give the place's name (liaisonctl looks the code up)"
+        )));
+    }
     Ok(())
 }
 
@@ -364,8 +369,11 @@ mod tests {
         ] {
             assert!(validate_endpoint(bad).is_err(), "{bad}");
         }
-        for bad in ["6", "620", "62010a", "6201020"] {
+        for bad in ["6", "620", "62010a", "6201020", "999999", "6299", "620199"] {
             assert!(validate_place(bad).is_err(), "{bad}");
+        }
+        for good in ["62", "6201", "620102", "11", "110105"] {
+            assert!(validate_place(good).is_ok(), "{good}");
         }
     }
 
