@@ -391,9 +391,18 @@ async fn liaisonctl_exits_1_when_the_node_refuses_and_2_when_it_cannot_reach_it(
             ],
             "invalid fingerprint",
         ),
-        (&["peer", "show", "nobody"], "no peer nobody"),
-        (&["peer", "pause", "nobody"], "no peer nobody"),
-        (&["peer", "remove", "nobody"], "no peer nobody"),
+        (
+            &["peer", "show", "nobody"],
+            "no peer of this node has the id or name `nobody`",
+        ),
+        (
+            &["peer", "pause", "nobody"],
+            "no peer of this node has the id or name `nobody`",
+        ),
+        (
+            &["peer", "remove", "nobody"],
+            "no peer of this node has the id or name `nobody`",
+        ),
         (&["peer", "ignore", "nobody"], "no pending node nobody"),
     ];
     for (args, message) in refused {

@@ -239,7 +239,7 @@ impl ListArgs {
 pub struct HostSetArgs {
     #[command(flatten)]
     member: MemberArg,
-    /// The host branch the member takes part in (its code or full name).
+    /// The host branch the member takes part in (an organization's code or full name, or its name as written).
     #[arg(long)]
     host_branch: Option<String>,
     /// When the member reported in here (流入时间): YYYY-MM-DD.
@@ -397,7 +397,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
         MemberCommand::HostSet(mut args) => {
             let member_id = args.member.id(admin, "member.host_set").await?;
             if let Some(branch) = &args.host_branch {
-                args.host_branch = Some(refs::org(admin, branch, "member.host_set").await?);
+                args.host_branch = Some(refs::host_branch(admin, branch).await?);
             }
             let member = admin
                 .host_section_set(args.request(member_id)?)

@@ -79,6 +79,17 @@ pub async fn org(admin: &mut Admin, reference: &str, action: &str) -> Result<Str
     resolve(admin, "org", reference, None, action).await
 }
 
+/// The host branch of a host section: an organization of this node by
+/// code or full name, else the text as given (a host may name a branch it
+/// has not registered as an organization).
+pub async fn host_branch(admin: &mut Admin, text: &str) -> Result<String, Failure> {
+    match resolve(admin, "org", text, None, "").await {
+        Ok(code) => Ok(code),
+        Err(Failure::Refused(_)) => Ok(text.to_owned()),
+        Err(other) => Err(other),
+    }
+}
+
 /// A peer's node id, from its node id or display name.
 pub async fn peer(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
     resolve(admin, "peer", reference, None, action).await
