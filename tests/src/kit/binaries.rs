@@ -1,0 +1,131 @@
+//! `liaison-node` and `liaisonctl`, built once per process.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// The two binaries under test, built for this test process's profile.
+#[derive(Debug)]
+pub struct Binaries {
+    pub node: PathBuf,
+    pub ctl: PathBuf,
+}
+
+/// Builds `liaison-node` and `liaisonctl` once per test process and returns
+/// their paths.
+///
+/// `cargo test -p liaison-tests` compiles the libraries these tests link, but
+/// not the other packages' binaries, so we run `cargo build` for them, in the
+/// same target directory and profile as this test executable
+/// (`<target>/<profile>/deps/<test>`). `$CARGO` is the cargo that runs us.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(build_binaries)
+}
+
+fn build_binaries() -> Binaries {
+    let exe = std::env::current_exe().expect("the path of the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| {
+            panic!(
+                "test executable {} is not in <target>/<profile>/deps",
+                exe.display()
+            )
+        })
+        .to_owned();
+    let target_dir = profile_dir
+        .parent()
+        .expect("the target directory")
+        .to_owned();
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_owned();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "liaison-node",
+            "-p",
+            "liaisonctl",
+            "--bins",
+        ])
+        .current_dir(workspace_root())
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null());
+    // Cargo gives a test process the environment of its package (for
+    // example CARGO_MANIFEST_DIR). Build scripts that watch such variables
+    // (ring's does) would see a change and rebuild half the dependency tree,
+    // here and again in the next `cargo test`; so build with the caller's
+    // environment, not the test's.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let per_package = matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "CARGO_BIN_NAME"
+                | "OUT_DIR"
+        ) || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_");
+        if per_package {
+            build.env_remove(name);
+        }
+    }
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let started = Instant::now();
+    let output = build
+        .output()
+        .expect("cannot run cargo to build the binaries");
+    assert!(
+        output.status.success(),
+        "building liaison-node and liaisonctl failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let binaries = Binaries {
+        node: profile_dir.join("liaison-node"),
+        ctl: profile_dir.join("liaisonctl"),
+    };
+    for path in [&binaries.node, &binaries.ctl] {
+        assert!(
+            path.is_file(),
+            "cargo build did not produce {}",
+            path.display()
+        );
+    }
+    eprintln!(
+        "liaison-tests: binaries ready in {} ({:.1}s)",
+        profile_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    binaries
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_owned()
+}
