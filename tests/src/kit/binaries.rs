@@ -5,46 +5,71 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// The two binaries under test, built for this test process's profile.
+/// The two binaries the kit runs, of the profile this executable was built
+/// with.
 #[derive(Debug)]
 pub struct Binaries {
     pub node: PathBuf,
     pub ctl: PathBuf,
 }
 
-/// Builds `liaison-node` and `liaisonctl` once per test process and returns
+static BINARIES: OnceLock<Binaries> = OnceLock::new();
+
+/// Builds `liaison-node` and `liaisonctl` once per process and returns
 /// their paths.
 ///
 /// `cargo test -p liaison-tests` compiles the libraries these tests link, but
 /// not the other packages' binaries, so we run `cargo build` for them, in the
-/// same target directory and profile as this test executable
-/// (`<target>/<profile>/deps/<test>`). `$CARGO` is the cargo that runs us.
+/// same target directory and profile as this executable: a test
+/// (`<target>/<profile>/deps/<test>`) or a program that links the kit
+/// (`<target>/<profile>/liaison-bench`). `$CARGO` is the cargo that runs us.
 pub fn binaries() -> &'static Binaries {
-    static BINARIES: OnceLock<Binaries> = OnceLock::new();
-    BINARIES.get_or_init(build_binaries)
+    BINARIES.get_or_init(|| {
+        let (target_dir, profile) = target_and_profile();
+        build(&target_dir, &profile);
+        located(&target_dir.join(&profile))
+    })
 }
 
-fn build_binaries() -> Binaries {
-    let exe = std::env::current_exe().expect("the path of the test executable");
-    let profile_dir = exe
+/// The binaries next to this executable as they are, without running
+/// cargo (the bench's `--no-build`); [`binaries`] returns them from then
+/// on. Panics, naming the build command, if one is missing.
+pub fn prebuilt_binaries() -> &'static Binaries {
+    BINARIES.get_or_init(|| {
+        let (target_dir, profile) = target_and_profile();
+        located(&target_dir.join(&profile))
+    })
+}
+
+/// The target directory and the profile's directory name (`debug`,
+/// `release`, ...) of this executable.
+fn target_and_profile() -> (PathBuf, String) {
+    let exe = std::env::current_exe().expect("the path of this executable");
+    let mut profile_dir = exe.parent().expect("an executable is in a directory");
+    if profile_dir.file_name().is_some_and(|name| name == "deps") {
+        profile_dir = profile_dir
+            .parent()
+            .expect("deps/ is in a profile's directory");
+    }
+    let target_dir = profile_dir
         .parent()
-        .and_then(Path::parent)
         .unwrap_or_else(|| {
             panic!(
-                "test executable {} is not in <target>/<profile>/deps",
+                "{} is not in <target>/<profile>/ or <target>/<profile>/deps/",
                 exe.display()
             )
         })
-        .to_owned();
-    let target_dir = profile_dir
-        .parent()
-        .expect("the target directory")
         .to_owned();
     let profile = profile_dir
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("debug")
         .to_owned();
+    (target_dir, profile)
+}
+
+/// `cargo build` of both binaries in `target_dir`, profile `profile`.
+fn build(target_dir: &Path, profile: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
@@ -58,10 +83,10 @@ fn build_binaries() -> Binaries {
             "--bins",
         ])
         .current_dir(workspace_root())
-        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_TARGET_DIR", target_dir)
         .stdin(Stdio::null());
-    // Cargo gives a test process the environment of its package (for
-    // example CARGO_MANIFEST_DIR). Build scripts that watch such variables
+    // Cargo gives a test process, and `cargo run` a program, the
+    // environment of its package (for example CARGO_MANIFEST_DIR). Build scripts that watch such variables
     // (ring's does) would see a change and rebuild half the dependency tree,
     // here and again in the next `cargo test`; so build with the caller's
     // environment, not the test's.
@@ -84,7 +109,7 @@ fn build_binaries() -> Binaries {
             build.env_remove(name);
         }
     }
-    match profile.as_str() {
+    match profile {
         "debug" => {}
         "release" => {
             build.arg("--release");
@@ -104,6 +129,15 @@ fn build_binaries() -> Binaries {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    eprintln!(
+        "liaison-tests: binaries ready in {} ({:.1}s)",
+        target_dir.join(profile).display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The binaries in `profile_dir`, which must be there.
+fn located(profile_dir: &Path) -> Binaries {
     let binaries = Binaries {
         node: profile_dir.join("liaison-node"),
         ctl: profile_dir.join("liaisonctl"),
@@ -111,15 +145,11 @@ fn build_binaries() -> Binaries {
     for path in [&binaries.node, &binaries.ctl] {
         assert!(
             path.is_file(),
-            "cargo build did not produce {}",
-            path.display()
+            "{} is missing: `cargo build -p liaison-node -p liaisonctl --bins` in the profile of {}",
+            path.display(),
+            profile_dir.display()
         );
     }
-    eprintln!(
-        "liaison-tests: binaries ready in {} ({:.1}s)",
-        profile_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
     binaries
 }
 

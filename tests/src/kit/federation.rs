@@ -5,12 +5,11 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use liaison_types::identity::{self, NodeId};
+use liaison_types::identity::{self, NodeId, TlsMaterial};
 
 use super::dump::Registry;
 use super::{
-    binaries, parse_json_lines, run_with_timeout, wait_for, wait_until, NodeConfig, TestNode,
-    DEFAULT_WAIT, FEDERATION,
+    binaries, run_with_timeout, wait_for, wait_until, Launch, NodeConfig, TestNode, FEDERATION,
 };
 
 /// The certificate and key of one node, and the CA that issued them.
@@ -30,14 +29,23 @@ impl NodeCerts {
             .unwrap_or_else(|e| panic!("read {}: {e}", self.cert.display()));
         identity::fingerprint(&certs[0])
     }
+
+    /// The certificate, key and CA loaded as a node loads its own, for a
+    /// client or server built in this process.
+    pub fn tls_material(&self) -> TlsMaterial {
+        let id = NodeId::parse(&self.node_id).expect("a valid node id");
+        identity::load_tls(&self.cert, &self.key, &self.ca, &id)
+            .unwrap_or_else(|e| panic!("load the certificate of {}: {e}", self.node_id))
+    }
 }
 
 /// One test's federation: a temporary directory, a CA made by
 /// `liaison_types::identity::ca_init` (what `liaisonctl ca init` runs), and
-/// the nodes started in it.
+/// the nodes started in it, as its [`Launch`] says.
 ///
 /// The directory is deleted at the end of the test unless the test failed
-/// or `LIAISON_TEST_KEEP=1`; then its path is printed.
+/// or `LIAISON_TEST_KEEP=1`; then its path is printed. A federation made
+/// [`Federation::in_dir`] leaves its directory to the caller.
 #[derive(Debug)]
 pub struct Federation {
     test: String,
@@ -45,6 +53,7 @@ pub struct Federation {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,
     ca_dir: PathBuf,
+    launch: Arc<Launch>,
     registry: Arc<Registry>,
 }
 
@@ -68,14 +77,26 @@ impl Federation {
                 path.display()
             );
         }
-        let ca_dir = path.join("ca");
+        let mut fed = Federation::in_dir(&path, federation, Launch::tests());
+        fed.test = test.to_owned();
+        fed.dir = Some(dir);
+        fed
+    }
+
+    /// A federation `federation` in `dir` (created if missing), whose nodes
+    /// run as `launch` says; the caller owns the directory: it is neither
+    /// deleted nor kept here.
+    pub fn in_dir(dir: &Path, federation: &str, launch: Launch) -> Federation {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let ca_dir = dir.join("ca");
         identity::ca_init(federation, &ca_dir, 30, false).expect("ca init");
         Federation {
-            test: test.to_owned(),
+            test: dir.display().to_string(),
             federation: federation.to_owned(),
-            dir: Some(dir),
-            path,
+            dir: None,
+            path: dir.to_owned(),
             ca_dir,
+            launch: Arc::new(launch),
             registry: Arc::default(),
         }
     }
@@ -117,9 +138,10 @@ impl Federation {
         }
     }
 
-    /// A test configuration for `node_id`, with a freshly issued certificate:
+    /// A configuration for `node_id`, with a freshly issued certificate:
     /// directory `<dir>/<node_id>`, data in `data/`, federation port 0 on
-    /// 127.0.0.1, and short heartbeat and backoff so links recover quickly.
+    /// 127.0.0.1, and the limits of the federation's [`Launch`] (for tests,
+    /// short heartbeat and backoff so links recover quickly).
     pub fn config(&self, node_id: &str) -> NodeConfig {
         let certs = self.issue(node_id);
         let dir = self.path.join(node_id);
@@ -134,14 +156,14 @@ impl Federation {
             key: certs.key,
             ca: certs.ca,
             admin_socket: None,
-            limits: NodeConfig::test_limits(),
+            limits: self.launch.limits.clone(),
             extra: String::new(),
         }
     }
 
     /// Starts a node from `config` and waits until its admin service answers.
     pub async fn start(&self, config: NodeConfig) -> TestNode {
-        let mut node = TestNode::new(config, self.registry.clone());
+        let mut node = TestNode::new(config, self.launch.clone(), self.registry.clone());
         node.start().await;
         node
     }
@@ -159,50 +181,42 @@ impl Federation {
         self.wait_linked(a, b).await;
     }
 
+    /// [`Federation::link`], `home` recording `host` as serving `place`
+    /// (`peer add --serves`), so that agreements can cover members away
+    /// there.
+    pub async fn link_serving(&self, home: &TestNode, host: &TestNode, place: &str) {
+        home.peer_serving(host, place);
+        host.peer(home);
+        self.wait_linked(home, host).await;
+    }
+
     /// `home` (the outflow party) proposes a co-management agreement to
-    /// `host` covering its members away to the places `host` serves; `host`
-    /// accepts; waits until it is active on both sides. Returns its id.
-    pub async fn agree(&self, home: &TestNode, host: &TestNode, number: &str) -> String {
-        let proposed = home.ctl_json(&[
-            "agreement",
-            "propose",
-            "--with",
-            &host.node_id,
-            "--number",
-            number,
-            "--from",
-            "2020-01-01",
-            "--until",
-            "2099-12-31",
-        ]);
-        let id = proposed
-            .iter()
-            .find(|(t, _)| t == "agreement")
-            .and_then(|(_, d)| d["agreement_id"].as_str())
-            .unwrap_or_else(|| panic!("agreement propose printed no agreement: {proposed:?}"))
-            .to_owned();
-        let state = |node: &TestNode| -> Option<String> {
-            let output = node.ctl(&["-o", "json", "agreement", "show", &id]);
-            if !output.status.success() {
-                return None;
-            }
-            parse_json_lines(&String::from_utf8_lossy(&output.stdout))
-                .first()
-                .and_then(|(_, d)| d["state"].as_str().map(str::to_owned))
-        };
+    /// `host` covering its members away to the places `host` serves, from
+    /// 2020 to 2099; waits until `host` holds the proposal. Returns its id.
+    pub async fn propose(&self, home: &TestNode, host: &TestNode, number: &str) -> String {
+        let id = home.propose_agreement(&host.node_id, number);
         self.wait_until(
-            DEFAULT_WAIT,
+            self.launch.wait,
             &format!("{} received agreement {number}", host.node_id),
-            async || state(host).is_some(),
+            async || host.agreement(&id).is_some(),
         )
         .await;
+        id
+    }
+
+    /// [`Federation::propose`], then `host` accepts; waits until the
+    /// agreement is active on both sides. Returns its id.
+    pub async fn agree(&self, home: &TestNode, host: &TestNode, number: &str) -> String {
+        let id = self.propose(home, host, number).await;
         host.ctl_ok(&["agreement", "accept", &id]);
+        let active = |node: &TestNode| {
+            node.agreement(&id)
+                .is_some_and(|a| a["state"].as_str() == Some("active"))
+        };
         self.wait_until(
-            DEFAULT_WAIT,
+            self.launch.wait,
             &format!("agreement {number} active on both sides"),
-            async || {
-                state(home).as_deref() == Some("active") && state(host).as_deref() == Some("active")
-            },
+            async || active(home) && active(host),
         )
         .await;
         id
@@ -212,7 +226,7 @@ impl Federation {
     /// both sides' peer lists report it.
     pub async fn wait_linked(&self, a: &TestNode, b: &TestNode) {
         let what = format!("{} and {} linked both ways", a.node_id, b.node_id);
-        self.wait_until(DEFAULT_WAIT, &what, async || {
+        self.wait_until(self.launch.wait, &what, async || {
             let up = |from: &TestNode, to: &TestNode| {
                 from.peer_info(&to.node_id)
                     .is_some_and(|p| p.outbound_up && p.inbound_up)
@@ -226,9 +240,7 @@ impl Federation {
     /// whichever CA issued it), trusts this federation's CA, and expects
     /// the server to be `server` (the node id its certificate must name).
     pub fn client_tls(&self, who: &NodeCerts, server: &str) -> Arc<rustls::ClientConfig> {
-        let id = NodeId::parse(&who.node_id).expect("a valid node id");
-        let mut material = identity::load_tls(&who.cert, &who.key, &who.ca, &id)
-            .unwrap_or_else(|e| panic!("load the certificate of {}: {e}", who.node_id));
+        let mut material = who.tls_material();
         material.ca_certs = identity::read_certs(&self.ca_cert()).expect("read ca.crt");
         material.federation = self.federation.clone();
         let server = NodeId::parse(server).expect("a valid server node id");

@@ -28,7 +28,12 @@
 //! - Nothing waits with a fixed sleep: [`wait_for`] and the `wait_until`
 //!   methods poll a condition until a deadline, and on timeout dump the state
 //!   and panic with the description of what was awaited.
-//! - The binaries are built once per test process ([`binaries`]).
+//! - The binaries are built once per process ([`binaries`]), in the profile
+//!   of the executable that runs the kit.
+//! - [`Launch`] is how a federation runs its nodes: their limits, log
+//!   level, and the kit's bounds. The tests take [`Launch::tests`];
+//!   `liaison-bench` runs release binaries with production limits and info
+//!   logs, in a directory it owns ([`Federation::in_dir`]).
 //! - Every network await is bounded ([`timed`], [`RPC_TIMEOUT`]), and so is
 //!   every process the tests run ([`run_with_timeout`]).
 //!
@@ -54,9 +59,10 @@ mod process;
 mod views;
 mod wait;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub use binaries::{binaries, Binaries};
+pub use binaries::{binaries, prebuilt_binaries, Binaries};
 pub use client::{
     call_hello, call_pull, channel, failed_below_grpc, hello_request, tls_refusal, CallError,
 };
@@ -81,6 +87,45 @@ pub const CLI_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a node's start-up and on its exit after SIGTERM.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// How a [`Federation`] runs its nodes: the end-to-end tests take
+/// [`Launch::tests`]; a program that measures nodes (`liaison-bench`) sets
+/// its own.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The `[limits]` every node's configuration starts with; a test may
+    /// set more ([`NodeConfig::limit`]). An absent limit has the node's
+    /// default.
+    pub limits: BTreeMap<String, u64>,
+    /// The nodes' `LIAISON_LOG`. Debug logs help read a failed test and
+    /// cost CPU time a measurement would count.
+    pub log_filter: String,
+    /// Bound on a node's start-up and on its exit after a signal.
+    pub start_timeout: Duration,
+    /// Bound on one run of `liaisonctl` at a node ([`TestNode::ctl`]).
+    pub cli_timeout: Duration,
+    /// How often a start or a stop looks whether the node is up, or gone:
+    /// the precision of the start-up time [`TestNode::start`] returns.
+    pub poll: Duration,
+    /// Bound on the kit's own waits ([`Federation::link`],
+    /// [`Federation::agree`], ...).
+    pub wait: Duration,
+}
+
+impl Launch {
+    /// For the end-to-end tests: [`NodeConfig::test_limits`], debug logs,
+    /// the bounds above.
+    pub fn tests() -> Launch {
+        Launch {
+            limits: NodeConfig::test_limits(),
+            log_filter: "info,liaison_node=debug".to_owned(),
+            start_timeout: START_TIMEOUT,
+            cli_timeout: CLI_TIMEOUT,
+            poll: POLL_INTERVAL,
+            wait: DEFAULT_WAIT,
+        }
+    }
+}
 
 /// The name of the OS user running the tests, as the node records operators.
 pub fn current_user() -> String {

@@ -12,11 +12,11 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use tonic::transport::Channel;
 
 use super::dump::{NodeSketch, Registry};
+use super::process::liaisonctl_within;
 use super::process::signal;
 use super::{
-    binaries, describe_output, liaisonctl, parse_json_lines, pb, timed, wait_for, wait_until,
-    AuditEntry, NodeCerts, NodeConfig, PeerView, PendingView, DEFAULT_WAIT, POLL_INTERVAL,
-    START_TIMEOUT,
+    binaries, describe_output, parse_json_lines, pb, timed, wait_for, wait_until, AuditEntry,
+    Launch, NodeCerts, NodeConfig, PeerView, PendingView, DEFAULT_WAIT,
 };
 
 /// A `liaison-node` process. Dropping it kills the process.
@@ -29,11 +29,16 @@ pub struct TestNode {
     child: Option<Child>,
     federation_addr: Option<SocketAddr>,
     starts: u32,
+    launch: Arc<Launch>,
     registry: Arc<Registry>,
 }
 
 impl TestNode {
-    pub(crate) fn new(config: NodeConfig, registry: Arc<Registry>) -> TestNode {
+    pub(crate) fn new(
+        config: NodeConfig,
+        launch: Arc<Launch>,
+        registry: Arc<Registry>,
+    ) -> TestNode {
         TestNode {
             node_id: config.node_id.clone(),
             display_name: config.display_name.clone(),
@@ -42,14 +47,20 @@ impl TestNode {
             child: None,
             federation_addr: None,
             starts: 0,
+            launch,
             registry,
         }
     }
 
     /// Starts the process (again) and waits until its admin service answers
-    /// `Status`. After the first start the config is rewritten to listen on
-    /// the port the node got, so a restart keeps its endpoint.
-    pub async fn start(&mut self) {
+    /// `Status`; returns how long that took from the spawn (to within the
+    /// [`Launch::poll`]). After the first start the config is rewritten to
+    /// listen on the port the node got, so a restart keeps its endpoint.
+    ///
+    /// The node is killed when the thread that started it ends (Linux's
+    /// parent-death signal), so no node outlives a test or bench process
+    /// that died without dropping it.
+    pub async fn start(&mut self) -> Duration {
         assert!(self.child.is_none(), "{} is already running", self.node_id);
         let config_path = self.config.write();
         self.registry.add(NodeSketch {
@@ -71,11 +82,21 @@ impl TestNode {
         )
         .expect("write the node log");
         let stderr = log.try_clone().expect("clone the log file handle");
-        let child = Command::new(&binaries().node)
+        let mut command = Command::new(&binaries().node);
+        // SAFETY: prctl(2) only, between fork and exec; no memory is involved.
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let child = command
             .arg("--config")
             .arg(&config_path)
             .env_remove("LIAISON_CONFIG")
-            .env("LIAISON_LOG", "info,liaison_node=debug")
+            .env("LIAISON_LOG", &self.launch.log_filter)
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
@@ -85,7 +106,7 @@ impl TestNode {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binaries().node.display()));
         self.child = Some(child);
 
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = started + self.launch.start_timeout;
         let status = loop {
             if let Some(exit) = self
                 .child
@@ -108,13 +129,15 @@ impl TestNode {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{} did not answer on its admin socket within {START_TIMEOUT:?}; its log:\n{}",
+                    "{} did not answer on its admin socket within {:?}; its log:\n{}",
                     self.node_id,
+                    self.launch.start_timeout,
                     self.log()
                 );
             }
-            tokio::time::sleep(POLL_INTERVAL).await;
+            tokio::time::sleep(self.launch.poll).await;
         };
+        let took = started.elapsed();
         assert_eq!(status.node_id, self.node_id, "the node reports another id");
         let addr: SocketAddr = status
             .federation_addr
@@ -128,6 +151,7 @@ impl TestNode {
             self.config.listen = addr.to_string();
             self.config.write();
         }
+        took
     }
 
     async fn try_status(&self) -> anyhow::Result<pb::StatusResponse> {
@@ -156,7 +180,7 @@ impl TestNode {
     }
 
     /// Stops the node with SIGTERM and returns its exit status; panics if it
-    /// does not exit within [`START_TIMEOUT`].
+    /// does not exit within [`Launch::start_timeout`].
     pub fn stop(&mut self) -> ExitStatus {
         self.stop_with(libc::SIGTERM)
     }
@@ -168,7 +192,7 @@ impl TestNode {
             .take()
             .unwrap_or_else(|| panic!("{} is not running", self.node_id));
         signal(child.id(), sig);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.launch.start_timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return status;
@@ -177,12 +201,13 @@ impl TestNode {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "{} did not stop within {START_TIMEOUT:?} of signal {sig}; its log:\n{}",
+                    "{} did not stop within {:?} of signal {sig}; its log:\n{}",
                     self.node_id,
+                    self.launch.start_timeout,
                     self.log()
                 );
             }
-            std::thread::sleep(POLL_INTERVAL);
+            std::thread::sleep(self.launch.poll);
         }
     }
 
@@ -280,7 +305,7 @@ impl TestNode {
         let socket = self.socket();
         let mut full: Vec<&str> = vec!["--socket", socket.to_str().expect("a UTF-8 path")];
         full.extend_from_slice(args);
-        liaisonctl(&full)
+        liaisonctl_within(&full, self.launch.cli_timeout)
     }
 
     /// [`TestNode::ctl`], asserting exit code 0; returns stdout.
@@ -352,21 +377,70 @@ impl TestNode {
 
     /// `liaisonctl peer add OTHER --endpoint … --name …`.
     pub fn peer(&self, other: &TestNode) -> PeerView {
-        let endpoint = other.endpoint();
-        let mut added: Vec<PeerView> = self.ctl_records(
+        self.peer_add(other, &other.endpoint(), None)
+    }
+
+    /// [`TestNode::peer`] with `--serves PLACE`.
+    pub fn peer_serving(&self, other: &TestNode, place: &str) -> PeerView {
+        self.peer_add(other, &other.endpoint(), Some(place))
+    }
+
+    /// `liaisonctl peer add OTHER --endpoint ENDPOINT --name … [--serves
+    /// PLACE]`: `other` reached at `endpoint` (its own, or a proxy's).
+    pub fn peer_add(&self, other: &TestNode, endpoint: &str, serves: Option<&str>) -> PeerView {
+        let mut args = vec![
             "peer",
-            &[
-                "peer",
-                "add",
-                &other.node_id,
-                "--endpoint",
-                &endpoint,
-                "--name",
-                &other.display_name,
-            ],
-        );
+            "add",
+            &other.node_id,
+            "--endpoint",
+            endpoint,
+            "--name",
+            &other.display_name,
+        ];
+        if let Some(place) = serves {
+            args.extend(["--serves", place]);
+        }
+        let mut added: Vec<PeerView> = self.ctl_records("peer", &args);
         assert_eq!(added.len(), 1);
         added.remove(0)
+    }
+
+    /// `liaisonctl agreement propose --with PEER --number NUMBER`, from
+    /// 2020 to 2099: this node, the outflow party, proposes a
+    /// co-management agreement covering its members away to the places
+    /// `peer` serves. Returns its id.
+    pub fn propose_agreement(&self, peer: &str, number: &str) -> String {
+        let proposed = self.ctl_json(&[
+            "agreement",
+            "propose",
+            "--with",
+            peer,
+            "--number",
+            number,
+            "--from",
+            "2020-01-01",
+            "--until",
+            "2099-12-31",
+        ]);
+        proposed
+            .iter()
+            .find(|(t, _)| t == "agreement")
+            .and_then(|(_, d)| d["agreement_id"].as_str())
+            .unwrap_or_else(|| panic!("agreement propose printed no agreement: {proposed:?}"))
+            .to_owned()
+    }
+
+    /// Agreement `id` as `liaisonctl agreement show` prints it, or `None`
+    /// if this node refuses to show it (it holds no such agreement).
+    pub fn agreement(&self, id: &str) -> Option<serde_json::Value> {
+        let output = self.ctl(&["-o", "json", "agreement", "show", id]);
+        if !output.status.success() {
+            return None;
+        }
+        parse_json_lines(&String::from_utf8_lossy(&output.stdout))
+            .into_iter()
+            .next()
+            .map(|(_, data)| data)
     }
 
     /// The state of every node of the federation (for assertion messages).

@@ -39,12 +39,17 @@ pub(crate) fn signal(pid: u32, sig: libc::c_int) {
 
 /// Runs the real `liaisonctl` with `args` (no `--socket` added).
 pub fn liaisonctl(args: &[&str]) -> Output {
+    liaisonctl_within(args, CLI_TIMEOUT)
+}
+
+/// [`liaisonctl`], killed after `within`.
+pub(crate) fn liaisonctl_within(args: &[&str], within: Duration) -> Output {
     let mut command = Command::new(&binaries().ctl);
     command
         .args(args)
         .env_remove("LIAISON_SOCKET")
         .env_remove("LIAISON_CONFIG");
-    run_with_timeout(&mut command, CLI_TIMEOUT)
+    run_with_timeout(&mut command, within)
 }
 
 /// Output of a process for an assertion message.
