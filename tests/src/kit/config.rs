@@ -36,6 +36,13 @@ impl NodeConfig {
         ])
     }
 
+    /// A node whose clock the test may move (`[testing]
+    /// allow_clock_override`, then `liaisonctl debug clock`).
+    pub fn clockable(mut self) -> NodeConfig {
+        self.extra = "[testing]\nallow_clock_override = true".into();
+        self
+    }
+
     /// Sets one `[limits]` entry.
     pub fn limit(mut self, key: &str, value: u64) -> NodeConfig {
         self.limits.insert(key.to_owned(), value);

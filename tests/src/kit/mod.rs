@@ -56,6 +56,7 @@ mod dump;
 mod federation;
 mod node;
 mod process;
+mod records;
 mod views;
 mod wait;
 
