@@ -30,21 +30,11 @@
 
 use std::time::Duration;
 
+use liaison_tests::sim::schedule::{env_u64, steps};
 use liaison_tests::sim::{run_seed, run_seeds, shrink, KnownBugs, Run, SimConfig, Variant};
 
-/// The CI budget.
+/// The CI budget: this many seeds of `schedule::CI_STEPS` steps each.
 const CI_SEEDS: u64 = 1_000;
-const CI_STEPS: usize = 200;
-
-fn env_u64(name: &str) -> Option<u64> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value} is not a number")),
-    )
-}
 
 /// `LIAISON_SIM_SEED`: replay one seed only.
 fn single_seed() -> Option<u64> {
@@ -56,7 +46,7 @@ fn single_seed() -> Option<u64> {
 /// `LIAISON_SIM_STRICT=1` tolerates none.
 fn config(variant: Variant) -> SimConfig {
     SimConfig {
-        steps: env_u64("LIAISON_SIM_STEPS").map_or(CI_STEPS, |s| s as usize),
+        steps: steps(),
         variant,
         nodes: None,
         known: if env_u64("LIAISON_SIM_STRICT") == Some(1) {
@@ -260,96 +250,8 @@ fn sim_soak_seeds() {
 // ---------------------------------------------------------------------------
 
 mod bugs {
-    use liaison_tests::sim::step::{Action, AgreementRef, MemberRef, Scheduled, Step, TransferRef};
-    use liaison_tests::sim::{replay, run_seed, KnownBugs, Run, Setup, SimConfig, Variant};
-
-    const DAY: i64 = 86_400_000;
-    const P: usize = 0; // pingliang
-    const L: usize = 1; // lanzhou
-    const X: usize = 2; // xian
-
-    fn strict() -> SimConfig {
-        SimConfig {
-            known: KnownBugs::default(),
-            ..super::config(Variant::default())
-        }
-    }
-
-    /// Runs seeds with nothing tolerated.
-    fn seeds(seeds: &[u64]) -> Vec<Run> {
-        seeds
-            .iter()
-            .map(|&seed| run_seed(seed, &strict()))
-            .collect()
-    }
-
-    /// Every run passes; else a panic with the report of each that failed.
-    fn all_pass(runs: Vec<Run>) {
-        let failed: Vec<String> = runs
-            .iter()
-            .filter(|run| run.failure.is_some())
-            .map(|run| run.report())
-            .collect();
-        assert!(
-            failed.is_empty(),
-            "{} of {} runs failed:\n{}",
-            failed.len(),
-            runs.len(),
-            failed.join("\n")
-        );
-    }
-
-    /// Replays a hand-written schedule on three nodes with equal clocks.
-    fn schedule(steps: Vec<Step>) -> Run {
-        let schedule: Vec<Scheduled> = steps
-            .into_iter()
-            .enumerate()
-            .map(|(id, step)| Scheduled { id, step })
-            .collect();
-        let setup = Setup {
-            nodes: 3,
-            skews: vec![0, 0, 0],
-        };
-        replay(0, &setup, &strict(), &schedule)
-    }
-
-    fn act(at: usize, action: Action) -> Step {
-        Step::Act {
-            at,
-            action,
-            crash: false,
-        }
-    }
-
-    fn deliver(from: usize, to: usize) -> Step {
-        deliver_at_most(from, to, 64)
-    }
-
-    fn deliver_at_most(from: usize, to: usize, limit: u32) -> Step {
-        Step::Deliver {
-            from,
-            to,
-            limit,
-            prefix: None,
-            crash: false,
-        }
-    }
-
-    fn propose(peer: usize, as_outflow: bool, from_days: i64, length_days: i64) -> Action {
-        Action::Propose {
-            peer,
-            as_outflow,
-            from_days,
-            length_days,
-            members: Vec::new(),
-        }
-    }
-
-    fn advance(days: i64) -> Step {
-        Step::Advance {
-            deltas_ms: vec![days * DAY; 3],
-        }
-    }
+    use liaison_tests::sim::schedule::*;
+    use liaison_tests::sim::{run_seed, SimConfig};
 
     /// BUG 1. Once a party ended an agreement it ignores every later event
     /// of the other, so crossing messages leave the two sides disagreeing
@@ -367,69 +269,32 @@ mod bugs {
         let mut runs = Vec::new();
         // (a), seed 8 shrunk.
         runs.push(schedule(vec![
-            act(L, propose(P, true, -1, 186)),
+            propose(L, P, true, -1, 186),
             deliver(L, P),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
-            act(
-                P,
-                Action::Reject {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            accept_agreement(P, AgreementRef(0)),
+            reject_agreement(P, AgreementRef(0)),
         ]));
         // (b), as seed 170: lanzhou proposes as inflow party, xian
         // coordinates and activates at once; past the end, lanzhou
         // terminates while xian's calendar expires it.
         runs.push(schedule(vec![
-            act(L, propose(X, false, -1, 10)),
+            propose(L, X, false, -1, 10),
             deliver(L, X),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            accept_agreement(X, AgreementRef(0)),
             deliver(X, L),
             advance(12),
-            act(
-                L,
-                Action::Terminate {
-                    agreement: AgreementRef(0),
-                },
-            ),
-            act(X, Action::Tick),
+            terminate(L, AgreementRef(0)),
+            tick(X),
         ]));
         // (c)
         runs.push(schedule(vec![
-            act(P, propose(L, true, -1, 100)),
+            propose(P, L, true, -1, 100),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            accept_agreement(L, AgreementRef(0)),
             deliver(L, P),
             deliver(P, L),
-            act(
-                P,
-                Action::Counter {
-                    agreement: AgreementRef(0),
-                    from_days: -1,
-                    length_days: 200,
-                },
-            ),
-            act(
-                L,
-                Action::Terminate {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            counter(P, AgreementRef(0), -1, 200),
+            terminate(L, AgreementRef(0)),
         ]));
         runs.extend(seeds(&[8, 170]));
         all_pass(runs);
@@ -454,92 +319,33 @@ mod bugs {
         // Seed 251 under an earlier scheduler: pingliang shares m0 with lanzhou under a1 (the
         // later of two active agreements); lanzhou terminates a1.
         runs.push(schedule(vec![
-            act(P, propose(L, true, -2, 34)),
-            act(P, propose(L, true, -1, 199)),
+            propose(P, L, true, -2, 34),
+            propose(P, L, true, -1, 199),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            accept_agreement(L, AgreementRef(0)),
+            accept_agreement(L, AgreementRef(1)),
             deliver(L, P),
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: MemberRef(6),
-                    dest: Some(L),
-                    departed_days_ago: 95,
-                },
-            ),
+            member_add(P, "李党员"),
+            outflow(P, MemberRef(6), L, 95),
             deliver(P, L),
-            act(
-                L,
-                Action::Terminate {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            terminate(L, AgreementRef(1)),
         ]));
         // As seed 219: lanzhou holds m0 under a0; pingliang activates a1
         // (its share under a1 still queued), terminates a1 (dropping the
         // queued share and its `shares` row), and the member returns home:
         // no Unshare is sent, lanzhou keeps the home section.
         runs.push(schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: MemberRef(0),
-                    dest: Some(L),
-                    departed_days_ago: 101,
-                },
-            ),
-            act(P, propose(L, true, -17, 187)),
-            act(L, propose(P, false, -12, 16)),
+            member_add(P, "李党员"),
+            outflow(P, MemberRef(0), L, 101),
+            propose(P, L, true, -17, 187),
+            propose(L, P, false, -12, 16),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(2),
-                },
-            ),
+            accept_agreement(L, AgreementRef(2)),
             deliver(L, P),
             deliver(P, L),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(3),
-                },
-            ),
-            act(
-                P,
-                Action::Terminate {
-                    agreement: AgreementRef(3),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowReturn {
-                    member: MemberRef(0),
-                },
-            ),
+            accept_agreement(P, AgreementRef(3)),
+            terminate(P, AgreementRef(3)),
+            outflow_return(P, MemberRef(0)),
         ]));
         runs.extend(seeds(&[152, 219]));
         all_pass(runs);
@@ -559,45 +365,18 @@ mod bugs {
         let mut runs = Vec::new();
         // Seed 142 under an earlier scheduler, shrunk.
         runs.push(schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "马党员".into(),
-                },
-            ),
-            act(P, propose(L, true, -16, 137)),
+            member_add(P, "马党员"),
+            propose(P, L, true, -16, 137),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: MemberRef(0),
-                    dest: Some(L),
-                    departed_days_ago: 94,
-                },
-            ),
+            accept_agreement(L, AgreementRef(1)),
+            outflow(P, MemberRef(0), L, 94),
             deliver(L, P),
-            act(P, propose(L, true, -4, 81)),
+            propose(P, L, true, -4, 81),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(6),
-                },
-            ),
+            accept_agreement(L, AgreementRef(6)),
             deliver(L, P),
             deliver(P, L),
-            act(
-                L,
-                Action::Terminate {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            terminate(L, AgreementRef(1)),
         ]));
         runs.extend(seeds(&[74, 124]));
         all_pass(runs);
@@ -616,55 +395,20 @@ mod bugs {
     fn sim_bug_former_owner_cannot_host_its_member() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "赵党员".into(),
-                },
-            ),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 30,
-                },
-            ),
+            member_add(X, "赵党员"),
+            start(X, m, P, 30),
             deliver(X, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(1),
-                },
-            ),
+            accept(P, TransferRef(1)),
             deliver(P, X),
             deliver(X, P),
             deliver(P, X),
-            act(P, propose(X, true, -1, 100)),
+            propose(P, X, true, -1, 100),
             deliver(P, X),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(7),
-                },
-            ),
+            accept_agreement(X, AgreementRef(7)),
             deliver(X, P),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 10,
-                },
-            ),
+            outflow(P, m, X, 10),
             deliver(P, X),
-            act(
-                X,
-                Action::HostSet {
-                    member: m,
-                    employer: 7,
-                },
-            ),
+            host_set(X, m, 7),
             deliver(X, P),
         ]);
         assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
@@ -704,10 +448,10 @@ mod bugs {
     #[test]
     fn sim_bug_reconcile_after_restore() {
         let mut runs = vec![schedule(vec![
-            Step::Backup { node: L },
-            act(L, propose(P, true, -3, 119)),
+            backup(L),
+            propose(L, P, true, -3, 119),
             deliver(L, P),
-            Step::Restore { node: L, pick: 0 },
+            restore(L, 0),
             deliver(P, L),
         ])];
         runs.extend(seeds(&[
@@ -770,16 +514,16 @@ mod bugs {
     fn sim_bug_both_parties_restored_adopt_an_agreement_one_ended_early() {
         let a = AgreementRef(2);
         let run = schedule(vec![
-            Step::Backup { node: L },
-            Step::Backup { node: X },
-            act(L, propose(X, false, -6, 44)),
+            backup(L),
+            backup(X),
+            propose(L, X, false, -6, 44),
             deliver(L, X),
-            act(X, Action::Accept { agreement: a }),
-            act(L, Action::Reject { agreement: a }),
+            accept_agreement(X, a),
+            reject_agreement(L, a),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             deliver(L, X),
-            Step::Restore { node: L, pick: 0 },
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
     }
@@ -805,43 +549,19 @@ mod bugs {
     fn sim_bug_owner_restored_after_its_host_gets_the_hosts_records() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(P, propose(X, true, -12, 48)),
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
+            propose(P, X, true, -12, 48),
+            member_add(P, "李党员"),
             deliver(P, X),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 172,
-                },
-            ),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            outflow(P, m, X, 172),
+            accept_agreement(X, AgreementRef(0)),
             deliver(X, P),
             deliver(P, X),
-            Step::Backup { node: P },
-            act(
-                X,
-                Action::Activity {
-                    member: m,
-                    kind: "study",
-                    days_ago: 8,
-                },
-            ),
+            backup(P),
+            activity(X, m, "study", 8),
             deliver(X, P),
-            Step::Backup { node: X },
-            Step::Restore { node: X, pick: 0 },
-            Step::Restore { node: P, pick: 0 },
+            backup(X),
+            restore(X, 0),
+            restore(P, 0),
         ]);
         all_pass(vec![run]);
     }
@@ -855,30 +575,13 @@ mod bugs {
     #[test]
     fn sim_bug_restored_sender_adopts_an_offer_awaiting_its_decision() {
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            Step::Backup { node: X },
-            act(
-                X,
-                Action::TransferStart {
-                    member: MemberRef(0),
-                    to: L,
-                    valid_days: 3,
-                },
-            ),
+            member_add(X, "张党员"),
+            backup(X),
+            start(X, MemberRef(0), L, 3),
             deliver(X, L),
             advance(39),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(0),
-                },
-            ),
-            Step::Restore { node: X, pick: 0 },
+            accept(L, TransferRef(0)),
+            restore(X, 0),
         ]);
         assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
         all_pass(vec![run]);
@@ -894,20 +597,8 @@ mod bugs {
     #[test]
     fn sim_bug_forced_peer_removal_fails_with_its_cancel() {
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "马党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::TransferStart {
-                    member: MemberRef(0),
-                    to: P,
-                    valid_days: 90,
-                },
-            ),
+            member_add(L, "马党员"),
+            start(L, MemberRef(0), P, 90),
             Step::Act {
                 at: L,
                 action: Action::PeerRemove {
@@ -938,62 +629,22 @@ mod bugs {
         // References name the step that made them.
         let m = MemberRef(1);
         let run = schedule(vec![
-            Step::Backup { node: L },
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(L, propose(X, true, -10, 121)),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 10,
-                },
-            ),
+            backup(L),
+            member_add(P, "王党员"),
+            propose(L, X, true, -10, 121),
+            start(P, m, L, 10),
             deliver_at_most(P, L, 1),
             deliver_at_most(L, X, 2),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(3),
-                },
-            ),
+            accept(L, TransferRef(3)),
             deliver_at_most(L, P, 3),
             deliver_at_most(P, L, 5),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(2),
-                },
-            ),
-            act(
-                L,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 183,
-                },
-            ),
+            accept_agreement(X, AgreementRef(2)),
+            outflow(L, m, X, 183),
             deliver(X, L),
             deliver(L, X),
-            act(
-                X,
-                Action::HostSet {
-                    member: m,
-                    employer: 980,
-                },
-            ),
-            act(
-                X,
-                Action::Terminate {
-                    agreement: AgreementRef(2),
-                },
-            ),
-            Step::Restore { node: L, pick: 0 },
+            host_set(X, m, 980),
+            terminate(X, AgreementRef(2)),
+            restore(L, 0),
             deliver(X, L),
         ]);
         assert_eq!(run.stats.events_quarantined, 1, "{}", run.report());
@@ -1017,25 +668,20 @@ mod bugs {
     fn sim_bug_coordinator_takes_back_a_forgotten_proposal_from_the_vote() {
         let run = |answer: bool| {
             let mut steps = vec![
-                Step::Backup { node: P },
-                Step::Backup { node: L },
-                act(L, propose(P, true, -16, 145)),
+                backup(P),
+                backup(L),
+                propose(L, P, true, -16, 145),
                 deliver(L, P),
-                Step::Restore { node: L, pick: 0 },
-                Step::Backup { node: P },
-                Step::Restore { node: P, pick: 0 },
+                restore(L, 0),
+                backup(P),
+                restore(P, 0),
                 deliver(P, L),
-                Step::Restore { node: P, pick: 1 },
+                restore(P, 1),
                 deliver(X, P),
-                act(P, Action::ReconcileWithoutPeer { peer: L }),
+                reconcile_without(P, L),
             ];
             if answer {
-                steps.push(act(
-                    P,
-                    Action::Accept {
-                        agreement: AgreementRef(2),
-                    },
-                ));
+                steps.push(accept_agreement(P, AgreementRef(2)));
             }
             schedule(steps)
         };
@@ -1067,65 +713,22 @@ mod bugs {
     fn sim_bug_restored_sender_relays_what_hosts_sent_it_meanwhile() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "马党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::Propose {
-                    peer: X,
-                    as_outflow: true,
-                    from_days: 1,
-                    length_days: 22,
-                    members: vec![m, MemberRef(1)],
-                },
-            ),
+            member_add(P, "王党员"),
+            member_add(P, "马党员"),
+            propose_members(P, X, true, 1, 22, vec![m, MemberRef(1)]),
             advance(10),
             deliver(P, X),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 1,
-                },
-            ),
+            start(P, m, L, 1),
             deliver(P, L),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(2),
-                },
-            ),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(5),
-                },
-            ),
-            Step::Backup { node: P },
+            accept_agreement(X, AgreementRef(2)),
+            accept(L, TransferRef(5)),
+            backup(P),
             deliver(X, P),
             deliver(P, X),
             deliver(L, P),
             deliver(P, L),
-            act(
-                X,
-                Action::Contact {
-                    member: m,
-                    channel: "dues",
-                    days_ago: 89,
-                },
-            ),
-            Step::Restore { node: P, pick: 0 },
+            contact(X, m, "dues", 89),
+            restore(P, 0),
             deliver(X, P),
         ]);
         all_pass(vec![run]);
@@ -1148,51 +751,22 @@ mod bugs {
     fn sim_bug_two_restores_on_a_transfer_chain_release_again() {
         let m = MemberRef(1);
         let run = schedule(vec![
-            Step::Backup { node: P },
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 90,
-                },
-            ),
-            Step::Backup { node: L },
+            backup(P),
+            member_add(L, "张党员"),
+            start(L, m, P, 90),
+            backup(L),
             deliver(L, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(2),
-                },
-            ),
+            accept(P, TransferRef(2)),
             deliver(P, L),
             deliver(L, P),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 30,
-                },
-            ),
+            start(P, m, X, 30),
             deliver(P, X),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(8),
-                },
-            ),
-            Step::Restore { node: L, pick: 0 },
+            accept(X, TransferRef(8)),
+            restore(L, 0),
             deliver(X, L),
             deliver(X, P),
             deliver(P, X),
-            Step::Restore { node: P, pick: 0 },
+            restore(P, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_007_011, 1_008_755]));
@@ -1209,50 +783,21 @@ mod bugs {
     fn sim_bug_restored_receiver_records_a_transfer_it_forgot_it_received() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            Step::Backup { node: X },
-            Step::Backup { node: L },
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 1,
-                },
-            ),
+            member_add(X, "李党员"),
+            backup(X),
+            backup(L),
+            start(X, m, L, 1),
             deliver(X, L),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(3),
-                },
-            ),
+            accept(L, TransferRef(3)),
             deliver(L, X),
             deliver(X, L),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 10,
-                },
-            ),
+            start(L, m, X, 10),
             deliver(L, X),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(8),
-                },
-            ),
+            accept(X, TransferRef(8)),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             deliver(L, X),
-            Step::Restore { node: L, pick: 0 },
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_006_736]));
@@ -1274,71 +819,25 @@ mod bugs {
     fn sim_bug_restored_sender_holds_a_later_owners_share_until_the_release() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 10,
-                },
-            ),
-            act(
-                L,
-                Action::TransferReissue {
-                    transfer: TransferRef(1),
-                },
-            ),
+            member_add(L, "李党员"),
+            start(L, m, X, 10),
+            reissue(L, TransferRef(1)),
             deliver(L, X),
-            act(P, propose(L, true, -12, 180)),
-            Step::Backup { node: L },
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(2),
-                },
-            ),
+            propose(P, L, true, -12, 180),
+            backup(L),
+            accept(X, TransferRef(2)),
             deliver_at_most(P, L, 1),
             deliver_at_most(X, L, 3),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(4),
-                },
-            ),
+            accept_agreement(L, AgreementRef(4)),
             deliver_at_most(L, P, 2),
             deliver_at_most(L, X, 1),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 90,
-                },
-            ),
+            start(X, m, P, 90),
             deliver(X, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(12),
-                },
-            ),
+            accept(P, TransferRef(12)),
             deliver_at_most(P, X, 5),
             deliver(X, P),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(L),
-                    departed_days_ago: 183,
-                },
-            ),
-            Step::Restore { node: L, pick: 0 },
+            outflow(P, m, L, 183),
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_006_887]));
@@ -1356,50 +855,21 @@ mod bugs {
     fn sim_bug_restored_receiver_still_installs_a_release_it_forgot() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "赵党员".into(),
-                },
-            ),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 10,
-                },
-            ),
+            member_add(X, "赵党员"),
+            start(X, m, P, 10),
             deliver(X, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(1),
-                },
-            ),
+            accept(P, TransferRef(1)),
             deliver(P, X),
             deliver(X, P),
             deliver(P, X),
-            Step::Backup { node: X },
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 10,
-                },
-            ),
+            backup(X),
+            start(P, m, X, 10),
             deliver(P, X),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(8),
-                },
-            ),
+            accept(X, TransferRef(8)),
             deliver(X, P),
             deliver(P, X),
             deliver(X, P),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_020_779, 1_022_705]));
@@ -1418,55 +888,19 @@ mod bugs {
     fn sim_bug_restored_owner_notes_a_share_of_a_member_it_released_since() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(L),
-                    departed_days_ago: 60,
-                },
-            ),
-            Step::Backup { node: P },
-            act(P, propose(L, true, -11, 89)),
+            member_add(P, "张党员"),
+            outflow(P, m, L, 60),
+            backup(P),
+            propose(P, L, true, -11, 89),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(3),
-                },
-            ),
+            accept_agreement(L, AgreementRef(3)),
             deliver(L, P),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 90,
-                },
-            ),
+            start(P, m, L, 90),
             deliver(P, L),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(7),
-                },
-            ),
-            Step::Restore { node: P, pick: 0 },
+            accept(L, TransferRef(7)),
+            restore(P, 0),
             deliver(L, P),
-            act(
-                L,
-                Action::Contact {
-                    member: m,
-                    channel: "phone",
-                    days_ago: 8,
-                },
-            ),
+            contact(L, m, "phone", 8),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_020_310]));
@@ -1483,66 +917,23 @@ mod bugs {
     fn sim_bug_restored_host_drops_its_copy_of_a_member_it_passed_on() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                X,
-                Action::Propose {
-                    peer: P,
-                    as_outflow: false,
-                    from_days: -1,
-                    length_days: 159,
-                    members: vec![m],
-                },
-            ),
+            member_add(P, "张党员"),
+            propose_members(X, P, false, -1, 159, vec![m]),
             deliver(X, P),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            accept_agreement(P, AgreementRef(1)),
             deliver(P, X),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 30,
-                },
-            ),
+            start(P, m, X, 30),
             deliver(P, X),
-            Step::Backup { node: X },
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(5),
-                },
-            ),
+            backup(X),
+            accept(X, TransferRef(5)),
             deliver(X, P),
             deliver(P, X),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 1,
-                },
-            ),
+            start(X, m, L, 1),
             deliver(X, L),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(11),
-                },
-            ),
+            accept(L, TransferRef(11)),
             deliver(L, X),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             // Lanzhou first: it reports the transfer that made m0 a
             // tombstone at Xi'an before Pingliang's release comes again.
             deliver(L, X),
@@ -1563,60 +954,22 @@ mod bugs {
     #[test]
     fn sim_bug_holdings_carry_the_hosts_records_inside_a_release_in_flight() {
         let m = MemberRef(0);
-        let host_set = |employer| {
-            act(
-                P,
-                Action::HostSet {
-                    member: m,
-                    employer,
-                },
-            )
-        };
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(X, propose(P, true, -1, 113)),
+            member_add(X, "王党员"),
+            propose(X, P, true, -1, 113),
             deliver(X, P),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            accept_agreement(P, AgreementRef(1)),
             deliver(P, X),
-            act(
-                X,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(P),
-                    departed_days_ago: 139,
-                },
-            ),
+            outflow(X, m, P, 139),
             deliver(X, P),
-            host_set(488),
-            Step::Backup { node: P },
-            host_set(337),
+            host_set(P, m, 488),
+            backup(P),
+            host_set(P, m, 337),
             deliver(P, X),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 90,
-                },
-            ),
+            start(X, m, L, 90),
             deliver(X, L),
-            Step::Restore { node: P, pick: 0 },
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(11),
-                },
-            ),
+            restore(P, 0),
+            accept(L, TransferRef(11)),
             // Pingliang adopts Lanzhou before the release reaches Lanzhou,
             // and Xi'an after it released.
             deliver(L, P),
@@ -1648,47 +1001,21 @@ mod bugs {
     #[test]
     fn sim_bug_restored_host_rewrites_its_section_past_the_owners_version() {
         let m = MemberRef(2);
-        let host_set = |employer| {
-            act(
-                P,
-                Action::HostSet {
-                    member: m,
-                    employer,
-                },
-            )
-        };
         let run = schedule(vec![
-            act(X, propose(P, true, -13, 89)),
+            propose(X, P, true, -13, 89),
             deliver(X, P),
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(
-                X,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(P),
-                    departed_days_ago: 173,
-                },
-            ),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            member_add(X, "李党员"),
+            outflow(X, m, P, 173),
+            accept_agreement(P, AgreementRef(0)),
             deliver(P, X),
             deliver(X, P),
-            Step::Backup { node: P },
-            host_set(586),
+            backup(P),
+            host_set(P, m, 586),
             deliver(P, X),
-            Step::Restore { node: P, pick: 0 },
-            act(P, Action::ReconcileWithoutPeer { peer: X }),
+            restore(P, 0),
+            reconcile_without(P, X),
             deliver(L, P),
-            host_set(773),
+            host_set(P, m, 773),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_032_853]));
@@ -1708,80 +1035,46 @@ mod bugs {
     /// (`apply::apply_home_section`).
     #[test]
     fn sim_bug_restored_former_owner_shares_nothing_its_successor_refuses() {
-        let m = |step| MemberRef(step);
-        let accept = act(
-            L,
-            Action::Accept {
-                agreement: AgreementRef(0),
-            },
-        );
-        let add = act(
-            P,
-            Action::MemberAdd {
-                name: "张党员".into(),
-            },
-        );
-        let away = |member| {
-            act(
-                P,
-                Action::OutflowRegister {
-                    member,
-                    dest: Some(L),
-                    departed_days_ago: 83,
-                },
-            )
-        };
-        let start = |at, member, to| {
-            act(
-                at,
-                Action::TransferStart {
-                    member,
-                    to,
-                    valid_days: 3,
-                },
-            )
-        };
-        let take = |at, transfer| act(at, Action::TransferAccept { transfer });
         // (a) The vote reaches Pingliang after its restore.
         let a = schedule(vec![
-            act(P, propose(L, true, -8, 172)),
+            propose(P, L, true, -8, 172),
             deliver(P, L),
-            accept.clone(),
-            add.clone(),
-            away(m(3)),
-            start(P, m(3), X),
+            accept_agreement(L, AgreementRef(0)),
+            member_add(P, "张党员"),
+            outflow(P, MemberRef(3), L, 83),
+            start(P, MemberRef(3), X, 3),
             deliver(P, X),
-            take(X, TransferRef(5)),
-            Step::Backup { node: P },
+            accept(X, TransferRef(5)),
+            backup(P),
             deliver(X, P),
             deliver(P, X),
             advance(18),
-            Step::Restore { node: P, pick: 0 },
-            start(X, m(3), L),
+            restore(P, 0),
+            start(X, MemberRef(3), L, 3),
             deliver(X, L),
-            take(L, TransferRef(13)),
+            accept(L, TransferRef(13)),
             deliver(L, X),
             deliver(L, P),
             deliver(X, L),
         ]);
         // (b) The share is in Pingliang's backup, not yet pulled.
         let b = schedule(vec![
-            act(P, propose(L, true, -8, 172)),
+            propose(P, L, true, -8, 172),
             deliver(P, L),
-            accept,
+            accept_agreement(L, AgreementRef(0)),
             deliver(L, P),
-            add,
-            away(m(4)),
-            start(P, m(4), X),
+            member_add(P, "张党员"),
+            outflow(P, MemberRef(4), L, 83),
+            start(P, MemberRef(4), X, 3),
             deliver_at_most(P, X, 2),
-            take(X, TransferRef(6)),
-            Step::Backup { node: P },
+            accept(X, TransferRef(6)),
+            backup(P),
             deliver(X, P),
             deliver(P, X),
-            Step::Restore { node: P, pick: 0 },
-            start(X, m(4), L),
+            restore(P, 0),
+            start(X, MemberRef(4), L, 3),
             deliver(X, L),
-            take(L, TransferRef(13)),
+            accept(L, TransferRef(13)),
             deliver(L, X),
             deliver(L, P),
             deliver(X, L),
@@ -1804,70 +1097,25 @@ mod bugs {
     #[test]
     fn sim_bug_restored_host_takes_back_no_older_section_than_a_relayed_one() {
         let m = MemberRef(6);
-        let host_set = |employer| {
-            act(
-                X,
-                Action::HostSet {
-                    member: m,
-                    employer,
-                },
-            )
-        };
         let run = schedule(vec![
-            act(L, propose(X, true, -8, 172)),
+            propose(L, X, true, -8, 172),
             deliver(L, X),
-            Step::Backup { node: X },
-            act(
-                X,
-                Action::Counter {
-                    agreement: AgreementRef(0),
-                    from_days: -7,
-                    length_days: 117,
-                },
-            ),
+            backup(X),
+            counter(X, AgreementRef(0), -7, 117),
             deliver(X, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 42,
-                },
-            ),
+            accept_agreement(L, AgreementRef(0)),
+            member_add(L, "张党员"),
+            outflow(L, m, X, 42),
             deliver(L, X),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 10,
-                },
-            ),
+            start(L, m, P, 10),
             deliver(L, P),
-            host_set(32),
+            host_set(X, m, 32),
             deliver(X, L),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(9),
-                },
-            ),
+            accept(P, TransferRef(9)),
             deliver(P, L),
-            host_set(543),
+            host_set(X, m, 543),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             deliver(L, P),
             // Xi'an adopts Pingliang before Lanzhou.
             deliver(P, X),
@@ -1891,47 +1139,18 @@ mod bugs {
     fn sim_bug_stale_offer_answered_with_the_receipt() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 1,
-                },
-            ),
+            member_add(P, "张党员"),
+            start(P, m, L, 1),
             deliver(P, L),
-            Step::Backup { node: L },
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(1),
-                },
-            ),
+            backup(L),
+            accept(L, TransferRef(1)),
             deliver(L, P),
             deliver(P, L),
-            Step::Backup { node: P },
-            Step::Restore { node: P, pick: 0 },
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 3,
-                },
-            ),
+            backup(P),
+            restore(P, 0),
+            start(L, m, X, 3),
             deliver(L, X),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(9),
-                },
-            ),
+            accept(X, TransferRef(9)),
             deliver(X, L),
             Step::Send {
                 from: L,
@@ -1939,7 +1158,7 @@ mod bugs {
                 limit: 5,
             },
             deliver(L, X),
-            Step::Restore { node: L, pick: 0 },
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_042_442]));
@@ -1957,39 +1176,17 @@ mod bugs {
     fn sim_bug_a_reissue_while_skipping_does_not_hide_the_completed_transfer() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 30,
-                },
-            ),
+            member_add(L, "张党员"),
+            start(L, m, X, 30),
             deliver(L, X),
-            Step::Backup { node: L },
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(1),
-                },
-            ),
+            backup(L),
+            accept(X, TransferRef(1)),
             deliver(X, L),
             deliver(L, X),
-            Step::Restore { node: L, pick: 0 },
-            act(L, Action::ReconcileWithoutPeer { peer: X }),
+            restore(L, 0),
+            reconcile_without(L, X),
             deliver(P, L),
-            act(
-                L,
-                Action::TransferReissue {
-                    transfer: TransferRef(1),
-                },
-            ),
+            reissue(L, TransferRef(1)),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_042_583]));
@@ -2005,41 +1202,25 @@ mod bugs {
     #[test]
     fn sim_bug_a_restored_tombstone_moves_on_to_the_newest_transfer() {
         let m = MemberRef(0);
-        let start = |at, to| {
-            act(
-                at,
-                Action::TransferStart {
-                    member: m,
-                    to,
-                    valid_days: 30,
-                },
-            )
-        };
-        let take = |at, transfer| act(at, Action::TransferAccept { transfer });
         let run = schedule(vec![
-            act(
-                X,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            start(X, L),
+            member_add(X, "张党员"),
+            start(X, m, L, 30),
             deliver(X, L),
-            take(L, TransferRef(1)),
+            accept(L, TransferRef(1)),
             deliver(L, X),
             deliver(X, L),
-            start(L, X),
-            Step::Backup { node: X },
+            start(L, m, X, 30),
+            backup(X),
             deliver(L, X),
-            take(X, TransferRef(6)),
+            accept(X, TransferRef(6)),
             deliver(X, L),
             deliver(L, X),
-            start(X, L),
+            start(X, m, L, 30),
             deliver(X, L),
-            take(L, TransferRef(12)),
+            accept(L, TransferRef(12)),
             deliver(L, X),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_050_046]));
@@ -2057,58 +1238,22 @@ mod bugs {
     fn sim_bug_a_record_of_the_receiver_itself_is_not_checked_by_its_sender() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            Step::Backup { node: L },
-            act(L, propose(P, true, -2, 167)),
+            member_add(L, "王党员"),
+            backup(L),
+            propose(L, P, true, -2, 167),
             deliver(L, P),
-            act(
-                L,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(P),
-                    departed_days_ago: 159,
-                },
-            ),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(2),
-                },
-            ),
+            outflow(L, m, P, 159),
+            accept_agreement(P, AgreementRef(2)),
             deliver(P, L),
             deliver(L, P),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 90,
-                },
-            ),
-            act(
-                P,
-                Action::Activity {
-                    member: m,
-                    kind: "theme_day",
-                    days_ago: 27,
-                },
-            ),
+            start(L, m, P, 90),
+            activity(P, m, "theme_day", 27),
             deliver(L, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(8),
-                },
-            ),
+            accept(P, TransferRef(8)),
             deliver(P, L),
             deliver(L, P),
-            act(P, Action::TransferOnPaper { member: m }),
-            Step::Restore { node: L, pick: 0 },
+            on_paper(P, m),
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_050_822]));
@@ -2128,57 +1273,21 @@ mod bugs {
     fn sim_bug_a_host_past_grace_drops_its_copies_with_the_refused_update() {
         let m = MemberRef(2);
         let run = schedule(vec![
-            act(P, propose(L, true, -15, 24)),
+            propose(P, L, true, -15, 24),
             deliver(P, L),
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            member_add(P, "李党员"),
+            accept_agreement(L, AgreementRef(0)),
             deliver(L, P),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(L),
-                    departed_days_ago: 12,
-                },
-            ),
+            outflow(P, m, L, 12),
             Step::Advance {
                 deltas_ms: vec![0, 10 * DAY, 0],
             },
             deliver(P, L),
-            act(
-                L,
-                Action::Counter {
-                    agreement: AgreementRef(0),
-                    from_days: 2,
-                    length_days: 55,
-                },
-            ),
+            counter(L, AgreementRef(0), 2, 55),
             deliver(L, P),
-            act(
-                P,
-                Action::MemberUpdate {
-                    member: m,
-                    name: None,
-                    phone: Some("13990912454".into()),
-                },
-            ),
+            set_phone(P, m, "13990912454"),
             advance(12),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            accept_agreement(P, AgreementRef(0)),
             advance(18),
             deliver(P, L),
         ]);
@@ -2200,45 +1309,19 @@ mod bugs {
     #[test]
     fn sim_bug_a_host_judges_shares_by_the_active_version_and_says_so() {
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::Propose {
-                    peer: P,
-                    as_outflow: true,
-                    from_days: 3,
-                    length_days: 26,
-                    members: vec![MemberRef(0)],
-                },
-            ),
+            member_add(L, "王党员"),
+            propose_members(L, P, true, 3, 26, vec![MemberRef(0)]),
             deliver(L, P),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            accept_agreement(P, AgreementRef(1)),
             deliver(P, L),
             advance(13),
             Step::Advance {
                 deltas_ms: vec![35 * DAY, 0, 0],
             },
-            act(L, Action::Tick),
+            tick(L),
             advance(8),
             advance(5),
-            act(
-                L,
-                Action::Counter {
-                    agreement: AgreementRef(1),
-                    from_days: 3,
-                    length_days: 42,
-                },
-            ),
+            counter(L, AgreementRef(1), 3, 42),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_064_438]));
@@ -2258,49 +1341,20 @@ mod bugs {
     fn sim_bug_an_end_marker_is_a_place_in_one_log_of_the_host() {
         let m = MemberRef(2);
         let run = schedule(vec![
-            act(L, propose(X, true, -14, 27)),
+            propose(L, X, true, -14, 27),
             deliver(L, X),
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(
-                X,
-                Action::Accept {
-                    agreement: AgreementRef(0),
-                },
-            ),
-            act(
-                L,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 122,
-                },
-            ),
+            member_add(L, "王党员"),
+            accept_agreement(X, AgreementRef(0)),
+            outflow(L, m, X, 122),
             deliver(X, L),
             deliver(L, X),
-            Step::Backup { node: X },
-            act(
-                X,
-                Action::Terminate {
-                    agreement: AgreementRef(0),
-                },
-            ),
+            backup(X),
+            terminate(X, AgreementRef(0)),
             deliver(X, L),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             deliver(P, X),
-            act(X, Action::ReconcileWithoutPeer { peer: L }),
-            act(
-                X,
-                Action::Contact {
-                    member: m,
-                    channel: "phone",
-                    days_ago: 7,
-                },
-            ),
+            reconcile_without(X, L),
+            contact(X, m, "phone", 7),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_071_519]));
@@ -2321,37 +1375,20 @@ mod bugs {
     fn sim_bug_a_receipt_makes_a_restored_sender_release_again() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            Step::Backup { node: X },
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 1,
-                },
-            ),
+            member_add(P, "张党员"),
+            backup(X),
+            start(P, m, X, 1),
             deliver(P, X),
-            Step::Backup { node: P },
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(2),
-                },
-            ),
+            backup(P),
+            accept(X, TransferRef(2)),
             deliver(X, P),
             deliver(P, X),
             advance(4),
-            Step::Backup { node: X },
-            Step::Restore { node: X, pick: 0 },
-            Step::Restore { node: P, pick: 0 },
+            backup(X),
+            restore(X, 0),
+            restore(P, 0),
             deliver(X, P),
-            Step::Restore { node: X, pick: 1 },
+            restore(X, 1),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_075_102]));
@@ -2371,76 +1408,26 @@ mod bugs {
     #[test]
     fn sim_bug_restored_sender_takes_back_no_section_its_release_carried() {
         let m = MemberRef(0);
-        let host_set = |employer| {
-            act(
-                L,
-                Action::HostSet {
-                    member: m,
-                    employer,
-                },
-            )
-        };
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            act(P, propose(L, true, -9, 66)),
+            member_add(P, "李党员"),
+            propose(P, L, true, -9, 66),
             deliver(P, L),
-            act(
-                L,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
+            accept_agreement(L, AgreementRef(1)),
             deliver(L, P),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(L),
-                    departed_days_ago: 14,
-                },
-            ),
-            act(
-                P,
-                Action::TransferStart {
-                    member: m,
-                    to: L,
-                    valid_days: 10,
-                },
-            ),
+            outflow(P, m, L, 14),
+            start(P, m, L, 10),
             deliver(P, L),
-            host_set(601),
+            host_set(L, m, 601),
             deliver(L, P),
-            act(
-                L,
-                Action::TransferAccept {
-                    transfer: TransferRef(6),
-                },
-            ),
-            host_set(617),
+            accept(L, TransferRef(6)),
+            host_set(L, m, 617),
             deliver(L, P),
             deliver(P, L),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 10,
-                },
-            ),
+            start(L, m, P, 10),
             deliver(L, P),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(14),
-                },
-            ),
-            Step::Backup { node: L },
-            Step::Restore { node: L, pick: 0 },
+            accept(P, TransferRef(14)),
+            backup(L),
+            restore(L, 0),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_075_235]));
@@ -2459,69 +1446,26 @@ mod bugs {
     fn sim_bug_a_letter_the_counter_jumped_past_is_believed_after_a_second_restore() {
         const Y: usize = 3; // yinchuan
         let steps = vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "张党员".into(),
-                },
-            ),
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "马党员".into(),
-                },
-            ),
-            Step::Backup { node: L },
-            act(
-                L,
-                Action::TransferStart {
-                    member: MemberRef(1),
-                    to: X,
-                    valid_days: 3,
-                },
-            ),
+            member_add(L, "张党员"),
+            member_add(L, "马党员"),
+            backup(L),
+            start(L, MemberRef(1), X, 3),
             deliver_at_most(L, X, 1),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(3),
-                },
-            ),
+            accept(X, TransferRef(3)),
             deliver_at_most(X, L, 5),
             deliver_at_most(L, X, 1),
-            act(
-                L,
-                Action::TransferStart {
-                    member: MemberRef(0),
-                    to: Y,
-                    valid_days: 10,
-                },
-            ),
+            start(L, MemberRef(0), Y, 10),
             deliver_at_most(L, Y, 5),
-            Step::Restore { node: L, pick: 1 },
+            restore(L, 1),
             deliver_at_most(Y, L, 3),
-            Step::Backup { node: L },
-            Step::Restore { node: L, pick: 1 },
+            backup(L),
+            restore(L, 1),
         ];
-        let schedule: Vec<Scheduled> = steps
-            .into_iter()
-            .enumerate()
-            .map(|(id, step)| Scheduled { id, step })
-            .collect();
-        let setup = Setup {
-            nodes: 4,
-            skews: vec![0; 4],
-        };
-        let run = replay(0, &setup, &strict(), &schedule);
+        let run = schedule_on(4, steps);
         all_pass(vec![run]);
         all_pass(seeds(&[1_083_583, 1_084_724]));
     }
 
-    /// BUG 6 (seed 979). A peer removed with `--force` and added again
-    /// never got the members an agreement with it activated meanwhile came
-    /// to cover: activation could not share with a non-peer, and `peer add`
-    /// shared only members away to a place no node served. Fixed in
-    /// `core::peering::add`, which the admin service and the simulator call.
     /// BUG 36 (soak seeds 1,121,882, 1,122,672 and 1,122,754). Xi'an
     /// offered m0 to Pingliang, then re-issued the offer (a new letter,
     /// the same generation); Pingliang received m0 by the re-issue and
@@ -2542,61 +1486,24 @@ mod bugs {
         let steps = |early: bool| {
             let k = usize::from(early);
             let m = MemberRef(0);
-            let mut steps = vec![
-                act(
-                    X,
-                    Action::MemberAdd {
-                        name: "王党员".into(),
-                    },
-                ),
-                act(
-                    X,
-                    Action::TransferStart {
-                        member: m,
-                        to: P,
-                        valid_days: 3,
-                    },
-                ),
-            ];
+            let mut steps = vec![member_add(X, "王党员"), start(X, m, P, 3)];
             if early {
                 steps.push(deliver_at_most(X, P, 1));
             }
             steps.extend([
-                Step::Backup { node: P },
-                act(
-                    X,
-                    Action::TransferReissue {
-                        transfer: TransferRef(1),
-                    },
-                ),
+                backup(P),
+                reissue(X, TransferRef(1)),
                 deliver(X, P),
-                act(
-                    P,
-                    Action::TransferAccept {
-                        transfer: TransferRef(3 + k),
-                    },
-                ),
+                accept(P, TransferRef(3 + k)),
                 deliver(P, X),
                 deliver(X, P),
                 deliver(P, X),
-                act(
-                    P,
-                    Action::TransferStart {
-                        member: m,
-                        to: X,
-                        valid_days: 1,
-                    },
-                ),
+                start(P, m, X, 1),
                 deliver(P, X),
-                act(
-                    X,
-                    Action::TransferAccept {
-                        transfer: TransferRef(9 + k),
-                    },
-                ),
+                accept(X, TransferRef(9 + k)),
                 deliver(X, P),
                 deliver(P, X),
-                Step::Restore { node: P, pick: 0 },
+                restore(P, 0),
             ]);
             schedule(steps)
         };
@@ -2617,49 +1524,23 @@ mod bugs {
     #[test]
     fn sim_bug_a_section_written_twice_at_one_version_is_adopted_from_the_peer() {
         let m = MemberRef(0);
-        let host_set = |employer| {
-            act(
-                X,
-                Action::HostSet {
-                    member: m,
-                    employer,
-                },
-            )
-        };
         let run = schedule(vec![
-            act(
-                P,
-                Action::MemberAdd {
-                    name: "王党员".into(),
-                },
-            ),
-            act(X, propose(P, false, -14, 123)),
+            member_add(P, "王党员"),
+            propose(X, P, false, -14, 123),
             deliver(X, P),
-            act(
-                P,
-                Action::Accept {
-                    agreement: AgreementRef(1),
-                },
-            ),
-            act(
-                P,
-                Action::OutflowRegister {
-                    member: m,
-                    dest: Some(X),
-                    departed_days_ago: 44,
-                },
-            ),
+            accept_agreement(P, AgreementRef(1)),
+            outflow(P, m, X, 44),
             deliver(P, X),
-            Step::Backup { node: X },
-            host_set(494),
-            Step::Backup { node: X },
-            Step::Restore { node: X, pick: 0 },
+            backup(X),
+            host_set(X, m, 494),
+            backup(X),
+            restore(X, 0),
             // Reconciles: neither peer holds the first write.
             deliver(L, X),
             deliver(P, X),
-            host_set(137),
+            host_set(X, m, 137),
             deliver(X, P),
-            Step::Restore { node: X, pick: 1 },
+            restore(X, 1),
         ]);
         all_pass(vec![run]);
         all_pass(seeds(&[1_150_227]));
@@ -2683,61 +1564,24 @@ mod bugs {
     fn sim_bug_a_receiver_restored_before_a_reissue_and_a_passing_on() {
         let m = MemberRef(0);
         let steps = |offer_in_backup: bool| {
-            let mut steps = vec![
-                act(
-                    X,
-                    Action::MemberAdd {
-                        name: "李党员".into(),
-                    },
-                ),
-                act(
-                    X,
-                    Action::TransferStart {
-                        member: m,
-                        to: L,
-                        valid_days: 1,
-                    },
-                ),
-            ];
+            let mut steps = vec![member_add(X, "李党员"), start(X, m, L, 1)];
             if offer_in_backup {
                 steps.push(deliver(X, L));
             }
             let k = steps.len();
             steps.extend([
-                Step::Backup { node: L },
-                act(
-                    X,
-                    Action::TransferReissue {
-                        transfer: TransferRef(1),
-                    },
-                ),
+                backup(L),
+                reissue(X, TransferRef(1)),
                 deliver(X, L),
-                act(
-                    L,
-                    Action::TransferAccept {
-                        transfer: TransferRef(k + 1),
-                    },
-                ),
+                accept(L, TransferRef(k + 1)),
                 deliver(L, X),
                 deliver(X, L),
-                act(
-                    L,
-                    Action::TransferStart {
-                        member: m,
-                        to: P,
-                        valid_days: 1,
-                    },
-                ),
+                start(L, m, P, 1),
                 deliver(L, P),
-                act(
-                    P,
-                    Action::TransferAccept {
-                        transfer: TransferRef(k + 6),
-                    },
-                ),
+                accept(P, TransferRef(k + 6)),
                 deliver(P, L),
                 deliver(L, P),
-                Step::Restore { node: L, pick: 0 },
+                restore(L, 0),
             ]);
             schedule(steps)
         };
@@ -2759,51 +1603,22 @@ mod bugs {
     fn sim_bug_a_receiver_restored_after_its_senders_restore_dropped_the_release() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            Step::Backup { node: X },
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 30,
-                },
-            ),
+            member_add(L, "李党员"),
+            backup(X),
+            start(L, m, X, 30),
             deliver(L, X),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(2),
-                },
-            ),
+            accept(X, TransferRef(2)),
             deliver(X, L),
             deliver(L, X),
-            act(
-                X,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 10,
-                },
-            ),
+            start(X, m, P, 10),
             deliver(X, P),
-            Step::Backup { node: L },
-            Step::Restore { node: L, pick: 0 },
+            backup(L),
+            restore(L, 0),
             deliver(X, L),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(7),
-                },
-            ),
+            accept(P, TransferRef(7)),
             deliver(P, X),
             deliver(X, P),
-            Step::Restore { node: X, pick: 0 },
+            restore(X, 0),
             deliver(L, X),
         ]);
         all_pass(vec![run]);
@@ -2823,47 +1638,18 @@ mod bugs {
     fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
         let m = MemberRef(0);
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
-            Step::Backup { node: L },
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: X,
-                    valid_days: 30,
-                },
-            ),
+            member_add(L, "李党员"),
+            backup(L),
+            start(L, m, X, 30),
             deliver(L, X),
-            Step::Restore { node: L, pick: 0 },
+            restore(L, 0),
             deliver(P, L),
-            act(L, Action::ReconcileWithoutPeer { peer: X }),
-            act(
-                L,
-                Action::TransferStart {
-                    member: m,
-                    to: P,
-                    valid_days: 30,
-                },
-            ),
+            reconcile_without(L, X),
+            start(L, m, P, 30),
             deliver(L, P),
             deliver(X, L),
-            act(
-                X,
-                Action::TransferAccept {
-                    transfer: TransferRef(2),
-                },
-            ),
-            act(
-                P,
-                Action::TransferAccept {
-                    transfer: TransferRef(7),
-                },
-            ),
+            accept(X, TransferRef(2)),
+            accept(P, TransferRef(7)),
         ]);
         let long = SimConfig {
             steps: 600,
@@ -2894,45 +1680,27 @@ mod bugs {
     #[test]
     fn sim_a_late_cancelled_offer_of_a_member_that_came_by_other_letters_ends_aborted() {
         let m = MemberRef(0);
-        let start = |to: usize| Action::TransferStart {
-            member: m,
-            to,
-            valid_days: 30,
-        };
-        let accept = |step: usize| Action::TransferAccept {
-            transfer: TransferRef(step),
-        };
         let run = schedule(vec![
-            act(
-                L,
-                Action::MemberAdd {
-                    name: "李党员".into(),
-                },
-            ),
+            member_add(L, "李党员"),
             // Step 1: the offer to Pingliang, cancelled before it arrives.
-            act(L, start(P)),
-            act(
-                L,
-                Action::TransferCancel {
-                    transfer: TransferRef(1),
-                },
-            ),
+            start(L, m, P, 30),
+            cancel(L, TransferRef(1)),
             // Step 3: Lanzhou to Xi'an.
-            act(L, start(X)),
+            start(L, m, X, 30),
             deliver(L, X),
-            act(X, accept(3)),
+            accept(X, TransferRef(3)),
             deliver(X, L),
             deliver(L, X),
             // Step 8: Xi'an to Pingliang.
-            act(X, start(P)),
+            start(X, m, P, 30),
             deliver(X, P),
-            act(P, accept(8)),
+            accept(P, TransferRef(8)),
             deliver(P, X),
             deliver(X, P),
             // Step 13: Pingliang passes the member on, back to Xi'an.
-            act(P, start(X)),
+            start(P, m, X, 30),
             deliver(P, X),
-            act(X, accept(13)),
+            accept(X, TransferRef(13)),
             deliver(X, P),
             deliver(P, X),
             // The cancelled offer and its abort reach Pingliang now.
@@ -2941,6 +1709,11 @@ mod bugs {
         all_pass(vec![run]);
     }
 
+    /// BUG 6 (seed 979). A peer removed with `--force` and added again
+    /// never got the members an agreement with it activated meanwhile came
+    /// to cover: activation could not share with a non-peer, and `peer add`
+    /// shared only members away to a place no node served. Fixed in
+    /// `core::peering::add`, which the admin service and the simulator call.
     #[test]
     fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
         all_pass(seeds(&[979]));
