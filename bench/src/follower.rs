@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
-use crate::cluster::{wall_ms, Ca};
+use crate::timing::wall_ms;
 
 const MESSAGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
@@ -109,13 +109,13 @@ impl Follower {
     /// server at once, its follow stream in the background (retrying until
     /// the owner admits it).
     pub async fn start(
-        ca: &Ca,
+        ca: &liaison_tests::Federation,
         node_id: &str,
         owner: &str,
         owner_endpoint: &str,
         options: FollowerOptions,
     ) -> Result<Follower> {
-        let material = ca.material(node_id)?;
+        let material = ca.issue(node_id).tls_material();
         let me = material.node_id.clone();
         let owner_id = NodeId::parse(owner).map_err(|e| anyhow!("owner id {owner}: {e}"))?;
         let now_ms = chrono::Utc::now().timestamp_millis();

@@ -12,33 +12,38 @@
 //! - [`limits`]: L_sqlite (raw batched upserts) and L_stream (raw mTLS gRPC
 //!   streaming).
 //! - [`scenarios`]: one module per scenario of the issue.
-//! - [`cluster`]: node processes, the CA, `liaisonctl`; [`follower`]: the
-//!   lightweight followers built from the node's own client code;
-//!   [`tls_server`]: the bench's own mTLS gRPC servers.
+//! - Nodes, their CA and `liaisonctl` come from the test kit
+//!   (`liaison_tests::kit`: [`Federation`], `TestNode`), with the bench's
+//!   [`launch`] options; [`follower`]: the lightweight followers built from
+//!   the node's own client code; [`tls_server`]: the bench's own mTLS gRPC
+//!   servers; [`timing`]: polling and clocks of the measurements.
 //! - [`fixture`]: synthetic members; [`procfs`]: memory, CPU, machine;
 //!   [`report`]: figures, targets, the table and the JSON.
 //!
 //! `cargo run --release -p liaison-bench -- all` runs everything;
 //! `-- initial-sync --quick` one scenario in under a minute.
 
-mod cluster;
 mod fixture;
 mod follower;
 mod limits;
 mod procfs;
 mod report;
 mod scenarios;
+mod timing;
 mod tls_server;
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use clap::{Parser, ValueEnum};
+use liaison_tests::{Federation, Launch};
 
-use crate::cluster::{Bins, Ca, Cluster};
 use crate::limits::Limits;
 use crate::report::Report;
 
@@ -142,13 +147,37 @@ pub struct Opts {
     pub writers: usize,
 }
 
-/// What scenarios share: options, binaries, a scratch directory, a CA for
-/// the bench's own peers, and the limits once measured.
+/// The federation name of the bench's CAs.
+const FEDERATION: &str = "bench";
+
+/// How the bench runs its nodes: production limits, except that the
+/// reconnect backoff is capped at 2 s so set-up does not wait, and that
+/// every connection comes from 127.0.0.1 (the per-address cap on audited
+/// refusals is raised); info logs; bounds for databases of a million
+/// members (imports of a million rows included); start and stop times
+/// measured to 5 ms.
+fn launch() -> Launch {
+    Launch {
+        limits: BTreeMap::from([
+            ("retry_delay_ms_max".to_owned(), 2000),
+            ("refusals_logged_per_minute".to_owned(), 10_000),
+        ]),
+        log_filter: "info".to_owned(),
+        start_timeout: Duration::from_secs(120),
+        cli_timeout: Duration::from_secs(1800),
+        poll: Duration::from_millis(5),
+        wait: Duration::from_secs(60),
+    }
+}
+
+/// What scenarios share: options, a scratch directory, a CA for the
+/// bench's own peers, and the limits once measured.
 pub struct Bench {
     pub opts: Opts,
-    pub bins: Arc<Bins>,
     pub root: PathBuf,
-    pub ca: Ca,
+    /// The CA of the bench's own peers (followers, the L_stream servers):
+    /// a federation without nodes.
+    pub peers: Federation,
     limits: Option<Limits>,
 }
 
@@ -161,8 +190,12 @@ impl Bench {
     }
 
     /// A federation (its own CA) in a fresh directory `name`.
-    pub fn cluster(&self, name: &str) -> Result<Cluster> {
-        Cluster::new(self.scratch(name)?, self.bins.clone())
+    pub fn federation(&self, name: &str) -> Result<Federation> {
+        Ok(Federation::in_dir(
+            &self.scratch(name)?,
+            FEDERATION,
+            launch(),
+        ))
     }
 
     /// The limits, measured on first use.
@@ -188,14 +221,37 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(error) => {
+    // The test kit panics where it cannot go on (the panic is printed): in
+    // the set-up, that ends the run as an error does.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(run(cli)))) {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::FAILURE,
+        Ok(Err(error)) => {
             eprintln!("liaison-bench: {error:#}");
             ExitCode::from(2)
         }
+        Err(_) => ExitCode::from(2),
     }
+}
+
+/// Awaits a scenario; a panic in it (the test kit panics where it cannot go
+/// on) is its error, so that the run goes on with the next scenario.
+async fn unless_panicked(scenario: impl Future<Output = Result<()>>) -> Result<()> {
+    let mut scenario = std::pin::pin!(scenario);
+    std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| scenario.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic without a message");
+                Poll::Ready(Err(anyhow!("panicked: {message}")))
+            }
+        }
+    })
+    .await
 }
 
 /// Runs the chosen scenarios; `Ok(false)` if one of them failed.
@@ -203,7 +259,11 @@ async fn run(cli: Cli) -> Result<bool> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let started_at = chrono::Local::now().to_rfc3339();
     let machine_before = procfs::machine();
-    let bins = Arc::new(cluster::binaries(cli.no_build)?);
+    if cli.no_build {
+        liaison_tests::prebuilt_binaries();
+    } else {
+        liaison_tests::binaries();
+    }
     let mut builder = tempfile::Builder::new();
     builder.prefix("liaison-bench-");
     let tempdir = match &cli.dir {
@@ -212,7 +272,7 @@ async fn run(cli: Cli) -> Result<bool> {
     }
     .context("create a temporary directory")?;
     let root = tempdir.path().to_owned();
-    let ca = Ca::new(&root.join("bench-peers"))?;
+    let peers = Federation::in_dir(&root.join("bench-peers"), FEDERATION, launch());
     let mut bench = Bench {
         opts: Opts {
             quick: cli.quick,
@@ -221,9 +281,8 @@ async fn run(cli: Cli) -> Result<bool> {
             members: cli.members,
             writers: usize::from(cli.writers),
         },
-        bins,
         root: root.clone(),
-        ca,
+        peers,
         limits: None,
     };
     eprintln!("liaison-bench: {}", procfs::machine_line(&machine_before));
@@ -244,17 +303,22 @@ async fn run(cli: Cli) -> Result<bool> {
         let name = scenario.name();
         eprintln!("liaison-bench: ==== {name} ====");
         let started = Instant::now();
-        let outcome = match scenario {
-            Scenario::All => Ok(()),
-            Scenario::Limits => bench.limits(&mut report).await.map(|_| ()),
-            Scenario::InitialSync => scenarios::initial_sync::run(&mut bench, &mut report).await,
-            Scenario::CatchUp => scenarios::catch_up::run(&mut bench, &mut report).await,
-            Scenario::Convergence => scenarios::convergence::run(&mut bench, &mut report).await,
-            Scenario::WriteCost => scenarios::write_cost::run(&mut bench, &mut report).await,
-            Scenario::Transfers => scenarios::transfers::run(&mut bench, &mut report).await,
-            Scenario::FanOut => scenarios::fan_out::run(&mut bench, &mut report).await,
-            Scenario::Scale => scenarios::scale::run(&mut bench, &mut report).await,
-        };
+        let outcome = unless_panicked(async {
+            match scenario {
+                Scenario::All => Ok(()),
+                Scenario::Limits => bench.limits(&mut report).await.map(|_| ()),
+                Scenario::InitialSync => {
+                    scenarios::initial_sync::run(&mut bench, &mut report).await
+                }
+                Scenario::CatchUp => scenarios::catch_up::run(&mut bench, &mut report).await,
+                Scenario::Convergence => scenarios::convergence::run(&mut bench, &mut report).await,
+                Scenario::WriteCost => scenarios::write_cost::run(&mut bench, &mut report).await,
+                Scenario::Transfers => scenarios::transfers::run(&mut bench, &mut report).await,
+                Scenario::FanOut => scenarios::fan_out::run(&mut bench, &mut report).await,
+                Scenario::Scale => scenarios::scale::run(&mut bench, &mut report).await,
+            }
+        })
+        .await;
         eprintln!(
             "liaison-bench: {name} took {:.1}s",
             started.elapsed().as_secs_f64()

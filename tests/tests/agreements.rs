@@ -1,15 +1,8 @@
 //! Issue 5: co-management agreements between real nodes gate what is shared.
 
 use liaison_proto::v1 as pb;
-use liaison_tests::{ownership, timed, Federation, NodeConfig, TestNode, DEFAULT_WAIT};
+use liaison_tests::{ownership, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
-
-/// A node whose clock the test may move (`[testing] allow_clock_override`).
-fn clockable(fed: &Federation, node_id: &str) -> NodeConfig {
-    let mut config = fed.config(node_id);
-    config.extra = "[testing]\nallow_clock_override = true".into();
-    config
-}
 
 /// Today in China time, plus `days`.
 fn day(days: i64) -> String {
@@ -62,24 +55,8 @@ async fn setup_member(home: &TestNode) -> String {
 }
 
 async fn link_three(fed: &Federation, pingliang: &TestNode, lanzhou: &TestNode, xian: &TestNode) {
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "xian",
-        "--endpoint",
-        &xian.endpoint(),
-        "--serves",
-        "6101",
-    ]);
+    pingliang.peer_serving(lanzhou, "6201");
+    pingliang.peer_serving(xian, "6101");
     lanzhou.peer(pingliang);
     xian.peer(pingliang);
     lanzhou.peer(xian);
@@ -89,41 +66,18 @@ async fn link_three(fed: &Federation, pingliang: &TestNode, lanzhou: &TestNode, 
     fed.wait_linked(lanzhou, xian).await;
 }
 
-fn agreement(node: &TestNode, id: &str) -> Option<serde_json::Value> {
-    let output = node.ctl(&["-o", "json", "agreement", "show", id]);
-    if !output.status.success() {
-        return None;
-    }
-    liaison_tests::parse_json_lines(&String::from_utf8_lossy(&output.stdout))
-        .into_iter()
-        .next()
-        .map(|(_, data)| data)
-}
-
 fn state_of(node: &TestNode, id: &str) -> Option<String> {
-    agreement(node, id).and_then(|a| a["state"].as_str().map(str::to_owned))
+    node.agreement(id)
+        .and_then(|a| a["state"].as_str().map(str::to_owned))
 }
 
 async fn wait_state(node: &TestNode, id: &str, state: &str) -> serde_json::Value {
     node.wait_for(
         DEFAULT_WAIT,
         &format!("agreement {id} {state} at {}", node.node_id),
-        async || agreement(node, id).filter(|a| a["state"] == state),
+        async || node.agreement(id).filter(|a| a["state"] == state),
     )
     .await
-}
-
-async fn show(node: &TestNode, member_id: &str) -> Option<pb::Member> {
-    let mut admin = node.admin().await;
-    timed(
-        "member show",
-        admin.member_show(pb::MemberRef {
-            member_id: member_id.into(),
-        }),
-    )
-    .await
-    .ok()
-    .map(|r| r.into_inner())
 }
 
 /// Waits until `home` has nothing left to send `host` that `host` has not pulled.
@@ -190,7 +144,11 @@ async fn a_full_negotiation_with_a_counter_proposal_and_a_third_node_sees_nothin
         .wait_until(
             DEFAULT_WAIT,
             "pingliang sees the counter-proposal",
-            async || agreement(&pingliang, &id).is_some_and(|a| !a["pending_counter"].is_null()),
+            async || {
+                pingliang
+                    .agreement(&id)
+                    .is_some_and(|a| !a["pending_counter"].is_null())
+            },
         )
         .await;
     pingliang.ctl_ok(&["agreement", "accept", &id]);
@@ -215,7 +173,7 @@ async fn a_full_negotiation_with_a_counter_proposal_and_a_third_node_sees_nothin
     // Xi'an, a peer of both, never learns the agreement exists.
     drained(&pingliang, "xian").await;
     drained(&lanzhou, "xian").await;
-    assert!(agreement(&xian, &id).is_none());
+    assert!(xian.agreement(&id).is_none());
     assert!(xian.ctl_json(&["agreement", "list"]).is_empty());
     for node in [&pingliang, &lanzhou] {
         let leaked: i64 = rusqlite::Connection::open(node.db_path())
@@ -244,7 +202,7 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     let member = setup_member(&pingliang).await;
     drained(&pingliang, "lanzhou").await;
     assert!(
-        show(&lanzhou, &member).await.is_none(),
+        lanzhou.show(&member).await.is_none(),
         "no agreement, no flow"
     );
     let uncovered = pingliang.ctl_json(&["report", "uncovered"]);
@@ -259,14 +217,14 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     wait_state(&lanzhou, &id, "proposed").await;
     drained(&pingliang, "lanzhou").await;
     assert!(
-        show(&lanzhou, &member).await.is_none(),
+        lanzhou.show(&member).await.is_none(),
         "proposed is not active"
     );
     lanzhou.ctl_ok(&["agreement", "accept", &id]);
     wait_state(&pingliang, &id, "active").await;
     let copy = lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &member).await
+            lanzhou.show(&member).await
         })
         .await;
     assert_eq!(copy.basis, id);
@@ -281,7 +239,8 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
             DEFAULT_WAIT,
             "the host section reaches pingliang",
             async || {
-                show(&pingliang, &member)
+                pingliang
+                    .show(&member)
                     .await
                     .is_some_and(|m| !m.host_sections.is_empty())
             },
@@ -300,7 +259,8 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     ]);
     let ended = wait_state(&pingliang, &id, "terminated").await;
     assert_eq!(ended["ended_by"], "lanzhou");
-    let leftover = show(&lanzhou, &member)
+    let leftover = lanzhou
+        .show(&member)
         .await
         .expect("the host's own section stays");
     assert_eq!(leftover.basis, "no longer co-managed");
@@ -312,7 +272,8 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     pingliang.ctl_ok(&["member", "update", &member, "--phone", "13912345678"]);
     drained(&pingliang, "lanzhou").await;
     assert!(
-        show(&lanzhou, &member)
+        lanzhou
+            .show(&member)
             .await
             .is_some_and(|m| m.phone.is_empty()),
         "nothing flows after the end"
@@ -324,19 +285,9 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_by_date_on_a_test_controlled_clock() {
     let fed = Federation::new("agreement-expiry");
-    let pingliang = fed.start(clockable(&fed, "pingliang")).await;
-    let lanzhou = fed.start(clockable(&fed, "lanzhou")).await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    let pingliang = fed.start(fed.config("pingliang").clockable()).await;
+    let lanzhou = fed.start(fed.config("lanzhou").clockable()).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let member = setup_member(&pingliang).await;
     let id = propose(&pingliang, "lanzhou", "PL-LZ-short", &day(10));
     wait_state(&lanzhou, &id, "proposed").await;
@@ -344,7 +295,7 @@ async fn expiry_by_date_on_a_test_controlled_clock() {
     wait_state(&lanzhou, &id, "active").await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &member).await
+            lanzhou.show(&member).await
         })
         .await;
     // A node's clock is not movable unless its config says so.
@@ -363,7 +314,7 @@ async fn expiry_by_date_on_a_test_controlled_clock() {
     wait_state(&lanzhou, &id, "expired").await;
     lanzhou
         .wait_until(DEFAULT_WAIT, "the host's copy is gone", async || {
-            show(&lanzhou, &member).await.is_none()
+            lanzhou.show(&member).await.is_none()
         })
         .await;
 }
@@ -372,32 +323,22 @@ async fn expiry_by_date_on_a_test_controlled_clock() {
 async fn the_host_drops_copies_on_its_own_clock_after_the_grace_period() {
     let fed = Federation::new("agreement-grace");
     let pingliang = fed.node("pingliang").await;
-    let lanzhou = fed.start(clockable(&fed, "lanzhou")).await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    let lanzhou = fed.start(fed.config("lanzhou").clockable()).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let member = setup_member(&pingliang).await;
     let id = propose(&pingliang, "lanzhou", "PL-LZ-grace", &day(10));
     wait_state(&lanzhou, &id, "proposed").await;
     lanzhou.ctl_ok(&["agreement", "accept", &id]);
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &member).await
+            lanzhou.show(&member).await
         })
         .await;
     // Pingliang's clock has not reached the end; Lanzhou's is past it plus grace.
     lanzhou.ctl_ok(&["debug", "clock", "--offset", "45d"]);
     lanzhou
         .wait_until(DEFAULT_WAIT, "lanzhou dropped its copy", async || {
-            show(&lanzhou, &member).await.is_none()
+            lanzhou.show(&member).await.is_none()
         })
         .await;
     assert_eq!(state_of(&pingliang, &id).as_deref(), Some("active"));
@@ -408,17 +349,7 @@ async fn a_tampered_signature_is_refused_and_the_agreement_does_not_activate() {
     let fed = Federation::new("agreement-tampered");
     let pingliang = fed.node("pingliang").await;
     let mut lanzhou = fed.node("lanzhou").await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let member = setup_member(&pingliang).await;
     let id = propose(&pingliang, "lanzhou", "PL-LZ", &day(365));
     wait_state(&lanzhou, &id, "proposed").await;
@@ -471,7 +402,7 @@ async fn a_tampered_signature_is_refused_and_the_agreement_does_not_activate() {
     assert_eq!(state_of(&pingliang, &id).as_deref(), Some("proposed"));
     drained(&pingliang, "lanzhou").await;
     assert!(
-        show(&lanzhou, &member).await.is_none(),
+        lanzhou.show(&member).await.is_none(),
         "nothing shared without a valid signature"
     );
 }
@@ -481,28 +412,18 @@ async fn a_member_returning_home_is_unshared() {
     let fed = Federation::new("agreement-return");
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let member = setup_member(&pingliang).await;
     fed.agree(&pingliang, &lanzhou, "PL-LZ").await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &member).await
+            lanzhou.show(&member).await
         })
         .await;
     pingliang.ctl_ok(&["outflow", "return", &member]);
     lanzhou
         .wait_until(DEFAULT_WAIT, "the copy is unshared", async || {
-            show(&lanzhou, &member).await.is_none()
+            lanzhou.show(&member).await.is_none()
         })
         .await;
 }

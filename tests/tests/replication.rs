@@ -7,93 +7,10 @@ use liaison_tests::proxy::Proxy;
 use liaison_tests::{ownership, timed, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
 
+const NATIONAL_ID: &str = "620801199005170014";
+
 /// Waits for catch-up of large backlogs, on a slow debug build.
 const BACKLOG_WAIT: Duration = Duration::from_secs(120);
-
-async fn add_branch(node: &TestNode) {
-    let mut admin = node.admin().await;
-    timed(
-        "org add",
-        admin.org_add(pb::Org {
-            org_id: "b1".into(),
-            name: "崆峒区第一支部".into(),
-            level: "branch".into(),
-            contact_person: "王书记".into(),
-            phone: "09338000000".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("org add");
-}
-
-async fn add_member(node: &TestNode, name: &str) -> String {
-    let mut admin = node.admin().await;
-    let member = timed(
-        "member add",
-        admin.member_add(pb::MemberFields {
-            name: Some(name.into()),
-            gender: Some("男".into()),
-            birth_date: Some("1990-05-17".into()),
-            national_id: Some("620801199005170014".into()),
-            party_status: Some("正式".into()),
-            home_branch: Some("b1".into()),
-            phone: Some("13800000000".into()),
-            home_address: Some("平凉市崆峒区".into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("member add")
-    .into_inner();
-    member.member_id
-}
-
-async fn send_away(node: &TestNode, member_id: &str, place: &str) {
-    let mut admin = node.admin().await;
-    timed(
-        "outflow register",
-        admin.outflow_register(pb::OutflowRequest {
-            member_id: member_id.into(),
-            destination_place: place.into(),
-            departed_on: "2026-10-01".into(),
-            certificate_no: "PL-2026-001".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .expect("outflow register");
-}
-
-async fn set_phone(node: &TestNode, member_id: &str, phone: &str) -> pb::Member {
-    let mut admin = node.admin().await;
-    timed(
-        "member update",
-        admin.member_update(pb::MemberUpdateRequest {
-            member_id: member_id.into(),
-            fields: Some(pb::MemberFields {
-                phone: Some(phone.into()),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .expect("member update")
-    .into_inner()
-}
-
-async fn show(node: &TestNode, member_id: &str) -> Option<pb::Member> {
-    let mut admin = node.admin().await;
-    timed(
-        "member show",
-        admin.member_show(pb::MemberRef {
-            member_id: member_id.into(),
-        }),
-    )
-    .await
-    .ok()
-    .map(|r| r.into_inner())
-}
 
 async fn hosted_total(node: &TestNode) -> u64 {
     let mut admin = node.admin().await;
@@ -111,34 +28,19 @@ async fn hosted_total(node: &TestNode) -> u64 {
     .total
 }
 
-async fn replication(node: &TestNode, peer: &str) -> pb::PeerReplication {
-    let mut admin = node.admin().await;
-    timed(
-        "peer status",
-        admin.peer_status(pb::PeerStatusRequest {
-            node_id: peer.into(),
-        }),
-    )
-    .await
-    .expect("peer status")
-    .into_inner()
-    .peers
-    .remove(0)
+/// Branch `b1` at `home` and its member 张三, away to Lanzhou (place
+/// 620102); returns the member's id.
+async fn member_away(home: &TestNode) -> String {
+    home.org_add("b1").await;
+    let id = home.member_add("张三", NATIONAL_ID).await;
+    home.outflow_register(&id, "620102", "2026-10-01").await;
+    id
 }
 
-/// Adds `host` as a peer of `home` serving `place`, and `home` as a peer of `host`.
-async fn link_serving(fed: &Federation, home: &TestNode, host: &TestNode, place: &str) {
-    home.ctl_ok(&[
-        "peer",
-        "add",
-        &host.node_id,
-        "--endpoint",
-        &host.endpoint(),
-        "--serves",
-        place,
-    ]);
-    host.peer(home);
-    fed.wait_linked(home, host).await;
+/// Links `home` and `host`, `host` serving `place`, under an active
+/// agreement.
+async fn link_under_agreement(fed: &Federation, home: &TestNode, host: &TestNode, place: &str) {
+    fed.link_serving(home, host, place).await;
     fed.agree(home, host, &format!("{}-{}", home.node_id, host.node_id))
         .await;
 }
@@ -149,22 +51,16 @@ async fn home_section_reaches_the_destination_host_and_never_a_third_node() {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let xian = fed.node("xian").await;
-    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
-    link_serving(&fed, &pingliang, &xian, "6101").await;
-    add_branch(&pingliang).await;
-    let id = add_member(&pingliang, "张三").await;
-    send_away(&pingliang, &id, "620102").await;
-    set_phone(&pingliang, &id, "13900000000").await;
+    link_under_agreement(&fed, &pingliang, &lanzhou, "6201").await;
+    link_under_agreement(&fed, &pingliang, &xian, "6101").await;
+    let id = member_away(&pingliang).await;
+    pingliang.set_phone(&id, "13900000000").await;
 
     let copy = lanzhou
         .wait_for(
             DEFAULT_WAIT,
             "the copy at lanzhou has the new phone",
-            async || {
-                show(&lanzhou, &id)
-                    .await
-                    .filter(|m| m.phone == "13900000000")
-            },
+            async || lanzhou.show(&id).await.filter(|m| m.phone == "13900000000"),
         )
         .await;
     assert!(!copy.owned);
@@ -184,25 +80,15 @@ async fn home_section_reaches_the_destination_host_and_never_a_third_node() {
     }
     // Xi'an is linked and caught up with everything Pingliang holds for it:
     // nothing about the member.
-    let head_for_xian = replication(&pingliang, "xian").await;
+    let head_for_xian = pingliang.replication("xian").await;
     assert_eq!(head_for_xian.backlog_for_peer, 0);
     assert!(
-        show(&xian, &id).await.is_none(),
+        xian.show(&id).await.is_none(),
         "xian must not know the member"
     );
     assert_eq!(hosted_total(&xian).await, 0);
     // The disclosure log names lanzhou only, with the outflow as basis.
-    let mut admin = pingliang.admin().await;
-    let disclosures = timed(
-        "disclosures",
-        admin.member_disclosures(pb::MemberRef {
-            member_id: id.clone(),
-        }),
-    )
-    .await
-    .expect("member disclosures")
-    .into_inner()
-    .disclosures;
+    let disclosures = pingliang.disclosures(&id).await;
     assert!(!disclosures.is_empty());
     assert!(
         !copy.basis.is_empty(),
@@ -219,13 +105,11 @@ async fn host_records_appear_at_the_owner() {
     let fed = Federation::new("replication-host-records");
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
-    add_branch(&pingliang).await;
-    let id = add_member(&pingliang, "张三").await;
-    send_away(&pingliang, &id, "620102").await;
+    link_under_agreement(&fed, &pingliang, &lanzhou, "6201").await;
+    let id = member_away(&pingliang).await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &id).await
+            lanzhou.show(&id).await
         })
         .await;
     lanzhou.ctl_ok(&[
@@ -262,7 +146,7 @@ async fn host_records_appear_at_the_owner() {
 
     let home = pingliang
         .wait_for(DEFAULT_WAIT, "the host section at pingliang", async || {
-            show(&pingliang, &id).await.filter(|m| {
+            pingliang.show(&id).await.filter(|m| {
                 m.host_sections.iter().any(|h| h.employer == "兰州建工")
                     && !m.last_contact.is_empty()
             })
@@ -291,13 +175,11 @@ async fn a_host_writing_the_home_section_is_quarantined_and_audited() {
     let fed = Federation::new("replication-quarantine");
     let pingliang = fed.node("pingliang").await;
     let mut lanzhou = fed.node("lanzhou").await;
-    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
-    add_branch(&pingliang).await;
-    let id = add_member(&pingliang, "张三").await;
-    send_away(&pingliang, &id, "620102").await;
+    link_under_agreement(&fed, &pingliang, &lanzhou, "6201").await;
+    let id = member_away(&pingliang).await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &id).await
+            lanzhou.show(&id).await
         })
         .await;
 
@@ -335,7 +217,7 @@ async fn a_host_writing_the_home_section_is_quarantined_and_audited() {
     );
     let held = pingliang.ctl_json(&["quarantine", "list"]);
     assert_eq!(held.len(), 1, "{held:?}");
-    assert_eq!(show(&pingliang, &id).await.expect("member").name, "张三");
+    assert_eq!(pingliang.show(&id).await.expect("member").name, "张三");
     // The cursor moved past the bad event: later events still flow.
     lanzhou.ctl_ok(&["contact", "record", &id, "--channel", "phone"]);
     pingliang
@@ -343,7 +225,8 @@ async fn a_host_writing_the_home_section_is_quarantined_and_audited() {
             DEFAULT_WAIT,
             "the contact after the forged event arrives",
             async || {
-                show(&pingliang, &id)
+                pingliang
+                    .show(&id)
                     .await
                     .is_some_and(|m| !m.last_contact.is_empty())
             },
@@ -385,24 +268,14 @@ async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
     const N: usize = 10_000;
     let fed = Federation::new("replication-crash-mid-backlog");
     let pingliang = fed.node("pingliang").await;
-    add_branch(&pingliang).await;
+    pingliang.org_add("b1").await;
     let imported = import(&pingliang, roster(N)).await;
     assert_eq!(imported.imported as usize, N, "{:?}", imported.problems);
     // Small batches, so the backlog takes many transactions to drain.
     let mut lanzhou = fed
         .start(fed.config("lanzhou").limit("batch_events_max", 25))
         .await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     // Activation shares all N members at once: that is the backlog.
     let agreement = pingliang.ctl_json(&[
         "agreement",
@@ -454,7 +327,7 @@ async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
             BACKLOG_WAIT,
             "lanzhou has applied part of the backlog",
             async || {
-                let r = replication(&lanzhou, "pingliang").await;
+                let r = lanzhou.replication("pingliang").await;
                 (r.my_cursor > 100).then_some(r.my_cursor)
             },
         )
@@ -470,10 +343,10 @@ async fn host_stopped_abruptly_mid_backlog_applies_every_event_exactly_once() {
         .wait_until(
             BACKLOG_WAIT,
             "lanzhou caught up with pingliang",
-            async || replication(&lanzhou, "pingliang").await.my_cursor == head,
+            async || lanzhou.replication("pingliang").await.my_cursor == head,
         )
         .await;
-    let after = replication(&lanzhou, "pingliang").await;
+    let after = lanzhou.replication("pingliang").await;
     assert_eq!(after.quarantined, 0);
     assert_eq!(
         after.applied_total, held,
@@ -525,24 +398,14 @@ async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let proxy = Proxy::start(pingliang.federation_addr()).await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.ctl_ok(&["peer", "add", "pingliang", "--endpoint", &proxy.endpoint()]);
+    pingliang.peer_serving(&lanzhou, "6201");
+    lanzhou.peer_add(&pingliang, &proxy.endpoint(), None);
     fed.wait_linked(&pingliang, &lanzhou).await;
     fed.agree(&pingliang, &lanzhou, "PL-LZ").await;
-    add_branch(&pingliang).await;
-    let id = add_member(&pingliang, "张三").await;
-    send_away(&pingliang, &id, "620102").await;
+    let id = member_away(&pingliang).await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &id).await
+            lanzhou.show(&id).await
         })
         .await;
 
@@ -551,12 +414,9 @@ async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
         .wait_peer("pingliang", "the link is down", |p| !p.outbound_up)
         .await;
     for i in 0..5 {
-        set_phone(&pingliang, &id, &format!("1390000000{i}")).await;
+        pingliang.set_phone(&id, &format!("1390000000{i}")).await;
     }
-    assert_ne!(
-        show(&lanzhou, &id).await.expect("copy").phone,
-        "13900000004"
-    );
+    assert_ne!(lanzhou.show(&id).await.expect("copy").phone, "13900000004");
     proxy.heal();
 
     lanzhou
@@ -564,7 +424,8 @@ async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
             DEFAULT_WAIT,
             "the update made during the partition arrives",
             async || {
-                show(&lanzhou, &id)
+                lanzhou
+                    .show(&id)
                     .await
                     .is_some_and(|m| m.phone == "13900000004")
             },
@@ -572,7 +433,7 @@ async fn a_partition_heals_without_an_operator_and_the_lag_returns_to_zero() {
         .await;
     lanzhou
         .wait_until(DEFAULT_WAIT, "the lag is zero", async || {
-            let r = replication(&lanzhou, "pingliang").await;
+            let r = lanzhou.replication("pingliang").await;
             r.outbound_up && r.my_cursor == r.peer_head
         })
         .await;
@@ -583,23 +444,22 @@ async fn the_host_resumes_from_its_cursor_when_the_owner_restarts() {
     let fed = Federation::new("replication-owner-restart");
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    link_serving(&fed, &pingliang, &lanzhou, "6201").await;
-    add_branch(&pingliang).await;
-    let id = add_member(&pingliang, "张三").await;
-    send_away(&pingliang, &id, "620102").await;
-    set_phone(&pingliang, &id, "13900000001").await;
+    link_under_agreement(&fed, &pingliang, &lanzhou, "6201").await;
+    let id = member_away(&pingliang).await;
+    pingliang.set_phone(&id, "13900000001").await;
     lanzhou
         .wait_until(
             DEFAULT_WAIT,
             "lanzhou applied the first changes",
             async || {
-                show(&lanzhou, &id)
+                lanzhou
+                    .show(&id)
                     .await
                     .is_some_and(|m| m.phone == "13900000001")
             },
         )
         .await;
-    let before = replication(&lanzhou, "pingliang").await;
+    let before = lanzhou.replication("pingliang").await;
     assert!(before.my_cursor > 0);
 
     pingliang.restart().await;
@@ -608,24 +468,25 @@ async fn the_host_resumes_from_its_cursor_when_the_owner_restarts() {
             DEFAULT_WAIT,
             "lanzhou pulls again, from its cursor",
             async || {
-                let r = replication(&pingliang, "lanzhou").await;
+                let r = pingliang.replication("lanzhou").await;
                 r.inbound_up && r.peer_cursor == before.my_cursor
             },
         )
         .await;
-    set_phone(&pingliang, &id, "13900000002").await;
+    pingliang.set_phone(&id, "13900000002").await;
     lanzhou
         .wait_until(
             DEFAULT_WAIT,
             "the change after the restart arrives",
             async || {
-                show(&lanzhou, &id)
+                lanzhou
+                    .show(&id)
                     .await
                     .is_some_and(|m| m.phone == "13900000002")
             },
         )
         .await;
-    let after = replication(&lanzhou, "pingliang").await;
+    let after = lanzhou.replication("pingliang").await;
     assert_eq!(
         after.applied_total,
         before.applied_total + 1,
@@ -637,7 +498,7 @@ async fn the_host_resumes_from_its_cursor_when_the_owner_restarts() {
 async fn an_import_with_a_bad_row_imports_nothing_and_names_the_row() {
     let fed = Federation::new("replication-import");
     let pingliang = fed.node("pingliang").await;
-    add_branch(&pingliang).await;
+    pingliang.org_add("b1").await;
     let file = fed.dir().join("roster.csv");
     std::fs::write(
         &file,

@@ -8,123 +8,16 @@
 //! and say which period of local writes was lost.
 
 use liaison_proto::v1 as pb;
-use liaison_tests::ownership::{self, NodeDb};
+use liaison_tests::ownership;
 use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
-use tonic::{Code, Status};
-
-async fn org_add(node: &TestNode, org_id: &str) {
-    let mut admin = node.admin().await;
-    timed(
-        "org add",
-        admin.org_add(pb::Org {
-            org_id: org_id.into(),
-            name: format!("{}第一支部", node.display_name),
-            level: "branch".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("org add at {}: {s}", node.node_id));
-}
+use tonic::Code;
 
 /// A member of branch `b1`, away to Lanzhou (place 620102).
 async fn member_away(node: &TestNode, name: &str, national_id: &str) -> String {
-    let mut admin = node.admin().await;
-    let member_id = timed(
-        "member add",
-        admin.member_add(pb::MemberFields {
-            name: Some(name.into()),
-            gender: Some("男".into()),
-            birth_date: Some(format!(
-                "{}-{}-{}",
-                &national_id[6..10],
-                &national_id[10..12],
-                &national_id[12..14]
-            )),
-            national_id: Some(national_id.into()),
-            party_status: Some("正式".into()),
-            home_branch: Some("b1".into()),
-            phone: Some("13800000000".into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("member add at {}: {s}", node.node_id))
-    .into_inner()
-    .member_id;
-    timed(
-        "outflow register",
-        admin.outflow_register(pb::OutflowRequest {
-            member_id: member_id.clone(),
-            destination_place: "620102".into(),
-            departed_on: "2026-01-10".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("outflow register at {}: {s}", node.node_id));
+    let member_id = node.member_add(name, national_id).await;
+    node.outflow_register(&member_id, "620102", "2026-01-10")
+        .await;
     member_id
-}
-
-async fn set_phone(node: &TestNode, member_id: &str, phone: &str) -> Result<pb::Member, Status> {
-    let mut admin = node.admin().await;
-    timed(
-        "member update",
-        admin.member_update(pb::MemberUpdateRequest {
-            member_id: member_id.into(),
-            fields: Some(pb::MemberFields {
-                phone: Some(phone.into()),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-async fn show(node: &TestNode, member_id: &str) -> Option<pb::Member> {
-    let mut admin = node.admin().await;
-    match timed(
-        "member show",
-        admin.member_show(pb::MemberRef {
-            member_id: member_id.into(),
-        }),
-    )
-    .await
-    {
-        Ok(member) => Some(member.into_inner()),
-        Err(s) if s.code() == Code::NotFound => None,
-        Err(s) => panic!("member show at {}: {s}", node.node_id),
-    }
-}
-
-async fn transfer(node: &TestNode, transfer_id: &str) -> Option<pb::TransferView> {
-    let mut admin = node.admin().await;
-    match timed(
-        "transfer show",
-        admin.transfer_show(pb::TransferRef {
-            transfer_id: transfer_id.into(),
-        }),
-    )
-    .await
-    {
-        Ok(view) => Some(view.into_inner()),
-        Err(s) if s.code() == Code::NotFound => None,
-        Err(s) => panic!("transfer show at {}: {s}", node.node_id),
-    }
-}
-
-async fn wait_transfer(node: &TestNode, transfer_id: &str, state: &str) {
-    node.wait_until(
-        DEFAULT_WAIT,
-        &format!("transfer {transfer_id} {state} at {}", node.node_id),
-        async || {
-            transfer(node, transfer_id)
-                .await
-                .is_some_and(|t| t.state == state)
-        },
-    )
-    .await;
 }
 
 async fn reconcile_status(node: &TestNode) -> pb::ReconcileStatus {
@@ -136,23 +29,6 @@ async fn reconcile_status(node: &TestNode) -> pb::ReconcileStatus {
     .await
     .unwrap_or_else(|s| panic!("reconcile status at {}: {s}", node.node_id))
     .into_inner()
-}
-
-fn add_peer(node: &TestNode, other: &TestNode, serves: Option<&str>) {
-    let endpoint = other.endpoint();
-    let mut args = vec![
-        "peer",
-        "add",
-        other.node_id.as_str(),
-        "--endpoint",
-        endpoint.as_str(),
-        "--name",
-        other.display_name.as_str(),
-    ];
-    if let Some(place) = serves {
-        args.extend(["--serves", place]);
-    }
-    node.ctl_ok(&args);
 }
 
 /// Replaces `node`'s database (stopped) with the backup at `backup`, the
@@ -168,23 +44,14 @@ fn restore_backup(node: &TestNode, backup: &std::path::Path) {
     std::fs::copy(backup, &db).expect("copy the backup into place");
 }
 
-fn owners(nodes: &[&TestNode]) -> Vec<NodeDb> {
-    nodes
-        .iter()
-        .map(|n| NodeDb::new(&n.node_id, n.db_path()))
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emission_wins() {
     let fed = Federation::new("restore");
     let mut pingliang = fed.node("pingliang").await;
     let mut lanzhou = fed.node("lanzhou").await;
-    add_peer(&pingliang, &lanzhou, Some("6201"));
-    add_peer(&lanzhou, &pingliang, None);
-    fed.wait_linked(&pingliang, &lanzhou).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
     let edited = member_away(&pingliang, "张三", "620801199005170014").await;
     let moved = member_away(&pingliang, "李四", "620801199106180027").await;
     fed.agree(&pingliang, &lanzhou, "平凉-兰州-2026-01").await;
@@ -192,9 +59,7 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .wait_until(
             DEFAULT_WAIT,
             "both members shared with Lanzhou",
-            async || {
-                show(&lanzhou, &edited).await.is_some() && show(&lanzhou, &moved).await.is_some()
-            },
+            async || lanzhou.show(&edited).await.is_some() && lanzhou.show(&moved).await.is_some(),
         )
         .await;
 
@@ -210,7 +75,7 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
     assert_eq!(again.status.code(), Some(1), "an existing file is refused");
 
     // After the backup: an edit, a host update, a transfer, a new member.
-    set_phone(&pingliang, &edited, "13900000001").await.unwrap();
+    pingliang.set_phone(&edited, "13900000001").await;
     let mut admin = lanzhou.admin().await;
     timed(
         "host section set",
@@ -222,39 +87,19 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
     )
     .await
     .unwrap();
-    let mut admin = pingliang.admin().await;
-    let t = timed(
-        "transfer start",
-        admin.transfer_start(pb::TransferStartRequest {
-            member_id: moved.clone(),
-            to: "lanzhou".into(),
-            valid_days: 30,
-            reason: "定居兰州".into(),
-        }),
-    )
-    .await
-    .unwrap()
-    .into_inner();
-    wait_transfer(&lanzhou, &t.transfer_id, "pending").await;
-    let mut admin = lanzhou.admin().await;
-    timed(
-        "transfer accept",
-        admin.transfer_accept(pb::TransferAcceptRequest {
-            transfer_id: t.transfer_id.clone(),
-            branch: "b1".into(),
-        }),
-    )
-    .await
-    .unwrap();
-    wait_transfer(&pingliang, &t.transfer_id, "completed").await;
+    let t = pingliang.transfer_start(&moved, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     let forgotten = member_away(&pingliang, "王五", "62080119920719003X").await;
     lanzhou
         .wait_until(
             DEFAULT_WAIT,
             "the edit and the new member at Lanzhou",
             async || {
-                show(&lanzhou, &forgotten).await.is_some()
-                    && show(&lanzhou, &edited)
+                lanzhou.show(&forgotten).await.is_some()
+                    && lanzhou
+                        .show(&edited)
                         .await
                         .is_some_and(|m| m.phone == "13900000001")
             },
@@ -262,12 +107,13 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .await;
     pingliang
         .wait_until(DEFAULT_WAIT, "the host section at Pingliang", async || {
-            show(&pingliang, &edited)
+            pingliang
+                .show(&edited)
                 .await
                 .is_some_and(|m| m.host_sections.iter().any(|h| h.employer == "兰州建工"))
         })
         .await;
-    let held = show(&lanzhou, &edited).await.unwrap();
+    let held = lanzhou.show(&edited).await.unwrap();
 
     // Disaster: Pingliang restarts on the backup while Lanzhou is down.
     pingliang.stop();
@@ -284,7 +130,8 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
     );
     assert_eq!(status.peers.len(), 1);
     assert_eq!(status.peers[0].state, "waiting");
-    let refused = set_phone(&pingliang, &edited, "13700000000")
+    let refused = pingliang
+        .try_set_phone(&edited, "13700000000")
         .await
         .expect_err("owner edits are refused while reconciling");
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -326,23 +173,23 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .any(|e| e.is("reconcile.finish", "ok", "lost")));
 
     // The transfer is final on both sides; the member has one owner.
-    let at_pingliang = transfer(&pingliang, &t.transfer_id).await.unwrap();
+    let at_pingliang = pingliang.transfer(&t.transfer_id).await.unwrap();
     assert_eq!(at_pingliang.state, "completed");
     assert_eq!(
-        transfer(&lanzhou, &t.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
         "completed"
     );
-    let tombstone = show(&pingliang, &moved).await.unwrap();
+    let tombstone = pingliang.show(&moved).await.unwrap();
     assert!(!tombstone.owned);
     assert_eq!(tombstone.moved.unwrap().to_node, "lanzhou");
-    assert!(show(&lanzhou, &moved).await.unwrap().owned);
-    ownership::assert_single_owner(&owners(&[&pingliang, &lanzhou]), "after reconcile");
+    assert!(lanzhou.show(&moved).await.unwrap().owned);
+    ownership::assert_single_owner(&ownership::dbs(&[&pingliang, &lanzhou]), "after reconcile");
 
     // The re-emitted home section wins at the host: the backup's phone at a
     // version past the one Lanzhou held.
     lanzhou
         .wait_until(DEFAULT_WAIT, "the re-emission at Lanzhou", async || {
-            show(&lanzhou, &edited).await.is_some_and(|m| {
+            lanzhou.show(&edited).await.is_some_and(|m| {
                 m.phone == "13800000000"
                     && (m.generation, m.counter) > (held.generation, held.counter)
             })
@@ -354,7 +201,8 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
             DEFAULT_WAIT,
             "the host section at Pingliang again",
             async || {
-                show(&pingliang, &edited)
+                pingliang
+                    .show(&edited)
                     .await
                     .is_some_and(|m| m.host_sections.iter().any(|h| h.employer == "兰州建工"))
             },
@@ -365,20 +213,21 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         .wait_until(
             DEFAULT_WAIT,
             "the forgotten member's copy dropped",
-            async || show(&lanzhou, &forgotten).await.is_none(),
+            async || lanzhou.show(&forgotten).await.is_none(),
         )
         .await;
     // And Pingliang acts as an owner again.
-    let member = set_phone(&pingliang, &edited, "13700000000").await.unwrap();
+    let member = pingliang.set_phone(&edited, "13700000000").await;
     assert_eq!(member.phone, "13700000000");
     lanzhou
         .wait_until(DEFAULT_WAIT, "the new edit at Lanzhou", async || {
-            show(&lanzhou, &edited)
+            lanzhou
+                .show(&edited)
                 .await
                 .is_some_and(|m| m.phone == "13700000000")
         })
         .await;
-    ownership::assert_single_owner(&owners(&[&pingliang, &lanzhou]), "at the end");
+    ownership::assert_single_owner(&ownership::dbs(&[&pingliang, &lanzhou]), "at the end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,13 +236,9 @@ async fn reconcile_without_an_unreachable_peer_goes_on_and_is_audited() {
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let mut xian = fed.node("xian").await;
-    add_peer(&pingliang, &lanzhou, Some("6201"));
-    add_peer(&lanzhou, &pingliang, None);
-    add_peer(&pingliang, &xian, Some("6101"));
-    add_peer(&xian, &pingliang, None);
-    fed.wait_linked(&pingliang, &lanzhou).await;
-    fed.wait_linked(&pingliang, &xian).await;
-    org_add(&pingliang, "b1").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    fed.link_serving(&pingliang, &xian, "6101").await;
+    pingliang.org_add("b1").await;
     let member = member_away(&pingliang, "张三", "620801199005170014").await;
     let backup = fed.dir().join("pingliang-backup.db");
     pingliang.ctl_ok(&["backup", "--out", backup.to_str().unwrap()]);
@@ -416,7 +261,8 @@ async fn reconcile_without_an_unreachable_peer_goes_on_and_is_audited() {
                     .any(|p| p.peer == "xian" && p.state == "waiting")
         })
         .await;
-    let refused = set_phone(&pingliang, &member, "13700000000")
+    let refused = pingliang
+        .try_set_phone(&member, "13700000000")
         .await
         .expect_err("refused while Xi'an is awaited");
     assert_eq!(refused.code(), Code::FailedPrecondition);
@@ -439,7 +285,7 @@ async fn reconcile_without_an_unreachable_peer_goes_on_and_is_audited() {
         .audit()
         .iter()
         .any(|e| e.is("reconcile.without_peer", "ok", "two owners")));
-    set_phone(&pingliang, &member, "13700000000").await.unwrap();
+    pingliang.set_phone(&member, "13700000000").await;
 
     // Xi'an returns: it is adopted late, and then served.
     xian.start().await;
@@ -460,15 +306,13 @@ async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconcile
     let fed = Federation::new("restore-new-database");
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    add_peer(&pingliang, &lanzhou, Some("6201"));
-    add_peer(&lanzhou, &pingliang, None);
-    fed.wait_linked(&pingliang, &lanzhou).await;
-    org_add(&pingliang, "b1").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    pingliang.org_add("b1").await;
     let member = member_away(&pingliang, "张三", "620801199005170014").await;
     let agreement = fed.agree(&pingliang, &lanzhou, "平凉-兰州-2026-01").await;
     lanzhou
         .wait_until(DEFAULT_WAIT, "the member shared with Lanzhou", async || {
-            show(&lanzhou, &member).await.is_some()
+            lanzhou.show(&member).await.is_some()
         })
         .await;
 
@@ -477,7 +321,7 @@ async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconcile
     restore_backup_none(&pingliang);
     pingliang.start().await;
     assert!(!reconcile_status(&pingliang).await.reconciling);
-    add_peer(&pingliang, &lanzhou, Some("6201"));
+    pingliang.peer_serving(&lanzhou, "6201");
     pingliang
         .wait_until(
             DEFAULT_WAIT,
@@ -507,7 +351,7 @@ async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconcile
         .wait_until(
             DEFAULT_WAIT,
             "the forgotten member's copy dropped",
-            async || show(&lanzhou, &member).await.is_none(),
+            async || lanzhou.show(&member).await.is_none(),
         )
         .await;
     fed.wait_linked(&pingliang, &lanzhou).await;

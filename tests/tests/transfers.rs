@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use liaison_proto::v1 as pb;
 use liaison_tests::ownership::{self, NodeDb, Watch};
 use liaison_tests::proxy::Proxy;
-use liaison_tests::{timed, Federation, NodeConfig, TestNode, DEFAULT_WAIT};
+use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -30,95 +30,6 @@ const NATIONAL_ID: &str = "620801199005170014";
 // ---------------------------------------------------------------------------
 // Records, through the admin service
 // ---------------------------------------------------------------------------
-
-async fn org_add(node: &TestNode, org_id: &str) {
-    let mut admin = node.admin().await;
-    timed(
-        "org add",
-        admin.org_add(pb::Org {
-            org_id: org_id.into(),
-            name: format!("{}第一支部", node.display_name),
-            level: "branch".into(),
-            contact_person: "王书记".into(),
-            phone: "09338000000".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("org add at {}: {s}", node.node_id));
-}
-
-/// A member of branch `b1` with the full record a transfer carries.
-async fn member_add(node: &TestNode, name: &str, national_id: &str) -> String {
-    let mut admin = node.admin().await;
-    timed(
-        "member add",
-        admin.member_add(pb::MemberFields {
-            name: Some(name.into()),
-            gender: Some("男".into()),
-            birth_date: Some("1990-05-17".into()),
-            national_id: Some(national_id.into()),
-            party_status: Some("正式".into()),
-            home_branch: Some("b1".into()),
-            phone: Some("13800000000".into()),
-            home_address: Some("平凉市崆峒区".into()),
-            native_place: Some("甘肃平凉".into()),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("member add at {}: {s}", node.node_id))
-    .into_inner()
-    .member_id
-}
-
-async fn send_away(node: &TestNode, member_id: &str, place: &str) {
-    let mut admin = node.admin().await;
-    timed(
-        "outflow register",
-        admin.outflow_register(pb::OutflowRequest {
-            member_id: member_id.into(),
-            destination_place: place.into(),
-            departed_on: "2026-01-10".into(),
-            certificate_no: "PL-2026-001".into(),
-            ..Default::default()
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("outflow register at {}: {s}", node.node_id));
-}
-
-async fn set_phone(node: &TestNode, member_id: &str, phone: &str) -> Result<pb::Member, Status> {
-    let mut admin = node.admin().await;
-    timed(
-        "member update",
-        admin.member_update(pb::MemberUpdateRequest {
-            member_id: member_id.into(),
-            fields: Some(pb::MemberFields {
-                phone: Some(phone.into()),
-                ..Default::default()
-            }),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-async fn show(node: &TestNode, member_id: &str) -> Option<pb::Member> {
-    let mut admin = node.admin().await;
-    match timed(
-        "member show",
-        admin.member_show(pb::MemberRef {
-            member_id: member_id.into(),
-        }),
-    )
-    .await
-    {
-        Ok(member) => Some(member.into_inner()),
-        Err(s) if s.code() == Code::NotFound => None,
-        Err(s) => panic!("member show at {}: {s}", node.node_id),
-    }
-}
 
 async fn contact_record(node: &TestNode, member_id: &str) -> pb::ContactView {
     let mut admin = node.admin().await;
@@ -154,148 +65,16 @@ async fn activities(node: &TestNode, member_id: &str) -> Vec<pb::ActivityView> {
     }
 }
 
-async fn quarantined(node: &TestNode) -> Vec<pb::QuarantineEntry> {
-    let mut admin = node.admin().await;
-    timed(
-        "quarantine list",
-        admin.quarantine_list(pb::QuarantineListRequest {
-            include_resolved: true,
-        }),
-    )
-    .await
-    .unwrap_or_else(|s| panic!("quarantine list at {}: {s}", node.node_id))
-    .into_inner()
-    .entries
-}
-
 async fn assert_nothing_quarantined(nodes: &[&TestNode]) {
     for node in nodes {
-        let held = quarantined(node).await;
+        let held = node.quarantined().await;
         assert!(held.is_empty(), "{} quarantined {held:?}", node.node_id);
     }
 }
 
 // ---------------------------------------------------------------------------
-// Transfers, through the admin service
+// Transfers, in the database
 // ---------------------------------------------------------------------------
-
-async fn try_start(from: &TestNode, member_id: &str, to: &str) -> Result<pb::TransferView, Status> {
-    let mut admin = from.admin().await;
-    timed(
-        "transfer start",
-        admin.transfer_start(pb::TransferStartRequest {
-            member_id: member_id.into(),
-            to: to.into(),
-            valid_days: 30,
-            reason: "定居".into(),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-async fn start(from: &TestNode, member_id: &str, to: &TestNode) -> pb::TransferView {
-    let view = try_start(from, member_id, &to.node_id)
-        .await
-        .unwrap_or_else(|s| panic!("transfer start at {}: {s}", from.node_id));
-    assert_eq!(view.state, "offered");
-    assert_eq!(view.direction, "outgoing");
-    view
-}
-
-async fn transfer(node: &TestNode, transfer_id: &str) -> Option<pb::TransferView> {
-    let mut admin = node.admin().await;
-    match timed(
-        "transfer show",
-        admin.transfer_show(pb::TransferRef {
-            transfer_id: transfer_id.into(),
-        }),
-    )
-    .await
-    {
-        Ok(view) => Some(view.into_inner()),
-        Err(s) if s.code() == Code::NotFound => None,
-        Err(s) => panic!("transfer show at {}: {s}", node.node_id),
-    }
-}
-
-async fn transfers(node: &TestNode, request: pb::TransferListRequest) -> Vec<pb::TransferView> {
-    let mut admin = node.admin().await;
-    timed("transfer list", admin.transfer_list(request))
-        .await
-        .unwrap_or_else(|s| panic!("transfer list at {}: {s}", node.node_id))
-        .into_inner()
-        .transfers
-}
-
-async fn wait_state(node: &TestNode, transfer_id: &str, state: &str) -> pb::TransferView {
-    node.wait_for(
-        DEFAULT_WAIT,
-        &format!("transfer {transfer_id} {state} at {}", node.node_id),
-        async || {
-            transfer(node, transfer_id)
-                .await
-                .filter(|t| t.state == state)
-        },
-    )
-    .await
-}
-
-async fn try_accept(
-    node: &TestNode,
-    transfer_id: &str,
-    branch: &str,
-) -> Result<pb::TransferView, Status> {
-    let mut admin = node.admin().await;
-    timed(
-        "transfer accept",
-        admin.transfer_accept(pb::TransferAcceptRequest {
-            transfer_id: transfer_id.into(),
-            branch: branch.into(),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-async fn accept(node: &TestNode, transfer_id: &str) -> pb::TransferView {
-    let view = try_accept(node, transfer_id, "b1")
-        .await
-        .unwrap_or_else(|s| panic!("transfer accept at {}: {s}", node.node_id));
-    assert_eq!(view.state, "accepted");
-    view
-}
-
-async fn try_reject(
-    node: &TestNode,
-    transfer_id: &str,
-    code: &str,
-    reason: &str,
-) -> Result<pb::TransferView, Status> {
-    let mut admin = node.admin().await;
-    timed(
-        "transfer reject",
-        admin.transfer_reject(pb::TransferRejectRequest {
-            transfer_id: transfer_id.into(),
-            reason_code: code.into(),
-            reason: reason.into(),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
-
-async fn try_cancel(node: &TestNode, transfer_id: &str) -> Result<pb::TransferView, Status> {
-    let mut admin = node.admin().await;
-    timed(
-        "transfer cancel",
-        admin.transfer_cancel(pb::TransferRef {
-            transfer_id: transfer_id.into(),
-        }),
-    )
-    .await
-    .map(tonic::Response::into_inner)
-}
 
 /// Whether the receiver's row of `transfer_id` still holds the offered
 /// record (with the ID number); `None` if it has no row.
@@ -399,23 +178,6 @@ struct Link {
     b_to_a: Proxy,
 }
 
-/// `peer add OTHER --endpoint ENDPOINT [--serves PLACE]` at `node`.
-fn add_peer(node: &TestNode, other: &TestNode, endpoint: &str, serves: Option<&str>) {
-    let mut args = vec![
-        "peer",
-        "add",
-        other.node_id.as_str(),
-        "--endpoint",
-        endpoint,
-        "--name",
-        other.display_name.as_str(),
-    ];
-    if let Some(place) = serves {
-        args.extend(["--serves", place]);
-    }
-    node.ctl_ok(&args);
-}
-
 /// Peers `a` and `b` through proxies and waits until both pull; `b_serves`
 /// is the place `a` records `b` as serving (for agreements).
 async fn link_through_proxies(
@@ -428,17 +190,10 @@ async fn link_through_proxies(
         a_to_b: Proxy::start(a.federation_addr()).await,
         b_to_a: Proxy::start(b.federation_addr()).await,
     };
-    add_peer(a, b, &link.b_to_a.endpoint(), b_serves);
-    add_peer(b, a, &link.a_to_b.endpoint(), None);
+    a.peer_add(b, &link.b_to_a.endpoint(), b_serves);
+    b.peer_add(a, &link.a_to_b.endpoint(), None);
     fed.wait_linked(a, b).await;
     link
-}
-
-/// Peers `a` and `b` directly; `b_serves` as for [`link_through_proxies`].
-async fn link_directly(fed: &Federation, a: &TestNode, b: &TestNode, b_serves: Option<&str>) {
-    add_peer(a, b, &b.endpoint(), b_serves);
-    add_peer(b, a, &a.endpoint(), None);
-    fed.wait_linked(a, b).await;
 }
 
 /// Cuts `proxy`, which `puller` dials to pull `origin`, and waits until
@@ -458,22 +213,15 @@ async fn heal(proxy: &Proxy, puller: &TestNode, origin: &TestNode) {
         .await;
 }
 
-/// A node whose clock the test may move (`[testing] allow_clock_override`).
-fn clockable(fed: &Federation, node_id: &str) -> NodeConfig {
-    let mut config = fed.config(node_id);
-    config.extra = "[testing]\nallow_clock_override = true".into();
-    config
-}
-
 /// Pingliang with a branch and one member, Lanzhou with a branch, linked
 /// directly.
 async fn two_nodes(fed: &Federation) -> (TestNode, TestNode, String) {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    link_directly(fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    fed.link(&pingliang, &lanzhou).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     (pingliang, lanzhou, member)
 }
 
@@ -490,10 +238,11 @@ async fn an_accepted_transfer_moves_the_member_once_and_leaves_a_tombstone_with_
     owners.assert_owner(&member, Some("pingliang"), "before the offer");
 
     // Offer: a letter number, the member frozen at the sender.
-    let t = start(&pingliang, &member, &lanzhou).await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
     assert!(t.letter_no.starts_with("PINGLIANG-"), "{}", t.letter_no);
     assert_eq!(t.valid_days, 30);
-    let frozen = set_phone(&pingliang, &member, "13700000000")
+    let frozen = pingliang
+        .try_set_phone(&member, "13700000000")
         .await
         .expect_err("a frozen member cannot be edited");
     assert_eq!(frozen.code(), Code::FailedPrecondition);
@@ -519,26 +268,27 @@ async fn an_accepted_transfer_moves_the_member_once_and_leaves_a_tombstone_with_
     );
     owners.assert_owner(&member, Some("pingliang"), "offered");
 
-    let pending = wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let pending = lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     assert_eq!(pending.letter_no, t.letter_no);
     assert_eq!(pending.member_name, "张三");
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(true));
     assert!(
-        show(&lanzhou, &member).await.is_none(),
+        lanzhou.show(&member).await.is_none(),
         "the receiver does not enrol the member before the release"
     );
     owners.assert_owner(&member, Some("pingliang"), "pending at the receiver");
 
     // Accept → release → receipt.
-    accept(&lanzhou, &t.transfer_id).await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
     owners.check("accepted");
-    let done = wait_state(&pingliang, &t.transfer_id, "completed").await;
+    let done = pingliang.wait_transfer(&t.transfer_id, "completed").await;
     assert!(done.released_at_ms > 0 && done.receipt_at_ms >= done.released_at_ms);
-    let received = wait_state(&lanzhou, &t.transfer_id, "completed").await;
+    let received = lanzhou.wait_transfer(&t.transfer_id, "completed").await;
     assert_eq!(received.branch, "b1");
     owners.assert_owner(&member, Some("lanzhou"), "completed");
 
-    let owned = show(&lanzhou, &member)
+    let owned = lanzhou
+        .show(&member)
         .await
         .expect("lanzhou holds the member");
     assert!(owned.owned);
@@ -553,7 +303,7 @@ async fn an_accepted_transfer_moves_the_member_once_and_leaves_a_tombstone_with_
     assert_eq!(owned.generation, 2);
     assert!(owned.moved.is_none());
 
-    let tomb = show(&pingliang, &member).await.expect("a tombstone stays");
+    let tomb = pingliang.show(&member).await.expect("a tombstone stays");
     assert!(!tomb.owned);
     let moved = tomb
         .moved
@@ -568,7 +318,8 @@ async fn an_accepted_transfer_moves_the_member_once_and_leaves_a_tombstone_with_
         tomb.name.is_empty() && tomb.national_id.is_empty(),
         "no personal data stays: {tomb:?}"
     );
-    let gone = set_phone(&pingliang, &member, "13700000000")
+    let gone = pingliang
+        .try_set_phone(&member, "13700000000")
         .await
         .expect_err("the old owner cannot edit a tombstone");
     assert!(
@@ -577,21 +328,13 @@ async fn an_accepted_transfer_moves_the_member_once_and_leaves_a_tombstone_with_
         gone.message()
     );
     // The new owner can.
-    set_phone(&lanzhou, &member, "13711111111")
+    lanzhou
+        .try_set_phone(&member, "13711111111")
         .await
         .expect("the new owner edits");
 
     // Every disclosure names the transfer as its basis.
-    let disclosures = timed(
-        "disclosures",
-        admin.member_disclosures(pb::MemberRef {
-            member_id: member.clone(),
-        }),
-    )
-    .await
-    .expect("member disclosures")
-    .into_inner()
-    .disclosures;
+    let disclosures = pingliang.disclosures(&member).await;
     assert!(!disclosures.is_empty());
     assert!(
         disclosures
@@ -611,12 +354,13 @@ async fn a_rejection_needs_a_reason_code_unfreezes_the_member_and_purges_the_off
     let fed = Federation::new("transfer-reject");
     let (pingliang, lanzhou, member) = two_nodes(&fed).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(true));
     owners.check("pending");
 
-    let no_code = try_reject(&lanzhou, &t.transfer_id, "", "不收")
+    let no_code = lanzhou
+        .try_transfer_reject(&t.transfer_id, "", "不收")
         .await
         .expect_err("a rejection without a reason code is refused");
     assert_eq!(no_code.code(), Code::InvalidArgument);
@@ -625,16 +369,18 @@ async fn a_rejection_needs_a_reason_code_unfreezes_the_member_and_purges_the_off
         "{}",
         no_code.message()
     );
-    let bad_code = try_reject(&lanzhou, &t.transfer_id, "because", "")
+    let bad_code = lanzhou
+        .try_transfer_reject(&t.transfer_id, "because", "")
         .await
         .expect_err("an unknown reason code is refused");
     assert_eq!(bad_code.code(), Code::InvalidArgument);
     assert_eq!(
-        transfer(&lanzhou, &t.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
         "pending"
     );
 
-    let rejected = try_reject(&lanzhou, &t.transfer_id, "not_our_member", "查无此人")
+    let rejected = lanzhou
+        .try_transfer_reject(&t.transfer_id, "not_our_member", "查无此人")
         .await
         .expect("reject with a reason code");
     assert_eq!(rejected.state, "rejected");
@@ -645,19 +391,21 @@ async fn a_rejection_needs_a_reason_code_unfreezes_the_member_and_purges_the_off
     );
     assert!(rejected.member_name.is_empty(), "and the name");
     owners.check("rejected at the receiver");
-    let accept_after = try_accept(&lanzhou, &t.transfer_id, "b1")
+    let accept_after = lanzhou
+        .try_transfer_accept(&t.transfer_id, "b1")
         .await
         .expect_err("no accept after a rejection");
     assert_eq!(accept_after.code(), Code::FailedPrecondition);
 
-    let at_sender = wait_state(&pingliang, &t.transfer_id, "rejected").await;
+    let at_sender = pingliang.wait_transfer(&t.transfer_id, "rejected").await;
     assert_eq!(at_sender.reject_code, "not_our_member");
     assert_eq!(at_sender.reject_reason, "查无此人");
     owners.assert_owner(&member, Some("pingliang"), "rejected at the sender");
-    set_phone(&pingliang, &member, "13700000001")
+    pingliang
+        .try_set_phone(&member, "13700000001")
         .await
         .expect("the member is unfrozen");
-    assert!(show(&lanzhou, &member).await.is_none());
+    assert!(lanzhou.show(&member).await.is_none());
     let end = owners.converged(&fed, &member).await;
     assert_eq!((end.owner.as_str(), end.transfers), ("pingliang", 1));
 }
@@ -668,27 +416,30 @@ async fn a_cancelled_offer_is_aborted_at_the_receiver_even_when_an_accept_crosse
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let link = link_through_proxies(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
     // A plain cancel.
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
-    let cancelled = try_cancel(&pingliang, &t.transfer_id)
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    let cancelled = pingliang
+        .try_transfer_cancel(&t.transfer_id)
         .await
         .expect("cancel");
     assert_eq!(cancelled.state, "cancelled");
     owners.assert_owner(&member, Some("pingliang"), "cancelled");
-    set_phone(&pingliang, &member, "13700000002")
+    pingliang
+        .try_set_phone(&member, "13700000002")
         .await
         .expect("the member is unfrozen");
-    let aborted = wait_state(&lanzhou, &t.transfer_id, "aborted").await;
+    let aborted = lanzhou.wait_transfer(&t.transfer_id, "aborted").await;
     assert_eq!(aborted.abort_why, "cancelled");
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(false));
     assert_eq!(
-        try_accept(&lanzhou, &t.transfer_id, "b1")
+        lanzhou
+            .try_transfer_accept(&t.transfer_id, "b1")
             .await
             .unwrap_err()
             .code(),
@@ -697,13 +448,14 @@ async fn a_cancelled_offer_is_aborted_at_the_receiver_even_when_an_accept_crosse
 
     // The receiver accepts while the cancel is held by a partition: the
     // accept reaches a cancelled offer and is answered with abort again.
-    let t2 = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t2.transfer_id, "pending").await;
+    let t2 = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t2.transfer_id, "pending").await;
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
-    try_cancel(&pingliang, &t2.transfer_id)
+    pingliang
+        .try_transfer_cancel(&t2.transfer_id)
         .await
         .expect("cancel");
-    accept(&lanzhou, &t2.transfer_id).await;
+    lanzhou.transfer_accept(&t2.transfer_id).await;
     owners.check("accept crossing the cancel");
     pingliang
         .wait_until(
@@ -719,16 +471,16 @@ async fn a_cancelled_offer_is_aborted_at_the_receiver_even_when_an_accept_crosse
         )
         .await;
     assert_eq!(
-        transfer(&pingliang, &t2.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t2.transfer_id).await.unwrap().state,
         "cancelled"
     );
     owners.assert_owner(&member, Some("pingliang"), "the accept changed nothing");
     assert_eq!(
-        transfer(&lanzhou, &t2.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t2.transfer_id).await.unwrap().state,
         "accepted"
     );
     heal(&link.a_to_b, &lanzhou, &pingliang).await;
-    wait_state(&lanzhou, &t2.transfer_id, "aborted").await;
+    lanzhou.wait_transfer(&t2.transfer_id, "aborted").await;
     assert_eq!(offer_held(&lanzhou, &t2.transfer_id), Some(false));
     let end = owners.converged(&fed, &member).await;
     assert_eq!((end.owner.as_str(), end.transfers), ("pingliang", 2));
@@ -748,37 +500,38 @@ async fn a_cancelled_offer_delayed_past_the_members_arrival_by_other_letters_end
     let pingliang = fed.node("pingliang").await;
     let xian = fed.node("xian").await;
     let link = link_through_proxies(&fed, &lanzhou, &pingliang, None).await;
-    link_directly(&fed, &lanzhou, &xian, None).await;
-    link_directly(&fed, &xian, &pingliang, None).await;
+    fed.link(&lanzhou, &xian).await;
+    fed.link(&xian, &pingliang).await;
     for node in [&lanzhou, &pingliang, &xian] {
-        org_add(node, "b1").await;
+        node.org_add("b1").await;
     }
-    let member = member_add(&lanzhou, "张三", NATIONAL_ID).await;
+    let member = lanzhou.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&lanzhou, &pingliang, &xian]);
 
     // Pingliang hears nothing from Lanzhou: the offer and its cancel wait.
     cut(&link.a_to_b, &pingliang, &lanzhou).await;
-    let late = start(&lanzhou, &member, &pingliang).await;
-    try_cancel(&lanzhou, &late.transfer_id)
+    let late = lanzhou.transfer_start(&member, &pingliang).await;
+    lanzhou
+        .try_transfer_cancel(&late.transfer_id)
         .await
         .expect("cancel");
 
     // The member goes Lanzhou → Xi'an → Pingliang → Xi'an meanwhile.
     for (from, to) in [(&lanzhou, &xian), (&xian, &pingliang), (&pingliang, &xian)] {
-        let t = start(from, &member, to).await;
-        wait_state(to, &t.transfer_id, "pending").await;
-        accept(to, &t.transfer_id).await;
-        wait_state(from, &t.transfer_id, "completed").await;
+        let t = from.transfer_start(&member, to).await;
+        to.wait_transfer(&t.transfer_id, "pending").await;
+        to.transfer_accept(&t.transfer_id).await;
+        from.wait_transfer(&t.transfer_id, "completed").await;
         owners.check(&format!("{} → {}", from.node_id, to.node_id));
     }
     owners.assert_owner(&member, Some("xian"), "passed on");
 
     heal(&link.a_to_b, &pingliang, &lanzhou).await;
-    let at_receiver = wait_state(&pingliang, &late.transfer_id, "aborted").await;
+    let at_receiver = pingliang.wait_transfer(&late.transfer_id, "aborted").await;
     assert_eq!(at_receiver.abort_why, "cancelled");
     assert_eq!(offer_held(&pingliang, &late.transfer_id), Some(false));
     assert_eq!(
-        transfer(&lanzhou, &late.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&late.transfer_id).await.unwrap().state,
         "cancelled"
     );
     let end = owners.converged(&fed, &member).await;
@@ -794,24 +547,25 @@ async fn a_cancelled_offer_delayed_past_the_members_arrival_by_other_letters_end
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_expires_on_the_senders_clock_and_the_receiver_is_told() {
     let fed = Federation::new("transfer-expiry");
-    let pingliang = fed.start(clockable(&fed, "pingliang")).await;
+    let pingliang = fed.start(fed.config("pingliang").clockable()).await;
     let lanzhou = fed.node("lanzhou").await;
-    link_directly(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    fed.link(&pingliang, &lanzhou).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     pingliang.ctl_ok(&["debug", "clock", "--offset", "40d"]);
-    let expired = wait_state(&pingliang, &t.transfer_id, "expired").await;
+    let expired = pingliang.wait_transfer(&t.transfer_id, "expired").await;
     assert_eq!(expired.abort_why, "expired");
     owners.assert_owner(&member, Some("pingliang"), "expired");
-    set_phone(&pingliang, &member, "13700000003")
+    pingliang
+        .try_set_phone(&member, "13700000003")
         .await
         .expect("an expired offer unfreezes the member");
-    let aborted = wait_state(&lanzhou, &t.transfer_id, "aborted").await;
+    let aborted = lanzhou.wait_transfer(&t.transfer_id, "aborted").await;
     assert_eq!(aborted.abort_why, "expired");
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(false));
     let end = owners.converged(&fed, &member).await;
@@ -821,23 +575,23 @@ async fn an_offer_expires_on_the_senders_clock_and_the_receiver_is_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accept_arriving_after_expiry_is_answered_with_abort() {
     let fed = Federation::new("transfer-late-accept");
-    let pingliang = fed.start(clockable(&fed, "pingliang")).await;
+    let pingliang = fed.start(fed.config("pingliang").clockable()).await;
     let lanzhou = fed.node("lanzhou").await;
     let link = link_through_proxies(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     // Both directions held: the receiver accepts in time by its own
     // reckoning, the sender's letter expires before the accept arrives.
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
     cut(&link.b_to_a, &pingliang, &lanzhou).await;
-    accept(&lanzhou, &t.transfer_id).await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
     pingliang.ctl_ok(&["debug", "clock", "--offset", "40d"]);
-    wait_state(&pingliang, &t.transfer_id, "expired").await;
+    pingliang.wait_transfer(&t.transfer_id, "expired").await;
     owners.check("expired with an accept in flight");
 
     heal(&link.b_to_a, &pingliang, &lanzhou).await;
@@ -853,7 +607,7 @@ async fn an_accept_arriving_after_expiry_is_answered_with_abort() {
         )
         .await;
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "expired"
     );
     owners.assert_owner(
@@ -868,7 +622,8 @@ async fn an_accept_arriving_after_expiry_is_answered_with_abort() {
             DEFAULT_WAIT,
             "lanzhou applied the late-accept abort",
             async || {
-                transfer(&lanzhou, &t.transfer_id)
+                lanzhou
+                    .transfer(&t.transfer_id)
                     .await
                     .filter(|v| v.state == "aborted" && v.abort_why == "late_accept")
             },
@@ -876,7 +631,7 @@ async fn an_accept_arriving_after_expiry_is_answered_with_abort() {
         .await;
     assert!(aborted.member_name.is_empty());
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(false));
-    assert!(show(&lanzhou, &member).await.is_none());
+    assert!(lanzhou.show(&member).await.is_none());
     let end = owners.converged(&fed, &member).await;
     assert_eq!(end.owner, "pingliang");
 }
@@ -891,25 +646,25 @@ async fn a_sender_killed_after_releasing_gets_the_receipt_once_it_is_back() {
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let link = link_through_proxies(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     // The receipt must not get back: hold lanzhou → pingliang once the
     // accept is through.
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
-    accept(&lanzhou, &t.transfer_id).await;
-    wait_state(&pingliang, &t.transfer_id, "released").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "released").await;
     owners.assert_owner(&member, None, "released, in flight: nobody owns");
     cut(&link.b_to_a, &pingliang, &lanzhou).await;
     heal(&link.a_to_b, &lanzhou, &pingliang).await;
-    wait_state(&lanzhou, &t.transfer_id, "completed").await;
+    lanzhou.wait_transfer(&t.transfer_id, "completed").await;
     owners.assert_owner(&member, Some("lanzhou"), "completed at the receiver");
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "released",
         "the receipt is held"
     );
@@ -919,11 +674,11 @@ async fn a_sender_killed_after_releasing_gets_the_receipt_once_it_is_back() {
     pingliang.start().await;
     owners.assert_owner(&member, Some("lanzhou"), "sender restarted");
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "released"
     );
     heal(&link.b_to_a, &pingliang, &lanzhou).await;
-    let done = wait_state(&pingliang, &t.transfer_id, "completed").await;
+    let done = pingliang.wait_transfer(&t.transfer_id, "completed").await;
     assert!(done.receipt_at_ms > 0);
     let end = owners.converged(&fed, &member).await;
     assert_eq!((end.owner.as_str(), end.generation), ("lanzhou", 2));
@@ -936,33 +691,34 @@ async fn a_receiver_killed_after_accepting_completes_once_it_is_back() {
     let pingliang = fed.node("pingliang").await;
     let mut lanzhou = fed.node("lanzhou").await;
     let link = link_through_proxies(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     // The release cannot arrive before the kill: pingliang → lanzhou is held.
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
-    accept(&lanzhou, &t.transfer_id).await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
     lanzhou.kill();
     owners.check("receiver killed right after accepting");
     lanzhou.start().await;
     assert_eq!(
-        transfer(&lanzhou, &t.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
         "accepted",
         "the accept survived the kill"
     );
     assert_eq!(
-        try_reject(&lanzhou, &t.transfer_id, "other", "")
+        lanzhou
+            .try_transfer_reject(&t.transfer_id, "other", "")
             .await
             .unwrap_err()
             .code(),
         Code::FailedPrecondition,
         "no rejection after accepting"
     );
-    wait_state(&pingliang, &t.transfer_id, "released").await;
+    pingliang.wait_transfer(&t.transfer_id, "released").await;
     owners.assert_owner(&member, None, "released, in flight");
 
     // Killed again with the release still held, then healed.
@@ -970,12 +726,12 @@ async fn a_receiver_killed_after_accepting_completes_once_it_is_back() {
     lanzhou.start().await;
     owners.assert_owner(&member, None, "receiver restarted, release still held");
     heal(&link.a_to_b, &lanzhou, &pingliang).await;
-    wait_state(&lanzhou, &t.transfer_id, "completed").await;
-    wait_state(&pingliang, &t.transfer_id, "completed").await;
+    lanzhou.wait_transfer(&t.transfer_id, "completed").await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     let end = owners.converged(&fed, &member).await;
     assert_eq!((end.owner.as_str(), end.generation), ("lanzhou", 2));
     assert_eq!(
-        show(&lanzhou, &member).await.unwrap().national_id,
+        lanzhou.show(&member).await.unwrap().national_id,
         NATIONAL_ID
     );
     assert_nothing_quarantined(&[&pingliang, &lanzhou]).await;
@@ -987,49 +743,49 @@ async fn a_partition_at_each_step_delays_the_transfer_but_it_completes_once() {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let link = link_through_proxies(&fed, &pingliang, &lanzhou, None).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
 
     // 1. The offer is held.
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
-    let t = start(&pingliang, &member, &lanzhou).await;
-    assert!(transfer(&lanzhou, &t.transfer_id).await.is_none());
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    assert!(lanzhou.transfer(&t.transfer_id).await.is_none());
     owners.assert_owner(&member, Some("pingliang"), "offer held");
     heal(&link.a_to_b, &lanzhou, &pingliang).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
 
     // 2. The accept is held (and the release will be).
     cut(&link.b_to_a, &pingliang, &lanzhou).await;
     cut(&link.a_to_b, &lanzhou, &pingliang).await;
-    accept(&lanzhou, &t.transfer_id).await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "offered"
     );
     owners.assert_owner(&member, Some("pingliang"), "accept held");
     heal(&link.b_to_a, &pingliang, &lanzhou).await;
-    wait_state(&pingliang, &t.transfer_id, "released").await;
+    pingliang.wait_transfer(&t.transfer_id, "released").await;
 
     // 3. The release is held: nobody owns the member meanwhile.
     owners.assert_owner(&member, None, "release held");
     assert_eq!(
-        transfer(&lanzhou, &t.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
         "accepted"
     );
     cut(&link.b_to_a, &pingliang, &lanzhou).await;
     heal(&link.a_to_b, &lanzhou, &pingliang).await;
-    wait_state(&lanzhou, &t.transfer_id, "completed").await;
+    lanzhou.wait_transfer(&t.transfer_id, "completed").await;
 
     // 4. The receipt is held.
     owners.assert_owner(&member, Some("lanzhou"), "receipt held");
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "released"
     );
     heal(&link.b_to_a, &pingliang, &lanzhou).await;
-    wait_state(&pingliang, &t.transfer_id, "completed").await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     let end = owners.converged(&fed, &member).await;
     assert_eq!((end.owner.as_str(), end.generation), ("lanzhou", 2));
     assert_nothing_quarantined(&[&pingliang, &lanzhou]).await;
@@ -1054,19 +810,7 @@ async fn caught_up(node: &TestNode, peer: &TestNode, head: u64) {
             "{} applied {}'s log up to {head}",
             node.node_id, peer.node_id
         ),
-        async || {
-            let mut admin = node.admin().await;
-            let status = timed(
-                "peer status",
-                admin.peer_status(pb::PeerStatusRequest {
-                    node_id: peer.node_id.clone(),
-                }),
-            )
-            .await
-            .expect("peer status")
-            .into_inner();
-            status.peers.first().is_some_and(|r| r.my_cursor >= head)
-        },
+        async || node.replication(&peer.node_id).await.my_cursor >= head,
     )
     .await;
 }
@@ -1082,13 +826,13 @@ async fn every_message_delivered_twice_changes_nothing() {
     let fed = Federation::new("transfer-duplicates");
     let (mut pingliang, mut lanzhou, member) = two_nodes(&fed).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
-    accept(&lanzhou, &t.transfer_id).await;
-    wait_state(&pingliang, &t.transfer_id, "completed").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     let before = owners.converged(&fed, &member).await;
-    let owned_before = show(&lanzhou, &member).await.unwrap();
-    let tomb_before = show(&pingliang, &member).await.unwrap();
+    let owned_before = lanzhou.show(&member).await.unwrap();
+    let tomb_before = pingliang.show(&member).await.unwrap();
 
     pingliang.stop();
     lanzhou.stop();
@@ -1130,14 +874,14 @@ async fn every_message_delivered_twice_changes_nothing() {
         );
     }
     assert_eq!(
-        transfer(&pingliang, &t.transfer_id).await.unwrap().state,
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
         "completed"
     );
     assert_eq!(
-        transfer(&lanzhou, &t.transfer_id).await.unwrap().state,
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
         "completed"
     );
-    let owned_after = show(&lanzhou, &member).await.unwrap();
+    let owned_after = lanzhou.show(&member).await.unwrap();
     assert_eq!(
         (
             owned_after.generation,
@@ -1151,7 +895,7 @@ async fn every_message_delivered_twice_changes_nothing() {
         )
     );
     assert_eq!(
-        show(&pingliang, &member).await.unwrap().moved,
+        pingliang.show(&member).await.unwrap().moved,
         tomb_before.moved
     );
     let after = owners.converged(&fed, &member).await;
@@ -1169,44 +913,44 @@ async fn a_chain_a_to_b_to_c_ends_with_c_owning_at_generation_three() {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let xian = fed.node("xian").await;
-    link_directly(&fed, &pingliang, &lanzhou, None).await;
-    link_directly(&fed, &lanzhou, &xian, None).await;
-    link_directly(&fed, &pingliang, &xian, None).await;
+    fed.link(&pingliang, &lanzhou).await;
+    fed.link(&lanzhou, &xian).await;
+    fed.link(&pingliang, &xian).await;
     for node in [&pingliang, &lanzhou, &xian] {
-        org_add(node, "b1").await;
+        node.org_add("b1").await;
     }
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
     let owners = Owners::watch(&[&pingliang, &lanzhou, &xian]);
 
-    let t1 = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t1.transfer_id, "pending").await;
-    accept(&lanzhou, &t1.transfer_id).await;
-    wait_state(&pingliang, &t1.transfer_id, "completed").await;
+    let t1 = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t1.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t1.transfer_id).await;
+    pingliang.wait_transfer(&t1.transfer_id, "completed").await;
     owners.assert_owner(&member, Some("lanzhou"), "A→B");
     // The new owner records something of its own before passing it on.
     let contact = contact_record(&lanzhou, &member).await;
 
-    let t2 = start(&lanzhou, &member, &xian).await;
+    let t2 = lanzhou.transfer_start(&member, &xian).await;
     assert!(t2.letter_no.starts_with("LANZHOU-"), "{}", t2.letter_no);
-    wait_state(&xian, &t2.transfer_id, "pending").await;
+    xian.wait_transfer(&t2.transfer_id, "pending").await;
     owners.assert_owner(&member, Some("lanzhou"), "B→C offered");
-    accept(&xian, &t2.transfer_id).await;
-    wait_state(&lanzhou, &t2.transfer_id, "completed").await;
+    xian.transfer_accept(&t2.transfer_id).await;
+    lanzhou.wait_transfer(&t2.transfer_id, "completed").await;
     owners.assert_owner(&member, Some("xian"), "B→C");
 
-    let owned = show(&xian, &member).await.unwrap();
+    let owned = xian.show(&member).await.unwrap();
     assert_eq!(owned.generation, 3);
     assert_eq!(owned.national_id, NATIONAL_ID);
     assert!(
         !owned.last_contact.is_empty(),
         "the contact travelled along"
     );
-    let b_tomb = show(&lanzhou, &member).await.unwrap().moved.unwrap();
+    let b_tomb = lanzhou.show(&member).await.unwrap().moved.unwrap();
     assert_eq!(
         (b_tomb.to_node.as_str(), b_tomb.transfer_id.as_str()),
         ("xian", t2.transfer_id.as_str())
     );
-    let a_tomb = show(&pingliang, &member).await.unwrap().moved.unwrap();
+    let a_tomb = pingliang.show(&member).await.unwrap().moved.unwrap();
     assert_eq!(
         (a_tomb.to_node.as_str(), a_tomb.transfer_id.as_str()),
         ("lanzhou", t1.transfer_id.as_str())
@@ -1232,16 +976,18 @@ async fn a_transfer_to_the_members_host_merges_its_host_section_and_sends_no_uns
     let fed = Federation::new("transfer-to-host");
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
-    link_directly(&fed, &pingliang, &lanzhou, Some("6201")).await;
-    org_add(&pingliang, "b1").await;
-    org_add(&lanzhou, "b1").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
     let agreement = fed.agree(&pingliang, &lanzhou, "PL-LZ").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
-    send_away(&pingliang, &member, "620102").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
+    pingliang
+        .outflow_register(&member, "620102", "2026-01-10")
+        .await;
     let owners = Owners::watch(&[&pingliang, &lanzhou]);
     let copy = lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
-            show(&lanzhou, &member).await
+            lanzhou.show(&member).await
         })
         .await;
     assert!(!copy.owned && copy.basis == agreement);
@@ -1272,7 +1018,7 @@ async fn a_transfer_to_the_members_host_merges_its_host_section_and_sends_no_uns
             DEFAULT_WAIT,
             "the host's records at pingliang",
             async || {
-                show(&pingliang, &member).await.is_some_and(|m| {
+                pingliang.show(&member).await.is_some_and(|m| {
                     m.host_sections.iter().any(|h| h.employer == "兰州建工")
                         && !m.last_contact.is_empty()
                 }) && !activities(&pingliang, &member).await.is_empty()
@@ -1281,17 +1027,17 @@ async fn a_transfer_to_the_members_host_merges_its_host_section_and_sends_no_uns
         .await;
     owners.check("hosted");
 
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
     assert!(
-        show(&lanzhou, &member).await.is_some_and(|m| !m.owned),
+        lanzhou.show(&member).await.is_some_and(|m| !m.owned),
         "the host copy stays apart from the offer"
     );
-    accept(&lanzhou, &t.transfer_id).await;
-    wait_state(&pingliang, &t.transfer_id, "completed").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     owners.assert_owner(&member, Some("lanzhou"), "completed");
 
-    let owned = show(&lanzhou, &member).await.unwrap();
+    let owned = lanzhou.show(&member).await.unwrap();
     assert!(owned.owned);
     assert_eq!(owned.national_id, NATIONAL_ID);
     assert_eq!(owned.basis, "", "no longer a copy");
@@ -1349,18 +1095,20 @@ async fn a_third_hosts_contact_in_flight_during_the_release_is_relayed_to_the_ne
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     let xian = fed.node("xian").await;
-    link_directly(&fed, &pingliang, &lanzhou, None).await;
+    fed.link(&pingliang, &lanzhou).await;
     // Xi'an hosts the member; its records reach pingliang through a proxy.
     let to_xian = link_through_proxies(&fed, &pingliang, &xian, Some("6101")).await;
     for node in [&pingliang, &lanzhou, &xian] {
-        org_add(node, "b1").await;
+        node.org_add("b1").await;
     }
     let agreement = fed.agree(&pingliang, &xian, "PL-XA").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
-    send_away(&pingliang, &member, "610102").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
+    pingliang
+        .outflow_register(&member, "610102", "2026-01-10")
+        .await;
     let owners = Owners::watch(&[&pingliang, &lanzhou, &xian]);
     xian.wait_for(DEFAULT_WAIT, "the copy at xian", async || {
-        show(&xian, &member).await
+        xian.show(&member).await
     })
     .await;
 
@@ -1368,10 +1116,10 @@ async fn a_third_hosts_contact_in_flight_during_the_release_is_relayed_to_the_ne
     cut(&to_xian.b_to_a, &pingliang, &xian).await;
     let contact = contact_record(&xian, &member).await;
     assert_eq!(contact.author, "xian");
-    let t = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t.transfer_id, "pending").await;
-    accept(&lanzhou, &t.transfer_id).await;
-    wait_state(&pingliang, &t.transfer_id, "completed").await;
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
     owners.assert_owner(
         &member,
         Some("lanzhou"),
@@ -1391,7 +1139,7 @@ async fn a_third_hosts_contact_in_flight_during_the_release_is_relayed_to_the_ne
     xian.wait_until(
         DEFAULT_WAIT,
         "xian dropped its lower-generation copy",
-        async || show(&xian, &member).await.is_none(),
+        async || xian.show(&member).await.is_none(),
     )
     .await;
     let released = ownership::converged(&ownership::dbs(&[&pingliang, &lanzhou]), &member)
@@ -1428,11 +1176,7 @@ async fn a_third_hosts_contact_in_flight_during_the_release_is_relayed_to_the_ne
         "relayed with its author and the transfer as basis"
     );
     assert_ne!(relayed.1, agreement);
-    assert!(!show(&lanzhou, &member)
-        .await
-        .unwrap()
-        .last_contact
-        .is_empty());
+    assert!(!lanzhou.show(&member).await.unwrap().last_contact.is_empty());
     let end = owners.converged(&fed, &member).await;
     assert_eq!(end.owner, "lanzhou");
     assert_nothing_quarantined(&[&pingliang, &lanzhou, &xian]).await;
@@ -1449,31 +1193,33 @@ async fn a_hosts_record_in_flight_follows_the_member_along_a_chain() {
     let lanzhou = fed.node("lanzhou").await;
     let tianshui = fed.node("tianshui").await;
     let xian = fed.node("xian").await;
-    link_directly(&fed, &pingliang, &lanzhou, None).await;
-    link_directly(&fed, &lanzhou, &tianshui, None).await;
+    fed.link(&pingliang, &lanzhou).await;
+    fed.link(&lanzhou, &tianshui).await;
     let to_xian = link_through_proxies(&fed, &pingliang, &xian, Some("6101")).await;
     for node in [&pingliang, &lanzhou, &tianshui, &xian] {
-        org_add(node, "b1").await;
+        node.org_add("b1").await;
     }
     fed.agree(&pingliang, &xian, "PL-XA").await;
-    let member = member_add(&pingliang, "张三", NATIONAL_ID).await;
-    send_away(&pingliang, &member, "610102").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
+    pingliang
+        .outflow_register(&member, "610102", "2026-01-10")
+        .await;
     let owners = Owners::watch(&[&pingliang, &lanzhou, &tianshui, &xian]);
     xian.wait_for(DEFAULT_WAIT, "the copy at xian", async || {
-        show(&xian, &member).await
+        xian.show(&member).await
     })
     .await;
 
     cut(&to_xian.b_to_a, &pingliang, &xian).await;
     let contact = contact_record(&xian, &member).await;
-    let t1 = start(&pingliang, &member, &lanzhou).await;
-    wait_state(&lanzhou, &t1.transfer_id, "pending").await;
-    accept(&lanzhou, &t1.transfer_id).await;
-    wait_state(&pingliang, &t1.transfer_id, "completed").await;
-    let t2 = start(&lanzhou, &member, &tianshui).await;
-    wait_state(&tianshui, &t2.transfer_id, "pending").await;
-    accept(&tianshui, &t2.transfer_id).await;
-    wait_state(&lanzhou, &t2.transfer_id, "completed").await;
+    let t1 = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t1.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t1.transfer_id).await;
+    pingliang.wait_transfer(&t1.transfer_id, "completed").await;
+    let t2 = lanzhou.transfer_start(&member, &tianshui).await;
+    tianshui.wait_transfer(&t2.transfer_id, "pending").await;
+    tianshui.transfer_accept(&t2.transfer_id).await;
+    lanzhou.wait_transfer(&t2.transfer_id, "completed").await;
     owners.assert_owner(
         &member,
         Some("tianshui"),
@@ -1560,13 +1306,13 @@ impl Chaos {
         }
         let mut members = Vec::new();
         for (i, node) in nodes.iter().enumerate() {
-            org_add(node, "b1").await;
+            node.org_add("b1").await;
             for k in 0..2 {
                 let first17 = format!("620801199005170{i}{k}");
                 let check =
                     liaison_types::validate::national_id_check_char(&first17).expect("17 digits");
                 let national_id = format!("{first17}{check}");
-                members.push(member_add(node, &format!("成员{i}{k}"), &national_id).await);
+                members.push(node.member_add(&format!("成员{i}{k}"), &national_id).await);
             }
         }
         let dbs = nodes.iter().map(NodeDb::from).collect();
@@ -1594,16 +1340,14 @@ impl Chaos {
     }
 
     async fn listed(&self, n: usize, incoming: bool, state: &str) -> Vec<pb::TransferView> {
-        transfers(
-            &self.nodes[n],
-            pb::TransferListRequest {
+        self.nodes[n]
+            .transfers(pb::TransferListRequest {
                 incoming,
                 outgoing: !incoming,
                 state: state.into(),
                 ..Default::default()
-            },
-        )
-        .await
+            })
+            .await
     }
 
     /// Refusals a racing peer can cause (FailedPrecondition: the offer was
@@ -1635,7 +1379,7 @@ impl Chaos {
         };
         let to = NODES[(n + self.rng.random_range(1..3)) % 3];
         let what = format!("{}: start {member} to {to}", NODES[n]);
-        let result = try_start(&self.nodes[n], &member, to).await;
+        let result = self.nodes[n].try_transfer_start(&member, to).await;
         let id = result.as_ref().map(|t| t.transfer_id.clone()).ok();
         match self.refused(&what, result.map(|_| ())) {
             None => {
@@ -1657,12 +1401,16 @@ impl Chaos {
         let reject = self.rng.random_bool(0.2);
         let node = &self.nodes[n];
         let (verb, result) = if reject {
-            let r = try_reject(node, &t.transfer_id, "other", "随机拒收").await;
+            let r = node
+                .try_transfer_reject(&t.transfer_id, "other", "随机拒收")
+                .await;
             ("reject", r.map(|_| ()))
         } else {
             (
                 "accept",
-                try_accept(node, &t.transfer_id, "b1").await.map(|_| ()),
+                node.try_transfer_accept(&t.transfer_id, "b1")
+                    .await
+                    .map(|_| ()),
             )
         };
         let what = format!("{}: {verb} {}", NODES[n], t.transfer_id);
@@ -1683,7 +1431,7 @@ impl Chaos {
             return format!("{}: nothing to cancel", NODES[n]);
         };
         let what = format!("{}: cancel {}", NODES[n], t.transfer_id);
-        let result = try_cancel(&self.nodes[n], &t.transfer_id).await;
+        let result = self.nodes[n].try_transfer_cancel(&t.transfer_id).await;
         match self.refused(&what, result.map(|_| ())) {
             None => {
                 self.count("cancel");
@@ -1700,7 +1448,7 @@ impl Chaos {
         let member = self.members.choose(&mut self.rng).expect("members").clone();
         let phone = format!("139{:08}", self.rng.random_range(0..100_000_000u32));
         let what = format!("{}: edit {member}", NODES[n]);
-        match set_phone(&self.nodes[n], &member, &phone).await {
+        match self.nodes[n].try_set_phone(&member, &phone).await {
             Ok(_) => {
                 self.count("edit");
                 what
@@ -1809,7 +1557,9 @@ impl Chaos {
             for n in 0..3 {
                 for t in self.listed(n, true, "pending").await {
                     // Aborted meanwhile is fine.
-                    let _ = try_accept(&self.nodes[n], &t.transfer_id, "b1").await;
+                    let _ = self.nodes[n]
+                        .try_transfer_accept(&t.transfer_id, "b1")
+                        .await;
                 }
             }
             check("settling");
@@ -1895,7 +1645,7 @@ async fn randomized(name: &str, seed: u64, budget: Budget) {
         report.violations
     );
     for node in &chaos.nodes {
-        let held = quarantined(node).await;
+        let held = node.quarantined().await;
         assert!(
             held.is_empty(),
             "seed {seed}: {} quarantined {held:?}",

@@ -60,7 +60,7 @@ pub async fn measure(bench: &Bench, report: &mut Report) -> Result<Limits> {
     eprintln!("liaison-bench: measuring L_stream");
     let scale = if quick { 1 } else { 5 };
     let stream = stream::measure(
-        &bench.ca,
+        &bench.peers,
         &[1, 10, 100, 1000],
         reps,
         |batch| match batch {

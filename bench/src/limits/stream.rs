@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status};
 
-use crate::cluster::Ca;
 use crate::fixture;
 use crate::report::{median, quantile};
 
@@ -128,14 +127,14 @@ impl StreamLimit {
 /// Measures events/s for each message size `reps` times (`events_for(batch)`
 /// events each), and the latency of `probes` single-event messages.
 pub async fn measure(
-    ca: &Ca,
+    ca: &liaison_tests::Federation,
     batches: &[u32],
     reps: usize,
     events_for: impl Fn(u32) -> u64,
     probes: u64,
 ) -> Result<StreamLimit> {
-    let server_material = ca.material("l-stream-server")?;
-    let client_material = ca.material("l-stream-client")?;
+    let server_material = ca.issue("l-stream-server").tls_material();
+    let client_material = ca.issue("l-stream-client").tls_material();
     let event = fixture::home_section_event(1, 1);
     let event_bytes = prost::Message::encoded_len(&event);
     let stop = CancellationToken::new();

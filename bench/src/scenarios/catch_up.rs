@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::{
-    add_branches, export, import_roster, mib, progress, require, wait_active, wait_caught_up,
+    add_branches, export, import, import_roster, mib, pid_of, progress, require, stop, wait_active,
+    wait_caught_up,
 };
 use crate::fixture::{self, HOST_CITY, HOST_PLACE};
 use crate::procfs::{self, RssSampler};
@@ -37,14 +38,14 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         .opts
         .members
         .unwrap_or(if bench.opts.quick { 5_000 } else { 100_000 });
-    let cluster = bench.cluster("catch-up")?;
-    let owner = cluster.node("pingliang").await?;
-    let mut host = cluster.node("lanzhou").await?;
-    add_branches(&owner).await?;
-    cluster.link(&owner, &host, &[HOST_CITY]).await?;
-    import_roster(&owner, &cluster.root, 0..n, |_| Some(HOST_PLACE)).await?;
-    let id = cluster.propose(&owner, &host, "BENCH-CATCHUP").await?;
-    host.ctl(&["agreement", "accept", &id]).await?;
+    let fed = bench.federation("catch-up")?;
+    let owner = fed.node("pingliang").await;
+    let mut host = fed.node("lanzhou").await;
+    add_branches(&owner);
+    fed.link_serving(&owner, &host, HOST_CITY).await;
+    import_roster(&owner, fed.dir(), 0..n, |_| Some(HOST_PLACE))?;
+    let id = fed.propose(&owner, &host, "BENCH-CATCHUP").await;
+    host.ctl_ok(&["agreement", "accept", &id]);
     wait_active(&owner, &id, Duration::from_secs(1800)).await?;
     wait_caught_up(
         &host,
@@ -55,7 +56,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     )
     .await?;
 
-    let mut owner_admin = owner.admin().await?;
+    let mut owner_admin = owner.admin().await;
     let event_bytes = limits.stream.event_bytes as f64;
     let mut write_rates = Vec::new();
     let mut drain_rates = Vec::new();
@@ -66,27 +67,27 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let mut owner_peak_mib = Vec::new();
     for rep in 0..bench.opts.reps {
         let base = {
-            let mut host_admin = host.admin().await?;
+            let mut host_admin = host.admin().await;
             progress(&host, &mut host_admin, &owner.node_id)
                 .await?
                 .applied_total
         };
         // What the host needed in steady state, after applying the initial
         // sync (or the previous drain): the reference for its growth.
-        let host_rss_before = procfs::rss_kib(host.pid()?)?;
-        host.stop()?;
+        let host_rss_before = procfs::rss_kib(pid_of(&host)?)?;
+        stop(&mut host)?;
 
         let roster = export(&mut owner_admin).await?;
         let (csv, rows) = fixture::bump_phones(&roster, rep as u64 + 1)?;
         require("members exported", rows, n)?;
         let written = Instant::now();
-        owner.import(&csv, &cluster.root).await?;
+        import(&owner, &csv, fed.dir())?;
         write_rates.push(n as f64 / written.elapsed().as_secs_f64());
 
-        let owner_rss = RssSampler::start(owner.pid()?);
+        let owner_rss = RssSampler::start(pid_of(&owner)?);
         let spawned = Instant::now();
-        host_start_s.push(host.start().await?.as_secs_f64());
-        let host_pid = host.pid()?;
+        host_start_s.push(host.start().await.as_secs_f64());
+        let host_pid = pid_of(&host)?;
         let done = wait_caught_up(
             &host,
             &owner,

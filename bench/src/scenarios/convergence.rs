@@ -30,10 +30,14 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
-use super::{add_branches, import_roster, update_phone, wait_active, wait_caught_up};
-use crate::cluster::{owned_member_ids, timed, wall_ms, NodeProc};
+use liaison_tests::TestNode;
+
+use super::{
+    add_branches, import_roster, owned_member_ids, update_phone, wait_active, wait_caught_up,
+};
 use crate::fixture::{self, HOST_CITY, HOST_PLACE};
 use crate::report::{fmt_num, median, quantile, Figure, Report, Target};
+use crate::timing::{timed, wall_ms};
 use crate::Bench;
 
 const S: &str = "3 convergence";
@@ -59,14 +63,14 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let quick = bench.opts.quick;
     let members: u64 = if quick { 5_000 } else { 20_000 };
     let duration = Duration::from_secs(if quick { 3 } else { 10 });
-    let cluster = bench.cluster("convergence")?;
-    let owner = cluster.node("pingliang").await?;
-    let host = cluster.node("lanzhou").await?;
-    add_branches(&owner).await?;
-    cluster.link(&owner, &host, &[HOST_CITY]).await?;
-    import_roster(&owner, &cluster.root, 0..members, |_| Some(HOST_PLACE)).await?;
-    let id = cluster.propose(&owner, &host, "BENCH-LIVE").await?;
-    host.ctl(&["agreement", "accept", &id]).await?;
+    let fed = bench.federation("convergence")?;
+    let owner = fed.node("pingliang").await;
+    let host = fed.node("lanzhou").await;
+    add_branches(&owner);
+    fed.link_serving(&owner, &host, HOST_CITY).await;
+    import_roster(&owner, fed.dir(), 0..members, |_| Some(HOST_PLACE))?;
+    let id = fed.propose(&owner, &host, "BENCH-LIVE").await;
+    host.ctl_ok(&["agreement", "accept", &id]);
     wait_active(&owner, &id, Duration::from_secs(600)).await?;
     wait_caught_up(
         &host,
@@ -76,7 +80,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         Duration::from_millis(100),
     )
     .await?;
-    let mut owner_admin = owner.admin().await?;
+    let mut owner_admin = owner.admin().await;
     let ids = owned_member_ids(&mut owner_admin, true).await?;
     let mut next = 0usize;
     let commit_ms = limits.sqlite.commit_p50_ms();
@@ -202,8 +206,8 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
 /// Offers `rate` changes/s for `duration`, then reads when the host applied
 /// the last change of each member.
 async fn drive(
-    owner: &NodeProc,
-    host: &NodeProc,
+    owner: &TestNode,
+    host: &TestNode,
     owner_admin: &AdminClient<Channel>,
     ids: &[String],
     next: &mut usize,
@@ -253,7 +257,7 @@ async fn drive(
         Duration::from_millis(50),
     )
     .await?;
-    let mut host_admin = host.admin().await?;
+    let mut host_admin = host.admin().await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let copies = hosted_copies(&mut host_admin).await?;

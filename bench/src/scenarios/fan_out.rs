@@ -28,12 +28,14 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
-use super::{add_branches, import_roster, mib};
-use crate::cluster::{timed, wait_for, NodeProc};
+use liaison_tests::{Federation, TestNode};
+
+use super::{add_branches, import_roster, mib, pid_of, stop};
 use crate::fixture::HOST_PLACE;
 use crate::follower::{Follower, FollowerOptions};
 use crate::procfs::{self, RssSampler};
 use crate::report::{median, quantile, Figure, Report, Target};
+use crate::timing::{timed, wait_for};
 use crate::Bench;
 
 const S: &str = "6 fan-out";
@@ -44,20 +46,19 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let n: u64 = if quick { 10_000 } else { 100_000 };
     let k_total: usize = if quick { 60 } else { 300 };
     let window = Duration::from_secs(if quick { 4 } else { 10 });
-    let cluster = bench.cluster("fan-out")?;
-    let mut owner = cluster.node("pingliang").await?;
+    let fed = bench.federation("fan-out")?;
+    let mut owner = fed.node("pingliang").await;
 
     let empty = idle_rss_mib(&owner, 3).await?;
     report.add(Figure::new(S, "idle RSS, empty node", "MiB", empty.clone()).with_note("reference"));
 
-    add_branches(&owner).await?;
-    import_roster(&owner, &cluster.root, 0..n, |i| {
+    add_branches(&owner);
+    import_roster(&owner, fed.dir(), 0..n, |i| {
         (i % 10 == 0).then_some(HOST_PLACE)
-    })
-    .await?;
+    })?;
     let after_import = idle_rss_mib(&owner, 3).await?;
-    owner.stop()?;
-    owner.start().await?;
+    stop(&mut owner)?;
+    owner.start().await;
     let with_members = idle_rss_mib(&owner, bench.opts.reps).await?;
     report.add(
         Figure::new(
@@ -77,7 +78,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     // Followers join in steps; each step is one sample per follower.
     let steps = bench.opts.reps;
     let per_step = k_total.div_ceil(steps);
-    let mut admin = owner.admin().await?;
+    let mut admin = owner.admin().await;
     let mut followers: Vec<Follower> = Vec::new();
     let mut per_follower_kib = Vec::new();
     let mut rss_before = median(&with_members);
@@ -85,7 +86,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         let target = ((step + 1) * per_step).min(k_total);
         let joined = Instant::now();
         add_followers(
-            &cluster,
+            &fed,
             &owner,
             &mut admin,
             &mut followers,
@@ -147,7 +148,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
                 .map(|mut d| d.clear())
                 .ok();
         }
-        let pid = owner.pid()?;
+        let pid = pid_of(&owner)?;
         let sampler = RssSampler::start(pid);
         let cpu_before = procfs::cpu_seconds(pid)?;
         let started = Instant::now();
@@ -227,15 +228,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         serve: false,
         ..FollowerOptions::peer(false)
     };
-    add_followers(
-        &cluster,
-        &owner,
-        &mut admin,
-        &mut followers,
-        target,
-        options,
-    )
-    .await?;
+    add_followers(&fed, &owner, &mut admin, &mut followers, target, options).await?;
     wait_all_linked(&mut admin, &followers, false).await?;
     let rss = median(&idle_rss_mib(&owner, 3).await?);
     report.add(
@@ -250,8 +243,8 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
 /// Starts followers `f-N` until there are `target`, each admitted with
 /// `PeerAdd` at the owner.
 async fn add_followers(
-    cluster: &crate::cluster::Cluster,
-    owner: &NodeProc,
+    fed: &Federation,
+    owner: &TestNode,
     admin: &mut AdminClient<Channel>,
     followers: &mut Vec<Follower>,
     target: usize,
@@ -259,14 +252,8 @@ async fn add_followers(
 ) -> Result<()> {
     while followers.len() < target {
         let node_id = format!("f-{}", followers.len() + 1);
-        let follower = Follower::start(
-            &cluster.ca,
-            &node_id,
-            &owner.node_id,
-            &owner.endpoint()?,
-            options,
-        )
-        .await?;
+        let follower =
+            Follower::start(fed, &node_id, &owner.node_id, &owner.endpoint(), options).await?;
         timed(
             Duration::from_secs(30),
             "PeerAdd",
@@ -284,12 +271,12 @@ async fn add_followers(
 
 /// VmRSS of `node` after it has settled: a few operator reads, 2 s, then
 /// `samples` readings 1 s apart, in MiB.
-async fn idle_rss_mib(node: &NodeProc, samples: usize) -> Result<Vec<f64>> {
-    node.ctl(&["status"]).await?;
-    node.ctl(&["member", "list", "--limit", "100"]).await?;
-    node.ctl(&["peer", "list"]).await?;
+async fn idle_rss_mib(node: &TestNode, samples: usize) -> Result<Vec<f64>> {
+    node.ctl_ok(&["status"]);
+    node.ctl_ok(&["member", "list", "--limit", "100"]);
+    node.ctl_ok(&["peer", "list"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = node.pid()?;
+    let pid = pid_of(node)?;
     let mut out = Vec::new();
     for idx in 0..samples {
         if idx > 0 {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::{
-    add_branches, hosted_total, import_roster, progress, require, wait_active, wait_caught_up,
+    add_branches, hosted_total, import_roster, pid_of, progress, require, stop, wait_active,
+    wait_caught_up,
 };
 use crate::fixture::{HOST_CITY, HOST_PLACE};
 use crate::procfs;
@@ -33,9 +34,9 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         .opts
         .members
         .unwrap_or(if bench.opts.quick { 10_000 } else { 100_000 });
-    let cluster = bench.cluster("initial-sync")?;
-    let owner = cluster.node("pingliang").await?;
-    add_branches(&owner).await?;
+    let fed = bench.federation("initial-sync")?;
+    let owner = fed.node("pingliang").await;
+    add_branches(&owner);
 
     let mut rates = Vec::new();
     let mut activation_s = Vec::new();
@@ -44,22 +45,22 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let mut host_hwm_mib = Vec::new();
     let mut owner_hwm_mib = Vec::new();
     for rep in 0..bench.opts.reps {
-        let mut host = cluster.node(&format!("lanzhou-{rep}")).await?;
-        cluster.link(&owner, &host, &[HOST_CITY]).await?;
+        let mut host = fed.node(&format!("lanzhou-{rep}")).await;
+        fed.link_serving(&owner, &host, HOST_CITY).await;
         if rep == 0 {
             eprintln!("liaison-bench: importing {n} members at the owner");
-            let rate = import_roster(&owner, &cluster.root, 0..n, |_| Some(HOST_PLACE)).await?;
+            let rate = import_roster(&owner, fed.dir(), 0..n, |_| Some(HOST_PLACE))?;
             report.note(S, format!("owner imported {n} members at {rate:.0} rows/s (liaisonctl member import, 100,000 per transaction)"));
         }
-        let id = cluster
+        let id = fed
             .propose(&owner, &host, &format!("BENCH-SYNC-{rep}"))
-            .await?;
-        let mut host_admin = host.admin().await?;
+            .await;
+        let mut host_admin = host.admin().await;
         let base = progress(&host, &mut host_admin, &owner.node_id)
             .await?
             .applied_total;
 
-        host.ctl(&["agreement", "accept", &id]).await?;
+        host.ctl_ok(&["agreement", "accept", &id]);
         let accepted = Instant::now();
         let active = wait_active(&owner, &id, Duration::from_secs(1800)).await?;
         let done = wait_caught_up(
@@ -76,8 +77,8 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         activation_s.push(active.duration_since(accepted).as_secs_f64());
         transfer_s.push(transfer);
         transfer_rates.push(n as f64 / transfer);
-        host_hwm_mib.push(super::mib(procfs::hwm_kib(host.pid()?)?));
-        owner_hwm_mib.push(super::mib(procfs::hwm_kib(owner.pid()?)?));
+        host_hwm_mib.push(super::mib(procfs::hwm_kib(pid_of(&host)?)?));
+        owner_hwm_mib.push(super::mib(procfs::hwm_kib(pid_of(&owner)?)?));
         require(
             "members visible at the host",
             hosted_total(&mut host_admin).await?,
@@ -90,17 +91,15 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         );
 
         // Back to a single active agreement for the next repetition.
-        owner
-            .ctl(&[
-                "agreement",
-                "terminate",
-                &id,
-                "--reason",
-                "benchmark repetition done",
-            ])
-            .await?;
-        host.stop()?;
-        owner.ctl(&["peer", "remove", &host.node_id]).await?;
+        owner.ctl_ok(&[
+            "agreement",
+            "terminate",
+            &id,
+            "--reason",
+            "benchmark repetition done",
+        ]);
+        stop(&mut host)?;
+        owner.ctl_ok(&["peer", "remove", &host.node_id]);
     }
 
     let limit = limits.l_sqlite().min(limits.l_stream());

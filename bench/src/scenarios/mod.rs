@@ -16,19 +16,21 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use liaison_proto::v1 as pb;
 use liaison_rpc::v1::admin_client::AdminClient;
+use liaison_tests::TestNode;
 use tonic::transport::Channel;
 
-use crate::cluster::{timed, wait_for, NodeProc};
 use crate::fixture;
+use crate::follower::Follower;
+use crate::timing::{timed, wait_for};
 
 /// Rows per `member import` (one transaction each), as an operator would
 /// split a big roster.
 const IMPORT_CHUNK: u64 = 100_000;
 
 /// Creates the owner's home branches (`org add`).
-pub async fn add_branches(node: &NodeProc) -> Result<()> {
+pub fn add_branches(node: &TestNode) {
     for (idx, id) in fixture::BRANCHES.iter().enumerate() {
-        node.ctl(&[
+        node.ctl_ok(&[
             "org",
             "add",
             id,
@@ -40,16 +42,14 @@ pub async fn add_branches(node: &NodeProc) -> Result<()> {
             "王建国",
             "--phone",
             "0933-8211234",
-        ])
-        .await?;
+        ]);
     }
-    Ok(())
 }
 
 /// Imports members `range` (`liaisonctl member import`, in chunks);
 /// returns the rows per second.
-pub async fn import_roster(
-    node: &NodeProc,
+pub fn import_roster(
+    node: &TestNode,
     dir: &Path,
     range: std::ops::Range<u64>,
     destination: impl Fn(u64) -> Option<&'static str> + Copy,
@@ -59,12 +59,131 @@ pub async fn import_roster(
     while start < range.end {
         let end = (start + IMPORT_CHUNK).min(range.end);
         let csv = fixture::roster_csv(start..end, destination);
-        node.import(&csv, dir)
-            .await
-            .with_context(|| format!("import members {start}..{end}"))?;
+        import(node, &csv, dir).with_context(|| format!("import members {start}..{end}"))?;
         start = end;
     }
     Ok((range.end - range.start) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Imports a roster CSV with `liaisonctl member import`, from a file in
+/// `dir`.
+pub fn import(node: &TestNode, csv: &str, dir: &Path) -> Result<()> {
+    let path = dir.join(format!("import-{}.csv", uuid::Uuid::now_v7()));
+    std::fs::write(&path, csv)?;
+    let output = node.ctl(&["member", "import", path.to_str().context("a UTF-8 path")?]);
+    let _ = std::fs::remove_file(&path);
+    if !output.status.success() {
+        bail!(
+            "liaisonctl member import at {} failed ({}): {}",
+            node.node_id,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Admits `follower` at `owner` as a peer serving the host city, and
+/// proposes it an agreement numbered `number` (the follower signs it
+/// itself when it accepts agreements); returns the agreement's id.
+pub fn admit_follower(owner: &TestNode, follower: &Follower, number: &str) -> String {
+    owner.ctl_ok(&[
+        "peer",
+        "add",
+        &follower.node_id,
+        "--endpoint",
+        &follower.endpoint,
+        "--serves",
+        fixture::HOST_CITY,
+    ]);
+    owner.propose_agreement(&follower.node_id, number)
+}
+
+/// Stops `node` with SIGTERM; returns how long it took to exit.
+pub fn stop(node: &mut TestNode) -> Result<Duration> {
+    let started = Instant::now();
+    let status = node.stop();
+    let took = started.elapsed();
+    if !status.success() {
+        bail!(
+            "{} stopped with {status}; see {}",
+            node.node_id,
+            node.dir().join("node.log").display()
+        );
+    }
+    Ok(took)
+}
+
+/// The process id of `node`, which must be running.
+pub fn pid_of(node: &TestNode) -> Result<u32> {
+    node.pid()
+        .with_context(|| format!("{} is not running", node.node_id))
+}
+
+/// `node`'s replication state for `peer` (`peer status`), through `admin`.
+pub async fn replication(
+    admin: &mut AdminClient<Channel>,
+    node: &TestNode,
+    peer: &str,
+) -> Result<pb::PeerReplication> {
+    let response = timed(
+        Duration::from_secs(60),
+        "PeerStatus",
+        admin.peer_status(pb::PeerStatusRequest {
+            node_id: peer.to_owned(),
+        }),
+    )
+    .await??
+    .into_inner();
+    response
+        .peers
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} has no peer {peer}", node.node_id))
+}
+
+/// The state of agreement `id` at `node` (`proposed`, `active`, …).
+pub async fn agreement_state(
+    admin: &mut AdminClient<Channel>,
+    node: &TestNode,
+    id: &str,
+) -> Result<String> {
+    let view = timed(
+        Duration::from_secs(300),
+        "AgreementShow",
+        admin.agreement_show(pb::AgreementRef {
+            agreement_id: id.to_owned(),
+        }),
+    )
+    .await?
+    .with_context(|| format!("agreement {id} at {}", node.node_id))?
+    .into_inner();
+    Ok(view.state)
+}
+
+/// Ids of the members a node owns (away ones only with `away`), in id order.
+pub async fn owned_member_ids(admin: &mut AdminClient<Channel>, away: bool) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    loop {
+        let page = timed(
+            Duration::from_secs(300),
+            "MemberList",
+            admin.member_list(pb::MemberListRequest {
+                scope: "owned".into(),
+                away,
+                limit: 100_000,
+                offset: ids.len() as u32,
+                ..Default::default()
+            }),
+        )
+        .await??
+        .into_inner();
+        let n = page.members.len();
+        ids.extend(page.members.into_iter().map(|m| m.member_id));
+        if n == 0 || ids.len() as u64 >= page.total {
+            return Ok(ids);
+        }
+    }
 }
 
 /// Where the host stands with the owner's log.
@@ -76,11 +195,11 @@ pub struct Progress {
 }
 
 pub async fn progress(
-    host: &NodeProc,
+    host: &TestNode,
     admin: &mut AdminClient<Channel>,
     owner: &str,
 ) -> Result<Progress> {
-    let r = host.replication(admin, owner).await?;
+    let r = replication(admin, host, owner).await?;
     Ok(Progress {
         cursor: r.my_cursor,
         head: r.peer_head,
@@ -93,14 +212,14 @@ pub async fn progress(
 /// told it, and the owner has sent it everything; returns when that was
 /// first seen.
 pub async fn wait_caught_up(
-    host: &NodeProc,
-    owner: &NodeProc,
+    host: &TestNode,
+    owner: &TestNode,
     applied_target: u64,
     within: Duration,
     every: Duration,
 ) -> Result<Instant> {
-    let mut host_admin = host.admin().await?;
-    let mut owner_admin = owner.admin().await?;
+    let mut host_admin = host.admin().await;
+    let mut owner_admin = owner.admin().await;
     wait_for(
         within,
         every,
@@ -114,8 +233,7 @@ pub async fn wait_caught_up(
                 return Ok(None);
             }
             let seen = Instant::now();
-            let backlog = owner
-                .replication(&mut owner_admin, &host.node_id)
+            let backlog = replication(&mut owner_admin, owner, &host.node_id)
                 .await?
                 .backlog_for_peer;
             Ok((backlog == 0).then_some(seen))
@@ -125,14 +243,14 @@ pub async fn wait_caught_up(
 }
 
 /// Waits until agreement `id` is active at `node`; returns when seen.
-pub async fn wait_active(node: &NodeProc, id: &str, within: Duration) -> Result<Instant> {
-    let mut admin = node.admin().await?;
+pub async fn wait_active(node: &TestNode, id: &str, within: Duration) -> Result<Instant> {
+    let mut admin = node.admin().await;
     wait_for(
         within,
         Duration::from_millis(20),
         &format!("agreement {id} active at {}", node.node_id),
         async || {
-            let state = crate::cluster::Cluster::agreement_state(node, &mut admin, id).await?;
+            let state = agreement_state(&mut admin, node, id).await?;
             Ok((state == "active").then(Instant::now))
         },
     )

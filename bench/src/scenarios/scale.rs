@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::{add_branches, import_roster, wait_active};
-use crate::cluster::NodeProc;
-use crate::fixture::{HOST_CITY, HOST_PLACE, RARE_NAME};
+use liaison_tests::TestNode;
+
+use super::{add_branches, admit_follower, import_roster, stop, wait_active};
+use crate::fixture::{HOST_PLACE, RARE_NAME};
 use crate::follower::{Follower, FollowerOptions};
 use crate::report::{median, quantile, Figure, Report, Target};
 use crate::Bench;
@@ -54,47 +55,18 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     } else {
         (10_000, 100_000)
     };
-    let cluster = bench.cluster("scale")?;
-    let mut owner = cluster.node("pingliang").await?;
-    add_branches(&owner).await?;
+    let fed = bench.federation("scale")?;
+    let mut owner = fed.node("pingliang").await;
+    add_branches(&owner);
     let follower = Follower::start(
-        &cluster.ca,
+        &fed,
         "lanzhou",
         &owner.node_id,
-        &owner.endpoint()?,
+        &owner.endpoint(),
         FollowerOptions::peer(true),
     )
     .await?;
-    owner
-        .ctl(&[
-            "peer",
-            "add",
-            "lanzhou",
-            "--endpoint",
-            &follower.endpoint,
-            "--serves",
-            HOST_CITY,
-        ])
-        .await?;
-    let proposed = owner
-        .ctl_json(&[
-            "agreement",
-            "propose",
-            "--with",
-            "lanzhou",
-            "--number",
-            "BENCH-SCALE",
-            "--from",
-            "2020-01-01",
-            "--until",
-            "2099-12-31",
-        ])
-        .await?;
-    let id = proposed
-        .iter()
-        .find_map(|d| d["agreement_id"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let id = admit_follower(&owner, &follower, "BENCH-SCALE");
     wait_active(&owner, &id, Duration::from_secs(120)).await?;
 
     let mut import_rates = Vec::new();
@@ -102,7 +74,12 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let mut imported = 0;
     for size in [small, large] {
         eprintln!("liaison-bench: growing the owner to {size} members");
-        import_rates.push(import_roster(&owner, &cluster.root, imported..size, destination).await?);
+        import_rates.push(import_roster(
+            &owner,
+            fed.dir(),
+            imported..size,
+            destination,
+        )?);
         imported = size;
         at.push(measure(&mut owner, bench.opts.reps).await?);
     }
@@ -181,7 +158,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-async fn measure(owner: &mut NodeProc, reps: usize) -> Result<Timings> {
+async fn measure(owner: &mut TestNode, reps: usize) -> Result<Timings> {
     let mut t = Timings {
         cli_s: Vec::new(),
         list_s: Vec::new(),
@@ -191,20 +168,18 @@ async fn measure(owner: &mut NodeProc, reps: usize) -> Result<Timings> {
     };
     for _ in 0..reps {
         let started = Instant::now();
-        owner.ctl(&["-o", "json", "status"]).await?;
+        owner.ctl_ok(&["-o", "json", "status"]);
         t.cli_s.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
-        owner
-            .ctl(&[
-                "-o", "json", "member", "list", "--name", RARE_NAME, "--limit", "100",
-            ])
-            .await?;
+        owner.ctl_ok(&[
+            "-o", "json", "member", "list", "--name", RARE_NAME, "--limit", "100",
+        ]);
         t.list_s.push(started.elapsed().as_secs_f64());
         let started = Instant::now();
-        owner.ctl(&["-o", "json", "report", "uncovered"]).await?;
+        owner.ctl_ok(&["-o", "json", "report", "uncovered"]);
         t.report_s.push(started.elapsed().as_secs_f64());
-        t.stop_s.push(owner.stop()?.as_secs_f64());
-        t.start_s.push(owner.start().await?.as_secs_f64());
+        t.stop_s.push(stop(owner)?.as_secs_f64());
+        t.start_s.push(owner.start().await.as_secs_f64());
     }
     Ok(t)
 }

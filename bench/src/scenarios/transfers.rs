@@ -33,10 +33,10 @@ use liaison_rpc::v1::admin_client::AdminClient;
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 
-use super::{add_branches, import_roster, wait_active, wait_caught_up};
-use crate::cluster::{owned_member_ids, timed, wait_for, wall_ms};
+use super::{add_branches, import_roster, owned_member_ids, wait_active, wait_caught_up};
 use crate::fixture::{HOST_CITY, HOST_PLACE};
 use crate::report::{median, quantile, Figure, Report, Target};
+use crate::timing::{timed, wait_for, wall_ms};
 use crate::Bench;
 
 const S: &str = "5 transfers";
@@ -50,11 +50,11 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let n: usize = if bench.opts.quick { 100 } else { 1000 };
     let reps = bench.opts.reps;
     let members = (n * reps * 2) as u64;
-    let cluster = bench.cluster("transfers")?;
-    let owner = cluster.node("pingliang").await?;
-    let host = cluster.node("lanzhou").await?;
-    add_branches(&owner).await?;
-    host.ctl(&[
+    let fed = bench.federation("transfers")?;
+    let owner = fed.node("pingliang").await;
+    let host = fed.node("lanzhou").await;
+    add_branches(&owner);
+    host.ctl_ok(&[
         "org",
         "add",
         "lz1",
@@ -62,12 +62,11 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         "兰州市城关区流动党员党支部",
         "--level",
         "branch",
-    ])
-    .await?;
-    cluster.link(&owner, &host, &[HOST_CITY]).await?;
-    import_roster(&owner, &cluster.root, 0..members, |_| Some(HOST_PLACE)).await?;
-    let id = cluster.propose(&owner, &host, "BENCH-TRANSFER").await?;
-    host.ctl(&["agreement", "accept", &id]).await?;
+    ]);
+    fed.link_serving(&owner, &host, HOST_CITY).await;
+    import_roster(&owner, fed.dir(), 0..members, |_| Some(HOST_PLACE))?;
+    let id = fed.propose(&owner, &host, "BENCH-TRANSFER").await;
+    host.ctl_ok(&["agreement", "accept", &id]);
     wait_active(&owner, &id, Duration::from_secs(600)).await?;
     wait_caught_up(
         &host,
@@ -77,16 +76,15 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         Duration::from_millis(100),
     )
     .await?;
-    host.ctl(&[
+    host.ctl_ok(&[
         "peer",
         "policy",
         &owner.node_id,
         "--auto-accept-into",
         "lz1",
-    ])
-    .await?;
+    ]);
 
-    let mut admin = owner.admin().await?;
+    let mut admin = owner.admin().await;
     let ids = owned_member_ids(&mut admin, true).await?;
     if ids.len() < n * reps * 2 {
         bail!(

@@ -26,12 +26,17 @@ use anyhow::{bail, Context as _, Result};
 use liaison_rpc::v1::admin_client::AdminClient;
 use tonic::transport::Channel;
 
-use super::{add_branches, import_roster, update_phone, wait_active};
-use crate::cluster::{owned_member_ids, wait_for, Cluster, NodeProc};
-use crate::fixture::{self, HOST_CITY, HOST_PLACE};
+use liaison_tests::{Federation, TestNode};
+
+use super::{
+    add_branches, admit_follower, import_roster, owned_member_ids, pid_of, replication,
+    update_phone, wait_active,
+};
+use crate::fixture::{self, HOST_PLACE};
 use crate::follower::{Follower, FollowerOptions};
 use crate::procfs;
 use crate::report::{median, Figure, Report, Target};
+use crate::timing::wait_for;
 use crate::Bench;
 
 const S: &str = "4 write-cost";
@@ -40,14 +45,13 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let quick = bench.opts.quick;
     let members: u64 = if quick { 2_000 } else { 10_000 };
     let duration = Duration::from_secs(if quick { 2 } else { 6 });
-    let cluster = bench.cluster("write-cost")?;
-    let owner = cluster.node("pingliang").await?;
-    add_branches(&owner).await?;
-    import_roster(&owner, &cluster.root, 0..members, |i| {
+    let fed = bench.federation("write-cost")?;
+    let owner = fed.node("pingliang").await;
+    add_branches(&owner);
+    import_roster(&owner, fed.dir(), 0..members, |i| {
         (i % 5 == 0).then_some(HOST_PLACE)
-    })
-    .await?;
-    let mut admin = owner.admin().await?;
+    })?;
+    let mut admin = owner.admin().await;
     let ids = owned_member_ids(&mut admin, true).await?;
 
     let mut followers: Vec<Follower> = Vec::new();
@@ -55,7 +59,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let mut round = 0u64;
     for target_count in [0usize, 1, 8] {
         while followers.len() < target_count {
-            let follower = add_follower(&cluster, &owner, followers.len() + 1).await?;
+            let follower = add_follower(&fed, &owner, followers.len() + 1).await?;
             // Wait until it holds every member in scope before measuring.
             wait_followers_caught_up(
                 &owner,
@@ -66,14 +70,14 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
             followers.push(follower);
         }
         let mut rates = Vec::new();
-        let cpu_before = procfs::cpu_seconds(owner.pid()?)?;
+        let cpu_before = procfs::cpu_seconds(pid_of(&owner)?)?;
         let phase_started = Instant::now();
         for _ in 0..bench.opts.reps {
             round += 1;
             let rate = write_for(&admin, &ids, bench.opts.writers, duration, round).await?;
             rates.push(rate);
         }
-        let cpu = (procfs::cpu_seconds(owner.pid()?)? - cpu_before)
+        let cpu = (procfs::cpu_seconds(pid_of(&owner)?)? - cpu_before)
             / phase_started.elapsed().as_secs_f64();
         wait_followers_caught_up(&owner, &followers.iter().collect::<Vec<_>>(), 0).await?;
         eprintln!(
@@ -137,46 +141,17 @@ fn followers_and<'a>(followers: &'a [Follower], new: &'a Follower) -> Vec<&'a Fo
 /// Starts follower `f-K` serving the owner's host place, admits it at the
 /// owner, and signs the owner's agreement proposal; returns once the owner
 /// has activated it.
-async fn add_follower(cluster: &Cluster, owner: &NodeProc, k: usize) -> Result<Follower> {
+async fn add_follower(fed: &Federation, owner: &TestNode, k: usize) -> Result<Follower> {
     let node_id = format!("f-{k}");
     let follower = Follower::start(
-        &cluster.ca,
+        fed,
         &node_id,
         &owner.node_id,
-        &owner.endpoint()?,
+        &owner.endpoint(),
         FollowerOptions::peer(true),
     )
     .await?;
-    owner
-        .ctl(&[
-            "peer",
-            "add",
-            &node_id,
-            "--endpoint",
-            &follower.endpoint,
-            "--serves",
-            HOST_CITY,
-        ])
-        .await?;
-    let proposed = owner
-        .ctl_json(&[
-            "agreement",
-            "propose",
-            "--with",
-            &node_id,
-            "--number",
-            &format!("BENCH-F{k}"),
-            "--from",
-            "2020-01-01",
-            "--until",
-            "2099-12-31",
-        ])
-        .await?;
-    let id = proposed
-        .iter()
-        .find_map(|d| d["agreement_id"].as_str())
-        .context("agreement propose printed no agreement id")?
-        .to_owned();
+    let id = admit_follower(owner, &follower, &format!("BENCH-F{k}"));
     wait_active(owner, &id, Duration::from_secs(600)).await?;
     Ok(follower)
 }
@@ -185,11 +160,11 @@ async fn add_follower(cluster: &Cluster, owner: &NodeProc, k: usize) -> Result<F
 /// owner sent it all, and the follower received up to the last seq sent),
 /// and at least `home_sections` home sections.
 async fn wait_followers_caught_up(
-    owner: &NodeProc,
+    owner: &TestNode,
     followers: &[&Follower],
     home_sections: u64,
 ) -> Result<()> {
-    let mut admin = owner.admin().await?;
+    let mut admin = owner.admin().await;
     let mut lagging = String::new();
     let outcome = wait_for(
         Duration::from_secs(600),
@@ -197,7 +172,7 @@ async fn wait_followers_caught_up(
         "every follower caught up",
         async || {
             for f in followers {
-                let r = owner.replication(&mut admin, &f.node_id).await?;
+                let r = replication(&mut admin, owner, &f.node_id).await?;
                 let last_seq = f.stats.last_seq.load(Ordering::Relaxed);
                 let received = f.stats.home_sections.load(Ordering::Relaxed);
                 if r.backlog_for_peer > 0 || last_seq < r.peer_cursor || received < home_sections {

@@ -743,7 +743,7 @@ pub fn quarantine_holds_only_invalid(
 /// Divergences the simulator found in the core that are written up but not
 /// fixed yet. A convergence check told to tolerate one skips exactly its
 /// symptom and goes on checking everything else. Each has a regression test
-/// in `tests/tests/sim.rs` that runs its seed with nothing tolerated.
+/// in `tests/tests/sim_*.rs` that runs its seed with nothing tolerated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KnownBugs {
     /// Ends cross: after one party ended an agreement, it ignores every
@@ -769,9 +769,8 @@ pub struct KnownBugs {
 }
 
 impl KnownBugs {
-    /// What the CI run tolerates today.
-    /// All three are fixed (see the `bugs` regression tests in
-    /// tests/tests/sim.rs); nothing is tolerated any more.
+    /// What the CI run tolerates: nothing, every bug found is fixed (see
+    /// the regression tests in tests/tests/sim_*.rs).
     pub const CURRENT: KnownBugs = KnownBugs {
         ended_agreements_diverge: false,
         several_agreements_one_host: false,

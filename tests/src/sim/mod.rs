@@ -78,6 +78,7 @@
 pub mod gen;
 pub mod invariants;
 pub mod run;
+pub mod schedule;
 pub mod step;
 pub mod world;
 

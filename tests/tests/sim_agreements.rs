@@ -1,0 +1,221 @@
+//! The simulator's regression tests on co-management agreements: how
+//! the two parties end one, what its shares cover when several agreements
+//! cover a member, what a host does past the end and grace, and a peer
+//! added again under an agreement.
+//!
+//! Each test replays schedules written by hand with the one-line builders
+//! of `liaison_tests::sim::schedule` (a step's index in its schedule names
+//! the member, agreement or transfer it creates), then the seeds that found
+//! the bug, with no known bug tolerated: a change to the scheduler changes
+//! what a seed does, while a hand-written schedule does not depend on it.
+//! A test that names a bug number or a soak seed names the run that found
+//! it.
+
+use liaison_tests::sim::schedule::*;
+
+/// BUG 1. Once a party ended an agreement it ignores every later event
+/// of the other, so crossing messages leave the two sides disagreeing
+/// on how the agreement ended and on what it was when it ended:
+/// (a) the inflow party accepts and then rejects; the coordinator
+/// applies the acceptance first and activates (and shares members) —
+/// it holds "terminated, active version 1", the inflow party
+/// "terminated, active version 0" (it ignores the activation);
+/// (b) the coordinator expires it on its clock while the inflow party
+/// terminates it: "expired" on one side, "terminated" on the other;
+/// (c) the coordinator publishes a version 2 that crosses the inflow
+/// party's termination: version 2 on one side, 1 on the other.
+#[test]
+fn sim_bug_ended_agreements_diverge() {
+    let mut runs = Vec::new();
+    // (a), seed 8 shrunk.
+    runs.push(schedule(vec![
+        propose(L, P, true, -1, 186),
+        deliver(L, P),
+        accept_agreement(P, AgreementRef(0)),
+        reject_agreement(P, AgreementRef(0)),
+    ]));
+    // (b), as seed 170: lanzhou proposes as inflow party, xian
+    // coordinates and activates at once; past the end, lanzhou
+    // terminates while xian's calendar expires it.
+    runs.push(schedule(vec![
+        propose(L, X, false, -1, 10),
+        deliver(L, X),
+        accept_agreement(X, AgreementRef(0)),
+        deliver(X, L),
+        advance(12),
+        terminate(L, AgreementRef(0)),
+        tick(X),
+    ]));
+    // (c)
+    runs.push(schedule(vec![
+        propose(P, L, true, -1, 100),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(0)),
+        deliver(L, P),
+        deliver(P, L),
+        counter(P, AgreementRef(0), -1, 200),
+        terminate(L, AgreementRef(0)),
+    ]));
+    runs.extend(seeds(&[8, 170]));
+    all_pass(runs);
+}
+
+/// BUG 2. Two active agreements between the same pair both cover a
+/// member; the owner keeps one `shares` row per (member, host), under
+/// the agreement it shared under last. When that agreement ends, the
+/// owner deletes the row (and drops the home sections still queued for
+/// the host) but does not share again under the other agreement, which
+/// still covers the member. Either the host holds nothing although an
+/// active agreement covers the member (the host terminates
+/// the agreement it holds the copy under; seed 152: the owner's
+/// calendar expires it), or — when the host still
+/// holds the copy under the other agreement — it keeps a copy the owner
+/// no longer knows of: never updated, and never withdrawn when the
+/// member returns home (seed 219: a home section left at the host of a
+/// member who is back home).
+#[test]
+fn sim_bug_end_of_one_agreement_forgets_the_copy_under_another() {
+    let mut runs = Vec::new();
+    // Seed 251 under an earlier scheduler: pingliang shares m0 with lanzhou under a1 (the
+    // later of two active agreements); lanzhou terminates a1.
+    runs.push(schedule(vec![
+        propose(P, L, true, -2, 34),
+        propose(P, L, true, -1, 199),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(0)),
+        accept_agreement(L, AgreementRef(1)),
+        deliver(L, P),
+        member_add(P, "李党员"),
+        outflow(P, MemberRef(6), L, 95),
+        deliver(P, L),
+        terminate(L, AgreementRef(1)),
+    ]));
+    // As seed 219: lanzhou holds m0 under a0; pingliang activates a1
+    // (its share under a1 still queued), terminates a1 (dropping the
+    // queued share and its `shares` row), and the member returns home:
+    // no Unshare is sent, lanzhou keeps the home section.
+    runs.push(schedule(vec![
+        member_add(P, "李党员"),
+        outflow(P, MemberRef(0), L, 101),
+        propose(P, L, true, -17, 187),
+        propose(L, P, false, -12, 16),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(2)),
+        deliver(L, P),
+        deliver(P, L),
+        accept_agreement(P, AgreementRef(3)),
+        terminate(P, AgreementRef(3)),
+        outflow_return(P, MemberRef(0)),
+    ]));
+    runs.extend(seeds(&[152, 219]));
+    all_pass(runs);
+}
+
+/// BUG 3. When a second agreement with the same host starts covering a
+/// member, the owner's re-evaluation (`reshare_all`, not re-sending)
+/// shares the member again under it at the same version, and moves its
+/// `shares` row to it; the host ignores a home section that is not
+/// newer than its copy, so it keeps the copy under the first
+/// agreement. Owner and host now disagree on the basis: when the host
+/// terminates the first agreement it deletes the copy, while the owner,
+/// whose row names the second (still active), believes the host holds
+/// it and never sends it again (seeds 74, 124).
+#[test]
+fn sim_bug_same_version_reshare_under_another_agreement_is_ignored() {
+    let mut runs = Vec::new();
+    // Seed 142 under an earlier scheduler, shrunk.
+    runs.push(schedule(vec![
+        member_add(P, "马党员"),
+        propose(P, L, true, -16, 137),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(1)),
+        outflow(P, MemberRef(0), L, 94),
+        deliver(L, P),
+        propose(P, L, true, -4, 81),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(6)),
+        deliver(L, P),
+        deliver(P, L),
+        terminate(L, AgreementRef(1)),
+    ]));
+    runs.extend(seeds(&[74, 124]));
+    all_pass(runs);
+}
+
+/// BUG 30 (soak seed 1,055,220, no restore). Lanzhou, host of m0 under
+/// an agreement, its clock ahead, counter-proposed a renewal; Pingliang
+/// updated m0 and then published and activated the renewal. The update
+/// reached Lanzhou in the batch before the renewal, when Lanzhou's
+/// clock was past the first version's end plus the grace period: it
+/// was not stored, but the copy from before stayed, and nothing told
+/// Pingliang to share again. Fixed in `core::apply` and
+/// `agreements::host_past_grace`: refusing such an update drops the
+/// copies under that agreement and sends `CopiesDropped` at once, as
+/// the calendar would; the owner shares again under the renewal.
+#[test]
+fn sim_bug_a_host_past_grace_drops_its_copies_with_the_refused_update() {
+    let m = MemberRef(2);
+    let run = schedule(vec![
+        propose(P, L, true, -15, 24),
+        deliver(P, L),
+        member_add(P, "李党员"),
+        accept_agreement(L, AgreementRef(0)),
+        deliver(L, P),
+        outflow(P, m, L, 12),
+        Step::Advance {
+            deltas_ms: vec![0, 10 * DAY, 0],
+        },
+        deliver(P, L),
+        counter(L, AgreementRef(0), 2, 55),
+        deliver(L, P),
+        set_phone(P, m, "13990912454"),
+        advance(12),
+        accept_agreement(P, AgreementRef(0)),
+        advance(18),
+        deliver(P, L),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_055_220]));
+}
+
+/// BUG 31 (soak seed 1,064,438, no restore). Pingliang, host under
+/// an agreement with Lanzhou, its clock far ahead, got the activation,
+/// a share and a newer version only proposed, in one batch. It judged
+/// the share by the end of the proposed version (not active, it
+/// extends nothing) yet had already passed the active one's end plus
+/// grace on its calendar, which had dropped nothing and so told
+/// nothing: Lanzhou believed Pingliang held the member. Fixed in
+/// `core::agreements`: a host keeps copies until the end of the active
+/// version (`host_version`), and refusing a share past it tells the
+/// owner (`CopiesDropped`, with the active version) even if nothing was
+/// held.
+#[test]
+fn sim_bug_a_host_judges_shares_by_the_active_version_and_says_so() {
+    let run = schedule(vec![
+        member_add(L, "王党员"),
+        propose_members(L, P, true, 3, 26, vec![MemberRef(0)]),
+        deliver(L, P),
+        accept_agreement(P, AgreementRef(1)),
+        deliver(P, L),
+        advance(13),
+        Step::Advance {
+            deltas_ms: vec![35 * DAY, 0, 0],
+        },
+        tick(L),
+        advance(8),
+        advance(5),
+        counter(L, AgreementRef(1), 3, 42),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_064_438]));
+}
+
+/// BUG 6 (seed 979). A peer removed with `--force` and added again
+/// never got the members an agreement with it activated meanwhile came
+/// to cover: activation could not share with a non-peer, and `peer add`
+/// shared only members away to a place no node served. Fixed in
+/// `core::peering::add`, which the admin service and the simulator call.
+#[test]
+fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
+    all_pass(seeds(&[979]));
+}

@@ -1,0 +1,1150 @@
+//! The simulator's regression tests on backup, restore and reconcile
+//! (DESIGN §7): what a node restored from a backup forgot, how it adopts
+//! what its peers hold, and the transfers, shares and host records across
+//! a restore.
+//!
+//! Each test replays schedules written by hand with the one-line builders
+//! of `liaison_tests::sim::schedule` (a step's index in its schedule names
+//! the member, agreement or transfer it creates), then the seeds that found
+//! the bug, with no known bug tolerated: a change to the scheduler changes
+//! what a seed does, while a hand-written schedule does not depend on it.
+//! A test that names a bug number or a soak seed names the run that found
+//! it.
+
+use liaison_tests::sim::schedule::*;
+use liaison_tests::sim::{run_seed, SimConfig};
+
+/// BUG 5 (the simulator's first runs with backups and restores, seeds
+/// below of the first 1,000): reconciliation (DESIGN §7) broke where a
+/// restored node had forgotten more than one kind of thing at once.
+/// Found and fixed in `core::reconcile` / `core::transfers`:
+/// - adopting an agreement the backup never had inserted its versions
+///   before its row (FOREIGN KEY; seed 8, the schedule below);
+/// - records it authored about a member it released since were adopted
+///   back (seed 13);
+/// - a host's records were quarantined because the restored owner had
+///   forgotten it shared the member (seeds 15, 334);
+/// - an agreement that ended after the backup was adopted as ended
+///   without dropping the copies under it (seed 189);
+/// - an open or accepted transfer of a member written after the backup
+///   could not be released, nor was it aborted (seed 245);
+/// - a late release of a member passed on since the backup made two
+///   owners (seed 309);
+/// - a reissued letter number clashed after `--without-peer` (seed 404);
+/// - letters were believed only past the last peer's jump, not past the
+///   backup's (seed 22);
+/// - a peer removed when the backup was taken was never reconciled with
+///   after it was added again (seed 195);
+/// - a host's record adopted back was in no log any more, so its owner,
+///   restored later from an older backup, never got it again (soak seed
+///   1,000,128): it is sent again while its agreement is active.
+#[test]
+fn sim_bug_reconcile_after_restore() {
+    let mut runs = vec![schedule(vec![
+        backup(L),
+        propose(L, P, true, -3, 119),
+        deliver(L, P),
+        restore(L, 0),
+        deliver(P, L),
+    ])];
+    runs.extend(seeds(&[
+        8, 13, 15, 22, 189, 195, 245, 309, 334, 404, 1_000_128, 1_000_296, 1_000_301, 1_000_571,
+    ]));
+    all_pass(runs);
+}
+
+/// BUG 9 (the release soak, seeds 1,000,000 to 1,005,000): more of
+/// what a restore makes a node forget, each fixed in `core::reconcile`
+/// or `core::transfers` (or, where DESIGN §7 accepts the outcome, in
+/// what the simulator tolerates):
+/// - a restored sender reissued a letter number after going on without
+///   the receiver of the forgotten one, and the receiver failed on the
+///   clash (1,000,938);
+/// - a restored owner forgot it shared a member it released since, or
+///   received after its backup, and quarantined the host's records
+///   (1,001,032, 1,001,322, 1,003,077, 1,004,520 and others);
+/// - a letter number reissued on an earlier branch of backups was not
+///   believed (1,004,174);
+/// - a restored receiver kept an offer open whose abort it forgot
+///   (1,002,570);
+/// - adopting an ended agreement lowered the active version, or kept a
+///   version the node forgot it proposed (1,001,843, 1,002,822);
+/// - accepted losses: a member lost by restores on both sides of a
+///   transfer (1,002,713), two owners after `--without-peer P` where
+///   P passed the member on (1,001,346).
+#[test]
+fn sim_bug_soak_restores() {
+    all_pass(seeds(&[
+        1_000_938, 1_001_032, 1_001_041, 1_001_322, 1_001_346, 1_001_712, 1_001_843, 1_001_914,
+        1_002_233, 1_002_406, 1_002_570, 1_002_713, 1_002_822, 1_003_077, 1_003_109, 1_003_254,
+        1_003_269, 1_004_174, 1_004_401, 1_004_520, 1_004_969,
+    ]));
+}
+
+/// BUG 10 (soak seeds 1,008,248 and 1,009,077). A node restored from a
+/// backup, then restored again from a later backup of the first
+/// lineage, dropped from its log events its peers had never pulled: a
+/// peer's cursor on the earlier restore's log (a branch that numbered
+/// its own events from the older backup's sequence) was taken as proof
+/// that the peer applied this file's events of the same numbers. Fixed
+/// in `core::reconcile::adopt`: only cursors on this file's own log ids
+/// count.
+#[test]
+fn sim_bug_restore_from_another_branch_keeps_unpulled_events() {
+    all_pass(seeds(&[1_008_248, 1_009_077]));
+}
+
+/// BUG 11 (soak seed 1,006,736, shrunk). Lanzhou proposes, Xi'an
+/// accepts (version 1 active) while Lanzhou rejects; both are then
+/// restored from backups older than the agreement. Xi'an adopts it back
+/// from Lanzhou as terminated, but Lanzhou, adopting it from Xi'an,
+/// refused it: version 1 carried no signature of Lanzhou's, which
+/// ended it before that version reached it. The agreement stayed
+/// unknown to one party. Fixed in `core::reconcile::adopt_agreement`:
+/// an ended agreement (it shares nothing and is never active again) is
+/// adopted without this node's signature on its last active version.
+#[test]
+fn sim_bug_both_parties_restored_adopt_an_agreement_one_ended_early() {
+    let a = AgreementRef(2);
+    let run = schedule(vec![
+        backup(L),
+        backup(X),
+        propose(L, X, false, -6, 44),
+        deliver(L, X),
+        accept_agreement(X, a),
+        reject_agreement(L, a),
+        deliver(X, L),
+        restore(X, 0),
+        deliver(L, X),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+}
+
+/// BUG 7 (soak seeds 1,000,296 and 1,000,301). A host restored from a
+/// backup drops from its log the events its peers had applied; when the
+/// owner is then restored from a backup older than the host's records,
+/// no log holds them any more and the owner never got them back. Fixed
+/// in `core::reconcile`: a peer's holdings also carry what it made as
+/// host of the requester's members, applied again as its events are.
+#[test]
+fn sim_bug_owner_restored_after_its_host_gets_the_hosts_records() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        propose(P, X, true, -12, 48),
+        member_add(P, "李党员"),
+        deliver(P, X),
+        outflow(P, m, X, 172),
+        accept_agreement(X, AgreementRef(0)),
+        deliver(X, P),
+        deliver(P, X),
+        backup(P),
+        activity(X, m, "study", 8),
+        deliver(X, P),
+        backup(X),
+        restore(X, 0),
+        restore(P, 0),
+    ]);
+    all_pass(vec![run]);
+}
+
+/// BUG 8 (soak seed 1,000,571). A sender restored from a backup older
+/// than its offer learns of it from the receiver, which, past the date
+/// without a decision, reports it `awaiting_sender`: that state was not
+/// adopted, so the receiver's accept was quarantined as a vote on an
+/// unknown transfer. Fixed in `core::transfers::adopt_reported`: the
+/// newest such offer stands (the sender's calendar expires it).
+#[test]
+fn sim_bug_restored_sender_adopts_an_offer_awaiting_its_decision() {
+    let run = schedule(vec![
+        member_add(X, "张党员"),
+        backup(X),
+        start(X, MemberRef(0), L, 3),
+        deliver(X, L),
+        advance(39),
+        accept(L, TransferRef(0)),
+        restore(X, 0),
+    ]);
+    assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
+    all_pass(vec![run]);
+}
+
+/// BUG 13 (soak seeds 1,010,038 and 1,010,657). The coordinator
+/// accepts a host's record under an agreement only if the host sent it
+/// before it applied the agreement's end, but kept only *that* the host
+/// applied it, not *where* in the host's log: a record judged after the
+/// marker was applied (held until its member arrived at a restored
+/// coordinator, or sent again by a host restored onto another branch)
+/// was refused although the host appended it before its end. Here
+/// Lanzhou, restored to a backup from before it received m0, applies
+/// Xi'an's host section (held: m0 unknown), then the end marker, then
+/// gets m0 back from Pingliang's release and retries the section. Fixed
+/// in `core::agreements`: the marker is the end's seq in the host's log
+/// (`host_end_seq`), and a record is judged by its own seq.
+#[test]
+fn sim_bug_host_record_judged_by_its_place_before_the_end() {
+    // References name the step that made them.
+    let m = MemberRef(1);
+    let run = schedule(vec![
+        backup(L),
+        member_add(P, "王党员"),
+        propose(L, X, true, -10, 121),
+        start(P, m, L, 10),
+        deliver_at_most(P, L, 1),
+        deliver_at_most(L, X, 2),
+        accept(L, TransferRef(3)),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(P, L, 5),
+        accept_agreement(X, AgreementRef(2)),
+        outflow(L, m, X, 183),
+        deliver(X, L),
+        deliver(L, X),
+        host_set(X, m, 980),
+        terminate(X, AgreementRef(2)),
+        restore(L, 0),
+        deliver(X, L),
+    ]);
+    assert_eq!(run.stats.events_quarantined, 1, "{}", run.report());
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_010_038, 1_010_657]));
+}
+
+/// BUG 14 (soak seed 1,011,096). A coordinator restored from a backup
+/// older than its own proposal forgot the agreement; it adopted the
+/// other party while that party, itself restored, did not hold it
+/// either; the other party was then restored from a later backup that
+/// did, and accepted. Its vote was refused as the acceptance of an
+/// unknown agreement, and the two sides never agreed again. Fixed: an
+/// accept or counter carries the version it answers with the
+/// coordinator's signature (`AgreementVote.answered`), and a
+/// coordinator whose own signature on it verifies takes the agreement
+/// back (`core::agreements::adopt_forgotten`); one never answered comes
+/// back when the other party adopts the coordinator's holdings and finds
+/// it missing there (`held`, `core::agreements::remind_forgotten`).
+#[test]
+fn sim_bug_coordinator_takes_back_a_forgotten_proposal_from_the_vote() {
+    let run = |answer: bool| {
+        let mut steps = vec![
+            backup(P),
+            backup(L),
+            propose(L, P, true, -16, 145),
+            deliver(L, P),
+            restore(L, 0),
+            backup(P),
+            restore(P, 0),
+            deliver(P, L),
+            restore(P, 1),
+            deliver(X, P),
+            reconcile_without(P, L),
+        ];
+        if answer {
+            steps.push(accept_agreement(P, AgreementRef(2)));
+        }
+        schedule(steps)
+    };
+    // Accepted: the vote brings the agreement back, and it activates.
+    let accepted = run(true);
+    assert_eq!(
+        accepted.stats.events_quarantined,
+        0,
+        "{}",
+        accepted.report()
+    );
+    // Never answered: Pingliang reminds Lanzhou when it adopts Lanzhou's
+    // holdings (`agreements::remind_forgotten`), so both hold it.
+    let unanswered = run(false);
+    all_pass(vec![accepted, unanswered]);
+    all_pass(seeds(&[1_011_096]));
+}
+
+/// BUG 15 (soak seeds 1,008,293 and 1,010,178). An owner released a
+/// member and was restored from a backup taken before the release; a
+/// host's record about the member (a contact, a host section) then
+/// reached it, and it kept it as the owner it believed it was. When the
+/// receiver's holdings showed the transfer completed, the transfer rule
+/// made the member a tombstone and deleted the record: the new owner
+/// never got it. Fixed in `core::transfers`: the records other hosts
+/// made are relayed to the receiver first, as records reaching a
+/// tombstone are.
+#[test]
+fn sim_bug_restored_sender_relays_what_hosts_sent_it_meanwhile() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "王党员"),
+        member_add(P, "马党员"),
+        propose_members(P, X, true, 1, 22, vec![m, MemberRef(1)]),
+        advance(10),
+        deliver(P, X),
+        start(P, m, L, 1),
+        deliver(P, L),
+        accept_agreement(X, AgreementRef(2)),
+        accept(L, TransferRef(5)),
+        backup(P),
+        deliver(X, P),
+        deliver(P, X),
+        deliver(L, P),
+        deliver(P, L),
+        contact(X, m, "dues", 89),
+        restore(P, 0),
+        deliver(X, P),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_008_293, 1_010_178]));
+}
+
+/// BUG 16 (soak seeds 1,007,011 and 1,008,755): two restores on a
+/// transfer chain. Lanzhou offered m0 to Pingliang and was backed up;
+/// Pingliang accepted, got the release and passed m0 on to Xi'an. Then
+/// Lanzhou was restored to its open offer and Pingliang to a backup
+/// from before it knew m0: no node remembered the release, and Lanzhou
+/// owned m0 again beside Xi'an for good. DESIGN §7 names no such case.
+/// Fixed in `core::transfers`: a receiver that holds the member at a
+/// later generation than an offer's (it learns so from Xi'an's
+/// holdings) answers the offer as already received; the restored
+/// sender releases it again (even past expiry), and the release is
+/// receipted and not installed. Until the answer arrives the two claims
+/// are tolerated (`invariants::single_owner`).
+#[test]
+fn sim_bug_two_restores_on_a_transfer_chain_release_again() {
+    let m = MemberRef(1);
+    let run = schedule(vec![
+        backup(P),
+        member_add(L, "张党员"),
+        start(L, m, P, 90),
+        backup(L),
+        deliver(L, P),
+        accept(P, TransferRef(2)),
+        deliver(P, L),
+        deliver(L, P),
+        start(P, m, X, 30),
+        deliver(P, X),
+        accept(X, TransferRef(8)),
+        restore(L, 0),
+        deliver(X, L),
+        deliver(X, P),
+        deliver(P, X),
+        restore(P, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_007_011, 1_008_755]));
+}
+
+/// BUG 17 (soak seed 1,006,736). Xi'an transferred m0 to Lanzhou, which
+/// passed it back; both were then restored to backups from before the
+/// first transfer. Xi'an learnt both transfers again from Lanzhou's
+/// holdings, but Lanzhou, adopting Xi'an's, took back only the transfer
+/// it sent: the one it received, completed at Xi'an, stayed unknown
+/// there for good. Fixed in `core::transfers::adopt_received`: a
+/// transfer to this node that the sender reports completed is recorded.
+#[test]
+fn sim_bug_restored_receiver_records_a_transfer_it_forgot_it_received() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "李党员"),
+        backup(X),
+        backup(L),
+        start(X, m, L, 1),
+        deliver(X, L),
+        accept(L, TransferRef(3)),
+        deliver(L, X),
+        deliver(X, L),
+        start(L, m, X, 10),
+        deliver(L, X),
+        accept(X, TransferRef(8)),
+        deliver(X, L),
+        restore(X, 0),
+        deliver(L, X),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_006_736]));
+}
+
+/// BUG 18 (soak seed 1,006,887). Lanzhou released m0 to Xi'an, which
+/// passed it to Pingliang, which shares it back with Lanzhou as its
+/// host. Lanzhou, restored to a backup from before the release, applied
+/// Pingliang's log before adopting Xi'an's holdings (which finish the
+/// release): Pingliang's honest home section was refused, since m0 was
+/// "owned here". And once the transfer rule made m0 a tombstone, it did
+/// so at Xi'an's current generation (3, Pingliang's too) rather than
+/// the release's (2). Fixed: a restored node holds a home section of a
+/// later generation than its own for a member it believes it owns
+/// (`apply::HELD_UNTIL_RELEASED`), and the transfer rule applies it
+/// again; transfers record the generation their release gave
+/// (`released_generation`, migration 0008), which the holdings report.
+#[test]
+fn sim_bug_restored_sender_holds_a_later_owners_share_until_the_release() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "李党员"),
+        start(L, m, X, 10),
+        reissue(L, TransferRef(1)),
+        deliver(L, X),
+        propose(P, L, true, -12, 180),
+        backup(L),
+        accept(X, TransferRef(2)),
+        deliver_at_most(P, L, 1),
+        deliver_at_most(X, L, 3),
+        accept_agreement(L, AgreementRef(4)),
+        deliver_at_most(L, P, 2),
+        deliver_at_most(L, X, 1),
+        start(X, m, P, 90),
+        deliver(X, P),
+        accept(P, TransferRef(12)),
+        deliver_at_most(P, X, 5),
+        deliver(X, P),
+        outflow(P, m, L, 183),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_006_887]));
+}
+
+/// BUG 19 (soak seed 1,020,779; introduced by BUG 17's fix). Xi'an
+/// sent m0 to Pingliang, took it back (a second transfer) and was
+/// restored to a backup from between the two. Recording every transfer
+/// to it that its sender reports completed, it recorded the second
+/// one too; the release, still in Pingliang's log for it, then found
+/// the transfer completed and installed nothing: m0 had no owner. Fixed
+/// in `core::transfers::adopt_received`: only a transfer of a member
+/// already here at the release's generation is recorded.
+#[test]
+fn sim_bug_restored_receiver_still_installs_a_release_it_forgot() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "赵党员"),
+        start(X, m, P, 10),
+        deliver(X, P),
+        accept(P, TransferRef(1)),
+        deliver(P, X),
+        deliver(X, P),
+        deliver(P, X),
+        backup(X),
+        start(P, m, X, 10),
+        deliver(P, X),
+        accept(X, TransferRef(8)),
+        deliver(X, P),
+        deliver(P, X),
+        deliver(X, P),
+        restore(X, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_020_779, 1_022_705]));
+}
+
+/// BUG 20 (soak seed 1,020,310). Pingliang shared m0 with Lanzhou under
+/// an agreement and offered it to Lanzhou, which accepted; Pingliang
+/// was restored to a backup from before both. Adopting Lanzhou's
+/// holdings, it finished the transfer (released) and then skipped the
+/// copy Lanzhou held of a member "released since" without noting that
+/// it had been shared: Lanzhou's contact, made as host before the
+/// release reached it, was refused as about a member never shared.
+/// Fixed in `core::reconcile::adopt` (step 5): the copy proves the
+/// disclosure whatever became of the member.
+#[test]
+fn sim_bug_restored_owner_notes_a_share_of_a_member_it_released_since() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "张党员"),
+        outflow(P, m, L, 60),
+        backup(P),
+        propose(P, L, true, -11, 89),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(3)),
+        deliver(L, P),
+        start(P, m, L, 90),
+        deliver(P, L),
+        accept(L, TransferRef(7)),
+        restore(P, 0),
+        deliver(L, P),
+        contact(L, m, "phone", 8),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_020_310]));
+}
+
+/// BUG 21 (soak seed 1,020,084). Xi'an hosted m0 for Pingliang, then
+/// received it by a transfer and passed it on to Lanzhou; restored to a
+/// backup from when it was still host, it learnt from Lanzhou that it
+/// had passed m0 on (a tombstone) but kept its old copy of Pingliang's
+/// home section, which no owner would ever unshare. Fixed in
+/// `core::transfers`: a tombstone drops the copies of a lower
+/// generation.
+#[test]
+fn sim_bug_restored_host_drops_its_copy_of_a_member_it_passed_on() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "张党员"),
+        propose_members(X, P, false, -1, 159, vec![m]),
+        deliver(X, P),
+        accept_agreement(P, AgreementRef(1)),
+        deliver(P, X),
+        start(P, m, X, 30),
+        deliver(P, X),
+        backup(X),
+        accept(X, TransferRef(5)),
+        deliver(X, P),
+        deliver(P, X),
+        start(X, m, L, 1),
+        deliver(X, L),
+        accept(L, TransferRef(11)),
+        deliver(L, X),
+        deliver(X, L),
+        restore(X, 0),
+        // Lanzhou first: it reports the transfer that made m0 a
+        // tombstone at Xi'an before Pingliang's release comes again.
+        deliver(L, X),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_020_084, 1_022_483]));
+}
+
+/// BUG 22 (soak seed 1,022,539). Pingliang, host of m0, wrote its host
+/// section twice; restored to a backup between the two, it asked its
+/// peers for what they held from it while the second one was in flight:
+/// Xi'an had released m0 to Lanzhou (its tables no longer held the
+/// section, its release event did) and Lanzhou had not applied the
+/// release yet. Pingliang kept the first version and would have reused
+/// the second one's number. Fixed in `core::reconcile::holdings_for`:
+/// the records the requester authored inside the release events still
+/// in the log are held too.
+#[test]
+fn sim_bug_holdings_carry_the_hosts_records_inside_a_release_in_flight() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "王党员"),
+        propose(X, P, true, -1, 113),
+        deliver(X, P),
+        accept_agreement(P, AgreementRef(1)),
+        deliver(P, X),
+        outflow(X, m, P, 139),
+        deliver(X, P),
+        host_set(P, m, 488),
+        backup(P),
+        host_set(P, m, 337),
+        deliver(P, X),
+        start(X, m, L, 90),
+        deliver(X, L),
+        restore(P, 0),
+        accept(L, TransferRef(11)),
+        // Pingliang adopts Lanzhou before the release reaches Lanzhou,
+        // and Xi'an after it released.
+        deliver(L, P),
+        deliver(L, X),
+        deliver(X, P),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_022_539]));
+}
+
+/// BUG 23 (soak seed 1,032,853). Pingliang, host of m0, wrote its host
+/// section (version 1.1) and was restored to a backup from before;
+/// going on without Xi'an, the owner, it wrote the section again, at
+/// version 1.1 once more. Xi'an kept the first (the same version), and
+/// adopting Xi'an later, Pingliang kept the second: they differed at
+/// one version for good. Fixed in `core::reconcile::adopt` (step 4b):
+/// a section written since the restore is sent again past the peer's
+/// counter while the agreement is open, else the peer's stands.
+#[test]
+fn sim_bug_restored_host_rewrites_its_section_past_the_owners_version() {
+    let m = MemberRef(2);
+    let run = schedule(vec![
+        propose(X, P, true, -13, 89),
+        deliver(X, P),
+        member_add(X, "李党员"),
+        outflow(X, m, P, 173),
+        accept_agreement(P, AgreementRef(0)),
+        deliver(P, X),
+        deliver(X, P),
+        backup(P),
+        host_set(P, m, 586),
+        deliver(P, X),
+        restore(P, 0),
+        reconcile_without(P, X),
+        deliver(L, P),
+        host_set(P, m, 773),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_032_853]));
+}
+
+/// BUG 24 (soak seed 1,033,342). Pingliang released m0 to Xi'an, which
+/// passed it to Lanzhou, its host; Pingliang was restored to a backup
+/// from before its release. (a) Still reconciling (Xi'an had not
+/// answered), it applied Lanzhou's acceptance of their agreement and
+/// activated it at once, sharing m0, which it believed it owned; (b)
+/// its log, served again to Lanzhou, still held a share of m0 from
+/// before the backup. Lanzhou, m0's owner at a later generation,
+/// refused both as home sections written by a non-owner. Fixed: a
+/// reconciling coordinator makes no agreement decision on applying a
+/// vote either (`agreements::tick_one`), and an owner ignores a home
+/// section of an earlier generation as stale, as a host does
+/// (`apply::apply_home_section`).
+#[test]
+fn sim_bug_restored_former_owner_shares_nothing_its_successor_refuses() {
+    // (a) The vote reaches Pingliang after its restore.
+    let a = schedule(vec![
+        propose(P, L, true, -8, 172),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(0)),
+        member_add(P, "张党员"),
+        outflow(P, MemberRef(3), L, 83),
+        start(P, MemberRef(3), X, 3),
+        deliver(P, X),
+        accept(X, TransferRef(5)),
+        backup(P),
+        deliver(X, P),
+        deliver(P, X),
+        advance(18),
+        restore(P, 0),
+        start(X, MemberRef(3), L, 3),
+        deliver(X, L),
+        accept(L, TransferRef(13)),
+        deliver(L, X),
+        deliver(L, P),
+        deliver(X, L),
+    ]);
+    // (b) The share is in Pingliang's backup, not yet pulled.
+    let b = schedule(vec![
+        propose(P, L, true, -8, 172),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(0)),
+        deliver(L, P),
+        member_add(P, "张党员"),
+        outflow(P, MemberRef(4), L, 83),
+        start(P, MemberRef(4), X, 3),
+        deliver_at_most(P, X, 2),
+        accept(X, TransferRef(6)),
+        backup(P),
+        deliver(X, P),
+        deliver(P, X),
+        restore(P, 0),
+        start(X, MemberRef(4), L, 3),
+        deliver(X, L),
+        accept(L, TransferRef(13)),
+        deliver(L, X),
+        deliver(L, P),
+        deliver(X, L),
+    ]);
+    all_pass(vec![a, b]);
+    all_pass(seeds(&[1_033_342]));
+}
+
+/// BUG 25 (soak seed 1,033,456). Xi'an, host of m0 for Lanzhou, wrote
+/// its host section twice; Lanzhou released m0 to Pingliang between
+/// the two (the first went with the release, the second was relayed
+/// with the transfer as its basis), and Xi'an was restored to a backup
+/// from before both. Adopting Pingliang first, it could not take the
+/// second back (a basis not its own), then took the first back from
+/// Lanzhou's release: its record differed from the owner's for good.
+/// Fixed in `core::reconcile::adopt` (step 4b): a relayed section is
+/// taken back under the basis of the section held here; where none is
+/// held, its version is kept as a floor (`members::host_section_floor`)
+/// that older versions do not pass and the next write does.
+#[test]
+fn sim_bug_restored_host_takes_back_no_older_section_than_a_relayed_one() {
+    let m = MemberRef(6);
+    let run = schedule(vec![
+        propose(L, X, true, -8, 172),
+        deliver(L, X),
+        backup(X),
+        counter(X, AgreementRef(0), -7, 117),
+        deliver(X, L),
+        accept_agreement(L, AgreementRef(0)),
+        member_add(L, "张党员"),
+        outflow(L, m, X, 42),
+        deliver(L, X),
+        start(L, m, P, 10),
+        deliver(L, P),
+        host_set(X, m, 32),
+        deliver(X, L),
+        accept(P, TransferRef(9)),
+        deliver(P, L),
+        host_set(X, m, 543),
+        deliver(X, L),
+        restore(X, 0),
+        deliver(L, P),
+        // Xi'an adopts Pingliang before Lanzhou.
+        deliver(P, X),
+        deliver(L, X),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_033_456]));
+}
+
+/// BUG 26 (soak seed 1,042,442; BUG 16's answer). Pingliang released
+/// m0 to Lanzhou and was restored to a backup from just after (its
+/// transfer released, awaiting the receipt, the release no longer in
+/// its log); Lanzhou passed m0 on to Xi'an and was restored to a backup
+/// from before it accepted. Lanzhou answered the offer it now found
+/// stale with an accept alone, which a sender that still knows it
+/// released ignores: the transfer stayed released at Pingliang and
+/// awaiting the sender at Lanzhou. Fixed in `core::transfers`: the
+/// receiver completes the transfer itself and sends the receipt after
+/// the accept.
+#[test]
+fn sim_bug_stale_offer_answered_with_the_receipt() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "张党员"),
+        start(P, m, L, 1),
+        deliver(P, L),
+        backup(L),
+        accept(L, TransferRef(1)),
+        deliver(L, P),
+        deliver(P, L),
+        backup(P),
+        restore(P, 0),
+        start(L, m, X, 3),
+        deliver(L, X),
+        accept(X, TransferRef(9)),
+        deliver(X, L),
+        Step::Send {
+            from: L,
+            to: P,
+            limit: 5,
+        },
+        deliver(L, X),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_042_442]));
+}
+
+/// BUG 27 (soak seed 1,042,583). Lanzhou released m0 to Xi'an and was
+/// restored to its open offer; going on without Xi'an, it reissued the
+/// offer (a new transfer, a higher letter number). When Xi'an returned
+/// and reported the first transfer completed, the reissue made it "not
+/// the newest", so the member was not made a tombstone: two owners for
+/// good. Fixed in `core::reconcile`: a transfer issued since the
+/// restore does not make a reported one older (it is aborted, and the
+/// member's edit is shown as a conflict).
+#[test]
+fn sim_bug_a_reissue_while_skipping_does_not_hide_the_completed_transfer() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "张党员"),
+        start(L, m, X, 30),
+        deliver(L, X),
+        backup(L),
+        accept(X, TransferRef(1)),
+        deliver(X, L),
+        deliver(L, X),
+        restore(L, 0),
+        reconcile_without(L, X),
+        deliver(P, L),
+        reissue(L, TransferRef(1)),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_042_583]));
+}
+
+/// BUG 28 (soak seed 1,050,046). Xi'an sent m0 to Lanzhou, got it back
+/// and sent it again; restored to a backup from after the first
+/// release, it learnt from Lanzhou that its second transfer completed,
+/// but its tombstone of the first stayed as it was, so Lanzhou's
+/// release in between, still in Lanzhou's log for it, installed m0 here
+/// again: two owners. Fixed in `core::transfers::adopt_reported`: the
+/// tombstone moves on to the newest completed transfer.
+#[test]
+fn sim_bug_a_restored_tombstone_moves_on_to_the_newest_transfer() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "张党员"),
+        start(X, m, L, 30),
+        deliver(X, L),
+        accept(L, TransferRef(1)),
+        deliver(L, X),
+        deliver(X, L),
+        start(L, m, X, 30),
+        backup(X),
+        deliver(L, X),
+        accept(X, TransferRef(6)),
+        deliver(X, L),
+        deliver(L, X),
+        start(X, m, L, 30),
+        deliver(X, L),
+        accept(L, TransferRef(12)),
+        deliver(L, X),
+        deliver(X, L),
+        restore(X, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_050_046]));
+}
+
+/// BUG 29 (soak seed 1,050,822). Lanzhou shared m0 with Pingliang and
+/// then released it to Pingliang, which had recorded an activity as
+/// its host and later sent m0 on, on paper (deleting its records of
+/// it); Lanzhou was restored to a backup from before all of it. It
+/// learnt the release from Pingliang's holdings but not the share, and
+/// refused the activity as about a member never shared. Fixed in
+/// `core::apply`: a record made by the node the member was released to
+/// went with the member to its author; it is dropped, not checked.
+#[test]
+fn sim_bug_a_record_of_the_receiver_itself_is_not_checked_by_its_sender() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "王党员"),
+        backup(L),
+        propose(L, P, true, -2, 167),
+        deliver(L, P),
+        outflow(L, m, P, 159),
+        accept_agreement(P, AgreementRef(2)),
+        deliver(P, L),
+        deliver(L, P),
+        start(L, m, P, 90),
+        activity(P, m, "theme_day", 27),
+        deliver(L, P),
+        accept(P, TransferRef(8)),
+        deliver(P, L),
+        deliver(L, P),
+        on_paper(P, m),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_050_822]));
+}
+
+/// BUG 32 (soak seed 1,071,519). Xi'an, host of m0 for Lanzhou,
+/// terminated their agreement (its end marker at seq 3 of its log) and
+/// was restored to a backup from before; going on without Lanzhou, it
+/// believed the agreement open and recorded a contact, at seq 3 of its
+/// new log (the sequence jumps past what the peers hold, and Lanzhou
+/// was skipped). Lanzhou compared seq 3 with the marker's seq 3 of the
+/// old log and quarantined the honest record. Fixed in
+/// `core::agreements`: the coordinator keeps the end marker's place per
+/// log of the host (`host_end_markers`, migration 0009) and judges a
+/// record only against the marker of the log it came in.
+#[test]
+fn sim_bug_an_end_marker_is_a_place_in_one_log_of_the_host() {
+    let m = MemberRef(2);
+    let run = schedule(vec![
+        propose(L, X, true, -14, 27),
+        deliver(L, X),
+        member_add(L, "王党员"),
+        accept_agreement(X, AgreementRef(0)),
+        outflow(L, m, X, 122),
+        deliver(X, L),
+        deliver(L, X),
+        backup(X),
+        terminate(X, AgreementRef(0)),
+        deliver(X, L),
+        restore(X, 0),
+        deliver(P, X),
+        reconcile_without(X, L),
+        contact(X, m, "phone", 7),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_071_519]));
+}
+
+/// BUG 33 (soak seed 1,075,102). Pingliang offered m0 to Xi'an, which
+/// accepted and received it. Xi'an was restored to a backup from before
+/// the offer, then Pingliang to one from before the accept: reconciling,
+/// it learned nothing of the transfer from Xi'an. Xi'an was restored
+/// again, to a backup that had received m0, and sent its accept and
+/// receipt again; the accept came past the letter's expiry, so
+/// Pingliang aborted, and it ignored the receipt: both owned m0 for
+/// good. Fixed in `core::transfers::apply_receipt`: a restored sender
+/// that holds the transfer unreleased (offered, expired or cancelled)
+/// and still owns the member releases it again on the receipt
+/// (`may_release_again`), as on an accept marked already received.
+#[test]
+fn sim_bug_a_receipt_makes_a_restored_sender_release_again() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "张党员"),
+        backup(X),
+        start(P, m, X, 1),
+        deliver(P, X),
+        backup(P),
+        accept(X, TransferRef(2)),
+        deliver(X, P),
+        deliver(P, X),
+        advance(4),
+        backup(X),
+        restore(X, 0),
+        restore(P, 0),
+        deliver(X, P),
+        restore(X, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_075_102]));
+}
+
+/// BUG 34 (soak seed 1,075,235). Lanzhou, host of m0 for Pingliang,
+/// wrote its host section twice (1.1, 1.2), received m0 by a transfer
+/// and offered it back; Pingliang, which had released m0 between
+/// applying 1.1 and 1.2 (so it dropped 1.2: it went with the member),
+/// accepted. Lanzhou was restored; its transfer rule released m0 to
+/// Pingliang (the release carried 1.2), then it took back its own
+/// section from Pingliang's holdings at 1.1, as a host under their
+/// agreement: Pingliang kept 1.2 from the release, Lanzhou 1.1. Fixed
+/// in `core::reconcile::adopt` (4b): a section of a generation older
+/// than this node's release of the member went with the release and is
+/// not taken back.
+#[test]
+fn sim_bug_restored_sender_takes_back_no_section_its_release_carried() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        propose(P, L, true, -9, 66),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(1)),
+        deliver(L, P),
+        outflow(P, m, L, 14),
+        start(P, m, L, 10),
+        deliver(P, L),
+        host_set(L, m, 601),
+        deliver(L, P),
+        accept(L, TransferRef(6)),
+        host_set(L, m, 617),
+        deliver(L, P),
+        deliver(P, L),
+        start(L, m, P, 10),
+        deliver(L, P),
+        accept(P, TransferRef(14)),
+        backup(L),
+        restore(L, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_075_235]));
+}
+
+/// BUG 35 (soak seed 1,083,583). Lanzhou released m1 to Xi'an under
+/// letter 1 and offered m0 to Yinchuan under letter 2. Restored to a backup from
+/// before both, it adopted Yinchuan's report first, so its letter
+/// counter jumped to 2; a backup of that state was restored again, and
+/// the new restore took 2 as the highest letter it had issued: Xi'an's
+/// report of letter 1 was refused as a letter it never issued, Xi'an's
+/// accept and receipt were quarantined, and both owned m1. Fixed in
+/// `core::transfers::adopt_reported`: a number up to the floor that no
+/// transfer here holds (the counter jumped past it) is believed.
+#[test]
+fn sim_bug_a_letter_the_counter_jumped_past_is_believed_after_a_second_restore() {
+    const Y: usize = 3; // yinchuan
+    let steps = vec![
+        member_add(L, "张党员"),
+        member_add(L, "马党员"),
+        backup(L),
+        start(L, MemberRef(1), X, 3),
+        deliver_at_most(L, X, 1),
+        accept(X, TransferRef(3)),
+        deliver_at_most(X, L, 5),
+        deliver_at_most(L, X, 1),
+        start(L, MemberRef(0), Y, 10),
+        deliver_at_most(L, Y, 5),
+        restore(L, 1),
+        deliver_at_most(Y, L, 3),
+        backup(L),
+        restore(L, 1),
+    ];
+    let run = schedule_on(4, steps);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_083_583, 1_084_724]));
+}
+
+/// BUG 36 (soak seeds 1,121,882, 1,122,672 and 1,122,754). Xi'an
+/// offered m0 to Pingliang, then re-issued the offer (a new letter,
+/// the same generation); Pingliang received m0 by the re-issue and
+/// passed it back to Xi'an. Restored from a backup older than all of
+/// it, Pingliang pulled Xi'an's log again: the first offer, at a
+/// generation below what Pingliang knew of m0, looked like an offer it
+/// had received and passed on, and was answered as received while
+/// Xi'an had voided it. Fixed in `core::transfers`: an offer is stale
+/// only if no other letter of the sender, for the same member and
+/// generation, brought the member here; a received transfer adopted
+/// at a restore keeps its release's generation.
+#[test]
+fn sim_bug_an_older_letter_is_not_answered_as_received_for_its_reissue() {
+    // With `early`, the first offer reaches Pingliang before its
+    // backup: the restore's reconciliation then adopts Xi'an's cancel
+    // of it, which must not answer it as received before the re-issue
+    // is adopted as received (soak seed 1,121,882 shrunk).
+    let steps = |early: bool| {
+        let k = usize::from(early);
+        let m = MemberRef(0);
+        let mut steps = vec![member_add(X, "王党员"), start(X, m, P, 3)];
+        if early {
+            steps.push(deliver_at_most(X, P, 1));
+        }
+        steps.extend([
+            backup(P),
+            reissue(X, TransferRef(1)),
+            deliver(X, P),
+            accept(P, TransferRef(3 + k)),
+            deliver(P, X),
+            deliver(X, P),
+            deliver(P, X),
+            start(P, m, X, 1),
+            deliver(P, X),
+            accept(X, TransferRef(9 + k)),
+            deliver(X, P),
+            deliver(P, X),
+            restore(P, 0),
+        ]);
+        schedule(steps)
+    };
+    all_pass(vec![steps(false), steps(true)]);
+    all_pass(seeds(&[1_121_882, 1_122_672, 1_122_754]));
+}
+
+/// BUG 37 (soak seed 1,150,227). Xi'an, host of m0, set its host
+/// section (employer 494), was restored to a backup from before that
+/// write, and wrote another (employer 137) at the same version, which
+/// Pingliang received. Restored then to a later backup that held the
+/// first write, Xi'an kept it: the section Pingliang held was at no
+/// higher version, and Pingliang kept its own copy of Xi'an's
+/// re-sent one for the same reason, so owner and host disagreed at one
+/// version for good. Fixed in `core::reconcile::adopt`: a host section
+/// a peer holds at the version this node holds with other contents,
+/// not written since the restore, is adopted back (DESIGN §7).
+#[test]
+fn sim_bug_a_section_written_twice_at_one_version_is_adopted_from_the_peer() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "王党员"),
+        propose(X, P, false, -14, 123),
+        deliver(X, P),
+        accept_agreement(P, AgreementRef(1)),
+        outflow(P, m, X, 44),
+        deliver(P, X),
+        backup(X),
+        host_set(X, m, 494),
+        backup(X),
+        restore(X, 0),
+        // Reconciles: neither peer holds the first write.
+        deliver(L, X),
+        deliver(P, X),
+        host_set(X, m, 137),
+        deliver(X, P),
+        restore(X, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_150_227]));
+}
+
+/// BUG 38 (soak seed 1,152,299). Xi'an offered m0 to Lanzhou, re-issued
+/// the letter and released m0 by the re-issue; Lanzhou passed m0 on to
+/// Pingliang and was restored to a backup older than all of it (before
+/// or after the first offer arrived), and Xi'an never got its receipt.
+/// Pingliang's holdings made m0 a tombstone at Lanzhou at generation 3,
+/// and the first, void letter was answered as received: at Pingliang's
+/// adoption, before Xi'an's holdings were asked for, or on applying
+/// Xi'an's log, since Xi'an reported the re-issue released, not
+/// completed, and Lanzhou did not record it. Xi'an had cancelled the
+/// letter Lanzhou answered as received. Fixed: a receiver records a
+/// transfer its sender reports released, of a member it holds at the
+/// release's generation or later, as completed, and receipts it again
+/// (`transfers::adopt_received`); stale offers are answered at an
+/// adoption only for senders adopted already (`reconcile::adopt`).
+#[test]
+fn sim_bug_a_receiver_restored_before_a_reissue_and_a_passing_on() {
+    let m = MemberRef(0);
+    let steps = |offer_in_backup: bool| {
+        let mut steps = vec![member_add(X, "李党员"), start(X, m, L, 1)];
+        if offer_in_backup {
+            steps.push(deliver(X, L));
+        }
+        let k = steps.len();
+        steps.extend([
+            backup(L),
+            reissue(X, TransferRef(1)),
+            deliver(X, L),
+            accept(L, TransferRef(k + 1)),
+            deliver(L, X),
+            deliver(X, L),
+            start(L, m, P, 1),
+            deliver(L, P),
+            accept(P, TransferRef(k + 6)),
+            deliver(P, L),
+            deliver(L, P),
+            restore(L, 0),
+        ]);
+        schedule(steps)
+    };
+    all_pass(vec![steps(false), steps(true)]);
+    all_pass(seeds(&[1_152_299]));
+}
+
+/// BUG 39 (soak seed 1,152,601). Lanzhou released m0 to Xi'an and was
+/// restored, dropping the release from its log as applied; Xi'an
+/// passed m0 on to Pingliang and was then restored to a backup older
+/// than all of it. Adopting Lanzhou's holdings first, Xi'an did not
+/// record the completed transfer of a member it did not hold, waiting
+/// for the release in Lanzhou's log, which was gone; Pingliang's
+/// holdings then brought m0 back as passed on, too late. Fixed: a
+/// sender says which releases its log no longer holds for the
+/// requester (`HeldTransfer.release_dropped`), and the receiver records
+/// those completed transfers at once (`transfers::adopt_received`).
+#[test]
+fn sim_bug_a_receiver_restored_after_its_senders_restore_dropped_the_release() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "李党员"),
+        backup(X),
+        start(L, m, X, 30),
+        deliver(L, X),
+        accept(X, TransferRef(2)),
+        deliver(X, L),
+        deliver(L, X),
+        start(X, m, P, 10),
+        deliver(X, P),
+        backup(L),
+        restore(L, 0),
+        deliver(X, L),
+        accept(P, TransferRef(7)),
+        deliver(P, X),
+        deliver(X, P),
+        restore(X, 0),
+        deliver(L, X),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_152_601]));
+}
+
+/// BUG 40 (seed 1,200,110 of a soak with 600 steps per schedule).
+/// Lanzhou offered m0 to Xi'an, was restored to before the offer, went
+/// on without Xi'an (`reconcile --without-peer`), offered m0 to
+/// Pingliang under the same letter number and released it there. Xi'an
+/// came back: Lanzhou took the first offer back from its holdings, and
+/// Xi'an's accept then released m0 a second time, from a tombstone, so
+/// Pingliang and Xi'an both owned it. Fixed in `transfers::apply_vote`:
+/// an accept of an offer whose member another transfer took since
+/// cancels the offer.
+#[test]
+fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "李党员"),
+        backup(L),
+        start(L, m, X, 30),
+        deliver(L, X),
+        restore(L, 0),
+        deliver(P, L),
+        reconcile_without(L, X),
+        start(L, m, P, 30),
+        deliver(L, P),
+        deliver(X, L),
+        accept(X, TransferRef(2)),
+        accept(P, TransferRef(7)),
+    ]);
+    let long = SimConfig {
+        steps: 600,
+        ..strict()
+    };
+    all_pass(vec![run, run_seed(1_200_110, &long)]);
+}
+
+/// Not a node bug: the `single-owner` check (soak seed 1,192,236).
+/// Xi'an released m0 to Pingliang, which passed it on to Lanzhou; both
+/// were restored to before, and Pingliang went on without Lanzhou
+/// (`reconcile --without-peer`). Xi'an and Lanzhou then both own m0
+/// until Lanzhou comes back to Pingliang (DESIGN §7 accepts two owners
+/// until then), but the check tolerated it only while Pingliang was
+/// still reconciling. The end phase still requires one owner.
+#[test]
+fn sim_two_owners_while_a_receiver_goes_on_without_the_holder() {
+    all_pass(seeds(&[1_192_236]));
+}
