@@ -729,7 +729,8 @@ fn import_outcome(
 fn disclosure_json(d: &pb::Disclosure) -> serde_json::Value {
     json!({
         "peer": d.peer, "record_kind": d.record_kind, "record_id": d.record_id, "fields": d.fields,
-        "generation": d.generation, "counter": d.counter, "basis": d.basis, "at_ms": d.at_ms,
+        "generation": d.generation, "counter": d.counter, "basis": d.basis,
+        "basis_label": d.basis_label, "at_ms": d.at_ms,
     })
 }
 
@@ -748,7 +749,7 @@ fn disclosure_table(member_id: &str, disclosures: &[pb::Disclosure]) -> Table {
             dash(&record),
             dash(&d.fields),
             version(d.generation, d.counter),
-            dash(&d.basis),
+            dash(&d.basis_label),
             output::time(d.at_ms),
         ]);
     }
@@ -1320,8 +1321,9 @@ mod tests {
             fields: "name,gender,birth_year".into(),
             generation: 1,
             counter: 3,
-            basis: "agreement ag-7".into(),
+            basis: "01a24a50-8444-7a03-aaec-3287d41d7719".into(),
             at_ms: 0,
+            basis_label: "agreement 平凉-兰州-2026-01".into(),
         };
         let text =
             disclosure_table(member_id, &[d("member", "m-1"), d("outflow", "of-1")]).render();
@@ -1341,7 +1343,7 @@ mod tests {
                 "name,gender,birth_year",
                 "1.3",
                 "agreement",
-                "ag-7",
+                "平凉-兰州-2026-01",
                 "-"
             ]
         );
@@ -1349,7 +1351,7 @@ mod tests {
         let value = disclosure_json(&d("member", "m-1"));
         assert_eq!(value["record_kind"], "member");
         assert_eq!(value["generation"], 1);
-        assert_eq!(value.as_object().unwrap().len(), 8);
+        assert_eq!(value.as_object().unwrap().len(), 9);
     }
 
     #[test]

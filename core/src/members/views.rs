@@ -221,9 +221,14 @@ pub fn member_list(
 
 pub fn disclosures(conn: &Connection, member_id: &str) -> Result<Vec<pb::Disclosure>, Error> {
     let member_id = validate::member_id(member_id)?;
+    // The basis by the number people know it by: the agreement number, or
+    // the letter number of a transfer.
     let mut stmt = conn.prepare(
-        "SELECT peer, record_kind, record_id, fields, generation, counter, basis, at_ms FROM disclosures
-         WHERE record_id = ?1 ORDER BY id",
+        "SELECT d.peer, d.record_kind, d.record_id, d.fields, d.generation, d.counter, d.basis, d.at_ms,
+                COALESCE('agreement ' || (SELECT a.number FROM agreements a WHERE a.agreement_id = d.basis),
+                         'transfer ' || (SELECT t.letter_no FROM transfers t WHERE t.transfer_id = d.basis LIMIT 1),
+                         d.basis)
+         FROM disclosures d WHERE d.record_id = ?1 ORDER BY d.id",
     )?;
     let list = stmt
         .query_map([member_id], |r| {
@@ -236,6 +241,7 @@ pub fn disclosures(conn: &Connection, member_id: &str) -> Result<Vec<pb::Disclos
                 counter: r.get(5)?,
                 basis: r.get(6)?,
                 at_ms: r.get(7)?,
+                basis_label: r.get(8)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
