@@ -311,6 +311,10 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
         record(&lanzhou, "member", &["member", "show", "李娜"])["member_id"],
         li.as_str()
     );
+    // What was disclosed, on which basis, named as the clerk knows it.
+    let disclosed = pingliang.ctl_ok(&["member", "disclosures", &li]);
+    assert!(disclosed.contains(&format!("agreement {number}")), "{disclosed}");
+    assert!(disclosed.contains(&format!("transfer {letter}")), "{disclosed}");
     let unknown = refused(&pingliang.ctl(&["transfer", "show", "PINGLIANG-2026-999999"]));
     assert!(unknown.contains("no transfer here"), "{unknown}");
 
