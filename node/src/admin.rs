@@ -1273,6 +1273,49 @@ impl Admin for AdminService {
         Ok(Response::new(member))
     }
 
+    async fn outflow_update(
+        &self,
+        request: Request<pb::OutflowUpdateRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
+        let actor = operator(&request);
+        let req = request.into_inner();
+        // Which fields changed (the new destination by its code).
+        let fields: Vec<String> = [
+            req.destination_place.as_ref().map(|p| format!("to {p}")),
+            req.destination_node.as_ref().map(|n| format!("node {n}")),
+            req.direction.as_ref().map(|_| "direction".to_owned()),
+            req.departed_on.as_ref().map(|_| "departed on".to_owned()),
+            req.expected_return
+                .as_ref()
+                .map(|_| "expected return".to_owned()),
+            req.reason.as_ref().map(|_| "reason".to_owned()),
+            req.fixed_location.map(|_| "fixed location".to_owned()),
+            req.certificate_no
+                .as_ref()
+                .map(|_| "certificate".to_owned()),
+            req.certificate_issuer
+                .as_ref()
+                .map(|_| "certificate issuer".to_owned()),
+            req.certificate_issued_on
+                .as_ref()
+                .map(|_| "certificate issued on".to_owned()),
+            req.card_no.as_ref().map(|_| "card".to_owned()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let detail = fields.join(", ");
+        let member = self
+            .change(
+                actor,
+                "outflow.update",
+                req.member_id.clone(),
+                move |conn, ctx| Ok((members::outflow_update(conn, ctx, &req)?, detail)),
+            )
+            .await?;
+        Ok(Response::new(member))
+    }
+
     async fn outflow_return(
         &self,
         request: Request<pb::OutflowReturnRequest>,

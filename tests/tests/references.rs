@@ -311,10 +311,50 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
         record(&lanzhou, "member", &["member", "show", "李娜"])["member_id"],
         li.as_str()
     );
+    // A registration corrected: away to Xi'an, not Lanzhou, after all;
+    // Lanzhou's copy goes.
+    lanzhou
+        .wait_until(
+            Duration::from_secs(30),
+            "王宇 (静宁) shared with Lanzhou",
+            async || lanzhou.ctl(&["member", "show", &wang_jn]).status.success(),
+        )
+        .await;
+    let corrected = record(
+        &pingliang,
+        "member",
+        &[
+            "outflow",
+            "update",
+            "王宇",
+            "--branch",
+            "静宁县第一支部",
+            "--to",
+            "西安市",
+        ],
+    );
+    assert_eq!(
+        corrected["outflow"]["destination_place"], "6101",
+        "{corrected}"
+    );
+    lanzhou
+        .wait_until(
+            Duration::from_secs(30),
+            "Lanzhou dropped its copy",
+            async || !lanzhou.ctl(&["member", "show", &wang_jn]).status.success(),
+        )
+        .await;
+
     // What was disclosed, on which basis, named as the clerk knows it.
     let disclosed = pingliang.ctl_ok(&["member", "disclosures", &li]);
-    assert!(disclosed.contains(&format!("agreement {number}")), "{disclosed}");
-    assert!(disclosed.contains(&format!("transfer {letter}")), "{disclosed}");
+    assert!(
+        disclosed.contains(&format!("agreement {number}")),
+        "{disclosed}"
+    );
+    assert!(
+        disclosed.contains(&format!("transfer {letter}")),
+        "{disclosed}"
+    );
     let unknown = refused(&pingliang.ctl(&["transfer", "show", "PINGLIANG-2026-999999"]));
     assert!(unknown.contains("no transfer here"), "{unknown}");
 

@@ -18,6 +18,8 @@ use super::{print_list, text, yes_no, Admin, Failure};
 pub enum OutflowCommand {
     /// Register a member's departure (流出登记).
     Register(RegisterArgs),
+    /// Correct a member's open registration (更正): only the fields given change.
+    Update(UpdateArgs),
     /// Record a member's return (返回), closing the open registration.
     Return {
         /// The member: name, national ID number, id, or an id prefix.
@@ -96,6 +98,72 @@ impl RegisterArgs {
     }
 }
 
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    member: MemberArg,
+    /// Where to: a place name or code; the peer serving it serves the member from now on.
+    #[arg(long)]
+    to: Option<String>,
+    /// The peer serving the destination.
+    #[arg(long)]
+    node: Option<String>,
+    /// The kind of unit going to (流向).
+    #[arg(long)]
+    direction: Option<String>,
+    /// The day of departure: YYYY-MM-DD.
+    #[arg(long)]
+    departed_on: Option<String>,
+    /// Expected return: YYYY-MM-DD ("" clears it).
+    #[arg(long)]
+    expected_return: Option<String>,
+    /// Why the member left.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Whether the member has a fixed place at the destination.
+    #[arg(long, value_name = "BOOL", value_parser = clap::value_parser!(bool))]
+    fixed_location: Option<bool>,
+    /// Activity certificate number.
+    #[arg(long)]
+    certificate_no: Option<String>,
+    /// The Party committee that issued the certificate.
+    #[arg(long)]
+    certificate_issuer: Option<String>,
+    /// When the certificate was issued: YYYY-MM-DD.
+    #[arg(long)]
+    certificate_issued_on: Option<String>,
+    /// Contact card number.
+    #[arg(long)]
+    card_no: Option<String>,
+}
+
+impl UpdateArgs {
+    fn request(self, member_id: String) -> anyhow::Result<pb::OutflowUpdateRequest> {
+        let request = pb::OutflowUpdateRequest {
+            member_id,
+            destination_place: self.to,
+            destination_node: self.node,
+            direction: self.direction,
+            departed_on: self.departed_on,
+            expected_return: self.expected_return,
+            reason: self.reason,
+            fixed_location: self.fixed_location,
+            certificate_no: self.certificate_no,
+            certificate_issuer: self.certificate_issuer,
+            certificate_issued_on: self.certificate_issued_on,
+            card_no: self.card_no,
+        };
+        let unchanged = pb::OutflowUpdateRequest {
+            member_id: request.member_id.clone(),
+            ..Default::default()
+        };
+        if request == unchanged {
+            anyhow::bail!("nothing to change: give the fields to correct, e.g. --to 兰州 or --expected-return 2027-06-30");
+        }
+        Ok(request)
+    }
+}
+
 pub async fn run(
     admin: &mut Admin,
     format: Format,
@@ -109,6 +177,20 @@ pub async fn run(
                 args.node = Some(refs::peer(admin, node, "outflow.register").await?);
             }
             let member = admin.outflow_register(args.request()).await?.into_inner();
+            print_member(format, &member, View::Outflow);
+        }
+        OutflowCommand::Update(mut args) => {
+            let member_id = args.member.id(admin, "outflow.update").await?;
+            if let Some(to) = &args.to {
+                args.to = Some(places::code(to)?);
+            }
+            if let Some(node) = &args.node {
+                args.node = Some(refs::peer(admin, node, "outflow.update").await?);
+            }
+            let member = admin
+                .outflow_update(args.request(member_id)?)
+                .await?
+                .into_inner();
             print_member(format, &member, View::Outflow);
         }
         OutflowCommand::Return { member_id, on } => {

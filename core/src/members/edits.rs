@@ -179,6 +179,40 @@ pub fn outflow_register(
             m.name, open.departed_on, open.destination_place
         )));
     }
+    let outflow = check_outflow(conn, ctx, req)?;
+    let outflow_id = ctx.new_id();
+    conn.execute(
+        "INSERT INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
+             expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on,
+             card_no, state, created_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14)",
+        params![
+            outflow_id,
+            member_id,
+            outflow.destination_place,
+            outflow.destination_node,
+            outflow.direction,
+            outflow.departed_on,
+            outflow.expected_return,
+            outflow.reason,
+            outflow.fixed_location,
+            outflow.certificate_no,
+            outflow.certificate_issuer,
+            outflow.certificate_issued_on,
+            outflow.card_no,
+            ctx.now_ms
+        ],
+    )?;
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// An outflow registration checked and in its normal form.
+fn check_outflow(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowRequest,
+) -> Result<pb::OutflowRequest, Error> {
     let today = ctx.today();
     let place = req.destination_place.trim();
     crate::store::peers::validate_place(place)?;
@@ -205,27 +239,83 @@ pub fn outflow_register(
         today,
         false,
     )?;
-    let outflow_id = ctx.new_id();
+    Ok(pb::OutflowRequest {
+        member_id: req.member_id.clone(),
+        destination_place: place.to_owned(),
+        destination_node: node,
+        direction: validate::text("direction", &req.direction, 40)?,
+        departed_on: departed.to_string(),
+        expected_return: expected.map(|d| d.to_string()).unwrap_or_default(),
+        reason: validate::text("reason", &req.reason, 200)?,
+        fixed_location: req.fixed_location,
+        certificate_no: validate::text("certificate number", &req.certificate_no, 40)?,
+        certificate_issuer: validate::text("certificate issuer", &req.certificate_issuer, 100)?,
+        certificate_issued_on: issued_on.map(|d| d.to_string()).unwrap_or_default(),
+        card_no: validate::text("card number", &req.card_no, 40)?,
+    })
+}
+
+/// Corrects the open outflow registration of a member this node owns:
+/// the fields given change, the rest stay. A new destination is served by
+/// the peer serving it (unless one is named), and the member is shared
+/// anew: hosts that no longer cover it drop their copy, a new one gets it.
+pub fn outflow_update(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowUpdateRequest,
+) -> Result<pb::Member, Error> {
+    let member_id = validate::member_id(&req.member_id)?;
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    let Some(open) = open_outflow(conn, &member_id)? else {
+        return Err(Error::conflict(format!(
+            "member {} is not registered as away: `outflow register` records a departure",
+            m.name
+        )));
+    };
+    let given = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.to_owned());
+    let place_changed = req
+        .destination_place
+        .as_deref()
+        .is_some_and(|p| p.trim() != open.destination_place);
+    let node = match (&req.destination_node, place_changed) {
+        (Some(node), _) => node.clone(),
+        // A new place is served by whoever serves it.
+        (None, true) => String::new(),
+        (None, false) => open.destination_node.clone(),
+    };
+    let changed = pb::OutflowRequest {
+        member_id: member_id.clone(),
+        destination_place: given(&req.destination_place, &open.destination_place),
+        destination_node: node,
+        direction: given(&req.direction, &open.direction),
+        departed_on: given(&req.departed_on, &open.departed_on),
+        expected_return: given(&req.expected_return, &open.expected_return),
+        reason: given(&req.reason, &open.reason),
+        fixed_location: req.fixed_location.unwrap_or(open.fixed_location),
+        certificate_no: given(&req.certificate_no, &open.certificate_no),
+        certificate_issuer: given(&req.certificate_issuer, &open.certificate_issuer),
+        certificate_issued_on: given(&req.certificate_issued_on, &open.certificate_issued_on),
+        card_no: given(&req.card_no, &open.card_no),
+    };
+    let outflow = check_outflow(conn, ctx, &changed)?;
     conn.execute(
-        "INSERT INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
-             expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on,
-             card_no, state, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14)",
+        "UPDATE outflows SET destination_place = ?2, destination_node = ?3, direction = ?4, departed_on = ?5,
+             expected_return = ?6, reason = ?7, fixed_location = ?8, certificate_no = ?9, certificate_issuer = ?10,
+             certificate_issued_on = ?11, card_no = ?12
+         WHERE outflow_id = ?1",
         params![
-            outflow_id,
-            member_id,
-            place,
-            node,
-            validate::text("direction", &req.direction, 40)?,
-            departed.to_string(),
-            expected.map(|d| d.to_string()).unwrap_or_default(),
-            validate::text("reason", &req.reason, 200)?,
-            req.fixed_location,
-            validate::text("certificate number", &req.certificate_no, 40)?,
-            validate::text("certificate issuer", &req.certificate_issuer, 100)?,
-            issued_on.map(|d| d.to_string()).unwrap_or_default(),
-            validate::text("card number", &req.card_no, 40)?,
-            ctx.now_ms
+            open.outflow_id,
+            outflow.destination_place,
+            outflow.destination_node,
+            outflow.direction,
+            outflow.departed_on,
+            outflow.expected_return,
+            outflow.reason,
+            outflow.fixed_location,
+            outflow.certificate_no,
+            outflow.certificate_issuer,
+            outflow.certificate_issued_on,
+            outflow.card_no
         ],
     )?;
     bump_and_share(conn, ctx, &mut m)?;
