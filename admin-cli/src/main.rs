@@ -40,6 +40,11 @@ struct Cli {
     /// Output format of listings: aligned tables, or JSON Lines.
     #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// Wait up to SECONDS for the node to answer (just started) and for the
+    /// records a command names to arrive from peers (a proposal, an offer,
+    /// a member shared), instead of failing at once: for scripts.
+    #[arg(long, global = true, value_name = "SECONDS")]
+    wait: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,11 +60,7 @@ enum Command {
     /// What waits on this node's operators (待办), most urgent first, with the command for each.
     Todo,
     /// The node's id, version, uptime, database and peers.
-    Status {
-        /// Wait up to SECONDS for the node to answer (a node just started).
-        #[arg(long, value_name = "SECONDS")]
-        wait: Option<u64>,
-    },
+    Status,
     /// Peers: other regions' nodes this node trusts and syncs with.
     #[command(subcommand)]
     Peer(cmd::peer::PeerCommand),
@@ -130,7 +131,13 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
         {
-            Ok(runtime) => runtime.block_on(remote(cli.socket, cli.config, cli.output, command)),
+            Ok(runtime) => runtime.block_on(remote(
+                cli.socket,
+                cli.config,
+                cli.output,
+                cli.wait.map(std::time::Duration::from_secs),
+                command,
+            )),
             Err(e) => Err(Failure::Other(e.into())),
         },
     };
@@ -159,21 +166,20 @@ async fn remote(
     socket: Option<PathBuf>,
     config: Option<PathBuf>,
     format: Format,
+    wait: Option<std::time::Duration>,
     command: Command,
 ) -> Result<(), Failure> {
     let socket = liaisonctl::client::socket_path(socket.as_deref(), config.as_deref())?;
-    let mut admin = match &command {
-        Command::Status {
-            wait: Some(seconds),
-        } => {
-            liaisonctl::client::connect_within(&socket, std::time::Duration::from_secs(*seconds))
-                .await?
+    let mut admin = match wait {
+        Some(wait) => {
+            cmd::refs::wait_for_records(wait);
+            liaisonctl::client::connect_within(&socket, wait).await?
         }
-        _ => liaisonctl::client::connect(&socket).await?,
+        None => liaisonctl::client::connect(&socket).await?,
     };
     let admin = &mut admin;
     match command {
-        Command::Status { .. } => cmd::status::run(admin, format).await,
+        Command::Status => cmd::status::run(admin, format).await,
         Command::Todo => cmd::todo::run(admin, format).await,
         Command::Peer(command) => cmd::peer::run(admin, format, command).await,
         Command::Org(command) => cmd::org::run(admin, format, command).await,

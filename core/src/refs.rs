@@ -371,19 +371,33 @@ fn transfer(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
     if ids.is_empty() && is_id_prefix(reference) {
         ids = ids_with_prefix(conn, "transfers", "transfer_id", reference)?;
     }
+    let mut narrow = "give the id prefix shown (a restored sender issued this letter number twice)";
+    if ids.is_empty() {
+        // The member's name, as on the letter: its open transfer, else
+        // every transfer of that name.
+        let by_name = |open_only: bool| -> Result<Vec<String>, Error> {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT transfer_id FROM transfers WHERE member_name = ?1
+                       AND (NOT ?2 OR state IN ('offered', 'pending', 'accepted'))
+                     ORDER BY transfer_id",
+                )?
+                .query_map(params![reference, open_only], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
+        };
+        ids = by_name(true)?;
+        if ids.is_empty() {
+            ids = by_name(false)?;
+        }
+        narrow = "give the letter number shown";
+    }
     let found = ids
         .into_iter()
         .map(|id| transfer_resolved(conn, id))
         .collect::<Result<Vec<_>, _>>()?;
-    one(
-        Kind::Transfer,
-        reference,
-        found,
-        "give the id prefix shown (a restored sender issued this letter number twice)",
-        || {
-            format!("no transfer here has the letter number or id `{reference}`: `liaisonctl transfer list` shows them")
-        },
-    )
+    one(Kind::Transfer, reference, found, narrow, || {
+        format!("no transfer here has the letter number, member name or id `{reference}`: `liaisonctl transfer list` shows them")
+    })
 }
 
 // ------------------------------------------------------------- agreements

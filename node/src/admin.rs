@@ -1063,6 +1063,27 @@ impl Admin for AdminService {
         Ok(Response::new(org))
     }
 
+    async fn org_import(
+        &self,
+        request: Request<pb::OrgImportRequest>,
+    ) -> Result<Response<pb::OrgListResponse>, Status> {
+        let actor = operator(&request);
+        let orgs = request.into_inner().orgs;
+        let target = format!("{} organizations", orgs.len());
+        let added = self
+            .change(actor, "org.import", target, move |conn, ctx| {
+                members::org_import(conn, ctx, &orgs)?;
+                let codes: Vec<&str> = orgs.iter().map(|o| o.org_id.trim()).collect();
+                let added = members::org_list(conn)?
+                    .into_iter()
+                    .filter(|o| codes.contains(&o.org_id.as_str()))
+                    .collect();
+                Ok((added, codes.join(", ")))
+            })
+            .await?;
+        Ok(Response::new(pb::OrgListResponse { orgs: added }))
+    }
+
     async fn org_list(
         &self,
         _request: Request<pb::OrgListRequest>,

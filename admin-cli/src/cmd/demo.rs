@@ -124,6 +124,10 @@ pub struct RosterArgs {
     /// Write to FILE (created with mode 0600) instead of stdout.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Also write the home branches the roster names to FILE, as the CSV
+    /// `org import` reads (a node needs them before the roster's import).
+    #[arg(long, value_name = "FILE")]
+    orgs: Option<PathBuf>,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -154,6 +158,20 @@ fn write_roster(args: RosterArgs) -> anyhow::Result<()> {
             );
         }
         None => liaisonctl::output::write_out(csv.as_bytes()),
+    }
+    if let Some(path) = &args.orgs {
+        let mut orgs = String::from("组织代码,组织名称,层级\n");
+        for branch in &HOME_BRANCHES {
+            orgs.push_str(&format!("{},{},党支部\n", branch.org_id, branch.name));
+        }
+        std::fs::write(path, orgs.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!(
+            "wrote the {} home branches to {} (`liaisonctl org import {}` adds them)",
+            HOME_BRANCHES.len(),
+            path.display(),
+            path.display()
+        );
     }
     Ok(())
 }

@@ -15,6 +15,82 @@ pub enum OrgCommand {
     Add(OrgAddArgs),
     /// List the organizations.
     List,
+    /// Add the organizations of a CSV file (UTF-8), parents before their
+    /// children, all or none. Columns (Chinese or English headers): 组织代码
+    /// (code), 组织名称 (name), 层级 (level), and optionally 上级组织 (parent),
+    /// 组建方式 (form), 联系人 (contact_person), 联系电话 (phone).
+    Import {
+        /// The CSV file; `-` reads stdin.
+        file: std::path::PathBuf,
+    },
+}
+
+/// The columns of an organizations file: each with the headers it may have.
+const ORG_COLUMNS: [(&str, &[&str]); 7] = [
+    ("code", &["code", "org_id", "组织代码", "代码", "编码"]),
+    ("name", &["name", "组织名称", "名称"]),
+    ("level", &["level", "层级", "组织类别", "类别"]),
+    ("parent", &["parent", "parent_org", "上级组织", "上级"]),
+    ("form", &["form", "组建方式"]),
+    ("contact_person", &["contact_person", "联系人"]),
+    ("phone", &["phone", "联系电话", "电话"]),
+];
+
+/// The organizations of a CSV file, in order; a bad header or row is named.
+fn read_orgs(bytes: &[u8]) -> anyhow::Result<Vec<pb::Org>> {
+    let text =
+        std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|e| {
+            anyhow::anyhow!(
+                "the file is not UTF-8 (byte {}): save it as UTF-8 CSV",
+                e.valid_up_to()
+            )
+        })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader.headers()?.clone();
+    let mut positions = [None; ORG_COLUMNS.len()];
+    for (at, header) in headers.iter().enumerate() {
+        let known = ORG_COLUMNS
+            .iter()
+            .position(|(_, names)| names.contains(&header.to_lowercase().as_str()));
+        match known {
+            Some(column) => positions[column] = Some(at),
+            None => anyhow::bail!(
+                "unknown column `{header}`: the columns are 组织代码, 组织名称, 层级, 上级组织, 组建方式, 联系人, 联系电话 (or code, name, level, parent, form, contact_person, phone)"
+            ),
+        }
+    }
+    for (column, required) in [
+        (0, "组织代码 (code)"),
+        (1, "组织名称 (name)"),
+        (2, "层级 (level)"),
+    ] {
+        if positions[column].is_none() {
+            anyhow::bail!("the file has no {required} column");
+        }
+    }
+    let mut orgs = Vec::new();
+    for (row, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| anyhow::anyhow!("row {}: {e}", row + 1))?;
+        let cell = |column: usize| -> String {
+            positions[column]
+                .and_then(|at| record.get(at))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        orgs.push(pb::Org {
+            org_id: cell(0),
+            name: cell(1),
+            level: cell(2),
+            parent_org: cell(3),
+            form: cell(4),
+            contact_person: cell(5),
+            phone: cell(6),
+        });
+    }
+    Ok(orgs)
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +139,23 @@ pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Resu
             }
             vec![admin.org_add(args.request()).await?.into_inner()]
         }
+        OrgCommand::Import { file } => {
+            let bytes = if file.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| anyhow::anyhow!("cannot read stdin: {e}"))?;
+                bytes
+            } else {
+                std::fs::read(&file)
+                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+            };
+            let orgs = read_orgs(&bytes)?;
+            admin
+                .org_import(pb::OrgImportRequest { orgs })
+                .await?
+                .into_inner()
+                .orgs
+        }
         OrgCommand::List => {
             admin
                 .org_list(pb::OrgListRequest {})
@@ -100,6 +193,27 @@ fn org_table(orgs: &[pb::Org]) -> Table {
 
 #[cfg(test)]
 mod tests {
+    use super::read_orgs;
+
+    #[test]
+    fn an_orgs_file_reads_with_chinese_or_english_headers() {
+        let orgs = read_orgs(
+            "\u{feff}组织代码,组织名称,层级,上级组织\npl-kt,崆峒区委,党委,\npl-kt-01,崆峒区第一支部,党支部,pl-kt\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(orgs.len(), 2);
+        assert_eq!(
+            (orgs[1].org_id.as_str(), orgs[1].parent_org.as_str()),
+            ("pl-kt-01", "pl-kt")
+        );
+        let orgs = read_orgs(b"code,name,level\nb1,First,branch\n").unwrap();
+        assert_eq!(orgs[0].name, "First");
+        let unknown = read_orgs(b"code,name,level,remarks\nb1,First,branch,x\n").unwrap_err();
+        assert!(unknown.to_string().contains("`remarks`"), "{unknown}");
+        let missing = read_orgs(b"code,name\nb1,First\n").unwrap_err();
+        assert!(missing.to_string().contains("层级"), "{missing}");
+    }
     use super::*;
     use crate::cmd::{parse, refused};
     use crate::Command;

@@ -29,16 +29,37 @@ async fn resolve(
     branch: Option<&str>,
     action: &str,
 ) -> Result<String, Failure> {
-    let resolved = admin
-        .resolve(pb::ResolveRequest {
+    let deadline = WAIT.get().map(|wait| tokio::time::Instant::now() + *wait);
+    loop {
+        // Only the last attempt is audited as the action refused.
+        let waiting = deadline.is_some_and(|d| tokio::time::Instant::now() < d);
+        let request = pb::ResolveRequest {
             kind: kind.into(),
             reference: reference.into(),
             branch: branch.unwrap_or_default().into(),
-            action: action.into(),
-        })
-        .await?
-        .into_inner();
-    Ok(resolved.id)
+            action: if waiting {
+                String::new()
+            } else {
+                action.into()
+            },
+        };
+        match admin.resolve(request).await {
+            Ok(resolved) => return Ok(resolved.into_inner().id),
+            Err(status) if waiting && status.code() == tonic::Code::NotFound => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+}
+
+/// How long a reference not known yet is looked for again (`--wait`).
+static WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// From now on, a reference the node does not know yet is looked for again
+/// until `wait` has passed: a record on its way from a peer.
+pub fn wait_for_records(wait: std::time::Duration) {
+    let _ = WAIT.set(wait);
 }
 
 impl MemberArg {

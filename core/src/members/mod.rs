@@ -48,7 +48,7 @@ pub use edits::{
 pub use host::{
     host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,
 };
-pub use orgs::{org_add, org_list};
+pub use orgs::{org_add, org_import, org_list};
 pub use outflows::{open_outflow, outflow_list};
 pub use records::{
     frozen_by, is_home, load_home, load_owned, moved_of, save_home_record, HomeRecord,

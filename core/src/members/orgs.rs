@@ -43,6 +43,29 @@ pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Or
     })
 }
 
+/// Adds every organization of `orgs`, in order (a parent before its
+/// children), all or none: the first one refused refuses the whole import,
+/// naming its row (1 is the first organization). Returns how many.
+pub fn org_import(conn: &Connection, ctx: &Ctx<'_>, orgs: &[pb::Org]) -> Result<usize, Error> {
+    if orgs.is_empty() {
+        return Err(Error::invalid(
+            "no organizations in the file: it needs a header line and one organization per line"
+                .into(),
+        ));
+    }
+    for (i, org) in orgs.iter().enumerate() {
+        org_add(conn, ctx, org).map_err(|e| match e {
+            Error::Refused(refusal) => Error::invalid(format!(
+                "row {} ({}): {refusal}; nothing was imported",
+                i + 1,
+                org.org_id.trim()
+            )),
+            storage => storage,
+        })?;
+    }
+    Ok(orgs.len())
+}
+
 pub fn org_list(conn: &Connection) -> Result<Vec<pb::Org>, Error> {
     let mut stmt = conn.prepare(
         "SELECT org_id, name, level, form, parent_org, contact_person, phone FROM orgs ORDER BY org_id",
