@@ -177,6 +177,12 @@ async fn remote(
         }
         None => liaisonctl::client::connect(&socket).await?,
     };
+    // Times are shown in the node's zone: it says which.
+    if let Ok(status) = admin.status(liaison_proto::v1::StatusRequest {}).await {
+        if let Ok(zone) = liaison_types::time::zone(&status.into_inner().time_zone) {
+            liaisonctl::output::set_zone(zone);
+        }
+    }
     let admin = &mut admin;
     match command {
         Command::Status => cmd::status::run(admin, format).await,

@@ -98,7 +98,7 @@ impl Table {
 
 /// One JSON Lines envelope.
 pub fn json_line(kind: &str, data: serde_json::Value) {
-    let line = serde_json::json!({ "type": kind, "data": data });
+    let line = serde_json::json!({ "type": kind, "data": with_times(data) });
     print_out(&format!("{line}\n"));
 }
 
@@ -230,22 +230,118 @@ impl Detail {
     }
 }
 
-/// A time for people: local date and time, or "-" for none.
+/// The zone times are shown in: the node's (`time_zone`), set once the
+/// node told it ([`set_zone`]); Asia/Shanghai before that.
+static ZONE: std::sync::OnceLock<chrono_tz::Tz> = std::sync::OnceLock::new();
+
+/// Shows every time from now on in `zone` (the node's).
+pub fn set_zone(zone: chrono_tz::Tz) {
+    let _ = ZONE.set(zone);
+}
+
+/// The zone times are shown in (the node's, once it told it).
+pub fn zone() -> chrono_tz::Tz {
+    ZONE.get()
+        .copied()
+        .unwrap_or(liaison_types::time::DEFAULT_ZONE)
+}
+
+/// A time for people: date and time in the node's zone, marked with its
+/// offset (`2026-12-06 16:08:02 +08:00`), or "-" for none.
 pub fn time(ms: i64) -> String {
     if ms <= 0 {
         return "-".into();
     }
     match chrono::DateTime::from_timestamp_millis(ms) {
         Some(t) => t
-            .with_timezone(&chrono::Local)
-            .format("%Y-%m-%d %H:%M:%S")
+            .with_timezone(&zone())
+            .format("%Y-%m-%d %H:%M:%S %:z")
             .to_string(),
         None => "-".into(),
     }
 }
 
+/// A time as JSON carries it: RFC 3339 with the node zone's offset.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .filter(|_| ms > 0)
+        .map(|t| {
+            t.with_timezone(&zone())
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+}
+
+/// A wall-clock time a node recorded in its own zone without an offset
+/// (a contact's `2026-12-06T16:08:02`), shown as [`time`] shows times:
+/// marked with the offset it had then. Text that is not such a time is
+/// shown as it is.
+pub fn local_time(text: &str) -> String {
+    if text.is_empty() {
+        return "-".into();
+    }
+    let parsed = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"));
+    match parsed
+        .ok()
+        .and_then(|t| t.and_local_timezone(zone()).earliest())
+    {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+        None => text.to_owned(),
+    }
+}
+
+/// Adds, beside every timestamp in milliseconds of a JSON record (a key
+/// ending in `_ms` whose value is a time since 2001, not a duration), the
+/// same time in RFC 3339 with the node zone's offset, under the key without
+/// `_ms` (`released_at_ms` → `released_at`), so scripts need not convert.
+pub fn with_times(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const SINCE_2001_MS: i64 = 978_307_200_000;
+    match value {
+        Value::Object(map) => {
+            // A record that has its own field of the name keeps it.
+            let taken: std::collections::HashSet<String> = map.keys().cloned().collect();
+            let mut out = serde_json::Map::new();
+            for (key, value) in map {
+                let value = with_times(value);
+                if let (Some(base), Some(ms)) = (key.strip_suffix("_ms"), value.as_i64()) {
+                    if ms >= SINCE_2001_MS && !taken.contains(base) {
+                        if let Some(text) = rfc3339(ms) {
+                            out.insert(base.to_owned(), Value::String(text));
+                        }
+                    }
+                }
+                out.insert(key, value);
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(with_times).collect()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_are_shown_in_one_zone_and_marked() {
+        // 2026-12-06 03:53:08 UTC is 11:53:08 in Shanghai.
+        let ms = 1_796_529_188_000;
+        assert_eq!(time(ms), "2026-12-06 11:53:08 +08:00");
+        assert_eq!(
+            local_time("2026-12-06T11:53:08"),
+            "2026-12-06 11:53:08 +08:00"
+        );
+        assert_eq!(local_time(""), "-");
+        assert_eq!(local_time("not a time"), "not a time");
+        let json = with_times(serde_json::json!({
+            "released_at_ms": ms, "valid_days": 30, "offset_ms": 3_600_000,
+            "nested": [{ "at_ms": ms }], "at": "kept", "at_ms": ms,
+        }));
+        assert_eq!(json["released_at"], "2026-12-06T11:53:08.000+08:00");
+        assert_eq!(json["nested"][0]["at"], "2026-12-06T11:53:08.000+08:00");
+        assert_eq!(json["at"], "kept", "a record's own field is kept");
+        assert!(json.get("offset").is_none(), "a duration is no time");
+    }
     use super::*;
 
     #[test]

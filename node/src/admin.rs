@@ -521,6 +521,7 @@ impl Admin for AdminService {
             log_id: node.log_id(),
             federation: node.tls.federation.clone(),
             reconciling,
+            time_zone: node.config.time_zone.name().to_owned(),
         }))
     }
 

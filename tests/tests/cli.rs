@@ -174,3 +174,112 @@ fn a_node_logging_to_a_file_writes_no_colour_codes() {
         "colour codes in a log file:\n{text:?}"
     );
 }
+
+/// Every time a table shows is in the node's zone and marked with its
+/// offset, whatever zone the machine running `liaisonctl` is in; JSON
+/// carries RFC 3339 times with the offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_time_shown_is_in_the_nodes_zone_and_marked() {
+    let fed = Federation::new("cli-one-clock");
+    let node = fed.node("pingliang").await;
+    node.ctl_ok(&[
+        "org",
+        "add",
+        "b1",
+        "--name",
+        "崆峒区第一支部",
+        "--level",
+        "branch",
+    ]);
+    node.ctl_ok(&[
+        "member",
+        "add",
+        "--name",
+        "王宇",
+        "--gender",
+        "男",
+        "--birth-date",
+        "1990-05-17",
+        "--party-status",
+        "正式",
+        "--home-branch",
+        "b1",
+    ]);
+    node.ctl_ok(&[
+        "outflow",
+        "register",
+        "王宇",
+        "--to",
+        "兰州",
+        "--departed-on",
+        "2026-03-01",
+    ]);
+    node.ctl_ok(&["contact", "record", "王宇", "--channel", "phone"]);
+    let socket = node.socket();
+    let socket = socket.to_str().expect("UTF-8 path");
+    for args in [
+        &["audit", "list"][..],
+        &["contact", "status", "王宇"],
+        &["member", "show", "王宇"],
+        &["peer", "list"],
+        &["status"],
+    ] {
+        let mut full = vec!["--socket", socket];
+        full.extend_from_slice(args);
+        // The machine's own zone must not matter.
+        let output = run_with_timeout(
+            Command::new(&binaries().ctl)
+                .args(&full)
+                .env("TZ", "America/New_York"),
+            Duration::from_secs(30),
+        );
+        assert!(output.status.success(), "{}", describe_output(&output));
+        let text = String::from_utf8_lossy(&output.stdout);
+        for found in times_in(&text) {
+            assert!(
+                found.ends_with("+08:00"),
+                "liaisonctl {args:?}: `{found}` in:\n{text}"
+            );
+        }
+    }
+    let audit = node.ctl_json(&["audit", "list"]);
+    let at = audit[0].1["at"]
+        .as_str()
+        .expect("an RFC 3339 time beside at_ms");
+    assert!(at.ends_with("+08:00") && at.contains('T'), "{at}");
+}
+
+/// The date-and-time strings of `text` (`2026-12-06 11:53:08`), each with
+/// what follows it up to the end of an offset if one follows.
+fn times_in(text: &str) -> Vec<String> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    for start in 0..bytes.len() {
+        let shape = [4, 2, 2, 2, 2, 2];
+        let mut i = start;
+        let mut ok = true;
+        for (part, len) in shape.iter().enumerate() {
+            for _ in 0..*len {
+                ok &= digit(i);
+                i += 1;
+            }
+            let sep = [b'-', b'-', b' ', b':', b':', 0][part];
+            if sep != 0 {
+                ok &= bytes.get(i) == Some(&sep) || (part == 2 && bytes.get(i) == Some(&b'T'));
+                i += 1;
+            }
+            if !ok {
+                break;
+            }
+        }
+        if ok && (start == 0 || !digit(start - 1)) {
+            let mut end = (i + 7).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            found.push(text[start..end].to_owned());
+        }
+    }
+    found
+}

@@ -41,6 +41,9 @@ pub struct Config {
     /// An OS group allowed on the admin socket (mode 0660); none means 0600.
     pub admin_group: Option<String>,
     pub log_format: LogFormat,
+    /// The zone people's times are shown in, and the node's calendar days
+    /// counted in (`time_zone`, an IANA name; default Asia/Shanghai).
+    pub time_zone: chrono_tz::Tz,
     pub limits: Limits,
     pub transfers: Transfers,
     pub testing: Testing,
@@ -127,6 +130,7 @@ pub struct Testing {
 struct RawConfig {
     node_id: String,
     display_name: Option<String>,
+    time_zone: Option<String>,
     data_dir: PathBuf,
     federation: RawFederation,
     tls: RawTls,
@@ -225,6 +229,12 @@ impl Config {
                 "transfers.valid_days_default must be at least 1 and at most transfers.valid_days_max".into(),
             ));
         }
+        let time_zone = match raw.time_zone.as_deref().map(str::trim) {
+            None | Some("") => crate::time::DEFAULT_ZONE,
+            Some(name) => {
+                crate::time::zone(name).map_err(|e| invalid(format!("time_zone: {e}")))?
+            }
+        };
         if limits.batch_events_max == 0 || limits.connections_max == 0 {
             return Err(invalid(
                 "limits.batch_events_max and limits.connections_max must be at least 1".into(),
@@ -244,6 +254,7 @@ impl Config {
             admin_socket,
             admin_group: raw.admin.group.filter(|g| !g.is_empty()),
             log_format: raw.log.format,
+            time_zone,
             limits,
             transfers: raw.transfers,
             testing: raw.testing,
@@ -275,6 +286,9 @@ pub fn example(node_id: &str, display_name: &str, listen: &str) -> String {
 node_id = "{node_id}"
 # Shown to operators and to peers.
 display_name = "{display_name}"
+# The zone times are shown in and calendar days are counted in (an IANA
+# name). Default Asia/Shanghai.
+# time_zone = "Asia/Shanghai"
 # The SQLite database, the admin socket and the node's state live here.
 # Created with mode 0700 if missing.
 data_dir = "data"

@@ -1,9 +1,34 @@
-//! Time as people read it.
+//! Time as people read it: the node's zone (`time_zone` in node.toml,
+//! default Asia/Shanghai), and China Standard Time for the dates the
+//! protocol counts.
 
 use chrono::FixedOffset;
+use chrono_tz::Tz;
+
+/// The zone a node shows times in unless its configuration names another.
+pub const DEFAULT_ZONE: Tz = chrono_tz::Asia::Shanghai;
 
 /// China Standard Time: the dates people type and read (birth dates,
 /// departures, contacts) are Beijing dates.
 pub fn china_time() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+}
+
+/// The zone of an IANA name (`Asia/Shanghai`, `Asia/Urumqi`).
+pub fn zone(name: &str) -> Result<Tz, String> {
+    name.trim().parse::<Tz>().map_err(|_| {
+        format!("`{name}` is not a time zone name: use an IANA name such as Asia/Shanghai")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zones_by_name() {
+        assert_eq!(zone("Asia/Shanghai").unwrap(), DEFAULT_ZONE);
+        assert!(zone("Asia/Urumqi").is_ok());
+        assert!(zone("Beijing").unwrap_err().contains("IANA"));
+    }
 }

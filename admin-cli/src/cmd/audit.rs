@@ -95,8 +95,8 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let local = d
             .and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-            .context("that date has no local midnight")?;
+            .and_then(|t| t.and_local_timezone(output::zone()).earliest())
+            .context("that date has no midnight in the node's zone")?;
         return Ok(local.timestamp_millis());
     }
     anyhow::bail!("--since `{text}` is neither a date (2026-11-25) nor an RFC 3339 time (2026-11-25T08:00:00+08:00)")

@@ -114,7 +114,7 @@ fn contact_table(contacts: &[pb::ContactView]) -> Table {
     let mut table = Table::new(&["AT", "MEMBER", "CHANNEL", "BY", "AUTHOR", "OUTCOME"]);
     for c in contacts {
         table.row(vec![
-            dash(&c.at),
+            output::local_time(&c.at),
             c.member_id.clone(),
             dash(&c.channel),
             dash(&c.by),
@@ -129,7 +129,7 @@ fn contact_status_text(s: &pb::ContactStatusView) -> String {
     let mut d = Detail::new();
     d.field("member", &s.member_id)
         .field("status", &s.status)
-        .field("last contact", &s.last_contact)
+        .field("last contact", output::local_time(&s.last_contact))
         .field("lost since", &s.lost_since);
     let mut text = d.render();
     if s.recent.is_empty() {

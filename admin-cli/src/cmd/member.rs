@@ -562,7 +562,7 @@ pub fn member_detail(m: &pb::Member, view: View) -> String {
     d.field("membership state", &m.membership_state);
     if full {
         d.field("contact status", &m.contact_status)
-            .field("last contact", &m.last_contact)
+            .field("last contact", output::local_time(&m.last_contact))
             .field("lost since", &m.lost_since);
     }
     d.field("owner", &m.owner)
