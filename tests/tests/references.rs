@@ -222,6 +222,13 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
         "--until",
         "2030-12-31",
     ]);
+    // Before anyone signs, the proposal says whom it would cover.
+    let proposed = pingliang.ctl_ok(&["agreement", "show", number]);
+    assert!(proposed.contains("would cover"), "{proposed}");
+    assert!(
+        proposed.contains("李娜") && proposed.contains("王宇"),
+        "{proposed}"
+    );
     lanzhou
         .wait_until(
             Duration::from_secs(30),

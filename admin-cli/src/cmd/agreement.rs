@@ -467,7 +467,7 @@ fn agreement_json(a: &pb::AgreementView) -> serde_json::Value {
         "history": a.history.iter().map(version_json).collect::<Vec<_>>(),
         "pending_counter": pending_counter(a).map(terms_json),
         "ended_reason": a.ended_reason, "ended_by": a.ended_by,
-        "members_in_scope": a.members_in_scope, "next_step": a.next_step,
+        "members_in_scope": a.members_in_scope, "would_cover": a.would_cover, "next_step": a.next_step,
         "updated_at_ms": a.updated_at_ms,
     })
 }
@@ -611,7 +611,21 @@ fn agreement_detail(a: &pb::AgreementView, view: View) -> String {
     for (label, value) in frame_fields(terms) {
         d.field(label, value);
     }
-    d.field("members in scope", a.members_in_scope.to_string());
+    if a.would_cover.is_empty() {
+        d.field("members in scope", a.members_in_scope.to_string());
+    } else {
+        let more = a
+            .members_in_scope
+            .saturating_sub(a.would_cover.len() as u64);
+        let mut names = a.would_cover.join(", ");
+        if more > 0 {
+            names.push_str(&format!(" and {more} more"));
+        }
+        d.field(
+            "would cover",
+            format!("{} members: {names}", a.members_in_scope),
+        );
+    }
     if !(a.ended_reason.is_empty() && a.ended_by.is_empty()) || view == View::Full {
         d.field("ended reason", &a.ended_reason)
             .field("ended by", &a.ended_by);
@@ -810,6 +824,7 @@ mod tests {
             next_step: "decide on lanzhou's counter-proposal: publish it or answer with version 2"
                 .into(),
             updated_at_ms: 0,
+            would_cover: Vec::new(),
         }
     }
 
@@ -1230,7 +1245,7 @@ history
     #[test]
     fn agreement_json_nests_terms_history_and_pending() {
         let value = agreement_json(&view());
-        assert_eq!(value.as_object().unwrap().len(), 16);
+        assert_eq!(value.as_object().unwrap().len(), 17);
         assert_eq!(value["agreement_id"], "ag-1");
         assert_eq!(value["active_version"], 1);
         assert_eq!(value["terms"].as_object().unwrap().len(), 16);

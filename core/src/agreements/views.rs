@@ -2,7 +2,7 @@
 
 use liaison_proto::v1 as pb;
 use prost::Message;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::storage::{require, signature_of, AgreementState};
 use crate::members;
@@ -63,7 +63,38 @@ pub fn view(
         .last()
         .and_then(|h| h.terms.clone())
         .or_else(|| a.pending_terms.clone());
-    let members_in_scope: u64 = if coordinator {
+    // A proposal shows the coordinator whom it would cover, before anyone
+    // signs: the members listed, or those away to a place the inflow node
+    // serves.
+    let would_cover: Vec<String> = match (&terms, coordinator && a.state == AgreementState::Proposed) {
+        (Some(terms), true) if terms.scope_kind == "members" => {
+            let mut names = Vec::new();
+            for id in &terms.scope_members {
+                let name: Option<String> = conn
+                    .query_row(
+                        "SELECT name FROM members WHERE member_id = ?1 AND owner = ?2",
+                        params![id, ctx.me.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                names.extend(name);
+            }
+            names
+        }
+        (Some(_), true) => conn
+            .prepare(
+                "SELECT m.name FROM members m JOIN outflows o ON o.member_id = m.member_id AND o.state = 'open'
+                 WHERE m.owner = ?1
+                   AND EXISTS (SELECT 1 FROM peer_places p WHERE p.node_id = ?2 AND o.destination_place LIKE p.place || '%')
+                 ORDER BY m.name, m.member_id",
+            )?
+            .query_map(params![ctx.me.as_str(), a.inflow_node], |r| r.get(0))?
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
+    let members_in_scope: u64 = if !would_cover.is_empty() {
+        would_cover.len() as u64
+    } else if coordinator {
         conn.query_row(
             "SELECT COUNT(*) FROM shares WHERE basis = ?1",
             [&a.agreement_id],
@@ -118,6 +149,7 @@ pub fn view(
         ended_reason: a.ended_reason.clone(),
         ended_by: a.ended_by.clone(),
         members_in_scope,
+        would_cover: would_cover.into_iter().take(20).collect(),
         next_step,
         updated_at_ms: a.updated_at_ms,
     })
