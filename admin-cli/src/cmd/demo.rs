@@ -1277,13 +1277,13 @@ fn explore(fed: &Federation, state: &StateDir) {
     liaisonctl::outln!(
         "\n  Xi'an (西安) has a node but no agreement yet; propose one, accept it, and watch:"
     );
+    let number = format!("平凉-西安-{}-01", today.year());
     liaisonctl::outln!(
-        "    {p} agreement propose --with xian --number 平凉-西安-{}-01 --from {today} --until {}-12-31",
-        today.year(),
+        "    {p} agreement propose --with 西安 --number {number} --from {today} --until {}-12-31",
         today.year() + 1
     );
     liaisonctl::outln!("    {x} agreement list");
-    liaisonctl::outln!("    {x} agreement accept AGREEMENT_ID");
+    liaisonctl::outln!("    {x} agreement accept {number} --wait 30");
     liaisonctl::outln!("    {x} member list --hosted --limit 20");
     if !state.temporary {
         liaisonctl::outln!(

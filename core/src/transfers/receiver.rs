@@ -127,6 +127,11 @@ pub fn reject(
     }
     t.reject_code = code.to_owned();
     t.reject_reason = validate::text("reason", reason, 500)?;
+    if code == "other" && t.reject_reason.is_empty() {
+        return Err(Error::invalid(
+            "reason code `other` needs the reason in words (--reason TEXT): the sender's operators see it".into(),
+        ));
+    }
     t.state = TransferState::Rejected;
     purge(&mut t);
     save(conn, &t, ctx.now_ms)?;
