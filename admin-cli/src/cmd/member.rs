@@ -466,8 +466,8 @@ fn moved_text(v: &pb::MovedView) -> String {
     let to = match (v.to_node.as_str(), v.to_place.as_str()) {
         ("", "") => "-".to_owned(),
         (node, "") => node.to_owned(),
-        ("", place) => format!("{place} (on paper, no node)"),
-        (node, place) => format!("{node} ({place})"),
+        ("", place) => format!("{} (on paper, no node)", super::places::show(place)),
+        (node, place) => format!("{node} ({})", super::places::show(place)),
     };
     let mut text = format!("moved to {to}");
     if !v.released_on.is_empty() {

@@ -31,6 +31,11 @@ pub fn show(code: &str) -> String {
     if code.is_empty() {
         return "-".into();
     }
+    // Text that is no code (a place written out on an older record) is
+    // shown as written.
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return code.to_owned();
+    }
     let shown = places::display(code);
     match places::by_code(code) {
         // The name with the code as the node stores it.
