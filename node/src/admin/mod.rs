@@ -31,6 +31,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::NodeError;
 use crate::node::Node;
+use liaison_core::clock::Millis;
 use liaison_core::{Ctx, Error as CoreError, Refusal};
 use liaison_types::identity::{NodeId, Notary};
 
@@ -47,8 +48,8 @@ mod transfers;
 pub use socket::{bind, serve, ADMIN_GRACE};
 
 /// The admin service: the node's shared state, which every handler reaches
-/// through [`AdminService::act`] to change it and [`AdminService::read`] to
-/// read it.
+/// through `AdminService::act` to change it and `AdminService::read` to
+/// read it (the module `action`).
 #[derive(Debug)]
 pub struct AdminService {
     node: Arc<Node>,
@@ -73,7 +74,7 @@ struct Me {
 }
 
 impl Me {
-    fn ctx(&self, now_ms: i64) -> Ctx<'_> {
+    fn ctx(&self, now_ms: Millis) -> Ctx<'_> {
         Ctx::new(&self.node_id, now_ms).with_notary(self.notary.as_ref())
     }
 }
@@ -162,7 +163,8 @@ delegate! {
     audit_verify(AuditVerifyRequest) -> AuditVerifyResponse => audit::verify;
 }
 
-/// The answer to a call that failed: [`status_of_ref`].
+/// The answer to a call that failed: a refusal, the operator's to fix; a
+/// stopping node; or a fault of the node (`status_of_ref` says which code).
 pub fn status_of(error: impl Into<NodeError>) -> Status {
     status_of_ref(&error.into())
 }
