@@ -1,0 +1,386 @@
+//! The registry: organizations, members (with import and export),
+//! outflows, host sections, contacts, activities, and the reports over
+//! them.
+
+use liaison_proto::v1 as pb;
+use rusqlite::TransactionBehavior;
+use tonic::{Request, Response, Status};
+
+use super::action::Action;
+use super::AdminService;
+use liaison_core::store::audit::Outcome;
+use liaison_core::{import, members};
+
+pub(super) async fn org_add(
+    admin: &AdminService,
+    request: Request<pb::Org>,
+) -> Result<Response<pb::Org>, Status> {
+    let (action, org) = Action::of(request, "org.add", |r| r.org_id.clone());
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::org_add(conn, ctx, &org)?, String::new()))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn org_import(
+    admin: &AdminService,
+    request: Request<pb::OrgImportRequest>,
+) -> Result<Response<pb::OrgListResponse>, Status> {
+    let (action, request) = Action::of(request, "org.import", |r| {
+        format!("{} organizations", r.orgs.len())
+    });
+    let orgs = request.orgs;
+    admin
+        .act(action, move |conn, ctx| {
+            members::org_import(conn, ctx, &orgs)?;
+            let codes: Vec<&str> = orgs.iter().map(|o| o.org_id.trim()).collect();
+            let added = members::org_list(conn)?
+                .into_iter()
+                .filter(|o| codes.contains(&o.org_id.as_str()))
+                .collect();
+            Ok((pb::OrgListResponse { orgs: added }, codes.join(", ")))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn org_list(
+    admin: &AdminService,
+    _request: Request<pb::OrgListRequest>,
+) -> Result<Response<pb::OrgListResponse>, Status> {
+    let orgs = admin.read(|conn, _ctx| members::org_list(conn)).await?;
+    Ok(Response::new(pb::OrgListResponse { orgs }))
+}
+
+pub(super) async fn member_add(
+    admin: &AdminService,
+    request: Request<pb::MemberFields>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, fields) = Action::of(request, "member.add", |_| String::new());
+    admin
+        .act(action, move |conn, ctx| {
+            let member = members::member_add(conn, ctx, &fields)?;
+            let detail = format!("member {}", member.member_id);
+            Ok((member, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn member_update(
+    admin: &AdminService,
+    request: Request<pb::MemberUpdateRequest>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, update) = Action::of(request, "member.update", |r| r.member_id.clone());
+    let fields = update.fields.unwrap_or_default();
+    let changed = changed_fields(&fields);
+    admin
+        .act(action, move |conn, ctx| {
+            let member = members::member_update(conn, ctx, &update.member_id, &fields)?;
+            Ok((member, changed))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn member_show(
+    admin: &AdminService,
+    request: Request<pb::MemberRef>,
+) -> Result<Response<pb::Member>, Status> {
+    let id = request.into_inner().member_id;
+    admin
+        .read(move |conn, ctx| {
+            let id = liaison_types::validate::member_id(&id)?;
+            members::member_view(conn, ctx, &id)
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn member_list(
+    admin: &AdminService,
+    request: Request<pb::MemberListRequest>,
+) -> Result<Response<pb::MemberListResponse>, Status> {
+    let list = request.into_inner();
+    let (members, total) = admin
+        .read(move |conn, ctx| members::member_list(conn, ctx, &list))
+        .await?;
+    Ok(Response::new(pb::MemberListResponse { members, total }))
+}
+
+/// Not a change in the writer: an import runs in a transaction of its own
+/// on the write connection, and a dry run, or a run with bad rows it was
+/// not told to skip, is answered with its problems and rolled back,
+/// leaving no entry (the writer commits every change that succeeds). The
+/// owner gate and the entry run in that transaction, as in
+/// [`AdminService::act`]; a refusal is recorded by
+/// [`AdminService::refused`]. A dry run changes nothing, so it is not
+/// gated: a reconciling node still checks a roster.
+pub(super) async fn member_import(
+    admin: &AdminService,
+    request: Request<pb::MemberImportRequest>,
+) -> Result<Response<pb::MemberImportResponse>, Status> {
+    let (action, import_request) = Action::of(request, "member.import", |_| String::new());
+    let me = admin.me();
+    let now_ms = admin.node.now_ms();
+    let entry = action.clone();
+    tracing::debug!(bytes = import_request.csv.len(), "member import running");
+    let result = admin
+        .node
+        .db(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if !import_request.dry_run {
+                entry.gate(&tx)?;
+            }
+            let outcome = import::import(&tx, &me.ctx(now_ms), &import_request.csv)?;
+            if !outcome.commit(import_request.skip_bad, import_request.dry_run) {
+                tx.rollback()?;
+                return Ok((outcome, false));
+            }
+            let detail = format!(
+                "{} imported, {} bad rows skipped",
+                outcome.imported, outcome.skipped
+            );
+            entry.append(&tx, now_ms, Outcome::Ok, &detail)?;
+            tx.commit()?;
+            Ok((outcome, true))
+        })
+        .await;
+    let (outcome, committed) = match result {
+        Ok(imported) => imported,
+        Err(error) => return Err(admin.refused(action, error).await),
+    };
+    if committed {
+        admin.node.events_appended();
+    }
+    Ok(Response::new(pb::MemberImportResponse {
+        imported: if committed { outcome.imported } else { 0 },
+        skipped: outcome.skipped,
+        problems: outcome
+            .problems
+            .into_iter()
+            .map(|(line, message)| pb::ImportProblem { line, message })
+            .collect(),
+    }))
+}
+
+/// A read, audited on purpose: exporting the roster discloses personal
+/// data.
+pub(super) async fn member_export(
+    admin: &AdminService,
+    request: Request<pb::MemberExportRequest>,
+) -> Result<Response<pb::MemberExportResponse>, Status> {
+    let (action, _) = Action::of(request, "member.export", |_| String::new());
+    let (csv, count) = admin.read(import::export).await?;
+    admin
+        .record(action, Outcome::Ok, format!("{count} members"))
+        .await;
+    Ok(Response::new(pb::MemberExportResponse {
+        csv,
+        members: count,
+    }))
+}
+
+pub(super) async fn member_disclosures(
+    admin: &AdminService,
+    request: Request<pb::MemberRef>,
+) -> Result<Response<pb::DisclosureList>, Status> {
+    let id = request.into_inner().member_id;
+    let disclosures = admin
+        .read(move |conn, _ctx| members::disclosures(conn, &id))
+        .await?;
+    Ok(Response::new(pb::DisclosureList { disclosures }))
+}
+
+pub(super) async fn host_section_set(
+    admin: &AdminService,
+    request: Request<pb::HostSectionRequest>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, req) = Action::of(request, "member.host_set", |r| r.member_id.clone());
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::host_section_set(conn, ctx, &req)?, String::new()))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn outflow_register(
+    admin: &AdminService,
+    request: Request<pb::OutflowRequest>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, req) = Action::of(request, "outflow.register", |r| r.member_id.clone());
+    let detail = format!("to {} {}", req.destination_place, req.destination_node);
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::outflow_register(conn, ctx, &req)?, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn outflow_update(
+    admin: &AdminService,
+    request: Request<pb::OutflowUpdateRequest>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, req) = Action::of(request, "outflow.update", |r| r.member_id.clone());
+    // Which fields change (the new destination by its code).
+    let fields: Vec<String> = [
+        req.destination_place.as_ref().map(|p| format!("to {p}")),
+        req.destination_node.as_ref().map(|n| format!("node {n}")),
+        req.direction.as_ref().map(|_| "direction".to_owned()),
+        req.departed_on.as_ref().map(|_| "departed on".to_owned()),
+        req.expected_return
+            .as_ref()
+            .map(|_| "expected return".to_owned()),
+        req.reason.as_ref().map(|_| "reason".to_owned()),
+        req.fixed_location.map(|_| "fixed location".to_owned()),
+        req.certificate_no
+            .as_ref()
+            .map(|_| "certificate".to_owned()),
+        req.certificate_issuer
+            .as_ref()
+            .map(|_| "certificate issuer".to_owned()),
+        req.certificate_issued_on
+            .as_ref()
+            .map(|_| "certificate issued on".to_owned()),
+        req.card_no.as_ref().map(|_| "card".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let detail = fields.join(", ");
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::outflow_update(conn, ctx, &req)?, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn outflow_return(
+    admin: &AdminService,
+    request: Request<pb::OutflowReturnRequest>,
+) -> Result<Response<pb::Member>, Status> {
+    let (action, req) = Action::of(request, "outflow.return", |r| r.member_id.clone());
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::outflow_return(conn, ctx, &req)?, String::new()))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn outflow_list(
+    admin: &AdminService,
+    request: Request<pb::OutflowListRequest>,
+) -> Result<Response<pb::OutflowListResponse>, Status> {
+    let req = request.into_inner();
+    let outflows = admin
+        .read(move |conn, _ctx| members::outflow_list(conn, &req))
+        .await?;
+    Ok(Response::new(pb::OutflowListResponse { outflows }))
+}
+
+pub(super) async fn contact_record(
+    admin: &AdminService,
+    request: Request<pb::ContactRequest>,
+) -> Result<Response<pb::ContactView>, Status> {
+    let (action, req) = Action::of(request, "contact.record", |r| r.member_id.clone());
+    let detail = format!("channel {}", req.channel);
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::contact_record(conn, ctx, &req)?, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+/// Shows a member's contact status, or sets it (a change) when the request
+/// says what to set.
+pub(super) async fn contact_status(
+    admin: &AdminService,
+    request: Request<pb::ContactStatusRequest>,
+) -> Result<Response<pb::ContactStatusView>, Status> {
+    let (action, req) = Action::of(request, "contact.status", |r| r.member_id.clone());
+    if req.set.trim().is_empty() {
+        return admin
+            .read(move |conn, ctx| members::contact_status(conn, ctx, &req))
+            .await
+            .map(Response::new);
+    }
+    let detail = format!("set {} {}", req.set, req.reason);
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::contact_status(conn, ctx, &req)?, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn activity_record(
+    admin: &AdminService,
+    request: Request<pb::ActivityRequest>,
+) -> Result<Response<pb::ActivityView>, Status> {
+    let (action, req) = Action::of(request, "activity.record", |r| r.member_id.clone());
+    let detail = format!("kind {}", req.kind);
+    admin
+        .act(action, move |conn, ctx| {
+            Ok((members::activity_record(conn, ctx, &req)?, detail))
+        })
+        .await
+        .map(Response::new)
+}
+
+pub(super) async fn activity_list(
+    admin: &AdminService,
+    request: Request<pb::ActivityListRequest>,
+) -> Result<Response<pb::ActivityListResponse>, Status> {
+    let req = request.into_inner();
+    let activities = admin
+        .read(move |conn, _ctx| members::activity_list(conn, &req))
+        .await?;
+    Ok(Response::new(pb::ActivityListResponse { activities }))
+}
+
+/// Members away whom no active agreement covers.
+pub(super) async fn report_uncovered(
+    admin: &AdminService,
+    _request: Request<pb::ReportUncoveredRequest>,
+) -> Result<Response<pb::ReportUncoveredResponse>, Status> {
+    admin
+        .read(liaison_core::agreements::uncovered)
+        .await
+        .map(Response::new)
+}
+
+/// The names of the fields an update sets (never their values: the audit
+/// log holds no personal data).
+fn changed_fields(f: &pb::MemberFields) -> String {
+    let fields = [
+        ("name", f.name.is_some()),
+        ("gender", f.gender.is_some()),
+        ("birth_date", f.birth_date.is_some()),
+        ("ethnicity", f.ethnicity.is_some()),
+        ("native_place", f.native_place.is_some()),
+        ("national_id", f.national_id.is_some()),
+        ("education", f.education.is_some()),
+        ("occupation", f.occupation.is_some()),
+        ("origin", f.origin.is_some()),
+        ("party_status", f.party_status.is_some()),
+        ("joined_on", f.joined_on.is_some()),
+        ("full_member_on", f.full_member_on.is_some()),
+        ("home_branch", f.home_branch.is_some()),
+        ("phone", f.phone.is_some()),
+        ("home_address", f.home_address.is_some()),
+        ("membership_state", f.membership_state.is_some()),
+    ];
+    let set: Vec<&str> = fields
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| *name)
+        .collect();
+    format!("fields: {}", set.join(","))
+}
