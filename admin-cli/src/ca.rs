@@ -1,6 +1,6 @@
 //! `liaisonctl ca`: create a federation root CA and issue node certificates.
 //!
-//! These verbs work on local files only and never talk to a node (DESIGN §1):
+//! These verbs work on local files only and never talk to a node (ARCHITECTURE.md):
 //! the CA key normally lives on the provincial department's offline machine,
 //! and the issued `.crt`/`.key` pair is then carried to the node. The work is
 //! done by [`liaison_types::identity`]; this module parses the arguments and

@@ -1,4 +1,4 @@
-//! Applying a batch of a peer's events (DESIGN §4).
+//! Applying a batch of a peer's events (docs/replication.md).
 //!
 //! The batch and the cursor move in one transaction, and the cursor guards
 //! it: events at or below it are skipped, and it never moves back. So a
@@ -67,7 +67,7 @@ fn apply_batch_in(
         }
         // The end of a restored origin's re-emission, and under which of
         // its log ids each home-section copy arrived, need the log id
-        // (DESIGN §7).
+        // (docs/restore.md).
         let applied = if event.kind == EventKind::EpochComplete as i32 {
             hosting::apply_epoch_complete(&tx, origin, log_id, event).map(|_| ())
         } else {

@@ -1,6 +1,6 @@
 //! Time as the protocol sees it: injected, so tests and the simulator can
 //! move it. Wall-clock times are for people; order comes from sequence
-//! numbers (DESIGN §4).
+//! numbers (docs/replication.md).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

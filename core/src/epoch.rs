@@ -1,4 +1,4 @@
-//! What a restore left in this database (DESIGN §7): whether it was ever
+//! What a restore left in this database (docs/restore.md): whether it was ever
 //! restored, whether it still reconciles, the log ids it wrote under and
 //! the letter number it had issued when restored. Read by every part of
 //! the protocol that acts differently on a restored node; written by

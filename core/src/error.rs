@@ -58,7 +58,7 @@ pub enum Refusal {
         narrow: String,
     },
     /// The node was restored from a backup and does not act as an owner
-    /// until every peer answered (DESIGN §7).
+    /// until every peer answered (docs/restore.md).
     #[error("this node was restored and is reconciling with its peers (waiting for {}): it acts as an owner again once every peer answered; `liaisonctl reconcile status` shows progress, `liaisonctl reconcile --without-peer PEER` goes on without an unreachable one", waiting.join(", "))]
     Reconciling { waiting: Vec<String> },
 }

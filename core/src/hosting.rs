@@ -1,7 +1,7 @@
 //! What a node accepts from its peers about members it shares: home
 //! sections (and their withdrawal) at a host, and the records a host makes
 //! (host sections, contact events, activities) at the member's owner,
-//! each checked against the authority of its author (DESIGN §3, §4); the
+//! each checked against the authority of its author (docs/authority.md, docs/replication.md); the
 //! end of a restored owner's re-emission (§7); and the records held until
 //! their member arrives, applied once it does.
 
@@ -261,7 +261,7 @@ fn apply_home_section(
             if home.owner == ctx.me.as_str() {
                 // Generations rise only with releases: a later one means
                 // this node released the member, after the backup it was
-                // restored from (DESIGN §7). Held; the transfer rule that
+                // restored from (docs/restore.md). Held; the transfer rule that
                 // makes it a tombstone here applies it again.
                 if version.generation > home.generation && crate::epoch::was_restored(conn)? {
                     return Err(Rejection::Invalid(format!(
@@ -359,7 +359,7 @@ fn forward_pointer(member_id: &str, to_node: &str) -> Result<NodeId, Rejection> 
 enum Disposition {
     Apply,
     /// The member was released to another node: relay the record there
-    /// with the transfer as its basis (DESIGN §5).
+    /// with the transfer as its basis (docs/transfers.md).
     Relay(NodeId, String),
     /// The member left on paper for a place with no node: a legitimate
     /// record that crossed the unshare, with nowhere to go (not stored).
@@ -369,7 +369,7 @@ enum Disposition {
 /// Host sections, contact events and activities about a member go to the
 /// member's owner, authored by the node that sends them, under an agreement
 /// that covered the member while it was active, and only until the host
-/// applied its end (DESIGN §4); or relayed by the member's previous owner
+/// applied its end (docs/replication.md); or relayed by the member's previous owner
 /// with the transfer as basis.
 /// What `check_host_record` judges of a host record.
 struct HostRecordRef<'a> {
@@ -522,7 +522,7 @@ pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 /// it. Only a restore makes them arrive first: a host's record of a member
 /// this node forgot it had received comes before the release its sender
 /// sends again, and a later owner's share before the report of the release
-/// this node forgot (DESIGN §7). Returns how many were applied.
+/// this node forgot (docs/restore.md). Returns how many were applied.
 pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<usize, Error> {
     let ids: Vec<u64> = conn
         .prepare_cached(

@@ -4,7 +4,7 @@
 //! Architecture invariant: plain synchronous code over a SQLite connection
 //! (the caller holds the transaction) and an injected time, [`Ctx`]. It
 //! knows nothing of tokio, tonic, TLS or connections, so the same code runs
-//! in the node and in a deterministic simulator (DESIGN §4). This crate's
+//! in the node and in a deterministic simulator (docs/replication.md). This crate's
 //! `Cargo.toml` names none of them, and CI checks that none comes in
 //! through another crate (`.ci/run`).
 //!

@@ -1,4 +1,4 @@
-//! The change log (DESIGN §4): appending events for an audience in the same
+//! The change log (docs/replication.md): appending events for an audience in the same
 //! transaction as the change, compacting superseded snapshots, reading
 //! batches for a puller, and the cursors that make apply exactly-once.
 

@@ -1,4 +1,4 @@
-//! What applying a peer's event or batch comes to (DESIGN §4): the
+//! What applying a peer's event or batch comes to (docs/replication.md): the
 //! outcomes every event handler returns, the report of a batch, and the
 //! test-only [`Faults`]. Below every protocol module: handlers of every
 //! concept return a [`Rejection`], and only `apply` turns it into a
@@ -23,7 +23,7 @@ pub enum Rejection {
     /// It can never be valid: quarantine it and move on.
     Invalid(String),
     /// A transfer decision (`release`, `abort`) that cannot be applied now.
-    /// Decisions are never quarantined (DESIGN §4): the peer's stream
+    /// Decisions are never quarantined (docs/replication.md): the peer's stream
     /// stops at this event, cursor unmoved, until a restart or an upgrade
     /// applies it.
     Stop(String),

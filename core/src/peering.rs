@@ -1,5 +1,5 @@
 //! Adding and removing a peer: what comes with a new peer, and what must
-//! not be left behind (DESIGN §5, last point).
+//! not be left behind (docs/transfers.md, "Removing a peer"; docs/agreements.md).
 
 use rusqlite::Connection;
 

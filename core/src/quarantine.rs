@@ -1,5 +1,5 @@
 //! The quarantine: events from peers that can never be valid, kept with
-//! their reason and audited (DESIGN §4), listed for operators and checked
+//! their reason and audited (docs/replication.md), listed for operators and checked
 //! again on request.
 
 use liaison_proto::v1 as pb;

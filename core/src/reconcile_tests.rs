@@ -1,4 +1,4 @@
-//! Backup, restore and reconcile driven by hand between nodes (DESIGN §7).
+//! Backup, restore and reconcile driven by hand between nodes (docs/restore.md).
 
 use liaison_proto::v1 as pb;
 
@@ -555,7 +555,7 @@ fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
 
 /// A reconciling coordinator makes no agreement decision, also not on
 /// applying the other party's acceptance; its calendar activates the
-/// agreement once the reconciliation ended (DESIGN §7).
+/// agreement once the reconciliation ended (docs/restore.md).
 #[test]
 fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
     let (pingliang, lanzhou, xian, _member) = federation();

@@ -1,4 +1,4 @@
-//! Transfers driven by hand between in-memory nodes (DESIGN §5).
+//! Transfers driven by hand between in-memory nodes (docs/transfers.md).
 
 use liaison_proto::v1 as pb;
 

@@ -86,7 +86,7 @@ pub struct Node {
     pub halt: CancellationToken,
     /// Every task the node spawns, blocking ones included.
     pub tasks: TaskTracker,
-    /// The database's log id (DESIGN §2), kept here so async code never
+    /// The database's log id (docs/authority.md), kept here so async code never
     /// reads it from SQLite; set at start and when a restore begins.
     log_id: std::sync::RwLock<String>,
     /// The change log's head per audience, announced after every commit
@@ -479,7 +479,7 @@ fn open_database(
     // Durable values that cannot be checked by the schema alone.
     store.read(|conn| liaison_core::transfers::check_letter_counter(conn, node_id))?;
     // A backup copied into place: a new log id, and reconcile before acting
-    // as an owner (DESIGN §7).
+    // as an owner (docs/restore.md).
     let restored = store.with(|conn| {
         liaison_core::reconcile::begin_restore_if_marked(
             conn,
@@ -638,7 +638,7 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
-            // A reconciling node makes no owner decisions yet (DESIGN §7):
+            // A reconciling node makes no owner decisions yet (docs/restore.md):
             // neither the calendar's nor the contact statuses it shares.
             if liaison_core::epoch::is_reconciling(&tx)? {
                 return Ok(None);

@@ -1,4 +1,4 @@
-//! TLS for the federation port and peer links (DESIGN §2): the rustls
+//! TLS for the federation port and peer links (docs/authority.md): the rustls
 //! server and client configurations built from a node's [`TlsMaterial`],
 //! the check that a server is the node meant, and readable reasons for
 //! refused handshakes. Loading and checking the material itself is
@@ -51,7 +51,7 @@ fn roots(
 /// ALPN "h2", presents our chain and key.
 ///
 /// Which peers may do what is decided after the handshake from the verified
-/// certificate's node id and the peer table (DESIGN §2); TLS only establishes
+/// certificate's node id and the peer table (docs/authority.md); TLS only establishes
 /// that the caller belongs to the federation.
 pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
     let node = m.node_id.as_str();
@@ -78,7 +78,7 @@ pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, Ident
 ///
 /// Presents our certificate; verifies the server's chain to the CA and the
 /// server name as usual, and then also that the server is the node we meant to
-/// reach (DESIGN §2: a valid certificate of *another* node at that address, e.g.
+/// reach (docs/authority.md: a valid certificate of *another* node at that address, e.g.
 /// after a DNS mix-up, must not be taken for the peer), and, if `pin` is given,
 /// that its leaf has exactly that fingerprint. ALPN "h2".
 /// TLS 1.3 tickets a peer link's client config keeps for resumption: rustls

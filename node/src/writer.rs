@@ -1,7 +1,7 @@
 //! Group commit of operators' changes.
 //!
 //! Every operator's change is one transaction with its audit entry, and a
-//! commit is an fsync (`synchronous = FULL`, DESIGN §4): one change per
+//! commit is an fsync (`synchronous = FULL`, docs/replication.md): one change per
 //! transaction caps a node at one change per commit time, however small
 //! the change. So changes that arrive while the database is busy wait in a
 //! queue, and the next transaction runs all of them, up to [`GROUP_MAX`],

@@ -16,10 +16,10 @@ pub mod sim;
 
 pub use kit::*;
 
-/// The simulator's invariants (`sim::invariants`, DESIGN §3–§4a) over real
-/// nodes' database files, read-only: every host holds copies only under an
-/// agreement it holds active, and every stored record's author is its
-/// authority (tombstones only for released transfers). The single-owner
+/// The simulator's invariants (`sim::invariants`; docs/authority.md,
+/// docs/replication.md, docs/agreements.md) over real nodes' database
+/// files, read-only: every host holds copies only under an agreement it
+/// holds active, and every stored record's author is its authority (tombstones only for released transfers). The single-owner
 /// promise has its own checker for running nodes ([`ownership`]), which
 /// reads the files twice because they cannot be read at one instant.
 ///

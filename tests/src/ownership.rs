@@ -1,4 +1,4 @@
-//! The invariant of DESIGN §5, stated as code the end-to-end tests call:
+//! The invariant of docs/transfers.md, stated as code the end-to-end tests call:
 //! **at no instant do two nodes both consider themselves the owner of a
 //! member; once messages get through, exactly one does, and its record
 //! equals what the sender held when it released.**
@@ -161,7 +161,7 @@ fn read_pass(nodes: &[NodeDb]) -> rusqlite::Result<BTreeMap<String, BTreeMap<Str
 /// node that claimed generation g at its reads x₁ and x₂ owned the member
 /// throughout [x₁, x₂]. For two such nodes X (read first) and Y, the read
 /// y₁ falls inside [x₁, x₂]: at the instant y₁ both owned. (The one
-/// legitimate exception, DESIGN §7's `reconcile --without-peer`, is not
+/// legitimate exception, docs/restore.md's `reconcile --without-peer`, is not
 /// something these checks expect.)
 pub fn violations(nodes: &[NodeDb]) -> rusqlite::Result<Vec<Violation>> {
     let first = read_pass(nodes)?;
@@ -655,7 +655,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
     out
 }
 
-/// Whether `conn`'s node was ever restored from a backup (DESIGN §7).
+/// Whether `conn`'s node was ever restored from a backup (docs/restore.md).
 fn restored(conn: &Connection) -> bool {
     liaison_core::epoch::was_restored(conn).unwrap_or(false)
 }

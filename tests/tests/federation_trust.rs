@@ -1,4 +1,4 @@
-//! Identity and trust on the federation port (DESIGN §2): the `Hello`
+//! Identity and trust on the federation port (docs/authority.md): the `Hello`
 //! handshake between two nodes, and every refusal, each with the caller's
 //! error and the refusing side's audit entry.
 

@@ -1,4 +1,4 @@
-//! Backup, restore and reconcile between real nodes (DESIGN §7).
+//! Backup, restore and reconcile between real nodes (docs/restore.md).
 //!
 //! Pingliang takes a backup, goes on working with Lanzhou (edits, a host
 //! update at Lanzhou, a transfer, a new member), is stopped, and restarted

@@ -1,5 +1,5 @@
 //! The simulator's regression tests on backup, restore and reconcile
-//! (DESIGN §7): what a node restored from a backup forgot, how it adopts
+//! (docs/restore.md): what a node restored from a backup forgot, how it adopts
 //! what its peers hold, and the transfers, shares and host records across
 //! a restore.
 //!
@@ -15,7 +15,7 @@ use liaison_tests::sim::schedule::*;
 use liaison_tests::sim::{run_seed, SimConfig};
 
 /// BUG 5 (the simulator's first runs with backups and restores, seeds
-/// below of the first 1,000): reconciliation (DESIGN §7) broke where a
+/// below of the first 1,000): reconciliation (docs/restore.md) broke where a
 /// restored node had forgotten more than one kind of thing at once.
 /// Found and fixed in `core::reconcile` / `core::transfers`:
 /// - adopting an agreement the backup never had inserted its versions
@@ -55,7 +55,7 @@ fn sim_bug_reconcile_after_restore() {
 
 /// BUG 9 (the release soak, seeds 1,000,000 to 1,005,000): more of
 /// what a restore makes a node forget, each fixed in `core::reconcile`
-/// or `core::transfers` (or, where DESIGN §7 accepts the outcome, in
+/// or `core::transfers` (or, where docs/restore.md accepts the outcome, in
 /// what the simulator tolerates):
 /// - a restored sender reissued a letter number after going on without
 ///   the receiver of the forgotten one, and the receiver failed on the
@@ -297,7 +297,7 @@ fn sim_bug_restored_sender_relays_what_hosts_sent_it_meanwhile() {
 /// Pingliang accepted, got the release and passed m0 on to Xi'an. Then
 /// Lanzhou was restored to its open offer and Pingliang to a backup
 /// from before it knew m0: no node remembered the release, and Lanzhou
-/// owned m0 again beside Xi'an for good. DESIGN §7 names no such case.
+/// owned m0 again beside Xi'an for good. docs/restore.md names no such case.
 /// Fixed in `core::transfers`: a receiver that holds the member at a
 /// later generation than an offer's (it learns so from Xi'an's
 /// holdings) answers the offer as already received; the restored
@@ -999,7 +999,7 @@ fn sim_bug_an_older_letter_is_not_answered_as_received_for_its_reissue() {
 /// re-sent one for the same reason, so owner and host disagreed at one
 /// version for good. Fixed in `core::reconcile::adopt`: a host section
 /// a peer holds at the version this node holds with other contents,
-/// not written since the restore, is adopted back (DESIGN §7).
+/// not written since the restore, is adopted back (docs/restore.md).
 #[test]
 fn sim_bug_a_section_written_twice_at_one_version_is_adopted_from_the_peer() {
     let m = MemberRef(0);
@@ -1141,7 +1141,7 @@ fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
 /// Xi'an released m0 to Pingliang, which passed it on to Lanzhou; both
 /// were restored to before, and Pingliang went on without Lanzhou
 /// (`reconcile --without-peer`). Xi'an and Lanzhou then both own m0
-/// until Lanzhou comes back to Pingliang (DESIGN §7 accepts two owners
+/// until Lanzhou comes back to Pingliang (docs/restore.md accepts two owners
 /// until then), but the check tolerated it only while Pingliang was
 /// still reconciling. The end phase still requires one owner.
 #[test]

@@ -1,4 +1,4 @@
-//! The simulator's regression tests on transfers (DESIGN §5) with no
+//! The simulator's regression tests on transfers (docs/transfers.md) with no
 //! restore in them: a former owner as host, records relayed after a
 //! release, an offer cancelled by a forced peer removal or held back while
 //! the member comes by other letters.

@@ -1,5 +1,5 @@
 //! Issue 6: transfer of the organizational relationship (组织关系转接)
-//! between real nodes, exactly once, whatever fails in between (DESIGN §5).
+//! between real nodes, exactly once, whatever fails in between (docs/transfers.md).
 //!
 //! The nodes are driven through their admin gRPC service (the `liaisonctl
 //! transfer` verbs are the CLI over the same calls). Every test checks the
@@ -1182,7 +1182,7 @@ async fn a_third_hosts_contact_in_flight_during_the_release_is_relayed_to_the_ne
     assert_nothing_quarantined(&[&pingliang, &lanzhou, &xian]).await;
 }
 
-/// DESIGN §5: "records that reach the sender's tombstone afterwards are
+/// docs/transfers.md: "records that reach the sender's tombstone afterwards are
 /// relayed to the new owner with T as their basis". When the new owner has
 /// meanwhile passed the member on, its own tombstone is such a sender's
 /// tombstone too: the record must follow the member to the current owner.

@@ -49,7 +49,7 @@ pub struct Config {
     pub testing: Testing,
 }
 
-/// Rules of the introduction letter (介绍信, DOMAIN R7).
+/// Rules of the introduction letter (介绍信).
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Transfers {
@@ -77,7 +77,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Bounds on what the federation port accepts (DESIGN §2). Each has a default
+/// Bounds on what the federation port accepts (docs/authority.md). Each has a default
 /// that suits a province of a few dozen nodes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! Identity and trust (DESIGN §2): node ids, the federation CA, node
+//! Identity and trust (docs/authority.md): node ids, the federation CA, node
 //! certificates, and signing with a node's key.
 //!
 //! A federation has one root CA. Its certificate carries the federation name as

@@ -6,7 +6,7 @@
 //! left out) and compiled into the binary, so every node and `liaisonctl`
 //! know the same places without a download. It is parsed once, on first use.
 //!
-//! Operators type names; outputs show names with codes (DESIGN §3 "Places"):
+//! Operators type names; outputs show names with codes (docs/authority.md "Places"):
 //! - [`resolve`] takes a code, a name with or without its suffix
 //!   (`兰州市`, `兰州`), or a path from the province down (`甘肃兰州城关区`,
 //!   `甘肃 兰州 城关区`), and says which places a name could mean when it

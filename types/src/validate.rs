@@ -220,7 +220,7 @@ pub fn contact_channel(value: &str) -> Result<String, Invalid> {
     }
 }
 
-/// Activity kinds (DOMAIN §5.8), English code and Chinese name.
+/// Activity kinds, English code and Chinese name.
 pub const ACTIVITY_KINDS: [(&str, &str); 10] = [
     ("branch_meeting", "党员大会"),
     ("committee_meeting", "支委会"),

@@ -1,5 +1,5 @@
 //! `liaisonctl agreement`: co-management agreements (双向共管协议) between this
-//! node and a peer (DESIGN §4a, DOMAIN §7). The outflow party, whose members
+//! node and a peer (docs/agreements.md). The outflow party, whose members
 //! an agreement is about, coordinates: it numbers versions, activates and
 //! expires. Either party proposes, counters or terminates; each version binds
 //! only once both parties signed it.
@@ -68,7 +68,7 @@ pub enum AgreementCommand {
 }
 
 /// Terms that are optional in `propose` and `counter` alike: scope, duties
-/// (DOMAIN §7) and liaisons. In `counter`, a flag not given keeps the term of
+/// and liaisons. In `counter`, a flag not given keeps the term of
 /// the latest version; a list flag given at least once replaces that list.
 #[derive(Debug, clap::Args)]
 pub struct TermFlags {

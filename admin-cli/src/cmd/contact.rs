@@ -1,5 +1,6 @@
 //! `liaisonctl contact`: contact events with members (visits, calls, org
-//! life, dues) and the official contact status the owner keeps (DOMAIN §6.2).
+//! life, dues) and the official contact status the owner keeps
+//! (docs/authority.md, "The contact status").
 
 use clap::Subcommand;
 use liaison_proto::v1 as pb;

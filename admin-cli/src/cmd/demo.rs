@@ -47,7 +47,7 @@ const POLL: Duration = Duration::from_millis(100);
 const MARKER: &str = ".liaison-demo";
 const STEPS: u32 = 10;
 
-/// Mobile members of Pingliang at the end of 2018 (DOMAIN §1).
+/// Mobile members of Pingliang at the end of 2018.
 const DEFAULT_COUNT: u32 = 7074;
 const DEFAULT_SEED: u64 = 2018;
 

@@ -1,4 +1,4 @@
-//! `liaisonctl backup` and `liaisonctl reconcile` (DESIGN §7): a consistent
+//! `liaisonctl backup` and `liaisonctl reconcile` (docs/restore.md): a consistent
 //! online copy of the node's database, and the progress of a restored node
 //! reconciling with its peers.
 

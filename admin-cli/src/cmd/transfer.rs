@@ -1,5 +1,5 @@
 //! `liaisonctl transfer`: transfer of a member's organizational relationship
-//! (组织关系转接) to another node, exactly once (DESIGN §5, DOMAIN §6.5).
+//! (组织关系转接) to another node, exactly once (docs/transfers.md).
 //!
 //! The sender coordinates: `start` issues the letter (介绍信) and freezes the
 //! member; the receiver's operator votes with `accept` or `reject`; the sender

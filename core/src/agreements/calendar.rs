@@ -41,7 +41,7 @@ pub fn tick(conn: &Connection, ctx: &Ctx<'_>) -> Result<usize, Error> {
 pub(super) fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> Result<(), Error> {
     let today = ctx.today();
     if a.outflow_node == ctx.me.as_str() {
-        // A reconciling node makes no agreement decisions (DESIGN §7), also
+        // A reconciling node makes no agreement decisions (docs/restore.md), also
         // not on applying a vote: the calendar's first tick after the
         // reconciliation does. Until then this node may still believe it
         // owns a member it released and forgot, and an activation would
@@ -74,7 +74,7 @@ pub(super) fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> R
             )?;
             // Activation shares every member already in scope; an
             // amendment re-evaluates who is in scope. The first chunk in
-            // this transaction, the rest in their own (DESIGN §5).
+            // this transaction, the rest in their own (docs/transfers.md).
             members::request_reshare(conn, ctx)?;
         }
         let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {

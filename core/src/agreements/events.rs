@@ -1,6 +1,6 @@
 //! Applying the other party's agreement events: versions, votes, and the
 //! coordinator's or either party's state changes; and what a restored
-//! coordinator forgot, taken back from the other party (DESIGN §7).
+//! coordinator forgot, taken back from the other party (docs/restore.md).
 
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
@@ -155,7 +155,7 @@ fn apply_version(
 }
 
 /// At the inflow party, adopting the holdings of `coordinator` after a
-/// restore (DESIGN §7): the agreements it coordinates with this node that
+/// restore (docs/restore.md): the agreements it coordinates with this node that
 /// this node holds open and it did not report. It forgot them in a restore
 /// of its own, at a time this node did not hold them either (restored
 /// itself, from an earlier backup); this node reminds it with a `held`
@@ -204,7 +204,7 @@ pub fn remind_forgotten(
 }
 
 /// A vote on an agreement unknown here that this node coordinates: a
-/// restore from a backup older than its own proposal (DESIGN §7) made it
+/// restore from a backup older than its own proposal (docs/restore.md) made it
 /// forget what the voter still holds. Taken back as the voter holds it, at
 /// the version answered, only if this node's own signature on that version
 /// verifies (it did publish those terms); else `None` and the vote is

@@ -1,7 +1,7 @@
 //! What an agreement lets a host hold and send: a host's copies under it
 //! until its end plus the grace period on the host's clock, and the host's
 //! records at the coordinator only from before the host applied the end,
-//! judged by their place in the host's log (DESIGN §4).
+//! judged by their place in the host's log (docs/replication.md).
 
 use liaison_types::identity::NodeId;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -101,7 +101,7 @@ pub fn host_record_allowed(
 /// `log_id`: `u64::MAX` if not in that log. A host restored from a backup
 /// older than its end starts a new log in which it forgot the end, so its
 /// records there come before the end until it applies the end again there
-/// (DESIGN §4, §7). An end recorded before markers were kept per log
+/// (docs/replication.md, docs/restore.md). An end recorded before markers were kept per log
 /// (migration 0009) holds for every log.
 fn host_end_in(conn: &Connection, a: &Agreement, log_id: &str) -> Result<u64, Error> {
     let mut markers =

@@ -1,4 +1,4 @@
-//! Co-management agreements (双向共管协议, DESIGN §4a).
+//! Co-management agreements (双向共管协议, docs/agreements.md).
 //!
 //! Two parties; the outflow party coordinates: only it numbers versions,
 //! activates and expires. The inflow party's messages are votes. A

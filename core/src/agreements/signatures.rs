@@ -1,5 +1,5 @@
 //! Signatures over (agreement id, version, SHA-256 of the canonical terms),
-//! made and checked through the injected `Notary` (DESIGN §4a).
+//! made and checked through the injected `Notary` (docs/agreements.md).
 
 use liaison_proto::v1 as pb;
 use liaison_types::identity::NodeId;

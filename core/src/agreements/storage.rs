@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::log;
 use crate::{Ctx, Error};
 
-/// An agreement's state (DOMAIN §6.4); the same at both parties once their
-/// messages are through (DESIGN §4a).
+/// An agreement's state (docs/agreements.md); the same at both parties once their
+/// messages are through (docs/agreements.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgreementState {
     Proposed,

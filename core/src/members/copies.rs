@@ -1,5 +1,5 @@
 //! Home-section copies: what an owner shared with this node as a host, and
-//! under which of the owner's log ids each copy last arrived (DESIGN §7).
+//! under which of the owner's log ids each copy last arrived (docs/restore.md).
 
 use liaison_proto::v1 as pb;
 use liaison_types::identity::NodeId;

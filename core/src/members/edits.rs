@@ -1,5 +1,5 @@
 //! The operators' edits of the registry: each checks that this node is the
-//! authority for what it writes (DESIGN §3), records it, and shares what
+//! authority for what it writes (docs/authority.md), records it, and shares what
 //! changed in the same transaction (an owned member's new version goes to
 //! the hosts that may hold it; a host's record goes to the owner).
 
@@ -324,7 +324,7 @@ pub fn outflow_update(
 
 /// A node now serves `places`: members already away to those places whose
 /// registration names no node (the region had none when they left) are
-/// served by it from now on, and shared with it (DESIGN §3).
+/// served by it from now on, and shared with it (docs/authority.md).
 pub fn adopt_destinations(conn: &Connection, ctx: &Ctx<'_>, node: &NodeId) -> Result<usize, Error> {
     let orphans: Vec<(String, String)> = conn
         .prepare(

@@ -2,7 +2,7 @@
 //! registrations, host sections, contact events and activities, and the
 //! decision of what is shared with whom.
 //!
-//! Authority (DESIGN §3): the owner writes the home section and the outflow
+//! Authority (docs/authority.md): the owner writes the home section and the outflow
 //! registration; the host writes the host section; each node writes its own
 //! contact events and activities. Every function here checks that this node
 //! is the authority for what it is asked to write, and appends the events a

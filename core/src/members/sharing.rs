@@ -1,4 +1,4 @@
-//! What is shared with whom (DESIGN §3, §4a): an owned member's home
+//! What is shared with whom (docs/authority.md, docs/agreements.md): an owned member's home
 //! section goes to every host whose active agreement covers the member,
 //! and is withdrawn (`Unshare`) from hosts no longer covered. A member's
 //! new version is shared at once; an agreement's activation or amendment
@@ -22,7 +22,7 @@ use super::status::contact_state;
 use crate::log;
 use crate::{Ctx, Error};
 
-/// The fields of the home section a host receives (DESIGN §3), for the
+/// The fields of the home section a host receives (docs/authority.md), for the
 /// disclosure log.
 const SHARED_FIELDS: &str =
     "name,gender,birth_year,phone,party_status,home_branch,home_branch_contact,membership_state,contact_status,outflow,certificate";
@@ -66,7 +66,7 @@ pub fn unshare_everywhere(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> R
 
 /// Shares an owned member's home section with every host whose active
 /// agreement covers the member now, and withdraws it (Unshare) from hosts
-/// whose agreement no longer does (DESIGN §3, §4a). With `resend`, hosts
+/// whose agreement no longer does (docs/authority.md, docs/agreements.md). With `resend`, hosts
 /// that already hold a copy get the current version too.
 fn sync_shares(
     conn: &Connection,
@@ -313,7 +313,7 @@ pub fn reshare_pending(conn: &Connection) -> Result<bool, Error> {
 /// Runs the next chunk of a re-evaluation under way, if any, in the
 /// caller's transaction. Returns whether one ran (the caller commits and
 /// calls again until it returns false). A reconciling node runs none: it
-/// makes no owner decisions yet (DESIGN §7); each adoption of a peer
+/// makes no owner decisions yet (docs/restore.md); each adoption of a peer
 /// re-evaluates everything ([`reshare_all`], which clears the mark), and a
 /// mark set after the last one runs once the reconciliation has ended.
 pub fn reshare_next_chunk(conn: &Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {

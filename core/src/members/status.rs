@@ -1,4 +1,4 @@
-//! The official contact status of an owned member (DOMAIN §6.2), derived
+//! The official contact status of an owned member (docs/authority.md), derived
 //! from its contact events, its outflow and the clock.
 
 use chrono::NaiveDate;
@@ -9,18 +9,18 @@ use super::records::HomeRecord;
 use crate::{Ctx, Error};
 
 /// Days without contact after which a mobile member is overdue (quarterly
-/// contact, DOMAIN R18) and lost (6 months, R13/§6.2).
+/// contact) and lost (6 months without contact).
 pub const CONTACT_INTERVAL_DAYS: i64 = 92;
 
 pub const LOST_AFTER_DAYS: i64 = 183;
 
-/// The official contact status of an owned member (DOMAIN §6.2).
+/// The official contact status of an owned member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactState {
     pub status: String,
     pub last_contact: String,
     /// While the member is out of contact (lost, searching, unreachable):
-    /// the last org life or dues (R14), else the departure, the date 失联
+    /// the last org life or dues, else the departure, the date 失联
     /// time counts from; empty otherwise, so no status in contact is ever
     /// shown beside a "lost since" date.
     pub lost_since: String,

@@ -18,7 +18,7 @@ use crate::store::get_meta;
 use crate::{log, members, transfers};
 use crate::{Ctx, Error};
 
-/// Adopts what `peer` holds from this node (DESIGN §7), in one transaction,
+/// Adopts what `peer` holds from this node (docs/restore.md), in one transaction,
 /// and ends the re-emission to it with `EpochComplete`. `batches` is the
 /// whole answer, the last batch marked.
 pub fn adopt(
@@ -438,7 +438,7 @@ fn end_epoch(
 /// letter number than `held` (so `held` is not the newest). One it issued
 /// since the restore (going on without the peer) does not count: it was
 /// made without knowing what the peer reports, and a completed transfer
-/// the peer reports ends it (DESIGN §7), even a re-issue of the very offer
+/// the peer reports ends it (docs/restore.md), even a re-issue of the very offer
 /// the peer completed.
 fn newer_local_transfer(
     conn: &Connection,

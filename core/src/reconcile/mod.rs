@@ -1,4 +1,4 @@
-//! Backup, restore and reconcile (DESIGN §7).
+//! Backup, restore and reconcile (docs/restore.md).
 //!
 //! A restored node (a backup copied into place, or a new database under a
 //! node id its peers already know) forgot what it did after the backup,

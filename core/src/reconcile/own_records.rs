@@ -194,7 +194,7 @@ pub(super) fn adopt_own_contacts_and_activities(
 /// again, for the owner `peer` (which holds it: applying it twice changes
 /// nothing there), so that an owner restored later from an older backup
 /// gets it back by pulling. Only while the agreement it was made under is
-/// active here and this node has not applied its end (DESIGN §4).
+/// active here and this node has not applied its end (docs/replication.md).
 fn re_send_hosted(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -227,7 +227,7 @@ fn hosting_open(
 }
 
 /// Whether this node may hold a record it authored about `member_id` with
-/// `basis` (DESIGN §3): the member is its own, or the record was made as a
+/// `basis` (docs/authority.md): the member is its own, or the record was made as a
 /// host under an agreement in which it is the inflow party.
 fn may_hold_own_record(
     conn: &Connection,

@@ -74,7 +74,7 @@ pub fn begin_restore_if_marked(
 
 /// A peer said at `Hello` under which log ids of ours it holds cursors. One
 /// this database never had means we are a new database under a node id the
-/// peer already knows (DESIGN §2): begin the restore.
+/// peer already knows (docs/authority.md): begin the restore.
 pub fn note_log_ids_held(
     conn: &mut Connection,
     ctx: &Ctx<'_>,

@@ -154,7 +154,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the database at `path`, sets it up and brings its
-    /// schema up to date. A new database gets a fresh log id (DESIGN §2).
+    /// schema up to date. A new database gets a fresh log id (docs/authority.md).
     pub fn open(path: &Path, now_ms: Millis) -> Result<Store, Error> {
         let mut conn = Connection::open(path)?;
         setup_connection(&conn)?;
@@ -270,12 +270,12 @@ impl Store {
 
 /// Every connection gets the same pragmas. WAL with `synchronous = FULL`: a
 /// peer may pull an event the instant it commits, so a commit must survive
-/// power loss, not only a crash of the process (DESIGN §4).
+/// power loss, not only a crash of the process (docs/replication.md).
 pub fn setup_connection(conn: &Connection) -> Result<(), Error> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    // Deleted personal data must not be readable from the file (DESIGN §4).
+    // Deleted personal data must not be readable from the file (docs/replication.md).
     conn.pragma_update(None, "secure_delete", "ON")?;
     // Savepoints' sub-journals (the writer runs each change of a group in
     // its own savepoint) and temporary tables stay in memory: spilled to a
@@ -311,7 +311,7 @@ fn tune_connection(conn: &Connection) -> Result<(), Error> {
 }
 
 /// The `meta` key that marks a backup copy: its first open as a node's
-/// database begins a restore (DESIGN §7, `core::reconcile`).
+/// database begins a restore (docs/restore.md, `core::reconcile`).
 pub const BACKUP_MARK: &str = "backup_taken_at_ms";
 
 /// Writes a consistent copy of the database to `out` (which must not exist)

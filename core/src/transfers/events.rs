@@ -25,7 +25,7 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
 }
 
 /// A decision of the sender that cannot be applied stops the peer's stream
-/// at that event (DESIGN §4): never quarantined.
+/// at that event (docs/replication.md): never quarantined.
 fn cannot_apply(message: String) -> Rejection {
     Rejection::Stop(format!("transfer decision cannot be applied: {message}"))
 }

@@ -1,10 +1,10 @@
-//! Transfer of the organizational relationship (组织关系转接, DESIGN §5).
+//! Transfer of the organizational relationship (组织关系转接, docs/transfers.md).
 //!
 //! The member is owned by at most one node at every instant. The sender is
 //! the coordinator: its `release` and `abort` are decisions; the receiver's
 //! `accept` and `reject` are votes. Every message is an event in the change
 //! log, applied once; release is applied by the receiver in any state.
-//! `docs/transfers.md` says how the code carries DESIGN §5 out.
+//! `docs/transfers.md` says the whole course in prose.
 //!
 //! Layout, bottom to top (each file uses only those before it): `state`
 //! (the row, states, letter numbers), `views`, `sender` and `receiver`

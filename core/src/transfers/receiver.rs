@@ -274,7 +274,7 @@ pub(super) fn install(
 /// Whether this node received `t`'s member under this very offer, forgot it
 /// and passed the member on since: the sender, restored from a backup older
 /// than its release (and this node from one older than its receipt),
-/// offers again what it released (DESIGN §7). Only then is the offer
+/// offers again what it released (docs/restore.md). Only then is the offer
 /// answered as received; an offer that merely arrives late (cancelled
 /// meanwhile, the member come here by other letters) waits for the
 /// sender's decision like any other, so both sides record one outcome.

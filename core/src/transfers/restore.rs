@@ -1,4 +1,4 @@
-//! Reconciliation after a restore (DESIGN §7): the transfers a peer
+//! Reconciliation after a restore (docs/restore.md): the transfers a peer
 //! reports, adopted by the transfer rule on the sender's side, and the
 //! sender's releases and decisions a restored receiver forgot.
 
@@ -63,7 +63,7 @@ fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), E
     Ok(())
 }
 
-/// The transfer rule of a restore (DESIGN §7) found `t` completed at its
+/// The transfer rule of a restore (docs/restore.md) found `t` completed at its
 /// receiver: this node, which believed it still owned the member, may have
 /// taken records other hosts made about it meanwhile. They go on to the
 /// receiver with `t` as their basis, as records reaching a tombstone do
@@ -491,7 +491,7 @@ pub fn adopt_sender_decision(
 /// its log (`release_dropped`: the sender's own restore dropped it as
 /// applied), it is recorded all the same: another peer's holdings may
 /// bring the member back as passed on since, or both sides' restores lost
-/// it (DESIGN §7); waiting for the member would leave the transfer open
+/// it (docs/restore.md); waiting for the member would leave the transfer open
 /// for good. Returns whether it recorded anything.
 pub fn adopt_received(
     conn: &Connection,

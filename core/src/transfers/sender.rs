@@ -481,7 +481,7 @@ pub(super) fn tombstone(
     }
     // A copy this node held as host of an owner before: stale now (a
     // restored node may hold one from its backup of a member that came here
-    // and moved on since, DESIGN §7).
+    // and moved on since, docs/restore.md).
     conn.execute(
         "DELETE FROM home_copies WHERE member_id = ?1 AND generation < ?2",
         params![member_id, generation],

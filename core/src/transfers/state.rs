@@ -11,10 +11,10 @@ use crate::{Ctx, Error};
 /// never decided to the bare facts, shown as "awaiting sender".
 pub const RECEIVER_GRACE_DAYS: i64 = 30;
 
-/// A released transfer with no receipt after this many days is overdue (R8).
+/// A released transfer with no receipt after this many days is overdue.
 pub const RECEIPT_DUE_DAYS: i64 = 30;
 
-/// Letter validity bounds (DOMAIN R7), from the node's configuration.
+/// Letter validity bounds, from the node's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct LetterRules {
     pub valid_days_default: u32,
@@ -51,8 +51,8 @@ pub enum Direction {
     Incoming,
 }
 
-/// A transfer's state at one side (DESIGN §5; `docs/transfers.md` lists the
-/// pairs that end a letter on both sides).
+/// A transfer's state at one side (`docs/transfers.md` lists the pairs that
+/// end a letter on both sides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransferState {
     // The sender's.

@@ -10,7 +10,7 @@ use super::AdminService;
 use liaison_core::transfers;
 
 impl AdminService {
-    /// A letter's validity bounds (DOMAIN R7), from the node's configuration.
+    /// A letter's validity bounds, from the node's configuration.
     fn letter_rules(&self) -> transfers::LetterRules {
         transfers::LetterRules {
             valid_days_default: self.node.config.transfers.valid_days_default,

@@ -429,7 +429,7 @@ async fn session(
         .db(move |conn| peers::touch_contact(conn, &contact_id, now_ms))
         .await;
 
-    // DESIGN §7: a restored node adopts what the peer holds from it before
+    // docs/restore.md: a restored node adopts what the peer holds from it before
     // it applies the peer's log.
     // A failure here is ours or the answer's, not the link's: back off
     // rather than ask again at once.
@@ -523,7 +523,7 @@ const HOLDINGS_BYTES_MAX: usize = 1 << 30;
 
 /// Detects a new database under a known node id from what the peer said
 /// at `Hello`, and, while this node reconciles and has not adopted this
-/// peer yet, asks for its holdings and adopts them (DESIGN §7).
+/// peer yet, asks for its holdings and adopts them (docs/restore.md).
 async fn reconcile_with(
     node: &Arc<Node>,
     peer: &PeerRecord,

@@ -1,5 +1,5 @@
 //! Bounds how many refused attempts per source address reach the audit log,
-//! so a flood of bad handshakes cannot fill the disk (DESIGN §2).
+//! so a flood of bad handshakes cannot fill the disk (docs/replication.md).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

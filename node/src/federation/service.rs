@@ -170,7 +170,7 @@ impl Federation for FederationService {
     ) -> Result<Response<Self::PullStream>, Status> {
         let (info, _peer) = self.authorize(&request, "Pull", "").await?;
         // A restored node serves a peer its log only once it adopted that
-        // peer's holdings (DESIGN §7).
+        // peer's holdings (docs/restore.md).
         let asking = info.node_id.clone();
         let may_serve = self
             .node
@@ -188,7 +188,7 @@ impl Federation for FederationService {
         let peer_id = info.node_id.clone();
         let log_id = node.log_id();
         // A cursor into another log (ours before a restore) means nothing
-        // here: start from the beginning (DESIGN §2).
+        // here: start from the beginning (docs/authority.md).
         let since = if pull.log_id == log_id { pull.since } else { 0 };
         let now_ms = node.now_ms();
         let progress_id = peer_id.clone();

@@ -1,7 +1,8 @@
-//! The promises of DESIGN §3–§4a, stated once as checks over nodes'
-//! databases, so the simulator ([`super`]) and the end-to-end tests (which
-//! may open a stopped or running node's database file read-only, see
-//! [`open_read_only`]) check the same thing.
+//! The promises of docs/authority.md, docs/replication.md and
+//! docs/agreements.md, stated once as checks over nodes' databases, so the
+//! simulator ([`super`]) and the end-to-end tests (which may open a stopped
+//! or running node's database file read-only, see [`open_read_only`]) check
+//! the same thing.
 //!
 //! Every check reads committed state only, through its own connection, the
 //! way an outside auditor would; none of them writes. Each returns the first
@@ -16,7 +17,7 @@
 //! claims; the end state of every transferred member is
 //! `crate::ownership::converged`, the same check the end-to-end transfer
 //! tests run. [`exactly_once`] is keyed by the origin's log id, so a
-//! restored origin's new epoch (DESIGN §7) gets a fresh ledger.
+//! restored origin's new epoch (docs/restore.md) gets a fresh ledger.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -90,7 +91,7 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 /// (1) At most one node considers itself the owner of a member.
 ///
 /// Only rows with `owner` = the node itself count: a tombstone names the
-/// node the member went to. After a restore (DESIGN §7):
+/// node the member went to. After a restore (docs/restore.md):
 ///
 /// - a node that reconciles owns nothing (it refuses to act as an owner
 ///   until every peer answered), so its rows, restored from the backup, are
@@ -173,7 +174,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     };
     let received_from =
         |peer: &str, sender: &str, member: &str| completed_from(peer, sender, "member_id", member);
-    // Two restores on a transfer chain (DESIGN §7 names no such case; see
+    // Two restores on a transfer chain (docs/restore.md names no such case; see
     // `transfers::offer_is_stale`): a sender restored to before its
     // release still holds the member, under an offer it made (still open,
     // expired or cancelled) to a receiver that already received the member
@@ -183,7 +184,7 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // restored too, has not yet learnt from the holder's holdings that it
     // passed the member on (the receiver is then not one of the two), or
     // went on without the holder (`reconcile --without-peer`: two owners
-    // until the holder returns, DESIGN §7; soak seed 1192236). Or
+    // until the holder returns, docs/restore.md; soak seed 1192236). Or
     // the receiver still holds the member, having completed that very
     // transfer: the two claim it until its receipt, sent again in its new
     // log, makes the sender release again (soak seed 1075102).
@@ -464,7 +465,7 @@ fn owns(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
 /// holds the records the release carried, each with its original author and
 /// basis (an agreement between the sender and that author, which this node
 /// may never have seen), and records the sender relayed with the transfer as
-/// their basis (DESIGN §5).
+/// their basis (docs/transfers.md).
 fn received_by_transfer(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
     Ok(node
         .conn
@@ -518,7 +519,7 @@ fn record_authority(
     })
 }
 
-/// (4) Every stored record's author is its authority (DESIGN §3):
+/// (4) Every stored record's author is its authority (docs/authority.md):
 ///
 /// - `members`: the node's own, with the name its operators last wrote
 ///   (`written_name`, if the caller knows it): nobody else wrote into the
@@ -622,7 +623,7 @@ pub fn authors_are_authorities(
                 "a copy of member {member} names this node as its owner"
             ));
         }
-        // A copy of an older epoch of a restored owner (DESIGN §7): the
+        // A copy of an older epoch of a restored owner (docs/restore.md): the
         // owner forgot what it sent after its backup, and its re-emission
         // ending with `EpochComplete` replaces or drops the copy.
         let epoch: Option<String> = node
@@ -892,7 +893,7 @@ pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool, known: KnownBugs)
 /// current version and held under an agreement the owner holds active and
 /// covering the member for that host; and every member an active agreement
 /// covers at its owner is held by that host, unless the host no longer may
-/// hold it on its own clock (past the end plus grace, DESIGN §4a).
+/// hold it on its own clock (past the end plus grace, docs/agreements.md).
 pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
     const NAME: &str = "copies-converged";
     for host in nodes {
@@ -1004,7 +1005,7 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
                 // The owner shares under another agreement, which the host's
                 // clock (skewed ahead) already took past its end plus grace:
                 // the host may not store it, and the owner moves to this one
-                // when its own clock reaches that end (DESIGN §4: each date
+                // when its own clock reaches that end (docs/replication.md: each date
                 // is decided by one side on its own clock).
                 let share_basis: Option<String> = owner
                     .conn
@@ -1082,13 +1083,13 @@ fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
 /// same; and everything an owner holds from a host, the host holds (unless
 /// the host released the member since: its records went with it). A member
 /// that came by transfer keeps its records' content, but their basis may be
-/// the transfer (relayed by the sender, DESIGN §5) rather than the host's
+/// the transfer (relayed by the sender, docs/transfers.md) rather than the host's
 /// agreement with the sender.
 ///
 /// `lost`: members a restore made some node forget. A record a host made
 /// under an agreement of a node that forgot the member, which another node
 /// owns now (its ownership went back with a restore on both sides of a
-/// transfer), has no owner that may take it (DESIGN §7 accepts the loss).
+/// transfer), has no owner that may take it (docs/restore.md accepts the loss).
 pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> Checked {
     const NAME: &str = "host-records-converged";
     let tables: [(&str, &str, &str); 3] = [

@@ -1,4 +1,4 @@
-//! A deterministic simulator of a federation (issue 7, DESIGN §4): three to
+//! A deterministic simulator of a federation (issue 7, docs/replication.md): three to
 //! five nodes in one process, each with its own SQLite file (so a crash
 //! keeps what was committed), its own clock and its own certificate, driven
 //! by one seeded scheduler through the production protocol core
@@ -18,7 +18,7 @@
 //! restart; clock advances (together with jitter, or one node alone); a
 //! partition and its healing; a forged event a node slips into its log; a
 //! backup (`store::backup`) and a restore from one of the node's earlier
-//! backups (DESIGN §7: the file replaced, a new log id; the node adopts
+//! backups (docs/restore.md: the file replaced, a new log id; the node adopts
 //! each peer's holdings when it next opens a stream from it, as the pull
 //! client does, and serves a peer only once it adopted it; operators may go
 //! on `--without-peer`).

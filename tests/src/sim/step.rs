@@ -105,7 +105,7 @@ pub enum Action {
     Terminate {
         agreement: AgreementRef,
     },
-    /// The owner offers the member to `to` (DESIGN §5).
+    /// The owner offers the member to `to` (docs/transfers.md).
     TransferStart {
         member: MemberRef,
         to: usize,
@@ -143,7 +143,7 @@ pub enum Action {
     PeerReAdd {
         peer: usize,
     },
-    /// `reconcile --without-peer` at a restored node (DESIGN §7).
+    /// `reconcile --without-peer` at a restored node (docs/restore.md).
     ReconcileWithoutPeer {
         peer: usize,
     },

@@ -513,11 +513,11 @@ pub struct World {
     pub removed: BTreeSet<(usize, usize)>,
     backups: Vec<BackupCopy>,
     /// Members a restore made their owner forget (created or received
-    /// after its backup): lost, if no peer held them either (DESIGN §7).
+    /// after its backup): lost, if no peer held them either (docs/restore.md).
     pub forgotten: BTreeSet<usize>,
     /// Member → the nodes that held it when they were restored. A member
     /// transferred between two nodes both restored to before the transfer
-    /// finished there may be held by neither (DESIGN §7: the sender keeps
+    /// finished there may be held by neither (docs/restore.md: the sender keeps
     /// only a tombstone, the receiver forgot).
     pub restored_holders: BTreeMap<usize, BTreeSet<usize>>,
     /// The id of the step being executed.
@@ -993,7 +993,7 @@ impl World {
         }
         let reconciling = self.nodes[at].reconciling();
         // As the admin service does: a restored node acts as no owner
-        // until it reconciled (DESIGN §7).
+        // until it reconciled (docs/restore.md).
         let result = match admin_action(action) {
             Some(name) => self.nodes[at]
                 .store()
@@ -1961,7 +1961,7 @@ impl World {
                 && self.held_nowhere(&member.id)
             {
                 // Written (or received) after a backup its owner was restored
-                // from, and held by no peer in full: lost, as DESIGN §7
+                // from, and held by no peer in full: lost, as docs/restore.md
                 // accepts. (A receiver and its sender both restored to before
                 // a transfer lose the member: the sender keeps a tombstone.)
                 continue;

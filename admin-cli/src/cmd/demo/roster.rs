@@ -1,7 +1,7 @@
 //! `liaisonctl demo roster`: a synthetic roster of Pingliang's mobile members
 //! (流动党员), as the CSV that `member import` reads.
 //!
-//! Shaped like the figures of the Pingliang study (DOMAIN §1): 7,074 mobile
+//! Shaped like the figures of the Pingliang study: 7,074 mobile
 //! members by default; destinations Lanzhou and Baiyin in the province,
 //! Beijing, Tianjin, Yinchuan, Wuzhong, Urumqi and Xi'an outside it; the
 //! "four more, four fewer" profile (四多四少: more men, young, low education,
@@ -290,7 +290,7 @@ const EDUCATION: [(u32, &str); 7] = [
     (1, "研究生"),
 ];
 
-/// 党内统计 occupation categories (DOMAIN §8), students apart.
+/// 党内统计 occupation categories, students apart.
 const OCCUPATIONS: [(u32, &str); 5] = [
     (36, "农牧渔民"),
     (31, "工人(工勤技能人员)"),
