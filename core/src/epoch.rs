@@ -6,11 +6,9 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::letters::LetterPlace;
 use crate::store::get_meta;
 use crate::Error;
-
-/// The counter of letter numbers this node issued (`store::counter`).
-pub const LETTER_COUNTER: &str = "letter";
 
 /// The latest restore of this database (the `restore` table's one row).
 #[derive(Debug, Clone)]
@@ -22,8 +20,8 @@ pub(crate) struct Restore {
     pub(crate) previous_log_id: String,
     /// The last sequence number this file had written when restored.
     pub(crate) seq_floor: u64,
-    /// The last letter number this file had issued when restored.
-    pub(crate) letter_floor: u64,
+    /// The last letter this file had numbered when restored.
+    pub(crate) letter_floor: LetterPlace,
     /// 0 while reconciling.
     pub(crate) finished_at_ms: i64,
 }
@@ -31,7 +29,8 @@ pub(crate) struct Restore {
 pub(crate) fn restore_row(conn: &Connection) -> Result<Option<Restore>, Error> {
     Ok(conn
         .prepare_cached(
-            "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor, finished_at_ms
+            "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor, finished_at_ms,
+                    letter_floor_year
              FROM restore WHERE id = 1",
         )?
         .query_row([], |r| {
@@ -41,7 +40,10 @@ pub(crate) fn restore_row(conn: &Connection) -> Result<Option<Restore>, Error> {
                 backup_at_ms: r.get(2)?,
                 previous_log_id: r.get(3)?,
                 seq_floor: r.get(4)?,
-                letter_floor: r.get(5)?,
+                letter_floor: LetterPlace {
+                    year: r.get(7)?,
+                    number: r.get(5)?,
+                },
                 finished_at_ms: r.get(6)?,
             })
         })
@@ -65,12 +67,12 @@ pub fn was_restored(conn: &Connection) -> Result<bool, Error> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// The letter number this file had issued when it was restored (the
-/// counter's value if it never was).
-pub fn letter_floor(conn: &Connection) -> Result<u64, Error> {
+/// The last letter this file had numbered when it was restored (the last
+/// numbered now if it never was).
+pub fn letter_floor(conn: &Connection) -> Result<LetterPlace, Error> {
     match restore_row(conn)? {
         Some(restore) => Ok(restore.letter_floor),
-        None => crate::store::counter(conn, LETTER_COUNTER),
+        None => crate::letters::last_issued(conn),
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::Path;
 const LAYERS: &[&str] = &[
     "error",
     "clock",
+    "letters",
     "store",
     "outcome",
     "epoch",

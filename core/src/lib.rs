@@ -14,12 +14,14 @@
 //! `layer_tests` fails on a use that is not below (so on any import cycle),
 //! and on a module missing from the list.
 //!
-//! - `error`, [`clock`], [`store`]: errors, time, the SQLite store (knows
-//!   nothing of the protocol);
+//! - `error`, [`clock`]: errors, time;
+//! - [`letters`]: letter numbers, ordered by (year, number), and the
+//!   per-year counters that issue them (a migration of `store` renumbers);
+//! - [`store`]: the SQLite store (knows nothing else of the protocol);
 //! - [`outcome`]: what applying an event comes to ([`outcome::Rejection`],
 //!   [`outcome::ApplyReport`], the test-only `Faults`);
 //! - [`epoch`]: what a restore left: restored or reconciling, log ids, the
-//!   letter counter's floor;
+//!   letter counters' floor;
 //! - [`log`]: the change log, cursors, disclosures;
 //! - [`quarantine`]: events that can never be valid, kept with the reason;
 //! - [`members`]: the registry's records, what is shared with whom
@@ -45,6 +47,7 @@ pub mod epoch;
 mod error;
 pub mod hosting;
 pub mod import;
+pub mod letters;
 pub mod log;
 pub mod members;
 pub mod outcome;

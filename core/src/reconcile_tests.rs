@@ -239,7 +239,7 @@ fn epoch_complete_drops_only_the_copies_not_sent_again() {
 fn held_transfer(member: &str, id: &str, letter_seq: u64, state: &str) -> pb::HeldTransfer {
     pb::HeldTransfer {
         transfer_id: id.into(),
-        letter_no: format!("PINGLIANG-2026-{letter_seq:06}"),
+        letter_no: format!("PINGLIANG-{}-{letter_seq:06}", &day(0)[..4]),
         sender: "pingliang".into(),
         receiver: "lanzhou".into(),
         member_id: member.into(),
@@ -298,9 +298,12 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     // Letter numbers jump past the peer's.
     let next = restored
         .store
-        .with(|c| crate::store::counter(c, crate::epoch::LETTER_COUNTER))
+        .with(|c| crate::letters::last_issued(c))
         .unwrap();
-    assert_eq!(next, 6);
+    assert_eq!(
+        next,
+        crate::letters::LetterNo::place_of(&held_transfer(&member, "t", 6, "accepted").letter_no)
+    );
 }
 
 #[test]
@@ -388,15 +391,16 @@ fn a_transfer_report_this_node_could_not_have_issued_is_refused_and_changes_noth
         .unwrap();
     let (_dir, path) = backup(&pingliang);
     let restored = restore("pingliang", &path, pingliang.now_ms);
+    let year = &day(0)[..4];
     let forged = |id: &str, letter: &str| pb::HeldTransfer {
-        letter_no: letter.into(),
+        letter_no: letter.replace("YEAR", year),
         generation: 2,
         ..held_transfer(&member, id, 0, "completed")
     };
     let batches = vec![pb::HoldingsBatch {
         transfers: vec![
-            forged("t-foreign", "LANZHOU-2026-000009"),
-            forged("t-old-letter", "PINGLIANG-2026-000001"),
+            forged("t-foreign", "LANZHOU-YEAR-000009"),
+            forged("t-old-letter", "PINGLIANG-YEAR-000001"),
         ],
         last: true,
         ..Default::default()
@@ -589,4 +593,148 @@ fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
         .unwrap());
     restored.tx(super::agreements::tick).unwrap();
     assert_eq!(state(&restored), ("active".into(), 1));
+}
+
+/// Noon, China time, on `date`.
+fn at_noon(date: chrono::NaiveDate) -> i64 {
+    date.and_hms_opt(4, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
+}
+
+#[test]
+fn letters_across_new_year_compare_by_year_with_restores_on_both_sides() {
+    use crate::letters::{LetterNo, LetterPlace};
+    use chrono::Datelike;
+    let (mut pingliang, lanzhou, xian, member) = federation();
+    lanzhou
+        .tx(|c, ctx| {
+            members::org_add(
+                c,
+                ctx,
+                &pb::Org {
+                    org_id: "lz1".into(),
+                    name: "兰州第一支部".into(),
+                    level: "branch".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    let year = chrono::NaiveDate::parse_from_str(&day(0), "%Y-%m-%d")
+        .unwrap()
+        .year();
+    let eve = chrono::NaiveDate::from_ymd_opt(year, 12, 30).unwrap();
+    let new_year = chrono::NaiveDate::from_ymd_opt(year + 1, 1, 2).unwrap();
+    let rules = transfers::LetterRules {
+        valid_days_default: 30,
+        valid_days_max: 90,
+    };
+    // Before New Year: a letter, a backup, and a restore from it.
+    pingliang.now_ms = at_noon(eve);
+    let start = |node: &TestNode| {
+        node.tx(|c, ctx| transfers::start(c, ctx, &member, "lanzhou", 0, "定居", rules))
+            .unwrap()
+    };
+    let withdrawn = start(&pingliang);
+    pingliang
+        .tx(|c, ctx| transfers::cancel(c, ctx, &withdrawn.transfer_id))
+        .unwrap();
+    let first = start(&pingliang);
+    assert_eq!(first.letter_no, format!("PINGLIANG-{year}-000002"));
+    pingliang.deliver(&lanzhou);
+    let (_eve_dir, eve_backup) = backup(&pingliang);
+    let mut restored = restore("pingliang", &eve_backup, pingliang.now_ms);
+    assert!(adopt(&restored, &lanzhou).refused.is_empty());
+    assert!(adopt(&restored, &xian).finished);
+
+    // After New Year numbering starts again at 1; a backup taken before
+    // the year's first letter, and a restore from it.
+    restored.now_ms = at_noon(new_year);
+    restored
+        .tx(|c, ctx| transfers::cancel(c, ctx, &first.transfer_id))
+        .unwrap();
+    restored.deliver(&lanzhou);
+    let (_ny_dir, ny_backup) = backup(&restored);
+    let second = start(&restored);
+    assert_eq!(second.letter_no, format!("PINGLIANG-{}-000001", year + 1));
+    restored.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| transfers::accept(c, ctx, &second.transfer_id, "lz1"))
+        .unwrap();
+
+    // The restored node forgot the January letter. Its number is lower
+    // than December's but its year later: believed and released.
+    let again = restore("pingliang", &ny_backup, restored.now_ms);
+    let report = adopt(&again, &lanzhou);
+    assert!(report.refused.is_empty(), "{report:?}");
+    assert_eq!(report.transfers_released, 1, "{report:?}");
+    assert!(adopt(&again, &xian).finished);
+    assert_eq!(transfer_state(&again, &second.transfer_id), "released");
+    assert_eq!(
+        again
+            .store
+            .with(|c| crate::letters::last_issued(c))
+            .unwrap(),
+        LetterPlace {
+            year: year + 1,
+            number: 1
+        }
+    );
+    again.deliver(&lanzhou);
+    assert_eq!(
+        super::transfer_tests::owners(&[&again, &lanzhou, &xian], &member),
+        vec!["lanzhou".to_string()]
+    );
+    // The next letter is numbered past the one the peer reported.
+    let other = again
+        .tx(|c, ctx| members::member_add(c, ctx, &super::tests::member_fields("李四")))
+        .unwrap();
+    let next = again
+        .tx(|c, ctx| transfers::start(c, ctx, &other.member_id, "xian", 0, "定居", rules))
+        .unwrap();
+    assert_eq!(
+        LetterNo::parse(&next.letter_no).unwrap().place,
+        LetterPlace {
+            year: year + 1,
+            number: 2
+        }
+    );
+}
+
+#[test]
+fn the_newest_of_a_members_letters_is_the_later_years_whatever_the_numbers() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let year: i32 = day(0)[..4].parse().unwrap();
+    let held = |id: &str, letter: String, state: &str| pb::HeldTransfer {
+        letter_no: letter,
+        ..held_transfer(&member, id, 0, state)
+    };
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![
+            held("t-december", format!("PINGLIANG-{year}-000009"), "pending"),
+            held(
+                "t-january",
+                format!("PINGLIANG-{}-000003", year + 1),
+                "accepted",
+            ),
+        ],
+        last: true,
+        ..Default::default()
+    }];
+    let report = restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(
+        (report.transfers_released, report.transfers_aborted),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(transfer_state(&restored, "t-january"), "released");
+    assert_eq!(transfer_state(&restored, "t-december"), "cancelled");
 }

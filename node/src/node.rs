@@ -477,7 +477,7 @@ fn open_database(
 ) -> Result<(Store, LogHeads, String), CoreError> {
     let store = Store::open(path, now_ms)?;
     // Durable values that cannot be checked by the schema alone.
-    store.read(|conn| liaison_core::transfers::check_letter_counter(conn, node_id))?;
+    store.read(|conn| liaison_core::letters::check_counters(conn, node_id.as_str()))?;
     // A backup copied into place: a new log id, and reconcile before acting
     // as an owner (docs/restore.md).
     let restored = store.with(|conn| {

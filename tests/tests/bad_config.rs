@@ -280,8 +280,10 @@ async fn a_letter_counter_behind_an_issued_letter_is_refused_at_start() {
     pingliang.stop();
 
     let db = rusqlite::Connection::open(pingliang.db_path()).expect("open the database");
-    db.execute("UPDATE counters SET value = 0 WHERE name = 'letter'", [])
+    let changed = db
+        .execute("UPDATE counters SET value = 0 WHERE name LIKE 'letter:%'", [])
         .expect("set the counter back");
+    assert_eq!(changed, 1, "one year's letter counter");
     drop(db);
     let output = fed.run_node_to_exit(pingliang.config(), EXIT_WITHIN);
     assert_refused_after_logs(

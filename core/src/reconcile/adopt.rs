@@ -13,6 +13,7 @@ use super::own_records::{adopt_own_contacts_and_activities, adopt_own_host_secti
 use super::report::AdoptReport;
 use super::restore::{finish, needs_holdings, peer_state_of};
 use crate::epoch::restore_row;
+use crate::letters::LetterNo;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::get_meta;
 use crate::{log, members, transfers};
@@ -204,8 +205,8 @@ fn adopt_sent_transfers(
     for held in &sent {
         let newest = !sent.iter().any(|other| {
             other.member_id == held.member_id
-                && (transfers::letter_seq(&other.letter_no), &other.letter_no)
-                    > (transfers::letter_seq(&held.letter_no), &held.letter_no)
+                && (LetterNo::place_of(&other.letter_no), &other.letter_no)
+                    > (LetterNo::place_of(&held.letter_no), &held.letter_no)
         }) && !newer_local_transfer(tx, held, restored_at_ms)?;
         match transfers::adopt_reported(tx, ctx, held, newest, restored_at_ms, other_branch)? {
             transfers::Adopted::Released => report.transfers_released += 1,
@@ -455,8 +456,8 @@ fn newer_local_transfer(
             |r| r.get(0),
         )?
         .collect::<Result<Vec<_>, _>>()?;
-    let seq = transfers::letter_seq(&held.letter_no);
-    Ok(letters.iter().any(|l| transfers::letter_seq(l) > seq))
+    let place = LetterNo::place_of(&held.letter_no);
+    Ok(letters.iter().any(|l| LetterNo::place_of(l) > place))
 }
 
 /// Makes the next event's seq exceed `seq`.

@@ -8,7 +8,7 @@ use liaison_types::identity::NodeId;
 use rusqlite::TransactionBehavior;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::epoch::{is_own_log_id, is_reconciling, restore_row, was_restored, LETTER_COUNTER};
+use crate::epoch::{is_own_log_id, is_reconciling, restore_row, was_restored};
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::BACKUP_MARK;
 use crate::store::{get_meta, set_meta};
@@ -129,12 +129,19 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     set_meta(&tx, "log_id", &log_id)?;
     // The letters this database knows it issued; peers' reports of later
     // ones are believed (`transfers::adopt_reported`).
-    let letter_floor = crate::store::counter(&tx, LETTER_COUNTER)?;
+    let letter_floor = crate::letters::last_issued(&tx)?;
     tx.execute(
         "INSERT OR REPLACE INTO restore (id, reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor,
-             letter_floor, finished_at_ms)
-         VALUES (1, 1, ?1, ?2, ?3, ?4, ?5, 0)",
-        params![ctx.now_ms.max(1), backup_at_ms, previous_log_id, seq_floor, letter_floor],
+             letter_floor, letter_floor_year, finished_at_ms)
+         VALUES (1, 1, ?1, ?2, ?3, ?4, ?5, ?6, 0)",
+        params![
+            ctx.now_ms.max(1),
+            backup_at_ms,
+            previous_log_id,
+            seq_floor,
+            letter_floor.number,
+            letter_floor.year
+        ],
     )?;
     tx.execute("DELETE FROM meta WHERE key = ?1", [BACKUP_MARK])?;
     // An earlier epoch's ends, still queued, name a log id that is no

@@ -31,6 +31,10 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("schema/0009_host_end_markers.sql")),
         M::up(include_str!("schema/0010_copy_arrival.sql")),
         M::up_with_hook(include_str!("schema/0011_typed_state.sql"), migrate_meta),
+        M::up_with_hook(include_str!("schema/0012_yearly_letters.sql"), |tx| {
+            crate::letters::migrate_to_yearly(tx)
+                .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+        }),
     ])
 }
 
@@ -458,7 +462,9 @@ mod tests {
             ("reconcile_finished_at_ms", "0"),
         ]);
         migrations().to_latest(&mut conn).unwrap();
-        assert_eq!(counter(&conn, "letter").unwrap(), 7);
+        // The single counter became the counter of its latest letter's year.
+        assert_eq!(counter(&conn, "letter").unwrap(), 0);
+        assert_eq!(crate::letters::counted(&conn, 2026).unwrap(), 7);
         let past: Vec<(String, bool)> = conn
             .prepare("SELECT log_id, lineage FROM past_log_ids ORDER BY log_id")
             .unwrap()
@@ -474,14 +480,16 @@ mod tests {
                 ("L9".into(), false)
             ]
         );
-        let restore: (bool, i64, i64, String, u64, u64) = conn
+        let restore: (bool, i64, i64, String, u64, (i32, u64)) = conn
             .query_row(
-                "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor FROM restore",
+                "SELECT reconciling, restored_at_ms, backup_at_ms, previous_log_id, seq_floor, letter_floor_year,
+                        letter_floor
+                 FROM restore",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, (r.get(5)?, r.get(6)?))),
             )
             .unwrap();
-        assert_eq!(restore, (true, 1000, 500, "L2".into(), 41, 5));
+        assert_eq!(restore, (true, 1000, 500, "L2".into(), 41, (2026, 5)));
         assert_eq!(get_meta(&conn, "letter_seq").unwrap(), None);
         assert_eq!(get_meta(&conn, "previous_log_ids").unwrap(), None);
         // The number a restored sender issued twice stays as printed, with
@@ -500,6 +508,39 @@ mod tests {
             [],
         );
         assert!(bad.is_err(), "an outgoing transfer cannot be pending");
+    }
+
+    #[test]
+    fn yearly_letters_count_each_year_from_its_own_letters() {
+        let mut conn = before_typed_state(&[("letter_seq", "61"), ("restore_letter_floor", "58")]);
+        conn.execute_batch(
+            "INSERT INTO transfers (transfer_id, letter_no, direction, sender, receiver, member_id, state, issued_on,
+                 expires_on, valid_days, created_at_ms, updated_at_ms)
+             VALUES ('t3', 'PINGLIANG-2026-000057', 'outgoing', 'pingliang', 'lanzhou', 'm2', 'released',
+                 '2026-12-30', '2027-01-29', 30, 0, 0),
+                    ('t4', 'PINGLIANG-2027-000058', 'outgoing', 'pingliang', 'lanzhou', 'm3', 'released',
+                 '2027-01-02', '2027-02-01', 30, 0, 0),
+                    ('t5', '平凉〔2027〕9号', 'outgoing', 'pingliang', 'place:610100', 'm4', 'released',
+                 '2027-01-03', '2027-02-02', 30, 0, 0);",
+        )
+        .unwrap();
+        set_meta(&conn, "restored_at_ms", "1000").unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        assert_eq!(crate::letters::counted(&conn, 2026).unwrap(), 57);
+        assert_eq!(
+            crate::letters::counted(&conn, 2027).unwrap(),
+            61,
+            "the latest year keeps the counter, which may have jumped past a report"
+        );
+        let floor: (i32, u64) = conn
+            .query_row(
+                "SELECT letter_floor_year, letter_floor FROM restore",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(floor, (2027, 58));
+        crate::letters::check_counters(&conn, "pingliang").unwrap();
     }
 
     #[test]

@@ -30,7 +30,6 @@ pub use restore::{
 };
 pub use sender::{cancel, extend, out_on_paper, reissue, start};
 pub use state::{
-    check_letter_counter, letter_seq, Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS,
-    RECEIVER_GRACE_DAYS, REJECT_CODES,
+    Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
 pub use views::{list, open_with, view};

@@ -11,8 +11,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::events::apply_abort;
 use super::receiver::{answer_stale, intake_branch, offer_is_stale, send_receipt};
 use super::sender::{abort, moved_here, release, tombstone};
-use super::state::{letter_seq, load, node, save, Direction, Row, TransferState};
-use crate::epoch::LETTER_COUNTER;
+use super::state::{load, node, save, Direction, Row, TransferState};
+use crate::letters::LetterNo;
 use crate::outcome::Rejection;
 use crate::{log, members};
 use crate::{Ctx, Error};
@@ -144,15 +144,13 @@ pub fn adopt_reported(
     restored_at_ms: i64,
     other_branch: bool,
 ) -> Result<Adopted, Error> {
-    let seq = letter_seq(&held.letter_no);
-    let current = crate::store::counter(conn, LETTER_COUNTER)?;
+    let letter = LetterNo::parse(&held.letter_no).filter(|l| l.is_issued_by(ctx.me.as_str()));
     let local = load(conn, &held.transfer_id)?;
     // A transfer this node does not know must have been issued after the
     // backup, so its letter is one of ours numbered past the backup's (not
     // past what an earlier peer's report made the counter jump to): a peer
     // cannot make this node adopt a letter it never could have issued.
     let floor = crate::epoch::letter_floor(conn)?;
-    let ours = format!("{}-", ctx.me.as_str().to_uppercase());
     // A number up to the floor is believed only when the peer pulled a log
     // of another branch of this node's backups (`other_branch`: restored
     // before from an older backup, it issued numbers again there) and this
@@ -170,26 +168,27 @@ pub fn adopt_reported(
     // in an earlier restore, and this copy was taken since), so a branch
     // this node forgot issued it. Issuing numbers never leaves one out.
     let passed_over = || -> Result<bool, Error> {
-        let number = format!("%-{seq:06}");
         Ok(conn
             .prepare_cached(
-                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND letter_no LIKE ?1",
+                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND letter_no = ?1",
             )?
-            .query_row(params![number], |_| Ok(()))
+            .query_row(params![held.letter_no], |_| Ok(()))
             .optional()?
             .is_none())
     };
-    if local.is_none()
-        && !(held.letter_no.starts_with(&ours) && (seq > floor || reissued || passed_over()?))
-    {
+    let believed = match &letter {
+        Some(letter) => letter.place > floor || reissued || passed_over()?,
+        None => false,
+    };
+    if local.is_none() && !believed {
         return Ok(Adopted::Refused(format!(
             "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
             held.transfer_id, held.letter_no
         )));
     }
     // Letter numbers jump past every one the peers hold.
-    if seq > current {
-        crate::store::set_counter(conn, LETTER_COUNTER, seq)?;
+    if let Some(letter) = &letter {
+        crate::letters::count_past(conn, letter.place)?;
     }
     let mut t = local.unwrap_or(Row {
         transfer_id: held.transfer_id.clone(),

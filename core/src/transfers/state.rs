@@ -4,7 +4,6 @@
 use liaison_types::identity::NodeId;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::epoch::LETTER_COUNTER;
 use crate::{Ctx, Error};
 
 /// Days after `expires_on` at which a receiver reduces an offer the sender
@@ -321,54 +320,7 @@ pub(super) fn is_void(
         .is_some())
 }
 
-/// A new letter number: `<NODE>-<YEAR>-<NNNNNN>`, never reused.
+/// A new letter number (docs/transfers.md), never reused.
 pub(super) fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, Error> {
-    let n = crate::store::counter(conn, LETTER_COUNTER)? + 1;
-    crate::store::set_counter(conn, LETTER_COUNTER, n)?;
-    Ok(format!(
-        "{}-{}-{n:06}",
-        ctx.me.as_str().to_uppercase(),
-        ctx.today().format("%Y")
-    ))
-}
-
-/// Checks at start that the letter counter is past every letter number
-/// this node issued (`<NODE>-<YEAR>-<NNNNNN>`, paper letters excluded: an
-/// operator types those). A counter behind them (edited by hand, or a
-/// damaged file) would issue a number again: refused as a damaged
-/// database, never repaired silently.
-pub fn check_letter_counter(conn: &Connection, me: &NodeId) -> Result<(), Error> {
-    let counter = crate::store::counter(conn, LETTER_COUNTER)?;
-    let prefix = format!("{}-", me.as_str().to_uppercase());
-    let mut highest: Option<(u64, String)> = None;
-    let mut rows = conn.prepare(
-        "SELECT letter_no FROM transfers WHERE direction = 'outgoing' AND receiver NOT LIKE 'place:%'",
-    )?;
-    for letter_no in rows.query_map([], |r| r.get::<_, String>(0))? {
-        let letter_no = letter_no?;
-        if !letter_no.starts_with(&prefix) {
-            continue;
-        }
-        let seq = letter_seq(&letter_no);
-        if highest.as_ref().is_none_or(|(h, _)| seq > *h) {
-            highest = Some((seq, letter_no));
-        }
-    }
-    match highest {
-        Some((seq, letter_no)) if seq > counter => Err(Error::corrupt(
-            "the letter counter (`counters` row `letter`)",
-            counter.to_string(),
-            format!("at least {seq}: this node issued letter {letter_no}, and a lower counter would issue its number again"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The sequence part of a letter number (`<NODE>-<YEAR>-<NNNNNN>`).
-pub fn letter_seq(letter_no: &str) -> u64 {
-    letter_no
-        .rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    Ok(crate::letters::issue(conn, ctx.me.as_str(), ctx.today())?.to_string())
 }
