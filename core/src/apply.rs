@@ -54,6 +54,11 @@ fn apply_batch_in(
     faults: Faults,
 ) -> Result<ApplyReport, BatchError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if crate::epoch::awaits_adoption(&tx, origin.as_str())? {
+        return Err(BatchError::NotAdopted {
+            origin: origin.to_string(),
+        });
+    }
     let start = log::cursor(&tx, origin, log_id)?;
     let mut report = ApplyReport {
         cursor: start,

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::letters::LetterPlace;
 use crate::store::get_meta;
-use crate::Error;
+use crate::{Error, Refusal};
 
 /// The latest restore of this database (the `restore` table's one row).
 #[derive(Debug, Clone)]
@@ -56,6 +56,40 @@ pub fn is_reconciling(conn: &Connection) -> Result<bool, Error> {
         .query_row([], |r| r.get::<_, bool>(0))
         .optional()?
         .unwrap_or(false))
+}
+
+/// The check every owner action passes, first, in its own transaction
+/// (docs/restore.md): every operator change to the registry, the
+/// organizations, agreements and transfers, imports included. A node
+/// restored from a backup acts as no owner until every peer's holdings
+/// are adopted or an operator went on without it: what it decides before
+/// could contradict what it forgot. Refused with the peers still awaited.
+/// Reads, peers, quarantine, backup and reconciliation itself are not
+/// owner actions.
+pub fn act_as_owner(conn: &Connection) -> Result<(), Error> {
+    if !is_reconciling(conn)? {
+        return Ok(());
+    }
+    let waiting: Vec<String> = conn
+        .prepare_cached("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Err(Error::Refused(Refusal::Reconciling { waiting }))
+}
+
+/// Whether this node must adopt `peer`'s holdings before it applies the
+/// peer's log: restored, and the peer is still awaited or was gone on
+/// without (it is adopted when it returns). The peer's events after the
+/// backup answer actions this node forgot; only adoption makes it know
+/// them again.
+pub fn awaits_adoption(conn: &Connection, peer: &str) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM reconcile_peers WHERE peer = ?1 AND state IN ('waiting', 'skipped')",
+        )?
+        .query_row([peer], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Whether this database was ever restored (a backup copied into place, or

@@ -67,6 +67,7 @@ fn column_of(header: &str) -> Option<usize> {
 /// Imports every row it can, in the caller's transaction; the caller commits
 /// or rolls back according to [`ImportOutcome::commit`].
 pub fn import(conn: &Connection, ctx: &Ctx<'_>, bytes: &[u8]) -> Result<ImportOutcome, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::invalid(format!(
             "the file is not UTF-8 (byte {}): save it as UTF-8 CSV",
@@ -214,11 +215,16 @@ fn import_row_inner(
     let member_id = match member_id.filter(|id| !id.is_empty()) {
         Some(id) => {
             let id = validate::member_id(&id)?;
-            if members::load_home(conn, &id)?.is_some() {
-                members::member_update(conn, ctx, &id, &fields)?;
-            } else {
-                members::member_add_with_id(conn, ctx, &id, &fields)?;
+            // An id names a member this node holds (a row of its own
+            // export, edited): updated, by the owner's rules. Any other id
+            // is refused: this node cannot know that another node does not
+            // own it, and one id must never have two owners.
+            if members::load_home(conn, &id)?.is_none() {
+                return Err(Error::conflict(format!(
+                    "member id {id} is not a member of this node: a roster's member_id (成员编号) comes from this node's own export; leave it empty to add the member as new"
+                )));
             }
+            members::member_update(conn, ctx, &id, &fields)?;
             id
         }
         None => members::member_add(conn, ctx, &fields)?.member_id,

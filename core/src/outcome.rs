@@ -42,6 +42,10 @@ pub enum BatchError {
         kind: String,
         reason: String,
     },
+    /// This node, restored from a backup, has not adopted the origin's
+    /// holdings yet ([`crate::epoch::awaits_adoption`]); nothing was applied.
+    #[error("{origin}'s log is applied only after its holdings are adopted (this node was restored from a backup and reconciles); nothing was applied")]
+    NotAdopted { origin: String },
     #[error(transparent)]
     Core(#[from] Error),
 }

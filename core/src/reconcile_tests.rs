@@ -75,21 +75,66 @@ fn version(section: &pb::HomeSection) -> (u64, u64) {
 
 #[test]
 fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
-    let (pingliang, lanzhou, xian, _member) = federation();
+    let (pingliang, lanzhou, xian, member) = federation();
     pingliang.deliver(&lanzhou);
     let (_dir, path) = backup(&pingliang);
     let restored = restore("pingliang", &path, pingliang.now_ms);
-    let guard = restored
-        .store
-        .with(|c| reconcile::refuse_owner_action(c, "member.update"));
+    let guard = update_phone(&restored, &member, "13900000001");
     assert!(
         matches!(guard, Err(Error::Refused(Refusal::Reconciling { ref waiting })) if waiting.iter().any(|p| p == "lanzhou")),
         "{guard:?}"
     );
-    assert!(restored
+    // Every kind of owner write refuses itself, imports and organizations too.
+    let roster = "姓名,公民身份号码,性别,出生日期,党员类别,所在支部\n王五,620801199001010011,男,1990-01-01,正式,b1\n";
+    let refusals = [
+        restored
+            .tx(|c, ctx| crate::import::import(c, ctx, roster.as_bytes()))
+            .map(drop),
+        restored
+            .tx(|c, ctx| members::member_add(c, ctx, &super::tests::member_fields("王五")))
+            .map(drop),
+        restored
+            .tx(|c, ctx| {
+                members::org_add(
+                    c,
+                    ctx,
+                    &pb::Org {
+                        org_id: "b2".into(),
+                        name: "第二支部".into(),
+                        level: "branch".into(),
+                        ..Default::default()
+                    },
+                )
+            })
+            .map(drop),
+        restored
+            .tx(|c, ctx| {
+                transfers::start(c, ctx, &member, "lanzhou", 0, "定居", Default::default())
+            })
+            .map(drop),
+    ];
+    for refused in refusals {
+        assert!(
+            matches!(refused, Err(Error::Refused(Refusal::Reconciling { .. }))),
+            "{refused:?}"
+        );
+    }
+    // Nor is the peer's log applied before its holdings are adopted.
+    let lanzhou_log = lanzhou.store.log_id().unwrap();
+    let events = lanzhou
         .store
-        .with(|c| reconcile::refuse_owner_action(c, "peer.add"))
-        .is_ok());
+        .with(|c| log::read_batch(c, &restored.id, 0, 100))
+        .unwrap();
+    let early = restored.store.with(|c| {
+        crate::apply::apply_batch(c, &restored.ctx(), &lanzhou.id, &lanzhou_log, &events)
+            .map_err(|e| Error::invalid(e.to_string()))
+    });
+    assert!(
+        early
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("holdings are adopted")),
+        "{early:?}"
+    );
     assert!(restored
         .store
         .with(|c| reconcile::may_serve(c, &lanzhou.id))
@@ -97,10 +142,7 @@ fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
         .unwrap());
     assert!(!adopt(&restored, &lanzhou).finished, "xian still waiting");
     assert!(adopt(&restored, &xian).finished);
-    assert!(restored
-        .store
-        .with(|c| reconcile::refuse_owner_action(c, "member.update"))
-        .is_ok());
+    update_phone(&restored, &member, "13900000001").expect("an owner again");
     let status = restored.store.with(|c| reconcile::status(c)).unwrap();
     assert!(!status.reconciling);
     assert!(
@@ -308,7 +350,7 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
 
 #[test]
 fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
-    let (pingliang, lanzhou, _xian, member) = federation();
+    let (pingliang, lanzhou, xian, member) = federation();
     pingliang.deliver(&lanzhou);
     let (_dir, path) = backup(&pingliang);
     let restored = restore("pingliang", &path, pingliang.now_ms);
@@ -328,6 +370,7 @@ fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
         .store
         .with(|c| reconcile::needs_holdings(c, &lanzhou.id))
         .unwrap());
+    assert!(adopt(&restored, &xian).finished);
     let mut later = restored;
     later.now_ms += 60_000;
     update_phone(&later, &member, "13900000009").unwrap();
@@ -563,17 +606,17 @@ fn a_new_database_keeps_its_own_events_that_the_peer_never_applied() {
 #[test]
 fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
     let (pingliang, lanzhou, xian, _member) = federation();
-    let (_dir, path) = backup(&pingliang);
-    let restored = restore("pingliang", &path, pingliang.now_ms);
-    let id = restored
+    let id = pingliang
         .tx(|c, ctx| {
-            // Proposed before the node was restored, as far as the peer
-            // knows; written here without the operator's refusal.
             super::agreements::propose(c, ctx, "lanzhou", "outflow", super::tests::terms("PL-LZ-7"))
         })
         .unwrap()
         .agreement_id;
-    restored.deliver(&lanzhou);
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    // Lanzhou adopted, Xi'an still awaited: Lanzhou's acceptance applies.
+    assert!(!adopt(&restored, &lanzhou).finished);
     lanzhou
         .tx(|c, ctx| super::agreements::accept(c, ctx, &id))
         .unwrap();
@@ -585,8 +628,7 @@ fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
         (v.state, v.active_version)
     };
     assert_eq!(state(&restored), ("proposed".into(), 0));
-    adopt(&restored, &lanzhou);
-    adopt(&restored, &xian);
+    assert!(adopt(&restored, &xian).finished);
     assert!(!restored
         .store
         .with(|c| crate::epoch::is_reconciling(c))

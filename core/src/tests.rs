@@ -660,6 +660,38 @@ fn import_reports_every_bad_row_and_imports_nothing() {
 }
 
 #[test]
+fn import_updates_members_of_this_node_by_id_and_refuses_any_other_id() {
+    let (pingliang, lanzhou, _xian, zhang) = federation();
+    let row = |id: &str, name: &str| {
+        format!(
+            "成员编号,姓名,性别,出生日期,党员类别,所在支部\n{id},{name},男,1990-05-17,正式,b1\n"
+        )
+    };
+    let outcome = pingliang
+        .tx(|c, ctx| super::import::import(c, ctx, row(&zhang, "张三丰").as_bytes()))
+        .unwrap();
+    assert_eq!(outcome.imported, 1, "{:?}", outcome.problems);
+    assert_eq!(pingliang.view(&zhang).unwrap().name, "张三丰");
+    // Pingliang's export imported at Lanzhou by mistake: one id, two
+    // owners. Refused, naming what to do.
+    let outcome = lanzhou
+        .tx(|c, ctx| super::import::import(c, ctx, row(&zhang, "张三").as_bytes()))
+        .unwrap();
+    assert_eq!(outcome.imported, 0);
+    assert!(
+        outcome.problems[0].1.contains("not a member of this node")
+            && outcome.problems[0].1.contains("leave it empty"),
+        "{:?}",
+        outcome.problems
+    );
+    assert!(lanzhou
+        .store
+        .with(|c| members::load_home(c, &zhang))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
 fn import_registers_outflows_and_shares_them() {
     let (pingliang, lanzhou, _xian, _id) = federation();
     let csv = format!(

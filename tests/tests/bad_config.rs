@@ -281,7 +281,10 @@ async fn a_letter_counter_behind_an_issued_letter_is_refused_at_start() {
 
     let db = rusqlite::Connection::open(pingliang.db_path()).expect("open the database");
     let changed = db
-        .execute("UPDATE counters SET value = 0 WHERE name LIKE 'letter:%'", [])
+        .execute(
+            "UPDATE counters SET value = 0 WHERE name LIKE 'letter:%'",
+            [],
+        )
         .expect("set the counter back");
     assert_eq!(changed, 1, "one year's letter counter");
     drop(db);

@@ -1148,3 +1148,79 @@ fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
 fn sim_two_owners_while_a_receiver_goes_on_without_the_holder() {
     all_pass(seeds(&[1_192_236]));
 }
+
+/// Soak seed 1,200,040 (600 steps). Xi'an offered m0 to Pingliang, which
+/// accepted and was backed up; Xi'an released, Pingliang installed the
+/// member and passed it on to Lanzhou. Xi'an, restored from a backup taken
+/// after the release, dropped the release from its log as applied; then
+/// Pingliang was restored to its backup, where the transfer was still
+/// accepted and awaiting the release. Lanzhou's holdings made m0 a
+/// tombstone at Pingliang, but the transfer stayed awaiting a release that
+/// would never come again. Fixed in `core::transfers::adopt_received`: a
+/// transfer this node knows but still holds open, which the sender
+/// reports released or completed, is completed by the same rule as one it
+/// forgot.
+#[test]
+fn sim_bug_restored_receiver_completes_an_accepted_transfer_whose_release_it_forgot() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "赵党员"),
+        start(X, m, P, 1),
+        deliver(X, P),
+        accept(P, TransferRef(1)),
+        backup(P),
+        deliver(P, X),
+        deliver(X, P),
+        backup(X),
+        restore(X, 0),
+        start(P, m, L, 30),
+        deliver(P, X),
+        deliver(P, L),
+        accept(L, TransferRef(9)),
+        deliver(L, P),
+        deliver(P, L),
+        restore(P, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_200_040]));
+}
+
+/// Soak seed 1,200,081 (600 steps). Pingliang shared m0 with Xi'an under
+/// its agreement a0, and Xi'an wrote its host section under a0; then m0
+/// moved to Lanzhou, which shares it with Xi'an under its own agreement,
+/// and Xi'an's host section now names that one. Pingliang, restored to a
+/// backup from before a0, forgot the share; Xi'an's holdings proved only
+/// the shares its records name today, so the host section under a0 still
+/// in Xi'an's log for Pingliang was quarantined as never shared. Fixed in
+/// `core::reconcile` (`holdings_for`): the records a host's log still
+/// holds for the requester prove their shares too.
+#[test]
+fn sim_bug_a_hosts_record_still_in_its_log_proves_the_share_it_was_made_under() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        outflow(P, m, X, 103),
+        backup(P),
+        propose(P, X, true, -18, 39),
+        deliver(P, X),
+        accept_agreement(X, AgreementRef(3)),
+        deliver(X, P),
+        deliver(P, X),
+        start(P, m, L, 10),
+        host_set(X, m, 892),
+        deliver(P, L),
+        accept(L, TransferRef(8)),
+        deliver(L, P),
+        deliver(P, L),
+        outflow(L, m, X, 51),
+        propose(L, X, true, -10, 196),
+        deliver(L, X),
+        accept_agreement(X, AgreementRef(15)),
+        deliver(X, L),
+        deliver(L, X),
+        restore(P, 0),
+        host_set(X, m, 451),
+    ]);
+    all_pass(vec![run]);
+    all_pass(seeds(&[1_200_081]));
+}

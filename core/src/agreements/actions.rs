@@ -115,6 +115,7 @@ pub fn propose(
     role: &str,
     mut terms: pb::AgreementTerms,
 ) -> Result<pb::AgreementView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let peer = NodeId::parse(peer.trim()).map_err(|e| Error::invalid(e.to_string()))?;
     crate::store::peers::require(conn, &peer)?;
     let coordinator = match role.trim() {
@@ -223,6 +224,7 @@ pub fn counter(
     agreement_id: &str,
     mut terms: pb::AgreementTerms,
 ) -> Result<pb::AgreementView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut a = require(conn, agreement_id)?;
     if a.is_final() {
         return Err(Error::conflict(format!(
@@ -277,6 +279,7 @@ pub fn accept(
     ctx: &Ctx<'_>,
     agreement_id: &str,
 ) -> Result<pb::AgreementView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut a = require(conn, agreement_id)?;
     if a.is_final() {
         return Err(Error::conflict(format!(
@@ -349,6 +352,7 @@ pub fn end(
     reason: &str,
     reject: bool,
 ) -> Result<pb::AgreementView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut a = require(conn, agreement_id)?;
     let reason = validate::text("reason", reason, 500)?;
     if reason.is_empty() {

@@ -123,23 +123,9 @@ pub fn member_add(
     ctx: &Ctx<'_>,
     fields: &pb::MemberFields,
 ) -> Result<pb::Member, Error> {
-    member_add_with_id(conn, ctx, &ctx.new_id(), fields)
-}
-
-/// Adds a member under a given id (an import of an exported roster).
-pub fn member_add_with_id(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-    fields: &pb::MemberFields,
-) -> Result<pb::Member, Error> {
-    if load_home(conn, member_id)?.is_some() || load_copy(conn, member_id)?.is_some() {
-        return Err(Error::conflict(format!(
-            "member {member_id} already exists"
-        )));
-    }
+    crate::epoch::act_as_owner(conn)?;
     let mut m = HomeRecord {
-        member_id: member_id.to_owned(),
+        member_id: ctx.new_id(),
         owner: ctx.me.to_string(),
         generation: 1,
         counter: 1,
@@ -159,6 +145,7 @@ pub fn member_update(
     member_id: &str,
     fields: &pb::MemberFields,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     apply_fields(conn, ctx, &mut m, fields)?;
@@ -171,6 +158,7 @@ pub fn outflow_register(
     ctx: &Ctx<'_>,
     req: &pb::OutflowRequest,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     if let Some(open) = open_outflow(conn, &member_id)? {
@@ -264,6 +252,7 @@ pub fn outflow_update(
     ctx: &Ctx<'_>,
     req: &pb::OutflowUpdateRequest,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     let Some(open) = open_outflow(conn, &member_id)? else {
@@ -362,6 +351,7 @@ pub fn outflow_return(
     ctx: &Ctx<'_>,
     req: &pb::OutflowReturnRequest,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     let Some(open) = open_outflow(conn, &member_id)? else {
@@ -396,6 +386,7 @@ pub fn host_section_set(
     ctx: &Ctx<'_>,
     req: &pb::HostSectionRequest,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let Some(copy) = load_copy(conn, &member_id)? else {
         if load_home(conn, &member_id)?.is_some() {
@@ -504,6 +495,7 @@ pub fn contact_record(
     ctx: &Ctx<'_>,
     req: &pb::ContactRequest,
 ) -> Result<pb::ContactView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let event = pb::ContactEvent {
         contact_id: ctx.new_id(),
@@ -529,6 +521,7 @@ pub fn activity_record(
     ctx: &Ctx<'_>,
     req: &pb::ActivityRequest,
 ) -> Result<pb::ActivityView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     if !(0.0..=24.0).contains(&req.hours) || req.hours.is_nan() {
         return Err(Error::invalid(format!(
@@ -666,6 +659,9 @@ pub fn contact_status(
 ) -> Result<pb::ContactStatusView, Error> {
     let member_id = validate::member_id(&req.member_id)?;
     let set = req.set.trim().to_lowercase();
+    if !set.is_empty() {
+        crate::epoch::act_as_owner(conn)?;
+    }
     if set.is_empty() {
         if let Some(copy) = load_copy(conn, &member_id)? {
             // A host sees the owner's decision as shared; it never derives one.

@@ -42,8 +42,8 @@ pub use copies::{
 };
 pub use edits::{
     activity_record, adopt_destinations, contact_record, contact_status, host_section_set,
-    member_add, member_add_with_id, member_update, outflow_register, outflow_return,
-    outflow_update, refresh_contact_status, sweep_contact_status, sweep_contact_status_chunk,
+    member_add, member_update, outflow_register, outflow_return, outflow_update,
+    refresh_contact_status, sweep_contact_status, sweep_contact_status_chunk,
 };
 pub use host::{
     host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::{Ctx, Error};
 
 pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Org, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let org_id = validate::code("org id", &org.org_id)?;
     let name = validate::text("name", &org.name, 100)?;
     if name.is_empty() {
@@ -47,6 +48,7 @@ pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Or
 /// children), all or none: the first one refused refuses the whole import,
 /// naming its row (1 is the first organization). Returns how many.
 pub fn org_import(conn: &Connection, ctx: &Ctx<'_>, orgs: &[pb::Org]) -> Result<usize, Error> {
+    crate::epoch::act_as_owner(conn)?;
     if orgs.is_empty() {
         return Err(Error::invalid(
             "no organizations in the file: it needs a header line and one organization per line"

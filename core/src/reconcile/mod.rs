@@ -36,9 +36,11 @@
 //!    unreachable P (`reconcile --without-peer`); P is still adopted when it
 //!    comes back. [`finish`]`(&mut conn, &ctx)` ends reconciliation once no
 //!    peer is `waiting`; `adopt` and `skip_peer` call it themselves.
-//! 5. While [`is_reconciling`](crate::epoch::is_reconciling), owner
-//!    actions are refused ([`refuse_owner_action`]) and the calendar makes
-//!    no owner decisions.
+//! 5. While [`is_reconciling`](crate::epoch::is_reconciling), every owner
+//!    action refuses itself ([`act_as_owner`](crate::epoch::act_as_owner),
+//!    the first thing each does) and the calendar makes no owner decisions;
+//!    [`apply_batch`](crate::apply::apply_batch) refuses P's log until P is
+//!    adopted.
 //!
 //! A simulator restores node R like this: take the backup with
 //! `store::backup(&conn, path, now_ms)` (or copy the file and call
@@ -75,7 +77,6 @@ pub use adopt::adopt;
 pub use peer_side::{holdings_for, send_holdings, HOLDINGS_BATCH_BYTES, HOLDINGS_BATCH_RECORDS};
 pub use report::AdoptReport;
 pub use restore::{
-    begin_restore, begin_restore_if_marked, finish, is_owner_action, lost_period, mark_backup,
-    may_serve, needs_holdings, note_log_ids_held, peer_added, refuse_owner_action, skip_peer,
-    status, ReconcileStart,
+    begin_restore, begin_restore_if_marked, finish, lost_period, mark_backup, may_serve,
+    needs_holdings, note_log_ids_held, peer_added, skip_peer, status, ReconcileStart,
 };

@@ -186,7 +186,7 @@ pub fn send_holdings(
     }
     // What this node made as host of the requester's members, and under
     // which agreement: the requester shared them so.
-    let hosted: Vec<pb::HostedUnder> = conn
+    let mut hosted: Vec<pb::HostedUnder> = conn
         .prepare(
             "SELECT DISTINCT r.member_id, r.basis FROM (
                  SELECT member_id, basis, author FROM host_sections
@@ -203,6 +203,9 @@ pub fn send_holdings(
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    hosted.extend(hosted_in_log(conn, ctx, who)?);
+    hosted.sort_by(|a, b| (&a.member_id, &a.basis).cmp(&(&b.member_id, &b.basis)));
+    hosted.dedup();
     for h in hosted {
         let bytes = h.encoded_len();
         out.room(1, bytes).hosted.push(h);
@@ -307,4 +310,59 @@ fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement
         }
     }
     Ok(list)
+}
+
+/// The records this node made as host of the requester's members that its
+/// log still holds for the requester, by the agreement they were made
+/// under. The record here may since name another agreement (the member
+/// passed on to another owner who shares it here under its own), but the
+/// requester is still to apply these events, and each needs the share it
+/// proves.
+fn hosted_in_log(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    who: &str,
+) -> Result<Vec<pb::HostedUnder>, Error> {
+    let me = ctx.me.as_str();
+    let mut rows = conn.prepare(
+        "SELECT kind, payload FROM events WHERE audience = ?1 AND kind IN (?2, ?3, ?4) ORDER BY seq",
+    )?;
+    let records = rows
+        .query_map(
+            params![
+                who,
+                EventKind::HostSection as i32,
+                EventKind::Contact as i32,
+                EventKind::Activity as i32
+            ],
+            |r| Ok((r.get::<_, i32>(0)?, r.get::<_, Vec<u8>>(1)?)),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut hosted = Vec::new();
+    for (kind, payload) in records {
+        // This node's own events: one that does not decode was never
+        // written by this code, and proves nothing.
+        let made = if kind == EventKind::HostSection as i32 {
+            pb::HostSection::decode(payload.as_slice()).map(|s| (s.member_id, s.author, s.basis))
+        } else if kind == EventKind::Contact as i32 {
+            pb::ContactEvent::decode(payload.as_slice()).map(|c| (c.member_id, c.author, c.basis))
+        } else {
+            pb::ActivityRecord::decode(payload.as_slice()).map(|a| (a.member_id, a.author, a.basis))
+        };
+        let Ok((member_id, author, basis)) = made else {
+            continue;
+        };
+        if author != me || basis.is_empty() {
+            continue;
+        }
+        let coordinated = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3)",
+            )?
+            .query_row(params![basis, who, me], |r| r.get::<_, bool>(0))?;
+        if coordinated {
+            hosted.push(pb::HostedUnder { member_id, basis });
+        }
+    }
+    Ok(hosted)
 }

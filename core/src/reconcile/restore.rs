@@ -12,7 +12,6 @@ use crate::epoch::{is_own_log_id, is_reconciling, restore_row, was_restored};
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::BACKUP_MARK;
 use crate::store::{get_meta, set_meta};
-use crate::Refusal;
 use crate::{Ctx, Error};
 
 /// Why and since when a node reconciles, for the operator.
@@ -23,35 +22,6 @@ pub struct ReconcileStart {
     /// When the backup was taken; 0 for a new database under a known id.
     pub backup_at_ms: i64,
     pub restored_at_ms: i64,
-}
-
-/// The operator actions refused while reconciling: every change to the
-/// registry, agreements and transfers. Reads, peers, quarantine, backup and
-/// reconcile itself stay allowed.
-pub fn is_owner_action(action: &str) -> bool {
-    [
-        "member.",
-        "outflow.",
-        "contact.",
-        "activity.",
-        "agreement.",
-        "transfer.",
-    ]
-    .iter()
-    .any(|prefix| action.starts_with(prefix))
-        && action != "member.export"
-}
-
-/// Refuses an owner action while the node reconciles, saying what to do.
-pub fn refuse_owner_action(conn: &Connection, action: &str) -> Result<(), Error> {
-    if !is_owner_action(action) || !is_reconciling(conn)? {
-        return Ok(());
-    }
-    let waiting: Vec<String> = conn
-        .prepare("SELECT peer FROM reconcile_peers WHERE state = 'waiting' ORDER BY peer")?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Err(Error::Refused(Refusal::Reconciling { waiting }))
 }
 
 /// Marks a copy of a database as a backup taken at `taken_at_ms` (what
@@ -219,10 +189,7 @@ pub(super) fn peer_state_of(conn: &Connection, peer: &str) -> Result<Option<Stri
 /// Whether this node must still ask `peer` for its holdings (waiting, or
 /// skipped by an operator and now back).
 pub fn needs_holdings(conn: &Connection, peer: &NodeId) -> Result<bool, Error> {
-    Ok(matches!(
-        peer_state(conn, peer)?.as_deref(),
-        Some("waiting" | "skipped")
-    ))
+    crate::epoch::awaits_adoption(conn, peer.as_str())
 }
 
 /// Whether `peer` may pull our log: not until its holdings are adopted,

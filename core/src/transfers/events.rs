@@ -147,7 +147,8 @@ fn apply_offer(
         return Ok(());
     }
     // Auto-accept, by the operator's policy for this sender, members this
-    // node co-manages under an active agreement.
+    // node co-manages under an active agreement; not while reconciling
+    // (an accept is an owner decision): the offer waits for the operator.
     let policy: String = conn
         .query_row(
             "SELECT auto_accept_branch FROM peers WHERE node_id = ?1",
@@ -156,7 +157,8 @@ fn apply_offer(
         )
         .optional()?
         .unwrap_or_default();
-    if !policy.is_empty() && t.possible_duplicate.is_empty() {
+    if !policy.is_empty() && t.possible_duplicate.is_empty() && !crate::epoch::is_reconciling(conn)?
+    {
         let covered = match members::load_copy(conn, &t.member_id)? {
             Some(copy) => {
                 crate::agreements::host_may_hold(conn, ctx, origin, &copy.basis)? == Some(true)

@@ -54,6 +54,7 @@ fn accept_in(
     branch: &str,
     faults: Faults,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut t = require_incoming(conn, transfer_id)?;
     if t.state != TransferState::Pending {
         return Err(Error::conflict(format!(
@@ -107,6 +108,7 @@ pub fn reject(
     code: &str,
     reason: &str,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut t = require_incoming(conn, transfer_id)?;
     match t.state {
         TransferState::Pending => {}

@@ -9,7 +9,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::events::apply_abort;
-use super::receiver::{answer_stale, intake_branch, offer_is_stale, send_receipt};
+use super::receiver::{answer_stale, intake_branch, offer_is_stale, purge, send_receipt};
 use super::sender::{abort, moved_here, release, tombstone};
 use super::state::{load, node, save, Direction, Row, TransferState};
 use crate::letters::LetterNo;
@@ -474,7 +474,8 @@ pub fn adopt_sender_decision(
 
 /// A restored receiver learns from the sender's holdings a transfer to it
 /// that the sender released or completed (it holds this node's receipt)
-/// and that this node forgot, of a member it holds at the release's
+/// and that this node forgot, or still holds open (accepted when the
+/// backup was taken, the release forgotten), of a member it holds at the release's
 /// generation or later (its own backup, or the transfer rule of a later
 /// transfer, says the member came here and maybe moved on): recorded as
 /// completed, for the history, and receipted again where the sender still
@@ -504,8 +505,21 @@ pub fn adopt_received(
         "released" => false,
         _ => return Ok(false),
     };
-    if !to_me || load(conn, &held.transfer_id)?.is_some() {
+    if !to_me {
         return Ok(false);
+    }
+    // Known here, it counts only while still open: accepted (or pending)
+    // when the backup was taken, its release forgotten with the restore.
+    let known = load(conn, &held.transfer_id)?;
+    if let Some(t) = &known {
+        let open = t.direction == Direction::Incoming
+            && matches!(
+                t.state,
+                TransferState::Pending | TransferState::Accepted | TransferState::AwaitingSender
+            );
+        if !open {
+            return Ok(false);
+        }
     }
     let released = if held.released_generation > 0 {
         held.released_generation
@@ -517,6 +531,21 @@ pub fn adopt_received(
     let never_installed = receipted && held.release_dropped;
     if !arrived && !never_installed {
         return Ok(false);
+    }
+    if let Some(mut t) = known {
+        t.state = TransferState::Completed;
+        t.released_at_ms = Some(ctx.now_ms);
+        t.receipt_at_ms = Some(ctx.now_ms);
+        t.released_generation = released;
+        if t.branch.is_empty() {
+            t.branch = held.branch.clone();
+        }
+        purge(&mut t);
+        save(conn, &t, ctx.now_ms)?;
+        if !receipted {
+            send_receipt(conn, ctx, peer, &t.transfer_id, &held.letter_no)?;
+        }
+        return Ok(true);
     }
     let mut t = Row {
         transfer_id: held.transfer_id.clone(),

@@ -164,6 +164,7 @@ pub fn start(
     reason: &str,
     rules: LetterRules,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(member_id)?;
     let receiver = node(to.trim())?;
     if receiver == *ctx.me {
@@ -276,6 +277,7 @@ pub fn cancel(
     ctx: &Ctx<'_>,
     transfer_id: &str,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut t = require_outgoing(conn, transfer_id)?;
     if t.state != TransferState::Offered {
         return Err(Error::conflict(format!(
@@ -294,6 +296,7 @@ pub fn extend(
     days: u32,
     rules: LetterRules,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut t = require_outgoing(conn, transfer_id)?;
     if t.state != TransferState::Offered {
         return Err(Error::conflict(format!(
@@ -331,6 +334,7 @@ pub fn reissue(
     transfer_id: &str,
     rules: LetterRules,
 ) -> Result<pb::TransferView, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let mut old = require_outgoing(conn, transfer_id)?;
     if !matches!(old.state, TransferState::Offered | TransferState::Expired) {
         return Err(Error::conflict(format!(
@@ -499,6 +503,7 @@ pub fn out_on_paper(
     letter_no: &str,
     reason: &str,
 ) -> Result<pb::Member, Error> {
+    crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(member_id)?;
     let m = members::load_owned(conn, ctx, &member_id)?;
     crate::store::peers::validate_place(place.trim())?;

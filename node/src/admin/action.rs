@@ -2,9 +2,12 @@
 //! entry.
 //!
 //! A change to the records takes [`AdminService::act`]: in the writer's
-//! next group commit (`crate::writer`) it refuses an owner action while the
-//! node reconciles after a restore, runs the change, and appends the
-//! action's audit entry, all in the change's transaction; a refused change
+//! next group commit (`crate::writer`) it runs the change and appends the
+//! action's audit entry, both in the change's transaction. An owner action
+//! refuses itself in the core while the node reconciles after a restore
+//! (`liaison_core::epoch::act_as_owner`), in that transaction, since a
+//! restore can begin while the node runs (a peer's `Hello` reveals a new
+//! database under a known node id). A refused change
 //! leaves nothing but its refusal's entry, whose detail is the message the
 //! operator is answered. The few actions that cannot run as a change in the
 //! writer (each handler says why) record their outcome through
@@ -50,14 +53,6 @@ impl Action {
         (action, request.into_inner())
     }
 
-    /// Refuses an owner action while the node reconciles after a restore
-    /// (`core::reconcile::refuse_owner_action`). Run it in the change's
-    /// transaction: a restore can begin while the node runs (a peer's
-    /// `Hello` reveals a new database under a known node id).
-    pub(super) fn gate(&self, conn: &Connection) -> Result<(), CoreError> {
-        liaison_core::reconcile::refuse_owner_action(conn, self.name)
-    }
-
     /// Appends this action's entry in `conn`'s transaction.
     pub(super) fn append(
         &self,
@@ -79,7 +74,7 @@ impl Action {
 
 impl AdminService {
     /// The one path of an operator's change: in the writer's next group
-    /// commit, [`Action::gate`], then `change` (with this node's identity,
+    /// commit, `change` (with this node's identity,
     /// clock and notary), then the action's entry with the detail `change`
     /// returns, in one transaction. If any of them fails, nothing of the
     /// change stays: the refusal's entry is written in its place (its
@@ -103,7 +98,6 @@ impl AdminService {
             .writer
             .run(
                 move |conn| {
-                    action.gate(conn)?;
                     let (value, detail) = change(conn, &me.ctx(now_ms))?;
                     action.append(conn, now_ms, Outcome::Ok, &detail)?;
                     Ok(value)

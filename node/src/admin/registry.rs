@@ -114,10 +114,10 @@ pub(super) async fn member_list(
 /// on the write connection, and a dry run, or a run with bad rows it was
 /// not told to skip, is answered with its problems and rolled back,
 /// leaving no entry (the writer commits every change that succeeds). The
-/// owner gate and the entry run in that transaction, as in
-/// [`AdminService::act`]; a refusal is recorded by
-/// [`AdminService::refused`]. A dry run changes nothing, so it is not
-/// gated: a reconciling node still checks a roster.
+/// entry runs in that transaction, as in [`AdminService::act`]; a refusal
+/// (a reconciling node's among them: the import passes the core's owner
+/// gate, a dry run too, since it runs the same writes) is recorded by
+/// [`AdminService::refused`].
 pub(super) async fn member_import(
     admin: &AdminService,
     request: Request<pb::MemberImportRequest>,
@@ -131,9 +131,6 @@ pub(super) async fn member_import(
         .node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !import_request.dry_run {
-                entry.gate(&tx)?;
-            }
             let outcome = import::import(&tx, &me.ctx(now_ms), &import_request.csv)?;
             if !outcome.commit(import_request.skip_bad, import_request.dry_run) {
                 tx.rollback()?;

@@ -390,8 +390,11 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
     #[derive(Clone, Copy)]
     enum A {
         Add,
+        Import,
+        OrgAdd,
         Update,
         Register,
+        OutflowUpdate,
         Return,
         HostSet,
         Contact,
@@ -426,8 +429,17 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
                 },
                 A::Add,
             ),
+            (
+                match owned.len() {
+                    0..5 => 2,
+                    _ => 0,
+                },
+                A::Import,
+            ),
+            (1, A::OrgAdd),
             (has(!owned.is_empty(), 5), A::Update),
             (has(!owned.is_empty(), 8), A::Register),
+            (has(!owned.is_empty(), 3), A::OutflowUpdate),
             (has(!owned.is_empty(), 2), A::Return),
             (has(!copies.is_empty(), 6), A::HostSet),
             (has(!about.is_empty(), 6), A::Contact),
@@ -485,6 +497,28 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
                     _ => other_than(rng, n, &[at]),
                 },
                 departed_days_ago: rng.random_range(0..=200),
+            }
+        }
+        A::Import => Action::MemberImport {
+            name: format!("{}党员{serial}", ["孙", "周", "吴", "郑", "冯"][serial % 5]),
+            id_of: match rng.random_range(0..4) {
+                0 if !world.members.is_empty() => Some(world.member_ref(any_member(rng))),
+                1 if !owned.is_empty() => Some(world.member_ref(pick_member(rng, &owned))),
+                _ => None,
+            },
+        },
+        A::OrgAdd => Action::OrgAdd {
+            serial: rng.random_range(2..20),
+        },
+        A::OutflowUpdate => {
+            let partners = partners(world, at);
+            Action::OutflowUpdate {
+                member: world.member_ref(pick_member(rng, &owned)),
+                dest: match rng.random_range(0..10) {
+                    0 => None,
+                    1..7 if !partners.is_empty() => partners.choose(rng).copied(),
+                    _ => other_than(rng, n, &[at]),
+                },
             }
         }
         A::Return => Action::OutflowReturn {

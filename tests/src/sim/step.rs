@@ -50,6 +50,17 @@ pub enum Action {
     MemberAdd {
         name: String,
     },
+    /// `member import` of a one-row roster: with `id_of`, the row brings
+    /// that member's id (a row of an export, this node's or, by mistake,
+    /// another's); without, a new member.
+    MemberImport {
+        name: String,
+        id_of: Option<MemberRef>,
+    },
+    /// `org add`: a branch numbered `serial`.
+    OrgAdd {
+        serial: u32,
+    },
     MemberUpdate {
         member: MemberRef,
         name: Option<String>,
@@ -63,6 +74,12 @@ pub enum Action {
     },
     OutflowReturn {
         member: MemberRef,
+    },
+    /// `outflow update`: the open registration now names the place node
+    /// `dest` serves (`None`: a place no node serves).
+    OutflowUpdate {
+        member: MemberRef,
+        dest: Option<usize>,
     },
     HostSet {
         member: MemberRef,
@@ -313,6 +330,18 @@ impl fmt::Display for Named<'_, Action> {
         let t = |x: &TransferRef| self.r.transfer(*x);
         match self.item {
             Action::MemberAdd { name } => write!(f, "member add `{name}`"),
+            Action::MemberImport { name, id_of: None } => write!(f, "member import `{name}`"),
+            Action::MemberImport {
+                name,
+                id_of: Some(member),
+            } => write!(f, "member import `{name}` with the id of {}", m(member)),
+            Action::OrgAdd { serial } => write!(f, "org add b{serial}"),
+            Action::OutflowUpdate { member, dest } => write!(
+                f,
+                "outflow update {} to {}",
+                m(member),
+                dest.as_ref().map(n).unwrap_or("a place no node serves")
+            ),
             Action::MemberUpdate {
                 member,
                 name,
