@@ -140,6 +140,23 @@ async fn a_restored_node_reconciles_before_it_acts_as_an_owner_and_its_re_emissi
         "{}",
         refused.message()
     );
+    // An import is an owner action too, checked in the core: refused with
+    // the same answer, and nothing imported.
+    let roster = pingliang.dir().join("roster.csv");
+    std::fs::write(
+        &roster,
+        "姓名,性别,出生日期,党员类别,所在支部\n孙新,男,1991-02-03,正式,b1\n",
+    )
+    .expect("write the roster");
+    let before = pingliang.ctl_ok(&["member", "list"]);
+    let import = pingliang.ctl(&["member", "import", roster.to_str().expect("a UTF-8 path")]);
+    let said = String::from_utf8_lossy(&import.stderr);
+    assert_eq!(import.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("reconcil") && said.contains("lanzhou"),
+        "{said}"
+    );
+    assert_eq!(pingliang.ctl_ok(&["member", "list"]), before);
     assert!(pingliang.status().await.reconciling);
     let shown = pingliang.ctl_ok(&["status"]);
     assert!(shown.contains("reconciling after a restore"), "{shown}");
