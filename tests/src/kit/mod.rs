@@ -54,6 +54,7 @@ mod client;
 mod config;
 mod dump;
 mod federation;
+mod flood;
 mod node;
 mod process;
 mod records;
@@ -69,6 +70,7 @@ pub use client::{
 };
 pub use config::NodeConfig;
 pub use federation::{Federation, NodeCerts};
+pub use flood::{loopback_sources, Flood, FloodPlan, FloodStats, Sending};
 pub use liaison_proto::v1 as pb;
 pub use node::TestNode;
 pub use process::{describe_output, liaisonctl, run_with_timeout};
