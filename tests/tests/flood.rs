@@ -119,12 +119,13 @@ async fn a_flood_from_one_address_does_not_keep_a_peer_from_linking_and_replicat
     let pingliang = flooded_node(&fed).await;
     let mut lanzhou = fed.node("lanzhou").await;
     // More silent connections (520) than `connections_max` (512), all from
-    // 127.0.0.2, each reopened a second after the node drops it: were they
-    // counted with the peers', they would leave the peer no place.
+    // 127.0.0.2, each reopened 10 ms after the node drops it, so a place
+    // the node frees is taken again long before a peer's next attempt:
+    // were they counted with the peers', the peer would find no place.
     let began = Instant::now();
     let flood = Flood::start(
         pingliang.federation_addr(),
-        FloodPlan::silent(loopback_sources(2, 1), 520, Duration::from_secs(1)),
+        FloodPlan::silent(loopback_sources(2, 1), 520, Duration::from_millis(10)),
     );
     // One address holds at most `handshakes_per_address_max` (8) places:
     // the node drops the rest as they come.
@@ -152,26 +153,29 @@ async fn a_flood_from_one_address_does_not_keep_a_peer_from_linking_and_replicat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_flood_from_many_addresses_does_not_keep_a_peer_from_linking_and_replicating() {
+    const SOURCES: u8 = 66;
     let fed = Federation::new("flood-many-addresses");
     let pingliang = flooded_node(&fed).await;
     let mut lanzhou = fed.node("lanzhou").await;
-    // 40 addresses, each within its cap of 8: 320 connections for a pool
-    // of 256, which therefore stays full and drops its oldest for each new
-    // one. Each connection sends a byte every 250 ms, and is reopened 250 ms
-    // after the node drops it.
+    // 66 addresses, each within its cap of 8: 528 connections, more than
+    // `connections_max` (512) and twice the pool of handshakes (256), which
+    // therefore stays full and drops its oldest for each new one. Each
+    // connection sends a byte every 250 ms, and is reopened 250 ms after
+    // the node drops it.
     let began = Instant::now();
     let flood = Flood::start(
         pingliang.federation_addr(),
-        FloodPlan::silent(loopback_sources(10, 40), 8, Duration::from_millis(250))
+        FloodPlan::silent(loopback_sources(10, SOURCES), 8, Duration::from_millis(250))
             .trickling(Duration::from_millis(250)),
     );
-    wait_dropped(&fed, &flood, 64).await;
+    // Every connection was admitted: the pool is full and turning over.
+    wait_dropped(&fed, &flood, u64::from(SOURCES) * 8 - 256).await;
 
     peer_links_and_replicates(&fed, &flood, &pingliang, &mut lanzhou).await;
     // Read while the flood runs, so no entry is of the flood's own closing.
     let refusals = audited_refusals(&pingliang, "127.0.0.");
     let stats = flood.stop();
-    eprintln!("40 addresses, trickling: {stats:?}");
+    eprintln!("{SOURCES} addresses, trickling: {stats:?}");
     assert!(
         stats.bytes_sent > stats.opened * 5,
         "the flood trickled, past each record's header: {stats:?}"
@@ -179,14 +183,14 @@ async fn a_trickling_flood_from_many_addresses_does_not_keep_a_peer_from_linking
 
     // Refusals from many addresses share a ceiling of ten times one
     // address's allowance, and say how many addresses were refused: more
-    // than one, and no more than the flood's 40 and the peer's.
+    // than one, and no more than the flood's and the peer's.
     assert!(
         refusals.len() as u64 <= 10 * LOGGED_PER_MINUTE * minutes_since(began),
         "{refusals:#?}"
     );
     let most = refusals.iter().map(addresses_reported).max().unwrap_or(0);
     assert!(
-        (2..=41).contains(&most),
+        (2..=u64::from(SOURCES) + 1).contains(&most),
         "the entries count the addresses refused: {refusals:#?}"
     );
     assert!(
