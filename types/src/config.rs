@@ -77,14 +77,26 @@ pub enum LogFormat {
     Json,
 }
 
-/// Bounds on what the federation port accepts (docs/authority.md). Each has a default
-/// that suits a province of a few dozen nodes.
+/// Bounds on what the federation port accepts (docs/replication.md, Links,
+/// heartbeats and limits). Each has a default that suits a province of a
+/// few dozen nodes, and none may be zero.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// A TLS handshake not finished in this time is dropped. Default 10 s.
+    /// A TLS handshake not finished in this time is dropped, however
+    /// slowly the client keeps sending. Default 5 s.
     pub handshake_timeout_ms: u64,
-    /// Open federation connections, all peers together. Default 512.
+    /// Connections in their TLS handshake (no certificate verified yet),
+    /// all sources together. When full, the oldest of them is dropped to
+    /// admit a new one. Default 256.
+    pub handshakes_max: usize,
+    /// Connections in their TLS handshake from one source address (an
+    /// IPv6 source counts by its /64). A new one beyond it drops that
+    /// address's oldest. Default 8.
+    pub handshakes_per_address_max: usize,
+    /// Open federation connections whose certificate was verified, all
+    /// peers together; connections in their handshake are not counted
+    /// here. Default 512.
     pub connections_max: usize,
     /// Concurrent gRPC streams on one connection. Default 16.
     pub streams_per_connection_max: u32,
@@ -92,8 +104,9 @@ pub struct Limits {
     pub message_bytes_max: usize,
     /// Events per `Pull` batch. Default 1000.
     pub batch_events_max: u32,
-    /// Audit entries for refused attempts per source address and minute;
-    /// the rest are counted and summarized. Default 10.
+    /// Audit entries for refused attempts per source address and minute,
+    /// and ten times as many from all sources together; the rest are
+    /// counted and summarized. Default 10.
     pub refusals_logged_per_minute: u32,
     /// Cap of the reconnect backoff. Default 60 s.
     pub retry_delay_ms_max: u64,
@@ -105,7 +118,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            handshake_timeout_ms: 10_000,
+            handshake_timeout_ms: 5_000,
+            handshakes_max: 256,
+            handshakes_per_address_max: 8,
             connections_max: 512,
             streams_per_connection_max: 16,
             message_bytes_max: 4 * 1024 * 1024,
@@ -114,6 +129,44 @@ impl Default for Limits {
             retry_delay_ms_max: 60_000,
             heartbeat_ms: 15_000,
         }
+    }
+}
+
+impl Limits {
+    /// The limits a node cannot run with: a zero (each bounds something
+    /// that needs at least one), a per-address cap above the pool it caps.
+    fn check(&self) -> Result<(), String> {
+        let at_least_one = [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("handshakes_max", self.handshakes_max as u64),
+            (
+                "handshakes_per_address_max",
+                self.handshakes_per_address_max as u64,
+            ),
+            ("connections_max", self.connections_max as u64),
+            (
+                "streams_per_connection_max",
+                u64::from(self.streams_per_connection_max),
+            ),
+            ("message_bytes_max", self.message_bytes_max as u64),
+            ("batch_events_max", u64::from(self.batch_events_max)),
+            (
+                "refusals_logged_per_minute",
+                u64::from(self.refusals_logged_per_minute),
+            ),
+            ("retry_delay_ms_max", self.retry_delay_ms_max),
+            ("heartbeat_ms", self.heartbeat_ms),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("limits.{name} must be at least 1"));
+        }
+        if self.handshakes_per_address_max > self.handshakes_max {
+            return Err(format!(
+                "limits.handshakes_per_address_max ({}) must not exceed limits.handshakes_max ({})",
+                self.handshakes_per_address_max, self.handshakes_max
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -235,11 +288,7 @@ impl Config {
                 crate::time::zone(name).map_err(|e| invalid(format!("time_zone: {e}")))?
             }
         };
-        if limits.batch_events_max == 0 || limits.connections_max == 0 {
-            return Err(invalid(
-                "limits.batch_events_max and limits.connections_max must be at least 1".into(),
-            ));
-        }
+        limits.check().map_err(invalid)?;
         Ok(Config {
             display_name: raw
                 .display_name
@@ -316,12 +365,15 @@ ca = "certs/ca.crt"
 format = "human"
 
 # [limits]
-# handshake_timeout_ms = 10000        # TLS handshakes not done by then are dropped
-# connections_max = 512               # federation connections, all peers together
+# handshake_timeout_ms = 5000         # TLS handshakes not done by then are dropped
+# handshakes_max = 256                # connections in their TLS handshake, all sources;
+#                                     # when full, the oldest is dropped for a new one
+# handshakes_per_address_max = 8      # the same from one address (IPv6: one /64)
+# connections_max = 512               # connections with a verified certificate
 # streams_per_connection_max = 16
 # message_bytes_max = 4194304
 # batch_events_max = 1000             # events per Pull batch
-# refusals_logged_per_minute = 10     # audit entries per source; the rest are counted
+# refusals_logged_per_minute = 10     # audit entries per source (10x in all); the rest are counted
 # retry_delay_ms_max = 60000          # reconnect backoff cap
 # heartbeat_ms = 15000
 "#
@@ -363,6 +415,46 @@ mod tests {
         assert!(err.to_string().contains("federation.listen"), "{err}");
         let err = parse(&format!("{text}\nbogus = 1\n")).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn limits_default_and_are_checked() {
+        let text = example("pingliang", "平凉", "0.0.0.0:7401");
+        let limits = parse(&text).unwrap().limits;
+        assert_eq!(limits.handshake_timeout_ms, 5_000);
+        assert_eq!(
+            (limits.handshakes_max, limits.handshakes_per_address_max),
+            (256, 8)
+        );
+        let with = |table: &str| parse(&format!("{text}\n[limits]\n{table}\n"));
+        let set = with("handshakes_max = 4\nhandshakes_per_address_max = 2").unwrap();
+        assert_eq!(set.limits.handshakes_max, 4);
+        assert_eq!(set.limits.handshakes_per_address_max, 2);
+        for zero in [
+            "handshake_timeout_ms",
+            "handshakes_max",
+            "handshakes_per_address_max",
+            "connections_max",
+            "streams_per_connection_max",
+            "message_bytes_max",
+            "batch_events_max",
+            "refusals_logged_per_minute",
+            "retry_delay_ms_max",
+            "heartbeat_ms",
+        ] {
+            let err = with(&format!("{zero} = 0")).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("limits.{zero} must be at least 1")),
+                "{err}"
+            );
+        }
+        let err = with("handshakes_max = 4\nhandshakes_per_address_max = 5").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("limits.handshakes_per_address_max (5) must not exceed"),
+            "{err}"
+        );
     }
 }
 

@@ -5,12 +5,19 @@
 //! a refused handshake is seen, audited and rate-limited here, and so each
 //! connection carries the authenticated node id and a switch that cuts it.
 //!
+//! A connection counts in one of two pools: `handshakes.rs` until its TLS
+//! handshake ends (capped per source address, its oldest dropped for a
+//! newer one when full, each handshake within a deadline), then among the
+//! verified connections (`limits.connections_max`), which no flood of
+//! handshakes can take.
+//!
 //! When the node is asked to stop ([`Node::shutdown`]) the port takes no
 //! new connections or calls (handshakes under way are dropped, open
 //! connections are told to go away); the streams already open go on until
 //! [`Node::halt`], so peers get what the node's last changes appended.
 
 pub mod client;
+mod handshakes;
 mod limiter;
 pub mod links;
 mod service;
@@ -29,6 +36,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::transport::server::Connected;
 
 use crate::node::Node;
+use handshakes::{Handshakes, Place};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_types::identity::{self, NodeId};
 pub use limiter::RefusalLimiter;
@@ -121,16 +129,25 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let limits = node.config.limits.clone();
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
+    // Two pools: connections in their handshake, which anyone can open,
+    // and connections whose certificate was verified, which a flood of the
+    // first kind therefore never displaces.
+    let handshakes = Handshakes::new(limits.handshakes_max, limits.handshakes_per_address_max);
+    let verified = Arc::new(tokio::sync::Semaphore::new(limits.connections_max));
     let limiter = Arc::new(RefusalLimiter::new(limits.refusals_logged_per_minute));
     let (conn_tx, conn_rx) =
         tokio::sync::mpsc::channel::<Result<PeerConnection, std::io::Error>>(64);
 
+    let gate = Arc::new(Gate {
+        node: node.clone(),
+        limiter: limiter.clone(),
+        acceptor,
+        verified,
+        conn_tx,
+    });
     let accept_node = node.clone();
-    let accept_limiter = limiter.clone();
     let accept_loop = async move {
         let node = accept_node;
-        let limiter = accept_limiter;
         let mut accept_delay_ms = 5u64;
         loop {
             let accepted = tokio::select! {
@@ -150,82 +167,13 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
                     continue;
                 }
             };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                refuse(
-                    &node,
-                    &limiter,
-                    remote_addr,
-                    "too many connections (limits.connections_max)",
-                )
-                .await;
-                continue;
-            };
+            // Every connection gets a place, displacing an older one if it
+            // must; the accept loop itself never waits on a refusal.
+            let place = handshakes.admit(remote_addr.ip());
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let node = node.clone();
-            let limiter = limiter.clone();
-            let conn_tx = conn_tx.clone();
-            let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
-            node.tasks.clone().spawn(async move {
-                let handshake = tokio::select! {
-                    // A node that stops takes no new connection.
-                    _ = node.shutdown.cancelled() => return,
-                    handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)) => handshake,
-                };
-                let tls = match handshake {
-                    Err(_) => {
-                        refuse(&node, &limiter, remote_addr, "TLS handshake timed out").await;
-                        return;
-                    }
-                    Ok(Err(error)) => {
-                        let reason = match error
-                            .get_ref()
-                            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                        {
-                            Some(tls_error) => crate::tls::describe_tls_error(tls_error),
-                            None => format!("TLS handshake failed: {error}"),
-                        };
-                        refuse(&node, &limiter, remote_addr, &reason).await;
-                        return;
-                    }
-                    Ok(Ok(tls)) => tls,
-                };
-                let leaf = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|certs| certs.first())
-                    .cloned();
-                let Some(leaf) = leaf else {
-                    refuse(
-                        &node,
-                        &limiter,
-                        remote_addr,
-                        "no client certificate presented",
-                    )
-                    .await;
-                    return;
-                };
-                let node_id = match identity::node_id_of_cert(&leaf, &node.tls.federation) {
-                    Ok(id) => id,
-                    Err(error) => {
-                        refuse(&node, &limiter, remote_addr, &error.to_string()).await;
-                        return;
-                    }
-                };
-                let cut = node.links.connection_token(&node_id);
-                let connection = PeerConnection {
-                    io: tls,
-                    info: ConnInfo {
-                        remote_addr,
-                        fingerprint: identity::fingerprint(&leaf),
-                        node_id,
-                    },
-                    cut: Box::pin(cut.cancelled_owned()),
-                    _permit: permit,
-                };
-                let _ = conn_tx.send(Ok(connection)).await;
-            });
+            node.tasks
+                .clone()
+                .spawn(handshake(gate.clone(), tcp, remote_addr, place));
         }
     };
     node.tasks.spawn(accept_loop);
@@ -281,24 +229,121 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     }
 }
 
-/// Audits a refused connection, at most a few entries per source and
-/// minute; the rest are counted and reported with the next entry.
-async fn refuse(node: &Node, limiter: &RefusalLimiter, remote_addr: SocketAddr, reason: &str) {
-    tracing::info!(%remote_addr, reason, "federation connection refused");
-    let Some(suppressed) = limiter.admit(remote_addr.ip(), node.now_ms()) else {
+/// What the handshakes of all connections share.
+struct Gate {
+    node: Arc<Node>,
+    limiter: Arc<RefusalLimiter>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// The places of connections whose certificate was verified.
+    verified: Arc<tokio::sync::Semaphore>,
+    /// Where verified connections go to the gRPC server.
+    conn_tx: tokio::sync::mpsc::Sender<Result<PeerConnection, std::io::Error>>,
+}
+
+/// One connection's TLS handshake, within its deadline and as long as no
+/// newer connection displaces it; then its certificate's node id and a
+/// place among the verified connections, or a refusal.
+async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut place: Place) {
+    let Gate {
+        node,
+        limiter,
+        acceptor,
+        verified,
+        conn_tx,
+    } = &*gate;
+    let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
+    let handshake = tokio::select! {
+        // A node that stops takes no new connection.
+        _ = node.shutdown.cancelled() => return,
+        why = place.shed() => Err(why.reason().to_owned()),
+        handshake = tokio::time::timeout(timeout, acceptor.accept(tcp)) => match handshake {
+            Err(_) => Err("TLS handshake timed out (limits.handshake_timeout_ms)".to_owned()),
+            Ok(Err(error)) => Err(
+                match error
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    Some(tls_error) => crate::tls::describe_tls_error(tls_error),
+                    None => format!("TLS handshake failed: {error}"),
+                },
+            ),
+            Ok(Ok(tls)) => Ok(tls),
+        },
+    };
+    // The handshake is over either way: its place goes to the next
+    // connection before anything here waits on the audit log.
+    drop(place);
+    let tls = match handshake {
+        Ok(tls) => tls,
+        Err(reason) => {
+            refuse(node, limiter, remote_addr, &reason).await;
+            return;
+        }
+    };
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .cloned();
+    let Some(leaf) = leaf else {
+        refuse(
+            node,
+            limiter,
+            remote_addr,
+            "no client certificate presented",
+        )
+        .await;
         return;
     };
-    let detail = if suppressed > 0 {
-        format!("{reason} ({suppressed} earlier refusals from this address not logged)")
-    } else {
-        reason.to_owned()
+    let node_id = match identity::node_id_of_cert(&leaf, &node.tls.federation) {
+        Ok(id) => id,
+        Err(error) => {
+            refuse(node, limiter, remote_addr, &error.to_string()).await;
+            return;
+        }
     };
+    let Ok(permit) = verified.clone().try_acquire_owned() else {
+        let reason =
+            format!("node {node_id}: too many connections with a verified certificate (limits.connections_max)");
+        refuse(node, limiter, remote_addr, &reason).await;
+        return;
+    };
+    let cut = node.links.connection_token(&node_id);
+    let connection = PeerConnection {
+        io: tls,
+        info: ConnInfo {
+            remote_addr,
+            fingerprint: identity::fingerprint(&leaf),
+            node_id,
+        },
+        cut: Box::pin(cut.cancelled_owned()),
+        _permit: permit,
+    };
+    let _ = conn_tx.send(Ok(connection)).await;
+}
+
+/// Audits a refused connection, as far as the limiter lets it (a few
+/// entries per source and minute); the rest are counted, reported with a
+/// later entry, and logged at debug level only.
+async fn refuse(node: &Node, limiter: &RefusalLimiter, remote_addr: SocketAddr, reason: &str) {
+    let Some(logged) = limiter.admit(remote_addr.ip(), node.now_ms()) else {
+        tracing::debug!(%remote_addr, reason, "federation connection refused");
+        return;
+    };
+    tracing::info!(
+        %remote_addr,
+        reason,
+        addresses = logged.addresses,
+        unlogged = logged.suppressed,
+        "federation connection refused"
+    );
     node.audit(
         Actor::Remote(remote_addr.to_string()),
         "federation.connect",
         remote_addr.to_string(),
         Outcome::Refused,
-        detail,
+        logged.detail(reason),
     )
     .await;
 }

@@ -85,12 +85,8 @@ impl FederationService {
             (refusal, _) => {
                 let reason = refusal.unwrap_or_default();
                 tracing::info!(peer = %caller, call, reason, "federation call refused");
-                if let Some(suppressed) = self.limiter.admit(info.remote_addr.ip(), now_ms) {
-                    let detail = if suppressed > 0 {
-                        format!("{call}: {reason} ({suppressed} earlier refusals from this address not logged)")
-                    } else {
-                        format!("{call}: {reason}")
-                    };
+                if let Some(logged) = self.limiter.admit(info.remote_addr.ip(), now_ms) {
+                    let detail = logged.detail(&format!("{call}: {reason}"));
                     node.audit(
                         Actor::Peer(caller.to_string()),
                         "federation.call",

@@ -25,9 +25,9 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// Limits for tests: links notice a loss within 1.5 s and retry at
-    /// least every 2 s. Every test connection comes from 127.0.0.1, so the
-    /// per-address cap on audited refusals is raised; a test of that cap
-    /// sets its own.
+    /// least every 2 s. Every node's connection comes from 127.0.0.1, so
+    /// the per-address cap on audited refusals is raised; a test of that
+    /// cap sets its own.
     pub fn test_limits() -> BTreeMap<String, u64> {
         BTreeMap::from([
             ("heartbeat_ms".to_owned(), 500),

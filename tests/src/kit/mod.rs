@@ -45,15 +45,18 @@
 //! databases, node logs) and prints where; a failing test keeps its own.
 //! Node logs are at `LIAISON_LOG=info,liaison_node=debug`.
 //!
-//! Every connection in a test comes from 127.0.0.1, so the node's limit of
-//! audited refusals per source address is raised in test configs
-//! ([`NodeConfig::test_limits`]); a test of that limit sets its own.
+//! Every node's and client's connection in a test comes from 127.0.0.1,
+//! so the node's limit of audited refusals per source address is raised in
+//! test configs ([`NodeConfig::test_limits`]); a test of that limit sets
+//! its own. A [`Flood`] binds other loopback addresses (127.0.0.2 on), so
+//! its connections count apart from the nodes'.
 
 mod binaries;
 mod client;
 mod config;
 mod dump;
 mod federation;
+mod flood;
 mod node;
 mod process;
 mod records;
@@ -69,6 +72,7 @@ pub use client::{
 };
 pub use config::NodeConfig;
 pub use federation::{Federation, NodeCerts};
+pub use flood::{loopback_sources, Flood, FloodPlan, FloodStats, Sending};
 pub use liaison_proto::v1 as pb;
 pub use node::TestNode;
 pub use process::{describe_output, liaisonctl, run_with_timeout};
