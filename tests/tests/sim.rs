@@ -34,7 +34,7 @@
 use std::time::Duration;
 
 use liaison_tests::sim::schedule::{env_u64, steps};
-use liaison_tests::sim::{run_seed, run_seeds, shrink, KnownBugs, Run, SimConfig, Variant};
+use liaison_tests::sim::{run_seed, run_seeds, shrink, Run, SimConfig, Variant};
 
 /// The CI budget: this many seeds of `schedule::CI_STEPS` steps each.
 const CI_SEEDS: u64 = 1_000;
@@ -44,19 +44,13 @@ fn single_seed() -> Option<u64> {
     env_u64("LIAISON_SIM_SEED")
 }
 
-/// A run of the CI budget's size, tolerating the known core bugs (see
-/// `KnownBugs::CURRENT` and the `sim_bug_*` regression tests);
-/// `LIAISON_SIM_STRICT=1` tolerates none.
+/// A run of [`steps`] steps per schedule under `variant`; every check
+/// runs, nothing is tolerated but what a written rule allows.
 fn config(variant: Variant) -> SimConfig {
     SimConfig {
         steps: steps(),
         variant,
         nodes: None,
-        known: if env_u64("LIAISON_SIM_STRICT") == Some(1) {
-            KnownBugs::default()
-        } else {
-            KnownBugs::CURRENT
-        },
     }
 }
 

@@ -741,43 +741,6 @@ pub fn quarantine_holds_only_invalid(
 
 // ------------------------------------------------------------- convergence
 
-/// Divergences the simulator found in the core that are written up but not
-/// fixed yet. A convergence check told to tolerate one skips exactly its
-/// symptom and goes on checking everything else. Each has a regression test
-/// in `tests/tests/sim_*.rs` that runs its seed with nothing tolerated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KnownBugs {
-    /// Ends cross: after one party ended an agreement, it ignores every
-    /// later event of the other (a newer version, an activation, the other's
-    /// own end), so both hold it ended but may disagree on how (expired or
-    /// terminated), on its latest version and on its active version.
-    pub ended_agreements_diverge: bool,
-    /// Several agreements with one host covering one member. (a) When one
-    /// of them ends, the coordinator deletes the shares made under it and
-    /// the home sections still queued for the host, but does not share
-    /// again under another one still covering the member: the host lacks
-    /// the copy or keeps a stale one, and the owner never updates it. (b) A
-    /// re-share under another of them at the same version is ignored by
-    /// the host (not newer), so owner and host record different bases; the
-    /// end of the host's basis then deletes the copy while the owner
-    /// believes it still shares it. Either way the owner's `shares` no
-    /// longer says what the host holds, so a later Unshare (the member
-    /// returns home) is never sent and the host keeps a home section it may
-    /// not hold. Symptoms skipped: a covered member not held, a stale copy,
-    /// a copy not covered at the owner, where the owner disclosed the
-    /// member to that host under more than one agreement.
-    pub several_agreements_one_host: bool,
-}
-
-impl KnownBugs {
-    /// What the CI run tolerates: nothing, every bug found is fixed (see
-    /// the regression tests in tests/tests/sim_*.rs).
-    pub const CURRENT: KnownBugs = KnownBugs {
-        ended_agreements_diverge: false,
-        several_agreements_one_host: false,
-    };
-}
-
 /// What the owner believes the host holds: the basis of its `shares` row.
 fn owner_share(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result<String> {
     Ok(owner
@@ -788,18 +751,6 @@ fn owner_share(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result
         .map_or("the owner records no share".into(), |b| {
             format!("the owner records it shared under {b}")
         }))
-}
-
-/// Whether the owner disclosed the member's home section to the host under
-/// more than one agreement.
-fn shared_under_several(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result<bool> {
-    owner
-        .conn
-        .prepare_cached(
-            "SELECT COUNT(DISTINCT basis) > 1 FROM disclosures
-             WHERE record_kind = 'home_section' AND record_id = ?1 AND peer = ?2",
-        )?
-        .query_row([member, host], |r| r.get(0))
 }
 
 /// The agreements a node holds: id → (outflow, inflow, state, version, active_version).
@@ -823,7 +774,7 @@ fn agreements_of(node: &NodeDb<'_>) -> rusqlite::Result<AgreementRows> {
 /// agreement that was ever active must also have ended (expired,
 /// terminated); one never activated may stay `proposed` (nothing closes a
 /// proposal whose period passed: it can no longer activate).
-pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool, known: KnownBugs) -> Checked {
+pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool) -> Checked {
     const NAME: &str = "agreements-agree";
     let all: Vec<AgreementRows> = nodes
         .iter()
@@ -865,9 +816,6 @@ pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool, known: KnownBugs)
                 }
                 Some((_, _, s, v, a)) if (s, v, a) != (state, version, active) => {
                     let both_ended = ended && matches!(s.as_str(), "expired" | "terminated");
-                    if both_ended && known.ended_agreements_diverge {
-                        continue;
-                    }
                     return Err(violation(
                         if s != state {
                             "agreements-agree: different states"
@@ -894,7 +842,7 @@ pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool, known: KnownBugs)
 /// covering the member for that host; and every member an active agreement
 /// covers at its owner is held by that host, unless the host no longer may
 /// hold it on its own clock (past the end plus grace, docs/agreements.md).
-pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
+pub fn copies_converged(nodes: &[NodeDb<'_>]) -> Checked {
     const NAME: &str = "copies-converged";
     for host in nodes {
         let mut stmt = host
@@ -938,9 +886,7 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
                     ),
                 ));
             };
-            let forgotten = known.several_agreements_one_host
-                && shared_under_several(owner_db, &member, host.me()).map_err(sql(NAME))?;
-            if (home.0, home.1, &home.2) != (generation, counter, &name) && !forgotten {
+            if (home.0, home.1, &home.2) != (generation, counter, &name) {
                 return Err(violation(
                     "copies-converged: stale copy",
                     format!(
@@ -955,7 +901,7 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
             }
             let covering = agreements::covering(owner_db.conn, &owner_db.ctx(), &member)
                 .map_err(|e| violation(NAME, e.to_string()))?;
-            if !covering.iter().any(|(a, h)| *a == basis && h == host.me()) && !forgotten {
+            if !covering.iter().any(|(a, h)| *a == basis && h == host.me()) {
                 return Err(violation(
                     "copies-converged: copy not covered at the owner",
                     format!(
@@ -1000,8 +946,6 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
                     .optional()
                     .map_err(sql(NAME))?
                     .is_some();
-                let forgotten = known.several_agreements_one_host
-                    && shared_under_several(owner, &member, &host_id).map_err(sql(NAME))?;
                 // The owner shares under another agreement, which the host's
                 // clock (skewed ahead) already took past its end plus grace:
                 // the host may not store it, and the owner moves to this one
@@ -1022,7 +966,7 @@ pub fn copies_converged(nodes: &[NodeDb<'_>], known: KnownBugs) -> Checked {
                     }
                     _ => false,
                 };
-                if !held && !forgotten && !past_at_host {
+                if !held && !past_at_host {
                     return Err(violation(
                         "copies-converged: covered member not held",
                         format!(

@@ -82,6 +82,5 @@ pub mod schedule;
 pub mod step;
 pub mod world;
 
-pub use invariants::KnownBugs;
 pub use run::{replay, run_seed, run_seeds, shrink, Run, Setup, SimConfig, Summary};
 pub use world::Variant;

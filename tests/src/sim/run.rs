@@ -13,7 +13,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::gen;
-use super::invariants::KnownBugs;
 use super::step::{Action, Scheduled, Step};
 use super::world::{Failure, Outcome, Stats, Variant, World, DAY_MS, TICK_MS};
 
@@ -25,9 +24,6 @@ pub struct SimConfig {
     pub variant: Variant,
     /// Fixed node count; `None`: 3 to 5, from the seed.
     pub nodes: Option<usize>,
-    /// Core bugs found and written up, whose symptoms the convergence
-    /// checks skip.
-    pub known: KnownBugs,
 }
 
 impl Default for SimConfig {
@@ -36,7 +32,6 @@ impl Default for SimConfig {
             steps: 200,
             variant: Variant::default(),
             nodes: None,
-            known: KnownBugs::default(),
         }
     }
 }
@@ -225,7 +220,7 @@ fn quiesce(world: &mut World, trace: &mut Vec<TraceEntry>) -> Result<(), Failure
 /// removed peer, quiesce and
 /// check convergence; then move every clock past every agreement's end plus
 /// the grace period, quiesce, and check that everything ended everywhere.
-fn finish(world: &mut World, trace: &mut Vec<TraceEntry>, known: KnownBugs) -> Result<(), Failure> {
+fn finish(world: &mut World, trace: &mut Vec<TraceEntry>) -> Result<(), Failure> {
     for (a, b) in world.partitions.clone() {
         step(world, trace, &Step::Heal { a, b })?;
     }
@@ -244,7 +239,7 @@ fn finish(world: &mut World, trace: &mut Vec<TraceEntry>, known: KnownBugs) -> R
         )?;
     }
     quiesce(world, trace)?;
-    world.check_converged(false, known)?;
+    world.check_converged(false)?;
     world.record_coverage(false);
     let target = world.latest_end_ms() + (GRACE_DAYS + 2) * DAY_MS;
     let deltas_ms = world
@@ -254,7 +249,7 @@ fn finish(world: &mut World, trace: &mut Vec<TraceEntry>, known: KnownBugs) -> R
         .collect();
     step(world, trace, &Step::Advance { deltas_ms })?;
     quiesce(world, trace)?;
-    world.check_converged(true, known)?;
+    world.check_converged(true)?;
     world.record_coverage(true);
     Ok(())
 }
@@ -301,7 +296,7 @@ fn execute(
             done.push(next.clone());
             scheduled(&mut world, &mut trace, &next)?;
         }
-        finish(&mut world, &mut trace, config.known)
+        finish(&mut world, &mut trace)
     }));
     match result {
         Ok(Ok(())) => {}

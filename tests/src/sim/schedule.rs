@@ -7,7 +7,6 @@
 //! [`TransferRef`]): each builder makes exactly one step, so a schedule's
 //! step ids are the indices of its builder calls.
 
-use super::invariants::KnownBugs;
 use super::run::{replay, run_seed, Run, Setup, SimConfig};
 use super::step::Scheduled;
 pub use super::step::{Action, AgreementRef, MemberRef, Step, TransferRef};
@@ -45,7 +44,6 @@ pub fn strict() -> SimConfig {
         steps: steps(),
         variant: Variant::default(),
         nodes: None,
-        known: KnownBugs::default(),
     }
 }
 

@@ -22,7 +22,7 @@ use liaison_types::identity::{self, CertNotary, NodeId, TlsMaterial};
 use prost::Message;
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::invariants::{self, KnownBugs, Ledger, NodeDb, Violation};
+use super::invariants::{self, Ledger, NodeDb, Violation};
 use super::step::{
     Action, AgreementRef, Forgery, MemberRef, Named, RecordKind, Resolve, Step, TransferRef,
 };
@@ -1998,10 +1998,10 @@ impl World {
     }
 
     /// Convergence after quiescence; `ended`: every clock is past every end.
-    pub fn check_converged(&self, ended: bool, known: KnownBugs) -> Result<(), Failure> {
+    pub fn check_converged(&self, ended: bool) -> Result<(), Failure> {
         let dbs: Vec<NodeDb<'_>> = self.nodes.iter().map(SimNode::db).collect();
-        invariants::agreements_agree(&dbs, ended, known)?;
-        invariants::copies_converged(&dbs, known)?;
+        invariants::agreements_agree(&dbs, ended)?;
+        invariants::copies_converged(&dbs)?;
         let lost: BTreeSet<String> = self
             .forgotten
             .iter()
