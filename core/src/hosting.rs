@@ -406,14 +406,28 @@ fn check_host_record(
     };
     if author != origin.as_str() {
         // Relayed by the previous owner after it released the member here.
-        if relay_allowed(conn, ctx, origin, member_id, basis)? {
+        if let Some(arrived) = relayed_arrival(conn, ctx, origin, member_id, basis)? {
             if home.owner == ctx.me.as_str() {
                 return Ok(Disposition::Apply);
             }
-            // Passed on again since (A→B→C): relay along the chain.
+            // Passed on again since (A→B→C): relay along the chain, only
+            // forward. A tombstone from before the arrival by `basis` (this
+            // node's restore lost the member that transfer brought, and
+            // it points back where the member came from) leads back, not
+            // on: two such nodes would relay the record to each other for
+            // ever. The record is dropped with the member it is about.
             if let Some(moved) =
                 members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
             {
+                if moved.generation <= arrived {
+                    tracing::info!(
+                        member = %member_id,
+                        %origin,
+                        transfer = %basis,
+                        "a relayed host record about a member whose arrival this node lost is dropped"
+                    );
+                    return Ok(Disposition::Drop);
+                }
                 let to = forward_pointer(member_id, &moved.to_node)?;
                 return Ok(Disposition::Relay(to, moved.transfer_id));
             }
@@ -464,22 +478,24 @@ fn check_host_record(
 }
 
 /// Whether `origin` may relay a host record about `member_id` with `basis`
-/// here: it released the member to this node by transfer `basis`.
-pub fn relay_allowed(
+/// here: it released the member to this node by transfer `basis`. Returns
+/// the generation that release gave the member.
+fn relayed_arrival(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     member_id: &str,
     basis: &str,
-) -> Result<bool, Error> {
+) -> Result<Option<u64>, Error> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'incoming' AND sender = ?2
-               AND receiver = ?3 AND member_id = ?4 AND state = 'completed'",
+            "SELECT released_generation FROM transfers WHERE transfer_id = ?1 AND direction = 'incoming'
+               AND sender = ?2 AND receiver = ?3 AND member_id = ?4 AND state = 'completed'",
         )?
-        .query_row(params![basis, origin.as_str(), ctx.me.as_str(), member_id], |_| Ok(()))
-        .optional()?
-        .is_some())
+        .query_row(params![basis, origin.as_str(), ctx.me.as_str(), member_id], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }
 
 /// Inside `apply_batch`: `origin` finished re-emitting under `log_id`.

@@ -1224,3 +1224,57 @@ fn sim_bug_a_hosts_record_still_in_its_log_proves_the_share_it_was_made_under() 
     all_pass(vec![run]);
     all_pass(seeds(&[1_200_081]));
 }
+
+/// Soak seed 1,200,219 (600 steps, 5 nodes). Tianshui passed m0 to
+/// Yinchuan (t10) and got it back (t16); both were restored to backups
+/// from before those releases, so both lost the member (docs/restore.md
+/// accepts it): Tianshui keeps a tombstone pointing to Yinchuan by t10,
+/// Yinchuan one pointing to Tianshui by t16, and each has the other's
+/// transfer to it completed. Xi'an's host record, relayed from Yinchuan to
+/// Tianshui under t16, was relayed back under t10, and so on for ever: the
+/// schedule never went quiet. Fixed in `core::hosting`: a relayed record
+/// goes on only along a tombstone later than the arrival it was relayed
+/// under; one that points back drops it.
+#[test]
+fn sim_bug_two_tombstones_pointing_at_each_other_relay_nothing_in_a_loop() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(0);
+    let run = schedule_on(
+        5,
+        vec![
+            member_add(T, "赵党员"),
+            propose(T, X, true, 0, 95),
+            deliver(T, X),
+            accept_agreement(X, AgreementRef(1)),
+            deliver(X, T),
+            outflow(T, m, X, 114),
+            deliver(T, X),
+            host_set(X, m, 590),
+            deliver(X, T),
+            backup(T),
+            start(T, m, Y, 3),
+            deliver(T, Y),
+            accept(Y, TransferRef(10)),
+            deliver(Y, T),
+            deliver(T, Y),
+            deliver(T, X),
+            start(Y, m, T, 3),
+            deliver(Y, T),
+            accept(T, TransferRef(16)),
+            backup(Y),
+            deliver(T, Y),
+            deliver(Y, T),
+            deliver(T, Y),
+            restore(Y, 0),
+            deliver(T, Y),
+            deliver(Y, T),
+            host_set(X, m, 451),
+            deliver(X, Y),
+            restore(T, 0),
+            deliver(Y, T),
+            deliver(T, Y),
+        ],
+    );
+    all_pass(vec![run]);
+}
