@@ -11,9 +11,8 @@
 //!   replays exactly that seed and prints its whole schedule;
 //!   `LIAISON_SIM_VARIANT=skip_authority|cursor_in_separate_tx|receiver_owns_on_accept` replays it
 //!   under a broken variant; `LIAISON_SIM_STEPS` changes the step count.
-//! - The soak: `LIAISON_SIM_SEEDS=100000 cargo test -p liaison-tests --test
-//!   sim --release -- --ignored sim_soak --nocapture` (seeds from
-//!   `LIAISON_SIM_FIRST_SEED`, default 1,000,000).
+//! - The soak: `scripts/soak --seeds 10000 --steps 600` (see
+//!   `sim_soak_seeds` and docs/RELIABILITY.md).
 //! - The regression tests of what the simulator found, each a schedule
 //!   written by hand and the seeds that found it, nothing tolerated, are
 //!   in `sim_agreements.rs`, `sim_transfers.rs` and `sim_restore.rs`.
@@ -211,29 +210,92 @@ fn sim_catches_a_receiver_that_owns_the_member_on_accept() {
     catch(receiver_owns_on_accept(), "single-owner");
 }
 
+/// The soak (`scripts/soak` runs it): `LIAISON_SIM_SEEDS` seeds (default
+/// 100,000) from `LIAISON_SIM_FIRST_SEED` (default 1,000,000) of
+/// `LIAISON_SIM_STEPS` steps, on all cores, with a progress line every
+/// `LIAISON_SIM_PROGRESS` seeds (default 100). Every failure is shrunk (at
+/// most `LIAISON_SIM_SHRINK_SECS` seconds each, default 120) and written
+/// with its whole and shrunk schedules to `LIAISON_SIM_FAILURES` (default
+/// `target/soak-failures.txt`); the run goes on past failures and fails at
+/// the end if there were any.
 #[test]
-#[ignore = "soak: LIAISON_SIM_SEEDS seeds (default 100000), best with --release"]
+#[ignore = "soak: LIAISON_SIM_SEEDS seeds (default 100000), best with --release; see scripts/soak"]
 fn sim_soak_seeds() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
     let count = env_u64("LIAISON_SIM_SEEDS").unwrap_or(100_000);
     let first = env_u64("LIAISON_SIM_FIRST_SEED").unwrap_or(1_000_000);
+    let every = env_u64("LIAISON_SIM_PROGRESS").unwrap_or(100).max(1);
+    let shrink_budget = Duration::from_secs(env_u64("LIAISON_SIM_SHRINK_SECS").unwrap_or(120));
+    let failures_path = std::env::var("LIAISON_SIM_FAILURES")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/soak-failures.txt").into());
     let config = config(variant_from_env());
+    println!(
+        "soak: seeds {first}..{} of {} steps; failures to {failures_path}",
+        first + count,
+        config.steps
+    );
+    let started = std::time::Instant::now();
+    let done = AtomicU64::new(0);
+    let failed = AtomicU64::new(0);
     let summary = run_seeds(first..first + count, &config, &|run| {
-        if run.failure.is_some() || run.seed % 1_000 == 0 {
-            println!("{}", run.summary());
+        if run.failure.is_some() {
+            failed.fetch_add(1, Ordering::Relaxed);
+            println!("FAILED {}", run.summary());
+        }
+        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n % every == 0 || n == count {
+            let elapsed = started.elapsed().as_secs_f64();
+            let left = elapsed / n as f64 * (count - n) as f64;
+            println!(
+                "{n}/{count} seeds, {} failed, {elapsed:.0} s, about {left:.0} s left",
+                failed.load(Ordering::Relaxed)
+            );
         }
         false
     });
     println!(
-        "{} schedules in {:.1?}: {}",
-        summary.runs, summary.elapsed, summary.stats
+        "{} schedules of {} steps in {:.1?}: {} failed\n{}",
+        summary.runs,
+        config.steps,
+        summary.elapsed,
+        summary.failures.len(),
+        summary.stats
     );
-    if let Some(first) = summary.failures.first() {
+    let mut file = std::fs::File::create(&failures_path)
+        .unwrap_or_else(|e| panic!("cannot write {failures_path}: {e}"));
+    let _ = writeln!(
+        file,
+        "soak: seeds {first}..{} of {} steps: {} runs, {} failed, {:.1?}",
+        first + count,
+        config.steps,
+        summary.runs,
+        summary.failures.len(),
+        summary.elapsed
+    );
+    for failure in &summary.failures {
+        let shrunk = shrink(failure, &config, shrink_budget);
+        let _ = writeln!(
+            file,
+            "\n==== seed {} (`{}`)\n{}\nshrunk to {} scheduled steps:\n{}",
+            failure.seed,
+            failure.failed_check().unwrap_or("?"),
+            failure.report(),
+            shrunk.schedule.len(),
+            shrunk.report()
+        );
+        println!(
+            "seed {} shrunk to {} steps (written to {failures_path})",
+            failure.seed,
+            shrunk.schedule.len()
+        );
+    }
+    if !summary.failures.is_empty() {
         let seeds: Vec<u64> = summary.failures.iter().map(|r| r.seed).collect();
         panic!(
-            "{} of {} seeds failed: {seeds:?}\nthe first:\n{}",
+            "{} of {} seeds failed: {seeds:?}; schedules in {failures_path}",
             seeds.len(),
-            summary.runs,
-            explain(first, &config)
+            summary.runs
         );
     }
 }
