@@ -227,8 +227,9 @@ fn sim_soak_seeds() {
     let first = env_u64("LIAISON_SIM_FIRST_SEED").unwrap_or(1_000_000);
     let every = env_u64("LIAISON_SIM_PROGRESS").unwrap_or(100).max(1);
     let shrink_budget = Duration::from_secs(env_u64("LIAISON_SIM_SHRINK_SECS").unwrap_or(120));
-    let failures_path = std::env::var("LIAISON_SIM_FAILURES")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/soak-failures.txt").into());
+    let failures_path = std::env::var("LIAISON_SIM_FAILURES").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/soak-failures.txt").into()
+    });
     let config = config(variant_from_env());
     println!(
         "soak: seeds {first}..{} of {} steps; failures to {failures_path}",

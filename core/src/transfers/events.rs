@@ -181,6 +181,9 @@ fn apply_vote(
     vote: pb::TransferVote,
 ) -> Result<(), Rejection> {
     let Some(mut t) = load(conn, &vote.transfer_id)? else {
+        if crate::epoch::was_restored(conn)? {
+            return answer_forgotten_offer(conn, ctx, origin, &vote);
+        }
         return Err(Rejection::Invalid(format!(
             "vote on unknown transfer {}",
             vote.transfer_id
@@ -251,6 +254,44 @@ fn apply_vote(
         }
     }
     Ok(())
+}
+
+/// A vote on an offer this restored node no longer knows: it issued the
+/// offer after its backup, and the receiver did not hold it yet when its
+/// holdings were adopted (the receiver was itself restored to before the
+/// offer, and later to a backup that had it). This node holds nothing to
+/// release under it (docs/restore.md): an accept is answered as a
+/// cancelled offer, so the receiver's transfer ends aborted and the member
+/// stays where it is; a reject ends it already.
+fn answer_forgotten_offer(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    vote: &pb::TransferVote,
+) -> Result<(), Rejection> {
+    match vote.vote.as_str() {
+        "accept" => {
+            tracing::warn!(transfer = %vote.transfer_id, receiver = %origin, "restored: an accept of an offer this node forgot is answered as cancelled");
+            let message = pb::TransferAbort {
+                transfer_id: vote.transfer_id.clone(),
+                letter_no: String::new(),
+                why: "sender_restored".into(),
+            };
+            crate::log::append(
+                conn,
+                origin,
+                EventKind::TransferAbort,
+                &vote.transfer_id,
+                &message.encode_to_vec(),
+                ctx.now_ms,
+            )?;
+            Ok(())
+        }
+        "reject" => Ok(()),
+        other => Err(Rejection::Invalid(format!(
+            "unknown transfer vote `{other}`"
+        ))),
+    }
 }
 
 fn apply_release(
@@ -332,8 +373,17 @@ pub(super) fn apply_abort(
     origin: &NodeId,
     abort: pb::TransferAbort,
 ) -> Result<(), Rejection> {
-    void(conn, &abort.letter_no, &abort.transfer_id)?;
-    let Some(mut t) = load(conn, &abort.transfer_id)? else {
+    let known = load(conn, &abort.transfer_id)?;
+    // A restored sender answering an offer it forgot names no letter: the
+    // one this node holds for the transfer is void.
+    let letter_no = match (&known, abort.letter_no.is_empty()) {
+        (Some(t), true) => t.letter_no.clone(),
+        _ => abort.letter_no.clone(),
+    };
+    if !letter_no.is_empty() {
+        void(conn, &letter_no, &abort.transfer_id)?;
+    }
+    let Some(mut t) = known else {
         return Ok(());
     };
     if t.direction != Direction::Incoming || t.sender != origin.as_str() {

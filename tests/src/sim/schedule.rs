@@ -55,6 +55,13 @@ pub fn seeds(seeds: &[u64]) -> Vec<Run> {
         .collect()
 }
 
+/// Runs seeds of `steps` steps each (the length of the soak that found
+/// them) under [`strict`].
+pub fn soak_seeds(steps: usize, seeds: &[u64]) -> Vec<Run> {
+    let config = SimConfig { steps, ..strict() };
+    seeds.iter().map(|&seed| run_seed(seed, &config)).collect()
+}
+
 /// Every run passes; else a panic with the report of each that failed.
 pub fn all_pass(runs: Vec<Run>) {
     let failed: Vec<String> = runs
@@ -111,6 +118,16 @@ pub fn deliver_at_most(from: usize, to: usize, limit: u32) -> Step {
 }
 
 /// Every clock of a three-node schedule moves forward by `days`.
+/// `from` sends its next batch (up to 64 events) on the stream to `to`,
+/// not applied yet.
+pub fn send_ahead(from: usize, to: usize) -> Step {
+    Step::Send {
+        from,
+        to,
+        limit: 64,
+    }
+}
+
 pub fn advance(days: i64) -> Step {
     Step::Advance {
         deltas_ms: vec![days * DAY; 3],
