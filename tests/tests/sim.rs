@@ -245,7 +245,7 @@ fn sim_soak_seeds() {
             println!("FAILED {}", run.summary());
         }
         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % every == 0 || n == count {
+        if n.is_multiple_of(every) || n == count {
             let elapsed = started.elapsed().as_secs_f64();
             let left = elapsed / n as f64 * (count - n) as f64;
             println!(

@@ -1292,3 +1292,32 @@ fn sim_bug_a_restored_sender_answers_an_accept_of_an_offer_it_forgot() {
     // same steps and even clocks does not reach the forgotten offer.
     all_pass(soak_seeds(600, &[1_200_157]));
 }
+
+/// Soak seed 1,200,188 (600 steps). Pingliang offered m0 to Xi'an (t2),
+/// re-issued the letter (t4) and was backed up; Xi'an accepted the first.
+/// Restored to its first backup (no transfer at all), Pingliang adopted
+/// Xi'an's accept and released m0 under t2; restored again, to the second
+/// backup (t2 cancelled, t4 open), it took the completed t2 for an old
+/// letter beside the newer t4 and kept owning m0 beside Xi'an. Fixed in
+/// `core::transfers::adopt_reported`: a completed transfer whose release
+/// gave the member a later generation than this node holds makes it a
+/// tombstone, newest letter or not.
+#[test]
+fn sim_bug_an_older_letter_released_on_another_branch_of_backups_moves_the_member() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        backup(P),
+        start(P, m, X, 3),
+        deliver(P, X),
+        reissue(P, TransferRef(2)),
+        backup(P),
+        accept(X, TransferRef(2)),
+        restore(P, 0),
+        deliver(X, P),
+        deliver(P, X),
+        restore(P, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_200_188]));
+}

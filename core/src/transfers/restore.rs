@@ -257,7 +257,17 @@ pub fn adopt_reported(
                     .map_or(0, |m| m.generation + 1)
                     .max(held.generation)
             };
-            if newest && owned_here {
+            // Not the newest letter, but its release gave the member a
+            // later generation than this node holds: another branch of
+            // this node's backups released it under this older letter
+            // (after the newer one was issued here), and the receiver owns
+            // it since. A generation never goes back, so this node's
+            // record is the stale one.
+            let supersedes_ours = held.released_generation > 0
+                && home
+                    .as_ref()
+                    .is_some_and(|m| held.released_generation > m.generation);
+            if (newest || supersedes_ours) && owned_here {
                 // The receiver owns the member: here it is a tombstone, and
                 // other hosts learn it moved.
                 abort_other_offers(conn, ctx, &t)?;
