@@ -825,6 +825,7 @@ mod tests {
                 .into(),
             updated_at_ms: 0,
             would_cover: Vec::new(),
+            ..Default::default()
         }
     }
 
