@@ -103,11 +103,20 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (letter, sender, name, expires_on) in pending {
+        let past = crate::transfers::past_expiry(
+            crate::transfers::TransferState::Pending,
+            &expires_on,
+            today,
+        );
         items.push(Item {
             kind: "transfer_decide",
             days_left: days_until(today, &expires_on),
             subject: format!("letter {letter} from {sender}: {name}"),
-            detail: format!("an incoming transfer to accept or reject; the letter is valid until {expires_on}"),
+            detail: if past {
+                format!("an incoming transfer to accept or reject; its printed expiry {expires_on} has passed on this node's clock, and {sender}'s calendar decides whether it still holds: ask {sender} to extend it, or accept with --yes")
+            } else {
+                format!("an incoming transfer to accept or reject; the letter is valid until {expires_on}")
+            },
             command: format!("liaisonctl transfer accept {letter} --branch ORG (or: transfer reject {letter} --reason-code CODE)"),
         });
     }
