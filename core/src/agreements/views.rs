@@ -209,11 +209,11 @@ fn past_end(
     let dropped_on = copies_dropped_on(until);
     let copies = if ctx.today() >= dropped_on {
         format!(
-            "this node dropped its copies under it on {dropped_on}, {GRACE_DAYS} days past the end"
+            "this node dropped its copies under it on {dropped_on}, after {GRACE_DAYS} days' grace"
         )
     } else {
         format!(
-            "this node keeps its copies until {dropped_on} and drops them then ({GRACE_DAYS} days past the end) whatever it hears"
+            "this node keeps its copies until {dropped_on}, when it drops them after {GRACE_DAYS} days' grace whatever it hears"
         )
     };
     Ok(PastEnd {
