@@ -4,8 +4,10 @@
 //! - 0: done;
 //! - 1: the node refused the request (bad input, unknown record, a rule
 //!   forbids it); nothing was changed. `member import` also exits 1 when
-//!   the file has bad rows and `--skip-bad` was not given, and
-//!   `quarantine retry` when the entry is still held;
+//!   the file has bad rows and `--skip-bad` was not given,
+//!   `quarantine retry` when the entry is still held, and `transfer
+//!   accept` when the letter is past its printed expiry on the node's clock
+//!   and `--yes` was not given;
 //! - 2: usage error, bad local files, or the node could not be reached or
 //!   is unavailable (stopping); try again;
 //! - 3: `audit verify` found the audit chain broken;

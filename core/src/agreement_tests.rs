@@ -7,7 +7,7 @@ use prost::Message;
 use super::agreements;
 use super::log;
 use super::members;
-use super::tests::{day, federation, member_fields, terms, TestNode};
+use super::tests::{china_midnight_ms, day, federation, member_fields, terms, TestNode};
 
 fn state(node: &TestNode, id: &str) -> (String, u64, u64) {
     let v = node.tx(|c, ctx| agreements::view(c, ctx, id)).unwrap();
@@ -306,6 +306,164 @@ fn expiry_by_date_on_the_coordinators_clock_and_the_hosts_grace() {
     assert_eq!(state(&pingliang, &id).0, "expired");
     pingliang.deliver(&lanzhou);
     assert_eq!(state(&lanzhou, &id).0, "expired");
+}
+
+#[test]
+fn a_host_past_the_end_date_shows_it_ended_by_date_and_awaits_the_coordinator() {
+    let (mut pingliang, mut lanzhou, _xian, member) = unsigned();
+    lanzhou
+        .store
+        .with(|c| {
+            c.execute(
+                "UPDATE peers SET display_name = '平凉' WHERE node_id = 'pingliang'",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    let mut short = terms("PL-LZ-short");
+    short.effective_until = day(10);
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", short))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    pingliang.deliver(&lanzhou);
+    let show = |node: &TestNode| node.tx(|c, ctx| agreements::view(c, ctx, &id)).unwrap();
+    let todo_item = |node: &TestNode| {
+        node.tx(crate::todo::list)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.kind == "agreement_ended_by_date")
+    };
+
+    // The last millisecond of the end date, China time: still in force.
+    lanzhou.now_ms = china_midnight_ms(&day(11)) - 1;
+    let view = show(&lanzhou);
+    assert_eq!(
+        (view.state.as_str(), view.shown_state.as_str()),
+        ("active", "active")
+    );
+    assert_eq!(view.active_until, day(10));
+    assert!(!view.ended_by_date);
+    assert!(todo_item(&lanzhou).is_none());
+
+    // From the next day on, the host shows it ended by date, waiting for
+    // the coordinator, and acts as before: same state, copies kept.
+    lanzhou.now_ms = china_midnight_ms(&day(11));
+    lanzhou.tx(agreements::tick).unwrap();
+    let view = show(&lanzhou);
+    assert_eq!(view.state, "active", "the coordinator's end decides");
+    assert!(view.ended_by_date);
+    assert_eq!(
+        view.shown_state,
+        format!(
+            "active — ended by date {} (到期待确认), awaiting the coordinator pingliang (平凉) to confirm",
+            day(10)
+        )
+    );
+    assert!(
+        view.next_step
+            .contains(&format!("keeps its copies until {}", day(41))),
+        "{}",
+        view.next_step
+    );
+    assert!(lanzhou.view(&member).is_ok(), "the copy stays");
+    let item = todo_item(&lanzhou).expect("a to-do item at the host");
+    assert_eq!(item.days_left, Some(30), "{item:?}");
+    assert!(item.subject.contains("PL-LZ-short"), "{item:?}");
+    assert!(item.detail.contains("has not confirmed"), "{item:?}");
+    assert!(item.command.starts_with("liaisonctl peer show pingliang"));
+    // The listing says the same.
+    let listed = lanzhou
+        .tx(|c, ctx| agreements::list(c, ctx, &pb::AgreementListRequest::default()))
+        .unwrap();
+    assert_eq!(listed[0].shown_state, view.shown_state);
+
+    // Past the grace period the copies go, on the host's own clock; the
+    // agreement still waits for the coordinator.
+    lanzhou.now_ms = china_midnight_ms(&day(41));
+    lanzhou.tx(agreements::tick).unwrap();
+    assert!(lanzhou.view(&member).is_err());
+    let view = show(&lanzhou);
+    assert_eq!(view.state, "active");
+    assert!(view.ended_by_date);
+    assert!(
+        view.next_step
+            .contains(&format!("dropped its copies under it on {}", day(41))),
+        "{}",
+        view.next_step
+    );
+    assert_eq!(todo_item(&lanzhou).unwrap().days_left, Some(0));
+
+    // The coordinator, past the date before its calendar ran, shows the same
+    // and says its calendar decides; then it expires it.
+    pingliang.now_ms = china_midnight_ms(&day(11)) - 1;
+    assert!(!show(&pingliang).ended_by_date);
+    pingliang.now_ms = china_midnight_ms(&day(11));
+    let view = show(&pingliang);
+    assert_eq!(view.state, "active");
+    assert!(view.ended_by_date);
+    assert!(
+        view.shown_state
+            .contains("this node's calendar expires it at its next run"),
+        "{}",
+        view.shown_state
+    );
+    assert!(todo_item(&pingliang).is_none(), "the host's item only");
+    pingliang.tx(agreements::tick).unwrap();
+    let view = show(&pingliang);
+    assert_eq!(
+        (view.state.as_str(), view.shown_state.as_str()),
+        ("expired", "expired")
+    );
+    assert!(!view.ended_by_date);
+    assert_eq!(view.active_until, day(10));
+
+    // The host applies the end: no longer awaiting anything.
+    pingliang.deliver(&lanzhou);
+    let view = show(&lanzhou);
+    assert_eq!(
+        (view.state.as_str(), view.shown_state.as_str()),
+        ("expired", "expired")
+    );
+    assert!(!view.ended_by_date);
+    assert!(todo_item(&lanzhou).is_none());
+}
+
+#[test]
+fn a_proposed_extension_does_not_move_the_end_date_shown() {
+    let (pingliang, mut lanzhou, _xian, _member) = unsigned();
+    let mut short = terms("PL-LZ-short");
+    short.effective_until = day(10);
+    let id = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", short.clone()))
+        .unwrap()
+        .agreement_id;
+    pingliang.deliver(&lanzhou);
+    lanzhou
+        .tx(|c, ctx| agreements::accept(c, ctx, &id))
+        .unwrap();
+    lanzhou.deliver(&pingliang);
+    pingliang.deliver(&lanzhou);
+    // Version 2 would run a year longer, but only version 1 is in force.
+    let mut longer = short;
+    longer.effective_until = day(400);
+    pingliang
+        .tx(|c, ctx| agreements::counter(c, ctx, &id, longer))
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    lanzhou.now_ms = china_midnight_ms(&day(11));
+    let view = lanzhou.tx(|c, ctx| agreements::view(c, ctx, &id)).unwrap();
+    assert_eq!((view.version, view.active_version), (2, 1));
+    assert_eq!(view.terms.unwrap().effective_until, day(400));
+    assert_eq!(view.active_until, day(10));
+    assert!(view.ended_by_date);
+    assert!(view.shown_state.contains(&day(10)), "{}", view.shown_state);
 }
 
 #[test]

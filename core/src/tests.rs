@@ -27,6 +27,18 @@ pub(super) fn day(offset: i64) -> String {
     (t0 + chrono::Duration::days(offset)).to_string()
 }
 
+/// The first millisecond of `date` (YYYY-MM-DD) in China Standard Time:
+/// the instant a node's date turns to it.
+pub(super) fn china_midnight_ms(date: &str) -> i64 {
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_local_timezone(liaison_types::time::china_time())
+        .unwrap()
+        .timestamp_millis()
+}
+
 pub(super) struct TestNode {
     pub(super) id: NodeId,
     pub(super) store: Store,

@@ -19,9 +19,9 @@ pub const LETTER_EXPIRY_WARNING_DAYS: i64 = 7;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     /// What kind: `reconcile`, `quarantine`, `transfer_decide`,
-    /// `agreement_sign`, `agreement_publish`, `letter_expiring`,
-    /// `receipt_overdue`, `contact_lost`, `contact_overdue`, `uncovered`,
-    /// `peer_unreachable`.
+    /// `agreement_sign`, `agreement_publish`, `agreement_ended_by_date`,
+    /// `letter_expiring`, `receipt_overdue`, `contact_lost`,
+    /// `contact_overdue`, `uncovered`, `peer_unreachable`.
     pub kind: &'static str,
     /// Days left before a deadline (negative: past it), if there is one.
     pub days_left: Option<i64>,
@@ -103,11 +103,20 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
     for (letter, sender, name, expires_on) in pending {
+        let past = crate::transfers::past_expiry(
+            crate::transfers::TransferState::Pending,
+            &expires_on,
+            today,
+        );
         items.push(Item {
             kind: "transfer_decide",
             days_left: days_until(today, &expires_on),
             subject: format!("letter {letter} from {sender}: {name}"),
-            detail: format!("an incoming transfer to accept or reject; the letter is valid until {expires_on}"),
+            detail: if past {
+                format!("an incoming transfer to accept or reject; its printed expiry {expires_on} has passed on this node's clock, and {sender}'s calendar decides whether it still holds: ask {sender} to extend it, or accept with --yes")
+            } else {
+                format!("an incoming transfer to accept or reject; the letter is valid until {expires_on}")
+            },
             command: format!("liaisonctl transfer accept {letter} --branch ORG (or: transfer reject {letter} --reason-code CODE)"),
         });
     }
@@ -203,6 +212,42 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
                 command: format!("liaisonctl agreement show {number}, then agreement accept {number} (or: agreement reject {number} --reason TEXT)"),
             });
         }
+    }
+
+    // Agreements this node hosts, past their end date on its clock, that
+    // the coordinator has not ended yet: its end decides, so nothing
+    // changes here until it does, except that the copies go after the grace
+    // period. By days left until then.
+    let hosted: Vec<String> = conn
+        .prepare(
+            "SELECT agreement_id FROM agreements WHERE state = 'active' AND inflow_node = ?1
+             ORDER BY number, agreement_id",
+        )?
+        .query_map([me], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for agreement_id in hosted {
+        let Some(a) = crate::agreements::load(conn, &agreement_id)? else {
+            continue;
+        };
+        let Some(until) = crate::agreements::ended_by_date(conn, ctx, &a)? else {
+            continue;
+        };
+        let dropped_on = crate::agreements::copies_dropped_on(until);
+        let coordinator = &a.outflow_node;
+        let copies = if today >= dropped_on {
+            format!("this node dropped the copies under it on {dropped_on}")
+        } else {
+            format!("this node keeps the copies under it until {dropped_on}")
+        };
+        items.push(Item {
+            kind: "agreement_ended_by_date",
+            days_left: Some((dropped_on - today).num_days()),
+            subject: format!("agreement {} with {coordinator}", a.number),
+            detail: format!(
+                "it passed its end date {until}; the coordinator {coordinator} has not confirmed the end (it may be unreachable): {copies}"
+            ),
+            command: format!("liaisonctl peer show {coordinator} (and: agreement show {})", a.number),
+        });
     }
 
     // Members lost (失联) or overdue that no one is searching for yet.

@@ -3,7 +3,7 @@
 use liaison_proto::v1 as pb;
 
 use super::members;
-use super::tests::{day, federation, TestNode};
+use super::tests::{china_midnight_ms, day, federation, TestNode};
 use super::transfers::{self, LetterRules};
 use crate::{Error, Refusal};
 
@@ -199,6 +199,148 @@ fn reject_cancel_and_expiry_unfreeze_and_purge_the_offer() {
         owners(&[&pingliang, &lanzhou], &member),
         vec!["pingliang".to_string()]
     );
+}
+
+fn show(node: &TestNode, id: &str) -> pb::TransferView {
+    node.tx(|c, ctx| transfers::view(c, ctx, id)).unwrap()
+}
+
+#[test]
+fn past_expiry_holds_for_open_letters_only() {
+    use transfers::TransferState as S;
+    let expires = "2026-05-31";
+    let on = |date: &str| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    for state in [S::Offered, S::Pending, S::Accepted] {
+        assert!(
+            !transfers::past_expiry(state, expires, on("2026-05-31")),
+            "{state}"
+        );
+        assert!(
+            transfers::past_expiry(state, expires, on("2026-06-01")),
+            "{state}"
+        );
+    }
+    for state in [
+        S::Released,
+        S::Completed,
+        S::Expired,
+        S::Cancelled,
+        S::Rejected,
+        S::Aborted,
+        S::AwaitingSender,
+    ] {
+        assert!(
+            !transfers::past_expiry(state, expires, on("2027-01-01")),
+            "{state}"
+        );
+    }
+    assert!(!transfers::past_expiry(S::Pending, "", on("2027-01-01")));
+}
+
+#[test]
+fn a_receiver_past_the_printed_expiry_is_told_the_senders_calendar_decides() {
+    let (pingliang, mut lanzhou, _xian, member) = federation();
+    add_branch(&lanzhou, "lz1");
+    let t = start(&pingliang, &member, "lanzhou");
+    assert_eq!(t.expires_on, day(30));
+    pingliang.deliver(&lanzhou);
+    let decide = |node: &TestNode| {
+        node.tx(crate::todo::list)
+            .unwrap()
+            .into_iter()
+            .find(|i| i.kind == "transfer_decide")
+            .unwrap()
+    };
+
+    // The last millisecond of the printed expiry date, China time: valid.
+    lanzhou.now_ms = china_midnight_ms(&day(31)) - 1;
+    let view = show(&lanzhou, &t.transfer_id);
+    assert_eq!(view.state, "pending");
+    assert!(!view.past_expiry);
+    assert!(!decide(&lanzhou).detail.contains("printed expiry"));
+
+    // The next day on the receiver's clock: flagged, nothing else changes.
+    lanzhou.now_ms = china_midnight_ms(&day(31));
+    lanzhou.tx(transfers::tick).unwrap();
+    let view = show(&lanzhou, &t.transfer_id);
+    assert_eq!(view.state, "pending");
+    assert!(view.past_expiry);
+    assert!(
+        view.next_step.contains("pingliang decides on its calendar")
+            && view.next_step.contains("--yes"),
+        "{}",
+        view.next_step
+    );
+    let listed = lanzhou
+        .tx(|c, ctx| transfers::list(c, ctx, &pb::TransferListRequest::default()))
+        .unwrap();
+    assert!(listed[0].past_expiry);
+    let item = decide(&lanzhou);
+    assert_eq!(item.days_left, Some(-1));
+    assert!(
+        item.detail.contains("pingliang's calendar decides"),
+        "{}",
+        item.detail
+    );
+
+    // The sender's clock has not passed the date: the accept holds.
+    let accepted = lanzhou
+        .tx(|c, ctx| transfers::accept(c, ctx, &t.transfer_id, "lz1"))
+        .unwrap();
+    assert_eq!(accepted.state, "accepted");
+    assert!(accepted.past_expiry);
+    assert!(
+        accepted
+            .next_step
+            .contains("unless its calendar had passed"),
+        "{}",
+        accepted.next_step
+    );
+    lanzhou.deliver(&pingliang);
+    assert_eq!(state(&pingliang, &t.transfer_id), "released");
+    pingliang.deliver(&lanzhou);
+    let done = show(&lanzhou, &t.transfer_id);
+    assert_eq!(done.state, "completed");
+    assert!(!done.past_expiry);
+    assert_eq!(
+        owners(&[&pingliang, &lanzhou], &member),
+        vec!["lanzhou".to_string()]
+    );
+}
+
+#[test]
+fn a_sender_past_the_printed_expiry_shows_it_until_its_calendar_expires_it() {
+    let (mut pingliang, mut lanzhou, _xian, member) = federation();
+    let t = start(&pingliang, &member, "lanzhou");
+    pingliang.deliver(&lanzhou);
+    // The sender extends the letter: the receiver, past the old date, is
+    // no longer past the new one.
+    lanzhou.now_ms = china_midnight_ms(&day(31));
+    assert!(show(&lanzhou, &t.transfer_id).past_expiry);
+    pingliang
+        .tx(|c, ctx| transfers::extend(c, ctx, &t.transfer_id, 10, RULES))
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    let extended = show(&lanzhou, &t.transfer_id);
+    assert_eq!(extended.expires_on, day(40));
+    assert!(!extended.past_expiry);
+
+    pingliang.now_ms = china_midnight_ms(&day(41)) - 1;
+    assert!(!show(&pingliang, &t.transfer_id).past_expiry);
+    pingliang.now_ms = china_midnight_ms(&day(41));
+    let view = show(&pingliang, &t.transfer_id);
+    assert_eq!(view.state, "offered");
+    assert!(view.past_expiry);
+    assert!(
+        view.next_step
+            .contains("this node's calendar expires it at its next run"),
+        "{}",
+        view.next_step
+    );
+    pingliang.tx(transfers::tick).unwrap();
+    let view = show(&pingliang, &t.transfer_id);
+    assert_eq!(view.state, "expired");
+    assert!(!view.past_expiry);
 }
 
 #[test]

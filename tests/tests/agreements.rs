@@ -320,7 +320,7 @@ async fn expiry_by_date_on_a_test_controlled_clock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_host_drops_copies_on_its_own_clock_after_the_grace_period() {
+async fn the_host_shows_the_end_date_passed_then_drops_copies_on_its_own_clock_after_grace() {
     let fed = Federation::new("agreement-grace");
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.start(fed.config("lanzhou").clockable()).await;
@@ -334,7 +334,47 @@ async fn the_host_drops_copies_on_its_own_clock_after_the_grace_period() {
             lanzhou.show(&member).await
         })
         .await;
-    // Pingliang's clock has not reached the end; Lanzhou's is past it plus grace.
+    // Lanzhou's clock passes the end date, Pingliang's (the coordinator's)
+    // does not: Lanzhou shows it ended by date, awaiting Pingliang, and acts
+    // as before.
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "12d"]);
+    let shown = lanzhou.agreement(&id).expect("the agreement at lanzhou");
+    assert_eq!(shown["state"], "active", "{shown}");
+    assert_eq!(shown["ended_by_date"], true, "{shown}");
+    assert_eq!(shown["active_until"], day(10).as_str(), "{shown}");
+    let words = format!(
+        "active — ended by date {} (到期待确认), awaiting the coordinator pingliang (平凉) to confirm",
+        day(10)
+    );
+    assert_eq!(shown["shown_state"], words.as_str(), "{shown}");
+    let listed = lanzhou.ctl_ok(&["agreement", "list"]);
+    assert!(listed.contains(&words), "{listed}");
+    let detail = lanzhou.ctl_ok(&["agreement", "show", &id]);
+    assert!(
+        detail
+            .lines()
+            .any(|l| l.trim_start().starts_with("state") && l.ends_with(&words)),
+        "{detail}"
+    );
+    let todo = lanzhou.ctl_json(&["todo"]);
+    assert!(
+        todo.iter()
+            .any(|(_, i)| i["kind"] == "agreement_ended_by_date"
+                && i["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("PL-LZ-grace"))),
+        "{todo:?}"
+    );
+    assert!(lanzhou.show(&member).await.is_some(), "the copy stays");
+    let at_home = pingliang
+        .agreement(&id)
+        .expect("the agreement at pingliang");
+    assert_eq!(
+        (&at_home["state"], &at_home["ended_by_date"]),
+        (&serde_json::json!("active"), &serde_json::json!(false))
+    );
+
+    // Past the end plus grace, Lanzhou drops its copies on its own clock.
     lanzhou.ctl_ok(&["debug", "clock", "--offset", "45d"]);
     lanzhou
         .wait_until(DEFAULT_WAIT, "lanzhou dropped its copy", async || {

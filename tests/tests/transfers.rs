@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use liaison_proto::v1 as pb;
 use liaison_tests::ownership::{self, NodeDb, Watch};
 use liaison_tests::proxy::Proxy;
-use liaison_tests::{timed, Federation, TestNode, DEFAULT_WAIT};
+use liaison_tests::{describe_output, timed, Federation, TestNode, DEFAULT_WAIT};
 use prost::Message;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -570,6 +570,115 @@ async fn an_offer_expires_on_the_senders_clock_and_the_receiver_is_told() {
     assert_eq!(offer_held(&lanzhou, &t.transfer_id), Some(false));
     let end = owners.converged(&fed, &member).await;
     assert_eq!(end.owner, "pingliang");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liaisonctl_warns_before_accepting_a_letter_past_its_printed_expiry_on_the_receivers_clock()
+{
+    let fed = Federation::new("transfer-past-expiry");
+    let pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.start(fed.config("lanzhou").clockable()).await;
+    fed.link(&pingliang, &lanzhou).await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = pingliang.member_add("张三", NATIONAL_ID).await;
+    let owners = Owners::watch(&[&pingliang, &lanzhou]);
+
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    // The receiver's clock runs 40 days ahead: past the letter's printed
+    // expiry (30 days), not yet past the 30 days more after which it would
+    // reduce the offer. The sender's clock, which decides, is not past it.
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "40d"]);
+    let shown = lanzhou
+        .wait_for(
+            DEFAULT_WAIT,
+            "lanzhou shows the letter past its printed expiry",
+            async || {
+                lanzhou
+                    .transfer(&t.transfer_id)
+                    .await
+                    .filter(|v| v.past_expiry)
+            },
+        )
+        .await;
+    assert_eq!(shown.state, "pending");
+    let listed = lanzhou.ctl_ok(&["transfer", "list", "--incoming"]);
+    assert!(
+        listed.contains(&format!("{} (past printed expiry)", t.expires_on)),
+        "{listed}"
+    );
+    let detail = lanzhou.ctl_ok(&["transfer", "show", &t.letter_no]);
+    assert!(detail.contains("the sender's calendar decides"), "{detail}");
+    let todo = lanzhou.ctl_json(&["todo"]);
+    let decide = todo
+        .iter()
+        .find(|(_, i)| i["kind"] == "transfer_decide")
+        .unwrap_or_else(|| panic!("no transfer_decide item: {todo:?}"));
+    assert!(
+        decide.1["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("pingliang's calendar decides")),
+        "{decide:?}"
+    );
+
+    // Without --yes: refused with the warning, naming whose clock decides;
+    // nothing changes.
+    let refused = lanzhou.ctl(&["transfer", "accept", &t.letter_no, "--branch", "b1"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        describe_output(&refused)
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    for words in [
+        format!(
+            "letter {} was valid until {} by its printed date",
+            t.letter_no, t.expires_on
+        ),
+        "the sender's calendar decides: if pingliang has expired the letter".into(),
+        "answered as expired".into(),
+        "nothing was accepted".into(),
+        "--yes".into(),
+    ] {
+        assert!(stderr.contains(&words), "{words:?} in:\n{stderr}");
+    }
+    assert!(refused.stdout.is_empty(), "{}", describe_output(&refused));
+    assert_eq!(
+        lanzhou.transfer(&t.transfer_id).await.unwrap().state,
+        "pending"
+    );
+    assert!(
+        logged::<pb::TransferVote>(&lanzhou, "pingliang", pb::EventKind::TransferAccept).is_empty(),
+        "no accept was sent"
+    );
+    assert_eq!(
+        pingliang.transfer(&t.transfer_id).await.unwrap().state,
+        "offered"
+    );
+    owners.assert_owner(&member, Some("pingliang"), "refused accept");
+
+    // With --yes: warned, and it goes through; the sender's calendar has
+    // not passed the date, so it releases.
+    let accepted = lanzhou.ctl(&[
+        "transfer",
+        "accept",
+        &t.letter_no,
+        "--branch",
+        "b1",
+        "--yes",
+    ]);
+    assert!(accepted.status.success(), "{}", describe_output(&accepted));
+    let stderr = String::from_utf8_lossy(&accepted.stderr);
+    assert!(
+        stderr.contains("warning:") && stderr.contains("the sender's calendar decides"),
+        "{stderr}"
+    );
+    pingliang.wait_transfer(&t.transfer_id, "released").await;
+    lanzhou.wait_transfer(&t.transfer_id, "completed").await;
+    let end = owners.converged(&fed, &member).await;
+    assert_eq!(end.owner, "lanzhou");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -469,7 +469,19 @@ fn agreement_json(a: &pb::AgreementView) -> serde_json::Value {
         "ended_reason": a.ended_reason, "ended_by": a.ended_by,
         "members_in_scope": a.members_in_scope, "would_cover": a.would_cover, "next_step": a.next_step,
         "updated_at_ms": a.updated_at_ms,
+        "active_until": a.active_until, "ended_by_date": a.ended_by_date, "shown_state": shown_state(a),
     })
+}
+
+/// The state for people: as the node words it (an agreement still active
+/// past its end date says what it awaits), else the state itself (a node
+/// that words nothing).
+fn shown_state(a: &pb::AgreementView) -> String {
+    if a.shown_state.trim().is_empty() {
+        a.state.clone()
+    } else {
+        a.shown_state.clone()
+    }
 }
 
 /// The pending counter-proposal, if there is one (an empty message is none).
@@ -511,7 +523,7 @@ fn agreement_table(agreements: &[pb::AgreementView]) -> Table {
             dash(&a.outflow_node),
             dash(&a.inflow_node),
             dash(&a.role),
-            dash(&a.state),
+            dash(&shown_state(a)),
             version_or_dash(a.version),
             version_or_dash(a.active_version),
             dash(&terms.effective_from),
@@ -605,7 +617,7 @@ fn agreement_detail(a: &pb::AgreementView, view: View) -> String {
         )
         .field("inflow", &a.inflow_node)
         .field("role", role)
-        .field("state", &a.state)
+        .field("state", shown_state(a))
         .field("version", version_or_dash(a.version))
         .field("active version", version_or_dash(a.active_version));
     for (label, value) in frame_fields(terms) {
@@ -825,6 +837,7 @@ mod tests {
                 .into(),
             updated_at_ms: 0,
             would_cover: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -1243,9 +1256,34 @@ history
     }
 
     #[test]
+    fn an_agreement_ended_by_date_says_what_it_awaits() {
+        let words = "active — ended by date 2026-03-01 (到期待确认), awaiting the coordinator pingliang (平凉) to confirm";
+        let past = pb::AgreementView {
+            role: "inflow".into(),
+            active_until: "2026-03-01".into(),
+            ended_by_date: true,
+            shown_state: words.into(),
+            ..view()
+        };
+        let text = agreement_detail(&past, View::Full);
+        assert_eq!(value(&text, "state"), Some(words), "{text}");
+        let table = agreement_table(std::slice::from_ref(&past)).render();
+        assert!(table.lines().nth(1).unwrap().contains(words), "{table}");
+        let json = agreement_json(&past);
+        assert_eq!(json["state"], "active", "JSON keeps the real state");
+        assert_eq!(json["ended_by_date"], true);
+        assert_eq!(json["active_until"], "2026-03-01");
+        assert_eq!(json["shown_state"], words);
+        // A node that words nothing: the state itself.
+        let plain = agreement_detail(&view(), View::Short);
+        assert_eq!(value(&plain, "state"), Some("active"));
+        assert_eq!(agreement_json(&view())["shown_state"], "active");
+    }
+
+    #[test]
     fn agreement_json_nests_terms_history_and_pending() {
         let value = agreement_json(&view());
-        assert_eq!(value.as_object().unwrap().len(), 17);
+        assert_eq!(value.as_object().unwrap().len(), 20);
         assert_eq!(value["agreement_id"], "ag-1");
         assert_eq!(value["active_version"], 1);
         assert_eq!(value["terms"].as_object().unwrap().len(), 16);

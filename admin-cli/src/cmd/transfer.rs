@@ -47,6 +47,9 @@ pub enum TransferCommand {
     },
     /// Accept an incoming transfer (receiver): the member is enrolled in the
     /// branch once the sender releases it. An accept cannot be taken back.
+    /// A letter past its printed expiry on this node's clock is refused with
+    /// a warning unless --yes: the sender's calendar decides whether it
+    /// still holds.
     Accept {
         /// The transfer: its letter number (介绍信编号), id, or an id prefix.
         #[arg(value_name = "TRANSFER")]
@@ -54,6 +57,11 @@ pub enum TransferCommand {
         /// The branch of this node that receives the member (its code or full name).
         #[arg(long, value_name = "ORG", value_parser = NonEmptyStringValueParser::new())]
         branch: String,
+        /// Accept even if the letter is past its printed expiry on this
+        /// node's clock (if the sender has expired it, the accept is
+        /// answered as expired).
+        #[arg(long)]
+        yes: bool,
     },
     /// Reject an incoming transfer (receiver), with a reason code: an
     /// organization may not refuse without cause.
@@ -252,9 +260,28 @@ pub async fn run(
         TransferCommand::Accept {
             transfer_id,
             branch,
+            yes,
         } => {
             let transfer_id = refs::transfer(admin, &transfer_id, "transfer.accept").await?;
             let branch = refs::org(admin, &branch, "transfer.accept").await?;
+            // The node's own date says whether the printed expiry has passed,
+            // so this needs no clock here.
+            let offer = admin
+                .transfer_show(transfer_ref(transfer_id.clone()))
+                .await?
+                .into_inner();
+            if past_printed_expiry(&offer) {
+                let warning = past_expiry_warning(&offer);
+                if !yes {
+                    return Err(Failure::Refused(format!(
+                        "{warning}\nnothing was accepted: ask {} to extend the letter (`transfer extend`) or reissue it, or accept anyway with --yes",
+                        dash(&offer.sender)
+                    )));
+                }
+                output::note(&format!(
+                    "liaisonctl: warning: {warning}; accepting (--yes)\n"
+                ));
+            }
             admin
                 .transfer_accept(pb::TransferAcceptRequest {
                     transfer_id,
@@ -311,6 +338,37 @@ pub async fn run(
     Ok(())
 }
 
+/// Whether an offer to accept is past its printed expiry on the node's clock.
+fn past_printed_expiry(t: &pb::TransferView) -> bool {
+    t.past_expiry && t.direction == "incoming" && t.state == "pending"
+}
+
+/// Why accepting a letter past its printed expiry may be in vain: the
+/// receiver's clock only shows the date on the letter; the sender's
+/// calendar decides expiry, also when the accept arrives.
+fn past_expiry_warning(t: &pb::TransferView) -> String {
+    let letter = match t.letter_no.as_str() {
+        "" => format!("the letter of transfer {}", t.transfer_id),
+        no => format!("letter {no}"),
+    };
+    let sender = dash(&t.sender);
+    format!(
+        "{letter} was valid until {} by its printed date, which has passed on this node's clock; the sender's calendar decides: if {sender} has expired the letter, or its own date is past {} when the accept arrives, this accept is answered as expired and the member stays with {sender}",
+        dash(&t.expires_on),
+        dash(&t.expires_on)
+    )
+}
+
+/// The printed expiry for people, marked once it has passed on the node's
+/// clock while the letter is open.
+fn expires_cell(t: &pb::TransferView) -> String {
+    if t.past_expiry {
+        format!("{} (past printed expiry)", dash(&t.expires_on))
+    } else {
+        dash(&t.expires_on)
+    }
+}
+
 /// Which parts of a transfer a verb prints in table mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum View {
@@ -338,7 +396,7 @@ pub fn transfer_json(t: &pb::TransferView) -> serde_json::Value {
         "released_at_ms": t.released_at_ms, "receipt_at_ms": t.receipt_at_ms,
         "reissue_of": t.reissue_of, "reissued_as": t.reissued_as,
         "possible_duplicate": t.possible_duplicate, "next_step": t.next_step,
-        "updated_at_ms": t.updated_at_ms,
+        "updated_at_ms": t.updated_at_ms, "past_expiry": t.past_expiry,
     })
 }
 
@@ -392,7 +450,7 @@ fn transfer_table(transfers: &[pb::TransferView]) -> Table {
             dash(&t.receiver),
             dash(&t.state),
             dash(&t.issued_on),
-            dash(&t.expires_on),
+            expires_cell(t),
             dash(&t.possible_duplicate),
         ]);
     }
@@ -425,7 +483,17 @@ fn transfer_detail(t: &pb::TransferView, view: View) -> String {
     if full {
         d.field("issued on", &t.issued_on);
     }
-    d.field("expires on", &t.expires_on);
+    d.field(
+        "expires on",
+        if t.past_expiry {
+            format!(
+                "{} (past printed expiry on this node's clock; the sender's calendar decides)",
+                dash(&t.expires_on)
+            )
+        } else {
+            t.expires_on.clone()
+        },
+    );
     if full {
         d.field("valid days", days_or_dash(t.valid_days))
             .field("reason", &t.reason);
@@ -640,12 +708,17 @@ mod tests {
             TransferCommand::Accept {
                 transfer_id,
                 branch,
+                yes,
             } => assert_eq!(
-                (transfer_id.as_str(), branch.as_str()),
-                ("tr-2", "pl-kt-01")
+                (transfer_id.as_str(), branch.as_str(), yes),
+                ("tr-2", "pl-kt-01", false)
             ),
             other => panic!("{other:?}"),
         }
+        assert!(matches!(
+            transfer(&["accept", "tr-2", "--branch", "pl-kt-01", "--yes"]),
+            TransferCommand::Accept { yes: true, .. }
+        ));
         assert!(refused(&["transfer", "accept", "tr-2"]));
         assert!(refused(&["transfer", "accept", "tr-2", "--branch", ""]));
     }
@@ -880,7 +953,56 @@ mod tests {
         assert_eq!(value["valid_days"], 90);
         assert_eq!(value["possible_duplicate"], "m-9");
         assert_eq!(value["receipt_at_ms"], 0);
-        assert_eq!(value.as_object().unwrap().len(), 23);
+        assert_eq!(value["past_expiry"], false);
+        assert_eq!(value.as_object().unwrap().len(), 24);
+    }
+
+    #[test]
+    fn a_letter_past_its_printed_expiry_is_marked_and_warned_of() {
+        let past = pb::TransferView {
+            letter_no: "PINGLIANG-2026-000123".into(),
+            sender: "pingliang".into(),
+            expires_on: "2026-05-31".into(),
+            past_expiry: true,
+            ..incoming()
+        };
+        assert!(past_printed_expiry(&past));
+        assert!(!past_printed_expiry(&incoming()));
+        let accepted = pb::TransferView {
+            state: "accepted".into(),
+            ..past.clone()
+        };
+        assert!(
+            !past_printed_expiry(&accepted),
+            "only a pending offer is accepted"
+        );
+        let warning = past_expiry_warning(&past);
+        assert!(
+            warning.starts_with(
+                "letter PINGLIANG-2026-000123 was valid until 2026-05-31 by its printed date"
+            ),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("the sender's calendar decides: if pingliang has expired the letter"),
+            "{warning}"
+        );
+        assert!(warning.contains("answered as expired"), "{warning}");
+        let text = transfer_detail(&past, View::Full);
+        assert_eq!(
+            value(&text, "expires on"),
+            Some("2026-05-31 (past printed expiry on this node's clock; the sender's calendar decides)")
+        );
+        assert_eq!(text.lines().count(), 23, "{text}");
+        let table = transfer_table(&[past.clone(), incoming()]).render();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[1].contains("2026-05-31 (past printed expiry)"),
+            "{table}"
+        );
+        assert!(!lines[2].contains("past printed expiry"), "{table}");
+        assert_eq!(transfer_json(&past)["past_expiry"], true);
+        assert_eq!(transfer_json(&past)["state"], "pending");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! expires the agreement, a host drops its copies past the end plus the
 //! grace period; and what both parties do on an agreement's end.
 
+use chrono::NaiveDate;
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use prost::Message;
@@ -77,13 +78,7 @@ pub(super) fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> R
             // this transaction, the rest in their own (docs/transfers.md).
             members::request_reshare(conn, ctx)?;
         }
-        let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {
-            Some(active) if a.state == AgreementState::Active => {
-                date(&active.effective_until, "effective until")?
-            }
-            _ => return Ok(()),
-        };
-        if today > active_until {
+        if let Some(active_until) = ended_by_date(conn, ctx, a)? {
             a.state = AgreementState::Expired;
             a.ended_reason = format!("effective until {active_until}");
             a.ended_by = ctx.me.to_string();
@@ -103,6 +98,32 @@ pub(super) fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> R
     }
     // The host, on its own clock.
     host_grace(conn, ctx, a, false)
+}
+
+/// The end date of the active version, if `a` is still active and this
+/// node's date (China Standard Time) is past it: the agreement has ended by
+/// date. The coordinator expires it then (its calendar's next run, `tick`);
+/// a host only shows it, since the coordinator's end decides, and drops its
+/// copies after the grace period on its own.
+pub fn ended_by_date(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    a: &Agreement,
+) -> Result<Option<NaiveDate>, Error> {
+    if a.state != AgreementState::Active {
+        return Ok(None);
+    }
+    let Some(active) = version_terms(conn, &a.agreement_id, a.active_version)? else {
+        return Ok(None);
+    };
+    let until = date(&active.effective_until, "effective until")?;
+    Ok((ctx.today() > until).then_some(until))
+}
+
+/// The first day on which a host drops its copies under an agreement that
+/// ended on `until` (more than [`GRACE_DAYS`] past it).
+pub fn copies_dropped_on(until: NaiveDate) -> NaiveDate {
+    until + chrono::Duration::days(GRACE_DAYS + 1)
 }
 
 /// The version whose end a host keeps copies until: the active one (a

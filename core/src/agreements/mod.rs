@@ -26,7 +26,7 @@ mod views;
 
 pub use actions::{accept, counter, end, propose};
 pub(crate) use calendar::act_on_end;
-pub use calendar::{tick, GRACE_DAYS};
+pub use calendar::{copies_dropped_on, ended_by_date, tick, GRACE_DAYS};
 pub use events::{apply, remind_forgotten};
 pub use host::{host_may_hold, host_past_grace, host_record_allowed};
 pub use signatures::verify_reported;

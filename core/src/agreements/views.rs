@@ -1,10 +1,12 @@
 //! What operators see of agreements, and which members they cover.
 
+use chrono::NaiveDate;
 use liaison_proto::v1 as pb;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::storage::{require, signature_of, AgreementState};
+use super::calendar::{copies_dropped_on, ended_by_date, GRACE_DAYS};
+use super::storage::{require, signature_of, version_terms, Agreement, AgreementState};
 use crate::members;
 use crate::{Ctx, Error};
 
@@ -108,6 +110,18 @@ pub fn view(
         )?
     };
     let signed_by_me = signature_of(conn, &a.agreement_id, a.version, ctx.me.as_str())?.is_some();
+    let active_until = match version_terms(conn, &a.agreement_id, a.active_version)? {
+        Some(active) if a.active_version > 0 => active.effective_until,
+        _ => String::new(),
+    };
+    let ended = ended_by_date(conn, ctx, &a)?;
+    let (shown_state, past_end_step) = match ended {
+        Some(until) => {
+            let shown = past_end(conn, ctx, &a, until)?;
+            (shown.state, Some(shown.next_step))
+        }
+        None => (a.state.as_str().to_owned(), None),
+    };
     let next_step = match (a.state, coordinator) {
         (AgreementState::Proposed, true) if a.pending_terms.is_some() => format!(
             "{} sent a counter-proposal: `agreement accept {}` publishes it, or `agreement counter` with your terms",
@@ -134,6 +148,7 @@ pub fn view(
         (AgreementState::Active, _) => "active: members in scope are shared; `agreement counter` amends, `agreement terminate` ends it".into(),
         _ => "ended: propose a new agreement to co-manage again".into(),
     };
+    let next_step = past_end_step.unwrap_or(next_step);
     Ok(pb::AgreementView {
         agreement_id: a.agreement_id.clone(),
         number: a.number.clone(),
@@ -152,6 +167,78 @@ pub fn view(
         would_cover: would_cover.into_iter().take(20).collect(),
         next_step,
         updated_at_ms: a.updated_at_ms,
+        active_until,
+        ended_by_date: ended.is_some(),
+        shown_state,
+    })
+}
+
+/// How an agreement still active past its end date (`until`, on this
+/// node's clock) reads: its state and the next step.
+struct PastEnd {
+    state: String,
+    next_step: String,
+}
+
+/// The coordinator ends an agreement, also by date; until it has, the
+/// agreement stays active on both sides. So a node past the end date shows
+/// what it waits for: the host the coordinator's end (its copies go after
+/// the grace period whatever it hears), the coordinator its own calendar.
+fn past_end(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    a: &Agreement,
+    until: NaiveDate,
+) -> Result<PastEnd, Error> {
+    if a.outflow_node == ctx.me.as_str() {
+        let when = if crate::epoch::is_reconciling(conn)? {
+            "once the reconciliation has ended (`reconcile status`)"
+        } else {
+            "at its next run (within a minute)"
+        };
+        return Ok(PastEnd {
+            state: format!(
+                "active — ended by date {until} (到期), this node's calendar expires it {when}"
+            ),
+            next_step: format!(
+                "its end date {until} has passed: this node's calendar expires it {when}"
+            ),
+        });
+    }
+    let coordinator = node_label(conn, &a.outflow_node)?;
+    let dropped_on = copies_dropped_on(until);
+    let copies = if ctx.today() >= dropped_on {
+        format!(
+            "this node dropped its copies under it on {dropped_on}, after {GRACE_DAYS} days' grace"
+        )
+    } else {
+        format!(
+            "this node keeps its copies until {dropped_on}, when it drops them after {GRACE_DAYS} days' grace whatever it hears"
+        )
+    };
+    Ok(PastEnd {
+        state: format!(
+            "active — ended by date {until} (到期待确认), awaiting the coordinator {coordinator} to confirm"
+        ),
+        next_step: format!(
+            "its end date {until} has passed on this node's clock, but the coordinator {coordinator} ends agreements and has not confirmed: until it does, the agreement stays active; {copies}. `peer show {}` tells whether it is reachable",
+            a.outflow_node
+        ),
+    })
+}
+
+/// A peer for people: its node id, and its name if it has another.
+fn node_label(conn: &Connection, node_id: &str) -> Result<String, Error> {
+    let name: Option<String> = conn
+        .query_row(
+            "SELECT display_name FROM peers WHERE node_id = ?1",
+            [node_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(match name.as_deref().map(str::trim) {
+        Some(name) if !name.is_empty() && name != node_id => format!("{node_id} ({name})"),
+        _ => node_id.to_owned(),
     })
 }
 

@@ -32,4 +32,4 @@ pub use sender::{cancel, extend, out_on_paper, reissue, start};
 pub use state::{
     Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
-pub use views::{list, open_with, view};
+pub use views::{list, open_with, past_expiry, view};

@@ -1,6 +1,7 @@
 //! What operators see of transfers, and what `peer remove` must not leave
 //! behind.
 
+use chrono::NaiveDate;
 use liaison_proto::v1 as pb;
 use liaison_types::identity::NodeId;
 use rusqlite::{params, Connection};
@@ -8,14 +9,65 @@ use rusqlite::{params, Connection};
 use super::state::{read, require, Direction, Row, TransferState, COLUMNS, RECEIPT_DUE_DAYS};
 use crate::{Ctx, Error};
 
-fn next_step(t: &Row, today: &str) -> String {
+/// What a view depends on besides the row: this node's date (China
+/// Standard Time) and whether its calendar runs (not while reconciling).
+struct Here {
+    today: NaiveDate,
+    reconciling: bool,
+}
+
+impl Here {
+    fn of(conn: &Connection, ctx: &Ctx<'_>) -> Result<Here, Error> {
+        Ok(Here {
+            today: ctx.today(),
+            reconciling: crate::epoch::is_reconciling(conn)?,
+        })
+    }
+}
+
+/// Whether the letter is still open and this node's date is past its
+/// printed expiry (`expires_on` is the last valid day). Open: offered at
+/// the sender, pending or accepted at the receiver. Only the sender's
+/// calendar decides expiry; this says what the date on the letter says on
+/// this node's clock.
+pub fn past_expiry(state: TransferState, expires_on: &str, today: NaiveDate) -> bool {
+    let open = matches!(
+        state,
+        TransferState::Offered | TransferState::Pending | TransferState::Accepted
+    );
+    open && NaiveDate::parse_from_str(expires_on, "%Y-%m-%d").is_ok_and(|expires| today > expires)
+}
+
+fn next_step(t: &Row, here: &Here) -> String {
+    let today = here.today.to_string();
+    if past_expiry(t.state, &t.expires_on, here.today) {
+        return match (t.direction, t.state) {
+            (Direction::Outgoing, _) => format!(
+                "the letter's validity ran out on {}: this node's calendar expires it {} (`transfer reissue` issues a new one then), and answers an accept arriving now as expired",
+                t.expires_on,
+                if here.reconciling {
+                    "once the reconciliation has ended"
+                } else {
+                    "at its next run (within a minute)"
+                }
+            ),
+            (_, TransferState::Pending) => format!(
+                "the letter's printed expiry {} has passed on this node's clock; {} decides on its calendar whether it still holds: ask it to extend the letter (`transfer extend`), or `transfer accept {} --branch ORG --yes` accepts anyway (answered as expired if {} has expired it); `transfer reject {} --reason-code CODE` declines",
+                t.expires_on, t.sender, t.transfer_id, t.sender, t.transfer_id
+            ),
+            _ => format!(
+                "accepted past the letter's printed expiry {}: {} releases the member, unless its calendar had passed that date when the accept arrived; then it answers the accept as expired",
+                t.expires_on, t.sender
+            ),
+        };
+    }
     match (t.direction, t.state) {
         (Direction::Outgoing, TransferState::Offered) => format!(
             "waiting for {} to accept by {}; `transfer extend` or `transfer cancel` meanwhile (the member is frozen here)",
             t.receiver, t.expires_on
         ),
         (Direction::Outgoing, TransferState::Released) => {
-            if t.released_at_ms.is_some() && t.issued_on.as_str() < today {
+            if t.released_at_ms.is_some() && t.issued_on.as_str() < today.as_str() {
                 format!("released; waiting for the receipt (回执) from {}", t.receiver)
             } else {
                 "released; the receipt is on its way".into()
@@ -35,7 +87,7 @@ fn next_step(t: &Row, today: &str) -> String {
     }
 }
 
-fn to_view(t: &Row, today: &str) -> pb::TransferView {
+fn to_view(t: &Row, here: &Here) -> pb::TransferView {
     pb::TransferView {
         transfer_id: t.transfer_id.clone(),
         letter_no: t.letter_no.clone(),
@@ -58,8 +110,9 @@ fn to_view(t: &Row, today: &str) -> pb::TransferView {
         reissue_of: t.reissue_of.clone(),
         reissued_as: t.reissued_as.clone(),
         possible_duplicate: t.possible_duplicate.clone(),
-        next_step: next_step(t, today),
+        next_step: next_step(t, here),
         updated_at_ms: t.updated_at_ms,
+        past_expiry: past_expiry(t.state, &t.expires_on, here.today),
     }
 }
 
@@ -68,10 +121,7 @@ pub fn view(
     ctx: &Ctx<'_>,
     transfer_id: &str,
 ) -> Result<pb::TransferView, Error> {
-    Ok(to_view(
-        &require(conn, transfer_id)?,
-        &ctx.today().to_string(),
-    ))
+    Ok(to_view(&require(conn, transfer_id)?, &Here::of(conn, ctx)?))
 }
 
 pub fn list(
@@ -94,8 +144,8 @@ pub fn list(
         ))?
         .query_map(params![direction, req.state.trim(), req.overdue_receipt, overdue_before], read)?
         .collect::<Result<Vec<_>, _>>()?;
-    let today = ctx.today().to_string();
-    Ok(rows.iter().map(|t| to_view(t, &today)).collect())
+    let here = Here::of(conn, ctx)?;
+    Ok(rows.iter().map(|t| to_view(t, &here)).collect())
 }
 
 /// Open or unreceipted transfers with `peer`: what `peer remove` must not
