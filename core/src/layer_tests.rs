@@ -74,6 +74,7 @@ const TEST_FILES: &[&str] = &[
     "agreement_tests",
     "transfer_tests",
     "reconcile_tests",
+    "refusal_tests",
     "layer_tests",
 ];
 

@@ -590,3 +590,91 @@ fn a_reconciling_coordinator_activates_nothing_on_an_acceptance() {
     restored.tx(super::agreements::tick).unwrap();
     assert_eq!(state(&restored), ("active".into(), 1));
 }
+
+/// A restored owner that released a member since its backup gets a later
+/// owner's share and then its withdrawal before it learns of the release:
+/// both are held, and once the transfer rule makes the member a tombstone
+/// they apply in the order they came, so no copy is left that its owner
+/// withdrew.
+#[test]
+fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_share() {
+    use liaison_proto::v1::EventKind;
+    use prost::Message;
+    let (pingliang, lanzhou, xian, member) = federation();
+    // Xi'an coordinates an agreement with Pingliang as host.
+    let basis = super::tests::sign_agreement(&xian, &pingliang, "XA-PL-2026-01");
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    // Since the backup Pingliang released the member to Lanzhou (2), and
+    // Lanzhou to Xi'an (3), which shared it with Pingliang and withdrew it.
+    let section = pb::HomeSection {
+        member_id: member.clone(),
+        version: Some(pb::Version {
+            generation: 3,
+            counter: 1,
+        }),
+        owner: "xian".into(),
+        name: "张三".into(),
+        basis,
+        ..Default::default()
+    };
+    let unshare = pb::Unshare {
+        member_id: member.clone(),
+        version: Some(pb::Version {
+            generation: 3,
+            counter: 2,
+        }),
+        reason: "returned".into(),
+    };
+    let events: Vec<pb::Event> = [
+        (EventKind::HomeSection, section.encode_to_vec()),
+        (EventKind::Unshare, unshare.encode_to_vec()),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (kind, payload))| pb::Event {
+        seq: i as u64 + 1,
+        kind: kind as i32,
+        entity: member.clone(),
+        payload,
+        created_at_ms: 0,
+    })
+    .collect();
+    let report = restored.apply(&xian.id, "xian-log", &events);
+    assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
+    let held = restored
+        .tx(|c, _| crate::quarantine::list(c, false))
+        .unwrap();
+    assert!(
+        held.iter()
+            .all(|q| q.reason.contains(crate::hosting::HELD_UNTIL_RELEASED)),
+        "{held:?}"
+    );
+    // Lanzhou's holdings finish the release Pingliang forgot.
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![pb::HeldTransfer {
+            generation: 2,
+            ..held_transfer(&member, "t-done", 3, "completed")
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!((home.owner.as_str(), home.generation), ("lanzhou", 2));
+    let entries = restored
+        .tx(|c, _| crate::quarantine::list(c, true))
+        .unwrap();
+    assert!(entries.iter().all(|q| q.state == "applied"), "{entries:?}");
+    assert!(
+        copy_at(&restored, &member).is_none(),
+        "Xi'an withdrew its share"
+    );
+}

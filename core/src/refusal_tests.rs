@@ -1,0 +1,217 @@
+//! Events a peer may not send (docs/replication.md, Authority checks): each
+//! is quarantined with its reason and audited, and changes nothing; the
+//! late events an honest peer does send are applied as the no-ops they
+//! are. A transfer decision a peer may not send stops the stream instead.
+
+use liaison_proto::v1 as pb;
+use liaison_proto::v1::EventKind;
+use prost::Message;
+
+use super::members;
+use super::outcome::ApplyReport;
+use super::tests::{day, federation, sign_agreement, TestNode};
+
+/// An event of `origin`'s log at `seq`.
+fn event(seq: u64, kind: EventKind, entity: &str, payload: Vec<u8>) -> pb::Event {
+    pb::Event {
+        seq,
+        kind: kind as i32,
+        entity: entity.into(),
+        payload,
+        created_at_ms: 0,
+    }
+}
+
+fn unshare(member: &str, generation: u64) -> Vec<u8> {
+    pb::Unshare {
+        member_id: member.into(),
+        version: Some(pb::Version {
+            generation,
+            counter: 1,
+        }),
+        reason: "returned".into(),
+    }
+    .encode_to_vec()
+}
+
+/// The reasons `node` holds events for, in order.
+fn quarantine_reasons(node: &TestNode) -> Vec<String> {
+    node.tx(|c, _| crate::quarantine::list(c, false))
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect()
+}
+
+/// How many quarantine entries `node`'s audit log holds from `peer`.
+fn audited_quarantines(node: &TestNode, peer: &str) -> usize {
+    node.store
+        .with(|c| crate::store::audit::list(c, 0, 1_000))
+        .unwrap()
+        .iter()
+        .filter(|e| e.action == "replication.quarantine" && e.actor == format!("peer:{peer}"))
+        .count()
+}
+
+fn owner_and_generation(node: &TestNode, member: &str) -> (String, u64) {
+    let home = node
+        .store
+        .with(|c| members::load_home(c, member))
+        .unwrap()
+        .unwrap();
+    (home.owner, home.generation)
+}
+
+fn copy_owner(node: &TestNode, member: &str) -> Option<(String, u64)> {
+    node.store
+        .with(|c| members::load_copy(c, member))
+        .unwrap()
+        .map(|c| (c.owner.clone(), c.version.unwrap_or_default().generation))
+}
+
+/// Xi'an coordinates an agreement with Lanzhou too, and shares `member` with
+/// Lanzhou as its owner at `generation`: as if Pingliang had released it
+/// (through other nodes) since. Returns the event's report.
+fn xian_shares_with_lanzhou(
+    xian: &TestNode,
+    lanzhou: &TestNode,
+    member: &str,
+    generation: u64,
+) -> ApplyReport {
+    xian.add_peer("lanzhou", &["6201"]);
+    lanzhou.add_peer("xian", &[]);
+    let basis = sign_agreement(xian, lanzhou, "XA-LZ-2026-01");
+    let section = pb::HomeSection {
+        member_id: member.into(),
+        version: Some(pb::Version {
+            generation,
+            counter: 1,
+        }),
+        owner: "xian".into(),
+        name: "张三".into(),
+        basis,
+        ..Default::default()
+    };
+    lanzhou.apply(
+        &xian.id,
+        "xian-log-2",
+        &[event(
+            1,
+            EventKind::HomeSection,
+            member,
+            section.encode_to_vec(),
+        )],
+    )
+}
+
+#[test]
+fn an_unshare_of_a_member_the_receiver_owns_is_quarantined_and_audited() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[event(1, EventKind::Unshare, &member, unshare(&member, 1))],
+    );
+    assert_eq!(
+        (report.applied, report.quarantined, report.cursor),
+        (0, 1, 1),
+        "{report:?}"
+    );
+    let reasons = quarantine_reasons(&pingliang);
+    assert!(
+        reasons[0].contains("may not unshare") && reasons[0].contains("this node owns it"),
+        "{reasons:?}"
+    );
+    assert_eq!(audited_quarantines(&pingliang, "lanzhou"), 1);
+    assert_eq!(
+        owner_and_generation(&pingliang, &member),
+        ("pingliang".into(), 1)
+    );
+}
+
+#[test]
+fn an_unshare_from_another_than_the_owner_of_the_copy_is_quarantined() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let report = lanzhou.apply(
+        &xian.id,
+        "xian-log",
+        &[event(1, EventKind::Unshare, &member, unshare(&member, 1))],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("pingliang".into(), 1)));
+    assert_eq!(audited_quarantines(&lanzhou, "xian"), 1);
+}
+
+#[test]
+fn a_late_unshare_from_an_earlier_owner_changes_nothing_and_is_applied() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let shared = xian_shares_with_lanzhou(&xian, &lanzhou, &member, 2);
+    assert_eq!(shared.applied, 1, "{shared:?}");
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("xian".into(), 2)));
+    // Pingliang's withdrawal of its generation-1 share crossed the later
+    // owner's share: it is about a copy that is gone, and honest.
+    let report = lanzhou.apply(
+        &pingliang.id,
+        "pingliang-log-2",
+        &[event(1, EventKind::Unshare, &member, unshare(&member, 1))],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("xian".into(), 2)));
+    // At the generation of Xi'an's copy it can never be valid.
+    let report = lanzhou.apply(
+        &pingliang.id,
+        "pingliang-log-2",
+        &[event(2, EventKind::Unshare, &member, unshare(&member, 2))],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("xian".into(), 2)));
+}
+
+#[test]
+fn events_about_another_member_than_their_entity_or_without_a_version_are_quarantined() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let other = pingliang.add_away("李四", -30);
+    let contact = pb::ContactEvent {
+        contact_id: "c-1".into(),
+        member_id: member.clone(),
+        author: "lanzhou".into(),
+        at: format!("{}T00:00:00", day(-2)),
+        channel: "phone".into(),
+        ..Default::default()
+    };
+    let versionless = pb::Unshare {
+        member_id: member.clone(),
+        version: None,
+        reason: String::new(),
+    };
+    let events = [
+        // The owner's unshare of one member, under the entity of another.
+        event(1, EventKind::Unshare, &other, unshare(&member, 1)),
+        event(2, EventKind::Unshare, &member, versionless.encode_to_vec()),
+    ];
+    let report = lanzhou.apply(&pingliang.id, "pingliang-log-2", &events);
+    assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
+    assert!(copy_owner(&lanzhou, &member).is_some(), "the copy stays");
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[event(
+            1,
+            EventKind::Contact,
+            &other,
+            contact.encode_to_vec(),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    let reasons = [quarantine_reasons(&lanzhou), quarantine_reasons(&pingliang)].concat();
+    assert!(
+        reasons[0].contains("another member than the event")
+            && reasons[1].contains("without a version")
+            && reasons[2].contains("another member than the event"),
+        "{reasons:?}"
+    );
+    assert_eq!(pingliang.view(&member).unwrap().last_contact, "");
+}
