@@ -7,9 +7,10 @@ use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use prost::Message;
 
-use super::members;
-use super::outcome::ApplyReport;
+use super::apply::apply_batch;
+use super::outcome::{ApplyReport, BatchError};
 use super::tests::{day, federation, sign_agreement, TestNode};
+use super::{members, transfers};
 
 /// An event of `origin`'s log at `seq`.
 fn event(seq: u64, kind: EventKind, entity: &str, payload: Vec<u8>) -> pb::Event {
@@ -30,6 +31,16 @@ fn unshare(member: &str, generation: u64) -> Vec<u8> {
             counter: 1,
         }),
         reason: "returned".into(),
+    }
+    .encode_to_vec()
+}
+
+fn moved(member: &str, generation: u64, new_owner: &str) -> Vec<u8> {
+    pb::Moved {
+        member_id: member.into(),
+        generation,
+        new_owner: new_owner.into(),
+        transfer_id: "t-forged".into(),
     }
     .encode_to_vec()
 }
@@ -214,4 +225,196 @@ fn events_about_another_member_than_their_entity_or_without_a_version_are_quaran
         "{reasons:?}"
     );
     assert_eq!(pingliang.view(&member).unwrap().last_contact, "");
+}
+
+#[test]
+fn a_moved_contradicting_what_the_receiver_knows_is_quarantined() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    // Pingliang owns the member at generation 1: nobody else can own it
+    // at 1 or later, whoever says so.
+    let report = pingliang.apply(
+        &xian.id,
+        "xian-log",
+        &[
+            event(1, EventKind::Moved, &member, moved(&member, 2, "xian")),
+            event(2, EventKind::Moved, &member, moved(&member, 1, "xian")),
+        ],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
+    assert_eq!(audited_quarantines(&pingliang, "xian"), 2);
+    // Lanzhou holds Xi'an's copy at generation 3.
+    pingliang.deliver(&lanzhou);
+    xian_shares_with_lanzhou(&xian, &lanzhou, &member, 3);
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("xian".into(), 3)));
+    let report = lanzhou.apply(
+        &pingliang.id,
+        "pingliang-log-2",
+        &[
+            // Pingliang released it at 2 long ago: late, and honest.
+            event(1, EventKind::Moved, &member, moved(&member, 2, "tianshui")),
+            // Another owner than Xi'an at 3: never.
+            event(2, EventKind::Moved, &member, moved(&member, 3, "tianshui")),
+        ],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 1), "{report:?}");
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("xian".into(), 3)));
+}
+
+#[test]
+fn an_offer_under_another_transfers_id_is_quarantined_and_changes_nothing() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    let t = pingliang
+        .tx(|c, ctx| {
+            transfers::start(
+                c,
+                ctx,
+                &member,
+                "lanzhou",
+                0,
+                "定居兰州",
+                transfers::LetterRules {
+                    valid_days_default: 30,
+                    valid_days_max: 90,
+                },
+            )
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    let before = lanzhou
+        .tx(|c, ctx| transfers::view(c, ctx, &t.transfer_id))
+        .unwrap();
+    assert_eq!(before.state, "pending");
+    let forged = |receiver: &str| pb::TransferOffer {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        sender: "xian".into(),
+        receiver: receiver.into(),
+        issued_on: day(0),
+        expires_on: day(300),
+        valid_days: 300,
+        reason: "伪造".into(),
+        record: Some(pb::MemberRecord {
+            member_id: member.clone(),
+            name: "张三".into(),
+            ..Default::default()
+        }),
+        extension: true,
+    };
+    // Under Pingliang's letter at Lanzhou, and under Pingliang's own
+    // transfer at Pingliang.
+    let at_lanzhou = lanzhou.apply(
+        &xian.id,
+        "xian-log",
+        &[event(
+            1,
+            EventKind::TransferOffer,
+            &t.transfer_id,
+            forged("lanzhou").encode_to_vec(),
+        )],
+    );
+    let at_pingliang = pingliang.apply(
+        &xian.id,
+        "xian-log",
+        &[event(
+            1,
+            EventKind::TransferOffer,
+            &t.transfer_id,
+            forged("pingliang").encode_to_vec(),
+        )],
+    );
+    for report in [at_lanzhou, at_pingliang] {
+        assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    }
+    let after = lanzhou
+        .tx(|c, ctx| transfers::view(c, ctx, &t.transfer_id))
+        .unwrap();
+    assert_eq!(after.expires_on, before.expires_on);
+    assert_eq!(after.sender, "pingliang");
+    assert!(
+        quarantine_reasons(&lanzhou)[0].contains("a transfer of member"),
+        "{:?}",
+        quarantine_reasons(&lanzhou)
+    );
+    assert!(
+        quarantine_reasons(&pingliang)[0].contains("this node's own transfer"),
+        "{:?}",
+        quarantine_reasons(&pingliang)
+    );
+}
+
+#[test]
+fn a_release_under_another_transfers_id_stops_the_stream_and_installs_nothing() {
+    let (pingliang, lanzhou, xian, member) = federation();
+    let t = pingliang
+        .tx(|c, ctx| {
+            transfers::start(
+                c,
+                ctx,
+                &member,
+                "lanzhou",
+                0,
+                "定居兰州",
+                transfers::LetterRules {
+                    valid_days_default: 30,
+                    valid_days_max: 90,
+                },
+            )
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    let release = |sender: &str, member_id: &str| pb::TransferRelease {
+        transfer_id: t.transfer_id.clone(),
+        letter_no: t.letter_no.clone(),
+        sender: sender.into(),
+        receiver: "lanzhou".into(),
+        generation: 2,
+        record: Some(pb::MemberRecord {
+            member_id: member_id.into(),
+            name: "张三".into(),
+            ..Default::default()
+        }),
+        released_on: day(0),
+    };
+    // From another sender than the letter's; from its sender, of another
+    // member than the letter's.
+    for (origin, payload) in [
+        (&xian, release("xian", &member)),
+        (
+            &pingliang,
+            release("pingliang", "0190a000-0000-7000-8000-000000000001"),
+        ),
+    ] {
+        let stopped = lanzhou.store.with(|c| {
+            Ok(apply_batch(
+                c,
+                &lanzhou.ctx(),
+                &origin.id,
+                "some-log",
+                &[event(
+                    1,
+                    EventKind::TransferRelease,
+                    &t.transfer_id,
+                    payload.encode_to_vec(),
+                )],
+            ))
+        });
+        match stopped.unwrap() {
+            Err(BatchError::Stopped { reason, .. }) => {
+                assert!(reason.contains("which is a transfer of member"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(lanzhou
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        lanzhou
+            .tx(|c, ctx| transfers::view(c, ctx, &t.transfer_id))
+            .unwrap()
+            .state,
+        "pending"
+    );
 }
