@@ -418,3 +418,59 @@ fn a_release_under_another_transfers_id_stops_the_stream_and_installs_nothing() 
         "pending"
     );
 }
+
+#[test]
+fn a_held_reminder_from_another_than_the_inflow_party_or_unfounded_is_quarantined() {
+    let (pingliang, lanzhou, xian, _member) = federation();
+    let agreement: String = pingliang
+        .store
+        .with(|c| Ok(c.query_row("SELECT agreement_id FROM agreements", [], |r| r.get(0))?))
+        .unwrap();
+    let held = |agreement_id: &str| pb::AgreementVote {
+        agreement_id: agreement_id.into(),
+        vote: "held".into(),
+        answers_version: 1,
+        ..Default::default()
+    };
+    // Lanzhou, the inflow party, reminds Pingliang of an agreement it
+    // holds: nothing to do, and honest.
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log-2",
+        &[event(
+            1,
+            EventKind::AgreementVote,
+            &agreement,
+            held(&agreement).encode_to_vec(),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    let unknown = "0190a000-0000-7000-8000-00000000aaaa";
+    let report = pingliang.apply(
+        &xian.id,
+        "xian-log",
+        &[
+            // Xi'an is no party of it.
+            event(
+                1,
+                EventKind::AgreementVote,
+                &agreement,
+                held(&agreement).encode_to_vec(),
+            ),
+            // An agreement Pingliang never had, with nothing to take back.
+            event(
+                2,
+                EventKind::AgreementVote,
+                unknown,
+                held(unknown).encode_to_vec(),
+            ),
+        ],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
+    let reasons = quarantine_reasons(&pingliang);
+    assert!(
+        reasons[0].contains("is not the inflow party") && reasons[1].contains("cannot take back"),
+        "{reasons:?}"
+    );
+    assert_eq!(audited_quarantines(&pingliang, "xian"), 2);
+}
