@@ -678,3 +678,54 @@ fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_shar
         "Xi'an withdrew its share"
     );
 }
+
+/// An offer is judged stale at a restored receiver by the generation its
+/// record names, plus one (the release's); one that names the last
+/// generation there is, is never stale, and is not the end of the node.
+#[test]
+fn an_offer_of_the_last_possible_generation_at_a_restored_receiver_is_not_stale() {
+    use liaison_proto::v1::EventKind;
+    use prost::Message;
+    let (pingliang, lanzhou, _xian, member) = federation();
+    // A tombstone here: the member left on paper.
+    pingliang
+        .tx(|c, ctx| {
+            transfers::out_on_paper(c, ctx, &member, "110105", "京组转字2026-17", "定居北京")
+        })
+        .unwrap();
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let offer = pb::TransferOffer {
+        transfer_id: "0190a000-0000-7000-8000-00000000bbbb".into(),
+        letter_no: "LANZHOU-2026-000001".into(),
+        sender: "lanzhou".into(),
+        receiver: "pingliang".into(),
+        issued_on: day(0),
+        expires_on: day(30),
+        valid_days: 30,
+        reason: "返回平凉".into(),
+        record: Some(pb::MemberRecord {
+            member_id: member.clone(),
+            version: Some(pb::Version {
+                generation: u64::MAX,
+                counter: 1,
+            }),
+            name: "张三".into(),
+            ..Default::default()
+        }),
+        extension: false,
+    };
+    let report = restored.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[pb::Event {
+            seq: 1,
+            kind: EventKind::TransferOffer as i32,
+            entity: offer.transfer_id.clone(),
+            payload: offer.encode_to_vec(),
+            created_at_ms: 0,
+        }],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    assert_eq!(transfer_state(&restored, &offer.transfer_id), "pending");
+}

@@ -474,3 +474,40 @@ fn a_held_reminder_from_another_than_the_inflow_party_or_unfounded_is_quarantine
     );
     assert_eq!(audited_quarantines(&pingliang, "xian"), 2);
 }
+
+#[test]
+fn a_counter_proposal_answering_the_last_possible_version_is_quarantined() {
+    let (pingliang, lanzhou, _xian, _member) = federation();
+    let agreement: String = pingliang
+        .store
+        .with(|c| Ok(c.query_row("SELECT agreement_id FROM agreements", [], |r| r.get(0))?))
+        .unwrap();
+    let counter = pb::AgreementVote {
+        agreement_id: agreement.clone(),
+        vote: "counter".into(),
+        answers_version: u64::MAX,
+        terms: Some(pb::AgreementTerms {
+            outflow_node: "pingliang".into(),
+            inflow_node: "lanzhou".into(),
+            ..super::tests::terms("PL-LZ-2026-01")
+        }),
+        signature: Some(pb::AgreementSignature {
+            signer: "lanzhou".into(),
+            ..Default::default()
+        }),
+        answered: None,
+    };
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log-2",
+        &[event(
+            1,
+            EventKind::AgreementVote,
+            &agreement,
+            counter.encode_to_vec(),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    let reasons = quarantine_reasons(&pingliang);
+    assert!(reasons[0].contains("has no next version"), "{reasons:?}");
+}

@@ -361,11 +361,18 @@ fn apply_vote(
                     vote.agreement_id, terms.outflow_node, terms.inflow_node
                 )));
             }
+            // The terms are signed as the version after the one answered.
+            let proposed = vote.answers_version.checked_add(1).ok_or_else(|| {
+                reject(format!(
+                    "proposal of agreement {} answers version {}, which has no next version",
+                    vote.agreement_id, vote.answers_version
+                ))
+            })?;
             verify(
                 ctx,
                 &vote.agreement_id,
                 origin.as_str(),
-                vote.answers_version + 1,
+                proposed,
                 &terms,
                 &signature,
             )
