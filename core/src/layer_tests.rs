@@ -75,6 +75,7 @@ const TEST_FILES: &[&str] = &[
     "transfer_tests",
     "reconcile_tests",
     "refusal_tests",
+    "property_tests",
     "layer_tests",
 ];
 

@@ -72,6 +72,9 @@ mod reconcile_tests;
 mod refusal_tests;
 
 #[cfg(test)]
+mod property_tests;
+
+#[cfg(test)]
 mod layer_tests;
 
 use chrono::{FixedOffset, NaiveDate};
