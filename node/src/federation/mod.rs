@@ -4,6 +4,8 @@
 //! We accept TLS ourselves (tokio-rustls) rather than through tonic, so that
 //! a refused handshake is seen, audited and rate-limited here, and so each
 //! connection carries the authenticated node id and a switch that cuts it.
+//! A request whose body the service refuses before a handler sees it
+//! (malformed, oversized) is answered and audited in `refusals.rs`.
 //!
 //! When the node is asked to stop ([`Node::shutdown`]) the port takes no
 //! new connections or calls (handshakes under way are dropped, open
@@ -13,6 +15,7 @@
 pub mod client;
 mod limiter;
 pub mod links;
+mod refusals;
 mod service;
 
 use std::future::Future;
@@ -32,6 +35,7 @@ use crate::node::Node;
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_types::identity::{self, NodeId};
 pub use limiter::RefusalLimiter;
+use refusals::Refusals;
 pub use service::FederationService;
 
 /// What the TLS layer established about a connection, visible to every
@@ -251,6 +255,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     )
     .max_decoding_message_size(limits.message_bytes_max)
     .max_encoding_message_size(limits.message_bytes_max);
+    let federation = Refusals::new(federation, node.clone(), limiter.clone());
     // Asked to stop, the server takes no new connection and tells the open
     // ones to go away (no new calls on them); it ends once they close,
     // which their streams let them do at `halt`.
