@@ -444,11 +444,11 @@ fn apply_receipt(
 
 /// A releasing owner tells the other hosts of a member that it moved
 /// (docs/transfers.md): a copy older than the move goes, if it is the
-/// sender's (or already the new owner's). A copy as new as the move or
-/// newer stays: the `moved` is stale. One that contradicts what this node
-/// knows (another owner's copy at the generation the move gives; a member
-/// this node owns, or released at that generation to another node) is
-/// forged.
+/// sender's (or already the new owner's); an older copy of a third owner
+/// is not the sender's to drop. A copy as new as the move or newer stays:
+/// the `moved` is late. One that contradicts what this node knows
+/// (another owner's copy at the generation the move gives; a member this
+/// node owns, or released at that generation to another node) is forged.
 fn apply_moved(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -468,8 +468,9 @@ fn apply_moved(
         moved.generation,
         &moved.new_owner,
     )? {
-        // Restored, this node may have released the member since: there
-        // is no copy to delete, and nothing to hold.
+        // Above the generation this restored node owns the member at: it
+        // may have released it since (docs/restore.md). It holds no copy
+        // of a member it owns, so there is nothing to delete or hold.
         crate::hosting::Claim::Consistent | crate::hosting::Claim::AboveOwnRestored(_) => {}
         crate::hosting::Claim::Contradicts(why) => {
             return Err(Rejection::Invalid(format!(
