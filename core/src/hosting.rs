@@ -35,6 +35,19 @@ fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
     })
 }
 
+/// The event's entity is the member its payload is about: honest nodes
+/// always append it so, and the quarantine finds the records held for a
+/// member by it (`retry_held_about`).
+fn about_entity(event: &pb::Event, member_id: &str) -> Result<(), Rejection> {
+    if member_id == event.entity {
+        Ok(())
+    } else {
+        Err(Rejection::Invalid(
+            "payload names another member than the event".into(),
+        ))
+    }
+}
+
 /// Applies a home section, an Unshare or a host record (a host section, a
 /// contact event, an activity) that came in `origin`'s log `log_id`, or
 /// says why it can never be valid. `memo` lives as long as the batch.
@@ -51,14 +64,10 @@ pub(crate) fn apply(
     match kind {
         EventKind::HomeSection => {
             let section: pb::HomeSection = decode(event)?;
-            if section.member_id != event.entity {
-                return Err(Rejection::Invalid(
-                    "payload names another member than the event".into(),
-                ));
-            }
+            about_entity(event, &section.member_id)?;
             apply_home_section(conn, ctx, (origin, log_id), &section, faults, memo)
         }
-        EventKind::Unshare => apply_unshare(conn, origin, event, faults),
+        EventKind::Unshare => apply_unshare(conn, ctx, origin, event, faults),
         EventKind::HostSection => apply_host_section(conn, ctx, origin, log_id, event, faults),
         EventKind::Contact => apply_contact(conn, ctx, origin, log_id, event, faults),
         EventKind::Activity => apply_activity(conn, ctx, origin, log_id, event, faults),
@@ -68,25 +77,111 @@ pub(crate) fn apply(
     }
 }
 
-/// The owner withdraws its home section from this host.
+/// The owner withdraws its home section from this host. Only the owner of
+/// the copy held here may withdraw it. An Unshare that finds another
+/// owner's copy, or none, is a late one (from an earlier owner, crossing a
+/// later owner's share; or the copy was never stored or is gone already: a
+/// compacted share, a `moved`, the end of the agreement) and changes
+/// nothing, unless what this node knows of the member contradicts its
+/// sender's claim to own it at the generation the Unshare names: a member
+/// this node owns, one it released at that generation to another node, or
+/// a copy of another owner at that generation. That one is forged.
 fn apply_unshare(
     conn: &Connection,
+    ctx: &Ctx<'_>,
     origin: &NodeId,
     event: &pb::Event,
     faults: Faults,
 ) -> Result<(), Rejection> {
     let unshare: pb::Unshare = decode(event)?;
-    let Some(copy) = members::load_copy(conn, &unshare.member_id)? else {
-        return Ok(());
+    about_entity(event, &unshare.member_id)?;
+    let Some(version) = unshare.version else {
+        return Err(Rejection::Invalid("unshare without a version".into()));
     };
-    if copy.owner != origin.as_str() && !faults.skip_authority() {
-        return Err(Rejection::Invalid(format!(
-            "{origin} may not unshare member {}: its copy here is owned by {}",
-            unshare.member_id, copy.owner
+    let member_id = &unshare.member_id;
+    let copy = members::load_copy(conn, member_id)?;
+    if faults.skip_authority() || copy.as_ref().is_some_and(|c| c.owner == origin.as_str()) {
+        members::delete_copy(conn, member_id)?;
+        return Ok(());
+    }
+    match judge_claim(conn, ctx, member_id, version.generation, origin.as_str())? {
+        Claim::Consistent => {}
+        Claim::Contradicts(why) => {
+            return Err(Rejection::Invalid(format!(
+                "{origin} may not unshare member {member_id}: {why}"
+            )))
+        }
+        Claim::AboveOwnRestored(own) => {
+            return Err(Rejection::Invalid(format!(
+                "{origin} unshared member {member_id} at generation {}, above this node's {own}: restored from a backup, this node released the member since; {HELD_UNTIL_RELEASED}",
+                version.generation
+            )))
+        }
+    }
+    if let Some(copy) = copy {
+        let held = copy.version.unwrap_or_default().generation;
+        if held == version.generation {
+            return Err(Rejection::Invalid(format!(
+                "{origin} may not unshare member {member_id}: its copy here is owned by {} at generation {held}, the generation the unshare names",
+                copy.owner
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What this node's own record of a member says of a peer's claim that
+/// `claimed` owns it at `generation` (the sender of an Unshare; the new
+/// owner a `moved` names).
+pub(crate) enum Claim {
+    /// Nothing here contradicts it: this node knows nothing of the member,
+    /// or only of earlier generations (the claim is stale, or later than
+    /// what it knows).
+    Consistent,
+    /// It can never be valid, for the reason given.
+    Contradicts(String),
+    /// Above the generation this node owns the member at, on a node
+    /// restored from a backup: it may have released the member since and
+    /// forgotten (docs/restore.md). The generation it owns it at.
+    AboveOwnRestored(u64),
+}
+
+/// Judges the claim that `claimed` owns `member_id` at `generation` against
+/// the member's home record here. Generations rise only with releases: a
+/// node that owns the member at generation g was given it at g (or
+/// created it at 1), and nobody else owns it at g or later until it
+/// releases it; a node that released it at g (its tombstone) knows who got
+/// it at g.
+pub(crate) fn judge_claim(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    generation: u64,
+    claimed: &str,
+) -> Result<Claim, Rejection> {
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Ok(Claim::Consistent);
+    };
+    if home.owner == ctx.me.as_str() {
+        if generation < home.generation || (generation == home.generation && claimed == home.owner)
+        {
+            return Ok(Claim::Consistent);
+        }
+        if generation > home.generation && crate::epoch::was_restored(conn)? {
+            return Ok(Claim::AboveOwnRestored(home.generation));
+        }
+        return Ok(Claim::Contradicts(format!(
+            "the event has {claimed} own it at generation {generation}, but this node owns it at generation {}",
+            home.generation
         )));
     }
-    members::delete_copy(conn, &unshare.member_id)?;
-    Ok(())
+    if generation == home.generation && claimed != home.owner {
+        return Ok(Claim::Contradicts(format!(
+            "the event has {claimed} own it at generation {generation}, which this node released to {}",
+            home.owner
+        )));
+    }
+    Ok(Claim::Consistent)
 }
 
 /// A host section, from the host that wrote it (or relayed by the owner it was
@@ -100,6 +195,7 @@ fn apply_host_section(
     faults: Faults,
 ) -> Result<(), Rejection> {
     let section: pb::HostSection = decode(event)?;
+    about_entity(event, &section.member_id)?;
     let disposition = check_host_record(
         conn,
         ctx,
@@ -152,6 +248,7 @@ fn apply_contact(
     faults: Faults,
 ) -> Result<(), Rejection> {
     let contact: pb::ContactEvent = decode(event)?;
+    about_entity(event, &contact.member_id)?;
     let disposition = check_host_record(
         conn,
         ctx,
@@ -196,6 +293,7 @@ fn apply_activity(
     faults: Faults,
 ) -> Result<(), Rejection> {
     let activity: pb::ActivityRecord = decode(event)?;
+    about_entity(event, &activity.member_id)?;
     let disposition = check_host_record(
         conn,
         ctx,
@@ -534,15 +632,17 @@ pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 /// After `member_id` arrived here (a release installed it), or left (a
 /// restore's transfer rule made it a tombstone): checks again the host
 /// records about it that were held because the member was not known here,
-/// and the home sections held because this node believed it still owned
-/// it. Only a restore makes them arrive first: a host's record of a member
-/// this node forgot it had received comes before the release its sender
-/// sends again, and a later owner's share before the report of the release
-/// this node forgot (docs/restore.md). Returns how many were applied.
+/// and the home sections and Unshares held because this node believed it
+/// still owned it. Only a restore makes them arrive first: a host's record
+/// of a member this node forgot it had received comes before the release
+/// its sender sends again, and a later owner's share (and its withdrawal)
+/// before the report of the release this node forgot (docs/restore.md).
+/// They are checked again in the order they arrived, so a withdrawal
+/// deletes the copy its share stored. Returns how many were applied.
 pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<usize, Error> {
     let ids: Vec<u64> = conn
         .prepare_cached(
-            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4, ?5) ORDER BY id",
+            "SELECT id FROM quarantine WHERE state = 'held' AND entity = ?1 AND kind IN (?2, ?3, ?4, ?5, ?6) ORDER BY id",
         )?
         .query_map(
             params![
@@ -550,7 +650,8 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
                 EventKind::HostSection as i32,
                 EventKind::Contact as i32,
                 EventKind::Activity as i32,
-                EventKind::HomeSection as i32
+                EventKind::HomeSection as i32,
+                EventKind::Unshare as i32
             ],
             |r| r.get(0),
         )?

@@ -75,6 +75,8 @@ const TEST_FILES: &[&str] = &[
     "agreement_tests",
     "transfer_tests",
     "reconcile_tests",
+    "refusal_tests",
+    "property_tests",
     "layer_tests",
 ];
 

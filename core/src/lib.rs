@@ -72,6 +72,12 @@ mod transfer_tests;
 mod reconcile_tests;
 
 #[cfg(test)]
+mod refusal_tests;
+
+#[cfg(test)]
+mod property_tests;
+
+#[cfg(test)]
 mod layer_tests;
 
 use chrono::{FixedOffset, NaiveDate};

@@ -780,3 +780,146 @@ fn the_newest_of_a_members_letters_is_the_later_years_whatever_the_numbers() {
     assert_eq!(transfer_state(&restored, "t-january"), "released");
     assert_eq!(transfer_state(&restored, "t-december"), "cancelled");
 }
+
+/// A restored owner that released a member since its backup gets a later
+/// owner's share and then its withdrawal before it learns of the release:
+/// both are held, and once the transfer rule makes the member a tombstone
+/// they apply in the order they came, so no copy is left that its owner
+/// withdrew.
+#[test]
+fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_share() {
+    use liaison_proto::v1::EventKind;
+    use prost::Message;
+    let (pingliang, lanzhou, xian, member) = federation();
+    // Xi'an coordinates an agreement with Pingliang as host.
+    let basis = super::tests::sign_agreement(&xian, &pingliang, "XA-PL-2026-01");
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    // Since the backup Pingliang released the member to Lanzhou (2), and
+    // Lanzhou to Xi'an (3), which shared it with Pingliang and withdrew it.
+    let section = pb::HomeSection {
+        member_id: member.clone(),
+        version: Some(pb::Version {
+            generation: 3,
+            counter: 1,
+        }),
+        owner: "xian".into(),
+        name: "张三".into(),
+        basis,
+        ..Default::default()
+    };
+    let unshare = pb::Unshare {
+        member_id: member.clone(),
+        version: Some(pb::Version {
+            generation: 3,
+            counter: 2,
+        }),
+        reason: "returned".into(),
+    };
+    let events: Vec<pb::Event> = [
+        (EventKind::HomeSection, section.encode_to_vec()),
+        (EventKind::Unshare, unshare.encode_to_vec()),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (kind, payload))| pb::Event {
+        seq: i as u64 + 1,
+        kind: kind as i32,
+        entity: member.clone(),
+        payload,
+        created_at_ms: 0,
+    })
+    .collect();
+    // Xi'an adopted first (a peer's log applies only after that), Lanzhou
+    // still awaited.
+    assert!(!adopt(&restored, &xian).finished);
+    let report = restored.apply(&xian.id, "xian-log", &events);
+    assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
+    let held = restored
+        .tx(|c, _| crate::quarantine::list(c, false))
+        .unwrap();
+    assert!(
+        held.iter()
+            .all(|q| q.reason.contains(crate::hosting::HELD_UNTIL_RELEASED)),
+        "{held:?}"
+    );
+    // Lanzhou's holdings finish the release Pingliang forgot.
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![pb::HeldTransfer {
+            generation: 2,
+            ..held_transfer(&member, "t-done", 3, "completed")
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!((home.owner.as_str(), home.generation), ("lanzhou", 2));
+    let entries = restored
+        .tx(|c, _| crate::quarantine::list(c, true))
+        .unwrap();
+    assert!(entries.iter().all(|q| q.state == "applied"), "{entries:?}");
+    assert!(
+        copy_at(&restored, &member).is_none(),
+        "Xi'an withdrew its share"
+    );
+}
+
+/// An offer is judged stale at a restored receiver by the generation its
+/// record names, plus one (the release's); one that names the last
+/// generation there is, is never stale, and is not the end of the node.
+#[test]
+fn an_offer_of_the_last_possible_generation_at_a_restored_receiver_is_not_stale() {
+    use liaison_proto::v1::EventKind;
+    use prost::Message;
+    let (pingliang, lanzhou, _xian, member) = federation();
+    // A tombstone here: the member left on paper.
+    pingliang
+        .tx(|c, ctx| {
+            transfers::out_on_paper(c, ctx, &member, "110105", "京组转字2026-17", "定居北京")
+        })
+        .unwrap();
+    let (_dir, path) = backup(&pingliang);
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let offer = pb::TransferOffer {
+        transfer_id: "0190a000-0000-7000-8000-00000000bbbb".into(),
+        letter_no: "LANZHOU-2026-000001".into(),
+        sender: "lanzhou".into(),
+        receiver: "pingliang".into(),
+        issued_on: day(0),
+        expires_on: day(30),
+        valid_days: 30,
+        reason: "返回平凉".into(),
+        record: Some(pb::MemberRecord {
+            member_id: member.clone(),
+            version: Some(pb::Version {
+                generation: u64::MAX,
+                counter: 1,
+            }),
+            name: "张三".into(),
+            ..Default::default()
+        }),
+        extension: false,
+    };
+    adopt(&restored, &lanzhou);
+    let report = restored.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[pb::Event {
+            seq: 1,
+            kind: EventKind::TransferOffer as i32,
+            entity: offer.transfer_id.clone(),
+            payload: offer.encode_to_vec(),
+            created_at_ms: 0,
+        }],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    assert_eq!(transfer_state(&restored, &offer.transfer_id), "pending");
+}

@@ -639,3 +639,91 @@ async fn pinned_fingerprint_that_does_not_match_is_refused_by_both_sides() {
     );
     fed.wait_linked(&a, &b).await;
 }
+
+/// A peer whose request body is not one well-formed message of the
+/// method's type is answered `INVALID_ARGUMENT`, one over
+/// `message_bytes_max` `OUT_OF_RANGE`, each naming the method and what was
+/// wrong; every such refusal is logged, and audited as a refused call of
+/// that peer at most `refusals_logged_per_minute` times per address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_oversized_request_bodies_are_invalid_argument_or_out_of_range_and_audited() {
+    const PER_MINUTE: u64 = 4;
+    const BYTES_MAX: u64 = 64 * 1024;
+    let fed = Federation::new("bad-bodies");
+    let a = fed
+        .start(
+            fed.config("pingliang")
+                .limit("refusals_logged_per_minute", PER_MINUTE)
+                .limit("message_bytes_max", BYTES_MAX),
+        )
+        .await;
+    a.ctl_ok(&["peer", "add", "lanzhou", "--endpoint", NOWHERE]);
+    let tls = fed.client_tls(&fed.issue("lanzhou"), "pingliang");
+    let refused = |method: &'static str, body: Vec<Vec<u8>>| {
+        let tls = tls.clone();
+        let endpoint = a.endpoint();
+        async move {
+            call_raw(&endpoint, tls, method, body)
+                .await
+                .expect_err("a malformed body must be refused")
+        }
+    };
+
+    // Not protobuf: a field tag cut short.
+    let error = refused("Hello", vec![vec![0xff; 3]]).await;
+    assert_eq!(error.code, Some(Code::InvalidArgument), "{error}");
+    assert!(error.message.contains("malformed Hello request"), "{error}");
+    // No message at all.
+    let error = refused("Pull", vec![]).await;
+    assert_eq!(error.code, Some(Code::InvalidArgument), "{error}");
+    assert!(error.message.contains("malformed Pull request"), "{error}");
+    // Two messages where one is due: the first is well-formed, the second
+    // is no protobuf.
+    let hello = prost::Message::encode_to_vec(&hello_request("兰州"));
+    let error = refused("Hello", vec![hello.clone(), vec![0xff; 3]]).await;
+    assert_eq!(error.code, Some(Code::InvalidArgument), "{error}");
+    // Larger than the limit.
+    let error = refused("Holdings", vec![vec![0; BYTES_MAX as usize + 1]]).await;
+    assert_eq!(error.code, Some(Code::OutOfRange), "{error}");
+    assert!(error.message.contains("too large"), "{error}");
+
+    for (method, code, what) in [
+        ("Hello", "InvalidArgument", "malformed Hello request"),
+        ("Pull", "InvalidArgument", "malformed Pull request"),
+        ("Holdings", "OutOfRange", "too large"),
+    ] {
+        a.wait_audit(&format!("the refused {method} body"), |e| {
+            e.actor == "peer:lanzhou"
+                && e.target == "lanzhou"
+                && e.is("federation.call", "refused", &format!("{method}: {code}: "))
+                && e.detail.contains(what)
+        })
+        .await;
+    }
+
+    // The same body, well-formed and alone, is answered.
+    let answer = call_raw(&a.endpoint(), tls.clone(), "Hello", vec![hello])
+        .await
+        .unwrap_or_else(|e| panic!("a well-formed Hello: {e}"));
+    let answer: pb::HelloResponse =
+        prost::Message::decode(answer.as_slice()).expect("a HelloResponse");
+    assert_eq!(answer.node_id, "pingliang");
+
+    // A flood: every refusal is logged by the process, only the first few
+    // per address and minute reach the audit log.
+    const FLOOD: usize = 6;
+    for _ in 0..FLOOD {
+        let error = refused("Hello", vec![vec![0xff; 3]]).await;
+        assert_eq!(error.code, Some(Code::InvalidArgument), "{error}");
+    }
+    a.wait_until(DEFAULT_WAIT, "every refusal handled", async || {
+        a.log().matches("federation call refused").count() >= FLOOD + 4
+    })
+    .await;
+    let audited = a
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "federation.call" && e.actor == "peer:lanzhou")
+        .count() as u64;
+    assert_eq!(audited, PER_MINUTE, "{:#?}", a.audit());
+}

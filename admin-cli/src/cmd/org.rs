@@ -299,3 +299,113 @@ mod tests {
         assert_eq!(value["parent_org"], "");
     }
 }
+
+/// The organizations file is an operator's and may hold anything: reading
+/// it never panics, and refuses what it cannot read with a message. 96
+/// cases per property in every `cargo test` (`PROPTEST_CASES` changes it),
+/// from a seed printed with a failure (`PROPTEST_RNG_SEED` replays it).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::read_orgs;
+
+    fn config() -> Config {
+        let defaults = Config::default();
+        let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+            defaults.cases
+        } else {
+            96
+        };
+        let seed = match defaults.rng_seed {
+            RngSeed::Fixed(seed) => seed,
+            RngSeed::Random => rand::random(),
+        };
+        eprintln!("proptest seed {seed}: PROPTEST_RNG_SEED={seed} runs these cases again");
+        Config {
+            cases,
+            rng_seed: RngSeed::Fixed(seed),
+            ..defaults
+        }
+    }
+
+    fn header() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                "code", "name", "level", "parent", "form", "contact_person", "phone",
+                "组织代码", "组织名称", "层级", "上级组织", "联系电话", "CODE", " name ",
+            ])
+            .prop_map(str::to_string),
+            1 => ".{0,8}",
+        ]
+    }
+
+    fn cell() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            prop::sample::select(vec![
+                "pl-kt",
+                "崆峒区委",
+                "党委",
+                "党支部",
+                "同乡",
+                "\"",
+                "\"\"",
+                "\"a,b\"",
+                "\"a\nb\"",
+                "\u{feff}",
+                " ",
+            ])
+            .prop_map(str::to_string),
+            ".{0,10}",
+        ]
+    }
+
+    /// Rows read are at most the lines of the file; a refusal says why.
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        match read_orgs(bytes) {
+            Ok(orgs) => {
+                let breaks = bytes
+                    .iter()
+                    .filter(|b| **b == b'\n' || **b == b'\r')
+                    .count();
+                prop_assert!(
+                    orgs.len() <= breaks,
+                    "{} orgs from {breaks} line breaks",
+                    orgs.len()
+                );
+            }
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn reading_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn reading_arbitrary_rows_never_panics(
+            bom in any::<bool>(),
+            headers in prop::collection::vec(header(), 0..8),
+            rows in prop::collection::vec(prop::collection::vec(cell(), 0..9), 0..6),
+            separator in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
+        ) {
+            let mut text = String::new();
+            if bom {
+                text.push('\u{feff}');
+            }
+            text.push_str(&headers.join(","));
+            for row in &rows {
+                text.push_str(separator);
+                text.push_str(&row.join(","));
+            }
+            check(text.as_bytes())?;
+        }
+    }
+}

@@ -207,33 +207,43 @@ pub fn remind_forgotten(
 /// restore from a backup older than its own proposal (docs/restore.md) made it
 /// forget what the voter still holds. Taken back as the voter holds it, at
 /// the version answered, only if this node's own signature on that version
-/// verifies (it did publish those terms); else `None` and the vote is
-/// refused as before.
+/// verifies (it did publish those terms); else why not, and the vote is
+/// judged as one on an agreement unknown here.
 fn adopt_forgotten(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
     vote: &pb::AgreementVote,
-) -> Result<Option<Agreement>, Error> {
+) -> Result<Result<Agreement, String>, Error> {
     let Some(answered) = &vote.answered else {
-        return Ok(None);
+        return Ok(Err("it carries no version it answers".into()));
     };
     let Some(terms) = &answered.terms else {
-        return Ok(None);
+        return Ok(Err("the version it answers has no terms".into()));
     };
     let parties = terms.outflow_node == ctx.me.as_str() && terms.inflow_node == origin.as_str();
+    if !parties {
+        return Ok(Err(format!(
+            "the version it answers names parties {} and {}, not this node and {origin}",
+            terms.outflow_node, terms.inflow_node
+        )));
+    }
     let same = answered.agreement_id == vote.agreement_id
         && answered.version == vote.answers_version
         && answered.version > 0;
-    if !(parties && same) {
-        return Ok(None);
+    if !same {
+        return Ok(Err(
+            "the version it carries is not the one it answers".into()
+        ));
     }
     let Some(own) = answered
         .signatures
         .iter()
         .find(|s| s.signer == ctx.me.as_str())
     else {
-        return Ok(None);
+        return Ok(Err(
+            "the version it answers is not signed by this node".into()
+        ));
     };
     if let Err(why) = verify(
         ctx,
@@ -244,7 +254,9 @@ fn adopt_forgotten(
         own,
     ) {
         tracing::warn!(agreement = %vote.agreement_id, %origin, why = %why, "a vote on an unknown agreement carries no valid signature of this node");
-        return Ok(None);
+        return Ok(Err(format!(
+            "forged or mismatched signature of this node on it: {why}"
+        )));
     }
     let mut a = Agreement::proposed(vote.agreement_id.clone(), terms, ctx.now_ms);
     a.version = answered.version;
@@ -265,7 +277,7 @@ fn adopt_forgotten(
         }
     }
     tracing::info!(agreement = %a.agreement_id, version = a.version, %origin, "agreement this node forgot in a restore taken back from the other party's vote");
-    Ok(Some(a))
+    Ok(Ok(a))
 }
 
 fn apply_vote(
@@ -277,10 +289,26 @@ fn apply_vote(
     if vote.vote == "held" {
         // Not a vote: the other party reminds a coordinator that forgot an
         // agreement in a restore of what it holds (`remind_forgotten`).
-        if load(conn, &vote.agreement_id)?.is_none() {
-            if let Some(mut a) = adopt_forgotten(conn, ctx, origin, &vote)? {
-                tick_one(conn, ctx, &mut a)?;
+        // Only the inflow party of an agreement this node coordinates
+        // sends one; a coordinator that holds the agreement needs no
+        // reminder.
+        match load(conn, &vote.agreement_id)? {
+            Some(a) if a.inflow_node != origin.as_str() || a.outflow_node != ctx.me.as_str() => {
+                return Err(reject(format!(
+                    "{origin} is not the inflow party of agreement {} (coordinated here)",
+                    vote.agreement_id
+                )));
             }
+            Some(_) => {}
+            None => match adopt_forgotten(conn, ctx, origin, &vote)? {
+                Ok(mut a) => tick_one(conn, ctx, &mut a)?,
+                Err(why) => {
+                    return Err(reject(format!(
+                        "{origin} reminds this node of agreement {}, which it does not hold and cannot take back: {why}",
+                        vote.agreement_id
+                    )))
+                }
+            },
         }
         return Ok(());
     }
@@ -289,7 +317,7 @@ fn apply_vote(
         .clone()
         .ok_or_else(|| reject("vote without a signature".into()))?;
     let existing = match load(conn, &vote.agreement_id)? {
-        None => adopt_forgotten(conn, ctx, origin, &vote)?,
+        None => adopt_forgotten(conn, ctx, origin, &vote)?.ok(),
         found => found,
     };
     if let Some(a) = &existing {
@@ -333,11 +361,18 @@ fn apply_vote(
                     vote.agreement_id, terms.outflow_node, terms.inflow_node
                 )));
             }
+            // The terms are signed as the version after the one answered.
+            let proposed = vote.answers_version.checked_add(1).ok_or_else(|| {
+                reject(format!(
+                    "proposal of agreement {} answers version {}, which has no next version",
+                    vote.agreement_id, vote.answers_version
+                ))
+            })?;
             verify(
                 ctx,
                 &vote.agreement_id,
                 origin.as_str(),
-                vote.answers_version + 1,
+                proposed,
                 &terms,
                 &signature,
             )

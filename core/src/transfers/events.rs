@@ -54,11 +54,36 @@ pub fn apply(
             apply_abort(conn, ctx, origin, abort)
         }
         EventKind::TransferReceipt => apply_receipt(conn, ctx, origin, decode(event)?),
-        EventKind::Moved => apply_moved(conn, origin, decode(event)?),
+        EventKind::Moved => apply_moved(conn, ctx, origin, event, decode(event)?),
         _ => Err(Rejection::Invalid(format!(
             "not a transfer event: {kind:?}"
         ))),
     }
+}
+
+/// Why `t`, the transfer known here under the id an offer or a release
+/// from `origin` names, is not the one they carry on: a transfer id is
+/// made once by its sender, for one member. `None` if it is the same.
+fn another_transfer(t: &Row, origin: &NodeId, member_id: &str) -> Option<String> {
+    if t.direction != Direction::Incoming {
+        return Some(format!(
+            "this node's own transfer of member {} to {}",
+            t.member_id, t.receiver
+        ));
+    }
+    if t.sender != origin.as_str() {
+        return Some(format!(
+            "a transfer of member {} from {}",
+            t.member_id, t.sender
+        ));
+    }
+    if t.member_id != member_id {
+        return Some(format!(
+            "a transfer of member {}, not {member_id}",
+            t.member_id
+        ));
+    }
+    None
 }
 
 fn apply_offer(
@@ -81,6 +106,15 @@ fn apply_offer(
         return Ok(());
     }
     if let Some(mut t) = load(conn, &offer.transfer_id)? {
+        // A transfer id is the sender's, made once for one member: an
+        // offer under the id of another sender's transfer, of one this
+        // node sends, or of another member is not the same letter again.
+        if let Some(other) = another_transfer(&t, origin, &record.member_id) {
+            return Err(Rejection::Invalid(format!(
+                "{origin} offered transfer {}, which is {other}",
+                t.transfer_id
+            )));
+        }
         if offer.extension && matches!(t.state, TransferState::Pending | TransferState::Accepted) {
             t.expires_on = offer.expires_on.clone();
             t.valid_days = offer.valid_days;
@@ -310,7 +344,16 @@ fn apply_release(
         .record
         .clone()
         .ok_or_else(|| cannot_apply("release without a record".into()))?;
-    let mut t = load(conn, &release.transfer_id)?.unwrap_or(Row {
+    let known = load(conn, &release.transfer_id)?;
+    if let Some(t) = &known {
+        if let Some(other) = another_transfer(t, origin, &record.member_id) {
+            return Err(cannot_apply(format!(
+                "{origin} released transfer {}, which is {other}",
+                t.transfer_id
+            )));
+        }
+    }
+    let mut t = known.unwrap_or(Row {
         transfer_id: release.transfer_id.clone(),
         letter_no: release.letter_no.clone(),
         direction: Direction::Incoming,
@@ -451,18 +494,57 @@ fn apply_receipt(
     Ok(())
 }
 
-fn apply_moved(conn: &Connection, origin: &NodeId, moved: pb::Moved) -> Result<(), Rejection> {
+/// A releasing owner tells the other hosts of a member that it moved
+/// (docs/transfers.md): a copy older than the move goes, if it is the
+/// sender's (or already the new owner's); an older copy of a third owner
+/// is not the sender's to drop. A copy as new as the move or newer stays:
+/// the `moved` is late. One that contradicts what this node knows
+/// (another owner's copy at the generation the move gives; a member this
+/// node owns, or released at that generation to another node) is forged.
+fn apply_moved(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    event: &pb::Event,
+    moved: pb::Moved,
+) -> Result<(), Rejection> {
+    if moved.member_id != event.entity {
+        return Err(Rejection::Invalid(
+            "payload names another member than the event".into(),
+        ));
+    }
+    match crate::hosting::judge_claim(
+        conn,
+        ctx,
+        &moved.member_id,
+        moved.generation,
+        &moved.new_owner,
+    )? {
+        // Above the generation this restored node owns the member at: it
+        // may have released it since (docs/restore.md). It holds no copy
+        // of a member it owns, so there is nothing to delete or hold.
+        crate::hosting::Claim::Consistent | crate::hosting::Claim::AboveOwnRestored(_) => {}
+        crate::hosting::Claim::Contradicts(why) => {
+            return Err(Rejection::Invalid(format!(
+                "{origin} may not move member {}: {why}",
+                moved.member_id
+            )))
+        }
+    }
     let Some(copy) = members::load_copy(conn, &moved.member_id)? else {
         return Ok(());
     };
-    if copy.owner != origin.as_str() && copy.owner != moved.new_owner {
+    let held = copy.version.unwrap_or_default().generation;
+    let parties = copy.owner == origin.as_str() || copy.owner == moved.new_owner;
+    if held > moved.generation || (held == moved.generation && parties) {
+        return Ok(());
+    }
+    if !parties {
         return Err(Rejection::Invalid(format!(
-            "{origin} may not move member {}: its copy here is owned by {}",
+            "{origin} may not move member {}: its copy here is owned by {} at generation {held}",
             moved.member_id, copy.owner
         )));
     }
-    if copy.version.unwrap_or_default().generation < moved.generation {
-        members::delete_copy(conn, &moved.member_id)?;
-    }
+    members::delete_copy(conn, &moved.member_id)?;
     Ok(())
 }

@@ -304,9 +304,9 @@ pub(super) fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Resul
     let record = pb::MemberRecord::decode(offer)
         .map_err(|e| Error::invalid(format!("stored offer: {e}")))?;
     let offered = record.version.unwrap_or_default().generation;
-    if !members::load_home(conn, &t.member_id)?
-        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > offered + 1)
-    {
+    if !members::load_home(conn, &t.member_id)?.is_some_and(|m| {
+        m.owner != ctx.me.as_str() && offered.checked_add(1).is_some_and(|g| m.generation > g)
+    }) {
         return Ok(false);
     }
     let passed_on_from_offered: bool = conn.query_row(

@@ -4,6 +4,8 @@
 //! We accept TLS ourselves (tokio-rustls) rather than through tonic, so that
 //! a refused handshake is seen, audited and rate-limited here, and so each
 //! connection carries the authenticated node id and a switch that cuts it.
+//! A request whose body the service refuses before a handler sees it
+//! (malformed, oversized) is answered and audited in `refusals.rs`.
 //!
 //! A connection counts in one of two pools: `handshakes.rs` until its TLS
 //! handshake ends (capped per source address, its oldest dropped for a
@@ -20,6 +22,7 @@ pub mod client;
 mod handshakes;
 mod limiter;
 pub mod links;
+mod refusals;
 mod service;
 
 use std::future::Future;
@@ -40,6 +43,7 @@ use handshakes::{Handshakes, Place};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_types::identity::{self, NodeId};
 pub use limiter::RefusalLimiter;
+use refusals::Refusals;
 pub use service::FederationService;
 
 /// What the TLS layer established about a connection, visible to every
@@ -199,6 +203,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     )
     .max_decoding_message_size(limits.message_bytes_max)
     .max_encoding_message_size(limits.message_bytes_max);
+    let federation = Refusals::new(federation, node.clone(), limiter.clone());
     // Asked to stop, the server takes no new connection and tells the open
     // ones to go away (no new calls on them); it ends once they close,
     // which their streams let them do at `halt`.

@@ -11,6 +11,7 @@ use liaison_rpc::v1::federation_server::Federation;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::refusals::BodyRead;
 use super::{ConnInfo, RefusalLimiter};
 use crate::node::Node;
 use liaison_core::store::audit::{Actor, Outcome};
@@ -30,12 +31,16 @@ impl FederationService {
 
     /// Admits a call only from a node that is an active peer: trust needs
     /// both the certificate (checked by TLS) and the operator's peer entry.
+    /// Every handler calls it first: the request's body was read and
+    /// decoded, so its refusals are this handler's, not the body's
+    /// (`refusals.rs`).
     async fn authorize<T>(
         &self,
         request: &Request<T>,
         call: &'static str,
         endpoint: &str,
     ) -> Result<(ConnInfo, PeerRecord), Status> {
+        BodyRead::mark(request);
         let info = request
             .extensions()
             .get::<ConnInfo>()

@@ -148,3 +148,85 @@ pub async fn call_pull(
         message: "the stream ended without a batch".into(),
     })
 }
+
+/// A codec that sends each request message's bytes as they are, each in
+/// its own gRPC frame, and takes the answer's messages as bytes: what a
+/// peer with a broken or hostile encoder sends.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf as _;
+        let mut bytes = vec![0; src.remaining()];
+        src.copy_to_slice(&mut bytes);
+        Ok(Some(bytes))
+    }
+}
+
+/// Connects to `endpoint` with `tls` and calls `method` of the `Federation`
+/// service with `messages` as its request body, each sent as it is in a
+/// frame of its own (none, one malformed, one too large, several). Returns
+/// the first message of the answer, or the status it ended with.
+pub async fn call_raw(
+    endpoint: &str,
+    tls: Arc<rustls::ClientConfig>,
+    method: &str,
+    messages: Vec<Vec<u8>>,
+) -> Result<Vec<u8>, CallError> {
+    let channel = channel(endpoint, tls).await?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| CallError {
+        code: None,
+        message: e.to_string(),
+    })?;
+    let path: tonic::codegen::http::uri::PathAndQuery = format!("/liaison.v1.Federation/{method}")
+        .parse()
+        .expect("a method path");
+    let request = tonic::Request::new(tokio_stream::iter(messages));
+    let response = timed(
+        &format!("{method} with a raw body to {endpoint}"),
+        grpc.client_streaming(request, path, RawCodec),
+    )
+    .await?;
+    Ok(response.into_inner())
+}

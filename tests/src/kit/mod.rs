@@ -68,7 +68,8 @@ use std::time::Duration;
 
 pub use binaries::{binaries, prebuilt_binaries, Binaries};
 pub use client::{
-    call_hello, call_pull, channel, failed_below_grpc, hello_request, tls_refusal, CallError,
+    call_hello, call_pull, call_raw, channel, failed_below_grpc, hello_request, tls_refusal,
+    CallError,
 };
 pub use config::NodeConfig;
 pub use federation::{Federation, NodeCerts};

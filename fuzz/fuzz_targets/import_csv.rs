@@ -1,0 +1,17 @@
+//! Any bytes as the roster file of `member import`, at the template node
+//! (`liaison_fuzz::template`): the reader may refuse them, never panic.
+
+#![no_main]
+
+use liaison_core::import;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let template = liaison_fuzz::template();
+    let node = template.node();
+    let _ = node.store.with(|conn| {
+        let tx = conn.transaction()?;
+        let _ = import::import(&tx, &template.ctx(), data);
+        Ok(())
+    });
+});
