@@ -137,7 +137,8 @@ where
 
 /// Logs a refused request and audits it, unless its source address had
 /// its share of audit entries this minute (then it is counted, and the
-/// next entry says how many were not logged).
+/// next entry says how many were not logged and how many addresses were
+/// refused this minute).
 async fn audit(
     node: &Node,
     limiter: &RefusalLimiter,
@@ -148,14 +149,10 @@ async fn audit(
     let peer = caller.node_id.to_string();
     let reason = format!("{:?}: {}", status.code(), status.message());
     tracing::info!(%peer, call = method, reason, "federation call refused");
-    let Some(suppressed) = limiter.admit(caller.remote_addr.ip(), node.now_ms()) else {
+    let Some(logged) = limiter.admit(caller.remote_addr.ip(), node.now_ms()) else {
         return;
     };
-    let detail = if suppressed > 0 {
-        format!("{method}: {reason} ({suppressed} earlier refusals from this address not logged)")
-    } else {
-        format!("{method}: {reason}")
-    };
+    let detail = logged.detail(&format!("{method}: {reason}"));
     node.audit(
         Actor::Peer(peer.clone()),
         "federation.call",
