@@ -315,6 +315,18 @@ fn advance(rng: &mut StdRng, n: usize) -> Vec<i64> {
         .collect()
 }
 
+/// Where a member of `at` goes away to: mostly a region `at` has an
+/// agreement with, sometimes any other node's, now and then a place no
+/// node serves (`None`).
+fn destination(rng: &mut StdRng, world: &World, at: usize) -> Option<usize> {
+    let partners = partners(world, at);
+    match rng.random_range(0..10) {
+        0 => None,
+        1..7 if !partners.is_empty() => partners.choose(rng).copied(),
+        _ => other_than(rng, world.nodes.len(), &[at]),
+    }
+}
+
 fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
     let n = world.nodes.len();
     let owned = owned(world, at);
@@ -486,19 +498,11 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
                 }
             }
         }
-        A::Register => {
-            // Mostly to a region this node has an agreement with.
-            let partners = partners(world, at);
-            Action::OutflowRegister {
-                member: world.member_ref(pick_member(rng, &owned)),
-                dest: match rng.random_range(0..10) {
-                    0 => None,
-                    1..7 if !partners.is_empty() => partners.choose(rng).copied(),
-                    _ => other_than(rng, n, &[at]),
-                },
-                departed_days_ago: rng.random_range(0..=200),
-            }
-        }
+        A::Register => Action::OutflowRegister {
+            member: world.member_ref(pick_member(rng, &owned)),
+            dest: destination(rng, world, at),
+            departed_days_ago: rng.random_range(0..=200),
+        },
         A::Import => Action::MemberImport {
             name: format!("{}党员{serial}", ["孙", "周", "吴", "郑", "冯"][serial % 5]),
             id_of: match rng.random_range(0..4) {
@@ -510,17 +514,10 @@ fn action(rng: &mut StdRng, world: &World, at: usize) -> Action {
         A::OrgAdd => Action::OrgAdd {
             serial: rng.random_range(2..20),
         },
-        A::OutflowUpdate => {
-            let partners = partners(world, at);
-            Action::OutflowUpdate {
-                member: world.member_ref(pick_member(rng, &owned)),
-                dest: match rng.random_range(0..10) {
-                    0 => None,
-                    1..7 if !partners.is_empty() => partners.choose(rng).copied(),
-                    _ => other_than(rng, n, &[at]),
-                },
-            }
-        }
+        A::OutflowUpdate => Action::OutflowUpdate {
+            member: world.member_ref(pick_member(rng, &owned)),
+            dest: destination(rng, world, at),
+        },
         A::Return => Action::OutflowReturn {
             member: world.member_ref(pick_member(rng, &owned)),
         },
