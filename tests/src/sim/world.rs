@@ -509,6 +509,10 @@ pub struct World {
     agreement_alias: BTreeMap<String, usize>,
     pub transfers: Vec<TransferAlias>,
     transfer_alias: BTreeMap<String, usize>,
+    /// Every log id a node wrote under, with its alias (`pingliang.log1`:
+    /// Pingliang's log after its first restore): log ids are random, so a
+    /// trace names them by alias and a seed replays to the same text.
+    log_aliases: Vec<(String, String)>,
     /// (node, peer): `peer` removed from `node`'s peer table.
     pub removed: BTreeSet<(usize, usize)>,
     backups: Vec<BackupCopy>,
@@ -601,6 +605,10 @@ impl World {
         }
         World {
             names: nodes.iter().map(|n| n.id.to_string()).collect(),
+            log_aliases: nodes
+                .iter()
+                .map(|n| (n.log_id.clone(), format!("{}.log0", n.id)))
+                .collect(),
             nodes,
             links: BTreeMap::new(),
             partitions: BTreeSet::new(),
@@ -642,6 +650,9 @@ impl World {
         }
         for (i, t) in self.transfers.iter().enumerate() {
             out = out.replace(&t.id, &format!("t{i}"));
+        }
+        for (id, alias) in &self.log_aliases {
+            out = out.replace(id, alias);
         }
         out
     }
@@ -973,7 +984,10 @@ impl World {
                 m.name = None;
             }
         }
-        Outcome::Done(format!("log {}", self.nodes[node].log_id))
+        let log_id = self.nodes[node].log_id.clone();
+        let alias = format!("{}.log{}", self.names[node], self.nodes[node].restores);
+        self.log_aliases.push((log_id, alias.clone()));
+        Outcome::Done(format!("log {alias}"))
     }
 
     /// Moves node `i`'s clock on a little: an action takes time, and two
