@@ -169,30 +169,49 @@ pub fn outflow_register(
     }
     let outflow = check_outflow(conn, ctx, req)?;
     let outflow_id = ctx.new_id();
-    conn.execute(
+    write_outflow(conn, ctx, &outflow_id, &member_id, &outflow)?;
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// Writes the open registration `outflow_id` of `member_id`: a new one,
+/// or every field of the one that is open (its creation time stays).
+fn write_outflow(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    outflow_id: &str,
+    member_id: &str,
+    outflow: &pb::OutflowRequest,
+) -> Result<(), Error> {
+    conn.prepare_cached(
         "INSERT INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
              expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on,
              card_no, state, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14)",
-        params![
-            outflow_id,
-            member_id,
-            outflow.destination_place,
-            outflow.destination_node,
-            outflow.direction,
-            outflow.departed_on,
-            outflow.expected_return,
-            outflow.reason,
-            outflow.fixed_location,
-            outflow.certificate_no,
-            outflow.certificate_issuer,
-            outflow.certificate_issued_on,
-            outflow.card_no,
-            ctx.now_ms
-        ],
-    )?;
-    bump_and_share(conn, ctx, &mut m)?;
-    member_view(conn, ctx, &member_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'open', ?14)
+         ON CONFLICT (outflow_id) DO UPDATE SET destination_place = excluded.destination_place,
+             destination_node = excluded.destination_node, direction = excluded.direction,
+             departed_on = excluded.departed_on, expected_return = excluded.expected_return,
+             reason = excluded.reason, fixed_location = excluded.fixed_location,
+             certificate_no = excluded.certificate_no, certificate_issuer = excluded.certificate_issuer,
+             certificate_issued_on = excluded.certificate_issued_on, card_no = excluded.card_no",
+    )?
+    .execute(params![
+        outflow_id,
+        member_id,
+        outflow.destination_place,
+        outflow.destination_node,
+        outflow.direction,
+        outflow.departed_on,
+        outflow.expected_return,
+        outflow.reason,
+        outflow.fixed_location,
+        outflow.certificate_no,
+        outflow.certificate_issuer,
+        outflow.certificate_issued_on,
+        outflow.card_no,
+        ctx.now_ms
+    ])?;
+    Ok(())
 }
 
 /// An outflow registration checked and in its normal form.
@@ -287,26 +306,7 @@ pub fn outflow_update(
         card_no: given(&req.card_no, &open.card_no),
     };
     let outflow = check_outflow(conn, ctx, &changed)?;
-    conn.execute(
-        "UPDATE outflows SET destination_place = ?2, destination_node = ?3, direction = ?4, departed_on = ?5,
-             expected_return = ?6, reason = ?7, fixed_location = ?8, certificate_no = ?9, certificate_issuer = ?10,
-             certificate_issued_on = ?11, card_no = ?12
-         WHERE outflow_id = ?1",
-        params![
-            open.outflow_id,
-            outflow.destination_place,
-            outflow.destination_node,
-            outflow.direction,
-            outflow.departed_on,
-            outflow.expected_return,
-            outflow.reason,
-            outflow.fixed_location,
-            outflow.certificate_no,
-            outflow.certificate_issuer,
-            outflow.certificate_issued_on,
-            outflow.card_no
-        ],
-    )?;
+    write_outflow(conn, ctx, &open.outflow_id, &member_id, &outflow)?;
     bump_and_share(conn, ctx, &mut m)?;
     member_view(conn, ctx, &member_id)
 }
@@ -315,21 +315,16 @@ pub fn outflow_update(
 /// registration names no node (the region had none when they left) are
 /// served by it from now on, and shared with it (docs/authority.md).
 pub fn adopt_destinations(conn: &Connection, ctx: &Ctx<'_>, node: &NodeId) -> Result<usize, Error> {
-    let orphans: Vec<(String, String)> = conn
+    let orphans: Vec<(String, String, String)> = conn
         .prepare(
-            "SELECT outflow_id, member_id FROM outflows
+            "SELECT outflow_id, member_id, destination_place FROM outflows
              WHERE state = 'open' AND destination_node = ''
                AND EXISTS (SELECT 1 FROM peer_places p WHERE p.node_id = ?1 AND destination_place LIKE p.place || '%')",
         )?
-        .query_map([node.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([node.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<Vec<_>, _>>()?;
     let mut adopted = 0;
-    for (outflow_id, member_id) in orphans {
-        let place: String = conn.query_row(
-            "SELECT destination_place FROM outflows WHERE outflow_id = ?1",
-            [&outflow_id],
-            |r| r.get(0),
-        )?;
+    for (outflow_id, member_id, place) in orphans {
         // Another peer may serve the place more precisely.
         if serving_peer(conn, &place)?.as_deref() != Some(node.as_str()) {
             continue;
