@@ -449,11 +449,11 @@ fn agreement(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
 
 // ------------------------------------------------- organizations and peers
 
-fn org(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
-    let found: Vec<Resolved> = conn
-        .prepare_cached(
-            "SELECT org_id, name FROM orgs WHERE org_id = ?1 OR name = ?1 ORDER BY org_id",
-        )?
+/// The rows `sql` (selecting an id and a name, with `?1` the reference)
+/// finds, labelled `id · name`.
+fn by_id_or_name(conn: &Connection, sql: &str, reference: &str) -> Result<Vec<Resolved>, Error> {
+    Ok(conn
+        .prepare_cached(sql)?
         .query_map([reference], |r| {
             let id: String = r.get(0)?;
             let name: String = r.get(1)?;
@@ -462,26 +462,26 @@ fn org(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
                 id,
             })
         })?
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?)
+}
+
+fn org(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
+    let found = by_id_or_name(
+        conn,
+        "SELECT org_id, name FROM orgs WHERE org_id = ?1 OR name = ?1 ORDER BY org_id",
+        reference,
+    )?;
     one(Kind::Org, reference, found, "give the code", || {
         format!("no organization here has the code or name `{reference}`: `liaisonctl org list` shows them")
     })
 }
 
 fn peer(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
-    let found: Vec<Resolved> = conn
-        .prepare_cached(
-            "SELECT node_id, display_name FROM peers WHERE node_id = ?1 OR display_name = ?1 ORDER BY node_id",
-        )?
-        .query_map([reference], |r| {
-            let id: String = r.get(0)?;
-            let name: String = r.get(1)?;
-            Ok(Resolved {
-                label: format!("{id} · {name}"),
-                id,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
+    let found = by_id_or_name(
+        conn,
+        "SELECT node_id, display_name FROM peers WHERE node_id = ?1 OR display_name = ?1 ORDER BY node_id",
+        reference,
+    )?;
     one(Kind::Peer, reference, found, "give the node id", || {
         format!("no peer of this node has the id or name `{reference}`: `liaisonctl peer list` shows them")
     })
