@@ -152,18 +152,25 @@ pub fn count_past(conn: &Connection, place: LetterPlace) -> Result<(), Error> {
     Ok(())
 }
 
+/// The numbers of the letters this node sent to nodes (a paper letter's
+/// number is the one an operator typed).
+fn sent_letters(conn: &Connection) -> Result<Vec<String>, Error> {
+    Ok(conn
+        .prepare(
+            "SELECT letter_no FROM transfers WHERE direction = 'outgoing' AND receiver NOT LIKE 'place:%'",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 /// Checks at start that each year's counter is past every letter number
 /// this node issued in that year (paper letters excluded: an operator
 /// types those). A counter behind them (edited by hand, or a damaged file)
 /// would issue a number again: refused as a damaged database, never
 /// repaired silently.
 pub fn check_counters(conn: &Connection, me: &str) -> Result<(), Error> {
-    let mut rows = conn.prepare(
-        "SELECT letter_no FROM transfers WHERE direction = 'outgoing' AND receiver NOT LIKE 'place:%'",
-    )?;
     let mut highest: std::collections::BTreeMap<i32, (u64, String)> = Default::default();
-    for letter_no in rows.query_map([], |r| r.get::<_, String>(0))? {
-        let letter_no = letter_no?;
+    for letter_no in sent_letters(conn)? {
         let Some(letter) = LetterNo::parse(&letter_no).filter(|l| l.is_issued_by(me)) else {
             continue;
         };
@@ -202,12 +209,7 @@ pub(crate) fn migrate_to_yearly(tx: &Connection) -> Result<(), Error> {
         )
         .optional()?
         .unwrap_or(0);
-    let mut places: Vec<LetterPlace> = tx
-        .prepare(
-            "SELECT letter_no FROM transfers WHERE direction = 'outgoing' AND receiver NOT LIKE 'place:%'",
-        )?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?
+    let mut places: Vec<LetterPlace> = sent_letters(tx)?
         .iter()
         .filter_map(|l| LetterNo::parse(l).map(|l| l.place))
         .collect();
