@@ -524,11 +524,13 @@ fn check_host_record(
             // node's restore lost the member that transfer brought, and
             // it points back where the member came from) leads back, not
             // on: two such nodes would relay the record to each other for
-            // ever. The record is dropped with the member it is about.
+            // ever. So does one without a transfer (moved on by a release
+            // this node's restore forgot): no basis to relay it under. The
+            // record is dropped with the member it is about.
             if let Some(moved) =
                 members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
             {
-                if moved.generation <= arrived {
+                if moved.generation <= arrived || moved.transfer_id.is_empty() {
                     tracing::info!(
                         member = %member_id,
                         %origin,
@@ -565,17 +567,19 @@ fn check_host_record(
         return Ok(Disposition::Apply);
     }
     match members::moved_of(conn, member_id)? {
-        Some(moved) if !moved.to_node.is_empty() => {
+        Some(moved) if !moved.to_node.is_empty() && !moved.transfer_id.is_empty() => {
             let to = forward_pointer(member_id, &moved.to_node)?;
             Ok(Disposition::Relay(to, moved.transfer_id))
         }
-        // Transferred on paper to a place with no node: nowhere to relay.
+        // Transferred on paper to a place with no node, or moved on by a
+        // release this node's restore forgot (no transfer to name as the
+        // basis the new owner would judge it by): nowhere to relay.
         Some(moved) => {
             tracing::info!(
                 member = %member_id,
                 %origin,
                 place = %moved.to_place,
-                "a host record about a member transferred on paper is dropped"
+                "a host record about a member transferred on paper, or by a release this node forgot, is dropped"
             );
             Ok(Disposition::Drop)
         }

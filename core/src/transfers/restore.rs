@@ -14,6 +14,7 @@ use super::sender::{abort, moved_here, release, tombstone};
 use super::state::{load, node, save, Direction, Row, TransferState};
 use crate::letters::LetterNo;
 use crate::outcome::Rejection;
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::{log, members};
 use crate::{Ctx, Error};
 
@@ -455,6 +456,72 @@ fn adopt_open(conn: &Connection, ctx: &Ctx<'_>, mut t: Row) -> Result<Adopted, E
     }
     save(conn, &t, ctx.now_ms)?;
     Ok(Adopted::Recorded)
+}
+
+/// At a restored node's reconciliation, a peer holds `member_id` at
+/// `generation`, owned by `owner` (another node), while this node owns it
+/// at an earlier generation. Generations rise only with releases, so this
+/// node released the member on a branch its restore forgot, and no peer
+/// reported that transfer. A generation never goes back: this node's
+/// record becomes a tombstone at that generation pointing to `owner`,
+/// with no letter (none is known), its open offers end and its hosts
+/// learn the member moved; events held until the release was learned are
+/// judged again. Audited as a conflict for the operator: local edits since
+/// the backup are lost. Returns whether this node yielded.
+pub fn yield_to_later_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    generation: u64,
+    owner: &str,
+) -> Result<bool, Error> {
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Ok(false);
+    };
+    if home.owner != ctx.me.as_str() || home.generation >= generation || owner == ctx.me.as_str() {
+        return Ok(false);
+    }
+    let owner_id = node(owner)?;
+    let t = Row {
+        member_id: member_id.to_owned(),
+        receiver: owner_id.to_string(),
+        ..Row::default()
+    };
+    abort_other_offers(conn, ctx, &t)?;
+    super::sender::tell_holders_moved(conn, ctx, &t, generation)?;
+    tombstone(
+        conn,
+        member_id,
+        generation,
+        owner_id.as_str(),
+        "",
+        "",
+        "",
+        &ctx.today().to_string(),
+    )?;
+    tracing::warn!(
+        member = %member_id,
+        owned_at = home.generation,
+        generation,
+        %owner,
+        "restored: a peer holds a member this node owned at a later generation; it moved on under a release the restore forgot"
+    );
+    audit::append(
+        conn,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.conflict",
+            target: member_id,
+            outcome: Outcome::Ok,
+            detail: &format!(
+                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: released on a branch of this node's backups that the restore forgot; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
+                home.generation
+            ),
+        },
+    )?;
+    crate::hosting::retry_held_about(conn, ctx, member_id)?;
+    Ok(true)
 }
 
 /// After a restore's adoption: the offers this node holds pending, from
