@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::NodeError;
 use crate::federation::links::Links;
+use crate::tls::Credentials;
 use liaison_core::clock::{Clock, Millis, SystemClock};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
 use liaison_core::store::Store;
@@ -69,7 +70,9 @@ pub enum StartError {
 pub struct Node {
     pub config: Config,
     pub node_id: NodeId,
-    pub tls: TlsMaterial,
+    /// The certificate, key, CA bundle and revocation lists, replaced
+    /// whole by [`Node::reload`].
+    credentials: std::sync::RwLock<Arc<Credentials>>,
     pub store: Arc<Store>,
     pub clock: Arc<SystemClock>,
     pub started: Instant,
@@ -102,13 +105,84 @@ pub struct Node {
     /// Wakes the task that hands the allocator's free pages back to the
     /// system once new peer links have settled ([`trim_memory`]).
     pub trim_wake: Arc<tokio::sync::Notify>,
-    /// Signs and verifies agreements with the node's certificate.
-    pub notary: Arc<dyn liaison_types::identity::Notary>,
+    /// What the pull tasks count for the metrics endpoint.
+    pub metrics: crate::metrics::Metrics,
+    /// Where the metrics endpoint listens, if it is on.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Node {
     pub fn now_ms(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// The credentials in force: a new handshake uses these.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The node's certificate and key, and the CA bundle.
+    pub fn tls(&self) -> TlsMaterial {
+        self.credentials().material.clone()
+    }
+
+    /// Signs and verifies agreements with the node's certificate.
+    pub fn notary(&self) -> Arc<dyn liaison_types::identity::Notary> {
+        self.credentials().notary.clone()
+    }
+
+    /// Reads the certificate, key, CA bundle and revocation list again
+    /// (SIGHUP, `liaisonctl reload`) and, if all of them check, puts them
+    /// in force at once: every new handshake, both ways, uses them, and a
+    /// peer certificate the list revokes is refused from then on.
+    /// Connections already open keep going, so no stream is dropped. On
+    /// any failure nothing changes. Audited either way.
+    pub async fn reload(&self, actor: Actor) -> Result<String, NodeError> {
+        let config = self.config.clone();
+        let loaded = self
+            .tasks
+            .spawn_blocking(move || Credentials::load(&config))
+            .await
+            .map_err(|join| NodeError::Internal(format!("the reload task failed: {join}")))?;
+        match loaded {
+            Ok(credentials) => {
+                let now_ms = self.now_ms();
+                let detail = format!(
+                    "certificate {} (expires in {:.0} days), {} revocation list(s)",
+                    credentials.material.fingerprint,
+                    certificate_days_left(&credentials.material, now_ms),
+                    credentials.crls.len()
+                );
+                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(credentials);
+                tracing::info!(%detail, "credentials reloaded");
+                self.audit(
+                    actor,
+                    "node.reload",
+                    self.node_id.to_string(),
+                    Outcome::Ok,
+                    detail.clone(),
+                )
+                .await;
+                Ok(detail)
+            }
+            Err(error) => {
+                let detail = format!("{error}; the node goes on with the credentials it had");
+                tracing::warn!(%error, "reload refused");
+                self.audit(
+                    actor,
+                    "node.reload",
+                    self.node_id.to_string(),
+                    Outcome::Refused,
+                    detail.clone(),
+                )
+                .await;
+                Err(NodeError::Core(CoreError::conflict(detail)))
+            }
+        }
     }
 
     /// The database's current log id.
@@ -355,12 +429,7 @@ impl Running {
 /// Checks the configuration, opens the database, binds both listeners and
 /// starts serving. Returns once the node is ready to take calls.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
-    let tls = liaison_types::identity::load_tls(
-        &config.tls_cert,
-        &config.tls_key,
-        &config.tls_ca,
-        &config.node_id,
-    )?;
+    let credentials = Credentials::load(&config)?;
     // Bind the port first: a port in use must fail before anything is
     // created on disk.
     let listener = tokio::net::TcpListener::bind(config.federation_listen)
@@ -379,6 +448,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         source,
         hint: "",
     })?;
+    let metrics_listener = crate::metrics::bind(config.metrics_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.metrics_listen.unwrap_or(federation_addr),
+            hint: " (metrics.listen: choose a free port, or turn [metrics] off)",
+            source,
+        })?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
     prepare_data_dir(&config.data_dir)?;
     let admin_listener = crate::admin::bind(&config)?;
     let clock = SystemClock::new();
@@ -415,8 +494,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Node {
             node_id: config.node_id.clone(),
             config,
-            notary: Arc::new(liaison_types::identity::CertNotary::new(tls.clone())),
-            tls,
+            credentials: std::sync::RwLock::new(Arc::new(credentials)),
             store,
             clock,
             started: Instant::now(),
@@ -430,6 +508,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             reshare_wake: Arc::new(tokio::sync::Notify::new()),
             writer,
             trim_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Default::default(),
+            metrics_addr,
         }
     });
     node.audit(
@@ -452,6 +532,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(calendar(node.clone()));
     tasks.spawn(reshare(node.clone()));
     tasks.spawn(trim_memory(node.clone()));
+    if let Some(listener) = metrics_listener {
+        tasks.spawn(crate::metrics::serve(node.clone(), listener));
+    }
     tracing::info!(
         node = %node.node_id,
         federation = %federation_addr,
@@ -476,6 +559,7 @@ fn open_database(
     now_ms: Millis,
 ) -> Result<(Store, LogHeads, String), CoreError> {
     let store = Store::open(path, now_ms)?;
+    store.with(|conn| liaison_core::store::claim_node_id(conn, node_id.as_str()))?;
     // Durable values that cannot be checked by the schema alone.
     store.read(|conn| liaison_core::letters::check_counters(conn, node_id.as_str()))?;
     // A backup copied into place: a new log id, and reconcile before acting
@@ -538,7 +622,7 @@ async fn run_reshare(node: &Arc<Node>) {
         }
         let me = node.node_id.clone();
         let now_ms = node.now_ms();
-        let notary = node.notary.clone();
+        let notary = node.notary();
         let ran = node
             .db(move |conn| {
                 let tx =
@@ -633,7 +717,7 @@ const SWEEP_CHUNK: usize = 2_000;
 pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), NodeError> {
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
+    let notary = node.notary();
     let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -663,7 +747,7 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         let mut after = String::new();
         loop {
             let me = node.node_id.clone();
-            let notary = node.notary.clone();
+            let notary = node.notary();
             let (n, next) = node
                 .db(move |conn| {
                     let tx =
@@ -693,6 +777,11 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         tracing::info!(changed, "calendar decisions");
     }
     Ok(())
+}
+
+/// Days until `tls`'s certificate expires (negative once expired).
+pub fn certificate_days_left(tls: &TlsMaterial, now_ms: Millis) -> f64 {
+    (tls.not_after as f64 - now_ms as f64 / 1000.0) / 86_400.0
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

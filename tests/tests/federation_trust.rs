@@ -527,16 +527,45 @@ async fn health_and_reflection_are_served_on_the_federation_port_over_mutual_tls
     let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("not a list of services: {answer:?}");
     };
-    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "liaison.v1.Federation",
+    let mut services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    services.sort();
+    // Exactly what this port serves: the operators' service is not here.
+    let served = [
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
-    ] {
-        assert!(
-            services.iter().any(|s| s == expected),
-            "{expected} not in {services:?}"
-        );
+        "grpc.reflection.v1alpha.ServerReflection",
+        "liaison.v1.Federation",
+    ];
+    assert_eq!(services, served);
+
+    // Older clients ask the v1alpha service, and get the same list.
+    {
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        let mut reflection = ServerReflectionClient::new(channel.clone());
+        let request = tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]);
+        let mut answers = timed(
+            "v1alpha reflection",
+            reflection.server_reflection_info(request),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("v1alpha reflection: {s}"))
+        .into_inner();
+        let answer = timed("v1alpha reflection answer", answers.message())
+            .await
+            .unwrap_or_else(|s| panic!("v1alpha reflection answer: {s}"))
+            .expect("one answer");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a list of services: {answer:?}");
+        };
+        let mut services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        services.sort();
+        assert_eq!(services, served);
     }
 
     let mut answers = timed(

@@ -61,7 +61,7 @@ impl AdminService {
     fn me(&self) -> Me {
         Me {
             node_id: self.node.node_id.clone(),
-            notary: self.node.notary.clone(),
+            notary: self.node.notary(),
         }
     }
 }
@@ -160,6 +160,7 @@ delegate! {
 
     quarantine_list(QuarantineListRequest) -> QuarantineListResponse => quarantine::list;
     quarantine_retry(QuarantineRetryRequest) -> QuarantineEntry => quarantine::retry;
+    reload(ReloadRequest) -> ReloadResponse => node::reload;
 
     audit_list(AuditListRequest) -> AuditListResponse => audit::list;
     audit_verify(AuditVerifyRequest) -> AuditVerifyResponse => audit::verify;

@@ -282,7 +282,8 @@ async fn apply(
     let me = node.node_id.clone();
     let peer = origin.clone();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
+    let notary = node.notary();
+    let started = std::time::Instant::now();
     let report = node
         .db(move |conn| {
             Ok(apply_batch(
@@ -294,6 +295,12 @@ async fn apply(
             ))
         })
         .await??;
+    node.metrics.batch_applied(
+        origin,
+        report.applied,
+        report.quarantined,
+        started.elapsed().as_secs_f64(),
+    );
     if report.applied > 0 || report.quarantined > 0 {
         node.events_appended();
     }
@@ -334,6 +341,7 @@ async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
             Ok(()) => break,
             Err(error) => error,
         };
+        node.metrics.reconnect(&peer_id);
         if error.answered {
             delay_ms = RETRY_DELAY_MS_MIN;
         }
@@ -380,7 +388,9 @@ async fn session(
     handle: &ClientHandle,
 ) -> Result<(), SessionError> {
     let fail = |answered: bool| move |message: String| SessionError { answered, message };
-    let tls = crate::tls::client_config(&node.tls, &peer.node_id, peer.fingerprint.as_deref())
+    let tls = node
+        .credentials()
+        .client(&peer.node_id, peer.fingerprint.as_deref())
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),
@@ -599,7 +609,7 @@ async fn reconcile_with(
     }
     let me = node.node_id.clone();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
+    let notary = node.notary();
     let peer_id = peer.node_id.clone();
     let report = node
         .db(move |conn| {
