@@ -400,25 +400,25 @@ impl Running {
         // The WAL's pages go into the database and the WAL is truncated: a
         // stopped node's state is the database file alone.
         let store = node.store.clone();
-        let checkpoint = node
-            .tasks
-            .spawn_blocking(move || {
-                store.with(|conn| {
-                    Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?)
-                })
-            })
-            .await;
+        let checkpoint = node.tasks.spawn_blocking(move || store.checkpoint()).await;
         match checkpoint {
-            Ok(Ok(0)) => {}
-            Ok(Ok(_busy)) => tracing::warn!(
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::warn!(
                 "the write-ahead log was not checkpointed: a reader still held it (it is replayed at the next start)"
             ),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "the write-ahead log was not checkpointed (it is replayed at the next start)")
             }
             Err(error) => tracing::warn!(%error, "the write-ahead log was not checkpointed"),
+        }
+        // The last entries (the stop's own among them) go into the record.
+        match node.read(audit::head).await {
+            Ok(head) => {
+                if let Err(error) = write_audit_record(&node, &head) {
+                    tracing::warn!(%error, "cannot record the audit head");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the audit head"),
         }
         // The socket file would otherwise make the next start think a node is running.
         let _ = std::fs::remove_file(&self.admin_socket);
@@ -532,6 +532,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(calendar(node.clone()));
     tasks.spawn(reshare(node.clone()));
     tasks.spawn(trim_memory(node.clone()));
+    tasks.spawn(upkeep(node.clone()));
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(node.clone(), listener));
     }
@@ -684,6 +685,127 @@ async fn trim_memory(node: Arc<Node>) {
             })
             .await;
     }
+}
+
+/// How often [`upkeep`] looks whether personal data was deleted and
+/// whether the audit log grew.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// The file beside the database where the node records its audit head
+/// (`log_id entries hash`), so that deleting the newest entries from the
+/// database is detected (`audit verify`).
+pub const AUDIT_RECORD_FILE: &str = "audit-head";
+
+/// Two chores every [`UPKEEP_EVERY`], and once more at the stop:
+///
+/// - after a commit that deleted personal data (the `erasures` counter
+///   moved: `store::ERASURES`), the write-ahead log is checkpointed with
+///   TRUNCATE, so a deleted name, phone or ID number does not stay readable
+///   in the `-wal` file until SQLite's own checkpoint some thousand pages
+///   later. A reader holding an older snapshot makes it wait for the next
+///   look (readers hold one for a batch or a listing, not longer). At the
+///   first look it runs once whatever the count: a crash may have left a
+///   log.
+/// - when the audit log grew, its head is written to [`AUDIT_RECORD_FILE`].
+async fn upkeep(node: Arc<Node>) {
+    let mut checkpointed = None;
+    let mut recorded = None;
+    loop {
+        tokio::select! {
+            _ = node.halt.cancelled() => break,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => {}
+        }
+        let read = node
+            .read(|conn| {
+                Ok((
+                    liaison_core::store::counter(conn, liaison_core::store::ERASURES)?,
+                    audit::head(conn)?,
+                ))
+            })
+            .await;
+        let (erasures, head) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(%error, "upkeep: cannot read the erasure count and audit head");
+                continue;
+            }
+        };
+        if recorded.as_ref() != Some(&head) {
+            match write_audit_record(&node, &head) {
+                Ok(()) => recorded = Some(head),
+                Err(error) => tracing::warn!(%error, "cannot record the audit head"),
+            }
+        }
+        if checkpointed == Some(erasures) {
+            continue;
+        }
+        let store = node.store.clone();
+        match node.tasks.spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(true)) => {
+                tracing::debug!(erasures, "write-ahead log checkpointed after a deletion");
+                checkpointed = Some(erasures);
+            }
+            Ok(Ok(false)) => tracing::debug!("checkpoint after a deletion waits for a reader"),
+            Ok(Err(error)) => tracing::warn!(%error, "checkpoint after a deletion failed"),
+            Err(error) => tracing::warn!(%error, "checkpoint after a deletion failed"),
+        }
+    }
+}
+
+/// Writes the audit head to [`AUDIT_RECORD_FILE`] (a new file renamed
+/// over the old one, so it is whole or the previous one).
+fn write_audit_record(node: &Node, head: &audit::Head) -> std::io::Result<()> {
+    let path = node.config.data_dir.join(AUDIT_RECORD_FILE);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!(
+            "{} {} {}\n",
+            node.log_id(),
+            head.entries,
+            hex_encode(&head.hash)
+        ),
+    )?;
+    std::fs::rename(&tmp, &path)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The node's own record of its audit head, if it is of the log id
+/// `log_id` (a restore starts a new log, and a shorter chain).
+pub fn read_audit_record(data_dir: &Path, log_id: &str) -> Option<(audit::Head, Millis)> {
+    let path = data_dir.join(AUDIT_RECORD_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let modified_ms = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0);
+    let mut fields = text.split_whitespace();
+    let (Some(id), Some(entries), Some(hash)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    if id != log_id {
+        return None;
+    }
+    let hash = (0..hash.len())
+        .step_by(2)
+        .map(|i| {
+            hash.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    Some((
+        audit::Head {
+            entries: entries.parse().ok()?,
+            hash,
+        },
+        modified_ms,
+    ))
 }
 
 /// How long after the last new link [`trim_memory`] waits.

@@ -59,8 +59,15 @@ fn schema() -> Vec<M<'static>> {
             crate::letters::migrate_to_yearly(tx)
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         }),
+        M::up(include_str!("schema/0013_erasures.sql")),
+        M::up(include_str!("schema/0014_audit_witness.sql")),
     ]
 }
+
+/// The `counters` row that counts transactions that deleted personal data
+/// (triggers of migration 0013 keep it): the node checkpoints the
+/// write-ahead log with TRUNCATE soon after it moves ([`Store::checkpoint`]).
+pub const ERASURES: &str = "erasures";
 
 /// Reads a whole number that `meta` holds as text; one that does not parse
 /// is a damaged database, never 0.
@@ -283,6 +290,18 @@ impl Store {
             Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         backup(&conn, out, now_ms)
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to
+    /// zero bytes, so that no page image written before (a deleted name,
+    /// phone or ID number among them) stays in the `-wal` file. Returns
+    /// false if a reader still held an older snapshot, which leaves the
+    /// log in place: call again later.
+    pub fn checkpoint(&self) -> Result<bool, Error> {
+        self.with(|conn| {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        })
     }
 
     /// Size of the database file plus its write-ahead log.
