@@ -561,6 +561,19 @@ fn open_database(
 ) -> Result<(Store, LogHeads, String), CoreError> {
     let store = Store::open(path, now_ms)?;
     store.with(|conn| liaison_core::store::claim_node_id(conn, node_id.as_str()))?;
+    // Before anything is appended: the newest audit entries deleted while
+    // the node was stopped are missing against its record.
+    let data_dir = path.parent().unwrap_or(Path::new("."));
+    if let Some((record, _)) = read_audit_record(data_dir, &store.log_id()?) {
+        let missing = store.with(|conn| audit::check_record_at_start(conn, &record, now_ms))?;
+        if let Some(missing) = missing {
+            tracing::error!(
+                missing,
+                recorded = record.entries,
+                "the audit log lost its newest entries while the node was stopped (`liaisonctl audit verify`)"
+            );
+        }
+    }
     // Durable values that cannot be checked by the schema alone.
     store.read(|conn| liaison_core::letters::check_counters(conn, node_id.as_str()))?;
     // A backup copied into place: a new log id, and reconcile before acting

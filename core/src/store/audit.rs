@@ -293,6 +293,65 @@ pub fn check_anchor(conn: &Connection, anchor: &Head) -> Result<AnchorCheck, Err
     })
 }
 
+/// The action of the entry a start appends when the chain ends before the
+/// head the node recorded beside its database: its newest entries were
+/// deleted while it was stopped. Its target is the number missing.
+pub const TRUNCATED: &str = "audit.truncated";
+
+/// At a start, before anything is appended: checks the chain against the
+/// head the node recorded beside the database at its last run, and if the
+/// newest entries are missing (or were rewritten), appends an entry that
+/// says so, which stays in the chain (`verify_anchored` reports it).
+/// Returns the number of entries missing.
+pub fn check_record_at_start(
+    conn: &Connection,
+    record: &Head,
+    now_ms: Millis,
+) -> Result<Option<u64>, Error> {
+    let current = head(conn)?;
+    let missing = match check_anchor(conn, record)? {
+        AnchorCheck::Holds => return Ok(None),
+        AnchorCheck::Missing { entries } => entries,
+        // Rewritten from some entry on: at least the anchored one differs.
+        AnchorCheck::Differs => record.entries.saturating_sub(current.entries).max(1),
+    };
+    append(
+        conn,
+        now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: TRUNCATED,
+            target: &missing.to_string(),
+            outcome: Outcome::Error,
+            detail: &format!(
+                "the audit log ends at entry {} but this node recorded {} entries (hash {}) at its last run: {missing} entries are missing from its end (deleted while the node was stopped)",
+                current.entries,
+                record.entries,
+                hex::encode(&record.hash)
+            ),
+        },
+    )?;
+    Ok(Some(missing))
+}
+
+/// The truncations found at starts ([`check_record_at_start`]): each
+/// entry's seq, the entries missing, and its detail.
+pub fn truncations(conn: &Connection) -> Result<Vec<(u64, u64, String)>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, target, detail FROM audit WHERE action = ?1 AND actor = 'node' ORDER BY seq",
+    )?;
+    let found = stmt
+        .query_map([TRUNCATED], |r| {
+            Ok((
+                r.get::<_, u64>(0)?,
+                r.get::<_, String>(1)?.parse().unwrap_or(1),
+                r.get(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(found)
+}
+
 /// Keeps `head` as the latest audit head seen of `peer`'s log `log_id`,
 /// unless a higher one was seen: a head below it means entries were
 /// deleted there. Returns the highest head seen before, when `head` is

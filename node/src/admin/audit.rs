@@ -49,7 +49,7 @@ pub(super) async fn verify(
     let (action, _) = Action::of(request, "audit.verify", |_| String::new());
     let log_id = admin.node.log_id();
     let record = crate::node::read_audit_record(&admin.node.config.data_dir, &log_id);
-    let (verdict, checks) = admin
+    let verdict = admin
         .read(move |conn, _ctx| {
             let verdict = audit::verify(conn)?;
             let mut anchors: Vec<audit::Anchor> = record
@@ -65,9 +65,10 @@ pub(super) async fn verify(
                 .into_iter()
                 .map(|anchor| Ok((audit::check_anchor(conn, &anchor.head)?, anchor)))
                 .collect::<Result<Vec<_>, liaison_core::Error>>()?;
-            Ok((verdict, checks))
+            Ok((verdict, checks, audit::truncations(conn)?))
         })
         .await?;
+    let (verdict, checks, truncations) = (verdict.0, verdict.1, verdict.2);
     let missing_entries = checks
         .iter()
         .filter_map(|(check, _)| match check {
@@ -75,7 +76,8 @@ pub(super) async fn verify(
             _ => None,
         })
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(truncations.iter().map(|(_, n, _)| n).sum());
     let anchors: Vec<pb::AuditAnchorCheck> = checks
         .iter()
         .map(|(check, anchor)| pb::AuditAnchorCheck {
@@ -98,6 +100,11 @@ pub(super) async fn verify(
                 anchor.source, anchor.head.entries
             ),
         })
+        .collect();
+    let failed: Vec<String> = truncations
+        .iter()
+        .map(|(seq, _, detail)| format!("entry {seq}: {detail}"))
+        .chain(failed)
         .collect();
     let (mut response, outcome, detail) = match verdict {
         audit::Verdict::Intact { entries } if failed.is_empty() => (
