@@ -346,6 +346,8 @@ async fn restore_checks_the_backup_and_refuses_another_nodes_or_a_damaged_one() 
     let fed = Federation::new("ops-restore");
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
+    // A peer that never answers: the restored node waits for it.
+    pingliang.ctl_ok(&["peer", "add", "xian", "--endpoint", "https://127.0.0.1:1"]);
     let backups = fed.dir().join("backups");
     std::fs::create_dir_all(&backups).expect("backups dir");
     let ours = backups.join("pingliang.db");
@@ -395,8 +397,39 @@ async fn restore_checks_the_backup_and_refuses_another_nodes_or_a_damaged_one() 
     assert!(done.status.success(), "{}", describe_output(&done));
     assert!(!pingliang.data_dir().join("liaison.db-wal").exists());
     pingliang.start().await;
-    let status = pingliang.status_json();
-    assert!(status["log_id"].is_string());
+    assert!(pingliang.status().await.reconciling);
+    // Health says NOT_SERVING while the node reconciles.
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let tls = fed.client_tls(&fed.issue("xian"), "pingliang");
+    let channel = liaison_tests::channel(&pingliang.endpoint(), tls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    pingliang
+        .wait_until(
+            DEFAULT_WAIT,
+            "health NOT_SERVING while reconciling",
+            async || {
+                health
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok_and(|r| r.into_inner().status == ServingStatus::NotServing as i32)
+            },
+        )
+        .await;
+    pingliang.ctl_ok(&["reconcile", "--without-peer", "xian"]);
+    pingliang
+        .wait_until(DEFAULT_WAIT, "health SERVING once reconciled", async || {
+            health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "liaison.v1.Federation".into(),
+                })
+                .await
+                .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
+        })
+        .await;
     lanzhou.ctl_ok(&["status"]);
 }
 
