@@ -25,8 +25,8 @@ fn deploy(file: &str) -> (PathBuf, String) {
 /// The value of `key=` in the unit (the last one, as systemd reads it).
 fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
     unit.lines()
-        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
 }
 
 #[test]
