@@ -21,43 +21,15 @@ fn day(days: i64) -> String {
 
 /// A member of pingliang's branch b1 who went to Lanzhou (620102), with a
 /// phone.
-fn member_away(home: &TestNode, name: &str, national_id: &str, phone: &str) -> String {
-    let added = home.ctl_json(&[
-        "member",
-        "add",
-        "--name",
-        name,
-        "--gender",
-        "男",
-        "--birth-date",
-        "1990-05-17",
-        "--party-status",
-        "正式",
-        "--home-branch",
-        "b1",
-        "--national-id",
-        national_id,
-        "--phone",
-        phone,
-    ]);
-    let id = added[0].1["member_id"]
-        .as_str()
-        .expect("a member id")
-        .to_owned();
-    home.ctl_ok(&[
-        "outflow",
-        "register",
-        &id,
-        "--to",
-        "620102",
-        "--departed-on",
-        &day(-30),
-    ]);
+async fn member_away(home: &TestNode, name: &str, national_id: &str, phone: &str) -> String {
+    let id = home.member_add(name, national_id).await;
+    home.set_phone(&id, phone).await;
+    home.outflow_register(&id, "620102", &day(-30)).await;
     id
 }
 
-/// A national ID number of someone born 1990-05-17 (as [`member_away`]
-/// adds them), with sequence `n` and its check digit (GB 11643).
+/// A national ID number of someone born 1990-05-17, with sequence `n` and
+/// its check digit (GB 11643).
 fn national_id(n: u32) -> String {
     let body = format!("62080119900517{:03}", n % 1000);
     const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -68,18 +40,6 @@ fn national_id(n: u32) -> String {
         .sum();
     let check = b"10X98765432"[(sum % 11) as usize] as char;
     format!("{body}{check}")
-}
-
-fn add_branch(node: &TestNode) {
-    node.ctl_ok(&[
-        "org",
-        "add",
-        "b1",
-        "--name",
-        "第一支部",
-        "--level",
-        "branch",
-    ]);
 }
 
 /// Scrapes `/metrics` over plain HTTP/1.1 and parses it with a Prometheus
@@ -133,7 +93,7 @@ async fn metrics_measure_lag_at_the_follower_after_a_restart_mid_backlog() {
         )
         .await;
     fed.link_serving(&pingliang, &lanzhou, "620102").await;
-    add_branch(&pingliang);
+    pingliang.org_add("b1").await;
     fed.agree(&pingliang, &lanzhou, "PL-LZ-1").await;
 
     // The follower stops; its source keeps appending for it.
@@ -144,7 +104,8 @@ async fn metrics_measure_lag_at_the_follower_after_a_restart_mid_backlog() {
             &format!("成员{i}"),
             &national_id(i),
             "13900000000",
-        );
+        )
+        .await;
     }
     lanzhou.start().await;
 
@@ -230,14 +191,10 @@ async fn metrics_measure_lag_at_the_follower_after_a_restart_mid_backlog() {
     // The source's `peer status` labels its figure as sent, not applied.
     let table = pingliang.ctl_ok(&["peer", "status"]);
     assert!(table.contains("SENT TO PEER"), "{table}");
-    let members = scrape_members(&pingliang).await;
-    assert!(members.is_none(), "pingliang's endpoint is off");
-}
-
-/// `None` when the node's metrics endpoint is off.
-async fn scrape_members(node: &TestNode) -> Option<String> {
-    let addr = node.status().await.metrics_addr;
-    (!addr.is_empty()).then_some(addr)
+    assert!(
+        pingliang.status().await.metrics_addr.is_empty(),
+        "the endpoint is off by default"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,9 +209,9 @@ async fn certificates_rotate_under_a_live_stream_and_a_revoked_peer_is_refused_a
     let pingliang = fed.start(config).await;
     let lanzhou = fed.start(fed.config("lanzhou").with_metrics()).await;
     fed.link_serving(&pingliang, &lanzhou, "620102").await;
-    add_branch(&pingliang);
+    pingliang.org_add("b1").await;
     fed.agree(&pingliang, &lanzhou, "PL-LZ-2").await;
-    let first = member_away(&pingliang, "甲", &national_id(1), "13900000001");
+    let first = member_away(&pingliang, "甲", &national_id(1), "13900000001").await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the first member at lanzhou", async || {
             lanzhou.show(&first).await
@@ -279,7 +236,7 @@ async fn certificates_rotate_under_a_live_stream_and_a_revoked_peer_is_refused_a
         })
         .await;
     assert!(pingliang.status().await.certificate_not_after_ms >= old);
-    let second = member_away(&pingliang, "乙", &national_id(2), "13900000002");
+    let second = member_away(&pingliang, "乙", &national_id(2), "13900000002").await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the second member at lanzhou", async || {
             lanzhou.show(&second).await
@@ -457,7 +414,7 @@ async fn the_newest_audit_entries_deleted_are_detected_with_their_count() {
     let mut pingliang = fed.node("pingliang").await;
     let lanzhou = fed.node("lanzhou").await;
     fed.link(&pingliang, &lanzhou).await;
-    add_branch(&pingliang);
+    pingliang.org_add("b1").await;
     for i in 2..12 {
         let org = format!("b{i}");
         pingliang.ctl_ok(&[
@@ -552,11 +509,11 @@ async fn deleted_personal_data_is_gone_from_the_hosts_files_and_backups() {
     let pingliang = fed.node("pingliang").await;
     let lanzhou = fed.start(fed.config("lanzhou").clockable()).await;
     fed.link_serving(&pingliang, &lanzhou, "620102").await;
-    add_branch(&pingliang);
+    pingliang.org_add("b1").await;
     lanzhou.org_add("b1").await;
     let id = fed.agree(&pingliang, &lanzhou, "PL-LZ-3").await;
     let shared_id = national_id(7);
-    let shared = member_away(&pingliang, "王秀英", &shared_id, "13811112222");
+    let shared = member_away(&pingliang, "王秀英", &shared_id, "13811112222").await;
     lanzhou
         .wait_for(DEFAULT_WAIT, "the copy at lanzhou", async || {
             lanzhou.show(&shared).await

@@ -407,9 +407,12 @@ mod tests {
                 "PEER",
                 "HEAD",
                 "LAG",
-                "BACKLOG",
-                "FOR",
+                "SENT",
+                "TO",
                 "PEER",
+                "NOT",
+                "YET",
+                "SENT",
                 "EVENTS/S",
                 "LAST",
                 "BATCH",
@@ -419,7 +422,10 @@ mod tests {
         let lanzhou: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             lanzhou,
-            ["lanzhou", "out", "up", "/", "in", "down", "40", "55", "15", "7", "2.5", "-", "1"]
+            [
+                "lanzhou", "out", "up", "/", "in", "down", "40", "55", "15", "40", "7", "2.5", "-",
+                "1"
+            ]
         );
         let xian: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(xian[8], "0", "{text}");
