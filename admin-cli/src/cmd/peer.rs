@@ -505,8 +505,10 @@ mod tests {
         assert_eq!(value["my_cursor"], 40);
         assert_eq!(value["peer_head"], 55);
         assert_eq!(value["backlog_for_peer"], 7);
+        // What the source sent, never what the peer applied.
+        assert_eq!(value["sent_to_peer"], 40);
         assert_eq!(value["events_per_second"], 2.5);
         assert_eq!(value["outbound_up"], true);
-        assert_eq!(value.as_object().unwrap().len(), 12);
+        assert_eq!(value.as_object().unwrap().len(), 13);
     }
 }
