@@ -60,6 +60,27 @@ pub enum CaCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Revoke a node certificate: add it to the CA's revocation list and
+    /// write the list anew (ca.crl in the CA directory)
+    Revoke {
+        /// The certificate file to revoke (<node-id>.crt)
+        cert: PathBuf,
+        /// Directory holding the federation's ca.crt and ca.key
+        #[arg(long)]
+        ca: PathBuf,
+    },
+    /// Sign the CA's revocation list again (renew it before it expires)
+    Crl {
+        /// Directory holding the federation's ca.crt and ca.key
+        #[arg(long)]
+        ca: PathBuf,
+        /// Where to write it; default: ca.crl in the CA directory
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Validity of the list, in days
+        #[arg(long, default_value_t = identity::CRL_DAYS_DEFAULT)]
+        days: u32,
+    },
 }
 
 /// Runs a `liaisonctl ca` verb and prints what it wrote to stdout.
@@ -119,6 +140,32 @@ pub fn run(args: CaArgs) -> anyhow::Result<()> {
             crate::outln!(
                 "copy both files and {} to the node; peers may pin this fingerprint when they add it",
                 ca_cert.display()
+            );
+        }
+        CaCommand::Revoke { cert, ca } => {
+            let (revoked, crl) = identity::ca_revoke(&ca, &cert)?;
+            crate::outln!(
+                "revoked the certificate of node `{}` (serial {})",
+                revoked.node_id,
+                revoked.serial_hex
+            );
+            crate::outln!(
+                "  revocation list: {} (valid {} days)",
+                crl.display(),
+                identity::CRL_DAYS_DEFAULT
+            );
+            crate::outln!("next: copy it to every node as its tls.crl, then `liaisonctl reload` there (or send the node SIGHUP)");
+        }
+        CaCommand::Crl { ca, out, days } => {
+            let out = out.unwrap_or_else(|| ca.join(identity::CRL_FILE));
+            let crl = identity::ca_crl(&ca, &out, days)?;
+            let n = identity::revoked_list(&ca)?.len();
+            crate::outln!(
+                "wrote the revocation list {} ({n} revoked, valid {days} days)",
+                crl.display()
+            );
+            crate::outln!(
+                "next: copy it to every node as its tls.crl, then `liaisonctl reload` there"
             );
         }
     }

@@ -103,6 +103,8 @@ enum Command {
     Backup(cmd::reconcile::BackupArgs),
     /// After a restore: reconciliation with every peer (`status`, `--without-peer P`).
     Reconcile(cmd::reconcile::ReconcileArgs),
+    /// Read the node's certificate, key, CA and revocation list again, without a restart (as SIGHUP does).
+    Reload,
     /// Print a shell completion script: `liaisonctl completion bash > /etc/bash_completion.d/liaisonctl`.
     Completion {
         /// The shell.
@@ -188,6 +190,7 @@ async fn remote(
     let admin = &mut admin;
     match command {
         Command::Status => cmd::status::run(admin, format).await,
+        Command::Reload => cmd::status::reload(admin, format).await,
         Command::Todo => cmd::todo::run(admin, format).await,
         Command::Peer(command) => cmd::peer::run(admin, format, command).await,
         Command::Org(command) => cmd::org::run(admin, format, command).await,

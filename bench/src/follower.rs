@@ -211,6 +211,7 @@ async fn session(shared: &Shared, endpoint: &str, stats: &FollowerStats) -> Resu
             log_id: shared.log_id.clone(),
             software_version: "liaison-bench".to_owned(),
             endpoint: String::new(),
+            audit_head: None,
         })
         .await?
         .into_inner();
@@ -335,6 +336,7 @@ impl Federation for FollowerServer {
             log_id: self.shared.log_id.clone(),
             software_version: "liaison-bench".to_owned(),
             log_ids_held_from_you: Vec::new(),
+            witnessed_of_you: None,
         }))
     }
 
@@ -391,6 +393,7 @@ impl Federation for FollowerServer {
                     log_id: shared.log_id.clone(),
                     events,
                     head_seq,
+                    audit_head: None,
                 };
                 if tx.send(Ok(batch)).await.is_err() {
                     break;

@@ -23,6 +23,10 @@ pub enum StorageError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot migrate the database schema: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    /// The schema is newer than this program knows: a newer version wrote
+    /// the file, and this one would misread it.
+    #[error("the database has schema version {found}, newer than this liaison-node knows ({known}): it was written by a newer version; run that version (or newer), or restore a backup this version made (`liaison-node restore`)")]
+    SchemaTooNew { found: i64, known: i64 },
     /// A durable value that cannot be what the node wrote (edited by hand,
     /// or a damaged file): refused rather than read as a default.
     #[error("the database is damaged: {what} is `{value}`, expected {expected}; restore the database from a backup (README, \"Backup and restore\")")]

@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "import",
     "refs",
     "todo",
+    "stats",
 ];
 
 /// The files of each directory module, bottom to top: each uses only the

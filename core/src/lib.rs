@@ -38,7 +38,8 @@
 //! - [`reconcile`]: backup, restore and reconciliation;
 //! - [`peering`], [`import`]: adding and removing peers, the roster as CSV;
 //! - [`refs`], [`todo`]: for operators: references a clerk has in hand
-//!   resolved to ids, and what waits on them.
+//!   resolved to ids, and what waits on them;
+//! - [`stats`]: the figures monitoring reads (counts only).
 
 pub mod agreements;
 pub mod apply;
@@ -55,6 +56,7 @@ pub mod peering;
 pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
+pub mod stats;
 pub mod store;
 pub mod todo;
 pub mod transfers;

@@ -8,6 +8,8 @@
 //! - [`admin`]: the operators' gRPC service on the admin socket.
 //! - [`writer`]: group commit of operators' changes.
 //! - [`error`]: the node's own conditions beside the core's errors.
+//! - [`metrics`]: the optional Prometheus endpoint.
+//! - [`restore`]: `liaison-node restore`, a backup put in place of a stopped node's database.
 //! - [`node`]: wires them together; [`node::run`] is what `liaison-node` and the tests call.
 //!
 //! Dependencies run one way: `federation` and `admin` call `liaison_core`,
@@ -16,7 +18,9 @@
 pub mod admin;
 pub mod error;
 pub mod federation;
+pub mod metrics;
 pub mod node;
+pub mod restore;
 pub mod tls;
 pub mod writer;
 

@@ -36,6 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::NodeError;
 use crate::federation::links::Links;
+use crate::tls::Credentials;
 use liaison_core::clock::{Clock, Millis, SystemClock};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
 use liaison_core::store::Store;
@@ -69,7 +70,9 @@ pub enum StartError {
 pub struct Node {
     pub config: Config,
     pub node_id: NodeId,
-    pub tls: TlsMaterial,
+    /// The certificate, key, CA bundle and revocation lists, replaced
+    /// whole by [`Node::reload`].
+    credentials: std::sync::RwLock<Arc<Credentials>>,
     pub store: Arc<Store>,
     pub clock: Arc<SystemClock>,
     pub started: Instant,
@@ -102,8 +105,10 @@ pub struct Node {
     /// Wakes the task that hands the allocator's free pages back to the
     /// system once new peer links have settled ([`trim_memory`]).
     pub trim_wake: Arc<tokio::sync::Notify>,
-    /// Signs and verifies agreements with the node's certificate.
-    pub notary: Arc<dyn liaison_types::identity::Notary>,
+    /// What the pull tasks count for the metrics endpoint.
+    pub metrics: crate::metrics::Metrics,
+    /// Where the metrics endpoint listens, if it is on.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// This node's identity, notary and zone, owned, for a [`Ctx`] on a
@@ -128,13 +133,82 @@ impl Node {
     pub fn me(&self) -> Me {
         Me {
             node_id: self.node_id.clone(),
-            notary: self.notary.clone(),
+            notary: self.notary(),
             zone: self.config.time_zone,
         }
     }
 
     pub fn now_ms(&self) -> Millis {
         self.clock.now_ms()
+    }
+
+    /// The credentials in force: a new handshake uses these.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The node's certificate and key, and the CA bundle.
+    pub fn tls(&self) -> TlsMaterial {
+        self.credentials().material.clone()
+    }
+
+    /// Signs and verifies agreements with the node's certificate.
+    pub fn notary(&self) -> Arc<dyn liaison_types::identity::Notary> {
+        self.credentials().notary.clone()
+    }
+
+    /// Reads the certificate, key, CA bundle and revocation list again
+    /// (SIGHUP, `liaisonctl reload`) and, if all of them check, puts them
+    /// in force at once: every new handshake, both ways, uses them, and a
+    /// peer certificate the list revokes is refused from then on.
+    /// Connections already open keep going, so no stream is dropped. On
+    /// any failure nothing changes. Audited either way.
+    pub async fn reload(&self, actor: Actor) -> Result<String, NodeError> {
+        let config = self.config.clone();
+        let loaded = self
+            .tasks
+            .spawn_blocking(move || Credentials::load(&config))
+            .await
+            .map_err(|join| NodeError::Internal(format!("the reload task failed: {join}")))?;
+        match loaded {
+            Ok(credentials) => {
+                let now_ms = self.now_ms();
+                let detail = format!(
+                    "certificate {} (expires in {:.0} days), {} revocation list(s)",
+                    credentials.material.fingerprint,
+                    certificate_days_left(&credentials.material, now_ms),
+                    credentials.crls.len()
+                );
+                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(credentials);
+                tracing::info!(%detail, "credentials reloaded");
+                self.audit(
+                    actor,
+                    "node.reload",
+                    self.node_id.to_string(),
+                    Outcome::Ok,
+                    detail.clone(),
+                )
+                .await;
+                Ok(detail)
+            }
+            Err(error) => {
+                let detail = format!("{error}; the node goes on with the credentials it had");
+                tracing::warn!(%error, "reload refused");
+                self.audit(
+                    actor,
+                    "node.reload",
+                    self.node_id.to_string(),
+                    Outcome::Refused,
+                    detail.clone(),
+                )
+                .await;
+                Err(NodeError::Core(CoreError::conflict(detail)))
+            }
+        }
     }
 
     /// The database's current log id.
@@ -352,25 +426,25 @@ impl Running {
         // The WAL's pages go into the database and the WAL is truncated: a
         // stopped node's state is the database file alone.
         let store = node.store.clone();
-        let checkpoint = node
-            .tasks
-            .spawn_blocking(move || {
-                store.with(|conn| {
-                    Ok(conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?)
-                })
-            })
-            .await;
+        let checkpoint = node.tasks.spawn_blocking(move || store.checkpoint()).await;
         match checkpoint {
-            Ok(Ok(0)) => {}
-            Ok(Ok(_busy)) => tracing::warn!(
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::warn!(
                 "the write-ahead log was not checkpointed: a reader still held it (it is replayed at the next start)"
             ),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "the write-ahead log was not checkpointed (it is replayed at the next start)")
             }
             Err(error) => tracing::warn!(%error, "the write-ahead log was not checkpointed"),
+        }
+        // The last entries (the stop's own among them) go into the record.
+        match node.read(audit::head).await {
+            Ok(head) => {
+                if let Err(error) = write_audit_record(&node, &head) {
+                    tracing::warn!(%error, "cannot record the audit head");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the audit head"),
         }
         // The socket file would otherwise make the next start think a node is running.
         let _ = std::fs::remove_file(&self.admin_socket);
@@ -381,12 +455,7 @@ impl Running {
 /// Checks the configuration, opens the database, binds both listeners and
 /// starts serving. Returns once the node is ready to take calls.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
-    let tls = liaison_types::identity::load_tls(
-        &config.tls_cert,
-        &config.tls_key,
-        &config.tls_ca,
-        &config.node_id,
-    )?;
+    let credentials = Credentials::load(&config)?;
     // Bind the port first: a port in use must fail before anything is
     // created on disk.
     let listener = tokio::net::TcpListener::bind(config.federation_listen)
@@ -405,6 +474,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         source,
         hint: "",
     })?;
+    let metrics_listener = crate::metrics::bind(config.metrics_listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.metrics_listen.unwrap_or(federation_addr),
+            hint: " (metrics.listen: choose a free port, or turn [metrics] off)",
+            source,
+        })?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
     prepare_data_dir(&config.data_dir)?;
     let admin_listener = crate::admin::bind(&config)?;
     let clock = SystemClock::new();
@@ -442,8 +521,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Node {
             node_id: config.node_id.clone(),
             config,
-            notary: Arc::new(liaison_types::identity::CertNotary::new(tls.clone())),
-            tls,
+            credentials: std::sync::RwLock::new(Arc::new(credentials)),
             store,
             clock,
             started: Instant::now(),
@@ -457,6 +535,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
             reshare_wake: Arc::new(tokio::sync::Notify::new()),
             writer,
             trim_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Default::default(),
+            metrics_addr,
         }
     });
     node.audit(
@@ -479,6 +559,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(calendar(node.clone()));
     tasks.spawn(reshare(node.clone()));
     tasks.spawn(trim_memory(node.clone()));
+    tasks.spawn(upkeep(node.clone()));
+    if let Some(listener) = metrics_listener {
+        tasks.spawn(crate::metrics::serve(node.clone(), listener));
+    }
     tracing::info!(
         node = %node.node_id,
         federation = %federation_addr,
@@ -504,6 +588,20 @@ fn open_database(
     now_ms: Millis,
 ) -> Result<(Store, LogHeads, String), CoreError> {
     let store = Store::open(path, now_ms)?;
+    store.with(|conn| liaison_core::store::claim_node_id(conn, node_id.as_str()))?;
+    // Before anything is appended: the newest audit entries deleted while
+    // the node was stopped are missing against its record.
+    let data_dir = path.parent().unwrap_or(Path::new("."));
+    if let Some((record, _)) = read_audit_record(data_dir, &store.log_id()?) {
+        let missing = store.with(|conn| audit::check_record_at_start(conn, &record, now_ms))?;
+        if let Some(missing) = missing {
+            tracing::error!(
+                missing,
+                recorded = record.entries,
+                "the audit log lost its newest entries while the node was stopped (`liaisonctl audit verify`)"
+            );
+        }
+    }
     // Durable values that cannot be checked by the schema alone.
     store.read(|conn| liaison_core::letters::check_counters(conn, node_id.as_str()))?;
     // A backup copied into place: a new log id, and reconcile before acting
@@ -629,6 +727,127 @@ async fn trim_memory(node: Arc<Node>) {
     }
 }
 
+/// How often [`upkeep`] looks whether personal data was deleted and
+/// whether the audit log grew.
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// The file beside the database where the node records its audit head
+/// (`log_id entries hash`), so that deleting the newest entries from the
+/// database is detected (`audit verify`).
+pub const AUDIT_RECORD_FILE: &str = "audit-head";
+
+/// Two chores every [`UPKEEP_EVERY`], and once more at the stop:
+///
+/// - after a commit that deleted personal data (the `erasures` counter
+///   moved: `store::ERASURES`), the write-ahead log is checkpointed with
+///   TRUNCATE, so a deleted name, phone or ID number does not stay readable
+///   in the `-wal` file until SQLite's own checkpoint some thousand pages
+///   later. A reader holding an older snapshot makes it wait for the next
+///   look (readers hold one for a batch or a listing, not longer). At the
+///   first look it runs once whatever the count: a crash may have left a
+///   log.
+/// - when the audit log grew, its head is written to [`AUDIT_RECORD_FILE`].
+async fn upkeep(node: Arc<Node>) {
+    let mut checkpointed = None;
+    let mut recorded = None;
+    loop {
+        tokio::select! {
+            _ = node.halt.cancelled() => break,
+            _ = tokio::time::sleep(UPKEEP_EVERY) => {}
+        }
+        let read = node
+            .read(|conn| {
+                Ok((
+                    liaison_core::store::counter(conn, liaison_core::store::ERASURES)?,
+                    audit::head(conn)?,
+                ))
+            })
+            .await;
+        let (erasures, head) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(%error, "upkeep: cannot read the erasure count and audit head");
+                continue;
+            }
+        };
+        if recorded.as_ref() != Some(&head) {
+            match write_audit_record(&node, &head) {
+                Ok(()) => recorded = Some(head),
+                Err(error) => tracing::warn!(%error, "cannot record the audit head"),
+            }
+        }
+        if checkpointed == Some(erasures) {
+            continue;
+        }
+        let store = node.store.clone();
+        match node.tasks.spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(true)) => {
+                tracing::debug!(erasures, "write-ahead log checkpointed after a deletion");
+                checkpointed = Some(erasures);
+            }
+            Ok(Ok(false)) => tracing::debug!("checkpoint after a deletion waits for a reader"),
+            Ok(Err(error)) => tracing::warn!(%error, "checkpoint after a deletion failed"),
+            Err(error) => tracing::warn!(%error, "checkpoint after a deletion failed"),
+        }
+    }
+}
+
+/// Writes the audit head to [`AUDIT_RECORD_FILE`] (a new file renamed
+/// over the old one, so it is whole or the previous one).
+fn write_audit_record(node: &Node, head: &audit::Head) -> std::io::Result<()> {
+    let path = node.config.data_dir.join(AUDIT_RECORD_FILE);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!(
+            "{} {} {}\n",
+            node.log_id(),
+            head.entries,
+            hex_encode(&head.hash)
+        ),
+    )?;
+    std::fs::rename(&tmp, &path)
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The node's own record of its audit head, if it is of the log id
+/// `log_id` (a restore starts a new log, and a shorter chain).
+pub fn read_audit_record(data_dir: &Path, log_id: &str) -> Option<(audit::Head, Millis)> {
+    let path = data_dir.join(AUDIT_RECORD_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let modified_ms = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0);
+    let mut fields = text.split_whitespace();
+    let (Some(id), Some(entries), Some(hash)) = (fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    if id != log_id {
+        return None;
+    }
+    let hash = (0..hash.len())
+        .step_by(2)
+        .map(|i| {
+            hash.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()?;
+    Some((
+        audit::Head {
+            entries: entries.parse().ok()?,
+            hash,
+        },
+        modified_ms,
+    ))
+}
+
 /// How long after the last new link [`trim_memory`] waits.
 const TRIM_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -718,6 +937,11 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         tracing::info!(changed, "calendar decisions");
     }
     Ok(())
+}
+
+/// Days until `tls`'s certificate expires (negative once expired).
+pub fn certificate_days_left(tls: &TlsMaterial, now_ms: Millis) -> f64 {
+    (tls.not_after as f64 - now_ms as f64 / 1000.0) / 86_400.0
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

@@ -18,7 +18,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
 
 /// The ALPN protocol both ends offer: the federation service is gRPC over HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
@@ -26,6 +26,63 @@ const ALPN_H2: &[u8] = b"h2";
 // ---------------------------------------------------------------------------
 // rustls configurations
 // ---------------------------------------------------------------------------
+
+/// What the node presents and checks, as loaded from its files: at start,
+/// and again at a reload (SIGHUP, `liaisonctl reload`), which replaces the
+/// whole of it at once. Connections open at a reload keep what they were
+/// verified with; every new handshake uses the new one.
+pub struct Credentials {
+    pub material: TlsMaterial,
+    /// The federation CA's revocation lists (`tls.crl`), if any.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// The federation port's configuration, built from the two above.
+    pub server: Arc<rustls::ServerConfig>,
+    /// Signs and verifies agreements with the node's certificate.
+    pub notary: Arc<dyn liaison_types::identity::Notary>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("node_id", &self.material.node_id)
+            .field("fingerprint", &self.material.fingerprint)
+            .field("crls", &self.crls.len())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// Reads and checks the certificate, key, CA bundle and revocation
+    /// list the configuration names. Nothing is replaced on failure.
+    pub fn load(config: &liaison_types::config::Config) -> Result<Credentials, IdentityError> {
+        let material = liaison_types::identity::load_tls(
+            &config.tls_cert,
+            &config.tls_key,
+            &config.tls_ca,
+            &config.node_id,
+        )?;
+        let crls = match &config.tls_crl {
+            Some(path) => liaison_types::identity::load_crls(path)?,
+            None => Vec::new(),
+        };
+        let server = server_config_with_crls(&material, &crls)?;
+        Ok(Credentials {
+            notary: Arc::new(liaison_types::identity::CertNotary::new(material.clone())),
+            material,
+            crls,
+            server,
+        })
+    }
+
+    /// The client configuration for a link to `expected`.
+    pub fn client(
+        &self,
+        expected: &NodeId,
+        pin: Option<&str>,
+    ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
+        client_config_with_crls(&self.material, &self.crls, expected, pin)
+    }
+}
 
 /// The ring provider, explicitly: never the process default, which another
 /// crate in the process could have installed differently.
@@ -54,16 +111,33 @@ fn roots(
 /// certificate's node id and the peer table (docs/authority.md); TLS only establishes
 /// that the caller belongs to the federation.
 pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
+    server_config_with_crls(m, &[])
+}
+
+/// [`server_config`], refusing client certificates that `crls` (the
+/// federation CA's revocation lists) revoke.
+pub fn server_config_with_crls(
+    m: &TlsMaterial,
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
     let node = m.node_id.as_str();
     let tls = |e: &dyn fmt::Display| IdentityError::Tls {
         node: node.into(),
         detail: e.to_string(),
     };
     let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone())
-            .build()
-            .map_err(|e| tls(&e))?;
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone());
+    if !crls.is_empty() {
+        // Node certificates are issued by the root itself: the list is
+        // about them. A certificate of another issuer has no list here,
+        // and the chain check decides it.
+        verifier = verifier
+            .with_crls(crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let verifier = verifier.build().map_err(|e| tls(&e))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
@@ -90,6 +164,16 @@ pub fn client_config(
     expected: &NodeId,
     pin: Option<&str>,
 ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
+    client_config_with_crls(m, &[], expected, pin)
+}
+
+/// [`client_config`], refusing a server certificate that `crls` revoke.
+pub fn client_config_with_crls(
+    m: &TlsMaterial,
+    crls: &[CertificateRevocationListDer<'static>],
+    expected: &NodeId,
+    pin: Option<&str>,
+) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
     let node = m.node_id.as_str();
     let tls = |e: &dyn fmt::Display| IdentityError::Tls {
         node: node.into(),
@@ -97,10 +181,15 @@ pub fn client_config(
     };
     let pin = pin.map(parse_fingerprint).transpose()?;
     let provider = provider();
-    let inner =
-        WebPkiServerVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone())
-            .build()
-            .map_err(|e| tls(&e))?;
+    let mut inner =
+        WebPkiServerVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone());
+    if !crls.is_empty() {
+        inner = inner
+            .with_crls(crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    let inner = inner.build().map_err(|e| tls(&e))?;
     let verifier = PeerVerifier {
         inner,
         federation: m.federation.clone(),

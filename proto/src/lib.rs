@@ -21,7 +21,11 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// The protocol version this build speaks. A peer one version behind is still
 /// served (adjacent versions interoperate); anything older is refused at `Hello`.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// Version 2 adds the audit heads (`HelloRequest.audit_head`,
+/// `HelloResponse.witnessed_of_you`, `PullBatch.audit_head`); a version 1
+/// peer sends none and ignores them, and is served as before.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The oldest protocol version a node of this build still talks to.
 pub const PROTOCOL_VERSION_MIN: u32 = if PROTOCOL_VERSION > 1 {

@@ -527,16 +527,45 @@ async fn health_and_reflection_are_served_on_the_federation_port_over_mutual_tls
     let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
         panic!("not a list of services: {answer:?}");
     };
-    let services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in [
-        "liaison.v1.Federation",
+    let mut services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    services.sort();
+    // Exactly what this port serves: the operators' service is not here.
+    let served = [
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
-    ] {
-        assert!(
-            services.iter().any(|s| s == expected),
-            "{expected} not in {services:?}"
-        );
+        "grpc.reflection.v1alpha.ServerReflection",
+        "liaison.v1.Federation",
+    ];
+    assert_eq!(services, served);
+
+    // Older clients ask the v1alpha service, and get the same list.
+    {
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        let mut reflection = ServerReflectionClient::new(channel.clone());
+        let request = tokio_stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]);
+        let mut answers = timed(
+            "v1alpha reflection",
+            reflection.server_reflection_info(request),
+        )
+        .await
+        .unwrap_or_else(|s| panic!("v1alpha reflection: {s}"))
+        .into_inner();
+        let answer = timed("v1alpha reflection answer", answers.message())
+            .await
+            .unwrap_or_else(|s| panic!("v1alpha reflection answer: {s}"))
+            .expect("one answer");
+        let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+            panic!("not a list of services: {answer:?}");
+        };
+        let mut services: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        services.sort();
+        assert_eq!(services, served);
     }
 
     let mut answers = timed(
@@ -726,4 +755,81 @@ async fn malformed_or_oversized_request_bodies_are_invalid_argument_or_out_of_ra
         .filter(|e| e.action == "federation.call" && e.actor == "peer:lanzhou")
         .count() as u64;
     assert_eq!(audited, PER_MINUTE, "{:#?}", a.audit());
+}
+
+/// The messages of protocol version 1, as a node of that version encodes
+/// and decodes them: without the audit heads version 2 added.
+mod v1 {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct HelloRequest {
+        #[prost(string, tag = "1")]
+        pub display_name: String,
+        #[prost(uint32, tag = "2")]
+        pub protocol_version: u32,
+        #[prost(string, tag = "3")]
+        pub log_id: String,
+        #[prost(string, tag = "4")]
+        pub software_version: String,
+        #[prost(string, tag = "5")]
+        pub endpoint: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct PullBatch {
+        #[prost(string, tag = "1")]
+        pub log_id: String,
+        #[prost(bytes = "vec", repeated, tag = "2")]
+        pub events: Vec<Vec<u8>>,
+        #[prost(uint64, tag = "3")]
+        pub head_seq: u64,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_node_serves_a_peer_of_the_previous_protocol_version() {
+    use prost::Message;
+    assert_eq!(PROTOCOL_VERSION_MIN, PROTOCOL_VERSION - 1);
+    let fed = Federation::new("protocol-v1");
+    let a = fed.node("pingliang").await;
+    a.ctl_ok(&["peer", "add", "lanzhou", "--endpoint", NOWHERE]);
+    let tls = fed.client_tls(&fed.issue("lanzhou"), "pingliang");
+
+    // A version 1 Hello, bytes as that version writes them, decodes here
+    // (no audit head) and is answered.
+    let v1_hello = v1::HelloRequest {
+        display_name: "兰州".into(),
+        protocol_version: PROTOCOL_VERSION_MIN,
+        log_id: String::new(),
+        software_version: "liaison 0.0 (protocol 1)".into(),
+        endpoint: String::new(),
+    }
+    .encode_to_vec();
+    let request = pb::HelloRequest::decode(v1_hello.as_slice()).expect("v1 bytes decode");
+    assert!(request.audit_head.is_none());
+    let hello = call_hello(&a.endpoint(), tls.clone(), request)
+        .await
+        .unwrap_or_else(|e| panic!("a version 1 Hello must be answered: {e}"));
+    assert_eq!(hello.protocol_version, PROTOCOL_VERSION);
+    // Its first batch, re-encoded, reads as version 1 reads it: the audit
+    // head is a field it skips.
+    let batch = call_pull(&a.endpoint(), tls)
+        .await
+        .unwrap_or_else(|e| panic!("a version 1 Pull must be served: {e}"));
+    assert!(batch.audit_head.is_some(), "version 2 sends its audit head");
+    let old = v1::PullBatch::decode(batch.encode_to_vec().as_slice())
+        .expect("a version 1 node decodes the batch");
+    assert_eq!(old.log_id, batch.log_id);
+    assert_eq!(old.head_seq, batch.head_seq);
+    assert_eq!(old.events.len(), batch.events.len());
+    a.wait_audit("lanzhou's head witnessed, nothing refused", |e| {
+        e.action == "node.start"
+    })
+    .await;
+    assert!(
+        a.audit()
+            .iter()
+            .all(|e| !(e.actor == "peer:lanzhou" && e.outcome == "refused")),
+        "{:?}",
+        a.audit()
+    );
 }

@@ -1,4 +1,5 @@
-//! The README's commands run as written: its `sh` blocks, in order, in one
+//! The README's commands run as written, and so do deploy/README.md's (a
+//! region joining a federation): each file's `sh` blocks, in order, in one
 //! bash session in a temporary directory, with this build's `liaison-node`
 //! and `liaisonctl` on `PATH`; the first command that fails fails the test.
 //! A block preceded by a `<!-- readme-test: skip (why) -->` line is not run
@@ -47,12 +48,23 @@ fn the_blocks_are_found_and_skips_honoured() {
 
 #[test]
 fn the_readme_runs() {
+    run_markdown("README.md", &["pingliang", "lanzhou"]);
+}
+
+#[test]
+fn the_deploy_readme_runs() {
+    run_markdown("deploy/README.md", &["tianshui", "pingliang"]);
+}
+
+/// Runs the runnable blocks of `file` (relative to the workspace); on a
+/// failure, prints the logs of `nodes` (`<node>/node.log`).
+fn run_markdown(file: &str, nodes: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ lives in the workspace");
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let readme = std::fs::read_to_string(root.join(file)).expect("read the markdown file");
     let blocks = runnable_blocks(&readme);
-    assert!(!blocks.is_empty(), "README.md has no runnable sh block");
+    assert!(!blocks.is_empty(), "{file} has no runnable sh block");
 
     let bin = binaries()
         .node
@@ -85,7 +97,7 @@ fn the_readme_runs() {
         Duration::from_secs(300),
     );
     if !output.status.success() {
-        let logs: String = ["pingliang", "lanzhou"]
+        let logs: String = nodes
             .iter()
             .map(|node| {
                 let log = dir.path().join(node).join("node.log");
@@ -97,7 +109,7 @@ fn the_readme_runs() {
             })
             .collect();
         panic!(
-            "a README command failed (the trace on stderr ends with it):\n{}{logs}",
+            "a command of {file} failed (the trace on stderr ends with it):\n{}{logs}",
             describe_output(&output)
         );
     }

@@ -37,6 +37,10 @@ pub struct Config {
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub tls_ca: PathBuf,
+    /// A certificate revocation list (PEM or DER) issued by the federation
+    /// CA (`liaisonctl ca crl`): peers whose certificate it lists are
+    /// refused. Read at start and at every reload; optional.
+    pub tls_crl: Option<PathBuf>,
     pub admin_socket: PathBuf,
     /// An OS group allowed on the admin socket (mode 0660); none means 0600.
     pub admin_group: Option<String>,
@@ -47,7 +51,14 @@ pub struct Config {
     pub limits: Limits,
     pub transfers: Transfers,
     pub testing: Testing,
+    /// Where the Prometheus endpoint listens (plain HTTP, `GET /metrics`);
+    /// `None`: no endpoint (the default).
+    pub metrics_listen: Option<SocketAddr>,
 }
+
+/// Where `[metrics]` listens when enabled without an address: localhost
+/// only, since the endpoint has no authentication.
+pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9464";
 
 /// Rules of the introduction letter (介绍信).
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -197,6 +208,16 @@ struct RawConfig {
     transfers: Transfers,
     #[serde(default)]
     testing: Testing,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    #[serde(default)]
+    enabled: bool,
+    listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +233,7 @@ struct RawTls {
     cert: PathBuf,
     key: PathBuf,
     ca: PathBuf,
+    crl: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -289,6 +311,20 @@ impl Config {
             }
         };
         limits.check().map_err(invalid)?;
+        let metrics_listen = if raw.metrics.enabled {
+            let listen = raw
+                .metrics
+                .listen
+                .as_deref()
+                .unwrap_or(METRICS_LISTEN_DEFAULT);
+            Some(listen.parse::<SocketAddr>().map_err(|_| {
+                invalid(format!(
+                    "metrics.listen `{listen}` is not an address with a port, such as {METRICS_LISTEN_DEFAULT}"
+                ))
+            })?)
+        } else {
+            None
+        };
         Ok(Config {
             display_name: raw
                 .display_name
@@ -300,6 +336,7 @@ impl Config {
             tls_cert: resolve(&raw.tls.cert),
             tls_key: resolve(&raw.tls.key),
             tls_ca: resolve(&raw.tls.ca),
+            tls_crl: raw.tls.crl.as_deref().map(resolve),
             admin_socket,
             admin_group: raw.admin.group.filter(|g| !g.is_empty()),
             log_format: raw.log.format,
@@ -307,6 +344,7 @@ impl Config {
             limits,
             transfers: raw.transfers,
             testing: raw.testing,
+            metrics_listen,
         })
     }
 
@@ -353,6 +391,10 @@ cert = "certs/{node_id}.crt"
 key = "certs/{node_id}.key"
 # The federation's root CA certificate.
 ca = "certs/ca.crt"
+# The CA's revocation list (`liaisonctl ca crl`), if you use one: peers whose
+# certificate it lists are refused. Certificate, key, CA and list are read
+# again on SIGHUP or `liaisonctl reload`, without a restart.
+# crl = "certs/ca.crl"
 
 [admin]
 # The operators' socket, never on the federation port. Default: data_dir/admin.sock,
@@ -363,6 +405,12 @@ ca = "certs/ca.crt"
 [log]
 # "human" or "json".
 format = "human"
+
+# [metrics]
+# A Prometheus endpoint (plain HTTP, GET /metrics), off by default. It has no
+# authentication: keep it on localhost unless a firewall guards the port.
+# enabled = true
+# listen = "127.0.0.1:9464"
 
 # [limits]
 # handshake_timeout_ms = 5000         # TLS handshakes not done by then are dropped

@@ -27,7 +27,7 @@ use rcgen::{
     KeyUsagePurpose, PublicKeyData, SanType,
 };
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -364,32 +364,7 @@ pub fn ca_issue(
     refuse_existing(&[&cert_path, &key_path], force)?;
 
     // The CA: its certificate tells the federation, its key signs.
-    let ca_cert_path = ca_dir.join(CA_CERT_FILE);
-    let ca_key_path = ca_dir.join(CA_KEY_FILE);
-    let ca_cert = read_certs(&ca_cert_path)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| IdentityError::NoCertificate {
-            path: ca_cert_path.clone(),
-        })?;
-    let ca_what = format!("CA certificate {}", ca_cert_path.display());
-    let federation = federation_of_ca_named(&ca_cert, &ca_what)?;
-    let ca_key_pem = read_file(&ca_key_path)?;
-    let ca_key_pem = String::from_utf8(ca_key_pem).map_err(|_| IdentityError::BadPem {
-        path: ca_key_path.clone(),
-        detail: "it is not text".into(),
-    })?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| IdentityError::BadKey {
-        path: ca_key_path.clone(),
-        detail: e.to_string(),
-    })?;
-    let ca_spki = with_cert(&ca_cert, &ca_what, |c| Ok(c.public_key().raw.to_vec()))?;
-    if ca_key.subject_public_key_info() != ca_spki {
-        return Err(IdentityError::CaKeyMismatch {
-            cert_path: ca_cert_path,
-            key_path: ca_key_path,
-        });
-    }
+    let (ca_cert, ca_key, federation) = load_ca(ca_dir)?;
     let gen_err = |detail: rcgen::Error| IdentityError::Generate {
         what: format!("a certificate for node `{node_id}`"),
         detail: detail.to_string(),
@@ -439,6 +414,220 @@ pub fn ca_issue(
         cert_path,
         key_path,
     })
+}
+
+/// The CA in `ca_dir`: its certificate, its key (checked to match) and
+/// the federation its certificate names.
+fn load_ca(ca_dir: &Path) -> Result<(CertificateDer<'static>, KeyPair, String), IdentityError> {
+    let ca_cert_path = ca_dir.join(CA_CERT_FILE);
+    let ca_key_path = ca_dir.join(CA_KEY_FILE);
+    let ca_cert = read_certs(&ca_cert_path)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| IdentityError::NoCertificate {
+            path: ca_cert_path.clone(),
+        })?;
+    let ca_what = format!("CA certificate {}", ca_cert_path.display());
+    let federation = federation_of_ca_named(&ca_cert, &ca_what)?;
+    let ca_key_pem = read_file(&ca_key_path)?;
+    let ca_key_pem = String::from_utf8(ca_key_pem).map_err(|_| IdentityError::BadPem {
+        path: ca_key_path.clone(),
+        detail: "it is not text".into(),
+    })?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|e| IdentityError::BadKey {
+        path: ca_key_path.clone(),
+        detail: e.to_string(),
+    })?;
+    let ca_spki = with_cert(&ca_cert, &ca_what, |c| Ok(c.public_key().raw.to_vec()))?;
+    if ca_key.subject_public_key_info() != ca_spki {
+        return Err(IdentityError::CaKeyMismatch {
+            cert_path: ca_cert_path,
+            key_path: ca_key_path,
+        });
+    }
+    Ok((ca_cert, ca_key, federation))
+}
+
+/// The list of revoked certificates a CA directory keeps (`ca revoke`
+/// appends to it), one per line: serial (hex), node id, revoked at (Unix
+/// seconds). `ca crl` signs a revocation list from it.
+pub const REVOKED_FILE: &str = "revoked.tsv";
+/// The revocation list `ca revoke` and `ca crl` write in the CA directory,
+/// for the nodes' `tls.crl`.
+pub const CRL_FILE: &str = "ca.crl";
+/// How long a revocation list is valid when none is named: nodes keep
+/// using an older one, but monitoring should see it renewed.
+pub const CRL_DAYS_DEFAULT: u32 = 30;
+
+/// A certificate on a CA's revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub serial_hex: String,
+    pub node_id: String,
+    pub revoked_at_s: i64,
+}
+
+/// Reads the CA directory's list of revoked certificates (empty if none).
+pub fn revoked_list(ca_dir: &Path) -> Result<Vec<Revoked>, IdentityError> {
+    let path = ca_dir.join(REVOKED_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(IdentityError::Read { path, error }),
+    };
+    let mut list = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        let parsed = match fields.as_slice() {
+            [serial, node, at] if hex::decode(serial).is_ok() => {
+                at.parse::<i64>().ok().map(|at| Revoked {
+                    serial_hex: serial.to_string(),
+                    node_id: node.to_string(),
+                    revoked_at_s: at,
+                })
+            }
+            _ => None,
+        };
+        let entry = parsed.ok_or_else(|| IdentityError::BadPem {
+            path: path.clone(),
+            detail: format!("line {} is not `SERIAL<TAB>NODE<TAB>UNIX_SECONDS`", i + 1),
+        })?;
+        list.push(entry);
+    }
+    Ok(list)
+}
+
+/// Puts the certificate in `cert_path` (issued by the CA in `ca_dir`) on
+/// the CA's revocation list and writes the list anew ([`ca_crl`], into
+/// `ca_dir`/[`CRL_FILE`]). Revoking a certificate twice changes nothing.
+/// Returns the entry and the list's path.
+pub fn ca_revoke(ca_dir: &Path, cert_path: &Path) -> Result<(Revoked, PathBuf), IdentityError> {
+    let (ca_cert, _, federation) = load_ca(ca_dir)?;
+    let leaf = read_certs(cert_path)?.remove(0);
+    let what = format!("certificate {}", cert_path.display());
+    verify_chain(
+        &leaf,
+        &[],
+        std::slice::from_ref(&ca_cert),
+        cert_path,
+        &ca_dir.join(CA_CERT_FILE),
+    )
+    .or_else(|e| match e {
+        // An expired certificate may still be revoked.
+        IdentityError::Expired { .. } => Ok(()),
+        e => Err(e),
+    })?;
+    let node_id = node_id_of_cert_named(&leaf, &federation, &what)?;
+    let serial_hex = with_cert(&leaf, &what, |c| Ok(hex::encode(c.raw_serial())))?;
+    let mut list = revoked_list(ca_dir)?;
+    let entry = match list.iter().find(|r| r.serial_hex == serial_hex) {
+        Some(existing) => existing.clone(),
+        None => {
+            let entry = Revoked {
+                serial_hex,
+                node_id: node_id.to_string(),
+                revoked_at_s: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            };
+            list.push(entry.clone());
+            let mut text = String::from(
+                "# serial\tnode\trevoked_at (Unix seconds); written by `liaisonctl ca revoke`\n",
+            );
+            for r in &list {
+                text.push_str(&format!(
+                    "{}\t{}\t{}\n",
+                    r.serial_hex, r.node_id, r.revoked_at_s
+                ));
+            }
+            let path = ca_dir.join(REVOKED_FILE);
+            fs::write(&path, text).map_err(|source| IdentityError::Write {
+                path,
+                error: source,
+            })?;
+            entry
+        }
+    };
+    let crl = ca_crl(ca_dir, &ca_dir.join(CRL_FILE), CRL_DAYS_DEFAULT)?;
+    Ok((entry, crl))
+}
+
+/// Signs the CA's revocation list ([`REVOKED_FILE`]) as a CRL valid for
+/// `days` and writes it to `out` (PEM), replacing the file whole. Its
+/// number is the time of signing, so a newer list has a higher one.
+pub fn ca_crl(ca_dir: &Path, out: &Path, days: u32) -> Result<PathBuf, IdentityError> {
+    check_days(days)?;
+    let (ca_cert, ca_key, _) = load_ca(ca_dir)?;
+    let list = revoked_list(ca_dir)?;
+    let gen_err = |detail: rcgen::Error| IdentityError::Generate {
+        what: "the certificate revocation list".into(),
+        detail: detail.to_string(),
+    };
+    let issuer = Issuer::from_ca_cert_der(&ca_cert, ca_key).map_err(gen_err)?;
+    let now = SystemTime::now();
+    let at = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64);
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: now.into(),
+        next_update: (now + Duration::from_secs(u64::from(days) * 86_400)).into(),
+        crl_number: rcgen::SerialNumber::from(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(1),
+        ),
+        issuing_distribution_point: None,
+        revoked_certs: list
+            .iter()
+            .map(|r| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(
+                    &hex::decode(&r.serial_hex).unwrap_or_default(),
+                ),
+                revocation_time: at(r.revoked_at_s).into(),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer).map_err(gen_err)?;
+    let pem = crl.pem().map_err(gen_err)?;
+    let tmp = out.with_extension("crl.tmp");
+    fs::write(&tmp, pem.as_bytes()).map_err(|error| IdentityError::Write {
+        path: tmp.clone(),
+        error,
+    })?;
+    fs::rename(&tmp, out).map_err(|error| IdentityError::Write {
+        path: out.to_path_buf(),
+        error,
+    })?;
+    Ok(out.to_path_buf())
+}
+
+/// Reads a certificate revocation list file, PEM (one or more
+/// `X509 CRL` blocks) or DER.
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, IdentityError> {
+    let bytes = read_file(path)?;
+    if !bytes.starts_with(b"-----BEGIN") {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    }
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IdentityError::BadPem {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if crls.is_empty() {
+        return Err(IdentityError::BadPem {
+            path: path.to_path_buf(),
+            detail: "no `-----BEGIN X509 CRL-----` block: pass the file `liaisonctl ca crl` writes"
+                .into(),
+        });
+    }
+    Ok(crls)
 }
 
 /// Reads the federation name from a CA certificate (its spiffe://<federation> URI SAN).

@@ -22,6 +22,18 @@ pub fn zone(name: &str) -> Result<Tz, String> {
     })
 }
 
+/// A time for people in `zone`, marked with its offset
+/// (`2026-12-06 16:08:02 +08:00`); "-" for none.
+pub fn format_ms(ms: i64, zone: Tz) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms).filter(|_| ms > 0) {
+        Some(t) => t
+            .with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string(),
+        None => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

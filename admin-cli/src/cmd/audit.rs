@@ -68,17 +68,49 @@ pub async fn run(admin: &mut Admin, format: Format, command: AuditCommand) -> Re
                 .await?
                 .into_inner();
             match format {
-                Format::Json => json_line(
-                    "audit_verdict",
-                    json!({ "ok": v.ok, "entries": v.entries, "first_broken_seq": v.first_broken_seq, "problem": v.problem }),
-                ),
-                Format::Table if v.ok => {
-                    output::print_out(&format!("audit chain intact: {} entries\n", v.entries))
+                Format::Json => {
+                    let anchors: Vec<serde_json::Value> = v
+                        .anchors
+                        .iter()
+                        .map(|a| {
+                            json!({
+                                "source": a.source, "entries": a.entries, "verdict": a.verdict,
+                                "recorded_at": output::rfc3339(a.recorded_at_ms),
+                            })
+                        })
+                        .collect();
+                    json_line(
+                        "audit_verdict",
+                        json!({
+                            "ok": v.ok, "entries": v.entries, "first_broken_seq": v.first_broken_seq,
+                            "problem": v.problem, "missing_entries": v.missing_entries, "anchors": anchors,
+                        }),
+                    )
                 }
-                Format::Table => output::print_out(&format!(
-                    "audit chain BROKEN at entry {}: {} ({} entries before it are intact)\n",
-                    v.first_broken_seq, v.problem, v.entries
-                )),
+                Format::Table => {
+                    if v.ok {
+                        output::print_out(&format!("audit chain intact: {} entries\n", v.entries));
+                    } else if v.missing_entries > 0 {
+                        output::print_out(&format!(
+                            "audit chain BROKEN: {} entries missing at its end ({} entries are there): {}\n",
+                            v.missing_entries, v.entries, v.problem
+                        ));
+                    } else {
+                        output::print_out(&format!(
+                            "audit chain BROKEN at entry {}: {} ({} entries before it are intact)\n",
+                            v.first_broken_seq, v.problem, v.entries
+                        ));
+                    }
+                    for a in &v.anchors {
+                        output::print_out(&format!(
+                            "  {:<20} {:>8} entries  {:<8} {}\n",
+                            a.source,
+                            a.entries,
+                            a.verdict,
+                            output::time(a.recorded_at_ms)
+                        ));
+                    }
+                }
             }
             if !v.ok {
                 return Err(Failure::AuditBroken);

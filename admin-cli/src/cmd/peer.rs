@@ -316,6 +316,7 @@ fn replication_json(r: &pb::PeerReplication) -> serde_json::Value {
     json!({
         "node_id": r.node_id, "peer_log_id": r.peer_log_id, "my_cursor": r.my_cursor,
         "peer_head": r.peer_head, "backlog_for_peer": r.backlog_for_peer, "peer_cursor": r.peer_cursor,
+        "sent_to_peer": r.peer_cursor,
         "events_per_second": r.events_per_second, "last_batch_ms": r.last_batch_ms,
         "quarantined": r.quarantined, "applied_total": r.applied_total,
         "outbound_up": r.outbound_up, "inbound_up": r.inbound_up,
@@ -329,7 +330,8 @@ fn replication_table(peers: &[pb::PeerReplication]) -> Table {
         "MY CURSOR",
         "PEER HEAD",
         "LAG",
-        "BACKLOG FOR PEER",
+        "SENT TO PEER",
+        "NOT YET SENT",
         "EVENTS/S",
         "LAST BATCH",
         "QUARANTINED",
@@ -341,6 +343,7 @@ fn replication_table(peers: &[pb::PeerReplication]) -> Table {
             r.my_cursor.to_string(),
             r.peer_head.to_string(),
             r.peer_head.saturating_sub(r.my_cursor).to_string(),
+            r.peer_cursor.to_string(),
             r.backlog_for_peer.to_string(),
             format!("{:.1}", r.events_per_second),
             output::time(r.last_batch_ms),
@@ -404,9 +407,12 @@ mod tests {
                 "PEER",
                 "HEAD",
                 "LAG",
-                "BACKLOG",
-                "FOR",
+                "SENT",
+                "TO",
                 "PEER",
+                "NOT",
+                "YET",
+                "SENT",
                 "EVENTS/S",
                 "LAST",
                 "BATCH",
@@ -416,7 +422,10 @@ mod tests {
         let lanzhou: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(
             lanzhou,
-            ["lanzhou", "out", "up", "/", "in", "down", "40", "55", "15", "7", "2.5", "-", "1"]
+            [
+                "lanzhou", "out", "up", "/", "in", "down", "40", "55", "15", "40", "7", "2.5", "-",
+                "1"
+            ]
         );
         let xian: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(xian[8], "0", "{text}");
@@ -496,8 +505,10 @@ mod tests {
         assert_eq!(value["my_cursor"], 40);
         assert_eq!(value["peer_head"], 55);
         assert_eq!(value["backlog_for_peer"], 7);
+        // What the source sent, never what the peer applied.
+        assert_eq!(value["sent_to_peer"], 40);
         assert_eq!(value["events_per_second"], 2.5);
         assert_eq!(value["outbound_up"], true);
-        assert_eq!(value.as_object().unwrap().len(), 12);
+        assert_eq!(value.as_object().unwrap().len(), 13);
     }
 }

@@ -17,7 +17,9 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
                 "uptime_seconds": s.uptime_seconds, "database_path": s.database_path,
                 "database_bytes": s.database_bytes, "peers_up": s.peers_up, "peers_total": s.peers_total,
                 "federation_addr": s.federation_addr, "log_id": s.log_id,
-                "reconciling": s.reconciling,
+                "reconciling": s.reconciling, "metrics_addr": s.metrics_addr,
+                "certificate_not_after": output::rfc3339(s.certificate_not_after_ms),
+                "certificate_days_left": days_left(s.certificate_not_after_ms),
             }),
         ),
         Format::Table => output::print_out(&format!(
@@ -27,10 +29,55 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
             s.log_id, s.peers_up, s.peers_total
         )),
     }
+    if format == Format::Table {
+        let days = days_left(s.certificate_not_after_ms);
+        output::print_out(&format!(
+            "certificate expires {} ({days} days)\n",
+            output::time(s.certificate_not_after_ms)
+        ));
+        if days <= CERTIFICATE_WARNING_DAYS {
+            output::print_out(&format!(
+                "warning     the node's certificate expires in {days} days: have the CA issue a new one (`liaisonctl ca issue`), put it in place and run `liaisonctl reload`\n"
+            ));
+        }
+        if !s.metrics_addr.is_empty() {
+            output::print_out(&format!("metrics     http://{}/metrics\n", s.metrics_addr));
+        }
+    }
     if s.reconciling && format == Format::Table {
         output::print_out(
             "state       reconciling after a restore: owner actions are refused until every peer answered (`liaisonctl reconcile status`)\n",
         );
+    }
+    Ok(())
+}
+
+/// Days before its certificate expires from which `status` and `todo`
+/// warn: time to have the CA issue a new one and reload.
+pub const CERTIFICATE_WARNING_DAYS: i64 = 30;
+
+/// Whole days from now until `not_after_ms` (negative once past).
+pub fn days_left(not_after_ms: i64) -> i64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    (not_after_ms - now_ms).div_euclid(86_400_000)
+}
+
+/// `liaisonctl reload`: the node reads its certificate, key, CA bundle and
+/// revocation list again.
+pub async fn reload(admin: &mut Admin, format: Format) -> Result<(), Failure> {
+    let r = admin.reload(pb::ReloadRequest {}).await?.into_inner();
+    match format {
+        Format::Json => json_line(
+            "reload",
+            json!({
+                "detail": r.detail,
+                "certificate_not_after": output::rfc3339(r.certificate_not_after_ms),
+            }),
+        ),
+        Format::Table => output::print_out(&format!("reloaded: {}\n", r.detail)),
     }
     Ok(())
 }

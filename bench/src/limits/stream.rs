@@ -89,6 +89,7 @@ impl Federation for RawFederation {
                     log_id: "l-stream".into(),
                     events,
                     head_seq: total,
+                    audit_head: None,
                 };
                 if tx.send(Ok(batch)).await.is_err() {
                     break;

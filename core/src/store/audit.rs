@@ -215,10 +215,294 @@ pub fn verify(conn: &Connection) -> Result<Verdict, Error> {
     Ok(Verdict::Intact { entries })
 }
 
+/// The newest entry of the chain: how many entries it has, and the last
+/// one's hash (all zeros for an empty chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub entries: u64,
+    pub hash: Vec<u8>,
+}
+
+/// The chain's head as it stands.
+pub fn head(conn: &Connection) -> Result<Head, Error> {
+    let last: Option<(u64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match last {
+        Some((entries, hash)) => Head { entries, hash },
+        None => Head {
+            entries: 0,
+            hash: GENESIS.to_vec(),
+        },
+    })
+}
+
+/// A head someone recorded of this chain: the node's own record beside
+/// the database, or a peer's witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// "record", or "peer:<node id>".
+    pub source: String,
+    pub head: Head,
+    pub recorded_at_ms: Millis,
+}
+
+/// How the chain stands against an [`Anchor`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnchorCheck {
+    /// The chain holds the anchored entry with that hash.
+    Holds,
+    /// The chain ends before the anchored entry: its newest entries were
+    /// deleted.
+    Missing { entries: u64 },
+    /// The anchored entry is there with another hash: rewritten.
+    Differs,
+}
+
+impl AnchorCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnchorCheck::Holds => "holds",
+            AnchorCheck::Missing { .. } => "missing",
+            AnchorCheck::Differs => "differs",
+        }
+    }
+}
+
+/// Checks the chain against `anchor`.
+pub fn check_anchor(conn: &Connection, anchor: &Head) -> Result<AnchorCheck, Error> {
+    let current = head(conn)?;
+    if anchor.entries > current.entries {
+        return Ok(AnchorCheck::Missing {
+            entries: anchor.entries - current.entries,
+        });
+    }
+    if anchor.entries == 0 {
+        return Ok(AnchorCheck::Holds);
+    }
+    let hash: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+        .query_row([anchor.entries], |r| r.get(0))
+        .optional()?;
+    Ok(match hash {
+        Some(hash) if hash == anchor.hash => AnchorCheck::Holds,
+        Some(_) => AnchorCheck::Differs,
+        // A gap: `verify` names it.
+        None => AnchorCheck::Missing { entries: 1 },
+    })
+}
+
+/// The action of the entry a start appends when the chain ends before the
+/// head the node recorded beside its database: its newest entries were
+/// deleted while it was stopped. Its target is the number missing.
+pub const TRUNCATED: &str = "audit.truncated";
+
+/// At a start, before anything is appended: checks the chain against the
+/// head the node recorded beside the database at its last run, and if the
+/// newest entries are missing (or were rewritten), appends an entry that
+/// says so, which stays in the chain (`verify_anchored` reports it).
+/// Returns the number of entries missing.
+pub fn check_record_at_start(
+    conn: &Connection,
+    record: &Head,
+    now_ms: Millis,
+) -> Result<Option<u64>, Error> {
+    let current = head(conn)?;
+    let missing = match check_anchor(conn, record)? {
+        AnchorCheck::Holds => return Ok(None),
+        AnchorCheck::Missing { entries } => entries,
+        // Rewritten from some entry on: at least the anchored one differs.
+        AnchorCheck::Differs => record.entries.saturating_sub(current.entries).max(1),
+    };
+    append(
+        conn,
+        now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: TRUNCATED,
+            target: &missing.to_string(),
+            outcome: Outcome::Error,
+            detail: &format!(
+                "the audit log ends at entry {} but this node recorded {} entries (hash {}) at its last run: {missing} entries are missing from its end (deleted while the node was stopped)",
+                current.entries,
+                record.entries,
+                hex::encode(&record.hash)
+            ),
+        },
+    )?;
+    Ok(Some(missing))
+}
+
+/// The truncations found at starts ([`check_record_at_start`]): each
+/// entry's seq, the entries missing, and its detail.
+pub fn truncations(conn: &Connection) -> Result<Vec<(u64, u64, String)>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, target, detail FROM audit WHERE action = ?1 AND actor = 'node' ORDER BY seq",
+    )?;
+    let found = stmt
+        .query_map([TRUNCATED], |r| {
+            Ok((
+                r.get::<_, u64>(0)?,
+                r.get::<_, String>(1)?.parse().unwrap_or(1),
+                r.get(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(found)
+}
+
+/// Keeps `head` as the latest audit head seen of `peer`'s log `log_id`,
+/// unless a higher one was seen: a head below it means entries were
+/// deleted there. Returns the highest head seen before, when `head` is
+/// below it for the first time (the caller audits that).
+pub fn witness(
+    conn: &Connection,
+    peer: &str,
+    log_id: &str,
+    head: &Head,
+    now_ms: Millis,
+) -> Result<Option<Head>, Error> {
+    let seen = witnessed(conn, peer, log_id)?;
+    match seen {
+        Some((seen, backwards_to)) if seen.entries > head.entries => {
+            if backwards_to == Some(head.entries) {
+                return Ok(None);
+            }
+            conn.prepare_cached(
+                "UPDATE audit_witnessed SET backwards_to = ?3 WHERE peer = ?1 AND log_id = ?2",
+            )?
+            .execute(params![peer, log_id, head.entries])?;
+            Ok(Some(seen))
+        }
+        Some((seen, _)) if seen == *head => Ok(None),
+        _ => {
+            conn.prepare_cached(
+                "INSERT INTO audit_witnessed (peer, log_id, entries, hash, seen_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (peer, log_id) DO UPDATE SET entries = excluded.entries,
+                     hash = excluded.hash, seen_at_ms = excluded.seen_at_ms, backwards_to = NULL",
+            )?
+            .execute(params![peer, log_id, head.entries, head.hash, now_ms])?;
+            Ok(None)
+        }
+    }
+}
+
+/// The highest audit head seen of `peer`'s log `log_id`, and the lower
+/// head it was last seen going back to, if any.
+pub fn witnessed(
+    conn: &Connection,
+    peer: &str,
+    log_id: &str,
+) -> Result<Option<(Head, Option<u64>)>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT entries, hash, backwards_to FROM audit_witnessed WHERE peer = ?1 AND log_id = ?2",
+        )?
+        .query_row(params![peer, log_id], |r| {
+            Ok((
+                Head {
+                    entries: r.get(0)?,
+                    hash: r.get(1)?,
+                },
+                r.get(2)?,
+            ))
+        })
+        .optional()?)
+}
+
+/// Records the head of this node's chain (under its log id `log_id`) that
+/// `peer` reports having witnessed.
+pub fn record_anchor(
+    conn: &Connection,
+    peer: &str,
+    log_id: &str,
+    head: &Head,
+    now_ms: Millis,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO audit_anchors (peer, log_id, entries, hash, reported_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (peer) DO UPDATE SET log_id = excluded.log_id, entries = excluded.entries,
+             hash = excluded.hash, reported_at_ms = excluded.reported_at_ms",
+    )?
+    .execute(params![peer, log_id, head.entries, head.hash, now_ms])?;
+    Ok(())
+}
+
+/// The heads peers reported having witnessed of this node's chain under
+/// its log id `log_id` (a restore starts a new log, and a shorter chain).
+pub fn peer_anchors(conn: &Connection, log_id: &str) -> Result<Vec<Anchor>, Error> {
+    let mut stmt = conn.prepare(
+        "SELECT peer, entries, hash, reported_at_ms FROM audit_anchors WHERE log_id = ?1 ORDER BY peer",
+    )?;
+    let anchors = stmt
+        .query_map([log_id], |r| {
+            Ok(Anchor {
+                source: format!("peer:{}", r.get::<_, String>(0)?),
+                head: Head {
+                    entries: r.get(1)?,
+                    hash: r.get(2)?,
+                },
+                recorded_at_ms: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(anchors)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    #[test]
+    fn anchors_name_missing_and_rewritten_entries() {
+        let store = Store::open_in_memory(0).unwrap();
+        store
+            .with(|conn| {
+                add(conn, 6);
+                let at_six = head(conn)?;
+                assert_eq!(at_six.entries, 6);
+                assert_eq!(check_anchor(conn, &at_six)?, AnchorCheck::Holds);
+                conn.execute_batch(
+                    "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq > 4;",
+                )?;
+                // The chain itself still verifies: only the anchor tells.
+                assert_eq!(verify(conn)?, Verdict::Intact { entries: 4 });
+                assert_eq!(
+                    check_anchor(conn, &at_six)?,
+                    AnchorCheck::Missing { entries: 2 }
+                );
+                add(conn, 2);
+                assert_eq!(check_anchor(conn, &at_six)?, AnchorCheck::Differs);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_witnessed_head_that_moves_back_is_reported_once() {
+        let store = Store::open_in_memory(0).unwrap();
+        store
+            .with(|conn| {
+                let h = |entries: u64| Head {
+                    entries,
+                    hash: vec![entries as u8; 32],
+                };
+                assert_eq!(witness(conn, "lanzhou", "log1", &h(5), 1)?, None);
+                assert_eq!(witness(conn, "lanzhou", "log1", &h(7), 2)?, None);
+                assert_eq!(witness(conn, "lanzhou", "log1", &h(3), 3)?, Some(h(7)));
+                assert_eq!(witness(conn, "lanzhou", "log1", &h(3), 4)?, None);
+                // The highest stays.
+                assert_eq!(witnessed(conn, "lanzhou", "log1")?.unwrap().0, h(7));
+                // Another log of the peer (a restore) starts afresh.
+                assert_eq!(witness(conn, "lanzhou", "log2", &h(1), 5)?, None);
+                Ok(())
+            })
+            .unwrap();
+    }
 
     fn add(conn: &Connection, n: u32) {
         for i in 0..n {

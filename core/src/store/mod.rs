@@ -19,7 +19,31 @@ use crate::Error;
 
 /// The ordered schema migrations. Append only: never edit a released one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(schema())
+}
+
+/// The schema version this program writes: the number of its migrations.
+pub fn schema_version_known() -> i64 {
+    schema().len() as i64
+}
+
+/// Refuses a database whose schema is newer than this program's
+/// (`user_version`, which the migrations keep): its tables may mean
+/// what this version cannot know.
+pub fn check_schema_version(conn: &Connection) -> Result<(), Error> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = schema_version_known();
+    if found > known {
+        return Err(Error::Storage(crate::error::StorageError::SchemaTooNew {
+            found,
+            known,
+        }));
+    }
+    Ok(())
+}
+
+fn schema() -> Vec<M<'static>> {
+    vec![
         M::up(include_str!("schema/0001_node.sql")),
         M::up(include_str!("schema/0002_registry.sql")),
         M::up(include_str!("schema/0003_agreements.sql")),
@@ -35,8 +59,15 @@ fn migrations() -> Migrations<'static> {
             crate::letters::migrate_to_yearly(tx)
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         }),
-    ])
+        M::up(include_str!("schema/0013_erasures.sql")),
+        M::up(include_str!("schema/0014_audit_witness.sql")),
+    ]
 }
+
+/// The `counters` row that counts transactions that deleted personal data
+/// (triggers of migration 0013 keep it): the node checkpoints the
+/// write-ahead log with TRUNCATE soon after it moves ([`Store::checkpoint`]).
+pub const ERASURES: &str = "erasures";
 
 /// Reads a whole number that `meta` holds as text; one that does not parse
 /// is a damaged database, never 0.
@@ -162,6 +193,7 @@ impl Store {
     pub fn open(path: &Path, now_ms: Millis) -> Result<Store, Error> {
         let mut conn = Connection::open(path)?;
         setup_connection(&conn)?;
+        check_schema_version(&conn)?;
         migrations().to_latest(&mut conn)?;
         let readers = if path == Path::new(":memory:") {
             Vec::new()
@@ -258,6 +290,18 @@ impl Store {
             Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         backup(&conn, out, now_ms)
+    }
+
+    /// Copies the write-ahead log into the database and truncates it to
+    /// zero bytes, so that no page image written before (a deleted name,
+    /// phone or ID number among them) stays in the `-wal` file. Returns
+    /// false if a reader still held an older snapshot, which leaves the
+    /// log in place: call again later.
+    pub fn checkpoint(&self) -> Result<bool, Error> {
+        self.with(|conn| {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        })
     }
 
     /// Size of the database file plus its write-ahead log.
@@ -364,6 +408,37 @@ pub fn backup(conn: &Connection, out: &Path, now_ms: Millis) -> Result<u64, Erro
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// The `meta` key naming the node whose database this is.
+const NODE_ID: &str = "node_id";
+
+/// Records that this database is `node_id`'s (at every start), refusing
+/// one that names another node: a file copied from another node's data
+/// directory would otherwise take its records for this node's.
+pub fn claim_node_id(conn: &Connection, node_id: &str) -> Result<(), Error> {
+    match node_id_of(conn)? {
+        Some(found) if found != node_id => Err(Error::conflict(format!(
+            "this database is node `{found}`'s, but the configuration names `{node_id}`: point data_dir at `{node_id}`'s data, or restore a backup of `{node_id}` (`liaison-node restore`)"
+        ))),
+        Some(_) if get_meta(conn, NODE_ID)?.is_some() => Ok(()),
+        _ => set_meta(conn, NODE_ID, node_id),
+    }
+}
+
+/// The node whose database this is: as recorded at its starts, or, in a
+/// file from before that was recorded, as its audit log's last start names.
+pub fn node_id_of(conn: &Connection) -> Result<Option<String>, Error> {
+    if let Some(node_id) = get_meta(conn, NODE_ID)? {
+        return Ok(Some(node_id));
+    }
+    Ok(conn
+        .query_row(
+            "SELECT target FROM audit WHERE action = 'node.start' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 pub fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>, Error> {

@@ -142,6 +142,7 @@ delegate! {
 
     quarantine_list(QuarantineListRequest) -> QuarantineListResponse => quarantine::list;
     quarantine_retry(QuarantineRetryRequest) -> QuarantineEntry => quarantine::retry;
+    reload(ReloadRequest) -> ReloadResponse => node::reload;
 
     audit_list(AuditListRequest) -> AuditListResponse => audit::list;
     audit_verify(AuditVerifyRequest) -> AuditVerifyResponse => audit::verify;

@@ -12,6 +12,10 @@ use liaison_core::store::audit::Outcome;
 use liaison_core::store::peers::{self, PeerState};
 use liaison_core::Error as CoreError;
 
+/// Days before the node's certificate expires from which the to-do list
+/// names it (`liaisonctl status` warns from the same day).
+const CERTIFICATE_WARNING_DAYS: i64 = 30;
+
 /// A peer not reached for this long is on the operators' to-do list.
 const PEER_UNREACHABLE_MS: i64 = 3_600_000;
 
@@ -42,9 +46,27 @@ pub(super) async fn status(
         peers_total: peers_total as u32,
         federation_addr: node.federation_addr.to_string(),
         log_id: node.log_id(),
-        federation: node.tls.federation.clone(),
+        federation: node.tls().federation.clone(),
         reconciling,
         time_zone: node.config.time_zone.name().to_owned(),
+        metrics_addr: node
+            .metrics_addr
+            .map(|addr| addr.to_string())
+            .unwrap_or_default(),
+        certificate_not_after_ms: node.tls().not_after.saturating_mul(1000),
+    }))
+}
+
+pub(super) async fn reload(
+    admin: &AdminService,
+    request: Request<pb::ReloadRequest>,
+) -> Result<Response<pb::ReloadResponse>, Status> {
+    let actor = super::socket::operator(&request);
+    let node = &admin.node;
+    let detail = node.reload(actor).await.map_err(status_of)?;
+    Ok(Response::new(pb::ReloadResponse {
+        detail,
+        certificate_not_after_ms: node.tls().not_after.saturating_mul(1000),
     }))
 }
 
@@ -172,6 +194,17 @@ pub(super) async fn todo(
                 format!("last error: {error}")
             },
             command: format!("liaisonctl peer show {}", peer.node_id),
+        });
+    }
+    // The node's own certificate, as in force now (it lives in memory).
+    let days_left = crate::node::certificate_days_left(&admin.node.tls(), now_ms).floor() as i64;
+    if days_left <= CERTIFICATE_WARNING_DAYS {
+        items.push(liaison_core::todo::Item {
+            kind: "certificate_expiring",
+            days_left: Some(days_left),
+            subject: format!("this node's certificate expires in {days_left} days"),
+            detail: "peers refuse an expired certificate: have the federation CA issue a new one and put it in place".into(),
+            command: "liaisonctl reload (after replacing the certificate and key files)".into(),
         });
     }
     items.sort_by_key(liaison_core::todo::Item::rank);

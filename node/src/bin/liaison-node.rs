@@ -18,6 +18,21 @@ struct Args {
     /// Log as JSON lines instead of human-readable text (overrides log.format).
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Put a backup (`liaisonctl backup`) in place of the database of this
+    /// node, which must be stopped: the backup is checked (whole, of a
+    /// schema this version knows, of this node) and the node reconciles
+    /// with its peers at its next start.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 /// Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad configuration.
@@ -35,6 +50,9 @@ fn main() -> ExitCode {
     };
     let json = args.log_json || config.log_format == LogFormat::Json;
     init_logging(json);
+    if let Some(Command::Restore { from }) = &args.command {
+        return restore(&config, from);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,14 +76,63 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
+        let node = running.node.clone();
         tokio::spawn(async move {
-            signals.wait().await;
+            let Signals { term, int, hup } = signals;
+            // SIGHUP reloads the certificates, key, CA and revocation list.
+            if let Some(mut hup) = hup {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP received: reloading the credentials");
+                        let _ = node.reload(liaison_core::store::audit::Actor::Node).await;
+                    }
+                });
+            }
+            Signals {
+                term,
+                int,
+                hup: None,
+            }
+            .wait()
+            .await;
             tracing::info!("signal received, stopping");
             shutdown.cancel();
         });
         running.wait().await;
         ExitCode::SUCCESS
     })
+}
+
+/// `liaison-node restore`: exit 0 restored, 1 refused (nothing changed).
+fn restore(config: &Config, from: &std::path::Path) -> ExitCode {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    match liaison_node::restore::restore(config, from, now_ms) {
+        Ok(restored) => {
+            let taken = liaison_types::time::format_ms(restored.backup_at_ms, config.time_zone);
+            println!(
+                "restored {} (a backup of {} taken {taken}) as {}",
+                from.display(),
+                config.node_id,
+                config.database_path().display()
+            );
+            if let Some(replaced) = restored.replaced {
+                println!(
+                    "the database that was in place is kept as {} (with its -wal and -shm): delete it once the node has reconciled",
+                    replaced.display()
+                );
+            }
+            println!("next: start the node; it reconciles with every peer before acting as an owner (`liaisonctl reconcile status`)");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("liaison-node: restore refused, nothing changed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// glibc gives threads that allocate at once arenas of their own, up to
@@ -86,10 +153,12 @@ fn limit_malloc_arenas() {
     }
 }
 
-/// SIGTERM and SIGINT, each registered when created.
+/// SIGTERM and SIGINT (stop), SIGHUP (reload), each registered when
+/// created.
 struct Signals {
     term: Option<tokio::signal::unix::Signal>,
     int: Option<tokio::signal::unix::Signal>,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -98,6 +167,7 @@ impl Signals {
         Signals {
             term: signal(SignalKind::terminate()).ok(),
             int: signal(SignalKind::interrupt()).ok(),
+            hup: signal(SignalKind::hangup()).ok(),
         }
     }
 

@@ -282,6 +282,7 @@ async fn apply(
     let me = node.me();
     let peer = origin.clone();
     let now_ms = node.now_ms();
+    let started = std::time::Instant::now();
     let report = node
         .db(move |conn| {
             Ok(apply_batch(
@@ -293,6 +294,12 @@ async fn apply(
             ))
         })
         .await??;
+    node.metrics.batch_applied(
+        origin,
+        report.applied,
+        report.quarantined,
+        started.elapsed().as_secs_f64(),
+    );
     if report.applied > 0 || report.quarantined > 0 {
         node.events_appended();
     }
@@ -333,6 +340,7 @@ async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
             Ok(()) => break,
             Err(error) => error,
         };
+        node.metrics.reconnect(&peer_id);
         if error.answered {
             delay_ms = RETRY_DELAY_MS_MIN;
         }
@@ -379,7 +387,9 @@ async fn session(
     handle: &ClientHandle,
 ) -> Result<(), SessionError> {
     let fail = |answered: bool| move |message: String| SessionError { answered, message };
-    let tls = crate::tls::client_config(&node.tls, &peer.node_id, peer.fingerprint.as_deref())
+    let tls = node
+        .credentials()
+        .client(&peer.node_id, peer.fingerprint.as_deref())
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),
@@ -390,12 +400,20 @@ async fn session(
         .max_decoding_message_size(limits.message_bytes_max)
         .max_encoding_message_size(limits.message_bytes_max);
     let log_id = node.log_id();
+    let audit_head = node
+        .read(liaison_core::store::audit::head)
+        .await
+        .map_err(|e| fail(false)(e.to_string()))?;
     let hello = Box::pin(client.hello(HelloRequest {
         display_name: node.config.display_name.clone(),
         protocol_version: PROTOCOL_VERSION,
-        log_id,
+        log_id: log_id.clone(),
         software_version: crate::SOFTWARE_VERSION.to_owned(),
         endpoint: advertised_endpoint(node),
+        audit_head: Some(liaison_proto::v1::AuditHead {
+            entries: audit_head.entries,
+            hash: audit_head.hash,
+        }),
     }))
     .await
     .map_err(|s| {
@@ -424,8 +442,25 @@ async fn session(
         s.last_error = None;
     });
     let contact_id = peer.node_id.clone();
+    // The peer's witness of our audit head, for `audit verify`.
+    let witnessed = hello.witnessed_of_you.clone();
     let _ = node
-        .db(move |conn| peers::touch_contact(conn, &contact_id, now_ms))
+        .db(move |conn| {
+            peers::touch_contact(conn, &contact_id, now_ms)?;
+            if let Some(head) = witnessed {
+                liaison_core::store::audit::record_anchor(
+                    conn,
+                    contact_id.as_str(),
+                    &log_id,
+                    &liaison_core::store::audit::Head {
+                        entries: head.entries,
+                        hash: head.hash,
+                    },
+                    now_ms,
+                )?;
+            }
+            Ok(())
+        })
         .await;
 
     // docs/restore.md: a restored node adopts what the peer holds from it before
@@ -468,6 +503,7 @@ async fn session(
     // The server sends at least one batch per heartbeat; silence for three
     // heartbeats means the link is dead even if TCP has not noticed.
     let silence_max = Duration::from_millis(limits.heartbeat_ms.max(100) * 3);
+    let mut last_audit_head = None;
     loop {
         let message = tokio::select! {
             _ = handle.stop.cancelled() => return Ok(()),
@@ -490,6 +526,18 @@ async fn session(
             Ok(Ok(None)) => return Err(fail(true)(format!("stream from {} ended", peer.node_id))),
             Ok(Ok(Some(batch))) => {
                 let head_seq = batch.head_seq;
+                // The peer's audit head: kept when it moved (a write only then).
+                if batch.audit_head.is_some() && batch.audit_head != last_audit_head {
+                    super::service::witness_audit_head(
+                        node,
+                        &peer.node_id,
+                        &batch.log_id,
+                        batch.audit_head.as_ref(),
+                    )
+                    .await
+                    .map_err(|e| fail(true)(e.to_string()))?;
+                    last_audit_head = batch.audit_head.clone();
+                }
                 let applied = if batch.events.is_empty() {
                     0
                 } else {

@@ -46,6 +46,47 @@ pub use limiter::RefusalLimiter;
 use refusals::Refusals;
 pub use service::FederationService;
 
+/// How often the health service looks whether the node reconciles.
+const HEALTH_POLL: Duration = Duration::from_secs(1);
+
+/// Keeps the standard health service true: `SERVING` while the node works
+/// normally, `NOT_SERVING` while it reconciles after a restore (it does not
+/// act as an owner then, and serves its log to a peer only once adopted)
+/// and from the moment it is asked to stop. The overall status (service
+/// `""`) and `liaison.v1.Federation` say the same.
+async fn report_health(node: Arc<Node>, reporter: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus;
+    const SERVICES: [&str; 2] = ["", "liaison.v1.Federation"];
+    let mut shown = None;
+    loop {
+        let status = if node.shutdown.is_cancelled() {
+            ServingStatus::NotServing
+        } else {
+            match node.read(liaison_core::epoch::is_reconciling).await {
+                Ok(false) => ServingStatus::Serving,
+                Ok(true) => ServingStatus::NotServing,
+                Err(error) => {
+                    tracing::error!(%error, "health: cannot read whether the node reconciles");
+                    ServingStatus::NotServing
+                }
+            }
+        };
+        if shown != Some(status) {
+            for service in SERVICES {
+                reporter.set_service_status(service, status).await;
+            }
+            shown = Some(status);
+        }
+        if node.shutdown.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            _ = node.shutdown.cancelled() => {}
+            _ = tokio::time::sleep(HEALTH_POLL) => {}
+        }
+    }
+}
+
 /// What the TLS layer established about a connection, visible to every
 /// request on it through its extensions.
 #[derive(Debug, Clone)]
@@ -123,15 +164,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// Serves the federation port until the node is asked to stop, and its
 /// open streams until [`Node::halt`].
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let server_config = match crate::tls::server_config(&node.tls) {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!(%error, "cannot build the TLS server configuration");
-            node.shutdown.cancel();
-            return;
-        }
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     let limits = node.config.limits.clone();
     // Two pools: connections in their handshake, which anyone can open,
     // and connections whose certificate was verified, which a flood of the
@@ -145,7 +177,6 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let gate = Arc::new(Gate {
         node: node.clone(),
         limiter: limiter.clone(),
-        acceptor,
         verified,
         conn_tx,
     });
@@ -183,15 +214,24 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     node.tasks.spawn(accept_loop);
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<liaison_rpc::v1::federation_server::FederationServer<FederationService>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(liaison_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1();
-    let reflection = match reflection {
-        Ok(service) => service,
+    node.tasks
+        .spawn(report_health(node.clone(), health_reporter));
+    // Reflection describes only what this port serves (the admin service
+    // has its own socket), to clients of either reflection version.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(liaison_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("liaison.v1.Federation")
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+    };
+    let reflection = reflection()
+        .build_v1()
+        .and_then(|v1| reflection().build_v1alpha().map(|v1alpha| (v1, v1alpha)));
+    let (reflection, reflection_v1alpha) = match reflection {
+        Ok(services) => services,
         Err(error) => {
             tracing::error!(%error, "cannot build the reflection service");
             node.shutdown.cancel();
@@ -214,6 +254,7 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         .add_service(federation)
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(conn_rx),
             node.shutdown.clone().cancelled_owned(),
@@ -238,7 +279,6 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
 struct Gate {
     node: Arc<Node>,
     limiter: Arc<RefusalLimiter>,
-    acceptor: tokio_rustls::TlsAcceptor,
     /// The places of connections whose certificate was verified.
     verified: Arc<tokio::sync::Semaphore>,
     /// Where verified connections go to the gRPC server.
@@ -252,10 +292,11 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
     let Gate {
         node,
         limiter,
-        acceptor,
         verified,
         conn_tx,
     } = &*gate;
+    // The credentials in force now: a reload applies from the next handshake.
+    let acceptor = tokio_rustls::TlsAcceptor::from(node.credentials().server.clone());
     let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
     let handshake = tokio::select! {
         // A node that stops takes no new connection.
@@ -301,7 +342,7 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
         .await;
         return;
     };
-    let node_id = match identity::node_id_of_cert(&leaf, &node.tls.federation) {
+    let node_id = match identity::node_id_of_cert(&leaf, &node.tls().federation) {
         Ok(id) => id,
         Err(error) => {
             refuse(node, limiter, remote_addr, &error.to_string()).await;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use liaison_proto::v1::{
-    HelloRequest, HelloResponse, HoldingsBatch, HoldingsRequest, PullBatch, PullRequest,
+    AuditHead, HelloRequest, HelloResponse, HoldingsBatch, HoldingsRequest, PullBatch, PullRequest,
 };
 use liaison_proto::{PROTOCOL_VERSION, PROTOCOL_VERSION_MIN};
 use liaison_rpc::v1::federation_server::Federation;
@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 use super::refusals::BodyRead;
 use super::{ConnInfo, RefusalLimiter};
 use crate::node::Node;
-use liaison_core::store::audit::{Actor, Outcome};
+use liaison_core::store::audit::{self, Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
 use liaison_core::{log, reconcile};
 
@@ -153,6 +153,16 @@ impl Federation for FederationService {
             })
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
+        // What we witnessed of the caller's audit head before this Hello
+        // (the highest), and what it says now.
+        let witnessed_of_you = witness_audit_head(
+            &self.node,
+            &info.node_id,
+            &hello.log_id,
+            hello.audit_head.as_ref(),
+        )
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HelloResponse {
             node_id: self.node.node_id.to_string(),
             display_name: self.node.config.display_name.clone(),
@@ -160,6 +170,7 @@ impl Federation for FederationService {
             log_id,
             software_version: crate::SOFTWARE_VERSION.to_owned(),
             log_ids_held_from_you,
+            witnessed_of_you,
         }))
     }
 
@@ -242,6 +253,7 @@ impl Federation for FederationService {
                 // the node's writers.
                 let read = node
                     .read(move |conn| {
+                        let audit_head = audit::head(conn)?;
                         let mut events = log::read_batch(conn, &audience, since, batch_max)?;
                         // Bound the message by bytes too: at least one event per batch.
                         let mut bytes = 0usize;
@@ -254,10 +266,10 @@ impl Federation for FederationService {
                             .count()
                             .max(1);
                         events.truncate(keep);
-                        Ok(events)
+                        Ok((events, audit_head))
                     })
                     .await;
-                let events = match read {
+                let (events, audit_head) = match read {
                     Ok(read) => read,
                     Err(error) => {
                         tracing::error!(%error, peer = %peer_id, "cannot read the change log");
@@ -288,6 +300,10 @@ impl Federation for FederationService {
                         log_id: log_id.clone(),
                         events,
                         head_seq,
+                        audit_head: Some(AuditHead {
+                            entries: audit_head.entries,
+                            hash: audit_head.hash,
+                        }),
                     };
                     // A peer that stops reading must not keep the stream
                     // past `halt`.
@@ -397,4 +413,55 @@ impl Federation for FederationService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// Keeps the audit head `peer` announced for its log `log_id` (in its
+/// `Hello`, or a batch it sent), and audits a head that moved back below
+/// the highest seen of that log: the newest entries were deleted there.
+/// Returns the highest head seen before (the witness `peer` may check its
+/// chain against). A peer of protocol 1 announces none.
+pub async fn witness_audit_head(
+    node: &Arc<Node>,
+    peer: &liaison_types::identity::NodeId,
+    log_id: &str,
+    announced: Option<&AuditHead>,
+) -> Result<Option<AuditHead>, crate::error::NodeError> {
+    let peer_id = peer.to_string();
+    let log_id = log_id.to_owned();
+    let announced = announced.map(|h| audit::Head {
+        entries: h.entries,
+        hash: h.hash.clone(),
+    });
+    let now_ms = node.now_ms();
+    let (before, backwards) = node
+        .db(move |conn| {
+            let before = audit::witnessed(conn, &peer_id, &log_id)?.map(|(head, _)| head);
+            let backwards = match &announced {
+                Some(head) => audit::witness(conn, &peer_id, &log_id, head, now_ms)?
+                    .map(|highest| (highest, head.entries)),
+                None => None,
+            };
+            Ok((before, backwards))
+        })
+        .await?;
+    if let Some((highest, now)) = backwards {
+        let detail = format!(
+            "the audit log of {peer} went back from {} entries to {now}: its newest {} entries were deleted (or the node runs on an older copy of its database under the same log id)",
+            highest.entries,
+            highest.entries - now
+        );
+        tracing::warn!(%peer, highest = highest.entries, now, "a peer's audit head moved backwards");
+        node.audit(
+            Actor::Peer(peer.to_string()),
+            "federation.audit_head",
+            peer.to_string(),
+            Outcome::Error,
+            detail,
+        )
+        .await;
+    }
+    Ok(before.map(|head| AuditHead {
+        entries: head.entries,
+        hash: head.hash,
+    }))
 }

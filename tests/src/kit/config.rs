@@ -15,6 +15,8 @@ pub struct NodeConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub ca: PathBuf,
+    /// `tls.crl`, if any.
+    pub crl: Option<PathBuf>,
     /// `admin.socket`; `None` leaves the default (`data_dir/admin.sock`).
     pub admin_socket: Option<PathBuf>,
     /// The `[limits]` table.
@@ -40,6 +42,13 @@ impl NodeConfig {
     /// allow_clock_override`, then `liaisonctl debug clock`).
     pub fn clockable(mut self) -> NodeConfig {
         self.extra = "[testing]\nallow_clock_override = true".into();
+        self
+    }
+
+    /// A node with the metrics endpoint on a free port of localhost.
+    pub fn with_metrics(mut self) -> NodeConfig {
+        self.extra
+            .push_str("\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:0\"\n");
         self
     }
 
@@ -73,6 +82,9 @@ impl NodeConfig {
             p(&self.key),
             p(&self.ca),
         );
+        if let Some(crl) = &self.crl {
+            out.push_str(&format!("crl = {}\n", p(crl)));
+        }
         if let Some(socket) = &self.admin_socket {
             out.push_str(&format!("\n[admin]\nsocket = {}\n", p(socket)));
         }

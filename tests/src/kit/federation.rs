@@ -155,6 +155,7 @@ impl Federation {
             cert: certs.cert,
             key: certs.key,
             ca: certs.ca,
+            crl: None,
             admin_socket: None,
             limits: self.launch.limits.clone(),
             extra: String::new(),
