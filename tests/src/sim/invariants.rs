@@ -528,8 +528,10 @@ fn record_authority(
 ///   and that was released (or recorded on paper), the owner column naming
 ///   where it went; or, at a restored node, a tombstone with no transfer
 ///   (the member moved on by a release the restore forgot, learned from a
-///   peer's later generation: docs/restore.md) naming a node that holds the
-///   member at that generation or a later one;
+///   peer's later generation: docs/restore.md) that the node audited as a
+///   conflict when it yielded (its holder may since have been restored to
+///   before it got the member, as a receiver may after any release: the
+///   end checks judge who owns it);
 /// - `home_copies`: owned by another node that owns the member there, at a
 ///   version no newer than the owner's, or that released it since at a
 ///   higher generation (the `Moved` is on its way), unless the copy came
@@ -594,7 +596,7 @@ pub fn authors_are_authorities(
             let yielded = restored
                 && transfer_id.is_empty()
                 && moved_to == owner
-                && held_at_or_after(nodes, &owner, &member, generation).map_err(sql(NAME))?;
+                && audited_yield(node, &member, generation).map_err(sql(NAME))?;
             if moved_to != owner || !(released || yielded) {
                 return bad(format!(
                     "member {member} is held with owner {owner}, but not as a tombstone of a released transfer                      (forward pointer `{moved_to}`, transfer {transfer:?})"
@@ -756,23 +758,18 @@ pub fn quarantine_holds_only_invalid(
 
 // ------------------------------------------------------------- convergence
 
-/// Whether `holder` holds `member` (owned, or a tombstone of it) at
-/// `generation` or a later one.
-fn held_at_or_after(
-    nodes: &[NodeDb<'_>],
-    holder: &str,
-    member: &str,
-    generation: u64,
-) -> rusqlite::Result<bool> {
-    let Some(db) = nodes.iter().find(|n| n.me() == holder) else {
-        return Ok(false);
-    };
-    Ok(db
+/// Whether `node` audited yielding `member` to a peer's `generation`
+/// (`transfers::yield_to_later_generation`).
+fn audited_yield(node: &NodeDb<'_>, member: &str, generation: u64) -> rusqlite::Result<bool> {
+    Ok(node
         .conn
-        .prepare_cached("SELECT generation FROM members WHERE member_id = ?1")?
-        .query_row([member], |r| r.get::<_, u64>(0))
+        .prepare_cached(
+            "SELECT 1 FROM audit WHERE action = 'reconcile.conflict' AND target = ?1
+             AND detail LIKE '%at generation ' || ?2 || ':%'",
+        )?
+        .query_row(rusqlite::params![member, generation], |_| Ok(()))
         .optional()?
-        .is_some_and(|g| g >= generation))
+        .is_some())
 }
 
 /// What the owner believes the host holds: the basis of its `shares` row.
