@@ -672,7 +672,8 @@ pub fn authors_are_authorities(
         let released_since: bool = owner_db
             .conn
             .prepare_cached(
-                "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id <> '' AND generation > ?3",
+                "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2
+                   AND (moved_to_node <> '' OR moved_to_place <> '') AND generation > ?3",
             )
             .map_err(sql(NAME))?
             .query_row(params![member, owner, generation], |_| Ok(()))
@@ -1047,7 +1048,10 @@ fn outflow_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<String>
 fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
     Ok(node
         .conn
-        .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id <> ''")?
+        .prepare_cached(
+            "SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2
+               AND (moved_to_node <> '' OR moved_to_place <> '')",
+        )?
         .query_row([member_id, node.me()], |_| Ok(()))
         .optional()?
         .is_some())
