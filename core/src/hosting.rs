@@ -190,6 +190,24 @@ pub(crate) fn judge_claim(
     Ok(Claim::Consistent)
 }
 
+/// The fields every host record has, for [`HostRecord`].
+macro_rules! record_fields {
+    () => {
+        fn member_id(&self) -> &str {
+            &self.member_id
+        }
+        fn author(&self) -> &str {
+            &self.author
+        }
+        fn basis(&self) -> &str {
+            &self.basis
+        }
+        fn with_basis(self, basis: String) -> Self {
+            Self { basis, ..self }
+        }
+    };
+}
+
 /// What a host (or any node, for contacts and activities) writes about a
 /// member: the three kinds are checked and relayed by one rule
 /// ([`apply_host_record`]) and differ only in how they are kept.
@@ -219,18 +237,7 @@ trait HostRecord: Message + Default {
 /// was released from).
 impl HostRecord for pb::HostSection {
     const KIND: EventKind = EventKind::HostSection;
-    fn member_id(&self) -> &str {
-        &self.member_id
-    }
-    fn author(&self) -> &str {
-        &self.author
-    }
-    fn basis(&self) -> &str {
-        &self.basis
-    }
-    fn with_basis(self, basis: String) -> Self {
-        pb::HostSection { basis, ..self }
-    }
+    record_fields!();
     /// Not `append`: the snapshots it supersedes are keyed by member, and
     /// this node relays the sections of every host of the member (a newer
     /// one of the same host is applied over an older one at the owner
@@ -262,18 +269,7 @@ impl HostRecord for pb::HostSection {
 /// A contact event, from the node that made it (or relayed).
 impl HostRecord for pb::ContactEvent {
     const KIND: EventKind = EventKind::Contact;
-    fn member_id(&self) -> &str {
-        &self.member_id
-    }
-    fn author(&self) -> &str {
-        &self.author
-    }
-    fn basis(&self) -> &str {
-        &self.basis
-    }
-    fn with_basis(self, basis: String) -> Self {
-        pb::ContactEvent { basis, ..self }
-    }
+    record_fields!();
     /// A new contact may change the member's contact status here.
     fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
         if members::save_contact(conn, &self, ctx.now_ms)? {
@@ -286,18 +282,7 @@ impl HostRecord for pb::ContactEvent {
 /// An activity, from the node that made it (or relayed).
 impl HostRecord for pb::ActivityRecord {
     const KIND: EventKind = EventKind::Activity;
-    fn member_id(&self) -> &str {
-        &self.member_id
-    }
-    fn author(&self) -> &str {
-        &self.author
-    }
-    fn basis(&self) -> &str {
-        &self.basis
-    }
-    fn with_basis(self, basis: String) -> Self {
-        pb::ActivityRecord { basis, ..self }
-    }
+    record_fields!();
     fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
         members::save_activity(conn, &self, ctx.now_ms)?;
         Ok(())

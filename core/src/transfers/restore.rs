@@ -407,25 +407,16 @@ fn adopt_accepted(
     held: &pb::HeldTransfer,
     mut t: Row,
 ) -> Result<Adopted, Error> {
-    let owned_here =
-        members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
-    if !owned_here {
-        // The member was written after the backup (or released since, by
-        // a transfer the receiver reported completed): this node holds no
-        // record to release. The offer ends; the receiver purges it.
+    // The member was written after the backup (or released since, by a
+    // transfer the receiver reported completed): this node holds no record
+    // to release. The offer ends; the receiver purges it.
+    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t)? {
         tracing::warn!(
             transfer = %t.transfer_id,
             member = %t.member_id,
             "restored: an accepted transfer of a member this node does not hold is aborted"
         );
-        abort(
-            conn,
-            ctx,
-            &mut t,
-            TransferState::Cancelled,
-            "sender_restored",
-        )?;
-        return Ok(Adopted::Aborted);
+        return Ok(aborted);
     }
     abort_other_offers(conn, ctx, &t)?;
     // The receiver accepted into this branch; the release saves the
@@ -441,21 +432,26 @@ fn adopt_open(conn: &Connection, ctx: &Ctx<'_>, mut t: Row) -> Result<Adopted, E
     if load(conn, &t.transfer_id)?.is_some() {
         return Ok(Adopted::Kept);
     }
-    let owned_here =
-        members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
-    if !owned_here {
-        // Written after the backup: nothing to release if accepted.
-        abort(
-            conn,
-            ctx,
-            &mut t,
-            TransferState::Cancelled,
-            "sender_restored",
-        )?;
-        return Ok(Adopted::Aborted);
+    // Written after the backup: nothing to release if accepted.
+    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t)? {
+        return Ok(aborted);
     }
     save(conn, &t, ctx.now_ms)?;
     Ok(Adopted::Recorded)
+}
+
+/// A reported offer of a member this node does not own (any more) is
+/// cancelled: there is nothing here to release under it.
+fn abort_unless_owned(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &mut Row,
+) -> Result<Option<Adopted>, Error> {
+    if members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str()) {
+        return Ok(None);
+    }
+    abort(conn, ctx, t, TransferState::Cancelled, "sender_restored")?;
+    Ok(Some(Adopted::Aborted))
 }
 
 /// At a restored node's reconciliation, a peer holds `member_id` at
