@@ -885,11 +885,15 @@ mod tests {
         (NodeDb::new(id, path), conn)
     }
 
+    /// A member row; with `moved` (a transfer id), a tombstone pointing to
+    /// `owner`.
     fn own(conn: &Connection, owner: &str, generation: u64, counter: u64, name: &str, moved: &str) {
         conn.execute(
             "INSERT OR REPLACE INTO members (member_id, owner, generation, counter, name, gender, birth_date,
-                 national_id, party_status, home_branch, created_at_ms, updated_at_ms, moved_transfer_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, '男', '1990-05-17', '620801199005170014', '正式', 'b1', 0, 0, ?6)",
+                 national_id, party_status, home_branch, created_at_ms, updated_at_ms, moved_transfer_id,
+                 moved_to_node)
+             VALUES (?1, ?2, ?3, ?4, ?5, '男', '1990-05-17', '620801199005170014', '正式', 'b1', 0, 0, ?6,
+                 CASE WHEN ?6 = '' THEN '' ELSE ?2 END)",
             params![MEMBER, owner, generation, counter, name, moved],
         )
         .expect("write the member");
