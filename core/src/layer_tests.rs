@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "import",
     "refs",
     "todo",
+    "reports",
 ];
 
 /// The files of each directory module, bottom to top: each uses only the
@@ -56,6 +57,23 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "reports",
+        &[
+            "table",
+            "query",
+            "places",
+            "inflow",
+            "outflow",
+            "contact",
+            "transfers",
+            "due",
+            "activity",
+            "trend",
+            "agreements",
+            "uncovered",
+        ],
+    ),
+    (
         "reconcile",
         &[
             "restore",
@@ -78,6 +96,7 @@ const TEST_FILES: &[&str] = &[
     "refusal_tests",
     "property_tests",
     "layer_tests",
+    "report_tests",
 ];
 
 /// The modules `source` names after `prefix` (`crate` or `super`): the

@@ -38,7 +38,9 @@
 //! - [`reconcile`]: backup, restore and reconciliation;
 //! - [`peering`], [`import`]: adding and removing peers, the roster as CSV;
 //! - [`refs`], [`todo`]: for operators: references a clerk has in hand
-//!   resolved to ids, and what waits on them.
+//!   resolved to ids, and what waits on them;
+//! - [`reports`]: the reports and statistics, computed from the records
+//!   (reads only, but for the year-end counts it keeps).
 
 pub mod agreements;
 pub mod apply;
@@ -55,6 +57,7 @@ pub mod peering;
 pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
+pub mod reports;
 pub mod store;
 pub mod todo;
 pub mod transfers;
@@ -79,6 +82,9 @@ mod property_tests;
 
 #[cfg(test)]
 mod layer_tests;
+
+#[cfg(test)]
+mod report_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use liaison_types::identity::{NodeId, Notary};

@@ -35,6 +35,7 @@ fn migrations() -> Migrations<'static> {
             crate::letters::migrate_to_yearly(tx)
                 .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
         }),
+        M::up(include_str!("schema/0013_reports.sql")),
     ])
 }
 
@@ -173,6 +174,9 @@ impl Store {
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )?;
                     reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                    // A report's intermediate results stay in memory, as
+                    // the writer's temporary tables do (`setup_connection`).
+                    reader.pragma_update(None, "temp_store", "MEMORY")?;
                     tune_connection(&reader)?;
                     Ok(Mutex::new(reader))
                 })
