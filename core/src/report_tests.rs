@@ -504,7 +504,6 @@ fn trend_shows_the_compound_rate_with_its_formula_and_never_another() {
                 note: String::new(),
             })
             .collect(),
-        dry_run: false,
     };
     pingliang
         .tx(|c, ctx| {

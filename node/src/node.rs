@@ -607,7 +607,8 @@ const TRIM_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500)
 
 /// Decisions the calendar makes, on this node's clock: agreements activate
 /// and expire, hosts drop copies past the end date plus grace (every
-/// minute); contact status turns overdue or lost (every hour).
+/// minute); contact status turns overdue or lost, and the counts of the
+/// last 31 December are recorded once (every hour).
 async fn calendar(node: Arc<Node>) {
     let mut minutes = 0u64;
     loop {
@@ -692,7 +693,47 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
     if changed > 0 {
         tracing::info!(changed, "calendar decisions");
     }
+    if sweep_contacts {
+        record_year_end(node).await?;
+    }
     Ok(())
+}
+
+/// Records the counts of the last 31 December (`report trend`), once a
+/// year: counted on a read-only connection as of that day from the dated
+/// facts, so the writer waits only for the one row; not while the node
+/// reconciles after a restore (its records are not whole yet).
+async fn record_year_end(node: &Arc<Node>) -> Result<(), NodeError> {
+    use liaison_core::reports;
+    let me = node.node_id.clone();
+    let now_ms = node.now_ms();
+    let due = node
+        .read(move |conn| reports::year_end_due(conn, &liaison_core::Ctx::new(&me, now_ms)))
+        .await?;
+    let Some(year) = due else {
+        return Ok(());
+    };
+    let me = node.node_id.clone();
+    let counts = node
+        .read(move |conn| reports::count_year_end(conn, &liaison_core::Ctx::new(&me, now_ms), year))
+        .await?;
+    let me = node.node_id.clone();
+    node.db(move |conn| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if liaison_core::epoch::is_reconciling(&tx)? {
+            return Ok(());
+        }
+        reports::record_year_end(&tx, &liaison_core::Ctx::new(&me, now_ms), &counts)?;
+        tx.commit()?;
+        tracing::info!(
+            year = counts.year,
+            mobile = counts.mobile,
+            members = counts.members,
+            "year-end counts recorded"
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

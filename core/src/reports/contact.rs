@@ -78,6 +78,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
             "经查找仍然无法取得联系党员登记表",
             "Register: still unreachable after searching",
         ),
+        false,
     );
     let mut unreachable_n = 0u64;
     let sql = format!(
@@ -128,7 +129,6 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
                         &prefix(&place),
                     ))),
                     text(state.lost_since.clone()),
-                    text(""),
                     number(months(&state.lost_since, q.as_of)),
                     text(cause_label(&cause)),
                 ]);
@@ -190,9 +190,10 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     Ok(report)
 }
 
-/// A register's table: one member a row.
-fn register_table(key: &str, (zh, en): (&str, &str)) -> Table {
-    Table::new(key, zh, en)
+/// A register's table: one member a row; the register of members found
+/// also says when.
+fn register_table(key: &str, (zh, en): (&str, &str), found: bool) -> Table {
+    let table = Table::new(key, zh, en)
         .col("name", "姓名", "name", Kind::Text)
         .col("branch", "所在支部", "home branch", Kind::Text)
         .col("destination", "去向地", "destination", Kind::Text)
@@ -201,8 +202,13 @@ fn register_table(key: &str, (zh, en): (&str, &str)) -> Table {
             "失联起始日期",
             "out of contact since",
             Kind::Date,
-        )
-        .col("found_on", "取得联系日期", "found on", Kind::Date)
+        );
+    let table = if found {
+        table.col("found_on", "取得联系日期", "found on", Kind::Date)
+    } else {
+        table
+    };
+    table
         .col(
             "months_out",
             "失联时间(月)",
@@ -228,6 +234,7 @@ fn found_register(
             "经查找取得联系党员登记表",
             "Register: found after six months or more out of contact",
         ),
+        true,
     );
     let mut candidates: Vec<(String, String, String)> = Vec::new();
     params.each(
