@@ -536,7 +536,7 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
         .unwrap_or(2018);
     let _seed = Seed(seed);
     let fed = Federation::new("reports");
-    let pingliang = fed.node("pingliang").await;
+    let pingliang = fed.start(fed.config("pingliang").clockable()).await;
     let lanzhou = fed.node("lanzhou").await;
     fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let dir = fed.dir().to_owned();
@@ -781,6 +781,20 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
         assert!(texts.iter().any(|t| t == label), "{label} in {texts:?}");
     }
     assert!(texts.iter().any(|t| t.contains("15.2%")));
+    // The node records its own year end, counted as of 31 December, on
+    // its calendar's first run in the new year.
+    let new_year = NaiveDate::from_ymd_opt(today().year() + 1, 1, 1).unwrap();
+    let offset = (new_year - today()).num_days() + 1;
+    pingliang.ctl_ok(&["debug", "clock", "--offset", &format!("{offset}d")]);
+    let trend = Json::of(&pingliang, &["trend"]);
+    let recorded = trend
+        .rows("by_year")
+        .iter()
+        .find(|r| r["year"] == today().year())
+        .unwrap_or_else(|| panic!("no count of {} recorded: {:?}", today().year(), trend.rows("by_year")));
+    assert_eq!(recorded["source"], "本节点 this node");
+    assert_eq!(recorded["mobile"], now.summary("away"));
+    assert_eq!(recorded["members"], now.summary("members"));
     // Bad input changes nothing and says what to do.
     let refused = pingliang.ctl(&["report", "agreements", "--branch", "pl-kongtong"]);
     assert_eq!(
