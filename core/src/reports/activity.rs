@@ -7,7 +7,7 @@
 use rusqlite::Connection;
 
 use super::inflow::HOSTED;
-use super::query::{away_own, org_label, org_names, Departed, Query};
+use super::query::{away_own, org_label, org_names, Departed, Query, AWAY_FROM};
 use super::table::{count, define, number, text, Kind, Table};
 use super::Report;
 use crate::members::{CONTACT_INTERVAL_DAYS, LOST_AFTER_DAYS};
@@ -103,7 +103,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     let orgs = org_names(conn)?;
     let per_member = format!(
         "WITH people AS MATERIALIZED (
-             SELECT m.member_id, m.name, m.home_branch FROM outflows o JOIN members m ON m.member_id = o.member_id
+             SELECT m.member_id, m.name, m.home_branch FROM {AWAY_FROM}
               WHERE {away}),
          per AS MATERIALIZED (
              SELECT p.member_id, p.name, p.home_branch, {counted},

@@ -13,7 +13,8 @@ use rusqlite::Connection;
 use super::inflow::HOSTED;
 use super::places::prefix;
 use super::query::{
-    away_own, org_label, org_names, Departed, Query, NOT_RECEIVED_LATER, NOT_RECORDED, OWN,
+    away_own, org_label, org_names, Departed, Query, AWAY_FROM, NOT_RECEIVED_LATER, NOT_RECORDED,
+    OWN,
 };
 use super::table::{by_dimension, count, define, number, text, Kind, Table};
 use super::Report;
@@ -92,7 +93,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
                 COALESCE((SELECT d.cause FROM contact_decisions d
                            WHERE d.member_id = m.member_id AND d.decided_at < :next AND d.cause <> ''
                            ORDER BY d.decided_at DESC, d.decision_id DESC LIMIT 1), '')
-           FROM outflows o JOIN members m ON m.member_id = o.member_id
+           FROM {AWAY_FROM}
           WHERE {}
           ORDER BY o.departed_on, m.member_id",
         away_own(Departed::Any)

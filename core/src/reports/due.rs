@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 use super::places::{grouped, prefix, Servers};
-use super::query::{away_own, org_label, org_names, place_code6, Departed, Query};
+use super::query::{away_own, org_label, org_names, place_code6, Departed, Query, AWAY_FROM};
 use super::table::{by_dimension, define, number, text, Kind, Table};
 use super::Report;
 use crate::Error;
@@ -34,7 +34,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
                                WHERE t.member_id = m.member_id AND t.direction = 'outgoing'
                                  AND t.issued_on <= :d AND (t.state = 'offered' OR t.updated_at_ms >= :end_ms)
                                ORDER BY t.issued_on DESC LIMIT 1), '')
-               FROM outflows o JOIN members m ON m.member_id = o.member_id
+               FROM {AWAY_FROM}
               WHERE {} AND o.fixed_location = 1 AND o.departed_on <= :six
               ORDER BY o.departed_on, m.member_id",
             away_own(Departed::InPeriod)

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::places::{grouped, Servers};
 use super::query::{
     age_band, age_sql, away_moved, away_own, members_held, org_label, org_names, Departed, Query,
-    AGE_BANDS, MOVED_SINCE, NOT_RECORDED,
+    AGE_BANDS, AWAY_FROM, MOVED_SINCE, NOT_RECORDED,
 };
 use super::table::{by_dimension, count, define, percent, text, Kind, Table};
 use super::Report;
@@ -100,7 +100,7 @@ pub(super) fn counts(conn: &Connection, q: &Query) -> Result<Counts, Error> {
                                 AND s.reported_on <> '' AND s.reported_on <= :d) AS reported,
                     COALESCE((SELECT s.industry FROM host_sections s WHERE s.member_id = m.member_id
                                 AND s.industry <> '' ORDER BY s.updated_at_ms DESC LIMIT 1), '') AS industry
-               FROM outflows o JOIN members m ON m.member_id = o.member_id
+               FROM {AWAY_FROM}
               WHERE {own}
              UNION ALL
              SELECT m.member_id, '', '', '', '', m.home_branch, 1, m.moved_away_place, '', '', 0,

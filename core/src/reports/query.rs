@@ -318,13 +318,21 @@ pub(super) fn members_held(conn: &Connection, params: &Params) -> Result<i64, Er
         conn,
         &format!(
             "SELECT (SELECT COUNT(*) FROM members m WHERE {OWN})
-                  - (SELECT COUNT(*) FROM members m WHERE {OWN} AND m.member_id IN
-                        (SELECT member_id FROM transfers
-                          WHERE direction = 'incoming' AND state = 'completed' AND released_at_ms >= :end_ms))
+                  - (SELECT COUNT(DISTINCT m.member_id) FROM transfers t CROSS JOIN members m
+                      ON m.member_id = t.member_id
+                     WHERE t.direction = 'incoming' AND t.state = 'completed'
+                       AND t.released_at_ms >= :end_ms AND {OWN})
                   + (SELECT COUNT(*) FROM members m WHERE {MOVED})"
         ),
     )
 }
+
+/// The outflows `o` with their members `m`, read outflow by outflow: a
+/// node has no more outflows than members (fewer, most often), and each
+/// finds its member by its key. `CROSS JOIN` keeps SQLite to this order:
+/// its planner, with no statistics, would rather walk every member and
+/// look for an outflow.
+pub(super) const AWAY_FROM: &str = "outflows o CROSS JOIN members m ON m.member_id = o.member_id";
 
 /// Which departures a report counts: all, or those in the period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

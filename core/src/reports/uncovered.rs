@@ -8,7 +8,7 @@ use liaison_proto::v1 as pb;
 use rusqlite::Connection;
 
 use super::places::{grouped, prefix, Servers};
-use super::query::{away_own, org_label, org_names, place_code6, Departed, Query};
+use super::query::{away_own, org_label, org_names, place_code6, Departed, Query, AWAY_FROM};
 use super::table::{define, text, Kind, Table};
 use super::Report;
 use crate::members::Scope;
@@ -28,7 +28,7 @@ pub(super) fn report(conn: &Connection, ctx: &Ctx<'_>, q: &Query) -> Result<Repo
         conn,
         &format!(
             "SELECT m.member_id, m.name, m.home_branch, o.destination_place, o.departed_on
-               FROM outflows o JOIN members m ON m.member_id = o.member_id
+               FROM {AWAY_FROM}
               WHERE {} ORDER BY o.destination_place, o.departed_on, m.member_id",
             away_own(Departed::InPeriod)
         ),
