@@ -625,3 +625,86 @@ fn every_report_runs_on_an_empty_node_and_on_a_busy_one() {
         "1"
     );
 }
+
+#[test]
+fn activity_sums_a_period_per_branch_and_member_and_finds_the_inactive() {
+    let (pingliang, lanzhou, zhang) = six_members();
+    pingliang.deliver(&lanzhou);
+    let activity = |node: &TestNode, kind: &str, date: i64, hours: f64| {
+        node.tx(|c, ctx| {
+            members::activity_record(
+                c,
+                ctx,
+                &pb::ActivityRequest {
+                    member_id: zhang.clone(),
+                    kind: kind.into(),
+                    date: day(date),
+                    hours,
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    };
+    activity(&pingliang, "党课", -20, 2.0);
+    activity(&pingliang, "branch_meeting", -15, 0.0);
+    activity(&pingliang, "志愿服务", -5, 3.5);
+    pingliang
+        .tx(|c, ctx| {
+            members::contact_record(
+                c,
+                ctx,
+                &pb::ContactRequest {
+                    member_id: zhang.clone(),
+                    channel: "dues".into(),
+                    at: day(-3),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    activity(&lanzhou, "主题党日", -2, 0.0);
+    // The last 60 days (the default, the calendar year, may begin later).
+    let period = |node: &TestNode, until: &str| {
+        try_report(
+            node,
+            pb::ReportRequest {
+                report: "activity".into(),
+                period_from: day(-60),
+                period_until: until.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let r = period(&pingliang, "");
+    let branch = &rows(&r, "by_branch")[0];
+    assert_eq!(branch["members"], "3", "张三, 李四 and 王五 are away");
+    assert_eq!(branch["three_one"], "2");
+    assert_eq!(branch["study_hours"], "2");
+    assert_eq!(branch["volunteer"], "1");
+    assert_eq!(branch["volunteer_hours"], "3.5");
+    assert_eq!(branch["dues_up_to_date"], "1");
+    assert_eq!(branch["inactive"], "2");
+    assert_eq!(
+        cell(&r, "members", "name", "张三", "dues_up_to_date"),
+        "是 yes"
+    );
+    assert_eq!(cell(&r, "members", "name", "张三", "last_active"), day(-3));
+    assert_eq!(cell(&r, "members", "name", "李四", "last_active"), "");
+    let inactive: Vec<String> = rows(&r, "inactive")
+        .into_iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(inactive, ["李四", "王五"]);
+    // A period that ends before the lecture counts none of it.
+    let before = period(&pingliang, &day(-21));
+    assert_eq!(rows(&before, "by_branch")[0]["study_hours"], "0");
+    // The host counts what it recorded for the members it hosts.
+    let hosted = period(&lanzhou, "");
+    let row = &rows(&hosted, "hosted_by_branch")[0];
+    assert_eq!(
+        (row["members"].as_str(), row["theme_days"].as_str()),
+        ("1", "1")
+    );
+}
