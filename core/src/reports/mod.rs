@@ -60,7 +60,6 @@ pub const REPORTS: [&str; 9] = [
 struct Report {
     title_zh: String,
     title_en: String,
-    rules: Vec<String>,
     notes: Vec<String>,
     tables: Vec<pb::ReportTable>,
     definitions: Vec<pb::ReportDefinition>,
@@ -145,7 +144,6 @@ pub fn report(
     if matches!(report, "outflow" | "transfers" | "trend") {
         rules.push(RULE_TRANSFER.to_owned());
     }
-    rules.append(&mut built.rules);
     let mut notes = q.filter_notes();
     if q.in_the_past() && report != "trend" {
         notes.push(format!(

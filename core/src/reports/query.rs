@@ -253,7 +253,7 @@ impl Params {
         &self,
         conn: &'c Connection,
         sql: &str,
-    ) -> Result<CachedStatement<'c>, Error> {
+    ) -> Result<rusqlite::CachedStatement<'c>, Error> {
         let mut stmt = conn.prepare_cached(sql)?;
         for (name, value) in &self.0 {
             if let Some(idx) = stmt.parameter_index(name)? {
@@ -288,8 +288,6 @@ impl Params {
         Ok(n)
     }
 }
-
-type CachedStatement<'c> = rusqlite::CachedStatement<'c>;
 
 /// A member row `m` this node holds as its own at the date `:d`: owned,
 /// a member by then (joined on or before it), not removed (its current
