@@ -81,6 +81,14 @@ fn counted_sql() -> String {
         .join(", ")
 }
 
+/// `table` with the counted columns added.
+fn with_counted(mut table: Table) -> Table {
+    for (key, zh, en, kind, _) in COUNTED {
+        table = table.col(key, zh, en, kind);
+    }
+    table
+}
+
 fn cell(
     kind: Kind,
     row: &rusqlite::Row<'_>,
@@ -123,25 +131,23 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         .iter()
         .map(|(key, ..)| format!("SUM({key})"))
         .collect();
-    let mut branches = Table::new("by_branch", "按所在支部", "By home branch")
-        .col("branch", "所在支部", "home branch", Kind::Text)
-        .col("members", "流出党员", "members away", Kind::Count);
-    for (key, zh, en, kind, _) in COUNTED {
-        branches = branches.col(key, zh, en, kind);
-    }
-    branches = branches
-        .col(
-            "dues_up_to_date",
-            "党费按期交纳(人)",
-            "dues up to date",
-            Kind::Count,
-        )
-        .col(
-            "inactive",
-            "6个月无活动(人)",
-            "no activity for 6 months",
-            Kind::Count,
-        );
+    let mut branches = with_counted(
+        Table::new("by_branch", "按所在支部", "By home branch")
+            .col("branch", "所在支部", "home branch", Kind::Text)
+            .col("members", "流出党员", "members away", Kind::Count),
+    )
+    .col(
+        "dues_up_to_date",
+        "党费按期交纳(人)",
+        "dues up to date",
+        Kind::Count,
+    )
+    .col(
+        "inactive",
+        "6个月无活动(人)",
+        "no activity for 6 months",
+        Kind::Count,
+    );
     params.each(
         conn,
         &format!(
@@ -164,16 +170,14 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
             Ok(())
         },
     )?;
-    let mut members = Table::new("members", "党员活动情况", "Per member")
-        .col("name", "姓名", "name", Kind::Text)
-        .col("branch", "所在支部", "home branch", Kind::Text);
-    for (key, zh, en, kind, _) in COUNTED {
-        members = members.col(key, zh, en, kind);
-    }
-    members = members
-        .col("last_dues", "最近交纳党费", "last dues paid", Kind::Date)
-        .col("dues_up_to_date", "党费按期", "dues up to date", Kind::Text)
-        .col("last_active", "最近活动", "last activity", Kind::Date);
+    let mut members = with_counted(
+        Table::new("members", "党员活动情况", "Per member")
+            .col("name", "姓名", "name", Kind::Text)
+            .col("branch", "所在支部", "home branch", Kind::Text),
+    )
+    .col("last_dues", "最近交纳党费", "last dues paid", Kind::Date)
+    .col("dues_up_to_date", "党费按期", "dues up to date", Kind::Text)
+    .col("last_active", "最近活动", "last activity", Kind::Date);
     let mut inactive = Table::new(
         "inactive",
         "6个月无活动记录党员",
@@ -248,16 +252,15 @@ fn hosted(
     params: &super::query::Params,
     orgs: &std::collections::HashMap<String, String>,
 ) -> Result<liaison_proto::v1::ReportTable, Error> {
-    let mut table = Table::new(
-        "hosted_by_branch",
-        "流入党员按所在党组织",
-        "Members hosted, by host branch",
-    )
-    .col("branch", "流入地党组织", "host branch", Kind::Text)
-    .col("members", "流入党员", "members hosted", Kind::Count);
-    for (key, zh, en, kind, _) in COUNTED {
-        table = table.col(key, zh, en, kind);
-    }
+    let mut table = with_counted(
+        Table::new(
+            "hosted_by_branch",
+            "流入党员按所在党组织",
+            "Members hosted, by host branch",
+        )
+        .col("branch", "流入地党组织", "host branch", Kind::Text)
+        .col("members", "流入党员", "members hosted", Kind::Count),
+    );
     params.each(
         conn,
         &format!(

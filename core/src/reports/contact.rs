@@ -11,7 +11,7 @@ use liaison_types::validate::LOST_CAUSES;
 use rusqlite::Connection;
 
 use super::inflow::HOSTED;
-use super::places::prefix;
+use super::places::place_label;
 use super::query::{
     away_own, org_label, org_names, Departed, Query, AWAY_FROM, NOT_RECEIVED_LATER, NOT_RECORDED,
     OWN,
@@ -126,9 +126,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
                 unreachable.row(vec![
                     text(name),
                     text(org_label(&orgs, &branch)),
-                    text(liaison_types::places::display(&super::query::place_code6(
-                        &prefix(&place),
-                    ))),
+                    text(place_label(&place)),
                     text(state.lost_since.clone()),
                     number(months(&state.lost_since, q.as_of)),
                     text(cause_label(&cause)),
@@ -338,11 +336,7 @@ fn found_register(
                 table.row(vec![
                     text(name.clone()),
                     text(org_label(orgs, &branch)),
-                    text(if place.is_empty() {
-                        String::new()
-                    } else {
-                        liaison_types::places::display(&super::query::place_code6(&prefix(&place)))
-                    }),
+                    text(place_label(&place)),
                     text(lost_since.clone()),
                     text(found_on),
                     number(months(&lost_since, found_date)),

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
-use super::places::{grouped, prefix, Servers};
-use super::query::{away_own, org_label, org_names, place_code6, Departed, Query, AWAY_FROM};
+use super::places::{by_destination, place_label};
+use super::query::{away_own, org_label, org_names, Departed, Query, AWAY_FROM};
 use super::table::{by_dimension, define, number, text, Kind, Table};
 use super::Report;
 use crate::Error;
@@ -53,7 +53,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
                 members.row(vec![
                     text(row.get::<_, String>(0)?),
                     text(org_label(&orgs, &branch)),
-                    text(liaison_types::places::display(&place_code6(&prefix(&place)))),
+                    text(place_label(&place)),
                     text(departed_on),
                     number(months),
                     text(row.get::<_, String>(4)?),
@@ -77,14 +77,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         n,
     ));
     let places: Vec<(String, i64)> = by_place.into_iter().collect();
-    report.tables.push(grouped(
-        "by_destination",
-        ("按去向地", "By destination"),
-        &places,
-        0,
-        &Servers::load(conn)?,
-        n,
-    ));
+    report.tables.push(by_destination(conn, &places, 0, n)?);
     report.tables.push(members.done());
     report.definitions = vec![
         define("应转未转", "due for transfer", "Away since six months or more before the date at a relatively fixed place (the outflow registration's fixed location), and still a member of this node: the relationship must be transferred (DOMAIN R1, 应转尽转)."),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
-use super::places::{grouped, Servers};
+use super::places::by_destination;
 use super::query::{
     age_band, age_sql, away_moved, away_own, members_held, org_label, org_names, Departed, Query,
     AGE_BANDS, AWAY_FROM, MOVED_SINCE, NOT_RECORDED,
@@ -187,7 +187,6 @@ fn labelled(counts: &Counts, dimension: &str) -> Vec<(String, i64)> {
 
 pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     let counts = counts(conn, q)?;
-    let servers = Servers::load(conn)?;
     let mut report = Report::new("流出党员统计", "Members away (outflow)");
     let away = counts.away;
     let six = counts
@@ -237,14 +236,9 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         count(moved),
     ]);
     report.tables.push(summary.done());
-    report.tables.push(grouped(
-        "by_destination",
-        ("按去向地", "By destination"),
-        counts.of("place"),
-        unknown,
-        &servers,
-        away,
-    ));
+    report
+        .tables
+        .push(by_destination(conn, counts.of("place"), unknown, away)?);
     let dimensions: [(&str, (&str, &str), (&str, &str)); 9] = [
         (
             "branch",

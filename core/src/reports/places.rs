@@ -13,10 +13,10 @@ use crate::Error;
 
 /// The places each peer serves (`peer add --serves`), as code prefixes.
 #[derive(Debug, Default)]
-pub(super) struct Servers(Vec<(String, String)>);
+struct Servers(Vec<(String, String)>);
 
 impl Servers {
-    pub(super) fn load(conn: &Connection) -> Result<Servers, Error> {
+    fn load(conn: &Connection) -> Result<Servers, Error> {
         let rows = conn
             .prepare_cached("SELECT node_id, place FROM peer_places ORDER BY node_id, place")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -29,7 +29,7 @@ impl Servers {
     }
 
     /// The peers serving all of the place `code` (a prefix), joined by ", ".
-    pub(super) fn of(&self, code: &str) -> String {
+    fn of(&self, code: &str) -> String {
         let code = prefix(code);
         let mut nodes: Vec<&str> = self
             .0
@@ -40,6 +40,34 @@ impl Servers {
         nodes.dedup();
         nodes.join(", ")
     }
+}
+
+/// A place code (2, 4 or 6 digits) as people read it, with the names of
+/// its parents that tell it from its namesakes: `兰州市城关区 (620102)`;
+/// '' for none.
+pub(super) fn place_label(code: &str) -> String {
+    if code.trim().is_empty() {
+        return String::new();
+    }
+    places::display(&place_code6(&prefix(code)))
+}
+
+/// The table of members by destination (`by_destination`): counts by
+/// place code, grouped, with the peers that serve each place.
+pub(super) fn by_destination(
+    conn: &Connection,
+    counts: &[(String, i64)],
+    unknown: i64,
+    total: i64,
+) -> Result<pb::ReportTable, Error> {
+    Ok(grouped(
+        "by_destination",
+        ("按去向地", "By destination"),
+        counts,
+        unknown,
+        &Servers::load(conn)?,
+        total,
+    ))
 }
 
 /// A place code as the prefix that matches the places within it:
@@ -66,7 +94,7 @@ struct Group {
 /// Counts by place (codes of 2, 4 or 6 digits, as outflows hold them)
 /// as a table grouped province → city → county, each row with its share
 /// of `total`; `unknown` members (不掌握流向) in a last row of their own.
-pub(super) fn grouped(
+fn grouped(
     key: &str,
     (zh, en): (&str, &str),
     counts: &[(String, i64)],

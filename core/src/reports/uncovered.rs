@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use liaison_proto::v1 as pb;
 use rusqlite::Connection;
 
-use super::places::{grouped, prefix, Servers};
-use super::query::{away_own, org_label, org_names, place_code6, Departed, Query, AWAY_FROM};
+use super::places::{by_destination, place_label};
+use super::query::{away_own, org_label, org_names, Departed, Query, AWAY_FROM};
 use super::table::{define, text, Kind, Table};
 use super::Report;
 use crate::members::Scope;
@@ -48,9 +48,7 @@ pub(super) fn report(conn: &Connection, ctx: &Ctx<'_>, q: &Query) -> Result<Repo
                 members.row(vec![
                     text(row.get::<_, String>(1)?),
                     text(org_label(&orgs, &row.get::<_, String>(2)?)),
-                    text(liaison_types::places::display(&place_code6(&prefix(
-                        &place,
-                    )))),
+                    text(place_label(&place)),
                     text(row.get::<_, String>(4)?),
                 ]);
             }
@@ -64,14 +62,7 @@ pub(super) fn report(conn: &Connection, ctx: &Ctx<'_>, q: &Query) -> Result<Repo
         "未覆盖的流出党员",
         "Members away without an active agreement",
     );
-    report.tables.push(grouped(
-        "by_destination",
-        ("按去向地", "By destination"),
-        &places,
-        0,
-        &Servers::load(conn)?,
-        n,
-    ));
+    report.tables.push(by_destination(conn, &places, 0, n)?);
     report.tables.push(members.done());
     report
         .notes
