@@ -525,9 +525,7 @@ fn trend_shows_the_compound_rate_with_its_formula_and_never_another() {
     // The node records its own year end; an import cannot replace it.
     let last_year: i32 = day(0)[..4].parse::<i32>().unwrap() - 1;
     assert_eq!(
-        pingliang
-            .tx(|c, ctx| reports::year_end_due(c, ctx))
-            .unwrap(),
+        pingliang.tx(reports::year_end_due).unwrap(),
         None,
         "created this year"
     );
@@ -535,9 +533,7 @@ fn trend_shows_the_compound_rate_with_its_formula_and_never_another() {
         .tx(|c, _| crate::store::set_meta(c, "created_at_ms", "0"))
         .unwrap();
     assert_eq!(
-        pingliang
-            .tx(|c, ctx| reports::year_end_due(c, ctx))
-            .unwrap(),
+        pingliang.tx(reports::year_end_due).unwrap(),
         Some(last_year)
     );
     let counts = pingliang
@@ -547,12 +543,7 @@ fn trend_shows_the_compound_rate_with_its_formula_and_never_another() {
     pingliang
         .tx(|c, ctx| reports::record_year_end(c, ctx, &counts))
         .unwrap();
-    assert_eq!(
-        pingliang
-            .tx(|c, ctx| reports::year_end_due(c, ctx))
-            .unwrap(),
-        None
-    );
+    assert_eq!(pingliang.tx(reports::year_end_due).unwrap(), None);
     let refused =
         pingliang.tx(|c, ctx| reports::import_years(c, ctx, &years(&[(last_year, 1, 10, 0.0)])));
     assert!(

@@ -97,7 +97,7 @@ fn roster(dir: &Path, seed: u64) -> Vec<Row> {
         "certificate_no",
         "card_no",
     ]
-    .map(|c| at(c));
+    .map(&at);
     let mut writer = csv::Writer::from_path(dir.join("roster.csv")).unwrap();
     writer.write_record(&headers).unwrap();
     let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
@@ -652,7 +652,7 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
             );
         }
     }
-    for (_, (table, _)) in &hosted.tables {
+    for (table, _) in hosted.tables.values() {
         for column in table["columns"].as_array().unwrap() {
             assert!(!["education", "origin", "birth_date", "national_id"]
                 .contains(&column["key"].as_str().unwrap()));
@@ -791,7 +791,13 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
         .rows("by_year")
         .iter()
         .find(|r| r["year"] == today().year())
-        .unwrap_or_else(|| panic!("no count of {} recorded: {:?}", today().year(), trend.rows("by_year")));
+        .unwrap_or_else(|| {
+            panic!(
+                "no count of {} recorded: {:?}",
+                today().year(),
+                trend.rows("by_year")
+            )
+        });
     assert_eq!(recorded["source"], "本节点 this node");
     assert_eq!(recorded["mobile"], now.summary("away"));
     assert_eq!(recorded["members"], now.summary("members"));

@@ -93,7 +93,10 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     for size in [small, large] {
         eprintln!("liaison-bench: growing the owner to {size} members");
         let rate = import_roster(&owner, fed.dir(), imported..size, destination)?;
-        report.note(S, format!("owner grew to {size} members at {rate:.0} rows/s (member import)"));
+        report.note(
+            S,
+            format!("owner grew to {size} members at {rate:.0} rows/s (member import)"),
+        );
         imported = size;
         let hosted = (0..size).filter(|i| i % 30 == 0).count() as i64;
         wait_hosted(&host, hosted).await?;
@@ -119,12 +122,24 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     // Raw SQLite's time to write as many rows as the node has members.
     let write_s = large as f64 / limits.l_sqlite();
     report.add(
-        Figure::new(S, &format!("liaisonctl status at {large}"), "s", fixed[1].clone())
-            .with_note("the fixed cost of a liaisonctl run: its fastest run is subtracted from the exponents"),
+        Figure::new(
+            S,
+            &format!("liaisonctl status at {large}"),
+            "s",
+            fixed[1].clone(),
+        )
+        .with_note(
+            "the fixed cost of a liaisonctl run: its fastest run is subtracted from the exponents",
+        ),
     );
     for (idx, (name, _, _)) in commands.iter().enumerate() {
         let (t_small, t_large) = (&times[0][idx], &times[1][idx]);
-        report.add(Figure::new(S, &format!("{name} at {small}"), "s", t_small.clone()));
+        report.add(Figure::new(
+            S,
+            &format!("{name} at {small}"),
+            "s",
+            t_small.clone(),
+        ));
         report.add(
             Figure::new(S, &format!("{name} at {large}"), "s", t_large.clone()).with_target(
                 Target::at_most(

@@ -272,10 +272,9 @@ fn found_register(
             last_decision = at.clone();
             match (status.as_str(), &mut search) {
                 ("searching" | "unreachable", None) => search = Some((at.clone(), cause.clone())),
-                ("searching" | "unreachable", Some((_, kept))) => {
-                    if !cause.is_empty() {
-                        *kept = cause.clone();
-                    }
+                // A later decision of the same search may give the cause.
+                ("searching" | "unreachable", Some((_, kept))) if !cause.is_empty() => {
+                    *kept = cause.clone();
                 }
                 ("regained", Some(_)) => {
                     if let Some((start, cause)) = search.take() {

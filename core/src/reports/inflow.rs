@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::query::{
     age_band, org_label, org_names, peer_label, peer_names, Query, AGE_BANDS, NOT_RECORDED,
 };
-use super::table::{by_dimension, count, define, percent, Kind, Table};
+use super::table::{by_dimension, count, define, percent, Kind, Names, Table};
 use super::Report;
 use crate::Error;
 
@@ -97,7 +97,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         percent(total - not_reported, total),
     ]);
     report.tables.push(summary.done());
-    let tables: [(&str, (&str, &str), (&str, &str)); 7] = [
+    let tables: [(&str, Names, Names); 7] = [
         (
             "home",
             ("按流出地", "By home region"),

@@ -11,7 +11,7 @@ use super::query::{
     age_band, age_sql, away_moved, away_own, members_held, org_label, org_names, Departed, Query,
     AGE_BANDS, AWAY_FROM, MOVED_SINCE, NOT_RECORDED,
 };
-use super::table::{by_dimension, count, define, percent, text, Kind, Table};
+use super::table::{by_dimension, count, define, percent, text, Kind, Names, Table};
 use super::Report;
 use crate::Error;
 
@@ -239,7 +239,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     report
         .tables
         .push(by_destination(conn, counts.of("place"), unknown, away)?);
-    let dimensions: [(&str, (&str, &str), (&str, &str)); 9] = [
+    let dimensions: [(&str, Names, Names); 9] = [
         (
             "branch",
             ("按所在支部", "By home branch"),

@@ -4,6 +4,9 @@
 
 use liaison_proto::v1 as pb;
 
+/// A name in Chinese and in English: a table's title, a column's header.
+pub(super) type Names = (&'static str, &'static str);
+
 /// What a column holds: how a workbook formats it and how JSON carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
