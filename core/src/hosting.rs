@@ -68,9 +68,15 @@ pub(crate) fn apply(
             apply_home_section(conn, ctx, (origin, log_id), &section, faults, memo)
         }
         EventKind::Unshare => apply_unshare(conn, ctx, origin, event, faults),
-        EventKind::HostSection => apply_host_section(conn, ctx, origin, log_id, event, faults),
-        EventKind::Contact => apply_contact(conn, ctx, origin, log_id, event, faults),
-        EventKind::Activity => apply_activity(conn, ctx, origin, log_id, event, faults),
+        EventKind::HostSection => {
+            apply_host_record::<pb::HostSection>(conn, ctx, origin, log_id, event, faults)
+        }
+        EventKind::Contact => {
+            apply_host_record::<pb::ContactEvent>(conn, ctx, origin, log_id, event, faults)
+        }
+        EventKind::Activity => {
+            apply_host_record::<pb::ActivityRecord>(conn, ctx, origin, log_id, event, faults)
+        }
         _ => Err(Rejection::Invalid(format!(
             "not a home section or host record event: {kind:?}"
         ))),
@@ -184,107 +190,124 @@ pub(crate) fn judge_claim(
     Ok(Claim::Consistent)
 }
 
-/// A host section, from the host that wrote it (or relayed by the owner it was
-/// released from).
-fn apply_host_section(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    origin: &NodeId,
-    log_id: &str,
-    event: &pb::Event,
-    faults: Faults,
-) -> Result<(), Rejection> {
-    let section: pb::HostSection = decode(event)?;
-    about_entity(event, &section.member_id)?;
-    let disposition = check_host_record(
-        conn,
-        ctx,
-        origin,
-        HostRecordRef {
-            member_id: &section.member_id,
-            author: &section.author,
-            basis: &section.basis,
-            log_id,
-            seq: event.seq,
-        },
-        faults,
-    )?;
-    if matches!(disposition, Disposition::Drop) {
-        return Ok(());
-    }
-    if let Disposition::Relay(to, basis) = disposition {
-        let relayed = pb::HostSection { basis, ..section };
-        // Not `append`: the snapshots it supersedes are keyed by
-        // member, and this node relays the sections of every host
-        // of the member (a newer one of the same host is applied
-        // over an older one at the owner anyway).
-        log::append_unqueued(
+/// What a host (or any node, for contacts and activities) writes about a
+/// member: the three kinds are checked and relayed by one rule
+/// ([`apply_host_record`]) and differ only in how they are kept.
+trait HostRecord: Message + Default {
+    const KIND: EventKind;
+    fn member_id(&self) -> &str;
+    fn author(&self) -> &str;
+    fn basis(&self) -> &str;
+    fn with_basis(self, basis: String) -> Self;
+    /// Appends the record, relayed under its new basis, for `to`.
+    fn relay(&self, conn: &Connection, ctx: &Ctx<'_>, to: &NodeId) -> Result<(), Error> {
+        log::append(
             conn,
-            &to,
-            EventKind::HostSection,
-            &relayed.member_id,
-            &relayed.encode_to_vec(),
+            to,
+            Self::KIND,
+            self.member_id(),
+            &self.encode_to_vec(),
             ctx.now_ms,
         )?;
-        return Ok(());
+        Ok(())
     }
-    let current = members::host_section(conn, &section.member_id, &section.author)?;
-    let incoming = section.version.unwrap_or_default();
-    let newer =
-        current.is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
-    if newer {
-        members::save_host_section(conn, &section, ctx.now_ms)?;
+    /// Keeps the record here.
+    fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error>;
+}
+
+/// A host section, from the host that wrote it (or relayed by the owner it
+/// was released from).
+impl HostRecord for pb::HostSection {
+    const KIND: EventKind = EventKind::HostSection;
+    fn member_id(&self) -> &str {
+        &self.member_id
     }
-    Ok(())
+    fn author(&self) -> &str {
+        &self.author
+    }
+    fn basis(&self) -> &str {
+        &self.basis
+    }
+    fn with_basis(self, basis: String) -> Self {
+        pb::HostSection { basis, ..self }
+    }
+    /// Not `append`: the snapshots it supersedes are keyed by member, and
+    /// this node relays the sections of every host of the member (a newer
+    /// one of the same host is applied over an older one at the owner
+    /// anyway).
+    fn relay(&self, conn: &Connection, ctx: &Ctx<'_>, to: &NodeId) -> Result<(), Error> {
+        log::append_unqueued(
+            conn,
+            to,
+            Self::KIND,
+            &self.member_id,
+            &self.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        Ok(())
+    }
+    /// Only over an older version of the same host's section.
+    fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
+        let current = members::host_section(conn, &self.member_id, &self.author)?;
+        let incoming = self.version.unwrap_or_default();
+        let newer = current
+            .is_none_or(|c| (incoming.generation, incoming.counter) > (c.generation, c.counter));
+        if newer {
+            members::save_host_section(conn, &self, ctx.now_ms)?;
+        }
+        Ok(())
+    }
 }
 
 /// A contact event, from the node that made it (or relayed).
-fn apply_contact(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    origin: &NodeId,
-    log_id: &str,
-    event: &pb::Event,
-    faults: Faults,
-) -> Result<(), Rejection> {
-    let contact: pb::ContactEvent = decode(event)?;
-    about_entity(event, &contact.member_id)?;
-    let disposition = check_host_record(
-        conn,
-        ctx,
-        origin,
-        HostRecordRef {
-            member_id: &contact.member_id,
-            author: &contact.author,
-            basis: &contact.basis,
-            log_id,
-            seq: event.seq,
-        },
-        faults,
-    )?;
-    if matches!(disposition, Disposition::Drop) {
-        return Ok(());
+impl HostRecord for pb::ContactEvent {
+    const KIND: EventKind = EventKind::Contact;
+    fn member_id(&self) -> &str {
+        &self.member_id
     }
-    if let Disposition::Relay(to, basis) = disposition {
-        let relayed = pb::ContactEvent { basis, ..contact };
-        log::append(
-            conn,
-            &to,
-            EventKind::Contact,
-            &relayed.member_id,
-            &relayed.encode_to_vec(),
-            ctx.now_ms,
-        )?;
-        return Ok(());
+    fn author(&self) -> &str {
+        &self.author
     }
-    if members::save_contact(conn, &contact, ctx.now_ms)? {
-        members::refresh_contact_status(conn, ctx, &contact.member_id)?;
+    fn basis(&self) -> &str {
+        &self.basis
     }
-    Ok(())
+    fn with_basis(self, basis: String) -> Self {
+        pb::ContactEvent { basis, ..self }
+    }
+    /// A new contact may change the member's contact status here.
+    fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
+        if members::save_contact(conn, &self, ctx.now_ms)? {
+            members::refresh_contact_status(conn, ctx, &self.member_id)?;
+        }
+        Ok(())
+    }
 }
 
 /// An activity, from the node that made it (or relayed).
-fn apply_activity(
+impl HostRecord for pb::ActivityRecord {
+    const KIND: EventKind = EventKind::Activity;
+    fn member_id(&self) -> &str {
+        &self.member_id
+    }
+    fn author(&self) -> &str {
+        &self.author
+    }
+    fn basis(&self) -> &str {
+        &self.basis
+    }
+    fn with_basis(self, basis: String) -> Self {
+        pb::ActivityRecord { basis, ..self }
+    }
+    fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
+        members::save_activity(conn, &self, ctx.now_ms)?;
+        Ok(())
+    }
+}
+
+/// A host record of kind `R` that came in `origin`'s log `log_id`: checked
+/// ([`check_host_record`]), then dropped, relayed to the member's owner,
+/// or kept here.
+fn apply_host_record<R: HostRecord>(
     conn: &Connection,
     ctx: &Ctx<'_>,
     origin: &NodeId,
@@ -292,38 +315,26 @@ fn apply_activity(
     event: &pb::Event,
     faults: Faults,
 ) -> Result<(), Rejection> {
-    let activity: pb::ActivityRecord = decode(event)?;
-    about_entity(event, &activity.member_id)?;
+    let record: R = decode(event)?;
+    about_entity(event, record.member_id())?;
     let disposition = check_host_record(
         conn,
         ctx,
         origin,
         HostRecordRef {
-            member_id: &activity.member_id,
-            author: &activity.author,
-            basis: &activity.basis,
+            member_id: record.member_id(),
+            author: record.author(),
+            basis: record.basis(),
             log_id,
             seq: event.seq,
         },
         faults,
     )?;
-    if matches!(disposition, Disposition::Drop) {
-        return Ok(());
+    match disposition {
+        Disposition::Drop => Ok(()),
+        Disposition::Relay(to, basis) => Ok(record.with_basis(basis).relay(conn, ctx, &to)?),
+        Disposition::Apply => Ok(record.keep(conn, ctx)?),
     }
-    if let Disposition::Relay(to, basis) = disposition {
-        let relayed = pb::ActivityRecord { basis, ..activity };
-        log::append(
-            conn,
-            &to,
-            EventKind::Activity,
-            &relayed.member_id,
-            &relayed.encode_to_vec(),
-            ctx.now_ms,
-        )?;
-        return Ok(());
-    }
-    members::save_activity(conn, &activity, ctx.now_ms)?;
-    Ok(())
 }
 
 /// A home section is authored by the member's owner, which must be the
@@ -513,11 +524,13 @@ fn check_host_record(
             // node's restore lost the member that transfer brought, and
             // it points back where the member came from) leads back, not
             // on: two such nodes would relay the record to each other for
-            // ever. The record is dropped with the member it is about.
+            // ever. So does one without a transfer (moved on by a release
+            // this node's restore forgot): no basis to relay it under. The
+            // record is dropped with the member it is about.
             if let Some(moved) =
                 members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
             {
-                if moved.generation <= arrived {
+                if moved.generation <= arrived || moved.transfer_id.is_empty() {
                     tracing::info!(
                         member = %member_id,
                         %origin,
@@ -554,17 +567,19 @@ fn check_host_record(
         return Ok(Disposition::Apply);
     }
     match members::moved_of(conn, member_id)? {
-        Some(moved) if !moved.to_node.is_empty() => {
+        Some(moved) if !moved.to_node.is_empty() && !moved.transfer_id.is_empty() => {
             let to = forward_pointer(member_id, &moved.to_node)?;
             Ok(Disposition::Relay(to, moved.transfer_id))
         }
-        // Transferred on paper to a place with no node: nowhere to relay.
+        // Transferred on paper to a place with no node, or moved on by a
+        // release this node's restore forgot (no transfer to name as the
+        // basis the new owner would judge it by): nowhere to relay.
         Some(moved) => {
             tracing::info!(
                 member = %member_id,
                 %origin,
                 place = %moved.to_place,
-                "a host record about a member transferred on paper is dropped"
+                "a host record about a member transferred on paper, or by a release this node forgot, is dropped"
             );
             Ok(Disposition::Drop)
         }

@@ -34,8 +34,8 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
     (
         "members",
         &[
-            "orgs", "contacts", "host", "outflows", "copies", "records", "status", "views",
-            "scope", "sharing", "edits",
+            "labels", "orgs", "contacts", "host", "outflows", "copies", "records", "status",
+            "views", "scope", "sharing", "edits",
         ],
     ),
     (

@@ -88,7 +88,7 @@ mod report_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use liaison_types::identity::{NodeId, Notary};
-use liaison_types::time::china_time;
+use liaison_types::time::{china_time, Tz, DEFAULT_ZONE};
 use rand::RngCore;
 
 use crate::clock::Millis;
@@ -105,6 +105,9 @@ pub struct Ctx<'a> {
     /// Members per transaction of a chunked re-evaluation of the shares
     /// (an agreement's activation or amendment; [`members::request_reshare`]).
     pub reshare_chunk: usize,
+    /// The node's zone (`time_zone` in node.toml): calendar days (letter
+    /// expiry, agreement end dates, overdue counts) are this node's dates.
+    pub zone: Tz,
 }
 
 impl<'a> Ctx<'a> {
@@ -114,7 +117,13 @@ impl<'a> Ctx<'a> {
             now_ms,
             notary: None,
             reshare_chunk: members::RESHARE_CHUNK,
+            zone: DEFAULT_ZONE,
         }
+    }
+
+    /// The same context counting calendar days in `zone`.
+    pub fn with_zone(self, zone: Tz) -> Ctx<'a> {
+        Ctx { zone, ..self }
     }
 
     /// The same context with chunks of `chunk` members (the simulator uses
@@ -142,7 +151,17 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    pub fn local_now(&self) -> chrono::DateTime<FixedOffset> {
+    /// Now in the node's zone.
+    pub fn local_now(&self) -> chrono::DateTime<Tz> {
+        chrono::DateTime::from_timestamp_millis(self.now_ms)
+            .unwrap_or_default()
+            .with_timezone(&self.zone)
+    }
+
+    /// Now in China Standard Time: the zone of the wall-clock times the
+    /// records carry between nodes (contact times), whatever zone each
+    /// node shows.
+    pub fn china_now(&self) -> chrono::DateTime<FixedOffset> {
         chrono::DateTime::from_timestamp_millis(self.now_ms)
             .unwrap_or_default()
             .with_timezone(&china_time())

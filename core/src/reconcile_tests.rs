@@ -143,7 +143,10 @@ fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
     assert!(!adopt(&restored, &lanzhou).finished, "xian still waiting");
     assert!(adopt(&restored, &xian).finished);
     update_phone(&restored, &member, "13900000001").expect("an owner again");
-    let status = restored.store.with(|c| reconcile::status(c)).unwrap();
+    let status = restored
+        .store
+        .with(|c| reconcile::status(c, liaison_types::time::DEFAULT_ZONE))
+        .unwrap();
     assert!(!status.reconciling);
     assert!(
         status.lost_period.contains("backup"),

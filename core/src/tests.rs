@@ -43,6 +43,8 @@ pub(super) struct TestNode {
     pub(super) id: NodeId,
     pub(super) store: Store,
     pub(super) now_ms: i64,
+    /// The node's zone (`time_zone` in node.toml).
+    pub(super) zone: liaison_types::time::Tz,
     notary: CertNotary,
 }
 
@@ -85,11 +87,14 @@ impl TestNode {
             id,
             store: Store::open_in_memory(t0()).unwrap(),
             now_ms: t0(),
+            zone: liaison_types::time::DEFAULT_ZONE,
         }
     }
 
     pub(super) fn ctx(&self) -> Ctx<'_> {
-        Ctx::new(&self.id, self.now_ms).with_notary(&self.notary)
+        Ctx::new(&self.id, self.now_ms)
+            .with_notary(&self.notary)
+            .with_zone(self.zone)
     }
 
     /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.

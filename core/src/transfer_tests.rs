@@ -517,3 +517,33 @@ fn auto_accept_policy_and_overdue_receipts() {
         .unwrap();
     assert!(overdue.is_empty(), "the receipt arrived");
 }
+
+/// A node counts calendar days in its own zone: at 17:30 UTC on
+/// 31 December it is still 2026 in Urumqi (UTC+6) and already 2027 in
+/// Shanghai, so the letter's number and dates follow the sender's zone.
+#[test]
+fn a_letter_is_numbered_and_dated_in_the_senders_zone() {
+    let (mut pingliang, _lanzhou, _xian, member) = federation();
+    pingliang.now_ms = chrono::DateTime::parse_from_rfc3339("2026-12-31T17:30:00Z")
+        .unwrap()
+        .timestamp_millis();
+    pingliang.zone = liaison_types::time::zone("Asia/Urumqi").unwrap();
+    let t = start(&pingliang, &member, "lanzhou");
+    assert!(
+        t.letter_no.starts_with("PINGLIANG-2026-"),
+        "{}",
+        t.letter_no
+    );
+    assert_eq!(pingliang.ctx().today().to_string(), "2026-12-31");
+    pingliang
+        .tx(|c, ctx| transfers::cancel(c, ctx, &t.transfer_id))
+        .unwrap();
+    pingliang.zone = liaison_types::time::DEFAULT_ZONE;
+    assert_eq!(pingliang.ctx().today().to_string(), "2027-01-01");
+    let again = start(&pingliang, &member, "lanzhou");
+    assert!(
+        again.letter_no.starts_with("PINGLIANG-2027-"),
+        "{}",
+        again.letter_no
+    );
+}

@@ -106,7 +106,33 @@ pub struct Node {
     pub notary: Arc<dyn liaison_types::identity::Notary>,
 }
 
+/// This node's identity, notary and zone, owned, for a [`Ctx`] on a
+/// blocking thread.
+pub struct Me {
+    node_id: NodeId,
+    notary: Arc<dyn liaison_types::identity::Notary>,
+    zone: liaison_types::time::Tz,
+}
+
+impl Me {
+    /// The context of a change or read at `now_ms`: this node's id, its
+    /// notary, and its zone for calendar days.
+    pub fn ctx(&self, now_ms: Millis) -> liaison_core::Ctx<'_> {
+        liaison_core::Ctx::new(&self.node_id, now_ms)
+            .with_notary(self.notary.as_ref())
+            .with_zone(self.zone)
+    }
+}
+
 impl Node {
+    pub fn me(&self) -> Me {
+        Me {
+            node_id: self.node_id.clone(),
+            notary: self.notary.clone(),
+            zone: self.config.time_zone,
+        }
+    }
+
     pub fn now_ms(&self) -> Millis {
         self.clock.now_ms()
     }
@@ -387,8 +413,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let node_id = config.node_id.clone();
     let now_ms = clock.now_ms();
     let path = db_path.clone();
+    let zone = config.time_zone;
     let opened = tasks
-        .spawn_blocking(move || open_database(&path, &node_id, now_ms))
+        .spawn_blocking(move || open_database(&path, &node_id, zone, now_ms))
         .await;
     let (store, heads, log_id) = match opened {
         Ok(result) => result.map_err(NodeError::Core),
@@ -473,6 +500,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
 fn open_database(
     path: &Path,
     node_id: &NodeId,
+    zone: liaison_types::time::Tz,
     now_ms: Millis,
 ) -> Result<(Store, LogHeads, String), CoreError> {
     let store = Store::open(path, now_ms)?;
@@ -483,14 +511,14 @@ fn open_database(
     let restored = store.with(|conn| {
         liaison_core::reconcile::begin_restore_if_marked(
             conn,
-            &liaison_core::Ctx::new(node_id, now_ms),
+            &liaison_core::Ctx::new(node_id, now_ms).with_zone(zone),
         )
     })?;
     if let Some(start) = restored {
         tracing::warn!(
             log_id = %start.log_id,
             previous = %start.previous_log_id,
-            lost = %liaison_core::reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            lost = %liaison_core::reconcile::lost_period(zone, start.backup_at_ms, start.restored_at_ms),
             "started on a restored backup: reconciling with every peer before acting as an owner (`liaisonctl reconcile status`)"
         );
     }
@@ -536,14 +564,13 @@ async fn run_reshare(node: &Arc<Node>) {
         if node.halt.is_cancelled() {
             return;
         }
-        let me = node.node_id.clone();
+        let me = node.me();
         let now_ms = node.now_ms();
-        let notary = node.notary.clone();
         let ran = node
             .db(move |conn| {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                let ctx = me.ctx(now_ms);
                 let ran = liaison_core::members::reshare_next_chunk(&tx, &ctx)?;
                 tx.commit()?;
                 Ok(ran)
@@ -632,13 +659,12 @@ const SWEEP_CHUNK: usize = 2_000;
 
 /// One calendar run; also called when an operator moves a test clock.
 pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), NodeError> {
-    let me = node.node_id.clone();
+    let me = node.me();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
     let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+            let ctx = me.ctx(now_ms);
             // A reconciling node makes no owner decisions yet (docs/restore.md):
             // neither the calendar's nor the contact statuses it shares.
             if liaison_core::epoch::is_reconciling(&tx)? {
@@ -663,13 +689,12 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
         // for the next sweep, which runs at every start.
         let mut after = String::new();
         loop {
-            let me = node.node_id.clone();
-            let notary = node.notary.clone();
+            let me = node.me();
             let (n, next) = node
                 .db(move |conn| {
                     let tx =
                         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let ctx = liaison_core::Ctx::new(&me, now_ms).with_notary(notary.as_ref());
+                    let ctx = me.ctx(now_ms);
                     let done = liaison_core::members::sweep_contact_status_chunk(
                         &tx,
                         &ctx,
@@ -705,25 +730,25 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
 /// reconciles after a restore (its records are not whole yet).
 async fn record_year_end(node: &Arc<Node>) -> Result<(), NodeError> {
     use liaison_core::reports;
-    let me = node.node_id.clone();
     let now_ms = node.now_ms();
+    let me = node.me();
     let due = node
-        .read(move |conn| reports::year_end_due(conn, &liaison_core::Ctx::new(&me, now_ms)))
+        .read(move |conn| reports::year_end_due(conn, &me.ctx(now_ms)))
         .await?;
     let Some(year) = due else {
         return Ok(());
     };
-    let me = node.node_id.clone();
+    let me = node.me();
     let counts = node
-        .read(move |conn| reports::count_year_end(conn, &liaison_core::Ctx::new(&me, now_ms), year))
+        .read(move |conn| reports::count_year_end(conn, &me.ctx(now_ms), year))
         .await?;
-    let me = node.node_id.clone();
+    let me = node.me();
     node.db(move |conn| {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         if liaison_core::epoch::is_reconciling(&tx)? {
             return Ok(());
         }
-        reports::record_year_end(&tx, &liaison_core::Ctx::new(&me, now_ms), &counts)?;
+        reports::record_year_end(&tx, &me.ctx(now_ms), &counts)?;
         tx.commit()?;
         tracing::info!(
             year = counts.year,

@@ -780,14 +780,16 @@ pub fn converged(nodes: &[NodeDb], member_id: &str) -> Result<Converged, String>
         ));
     }
 
-    // Everyone else holds a tombstone, if anything.
+    // Everyone else holds a tombstone, if anything: a forward pointer (a
+    // restored node that learned from a peer's later generation that it
+    // released the member on a branch it forgot names no transfer).
     for (node, conn) in &conns {
         if &node.node_id == owner {
             continue;
         }
         let row: Option<(String, String)> = conn
             .query_row(
-                "SELECT owner, moved_transfer_id FROM members WHERE member_id = ?1",
+                "SELECT owner, moved_to_node || moved_to_place FROM members WHERE member_id = ?1",
                 [member_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )

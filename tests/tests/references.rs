@@ -185,6 +185,20 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
         "2026-03-01",
     ]);
     pingliang.ctl_ok(&["contact", "record", "李娜", "--channel", "phone"]);
+    // Contact tables name the member.
+    let status = pingliang.ctl_ok(&["contact", "status", "李娜"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("name") && l.ends_with("李娜")),
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.contains(li.as_str()) && l.contains("李娜")),
+        "{status}"
+    );
 
     // Places by name or code; listings show the name with the code.
     pingliang.ctl_ok(&[
@@ -348,6 +362,14 @@ async fn clerks_name_members_agreements_transfers_orgs_and_peers_as_they_have_th
             async || lanzhou.ctl(&["member", "show", &wang_jn]).status.success(),
         )
         .await;
+    // The host names the copy's basis by the agreement number.
+    let shown = lanzhou.ctl_ok(&["member", "show", &wang_jn]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("basis") && l.ends_with(&format!("agreement {number}"))),
+        "{shown}"
+    );
     let corrected = record(
         &pingliang,
         "member",

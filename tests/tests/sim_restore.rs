@@ -1321,3 +1321,42 @@ fn sim_bug_an_older_letter_released_on_another_branch_of_backups_moves_the_membe
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_200_188]));
 }
+
+/// Soak seeds 1,200,230, 1,200,291, 1,300,145 and 1,300,815 at 600 steps
+/// (`single-owner`): both sides of a transfer restored to before it, after
+/// the receiver passed the member on. Pingliang released m0 to Xi'an
+/// (generation 2), Xi'an passed it to Lanzhou (generation 3); Xi'an was
+/// restored, then Pingliang, both to backups from before any of it.
+/// Adopting, Xi'an learned its own transfer from Lanzhou; nobody held
+/// Pingliang's transfer any more, so Pingliang owned m0 at generation 1
+/// beside Lanzhou at 3. Fixed: a peer's holdings carry the generations of
+/// the members it holds past the first (`HoldingsBatch.generations`), and
+/// a restored node that owns one at an earlier generation yields: its
+/// record becomes a tombstone naming the holder
+/// (`transfers::yield_to_later_generation`), audited as a conflict.
+#[test]
+fn sim_bug_both_sides_restored_before_a_transfer_the_receiver_passed_on() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        backup(X),
+        backup(P),
+        start(P, m, X, 3),
+        deliver(P, X),
+        accept(X, TransferRef(3)),
+        deliver(X, P),
+        deliver(P, X),
+        start(X, m, L, 3),
+        deliver(X, L),
+        accept(L, TransferRef(8)),
+        deliver(L, X),
+        deliver(X, L),
+        restore(X, 0),
+        restore(P, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(
+        600,
+        &[1_200_230, 1_200_291, 1_300_145, 1_300_815],
+    ));
+}

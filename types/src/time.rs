@@ -1,15 +1,16 @@
 //! Time as people read it: the node's zone (`time_zone` in node.toml,
-//! default Asia/Shanghai), and China Standard Time for the dates the
-//! protocol counts.
+//! default Asia/Shanghai), in which a node shows times and counts its
+//! calendar days; and China Standard Time, the zone of the wall-clock
+//! times records carry between nodes (contact times).
 
 use chrono::FixedOffset;
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 
 /// The zone a node shows times in unless its configuration names another.
 pub const DEFAULT_ZONE: Tz = chrono_tz::Asia::Shanghai;
 
-/// China Standard Time: the dates people type and read (birth dates,
-/// departures, contacts) are Beijing dates.
+/// China Standard Time: the zone of wall-clock times carried between
+/// nodes (a contact's time), so every node reads them alike.
 pub fn china_time() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
 }

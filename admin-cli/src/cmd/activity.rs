@@ -101,19 +101,21 @@ pub async fn run(
 
 fn activity_json(a: &pb::ActivityView) -> serde_json::Value {
     json!({
-        "activity_id": a.activity_id, "member_id": a.member_id, "author": a.author, "kind": a.kind,
+        "activity_id": a.activity_id, "member_id": a.member_id, "member_name": a.member_name,
+        "author": a.author, "kind": a.kind,
         "date": a.date, "branch": a.branch, "hours": a.hours, "note": a.note,
     })
 }
 
 fn activity_table(activities: &[pb::ActivityView]) -> Table {
     let mut table = Table::new(&[
-        "DATE", "MEMBER", "KIND", "BRANCH", "HOURS", "AUTHOR", "NOTE",
+        "DATE", "MEMBER", "NAME", "KIND", "BRANCH", "HOURS", "AUTHOR", "NOTE",
     ]);
     for a in activities {
         table.row(vec![
             dash(&a.date),
             a.member_id.clone(),
+            dash(&a.member_name),
             dash(&a.kind),
             dash(&a.branch),
             a.hours.to_string(),
@@ -201,6 +203,7 @@ mod tests {
         let a = pb::ActivityView {
             activity_id: "a-1".into(),
             member_id: "m-1".into(),
+            member_name: "张三".into(),
             author: "lanzhou".into(),
             kind: "党课".into(),
             date: "2026-11-01".into(),
@@ -215,11 +218,21 @@ mod tests {
                 .unwrap()
                 .split_whitespace()
                 .collect::<Vec<_>>(),
-            ["2026-11-01", "m-1", "党课", "-", "2", "lanzhou", "-"]
+            [
+                "2026-11-01",
+                "m-1",
+                "张三",
+                "党课",
+                "-",
+                "2",
+                "lanzhou",
+                "-"
+            ]
         );
         let value = activity_json(&a);
         assert_eq!(value["hours"], 2.0);
         assert_eq!(value["kind"], "党课");
-        assert_eq!(value.as_object().unwrap().len(), 8);
+        assert_eq!(value["member_name"], "张三");
+        assert_eq!(value.as_object().unwrap().len(), 9);
     }
 }

@@ -106,24 +106,26 @@ pub async fn run(
 
 fn contact_json(c: &pb::ContactView) -> serde_json::Value {
     json!({
-        "contact_id": c.contact_id, "member_id": c.member_id, "author": c.author, "at": c.at,
+        "contact_id": c.contact_id, "member_id": c.member_id, "member_name": c.member_name,
+        "author": c.author, "at": c.at,
         "channel": c.channel, "by": c.by, "outcome": c.outcome,
     })
 }
 
 fn contact_status_json(s: &pb::ContactStatusView) -> serde_json::Value {
     json!({
-        "member_id": s.member_id, "status": s.status, "last_contact": s.last_contact,
+        "member_id": s.member_id, "member_name": s.member_name, "status": s.status, "last_contact": s.last_contact,
         "lost_since": s.lost_since, "recent": s.recent.iter().map(contact_json).collect::<Vec<_>>(),
     })
 }
 
 fn contact_table(contacts: &[pb::ContactView]) -> Table {
-    let mut table = Table::new(&["AT", "MEMBER", "CHANNEL", "BY", "AUTHOR", "OUTCOME"]);
+    let mut table = Table::new(&["AT", "MEMBER", "NAME", "CHANNEL", "BY", "AUTHOR", "OUTCOME"]);
     for c in contacts {
         table.row(vec![
             output::local_time(&c.at),
             c.member_id.clone(),
+            dash(&c.member_name),
             dash(&c.channel),
             dash(&c.by),
             dash(&c.author),
@@ -136,6 +138,7 @@ fn contact_table(contacts: &[pb::ContactView]) -> Table {
 fn contact_status_text(s: &pb::ContactStatusView) -> String {
     let mut d = Detail::new();
     d.field("member", &s.member_id)
+        .field("name", &s.member_name)
         .field("status", &s.status)
         .field("last contact", output::local_time(&s.last_contact))
         .field("lost since", &s.lost_since);
@@ -167,6 +170,7 @@ mod tests {
         pb::ContactView {
             contact_id: "c-1".into(),
             member_id: "m-1".into(),
+            member_name: "张三".into(),
             author: "lanzhou".into(),
             at: at.into(),
             channel: channel.into(),
@@ -230,6 +234,7 @@ mod tests {
     fn status_view_lists_recent_contacts() {
         let status = pb::ContactStatusView {
             member_id: "m-1".into(),
+            member_name: "张三".into(),
             status: "overdue".into(),
             last_contact: "2026-05-02".into(),
             lost_since: String::new(),
@@ -237,7 +242,7 @@ mod tests {
         };
         let text = contact_status_text(&status);
         assert!(
-            text.starts_with("member        m-1\nstatus        overdue\n"),
+            text.starts_with("member        m-1\nname          张三\nstatus        overdue\n"),
             "{text}"
         );
         assert!(text.contains("lost since    -\n"), "{text}");
@@ -249,16 +254,16 @@ mod tests {
             .collect();
         assert_eq!(
             rows[0],
-            ["AT", "MEMBER", "CHANNEL", "BY", "AUTHOR", "OUTCOME"]
+            ["AT", "MEMBER", "NAME", "CHANNEL", "BY", "AUTHOR", "OUTCOME"]
         );
         assert_eq!(
             rows[1],
-            ["2026-05-02", "m-1", "phone", "王五", "lanzhou", "-"]
+            ["2026-05-02", "m-1", "张三", "phone", "王五", "lanzhou", "-"]
         );
         let value = contact_status_json(&status);
         assert_eq!(value["status"], "overdue");
         assert_eq!(value["recent"][1]["channel"], "dues");
-        assert_eq!(value["recent"][0].as_object().unwrap().len(), 7);
+        assert_eq!(value["recent"][0].as_object().unwrap().len(), 8);
         let empty = pb::ContactStatusView::default();
         assert!(contact_status_text(&empty).ends_with("\nno recent contacts\n"));
     }

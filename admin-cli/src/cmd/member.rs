@@ -443,7 +443,7 @@ pub fn member_json(m: &pb::Member) -> serde_json::Value {
         "contact_status": m.contact_status, "last_contact": m.last_contact, "lost_since": m.lost_since,
         "outflow": m.outflow.as_ref().map(outflow_json),
         "host_sections": m.host_sections.iter().map(host_section_json).collect::<Vec<_>>(),
-        "basis": m.basis, "updated_at_ms": m.updated_at_ms,
+        "basis": m.basis, "basis_label": m.basis_label, "updated_at_ms": m.updated_at_ms,
         "moved": moved(m).map(moved_json),
     })
 }
@@ -491,7 +491,7 @@ fn host_section_json(h: &pb::HostSectionView) -> serde_json::Value {
         "host_branch": h.host_branch, "reported_on": h.reported_on, "address": h.address,
         "employer": h.employer, "industry": h.industry, "job": h.job,
         "contact_person": h.contact_person, "contact_phone": h.contact_phone,
-        "last_seen_at_host": h.last_seen_at_host, "basis": h.basis,
+        "last_seen_at_host": h.last_seen_at_host, "basis": h.basis, "basis_label": h.basis_label,
     })
 }
 
@@ -571,7 +571,7 @@ pub fn member_detail(m: &pb::Member, view: View) -> String {
     if full {
         d.field("updated", output::time(m.updated_at_ms));
         if !m.owned {
-            d.field("basis", &m.basis);
+            d.field("basis", label_or_id(&m.basis_label, &m.basis));
         }
     }
     if full || view == View::Outflow {
@@ -603,7 +603,7 @@ pub fn member_detail(m: &pb::Member, view: View) -> String {
                     format!("{} {}", h.contact_person, h.contact_phone).trim(),
                 )
                 .field("last seen", &h.last_seen_at_host)
-                .field("basis", &h.basis);
+                .field("basis", label_or_id(&h.basis_label, &h.basis));
         }
     }
     // A tombstone says first where the member went.
@@ -756,6 +756,16 @@ fn disclosure_table(member_id: &str, disclosures: &[pb::Disclosure]) -> Table {
     table
 }
 
+/// A basis as people name it; its id where the node knew no name for it
+/// (an older node answers without the label).
+fn label_or_id<'a>(label: &'a str, id: &'a str) -> &'a str {
+    if label.is_empty() {
+        id
+    } else {
+        label
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -822,7 +832,8 @@ mod tests {
             birth_year: 1990,
             party_status: "预备".into(),
             home_branch_name: "秦州区某村党支部".into(),
-            basis: "agreement ag-7".into(),
+            basis: "0190c3e2-7a1b-7c00-8000-0000000000a7".into(),
+            basis_label: "agreement 平凉-兰州-2026-01".into(),
             ..Default::default()
         }
     }
@@ -1071,7 +1082,7 @@ mod tests {
         assert_eq!(value(&text, "home address"), None);
         assert_eq!(value(&text, "home branch"), Some("秦州区某村党支部"));
         assert_eq!(value(&text, "owned"), Some("no"));
-        assert_eq!(value(&text, "basis"), Some("agreement ag-7"));
+        assert_eq!(value(&text, "basis"), Some("agreement 平凉-兰州-2026-01"));
         assert_eq!(value(&text, "outflow"), Some("-"));
         assert!(!text.contains("流出登记"), "{text}");
     }
@@ -1161,7 +1172,7 @@ mod tests {
         assert_eq!(value["outflow"]["destination_node"], "lanzhou");
         assert_eq!(value["host_sections"][0]["author"], "lanzhou");
         assert_eq!(value["host_sections"][0]["contact_phone"], "13900000000");
-        assert_eq!(value.as_object().unwrap().len(), 31);
+        assert_eq!(value.as_object().unwrap().len(), 32);
         assert!(member_json(&copy())["outflow"].is_null());
         assert!(value["moved"].is_null());
     }

@@ -101,7 +101,7 @@ pub(super) fn tick_one(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) -> R
 }
 
 /// The end date of the active version, if `a` is still active and this
-/// node's date (China Standard Time) is past it: the agreement has ended by
+/// node's date (in its zone) is past it: the agreement has ended by
 /// date. The coordinator expires it then (its calendar's next run, `tick`);
 /// a host only shows it, since the coordinator's end decides, and drops its
 /// copies after the grace period on its own.

@@ -3,6 +3,7 @@
 use liaison_proto::v1 as pb;
 use rusqlite::{params, Connection};
 
+use super::labels::member_name_sql;
 use crate::Error;
 
 /// Host sections, contact events and activities matching `filter` (an SQL
@@ -116,8 +117,9 @@ pub fn save_activity(
     Ok(n == 1)
 }
 
-pub(super) fn contact_view(c: &pb::ContactEvent) -> pb::ContactView {
+pub(super) fn contact_view(c: &pb::ContactEvent, member_name: &str) -> pb::ContactView {
     pb::ContactView {
+        member_name: member_name.to_owned(),
         contact_id: c.contact_id.clone(),
         member_id: c.member_id.clone(),
         author: c.author.clone(),
@@ -128,8 +130,9 @@ pub(super) fn contact_view(c: &pb::ContactEvent) -> pb::ContactView {
     }
 }
 
-pub(super) fn activity_view(a: &pb::ActivityRecord) -> pb::ActivityView {
+pub(super) fn activity_view(a: &pb::ActivityRecord, member_name: &str) -> pb::ActivityView {
     pb::ActivityView {
+        member_name: member_name.to_owned(),
         activity_id: a.activity_id.clone(),
         member_id: a.member_id.clone(),
         author: a.author.clone(),
@@ -150,10 +153,11 @@ pub fn activity_list(
     } else {
         req.limit.min(10_000)
     };
-    let mut stmt = conn.prepare(
-        "SELECT activity_id, member_id, author, kind, date, branch, hours, note FROM activities
+    let mut stmt = conn.prepare(&format!(
+        "SELECT activity_id, member_id, author, kind, date, branch, hours, note, {} FROM activities r
          WHERE (?1 = '' OR member_id = ?1) ORDER BY date DESC, activity_id DESC LIMIT ?2",
-    )?;
+        member_name_sql("r.member_id")
+    ))?;
     let list = stmt
         .query_map(params![req.member_id.trim(), limit], |r| {
             Ok(pb::ActivityView {
@@ -165,6 +169,7 @@ pub fn activity_list(
                 branch: r.get(5)?,
                 hours: r.get(6)?,
                 note: r.get(7)?,
+                member_name: r.get(8)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -176,10 +181,11 @@ pub(super) fn recent_contacts(
     member_id: &str,
     limit: u32,
 ) -> Result<Vec<pb::ContactView>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT contact_id, member_id, author, at, channel, by_whom, outcome FROM contacts
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT contact_id, member_id, author, at, channel, by_whom, outcome, {} FROM contacts r
          WHERE member_id = ?1 ORDER BY at DESC, contact_id DESC LIMIT ?2",
-    )?;
+        member_name_sql("r.member_id")
+    ))?;
     let list = stmt
         .query_map(params![member_id, limit], |r| {
             Ok(pb::ContactView {
@@ -190,6 +196,7 @@ pub(super) fn recent_contacts(
                 channel: r.get(4)?,
                 by: r.get(5)?,
                 outcome: r.get(6)?,
+                member_name: r.get(7)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::contacts::{activity_view, contact_view, recent_contacts, save_activity, save_contact};
 use super::copies::load_copy;
 use super::host::{host_section, host_section_floor, save_host_section};
+use super::labels::member_name;
 use super::orgs::org_name;
 use super::outflows::{open_outflow, serving_peer};
 use super::records::{load_home, load_owned, not_found, save_home, HomeRecord};
@@ -468,9 +469,9 @@ pub fn host_section_set(
 /// an RFC 3339 time, in China Standard Time; empty means now.
 fn contact_time(ctx: &Ctx<'_>, value: &str) -> Result<String, Error> {
     let value = value.trim();
-    let today = ctx.today();
+    let today = ctx.china_now().date_naive();
     if value.is_empty() {
-        return Ok(ctx.local_now().format("%Y-%m-%dT%H:%M:%S").to_string());
+        return Ok(ctx.china_now().format("%Y-%m-%dT%H:%M:%S").to_string());
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         let local = t.with_timezone(&crate::china_time());
@@ -508,7 +509,7 @@ pub fn contact_record(
         save_contact(conn, &event, ctx.now_ms)?;
         Ok(event.encode_to_vec())
     })?;
-    Ok(contact_view(&event))
+    Ok(contact_view(&event, &member_name(conn, &member_id)?))
 }
 
 pub fn activity_record(
@@ -541,7 +542,7 @@ pub fn activity_record(
         save_activity(conn, &record, ctx.now_ms)?;
         Ok(record.encode_to_vec())
     })?;
-    Ok(activity_view(&record))
+    Ok(activity_view(&record, &member_name(conn, &member_id)?))
 }
 
 /// Stores a record this node makes about a member: for its own member it
@@ -662,6 +663,7 @@ pub fn contact_status(
             // A host sees the owner's decision as shared; it never derives one.
             return Ok(pb::ContactStatusView {
                 member_id: member_id.clone(),
+                member_name: copy.name.clone(),
                 status: copy.contact_status.clone(),
                 last_contact: String::new(),
                 lost_since: String::new(),
@@ -695,7 +697,7 @@ pub fn contact_status(
             ));
         }
         m.contact_manual = set;
-        m.contact_manual_at = ctx.local_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        m.contact_manual_at = ctx.china_now().format("%Y-%m-%dT%H:%M:%S").to_string();
         // The history the reports count from (docs/reports.md); the member's
         // row keeps only the latest decision.
         conn.prepare_cached(
@@ -714,6 +716,7 @@ pub fn contact_status(
     let state = contact_state(conn, ctx, &m)?;
     Ok(pb::ContactStatusView {
         member_id: member_id.clone(),
+        member_name: m.name.clone(),
         status: state.status,
         last_contact: state.last_contact,
         lost_since: state.lost_since,

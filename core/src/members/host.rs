@@ -4,6 +4,7 @@ use liaison_proto::v1 as pb;
 use rusqlite::Row;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::labels::basis_label_sql;
 use crate::Error;
 
 fn read_host_section(r: &Row<'_>) -> rusqlite::Result<pb::HostSectionView> {
@@ -21,19 +22,27 @@ fn read_host_section(r: &Row<'_>) -> rusqlite::Result<pb::HostSectionView> {
         contact_phone: r.get(10)?,
         last_seen_at_host: r.get(11)?,
         basis: r.get(12)?,
+        basis_label: r.get(13)?,
     })
 }
 
-const HOST_COLUMNS: &str =
-    "author, generation, counter, host_branch, reported_on, address, employer, industry, job,
-    contact_person, contact_phone, last_seen_at_host, basis";
+/// The columns [`read_host_section`] reads, the basis named as people
+/// name it last.
+fn host_columns() -> String {
+    format!(
+        "author, generation, counter, host_branch, reported_on, address, employer, industry, job,
+         contact_person, contact_phone, last_seen_at_host, basis, {}",
+        basis_label_sql("basis")
+    )
+}
 
 pub fn host_sections(
     conn: &Connection,
     member_id: &str,
 ) -> Result<Vec<pb::HostSectionView>, Error> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 ORDER BY author"
+        "SELECT {} FROM host_sections WHERE member_id = ?1 ORDER BY author",
+        host_columns()
     ))?;
     let list = stmt
         .query_map([member_id], read_host_section)?
@@ -48,7 +57,8 @@ pub fn host_section(
 ) -> Result<Option<pb::HostSectionView>, Error> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {HOST_COLUMNS} FROM host_sections WHERE member_id = ?1 AND author = ?2"
+            "SELECT {} FROM host_sections WHERE member_id = ?1 AND author = ?2",
+            host_columns()
         ))?
         .query_row([member_id, author], read_host_section)
         .optional()?)

@@ -10,6 +10,7 @@
 //!
 //! Layout, bottom to top (a file uses only those before it in this list;
 //! `layer_tests` checks it):
+//! - `labels`: records as people name them (member names, basis numbers);
 //! - `orgs`, `contacts` (contact events and activities), `host` (host
 //!   sections), `outflows`, `copies` (what a host holds), `records` (home
 //!   sections, tombstones, freezing): the rows;
@@ -27,6 +28,7 @@ mod contacts;
 mod copies;
 mod edits;
 mod host;
+mod labels;
 mod orgs;
 mod outflows;
 mod records;
@@ -48,6 +50,7 @@ pub use edits::{
 pub use host::{
     host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,
 };
+pub use labels::{basis_label, basis_label_sql, member_name_sql};
 pub use orgs::{org_add, org_import, org_list};
 pub use outflows::{open_outflow, outflow_list};
 pub use records::{

@@ -152,7 +152,7 @@ pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedVi
     Ok(conn
         .prepare_cached(
             "SELECT moved_to_node, moved_to_place, moved_transfer_id, moved_letter_no, moved_on, generation
-             FROM members WHERE member_id = ?1 AND moved_transfer_id <> ''",
+             FROM members WHERE member_id = ?1 AND (moved_to_node <> '' OR moved_to_place <> '')",
         )?
         .query_row([member_id], |r| {
             Ok(pb::MovedView {
@@ -181,6 +181,12 @@ pub fn load_owned(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<H
             return Ok(home);
         }
         if let Some(moved) = moved_of(conn, member_id)? {
+            if moved.transfer_id.is_empty() {
+                return Err(Error::conflict(format!(
+                    "member {member_id} belongs to {} since a release this node's restore forgot (learned at reconciliation; `audit list` has the conflict): it is theirs now",
+                    moved.to_node
+                )));
+            }
             return Err(Error::conflict(format!(
                 "member {member_id} was transferred to {} on {} (transfer {}, letter {}): it is theirs now",
                 if moved.to_node.is_empty() { &moved.to_place } else { &moved.to_node },

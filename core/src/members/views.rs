@@ -7,6 +7,7 @@ use rusqlite::{params, Connection};
 
 use super::copies::{load_copy, HomeCopy};
 use super::host::{host_section, host_sections};
+use super::labels::{basis_label, basis_label_sql};
 use super::orgs::org_contact;
 use super::outflows::open_outflow;
 use super::records::{load_home, moved_of, not_found};
@@ -26,6 +27,7 @@ pub fn member_view(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<
                 owned: false,
                 generation: moved.generation,
                 basis: moved.transfer_id.clone(),
+                basis_label: basis_label(conn, &moved.transfer_id)?,
                 moved: Some(moved),
                 ..pb::Member::default()
             });
@@ -69,6 +71,7 @@ pub fn member_view(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<
             outflow: open_outflow(conn, member_id)?,
             host_sections: host_sections(conn, member_id)?,
             basis: String::new(),
+            basis_label: String::new(),
             updated_at_ms: m.updated_at_ms,
             moved: None,
         });
@@ -84,6 +87,7 @@ pub fn member_view(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<
             member_id: member_id.to_owned(),
             owned: false,
             basis: NO_LONGER_CO_MANAGED.into(),
+            basis_label: NO_LONGER_CO_MANAGED.into(),
             host_sections: vec![own],
             ..pb::Member::default()
         });
@@ -131,6 +135,7 @@ fn copy_view(conn: &Connection, copy: &HomeCopy) -> Result<pb::Member, Error> {
         }),
         host_sections: host_sections(conn, &copy.member_id)?,
         basis: copy.basis.clone(),
+        basis_label: basis_label(conn, &copy.basis)?,
         updated_at_ms: copy.received_at_ms,
         home_address: String::new(),
         ..pb::Member::default()
@@ -223,13 +228,12 @@ pub fn disclosures(conn: &Connection, member_id: &str) -> Result<Vec<pb::Disclos
     let member_id = validate::member_id(member_id)?;
     // The basis by the number people know it by: the agreement number, or
     // the letter number of a transfer.
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT d.peer, d.record_kind, d.record_id, d.fields, d.generation, d.counter, d.basis, d.at_ms,
-                COALESCE('agreement ' || (SELECT a.number FROM agreements a WHERE a.agreement_id = d.basis),
-                         'transfer ' || (SELECT t.letter_no FROM transfers t WHERE t.transfer_id = d.basis LIMIT 1),
-                         d.basis)
+                {}
          FROM disclosures d WHERE d.record_id = ?1 ORDER BY d.id",
-    )?;
+        basis_label_sql("d.basis")
+    ))?;
     let list = stmt
         .query_map([member_id], |r| {
             Ok(pb::Disclosure {

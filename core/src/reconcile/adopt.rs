@@ -54,6 +54,7 @@ pub fn adopt(
         &mut report,
     )?;
     adopt_received_transfers(&tx, ctx, peer, batches, &mut report)?;
+    yield_to_later_generations(&tx, ctx, batches, &mut report)?;
     adopt_own_host_sections(&tx, ctx, peer, batches, restored_at_ms, &mut report)?;
     adopt_own_contacts_and_activities(&tx, ctx, peer, batches, &mut report)?;
     apply_peer_records(&tx, ctx, peer, batches, &mut report)?;
@@ -122,6 +123,33 @@ fn drop_applied_events(
         }
     }
     Ok((seq_floor, other_branch))
+}
+
+/// Members the peer holds at a later generation than this node owns them
+/// at, moved on by a release no peer reported
+/// ([`transfers::yield_to_later_generation`]); after the transfers, which
+/// decide the members they name.
+fn yield_to_later_generations(
+    tx: &Connection,
+    ctx: &Ctx<'_>,
+    batches: &[pb::HoldingsBatch],
+    report: &mut AdoptReport,
+) -> Result<(), Error> {
+    for held in batches.iter().flat_map(|b| &b.generations) {
+        if transfers::yield_to_later_generation(
+            tx,
+            ctx,
+            &held.member_id,
+            held.generation,
+            &held.owner,
+        )? {
+            report.conflicts.push(format!(
+                "member {}: {} holds it at generation {}, past this node's; now a tombstone naming {}",
+                held.member_id, held.owner, held.generation, held.owner
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Agreements first: they decide what is shared.

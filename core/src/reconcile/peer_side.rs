@@ -210,6 +210,28 @@ pub fn send_holdings(
         let bytes = h.encoded_len();
         out.room(1, bytes).hosted.push(h);
     }
+    // Every member moved at least once, as this node holds it (owned, or
+    // a tombstone naming the node it went to), except those it names the
+    // requester the owner of (the transfers above decide those) and those
+    // that left on paper.
+    let mut stmt = conn.prepare(
+        "SELECT member_id, generation, owner FROM members
+         WHERE generation > 1 AND owner <> ?1 AND moved_to_place = ''
+         ORDER BY member_id",
+    )?;
+    let mut rows = stmt.query([who])?;
+    while let Some(r) = rows.next()? {
+        if out.stopped {
+            return Ok(false);
+        }
+        let held = pb::HeldGeneration {
+            member_id: r.get(0)?,
+            generation: r.get(1)?,
+            owner: r.get(2)?,
+        };
+        let bytes = held.encoded_len();
+        out.room(1, bytes).generations.push(held);
+    }
     if out.stopped {
         return Ok(false);
     }

@@ -5,6 +5,7 @@
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use liaison_types::identity::NodeId;
+use liaison_types::time::Tz;
 use rusqlite::TransactionBehavior;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -143,7 +144,7 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
                 "restored: log id {} replaces {}; {}",
                 start.log_id,
                 start.previous_log_id,
-                lost_period(backup_at_ms, ctx.now_ms)
+                lost_period(ctx.zone, backup_at_ms, ctx.now_ms)
             ),
         },
     )?;
@@ -152,26 +153,27 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     Ok(start)
 }
 
-fn format_ms(ms: i64) -> String {
+fn format_ms(zone: Tz, ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
-        .with_timezone(&crate::china_time())
+        .with_timezone(&zone)
         .format("%Y-%m-%d %H:%M:%S %:z")
         .to_string()
 }
 
 /// The period of local writes that may be lost, in words.
-pub fn lost_period(backup_at_ms: i64, restored_at_ms: i64) -> String {
+/// Times are shown in `zone`, the node's.
+pub fn lost_period(zone: Tz, backup_at_ms: i64, restored_at_ms: i64) -> String {
     if backup_at_ms == 0 {
         return format!(
             "a new database under a known node id: every local write before {} that no peer holds is lost",
-            format_ms(restored_at_ms)
+            format_ms(zone, restored_at_ms)
         );
     }
     format!(
         "local writes from the backup ({}) to the restore ({}) that no peer holds are lost",
-        format_ms(backup_at_ms),
-        format_ms(restored_at_ms)
+        format_ms(zone, backup_at_ms),
+        format_ms(zone, restored_at_ms)
     )
 }
 
@@ -279,6 +281,7 @@ pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {
     )?;
     let restore = restore_row(&tx)?;
     let lost = lost_period(
+        ctx.zone,
         restore.as_ref().map_or(0, |r| r.backup_at_ms),
         restore.as_ref().map_or(0, |r| r.restored_at_ms),
     );
@@ -298,8 +301,8 @@ pub fn finish(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Progress of the reconciliation, per peer.
-pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, Error> {
+/// Progress of the reconciliation, per peer; times in words in `zone`.
+pub fn status(conn: &Connection, zone: Tz) -> Result<pb::ReconcileStatus, Error> {
     let peers = conn
         .prepare("SELECT peer, state, updated_at_ms, detail FROM reconcile_peers ORDER BY peer")?
         .query_map([], |r| {
@@ -328,7 +331,7 @@ pub fn status(conn: &Connection) -> Result<pb::ReconcileStatus, Error> {
         lost_period: if restored_at_ms == 0 {
             String::new()
         } else {
-            lost_period(backup_at_ms, restored_at_ms)
+            lost_period(zone, backup_at_ms, restored_at_ms)
         },
     })
 }

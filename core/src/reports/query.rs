@@ -42,6 +42,8 @@ pub(super) struct Query {
     /// Rows of a table that lists members; `None`: all.
     pub(super) limit: Option<usize>,
     me: String,
+    /// The node's zone: its calendar days.
+    zone: liaison_types::time::Tz,
 }
 
 impl Query {
@@ -109,6 +111,7 @@ impl Query {
             until,
             limit,
             me: ctx.me.to_string(),
+            zone: ctx.zone,
         })
     }
 
@@ -132,19 +135,24 @@ impl Query {
     }
 
     /// The first millisecond after the date counted at, on the node's
-    /// calendar (China Standard Time, as every date the node counts).
+    /// calendar (its zone).
     pub(super) fn end_ms(&self) -> i64 {
         let next = self
             .as_of
             .checked_add_days(Days::new(1))
             .unwrap_or(self.as_of);
         next.and_hms_opt(0, 0, 0)
-            .and_then(|t| {
-                t.and_local_timezone(liaison_types::time::china_time())
-                    .single()
-            })
+            .and_then(|t| t.and_local_timezone(self.zone).earliest())
             .map(|t| t.timestamp_millis())
             .unwrap_or(i64::MAX)
+    }
+
+    /// The node's calendar day of a time.
+    pub(super) fn day_of(&self, ms: i64) -> NaiveDate {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .with_timezone(&self.zone)
+            .date_naive()
     }
 
     /// The date `months` months before the date counted at.

@@ -176,10 +176,7 @@ fn overdue_register(
                 return Ok(());
             }
             let released_ms: i64 = row.get(3)?;
-            let released_on = chrono::DateTime::from_timestamp_millis(released_ms)
-                .unwrap_or_default()
-                .with_timezone(&liaison_types::time::china_time())
-                .date_naive();
+            let released_on = q.day_of(released_ms);
             let receiver: String = row.get(2)?;
             table.row(vec![
                 text(row.get::<_, String>(0)?),

@@ -212,10 +212,8 @@ pub fn year_end_due(conn: &Connection, ctx: &Ctx<'_>) -> Result<Option<i32>, Err
     let created_at_ms: i64 = crate::store::get_meta(conn, "created_at_ms")?
         .and_then(|v| v.parse().ok())
         .unwrap_or(i64::MAX);
-    let created_on = chrono::DateTime::from_timestamp_millis(created_at_ms).map(|t| {
-        t.with_timezone(&liaison_types::time::china_time())
-            .date_naive()
-    });
+    let created_on = chrono::DateTime::from_timestamp_millis(created_at_ms)
+        .map(|t| t.with_timezone(&ctx.zone).date_naive());
     if created_on.is_none_or(|d| d.year() > year) {
         return Ok(None);
     }

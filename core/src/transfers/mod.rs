@@ -26,7 +26,8 @@ pub use events::apply;
 pub use receiver::accept_with_faults;
 pub use receiver::{accept, reject};
 pub use restore::{
-    adopt_received, adopt_reported, adopt_sender_decision, answer_stale_offers, Adopted,
+    adopt_received, adopt_reported, adopt_sender_decision, answer_stale_offers,
+    yield_to_later_generation, Adopted,
 };
 pub use sender::{cancel, extend, out_on_paper, reissue, start};
 pub use state::{

@@ -14,6 +14,7 @@ use super::sender::{abort, moved_here, release, tombstone};
 use super::state::{load, node, save, Direction, Row, TransferState};
 use crate::letters::LetterNo;
 use crate::outcome::Rejection;
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::{log, members};
 use crate::{Ctx, Error};
 
@@ -146,50 +147,118 @@ pub fn adopt_reported(
 ) -> Result<Adopted, Error> {
     let letter = LetterNo::parse(&held.letter_no).filter(|l| l.is_issued_by(ctx.me.as_str()));
     let local = load(conn, &held.transfer_id)?;
-    // A transfer this node does not know must have been issued after the
-    // backup, so its letter is one of ours numbered past the backup's (not
-    // past what an earlier peer's report made the counter jump to): a peer
-    // cannot make this node adopt a letter it never could have issued.
-    let floor = crate::epoch::letter_floor(conn)?;
-    // A number up to the floor is believed only when the peer pulled a log
-    // of another branch of this node's backups (`other_branch`: restored
-    // before from an older backup, it issued numbers again there) and this
-    // node holds another transfer under that number.
-    let reissued = other_branch
-        && conn
-        .prepare_cached(
-            "SELECT 1 FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
-        )?
-        .query_row(params![held.letter_no, held.transfer_id], |_| Ok(()))
-        .optional()?
-        .is_some();
-    // Nor is a number up to the floor that no transfer here holds: the
-    // counter passed it without issuing it (it jumped past a peer's report
-    // in an earlier restore, and this copy was taken since), so a branch
-    // this node forgot issued it. Issuing numbers never leaves one out.
-    let passed_over = || -> Result<bool, Error> {
-        Ok(conn
-            .prepare_cached(
-                "SELECT 1 FROM transfers WHERE direction = 'outgoing' AND letter_no = ?1",
-            )?
-            .query_row(params![held.letter_no], |_| Ok(()))
-            .optional()?
-            .is_none())
-    };
-    let believed = match &letter {
-        Some(letter) => letter.place > floor || reissued || passed_over()?,
-        None => false,
-    };
-    if local.is_none() && !believed {
+    if local.is_none() && !letter_believed(conn, held, letter.as_ref(), other_branch)? {
         return Ok(Adopted::Refused(format!(
-            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {floor})",
-            held.transfer_id, held.letter_no
+            "transfer {} with letter {} is unknown here and not a letter this node issued after its backup (letters up to {})",
+            held.transfer_id,
+            held.letter_no,
+            crate::epoch::letter_floor(conn)?
         )));
     }
     // Letter numbers jump past every one the peers hold.
     if let Some(letter) = &letter {
         crate::letters::count_past(conn, letter.place)?;
     }
+    let Some(mut t) = reported_row(conn, ctx, held, local)? else {
+        return Ok(Adopted::Refused(format!(
+            "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
+            held.receiver, held.transfer_id
+        )));
+    };
+    let finished_here = matches!(t.state, TransferState::Released | TransferState::Completed);
+    if !held.expires_on.is_empty() {
+        t.expires_on = held.expires_on.clone();
+    }
+    match held.state.as_str() {
+        "completed" => adopt_completed(conn, ctx, held, t, newest, restored_at_ms),
+        "accepted" if newest => {
+            if finished_here {
+                return Ok(Adopted::Kept);
+            }
+            adopt_accepted(conn, ctx, held, t)
+        }
+        "pending" | "accepted" | "awaiting_sender" if !newest => {
+            if finished_here
+                || t.state != TransferState::Offered && load(conn, &t.transfer_id)?.is_some()
+            {
+                return Ok(Adopted::Kept);
+            }
+            abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
+            Ok(Adopted::Aborted)
+        }
+        // The newest, still open at the receiver (`awaiting_sender`: past
+        // its date there, the receiver waits for this node's decision, which
+        // its calendar makes).
+        "pending" | "awaiting_sender" => adopt_open(conn, ctx, t),
+        "rejected" | "aborted" => {
+            if finished_here
+                || matches!(
+                    t.state,
+                    TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
+                )
+            {
+                return Ok(Adopted::Kept);
+            }
+            if held.state == "rejected" {
+                abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
+            } else {
+                abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
+            }
+            Ok(Adopted::Recorded)
+        }
+        _ => Ok(Adopted::Kept),
+    }
+}
+
+/// Whether a transfer this node does not know can be one it issued: it
+/// must have been issued after the backup, so its letter is one of ours
+/// numbered past the backup's (not past what an earlier peer's report made
+/// the counter jump to). A peer cannot make this node adopt a letter it
+/// never could have issued.
+fn letter_believed(
+    conn: &Connection,
+    held: &pb::HeldTransfer,
+    letter: Option<&LetterNo>,
+    other_branch: bool,
+) -> Result<bool, Error> {
+    let Some(letter) = letter else {
+        return Ok(false);
+    };
+    if letter.place > crate::epoch::letter_floor(conn)? {
+        return Ok(true);
+    }
+    let outgoing_under_number = |except: &str| -> Result<bool, Error> {
+        Ok(conn
+            .prepare_cached(
+                "SELECT 1 FROM transfers WHERE letter_no = ?1 AND direction = 'outgoing' AND transfer_id <> ?2",
+            )?
+            .query_row(params![held.letter_no, except], |_| Ok(()))
+            .optional()?
+            .is_some())
+    };
+    // A number up to the floor is believed when the peer pulled a log of
+    // another branch of this node's backups (`other_branch`: restored
+    // before from an older backup, it issued numbers again there) and this
+    // node holds another transfer under that number;
+    if other_branch && outgoing_under_number(&held.transfer_id)? {
+        return Ok(true);
+    }
+    // and when no transfer here holds that number: the counter passed it
+    // without issuing it (it jumped past a peer's report in an earlier
+    // restore, and this copy was taken since), so a branch this node
+    // forgot issued it. Issuing numbers never leaves one out.
+    Ok(!outgoing_under_number("")?)
+}
+
+/// The transfer row `held` is adopted into: the local one, or a new
+/// outgoing row from the report. `None` if this node holds it otherwise
+/// (not sent by this node, or to another receiver).
+fn reported_row(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    local: Option<Row>,
+) -> Result<Option<Row>, Error> {
     let mut t = local.unwrap_or(Row {
         transfer_id: held.transfer_id.clone(),
         letter_no: held.letter_no.clone(),
@@ -208,10 +277,7 @@ pub fn adopt_reported(
         ..Row::default()
     });
     if t.direction != Direction::Outgoing || t.receiver != held.receiver {
-        return Ok(Adopted::Refused(format!(
-            "{} reports transfer {} as sent by this node to it, but this node holds it otherwise",
-            held.receiver, held.transfer_id
-        )));
+        return Ok(None);
     }
     // Gone on without this peer (`reconcile --without-peer`), this node may
     // have issued the same letter number again for another transfer: the
@@ -232,184 +298,230 @@ pub fn adopt_reported(
         );
         t.number_issued_again_as = other;
     }
-    let finished_here = matches!(t.state, TransferState::Released | TransferState::Completed);
-    if !held.expires_on.is_empty() {
-        t.expires_on = held.expires_on.clone();
+    Ok(Some(t))
+}
+
+/// The receiver reports the transfer completed: it owns the member since.
+fn adopt_completed(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    mut t: Row,
+    newest: bool,
+    restored_at_ms: i64,
+) -> Result<Adopted, Error> {
+    if t.state == TransferState::Completed {
+        return Ok(Adopted::Kept);
     }
-    match held.state.as_str() {
-        "completed" => {
-            if t.state == TransferState::Completed {
-                return Ok(Adopted::Kept);
-            }
-            let home = members::load_home(conn, &t.member_id)?;
-            let edited = home
-                .as_ref()
-                .is_some_and(|m| m.owner == ctx.me.as_str() && m.updated_at_ms > restored_at_ms);
-            let owned_here = home.as_ref().is_some_and(|m| m.owner == ctx.me.as_str());
-            // The generation the release gave the member, as the receiver
-            // recorded it; where it did not (released before it recorded
-            // that), at least one past this node's and no less than the
-            // receiver holds now (which is higher if it moved on since).
-            let released = if held.released_generation > 0 {
-                held.released_generation
-            } else {
-                home.as_ref()
-                    .map_or(0, |m| m.generation + 1)
-                    .max(held.generation)
-            };
-            // Not the newest letter, but its release gave the member a
-            // later generation than this node holds: another branch of
-            // this node's backups released it under this older letter
-            // (after the newer one was issued here), and the receiver owns
-            // it since. A generation never goes back, so this node's
-            // record is the stale one.
-            let supersedes_ours = held.released_generation > 0
-                && home
-                    .as_ref()
-                    .is_some_and(|m| held.released_generation > m.generation);
-            if (newest || supersedes_ours) && owned_here {
-                // The receiver owns the member: here it is a tombstone, and
-                // other hosts learn it moved.
-                abort_other_offers(conn, ctx, &t)?;
-                relay_held_records(conn, ctx, &t)?;
-                moved_here(conn, ctx, &t, released)?;
-                t.released_generation = released;
-                // Home sections its owners since sent this node as their
-                // host, held while it believed it owned the member.
-                crate::hosting::retry_held_about(conn, ctx, &t.member_id)?;
-            } else if newest
-                && home
-                    .as_ref()
-                    .is_none_or(|m| m.owner != ctx.me.as_str() && m.generation < released)
-            {
-                // This node got the member after its backup and passed it
-                // on (no row here), or got it back after its backup and
-                // passed it on again (a tombstone of an earlier transfer):
-                // a tombstone at this release says so, so that a late
-                // release of the member to this node in between is seen as
-                // stale, not installed over the later owner's record.
-                if home.is_none() {
-                    members::save_home_record(
-                        conn,
-                        &members::HomeRecord {
-                            member_id: t.member_id.clone(),
-                            owner: t.receiver.clone(),
-                            generation: released,
-                            home_branch: intake_branch(conn, ctx)?,
-                            created_at_ms: ctx.now_ms,
-                            updated_at_ms: ctx.now_ms,
-                            ..members::HomeRecord::default()
-                        },
-                    )?;
-                }
-                tombstone(
-                    conn,
-                    &t.member_id,
-                    released,
-                    &t.receiver,
-                    "",
-                    &t.transfer_id,
-                    &t.letter_no,
-                    &ctx.today().to_string(),
-                )?;
-                t.released_generation = released;
-            }
-            if t.released_generation == 0 {
-                // An older transfer, adopted as it is: the generation its
-                // release gave is what shows later which letter brought
-                // the member here (`offer_is_stale`).
-                t.released_generation = held.released_generation;
-            }
-            t.state = TransferState::Completed;
-            t.offer = None;
-            t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
-            t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
-            save(conn, &t, ctx.now_ms)?;
-            Ok(Adopted::Completed { edited })
+    let home = members::load_home(conn, &t.member_id)?;
+    let edited = home
+        .as_ref()
+        .is_some_and(|m| m.owner == ctx.me.as_str() && m.updated_at_ms > restored_at_ms);
+    let owned_here = home.as_ref().is_some_and(|m| m.owner == ctx.me.as_str());
+    // The generation the release gave the member, as the receiver
+    // recorded it; where it did not (released before it recorded that), at
+    // least one past this node's and no less than the receiver holds now
+    // (which is higher if it moved on since).
+    let released = if held.released_generation > 0 {
+        held.released_generation
+    } else {
+        home.as_ref()
+            .map_or(0, |m| m.generation + 1)
+            .max(held.generation)
+    };
+    // Not the newest letter, but its release gave the member a later
+    // generation than this node holds: another branch of this node's
+    // backups released it under this older letter (after the newer one was
+    // issued here), and the receiver owns it since. A generation never
+    // goes back, so this node's record is the stale one.
+    let supersedes_ours = held.released_generation > 0
+        && home
+            .as_ref()
+            .is_some_and(|m| held.released_generation > m.generation);
+    if (newest || supersedes_ours) && owned_here {
+        // The receiver owns the member: here it is a tombstone, and other
+        // hosts learn it moved.
+        abort_other_offers(conn, ctx, &t)?;
+        relay_held_records(conn, ctx, &t)?;
+        moved_here(conn, ctx, &t, released)?;
+        t.released_generation = released;
+        // Home sections its owners since sent this node as their host,
+        // held while it believed it owned the member.
+        crate::hosting::retry_held_about(conn, ctx, &t.member_id)?;
+    } else if newest
+        && home
+            .as_ref()
+            .is_none_or(|m| m.owner != ctx.me.as_str() && m.generation < released)
+    {
+        // This node got the member after its backup and passed it on (no
+        // row here), or got it back after its backup and passed it on
+        // again (a tombstone of an earlier transfer): a tombstone at this
+        // release says so, so that a late release of the member to this
+        // node in between is seen as stale, not installed over the later
+        // owner's record.
+        if home.is_none() {
+            members::save_home_record(
+                conn,
+                &members::HomeRecord {
+                    member_id: t.member_id.clone(),
+                    owner: t.receiver.clone(),
+                    generation: released,
+                    home_branch: intake_branch(conn, ctx)?,
+                    created_at_ms: ctx.now_ms,
+                    updated_at_ms: ctx.now_ms,
+                    ..members::HomeRecord::default()
+                },
+            )?;
         }
-        "accepted" if newest => {
-            if finished_here {
-                return Ok(Adopted::Kept);
-            }
-            let owned_here =
-                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
-            if !owned_here {
-                // The member was written after the backup (or released
-                // since, by a transfer the receiver reported completed):
-                // this node holds no record to release. The offer ends;
-                // the receiver purges it.
-                tracing::warn!(
-                    transfer = %t.transfer_id,
-                    member = %t.member_id,
-                    "restored: an accepted transfer of a member this node does not hold is aborted"
-                );
-                abort(
-                    conn,
-                    ctx,
-                    &mut t,
-                    TransferState::Cancelled,
-                    "sender_restored",
-                )?;
-                return Ok(Adopted::Aborted);
-            }
-            abort_other_offers(conn, ctx, &t)?;
-            // The receiver accepted into this branch; the release saves
-            // the transfer as released.
-            t.branch = held.branch.clone();
-            release(conn, ctx, &mut t)?;
-            Ok(Adopted::Released)
-        }
-        "pending" | "accepted" | "awaiting_sender" if !newest => {
-            if finished_here
-                || t.state != TransferState::Offered && load(conn, &t.transfer_id)?.is_some()
-            {
-                return Ok(Adopted::Kept);
-            }
-            abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
-            Ok(Adopted::Aborted)
-        }
-        // The newest, still open at the receiver (`awaiting_sender`: past
-        // its date there, the receiver waits for this node's decision, which
-        // its calendar makes): the offer stands and freezes the member here,
-        // if this node still holds the member.
-        "pending" | "awaiting_sender" => {
-            if load(conn, &t.transfer_id)?.is_some() {
-                return Ok(Adopted::Kept);
-            }
-            let owned_here =
-                members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
-            if !owned_here {
-                // Written after the backup: nothing to release if accepted.
-                abort(
-                    conn,
-                    ctx,
-                    &mut t,
-                    TransferState::Cancelled,
-                    "sender_restored",
-                )?;
-                return Ok(Adopted::Aborted);
-            }
-            save(conn, &t, ctx.now_ms)?;
-            Ok(Adopted::Recorded)
-        }
-        "rejected" | "aborted" => {
-            if finished_here
-                || matches!(
-                    t.state,
-                    TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
-                )
-            {
-                return Ok(Adopted::Kept);
-            }
-            if held.state == "rejected" {
-                abort(conn, ctx, &mut t, TransferState::Rejected, "rejected")?;
-            } else {
-                abort(conn, ctx, &mut t, TransferState::Cancelled, "cancelled")?;
-            }
-            Ok(Adopted::Recorded)
-        }
-        _ => Ok(Adopted::Kept),
+        tombstone(
+            conn,
+            &t.member_id,
+            released,
+            &t.receiver,
+            "",
+            &t.transfer_id,
+            &t.letter_no,
+            &ctx.today().to_string(),
+        )?;
+        t.released_generation = released;
     }
+    if t.released_generation == 0 {
+        // An older transfer, adopted as it is: the generation its release
+        // gave is what shows later which letter brought the member here
+        // (`offer_is_stale`).
+        t.released_generation = held.released_generation;
+    }
+    t.state = TransferState::Completed;
+    t.offer = None;
+    t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
+    t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
+    save(conn, &t, ctx.now_ms)?;
+    Ok(Adopted::Completed { edited })
+}
+
+/// The newest letter, accepted at the receiver: released now, if this
+/// node still holds the member.
+fn adopt_accepted(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    mut t: Row,
+) -> Result<Adopted, Error> {
+    let owned_here =
+        members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+    if !owned_here {
+        // The member was written after the backup (or released since, by
+        // a transfer the receiver reported completed): this node holds no
+        // record to release. The offer ends; the receiver purges it.
+        tracing::warn!(
+            transfer = %t.transfer_id,
+            member = %t.member_id,
+            "restored: an accepted transfer of a member this node does not hold is aborted"
+        );
+        abort(
+            conn,
+            ctx,
+            &mut t,
+            TransferState::Cancelled,
+            "sender_restored",
+        )?;
+        return Ok(Adopted::Aborted);
+    }
+    abort_other_offers(conn, ctx, &t)?;
+    // The receiver accepted into this branch; the release saves the
+    // transfer as released.
+    t.branch = held.branch.clone();
+    release(conn, ctx, &mut t)?;
+    Ok(Adopted::Released)
+}
+
+/// The newest letter, still open at the receiver: the offer stands and
+/// freezes the member here, if this node still holds the member.
+fn adopt_open(conn: &Connection, ctx: &Ctx<'_>, mut t: Row) -> Result<Adopted, Error> {
+    if load(conn, &t.transfer_id)?.is_some() {
+        return Ok(Adopted::Kept);
+    }
+    let owned_here =
+        members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+    if !owned_here {
+        // Written after the backup: nothing to release if accepted.
+        abort(
+            conn,
+            ctx,
+            &mut t,
+            TransferState::Cancelled,
+            "sender_restored",
+        )?;
+        return Ok(Adopted::Aborted);
+    }
+    save(conn, &t, ctx.now_ms)?;
+    Ok(Adopted::Recorded)
+}
+
+/// At a restored node's reconciliation, a peer holds `member_id` at
+/// `generation`, owned by `owner` (another node), while this node owns it
+/// at an earlier generation. Generations rise only with releases, so this
+/// node released the member on a branch its restore forgot, and no peer
+/// reported that transfer. A generation never goes back: this node's
+/// record becomes a tombstone at that generation pointing to `owner`,
+/// with no letter (none is known), its open offers end and its hosts
+/// learn the member moved; events held until the release was learned are
+/// judged again. Audited as a conflict for the operator: local edits since
+/// the backup are lost. Returns whether this node yielded.
+pub fn yield_to_later_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    generation: u64,
+    owner: &str,
+) -> Result<bool, Error> {
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Ok(false);
+    };
+    if home.owner != ctx.me.as_str() || home.generation >= generation || owner == ctx.me.as_str() {
+        return Ok(false);
+    }
+    let owner_id = node(owner)?;
+    let t = Row {
+        member_id: member_id.to_owned(),
+        receiver: owner_id.to_string(),
+        ..Row::default()
+    };
+    abort_other_offers(conn, ctx, &t)?;
+    super::sender::tell_holders_moved(conn, ctx, &t, generation)?;
+    tombstone(
+        conn,
+        member_id,
+        generation,
+        owner_id.as_str(),
+        "",
+        "",
+        "",
+        &ctx.today().to_string(),
+    )?;
+    tracing::warn!(
+        member = %member_id,
+        owned_at = home.generation,
+        generation,
+        %owner,
+        "restored: a peer holds a member this node owned at a later generation; it moved on under a release the restore forgot"
+    );
+    audit::append(
+        conn,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.conflict",
+            target: member_id,
+            outcome: Outcome::Ok,
+            detail: &format!(
+                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: released on a branch of this node's backups that the restore forgot; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
+                home.generation
+            ),
+        },
+    )?;
+    crate::hosting::retry_held_about(conn, ctx, member_id)?;
+    Ok(true)
 }
 
 /// After a restore's adoption: the offers this node holds pending, from

@@ -423,7 +423,7 @@ pub(super) fn moved_here(
 /// In the release's transaction: every other host holding a copy learns
 /// the member moved (never the receiver), share events still queued go,
 /// and this node shares the member no more.
-fn tell_holders_moved(
+pub(super) fn tell_holders_moved(
     conn: &Connection,
     ctx: &Ctx<'_>,
     t: &Row,

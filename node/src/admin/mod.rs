@@ -32,10 +32,8 @@ use liaison_rpc::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
 use crate::error::NodeError;
-use crate::node::Node;
-use liaison_core::clock::Millis;
-use liaison_core::{Ctx, Error as CoreError, Refusal};
-use liaison_types::identity::{NodeId, Notary};
+use crate::node::{Me, Node};
+use liaison_core::{Error as CoreError, Refusal};
 
 mod action;
 mod agreements;
@@ -62,23 +60,7 @@ impl AdminService {
     /// What a change or a read runs the core with, to move into its
     /// blocking task.
     fn me(&self) -> Me {
-        Me {
-            node_id: self.node.node_id.clone(),
-            notary: self.node.notary.clone(),
-        }
-    }
-}
-
-/// This node's identity and notary, owned, for a [`Ctx`] on a blocking
-/// thread.
-struct Me {
-    node_id: NodeId,
-    notary: Arc<dyn Notary>,
-}
-
-impl Me {
-    fn ctx(&self, now_ms: Millis) -> Ctx<'_> {
-        Ctx::new(&self.node_id, now_ms).with_notary(self.notary.as_ref())
+        self.node.me()
     }
 }
 

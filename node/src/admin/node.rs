@@ -236,7 +236,7 @@ pub(super) async fn reconcile_status(
     _request: Request<pb::ReconcileStatusRequest>,
 ) -> Result<Response<pb::ReconcileStatus>, Status> {
     admin
-        .read(|conn, _ctx| liaison_core::reconcile::status(conn))
+        .read(|conn, ctx| liaison_core::reconcile::status(conn, ctx.zone))
         .await
         .map(Response::new)
 }
@@ -258,8 +258,9 @@ pub(super) async fn reconcile_without_peer(
     let result = admin
         .node
         .db(move |conn| {
-            liaison_core::reconcile::skip_peer(conn, &me.ctx(now_ms), &peer, &actor)?;
-            liaison_core::reconcile::status(conn)
+            let ctx = me.ctx(now_ms);
+            liaison_core::reconcile::skip_peer(conn, &ctx, &peer, &actor)?;
+            liaison_core::reconcile::status(conn, ctx.zone)
         })
         .await;
     match result {

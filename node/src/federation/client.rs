@@ -23,7 +23,7 @@ use liaison_core::apply::apply_batch;
 use liaison_core::outcome::{ApplyReport, BatchError};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::{log, reconcile, Ctx};
+use liaison_core::{log, reconcile};
 use liaison_types::identity::NodeId;
 
 /// First reconnect delay; doubles up to `limits.retry_delay_ms_max`.
@@ -279,15 +279,14 @@ async fn apply(
     origin: &NodeId,
     batch: PullBatch,
 ) -> Result<ApplyReport, ApplyError> {
-    let me = node.node_id.clone();
+    let me = node.me();
     let peer = origin.clone();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
     let report = node
         .db(move |conn| {
             Ok(apply_batch(
                 conn,
-                &Ctx::new(&me, now_ms).with_notary(notary.as_ref()),
+                &me.ctx(now_ms),
                 &peer,
                 &batch.log_id,
                 &batch.events,
@@ -530,13 +529,13 @@ async fn reconcile_with(
     client: &mut PeerClient,
     log_ids_held: Vec<String>,
 ) -> Result<(), String> {
-    let me = node.node_id.clone();
+    let me = node.me();
     let now_ms = node.now_ms();
     let peer_id = peer.node_id.clone();
     let noted = node.clone();
     let (started, needs) = node
         .db(move |conn| {
-            let ctx = Ctx::new(&me, now_ms);
+            let ctx = me.ctx(now_ms);
             let started = reconcile::note_log_ids_held(conn, &ctx, &peer_id, &log_ids_held)?;
             if let Some(start) = &started {
                 // At once, so no `Hello` or `Pull` answers the old one.
@@ -551,7 +550,7 @@ async fn reconcile_with(
             peer = %peer.node_id,
             log_id = %start.log_id,
             previous = %start.previous_log_id,
-            lost = %reconcile::lost_period(start.backup_at_ms, start.restored_at_ms),
+            lost = %reconcile::lost_period(node.config.time_zone, start.backup_at_ms, start.restored_at_ms),
             "a peer knows this node id under a log this database never had: reconciling"
         );
         node.links.end_all_follows();
@@ -597,19 +596,11 @@ async fn reconcile_with(
             ));
         }
     }
-    let me = node.node_id.clone();
+    let me = node.me();
     let now_ms = node.now_ms();
-    let notary = node.notary.clone();
     let peer_id = peer.node_id.clone();
     let report = node
-        .db(move |conn| {
-            reconcile::adopt(
-                conn,
-                &Ctx::new(&me, now_ms).with_notary(notary.as_ref()),
-                &peer_id,
-                &batches,
-            )
-        })
+        .db(move |conn| reconcile::adopt(conn, &me.ctx(now_ms), &peer_id, &batches))
         .await
         .map_err(|e| format!("cannot adopt the holdings of {}: {e}", peer.node_id))?;
     node.events_appended();

@@ -16,7 +16,7 @@ use super::{ConnInfo, RefusalLimiter};
 use crate::node::Node;
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::{log, reconcile, Ctx};
+use liaison_core::{log, reconcile};
 
 #[derive(Debug, Clone)]
 pub struct FederationService {
@@ -345,7 +345,7 @@ impl Federation for FederationService {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let runtime = tokio::runtime::Handle::current();
         self.node.tasks.spawn_blocking(move || {
-            let me = node.node_id.clone();
+            let me = node.me();
             let now_ms = node.now_ms();
             let mut batches = 0usize;
             let mut send = |batch: HoldingsBatch| -> bool {
@@ -361,7 +361,7 @@ impl Federation for FederationService {
                 // One snapshot for the whole answer: a deferred transaction
                 // on a read-only connection, rolled back when dropped.
                 let snapshot = conn.unchecked_transaction()?;
-                reconcile::send_holdings(&snapshot, &Ctx::new(&me, now_ms), &requester, &mut send)
+                reconcile::send_holdings(&snapshot, &me.ctx(now_ms), &requester, &mut send)
             });
             let detail = match &read {
                 Ok(true) => {

@@ -526,7 +526,10 @@ fn record_authority(
 ///   owned home section; or a tombstone of a member it released: no
 ///   personal data, the forward pointer naming a transfer this node sent
 ///   and that was released (or recorded on paper), the owner column naming
-///   where it went;
+///   where it went; or, at a restored node, a tombstone with no transfer
+///   (the member moved on by a release the restore forgot, learned from a
+///   peer's later generation: docs/restore.md) naming a node that holds the
+///   member at that generation or a later one;
 /// - `home_copies`: owned by another node that owns the member there, at a
 ///   version no newer than the owner's, or that released it since at a
 ///   higher generation (the `Moved` is on its way), unless the copy came
@@ -547,7 +550,7 @@ pub fn authors_are_authorities(
         .conn
         .prepare_cached(
             "SELECT m.member_id, m.owner, m.name, m.national_id, m.phone,
-                    m.moved_to_node || m.moved_to_place, t.state
+                    m.moved_to_node || m.moved_to_place, t.state, m.moved_transfer_id, m.generation
              FROM members m LEFT JOIN transfers t
                ON t.transfer_id = m.moved_transfer_id AND t.direction = 'outgoing' AND t.member_id = m.member_id
              ORDER BY m.member_id",
@@ -562,6 +565,8 @@ pub fn authors_are_authorities(
         String,
         String,
         Option<String>,
+        String,
+        u64,
     )> = stmt
         .query_map([], |r| {
             Ok((
@@ -572,15 +577,25 @@ pub fn authors_are_authorities(
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
             ))
         })
         .map_err(sql(NAME))?
         .collect::<Result<_, _>>()
         .map_err(sql(NAME))?;
-    for (member, owner, name, national_id, phone, moved_to, transfer) in rows {
+    let restored =
+        liaison_core::epoch::was_restored(node.conn).map_err(|e| violation(NAME, e.to_string()))?;
+    for (member, owner, name, national_id, phone, moved_to, transfer, transfer_id, generation) in
+        rows
+    {
         if owner != me {
             let released = matches!(transfer.as_deref(), Some("released" | "completed"));
-            if moved_to != owner || !released {
+            let yielded = restored
+                && transfer_id.is_empty()
+                && moved_to == owner
+                && held_at_or_after(nodes, &owner, &member, generation).map_err(sql(NAME))?;
+            if moved_to != owner || !(released || yielded) {
                 return bad(format!(
                     "member {member} is held with owner {owner}, but not as a tombstone of a released transfer                      (forward pointer `{moved_to}`, transfer {transfer:?})"
                 ));
@@ -740,6 +755,25 @@ pub fn quarantine_holds_only_invalid(
 }
 
 // ------------------------------------------------------------- convergence
+
+/// Whether `holder` holds `member` (owned, or a tombstone of it) at
+/// `generation` or a later one.
+fn held_at_or_after(
+    nodes: &[NodeDb<'_>],
+    holder: &str,
+    member: &str,
+    generation: u64,
+) -> rusqlite::Result<bool> {
+    let Some(db) = nodes.iter().find(|n| n.me() == holder) else {
+        return Ok(false);
+    };
+    Ok(db
+        .conn
+        .prepare_cached("SELECT generation FROM members WHERE member_id = ?1")?
+        .query_row([member], |r| r.get::<_, u64>(0))
+        .optional()?
+        .is_some_and(|g| g >= generation))
+}
 
 /// What the owner believes the host holds: the basis of its `shares` row.
 fn owner_share(owner: &NodeDb<'_>, member: &str, host: &str) -> rusqlite::Result<String> {
