@@ -565,6 +565,15 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
         .contains("组织关系所在地"));
     check_outflow(&outflow, &rows, &branches);
     check_the_others(&pingliang, &rows);
+    // A report that names members is audited, as an export is; counts alone are not.
+    let audit = pingliang.audit();
+    assert!(
+        audit.iter().any(|e| e.action == "report"
+            && e.target.starts_with("transfer_due as of today")
+            && e.detail.ends_with("members listed by name")),
+        "{audit:?}"
+    );
+    assert!(!audit.iter().any(|e| e.action == "report" && e.target.starts_with("outflow")));
     check_csv_and_xlsx(&pingliang, &dir, &["outflow"]);
     check_csv_and_xlsx(&pingliang, &dir, &["transfer-due"]);
     check_csv_and_xlsx(&pingliang, &dir, &["contact", "--limit", "5"]);
