@@ -573,7 +573,9 @@ async fn reports_count_what_the_roster_holds_in_every_format() {
             && e.detail.ends_with("members listed by name")),
         "{audit:?}"
     );
-    assert!(!audit.iter().any(|e| e.action == "report" && e.target.starts_with("outflow")));
+    assert!(!audit
+        .iter()
+        .any(|e| e.action == "report" && e.target.starts_with("outflow")));
     check_csv_and_xlsx(&pingliang, &dir, &["outflow"]);
     check_csv_and_xlsx(&pingliang, &dir, &["transfer-due"]);
     check_csv_and_xlsx(&pingliang, &dir, &["contact", "--limit", "5"]);
