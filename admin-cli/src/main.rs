@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use cmd::Failure;
-use liaisonctl::output::Format;
+use liaisonctl::output::Output;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,9 +39,10 @@ struct Cli {
     /// The node's config file, to find its admin socket (default: ./node.toml).
     #[arg(long, short, global = true, env = "LIAISON_CONFIG")]
     config: Option<PathBuf>,
-    /// Output format of listings: aligned tables, or JSON Lines.
-    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    /// Output format of listings: aligned tables, or JSON Lines; reports
+    /// also CSV.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
     /// Wait up to SECONDS for the node to answer (just started) and for the
     /// records a command names to arrive from peers (a proposal, an offer,
     /// a member shared), instead of failing at once: for scripts.
@@ -87,7 +88,7 @@ enum Command {
     /// Transfers of members' organizational relationship (组织关系转接): letters, votes, receipts.
     #[command(subcommand)]
     Transfer(cmd::transfer::TransferCommand),
-    /// Reports: members away without an active agreement.
+    /// Reports and statistics (统计): outflow, inflow, contact registers, transfers, activity, trend, …
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
     /// Tools for test deployments (the node's clock).
@@ -169,10 +170,16 @@ fn main() -> ExitCode {
 async fn remote(
     socket: Option<PathBuf>,
     config: Option<PathBuf>,
-    format: Format,
+    output: Output,
     wait: Option<std::time::Duration>,
     command: Command,
 ) -> Result<(), Failure> {
+    // Reports print CSV too; every other command a table or JSON Lines.
+    let format = match (&command, output.listing()) {
+        (Command::Report(_), Err(_)) => liaisonctl::output::Format::Table,
+        (_, Ok(format)) => format,
+        (_, Err(message)) => return Err(Failure::Other(anyhow::anyhow!(message))),
+    };
     let socket = liaisonctl::client::socket_path(socket.as_deref(), config.as_deref())?;
     let mut admin = match wait {
         Some(wait) => {
@@ -200,7 +207,7 @@ async fn remote(
         Command::Activity(command) => cmd::activity::run(admin, format, command).await,
         Command::Agreement(command) => cmd::agreement::run(admin, format, command).await,
         Command::Transfer(command) => cmd::transfer::run(admin, format, command).await,
-        Command::Report(command) => cmd::report::run(admin, format, command).await,
+        Command::Report(command) => cmd::report::run(admin, output, command).await,
         Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,

@@ -23,8 +23,10 @@
 //! | `activity` | `ActivityView` | `activity record/list` |
 //! | `agreement` | `AgreementView`; `terms` and `pending_counter` are `AgreementTerms` objects (`federation.proto`; liaisons as `{name, phone, role}`) or null, `history` a list of `AgreementVersionView` with `signatures` a list of `SignatureView` | `agreement propose/counter/accept/reject/terminate/list/show` |
 //! | `transfer` | `TransferView` | `transfer start/list/show/accept/reject/cancel/extend/reissue` (`reissue`: the new transfer) |
-//! | `uncovered_group` | `UncoveredGroup` | `report uncovered` |
-//! | `uncovered_total` | `{total}`, after the groups | `report uncovered` |
+//! | `report` | `{report, title_zh, title_en, node_id, node_name, as_of, generated_at_ms, rules, notes}` | `report …` |
+//! | `report_table` | `{table, zh, en, columns: [{key, zh, en, kind}], rows, rows_left_out, notes}`, before its rows | `report …` |
+//! | `report_row` | `{table, depth, <column key>: value, …}`: text a string, a count an integer, a number a number | `report …` |
+//! | `report_definition` | `ReportDefinition`: `{zh, en, meaning}` | `report …` |
 //! | `clock` | `DebugClockResponse`: `{now_ms, offset_ms}` | `debug clock` |
 //! | `quarantine_entry` | `QuarantineEntry` | `quarantine list/retry` |
 //! | `audit_entry` | `AuditEntry` | `audit list` |
@@ -33,7 +35,8 @@
 //! Empty values stay empty strings (tables and detail views show "-").
 //! Times in fields ending in `_ms` are milliseconds since the Unix epoch;
 //! other dates and times are strings as the node keeps them (`YYYY-MM-DD`
-//! for dates). `member export` writes CSV, not JSON Lines.
+//! for dates). `member export` writes CSV, not JSON Lines; a report also
+//! prints CSV (`--output csv`, `cmd::report` describes it).
 
 use std::io::Write;
 
@@ -46,16 +49,46 @@ pub enum Format {
     Json,
 }
 
+/// The `--output` flag: every listing prints as a table or JSON Lines
+/// ([`Format`]); a report also as CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Output {
+    #[default]
+    Table,
+    Json,
+    /// CSV (UTF-8 with a byte-order mark, for Excel): reports only.
+    Csv,
+}
+
+impl Output {
+    /// The format of a listing; CSV is for reports only.
+    pub fn listing(self) -> Result<Format, String> {
+        match self {
+            Output::Table => Ok(Format::Table),
+            Output::Json => Ok(Format::Json),
+            Output::Csv => Err(
+                "--output csv is for `liaisonctl report`: other commands print table or json"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// A table with a header row; columns are as wide as their widest cell.
 pub struct Table {
-    headers: Vec<&'static str>,
+    headers: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
     pub fn new(headers: &[&'static str]) -> Table {
+        Table::with_headers(headers.iter().map(|h| (*h).to_owned()).collect())
+    }
+
+    /// A table whose headers are made at run time.
+    pub fn with_headers(headers: Vec<String>) -> Table {
         Table {
-            headers: headers.to_vec(),
+            headers,
             rows: Vec::new(),
         }
     }
@@ -84,7 +117,7 @@ impl Table {
             out.push_str(text.trim_end());
             out.push('\n');
         };
-        line(&mut self.headers.iter().copied());
+        line(&mut self.headers.iter().map(String::as_str));
         for row in &self.rows {
             line(&mut row.iter().map(String::as_str));
         }

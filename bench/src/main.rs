@@ -106,9 +106,12 @@ enum Scenario {
     FanOut,
     /// 7. List, report and restart at 10x the members.
     Scale,
+    /// 8. Every report at 100,000 and 1,000,000 members (2,000 and 20,000
+    ///    with --quick).
+    Reports,
 }
 
-const ORDER: [Scenario; 8] = [
+const ORDER: [Scenario; 9] = [
     Scenario::Limits,
     Scenario::InitialSync,
     Scenario::CatchUp,
@@ -117,6 +120,7 @@ const ORDER: [Scenario; 8] = [
     Scenario::Transfers,
     Scenario::FanOut,
     Scenario::Scale,
+    Scenario::Reports,
 ];
 
 impl Scenario {
@@ -131,6 +135,7 @@ impl Scenario {
             Scenario::Transfers => "5 transfers",
             Scenario::FanOut => "6 fan-out",
             Scenario::Scale => "7 scale",
+            Scenario::Reports => "8 reports",
         }
     }
 }
@@ -316,6 +321,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 Scenario::Transfers => scenarios::transfers::run(&mut bench, &mut report).await,
                 Scenario::FanOut => scenarios::fan_out::run(&mut bench, &mut report).await,
                 Scenario::Scale => scenarios::scale::run(&mut bench, &mut report).await,
+                Scenario::Reports => scenarios::reports::run(&mut bench, &mut report).await,
             }
         })
         .await;

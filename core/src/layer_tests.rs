@@ -26,6 +26,7 @@ const LAYERS: &[&str] = &[
     "refs",
     "todo",
     "stats",
+    "reports",
 ];
 
 /// The files of each directory module, bottom to top: each uses only the
@@ -57,6 +58,23 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "reports",
+        &[
+            "table",
+            "query",
+            "places",
+            "inflow",
+            "outflow",
+            "contact",
+            "transfers",
+            "due",
+            "activity",
+            "trend",
+            "agreements",
+            "uncovered",
+        ],
+    ),
+    (
         "reconcile",
         &[
             "restore",
@@ -79,6 +97,7 @@ const TEST_FILES: &[&str] = &[
     "refusal_tests",
     "property_tests",
     "layer_tests",
+    "report_tests",
 ];
 
 /// The modules `source` names after `prefix` (`crate` or `super`): the

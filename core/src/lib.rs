@@ -40,6 +40,8 @@
 //! - [`refs`], [`todo`]: for operators: references a clerk has in hand
 //!   resolved to ids, and what waits on them;
 //! - [`stats`]: the figures monitoring reads (counts only).
+//! - [`reports`]: the reports and statistics, computed from the records
+//!   (reads only, but for the year-end counts it keeps).
 
 pub mod agreements;
 pub mod apply;
@@ -57,6 +59,7 @@ pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
 pub mod stats;
+pub mod reports;
 pub mod store;
 pub mod todo;
 pub mod transfers;
@@ -81,6 +84,9 @@ mod property_tests;
 
 #[cfg(test)]
 mod layer_tests;
+
+#[cfg(test)]
+mod report_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use liaison_types::identity::{NodeId, Notary};

@@ -628,7 +628,7 @@ fn contact_status_follows_the_calendar_and_the_operator() {
                 &pb::ContactStatusRequest {
                     member_id: id.clone(),
                     set: to.into(),
-                    reason: String::new(),
+                    ..Default::default()
                 },
             )
         })

@@ -853,7 +853,8 @@ const TRIM_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(500)
 
 /// Decisions the calendar makes, on this node's clock: agreements activate
 /// and expire, hosts drop copies past the end date plus grace (every
-/// minute); contact status turns overdue or lost (every hour).
+/// minute); contact status turns overdue or lost, and the counts of the
+/// last 31 December are recorded once (every hour).
 async fn calendar(node: Arc<Node>) {
     let mut minutes = 0u64;
     loop {
@@ -936,12 +937,52 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
     if changed > 0 {
         tracing::info!(changed, "calendar decisions");
     }
+    if sweep_contacts {
+        record_year_end(node).await?;
+    }
     Ok(())
 }
 
 /// Days until `tls`'s certificate expires (negative once expired).
 pub fn certificate_days_left(tls: &TlsMaterial, now_ms: Millis) -> f64 {
     (tls.not_after as f64 - now_ms as f64 / 1000.0) / 86_400.0
+}
+
+/// Records the counts of the last 31 December (`report trend`), once a
+/// year: counted on a read-only connection as of that day from the dated
+/// facts, so the writer waits only for the one row; not while the node
+/// reconciles after a restore (its records are not whole yet).
+async fn record_year_end(node: &Arc<Node>) -> Result<(), NodeError> {
+    use liaison_core::reports;
+    let now_ms = node.now_ms();
+    let me = node.me();
+    let due = node
+        .read(move |conn| reports::year_end_due(conn, &me.ctx(now_ms)))
+        .await?;
+    let Some(year) = due else {
+        return Ok(());
+    };
+    let me = node.me();
+    let counts = node
+        .read(move |conn| reports::count_year_end(conn, &me.ctx(now_ms), year))
+        .await?;
+    let me = node.me();
+    node.db(move |conn| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if liaison_core::epoch::is_reconciling(&tx)? {
+            return Ok(());
+        }
+        reports::record_year_end(&tx, &me.ctx(now_ms), &counts)?;
+        tx.commit()?;
+        tracing::info!(
+            year = counts.year,
+            mobile = counts.mobile,
+            members = counts.members,
+            "year-end counts recorded"
+        );
+        Ok(())
+    })
+    .await
 }
 
 /// Creates the data directory (mode 0700) if missing and proves it writable.

@@ -207,9 +207,11 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     );
     let uncovered = pingliang.ctl_json(&["report", "uncovered"]);
     assert!(
-        uncovered
-            .iter()
-            .any(|(t, d)| t == "uncovered_group" && d["destination_place"] == "620102"),
+        uncovered.iter().any(|(t, d)| t == "report_row"
+            && d["table"] == "by_destination"
+            && d["code"] == "620102"
+            && d["place"] == "城关区"
+            && d["members"] == 1),
         "{uncovered:?}"
     );
 
@@ -232,7 +234,7 @@ async fn member_data_flows_only_after_activation_and_stops_after_termination() {
     assert!(pingliang
         .ctl_json(&["report", "uncovered"])
         .iter()
-        .all(|(t, _)| t != "uncovered_group"));
+        .all(|(t, d)| t != "report_row" || d["table"] != "by_destination"));
     lanzhou.ctl_ok(&["member", "host-set", &member, "--employer", "兰州建工"]);
     pingliang
         .wait_until(

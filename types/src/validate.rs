@@ -220,6 +220,48 @@ pub fn contact_channel(value: &str) -> Result<String, Invalid> {
     }
 }
 
+/// Why contact with a member was lost: the code and name of the
+/// lost-contact registers (DOMAIN §5.7).
+pub const LOST_CAUSES: [(&str, &str); 7] = [
+    ("1", "外出务工经商"),
+    ("2", "单位改制或破产"),
+    ("3", "毕业后去向不明"),
+    ("4", "工作单位改变"),
+    ("5", "出国(境)"),
+    ("6", "居住地改变"),
+    ("7", "其他"),
+];
+
+/// A cause of lost contact: its code (1-7, ①-⑦) or its name; empty for
+/// none.
+pub fn lost_cause(value: &str) -> Result<String, Invalid> {
+    const CIRCLED: [&str; 7] = ["①", "②", "③", "④", "⑤", "⑥", "⑦"];
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    LOST_CAUSES
+        .iter()
+        .zip(CIRCLED)
+        .find(|((code, zh), circled)| {
+            value == *code
+                || value == *circled
+                || value == *zh
+                || value == zh.replace(['(', ')'], "")
+        })
+        .map(|((code, _), _)| (*code).to_owned())
+        .ok_or_else(|| {
+            let causes: Vec<String> = LOST_CAUSES
+                .iter()
+                .map(|(code, zh)| format!("{code} ({zh})"))
+                .collect();
+            invalid(format!(
+                "cause `{value}` is not one of {}",
+                causes.join(", ")
+            ))
+        })
+}
+
 /// Activity kinds, English code and Chinese name.
 pub const ACTIVITY_KINDS: [(&str, &str); 10] = [
     ("branch_meeting", "党员大会"),
@@ -334,6 +376,18 @@ mod tests {
             d("1990-05-17")
         );
         assert!(date("expected_return", "2027-01-01", today, true).is_ok());
+    }
+
+    #[test]
+    fn lost_causes_by_code_circled_code_or_name() {
+        assert_eq!(lost_cause("1").unwrap(), "1");
+        assert_eq!(lost_cause("⑤").unwrap(), "5");
+        assert_eq!(lost_cause("出国(境)").unwrap(), "5");
+        assert_eq!(lost_cause("出国境").unwrap(), "5");
+        assert_eq!(lost_cause(" 居住地改变 ").unwrap(), "6");
+        assert_eq!(lost_cause("").unwrap(), "");
+        let message = lost_cause("8").unwrap_err().to_string();
+        assert!(message.contains("7 (其他)"), "{message}");
     }
 
     #[test]

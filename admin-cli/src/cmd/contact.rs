@@ -41,6 +41,11 @@ pub enum ContactCommand {
         /// Why, with --set.
         #[arg(long, requires = "set")]
         reason: Option<String>,
+        /// With --set searching or unreachable: why contact was lost, the
+        /// registers' cause 1-7 or its name: 1 外出务工经商, 2 单位改制或破产,
+        /// 3 毕业后去向不明, 4 工作单位改变, 5 出国(境), 6 居住地改变, 7 其他.
+        #[arg(long, requires = "set")]
+        cause: Option<String>,
     },
 }
 
@@ -77,6 +82,7 @@ pub async fn run(
             member_id,
             set,
             reason,
+            cause,
         } => {
             let action = if set.is_some() { "contact.status" } else { "" };
             let member_id = refs::member(admin, &member_id, action).await?;
@@ -85,6 +91,7 @@ pub async fn run(
                     member_id,
                     set: text(set),
                     reason: text(reason),
+                    cause: text(cause),
                 })
                 .await?
                 .into_inner();

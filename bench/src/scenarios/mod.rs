@@ -6,6 +6,7 @@ pub mod catch_up;
 pub mod convergence;
 pub mod fan_out;
 pub mod initial_sync;
+pub mod reports;
 pub mod scale;
 pub mod transfers;
 pub mod write_cost;

@@ -690,8 +690,27 @@ pub fn contact_status(
                 allowed.join(" or ")
             )));
         }
+        let cause = validate::lost_cause(&req.cause)?;
+        if set == "regained" && !cause.is_empty() {
+            return Err(Error::invalid(
+                "a cause of lost contact goes with searching or unreachable, not regained: leave out the cause".into(),
+            ));
+        }
         m.contact_manual = set;
         m.contact_manual_at = ctx.china_now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        // The history the reports count from (docs/reports.md); the member's
+        // row keeps only the latest decision.
+        conn.prepare_cached(
+            "INSERT INTO contact_decisions (member_id, status, decided_at, cause, recorded_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            member_id,
+            m.contact_manual,
+            m.contact_manual_at,
+            cause,
+            ctx.now_ms
+        ])?;
         bump_and_share(conn, ctx, &mut m)?;
     }
     let state = contact_state(conn, ctx, &m)?;

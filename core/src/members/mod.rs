@@ -61,5 +61,5 @@ pub use sharing::{
     request_reshare, reshare_after_basis_ended, reshare_all, reshare_member, reshare_next_chunk,
     reshare_pending, unshare_everywhere, RESHARE_CHUNK,
 };
-pub use status::{ContactState, CONTACT_INTERVAL_DAYS, LOST_AFTER_DAYS};
+pub use status::{ContactFacts, ContactState, CONTACT_INTERVAL_DAYS, LOST_AFTER_DAYS};
 pub use views::{disclosures, member_list, member_view, NO_LONGER_CO_MANAGED};

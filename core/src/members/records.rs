@@ -114,7 +114,8 @@ pub(super) fn save_home(conn: &Connection, m: &HomeRecord) -> Result<(), Error> 
         "INSERT INTO members ({HOME_COLUMNS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
          ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation, counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_date = excluded.birth_date, ethnicity = excluded.ethnicity, native_place = excluded.native_place, national_id = excluded.national_id, education = excluded.education, occupation = excluded.occupation, origin = excluded.origin, party_status = excluded.party_status, joined_on = excluded.joined_on, full_member_on = excluded.full_member_on, home_branch = excluded.home_branch, phone = excluded.phone, home_address = excluded.home_address, membership_state = excluded.membership_state, contact_status = excluded.contact_status, contact_manual = excluded.contact_manual, contact_manual_at = excluded.contact_manual_at, updated_at_ms = excluded.updated_at_ms,
-             moved_to_node = '', moved_to_place = '', moved_transfer_id = '', moved_letter_no = '', moved_on = ''"
+             moved_to_node = '', moved_to_place = '', moved_transfer_id = '', moved_letter_no = '', moved_on = '',
+             moved_away_since = '', moved_away_place = ''"
     ))?
     .execute(params![
         m.member_id,

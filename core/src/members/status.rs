@@ -26,6 +26,70 @@ pub struct ContactState {
     pub lost_since: String,
 }
 
+/// What a member away's contact status is derived from, as of a day.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ContactFacts<'a> {
+    /// The latest contact event of any channel (a date or a local time).
+    pub last_contact: &'a str,
+    /// The latest org life or dues (a date or a local time).
+    pub last_org_life: &'a str,
+    /// The departure of the outflow the member is away on.
+    pub departed_on: &'a str,
+    /// The owner's latest decision (searching, regained, unreachable) and
+    /// its local time; empty for none.
+    pub manual: &'a str,
+    pub manual_at: &'a str,
+}
+
+impl ContactFacts<'_> {
+    /// The status these facts give on `day` (DOMAIN §6.2): an operator's
+    /// decision stands until a contact after it (a search ends as
+    /// regained, a regained member is judged by contact again); otherwise
+    /// in contact up to [`CONTACT_INTERVAL_DAYS`] since the last contact
+    /// or the departure, overdue up to [`LOST_AFTER_DAYS`], then lost.
+    pub fn state_on(&self, day: NaiveDate) -> ContactState {
+        let contact_after_manual = !self.manual_at.is_empty() && self.last_contact > self.manual_at;
+        let manual = match (self.manual, contact_after_manual) {
+            ("", _) => None,
+            ("searching" | "unreachable", true) => Some("regained"),
+            ("regained", true) => None,
+            (manual, _) => Some(manual),
+        };
+        let status = match manual {
+            Some(manual) => manual.to_owned(),
+            None => {
+                let baseline =
+                    std::cmp::max(self.last_contact.get(..10).unwrap_or(""), self.departed_on);
+                let days = NaiveDate::parse_from_str(baseline, "%Y-%m-%d")
+                    .map(|d| (day - d).num_days())
+                    .unwrap_or(0);
+                if days <= CONTACT_INTERVAL_DAYS {
+                    "in_contact".into()
+                } else if days <= LOST_AFTER_DAYS {
+                    "overdue".into()
+                } else {
+                    "lost".into()
+                }
+            }
+        };
+        let lost_since = if matches!(status.as_str(), "lost" | "searching" | "unreachable") {
+            if self.last_org_life.is_empty() {
+                self.departed_on.to_owned()
+            } else {
+                let date = self.last_org_life.get(..10).unwrap_or(self.last_org_life);
+                date.to_owned()
+            }
+        } else {
+            String::new()
+        };
+        ContactState {
+            status,
+            last_contact: self.last_contact.to_owned(),
+            lost_since,
+        }
+    }
+}
+
 pub(super) fn contact_state(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -37,9 +101,6 @@ pub(super) fn contact_state(
         )?
         .query_row([&m.member_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let last_contact = last_contact.unwrap_or_default();
-    let last_org_life = last_org_life
-        .map(|t| t[..10.min(t.len())].to_owned())
-        .unwrap_or_default();
     let Some(outflow) = open_outflow(conn, &m.member_id)? else {
         // At home: contact is the home branch's everyday business.
         return Ok(ContactState {
@@ -48,45 +109,12 @@ pub(super) fn contact_state(
             lost_since: String::new(),
         });
     };
-    let contact_after_manual =
-        !m.contact_manual_at.is_empty() && last_contact > m.contact_manual_at;
-    let manual = match (m.contact_manual.as_str(), contact_after_manual) {
-        ("", _) => None,
-        ("searching" | "unreachable", true) => Some("regained"),
-        ("regained", true) => None,
-        (manual, _) => Some(manual),
+    let facts = ContactFacts {
+        last_contact: &last_contact,
+        last_org_life: last_org_life.as_deref().unwrap_or(""),
+        departed_on: &outflow.departed_on,
+        manual: &m.contact_manual,
+        manual_at: &m.contact_manual_at,
     };
-    let status = match manual {
-        Some(manual) => manual.to_owned(),
-        None => {
-            let baseline = std::cmp::max(
-                last_contact.get(..10).unwrap_or("").to_owned(),
-                outflow.departed_on.clone(),
-            );
-            let days = NaiveDate::parse_from_str(&baseline, "%Y-%m-%d")
-                .map(|d| (ctx.today() - d).num_days())
-                .unwrap_or(0);
-            if days <= CONTACT_INTERVAL_DAYS {
-                "in_contact".into()
-            } else if days <= LOST_AFTER_DAYS {
-                "overdue".into()
-            } else {
-                "lost".into()
-            }
-        }
-    };
-    let lost_since = if matches!(status.as_str(), "lost" | "searching" | "unreachable") {
-        if last_org_life.is_empty() {
-            outflow.departed_on.clone()
-        } else {
-            last_org_life
-        }
-    } else {
-        String::new()
-    };
-    Ok(ContactState {
-        status,
-        last_contact,
-        lost_since,
-    })
+    Ok(facts.state_on(ctx.today()))
 }

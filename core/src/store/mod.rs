@@ -61,6 +61,7 @@ fn schema() -> Vec<M<'static>> {
         }),
         M::up(include_str!("schema/0013_erasures.sql")),
         M::up(include_str!("schema/0014_audit_witness.sql")),
+        M::up(include_str!("schema/0015_reports.sql")),
     ]
 }
 
@@ -205,6 +206,9 @@ impl Store {
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                     )?;
                     reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                    // A report's intermediate results stay in memory, as
+                    // the writer's temporary tables do (`setup_connection`).
+                    reader.pragma_update(None, "temp_store", "MEMORY")?;
                     tune_connection(&reader)?;
                     Ok(Mutex::new(reader))
                 })

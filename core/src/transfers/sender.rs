@@ -468,16 +468,31 @@ pub(super) fn tombstone(
     letter_no: &str,
     moved_on: &str,
 ) -> Result<(), Error> {
+    // Where the member was away when it moved (its open outflow), kept for
+    // the reports as of an earlier date (docs/reports.md); '' at home.
+    let (away_since, away_place): (String, String) = conn
+        .prepare_cached(
+            "SELECT departed_on, destination_place FROM outflows WHERE member_id = ?1 AND state = 'open'",
+        )?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or_default();
     conn.execute(
         "UPDATE members SET owner = ?2, generation = ?3, name = '', gender = '', birth_date = '', ethnicity = '',
              native_place = '', national_id = '', education = '', occupation = '', origin = '', party_status = '',
              joined_on = '', full_member_on = '', phone = '', home_address = '', contact_manual = '',
              contact_manual_at = '', moved_to_node = ?4, moved_to_place = ?5, moved_transfer_id = ?6,
-             moved_letter_no = ?7, moved_on = ?8
+             moved_letter_no = ?7, moved_on = ?8, moved_away_since = ?9, moved_away_place = ?10
          WHERE member_id = ?1",
-        params![member_id, if to_node.is_empty() { to_place } else { to_node }, generation, to_node, to_place, transfer_id, letter_no, moved_on],
+        params![member_id, if to_node.is_empty() { to_place } else { to_node }, generation, to_node, to_place, transfer_id, letter_no, moved_on, away_since, away_place],
     )?;
-    for table in ["outflows", "host_sections", "contacts", "activities"] {
+    for table in [
+        "outflows",
+        "host_sections",
+        "contacts",
+        "activities",
+        "contact_decisions",
+    ] {
         conn.execute(
             &format!("DELETE FROM {table} WHERE member_id = ?1"),
             [member_id],

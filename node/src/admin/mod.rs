@@ -15,7 +15,9 @@
 //! - The handlers, by noun: `node` (status, backup, reconcile, the debug
 //!   clock, the to-do list, references), `peers`, `registry` (orgs,
 //!   members, outflows, host sections, contacts, activities, import and
-//!   export, reports), `agreements`, `transfers`, `quarantine`, `audit`.
+//!   export, the uncovered members), `reports` (the reports and the import
+//!   of earlier years' counts), `agreements`, `transfers`, `quarantine`,
+//!   `audit`.
 //!
 //! tonic serves one `Admin` service, so the generated trait has one
 //! implementation, here: each method hands its request to its noun's
@@ -40,6 +42,7 @@ mod node;
 mod peers;
 mod quarantine;
 mod registry;
+mod reports;
 mod socket;
 mod transfers;
 
@@ -121,6 +124,8 @@ delegate! {
     activity_record(ActivityRequest) -> ActivityView => registry::activity_record;
     activity_list(ActivityListRequest) -> ActivityListResponse => registry::activity_list;
     report_uncovered(ReportUncoveredRequest) -> ReportUncoveredResponse => registry::report_uncovered;
+    report(ReportRequest) -> ReportResponse => reports::report;
+    report_trend_import(ReportTrendImportRequest) -> ReportTrendImportResponse => reports::trend_import;
 
     agreement_propose(AgreementProposeRequest) -> AgreementView => agreements::propose;
     agreement_counter(AgreementCounterRequest) -> AgreementView => agreements::counter;

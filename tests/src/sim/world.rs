@@ -1259,7 +1259,7 @@ impl World {
                 let req = pb::ContactStatusRequest {
                     member_id: id,
                     set: (*set).to_owned(),
-                    reason: String::new(),
+                    ..Default::default()
                 };
                 node.tx(|c, ctx| members::contact_status(c, ctx, &req))?;
                 done("")
