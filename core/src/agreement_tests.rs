@@ -768,3 +768,47 @@ fn a_coordinator_that_forgot_its_proposal_takes_it_back_from_the_acceptance() {
     assert_eq!(report.quarantined, 0, "{report:?}");
     assert_eq!(state(&forgetful, &id), ("active".into(), 1, 1));
 }
+
+/// A proposal shows its coordinator the first 20 members it would cover,
+/// by name, and how many in all: members away to any place the inflow node
+/// serves, counted once where its places overlap, and no one away
+/// elsewhere.
+#[test]
+fn a_proposal_names_the_first_twenty_it_would_cover_and_counts_them_all() {
+    let (pingliang, _lanzhou, _xian, _member) = unsigned();
+    // Lanzhou serves 6201 and, overlapping, 620102.
+    pingliang
+        .store
+        .with(|c| {
+            Ok(c.execute(
+                "INSERT INTO peer_places (node_id, place) VALUES ('lanzhou', '620102')",
+                [],
+            )?)
+        })
+        .unwrap();
+    for i in 0..24 {
+        pingliang.add_away(&format!("成员{i:02}"), -5);
+    }
+    let elsewhere = pingliang.add_away("西安成员", -5);
+    pingliang
+        .tx(|c, ctx| {
+            members::outflow_update(
+                c,
+                ctx,
+                &pb::OutflowUpdateRequest {
+                    member_id: elsewhere.clone(),
+                    destination_place: Some("610102".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    let view = pingliang
+        .tx(|c, ctx| agreements::propose(c, ctx, "lanzhou", "outflow", terms("PL-LZ-1")))
+        .unwrap();
+    assert_eq!(view.members_in_scope, 25, "张三 and the 24 away to 620102");
+    assert_eq!(view.would_cover.len(), 20);
+    assert_eq!(view.would_cover[0], "张三");
+    assert_eq!(view.would_cover[1], "成员00");
+    assert!(!view.would_cover.iter().any(|n| n == "西安成员"));
+}

@@ -26,6 +26,9 @@ pub fn covering(
     scope.covering(conn, member_id, outflow.as_ref())
 }
 
+/// Members a proposal's view names of those it would cover.
+const WOULD_COVER_SHOWN: usize = 20;
+
 pub fn view(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -67,34 +70,52 @@ pub fn view(
         .or_else(|| a.pending_terms.clone());
     // A proposal shows the coordinator whom it would cover, before anyone
     // signs: the members listed, or those away to a place the inflow node
-    // serves.
-    let would_cover: Vec<String> = match (&terms, coordinator && a.state == AgreementState::Proposed) {
-        (Some(terms), true) if terms.scope_kind == "members" => {
-            let mut names = Vec::new();
-            for id in &terms.scope_members {
-                let name: Option<String> = conn
-                    .query_row(
-                        "SELECT name FROM members WHERE member_id = ?1 AND owner = ?2",
-                        params![id, ctx.me.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                names.extend(name);
+    // serves (the first `WOULD_COVER_SHOWN` by name, and how many). Read by
+    // ranges of the destination index, one per place the node serves, so
+    // the cost follows the members covered, not all members: the view is
+    // built in the writer's transaction of every agreement change.
+    let mut covered: Option<u64> = None;
+    let would_cover: Vec<String> =
+        match (&terms, coordinator && a.state == AgreementState::Proposed) {
+            (Some(terms), true) if terms.scope_kind == "members" => {
+                let mut names = Vec::new();
+                for id in &terms.scope_members {
+                    let name: Option<String> = conn
+                        .query_row(
+                            "SELECT name FROM members WHERE member_id = ?1 AND owner = ?2",
+                            params![id, ctx.me.as_str()],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    names.extend(name);
+                }
+                names
             }
-            names
-        }
-        (Some(_), true) => conn
-            .prepare(
-                "SELECT m.name FROM members m JOIN outflows o ON o.member_id = m.member_id AND o.state = 'open'
-                 WHERE m.owner = ?1
-                   AND EXISTS (SELECT 1 FROM peer_places p WHERE p.node_id = ?2 AND o.destination_place LIKE p.place || '%')
-                 ORDER BY m.name, m.member_id",
-            )?
-            .query_map(params![ctx.me.as_str(), a.inflow_node], |r| r.get(0))?
-            .collect::<Result<_, _>>()?,
-        _ => Vec::new(),
-    };
-    let members_in_scope: u64 = if !would_cover.is_empty() {
+            (Some(_), true) => {
+                // Place codes are digits: every code starting with `p` sorts
+                // from `p` up to `p:` (':' follows '9').
+                const AWAY_TO_SERVED: &str = "FROM peer_places p
+                 JOIN outflows o ON o.state = 'open' AND o.destination_place >= p.place
+                                AND o.destination_place < p.place || ':'
+                 JOIN members m ON m.member_id = o.member_id AND m.owner = ?1
+                 WHERE p.node_id = ?2";
+                covered = Some(conn.query_row(
+                    &format!("SELECT COUNT(DISTINCT o.member_id) {AWAY_TO_SERVED}"),
+                    params![ctx.me.as_str(), a.inflow_node],
+                    |r| r.get(0),
+                )?);
+                conn.prepare(&format!(
+                    "SELECT DISTINCT m.name, m.member_id {AWAY_TO_SERVED}
+                 ORDER BY m.name, m.member_id LIMIT {WOULD_COVER_SHOWN}"
+                ))?
+                .query_map(params![ctx.me.as_str(), a.inflow_node], |r| r.get(0))?
+                .collect::<Result<_, _>>()?
+            }
+            _ => Vec::new(),
+        };
+    let members_in_scope: u64 = if let Some(covered) = covered {
+        covered
+    } else if !would_cover.is_empty() {
         would_cover.len() as u64
     } else if coordinator {
         conn.query_row(
