@@ -93,12 +93,16 @@ pub fn view(
             }
             (Some(_), true) => {
                 // Place codes are digits: every code starting with `p` sorts
-                // from `p` up to `p:` (':' follows '9').
+                // from `p` up to `p:` (':' follows '9'). CROSS JOIN keeps
+                // this order (the places, the outflows in their ranges, their
+                // members), which SQLite would not choose by itself: it would
+                // walk every member of this node.
                 const AWAY_TO_SERVED: &str = "FROM peer_places p
-                 JOIN outflows o ON o.state = 'open' AND o.destination_place >= p.place
-                                AND o.destination_place < p.place || ':'
-                 JOIN members m ON m.member_id = o.member_id AND m.owner = ?1
-                 WHERE p.node_id = ?2";
+                 CROSS JOIN outflows o
+                 CROSS JOIN members m
+                 WHERE p.node_id = ?2 AND o.state = 'open' AND o.destination_place >= p.place
+                   AND o.destination_place < p.place || ':'
+                   AND m.member_id = o.member_id AND m.owner = ?1";
                 covered = Some(conn.query_row(
                     &format!("SELECT COUNT(DISTINCT o.member_id) {AWAY_TO_SERVED}"),
                     params![ctx.me.as_str(), a.inflow_node],
