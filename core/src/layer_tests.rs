@@ -22,8 +22,8 @@ const LAYERS: &[&str] = &[
     "apply",
     "reconcile",
     "peering",
-    "import",
     "refs",
+    "import",
     "todo",
 ];
 

@@ -1,0 +1,144 @@
+//! Spreadsheets on the operator's side: reading the file an import names
+//! (an `.xlsx` workbook, an `.xls` of older Excel, or CSV in the encodings
+//! offices save: `liaison_types::sheet::csv`) as rows, and writing the
+//! workbooks `member export --xlsx` and `member template` make ([`write`]).
+//!
+//! `liaisonctl` reads the file, not the node: the node takes the rows as
+//! text (a date cell as `YYYY-MM-DD`) and checks them, and never opens a
+//! file an operator was sent, so a broken or hostile workbook can cost
+//! this process at most.
+
+pub mod send;
+pub mod write;
+mod xlsx;
+
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek};
+use std::path::Path;
+
+use anyhow::Context as _;
+use liaison_types::sheet::csv::{CsvSource, TextEncoding};
+use liaison_types::sheet::{RowSource, SheetError};
+
+/// What a file was read as, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// An Excel workbook (`.xlsx` or `.xls`), and the sheet read.
+    Workbook {
+        sheet: String,
+    },
+    Csv {
+        encoding: TextEncoding,
+    },
+}
+
+impl Format {
+    /// The sheet's name as problems are prefixed with (`sheet 花名册, `);
+    /// nothing for a CSV file, which has one.
+    pub fn sheet_prefix(&self) -> String {
+        match self {
+            Format::Workbook { sheet } => format!("sheet {sheet}, "),
+            Format::Csv { .. } => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Format::Workbook { sheet } => write!(f, "workbook, sheet {sheet}"),
+            Format::Csv { encoding } => write!(f, "CSV in {encoding}"),
+        }
+    }
+}
+
+/// The start of a zip archive (an `.xlsx`) and of an OLE compound file
+/// (an `.xls` of Excel 97–2003).
+const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0";
+
+/// Opens `path` (`-` for stdin) and hands `read` its rows: of the sheet
+/// named `sheet` in a workbook, or of its first visible sheet. What the
+/// file is, is told by its first bytes, not its name. A file that cannot
+/// be read as a table is a [`SheetError`] (the operator's to fix); one
+/// that cannot be opened is another error.
+pub fn read<T>(
+    path: &Path,
+    sheet: Option<&str>,
+    read: impl FnOnce(&Format, &mut dyn RowSource) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if path == Path::new("-") {
+        let mut stdin = std::io::stdin().lock();
+        let mut start = vec![0; 4];
+        let n = read_up_to(&mut stdin, &mut start).context("cannot read stdin")?;
+        start.truncate(n);
+        if start.starts_with(ZIP_MAGIC) || start.starts_with(OLE_MAGIC) {
+            // A workbook is read by seeking: held in memory.
+            let ole = start.starts_with(OLE_MAGIC);
+            let mut bytes = start;
+            stdin.read_to_end(&mut bytes).context("cannot read stdin")?;
+            return read_workbook(Cursor::new(bytes), ole, sheet, read);
+        }
+        return read_csv(Cursor::new(start).chain(stdin), read);
+    }
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut start = vec![0; 4];
+    let n = read_up_to(&mut file, &mut start)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    start.truncate(n);
+    file.rewind()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if start.starts_with(ZIP_MAGIC) || start.starts_with(OLE_MAGIC) {
+        return read_workbook(
+            BufReader::new(file),
+            start.starts_with(OLE_MAGIC),
+            sheet,
+            read,
+        );
+    }
+    if sheet.is_some() {
+        return Err(SheetError::Read(
+            "--sheet names a sheet of a workbook, and this file is CSV".into(),
+        )
+        .into());
+    }
+    read_csv(BufReader::new(file), read)
+}
+
+fn read_csv<R: Read, T>(
+    input: R,
+    read: impl FnOnce(&Format, &mut dyn RowSource) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut source = CsvSource::open(input)?;
+    let format = Format::Csv {
+        encoding: source.encoding(),
+    };
+    read(&format, &mut source)
+}
+
+fn read_workbook<RS: Read + Seek, T>(
+    input: RS,
+    ole: bool,
+    sheet: Option<&str>,
+    read: impl FnOnce(&Format, &mut dyn RowSource) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if ole {
+        xlsx::read_xls(input, sheet, read)
+    } else {
+        xlsx::read_xlsx(input, sheet, read)
+    }
+}
+
+/// Reads until `buf` is full or the input ends; how much was read.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
