@@ -361,9 +361,10 @@ impl<'c> Importer<'c> {
         }))
     }
 
-    /// Whether the row is the template's example, untouched.
+    /// Whether the row is the template's example, untouched: the sheet
+    /// has every column of the template, and the row its example in each.
     fn is_example(&self, cells: &[String]) -> bool {
-        self.at.contains_key("name")
+        self.columns.len() == MEMBER_COLUMNS.len()
             && self
                 .columns
                 .iter()

@@ -142,3 +142,80 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     }
     Ok(filled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liaison_types::sheet::{Header, MEMBER_COLUMNS};
+
+    /// The workbook an office suite wrote (tests/fixtures/README.md): the
+    /// merged title and unit lines skipped, date cells as dates, the
+    /// columns of the office's own left out.
+    #[test]
+    fn the_office_suite_fixture_reads() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/roster-libreoffice.xlsx");
+        let (format, header_row, rows) = read(&path, None, |format, source| {
+            let header = Header::find(source, &MEMBER_COLUMNS)?;
+            let mut rows = Vec::new();
+            while let Some(row) = header.next(source)? {
+                rows.push((row.number, row.cells));
+            }
+            Ok((format.clone(), header.row, rows))
+        })
+        .unwrap();
+        assert_eq!(
+            format,
+            Format::Workbook {
+                sheet: "花名册".into()
+            }
+        );
+        assert_eq!(header_row, 3);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            (
+                4,
+                [
+                    "王宇",
+                    "男",
+                    "1990-05-17",
+                    "620802199005170010",
+                    "正式",
+                    "崆峒区农村第一党支部",
+                    "兰州市城关区",
+                    "2026-03-01"
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            )
+        );
+        assert_eq!(rows[1].1[6..], ["", ""]);
+    }
+
+    #[test]
+    fn what_is_no_workbook_is_refused_and_csv_has_no_sheets() {
+        let dir = std::env::temp_dir().join(format!("liaisonctl-sheet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let broken = dir.join("broken.xlsx");
+        std::fs::write(&broken, b"PK\x03\x04 not a zip at all").unwrap();
+        let error = read(&broken, None, |_, _| Ok(())).unwrap_err();
+        assert!(error.downcast_ref::<SheetError>().is_some(), "{error}");
+        assert!(
+            error.to_string().contains("save it again as .xlsx"),
+            "{error}"
+        );
+        let csv = dir.join("roster.csv");
+        std::fs::write(&csv, "姓名,性别\n王宇,男\n").unwrap();
+        let error = read(&csv, Some("花名册"), |_, _| Ok(())).unwrap_err();
+        assert!(error.to_string().contains("this file is CSV"), "{error}");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/roster-libreoffice.xlsx");
+        let error = read(&fixture, Some("Sheet9"), |_, _| Ok(())).unwrap_err();
+        assert!(
+            error.to_string().contains("its sheets are 花名册"),
+            "{error}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

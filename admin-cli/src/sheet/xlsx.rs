@@ -31,6 +31,7 @@ pub(super) fn read_xlsx<RS: Read + Seek, T>(
     let mut rows = XlsxRows {
         cells,
         pending: None,
+        ended: false,
     };
     read(&Format::Workbook { sheet: name }, &mut rows)
 }
@@ -90,15 +91,29 @@ struct XlsxRows<'a, RS: Read + Seek> {
     cells: calamine::XlsxCellReader<'a, RS>,
     /// The first cell of the next row, read while finding this row's end.
     pending: Option<calamine::Cell<DataRef<'a>>>,
+    /// The sheet's cells have ended (the reader must not be asked again).
+    ended: bool,
+}
+
+impl<'a, RS: Read + Seek> XlsxRows<'a, RS> {
+    fn next_cell(&mut self) -> Result<Option<calamine::Cell<DataRef<'a>>>, SheetError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let cell = self
+            .cells
+            .next_cell()
+            .map_err(|e| SheetError::Read(format!("the sheet cannot be read: {e}")))?;
+        self.ended = cell.is_none();
+        Ok(cell)
+    }
 }
 
 impl<RS: Read + Seek> RowSource for XlsxRows<'_, RS> {
     fn next_row(&mut self) -> Result<Option<Row>, SheetError> {
-        let unreadable =
-            |e: calamine::XlsxError| SheetError::Read(format!("the sheet cannot be read: {e}"));
         let first = match self.pending.take() {
             Some(cell) => cell,
-            None => match self.cells.next_cell().map_err(unreadable)? {
+            None => match self.next_cell()? {
                 Some(cell) => cell,
                 None => return Ok(None),
             },
@@ -107,7 +122,7 @@ impl<RS: Read + Seek> RowSource for XlsxRows<'_, RS> {
         let mut row = Vec::new();
         put(&mut row, &first);
         loop {
-            match self.cells.next_cell().map_err(unreadable)? {
+            match self.next_cell()? {
                 Some(cell) if cell.get_position().0 == row_idx => put(&mut row, &cell),
                 Some(cell) => {
                     self.pending = Some(cell);
