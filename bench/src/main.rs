@@ -64,8 +64,8 @@ struct Cli {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Members in scope for initial-sync and catch-up (default 100,000;
-    /// 10,000 and 5,000 with --quick).
+    /// Members in scope for initial-sync and catch-up, and in the roster of
+    /// import-xlsx (default 100,000; 10,000 and 5,000 with --quick).
     #[arg(long, value_name = "N")]
     members: Option<u64>,
     /// Concurrent clients writing in write-cost (4 by default: an office's
@@ -106,9 +106,11 @@ enum Scenario {
     FanOut,
     /// 7. List, report and restart at 10x the members.
     Scale,
+    /// 8. An office's roster imported from an .xlsx workbook.
+    ImportXlsx,
 }
 
-const ORDER: [Scenario; 8] = [
+const ORDER: [Scenario; 9] = [
     Scenario::Limits,
     Scenario::InitialSync,
     Scenario::CatchUp,
@@ -117,6 +119,7 @@ const ORDER: [Scenario; 8] = [
     Scenario::Transfers,
     Scenario::FanOut,
     Scenario::Scale,
+    Scenario::ImportXlsx,
 ];
 
 impl Scenario {
@@ -131,6 +134,7 @@ impl Scenario {
             Scenario::Transfers => "5 transfers",
             Scenario::FanOut => "6 fan-out",
             Scenario::Scale => "7 scale",
+            Scenario::ImportXlsx => "8 import-xlsx",
         }
     }
 }
@@ -316,6 +320,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 Scenario::Transfers => scenarios::transfers::run(&mut bench, &mut report).await,
                 Scenario::FanOut => scenarios::fan_out::run(&mut bench, &mut report).await,
                 Scenario::Scale => scenarios::scale::run(&mut bench, &mut report).await,
+                Scenario::ImportXlsx => scenarios::import_xlsx::run(&mut bench, &mut report).await,
             }
         })
         .await;

@@ -614,15 +614,24 @@ fn org_code(conn: &Connection, ctx: &Ctx<'_>, text: &str) -> Result<String, Erro
     }
 }
 
+/// What an organizations sheet came to: the codes added, and the bad rows
+/// skipped, each named by sheet, row and column.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct OrgImportOutcome {
+    pub added: Vec<String>,
+    pub problems: Vec<String>,
+}
+
 /// Adds the organizations of a sheet, in order (a parent before its
-/// children, named by code or full name), all or none: every bad row is
-/// named, by its row and its column's header as the file writes it, and a
-/// file with one imports nothing. Returns the codes added.
+/// children, named by code or full name): every bad row is named, by its
+/// row and its column's header as the file writes it, and a file with one
+/// imports nothing unless the request says to skip bad rows (a child of a
+/// skipped parent is then bad too).
 pub fn org_import(
     conn: &Connection,
     ctx: &Ctx<'_>,
     request: &pb::OrgImportRequest,
-) -> Result<Vec<String>, Error> {
+) -> Result<OrgImportOutcome, Error> {
     crate::epoch::act_as_owner(conn)?;
     if request.orgs.is_empty() {
         return Err(Error::invalid(
@@ -672,15 +681,15 @@ pub fn org_import(
             }
         }
     }
-    if !problems.is_empty() {
+    if !problems.is_empty() && !request.skip_bad {
         let rows = if problems.len() == 1 { "row" } else { "rows" };
         return Err(Error::invalid(format!(
-            "{} bad {rows}, nothing was imported:\n{}",
+            "{} bad {rows}, nothing was imported (fix them, or pass --skip-bad):\n{}",
             problems.len(),
             problems.join("\n")
         )));
     }
-    Ok(added)
+    Ok(OrgImportOutcome { added, problems })
 }
 
 /// The code in a reference written as an export writes it, `name (code)`.

@@ -875,6 +875,7 @@ fn organizations_import_by_parent_name_and_name_every_bad_row() {
             field: "parent".into(),
             header: "上级党组织".into(),
         }],
+        skip_bad: false,
     };
     let bad = request(vec![
         org("pl-kt", "崆峒区委", "党委", ""),
@@ -888,9 +889,22 @@ fn organizations_import_by_parent_name_and_name_every_bad_row() {
     };
     let message = refusal.to_string();
     assert!(
-        message.starts_with("2 bad rows, nothing was imported"),
+        message.starts_with("2 bad rows, nothing was imported (fix them, or pass --skip-bad)"),
         "{message}"
     );
+    // Skipping them adds the good one.
+    let skipping = pb::OrgImportRequest {
+        skip_bad: true,
+        ..bad.clone()
+    };
+    let outcome = pingliang
+        .tx(|c, ctx| super::import::org_import(c, ctx, &skipping))
+        .unwrap();
+    assert_eq!(outcome.added, ["pl-kt"]);
+    assert_eq!(outcome.problems.len(), 2);
+    pingliang
+        .tx(|c, _| Ok(c.execute("DELETE FROM orgs WHERE org_id = 'pl-kt'", [])?))
+        .unwrap();
     assert!(
         message.contains("sheet 组织, row 4, column 层级: organization level `支部`"),
         "{message}"
@@ -912,7 +926,8 @@ fn organizations_import_by_parent_name_and_name_every_bad_row() {
     let added = pingliang
         .tx(|c, ctx| super::import::org_import(c, ctx, &good))
         .unwrap();
-    assert_eq!(added, ["pl-kt", "pl-kt-02", "pl-kt-03"]);
+    assert_eq!(added.added, ["pl-kt", "pl-kt-02", "pl-kt-03"]);
+    assert!(added.problems.is_empty());
     let orgs = pingliang.tx(|c, _| members::org_list(c)).unwrap();
     assert!(orgs
         .iter()

@@ -32,6 +32,10 @@ pub enum OrgCommand {
         /// them over, with a warning).
         #[arg(long)]
         strict: bool,
+        /// Add the good rows and skip the bad ones (default: add nothing
+        /// if any row is bad).
+        #[arg(long)]
+        skip_bad: bool,
     },
 }
 
@@ -159,6 +163,7 @@ pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Resu
             file,
             sheet,
             strict,
+            skip_bad,
         } => {
             let path = file.clone();
             let read = tokio::task::spawn_blocking(move || {
@@ -186,7 +191,15 @@ pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Resu
                     ));
                 }
             }
-            admin.org_import(orgs.request).await?.into_inner().orgs
+            let request = pb::OrgImportRequest {
+                skip_bad,
+                ..orgs.request
+            };
+            let answer = admin.org_import(request).await?.into_inner();
+            for problem in &answer.problems {
+                output::note(&format!("skipped: {problem}\n"));
+            }
+            answer.orgs
         }
         OrgCommand::List => {
             admin

@@ -200,7 +200,7 @@ fn report(
             for n in &result.notes {
                 output::note(&format!("note: {n}\n"));
             }
-            output::print_out(&changes_text(&prefix, result));
+            output::print_out(&changes_text(&prefix, result, args.dry_run));
         }
     }
     let summary = import_outcome(result, args.skip_bad, args.dry_run).map_err(Failure::Refused)?;
@@ -245,8 +245,8 @@ fn problems_text(prefix: &str, problems: &[pb::ImportProblem]) -> String {
 }
 
 /// The members changed, each with its changes (`column: old → new`), and
-/// the new members.
-fn changes_text(prefix: &str, result: &pb::MemberImportResponse) -> String {
+/// in a dry run the new members (an import says how many it added).
+fn changes_text(prefix: &str, result: &pb::MemberImportResponse, dry_run: bool) -> String {
     let mut text = String::new();
     for m in &result.changed {
         text.push_str(&format!(
@@ -264,7 +264,7 @@ fn changes_text(prefix: &str, result: &pb::MemberImportResponse) -> String {
             ));
         }
     }
-    if !result.added.is_empty() {
+    if dry_run && !result.added.is_empty() {
         text.push_str("new members:\n");
         for m in &result.added {
             text.push_str(&format!("  {prefix}row {}: {}\n", m.row, m.name));
@@ -272,7 +272,7 @@ fn changes_text(prefix: &str, result: &pb::MemberImportResponse) -> String {
     }
     if result.unlisted > 0 {
         text.push_str(&format!(
-            "… and {} more members, not listed\n",
+            "… and {} more changed or new members, not listed\n",
             result.unlisted
         ));
     }
@@ -564,8 +564,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            changes_text("", &result),
+            changes_text("", &result, true),
             "row 5: 王宇 (0190c3e2-7a1b)\n  联系电话: - → 13900000000\nnew members:\n  row 9: 李娜\n"
+        );
+        assert_eq!(
+            changes_text("", &result, false),
+            "row 5: 王宇 (0190c3e2-7a1b)\n  联系电话: - → 13900000000\n",
+            "an import counts its new members"
         );
     }
 

@@ -5,6 +5,7 @@
 pub mod catch_up;
 pub mod convergence;
 pub mod fan_out;
+pub mod import_xlsx;
 pub mod initial_sync;
 pub mod scale;
 pub mod transfers;

@@ -134,7 +134,7 @@ delegate! {
 
     org_add(Org) -> Org => registry::org_add;
     org_list(OrgListRequest) -> OrgListResponse => registry::org_list;
-    org_import(OrgImportRequest) -> OrgListResponse => registry::org_import;
+    org_import(OrgImportRequest) -> OrgImportResponse => registry::org_import;
     member_add(MemberFields) -> Member => registry::member_add;
     member_update(MemberUpdateRequest) -> Member => registry::member_update;
     member_show(MemberRef) -> Member => registry::member_show;

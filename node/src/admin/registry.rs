@@ -30,18 +30,26 @@ pub(super) async fn org_add(
 pub(super) async fn org_import(
     admin: &AdminService,
     request: Request<pb::OrgImportRequest>,
-) -> Result<Response<pb::OrgListResponse>, Status> {
+) -> Result<Response<pb::OrgImportResponse>, Status> {
     let (action, request) = Action::of(request, "org.import", |r| {
         format!("{} organizations", r.orgs.len())
     });
     admin
         .act(action, move |conn, ctx| {
-            let codes = import::org_import(conn, ctx, &request)?;
-            let added = members::org_list(conn)?
+            let outcome = import::org_import(conn, ctx, &request)?;
+            let orgs = members::org_list(conn)?
                 .into_iter()
-                .filter(|o| codes.contains(&o.org_id))
+                .filter(|o| outcome.added.contains(&o.org_id))
                 .collect();
-            Ok((pb::OrgListResponse { orgs: added }, codes.join(", ")))
+            let mut detail = outcome.added.join(", ");
+            if !outcome.problems.is_empty() {
+                detail.push_str(&format!("; {} bad rows skipped", outcome.problems.len()));
+            }
+            let response = pb::OrgImportResponse {
+                orgs,
+                problems: outcome.problems,
+            };
+            Ok((response, detail))
         })
         .await
         .map(Response::new)

@@ -455,6 +455,33 @@ mod tests {
         assert!(id.is_named("身份证号码"));
     }
 
+    /// docs/spreadsheets.md lists the columns: the table says what this
+    /// one does.
+    #[test]
+    fn the_documented_columns_are_these() {
+        let doc = include_str!("../../../docs/spreadsheets.md");
+        let rows: Vec<Vec<&str>> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| Header | English"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split('|').map(str::trim).collect())
+            .collect();
+        assert_eq!(rows.len(), MEMBER_COLUMNS.len());
+        for (row, column) in rows.iter().zip(&MEMBER_COLUMNS) {
+            let aliases: Vec<&str> = match row[3] {
+                "" => Vec::new(),
+                listed => listed.split(", ").collect(),
+            };
+            assert_eq!(
+                (row[0], row[1], row[2] == "yes", aliases.as_slice()),
+                (column.header, column.key, column.required, column.aliases),
+                "docs/spreadsheets.md, column {}",
+                column.key
+            );
+        }
+    }
+
     #[test]
     fn no_header_names_two_columns() {
         for table in [&MEMBER_COLUMNS[..], &ORG_COLUMNS[..]] {
