@@ -746,24 +746,14 @@ pub fn export(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Vec<String>>, Erro
             (false, true) => "yes",
             (false, false) => "no",
         };
-        let row: [String; MEMBER_COLUMNS.len()] = [
-            m.member_id,
-            m.name,
-            m.gender,
-            m.birth_date,
-            m.ethnicity,
-            m.native_place,
-            m.national_id,
-            m.education,
-            m.occupation,
-            m.origin,
-            m.party_status,
-            m.joined_on,
-            m.full_member_on,
-            m.home_branch,
-            m.phone,
-            m.home_address,
-            m.membership_state,
+        let mut row = Vec::with_capacity(MEMBER_COLUMNS.len());
+        row.push(m.member_id.clone());
+        row.extend(
+            m.roster_fields()
+                .iter()
+                .map(|(_, value)| (*value).to_owned()),
+        );
+        row.extend([
             o.destination_place,
             o.destination_node,
             o.departed_on,
@@ -773,8 +763,9 @@ pub fn export(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Vec<String>>, Erro
             o.direction,
             o.certificate_no,
             o.card_no,
-        ];
-        rows.push(row.into());
+        ]);
+        debug_assert_eq!(row.len(), MEMBER_COLUMNS.len());
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -786,26 +777,20 @@ mod tests {
     #[test]
     fn the_export_row_follows_the_roster_columns() {
         let keys: Vec<&str> = MEMBER_COLUMNS.iter().map(|c| c.key).collect();
+        let home: Vec<&str> = members::HomeRecord::default()
+            .roster_fields()
+            .iter()
+            .map(|(key, _)| *key)
+            .collect();
+        assert_eq!(keys[0], "member_id");
         assert_eq!(
-            keys,
+            keys[1..17],
+            home[..],
+            "export() writes the home fields here"
+        );
+        assert_eq!(
+            keys[17..],
             [
-                "member_id",
-                "name",
-                "gender",
-                "birth_date",
-                "ethnicity",
-                "native_place",
-                "national_id",
-                "education",
-                "occupation",
-                "origin",
-                "party_status",
-                "joined_on",
-                "full_member_on",
-                "home_branch",
-                "phone",
-                "home_address",
-                "membership_state",
                 "destination_place",
                 "destination_node",
                 "departed_on",
@@ -816,7 +801,7 @@ mod tests {
                 "certificate_no",
                 "card_no",
             ],
-            "export() writes its row in this order"
+            "export() writes the open registration's fields in this order"
         );
     }
 

@@ -651,6 +651,12 @@ fn contact_status_follows_the_calendar_and_the_operator() {
     assert_eq!(status(&pingliang), "regained");
 }
 
+/// A CSV roster imported at `node` in a transaction that commits.
+fn imported(node: &TestNode, csv: &str, update: bool) -> super::import::ImportOutcome {
+    node.tx(|c, ctx| super::import::import_csv(c, ctx, csv.as_bytes(), update))
+        .unwrap()
+}
+
 #[test]
 fn import_reports_every_bad_row_and_imports_nothing() {
     let (pingliang, _lanzhou, _xian, _id) = federation();
@@ -658,9 +664,7 @@ fn import_reports_every_bad_row_and_imports_nothing() {
                李四,男,1985-01-02,正式,b1,\n\
                王五,女,1985-13-02,正式,b1,\n\
                赵六,女,1986-01-02,预备,nope,\n";
-    let outcome = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, csv.as_bytes(), false))
-        .unwrap();
+    let outcome = imported(&pingliang, csv, false);
     assert_eq!(outcome.added, 1);
     let problems: Vec<(u64, &str)> = outcome
         .problems
@@ -690,9 +694,7 @@ fn import_reads_a_sheet_as_offices_keep_it() {
          2,王五,女,1986年3月4日,预备,崆峒区第一支部 (b1),,,在家\n",
         day(-50)
     );
-    let outcome = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, csv.as_bytes(), false))
-        .unwrap();
+    let outcome = imported(&pingliang, &csv, false);
     assert_eq!(
         (outcome.added, outcome.skipped),
         (2, 0),
@@ -715,9 +717,7 @@ fn import_refuses_members_already_here_unless_updating() {
     let sheet = |name: &str| {
         format!("公民身份号码,姓名,性别,出生日期,党员类别,所在支部,联系电话\n620801199005170014,{name},男,1990-05-17,正式,b1,13800000000\n")
     };
-    let refused = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, sheet("张三").as_bytes(), false))
-        .unwrap();
+    let refused = imported(&pingliang, &sheet("张三"), false);
     assert_eq!(refused.added, 0);
     assert_eq!(refused.problems[0].column, "公民身份号码");
     assert!(
@@ -726,9 +726,7 @@ fn import_refuses_members_already_here_unless_updating() {
         refused.problems
     );
     // The same row with --update: nothing differs.
-    let same = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, sheet("张三").as_bytes(), true))
-        .unwrap();
+    let same = imported(&pingliang, &sheet("张三"), true);
     assert_eq!(
         (same.updated, same.unchanged, same.skipped),
         (0, 1, 0),
@@ -736,9 +734,7 @@ fn import_refuses_members_already_here_unless_updating() {
         same.problems
     );
     let version = pingliang.view(&zhang).unwrap().counter;
-    let changed = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, sheet("张三丰").as_bytes(), true))
-        .unwrap();
+    let changed = imported(&pingliang, &sheet("张三丰"), true);
     assert_eq!((changed.updated, changed.unchanged), (1, 0));
     assert_eq!(
         changed.changed[0].changes,
@@ -754,9 +750,7 @@ fn import_refuses_members_already_here_unless_updating() {
     let row = format!(
         "成员编号,姓名,性别,出生日期,党员类别,所在支部\n{zhang},张三,男,1990-05-17,正式,b1\n"
     );
-    let outcome = lanzhou
-        .tx(|c, ctx| super::import::import_csv(c, ctx, row.as_bytes(), true))
-        .unwrap();
+    let outcome = imported(&lanzhou, &row, true);
     assert_eq!(outcome.added, 0);
     assert!(
         outcome.problems[0]
@@ -782,9 +776,7 @@ fn an_update_changes_the_fields_that_differ_and_the_outflow() {
          620801199005170014,13900000000,620102,{},PL-2026-009\n",
         day(-147)
     );
-    let outcome = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, csv.as_bytes(), true))
-        .unwrap();
+    let outcome = imported(&pingliang, &csv, true);
     assert_eq!(outcome.updated, 1, "{:?}", outcome.problems);
     assert_eq!(
         outcome.changed[0].changes,
@@ -809,9 +801,7 @@ fn an_update_changes_the_fields_that_differ_and_the_outflow() {
     // A row that finds nobody is a new member, which needs the columns a
     // new member needs.
     let stranger = "身份证号,联系电话\n620801199005170022,13900000001\n";
-    let outcome = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, stranger.as_bytes(), true))
-        .unwrap();
+    let outcome = imported(&pingliang, stranger, true);
     assert_eq!(outcome.skipped, 1);
     assert_eq!(outcome.problems[0].column, "姓名", "{:?}", outcome.problems);
     // Without a column to find members by, an update needs them all.
@@ -835,9 +825,7 @@ fn import_registers_outflows_and_shares_them() {
          王五,女,1986-03-04,预备,b1,,,\n",
         day(-50)
     );
-    let outcome = pingliang
-        .tx(|c, ctx| super::import::import_csv(c, ctx, csv.as_bytes(), false))
-        .unwrap();
+    let outcome = imported(&pingliang, &csv, false);
     assert_eq!(
         (outcome.added, outcome.skipped),
         (2, 0),

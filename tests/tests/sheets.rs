@@ -356,19 +356,7 @@ async fn an_edited_export_updates_members_and_the_change_reaches_the_host() {
     let fed = Federation::new("sheets-update");
     let pingliang = pingliang(&fed).await;
     let lanzhou = fed.node("lanzhou").await;
-    pingliang.ctl_ok(&[
-        "peer",
-        "add",
-        "lanzhou",
-        "--endpoint",
-        &lanzhou.endpoint(),
-        "--name",
-        "兰州",
-        "--serves",
-        "6201",
-    ]);
-    lanzhou.peer(&pingliang);
-    fed.wait_linked(&pingliang, &lanzhou).await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
     let wang_id = national_id("62080219900517001");
     let li_id = national_id("62080219910301002");
     let roster = format!(

@@ -33,39 +33,15 @@ pub struct FieldDiff {
 
 /// The fields of a home section that differ between `before` and `after`.
 fn home_diff(before: &HomeRecord, after: &HomeRecord) -> Vec<FieldDiff> {
-    let fields: [(&'static str, &String, &String); 16] = [
-        ("name", &before.name, &after.name),
-        ("gender", &before.gender, &after.gender),
-        ("birth_date", &before.birth_date, &after.birth_date),
-        ("ethnicity", &before.ethnicity, &after.ethnicity),
-        ("native_place", &before.native_place, &after.native_place),
-        ("national_id", &before.national_id, &after.national_id),
-        ("education", &before.education, &after.education),
-        ("occupation", &before.occupation, &after.occupation),
-        ("origin", &before.origin, &after.origin),
-        ("party_status", &before.party_status, &after.party_status),
-        ("joined_on", &before.joined_on, &after.joined_on),
-        (
-            "full_member_on",
-            &before.full_member_on,
-            &after.full_member_on,
-        ),
-        ("home_branch", &before.home_branch, &after.home_branch),
-        ("phone", &before.phone, &after.phone),
-        ("home_address", &before.home_address, &after.home_address),
-        (
-            "membership_state",
-            &before.membership_state,
-            &after.membership_state,
-        ),
-    ];
-    fields
+    before
+        .roster_fields()
         .into_iter()
-        .filter(|(_, old, new)| old != new)
-        .map(|(field, old, new)| FieldDiff {
+        .zip(after.roster_fields())
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldDiff {
             field,
-            old: old.clone(),
-            new: new.clone(),
+            old: old.to_owned(),
+            new: new.to_owned(),
         })
         .collect()
 }
