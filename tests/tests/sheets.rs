@@ -667,3 +667,109 @@ async fn the_template_offers_its_lists_and_its_example_row_is_passed_over() {
     assert!(out.contains("imported: 0 new"), "{out}");
     assert!(owned(&node).is_empty());
 }
+
+/// The demo's roster holds every column: exported as a workbook, as
+/// Chinese CSV and as English CSV, each reads back to the same members.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unedited_export_changes_nothing() {
+    let fed = Federation::new("sheets-round-trip");
+    let node = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    fed.link_serving(&node, &lanzhou, "6201").await;
+    let roster = fed.dir().join("roster.csv");
+    let orgs = fed.dir().join("orgs.csv");
+    node.ctl_ok(&[
+        "demo",
+        "roster",
+        "--count",
+        "60",
+        "--out",
+        path_text(&roster),
+        "--orgs",
+        path_text(&orgs),
+    ]);
+    node.ctl_ok(&["org", "import", path_text(&orgs)]);
+    node.ctl_ok(&["member", "import", path_text(&roster)]);
+    let exports = [
+        ("export.xlsx", vec!["--xlsx"]),
+        ("export-zh.csv", vec!["--out"]),
+        ("export-en.csv", vec!["--headers", "en", "--out"]),
+    ];
+    for (name, flags) in exports {
+        let file = fed.dir().join(name);
+        let mut args = vec!["member", "export"];
+        args.extend(flags);
+        args.push(path_text(&file));
+        node.ctl_ok(&args);
+        let (out, said) = done(&node.ctl(&[
+            "member",
+            "import",
+            "--update",
+            "--dry-run",
+            path_text(&file),
+        ]));
+        assert!(!said.contains("warning"), "{name}: {said}");
+        assert!(
+            out.ends_with(
+                "dry run: 0 new, 0 changed, 60 unchanged, no bad rows; nothing was imported\n"
+            ),
+            "{name}: {out}"
+        );
+    }
+}
+
+/// A client that stops sending half-way (its file turned unreadable, it
+/// was killed) imports nothing: the node commits only a stream that ended
+/// with its count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_stop_before_their_count_import_nothing() {
+    let fed = Federation::new("sheets-cut");
+    let node = pingliang(&fed).await;
+    let mut csv = String::from("姓名,性别,出生日期,党员类别,所在支部\n");
+    for idx in 0..600 {
+        csv.push_str(&format!("党员{idx},男,1990-05-17,正式,pl-kt-01\n"));
+    }
+    let mut chunks =
+        liaisonctl::sheet::send::csv_chunks(csv.as_bytes(), Default::default()).expect("reads");
+    assert!(chunks.len() > 1);
+    let last = chunks.last_mut().expect("a last chunk");
+    last.end_rows = None;
+    let mut admin = node.admin().await;
+    let refused = timed(
+        "MemberImport",
+        admin.member_import(tokio_stream::iter(chunks)),
+    )
+    .await
+    .expect_err("a cut stream is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("stopped before the end")
+            && refused.message().contains("nothing was imported"),
+        "{}",
+        refused.message()
+    );
+    // A count that does not match the rows is refused too.
+    let mut chunks =
+        liaisonctl::sheet::send::csv_chunks(csv.as_bytes(), Default::default()).expect("reads");
+    chunks.last_mut().expect("a last chunk").end_rows = Some(601);
+    let refused = timed(
+        "MemberImport",
+        admin.member_import(tokio_stream::iter(chunks)),
+    )
+    .await
+    .expect_err("a wrong count is refused");
+    assert!(
+        refused.message().contains("counted 601 rows but 600 came"),
+        "{}",
+        refused.message()
+    );
+    assert!(owned(&node).is_empty(), "nothing imported");
+    let audit = node.ctl_json(&["audit", "list"]);
+    assert!(
+        audit
+            .iter()
+            .filter(|(_, e)| e["action"] == "member.import")
+            .all(|(_, e)| e["outcome"] == "refused"),
+        "{audit:?}"
+    );
+}
