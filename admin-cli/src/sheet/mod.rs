@@ -219,3 +219,79 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A workbook an operator was sent may hold anything: reading it never
+/// panics, whatever its bytes. Cases mutate the office suite's workbook
+/// (bytes changed, the file cut short); 96 per property in every `cargo
+/// test`, from a seed printed with a failure (`PROPTEST_RNG_SEED`
+/// replays it, `PROPTEST_CASES` runs more).
+#[cfg(test)]
+mod properties {
+    use std::io::Cursor;
+
+    use liaison_types::sheet::{Header, MEMBER_COLUMNS};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    fn config() -> Config {
+        let defaults = Config::default();
+        let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+            defaults.cases
+        } else {
+            96
+        };
+        let seed = match defaults.rng_seed {
+            RngSeed::Fixed(seed) => seed,
+            RngSeed::Random => rand::random(),
+        };
+        eprintln!("proptest seed {seed}: PROPTEST_RNG_SEED={seed} runs these cases again");
+        Config {
+            cases,
+            rng_seed: RngSeed::Fixed(seed),
+            failure_persistence: None,
+            ..defaults
+        }
+    }
+
+    fn fixture() -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/roster-libreoffice.xlsx");
+        std::fs::read(path).expect("the fixture")
+    }
+
+    /// Reads every row of `bytes` as a workbook; a refusal is a message.
+    fn check(bytes: Vec<u8>) -> Result<(), TestCaseError> {
+        let read = super::read_workbook(Cursor::new(bytes), false, None, |_, source| {
+            let header = Header::find(source, &MEMBER_COLUMNS)?;
+            while header.next(source)?.is_some() {}
+            Ok(())
+        });
+        if let Err(e) = read {
+            prop_assert!(!e.to_string().is_empty());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn a_workbook_with_bytes_changed_never_panics(
+            changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let mut bytes = fixture();
+            for (at, byte) in changes {
+                let at = at.index(bytes.len());
+                bytes[at] = byte;
+            }
+            check(bytes)?;
+        }
+
+        #[test]
+        fn a_workbook_cut_short_never_panics(keep in any::<prop::sample::Index>()) {
+            let mut bytes = fixture();
+            bytes.truncate(keep.index(bytes.len()));
+            check(bytes)?;
+        }
+    }
+}
