@@ -450,7 +450,7 @@ impl<'c> Importer<'c> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT member_id, name FROM members WHERE national_id = ?1 AND owner = ?2 ORDER BY member_id LIMIT 5",
+                "SELECT member_id, name FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 ORDER BY member_id LIMIT 5",
             )?
             .query_map(params![id, self.ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?)

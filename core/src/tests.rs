@@ -963,3 +963,48 @@ fn members_away_before_a_region_had_a_node_are_shared_when_it_joins() {
     sign_agreement(&pingliang, &yinchuan, "PL-YC-2026-01");
     assert_eq!(yinchuan.view(&id).unwrap().name, "李四");
 }
+
+/// `members.national_id` has a partial index (`WHERE national_id <> ''`),
+/// which the planner uses only for a query that states its condition:
+/// plans never depend on bound values here (QPSG). Without it, adding or
+/// importing members with ID numbers scans the table once per member.
+#[test]
+fn queries_by_national_id_use_its_index() {
+    let node = TestNode::new("pingliang");
+    let plan: String = node
+        .store
+        .with(|c| {
+            Ok(c.query_row(
+                "EXPLAIN QUERY PLAN SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2",
+                ["620801199005170014", "pingliang"],
+                |r| r.get(3),
+            )?)
+        })
+        .unwrap();
+    assert!(plan.contains("USING INDEX members_national_id"), "{plan}");
+    let mut files = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("tests.rs") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if line.contains("WHERE national_id = ?") {
+                checked += 1;
+                assert!(
+                    line.contains("national_id <> ''"),
+                    "{}: a query by ID number without the index's condition: {line}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(checked >= 4, "the queries by ID number were found");
+}

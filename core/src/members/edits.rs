@@ -133,7 +133,7 @@ fn apply_fields(
     if !m.national_id.is_empty() {
         let clash: Option<String> = conn
             .prepare_cached(
-                "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+                "SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 AND member_id <> ?3 LIMIT 1",
             )?
             .query_row(params![m.national_id, ctx.me.as_str(), m.member_id], |r| r.get(0))
             .optional()?;
