@@ -154,8 +154,13 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     );
     let plain = crate::report::median(&plain_rates);
     report.add(
-        Figure::new(S, "  the bench's usual roster from CSV", "rows/s", plain_rates)
-            .with_note("no ID numbers, 8 columns: as scenario 1 imports"),
+        Figure::new(
+            S,
+            "  the bench's usual roster from CSV",
+            "rows/s",
+            plain_rates,
+        )
+        .with_note("no ID numbers, 8 columns: as scenario 1 imports"),
     );
     report.add(
         Figure::new(
