@@ -18,12 +18,6 @@ use serde_json::Value;
 
 const BRANCH: &str = "崆峒区农村第一党支部";
 
-/// A valid national ID number: the 17 digits and their check character.
-fn national_id(first17: &str) -> String {
-    let check = liaison_types::validate::national_id_check_char(first17).expect("17 digits");
-    format!("{first17}{check}")
-}
-
 fn path_text(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
