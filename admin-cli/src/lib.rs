@@ -7,3 +7,4 @@
 pub mod ca;
 pub mod client;
 pub mod output;
+pub mod sheet;

@@ -107,6 +107,95 @@ pub fn roster_csv(
     out
 }
 
+/// The columns of an office's roster, as [`office_row`] fills them: a
+/// number column of its own (序号, passed over on import), Chinese
+/// headers, the ID number, the branch by its code, the destination by
+/// name.
+pub const OFFICE_HEADERS: [&str; 10] = [
+    "序号",
+    "姓名",
+    "性别",
+    "出生日期",
+    "公民身份号码",
+    "党员类别",
+    "所在支部",
+    "联系电话",
+    "去向地",
+    "外出日期",
+];
+
+/// Member `i`'s national ID number: a birth date and a sequence number
+/// unique to `i` (so 1,000 members a birth date), with its check digit.
+fn national_id(i: u64) -> (chrono::NaiveDate, String) {
+    let base = chrono::NaiveDate::from_ymd_opt(1960, 1, 1).expect("a date");
+    let birth = base + chrono::Days::new(i / 1000);
+    let first17 = format!("620802{}{:03}", birth.format("%Y%m%d"), i % 1000);
+    let check = liaison_types::validate::national_id_check_char(&first17).expect("17 digits");
+    (birth, format!("{first17}{check}"))
+}
+
+/// Member `i` of an office's roster, one text per [`OFFICE_HEADERS`]
+/// column, and its birth and departure dates (date cells in a workbook).
+pub fn office_row(i: u64) -> ([String; 10], chrono::NaiveDate, chrono::NaiveDate) {
+    let (birth, id) = national_id(i);
+    let departed = chrono::NaiveDate::from_ymd_opt(2024, 3, 1).expect("a date");
+    let row = [
+        (i + 1).to_string(),
+        name(i),
+        gender(i).to_owned(),
+        birth.to_string(),
+        id,
+        party_status(i).to_owned(),
+        branch(i).to_owned(),
+        phone(i, 0),
+        "兰州市城关区".to_owned(),
+        departed.to_string(),
+    ];
+    (row, birth, departed)
+}
+
+/// Writes members `0..n` as an office's workbook: a title row merged
+/// across the columns, the header, then a row per member with the ID
+/// numbers and phones as text and the dates as date cells. Strings go to
+/// the shared-strings table, as Excel writes them (rust_xlsxwriter's
+/// low-memory mode streams the rows meanwhile).
+pub fn roster_xlsx(path: &std::path::Path, n: u64) -> anyhow::Result<()> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut workbook = Workbook::new();
+    let sheet = workbook.add_worksheet_with_low_memory()?;
+    sheet.set_name("花名册")?;
+    sheet.merge_range(0, 0, 0, 9, "平凉市崆峒区流动党员花名册", &Format::new())?;
+    for (col, header) in OFFICE_HEADERS.iter().enumerate() {
+        sheet.write_string(1, col as u16, *header)?;
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    let text = Format::new().set_num_format("@");
+    for i in 0..n {
+        let at = i as u32 + 2;
+        let (row, birth, departed) = office_row(i);
+        sheet.write_number(at, 0, (i + 1) as f64)?;
+        for col in [1, 2, 5, 6, 8] {
+            sheet.write_string(at, col, &row[col as usize])?;
+        }
+        sheet.write_string_with_format(at, 4, &row[4], &text)?;
+        sheet.write_string_with_format(at, 7, &row[7], &text)?;
+        sheet.write_date_with_format(at, 3, birth, &date)?;
+        sheet.write_date_with_format(at, 9, departed, &date)?;
+    }
+    workbook.save(path)?;
+    Ok(())
+}
+
+/// The same roster as [`roster_xlsx`] as CSV (UTF-8, the dates as text).
+pub fn roster_office_csv(n: u64) -> String {
+    let mut out = format!("平凉市崆峒区流动党员花名册\n{}\n", OFFICE_HEADERS.join(","));
+    for i in 0..n {
+        out.push_str(&office_row(i).0.join(","));
+        out.push('\n');
+    }
+    out
+}
+
 /// An exported roster (`member export`) with every phone number changed:
 /// re-importing it updates every member once (the operators' bulk edit).
 pub fn bump_phones(exported_csv: &[u8], round: u64) -> anyhow::Result<(String, u64)> {
@@ -205,6 +294,19 @@ mod tests {
         assert!(lines[1].ends_with(",,"));
         assert_eq!(name(7).chars().count(), 3);
         assert!(name(10_007).contains(RARE_NAME));
+    }
+
+    #[test]
+    fn office_rows_have_unique_valid_id_numbers() {
+        let ids: std::collections::BTreeSet<String> =
+            (0..5_000).map(|i| office_row(i).0[4].clone()).collect();
+        assert_eq!(ids.len(), 5_000);
+        let (row, birth, _) = office_row(4_321);
+        let checked = liaison_types::validate::national_id(&row[4], birth).unwrap();
+        assert_eq!(checked, row[4]);
+        let csv = roster_office_csv(2);
+        assert_eq!(csv.lines().count(), 4);
+        assert!(csv.lines().nth(1).unwrap().starts_with("序号,姓名"));
     }
 
     #[test]

@@ -64,8 +64,8 @@ struct Cli {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Members in scope for initial-sync and catch-up (default 100,000;
-    /// 10,000 and 5,000 with --quick).
+    /// Members in scope for initial-sync and catch-up, and in the roster of
+    /// import-xlsx (default 100,000; 10,000 and 5,000 with --quick).
     #[arg(long, value_name = "N")]
     members: Option<u64>,
     /// Concurrent clients writing in write-cost (4 by default: an office's
@@ -109,9 +109,11 @@ enum Scenario {
     /// 8. Every report at 100,000 and 1,000,000 members (2,000 and 20,000
     ///    with --quick).
     Reports,
+    /// 9. An office's roster imported from an .xlsx workbook.
+    ImportXlsx,
 }
 
-const ORDER: [Scenario; 9] = [
+const ORDER: [Scenario; 10] = [
     Scenario::Limits,
     Scenario::InitialSync,
     Scenario::CatchUp,
@@ -121,6 +123,7 @@ const ORDER: [Scenario; 9] = [
     Scenario::FanOut,
     Scenario::Scale,
     Scenario::Reports,
+    Scenario::ImportXlsx,
 ];
 
 impl Scenario {
@@ -136,6 +139,7 @@ impl Scenario {
             Scenario::FanOut => "6 fan-out",
             Scenario::Scale => "7 scale",
             Scenario::Reports => "8 reports",
+            Scenario::ImportXlsx => "9 import-xlsx",
         }
     }
 }
@@ -322,6 +326,7 @@ async fn run(cli: Cli) -> Result<bool> {
                 Scenario::FanOut => scenarios::fan_out::run(&mut bench, &mut report).await,
                 Scenario::Scale => scenarios::scale::run(&mut bench, &mut report).await,
                 Scenario::Reports => scenarios::reports::run(&mut bench, &mut report).await,
+                Scenario::ImportXlsx => scenarios::import_xlsx::run(&mut bench, &mut report).await,
             }
         })
         .await;

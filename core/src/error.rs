@@ -119,3 +119,45 @@ impl From<liaison_types::validate::Invalid> for Error {
         Error::Refused(Refusal::Invalid(e.0))
     }
 }
+
+/// A refused edit, and the field it is about where it is one field's:
+/// the field's English name, as the roster's columns name it
+/// (`liaison_types::sheet::MEMBER_COLUMNS`), so an import can name the
+/// spreadsheet's column.
+#[derive(Debug)]
+pub struct FieldRefusal {
+    pub field: Option<&'static str>,
+    pub error: Error,
+}
+
+impl From<Error> for FieldRefusal {
+    fn from(error: Error) -> FieldRefusal {
+        FieldRefusal { field: None, error }
+    }
+}
+
+impl From<rusqlite::Error> for FieldRefusal {
+    fn from(error: rusqlite::Error) -> FieldRefusal {
+        Error::from(error).into()
+    }
+}
+
+impl From<liaison_types::validate::Invalid> for FieldRefusal {
+    fn from(error: liaison_types::validate::Invalid) -> FieldRefusal {
+        Error::from(error).into()
+    }
+}
+
+impl From<FieldRefusal> for Error {
+    fn from(refusal: FieldRefusal) -> Error {
+        refusal.error
+    }
+}
+
+/// Says that an error is about `field`.
+pub fn refusal_at<E: Into<Error>>(field: &'static str) -> impl FnOnce(E) -> FieldRefusal {
+    move |error| FieldRefusal {
+        field: Some(field),
+        error: error.into(),
+    }
+}

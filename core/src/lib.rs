@@ -36,9 +36,11 @@
 //! - [`apply`]: a peer's batch: dispatches each event to its concept and
 //!   moves the cursor;
 //! - [`reconcile`]: backup, restore and reconciliation;
-//! - [`peering`], [`import`]: adding and removing peers, the roster as CSV;
-//! - [`refs`], [`todo`]: for operators: references a clerk has in hand
-//!   resolved to ids, and what waits on them;
+//! - [`peering`]: adding and removing peers;
+//! - [`refs`], [`import`], [`todo`]: for operators: references a clerk has
+//!   in hand resolved to ids, the roster read from and written to
+//!   spreadsheets (which names organizations as clerks do), and what waits
+//!   on them.
 //! - [`stats`]: the figures monitoring reads (counts only).
 //! - [`reports`]: the reports and statistics, computed from the records
 //!   (reads only, but for the year-end counts it keeps).
@@ -95,7 +97,7 @@ use rand::RngCore;
 
 use crate::clock::Millis;
 
-pub use error::{Error, Refusal, StorageError};
+pub use error::{refusal_at, Error, FieldRefusal, Refusal, StorageError};
 
 /// Who is acting and when: everything the core needs from outside.
 #[derive(Debug, Clone, Copy)]

@@ -2,7 +2,7 @@
 //! panics the core: property tests over `apply::apply_batch` (arbitrary
 //! events and arbitrary bytes, against nodes that hold members, copies, an
 //! agreement and a transfer) and over the roster's CSV reader
-//! (`import::import`).
+//! (`import::import_csv`).
 //!
 //! They run in every `cargo test` with [`CASES`] cases each
 //! (`PROPTEST_CASES` changes it), from a random seed that a failure prints
@@ -846,30 +846,46 @@ proptest! {
 
     /// Any bytes as the roster file.
     #[test]
-    fn import_survives_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
-        check_import(&bytes)?;
+    fn import_survives_arbitrary_bytes(
+        bytes in prop::collection::vec(any::<u8>(), 0..400),
+        update in any::<bool>(),
+    ) {
+        check_import(&bytes, update)?;
     }
 
-    /// CSV text with known headers (English and Chinese, repeated or
-    /// missing) and cells of every shape: quoted, with separators and
-    /// line breaks inside, dates, yes and no, BOMs, nothing.
+    /// CSV text, in UTF-8 or GBK, with a title or not, known headers
+    /// (English and Chinese, repeated or missing) and cells of every
+    /// shape: quoted, with separators and line breaks inside, dates, yes
+    /// and no, BOMs, nothing; imported as new members or as an update.
     #[test]
     fn import_survives_arbitrary_rows(
         bom in any::<bool>(),
+        gbk in any::<bool>(),
+        title in any::<bool>(),
+        update in any::<bool>(),
         headers in prop::collection::vec(header(), 0..10),
         rows in prop::collection::vec(prop::collection::vec(cell(), 0..12), 0..6),
         separator in prop_oneof![Just("\n"), Just("\r\n"), Just("\r")],
     ) {
         let mut text = String::new();
-        if bom {
+        if bom && !gbk {
             text.push('\u{feff}');
+        }
+        if title {
+            text.push_str("平凉市流动党员花名册");
+            text.push_str(separator);
         }
         text.push_str(&headers.join(","));
         for row in &rows {
             text.push_str(separator);
             text.push_str(&row.join(","));
         }
-        check_import(text.as_bytes())?;
+        let bytes = if gbk {
+            encoding_rs::GBK.encode(&text).0.into_owned()
+        } else {
+            text.into_bytes()
+        };
+        check_import(&bytes, update)?;
     }
 }
 
@@ -880,6 +896,7 @@ fn header() -> impl Strategy<Value = String> {
             "joined_on", "home_branch", "phone", "membership_state", "destination_place",
             "destination_node", "departed_on", "expected_return", "fixed_location",
             "姓名", "性别", "出生日期", "所在支部", "党员类别", "去向地代码", "固定地点",
+            "身份证号", "序号", "备注", "姓　名", "去向地", "外出日期",
             "\u{feff}name", " 姓名 ", "NAME",
         ])
         .prop_map(str::to_string),
@@ -913,6 +930,12 @@ fn cell() -> impl Strategy<Value = String> {
             "\"a,b\"",
             "\"a\nb\"",
             "2026-02-30",
+            "2026年3月1日",
+            "1990/5/17",
+            "6.20801E+17",
+            "崆峒区第一支部",
+            "兰州市城关区",
+            "兰州 (6201)",
             "99999-01-01",
             "\u{feff}",
         ])
@@ -924,7 +947,7 @@ fn cell() -> impl Strategy<Value = String> {
 /// Imports `bytes` at a node with a branch `b1` and checks the outcome:
 /// a file refused whole changes nothing; otherwise every row counted is
 /// imported or skipped with a problem named, and a bad row leaves nothing.
-fn check_import(bytes: &[u8]) -> Result<(), TestCaseError> {
+fn check_import(bytes: &[u8], update: bool) -> Result<(), TestCaseError> {
     let node = TestNode::new("pingliang");
     node.tx(|c, ctx| {
         members::org_add(
@@ -944,11 +967,13 @@ fn check_import(bytes: &[u8]) -> Result<(), TestCaseError> {
             .with(|c| Ok(c.query_row("SELECT COUNT(*) FROM members", [], |r| r.get(0))?))
             .unwrap()
     };
-    match node.tx(|c, ctx| import::import(c, ctx, bytes)) {
+    match node.tx(|c, ctx| import::import_csv(c, ctx, bytes, update)) {
         Ok(outcome) => {
-            prop_assert_eq!(outcome.problems.len() as u64, outcome.skipped);
-            prop_assert!(outcome.problems.iter().all(|(_, why)| !why.is_empty()));
-            prop_assert!(owned(&node) <= outcome.imported);
+            let bad_rows: std::collections::BTreeSet<u64> =
+                outcome.problems.iter().map(|p| p.row).collect();
+            prop_assert_eq!(bad_rows.len() as u64, outcome.skipped);
+            prop_assert!(outcome.problems.iter().all(|p| !p.message.is_empty()));
+            prop_assert!(owned(&node) <= outcome.added);
         }
         Err(Error::Refused(_)) => prop_assert_eq!(owned(&node), 0),
         Err(e) => prop_assert!(false, "not a refusal: {e}"),

@@ -88,7 +88,7 @@ fn restored_node_refuses_owner_actions_until_every_peer_is_adopted() {
     let roster = "姓名,公民身份号码,性别,出生日期,党员类别,所在支部\n王五,620801199001010011,男,1990-01-01,正式,b1\n";
     let refusals = [
         restored
-            .tx(|c, ctx| crate::import::import(c, ctx, roster.as_bytes()))
+            .tx(|c, ctx| crate::import::import_csv(c, ctx, roster.as_bytes(), false))
             .map(drop),
         restored
             .tx(|c, ctx| members::member_add(c, ctx, &super::tests::member_fields("王五")))

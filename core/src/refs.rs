@@ -248,7 +248,7 @@ fn member(
     if looks_like_national_id(reference) {
         let ids: Vec<String> = conn
             .prepare_cached(
-                "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 ORDER BY member_id",
+                "SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 ORDER BY member_id",
             )?
             .query_map(params![reference.to_ascii_uppercase(), ctx.me.as_str()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;

@@ -1,5 +1,6 @@
-//! Any bytes as the roster file of `member import`, at the template node
-//! (`liaison_fuzz::template`): the reader may refuse them, never panic.
+//! Any bytes as a CSV roster of `member import`, new members or an update,
+//! at the template node (`liaison_fuzz::template`): the reader and the
+//! importer may refuse them, never panic.
 
 #![no_main]
 
@@ -11,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let node = template.node();
     let _ = node.store.with(|conn| {
         let tx = conn.transaction()?;
-        let _ = import::import(&tx, &template.ctx(), data);
+        let _ = import::import_csv(&tx, &template.ctx(), data, false);
+        let _ = import::import_csv(&tx, &template.ctx(), data, true);
         Ok(())
     });
 });

@@ -10,12 +10,6 @@ use std::time::Duration;
 use liaison_tests::*;
 use serde_json::Value;
 
-/// A valid national ID number: the 17 digits and their check character.
-fn national_id(first17: &str) -> String {
-    let check = liaison_types::validate::national_id_check_char(first17).expect("17 digits");
-    format!("{first17}{check}")
-}
-
 fn refused(output: &Output) -> String {
     assert_eq!(
         output.status.code(),

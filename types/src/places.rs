@@ -167,6 +167,46 @@ pub fn resolve(text: &str) -> Result<&'static Place, PlaceError> {
     divisions().resolve(text)
 }
 
+/// The code a node stores for a place typed as a code, a name or a path,
+/// or as outputs show it (`兰州市城关区 (620102)`, the code deciding): 2
+/// digits for a province, 4 for a city, 6 for a county, so that a province
+/// or a city also covers the places under it.
+pub fn code_of(text: &str) -> Result<String, PlaceError> {
+    let text = text.trim();
+    let shown_code = text
+        .strip_suffix(')')
+        .and_then(|t| t.rsplit_once('('))
+        .or_else(|| text.strip_suffix('）').and_then(|t| t.rsplit_once('（')))
+        .map(|(_, code)| code.trim())
+        .filter(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()));
+    let place = match shown_code {
+        Some(code) => by_code(code).ok_or_else(|| PlaceError::Unknown {
+            input: code.to_owned(),
+        })?,
+        None => resolve(text)?,
+    };
+    Ok(match place.level {
+        Level::Province => place.code[..2].to_owned(),
+        Level::City => place.code[..4].to_owned(),
+        Level::County => place.code.to_owned(),
+    })
+}
+
+/// A place code as people read it, the name with the code as stored:
+/// `兰州市 (6201)`, `兰州市城关区 (620102)`; text that is no code (a place
+/// written out on an older record) as written; empty for none.
+pub fn label(code: &str) -> String {
+    let code = code.trim();
+    if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return code.to_owned();
+    }
+    let shown = display(code);
+    match by_code(code) {
+        Some(place) => shown.replace(&format!("({})", place.code), &format!("({code})")),
+        None => shown,
+    }
+}
+
 /// [`Divisions::full_name`] in the shipped table.
 pub fn full_name(code: &str) -> Option<String> {
     divisions().full_name(code)

@@ -13,8 +13,9 @@ fn invalid(message: String) -> Invalid {
     Invalid(message)
 }
 
-/// A calendar date `YYYY-MM-DD` that exists, between 1900 and `today`
-/// (inclusive) unless `future_ok`.
+/// A calendar date that exists, between 1900 and `today` (inclusive)
+/// unless `future_ok`, typed as offices type dates: `1990-05-17`,
+/// `1990/5/17`, `1990.5.17`, `1990年5月17日` or `19900517`.
 pub fn date(
     field: &str,
     value: &str,
@@ -22,13 +23,24 @@ pub fn date(
     future_ok: bool,
 ) -> Result<NaiveDate, Invalid> {
     let value = value.trim();
-    let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(value, "%Y/%m/%d"))
-        .map_err(|_| {
-            invalid(format!(
-                "{field} `{value}` is not a date: use YYYY-MM-DD, e.g. 1990-05-17"
-            ))
-        })?;
+    let eight_digits = value.len() == 8 && value.bytes().all(|b| b.is_ascii_digit());
+    let parsed = if eight_digits {
+        NaiveDate::parse_from_str(
+            &format!("{}-{}-{}", &value[..4], &value[4..6], &value[6..]),
+            "%Y-%m-%d",
+        )
+    } else {
+        ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月%d日"]
+            .iter()
+            .map(|format| NaiveDate::parse_from_str(value, format))
+            .find(Result::is_ok)
+            .unwrap_or_else(|| NaiveDate::parse_from_str(value, "%Y-%m-%d"))
+    };
+    let parsed = parsed.map_err(|_| {
+        invalid(format!(
+            "{field} `{value}` is not a date: use YYYY-MM-DD, e.g. 1990-05-17 (1990/5/17 and 1990年5月17日 are read too)"
+        ))
+    })?;
     if parsed.year() < 1900 {
         return Err(invalid(format!("{field} {parsed} is before 1900")));
     }
@@ -376,6 +388,22 @@ mod tests {
             d("1990-05-17")
         );
         assert!(date("expected_return", "2027-01-01", today, true).is_ok());
+        for typed in [
+            "2026-03-01",
+            "2026/3/1",
+            "2026.3.1",
+            "2026年3月1日",
+            " 20260301 ",
+        ] {
+            assert_eq!(
+                date("departed on", typed, today, false).unwrap(),
+                d("2026-03-01"),
+                "{typed}"
+            );
+        }
+        for bad in ["2026年2月30日", "2026031", "20261301", "3/1/2026", "2026-3"] {
+            assert!(date("departed on", bad, today, false).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -662,11 +662,12 @@ impl Script {
         let result = rpc_within(
             "MemberImport",
             IMPORT_TIMEOUT,
-            fed.p.admin.member_import(pb::MemberImportRequest {
-                csv: csv.into_bytes(),
-                skip_bad: false,
-                dry_run: false,
-            }),
+            fed.p
+                .admin
+                .member_import(tokio_stream::iter(liaisonctl::sheet::send::csv_chunks(
+                    csv.as_bytes(),
+                    Default::default(),
+                )?)),
         )
         .await?;
         if let Some(problem) = result.problems.first() {

@@ -3,11 +3,6 @@
 //! other nodes; CSV import and export; what was disclosed to peers; and the
 //! host section a host writes.
 
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-
-use anyhow::Context;
 use clap::Subcommand;
 use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
@@ -15,6 +10,7 @@ use serde_json::json;
 
 use super::outflow::{outflow_fields, outflow_json};
 use super::refs::{self, MemberArg};
+use super::roster;
 use super::{print_list, text, version, yes_no, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
@@ -27,23 +23,17 @@ pub enum MemberCommand {
     Show(MemberArg),
     /// List members, filtered.
     List(ListArgs),
-    /// Import members from a CSV file (批量导入); Chinese or English headers.
-    Import {
-        /// The CSV file (UTF-8); `-` reads stdin.
-        file: PathBuf,
-        /// Import the good rows and skip the bad ones (default: import nothing if any row is bad).
-        #[arg(long)]
-        skip_bad: bool,
-        /// Check the file only; import nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Export the members this node owns as CSV; it holds ID numbers, keep it safe.
-    Export {
-        /// Write to this file (created mode 0600) instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    /// Import members from a spreadsheet (批量导入): an Excel workbook or
+    /// CSV, Chinese or English headers; with --update, change the members
+    /// already here where the sheet differs.
+    Import(roster::ImportArgs),
+    /// Export the members this node owns, as CSV (Chinese headers, for
+    /// Excel) or an Excel workbook; it holds ID numbers, keep it safe.
+    Export(roster::ExportArgs),
+    /// Write an Excel workbook to fill in: the headers, an example row,
+    /// and drop-down lists (gender, party status, education, this node's
+    /// branches, provinces).
+    Template(roster::TemplateArgs),
     /// What this node sent peers about a member, and on what basis (披露记录).
     Disclosures(MemberArg),
     /// Write this node's host section of a member it hosts (流入地信息).
@@ -332,54 +322,9 @@ pub async fn run(admin: &mut Admin, format: Format, command: MemberCommand) -> R
                 output::note(&list_footer(list.members.len(), list.total, offset));
             }
         }
-        MemberCommand::Import {
-            file,
-            skip_bad,
-            dry_run,
-        } => {
-            let csv = read_input(&file)?;
-            let result = admin
-                .member_import(pb::MemberImportRequest {
-                    csv,
-                    skip_bad,
-                    dry_run,
-                })
-                .await?
-                .into_inner();
-            match format {
-                Format::Json => {
-                    for p in &result.problems {
-                        json_line("import_problem", problem_json(p));
-                    }
-                    json_line(
-                        "import_result",
-                        json!({ "imported": result.imported, "skipped": result.skipped }),
-                    );
-                }
-                Format::Table => output::note(&problems_text(&result.problems)),
-            }
-            let summary = import_outcome(&result, skip_bad, dry_run).map_err(Failure::Refused)?;
-            if format == Format::Table {
-                output::print_out(&summary);
-            }
-        }
-        MemberCommand::Export { out } => {
-            let export = admin
-                .member_export(pb::MemberExportRequest {})
-                .await?
-                .into_inner();
-            match &out {
-                Some(path) => write_private(path, &export.csv)?,
-                None => output::write_out(&export.csv),
-            }
-            if format == Format::Table {
-                let to = match &out {
-                    Some(path) => format!(" to {}", path.display()),
-                    None => String::new(),
-                };
-                output::note(&format!("exported {} members{to}\n", export.members));
-            }
-        }
+        MemberCommand::Import(args) => roster::import(admin, format, args).await?,
+        MemberCommand::Export(args) => roster::export(admin, format, args).await?,
+        MemberCommand::Template(args) => roster::template(admin, format, args).await?,
         MemberCommand::Disclosures(member) => {
             let member_id = member.id(admin, "").await?;
             let list = admin
@@ -654,78 +599,6 @@ fn list_footer(shown: usize, total: u64, offset: u32) -> String {
     }
 }
 
-fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
-    if file == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .context("cannot read stdin")?;
-        Ok(bytes)
-    } else {
-        std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
-    }
-}
-
-/// Writes `bytes` to `path`, readable by its owner only: an export holds
-/// national ID numbers and home addresses.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn problem_json(p: &pb::ImportProblem) -> serde_json::Value {
-    json!({ "line": p.line, "message": p.message })
-}
-
-fn problems_text(problems: &[pb::ImportProblem]) -> String {
-    problems
-        .iter()
-        .map(|p| format!("line {}: {}\n", p.line, p.message))
-        .collect()
-}
-
-/// What an import amounts to: the line for people on stdout, or why it
-/// failed (exit 1). Bad rows fail it unless `--skip-bad` asked to import the
-/// rest. A dry run imports nothing, so it reports only the bad rows.
-fn import_outcome(
-    result: &pb::MemberImportResponse,
-    skip_bad: bool,
-    dry_run: bool,
-) -> Result<String, String> {
-    let lines: BTreeSet<u64> = result.problems.iter().map(|p| p.line).collect();
-    let bad = match lines.len() {
-        1 => "1 bad row".to_owned(),
-        n => format!("{n} bad rows"),
-    };
-    match (lines.is_empty(), skip_bad, dry_run) {
-        (true, _, true) => Ok("dry run: no bad rows; nothing was imported\n".into()),
-        (false, true, true) => Ok(format!(
-            "dry run: {bad} would be skipped; nothing was imported\n"
-        )),
-        (true, _, false) | (false, true, false) => Ok(format!(
-            "imported {}, skipped {}\n",
-            result.imported, result.skipped
-        )),
-        (false, false, true) => Err(format!(
-            "{bad} (dry run, nothing was imported): fix them, or pass --skip-bad to import the rest"
-        )),
-        (false, false, false) if result.imported == 0 => Err(format!(
-            "{bad}: nothing imported (fix them, or pass --skip-bad)"
-        )),
-        (false, false, false) => Err(format!("{bad}; imported {}", result.imported)),
-    }
-}
-
 fn disclosure_json(d: &pb::Disclosure) -> serde_json::Value {
     json!({
         "peer": d.peer, "record_kind": d.record_kind, "record_id": d.record_id, "fields": d.fields,
@@ -768,6 +641,8 @@ fn label_or_id<'a>(label: &'a str, id: &'a str) -> &'a str {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::cmd::{parse, refused};
     use crate::Command;
@@ -1026,20 +901,44 @@ mod tests {
     }
 
     #[test]
-    fn import_and_export_parse() {
-        match member(&["import", "-", "--skip-bad", "--dry-run"]) {
-            MemberCommand::Import {
-                file,
-                skip_bad,
-                dry_run,
-            } => {
-                assert_eq!(file, PathBuf::from("-"));
-                assert!(skip_bad && dry_run);
+    fn import_export_and_template_parse() {
+        match member(&[
+            "import",
+            "-",
+            "--skip-bad",
+            "--dry-run",
+            "--update",
+            "--strict",
+            "--sheet",
+            "花名册",
+        ]) {
+            MemberCommand::Import(args) => {
+                assert_eq!(args.file, PathBuf::from("-"));
+                assert!(args.skip_bad && args.dry_run && args.update && args.strict);
+                assert_eq!(args.sheet.as_deref(), Some("花名册"));
             }
             other => panic!("{other:?}"),
         }
-        match member(&["export", "--out", "members.csv"]) {
-            MemberCommand::Export { out } => assert_eq!(out, Some("members.csv".into())),
+        match member(&["export", "--out", "members.csv", "--headers", "en"]) {
+            MemberCommand::Export(args) => {
+                assert_eq!(args.out, Some("members.csv".into()));
+                assert_eq!(args.headers, roster::HeaderLanguage::En);
+            }
+            other => panic!("{other:?}"),
+        }
+        match member(&["export", "--xlsx", "members.xlsx"]) {
+            MemberCommand::Export(args) => {
+                assert_eq!(args.xlsx, Some("members.xlsx".into()));
+                assert_eq!(args.headers, roster::HeaderLanguage::Zh);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(refused(&[
+            "member", "export", "--out", "a.csv", "--xlsx", "a.xlsx"
+        ]));
+        assert!(refused(&["member", "template"]));
+        match member(&["template", "--xlsx", "t.xlsx"]) {
+            MemberCommand::Template(args) => assert_eq!(args.xlsx, PathBuf::from("t.xlsx")),
             other => panic!("{other:?}"),
         }
     }
@@ -1245,83 +1144,6 @@ mod tests {
         );
     }
 
-    fn import(imported: u64, skipped: u64, lines: &[u64]) -> pb::MemberImportResponse {
-        pb::MemberImportResponse {
-            imported,
-            skipped,
-            problems: lines
-                .iter()
-                .map(|&line| pb::ImportProblem {
-                    line,
-                    message: "birth_date: not a date".into(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn import_fails_on_bad_rows_unless_skipping_them() {
-        let check = |result: pb::MemberImportResponse,
-                     skip_bad: bool,
-                     dry_run: bool,
-                     want: Result<&str, &str>| {
-            assert_eq!(
-                import_outcome(&result, skip_bad, dry_run),
-                want.map(str::to_owned).map_err(str::to_owned),
-                "skip_bad {skip_bad}, dry_run {dry_run}"
-            );
-        };
-        check(
-            import(5, 0, &[]),
-            false,
-            false,
-            Ok("imported 5, skipped 0\n"),
-        );
-        check(
-            import(0, 2, &[3, 3, 7]),
-            false,
-            false,
-            Err("2 bad rows: nothing imported (fix them, or pass --skip-bad)"),
-        );
-        check(
-            import(0, 1, &[3]),
-            false,
-            true,
-            Err("1 bad row (dry run, nothing was imported): fix them, or pass --skip-bad to import the rest"),
-        );
-        check(
-            import(4, 1, &[3]),
-            true,
-            false,
-            Ok("imported 4, skipped 1\n"),
-        );
-        check(
-            import(0, 1, &[3]),
-            true,
-            true,
-            Ok("dry run: 1 bad row would be skipped; nothing was imported\n"),
-        );
-        check(
-            import(0, 0, &[]),
-            false,
-            true,
-            Ok("dry run: no bad rows; nothing was imported\n"),
-        );
-    }
-
-    #[test]
-    fn import_problems_are_line_numbered() {
-        let result = import(4, 1, &[3]);
-        assert_eq!(
-            problems_text(&result.problems),
-            "line 3: birth_date: not a date\n"
-        );
-        assert_eq!(
-            problem_json(&result.problems[0]),
-            json!({ "line": 3, "message": "birth_date: not a date" })
-        );
-    }
-
     #[test]
     fn disclosures_show_foreign_record_ids_only() {
         let member_id = "m-1";
@@ -1363,18 +1185,5 @@ mod tests {
         assert_eq!(value["record_kind"], "member");
         assert_eq!(value["generation"], 1);
         assert_eq!(value.as_object().unwrap().len(), 9);
-    }
-
-    #[test]
-    fn export_file_is_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("liaisonctl-export-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("members.csv");
-        write_private(&path, "姓名\n张三\n".as_bytes()).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "姓名\n张三\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -19,6 +19,7 @@ pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
 pub mod report;
+pub mod roster;
 pub mod status;
 pub mod todo;
 pub mod transfer;

@@ -3,7 +3,9 @@
 
 use clap::Subcommand;
 use liaison_proto::v1 as pb;
-use liaisonctl::output::{dash, Format, Table};
+use liaison_types::sheet::{Header, RowSource, SheetError, ORG_COLUMNS};
+use liaisonctl::output::{self, dash, Format, Table};
+use liaisonctl::sheet::{self as sheets, Format as FileFormat};
 use serde_json::json;
 
 use super::refs;
@@ -15,82 +17,100 @@ pub enum OrgCommand {
     Add(OrgAddArgs),
     /// List the organizations.
     List,
-    /// Add the organizations of a CSV file (UTF-8), parents before their
-    /// children, all or none. Columns (Chinese or English headers): 组织代码
-    /// (code), 组织名称 (name), 层级 (level), and optionally 上级组织 (parent),
-    /// 组建方式 (form), 联系人 (contact_person), 联系电话 (phone).
+    /// Add the organizations of a spreadsheet (an Excel workbook, or CSV
+    /// in UTF-8 or GBK), parents before their children, all or none.
+    /// Columns (Chinese or English headers): 组织代码 (code), 组织名称
+    /// (name), 层级 (level), and optionally 上级组织 (parent: its code or
+    /// full name), 组建方式 (form), 联系人 (contact_person), 联系电话 (phone).
     Import {
-        /// The CSV file; `-` reads stdin.
+        /// The file; `-` reads stdin.
         file: std::path::PathBuf,
+        /// The sheet to read (default: the workbook's first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Refuse a sheet with columns it does not know (default: pass
+        /// them over, with a warning).
+        #[arg(long)]
+        strict: bool,
+        /// Add the good rows and skip the bad ones (default: add nothing
+        /// if any row is bad).
+        #[arg(long)]
+        skip_bad: bool,
     },
 }
 
-/// The columns of an organizations file: each with the headers it may have.
-const ORG_COLUMNS: [(&str, &[&str]); 7] = [
-    ("code", &["code", "org_id", "组织代码", "代码", "编码"]),
-    ("name", &["name", "组织名称", "名称"]),
-    ("level", &["level", "层级", "组织类别", "类别"]),
-    ("parent", &["parent", "parent_org", "上级组织", "上级"]),
-    ("form", &["form", "组建方式"]),
-    ("contact_person", &["contact_person", "联系人"]),
-    ("phone", &["phone", "联系电话", "电话"]),
-];
+/// The organizations of a sheet, each with its row, and the sheet's
+/// headers; the header cells that name no column.
+#[derive(Debug)]
+struct OrgSheet {
+    request: pb::OrgImportRequest,
+    unknown: Vec<String>,
+}
 
-/// The organizations of a CSV file, in order; a bad header or row is named.
-fn read_orgs(bytes: &[u8]) -> anyhow::Result<Vec<pb::Org>> {
-    let text =
-        std::str::from_utf8(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)).map_err(|e| {
-            anyhow::anyhow!(
-                "the file is not UTF-8 (byte {}): save it as UTF-8 CSV",
-                e.valid_up_to()
-            )
-        })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader.headers()?.clone();
-    let mut positions = [None; ORG_COLUMNS.len()];
-    for (at, header) in headers.iter().enumerate() {
-        let known = ORG_COLUMNS
+/// Reads the organizations below the header of `source`. A cell that
+/// cannot be read, or (with `strict`) a column not known, refuses the
+/// file, naming them.
+fn orgs_of(source: &mut dyn RowSource, sheet: &str, strict: bool) -> Result<OrgSheet, SheetError> {
+    let header = Header::find(source, &ORG_COLUMNS)?;
+    let unknown: Vec<String> = header.unknown.iter().map(|u| u.to_string()).collect();
+    if strict && !unknown.is_empty() {
+        return Err(SheetError::Read(format!(
+            "row {}: no organization has the columns {}: delete them, or import without --strict to pass them over",
+            header.row,
+            unknown.join(", ")
+        )));
+    }
+    for required in ORG_COLUMNS.iter().filter(|c| c.required) {
+        if !header.has(required.key) {
+            return Err(SheetError::Read(format!(
+                "row {}: the sheet has no {} ({}) column",
+                header.row, required.header, required.key
+            )));
+        }
+    }
+    let mut request = pb::OrgImportRequest {
+        sheet: sheet.to_owned(),
+        columns: header
+            .columns
             .iter()
-            .position(|(_, names)| names.contains(&header.to_lowercase().as_str()));
-        match known {
-            Some(column) => positions[column] = Some(at),
-            None => anyhow::bail!(
-                "unknown column `{header}`: the columns are 组织代码, 组织名称, 层级, 上级组织, 组建方式, 联系人, 联系电话 (or code, name, level, parent, form, contact_person, phone)"
-            ),
+            .map(|f| pb::ImportColumn {
+                field: f.column.key.to_owned(),
+                header: f.header.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut problems = Vec::new();
+    while let Some(read) = header.next(source)? {
+        for (column, why) in &read.problems {
+            problems.push(format!(
+                "row {}, column {}: {why}",
+                read.number, header.columns[*column].header
+            ));
         }
-    }
-    for (column, required) in [
-        (0, "组织代码 (code)"),
-        (1, "组织名称 (name)"),
-        (2, "层级 (level)"),
-    ] {
-        if positions[column].is_none() {
-            anyhow::bail!("the file has no {required} column");
-        }
-    }
-    let mut orgs = Vec::new();
-    for (row, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| anyhow::anyhow!("row {}: {e}", row + 1))?;
-        let cell = |column: usize| -> String {
-            positions[column]
-                .and_then(|at| record.get(at))
+        let cell = |key: &str| -> String {
+            header
+                .columns
+                .iter()
+                .position(|f| f.column.key == key)
+                .map(|at| read.cells[at].clone())
                 .unwrap_or_default()
-                .to_owned()
         };
-        orgs.push(pb::Org {
-            org_id: cell(0),
-            name: cell(1),
-            level: cell(2),
-            parent_org: cell(3),
-            form: cell(4),
-            contact_person: cell(5),
-            phone: cell(6),
+        request.rows.push(read.number);
+        request.orgs.push(pb::Org {
+            org_id: cell("code"),
+            name: cell("name"),
+            level: cell("level"),
+            parent_org: cell("parent"),
+            form: cell("form"),
+            contact_person: cell("contact_person"),
+            phone: cell("phone"),
         });
     }
-    Ok(orgs)
+    if !problems.is_empty() {
+        return Err(SheetError::Read(problems.join("\n")));
+    }
+    Ok(OrgSheet { request, unknown })
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,22 +159,47 @@ pub async fn run(admin: &mut Admin, format: Format, command: OrgCommand) -> Resu
             }
             vec![admin.org_add(args.request()).await?.into_inner()]
         }
-        OrgCommand::Import { file } => {
-            let bytes = if file.as_os_str() == "-" {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
-                    .map_err(|e| anyhow::anyhow!("cannot read stdin: {e}"))?;
-                bytes
-            } else {
-                std::fs::read(&file)
-                    .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+        OrgCommand::Import {
+            file,
+            sheet,
+            strict,
+            skip_bad,
+        } => {
+            let path = file.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                sheets::read(&path, sheet.as_deref(), |format, source| {
+                    let name = match format {
+                        FileFormat::Workbook { sheet } => sheet.clone(),
+                        FileFormat::Csv { .. } => String::new(),
+                    };
+                    Ok((format.clone(), orgs_of(source, &name, strict)?))
+                })
+            })
+            .await
+            .map_err(|e| Failure::Other(anyhow::anyhow!("reading the file failed: {e}")))?;
+            let (format_read, orgs) = read.map_err(super::roster::failure)?;
+            if format == Format::Table {
+                output::note(&format!(
+                    "{}: read as {format_read}; {} organizations\n",
+                    file.display(),
+                    orgs.request.orgs.len()
+                ));
+                if !orgs.unknown.is_empty() {
+                    output::note(&format!(
+                        "warning: columns passed over (not an organization's): {}\n",
+                        orgs.unknown.join(", ")
+                    ));
+                }
+            }
+            let request = pb::OrgImportRequest {
+                skip_bad,
+                ..orgs.request
             };
-            let orgs = read_orgs(&bytes)?;
-            admin
-                .org_import(pb::OrgImportRequest { orgs })
-                .await?
-                .into_inner()
-                .orgs
+            let answer = admin.org_import(request).await?.into_inner();
+            for problem in &answer.problems {
+                output::note(&format!("skipped: {problem}\n"));
+            }
+            answer.orgs
         }
         OrgCommand::List => {
             admin
@@ -193,27 +238,39 @@ fn org_table(orgs: &[pb::Org]) -> Table {
 
 #[cfg(test)]
 mod tests {
-    use super::read_orgs;
+
+    use liaison_types::sheet::csv::CsvSource;
+
+    fn read(text: &str, strict: bool) -> Result<OrgSheet, SheetError> {
+        let mut source = CsvSource::open(text.as_bytes()).unwrap();
+        orgs_of(&mut source, "", strict)
+    }
 
     #[test]
     fn an_orgs_file_reads_with_chinese_or_english_headers() {
-        let orgs = read_orgs(
-            "\u{feff}组织代码,组织名称,层级,上级组织\npl-kt,崆峒区委,党委,\npl-kt-01,崆峒区第一支部,党支部,pl-kt\n"
-                .as_bytes(),
+        let orgs = read(
+            "\u{feff}平凉市崆峒区党组织\n组织代码,组织名称,层级,上级组织,备注\npl-kt,崆峒区委,党委,,\npl-kt-01,崆峒区第一支部,党支部,崆峒区委,新建\n",
+            false,
         )
         .unwrap();
-        assert_eq!(orgs.len(), 2);
+        assert_eq!(orgs.request.orgs.len(), 2);
+        assert_eq!(orgs.request.rows, [3, 4]);
         assert_eq!(
-            (orgs[1].org_id.as_str(), orgs[1].parent_org.as_str()),
-            ("pl-kt-01", "pl-kt")
+            (
+                orgs.request.orgs[1].org_id.as_str(),
+                orgs.request.orgs[1].parent_org.as_str()
+            ),
+            ("pl-kt-01", "崆峒区委")
         );
-        let orgs = read_orgs(b"code,name,level\nb1,First,branch\n").unwrap();
-        assert_eq!(orgs[0].name, "First");
-        let unknown = read_orgs(b"code,name,level,remarks\nb1,First,branch,x\n").unwrap_err();
-        assert!(unknown.to_string().contains("`remarks`"), "{unknown}");
-        let missing = read_orgs(b"code,name\nb1,First\n").unwrap_err();
+        assert_eq!(orgs.unknown, ["备注 (E)"]);
+        let orgs = read("code,name,level\nb1,First,branch\n", false).unwrap();
+        assert_eq!(orgs.request.orgs[0].name, "First");
+        let unknown = read("code,name,level,remarks\nb1,First,branch,x\n", true).unwrap_err();
+        assert!(unknown.to_string().contains("remarks (D)"), "{unknown}");
+        let missing = read("code,name\nb1,First\n", false).unwrap_err();
         assert!(missing.to_string().contains("层级"), "{missing}");
     }
+
     use super::*;
     use crate::cmd::{parse, refused};
     use crate::Command;
@@ -309,7 +366,16 @@ mod properties {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, RngSeed};
 
-    use super::read_orgs;
+    use liaison_proto::v1 as pb;
+    use liaison_types::sheet::csv::CsvSource;
+    use liaison_types::sheet::SheetError;
+
+    use super::orgs_of;
+
+    fn read_orgs(bytes: &[u8]) -> Result<Vec<pb::Org>, SheetError> {
+        let mut source = CsvSource::open(bytes)?;
+        Ok(orgs_of(&mut source, "", false)?.request.orgs)
+    }
 
     fn config() -> Config {
         let defaults = Config::default();

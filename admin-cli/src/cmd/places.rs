@@ -2,22 +2,15 @@
 //! them: a code, a name (`兰州`, `兰州市`) or a path (`甘肃省兰州市城关区`)
 //! in; the name with its code out (`兰州市 (620100)`).
 
-use liaison_types::places::{self, Level};
+use liaison_types::places;
 
 use super::Failure;
 
 /// The code the node stores and matches for a place typed as code, name
-/// or path: 2 digits for a province, 4 for a city, 6 for a county, so a
-/// province or city also covers the places under it (`--serves 6201` serves
-/// every county of Lanzhou). An unknown or ambiguous place is refused
+/// or path ([`places::code_of`]). An unknown or ambiguous place is refused
 /// (exit 1) with the candidates.
 pub fn code(text: &str) -> Result<String, Failure> {
-    let place = places::resolve(text).map_err(|e| Failure::Refused(e.to_string()))?;
-    Ok(match place.level {
-        Level::Province => place.code[..2].to_owned(),
-        Level::City => place.code[..4].to_owned(),
-        Level::County => place.code.to_owned(),
-    })
+    places::code_of(text).map_err(|e| Failure::Refused(e.to_string()))
 }
 
 /// [`code`] for each of `texts`.
@@ -27,20 +20,9 @@ pub fn codes(texts: &[String]) -> Result<Vec<String>, Failure> {
 
 /// A place code as people read it: `兰州市 (6201)`; `-` for none.
 pub fn show(code: &str) -> String {
-    let code = code.trim();
-    if code.is_empty() {
-        return "-".into();
-    }
-    // Text that is no code (a place written out on an older record) is
-    // shown as written.
-    if !code.bytes().all(|b| b.is_ascii_digit()) {
-        return code.to_owned();
-    }
-    let shown = places::display(code);
-    match places::by_code(code) {
-        // The name with the code as the node stores it.
-        Some(place) => shown.replace(&format!("({})", place.code), &format!("({code})")),
-        None => shown,
+    match places::label(code) {
+        label if label.is_empty() => "-".into(),
+        label => label,
     }
 }
 
@@ -55,6 +37,8 @@ mod tests {
         assert_eq!(code("甘肃省兰州市城关区").unwrap(), "620102");
         assert_eq!(code("620102").unwrap(), "620102");
         assert_eq!(code("6201").unwrap(), "6201");
+        assert_eq!(code("兰州市城关区 (620102)").unwrap(), "620102");
+        assert_eq!(code("兰州市（6201）").unwrap(), "6201");
         assert!(matches!(code("999999"), Err(Failure::Refused(_))));
         let Err(Failure::Refused(message)) = code("朝阳区") else {
             panic!("朝阳区 is ambiguous")

@@ -81,7 +81,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
         let (csv, rows) = fixture::bump_phones(&roster, rep as u64 + 1)?;
         require("members exported", rows, n)?;
         let written = Instant::now();
-        import(&owner, &csv, fed.dir())?;
+        import(&owner, &csv, fed.dir(), true)?;
         write_rates.push(n as f64 / written.elapsed().as_secs_f64());
 
         let owner_rss = RssSampler::start(pid_of(&owner)?);

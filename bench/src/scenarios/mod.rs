@@ -5,6 +5,7 @@
 pub mod catch_up;
 pub mod convergence;
 pub mod fan_out;
+pub mod import_xlsx;
 pub mod initial_sync;
 pub mod reports;
 pub mod scale;
@@ -60,18 +61,25 @@ pub fn import_roster(
     while start < range.end {
         let end = (start + IMPORT_CHUNK).min(range.end);
         let csv = fixture::roster_csv(start..end, destination);
-        import(node, &csv, dir).with_context(|| format!("import members {start}..{end}"))?;
+        import(node, &csv, dir, false).with_context(|| format!("import members {start}..{end}"))?;
         start = end;
     }
     Ok((range.end - range.start) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Imports a roster CSV with `liaisonctl member import`, from a file in
+/// Imports a roster CSV with `liaisonctl member import` (with `--update`
+/// if `update`: a re-imported export changes its members), from a file in
 /// `dir`.
-pub fn import(node: &TestNode, csv: &str, dir: &Path) -> Result<()> {
+pub fn import(node: &TestNode, csv: &str, dir: &Path, update: bool) -> Result<()> {
     let path = dir.join(format!("import-{}.csv", uuid::Uuid::now_v7()));
     std::fs::write(&path, csv)?;
-    let output = node.ctl(&["member", "import", path.to_str().context("a UTF-8 path")?]);
+    let path_text = path.to_str().context("a UTF-8 path")?;
+    let args: &[&str] = if update {
+        &["member", "import", "--update", path_text]
+    } else {
+        &["member", "import", path_text]
+    };
+    let output = node.ctl(args);
     let _ = std::fs::remove_file(&path);
     if !output.status.success() {
         bail!(
@@ -274,16 +282,24 @@ pub async fn hosted_total(admin: &mut AdminClient<Channel>) -> Result<u64> {
     .total)
 }
 
-/// The owner's roster as `member export` gives it.
+/// The owner's roster as `member export --headers en` writes it (CSV,
+/// the columns' English names, codes).
 pub async fn export(admin: &mut AdminClient<Channel>) -> Result<Vec<u8>> {
-    Ok(timed(
+    let export = timed(
         Duration::from_secs(600),
         "MemberExport",
         admin.member_export(pb::MemberExportRequest {}),
     )
     .await??
-    .into_inner()
-    .csv)
+    .into_inner();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&export.columns)?;
+    for row in &export.rows {
+        writer.write_record(&row.cells)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write the roster: {e}"))
 }
 
 /// One member's phone changed with `MemberUpdate` (what `member update

@@ -21,7 +21,31 @@ use super::sharing::bump_and_share;
 use super::status::contact_state;
 use super::views::member_view;
 use crate::log;
-use crate::{Ctx, Error};
+use crate::{refusal_at as at, Ctx, Error, FieldRefusal};
+
+/// A field an edit changed (its English name, as the roster's columns
+/// name it), with its value before and after, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDiff {
+    pub field: &'static str,
+    pub old: String,
+    pub new: String,
+}
+
+/// The fields of a home section that differ between `before` and `after`.
+fn home_diff(before: &HomeRecord, after: &HomeRecord) -> Vec<FieldDiff> {
+    before
+        .roster_fields()
+        .into_iter()
+        .zip(after.roster_fields())
+        .filter(|((_, old), (_, new))| old != new)
+        .map(|((field, old), (_, new))| FieldDiff {
+            field,
+            old: old.to_owned(),
+            new: new.to_owned(),
+        })
+        .collect()
+}
 
 /// Applies operator-entered fields to `m` and checks the whole result.
 fn apply_fields(
@@ -29,7 +53,7 @@ fn apply_fields(
     ctx: &Ctx<'_>,
     m: &mut HomeRecord,
     f: &pb::MemberFields,
-) -> Result<(), Error> {
+) -> Result<(), FieldRefusal> {
     let today = ctx.today();
     let set = |target: &mut String, value: &Option<String>| {
         if let Some(v) = value {
@@ -53,67 +77,72 @@ fn apply_fields(
     set(&mut m.home_address, &f.home_address);
     set(&mut m.membership_state, &f.membership_state);
 
-    m.name = validate::name(&m.name)?;
-    m.gender = validate::gender(&m.gender)?;
-    let birth = validate::date("birth date", &m.birth_date, today, false)?;
+    m.name = validate::name(&m.name).map_err(at("name"))?;
+    m.gender = validate::gender(&m.gender).map_err(at("gender"))?;
+    let birth =
+        validate::date("birth date", &m.birth_date, today, false).map_err(at("birth_date"))?;
     m.birth_date = birth.to_string();
-    m.national_id = validate::national_id(&m.national_id, birth)?;
-    m.ethnicity = validate::text("ethnicity", &m.ethnicity, 20)?;
-    m.native_place = validate::text("native place", &m.native_place, 50)?;
-    m.education = validate::text("education", &m.education, 20)?;
-    m.occupation = validate::text("occupation", &m.occupation, 30)?;
-    m.origin = validate::origin(&m.origin)?;
-    m.party_status = validate::party_status(&m.party_status)?;
-    let joined = validate::optional_date("joined on", &m.joined_on, today, false)?;
+    m.national_id = validate::national_id(&m.national_id, birth).map_err(at("national_id"))?;
+    m.ethnicity = validate::text("ethnicity", &m.ethnicity, 20).map_err(at("ethnicity"))?;
+    m.native_place =
+        validate::text("native place", &m.native_place, 50).map_err(at("native_place"))?;
+    m.education = validate::text("education", &m.education, 20).map_err(at("education"))?;
+    m.occupation = validate::text("occupation", &m.occupation, 30).map_err(at("occupation"))?;
+    m.origin = validate::origin(&m.origin).map_err(at("origin"))?;
+    m.party_status = validate::party_status(&m.party_status).map_err(at("party_status"))?;
+    let joined = validate::optional_date("joined on", &m.joined_on, today, false)
+        .map_err(at("joined_on"))?;
     if let Some(joined) = joined {
         let age_at_joining = joined.years_since(birth).unwrap_or(0);
         if age_at_joining < 18 {
-            return Err(Error::invalid(format!(
+            return Err(at("joined_on")(Error::invalid(format!(
                 "joined on {joined} is before the member's 18th birthday (born {birth})"
-            )));
+            ))));
         }
     }
     m.joined_on = joined.map(|d| d.to_string()).unwrap_or_default();
-    let full = validate::optional_date("full member on", &m.full_member_on, today, false)?;
+    let full = validate::optional_date("full member on", &m.full_member_on, today, false)
+        .map_err(at("full_member_on"))?;
     if let (Some(full), Some(joined)) = (full, joined) {
         if full < joined {
-            return Err(Error::invalid(format!(
+            return Err(at("full_member_on")(Error::invalid(format!(
                 "full member on {full} is before joined on {joined}"
-            )));
+            ))));
         }
     }
     m.full_member_on = full.map(|d| d.to_string()).unwrap_or_default();
     m.home_branch = m.home_branch.trim().to_owned();
     if m.home_branch.is_empty() {
-        return Err(Error::invalid(
+        return Err(at("home_branch")(Error::invalid(
             "home branch is missing: give an org id from `org list`".into(),
-        ));
-    }
-    if org_name(conn, &m.home_branch)?.is_none() {
-        return Err(Error::not_found(format!(
-            "home branch {} is not an organization of this node: `org add` it, or pick one from `org list`",
-            m.home_branch
         )));
     }
-    m.phone = validate::phone(&m.phone)?;
-    m.home_address = validate::text("home address", &m.home_address, 200)?;
+    if org_name(conn, &m.home_branch)?.is_none() {
+        return Err(at("home_branch")(Error::not_found(format!(
+            "home branch {} is not an organization of this node: `org add` it, or pick one from `org list`",
+            m.home_branch
+        ))));
+    }
+    m.phone = validate::phone(&m.phone).map_err(at("phone"))?;
+    m.home_address =
+        validate::text("home address", &m.home_address, 200).map_err(at("home_address"))?;
     m.membership_state = if m.membership_state.is_empty() {
         "normal".into()
     } else {
-        validate::membership_state(&m.membership_state)?
+        validate::membership_state(&m.membership_state).map_err(at("membership_state"))?
     };
     if !m.national_id.is_empty() {
         let clash: Option<String> = conn
             .prepare_cached(
-                "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+                "SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 AND member_id <> ?3 LIMIT 1",
             )?
             .query_row(params![m.national_id, ctx.me.as_str(), m.member_id], |r| r.get(0))
             .optional()?;
         if let Some(other) = clash {
-            return Err(Error::conflict(format!(
+            return Err(at("national_id")(Error::conflict(format!(
                 "national ID number {} is already member {other}'s: one person, one record (`member show {other}`)",
                 m.national_id
-            )));
+            ))));
         }
     }
     Ok(())
@@ -124,6 +153,17 @@ pub fn member_add(
     ctx: &Ctx<'_>,
     fields: &pb::MemberFields,
 ) -> Result<pb::Member, Error> {
+    let member_id = member_add_checked(conn, ctx, fields)?;
+    member_view(conn, ctx, &member_id)
+}
+
+/// [`member_add`], answering the new member's id and naming the field a
+/// refusal is about.
+pub fn member_add_checked(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    fields: &pb::MemberFields,
+) -> Result<String, FieldRefusal> {
     crate::epoch::act_as_owner(conn)?;
     let mut m = HomeRecord {
         member_id: ctx.new_id(),
@@ -137,7 +177,7 @@ pub fn member_add(
     };
     apply_fields(conn, ctx, &mut m, fields)?;
     save_home(conn, &m)?;
-    member_view(conn, ctx, &m.member_id)
+    Ok(m.member_id)
 }
 
 pub fn member_update(
@@ -154,25 +194,116 @@ pub fn member_update(
     member_view(conn, ctx, &member_id)
 }
 
+/// Changes the fields of an owned member that `fields` gives other values
+/// than it has (compared in their checked forms: `1990/5/17` is
+/// `1990-05-17`), and says which; a new version is made and shared only
+/// if one changed.
+pub fn member_update_checked(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    fields: &pb::MemberFields,
+) -> Result<Vec<FieldDiff>, FieldRefusal> {
+    crate::epoch::act_as_owner(conn)?;
+    let member_id = validate::member_id(member_id)?;
+    let mut m = load_owned(conn, ctx, &member_id)?;
+    let before = m.clone();
+    apply_fields(conn, ctx, &mut m, fields)?;
+    let diff = home_diff(&before, &m);
+    if !diff.is_empty() {
+        bump_and_share(conn, ctx, &mut m)?;
+    }
+    Ok(diff)
+}
+
 pub fn outflow_register(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::OutflowRequest,
 ) -> Result<pb::Member, Error> {
+    outflow_register_checked(conn, ctx, req)?;
+    member_view(conn, ctx, &validate::member_id(&req.member_id)?)
+}
+
+/// [`outflow_register`], answering the fields registered and naming the
+/// field a refusal is about.
+pub fn outflow_register_checked(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowRequest,
+) -> Result<Vec<FieldDiff>, FieldRefusal> {
     crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
     let mut m = load_owned(conn, ctx, &member_id)?;
     if let Some(open) = open_outflow(conn, &member_id)? {
-        return Err(Error::conflict(format!(
+        return Err(at("destination_place")(Error::conflict(format!(
             "member {member_id} ({}) is already away: registered {} to {}; `outflow return {member_id}` ends it first",
             m.name, open.departed_on, open.destination_place
-        )));
+        ))));
     }
     let outflow = check_outflow(conn, ctx, req)?;
     let outflow_id = ctx.new_id();
     write_outflow(conn, ctx, &outflow_id, &member_id, &outflow)?;
     bump_and_share(conn, ctx, &mut m)?;
-    member_view(conn, ctx, &member_id)
+    Ok(outflow_diff(&pb::OutflowView::default(), &outflow))
+}
+
+/// The fields of an open registration that differ between `open` and
+/// `new`, by the roster's column names.
+fn outflow_diff(open: &pb::OutflowView, new: &pb::OutflowRequest) -> Vec<FieldDiff> {
+    let yes_no = |v: bool| if v { "是" } else { "否" }.to_owned();
+    let fixed = |v: bool, registered: bool| if registered { yes_no(v) } else { String::new() };
+    let registered = !open.outflow_id.is_empty();
+    let fields: [(&'static str, String, String); 11] = [
+        (
+            "destination_place",
+            open.destination_place.clone(),
+            new.destination_place.clone(),
+        ),
+        (
+            "destination_node",
+            open.destination_node.clone(),
+            new.destination_node.clone(),
+        ),
+        (
+            "departed_on",
+            open.departed_on.clone(),
+            new.departed_on.clone(),
+        ),
+        (
+            "expected_return",
+            open.expected_return.clone(),
+            new.expected_return.clone(),
+        ),
+        ("outflow_reason", open.reason.clone(), new.reason.clone()),
+        (
+            "fixed_location",
+            fixed(open.fixed_location, registered),
+            yes_no(new.fixed_location),
+        ),
+        ("direction", open.direction.clone(), new.direction.clone()),
+        (
+            "certificate_no",
+            open.certificate_no.clone(),
+            new.certificate_no.clone(),
+        ),
+        (
+            "certificate_issuer",
+            open.certificate_issuer.clone(),
+            new.certificate_issuer.clone(),
+        ),
+        (
+            "certificate_issued_on",
+            open.certificate_issued_on.clone(),
+            new.certificate_issued_on.clone(),
+        ),
+        ("card_no", open.card_no.clone(), new.card_no.clone()),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, old, new)| FieldDiff { field, old, new })
+        .collect()
 }
 
 /// Writes the open registration `outflow_id` of `member_id`: a new one,
@@ -220,25 +351,28 @@ fn check_outflow(
     conn: &Connection,
     ctx: &Ctx<'_>,
     req: &pb::OutflowRequest,
-) -> Result<pb::OutflowRequest, Error> {
+) -> Result<pb::OutflowRequest, FieldRefusal> {
     let today = ctx.today();
     let place = req.destination_place.trim();
-    crate::store::peers::validate_place(place)?;
+    crate::store::peers::validate_place(place).map_err(at("destination_place"))?;
     let node = match req.destination_node.trim() {
         "" => serving_peer(conn, place)?.unwrap_or_default(),
         given => {
-            let id = NodeId::parse(given).map_err(|e| Error::invalid(e.to_string()))?;
-            crate::store::peers::require(conn, &id)?;
+            let id = NodeId::parse(given)
+                .map_err(|e| at("destination_node")(Error::invalid(e.to_string())))?;
+            crate::store::peers::require(conn, &id).map_err(at("destination_node"))?;
             id.to_string()
         }
     };
-    let departed = validate::date("departed on", &req.departed_on, today, false)?;
-    let expected = validate::optional_date("expected return", &req.expected_return, today, true)?;
+    let departed =
+        validate::date("departed on", &req.departed_on, today, false).map_err(at("departed_on"))?;
+    let expected = validate::optional_date("expected return", &req.expected_return, today, true)
+        .map_err(at("expected_return"))?;
     if let Some(expected) = expected {
         if expected < departed {
-            return Err(Error::invalid(format!(
+            return Err(at("expected_return")(Error::invalid(format!(
                 "expected return {expected} is before the departure {departed}"
-            )));
+            ))));
         }
     }
     let issued_on = validate::optional_date(
@@ -246,20 +380,23 @@ fn check_outflow(
         &req.certificate_issued_on,
         today,
         false,
-    )?;
+    )
+    .map_err(at("certificate_issued_on"))?;
     Ok(pb::OutflowRequest {
         member_id: req.member_id.clone(),
         destination_place: place.to_owned(),
         destination_node: node,
-        direction: validate::text("direction", &req.direction, 40)?,
+        direction: validate::text("direction", &req.direction, 40).map_err(at("direction"))?,
         departed_on: departed.to_string(),
         expected_return: expected.map(|d| d.to_string()).unwrap_or_default(),
-        reason: validate::text("reason", &req.reason, 200)?,
+        reason: validate::text("reason", &req.reason, 200).map_err(at("outflow_reason"))?,
         fixed_location: req.fixed_location,
-        certificate_no: validate::text("certificate number", &req.certificate_no, 40)?,
-        certificate_issuer: validate::text("certificate issuer", &req.certificate_issuer, 100)?,
+        certificate_no: validate::text("certificate number", &req.certificate_no, 40)
+            .map_err(at("certificate_no"))?,
+        certificate_issuer: validate::text("certificate issuer", &req.certificate_issuer, 100)
+            .map_err(at("certificate_issuer"))?,
         certificate_issued_on: issued_on.map(|d| d.to_string()).unwrap_or_default(),
-        card_no: validate::text("card number", &req.card_no, 40)?,
+        card_no: validate::text("card number", &req.card_no, 40).map_err(at("card_no"))?,
     })
 }
 
@@ -272,14 +409,44 @@ pub fn outflow_update(
     ctx: &Ctx<'_>,
     req: &pb::OutflowUpdateRequest,
 ) -> Result<pb::Member, Error> {
+    let (mut m, open, outflow) = outflow_corrected(conn, ctx, req)?;
+    write_outflow(conn, ctx, &open.outflow_id, &m.member_id, &outflow)?;
+    bump_and_share(conn, ctx, &mut m)?;
+    member_view(conn, ctx, &m.member_id)
+}
+
+/// [`outflow_update`] of the fields that differ only (compared in their
+/// checked forms), saying which; nothing is written if none does.
+pub fn outflow_update_checked(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowUpdateRequest,
+) -> Result<Vec<FieldDiff>, FieldRefusal> {
+    let (mut m, open, outflow) = outflow_corrected(conn, ctx, req)?;
+    let diff = outflow_diff(&open, &outflow);
+    if !diff.is_empty() {
+        write_outflow(conn, ctx, &open.outflow_id, &m.member_id, &outflow)?;
+        bump_and_share(conn, ctx, &mut m)?;
+    }
+    Ok(diff)
+}
+
+/// The owned member, its open registration, and the registration as `req`
+/// corrects it, checked.
+fn outflow_corrected(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::OutflowUpdateRequest,
+) -> Result<(HomeRecord, pb::OutflowView, pb::OutflowRequest), FieldRefusal> {
     crate::epoch::act_as_owner(conn)?;
     let member_id = validate::member_id(&req.member_id)?;
-    let mut m = load_owned(conn, ctx, &member_id)?;
+    let m = load_owned(conn, ctx, &member_id)?;
     let Some(open) = open_outflow(conn, &member_id)? else {
         return Err(Error::conflict(format!(
             "member {} is not registered as away: `outflow register` records a departure",
             m.name
-        )));
+        ))
+        .into());
     };
     let given = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.to_owned());
     let place_changed = req
@@ -307,9 +474,7 @@ pub fn outflow_update(
         card_no: given(&req.card_no, &open.card_no),
     };
     let outflow = check_outflow(conn, ctx, &changed)?;
-    write_outflow(conn, ctx, &open.outflow_id, &member_id, &outflow)?;
-    bump_and_share(conn, ctx, &mut m)?;
-    member_view(conn, ctx, &member_id)
+    Ok((m, open, outflow))
 }
 
 /// A node now serves `places`: members already away to those places whose

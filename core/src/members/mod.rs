@@ -44,14 +44,15 @@ pub use copies::{
 };
 pub use edits::{
     activity_record, adopt_destinations, contact_record, contact_status, host_section_set,
-    member_add, member_update, outflow_register, outflow_return, outflow_update,
-    refresh_contact_status, sweep_contact_status, sweep_contact_status_chunk,
+    member_add, member_add_checked, member_update, member_update_checked, outflow_register,
+    outflow_register_checked, outflow_return, outflow_update, outflow_update_checked,
+    refresh_contact_status, sweep_contact_status, sweep_contact_status_chunk, FieldDiff,
 };
 pub use host::{
     host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,
 };
 pub use labels::{basis_label, basis_label_sql, member_name_sql};
-pub use orgs::{org_add, org_import, org_list};
+pub use orgs::{org_add, org_add_checked, org_list};
 pub use outflows::{open_outflow, outflow_list};
 pub use records::{
     frozen_by, is_home, load_home, load_owned, moved_of, save_home_record, HomeRecord,

@@ -4,30 +4,44 @@ use liaison_proto::v1 as pb;
 use liaison_types::validate;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{Ctx, Error};
+use crate::{refusal_at as at, Ctx, Error, FieldRefusal};
 
 pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Org, Error> {
+    org_add_checked(conn, ctx, org).map_err(Error::from)
+}
+
+/// [`org_add`], naming the field a refusal is about (as the columns of an
+/// organizations sheet name it: code, name, level, parent, form,
+/// contact_person, phone).
+pub fn org_add_checked(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    org: &pb::Org,
+) -> Result<pb::Org, FieldRefusal> {
     crate::epoch::act_as_owner(conn)?;
-    let org_id = validate::code("org id", &org.org_id)?;
-    let name = validate::text("name", &org.name, 100)?;
+    let org_id = validate::code("org id", &org.org_id).map_err(at("code"))?;
+    let name = validate::text("name", &org.name, 100).map_err(at("name"))?;
     if name.is_empty() {
-        return Err(Error::invalid("organization name is empty".into()));
+        return Err(at("name")(Error::invalid(
+            "organization name is empty".into(),
+        )));
     }
-    let level = validate::org_level(&org.level)?;
-    let form = validate::org_form(&org.form)?;
+    let level = validate::org_level(&org.level).map_err(at("level"))?;
+    let form = validate::org_form(&org.form).map_err(at("form"))?;
     let parent = org.parent_org.trim().to_owned();
     if !parent.is_empty() && org_name(conn, &parent)?.is_none() {
-        return Err(Error::not_found(format!(
+        return Err(at("parent")(Error::not_found(format!(
             "parent organization {parent} does not exist: add it first (`org list` shows them)"
-        )));
+        ))));
     }
     if org_name(conn, &org_id)?.is_some() {
-        return Err(Error::conflict(format!(
+        return Err(at("code")(Error::conflict(format!(
             "organization {org_id} already exists"
-        )));
+        ))));
     }
-    let contact_person = validate::text("contact person", &org.contact_person, 50)?;
-    let phone = validate::phone(&org.phone)?;
+    let contact_person =
+        validate::text("contact person", &org.contact_person, 50).map_err(at("contact_person"))?;
+    let phone = validate::phone(&org.phone).map_err(at("phone"))?;
     conn.execute(
         "INSERT INTO orgs (org_id, name, level, form, parent_org, contact_person, phone, created_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -42,30 +56,6 @@ pub fn org_add(conn: &Connection, ctx: &Ctx<'_>, org: &pb::Org) -> Result<pb::Or
         contact_person,
         phone,
     })
-}
-
-/// Adds every organization of `orgs`, in order (a parent before its
-/// children), all or none: the first one refused refuses the whole import,
-/// naming its row (1 is the first organization). Returns how many.
-pub fn org_import(conn: &Connection, ctx: &Ctx<'_>, orgs: &[pb::Org]) -> Result<usize, Error> {
-    crate::epoch::act_as_owner(conn)?;
-    if orgs.is_empty() {
-        return Err(Error::invalid(
-            "no organizations in the file: it needs a header line and one organization per line"
-                .into(),
-        ));
-    }
-    for (i, org) in orgs.iter().enumerate() {
-        org_add(conn, ctx, org).map_err(|e| match e {
-            Error::Refused(refusal) => Error::invalid(format!(
-                "row {} ({}): {refusal}; nothing was imported",
-                i + 1,
-                org.org_id.trim()
-            )),
-            storage => storage,
-        })?;
-    }
-    Ok(orgs.len())
 }
 
 pub fn org_list(conn: &Connection) -> Result<Vec<pb::Org>, Error> {

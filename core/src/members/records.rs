@@ -44,6 +44,31 @@ pub struct HomeRecord {
     pub updated_at_ms: i64,
 }
 
+impl HomeRecord {
+    /// The fields an operator edits, by the names of the roster's columns
+    /// (`liaison_types::sheet::MEMBER_COLUMNS`), in their order.
+    pub fn roster_fields(&self) -> [(&'static str, &str); 16] {
+        [
+            ("name", &self.name),
+            ("gender", &self.gender),
+            ("birth_date", &self.birth_date),
+            ("ethnicity", &self.ethnicity),
+            ("native_place", &self.native_place),
+            ("national_id", &self.national_id),
+            ("education", &self.education),
+            ("occupation", &self.occupation),
+            ("origin", &self.origin),
+            ("party_status", &self.party_status),
+            ("joined_on", &self.joined_on),
+            ("full_member_on", &self.full_member_on),
+            ("home_branch", &self.home_branch),
+            ("phone", &self.phone),
+            ("home_address", &self.home_address),
+            ("membership_state", &self.membership_state),
+        ]
+    }
+}
+
 pub(super) const HOME_COLUMNS: &str = "member_id, owner, generation, counter, name, gender, birth_date, ethnicity, native_place,
     national_id, education, occupation, origin, party_status, joined_on, full_member_on, home_branch, phone,
     home_address, membership_state, contact_status, contact_manual, contact_manual_at, created_at_ms, updated_at_ms";

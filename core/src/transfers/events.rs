@@ -127,7 +127,7 @@ fn apply_offer(
         None
     } else {
         conn.query_row(
-            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            "SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 AND member_id <> ?3 LIMIT 1",
             params![record.national_id, ctx.me.as_str(), record.member_id],
             |r| r.get(0),
         )
@@ -387,7 +387,7 @@ fn apply_release(
         None
     } else {
         conn.query_row(
-            "SELECT member_id FROM members WHERE national_id = ?1 AND owner = ?2 AND member_id <> ?3 LIMIT 1",
+            "SELECT member_id FROM members WHERE national_id = ?1 AND national_id <> '' AND owner = ?2 AND member_id <> ?3 LIMIT 1",
             params![record.national_id, ctx.me.as_str(), record.member_id],
             |r| r.get(0),
         )

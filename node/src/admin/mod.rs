@@ -68,8 +68,13 @@ impl AdminService {
 /// names a method, its request and response messages, and the handler it
 /// is handed to (`handler(&AdminService, Request) -> Result<Response,
 /// Status>`).
+/// A method whose requests come as a stream (an import's rows) is listed
+/// after the others, marked `@stream`.
 macro_rules! delegate {
-    ($($method:ident($request:ident) -> $response:ident => $handler:path;)*) => {
+    (
+        $($method:ident($request:ident) -> $response:ident => $handler:path;)*
+        $(@stream $s_method:ident($s_request:ident) -> $s_response:ident => $s_handler:path;)*
+    ) => {
         #[tonic::async_trait]
         impl Admin for AdminService {
             $(
@@ -78,6 +83,14 @@ macro_rules! delegate {
                     request: Request<pb::$request>,
                 ) -> Result<Response<pb::$response>, Status> {
                     $handler(self, request).await
+                }
+            )*
+            $(
+                async fn $s_method(
+                    &self,
+                    request: Request<tonic::Streaming<pb::$s_request>>,
+                ) -> Result<Response<pb::$s_response>, Status> {
+                    $s_handler(self, request).await
                 }
             )*
         }
@@ -106,12 +119,11 @@ delegate! {
 
     org_add(Org) -> Org => registry::org_add;
     org_list(OrgListRequest) -> OrgListResponse => registry::org_list;
-    org_import(OrgImportRequest) -> OrgListResponse => registry::org_import;
+    org_import(OrgImportRequest) -> OrgImportResponse => registry::org_import;
     member_add(MemberFields) -> Member => registry::member_add;
     member_update(MemberUpdateRequest) -> Member => registry::member_update;
     member_show(MemberRef) -> Member => registry::member_show;
     member_list(MemberListRequest) -> MemberListResponse => registry::member_list;
-    member_import(MemberImportRequest) -> MemberImportResponse => registry::member_import;
     member_export(MemberExportRequest) -> MemberExportResponse => registry::member_export;
     member_disclosures(MemberRef) -> DisclosureList => registry::member_disclosures;
     host_section_set(HostSectionRequest) -> Member => registry::host_section_set;
@@ -151,6 +163,8 @@ delegate! {
 
     audit_list(AuditListRequest) -> AuditListResponse => audit::list;
     audit_verify(AuditVerifyRequest) -> AuditVerifyResponse => audit::verify;
+
+    @stream member_import(MemberImportChunk) -> MemberImportResponse => registry::member_import;
 }
 
 /// The answer to a call that failed: a refusal, the operator's to fix; a

@@ -2,14 +2,17 @@
 //! outflows, host sections, contacts, activities, and the reports over
 //! them.
 
+use std::time::Duration;
+
 use liaison_proto::v1 as pb;
+use liaison_types::sheet::MEMBER_COLUMNS;
 use rusqlite::TransactionBehavior;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::action::Action;
 use super::AdminService;
 use liaison_core::store::audit::Outcome;
-use liaison_core::{import, members};
+use liaison_core::{import, members, Error as CoreError};
 
 pub(super) async fn org_add(
     admin: &AdminService,
@@ -27,20 +30,26 @@ pub(super) async fn org_add(
 pub(super) async fn org_import(
     admin: &AdminService,
     request: Request<pb::OrgImportRequest>,
-) -> Result<Response<pb::OrgListResponse>, Status> {
+) -> Result<Response<pb::OrgImportResponse>, Status> {
     let (action, request) = Action::of(request, "org.import", |r| {
         format!("{} organizations", r.orgs.len())
     });
-    let orgs = request.orgs;
     admin
         .act(action, move |conn, ctx| {
-            members::org_import(conn, ctx, &orgs)?;
-            let codes: Vec<&str> = orgs.iter().map(|o| o.org_id.trim()).collect();
-            let added = members::org_list(conn)?
+            let outcome = import::org_import(conn, ctx, &request)?;
+            let orgs = members::org_list(conn)?
                 .into_iter()
-                .filter(|o| codes.contains(&o.org_id.as_str()))
+                .filter(|o| outcome.added.contains(&o.org_id))
                 .collect();
-            Ok((pb::OrgListResponse { orgs: added }, codes.join(", ")))
+            let mut detail = outcome.added.join(", ");
+            if !outcome.problems.is_empty() {
+                detail.push_str(&format!("; {} bad rows skipped", outcome.problems.len()));
+            }
+            let response = pb::OrgImportResponse {
+                orgs,
+                problems: outcome.problems,
+            };
+            Ok((response, detail))
         })
         .await
         .map(Response::new)
@@ -110,41 +119,126 @@ pub(super) async fn member_list(
     Ok(Response::new(pb::MemberListResponse { members, total }))
 }
 
+/// How long an import waits for its next rows while it holds the write
+/// connection: a client that stalls (suspended, or its disk hung) is given
+/// up and imports nothing, so the node's other writers do not wait on it
+/// for longer.
+const IMPORT_IDLE: Duration = Duration::from_secs(30);
+
 /// Not a change in the writer: an import runs in a transaction of its own
-/// on the write connection, and a dry run, or a run with bad rows it was
-/// not told to skip, is answered with its problems and rolled back,
-/// leaving no entry (the writer commits every change that succeeds). The
-/// entry runs in that transaction, as in [`AdminService::act`]; a refusal
-/// (a reconciling node's among them: the import passes the core's owner
+/// on the write connection, taking the rows as the client streams them,
+/// and a dry run, a run with bad rows it was not told to skip, or a stream
+/// that did not end with its count is answered and rolled back, leaving
+/// no entry (the writer commits every change that succeeds). The entry
+/// runs in that transaction, as in [`AdminService::act`]; a refusal (a
+/// reconciling node's among them: the import passes the core's owner
 /// gate, a dry run too, since it runs the same writes) is recorded by
 /// [`AdminService::refused`].
 pub(super) async fn member_import(
     admin: &AdminService,
-    request: Request<pb::MemberImportRequest>,
+    request: Request<Streaming<pb::MemberImportChunk>>,
 ) -> Result<Response<pb::MemberImportResponse>, Status> {
-    let (action, import_request) = Action::of(request, "member.import", |_| String::new());
+    let (action, mut inbound) = Action::of(request, "member.import", |_| String::new());
+    let first = match tokio::time::timeout(IMPORT_IDLE, inbound.message()).await {
+        Ok(Ok(Some(first))) => first,
+        Ok(Ok(None)) | Err(_) => {
+            return Err(Status::invalid_argument("the import sent nothing"));
+        }
+        Ok(Err(status)) => return Err(status),
+    };
+    let Some(start) = first.start.clone() else {
+        return Err(Status::invalid_argument(
+            "an import's first message says what the rows are (start)",
+        ));
+    };
+    tracing::debug!(
+        columns = start.columns.len(),
+        update = start.update,
+        dry_run = start.dry_run,
+        "member import running"
+    );
+    let (rows_tx, mut rows_rx) =
+        tokio::sync::mpsc::channel::<Result<pb::MemberImportChunk, String>>(4);
+    let forward = async move {
+        let mut next = Ok(first);
+        loop {
+            let failed = next.is_err();
+            if rows_tx.send(next).await.is_err() || failed {
+                return;
+            }
+            next = match tokio::time::timeout(IMPORT_IDLE, inbound.message()).await {
+                Ok(Ok(Some(chunk))) => Ok(chunk),
+                Ok(Ok(None)) => return,
+                Ok(Err(status)) => Err(format!(
+                    "the rows stopped coming ({}): nothing was imported",
+                    status.message()
+                )),
+                Err(_) => Err(format!(
+                    "no rows came for {} s: the import was given up and nothing was imported",
+                    IMPORT_IDLE.as_secs()
+                )),
+            };
+        }
+    };
     let me = admin.me();
     let now_ms = admin.node.now_ms();
     let entry = action.clone();
-    tracing::debug!(bytes = import_request.csv.len(), "member import running");
-    let result = admin
-        .node
-        .db(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let outcome = import::import(&tx, &me.ctx(now_ms), &import_request.csv)?;
-            if !outcome.commit(import_request.skip_bad, import_request.dry_run) {
-                tx.rollback()?;
-                return Ok((outcome, false));
+    let import = admin.node.db(move |conn| {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let ctx = me.ctx(now_ms);
+        let columns: Vec<(String, String)> = start
+            .columns
+            .iter()
+            .map(|c| (c.field.clone(), c.header.clone()))
+            .collect();
+        let mut importer = import::Importer::new(&tx, &ctx, &columns, start.update)?;
+        let mut received = 0u64;
+        let mut counted = None;
+        while let Some(chunk) = rows_rx.blocking_recv() {
+            let chunk = chunk.map_err(CoreError::invalid)?;
+            if counted.is_some() {
+                return Err(CoreError::invalid(
+                    "rows came after the import's last message: nothing was imported".into(),
+                ));
             }
-            let detail = format!(
-                "{} imported, {} bad rows skipped",
-                outcome.imported, outcome.skipped
-            );
-            entry.append(&tx, now_ms, Outcome::Ok, &detail)?;
-            tx.commit()?;
-            Ok((outcome, true))
-        })
-        .await;
+            for row in &chunk.rows {
+                let problems: Vec<(usize, String)> = row
+                    .problems
+                    .iter()
+                    .map(|p| (p.column as usize, p.message.clone()))
+                    .collect();
+                importer.row(row.row, &row.cells, &problems)?;
+                received += 1;
+            }
+            counted = chunk.end_rows;
+        }
+        match counted {
+            Some(count) if count == received => {}
+            Some(count) => {
+                return Err(CoreError::invalid(format!(
+                    "the import counted {count} rows but {received} came: nothing was imported"
+                )))
+            }
+            None => {
+                return Err(CoreError::invalid(
+                    "the rows stopped before the end of the file: nothing was imported".into(),
+                ))
+            }
+        }
+        let outcome = importer.finish();
+        if !outcome.commit(start.skip_bad, start.dry_run) {
+            tx.rollback()?;
+            return Ok((outcome, false));
+        }
+        let detail = format!(
+            "{} added, {} updated, {} unchanged, {} bad rows skipped",
+            outcome.added, outcome.updated, outcome.unchanged, outcome.skipped
+        );
+        entry.append(&tx, now_ms, Outcome::Ok, &detail)?;
+        tx.commit()?;
+        Ok((outcome, true))
+    });
+    let ((), result) = tokio::join!(forward, import);
     let (outcome, committed) = match result {
         Ok(imported) => imported,
         Err(error) => return Err(admin.refused(action, error).await),
@@ -152,14 +246,40 @@ pub(super) async fn member_import(
     if committed {
         admin.node.events_appended();
     }
+    let listed = |listed: Vec<import::Listed>| -> Vec<pb::MemberChanges> {
+        listed
+            .into_iter()
+            .map(|l| pb::MemberChanges {
+                row: l.row,
+                member_id: l.member_id,
+                name: l.name,
+                changes: l
+                    .changes
+                    .into_iter()
+                    .map(|(column, old, new)| pb::FieldChange { column, old, new })
+                    .collect(),
+            })
+            .collect()
+    };
     Ok(Response::new(pb::MemberImportResponse {
-        imported: if committed { outcome.imported } else { 0 },
+        imported: outcome.added,
         skipped: outcome.skipped,
         problems: outcome
             .problems
             .into_iter()
-            .map(|(line, message)| pb::ImportProblem { line, message })
+            .map(|p| pb::ImportProblem {
+                line: p.row,
+                message: p.message,
+                column: p.column,
+            })
             .collect(),
+        updated: outcome.updated,
+        unchanged: outcome.unchanged,
+        committed,
+        changed: listed(outcome.changed),
+        added: listed(outcome.added_list),
+        unlisted: outcome.unlisted,
+        notes: outcome.notes,
     }))
 }
 
@@ -170,13 +290,18 @@ pub(super) async fn member_export(
     request: Request<pb::MemberExportRequest>,
 ) -> Result<Response<pb::MemberExportResponse>, Status> {
     let (action, _) = Action::of(request, "member.export", |_| String::new());
-    let (csv, count) = admin.read(import::export).await?;
+    let rows = admin.read(import::export).await?;
+    let count = rows.len() as u64;
     admin
         .record(action, Outcome::Ok, format!("{count} members"))
         .await;
     Ok(Response::new(pb::MemberExportResponse {
-        csv,
         members: count,
+        columns: MEMBER_COLUMNS.iter().map(|c| c.key.to_owned()).collect(),
+        rows: rows
+            .into_iter()
+            .map(|cells| pb::ExportRow { cells })
+            .collect(),
     }))
 }
 

@@ -80,6 +80,14 @@ pub use process::{describe_output, liaisonctl, run_with_timeout};
 pub use views::{parse_json_lines, AuditEntry, PeerView, PendingView};
 pub use wait::{timed, wait_for, wait_until};
 
+/// A valid national ID number for a test's member: the 17 digits (area,
+/// birth date, sequence) and their check character.
+pub fn national_id(first17: &str) -> String {
+    let check = liaison_types::validate::national_id_check_char(first17)
+        .unwrap_or_else(|| panic!("`{first17}` is not 17 digits"));
+    format!("{first17}{check}")
+}
+
 /// The federation name of the CA [`Federation::new`] creates.
 pub const FEDERATION: &str = "gansu";
 /// How long tests wait for something that should happen within a second or

@@ -56,6 +56,19 @@ impl TestNode {
         .member_id
     }
 
+    /// Imports a CSV roster held in memory through `MemberImport`, as
+    /// `liaisonctl member import` streams a file's rows (new members, all
+    /// or none); the node's answer. Not bounded: callers bound it.
+    pub async fn import_csv(&self, csv: &str) -> Result<pb::MemberImportResponse, Status> {
+        let chunks = liaisonctl::sheet::send::csv_chunks(csv.as_bytes(), Default::default())
+            .unwrap_or_else(|e| panic!("the test's roster cannot be read: {e}"));
+        let mut admin = self.admin().await;
+        admin
+            .member_import(tokio_stream::iter(chunks))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// The member goes away to `place` (a place code), on `departed_on`.
     pub async fn outflow_register(&self, member_id: &str, place: &str, departed_on: &str) {
         let mut admin = self.admin().await;

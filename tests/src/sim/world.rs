@@ -1101,13 +1101,15 @@ impl World {
                     f.home_branch()
                 );
                 node.tx(|c, ctx| {
-                    let outcome = liaison_core::import::import(c, ctx, csv.as_bytes())?;
+                    // A row with the member's id changes it: an update.
+                    let outcome = liaison_core::import::import_csv(c, ctx, csv.as_bytes(), true)?;
                     match outcome.problems.first() {
                         // A bad row rolls the import back, as the admin
                         // service does unless told to skip bad rows.
-                        Some((line, problem)) => {
-                            Err(CoreError::invalid(format!("line {line}: {problem}")))
-                        }
+                        Some(problem) => Err(CoreError::invalid(format!(
+                            "row {}: {}",
+                            problem.row, problem.message
+                        ))),
                         None => Ok(()),
                     }
                 })?;
