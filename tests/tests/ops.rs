@@ -112,47 +112,42 @@ async fn metrics_measure_lag_at_the_follower_after_a_restart_mid_backlog() {
     // Every scrape's cursor is the follower's durable one as it stands:
     // between what `peer status` read just before and just after.
     let mut seen_behind = false;
-    let deadline = tokio::time::Instant::now() + DEFAULT_WAIT * 3;
-    loop {
-        let before = lanzhou.replication("pingliang").await.my_cursor as f64;
-        let s = scrape(&lanzhou).await;
-        let after = lanzhou.replication("pingliang").await;
-        let labels = [("peer", "pingliang")];
-        let cursor = metric(&s, "liaison_peer_cursor", &labels).expect("peer_cursor");
-        let head = metric(&s, "liaison_peer_head", &labels).expect("peer_head");
-        let lag = metric(&s, "liaison_peer_lag_events", &labels).expect("peer_lag_events");
-        assert!(
-            before <= cursor && cursor <= after.my_cursor as f64,
-            "{before} <= {cursor} <= {}",
-            after.my_cursor
-        );
-        assert_eq!(lag, head - cursor);
-        seen_behind |= lag > 0.0;
-        // The source's head for this follower, from its database.
-        let source_head: f64 = rusqlite::Connection::open_with_flags(
-            pingliang.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(|conn| {
-            conn.query_row(
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE audience = 'lanzhou'",
-                [],
-                |r| r.get::<_, i64>(0),
+    lanzhou
+        .wait_until(DEFAULT_WAIT * 3, "lanzhou caught up", async || {
+            let before = lanzhou.replication("pingliang").await.my_cursor as f64;
+            let s = scrape(&lanzhou).await;
+            let after = lanzhou.replication("pingliang").await;
+            let labels = [("peer", "pingliang")];
+            let cursor = metric(&s, "liaison_peer_cursor", &labels).expect("peer_cursor");
+            let head = metric(&s, "liaison_peer_head", &labels).expect("peer_head");
+            let lag = metric(&s, "liaison_peer_lag_events", &labels).expect("peer_lag_events");
+            assert!(
+                before <= cursor && cursor <= after.my_cursor as f64,
+                "{before} <= {cursor} <= {}",
+                after.my_cursor
+            );
+            assert_eq!(lag, head - cursor);
+            seen_behind |= lag > 0.0;
+            // The source's head for this follower, from its database.
+            let source_head: f64 = rusqlite::Connection::open_with_flags(
+                pingliang.db_path(),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
+            .and_then(|conn| {
+                conn.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM events WHERE audience = 'lanzhou'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .expect("read pingliang's head for lanzhou") as f64;
+            if cursor == source_head {
+                // Caught up: the figure is the source's head for this follower.
+                assert_eq!(cursor, after.peer_head as f64);
+            }
+            cursor == source_head
         })
-        .expect("read pingliang's head for lanzhou") as f64;
-        if cursor == source_head {
-            // Caught up: the figure is the source's head for this follower.
-            assert_eq!(cursor, after.peer_head as f64);
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "lanzhou never caught up: {}",
-            fed.dump()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .await;
     println!("a scrape saw the follower behind: {seen_behind}");
 
     let s = scrape(&lanzhou).await;
