@@ -357,6 +357,10 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+#[path = "../proptest_config.rs"]
+mod proptest_config;
+
 /// The organizations file is an operator's and may hold anything: reading
 /// it never panics, and refuses what it cannot read with a message. 96
 /// cases per property in every `cargo test` (`PROPTEST_CASES` changes it),
@@ -364,7 +368,6 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
 
     use liaison_proto::v1 as pb;
     use liaison_types::sheet::csv::CsvSource;
@@ -377,24 +380,7 @@ mod properties {
         Ok(orgs_of(&mut source, "", false)?.request.orgs)
     }
 
-    fn config() -> Config {
-        let defaults = Config::default();
-        let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            96
-        };
-        let seed = match defaults.rng_seed {
-            RngSeed::Fixed(seed) => seed,
-            RngSeed::Random => rand::random(),
-        };
-        eprintln!("proptest seed {seed}: PROPTEST_RNG_SEED={seed} runs these cases again");
-        Config {
-            cases,
-            rng_seed: RngSeed::Fixed(seed),
-            ..defaults
-        }
-    }
+    use super::proptest_config::config;
 
     fn header() -> impl Strategy<Value = String> {
         prop_oneof![

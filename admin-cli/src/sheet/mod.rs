@@ -220,6 +220,10 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+#[path = "../proptest_config.rs"]
+mod proptest_config;
+
 /// A workbook an operator was sent may hold anything: reading it never
 /// panics, whatever its bytes. Cases mutate the office suite's workbook
 /// (bytes changed, the file cut short); 96 per property in every `cargo
@@ -231,25 +235,16 @@ mod properties {
 
     use liaison_types::sheet::{Header, MEMBER_COLUMNS};
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
+    use proptest::test_runner::Config;
 
+    use super::proptest_config;
+
+    /// Failures are not written to a regression file: the cases are bytes
+    /// of a workbook, replayed from the printed seed.
     fn config() -> Config {
-        let defaults = Config::default();
-        let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-            defaults.cases
-        } else {
-            96
-        };
-        let seed = match defaults.rng_seed {
-            RngSeed::Fixed(seed) => seed,
-            RngSeed::Random => rand::random(),
-        };
-        eprintln!("proptest seed {seed}: PROPTEST_RNG_SEED={seed} runs these cases again");
         Config {
-            cases,
-            rng_seed: RngSeed::Fixed(seed),
             failure_persistence: None,
-            ..defaults
+            ..proptest_config::config()
         }
     }
 
