@@ -54,6 +54,40 @@ pub struct Config {
     /// Where the Prometheus endpoint listens (plain HTTP, `GET /metrics`);
     /// `None`: no endpoint (the default).
     pub metrics_listen: Option<SocketAddr>,
+    /// The report-in page (一键报到) members open from a station's QR code;
+    /// `None`: no page (the default).
+    pub report_in: Option<ReportIn>,
+}
+
+/// Where `[report_in]` listens when enabled without an address.
+pub const REPORT_IN_LISTEN_DEFAULT: &str = "127.0.0.1:8470";
+
+/// The report-in page's listener and its limits.
+#[derive(Debug, Clone)]
+pub struct ReportIn {
+    pub listen: SocketAddr,
+    /// The address members' phones open, without a trailing `/`; a
+    /// station's QR code is `{public_url}/s/{station code}`.
+    pub public_url: String,
+    /// HTTPS with this certificate and key (PEM); `None`: plain HTTP, which
+    /// is accepted only on a loopback address (behind a reverse proxy).
+    pub tls: Option<ReportInTls>,
+    /// Behind a reverse proxy: the client's address is the last entry of
+    /// `X-Forwarded-For` (the proxy's own), not the connection's.
+    pub behind_proxy: bool,
+    /// Submissions accepted from one client address per hour.
+    pub per_address_per_hour: u32,
+    /// Submissions accepted for one phone number per day.
+    pub per_phone_per_day: u32,
+    /// Days a rejected claim is kept (with its personal data) before it is
+    /// deleted.
+    pub rejected_kept_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportInTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Where `[metrics]` listens when enabled without an address: localhost
@@ -210,6 +244,38 @@ struct RawConfig {
     testing: Testing,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    report_in: RawReportIn,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawReportIn {
+    enabled: bool,
+    listen: Option<String>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    behind_proxy: bool,
+    per_address_per_hour: u32,
+    per_phone_per_day: u32,
+    rejected_kept_days: u32,
+}
+
+impl Default for RawReportIn {
+    fn default() -> Self {
+        RawReportIn {
+            enabled: false,
+            listen: None,
+            public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            behind_proxy: false,
+            per_address_per_hour: 20,
+            per_phone_per_day: 3,
+            rejected_kept_days: 30,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,6 +391,11 @@ impl Config {
         } else {
             None
         };
+        let report_in = if raw.report_in.enabled {
+            Some(report_in(raw.report_in, &resolve).map_err(invalid)?)
+        } else {
+            None
+        };
         Ok(Config {
             display_name: raw
                 .display_name
@@ -345,12 +416,69 @@ impl Config {
             transfers: raw.transfers,
             testing: raw.testing,
             metrics_listen,
+            report_in,
         })
     }
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("liaison.db")
     }
+}
+
+fn report_in(raw: RawReportIn, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<ReportIn, String> {
+    let listen_text = raw.listen.as_deref().unwrap_or(REPORT_IN_LISTEN_DEFAULT);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        format!(
+            "report_in.listen `{listen_text}` is not an address with a port, such as {REPORT_IN_LISTEN_DEFAULT}"
+        )
+    })?;
+    let public_url = raw
+        .public_url
+        .as_deref()
+        .map(|u| u.trim().trim_end_matches('/'))
+        .unwrap_or_default()
+        .to_owned();
+    if !(public_url.starts_with("https://") || public_url.starts_with("http://"))
+        || public_url.len() <= "https://".len()
+    {
+        return Err(
+            "report_in.public_url must be the address members' phones open, such as https://dangjian.lanzhou.example/baodao".into(),
+        );
+    }
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some(ReportInTls {
+            cert: resolve(&cert),
+            key: resolve(&key),
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(
+                "report_in: set both tls_cert and tls_key for HTTPS, or neither for plain HTTP behind a reverse proxy".into(),
+            )
+        }
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
+        return Err(format!(
+            "report_in.listen `{listen}` is not a loopback address: plain HTTP is only served to a reverse proxy on this machine; set tls_cert and tls_key to serve HTTPS there"
+        ));
+    }
+    if raw.per_address_per_hour == 0 || raw.per_phone_per_day == 0 {
+        return Err(
+            "report_in.per_address_per_hour and per_phone_per_day must be at least 1".into(),
+        );
+    }
+    if raw.rejected_kept_days == 0 || raw.rejected_kept_days > 365 {
+        return Err("report_in.rejected_kept_days must be between 1 and 365".into());
+    }
+    Ok(ReportIn {
+        listen,
+        public_url,
+        tls,
+        behind_proxy: raw.behind_proxy,
+        per_address_per_hour: raw.per_address_per_hour,
+        per_phone_per_day: raw.per_phone_per_day,
+        rejected_kept_days: raw.rejected_kept_days,
+    })
 }
 
 fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
@@ -412,6 +540,21 @@ format = "human"
 # enabled = true
 # listen = "127.0.0.1:9464"
 
+# [report_in]
+# The report-in page (一键报到) members open from a service station's QR code,
+# off by default. HTTPS with tls_cert and tls_key; without them plain HTTP,
+# on a loopback address only, behind the department's reverse proxy
+# (deploy/README.md).
+# enabled = true
+# listen = "127.0.0.1:8470"
+# public_url = "https://dangjian.lanzhou.example/baodao"   # what QR codes open
+# tls_cert = "certs/baodao.crt"
+# tls_key = "certs/baodao.key"
+# behind_proxy = true              # client address from X-Forwarded-For
+# per_address_per_hour = 20        # submissions from one address
+# per_phone_per_day = 3            # submissions for one phone number
+# rejected_kept_days = 30          # a rejected claim is deleted after this
+
 # [limits]
 # handshake_timeout_ms = 5000         # TLS handshakes not done by then are dropped
 # handshakes_max = 256                # connections in their TLS handshake, all sources;
@@ -463,6 +606,36 @@ mod tests {
         assert!(err.to_string().contains("federation.listen"), "{err}");
         let err = parse(&format!("{text}\nbogus = 1\n")).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn report_in_is_off_by_default_and_checked_when_on() {
+        let base = example("lanzhou", "兰州", "0.0.0.0:7401");
+        assert!(parse(&base).unwrap().report_in.is_none());
+        let on = |section: &str| parse(&format!("{base}\n[report_in]\nenabled = true\n{section}"));
+        let page = on("public_url = \"https://dj.lanzhou.example/baodao/\"")
+            .unwrap()
+            .report_in
+            .unwrap();
+        assert_eq!(page.public_url, "https://dj.lanzhou.example/baodao");
+        assert_eq!(page.listen.to_string(), REPORT_IN_LISTEN_DEFAULT);
+        assert!(page.tls.is_none());
+        assert_eq!(page.rejected_kept_days, 30);
+        let err = on("").unwrap_err().to_string();
+        assert!(err.contains("public_url"), "{err}");
+        let err = on("public_url = \"https://x.example\"\nlisten = \"0.0.0.0:8470\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loopback"), "{err}");
+        let err = on("public_url = \"https://x.example\"\ntls_cert = \"a.crt\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_key"), "{err}");
+        let https = on("public_url = \"https://x.example\"\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c/a.crt\"\ntls_key = \"c/a.key\"")
+            .unwrap()
+            .report_in
+            .unwrap();
+        assert_eq!(https.tls.unwrap().key, Path::new("/etc/liaison/c/a.key"));
     }
 
     #[test]
