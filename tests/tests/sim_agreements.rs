@@ -219,3 +219,38 @@ fn sim_bug_a_host_judges_shares_by_the_active_version_and_says_so() {
 fn sim_bug_readded_peer_gets_what_an_agreement_covers() {
     all_pass(seeds(&[979]));
 }
+
+/// Soak seed 1,300,126 (`quiescence`). Pingliang shares m under either of
+/// two agreements with Lanzhou. Lanzhou's clock, far ahead, passes both
+/// ends plus grace while Pingliang's does not: Lanzhou drops the copy and
+/// says so (`CopiesDropped`) for one agreement; Pingliang, for which the
+/// other is still active, shares under the other; Lanzhou refuses that
+/// and says so; Pingliang, remembering only the last, shares under the
+/// first again, without end. Fixed in `core::agreements`: the coordinator
+/// keeps the end date of the version whose copies the host dropped
+/// (`copies_dropped_for`) and shares nothing under that version again.
+#[test]
+fn sim_bug_coordinator_remembers_every_agreement_the_host_dropped_copies_under() {
+    let m = MemberRef(2);
+    let run = schedule(vec![
+        propose(P, L, true, -15, 24),
+        propose(P, L, true, -15, 26),
+        member_add(P, "李党员"),
+        deliver(P, L),
+        accept_agreement(L, AgreementRef(0)),
+        accept_agreement(L, AgreementRef(1)),
+        deliver(L, P),
+        outflow(P, m, L, 12),
+        deliver(P, L),
+        Step::Advance {
+            deltas_ms: vec![0, 45 * DAY, 0],
+        },
+        tick(L),
+        deliver(L, P),
+        deliver(P, L),
+        deliver(L, P),
+        deliver(P, L),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_300_126]));
+}

@@ -530,6 +530,14 @@ fn apply_state(
             // The host's clock passed the end of the version it knew. If a
             // later version was activated here since (the agreement was
             // renewed), share again; if not, the host holds nothing now.
+            if let Some(terms) = version_terms(conn, &a.agreement_id, s.version)? {
+                // Dates as YYYY-MM-DD compare as text; a late report about
+                // an earlier version does not undo a later one.
+                if terms.effective_until > a.copies_dropped_for {
+                    a.copies_dropped_for = terms.effective_until;
+                    save(conn, &a, ctx.now_ms)?;
+                }
+            }
             let shared: Vec<String> = conn
                 .prepare("SELECT member_id FROM shares WHERE basis = ?1")?
                 .query_map([&a.agreement_id], |r| r.get(0))?

@@ -92,6 +92,11 @@ pub struct Agreement {
     /// `host_end_seq` in its log (0: unknown, every later record refused).
     pub host_end_applied: bool,
     pub host_end_seq: u64,
+    /// The end date (`effective_until`) of the version whose copies the
+    /// host dropped on its own clock: at the host, it dropped them; at the
+    /// coordinator, the host said so (`CopiesDropped`). Nothing is shared
+    /// under the agreement again until a version with another end is
+    /// active: the host would refuse it and say so again, without end.
     pub copies_dropped_for: String,
     pub updated_at_ms: i64,
 }

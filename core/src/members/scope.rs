@@ -30,18 +30,27 @@ pub struct Scope {
 
 impl Scope {
     pub fn load(conn: &Connection, ctx: &Ctx<'_>) -> Result<Scope, Error> {
-        let rows: Vec<(String, String, Option<Vec<u8>>)> = conn
+        type Row = (String, String, Option<Vec<u8>>, String);
+        let rows: Vec<Row> = conn
             .prepare_cached(
-                "SELECT a.agreement_id, a.inflow_node, v.terms FROM agreements a
+                "SELECT a.agreement_id, a.inflow_node, v.terms, a.copies_dropped_for FROM agreements a
                  LEFT JOIN agreement_versions v ON v.agreement_id = a.agreement_id AND v.version = a.active_version
                  WHERE a.outflow_node = ?1 AND a.state = 'active' ORDER BY a.agreement_id",
             )?
-            .query_map([ctx.me.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([ctx.me.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         let entries = rows
             .into_iter()
-            .filter_map(|(agreement_id, inflow, bytes)| {
+            .filter_map(|(agreement_id, inflow, bytes, dropped_for)| {
                 let terms = pb::AgreementTerms::decode(bytes?.as_slice()).ok()?;
+                // The host's clock passed this version's end and it dropped
+                // its copies: it holds nothing under it, whatever this
+                // node's clock says.
+                if !dropped_for.is_empty() && terms.effective_until == dropped_for {
+                    return None;
+                }
                 let members = (terms.scope_kind == "members")
                     .then(|| terms.scope_members.into_iter().collect());
                 Some(ScopeEntry {
