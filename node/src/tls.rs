@@ -220,7 +220,10 @@ fn client_cert_verifier(
     if !crls.is_empty() {
         // Node certificates are issued by the root itself: the list is
         // about them. A certificate of another issuer has no list here,
-        // and the chain check decides it.
+        // and the chain check decides it. A list past its nextUpdate is
+        // still enforced (rustls' default expiration policy): it is the
+        // newest the node knows, and dropping it would readmit the
+        // certificates it revokes.
         verifier = verifier
             .with_crls(crls.iter().cloned())
             .only_check_end_entity_revocation()

@@ -211,3 +211,46 @@ async fn a_list_named_in_node_toml_takes_effect_at_reload() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_near_or_past_its_next_update_is_on_the_todo_list() {
+    let fed = Federation::new("certs-stale");
+    let crl = fed.dir().join("federation.crl");
+    liaison_types::identity::ca_crl(&ca_dir(&fed), &crl, 30).expect("ca crl");
+    let mut config = fed.config("pingliang").clockable();
+    config.crl = Some(crl);
+    let pingliang = fed.start(config).await;
+    let crl_items = || {
+        pingliang
+            .ctl_json(&["todo"])
+            .into_iter()
+            .map(|(_, item)| item)
+            .filter(|item| item["kind"] == "crl_expiring")
+            .collect::<Vec<_>>()
+    };
+    assert!(crl_items().is_empty(), "30 days ahead: no item");
+    pingliang.ctl_ok(&["debug", "clock", "--offset", "25d"]);
+    let items = crl_items();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(
+        items[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("due for renewal in 4 days")),
+        "{items:?}"
+    );
+    assert_eq!(items[0]["days_left"], 4);
+    pingliang.ctl_ok(&["debug", "clock", "--offset", "31d"]);
+    let items = crl_items();
+    assert!(
+        items[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("past its next update")),
+        "{items:?}"
+    );
+    assert!(
+        items[0]["detail"]
+            .as_str()
+            .is_some_and(|s| s.contains("keeps enforcing it")),
+        "{items:?}"
+    );
+}
