@@ -216,4 +216,35 @@ mod tests {
             .register(inbound("tianshui", &tianshui), &first)
             .is_ok());
     }
+
+    #[test]
+    fn a_new_ca_bundle_cuts_the_peers_it_no_longer_trusts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_ca, new_ca) = (dir.path().join("old"), dir.path().join("new"));
+        ca_init("gansu", &old_ca, 30, false).unwrap();
+        ca_init("gansu", &new_ca, 30, false).unwrap();
+        let files = |ca: &Path| {
+            let cert = issue(ca, &ca.join("certs"), "pingliang");
+            TlsFiles {
+                key: cert.with_extension("key"),
+                cert,
+                ca: ca.join(CA_CERT_FILE),
+                crl: None,
+            }
+        };
+        let old = Credentials::load(&files(&old_ca), &id("pingliang")).unwrap();
+        let trust = Trust::new(old);
+        let open = inbound("lanzhou", &issue(&old_ca, &old_ca.join("certs"), "lanzhou"));
+        let cut = open.cut.clone();
+        let _open = trust.register(open, &trust.credentials()).unwrap();
+        let rotated = trust.replace(Credentials::load(&files(&new_ca), &id("pingliang")).unwrap());
+        assert_eq!(rotated.len(), 1);
+        assert!(
+            rotated[0]
+                .reason
+                .contains("not issued by this federation's CA"),
+            "{rotated:?}"
+        );
+        assert!(cut.is_cancelled());
+    }
 }
