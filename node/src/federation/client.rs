@@ -66,8 +66,8 @@ pub struct PeerChannel {
 
 impl PeerChannel {
     /// The certificate the peer presented, as verified.
-    pub fn peer_certificate(&self) -> Option<&PeerCertificate> {
-        self.peer.as_deref()
+    pub fn peer_certificate(&self) -> Option<&Arc<PeerCertificate>> {
+        self.peer.as_ref()
     }
 }
 

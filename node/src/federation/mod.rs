@@ -367,7 +367,7 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
     let open = trust::Open {
         peer: node_id.clone(),
         side: trust::Side::Inbound,
-        certificate,
+        certificate: Arc::new(certificate),
         cut: cut.clone(),
     };
     let registration = match node.trust.register(open, &credentials) {

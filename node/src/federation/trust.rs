@@ -32,7 +32,7 @@ pub enum Side {
 pub struct Open {
     pub peer: NodeId,
     pub side: Side,
-    pub certificate: PeerCertificate,
+    pub certificate: Arc<PeerCertificate>,
     /// Cancelled to cut the connection.
     pub cut: CancellationToken,
 }
@@ -167,7 +167,9 @@ mod tests {
         Open {
             peer: id(peer),
             side: Side::Inbound,
-            certificate: PeerCertificate::of(Some(&read_certs(cert).unwrap()), None).unwrap(),
+            certificate: Arc::new(
+                PeerCertificate::of(Some(&read_certs(cert).unwrap()), None).unwrap(),
+            ),
             cut: CancellationToken::new(),
         }
     }
