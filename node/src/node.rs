@@ -171,7 +171,11 @@ impl Node {
     pub async fn reload(&self, actor: Actor) -> Result<Reloaded, NodeError> {
         let running = self.config.clone();
         let node_id = self.node_id.clone();
-        let in_force = self.credentials().files.clone();
+        let trust = self.trust.clone();
+        let in_force = trust.credentials().files.clone();
+        let (now_ms, zone) = (self.now_ms(), self.config.time_zone);
+        // Loading verifies signatures, and so does judging every open
+        // connection again: a blocking thread's work.
         let loaded = self
             .tasks
             .spawn_blocking(move || -> Result<_, String> {
@@ -183,11 +187,13 @@ impl Node {
                     None => (in_force, Vec::new()),
                 };
                 let credentials = Credentials::load(&files, &node_id).map_err(|e| e.to_string())?;
-                Ok((credentials, restart_needed))
+                let detail = describe_credentials(&credentials, now_ms, zone);
+                let cuts = trust.replace(credentials);
+                Ok((detail, cuts, restart_needed))
             })
             .await
             .map_err(|join| NodeError::Internal(format!("the reload task failed: {join}")))?;
-        let (credentials, restart_needed) = match loaded {
+        let (mut detail, cuts, restart_needed) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 let detail = format!("{error}; the node goes on with the credentials it had");
@@ -203,8 +209,6 @@ impl Node {
                 return Err(NodeError::Core(CoreError::conflict(detail)));
             }
         };
-        let mut detail = self.describe_credentials(&credentials);
-        let cuts = self.trust.replace(credentials);
         let peers_cut = cuts_by_peer(&cuts);
         if !peers_cut.is_empty() {
             let names: Vec<&str> = peers_cut.iter().map(|(peer, _)| peer.as_str()).collect();
@@ -232,7 +236,9 @@ impl Node {
         for (peer, cut) in peers_cut {
             let sides = |side| cut.iter().filter(|c| c.side == side).count();
             let (inbound, outbound) = (sides(Side::Inbound), sides(Side::Outbound));
-            let first = cut[0];
+            let Some(first) = cut.first() else {
+                continue;
+            };
             tracing::warn!(%peer, reason = %first.reason, inbound, outbound, "peer connections cut at reload");
             self.audit(
                 Actor::Node,
@@ -251,38 +257,6 @@ impl Node {
             restart_needed: restart_needed.into_iter().map(str::to_owned).collect(),
             connections_cut: cuts.len(),
         })
-    }
-
-    /// What a reload's answer and its audit entry say about the
-    /// credentials it put in force: the certificate and its expiry, the
-    /// revocation list.
-    fn describe_credentials(&self, credentials: &Credentials) -> String {
-        let now_ms = self.now_ms();
-        let mut text = format!(
-            "certificate {} (expires in {:.0} days)",
-            credentials.material.fingerprint,
-            certificate_days_left(&credentials.material, now_ms),
-        );
-        match &credentials.files.crl {
-            None => text.push_str(", no revocation list (tls.crl)"),
-            Some(path) => {
-                text.push_str(&format!(
-                    ", revocation list {}: {} certificate(s) revoked",
-                    path.display(),
-                    credentials.crls.revoked
-                ));
-                if let Some(next) = credentials.crls.next_update {
-                    text.push_str(&format!(
-                        ", next update due {}",
-                        liaison_types::time::format_ms(
-                            next.saturating_mul(1000),
-                            self.config.time_zone
-                        )
-                    ));
-                }
-            }
-        }
-        text
     }
 
     /// The database's current log id.
@@ -1025,6 +999,37 @@ pub struct Reloaded {
     /// Settings changed in node.toml that only a restart puts in force.
     pub restart_needed: Vec<String>,
     pub connections_cut: usize,
+}
+
+/// What a reload's answer and its audit entry say about the credentials
+/// it put in force: the certificate and its expiry, the revocation list.
+fn describe_credentials(
+    credentials: &Credentials,
+    now_ms: Millis,
+    zone: liaison_types::time::Tz,
+) -> String {
+    let mut text = format!(
+        "certificate {} (expires in {:.0} days)",
+        credentials.material.fingerprint,
+        certificate_days_left(&credentials.material, now_ms),
+    );
+    match &credentials.files.crl {
+        None => text.push_str(", no revocation list (tls.crl)"),
+        Some(path) => {
+            text.push_str(&format!(
+                ", revocation list {}: {} certificate(s) revoked",
+                path.display(),
+                credentials.crls.revoked
+            ));
+            if let Some(next) = credentials.crls.next_update {
+                text.push_str(&format!(
+                    ", next update due {}",
+                    liaison_types::time::format_ms(next.saturating_mul(1000), zone)
+                ));
+            }
+        }
+    }
+    text
 }
 
 /// The connections a reload cut, per peer, in the order of the peers' ids.
