@@ -104,7 +104,7 @@ enum Command {
     Backup(cmd::reconcile::BackupArgs),
     /// After a restore: reconciliation with every peer (`status`, `--without-peer P`).
     Reconcile(cmd::reconcile::ReconcileArgs),
-    /// Read the node's certificate, key, CA and revocation list again, without a restart (as SIGHUP does).
+    /// Read node.toml's [tls] section and the certificate, key, CA and revocation list it names again, without a restart (as SIGHUP does); close connections of peers the new list revokes.
     Reload,
     /// Print a shell completion script: `liaisonctl completion bash > /etc/bash_completion.d/liaisonctl`.
     Completion {

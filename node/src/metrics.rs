@@ -318,13 +318,26 @@ pub async fn render(node: &Arc<Node>) -> Result<String, NodeError> {
         "Size of the database file and its write-ahead log",
         database,
     );
+    let credentials = node.credentials();
     let expiry = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-    expiry.set(crate::node::certificate_days_left(&node.tls(), now_ms));
+    expiry.set(crate::node::certificate_days_left(
+        &credentials.material,
+        now_ms,
+    ));
     registry.register(
         "certificate_expiry_days",
         "Days until the node's certificate expires",
         expiry,
     );
+    if let Some(days) = crate::node::crl_days_left(&credentials, now_ms) {
+        let crl = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        crl.set(days);
+        registry.register(
+            "crl_next_update_days",
+            "Days until the revocation list in force is due to be replaced (negative once past: the node keeps enforcing it)",
+            crl,
+        );
+    }
     let mut text = String::new();
     encode(&mut text, &registry)
         .map_err(|e| NodeError::Internal(format!("cannot encode the metrics: {e}")))?;

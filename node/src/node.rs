@@ -36,7 +36,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::NodeError;
 use crate::federation::links::Links;
-use crate::tls::Credentials;
+use crate::federation::trust::{Cut, Side, Trust};
+use crate::tls::{Credentials, TlsFiles};
 use liaison_core::clock::{Clock, Millis, SystemClock};
 use liaison_core::store::audit::{self, Actor, NewEntry, Outcome};
 use liaison_core::store::Store;
@@ -71,8 +72,9 @@ pub struct Node {
     pub config: Config,
     pub node_id: NodeId,
     /// The certificate, key, CA bundle and revocation lists, replaced
-    /// whole by [`Node::reload`].
-    credentials: std::sync::RwLock<Arc<Credentials>>,
+    /// whole by [`Node::reload`], and the open peer connections verified
+    /// with them, judged again at a reload.
+    pub trust: Arc<Trust>,
     pub store: Arc<Store>,
     pub clock: Arc<SystemClock>,
     pub started: Instant,
@@ -144,10 +146,7 @@ impl Node {
 
     /// The credentials in force: a new handshake uses these.
     pub fn credentials(&self) -> Arc<Credentials> {
-        self.credentials
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.trust.credentials()
     }
 
     /// The node's certificate and key, and the CA bundle.
@@ -160,41 +159,42 @@ impl Node {
         self.credentials().notary.clone()
     }
 
-    /// Reads the certificate, key, CA bundle and revocation list again
-    /// (SIGHUP, `liaisonctl reload`) and, if all of them check, puts them
-    /// in force at once: every new handshake, both ways, uses them, and a
-    /// peer certificate the list revokes is refused from then on.
-    /// Connections already open keep going, so no stream is dropped. On
-    /// any failure nothing changes. Audited either way.
-    pub async fn reload(&self, actor: Actor) -> Result<String, NodeError> {
-        let config = self.config.clone();
+    /// Reads node.toml's `[tls]` section again, then the certificate, key,
+    /// CA bundle and revocation list it names (SIGHUP, `liaisonctl
+    /// reload`), and, if all of them check, puts them in force at once:
+    /// every new handshake, both ways, uses them, and every open peer
+    /// connection whose certificate they refuse (revoked, or no longer
+    /// chaining to the CA bundle) is cut, one audit entry per peer. Other
+    /// connections keep going, so no stream of a trusted peer is dropped.
+    /// Other settings changed in node.toml are named as needing a restart.
+    /// On any failure nothing changes. Audited either way.
+    pub async fn reload(&self, actor: Actor) -> Result<Reloaded, NodeError> {
+        let running = self.config.clone();
+        let node_id = self.node_id.clone();
+        let trust = self.trust.clone();
+        let in_force = trust.credentials().files.clone();
+        let (now_ms, zone) = (self.now_ms(), self.config.time_zone);
+        // Loading verifies signatures, and so does judging every open
+        // connection again: a blocking thread's work.
         let loaded = self
             .tasks
-            .spawn_blocking(move || Credentials::load(&config))
+            .spawn_blocking(move || -> Result<_, String> {
+                let (files, restart_needed) = match &running.file {
+                    Some(path) => {
+                        let newer = Config::load(path).map_err(|e| e.to_string())?;
+                        (TlsFiles::of(&newer), running.restart_needed(&newer))
+                    }
+                    None => (in_force, Vec::new()),
+                };
+                let credentials = Credentials::load(&files, &node_id).map_err(|e| e.to_string())?;
+                let detail = describe_credentials(&credentials, now_ms, zone);
+                let cuts = trust.replace(credentials);
+                Ok((detail, cuts, restart_needed))
+            })
             .await
             .map_err(|join| NodeError::Internal(format!("the reload task failed: {join}")))?;
-        match loaded {
-            Ok(credentials) => {
-                let now_ms = self.now_ms();
-                let detail = format!(
-                    "certificate {} (expires in {:.0} days), {} revocation list(s)",
-                    credentials.material.fingerprint,
-                    certificate_days_left(&credentials.material, now_ms),
-                    credentials.crls.len()
-                );
-                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
-                    Arc::new(credentials);
-                tracing::info!(%detail, "credentials reloaded");
-                self.audit(
-                    actor,
-                    "node.reload",
-                    self.node_id.to_string(),
-                    Outcome::Ok,
-                    detail.clone(),
-                )
-                .await;
-                Ok(detail)
-            }
+        let (mut detail, cuts, restart_needed) = match loaded {
+            Ok(loaded) => loaded,
             Err(error) => {
                 let detail = format!("{error}; the node goes on with the credentials it had");
                 tracing::warn!(%error, "reload refused");
@@ -206,9 +206,57 @@ impl Node {
                     detail.clone(),
                 )
                 .await;
-                Err(NodeError::Core(CoreError::conflict(detail)))
+                return Err(NodeError::Core(CoreError::conflict(detail)));
             }
+        };
+        let peers_cut = cuts_by_peer(&cuts);
+        if !peers_cut.is_empty() {
+            let names: Vec<&str> = peers_cut.iter().map(|(peer, _)| peer.as_str()).collect();
+            detail.push_str(&format!(
+                "; closed {} connection(s) of {} whose certificate is no longer trusted",
+                cuts.len(),
+                names.join(", ")
+            ));
         }
+        if !restart_needed.is_empty() {
+            detail.push_str(&format!(
+                "; changed in node.toml, in force only after a restart: {}",
+                restart_needed.join(", ")
+            ));
+        }
+        tracing::info!(%detail, "credentials reloaded");
+        self.audit(
+            actor,
+            "node.reload",
+            self.node_id.to_string(),
+            Outcome::Ok,
+            detail.clone(),
+        )
+        .await;
+        for (peer, cut) in peers_cut {
+            let sides = |side| cut.iter().filter(|c| c.side == side).count();
+            let (inbound, outbound) = (sides(Side::Inbound), sides(Side::Outbound));
+            let Some(first) = cut.first() else {
+                continue;
+            };
+            tracing::warn!(%peer, reason = %first.reason, inbound, outbound, "peer connections cut at reload");
+            self.audit(
+                Actor::Node,
+                "federation.cut",
+                peer.to_string(),
+                Outcome::Refused,
+                format!(
+                    "{} ({}): {inbound} connection(s) it opened and {outbound} this node opened closed at the reload; new ones are refused",
+                    first.reason, first.fingerprint
+                ),
+            )
+            .await;
+        }
+        Ok(Reloaded {
+            detail,
+            restart_needed: restart_needed.into_iter().map(str::to_owned).collect(),
+            connections_cut: cuts.len(),
+        })
     }
 
     /// The database's current log id.
@@ -455,7 +503,7 @@ impl Running {
 /// Checks the configuration, opens the database, binds both listeners and
 /// starts serving. Returns once the node is ready to take calls.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
-    let credentials = Credentials::load(&config)?;
+    let credentials = Credentials::load(&TlsFiles::of(&config), &config.node_id)?;
     // Bind the port first: a port in use must fail before anything is
     // created on disk.
     let listener = tokio::net::TcpListener::bind(config.federation_listen)
@@ -521,7 +569,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         Node {
             node_id: config.node_id.clone(),
             config,
-            credentials: std::sync::RwLock::new(Arc::new(credentials)),
+            trust: Trust::new(credentials),
             store,
             clock,
             started: Instant::now(),
@@ -944,6 +992,64 @@ pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), 
 }
 
 /// Days until `tls`'s certificate expires (negative once expired).
+/// What a reload did, for the operator who asked.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    pub detail: String,
+    /// Settings changed in node.toml that only a restart puts in force.
+    pub restart_needed: Vec<String>,
+    pub connections_cut: usize,
+}
+
+/// What a reload's answer and its audit entry say about the credentials
+/// it put in force: the certificate and its expiry, the revocation list.
+fn describe_credentials(
+    credentials: &Credentials,
+    now_ms: Millis,
+    zone: liaison_types::time::Tz,
+) -> String {
+    let mut text = format!(
+        "certificate {} (expires in {:.0} days)",
+        credentials.material.fingerprint,
+        certificate_days_left(&credentials.material, now_ms),
+    );
+    match &credentials.files.crl {
+        None => text.push_str(", no revocation list (tls.crl)"),
+        Some(path) => {
+            text.push_str(&format!(
+                ", revocation list {}: {} certificate(s) revoked",
+                path.display(),
+                credentials.crls.revoked
+            ));
+            if let Some(next) = credentials.crls.next_update {
+                text.push_str(&format!(
+                    ", next update due {}",
+                    liaison_types::time::format_ms(next.saturating_mul(1000), zone)
+                ));
+            }
+        }
+    }
+    text
+}
+
+/// The connections a reload cut, per peer, in the order of the peers' ids.
+fn cuts_by_peer(cuts: &[Cut]) -> Vec<(&NodeId, Vec<&Cut>)> {
+    let mut by_peer: std::collections::BTreeMap<&NodeId, Vec<&Cut>> = Default::default();
+    for cut in cuts {
+        by_peer.entry(&cut.peer).or_default().push(cut);
+    }
+    by_peer.into_iter().collect()
+}
+
+/// Days until the revocation list in force is due to be replaced
+/// (negative once past), if it names a date.
+pub fn crl_days_left(credentials: &Credentials, now_ms: Millis) -> Option<f64> {
+    credentials
+        .crls
+        .next_update
+        .map(|next| (next as f64 - now_ms as f64 / 1000.0) / 86_400.0)
+}
+
 pub fn certificate_days_left(tls: &TlsMaterial, now_ms: Millis) -> f64 {
     (tls.not_after as f64 - now_ms as f64 / 1000.0) / 86_400.0
 }

@@ -8,14 +8,17 @@
 //! explicitly so that the process-wide default provider never matters).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use liaison_types::identity::{
-    fingerprint, node_id_of_cert_named, parse_fingerprint, IdentityError, NodeId, TlsMaterial,
+    fingerprint, node_id_of_cert_named, parse_fingerprint, IdentityError, NodeId, RevocationLists,
+    TlsMaterial,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
@@ -29,16 +32,44 @@ const ALPN_H2: &[u8] = b"h2";
 
 /// What the node presents and checks, as loaded from its files: at start,
 /// and again at a reload (SIGHUP, `liaisonctl reload`), which replaces the
-/// whole of it at once. Connections open at a reload keep what they were
-/// verified with; every new handshake uses the new one.
+/// whole of it at once. Every new handshake uses the one in force, and at
+/// a reload every open connection is judged again by the new one
+/// (`federation::trust`).
 pub struct Credentials {
     pub material: TlsMaterial,
-    /// The federation CA's revocation lists (`tls.crl`), if any.
-    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// The federation CA's revocation lists (`tls.crl`), checked.
+    pub crls: RevocationLists,
+    /// The files these were read from (`[tls]` of node.toml).
+    pub files: TlsFiles,
     /// The federation port's configuration, built from the two above.
     pub server: Arc<rustls::ServerConfig>,
+    /// How the federation port judges a client's certificate.
+    client_certs: Arc<dyn ClientCertVerifier>,
+    /// How a peer link judges the server's certificate, before the node id
+    /// and pin ([`PeerVerifier`]).
+    server_certs: Arc<WebPkiServerVerifier>,
     /// Signs and verifies agreements with the node's certificate.
     pub notary: Arc<dyn liaison_types::identity::Notary>,
+}
+
+/// The `[tls]` section of node.toml: where the credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub crl: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn of(config: &liaison_types::config::Config) -> TlsFiles {
+        TlsFiles {
+            cert: config.tls_cert.clone(),
+            key: config.tls_key.clone(),
+            ca: config.tls_ca.clone(),
+            crl: config.tls_crl.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -46,31 +77,67 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("node_id", &self.material.node_id)
             .field("fingerprint", &self.material.fingerprint)
-            .field("crls", &self.crls.len())
+            .field("crls", &self.crls.lists.len())
+            .field("files", &self.files)
             .finish()
+    }
+}
+
+/// A certificate a connection was verified with, kept to judge it again.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    pub end_entity: CertificateDer<'static>,
+    pub intermediates: Vec<CertificateDer<'static>>,
+    /// The name we reached the peer by, for a connection we opened; `None`
+    /// for one the peer opened (its certificate was checked as a client's).
+    pub server_name: Option<ServerName<'static>>,
+}
+
+impl PeerCertificate {
+    /// The certificates a finished handshake verified, if the peer sent any.
+    pub fn of(
+        chain: Option<&[CertificateDer<'static>]>,
+        server_name: Option<ServerName<'static>>,
+    ) -> Option<PeerCertificate> {
+        let (end_entity, intermediates) = chain?.split_first()?;
+        Some(PeerCertificate {
+            end_entity: end_entity.clone(),
+            intermediates: intermediates.to_vec(),
+            server_name,
+        })
     }
 }
 
 impl Credentials {
     /// Reads and checks the certificate, key, CA bundle and revocation
-    /// list the configuration names. Nothing is replaced on failure.
-    pub fn load(config: &liaison_types::config::Config) -> Result<Credentials, IdentityError> {
-        let material = liaison_types::identity::load_tls(
-            &config.tls_cert,
-            &config.tls_key,
-            &config.tls_ca,
-            &config.node_id,
-        )?;
-        let crls = match &config.tls_crl {
-            Some(path) => liaison_types::identity::load_crls(path)?,
-            None => Vec::new(),
+    /// list `files` names, for node `node_id`. Nothing is replaced on
+    /// failure.
+    pub fn load(files: &TlsFiles, node_id: &NodeId) -> Result<Credentials, IdentityError> {
+        let material =
+            liaison_types::identity::load_tls(&files.cert, &files.key, &files.ca, node_id)?;
+        let crls = match &files.crl {
+            Some(path) => liaison_types::identity::load_crls(
+                path,
+                &material.ca_certs,
+                UnixTime::now().as_secs() as i64,
+            )?,
+            None => RevocationLists {
+                lists: Vec::new(),
+                next_update: None,
+                revoked: 0,
+            },
         };
-        let server = server_config_with_crls(&material, &crls)?;
+        let client_certs = client_cert_verifier(&material, &crls.lists)?;
+        let server_certs = server_cert_verifier(&material, &crls.lists)?;
+        let server = server_config_with(&material, client_certs.clone())?;
         Ok(Credentials {
             notary: Arc::new(liaison_types::identity::CertNotary::new(material.clone())),
             material,
             crls,
+            files: files.clone(),
             server,
+            client_certs,
+            server_certs,
         })
     }
 
@@ -80,7 +147,27 @@ impl Credentials {
         expected: &NodeId,
         pin: Option<&str>,
     ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-        client_config_with_crls(&self.material, &self.crls, expected, pin)
+        client_config_with(&self.material, self.server_certs.clone(), expected, pin)
+    }
+
+    /// Whether a connection verified with `peer` would be accepted by these
+    /// credentials now: the chain to the CA bundle, the validity and the
+    /// revocation lists, as a new handshake checks them. (The node id and
+    /// pin do not change with a reload.) The error is the reason, as
+    /// operators read it.
+    pub fn judge(&self, peer: &PeerCertificate) -> Result<(), String> {
+        let now = UnixTime::now();
+        let judged = match &peer.server_name {
+            None => self
+                .client_certs
+                .verify_client_cert(&peer.end_entity, &peer.intermediates, now)
+                .map(|_| ()),
+            Some(name) => self
+                .server_certs
+                .verify_server_cert(&peer.end_entity, &peer.intermediates, name, &[], now)
+                .map(|_| ()),
+        };
+        judged.map_err(|e| describe_tls_error(&e).replace("client certificate", "certificate"))
     }
 }
 
@@ -111,34 +198,64 @@ fn roots(
 /// certificate's node id and the peer table (docs/authority.md); TLS only establishes
 /// that the caller belongs to the federation.
 pub fn server_config(m: &TlsMaterial) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
-    server_config_with_crls(m, &[])
+    server_config_with(m, client_cert_verifier(m, &[])?)
 }
 
-/// [`server_config`], refusing client certificates that `crls` (the
-/// federation CA's revocation lists) revoke.
-pub fn server_config_with_crls(
-    m: &TlsMaterial,
-    crls: &[CertificateRevocationListDer<'static>],
-) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
-    let node = m.node_id.as_str();
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
+fn tls_error(node: &str) -> impl Fn(&dyn fmt::Display) -> IdentityError + '_ {
+    move |e| IdentityError::Tls {
         node: node.into(),
         detail: e.to_string(),
-    };
-    let provider = provider();
+    }
+}
+
+/// The check of a client's certificate: it chains to the CA bundle and
+/// `crls` (the federation CA's revocation lists) do not revoke it.
+fn client_cert_verifier(
+    m: &TlsMaterial,
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<Arc<dyn ClientCertVerifier>, IdentityError> {
+    let node = m.node_id.as_str();
     let mut verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone());
+        WebPkiClientVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider());
     if !crls.is_empty() {
         // Node certificates are issued by the root itself: the list is
         // about them. A certificate of another issuer has no list here,
-        // and the chain check decides it.
+        // and the chain check decides it. A list past its nextUpdate is
+        // still enforced (rustls' default expiration policy): it is the
+        // newest the node knows, and dropping it would readmit the
+        // certificates it revokes.
         verifier = verifier
             .with_crls(crls.iter().cloned())
             .only_check_end_entity_revocation()
             .allow_unknown_revocation_status();
     }
-    let verifier = verifier.build().map_err(|e| tls(&e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    verifier.build().map_err(|e| tls_error(node)(&e))
+}
+
+/// The check of a server's certificate, before the node id and pin: it
+/// chains to the CA bundle, names the host, and `crls` do not revoke it.
+fn server_cert_verifier(
+    m: &TlsMaterial,
+    crls: &[CertificateRevocationListDer<'static>],
+) -> Result<Arc<WebPkiServerVerifier>, IdentityError> {
+    let node = m.node_id.as_str();
+    let mut verifier =
+        WebPkiServerVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider());
+    if !crls.is_empty() {
+        verifier = verifier
+            .with_crls(crls.iter().cloned())
+            .only_check_end_entity_revocation()
+            .allow_unknown_revocation_status();
+    }
+    verifier.build().map_err(|e| tls_error(node)(&e))
+}
+
+fn server_config_with(
+    m: &TlsMaterial,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<rustls::ServerConfig>, IdentityError> {
+    let tls = tls_error(m.node_id.as_str());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
         .with_client_cert_verifier(verifier)
@@ -148,6 +265,10 @@ pub fn server_config_with_crls(
     Ok(Arc::new(config))
 }
 
+/// TLS 1.3 tickets a peer link's client config keeps for resumption: rustls
+/// keeps up to 8 per server, so this is one server's worth.
+const PEER_SESSION_CACHE: usize = 8;
+
 /// Client config for connecting to peer `expected`.
 ///
 /// Presents our certificate; verifies the server's chain to the CA and the
@@ -155,48 +276,29 @@ pub fn server_config_with_crls(
 /// reach (docs/authority.md: a valid certificate of *another* node at that address, e.g.
 /// after a DNS mix-up, must not be taken for the peer), and, if `pin` is given,
 /// that its leaf has exactly that fingerprint. ALPN "h2".
-/// TLS 1.3 tickets a peer link's client config keeps for resumption: rustls
-/// keeps up to 8 per server, so this is one server's worth.
-const PEER_SESSION_CACHE: usize = 8;
-
 pub fn client_config(
     m: &TlsMaterial,
     expected: &NodeId,
     pin: Option<&str>,
 ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-    client_config_with_crls(m, &[], expected, pin)
+    client_config_with(m, server_cert_verifier(m, &[])?, expected, pin)
 }
 
-/// [`client_config`], refusing a server certificate that `crls` revoke.
-pub fn client_config_with_crls(
+fn client_config_with(
     m: &TlsMaterial,
-    crls: &[CertificateRevocationListDer<'static>],
+    inner: Arc<WebPkiServerVerifier>,
     expected: &NodeId,
     pin: Option<&str>,
 ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
-    let node = m.node_id.as_str();
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
-        node: node.into(),
-        detail: e.to_string(),
-    };
+    let tls = tls_error(m.node_id.as_str());
     let pin = pin.map(parse_fingerprint).transpose()?;
-    let provider = provider();
-    let mut inner =
-        WebPkiServerVerifier::builder_with_provider(roots(&m.ca_certs, node)?, provider.clone());
-    if !crls.is_empty() {
-        inner = inner
-            .with_crls(crls.iter().cloned())
-            .only_check_end_entity_revocation()
-            .allow_unknown_revocation_status();
-    }
-    let inner = inner.build().map_err(|e| tls(&e))?;
     let verifier = PeerVerifier {
         inner,
         federation: m.federation.clone(),
         expected: expected.clone(),
         pin,
     };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
         .dangerous()
@@ -216,10 +318,7 @@ pub fn client_config_without_cert(
     ca_certs: &[CertificateDer<'static>],
 ) -> Result<Arc<rustls::ClientConfig>, IdentityError> {
     let node = "(none)";
-    let tls = |e: &dyn fmt::Display| IdentityError::Tls {
-        node: node.into(),
-        detail: e.to_string(),
-    };
+    let tls = tls_error(node);
     let provider = provider();
     let verifier =
         WebPkiServerVerifier::builder_with_provider(roots(ca_certs, node)?, provider.clone())

@@ -34,6 +34,8 @@ pub struct Config {
     /// The endpoint peers should use to reach this node, told to nodes that
     /// are not yet peers so their operators can admit it. Optional.
     pub federation_advertise: Option<String>,
+    /// `[tls]`: the files as named at start. A reload reads the section
+    /// again (the node's credentials record the files in force).
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
     pub tls_ca: PathBuf,
@@ -57,13 +59,16 @@ pub struct Config {
     /// The report-in page (一键报到) members open from a station's QR code;
     /// `None`: no page (the default).
     pub report_in: Option<ReportIn>,
+    /// The file this was read from ([`Config::load`]), which a reload reads
+    /// again for its `[tls]` section; `None` when parsed from text.
+    pub file: Option<PathBuf>,
 }
 
 /// Where `[report_in]` listens when enabled without an address.
 pub const REPORT_IN_LISTEN_DEFAULT: &str = "127.0.0.1:8470";
 
 /// The report-in page's listener and its limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportIn {
     pub listen: SocketAddr,
     /// The address members' phones open, without a trailing `/`; a
@@ -84,7 +89,7 @@ pub struct ReportIn {
     pub rejected_kept_days: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportInTls {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -95,7 +100,7 @@ pub struct ReportInTls {
 pub const METRICS_LISTEN_DEFAULT: &str = "127.0.0.1:9464";
 
 /// Rules of the introduction letter (介绍信).
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Copy, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Transfers {
     /// Validity of a letter when the operator names none. Default 30 days.
@@ -125,7 +130,7 @@ pub enum LogFormat {
 /// Bounds on what the federation port accepts (docs/replication.md, Links,
 /// heartbeats and limits). Each has a default that suits a province of a
 /// few dozen nodes, and none may be zero.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// A TLS handshake not finished in this time is dropped, however
@@ -216,7 +221,7 @@ impl Limits {
 }
 
 /// Switches for test deployments only.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Testing {
     /// Lets `liaisonctl debug clock` move this node's clock. Never in production.
@@ -328,7 +333,64 @@ impl Config {
             .unwrap_or(Path::new("."));
         // Absolute paths in logs and `status`, whatever the working directory.
         let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_owned());
-        Config::parse(&text, path, &base)
+        let mut config = Config::parse(&text, path, &base)?;
+        config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
+        Ok(config)
+    }
+
+    /// The settings of `newer` (the same file read again) that differ from
+    /// these, other than the `[tls]` section's, by their names in the file:
+    /// a reload puts only `[tls]` in force, the rest needs a restart.
+    pub fn restart_needed(&self, newer: &Config) -> Vec<&'static str> {
+        // Every field named, so a new setting cannot be forgotten here.
+        let Config {
+            node_id,
+            display_name,
+            data_dir,
+            federation_listen,
+            federation_advertise,
+            tls_cert: _,
+            tls_key: _,
+            tls_ca: _,
+            tls_crl: _,
+            admin_socket,
+            admin_group,
+            log_format,
+            time_zone,
+            limits,
+            transfers,
+            testing,
+            metrics_listen,
+            report_in,
+            file: _,
+        } = self;
+        let mut changed = Vec::new();
+        let mut check = |name, same: bool| {
+            if !same {
+                changed.push(name);
+            }
+        };
+        check("node_id", *node_id == newer.node_id);
+        check("display_name", *display_name == newer.display_name);
+        check("data_dir", *data_dir == newer.data_dir);
+        check(
+            "federation.listen",
+            *federation_listen == newer.federation_listen,
+        );
+        check(
+            "federation.advertise",
+            *federation_advertise == newer.federation_advertise,
+        );
+        check("admin.socket", *admin_socket == newer.admin_socket);
+        check("admin.group", *admin_group == newer.admin_group);
+        check("log.format", *log_format == newer.log_format);
+        check("time_zone", *time_zone == newer.time_zone);
+        check("[limits]", *limits == newer.limits);
+        check("[transfers]", *transfers == newer.transfers);
+        check("[testing]", *testing == newer.testing);
+        check("[metrics]", *metrics_listen == newer.metrics_listen);
+        check("[report_in]", *report_in == newer.report_in);
+        changed
     }
 
     /// Parses `text` as if read from `path`; relative paths are taken from `base`.
@@ -417,6 +479,7 @@ impl Config {
             testing: raw.testing,
             metrics_listen,
             report_in,
+            file: None,
         })
     }
 
@@ -520,8 +583,9 @@ key = "certs/{node_id}.key"
 # The federation's root CA certificate.
 ca = "certs/ca.crt"
 # The CA's revocation list (`liaisonctl ca crl`), if you use one: peers whose
-# certificate it lists are refused. Certificate, key, CA and list are read
-# again on SIGHUP or `liaisonctl reload`, without a restart.
+# certificate it lists are refused, and cut at the reload that brings it.
+# This [tls] section, and the certificate, key, CA and list it names, are
+# read again on SIGHUP or `liaisonctl reload`, without a restart.
 # crl = "certs/ca.crl"
 
 [admin]
@@ -606,6 +670,29 @@ mod tests {
         assert!(err.to_string().contains("federation.listen"), "{err}");
         let err = parse(&format!("{text}\nbogus = 1\n")).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_names_the_settings_outside_tls_that_changed() {
+        let text = example("pingliang", "平凉", "0.0.0.0:7401");
+        let running = parse(&text).unwrap();
+        assert!(running.restart_needed(&running.clone()).is_empty());
+        let tls_only = parse(&text.replace("# crl = ", "crl = ")).unwrap();
+        assert!(tls_only.tls_crl.is_some());
+        assert!(
+            running.restart_needed(&tls_only).is_empty(),
+            "[tls] is reloaded"
+        );
+        let changed = parse(
+            &text
+                .replace("\"平凉\"", "\"平凉市\"")
+                .replace("0.0.0.0:7401", "0.0.0.0:7402"),
+        )
+        .unwrap();
+        assert_eq!(
+            running.restart_needed(&changed),
+            ["display_name", "federation.listen"]
+        );
     }
 
     #[test]

@@ -162,6 +162,9 @@ pub enum IdentityError {
     /// rcgen refused to build a key or certificate.
     #[error("cannot generate {what}: {detail}")]
     Generate { what: String, detail: String },
+    /// A revocation list that cannot be used.
+    #[error("revocation list {}: {detail}; have the federation CA sign a new one (`liaisonctl ca crl`), copy it in place and reload", path.display())]
+    BadCrl { path: PathBuf, detail: String },
     /// rustls refused the material when building a TLS configuration.
     #[error("cannot build the TLS configuration for node `{node}`: {detail}; check its certificate, key and CA files")]
     Tls { node: String, detail: String },
@@ -561,6 +564,16 @@ pub fn ca_revoke(ca_dir: &Path, cert_path: &Path) -> Result<(Revoked, PathBuf), 
 /// `days` and writes it to `out` (PEM), replacing the file whole. Its
 /// number is the time of signing, so a newer list has a higher one.
 pub fn ca_crl(ca_dir: &Path, out: &Path, days: u32) -> Result<PathBuf, IdentityError> {
+    sign_crl(ca_dir, out, SystemTime::now(), days)
+}
+
+/// [`ca_crl`] as signed at `now`.
+fn sign_crl(
+    ca_dir: &Path,
+    out: &Path,
+    now: SystemTime,
+    days: u32,
+) -> Result<PathBuf, IdentityError> {
     check_days(days)?;
     let (ca_cert, ca_key, _) = load_ca(ca_dir)?;
     let list = revoked_list(ca_dir)?;
@@ -569,7 +582,6 @@ pub fn ca_crl(ca_dir: &Path, out: &Path, days: u32) -> Result<PathBuf, IdentityE
         detail: detail.to_string(),
     };
     let issuer = Issuer::from_ca_cert_der(&ca_cert, ca_key).map_err(gen_err)?;
-    let now = SystemTime::now();
     let at = |s: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64);
     let params = rcgen::CertificateRevocationListParams {
         this_update: now.into(),
@@ -607,27 +619,92 @@ pub fn ca_crl(ca_dir: &Path, out: &Path, days: u32) -> Result<PathBuf, IdentityE
     Ok(out.to_path_buf())
 }
 
-/// Reads a certificate revocation list file, PEM (one or more
-/// `X509 CRL` blocks) or DER.
-pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, IdentityError> {
+/// A node's revocation lists (`tls.crl`), as loaded and checked by
+/// [`load_crls`].
+#[derive(Debug, Clone)]
+pub struct RevocationLists {
+    pub lists: Vec<CertificateRevocationListDer<'static>>,
+    /// Unix seconds: the earliest `nextUpdate` among the lists, by which
+    /// the CA promised a newer one (`None`: no list names one).
+    pub next_update: Option<i64>,
+    /// Certificates the lists revoke, all lists together.
+    pub revoked: usize,
+}
+
+/// Reads a certificate revocation list file, PEM (one or more `X509 CRL`
+/// blocks) or DER, and checks each list: it parses, one of `ca_certs` (the
+/// node's CA bundle) signed it, and its `nextUpdate` is after `now_s`
+/// (Unix seconds). A list that fails any check is refused whole: a list of
+/// another CA revokes nothing of ours and would fail every handshake, and
+/// an expired one means the CA's newer list has not reached this node.
+pub fn load_crls(
+    path: &Path,
+    ca_certs: &[CertificateDer<'static>],
+    now_s: i64,
+) -> Result<RevocationLists, IdentityError> {
     let bytes = read_file(path)?;
-    if !bytes.starts_with(b"-----BEGIN") {
-        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
+    let bad = |detail: String| IdentityError::BadCrl {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let lists = if bytes.starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(format!("not a valid PEM file ({e})")))?
+    } else {
+        vec![CertificateRevocationListDer::from(bytes)]
+    };
+    if lists.is_empty() {
+        return Err(bad("no `-----BEGIN X509 CRL-----` block".into()));
     }
-    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| IdentityError::BadPem {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-    if crls.is_empty() {
-        return Err(IdentityError::BadPem {
-            path: path.to_path_buf(),
-            detail: "no `-----BEGIN X509 CRL-----` block: pass the file `liaisonctl ca crl` writes"
-                .into(),
+    let mut checked = RevocationLists {
+        lists: Vec::new(),
+        next_update: None,
+        revoked: 0,
+    };
+    for (i, der) in lists.into_iter().enumerate() {
+        let which = |detail: String| {
+            if i == 0 {
+                bad(detail)
+            } else {
+                bad(format!("list #{}: {detail}", i + 1))
+            }
+        };
+        // What rustls will read from it, so a list it cannot use is
+        // refused here and not at the first handshake.
+        webpki::OwnedCertRevocationList::from_der(&der)
+            .map_err(|e| which(format!("cannot be parsed ({e})")))?;
+        let (_, crl) = x509_parser::parse_x509_crl(&der)
+            .map_err(|e| which(format!("cannot be parsed ({e})")))?;
+        let signed_by_ours = ca_certs.iter().any(|ca| {
+            with_cert(ca, "CA certificate", |ca| {
+                Ok(ca.subject() == crl.issuer() && crl.verify_signature(ca.public_key()).is_ok())
+            })
+            .unwrap_or(false)
         });
+        if !signed_by_ours {
+            return Err(which(format!(
+                "not signed by this node's federation CA (the list names issuer `{}`)",
+                crl.issuer()
+            )));
+        }
+        let next_update = crl.next_update().map(|t| t.timestamp());
+        if let Some(next) = next_update {
+            if next <= now_s {
+                return Err(which(format!(
+                    "expired: the CA promised a newer list by {}",
+                    format_unix(next.max(0) as u64)
+                )));
+            }
+        }
+        checked.next_update = match (checked.next_update, next_update) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        checked.revoked += crl.iter_revoked_certificates().count();
+        checked.lists.push(der);
     }
-    Ok(crls)
+    Ok(checked)
 }
 
 /// Reads the federation name from a CA certificate (its spiffe://<federation> URI SAN).
@@ -1763,5 +1840,55 @@ mod tests {
             );
         }
         assert!(parse_fingerprint(&format!("sha256:{}", &colons[1..])).is_err());
+    }
+    #[test]
+    fn revocation_lists_are_checked_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_dir = ca(dir.path(), "gansu");
+        let lanzhou = dir.path().join("l");
+        node(dir.path(), &ca_dir, "lanzhou", "l");
+        let ca_certs = read_certs(&ca_dir.join(CA_CERT_FILE)).unwrap();
+        let now_s = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+
+        // The CA's own list, revoking one certificate.
+        let (_, crl) = ca_revoke(&ca_dir, &lanzhou.join("lanzhou.crt")).unwrap();
+        let loaded = load_crls(&crl, &ca_certs, now_s).unwrap();
+        assert_eq!((loaded.lists.len(), loaded.revoked), (1, 1));
+        let next = loaded.next_update.unwrap();
+        assert!((next - now_s - 30 * 86_400).abs() < 60, "{next}");
+
+        // Signed by another CA, even one of a federation of the same name.
+        let twin = ca(&dir.path().join("twin"), "gansu");
+        let forged = dir.path().join("forged.crl");
+        ca_crl(&twin, &forged, 30).unwrap();
+        let e = load_crls(&forged, &ca_certs, now_s)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not signed by this node's federation CA"), "{e}");
+        assert!(
+            e.contains("forged.crl") && e.contains("liaisonctl ca crl"),
+            "{e}"
+        );
+
+        // Past its next update.
+        let stale = dir.path().join("stale.crl");
+        let then = SystemTime::now() - Duration::from_secs(40 * 86_400);
+        sign_crl(&ca_dir, &stale, then, 30).unwrap();
+        let e = load_crls(&stale, &ca_certs, now_s).unwrap_err().to_string();
+        assert!(e.contains("expired"), "{e}");
+
+        // Not a list at all, in PEM or not.
+        let junk = dir.path().join("junk.crl");
+        for bytes in [
+            &b"not a list"[..],
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            fs::write(&junk, bytes).unwrap();
+            let e = load_crls(&junk, &ca_certs, now_s).unwrap_err();
+            assert!(matches!(e, IdentityError::BadCrl { .. }), "{e}");
+        }
     }
 }

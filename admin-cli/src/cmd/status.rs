@@ -20,6 +20,8 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
                 "reconciling": s.reconciling, "metrics_addr": s.metrics_addr,
                 "certificate_not_after": output::rfc3339(s.certificate_not_after_ms),
                 "certificate_days_left": days_left(s.certificate_not_after_ms),
+                "crl_path": s.crl_path, "crl_revoked": s.crl_revoked,
+                "crl_next_update": (s.crl_next_update_ms > 0).then(|| output::rfc3339(s.crl_next_update_ms)),
             }),
         ),
         Format::Table => output::print_out(&format!(
@@ -40,6 +42,22 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
                 "warning     the node's certificate expires in {days} days: have the CA issue a new one (`liaisonctl ca issue`), put it in place and run `liaisonctl reload`\n"
             ));
         }
+        if !s.crl_path.is_empty() {
+            output::print_out(&format!(
+                "revocation  {} ({} revoked)\n",
+                s.crl_path, s.crl_revoked
+            ));
+        }
+        if s.crl_next_update_ms > 0 {
+            let days = days_left(s.crl_next_update_ms);
+            if days < CRL_WARNING_DAYS {
+                output::print_out(&format!(
+                    "warning     the revocation list is {} {}: the node keeps enforcing it, but a restart refuses it; have the CA sign a new one (`liaisonctl ca crl`), copy it in place and run `liaisonctl reload`\n",
+                    if days < 0 { "past its next update, due" } else { "due for renewal" },
+                    output::time(s.crl_next_update_ms)
+                ));
+            }
+        }
         if !s.metrics_addr.is_empty() {
             output::print_out(&format!("metrics     http://{}/metrics\n", s.metrics_addr));
         }
@@ -56,6 +74,10 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
 /// warn: time to have the CA issue a new one and reload.
 pub const CERTIFICATE_WARNING_DAYS: i64 = 30;
 
+/// Days before the revocation list's next update from which `status` and
+/// `todo` warn.
+pub const CRL_WARNING_DAYS: i64 = 7;
+
 /// Whole days from now until `not_after_ms` (negative once past).
 pub fn days_left(not_after_ms: i64) -> i64 {
     let now_ms = std::time::SystemTime::now()
@@ -65,8 +87,8 @@ pub fn days_left(not_after_ms: i64) -> i64 {
     (not_after_ms - now_ms).div_euclid(86_400_000)
 }
 
-/// `liaisonctl reload`: the node reads its certificate, key, CA bundle and
-/// revocation list again.
+/// `liaisonctl reload`: the node reads node.toml's `[tls]` section and
+/// the certificate, key, CA bundle and revocation list it names again.
 pub async fn reload(admin: &mut Admin, format: Format) -> Result<(), Failure> {
     let r = admin.reload(pb::ReloadRequest {}).await?.into_inner();
     match format {
@@ -75,9 +97,19 @@ pub async fn reload(admin: &mut Admin, format: Format) -> Result<(), Failure> {
             json!({
                 "detail": r.detail,
                 "certificate_not_after": output::rfc3339(r.certificate_not_after_ms),
+                "restart_needed": r.restart_needed,
+                "connections_cut": r.connections_cut,
             }),
         ),
-        Format::Table => output::print_out(&format!("reloaded: {}\n", r.detail)),
+        Format::Table => {
+            output::print_out(&format!("reloaded: {}\n", r.detail));
+            if !r.restart_needed.is_empty() {
+                output::print_out(&format!(
+                    "needs a restart: {} changed in node.toml; a reload puts only [tls] in force (`systemctl restart liaison-node`)\n",
+                    r.restart_needed.join(", ")
+                ));
+            }
+        }
     }
     Ok(())
 }

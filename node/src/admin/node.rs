@@ -16,6 +16,10 @@ use liaison_core::Error as CoreError;
 /// names it (`liaisonctl status` warns from the same day).
 const CERTIFICATE_WARNING_DAYS: i64 = 30;
 
+/// Days before the revocation list's next update from which the to-do
+/// list names it (`liaisonctl status` warns from the same day).
+const CRL_WARNING_DAYS: i64 = 7;
+
 /// A peer not reached for this long is on the operators' to-do list.
 const PEER_UNREACHABLE_MS: i64 = 3_600_000;
 
@@ -34,6 +38,7 @@ pub(super) async fn status(
             ))
         })
         .await?;
+    let credentials = node.credentials();
     Ok(Response::new(pb::StatusResponse {
         node_id: node.node_id.to_string(),
         display_name: node.config.display_name.clone(),
@@ -46,14 +51,26 @@ pub(super) async fn status(
         peers_total: peers_total as u32,
         federation_addr: node.federation_addr.to_string(),
         log_id: node.log_id(),
-        federation: node.tls().federation.clone(),
+        federation: credentials.material.federation.clone(),
         reconciling,
         time_zone: node.config.time_zone.name().to_owned(),
         metrics_addr: node
             .metrics_addr
             .map(|addr| addr.to_string())
             .unwrap_or_default(),
-        certificate_not_after_ms: node.tls().not_after.saturating_mul(1000),
+        certificate_not_after_ms: credentials.material.not_after.saturating_mul(1000),
+        crl_path: credentials
+            .files
+            .crl
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default(),
+        crl_revoked: credentials.crls.revoked as u32,
+        crl_next_update_ms: credentials
+            .crls
+            .next_update
+            .unwrap_or(0)
+            .saturating_mul(1000),
     }))
 }
 
@@ -63,10 +80,12 @@ pub(super) async fn reload(
 ) -> Result<Response<pb::ReloadResponse>, Status> {
     let actor = super::socket::operator(&request);
     let node = &admin.node;
-    let detail = node.reload(actor).await.map_err(status_of)?;
+    let reloaded = node.reload(actor).await.map_err(status_of)?;
     Ok(Response::new(pb::ReloadResponse {
-        detail,
+        detail: reloaded.detail,
         certificate_not_after_ms: node.tls().not_after.saturating_mul(1000),
+        restart_needed: reloaded.restart_needed,
+        connections_cut: reloaded.connections_cut as u32,
     }))
 }
 
@@ -206,6 +225,33 @@ pub(super) async fn todo(
             detail: "peers refuse an expired certificate: have the federation CA issue a new one and put it in place".into(),
             command: "liaisonctl reload (after replacing the certificate and key files)".into(),
         });
+    }
+    // The revocation list in force: the CA promised a newer one by its
+    // next update. Past it, the node keeps enforcing the list it has (a
+    // certificate revoked since is not known here), but a restart refuses
+    // the stale list: renew it before then.
+    let credentials = admin.node.credentials();
+    if let Some(days) = crate::node::crl_days_left(&credentials, now_ms) {
+        let days_left = days.floor() as i64;
+        if days_left < CRL_WARNING_DAYS {
+            let path = credentials
+                .files
+                .crl
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            items.push(liaison_core::todo::Item {
+                kind: "crl_expiring",
+                days_left: Some(days_left),
+                subject: if days_left < 0 {
+                    format!("the revocation list {path} is past its next update")
+                } else {
+                    format!("the revocation list {path} is due for renewal in {days_left} days")
+                },
+                detail: "the node keeps enforcing it, but certificates revoked since are not in it, and a node does not start with an expired list: have the federation CA sign a new one and copy it in place".into(),
+                command: "liaisonctl ca crl (at the CA), then liaisonctl reload".into(),
+            });
+        }
     }
     items.sort_by_key(liaison_core::todo::Item::rank);
     Ok(Response::new(pb::TodoResponse {

@@ -18,7 +18,9 @@ use tokio_util::task::TaskTracker;
 use tonic::codegen::http;
 
 use super::links::{ClientHandle, RemoteInfo};
+use super::trust::{Open, Side};
 use crate::node::Node;
+use crate::tls::PeerCertificate;
 use liaison_core::apply::apply_batch;
 use liaison_core::outcome::{ApplyReport, BatchError};
 use liaison_core::store::audit::{Actor, Outcome};
@@ -57,6 +59,16 @@ pub struct PeerChannel {
     /// closed" (a peer that refuses our certificate says so only after the
     /// TLS handshake, by an alert on the connection).
     ended: tokio::sync::watch::Receiver<Option<String>>,
+    /// The certificate the peer's handshake verified, and the name it was
+    /// reached by, for a reload to judge again.
+    peer: Option<Arc<PeerCertificate>>,
+}
+
+impl PeerChannel {
+    /// The certificate the peer presented, as verified.
+    pub fn peer_certificate(&self) -> Option<&Arc<PeerCertificate>> {
+        self.peer.as_ref()
+    }
 }
 
 /// The gRPC client of a peer's `Federation` service.
@@ -162,9 +174,11 @@ pub async fn connect(
             .map_err(|e| failed(error_chain(&e)))?;
         let _ = tcp.set_nodelay(true);
         let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(server_name, tcp)
+            .connect(server_name.clone(), tcp)
             .await
             .map_err(|e| failed(error_chain(&e)))?;
+        let verified =
+            PeerCertificate::of(stream.get_ref().1.peer_certificates(), Some(server_name));
         hyper::client::conn::http2::Builder::new(TrackedExecutor(tasks.clone()))
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(10))
@@ -172,9 +186,10 @@ pub async fn connect(
             .keep_alive_while_idle(true)
             .handshake(TokioIo::new(stream))
             .await
+            .map(|(send, connection)| (send, connection, verified))
             .map_err(|e| failed(error_chain(&e)))
     };
-    let (send, connection) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+    let (send, connection, verified) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
         .map_err(|_| failed(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
     let (said, ended) = tokio::sync::watch::channel(None);
@@ -191,6 +206,7 @@ pub async fn connect(
         send,
         authority: uri_authority,
         ended,
+        peer: verified.map(Arc::new),
     })
 }
 
@@ -311,6 +327,19 @@ struct SessionError {
     /// The peer answered `Hello` before the failure: reset the backoff.
     answered: bool,
     message: String,
+    /// Audited already (a reload cut the connection and said so).
+    audited: bool,
+}
+
+impl SessionError {
+    /// A failure the pull task audits, made from its message.
+    fn failed(answered: bool) -> impl Fn(String) -> SessionError {
+        move |message| SessionError {
+            answered,
+            message,
+            audited: false,
+        }
+    }
 }
 
 async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
@@ -354,7 +383,9 @@ async fn pull_task(node: Arc<Node>, peer_id: NodeId, handle: ClientHandle) {
             s.next_attempt_ms = Some(next_attempt_ms);
         });
         // One audit entry per distinct failure, not one per retry.
-        if last_audited.as_deref() != Some(error.message.as_str()) {
+        if error.audited {
+            last_audited = Some(error.message);
+        } else if last_audited.as_deref() != Some(error.message.as_str()) {
             node.audit(
                 Actor::Node,
                 "federation.pull",
@@ -386,15 +417,53 @@ async fn session(
     peer: &PeerRecord,
     handle: &ClientHandle,
 ) -> Result<(), SessionError> {
-    let fail = |answered: bool| move |message: String| SessionError { answered, message };
-    let tls = node
-        .credentials()
+    let fail = SessionError::failed;
+    let credentials = node.credentials();
+    let tls = credentials
         .client(&peer.node_id, peer.fingerprint.as_deref())
         .map_err(|e| fail(false)(e.to_string()))?;
     let channel = tokio::select! {
         _ = handle.stop.cancelled() => return Ok(()),
         channel = Box::pin(connect(&peer.endpoint, tls, &node.tasks)) => channel.map_err(|e| fail(false)(e.to_string()))?,
     };
+    // Judged again at every reload while it is open.
+    let certificate = channel
+        .peer_certificate()
+        .cloned()
+        .ok_or_else(|| fail(false)(format!("{} presented no certificate", peer.node_id)))?;
+    let cut = tokio_util::sync::CancellationToken::new();
+    let open = Open {
+        peer: peer.node_id.clone(),
+        side: Side::Outbound,
+        certificate,
+        cut: cut.clone(),
+    };
+    let _registration = node
+        .trust
+        .register(open, &credentials)
+        .map_err(|reason| fail(false)(format!("{}'s {reason}", peer.node_id)))?;
+    tokio::select! {
+        followed = Box::pin(follow(node, peer, handle, channel)) => followed,
+        _ = cut.cancelled() => Err(SessionError {
+            answered: true,
+            message: format!(
+                "connection to {} cut at a reload: its certificate is no longer trusted",
+                peer.node_id
+            ),
+            audited: true,
+        }),
+    }
+}
+
+/// Hello, reconcile if need be, and follow the peer's log on `channel`.
+/// Returns `Ok` only when told to stop.
+async fn follow(
+    node: &Arc<Node>,
+    peer: &PeerRecord,
+    handle: &ClientHandle,
+    channel: PeerChannel,
+) -> Result<(), SessionError> {
+    let fail = SessionError::failed;
     let limits = &node.config.limits;
     let mut client = FederationClient::new(channel)
         .max_decoding_message_size(limits.message_bytes_max)

@@ -24,6 +24,7 @@ mod limiter;
 pub mod links;
 mod refusals;
 mod service;
+pub mod trust;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -95,15 +96,21 @@ pub struct ConnInfo {
     /// The node id the client's certificate names (never a message field).
     pub node_id: NodeId,
     pub fingerprint: String,
+    /// Cancelled when the connection is cut (the peer paused or removed,
+    /// or its certificate refused at a reload): its streams end with it.
+    pub cut: tokio_util::sync::CancellationToken,
 }
 
 /// A server-side TLS connection that fails every read and write once its
-/// token is cancelled, so pausing or removing a peer cuts it at once.
+/// token is cancelled, so pausing or removing a peer, or a reload that
+/// refuses its certificate, cuts it at once.
 pub struct PeerConnection {
     io: TlsStream<TcpStream>,
     info: ConnInfo,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// Its place among the connections a reload judges again.
+    _open: trust::Registration,
 }
 
 impl PeerConnection {
@@ -111,7 +118,7 @@ impl PeerConnection {
         match self.cut.as_mut().poll(cx) {
             Poll::Ready(()) => Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
-                "connection cut: the peer was paused or removed",
+                "connection cut: the peer was paused or removed, or its certificate is no longer trusted",
             )),
             Poll::Pending => Ok(()),
         }
@@ -295,8 +302,10 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
         verified,
         conn_tx,
     } = &*gate;
-    // The credentials in force now: a reload applies from the next handshake.
-    let acceptor = tokio_rustls::TlsAcceptor::from(node.credentials().server.clone());
+    // The credentials in force now: a reload applies from the next
+    // handshake (and judges this one again when it registers).
+    let credentials = node.credentials();
+    let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server.clone());
     let timeout = Duration::from_millis(node.config.limits.handshake_timeout_ms);
     let handshake = tokio::select! {
         // A node that stops takes no new connection.
@@ -326,13 +335,8 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
             return;
         }
     };
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|certs| certs.first())
-        .cloned();
-    let Some(leaf) = leaf else {
+    let certificate = crate::tls::PeerCertificate::of(tls.get_ref().1.peer_certificates(), None);
+    let Some(certificate) = certificate else {
         refuse(
             node,
             limiter,
@@ -342,7 +346,10 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
         .await;
         return;
     };
-    let node_id = match identity::node_id_of_cert(&leaf, &node.tls().federation) {
+    let node_id = match identity::node_id_of_cert(
+        &certificate.end_entity,
+        &credentials.material.federation,
+    ) {
         Ok(id) => id,
         Err(error) => {
             refuse(node, limiter, remote_addr, &error.to_string()).await;
@@ -356,15 +363,31 @@ async fn handshake(gate: Arc<Gate>, tcp: TcpStream, remote_addr: SocketAddr, mut
         return;
     };
     let cut = node.links.connection_token(&node_id);
+    let fingerprint = identity::fingerprint(&certificate.end_entity);
+    let open = trust::Open {
+        peer: node_id.clone(),
+        side: trust::Side::Inbound,
+        certificate: Arc::new(certificate),
+        cut: cut.clone(),
+    };
+    let registration = match node.trust.register(open, &credentials) {
+        Ok(registration) => registration,
+        Err(reason) => {
+            refuse(node, limiter, remote_addr, &reason).await;
+            return;
+        }
+    };
     let connection = PeerConnection {
         io: tls,
         info: ConnInfo {
             remote_addr,
-            fingerprint: identity::fingerprint(&leaf),
+            fingerprint,
             node_id,
+            cut: cut.clone(),
         },
         cut: Box::pin(cut.cancelled_owned()),
         _permit: permit,
+        _open: registration,
     };
     let _ = conn_tx.send(Ok(connection)).await;
 }

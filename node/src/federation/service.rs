@@ -208,6 +208,7 @@ impl Federation for FederationService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let (follow_id, ended) = node.links.begin_follow(&peer_id);
+        let connection_cut = info.cut.clone();
         node.trim_wake.notify_one();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let limits = &node.config.limits;
@@ -333,6 +334,7 @@ impl Federation for FederationService {
                         break;
                     }
                     _ = node.halt.cancelled() => break,
+                    _ = connection_cut.cancelled() => break,
                     _ = tx.closed() => break,
                     _ = appended.changed() => {}
                     _ = tokio::time::sleep_until(next_heartbeat) => {}
