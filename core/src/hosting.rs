@@ -512,9 +512,18 @@ fn check_host_record(
             // ever. So does one without a transfer (moved on by a release
             // this node's restore forgot): no basis to relay it under. The
             // record is dropped with the member it is about.
-            if let Some(moved) =
-                members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty())
-            {
+            // Transferred on paper since, to a place with no node: nowhere
+            // to relay, as for a record made here (below).
+            if let Some(moved) = members::moved_of(conn, member_id)? {
+                if moved.to_node.is_empty() {
+                    tracing::info!(
+                        member = %member_id,
+                        %origin,
+                        transfer = %basis,
+                        "a relayed host record about a member transferred on paper is dropped"
+                    );
+                    return Ok(Disposition::Drop);
+                }
                 if moved.generation <= arrived || moved.transfer_id.is_empty() {
                     tracing::info!(
                         member = %member_id,

@@ -1360,3 +1360,40 @@ fn sim_bug_both_sides_restored_before_a_transfer_the_receiver_passed_on() {
         &[1_200_230, 1_200_291, 1_300_145, 1_300_815],
     ));
 }
+
+/// Soak seed 1,300,166 at 600 steps (`author-is-authority`). Xi'an, the
+/// owner, changed m0's phone (version 1.3) after its backup and Pingliang, its
+/// host, stored the copy and backed up; the member came home (Unshare).
+/// Xi'an was restored (its record at 1.2) and adopted Pingliang's
+/// holdings while Pingliang held nothing; then Pingliang was restored and held the copy at 1.3
+/// again. Xi'an's re-sent 1.2 left it there as "newer", so a change Xi'an
+/// forgot stood at its host, and Xi'an's next change would have reached
+/// Pingliang under the same counter with other content. Fixed in
+/// `members::save_copy_if_newer`: a copy that arrived under another of
+/// the owner's logs yields to what the owner sends in its current log.
+#[test]
+fn sim_bug_a_copy_from_before_the_owners_restore_yields_to_its_current_log() {
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(X, "王党员"),
+            propose(X, P, true, -5, 30),
+            deliver(X, P),
+            accept_agreement(P, AgreementRef(1)),
+            outflow(X, m, P, 5),
+            deliver(P, X),
+            backup(X),
+            set_phone(X, m, "13990912454"),
+            deliver(X, P),
+            backup(P),
+            outflow_return(X, m),
+            deliver(X, P),
+            restore(X, 0),
+            deliver(P, X),
+            restore(P, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_300_166]));
+}

@@ -136,3 +136,38 @@ fn sim_a_late_cancelled_offer_of_a_member_that_came_by_other_letters_ends_aborte
     ]);
     all_pass(vec![run]);
 }
+
+/// Soak seed 1,300,976 at 600 steps (`quarantine-only-invalid`, no
+/// restore). Pingliang hosts m under an agreement with Lanzhou and records
+/// the member's employer; Lanzhou meanwhile transfers m to Xi'an, which
+/// transfers it out on paper. Lanzhou relays Pingliang's record to Xi'an
+/// under the transfer, as it should; Xi'an, which has nowhere to relay it
+/// (no node at the paper transfer's place), quarantined the honest record
+/// as one "sent by the wrong node". Fixed in `hosting::check_host_record`:
+/// a relayed record about a member transferred on paper since is dropped,
+/// as one made at the node is.
+#[test]
+fn sim_bug_a_relayed_record_about_a_member_transferred_on_paper_is_dropped() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "马党员"),
+        propose_members(L, P, true, -3, 139, vec![m]),
+        deliver(L, P),
+        accept_agreement(P, AgreementRef(1)),
+        deliver(P, L),
+        deliver(L, P),
+        host_set(P, m, 396),
+        // Step 7: Lanzhou to Xi'an, which sends the member on on paper.
+        start(L, m, X, 90),
+        deliver(L, X),
+        accept(X, TransferRef(7)),
+        deliver(X, L),
+        deliver(L, X),
+        on_paper(X, m),
+        // Pingliang's record reaches Lanzhou, which relays it to Xi'an.
+        deliver(P, L),
+        deliver(L, X),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_300_976]));
+}

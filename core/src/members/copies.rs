@@ -83,6 +83,12 @@ pub fn copy_version(
 /// Stores the home section `s`, which arrived in its owner's log `log_id`,
 /// as this node's copy unless the copy held is at the same or a later
 /// version, or is another owner's at the same generation; true if stored.
+/// A copy that arrived under another of the owner's logs yields to it
+/// whatever the counters: the owner was restored since, and what it sends
+/// in its current log is its record. The copy's higher counter is a change
+/// the owner forgot (this node being restored later, it was not in the
+/// holdings the owner reconciled against); kept, the owner's next change
+/// would reach this node under the same counter with other content.
 /// One statement, so a copy that is newer (the common case, a catch-up)
 /// costs one B-tree descent, not a read and a write; when nothing was
 /// stored, [`copy_version`] tells why.
@@ -110,7 +116,8 @@ pub fn save_copy_if_newer(
              received_at_ms = excluded.received_at_ms, arrived_log_id = excluded.arrived_log_id
          WHERE home_copies.generation < excluded.generation
             OR (home_copies.generation = excluded.generation AND home_copies.owner = excluded.owner
-                AND home_copies.counter < excluded.counter)",
+                AND (home_copies.counter < excluded.counter
+                     OR home_copies.arrived_log_id <> excluded.arrived_log_id))",
         )?
         .execute(params![
             s.member_id,
