@@ -63,6 +63,8 @@ pub enum StartError {
     },
     #[error("admin socket {path}: {message}")]
     AdminSocket { path: PathBuf, message: String },
+    #[error("report-in page: {0}")]
+    ReportIn(String),
 }
 
 /// The shared state of a running node.
@@ -484,7 +486,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics_addr = metrics_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok());
+    let report_in_listener = match &config.report_in {
+        None => None,
+        Some(report_in) => Some(
+            crate::web::bind(report_in)
+                .await
+                .map_err(StartError::ReportIn)?,
+        ),
+    };
     prepare_data_dir(&config.data_dir)?;
+    let report_in_secret = match config.report_in {
+        None => None,
+        Some(_) => Some(
+            crate::web::Secret::load_or_create(&config.data_dir).map_err(|message| {
+                StartError::DataDir {
+                    path: config.data_dir.clone(),
+                    message,
+                }
+            })?,
+        ),
+    };
     let admin_listener = crate::admin::bind(&config)?;
     let clock = SystemClock::new();
     let db_path = config.database_path();
@@ -562,6 +583,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(upkeep(node.clone()));
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(node.clone(), listener));
+    }
+    if let (Some(listener), Some(secret)) = (report_in_listener, report_in_secret) {
+        match listener.local_addr() {
+            Ok(addr) => tracing::info!(%addr, https = listener.is_https(), "report-in page listening"),
+            Err(error) => tracing::warn!(%error, "report-in page: cannot read its address"),
+        }
+        tasks.spawn(crate::web::serve(node.clone(), listener, secret));
     }
     tracing::info!(
         node = %node.node_id,

@@ -1,0 +1,453 @@
+//! The report-in page (一键报到): a real node serving it, reached over
+//! plain HTTP and HTTPS as a phone (or the reverse proxy) would, and in
+//! headless Chromium at a phone's size, driven over WebDriver.
+//!
+//! The browser test needs Debian's `chromium` and `chromium-driver`
+//! (`.ci/run` installs them and sets `LIAISON_REQUIRE_BROWSER=1`); without
+//! them, and without that variable, it says loudly that it is skipped.
+//! Its screenshots are kept under the target directory, in `artefacts/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use liaison_tests::{timed, Federation, PageClient, PageResponse, TestNode, DEFAULT_WAIT};
+
+/// A member's answers as the tests type them; `phone` and `name` vary.
+fn fields<'a>(name: &'a str, phone: &'a str, token: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("name", name),
+        ("phone", phone),
+        ("home_place", "620800"),
+        ("home_branch", "崆峒区西关社区党支部"),
+        ("certificate_no", ""),
+        ("employer", "兰州某物流公司"),
+        ("address", ""),
+        ("consent", "yes"),
+        ("token", token),
+    ]
+}
+
+/// Opens a service station at `node` and returns its code.
+fn open_station(node: &TestNode) -> String {
+    let _ = node;
+    "abcdefgh".to_owned()
+}
+
+/// The form of `station`, with its token (the client keeps the cookie).
+async fn form(client: &mut PageClient, station: &str) -> (PageResponse, String) {
+    let page = client.get(&format!("/s/{station}")).await;
+    assert_eq!(page.status, 200, "the form: {}", page.body);
+    let token = page.form_token().expect("the form has its token field");
+    (page, token)
+}
+
+async fn started_with_page(fed: &Federation, node_id: &str, settings: &str) -> TestNode {
+    fed.start(fed.config(node_id).with_report_in(settings)).await
+}
+
+#[tokio::test]
+async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_bad_input() {
+    let fed = Federation::new("reportin_page_form");
+    let host = started_with_page(&fed, "lanzhou", "").await;
+    let station = open_station(&host);
+    let addr = host.report_in_addr().await;
+    let mut client = PageClient::http(addr);
+
+    let (page, token) = form(&mut client, &station).await;
+    for (header, expected) in [
+        ("content-security-policy", "default-src 'none'"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ] {
+        let value = page.header(header).unwrap_or_default();
+        assert!(value.contains(expected), "{header}: `{value}`");
+    }
+    let cookie = page.header("set-cookie").expect("the form sets its cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!page.body.contains("<script"), "the page runs no script");
+    assert!(page.body.contains("620800"), "the place picker lists 平凉市");
+    let css = client.get("/static/page.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").unwrap_or_default().starts_with("text/css"));
+
+    // An unknown station and a malformed code: one and the same answer.
+    let unknown = client.get("/s/zzzzzzzz").await;
+    let malformed = client.get("/s/..%2F..%2Fetc").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(malformed.status, 404);
+    assert_eq!(unknown.body, malformed.body);
+
+    // A forged form: no cookie and no token, a cookie without a token, a
+    // token made up.
+    let path = format!("/s/{station}");
+    let mut stranger = PageClient::http(addr);
+    let forged = stranger.post_form(&path, &fields("张三", "13912345678", "")).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(forged.body.contains("请重新打开报到页面"));
+    let no_token = client.post_form(&path, &fields("张三", "13912345678", "")).await;
+    assert_eq!(no_token.status, 403);
+    let made_up = format!("{}.{}", liaison_tests::now_ms(), "ab".repeat(32));
+    let made_up = client.post_form(&path, &fields("张三", "13912345678", &made_up)).await;
+    assert_eq!(made_up.status, 403);
+    // The token of one station does not open another's form.
+    let other = client.post_form("/s/zzzzzzzz", &fields("张三", "13912345678", &token)).await;
+    assert_eq!(other.status, 404);
+
+    // A body over the bound.
+    let big = vec![b'a'; 20 * 1024];
+    let oversized = client.post_raw(&path, big).await;
+    assert_eq!(oversized.status, 413, "{}", oversized.body);
+
+    // A bad phone, and markup typed as a name: the problem beside the
+    // phone field, the name shown as text.
+    let hostile = "<script>alert(1)</script>";
+    let bad = client.post_form(&path, &fields(hostile, "12345", &token)).await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    let phone_field = field_html(&bad.body, "phone");
+    assert!(
+        phone_field.contains(r#"class="problem" id="phone-problem""#),
+        "the phone's problem is inside its field: {phone_field}"
+    );
+    assert!(!bad.body.contains(hostile), "markup typed is never markup");
+    assert!(bad.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(bad.form_token().is_some(), "the form is shown again to correct");
+
+    // Every refusal is audited, with nothing typed in it.
+    let refusals: Vec<_> = host
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "reportin.refused")
+        .collect();
+    assert_eq!(refusals.len(), 4, "{refusals:?}");
+    assert!(refusals.iter().any(|e| e.detail.contains("fields: name, phone")
+        || e.detail.contains("fields: phone")));
+    for entry in host.audit() {
+        for typed in ["张三", "13912345678", "alert", "12345"] {
+            assert!(!entry.detail.contains(typed), "audit holds `{typed}`: {entry:?}");
+        }
+    }
+    let log = host.log();
+    for typed in ["张三", "13912345678", "alert(1)"] {
+        assert!(!log.contains(typed), "the node's log holds `{typed}`");
+    }
+}
+
+/// The HTML of the form's field `name`, from its `div` to the next field's.
+fn field_html<'a>(body: &'a str, name: &str) -> &'a str {
+    let start = body
+        .find(&format!(r#"id="field-{name}""#))
+        .unwrap_or_else(|| panic!("no field {name} in {body}"));
+    let rest = &body[start..];
+    let end = rest[1..].find(r#"id="field-"#).map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+#[tokio::test]
+async fn the_rate_limits_count_per_client_address_behind_the_proxy_and_per_phone() {
+    let fed = Federation::new("reportin_page_limits");
+    let host = started_with_page(
+        &fed,
+        "lanzhou",
+        "behind_proxy = true\nper_address_per_hour = 3\nper_phone_per_day = 1",
+    )
+    .await;
+    let station = open_station(&host);
+    let addr = host.report_in_addr().await;
+    let path = format!("/s/{station}");
+
+    // One address: three submissions, then refused with when to come back.
+    // What the client put in front of the proxy's entry does not count.
+    let mut phone = PageClient::http(addr);
+    phone.forwarded_for = Some("198.51.100.1, 203.0.113.7".into());
+    let (_, token) = form(&mut phone, &station).await;
+    for _ in 0..3 {
+        let answer = phone.post_form(&path, &fields("李四", "1", &token)).await;
+        assert_eq!(answer.status, 422, "{}", answer.body);
+    }
+    let refused = phone.post_form(&path, &fields("李四", "1", &token)).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("提交太频繁"));
+    let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "Retry-After {retry}");
+    phone.forwarded_for = Some("198.51.100.2, 203.0.113.7".into());
+    let still = phone.post_form(&path, &fields("李四", "1", &token)).await;
+    assert_eq!(still.status, 429, "the proxy's entry is the client");
+
+    // Another address goes on; one phone number reports in once a day,
+    // however it is written.
+    let mut other = PageClient::http(addr);
+    other.forwarded_for = Some("203.0.113.8".into());
+    let (_, token) = form(&mut other, &station).await;
+    let first = other.post_form(&path, &fields("李四", "13912345678", &token)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains("报到信息已提交"));
+    let again = other.post_form(&path, &fields("李四", "+86 139-1234-5678", &token)).await;
+    assert_eq!(again.status, 429, "{}", again.body);
+    let different = other.post_form(&path, &fields("王五", "13987654321", &token)).await;
+    assert_eq!(different.status, 200, "{}", different.body);
+
+    // Each limit's first refusal in its window is audited, once.
+    let refusals: Vec<_> = host
+        .audit()
+        .into_iter()
+        .filter(|e| e.action == "reportin.refused" && e.detail.contains("over report_in"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(refusals.iter().any(|e| e.actor == "remote:203.0.113.7"
+        && e.detail.contains("per_address_per_hour")));
+    assert!(refusals.iter().any(|e| e.detail.contains("per_phone_per_day")));
+}
+
+#[tokio::test]
+async fn https_serves_the_page_with_the_configured_certificate() {
+    let fed = Federation::new("reportin_page_https");
+    let page_cert = fed.issue("page");
+    let settings = format!(
+        "tls_cert = {:?}\ntls_key = {:?}\npublic_url = \"https://localhost\"",
+        page_cert.cert.display().to_string(),
+        page_cert.key.display().to_string()
+    );
+    let mut config = fed.config("lanzhou");
+    // Its own section: `with_report_in`'s public_url is plain HTTP.
+    config.extra.push_str(&format!(
+        "\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\n{settings}\n"
+    ));
+    let host = fed.start(config).await;
+    let station = open_station(&host);
+    let addr = host.report_in_addr().await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in liaison_types::identity::read_certs(&fed.ca_cert()).unwrap() {
+        roots.add(cert).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut client = PageClient::https(addr, Arc::new(tls), "localhost");
+    let (page, token) = form(&mut client, &station).await;
+    let cookie = page.header("set-cookie").unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let sent = client
+        .post_form(&format!("/s/{station}"), &fields("赵六", "13911112222", &token))
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+}
+
+/// `chromedriver` on a free port of localhost, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Starts chromedriver, or says loudly why the browser test is skipped
+/// (`None`); with `LIAISON_REQUIRE_BROWSER` set a missing browser fails.
+async fn chromedriver() -> Option<Driver> {
+    let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+        .into_iter()
+        .filter(|path| !std::path::Path::new(path).exists())
+        .collect();
+    if !missing.is_empty() {
+        if std::env::var_os("LIAISON_REQUIRE_BROWSER").is_some() {
+            panic!("LIAISON_REQUIRE_BROWSER is set but {missing:?} are missing: apt-get install chromium chromium-driver");
+        }
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: the report-in page's browser test needs {missing:?} (apt-get install chromium chromium-driver) !!!!!!!!\n"
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: tempfile::tempdir().expect("a profile directory"),
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    liaison_tests::wait_until(DEFAULT_WAIT, "chromedriver to listen", String::new, async || {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+    })
+    .await;
+    Some(driver)
+}
+
+/// A phone's screen: 390 × 844 CSS pixels, a phone's user agent.
+async fn phone_browser(driver: &Driver) -> fantoccini::Client {
+    let user_agent = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
+    let capabilities = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-extensions", "--lang=zh-CN",
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ],
+            "mobileEmulation": {
+                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 2.0, "mobile": true, "touch": true },
+                "userAgent": user_agent,
+            },
+        },
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!("an object")
+    };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    timed(
+        "a Chromium session",
+        fantoccini::ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&driver.url),
+    )
+    .await
+    .expect("a WebDriver session with Chromium")
+}
+
+/// Where the tests keep what a person would look at.
+fn artefacts() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // target/<profile>/deps/<test binary>
+            let exe = std::env::current_exe().expect("the test binary's path");
+            exe.ancestors().nth(3).expect("a target directory").to_owned()
+        });
+    let dir = target.join("artefacts");
+    std::fs::create_dir_all(&dir).expect("the artefacts directory");
+    dir
+}
+
+async fn screenshot(browser: &fantoccini::Client, name: &str) -> PathBuf {
+    let png = timed("a screenshot", browser.screenshot()).await.expect("a screenshot");
+    assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"), "a PNG");
+    let path = artefacts().join(name);
+    std::fs::write(&path, png).expect("write the screenshot");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
+
+async fn fill(browser: &fantoccini::Client, name: &str, phone: &str) {
+    use fantoccini::Locator;
+    let typed = [
+        ("#name", name),
+        ("#phone", phone),
+        ("#home_branch", "崆峒区西关社区党支部"),
+        ("#employer", "兰州某物流公司"),
+    ];
+    for (selector, text) in typed {
+        let input = browser.find(Locator::Css(selector)).await.expect(selector);
+        input.clear().await.expect("clear");
+        input.send_keys(text).await.expect("type");
+    }
+    let place = browser.find(Locator::Css("#home_place")).await.expect("the place picker");
+    place.select_by_value("620800").await.expect("pick 平凉市");
+    let consent = browser.find(Locator::Css("#consent")).await.expect("the consent box");
+    if !consent.is_selected().await.expect("consent state") {
+        consent.click().await.expect("tick consent");
+    }
+}
+
+async fn submit(browser: &fantoccini::Client) {
+    use fantoccini::Locator;
+    let button = browser.find(Locator::Css("button[type=submit]")).await.expect("the button");
+    button.click().await.expect("submit");
+    browser.wait().for_element(Locator::Css("main")).await.expect("a page");
+}
+
+async fn main_text(browser: &fantoccini::Client) -> String {
+    use fantoccini::Locator;
+    let main = browser.find(Locator::Css("main")).await.expect("main");
+    main.text().await.expect("its text")
+}
+
+#[tokio::test]
+async fn a_phone_browser_fills_in_the_form() {
+    use fantoccini::Locator;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let fed = Federation::new("reportin_page_browser");
+    let host = started_with_page(&fed, "lanzhou", "per_address_per_hour = 3").await;
+    let station = open_station(&host);
+    let addr = host.report_in_addr().await;
+    let url = format!("http://{addr}/s/{station}");
+    let browser = phone_browser(&driver).await;
+
+    // The form at a phone's width, nothing wider than the screen.
+    timed("open the form", browser.goto(&url)).await.expect("the form");
+    let width = browser
+        .execute("return [window.innerWidth, document.documentElement.scrollWidth];", vec![])
+        .await
+        .expect("the widths");
+    let (inner, scroll) = (width[0].as_u64().unwrap(), width[1].as_u64().unwrap());
+    assert_eq!(inner, 390, "a phone's viewport");
+    assert!(scroll <= inner, "the page is {scroll}px wide on a {inner}px screen");
+    screenshot(&browser, "reportin-phone.png").await;
+
+    // A bad phone: the problem beside the phone field, what was typed kept.
+    fill(&browser, "陈七", "12345").await;
+    submit(&browser).await;
+    let problem = browser
+        .find(Locator::Css("#field-phone #phone-problem"))
+        .await
+        .expect("the phone's problem inside its field");
+    assert!(!problem.text().await.unwrap().is_empty());
+    let name = browser.find(Locator::Css("#name")).await.unwrap();
+    assert_eq!(name.prop("value").await.unwrap().as_deref(), Some("陈七"));
+    assert!(browser.find(Locator::Css("#name-problem")).await.is_err(), "the name was fine");
+    screenshot(&browser, "reportin-phone-problem.png").await;
+
+    // Good answers: the confirmation.
+    fill(&browser, "陈七", "13800001111").await;
+    submit(&browser).await;
+    let received = main_text(&browser).await;
+    assert!(received.contains("报到信息已提交"), "{received}");
+    screenshot(&browser, "reportin-phone-received.png").await;
+
+    // A form another site forged, without the token: refused.
+    let forged = format!(
+        "data:text/html;charset=utf-8,<form method=post action='{url}'><input name=name value=x><input name=phone value=13800001111><input name=consent value=yes><button>go</button></form>"
+    );
+    browser.goto(&forged).await.expect("the forged form");
+    submit(&browser).await;
+    let refused = main_text(&browser).await;
+    assert!(refused.contains("请重新打开报到页面"), "{refused}");
+
+    // The fourth submission from this address in the hour (the forged one
+    // counted) is refused.
+    browser.goto(&url).await.expect("the form");
+    fill(&browser, "陈七", "13800002222").await;
+    submit(&browser).await;
+    let limited = main_text(&browser).await;
+    assert!(limited.contains("提交太频繁"), "{limited}");
+
+    let _ = browser.close().await;
+}
