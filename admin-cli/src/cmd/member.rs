@@ -271,6 +271,7 @@ impl HostSetArgs {
             contact_person: self.contact_person,
             contact_phone: self.contact_phone,
             last_seen_at_host: self.last_seen,
+            station: None,
         };
         let unchanged = pb::HostSectionRequest {
             member_id: request.member_id.clone(),
