@@ -74,6 +74,7 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
             "trend",
             "agreements",
             "uncovered",
+            "reportin",
         ],
     ),
     (

@@ -4,6 +4,7 @@
 use liaison_proto::v1 as pb;
 use liaison_types::reportin::{check, Form, Submission};
 
+use super::report_tests::{report, rows};
 use super::reportin::{self, ClaimState};
 use super::store::audit;
 use super::tests::{federation, TestNode};
@@ -224,8 +225,12 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
         "personal data dropped"
     );
 
-    let report = lanzhou.deliver(&pingliang);
-    assert_eq!((report.applied, report.quarantined), (2, 0), "{report:?}");
+    let delivered = lanzhou.deliver(&pingliang);
+    assert_eq!(
+        (delivered.applied, delivered.quarantined),
+        (2, 0),
+        "{delivered:?}"
+    );
     let home = pingliang.view(&id).unwrap();
     assert_eq!(home.contact_status, "regained");
     assert_eq!(home.host_sections[0].station, "兰州市平凉籍流动党员服务站");
@@ -257,6 +262,30 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
         })
         .unwrap();
     assert_eq!(via, "report-in");
+    // The reports: per station and month at the host, regained at home.
+    let month = pingliang.ctx().today().format("%Y-%m").to_string();
+    let host = report(&lanzhou, "reportin", "");
+    let by_station = rows(&host, "by_station_month");
+    assert_eq!(by_station.len(), 1, "{by_station:?}");
+    assert_eq!(by_station[0]["station"], "兰州市平凉籍流动党员服务站");
+    assert_eq!(by_station[0]["month"], month);
+    assert_eq!(by_station[0]["confirmed"], "1");
+    assert_eq!(by_station[0]["regained"], "1", "lost before the report-in");
+    let home = report(&pingliang, "reportin", "");
+    assert_eq!(rows(&home, "regained_by_month")[0]["members"], "1");
+    let regained = rows(&home, "regained");
+    assert_eq!(regained[0]["name"], "张三");
+    assert!(
+        rows(&host, "regained").is_empty(),
+        "the host owns no one regained"
+    );
+    let contact = report(&pingliang, "contact", "");
+    let by_status = rows(&contact, "by_status");
+    let regained_row = by_status
+        .iter()
+        .find(|r| r.values().any(|v| v.contains("regained")))
+        .expect("a row of members regained");
+    assert_eq!(regained_row["members"], "1", "{by_status:?}");
     // A confirmed claim is decided: confirming it again is refused.
     let again = lanzhou.tx(|c, ctx| {
         reportin::confirm(
@@ -309,8 +338,25 @@ fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
         .tx(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?))
         .unwrap();
     assert_eq!(events_before, events_after, "nothing appended for a peer");
-    let report = lanzhou.deliver(&pingliang);
-    assert_eq!(report.applied, 0);
+    let delivered = lanzhou.deliver(&pingliang);
+    assert_eq!(delivered.applied, 0);
+    // Listed as such where the clerk looks: the to-do list and `report uncovered`.
+    let todo = lanzhou.tx(crate::todo::list).unwrap();
+    assert!(
+        todo.iter().any(|i| i.kind == "reportin_no_agreement"),
+        "{todo:?}"
+    );
+    let uncovered = rows(
+        &report(&lanzhou, "uncovered", ""),
+        "claims_without_agreement",
+    );
+    assert_eq!(uncovered.len(), 1);
+    assert!(
+        uncovered[0]["home"].starts_with("no agreement with"),
+        "{uncovered:?}"
+    );
+    assert!(uncovered[0]["home"].contains("6101"), "{uncovered:?}");
+    assert_eq!(uncovered[0]["claims"], "1");
 }
 
 #[test]

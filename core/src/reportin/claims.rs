@@ -398,6 +398,9 @@ pub fn confirm(
         }
         id
     };
+    let status_before = members::load_copy(conn, &member_id)?
+        .map(|copy| copy.contact_status.clone())
+        .unwrap_or_default();
     let submitted_at = conn
         .prepare_cached("SELECT submitted_at FROM reportin_claims WHERE claim_id = ?1")?
         .query_row([&claim.claim_id], |r| r.get::<_, String>(0))?;
@@ -428,10 +431,11 @@ pub fn confirm(
     )?;
     conn.prepare_cached(
         "UPDATE reportin_claims SET state = 'confirmed', member_id = ?2, decided_by = ?3, decided_at_ms = ?4,
+             status_before = ?5,
              name = '', phone = '', home_branch = '', certificate_no = '', employer = '', address = ''
          WHERE claim_id = ?1",
     )?
-    .execute(params![claim.claim_id, member_id, by, ctx.now_ms])?;
+    .execute(params![claim.claim_id, member_id, by, ctx.now_ms, status_before])?;
     load_claim(conn, ctx, &claim.claim_id, kept_days)
 }
 

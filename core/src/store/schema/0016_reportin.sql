@@ -35,6 +35,10 @@ CREATE TABLE reportin_claims (
     address           TEXT NOT NULL DEFAULT '',
     state             TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'confirmed', 'rejected')),
     member_id         TEXT NOT NULL DEFAULT '',
+    -- The member's contact status as the owner last shared it, when the
+    -- claim was confirmed: a member out of contact then (overdue, lost,
+    -- searching, unreachable) was regained through this report-in.
+    status_before     TEXT NOT NULL DEFAULT '',
     decided_by        TEXT NOT NULL DEFAULT '',
     decided_at_ms     INTEGER,
     reason            TEXT NOT NULL DEFAULT '',
