@@ -908,13 +908,21 @@ const SWEEP_CHUNK: usize = 2_000;
 pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), NodeError> {
     let me = node.me();
     let now_ms = node.now_ms();
+    let kept_days = crate::admin::rejected_kept_days(&node.config);
     let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = me.ctx(now_ms);
+            // Rejected report-in claims go with their personal data once
+            // kept their days, reconciling or not: no owner decides this.
+            let purged = liaison_core::reportin::purge_rejected(&tx, &ctx, kept_days)?;
+            if purged > 0 {
+                tracing::info!(purged, "rejected report-in claims deleted");
+            }
             // A reconciling node makes no owner decisions yet (docs/restore.md):
             // neither the calendar's nor the contact statuses it shares.
             if liaison_core::epoch::is_reconciling(&tx)? {
+                tx.commit()?;
                 return Ok(None);
             }
             let mut changed = liaison_core::agreements::tick(&tx, &ctx)?;
