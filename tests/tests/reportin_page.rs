@@ -29,10 +29,108 @@ fn fields<'a>(name: &'a str, phone: &'a str, token: &'a str) -> Vec<(&'a str, &'
     ]
 }
 
-/// Opens a service station at `node` and returns its code.
+/// Opens a service station at `node`, run by its branch `b1`, and
+/// returns its code.
 fn open_station(node: &TestNode) -> String {
-    let _ = node;
-    "abcdefgh".to_owned()
+    org(node);
+    let records = node.ctl_json(&[
+        "station",
+        "add",
+        "--name",
+        "兰州市平凉籍流动党员服务站",
+        "--org",
+        "b1",
+        "--address",
+        "城关区庆阳路 1 号",
+        "--hours",
+        "周一至周五 9:00-17:00",
+    ]);
+    records[0].1["code"]
+        .as_str()
+        .expect("the station's code")
+        .to_owned()
+}
+
+fn org(node: &TestNode) {
+    node.ctl_ok(&[
+        "org",
+        "add",
+        "b1",
+        "--name",
+        &format!("{}第一支部", node.display_name),
+        "--level",
+        "branch",
+    ]);
+}
+
+/// The member the end-to-end tests follow, and the others who report in.
+const KNOWN: &str = "马成林";
+const UNKNOWN: &str = "林晓";
+
+/// Pingliang (home, 6208) and Lanzhou (host, 6201, with the page and
+/// `settings`) under an active agreement; at Pingliang a member away at
+/// Lanzhou for 300 days without contact, so lost (失联), whose home
+/// section Lanzhou holds; a station at Lanzhou. Returns both nodes, the
+/// member's id and the station's code.
+async fn lost_member_away_at_lanzhou(
+    fed: &Federation,
+    settings: &str,
+) -> (TestNode, TestNode, String, String) {
+    let pingliang = fed.node("pingliang").await;
+    let lanzhou = started_with_page(fed, "lanzhou", settings).await;
+    pingliang.peer_serving(&lanzhou, "6201");
+    lanzhou.peer_serving(&pingliang, "6208");
+    fed.wait_linked(&pingliang, &lanzhou).await;
+    org(&pingliang);
+    let added = pingliang.ctl_json(&[
+        "member",
+        "add",
+        "--name",
+        KNOWN,
+        "--gender",
+        "男",
+        "--birth-date",
+        "1988-03-12",
+        "--party-status",
+        "正式",
+        "--home-branch",
+        "b1",
+    ]);
+    let member_id = added[0].1["member_id"]
+        .as_str()
+        .expect("the member's id")
+        .to_owned();
+    let departed = (chrono::Utc::now().date_naive() - chrono::Duration::days(300)).to_string();
+    pingliang.ctl_ok(&[
+        "outflow",
+        "register",
+        &member_id,
+        "--to",
+        "620102",
+        "--departed-on",
+        &departed,
+    ]);
+    fed.agree(&pingliang, &lanzhou, "平凉-兰州-2026-07").await;
+    pingliang
+        .wait_until(DEFAULT_WAIT, "the member lost at Pingliang", async || {
+            contact_status(&pingliang, &member_id)["status"] == "lost"
+        })
+        .await;
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "Lanzhou to hold the member's home section", async || {
+            lanzhou.show(&member_id).await.is_some()
+        })
+        .await;
+    let station = open_station(&lanzhou);
+    (pingliang, lanzhou, member_id, station)
+}
+
+fn contact_status(node: &TestNode, member_id: &str) -> serde_json::Value {
+    node.ctl_json(&["contact", "status", member_id])
+        .into_iter()
+        .next()
+        .expect("the member's contact status")
+        .1
 }
 
 /// The form of `station`, with its token (the client keeps the cookie).
@@ -375,11 +473,22 @@ async fn fill(browser: &fantoccini::Client, name: &str, phone: &str) {
     }
 }
 
+/// Submits the form shown and waits until the next page has loaded (the
+/// old page's elements gone stale: a POST keeps the URL).
 async fn submit(browser: &fantoccini::Client) {
     use fantoccini::Locator;
+    let old = browser.find(Locator::Css("html")).await.expect("the page");
     let button = browser.find(Locator::Css("button[type=submit]")).await.expect("the button");
     button.click().await.expect("submit");
-    browser.wait().for_element(Locator::Css("main")).await.expect("a page");
+    liaison_tests::wait_until(DEFAULT_WAIT, "the answer to a submission", String::new, async || {
+        if old.tag_name().await.is_ok() {
+            return false;
+        }
+        let ready = browser.execute("return document.readyState;", vec![]).await;
+        ready.is_ok_and(|state| state == "complete")
+            && browser.find(Locator::Css("main")).await.is_ok()
+    })
+    .await;
 }
 
 async fn main_text(browser: &fantoccini::Client) -> String {
@@ -388,16 +497,16 @@ async fn main_text(browser: &fantoccini::Client) -> String {
     main.text().await.expect("its text")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_browser_fills_in_the_form() {
     use fantoccini::Locator;
     let Some(driver) = chromedriver().await else {
         return;
     };
     let fed = Federation::new("reportin_page_browser");
-    let host = started_with_page(&fed, "lanzhou", "per_address_per_hour = 3").await;
-    let station = open_station(&host);
-    let addr = host.report_in_addr().await;
+    let (_pingliang, lanzhou, _member_id, station) =
+        lost_member_away_at_lanzhou(&fed, "per_address_per_hour = 4").await;
+    let addr = lanzhou.report_in_addr().await;
     let url = format!("http://{addr}/s/{station}");
     let browser = phone_browser(&driver).await;
 
@@ -413,7 +522,7 @@ async fn a_phone_browser_fills_in_the_form() {
     screenshot(&browser, "reportin-phone.png").await;
 
     // A bad phone: the problem beside the phone field, what was typed kept.
-    fill(&browser, "陈七", "12345").await;
+    fill(&browser, KNOWN, "12345").await;
     submit(&browser).await;
     let problem = browser
         .find(Locator::Css("#field-phone #phone-problem"))
@@ -421,33 +530,122 @@ async fn a_phone_browser_fills_in_the_form() {
         .expect("the phone's problem inside its field");
     assert!(!problem.text().await.unwrap().is_empty());
     let name = browser.find(Locator::Css("#name")).await.unwrap();
-    assert_eq!(name.prop("value").await.unwrap().as_deref(), Some("陈七"));
+    assert_eq!(name.prop("value").await.unwrap().as_deref(), Some(KNOWN));
     assert!(browser.find(Locator::Css("#name-problem")).await.is_err(), "the name was fine");
     screenshot(&browser, "reportin-phone-problem.png").await;
 
-    // Good answers: the confirmation.
-    fill(&browser, "陈七", "13800001111").await;
+    // The member, then a stranger: one and the same confirmation.
+    fill(&browser, KNOWN, "13800001111").await;
     submit(&browser).await;
-    let received = main_text(&browser).await;
-    assert!(received.contains("报到信息已提交"), "{received}");
+    let known = main_text(&browser).await;
+    assert!(known.contains("报到信息已提交"), "{known}");
     screenshot(&browser, "reportin-phone-received.png").await;
+    browser.goto(&url).await.expect("the form");
+    fill(&browser, UNKNOWN, "13800002222").await;
+    submit(&browser).await;
+    let unknown = main_text(&browser).await;
+    assert_eq!(known, unknown, "nothing tells a member from a stranger");
 
     // A form another site forged, without the token: refused.
     let forged = format!(
-        "data:text/html;charset=utf-8,<form method=post action='{url}'><input name=name value=x><input name=phone value=13800001111><input name=consent value=yes><button>go</button></form>"
+        "data:text/html;charset=utf-8,<form method=post action='{url}'><input name=name value=x><input name=phone value=13800003333><input name=consent value=yes><button type=submit>go</button></form>"
     );
     browser.goto(&forged).await.expect("the forged form");
     submit(&browser).await;
     let refused = main_text(&browser).await;
     assert!(refused.contains("请重新打开报到页面"), "{refused}");
 
-    // The fourth submission from this address in the hour (the forged one
+    // The fifth submission from this address in the hour (the forged one
     // counted) is refused.
     browser.goto(&url).await.expect("the form");
-    fill(&browser, "陈七", "13800002222").await;
+    fill(&browser, "陈七", "13800004444").await;
     submit(&browser).await;
     let limited = main_text(&browser).await;
     assert!(limited.contains("提交太频繁"), "{limited}");
 
+    // Two claims reached the clerk: the bad, forged and limited ones did not.
+    let claims = lanzhou.ctl_json(&["reportin", "list"]);
+    assert_eq!(claims.len(), 2, "{claims:?}");
     let _ = browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_lost_at_pingliang_reports_in_through_a_lanzhou_station_page_and_is_regained() {
+    let fed = Federation::new("reportin_page_e2e");
+    let (pingliang, lanzhou, member_id, station) = lost_member_away_at_lanzhou(&fed, "").await;
+    let addr = lanzhou.report_in_addr().await;
+    let path = format!("/s/{station}");
+
+    // The member, a stranger, and someone from a region Lanzhou has no
+    // agreement with (天水市) report in: the same answer, byte for byte.
+    let mut answers = Vec::new();
+    for (name, phone, place) in [
+        (KNOWN, "13912340001", "620800"),
+        (UNKNOWN, "13912340002", "620800"),
+        ("周立", "13912340003", "620500"),
+    ] {
+        let mut phone_client = PageClient::http(addr);
+        let (_, token) = form(&mut phone_client, &station).await;
+        let mut typed = fields(name, phone, &token);
+        typed[2] = ("home_place", place);
+        let answer = phone_client.post_form(&path, &typed).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answers.push(answer.body);
+    }
+    assert_eq!(answers[0], answers[1], "known and unknown get the same page");
+    assert_eq!(answers[0], answers[2]);
+
+    // Three claims at Lanzhou; the member's proposes the member; the
+    // Tianshui claim has no home to go to.
+    let claims: Vec<serde_json::Value> = lanzhou
+        .ctl_json(&["reportin", "list"])
+        .into_iter()
+        .map(|(_, claim)| claim)
+        .collect();
+    assert_eq!(claims.len(), 3, "{claims:?}");
+    let claim_of = |name: &str| {
+        claims
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no claim of {name}: {claims:?}"))
+            .clone()
+    };
+    let known = claim_of(KNOWN);
+    assert_eq!(known["station"], station.as_str());
+    assert_eq!(known["home_node"], "pingliang");
+    let shown = lanzhou.ctl_json(&["reportin", "show", known["claim_id"].as_str().unwrap()]);
+    let candidates = shown[0].1["candidates"].as_array().unwrap().clone();
+    assert!(
+        candidates.iter().any(|c| c["member_id"] == member_id.as_str()),
+        "the member is proposed: {candidates:?}"
+    );
+    assert_eq!(claim_of("周立")["home_node"], "", "no agreement with 天水市");
+
+    // The clerk confirms; Pingliang has the member back, through the report-in.
+    lanzhou.ctl_ok(&["reportin", "confirm", known["claim_id"].as_str().unwrap()]);
+    pingliang
+        .wait_until(DEFAULT_WAIT, "the member regained at Pingliang", async || {
+            contact_status(&pingliang, &member_id)["status"] == "regained"
+        })
+        .await;
+    let status = contact_status(&pingliang, &member_id);
+    let recent = status["recent"].as_array().unwrap();
+    assert!(
+        recent.iter().any(|c| c["channel"] == "report-in" && c["author"] == "lanzhou"),
+        "the report-in is the contact: {status}"
+    );
+
+    // The page's submissions are audited at Lanzhou without what was typed.
+    let audit = lanzhou.audit();
+    let submitted = audit
+        .iter()
+        .filter(|e| e.action == "reportin.submitted")
+        .count();
+    assert_eq!(submitted, 3);
+    for entry in &audit {
+        for typed in ["13912340001", "13912340002", UNKNOWN, "周立"] {
+            assert!(!entry.detail.contains(typed), "audit holds `{typed}`: {entry:?}");
+        }
+    }
+    assert!(!lanzhou.log().contains("13912340002"), "no phone in the log");
 }

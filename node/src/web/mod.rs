@@ -286,20 +286,8 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
         .into_response()
 }
 
-/// A station code as `station add` makes them: 8 lowercase letters and
-/// digits. Anything else is not looked up.
-fn is_station_code(code: &str) -> bool {
-    code.len() == 8
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 /// The station's public facts, or the answer to give when there is none.
 async fn station(page: &Page, code: &str) -> Result<liaison_core::reportin::StationPage, Response> {
-    if !is_station_code(code) {
-        return Err(not_found().await);
-    }
     let owned = code.to_owned();
     match page
         .node
