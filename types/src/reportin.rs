@@ -230,32 +230,29 @@ mod tests {
         assert_eq!(s.employer, "");
     }
 
+    /// Makes one field of a good form bad.
+    type Spoil = fn(&mut Form);
+
     #[test]
     fn each_bad_field_is_named_beside_itself() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Form)>)> = vec![
-            ("name", Box::new(|f| f.name = "  ".into())),
-            ("name", Box::new(|f| f.name = "张三3".into())),
-            ("name", Box::new(|f| f.name = "张".repeat(31))),
-            ("phone", Box::new(|f| f.phone = "".into())),
-            ("phone", Box::new(|f| f.phone = "12345".into())),
-            ("phone", Box::new(|f| f.phone = "0931-1234567".into())),
-            ("phone", Box::new(|f| f.phone = "1380013800a".into())),
-            ("phone", Box::new(|f| f.phone = "12800138000".into())),
-            ("home_place", Box::new(|f| f.home_place = "".into())),
-            ("home_place", Box::new(|f| f.home_place = "999999".into())),
-            ("home_place", Box::new(|f| f.home_place = "平凉".into())),
-            ("home_place", Box::new(|f| f.home_place = "110100".into())),
-            (
-                "home_branch",
-                Box::new(|f| f.home_branch = "支".repeat(101)),
-            ),
-            (
-                "certificate_no",
-                Box::new(|f| f.certificate_no = "号码#1".into()),
-            ),
-            ("employer", Box::new(|f| f.employer = "a\u{7}b".into())),
-            ("address", Box::new(|f| f.address = "址".repeat(201))),
-            ("consent", Box::new(|f| f.consent = false)),
+        let cases: Vec<(&str, Spoil)> = vec![
+            ("name", |f| f.name = "  ".into()),
+            ("name", |f| f.name = "张三3".into()),
+            ("name", |f| f.name = "张".repeat(31)),
+            ("phone", |f| f.phone = "".into()),
+            ("phone", |f| f.phone = "12345".into()),
+            ("phone", |f| f.phone = "0931-1234567".into()),
+            ("phone", |f| f.phone = "1380013800a".into()),
+            ("phone", |f| f.phone = "12800138000".into()),
+            ("home_place", |f| f.home_place = "".into()),
+            ("home_place", |f| f.home_place = "999999".into()),
+            ("home_place", |f| f.home_place = "平凉".into()),
+            ("home_place", |f| f.home_place = "110100".into()),
+            ("home_branch", |f| f.home_branch = "支".repeat(101)),
+            ("certificate_no", |f| f.certificate_no = "号码#1".into()),
+            ("employer", |f| f.employer = "a\u{7}b".into()),
+            ("address", |f| f.address = "址".repeat(201)),
+            ("consent", |f| f.consent = false),
         ];
         for (field, spoil) in cases {
             let mut form = good();

@@ -9,7 +9,7 @@ use liaison_proto::v1 as pb;
 use liaisonctl::output::{self, dash, json_line, Detail, Format, Table};
 use serde_json::json;
 
-use super::{print_list, refs, text, Admin, Failure};
+use super::{places, print_list, refs, text, Admin, Failure};
 
 #[derive(Debug, Subcommand)]
 pub enum ReportinCommand {
@@ -33,6 +33,36 @@ pub enum ReportinCommand {
         /// with the claim's certificate number, or with its name and home region.
         #[arg(long, value_name = "MEMBER")]
         member: Option<String>,
+    },
+    /// Record a report-in made in person at a station's desk, from the member's paper form.
+    Add {
+        /// The station: its code or name.
+        #[arg(long)]
+        station: String,
+        /// The member's name, as on the ID card.
+        #[arg(long)]
+        name: String,
+        /// The member's mobile phone (11 digits).
+        #[arg(long)]
+        phone: String,
+        /// The home region: a place name (平凉市崆峒区) or code.
+        #[arg(long, value_name = "PLACE")]
+        home: String,
+        /// The home branch as the member names it.
+        #[arg(long, value_name = "TEXT")]
+        branch: Option<String>,
+        /// The activity certificate's (流动党员活动证) number, if held.
+        #[arg(long)]
+        certificate: Option<String>,
+        /// The member's employer here.
+        #[arg(long)]
+        employer: Option<String>,
+        /// The member's address here.
+        #[arg(long)]
+        address: Option<String>,
+        /// The member signed the form's consent line: what is sent home, and why.
+        #[arg(long)]
+        consented: bool,
     },
     /// Reject a claim; it is deleted with its personal data after report_in.rejected_kept_days.
     Reject {
@@ -77,6 +107,34 @@ pub async fn run(
                 .reportin_confirm(pb::ReportinConfirmRequest {
                     claim_id: claim,
                     member_id,
+                })
+                .await?
+                .into_inner()
+        }
+        ReportinCommand::Add {
+            station,
+            name,
+            phone,
+            home,
+            branch,
+            certificate,
+            employer,
+            address,
+            consented,
+        } => {
+            // The form's place picker gives a 6-digit division code.
+            let home_place = format!("{:0<6}", places::code(&home)?);
+            admin
+                .reportin_add(pb::ReportinAddRequest {
+                    station,
+                    name,
+                    phone,
+                    home_place,
+                    home_branch: text(branch),
+                    certificate_no: text(certificate),
+                    employer: text(employer),
+                    address: text(address),
+                    consent: consented,
                 })
                 .await?
                 .into_inner()

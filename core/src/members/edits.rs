@@ -669,6 +669,14 @@ pub fn contact_record(
         outcome: validate::text("outcome", &req.outcome, 500)?,
         basis: String::new(),
     };
+    // A report-in of this node's own member regains it as one from a host
+    // does (`contact_arrived`), once the member may be edited here.
+    let own = load_home(conn, &member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+    if own && event.channel == "report-in" {
+        load_owned(conn, ctx, &member_id)?;
+        contact_arrived(conn, ctx, &event)?;
+        return Ok(contact_view(&event, &member_name(conn, &member_id)?));
+    }
     record_about_member(conn, ctx, &member_id, EventKind::Contact, |basis| {
         let mut event = event.clone();
         event.basis = basis.to_owned();

@@ -5,7 +5,7 @@
 
 use liaison_proto::v1 as pb;
 use liaison_types::places;
-use liaison_types::reportin::Submission;
+use liaison_types::reportin::{self, Form, Submission};
 use liaison_types::validate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -58,6 +58,70 @@ pub fn submit(
     station: &str,
     s: &Submission,
 ) -> Result<(), Error> {
+    let claim_id = store_claim(conn, ctx, station, s)?;
+    audit::append(
+        conn,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reportin.submitted",
+            target: &claim_id,
+            outcome: Outcome::Ok,
+            detail: &format!("station {station}"),
+        },
+    )?;
+    Ok(())
+}
+
+/// A report-in made in person at a station's desk and typed by its clerk
+/// (`req.station` a code or name): checked as the page checks a form (a
+/// refusal names every field's problem), stored as the page's claims are.
+/// The caller audits it as the operator's action.
+pub fn add(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    req: &pb::ReportinAddRequest,
+    kept_days: u32,
+) -> Result<pb::ReportinView, Error> {
+    let station = super::stations::station_show(conn, &req.station, "")?;
+    if station.state != "open" {
+        return Err(Error::conflict(format!(
+            "station {} is {}: it takes no report-ins",
+            station.name, station.state
+        )));
+    }
+    let form = Form {
+        name: req.name.clone(),
+        phone: req.phone.clone(),
+        home_place: req.home_place.clone(),
+        home_branch: req.home_branch.clone(),
+        certificate_no: req.certificate_no.clone(),
+        employer: req.employer.clone(),
+        address: req.address.clone(),
+        consent: req.consent,
+    };
+    let submission = reportin::check(&form).map_err(|problems| {
+        let listed: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        Error::invalid(format!(
+            "the report-in form is not complete; nothing was stored:\n  {}",
+            listed.join("\n  ")
+        ))
+    })?;
+    let claim_id = store_claim(conn, ctx, &station.code, &submission)?;
+    load_claim(conn, ctx, &claim_id, kept_days)
+}
+
+/// Stores a checked submission as a pending claim at the open station
+/// `station` (a code); returns the claim's id.
+fn store_claim(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    station: &str,
+    s: &Submission,
+) -> Result<String, Error> {
     if station_page(conn, station)?.is_none() {
         return Err(Error::not_found(format!(
             "no open station has the code `{}`",
@@ -83,18 +147,7 @@ pub fn submit(
         s.address,
         ctx.now_ms
     ])?;
-    audit::append(
-        conn,
-        ctx.now_ms,
-        &NewEntry {
-            actor: &Actor::Node,
-            action: "reportin.submitted",
-            target: &claim_id,
-            outcome: Outcome::Ok,
-            detail: &format!("station {station}"),
-        },
-    )?;
-    Ok(())
+    Ok(claim_id)
 }
 
 /// The peer whose region covers `home_place` and with which this node (as

@@ -19,6 +19,6 @@ mod claims;
 mod stations;
 
 pub use claims::{
-    claim_list, claim_show, confirm, home_node, purge_rejected, reject, submit, ClaimState,
+    add, claim_list, claim_show, confirm, home_node, purge_rejected, reject, submit, ClaimState,
 };
 pub use stations::{station_add, station_list, station_page, station_show, StationPage};

@@ -173,6 +173,7 @@ delegate! {
     reportin_show(ReportinRef) -> ReportinView => reportin::claim_show;
     reportin_confirm(ReportinConfirmRequest) -> ReportinView => reportin::claim_confirm;
     reportin_reject(ReportinRejectRequest) -> ReportinView => reportin::claim_reject;
+    reportin_add(ReportinAddRequest) -> ReportinView => reportin::claim_add;
 
     @stream member_import(MemberImportChunk) -> MemberImportResponse => registry::member_import;
 }

@@ -148,3 +148,19 @@ pub(super) async fn claim_reject(
         .await
         .map(Response::new)
 }
+
+pub(super) async fn claim_add(
+    admin: &AdminService,
+    request: Request<pb::ReportinAddRequest>,
+) -> Result<Response<pb::ReportinView>, Status> {
+    let kept_days = admin.rejected_kept_days();
+    let (action, req) = Action::of(request, "reportin.add", |r| r.station.trim().to_owned());
+    admin
+        .act(action, move |conn, ctx| {
+            let claim = reportin::add(conn, ctx, &req, kept_days)?;
+            let detail = format!("claim {}", claim.claim_id);
+            Ok((claim, detail))
+        })
+        .await
+        .map(Response::new)
+}
