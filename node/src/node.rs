@@ -586,7 +586,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     }
     if let (Some(listener), Some(secret)) = (report_in_listener, report_in_secret) {
         match listener.local_addr() {
-            Ok(addr) => tracing::info!(%addr, https = listener.is_https(), "report-in page listening"),
+            Ok(addr) => {
+                tracing::info!(%addr, https = listener.is_https(), "report-in page listening")
+            }
             Err(error) => tracing::warn!(%error, "report-in page: cannot read its address"),
         }
         tasks.spawn(crate::web::serve(node.clone(), listener, secret));

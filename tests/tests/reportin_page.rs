@@ -117,9 +117,11 @@ async fn lost_member_away_at_lanzhou(
         })
         .await;
     lanzhou
-        .wait_until(DEFAULT_WAIT, "Lanzhou to hold the member's home section", async || {
-            lanzhou.show(&member_id).await.is_some()
-        })
+        .wait_until(
+            DEFAULT_WAIT,
+            "Lanzhou to hold the member's home section",
+            async || lanzhou.show(&member_id).await.is_some(),
+        )
         .await;
     let station = open_station(&lanzhou);
     (pingliang, lanzhou, member_id, station)
@@ -142,7 +144,8 @@ async fn form(client: &mut PageClient, station: &str) -> (PageResponse, String) 
 }
 
 async fn started_with_page(fed: &Federation, node_id: &str, settings: &str) -> TestNode {
-    fed.start(fed.config(node_id).with_report_in(settings)).await
+    fed.start(fed.config(node_id).with_report_in(settings))
+        .await
 }
 
 #[tokio::test]
@@ -169,10 +172,16 @@ async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_b
         "{cookie}"
     );
     assert!(!page.body.contains("<script"), "the page runs no script");
-    assert!(page.body.contains("620800"), "the place picker lists 平凉市");
+    assert!(
+        page.body.contains("620800"),
+        "the place picker lists 平凉市"
+    );
     let css = client.get("/static/page.css").await;
     assert_eq!(css.status, 200);
-    assert!(css.header("content-type").unwrap_or_default().starts_with("text/css"));
+    assert!(css
+        .header("content-type")
+        .unwrap_or_default()
+        .starts_with("text/css"));
 
     // An unknown station and a malformed code: one and the same answer.
     let unknown = client.get("/s/zzzzzzzz").await;
@@ -185,16 +194,24 @@ async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_b
     // token made up.
     let path = format!("/s/{station}");
     let mut stranger = PageClient::http(addr);
-    let forged = stranger.post_form(&path, &fields("张三", "13912345678", "")).await;
+    let forged = stranger
+        .post_form(&path, &fields("张三", "13912345678", ""))
+        .await;
     assert_eq!(forged.status, 403, "{}", forged.body);
     assert!(forged.body.contains("请重新打开报到页面"));
-    let no_token = client.post_form(&path, &fields("张三", "13912345678", "")).await;
+    let no_token = client
+        .post_form(&path, &fields("张三", "13912345678", ""))
+        .await;
     assert_eq!(no_token.status, 403);
     let made_up = format!("{}.{}", liaison_tests::now_ms(), "ab".repeat(32));
-    let made_up = client.post_form(&path, &fields("张三", "13912345678", &made_up)).await;
+    let made_up = client
+        .post_form(&path, &fields("张三", "13912345678", &made_up))
+        .await;
     assert_eq!(made_up.status, 403);
     // The token of one station does not open another's form.
-    let other = client.post_form("/s/zzzzzzzz", &fields("张三", "13912345678", &token)).await;
+    let other = client
+        .post_form("/s/zzzzzzzz", &fields("张三", "13912345678", &token))
+        .await;
     assert_eq!(other.status, 404);
 
     // A body over the bound.
@@ -205,7 +222,9 @@ async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_b
     // A bad phone, and markup typed as a name: the problem beside the
     // phone field, the name shown as text.
     let hostile = "<script>alert(1)</script>";
-    let bad = client.post_form(&path, &fields(hostile, "12345", &token)).await;
+    let bad = client
+        .post_form(&path, &fields(hostile, "12345", &token))
+        .await;
     assert_eq!(bad.status, 422, "{}", bad.body);
     let phone_field = field_html(&bad.body, "phone");
     assert!(
@@ -214,7 +233,10 @@ async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_b
     );
     assert!(!bad.body.contains(hostile), "markup typed is never markup");
     assert!(bad.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
-    assert!(bad.form_token().is_some(), "the form is shown again to correct");
+    assert!(
+        bad.form_token().is_some(),
+        "the form is shown again to correct"
+    );
 
     // Every refusal is audited, with nothing typed in it.
     let refusals: Vec<_> = host
@@ -223,11 +245,15 @@ async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_b
         .filter(|e| e.action == "reportin.refused")
         .collect();
     assert_eq!(refusals.len(), 4, "{refusals:?}");
-    assert!(refusals.iter().any(|e| e.detail.contains("fields: name, phone")
-        || e.detail.contains("fields: phone")));
+    assert!(refusals
+        .iter()
+        .any(|e| e.detail.contains("fields: name, phone") || e.detail.contains("fields: phone")));
     for entry in host.audit() {
         for typed in ["张三", "13912345678", "alert", "12345"] {
-            assert!(!entry.detail.contains(typed), "audit holds `{typed}`: {entry:?}");
+            assert!(
+                !entry.detail.contains(typed),
+                "audit holds `{typed}`: {entry:?}"
+            );
         }
     }
     let log = host.log();
@@ -242,7 +268,9 @@ fn field_html<'a>(body: &'a str, name: &str) -> &'a str {
         .find(&format!(r#"id="field-{name}""#))
         .unwrap_or_else(|| panic!("no field {name} in {body}"));
     let rest = &body[start..];
-    let end = rest[1..].find(r#"id="field-"#).map_or(rest.len(), |i| i + 1);
+    let end = rest[1..]
+        .find(r#"id="field-"#)
+        .map_or(rest.len(), |i| i + 1);
     &rest[..end]
 }
 
@@ -282,12 +310,18 @@ async fn the_rate_limits_count_per_client_address_behind_the_proxy_and_per_phone
     let mut other = PageClient::http(addr);
     other.forwarded_for = Some("203.0.113.8".into());
     let (_, token) = form(&mut other, &station).await;
-    let first = other.post_form(&path, &fields("李四", "13912345678", &token)).await;
+    let first = other
+        .post_form(&path, &fields("李四", "13912345678", &token))
+        .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(first.body.contains("报到信息已提交"));
-    let again = other.post_form(&path, &fields("李四", "+86 139-1234-5678", &token)).await;
+    let again = other
+        .post_form(&path, &fields("李四", "+86 139-1234-5678", &token))
+        .await;
     assert_eq!(again.status, 429, "{}", again.body);
-    let different = other.post_form(&path, &fields("王五", "13987654321", &token)).await;
+    let different = other
+        .post_form(&path, &fields("王五", "13987654321", &token))
+        .await;
     assert_eq!(different.status, 200, "{}", different.body);
 
     // Each limit's first refusal in its window is audited, once.
@@ -297,9 +331,12 @@ async fn the_rate_limits_count_per_client_address_behind_the_proxy_and_per_phone
         .filter(|e| e.action == "reportin.refused" && e.detail.contains("over report_in"))
         .collect();
     assert_eq!(refusals.len(), 2, "{refusals:?}");
-    assert!(refusals.iter().any(|e| e.actor == "remote:203.0.113.7"
-        && e.detail.contains("per_address_per_hour")));
-    assert!(refusals.iter().any(|e| e.detail.contains("per_phone_per_day")));
+    assert!(refusals
+        .iter()
+        .any(|e| e.actor == "remote:203.0.113.7" && e.detail.contains("per_address_per_hour")));
+    assert!(refusals
+        .iter()
+        .any(|e| e.detail.contains("per_phone_per_day")));
 }
 
 #[tokio::test]
@@ -335,7 +372,10 @@ async fn https_serves_the_page_with_the_configured_certificate() {
     let cookie = page.header("set-cookie").unwrap();
     assert!(cookie.contains("Secure"), "{cookie}");
     let sent = client
-        .post_form(&format!("/s/{station}"), &fields("赵六", "13911112222", &token))
+        .post_form(
+            &format!("/s/{station}"),
+            &fields("赵六", "13911112222", &token),
+        )
         .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
 }
@@ -390,9 +430,12 @@ async fn chromedriver() -> Option<Driver> {
         _profile: tempfile::tempdir().expect("a profile directory"),
     };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    liaison_tests::wait_until(DEFAULT_WAIT, "chromedriver to listen", String::new, async || {
-        tokio::net::TcpStream::connect(addr).await.is_ok()
-    })
+    liaison_tests::wait_until(
+        DEFAULT_WAIT,
+        "chromedriver to listen",
+        String::new,
+        async || tokio::net::TcpStream::connect(addr).await.is_ok(),
+    )
     .await;
     Some(driver)
 }
@@ -436,7 +479,10 @@ fn artefacts() -> PathBuf {
         .unwrap_or_else(|| {
             // target/<profile>/deps/<test binary>
             let exe = std::env::current_exe().expect("the test binary's path");
-            exe.ancestors().nth(3).expect("a target directory").to_owned()
+            exe.ancestors()
+                .nth(3)
+                .expect("a target directory")
+                .to_owned()
         });
     let dir = target.join("artefacts");
     std::fs::create_dir_all(&dir).expect("the artefacts directory");
@@ -444,7 +490,9 @@ fn artefacts() -> PathBuf {
 }
 
 async fn screenshot(browser: &fantoccini::Client, name: &str) -> PathBuf {
-    let png = timed("a screenshot", browser.screenshot()).await.expect("a screenshot");
+    let png = timed("a screenshot", browser.screenshot())
+        .await
+        .expect("a screenshot");
     assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"), "a PNG");
     let path = artefacts().join(name);
     std::fs::write(&path, png).expect("write the screenshot");
@@ -465,9 +513,15 @@ async fn fill(browser: &fantoccini::Client, name: &str, phone: &str) {
         input.clear().await.expect("clear");
         input.send_keys(text).await.expect("type");
     }
-    let place = browser.find(Locator::Css("#home_place")).await.expect("the place picker");
+    let place = browser
+        .find(Locator::Css("#home_place"))
+        .await
+        .expect("the place picker");
     place.select_by_value("620800").await.expect("pick 平凉市");
-    let consent = browser.find(Locator::Css("#consent")).await.expect("the consent box");
+    let consent = browser
+        .find(Locator::Css("#consent"))
+        .await
+        .expect("the consent box");
     if !consent.is_selected().await.expect("consent state") {
         consent.click().await.expect("tick consent");
     }
@@ -478,16 +532,24 @@ async fn fill(browser: &fantoccini::Client, name: &str, phone: &str) {
 async fn submit(browser: &fantoccini::Client) {
     use fantoccini::Locator;
     let old = browser.find(Locator::Css("html")).await.expect("the page");
-    let button = browser.find(Locator::Css("button[type=submit]")).await.expect("the button");
+    let button = browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .expect("the button");
     button.click().await.expect("submit");
-    liaison_tests::wait_until(DEFAULT_WAIT, "the answer to a submission", String::new, async || {
-        if old.tag_name().await.is_ok() {
-            return false;
-        }
-        let ready = browser.execute("return document.readyState;", vec![]).await;
-        ready.is_ok_and(|state| state == "complete")
-            && browser.find(Locator::Css("main")).await.is_ok()
-    })
+    liaison_tests::wait_until(
+        DEFAULT_WAIT,
+        "the answer to a submission",
+        String::new,
+        async || {
+            if old.tag_name().await.is_ok() {
+                return false;
+            }
+            let ready = browser.execute("return document.readyState;", vec![]).await;
+            ready.is_ok_and(|state| state == "complete")
+                && browser.find(Locator::Css("main")).await.is_ok()
+        },
+    )
     .await;
 }
 
@@ -511,14 +573,22 @@ async fn a_phone_browser_fills_in_the_form() {
     let browser = phone_browser(&driver).await;
 
     // The form at a phone's width, nothing wider than the screen.
-    timed("open the form", browser.goto(&url)).await.expect("the form");
+    timed("open the form", browser.goto(&url))
+        .await
+        .expect("the form");
     let width = browser
-        .execute("return [window.innerWidth, document.documentElement.scrollWidth];", vec![])
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth];",
+            vec![],
+        )
         .await
         .expect("the widths");
     let (inner, scroll) = (width[0].as_u64().unwrap(), width[1].as_u64().unwrap());
     assert_eq!(inner, 390, "a phone's viewport");
-    assert!(scroll <= inner, "the page is {scroll}px wide on a {inner}px screen");
+    assert!(
+        scroll <= inner,
+        "the page is {scroll}px wide on a {inner}px screen"
+    );
     screenshot(&browser, "reportin-phone.png").await;
 
     // A bad phone: the problem beside the phone field, what was typed kept.
@@ -531,7 +601,10 @@ async fn a_phone_browser_fills_in_the_form() {
     assert!(!problem.text().await.unwrap().is_empty());
     let name = browser.find(Locator::Css("#name")).await.unwrap();
     assert_eq!(name.prop("value").await.unwrap().as_deref(), Some(KNOWN));
-    assert!(browser.find(Locator::Css("#name-problem")).await.is_err(), "the name was fine");
+    assert!(
+        browser.find(Locator::Css("#name-problem")).await.is_err(),
+        "the name was fine"
+    );
     screenshot(&browser, "reportin-phone-problem.png").await;
 
     // The member, then a stranger: one and the same confirmation.
@@ -592,7 +665,10 @@ async fn a_member_lost_at_pingliang_reports_in_through_a_lanzhou_station_page_an
         assert_eq!(answer.status, 200, "{}", answer.body);
         answers.push(answer.body);
     }
-    assert_eq!(answers[0], answers[1], "known and unknown get the same page");
+    assert_eq!(
+        answers[0], answers[1],
+        "known and unknown get the same page"
+    );
     assert_eq!(answers[0], answers[2]);
 
     // Three claims at Lanzhou; the member's proposes the member; the
@@ -616,22 +692,32 @@ async fn a_member_lost_at_pingliang_reports_in_through_a_lanzhou_station_page_an
     let shown = lanzhou.ctl_json(&["reportin", "show", known["claim_id"].as_str().unwrap()]);
     let candidates = shown[0].1["candidates"].as_array().unwrap().clone();
     assert!(
-        candidates.iter().any(|c| c["member_id"] == member_id.as_str()),
+        candidates
+            .iter()
+            .any(|c| c["member_id"] == member_id.as_str()),
         "the member is proposed: {candidates:?}"
     );
-    assert_eq!(claim_of("周立")["home_node"], "", "no agreement with 天水市");
+    assert_eq!(
+        claim_of("周立")["home_node"],
+        "",
+        "no agreement with 天水市"
+    );
 
     // The clerk confirms; Pingliang has the member back, through the report-in.
     lanzhou.ctl_ok(&["reportin", "confirm", known["claim_id"].as_str().unwrap()]);
     pingliang
-        .wait_until(DEFAULT_WAIT, "the member regained at Pingliang", async || {
-            contact_status(&pingliang, &member_id)["status"] == "regained"
-        })
+        .wait_until(
+            DEFAULT_WAIT,
+            "the member regained at Pingliang",
+            async || contact_status(&pingliang, &member_id)["status"] == "regained",
+        )
         .await;
     let status = contact_status(&pingliang, &member_id);
     let recent = status["recent"].as_array().unwrap();
     assert!(
-        recent.iter().any(|c| c["channel"] == "report-in" && c["author"] == "lanzhou"),
+        recent
+            .iter()
+            .any(|c| c["channel"] == "report-in" && c["author"] == "lanzhou"),
         "the report-in is the contact: {status}"
     );
 
@@ -644,8 +730,14 @@ async fn a_member_lost_at_pingliang_reports_in_through_a_lanzhou_station_page_an
     assert_eq!(submitted, 3);
     for entry in &audit {
         for typed in ["13912340001", "13912340002", UNKNOWN, "周立"] {
-            assert!(!entry.detail.contains(typed), "audit holds `{typed}`: {entry:?}");
+            assert!(
+                !entry.detail.contains(typed),
+                "audit holds `{typed}`: {entry:?}"
+            );
         }
     }
-    assert!(!lanzhou.log().contains("13912340002"), "no phone in the log");
+    assert!(
+        !lanzhou.log().contains("13912340002"),
+        "no phone in the log"
+    );
 }

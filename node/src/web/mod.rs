@@ -400,7 +400,8 @@ impl Posted {
 
 /// The client's address: the connection's, or behind the reverse proxy
 /// the last entry of `X-Forwarded-For` (the one the proxy added; earlier
-/// ones are whatever the client sent).
+/// ones are whatever the client sent), or the connection's if that entry
+/// is no address.
 fn client_ip(page: &Page, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     if !page.config.behind_proxy {
         return peer.ip();
@@ -408,10 +409,10 @@ fn client_ip(page: &Page, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
     headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-        .last()
+        .next_back()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
         .unwrap_or(peer.ip())
 }
 
@@ -443,7 +444,13 @@ async fn submit(
     let token_ok = cookie_nonce(&headers)
         .is_some_and(|nonce| page.secret.verify(&code, &nonce, &posted.token, now_ms));
     if !token_ok {
-        refused(&page, actor, &code, "form token missing or not valid".into()).await;
+        refused(
+            &page,
+            actor,
+            &code,
+            "form token missing or not valid".into(),
+        )
+        .await;
         return html(StatusCode::FORBIDDEN, page::expired());
     }
     let form_token = posted.token.clone();
@@ -452,7 +459,13 @@ async fn submit(
         Ok(submission) => submission,
         Err(problems) => {
             let fields: Vec<&str> = problems.iter().map(|p| p.field).collect();
-            refused(&page, actor, &code, format!("fields: {}", fields.join(", "))).await;
+            refused(
+                &page,
+                actor,
+                &code,
+                format!("fields: {}", fields.join(", ")),
+            )
+            .await;
             let markup = page::form(
                 &station,
                 &form,

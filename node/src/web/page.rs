@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use liaison_core::reportin::StationPage;
 use liaison_types::places::{self, Level};
-use liaison_types::reportin::{FieldProblem, Form};
+use liaison_types::reportin::{self as checks, FieldProblem, Form};
 use maud::{html, Markup, DOCTYPE};
 
 /// The page's one stylesheet, served from `/static/page.css` (the
@@ -31,7 +31,7 @@ const FIELDS_BEFORE: [Field; 2] = [
         label: "姓名",
         hint: "",
         required: true,
-        max_chars: 40,
+        max_chars: checks::NAME_CHARS_MAX,
         input_type: "text",
     },
     Field {
@@ -50,7 +50,7 @@ const FIELDS_AFTER: [Field; 4] = [
         label: "所在党支部",
         hint: "组织关系所在的党支部，按您所知填写，如“平凉市崆峒区某某村党支部”",
         required: true,
-        max_chars: 100,
+        max_chars: checks::BRANCH_CHARS_MAX,
         input_type: "text",
     },
     Field {
@@ -58,7 +58,7 @@ const FIELDS_AFTER: [Field; 4] = [
         label: "流动党员活动证编号",
         hint: "持有活动证的请填写；没有的可不填",
         required: false,
-        max_chars: 40,
+        max_chars: checks::CERTIFICATE_CHARS_MAX,
         input_type: "text",
     },
     Field {
@@ -66,7 +66,7 @@ const FIELDS_AFTER: [Field; 4] = [
         label: "现工作单位",
         hint: "选填",
         required: false,
-        max_chars: 100,
+        max_chars: checks::EMPLOYER_CHARS_MAX,
         input_type: "text",
     },
     Field {
@@ -74,7 +74,7 @@ const FIELDS_AFTER: [Field; 4] = [
         label: "现居住地址",
         hint: "选填",
         required: false,
-        max_chars: 200,
+        max_chars: checks::ADDRESS_CHARS_MAX,
         input_type: "text",
     },
 ];
@@ -166,12 +166,14 @@ fn text_field(field: &Field, form: &Form, problems: &[FieldProblem]) -> Markup {
     }
 }
 
+/// A province's name and its places' codes and names.
+type PlaceGroup = (&'static str, Vec<(&'static str, &'static str)>);
+
 /// The places a member picks the home region from: for each province, its
 /// prefecture-level cities and the county-level cities directly under it
 /// (仙桃市); a municipality is one place of its own.
-fn place_groups() -> &'static [(&'static str, Vec<(&'static str, &'static str)>)] {
-    static GROUPS: OnceLock<Vec<(&'static str, Vec<(&'static str, &'static str)>)>> =
-        OnceLock::new();
+fn place_groups() -> &'static [PlaceGroup] {
+    static GROUPS: OnceLock<Vec<PlaceGroup>> = OnceLock::new();
     GROUPS.get_or_init(|| {
         let all = places::divisions().places();
         let children = |code: &'static str| all.iter().filter(move |p| p.parent == Some(code));
@@ -183,7 +185,8 @@ fn place_groups() -> &'static [(&'static str, Vec<(&'static str, &'static str)>)
                     if !city.is_grouping() {
                         options.push((city.code, city.name));
                     } else if city.name.ends_with("直辖县级行政区划") {
-                        options.extend(children(city.code).map(|county| (county.code, county.name)));
+                        options
+                            .extend(children(city.code).map(|county| (county.code, county.name)));
                     }
                 }
                 if options.is_empty() {
@@ -220,11 +223,13 @@ fn place_field(form: &Form, problems: &[FieldProblem]) -> Markup {
     }
 }
 
-/// What the consent line says: what is sent home, why, and how long what
-/// is not confirmed is kept.
+/// What the consent line says: what is sent home (what a confirmed claim
+/// sends: the host section's report-in date, station, employer and
+/// address here, and a contact of channel report-in), why, what stays
+/// here, and how long a claim not confirmed is kept.
 fn consent_text(station: &StationPage, rejected_kept_days: u32) -> String {
     format!(
-        "我同意：{}核对本表信息后，将我已在本服务站报到的情况（报到日期、服务站，以及我的姓名、手机号码、活动证编号和现工作单位）告知我的党组织关系所在地党组织，用于与我恢复和保持联系。核对不符的报到信息不会发送，并在{}天后删除。本页不需要填写身份证号。",
+        "我同意：{}核对本表信息后，将我在本服务站报到的情况（报到日期、服务站，以及我填写的现工作单位和现居住地址）发送给我的党组织关系所在地党组织，用于恢复和保持组织与我的联系。姓名、手机号码、所在党支部和活动证编号只用于核对身份。核对不符的报到信息不会发送，并在{}天后删除。本页不需要填写身份证号。",
         station.host_org, rejected_kept_days
     )
 }
@@ -239,8 +244,20 @@ pub fn form(
 ) -> Markup {
     let consent_problem = problem_of(problems, "consent");
     // Problems of fields the page does not show (none expected) still show.
-    let shown = ["name", "phone", "home_place", "home_branch", "certificate_no", "employer", "address", "consent"];
-    let other: Vec<&FieldProblem> = problems.iter().filter(|p| !shown.contains(&p.field)).collect();
+    let shown = [
+        "name",
+        "phone",
+        "home_place",
+        "home_branch",
+        "certificate_no",
+        "employer",
+        "address",
+        "consent",
+    ];
+    let other: Vec<&FieldProblem> = problems
+        .iter()
+        .filter(|p| !shown.contains(&p.field))
+        .collect();
     shell(
         &format!("流动党员报到 · {}", station.name),
         html! {
@@ -280,7 +297,7 @@ pub fn received(station: &StationPage) -> Markup {
             (station_facts(station))
             section.received role="status" {
                 h2 { "报到信息已提交" }
-                p { "感谢您来报到。服务站工作人员核对后会与您联系，并告知您的党组织关系所在地党组织。" }
+                p { "感谢您来报到。服务站工作人员会核对您填写的信息，并与您联系。" }
                 p { "如有疑问，请在服务时间到服务站咨询。" }
             }
         },

@@ -124,7 +124,6 @@ fn write_private(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,10 @@ impl PageResponse {
 /// A client of one node's report-in page.
 pub struct PageClient {
     addr: SocketAddr,
-    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
     /// `name=value` of the cookie the page set, sent back with each request.
     cookie: Option<String>,
     /// Sent as `X-Forwarded-For`, as a reverse proxy would.
