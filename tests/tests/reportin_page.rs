@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use liaison_tests::{timed, Federation, PageClient, PageResponse, TestNode, DEFAULT_WAIT};
 
@@ -340,20 +341,32 @@ async fn the_rate_limits_count_per_client_address_behind_the_proxy_and_per_phone
 }
 
 #[tokio::test]
-async fn https_serves_the_page_with_the_configured_certificate() {
+async fn https_serves_the_page_with_the_configured_certificate_and_a_wrong_key_stops_the_start() {
     let fed = Federation::new("reportin_page_https");
     let page_cert = fed.issue("page");
-    let settings = format!(
-        "tls_cert = {:?}\ntls_key = {:?}\npublic_url = \"https://localhost\"",
-        page_cert.cert.display().to_string(),
-        page_cert.key.display().to_string()
+    let section = |key: &std::path::Path| {
+        format!(
+            "\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://localhost\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            page_cert.cert.display().to_string(),
+            key.display().to_string()
+        )
+    };
+
+    // A key that is not the certificate's: the node says so and does not start.
+    let mut wrong = fed.config("lanzhou");
+    wrong.extra.push_str(&section(&fed.issue("other").key));
+    let output = fed.run_node_to_exit(&wrong, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("report-in page")
+            && stderr.contains("do not make a certificate and its key"),
+        "{stderr}"
     );
+
     let mut config = fed.config("lanzhou");
-    // Its own section: `with_report_in`'s public_url is plain HTTP.
-    config.extra.push_str(&format!(
-        "\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\n{settings}\n"
-    ));
-    let host = fed.start(config).await;
+    config.extra.push_str(&section(&page_cert.key));
+    let mut host = fed.start(config).await;
     let station = open_station(&host);
     let addr = host.report_in_addr().await;
     let mut roots = rustls::RootCertStore::empty();
@@ -378,6 +391,13 @@ async fn https_serves_the_page_with_the_configured_certificate() {
         )
         .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
+
+    // The page stops with the node.
+    assert!(host.stop().success(), "{}", host.log());
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "the page is closed"
+    );
 }
 
 /// `chromedriver` on a free port of localhost, stopped on drop.
