@@ -213,6 +213,47 @@ impl Node {
         }
     }
 
+    /// Accepts connections on `listener` until the node is asked to stop,
+    /// serving at most `connections_max` at once (more wait to be
+    /// accepted), each by `serve` in a task of its own on the node's
+    /// tracker: one connection's failure never stops the listener. For the
+    /// plain TCP listeners (metrics, report-in page); `name` is the
+    /// listener's in the log.
+    pub async fn serve_tcp<F, Fut>(
+        &self,
+        listener: &tokio::net::TcpListener,
+        connections_max: usize,
+        name: &'static str,
+        serve: F,
+    ) where
+        F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let accepted = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, listener = name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let connection = serve(tcp, peer);
+            self.tasks.spawn(async move {
+                let _permit = permit;
+                connection.await;
+            });
+        }
+    }
+
     /// The database's current log id.
     pub fn log_id(&self) -> String {
         self.log_id

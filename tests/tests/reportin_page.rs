@@ -32,8 +32,8 @@ fn fields<'a>(name: &'a str, phone: &'a str, token: &'a str) -> Vec<(&'a str, &'
 
 /// Opens a service station at `node`, run by its branch `b1`, and
 /// returns its code.
-fn open_station(node: &TestNode) -> String {
-    org(node);
+async fn open_station(node: &TestNode) -> String {
+    node.org_add("b1").await;
     let records = node.ctl_json(&[
         "station",
         "add",
@@ -50,18 +50,6 @@ fn open_station(node: &TestNode) -> String {
         .as_str()
         .expect("the station's code")
         .to_owned()
-}
-
-fn org(node: &TestNode) {
-    node.ctl_ok(&[
-        "org",
-        "add",
-        "b1",
-        "--name",
-        &format!("{}第一支部", node.display_name),
-        "--level",
-        "branch",
-    ]);
 }
 
 /// The member the end-to-end tests follow, and the others who report in.
@@ -82,7 +70,7 @@ async fn lost_member_away_at_lanzhou(
     pingliang.peer_serving(&lanzhou, "6201");
     lanzhou.peer_serving(&pingliang, "6208");
     fed.wait_linked(&pingliang, &lanzhou).await;
-    org(&pingliang);
+    pingliang.org_add("b1").await;
     let added = pingliang.ctl_json(&[
         "member",
         "add",
@@ -124,7 +112,7 @@ async fn lost_member_away_at_lanzhou(
             async || lanzhou.show(&member_id).await.is_some(),
         )
         .await;
-    let station = open_station(&lanzhou);
+    let station = open_station(&lanzhou).await;
     (pingliang, lanzhou, member_id, station)
 }
 
@@ -153,7 +141,7 @@ async fn started_with_page(fed: &Federation, node_id: &str, settings: &str) -> T
 async fn the_form_is_served_with_safe_headers_and_refuses_forged_oversized_and_bad_input() {
     let fed = Federation::new("reportin_page_form");
     let host = started_with_page(&fed, "lanzhou", "").await;
-    let station = open_station(&host);
+    let station = open_station(&host).await;
     let addr = host.report_in_addr().await;
     let mut client = PageClient::http(addr);
 
@@ -284,7 +272,7 @@ async fn the_rate_limits_count_per_client_address_behind_the_proxy_and_per_phone
         "behind_proxy = true\nper_address_per_hour = 3\nper_phone_per_day = 1",
     )
     .await;
-    let station = open_station(&host);
+    let station = open_station(&host).await;
     let addr = host.report_in_addr().await;
     let path = format!("/s/{station}");
 
@@ -367,7 +355,7 @@ async fn https_serves_the_page_with_the_configured_certificate_and_a_wrong_key_s
     let mut config = fed.config("lanzhou");
     config.extra.push_str(&section(&page_cert.key));
     let mut host = fed.start(config).await;
-    let station = open_station(&host);
+    let station = open_station(&host).await;
     let addr = host.report_in_addr().await;
     let mut roots = rustls::RootCertStore::empty();
     for cert in liaison_types::identity::read_certs(&fed.ca_cert()).unwrap() {

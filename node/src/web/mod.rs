@@ -159,42 +159,30 @@ pub async fn serve(node: Arc<Node>, listener: Listener, secret: Secret) {
         secret,
     });
     let router = router(page);
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            _ = node.shutdown.cancelled() => return,
-            accepted = listener.tcp.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, "report-in page: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let router = router.clone();
-        let tls = listener.tls.clone();
-        let shutdown = node.shutdown.clone();
-        node.tasks.spawn(async move {
-            let _permit = permit;
-            match tls {
-                None => serve_connection(tcp, peer, router, shutdown).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, peer, router, shutdown).await,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, %peer, "report-in page: TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "report-in page: TLS handshake timed out"),
+    let tls = listener.tls.clone();
+    node.serve_tcp(
+        &listener.tcp,
+        CONNECTIONS_MAX,
+        "report-in page",
+        |tcp, peer| {
+            let router = router.clone();
+            let tls = tls.clone();
+            let shutdown = node.shutdown.clone();
+            async move {
+                let Some(acceptor) = tls else {
+                    return serve_connection(tcp, peer, router, shutdown).await;
+                };
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, peer, router, shutdown).await,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "report-in page: TLS handshake failed")
                     }
+                    Err(_) => tracing::debug!(%peer, "report-in page: TLS handshake timed out"),
                 }
             }
-        });
-    }
+        },
+    )
+    .await
 }
 
 async fn serve_connection<S>(
