@@ -15,6 +15,7 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 const STATION: &str = "兰州市平凉籍流动党员服务站";
+const PUBLIC_URL: &str = "https://baodao.lanzhou.example";
 
 /// The one record `liaisonctl -o json ARGS` prints, of type `kind`.
 fn one(node: &TestNode, kind: &str, args: &[&str]) -> Value {
@@ -99,8 +100,36 @@ fn report_in(lanzhou: &TestNode, name: &str, phone: &str, home: &str, certificat
 async fn a_lost_member_reports_in_at_a_host_station_and_is_regained_at_home() {
     let fed = Federation::new("reportin");
     let pingliang = fed.node("pingliang").await;
-    let lanzhou = fed.node("lanzhou").await;
+    let mut config = fed.config("lanzhou");
+    config.extra = format!(
+        "[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\""
+    );
+    let lanzhou = fed.start(config).await;
     let member_id = setup(&fed, &pingliang, &lanzhou).await;
+
+    // The station's QR code opens its page.
+    let station = one(&lanzhou, "station", &["station", "show", STATION]);
+    let code = station["code"].as_str().expect("a code");
+    assert_eq!(station["url"], format!("{PUBLIC_URL}/s/{code}"));
+    for file in ["station.svg", "station.png"] {
+        let out = lanzhou.dir().join(file);
+        let written = one(
+            &lanzhou,
+            "station_qr",
+            &[
+                "station",
+                "qr",
+                code,
+                "--out",
+                out.to_str().expect("a UTF-8 path"),
+            ],
+        );
+        assert_eq!(written["url"], station["url"]);
+        let bytes = std::fs::read(&out).expect("the QR code's file");
+        let svg = bytes.starts_with(b"<?xml") || bytes.starts_with(b"<svg");
+        let png = bytes.starts_with(b"\x89PNG\r\n\x1a\n");
+        assert!(if file.ends_with("svg") { svg } else { png }, "{file}");
+    }
 
     let claim = report_in(
         &lanzhou,
