@@ -282,3 +282,48 @@ async fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
     );
     assert!(!contains(&pingliang_db, "13712345678"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_claim_is_deleted_with_its_personal_data_after_the_days_kept() {
+    let fed = Federation::new("reportin-rejected");
+    let mut config = fed.config("lanzhou");
+    config.extra = format!(
+        "[testing]\nallow_clock_override = true\n\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\nrejected_kept_days = 2"
+    );
+    let lanzhou = fed.start(config).await;
+    lanzhou.org_add("lz1").await;
+    lanzhou.ctl_ok(&["station", "add", "--name", STATION, "--org", "lz1"]);
+    let claim = report_in(&lanzhou, "孙八", "13612345678", "平凉市崆峒区", "");
+    let claim_id = claim["claim_id"].as_str().expect("a claim id").to_owned();
+    let rejected = one(
+        &lanzhou,
+        "reportin",
+        &["reportin", "reject", &claim_id, "--reason", "重复提交"],
+    );
+    assert_eq!(rejected["state"], "rejected");
+    assert!(!rejected["deleted_after"].as_str().unwrap_or("").is_empty());
+    let held = |node: &TestNode| node.ctl_json(&["reportin", "list", "--state", "all"]).len();
+
+    assert!(
+        contains(&database_bytes(&lanzhou), "孙八"),
+        "the claim is in the database files while kept"
+    );
+    // Kept its days (the calendar runs when the clock moves)...
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "1d"]);
+    assert_eq!(held(&lanzhou), 1, "kept for 2 days");
+    // ...then deleted, and gone from the database files too.
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "3d"]);
+    fed.wait_until(WAIT, "the rejected claim deleted", async || {
+        held(&lanzhou) == 0
+    })
+    .await;
+    fed.wait_until(
+        WAIT,
+        "the claim's personal data gone from the files",
+        async || {
+            let bytes = database_bytes(&lanzhou);
+            !contains(&bytes, "孙八") && !contains(&bytes, "13612345678")
+        },
+    )
+    .await;
+}
