@@ -63,6 +63,23 @@ fn submit(node: &TestNode, code: &str, s: &Submission) -> Result<(), Error> {
     node.tx(|c, ctx| reportin::submit(c, ctx, code, s))
 }
 
+/// The clerk confirms `claim_id` against `member_id` (empty: the one
+/// candidate the claim names).
+fn confirm(node: &TestNode, claim_id: &str, member_id: &str) -> Result<pb::ReportinView, Error> {
+    node.tx(|c, ctx| {
+        reportin::confirm(
+            c,
+            ctx,
+            &pb::ReportinConfirmRequest {
+                claim_id: claim_id.into(),
+                member_id: member_id.into(),
+            },
+            "clerk",
+            KEPT_DAYS,
+        )
+    })
+}
+
 fn pending(node: &TestNode) -> Vec<pb::ReportinView> {
     node.tx(|c, ctx| reportin::claim_list(c, ctx, Some(ClaimState::Pending), KEPT_DAYS))
         .unwrap()
@@ -202,20 +219,7 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
         vec!["certificate", "name", "home region"]
     );
 
-    let confirmed = lanzhou
-        .tx(|c, ctx| {
-            reportin::confirm(
-                c,
-                ctx,
-                &pb::ReportinConfirmRequest {
-                    claim_id: claim.claim_id.clone(),
-                    member_id: String::new(),
-                },
-                "clerk",
-                KEPT_DAYS,
-            )
-        })
-        .unwrap();
+    let confirmed = confirm(&lanzhou, &claim.claim_id, "").unwrap();
     assert_eq!(confirmed.state, "confirmed");
     assert_eq!(confirmed.member_id, id);
     assert_eq!(confirmed.member_name, "张三");
@@ -287,18 +291,7 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
         .expect("a row of members regained");
     assert_eq!(regained_row["members"], "1", "{by_status:?}");
     // A confirmed claim is decided: confirming it again is refused.
-    let again = lanzhou.tx(|c, ctx| {
-        reportin::confirm(
-            c,
-            ctx,
-            &pb::ReportinConfirmRequest {
-                claim_id: claim.claim_id.clone(),
-                member_id: id.clone(),
-            },
-            "clerk",
-            KEPT_DAYS,
-        )
-    });
+    let again = confirm(&lanzhou, &claim.claim_id, &id);
     assert!(
         matches!(again, Err(Error::Refused(Refusal::Conflict(_)))),
         "{again:?}"
@@ -318,18 +311,7 @@ fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
     let events_before: i64 = lanzhou
         .tx(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?))
         .unwrap();
-    let refused = lanzhou.tx(|c, ctx| {
-        reportin::confirm(
-            c,
-            ctx,
-            &pb::ReportinConfirmRequest {
-                claim_id: claim.claim_id.clone(),
-                member_id: String::new(),
-            },
-            "clerk",
-            KEPT_DAYS,
-        )
-    });
+    let refused = confirm(&lanzhou, &claim.claim_id, "");
     let Err(Error::Refused(Refusal::Conflict(message))) = refused else {
         panic!("{refused:?}");
     };
@@ -357,6 +339,10 @@ fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
     );
     assert!(uncovered[0]["home"].contains("6101"), "{uncovered:?}");
     assert_eq!(uncovered[0]["claims"], "1");
+    let waiting = rows(&report(&lanzhou, "reportin", ""), "pending");
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert!(waiting[0]["situation"].contains("no agreement with"), "{waiting:?}");
+    assert_eq!(waiting[0]["claims"], "1");
 }
 
 #[test]

@@ -298,15 +298,17 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
     // Report-in claims waiting for a clerk, and those that cannot be
     // confirmed for want of an agreement with the member's home region.
     let (mut to_confirm, mut no_agreement) = (0, 0);
-    let places: Vec<String> = conn
-        .prepare_cached("SELECT home_place FROM reportin_claims WHERE state = 'pending'")?
-        .query_map([], |r| r.get(0))?
+    let places: Vec<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT home_place, COUNT(*) FROM reportin_claims WHERE state = 'pending' GROUP BY home_place",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    for place in places {
+    for (place, n) in places {
         if crate::reportin::home_node(conn, ctx, &place)?.is_some() {
-            to_confirm += 1;
+            to_confirm += n;
         } else {
-            no_agreement += 1;
+            no_agreement += n;
         }
     }
     if to_confirm > 0 {

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
 const STATION: &str = "兰州市平凉籍流动党员服务站";
+const PUBLIC_URL: &str = "https://baodao.lanzhou.example";
 
 /// The one record `liaisonctl -o json ARGS` prints, of type `kind`.
 fn one(node: &TestNode, kind: &str, args: &[&str]) -> Value {
@@ -99,8 +100,36 @@ fn report_in(lanzhou: &TestNode, name: &str, phone: &str, home: &str, certificat
 async fn a_lost_member_reports_in_at_a_host_station_and_is_regained_at_home() {
     let fed = Federation::new("reportin");
     let pingliang = fed.node("pingliang").await;
-    let lanzhou = fed.node("lanzhou").await;
+    let mut config = fed.config("lanzhou");
+    config.extra = format!(
+        "[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\""
+    );
+    let lanzhou = fed.start(config).await;
     let member_id = setup(&fed, &pingliang, &lanzhou).await;
+
+    // The station's QR code opens its page.
+    let station = one(&lanzhou, "station", &["station", "show", STATION]);
+    let code = station["code"].as_str().expect("a code");
+    assert_eq!(station["url"], format!("{PUBLIC_URL}/s/{code}"));
+    for file in ["station.svg", "station.png"] {
+        let out = lanzhou.dir().join(file);
+        let written = one(
+            &lanzhou,
+            "station_qr",
+            &[
+                "station",
+                "qr",
+                code,
+                "--out",
+                out.to_str().expect("a UTF-8 path"),
+            ],
+        );
+        assert_eq!(written["url"], station["url"]);
+        let bytes = std::fs::read(&out).expect("the QR code's file");
+        let svg = bytes.starts_with(b"<?xml") || bytes.starts_with(b"<svg");
+        let png = bytes.starts_with(b"\x89PNG\r\n\x1a\n");
+        assert!(if file.ends_with("svg") { svg } else { png }, "{file}");
+    }
 
     let claim = report_in(
         &lanzhou,
@@ -252,4 +281,49 @@ async fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
         "Pingliang never saw the claim"
     );
     assert!(!contains(&pingliang_db, "13712345678"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_claim_is_deleted_with_its_personal_data_after_the_days_kept() {
+    let fed = Federation::new("reportin-rejected");
+    let mut config = fed.config("lanzhou");
+    config.extra = format!(
+        "[testing]\nallow_clock_override = true\n\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\nrejected_kept_days = 2"
+    );
+    let lanzhou = fed.start(config).await;
+    lanzhou.org_add("lz1").await;
+    lanzhou.ctl_ok(&["station", "add", "--name", STATION, "--org", "lz1"]);
+    let claim = report_in(&lanzhou, "孙八", "13612345678", "平凉市崆峒区", "");
+    let claim_id = claim["claim_id"].as_str().expect("a claim id").to_owned();
+    let rejected = one(
+        &lanzhou,
+        "reportin",
+        &["reportin", "reject", &claim_id, "--reason", "重复提交"],
+    );
+    assert_eq!(rejected["state"], "rejected");
+    assert!(!rejected["deleted_after"].as_str().unwrap_or("").is_empty());
+    let held = |node: &TestNode| node.ctl_json(&["reportin", "list", "--state", "all"]).len();
+
+    assert!(
+        contains(&database_bytes(&lanzhou), "孙八"),
+        "the claim is in the database files while kept"
+    );
+    // Kept its days (the calendar runs when the clock moves)...
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "1d"]);
+    assert_eq!(held(&lanzhou), 1, "kept for 2 days");
+    // ...then deleted, and gone from the database files too.
+    lanzhou.ctl_ok(&["debug", "clock", "--offset", "3d"]);
+    fed.wait_until(WAIT, "the rejected claim deleted", async || {
+        held(&lanzhou) == 0
+    })
+    .await;
+    fed.wait_until(
+        WAIT,
+        "the claim's personal data gone from the files",
+        async || {
+            let bytes = database_bytes(&lanzhou);
+            !contains(&bytes, "孙八") && !contains(&bytes, "13612345678")
+        },
+    )
+    .await;
 }

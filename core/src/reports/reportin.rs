@@ -70,11 +70,11 @@ pub(super) fn report(conn: &Connection, ctx: &Ctx<'_>, q: &Query) -> Result<Repo
     let mut waiting: BTreeMap<(bool, String), i64> = BTreeMap::new();
     params.each(
         conn,
-        "SELECT home_place FROM reportin_claims WHERE state = 'pending'",
+        "SELECT home_place, COUNT(*) FROM reportin_claims WHERE state = 'pending' GROUP BY home_place",
         |row| {
             let place: String = row.get(0)?;
             let covered = crate::reportin::home_node(conn, ctx, &place)?.is_some();
-            *waiting.entry((covered, place)).or_default() += 1;
+            *waiting.entry((covered, place)).or_default() += row.get::<_, i64>(1)?;
             Ok(())
         },
     )?;

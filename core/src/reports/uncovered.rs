@@ -95,11 +95,12 @@ fn claims_without_agreement(
     let mut by_home: BTreeMap<String, i64> = BTreeMap::new();
     q.params().each(
         conn,
-        "SELECT home_place FROM reportin_claims WHERE state = 'pending' ORDER BY home_place",
+        "SELECT home_place, COUNT(*) FROM reportin_claims WHERE state = 'pending'
+          GROUP BY home_place ORDER BY home_place",
         |row| {
             let place: String = row.get(0)?;
             if crate::reportin::home_node(conn, ctx, &place)?.is_none() {
-                *by_home.entry(place).or_default() += 1;
+                *by_home.entry(place).or_default() += row.get::<_, i64>(1)?;
             }
             Ok(())
         },
