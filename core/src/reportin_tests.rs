@@ -341,7 +341,10 @@ fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
     assert_eq!(uncovered[0]["claims"], "1");
     let waiting = rows(&report(&lanzhou, "reportin", ""), "pending");
     assert_eq!(waiting.len(), 1, "{waiting:?}");
-    assert!(waiting[0]["situation"].contains("no agreement with"), "{waiting:?}");
+    assert!(
+        waiting[0]["situation"].contains("no agreement with"),
+        "{waiting:?}"
+    );
     assert_eq!(waiting[0]["claims"], "1");
 }
 

@@ -372,6 +372,7 @@ async fn https_serves_the_page_with_the_configured_certificate_and_a_wrong_key_s
     let (page, token) = form(&mut client, &station).await;
     let cookie = page.header("set-cookie").unwrap();
     assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(page.header("strict-transport-security").is_some());
     let sent = client
         .post_form(
             &format!("/s/{station}"),
@@ -748,4 +749,110 @@ async fn a_member_lost_at_pingliang_reports_in_through_a_lanzhou_station_page_an
         !lanzhou.log().contains("13912340002"),
         "no phone in the log"
     );
+}
+
+/// Prints the seed when the test fails.
+struct Seed(u64);
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("reportin_page: failed with LIAISON_PAGE_SEED={}", self.0);
+        }
+    }
+}
+
+/// Text from the characters that break naive pages and parsers.
+fn hostile_text(rng: &mut impl rand::Rng, max_chars: usize) -> String {
+    const CHARS: [char; 22] = [
+        'a', 'Z', '0', '9', '1', '<', '>', '&', '"', '\'', '\0', '\n', '\t', '%', '+', ' ', '中',
+        '文', '😀', '\u{202e}', '\u{feff}', '\u{7f}',
+    ];
+    let n = rng.random_range(0..=max_chars);
+    (0..n)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())])
+        .collect()
+}
+
+#[tokio::test]
+async fn any_body_posted_is_answered_without_a_failure_and_each_accepted_one_is_one_claim() {
+    use rand::{Rng as _, SeedableRng as _};
+    let seed = std::env::var("LIAISON_PAGE_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let _seed = Seed(seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let fed = Federation::new("reportin_page_any_input");
+    let host = started_with_page(
+        &fed,
+        "lanzhou",
+        "per_address_per_hour = 100000\nper_phone_per_day = 100000",
+    )
+    .await;
+    let station = open_station(&host).await;
+    let addr = host.report_in_addr().await;
+    let path = format!("/s/{station}");
+    let mut client = PageClient::http(addr);
+    let (_, token) = form(&mut client, &station).await;
+    let names = [
+        "name",
+        "phone",
+        "home_place",
+        "home_branch",
+        "certificate_no",
+        "employer",
+        "address",
+        "consent",
+    ];
+    let mut accepted = 0;
+    for case in 0..150 {
+        let body: Vec<u8> = match rng.random_range(0..4) {
+            // Any bytes.
+            0 => (0..rng.random_range(0..2000))
+                .map(|_| rng.random())
+                .collect(),
+            // Any fields, any values, the token right.
+            1 => {
+                let mut form = form_urlencoded::Serializer::new(String::new());
+                form.append_pair("token", &token);
+                for _ in 0..rng.random_range(0..12) {
+                    let name = if rng.random_bool(0.8) {
+                        names[rng.random_range(0..names.len())].to_owned()
+                    } else {
+                        hostile_text(&mut rng, 12)
+                    };
+                    form.append_pair(&name, &hostile_text(&mut rng, 250));
+                }
+                form.finish().into_bytes()
+            }
+            // A good form with one value made hostile.
+            _ => {
+                let phone = format!("139{:08}", rng.random_range(0..100_000_000u32));
+                let mut typed: Vec<(String, String)> = fields("何平", &phone, &token)
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect();
+                let spoilt = rng.random_range(0..names.len());
+                typed[spoilt].1 = hostile_text(&mut rng, 60);
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(typed)
+                    .finish()
+                    .into_bytes()
+            }
+        };
+        let answer = client.post_raw(&path, body).await;
+        assert!(
+            matches!(answer.status, 200 | 400 | 403 | 413 | 422),
+            "case {case}: {} {}",
+            answer.status,
+            answer.body
+        );
+        if answer.status == 200 {
+            accepted += 1;
+        }
+    }
+    form(&mut client, &station).await;
+    let claims = host.ctl_json(&["reportin", "list"]);
+    assert_eq!(claims.len(), accepted, "one claim per accepted submission");
 }

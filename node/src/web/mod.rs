@@ -225,13 +225,17 @@ fn router(page: Arc<Page>) -> Router {
         .route("/static/page.css", get(stylesheet))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_MAX))
-        .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::map_response_with_state(
+            page.clone(),
+            secure_headers,
+        ))
         .with_state(page)
 }
 
 /// Headers on every answer: no script runs and no other site frames the
-/// page; nothing with a form token is cached.
-async fn secure_headers(mut response: Response) -> Response {
+/// page; nothing with a form token is cached; a browser that reached the
+/// page over HTTPS keeps to HTTPS.
+async fn secure_headers(State(page): State<Arc<Page>>, mut response: Response) -> Response {
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
         headers
@@ -247,6 +251,13 @@ async fn secure_headers(mut response: Response) -> Response {
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(headers, header::REFERRER_POLICY, "no-referrer");
     set(headers, header::CACHE_CONTROL, "no-store");
+    if page.https {
+        set(
+            headers,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        );
+    }
     response
 }
 
