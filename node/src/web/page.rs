@@ -48,8 +48,8 @@ const FIELDS_AFTER: [Field; 4] = [
     Field {
         name: "home_branch",
         label: "所在党支部",
-        hint: "组织关系所在的党支部，按您所知填写，如“平凉市崆峒区某某村党支部”",
-        required: true,
+        hint: "组织关系所在的党支部，按您所知填写，如“平凉市崆峒区某某村党支部”；不清楚的可不填",
+        required: false,
         max_chars: checks::BRANCH_CHARS_MAX,
         input_type: "text",
     },
@@ -349,4 +349,38 @@ pub fn unavailable() -> Markup {
         "暂时无法提交",
         &["系统暂时无法接收报到信息，您填写的内容没有提交。请稍后再试，或到服务站找工作人员登记。"],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_picker_offers_cities_municipalities_and_counties_under_a_province_and_the_checks_take_each(
+    ) {
+        let groups = place_groups();
+        let find = |province: &str, code: &str| {
+            groups
+                .iter()
+                .find(|(name, _)| *name == province)
+                .is_some_and(|(_, options)| options.iter().any(|(c, _)| *c == code))
+        };
+        assert!(find("甘肃省", "620800"), "平凉市");
+        assert!(find("北京市", "110000"), "a municipality is one place");
+        assert!(find("湖北省", "429004"), "仙桃市, under the province");
+        assert!(!find("北京市", "110100"), "no grouping row");
+        for (_, options) in groups {
+            for (code, name) in options {
+                let form = Form {
+                    home_place: (*code).to_owned(),
+                    ..Form::default()
+                };
+                let problems = checks::check(&form).unwrap_err();
+                assert!(
+                    problems.iter().all(|p| p.field != "home_place"),
+                    "{name} ({code}) is refused: {problems:?}"
+                );
+            }
+        }
+    }
 }
