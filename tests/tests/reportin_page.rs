@@ -599,6 +599,11 @@ async fn a_phone_browser_fills_in_the_form() {
         "the page is {scroll}px wide on a {inner}px screen"
     );
     screenshot(&browser, "reportin-phone.png").await;
+    browser
+        .execute("document.getElementById('consent').scrollIntoView();", vec![])
+        .await
+        .expect("scroll to the consent line");
+    screenshot(&browser, "reportin-phone-consent.png").await;
 
     // A bad phone: the problem beside the phone field, what was typed kept.
     fill(&browser, KNOWN, "12345").await;
