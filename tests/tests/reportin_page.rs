@@ -600,7 +600,10 @@ async fn a_phone_browser_fills_in_the_form() {
     );
     screenshot(&browser, "reportin-phone.png").await;
     browser
-        .execute("document.getElementById('consent').scrollIntoView();", vec![])
+        .execute(
+            "document.getElementById('consent').scrollIntoView();",
+            vec![],
+        )
         .await
         .expect("scroll to the consent line");
     screenshot(&browser, "reportin-phone-consent.png").await;
