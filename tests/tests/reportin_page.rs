@@ -8,6 +8,7 @@
 //! Its screenshots are kept under the target directory, in `artefacts/`.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -397,13 +398,22 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's process group: the Chromium it started too,
+    /// should a failed test leave its session open.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) on the process group this test created.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         let _ = self.child.wait();
     }
 }
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// Bound on starting a browser session.
+const SESSION_WITHIN: Duration = Duration::from_secs(60);
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// Starts chromedriver, or says loudly why the browser test is skipped
@@ -428,6 +438,7 @@ async fn chromedriver() -> Option<Driver> {
         .port();
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -471,13 +482,15 @@ async fn phone_browser(driver: &Driver) -> fantoccini::Client {
         unreachable!("an object")
     };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    timed(
-        "a Chromium session",
+    // Chromium's first start on a loaded machine takes longer than a call.
+    tokio::time::timeout(
+        SESSION_WITHIN,
         fantoccini::ClientBuilder::new(connector)
             .capabilities(capabilities)
             .connect(&driver.url),
     )
     .await
+    .unwrap_or_else(|_| panic!("no Chromium session within {SESSION_WITHIN:?}"))
     .expect("a WebDriver session with Chromium")
 }
 
