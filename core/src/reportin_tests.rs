@@ -209,6 +209,20 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
     .unwrap();
     let claim = &pending(&lanzhou)[0];
     assert_eq!(claim.home_node, "pingliang");
+    // A member who picks only the province finds the agreement too.
+    assert_eq!(
+        lanzhou
+            .tx(|c, ctx| reportin::home_node(c, ctx, "62"))
+            .unwrap()
+            .as_deref(),
+        Some("pingliang")
+    );
+    assert_eq!(
+        lanzhou
+            .tx(|c, ctx| reportin::home_node(c, ctx, "61"))
+            .unwrap(),
+        None
+    );
     let shown = lanzhou
         .tx(|c, ctx| reportin::claim_show(c, ctx, &claim.claim_id[..13], KEPT_DAYS))
         .unwrap();

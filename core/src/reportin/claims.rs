@@ -150,7 +150,8 @@ fn store_claim(
     Ok(claim_id)
 }
 
-/// The peer whose region covers `home_place` and with which this node (as
+/// The peer whose region covers `home_place`, or lies within it (a member
+/// who picked only the province or city), and with which this node (as
 /// the host, the inflow party) has an active agreement: where a confirmed
 /// report-in goes. `None`: no agreement with that region, and a claim
 /// from it is never sent.
@@ -162,7 +163,7 @@ pub fn home_node(
     Ok(conn
         .prepare_cached(
             "SELECT pp.node_id FROM peer_places pp
-             WHERE ?1 LIKE pp.place || '%'
+             WHERE ?1 <> '' AND (?1 LIKE pp.place || '%' OR pp.place LIKE ?1 || '%')
                AND EXISTS (SELECT 1 FROM agreements a
                             WHERE a.outflow_node = pp.node_id AND a.inflow_node = ?2 AND a.state = 'active')
              ORDER BY LENGTH(pp.place) DESC, pp.node_id LIMIT 1",
