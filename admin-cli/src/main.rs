@@ -88,6 +88,12 @@ enum Command {
     /// Transfers of members' organizational relationship (组织关系转接): letters, votes, receipts.
     #[command(subcommand)]
     Transfer(cmd::transfer::TransferCommand),
+    /// Service stations (服务站) where members report in, and their QR codes.
+    #[command(subcommand)]
+    Station(cmd::station::StationCommand),
+    /// Report-in claims (报到) members submitted at this node's stations: list, confirm, reject.
+    #[command(subcommand)]
+    Reportin(cmd::reportin::ReportinCommand),
     /// Reports and statistics (统计): outflow, inflow, contact registers, transfers, activity, trend, …
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
@@ -208,6 +214,8 @@ async fn remote(
         Command::Agreement(command) => cmd::agreement::run(admin, format, command).await,
         Command::Transfer(command) => cmd::transfer::run(admin, format, command).await,
         Command::Report(command) => cmd::report::run(admin, output, command).await,
+        Command::Station(command) => cmd::station::run(admin, format, command).await,
+        Command::Reportin(command) => cmd::reportin::run(admin, format, command).await,
         Command::Debug(command) => cmd::debug::run(admin, format, command).await,
         Command::Quarantine(command) => cmd::quarantine::run(admin, format, command).await,
         Command::Audit(command) => cmd::audit::run(admin, format, command).await,

@@ -27,6 +27,9 @@
 //! | `report_table` | `{table, zh, en, columns: [{key, zh, en, kind}], rows, rows_left_out, notes}`, before its rows | `report …` |
 //! | `report_row` | `{table, depth, <column key>: value, …}`: text a string, a count an integer, a number a number | `report …` |
 //! | `report_definition` | `ReportDefinition`: `{zh, en, meaning}` | `report …` |
+//! | `station` | `StationView` | `station add/list/show` |
+//! | `station_qr` | `{code, url, file}` | `station qr` |
+//! | `reportin` | `ReportinView`; `candidates` a list of `ReportinCandidate` (`reportin show` only) | `reportin list/show/add/confirm/reject` |
 //! | `clock` | `DebugClockResponse`: `{now_ms, offset_ms}` | `debug clock` |
 //! | `quarantine_entry` | `QuarantineEntry` | `quarantine list/retry` |
 //! | `audit_entry` | `AuditEntry` | `audit list` |

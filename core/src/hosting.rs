@@ -270,11 +270,10 @@ impl HostRecord for pb::HostSection {
 impl HostRecord for pb::ContactEvent {
     const KIND: EventKind = EventKind::Contact;
     record_fields!();
-    /// A new contact may change the member's contact status here.
+    /// A new contact may change the member's contact status here (a
+    /// report-in regains a member out of contact).
     fn keep(self, conn: &Connection, ctx: &Ctx<'_>) -> Result<(), Error> {
-        if members::save_contact(conn, &self, ctx.now_ms)? {
-            members::refresh_contact_status(conn, ctx, &self.member_id)?;
-        }
+        members::contact_arrived(conn, ctx, &self)?;
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "peering",
     "refs",
     "import",
+    "reportin",
     "todo",
     "stats",
     "reports",
@@ -57,6 +58,7 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
             "state", "views", "sender", "receiver", "calendar", "events", "restore",
         ],
     ),
+    ("reportin", &["stations", "claims"]),
     (
         "reports",
         &[
@@ -72,6 +74,7 @@ const DIRECTORY_LAYERS: &[(&str, &[&str])] = &[
             "trend",
             "agreements",
             "uncovered",
+            "reportin",
         ],
     ),
     (
@@ -98,6 +101,7 @@ const TEST_FILES: &[&str] = &[
     "property_tests",
     "layer_tests",
     "report_tests",
+    "reportin_tests",
 ];
 
 /// The modules `source` names after `prefix` (`crate` or `super`): the

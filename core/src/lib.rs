@@ -37,10 +37,12 @@
 //!   moves the cursor;
 //! - [`reconcile`]: backup, restore and reconciliation;
 //! - [`peering`]: adding and removing peers;
-//! - [`refs`], [`import`], [`todo`]: for operators: references a clerk has
-//!   in hand resolved to ids, the roster read from and written to
-//!   spreadsheets (which names organizations as clerks do), and what waits
-//!   on them.
+//! - [`refs`], [`import`]: for operators: references a clerk has in hand
+//!   resolved to ids, the roster read from and written to spreadsheets
+//!   (which names organizations as clerks do);
+//! - [`reportin`]: report-in (一键报到): service stations and the claims
+//!   members submit at them, confirmed by a clerk against a hosted member;
+//! - [`todo`]: what waits on the operators;
 //! - [`stats`]: the figures monitoring reads (counts only).
 //! - [`reports`]: the reports and statistics, computed from the records
 //!   (reads only, but for the year-end counts it keeps).
@@ -60,6 +62,7 @@ pub mod peering;
 pub mod quarantine;
 pub mod reconcile;
 pub mod refs;
+pub mod reportin;
 pub mod reports;
 pub mod stats;
 pub mod store;
@@ -89,6 +92,9 @@ mod layer_tests;
 
 #[cfg(test)]
 mod report_tests;
+
+#[cfg(test)]
+mod reportin_tests;
 
 use chrono::{FixedOffset, NaiveDate};
 use liaison_types::identity::{NodeId, Notary};

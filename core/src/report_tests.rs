@@ -12,7 +12,7 @@ use super::transfers::{self, LetterRules};
 use crate::{Error, Refusal};
 
 /// The report `name` at `as_of` ('' for today), read as the node reads it.
-fn report(node: &TestNode, name: &str, as_of: &str) -> pb::ReportResponse {
+pub(super) fn report(node: &TestNode, name: &str, as_of: &str) -> pb::ReportResponse {
     try_report(
         node,
         pb::ReportRequest {
@@ -30,7 +30,7 @@ fn try_report(node: &TestNode, req: pb::ReportRequest) -> Result<pb::ReportRespo
 
 /// The rows of table `key`, each as column key → value (counts and
 /// numbers written out).
-fn rows(report: &pb::ReportResponse, key: &str) -> Vec<BTreeMap<String, String>> {
+pub(super) fn rows(report: &pb::ReportResponse, key: &str) -> Vec<BTreeMap<String, String>> {
     let table = report
         .tables
         .iter()

@@ -21,7 +21,8 @@ pub struct Item {
     /// What kind: `reconcile`, `quarantine`, `transfer_decide`,
     /// `agreement_sign`, `agreement_publish`, `agreement_ended_by_date`,
     /// `letter_expiring`, `receipt_overdue`, `contact_lost`,
-    /// `contact_overdue`, `uncovered`, `peer_unreachable`.
+    /// `contact_overdue`, `uncovered`, `reportin_confirm`,
+    /// `reportin_no_agreement`, `peer_unreachable`.
     pub kind: &'static str,
     /// Days left before a deadline (negative: past it), if there is one.
     pub days_left: Option<i64>,
@@ -290,6 +291,41 @@ pub fn list(conn: &Connection, ctx: &Ctx<'_>) -> Result<Vec<Item>, Error> {
                 uncovered.total
             ),
             detail: "no host organizes them: propose an agreement to the region's node".into(),
+            command: "liaisonctl report uncovered".into(),
+        });
+    }
+
+    // Report-in claims waiting for a clerk, and those that cannot be
+    // confirmed for want of an agreement with the member's home region.
+    let (mut to_confirm, mut no_agreement) = (0, 0);
+    let places: Vec<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT home_place, COUNT(*) FROM reportin_claims WHERE state = 'pending' GROUP BY home_place",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (place, n) in places {
+        if crate::reportin::home_node(conn, ctx, &place)?.is_some() {
+            to_confirm += n;
+        } else {
+            no_agreement += n;
+        }
+    }
+    if to_confirm > 0 {
+        items.push(Item {
+            kind: "reportin_confirm",
+            days_left: None,
+            subject: format!("{to_confirm} report-in claim(s) to confirm"),
+            detail: "members reported in at a service station: confirm each against the member it is (the report-in goes home), or reject it".into(),
+            command: "liaisonctl reportin list".into(),
+        });
+    }
+    if no_agreement > 0 {
+        items.push(Item {
+            kind: "reportin_no_agreement",
+            days_left: None,
+            subject: format!("{no_agreement} report-in claim(s) from regions without agreement"),
+            detail: "held here and never sent: agree with the region's node, or reject them".into(),
             command: "liaisonctl report uncovered".into(),
         });
     }

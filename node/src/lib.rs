@@ -9,6 +9,7 @@
 //! - [`writer`]: group commit of operators' changes.
 //! - [`error`]: the node's own conditions beside the core's errors.
 //! - [`metrics`]: the optional Prometheus endpoint.
+//! - [`web`]: the optional report-in page members open from a station's QR code.
 //! - [`restore`]: `liaison-node restore`, a backup put in place of a stopped node's database.
 //! - [`node`]: wires them together; [`node::run`] is what `liaison-node` and the tests call.
 //!
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod node;
 pub mod restore;
 pub mod tls;
+pub mod web;
 pub mod writer;
 
 /// The version of this build, reported by `Hello` and `status`.

@@ -88,27 +88,9 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the endpoint until the node is asked to stop.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let accepted = tokio::select! {
-            _ = node.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, _) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                tracing::warn!(%error, "metrics endpoint: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    node.serve_tcp(&listener, CONNECTIONS_MAX, "metrics endpoint", |tcp, _| {
         let node = node.clone();
-        let tasks = node.tasks.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
+        async move {
             let service = hyper::service::service_fn(move |request| {
                 let node = node.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&node, request).await) }
@@ -119,8 +101,9 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             if let Ok(Err(error)) = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
                 tracing::debug!(%error, "metrics endpoint: connection failed");
             }
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn answer(

@@ -64,6 +64,8 @@ pub enum StartError {
     },
     #[error("admin socket {path}: {message}")]
     AdminSocket { path: PathBuf, message: String },
+    #[error("report-in page: {0}")]
+    ReportIn(String),
 }
 
 /// The shared state of a running node.
@@ -257,6 +259,47 @@ impl Node {
             restart_needed: restart_needed.into_iter().map(str::to_owned).collect(),
             connections_cut: cuts.len(),
         })
+    }
+
+    /// Accepts connections on `listener` until the node is asked to stop,
+    /// serving at most `connections_max` at once (more wait to be
+    /// accepted), each by `serve` in a task of its own on the node's
+    /// tracker: one connection's failure never stops the listener. For the
+    /// plain TCP listeners (metrics, report-in page); `name` is the
+    /// listener's in the log.
+    pub async fn serve_tcp<F, Fut>(
+        &self,
+        listener: &tokio::net::TcpListener,
+        connections_max: usize,
+        name: &'static str,
+        serve: F,
+    ) where
+        F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let slots = Arc::new(tokio::sync::Semaphore::new(connections_max));
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let accepted = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!(%error, listener = name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let connection = serve(tcp, peer);
+            self.tasks.spawn(async move {
+                let _permit = permit;
+                connection.await;
+            });
+        }
     }
 
     /// The database's current log id.
@@ -532,7 +575,26 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics_addr = metrics_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok());
+    let report_in_listener = match &config.report_in {
+        None => None,
+        Some(report_in) => Some(
+            crate::web::bind(report_in)
+                .await
+                .map_err(StartError::ReportIn)?,
+        ),
+    };
     prepare_data_dir(&config.data_dir)?;
+    let report_in_secret = match config.report_in {
+        None => None,
+        Some(_) => Some(
+            crate::web::Secret::load_or_create(&config.data_dir).map_err(|message| {
+                StartError::DataDir {
+                    path: config.data_dir.clone(),
+                    message,
+                }
+            })?,
+        ),
+    };
     let admin_listener = crate::admin::bind(&config)?;
     let clock = SystemClock::new();
     let db_path = config.database_path();
@@ -610,6 +672,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tasks.spawn(upkeep(node.clone()));
     if let Some(listener) = metrics_listener {
         tasks.spawn(crate::metrics::serve(node.clone(), listener));
+    }
+    if let (Some(listener), Some(secret)) = (report_in_listener, report_in_secret) {
+        match listener.local_addr() {
+            Ok(addr) => {
+                tracing::info!(%addr, https = listener.is_https(), "report-in page listening")
+            }
+            Err(error) => tracing::warn!(%error, "report-in page: cannot read its address"),
+        }
+        tasks.spawn(crate::web::serve(node.clone(), listener, secret));
     }
     tracing::info!(
         node = %node.node_id,
@@ -928,13 +999,21 @@ const SWEEP_CHUNK: usize = 2_000;
 pub async fn run_calendar(node: &Arc<Node>, sweep_contacts: bool) -> Result<(), NodeError> {
     let me = node.me();
     let now_ms = node.now_ms();
+    let kept_days = crate::admin::rejected_kept_days(&node.config);
     let decided = node
         .db(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ctx = me.ctx(now_ms);
+            // Rejected report-in claims go with their personal data once
+            // kept their days, reconciling or not: no owner decides this.
+            let purged = liaison_core::reportin::purge_rejected(&tx, &ctx, kept_days)?;
+            if purged > 0 {
+                tracing::info!(purged, "rejected report-in claims deleted");
+            }
             // A reconciling node makes no owner decisions yet (docs/restore.md):
             // neither the calendar's nor the contact statuses it shares.
             if liaison_core::epoch::is_reconciling(&tx)? {
+                tx.commit()?;
                 return Ok(None);
             }
             let mut changed = liaison_core::agreements::tick(&tx, &ctx)?;

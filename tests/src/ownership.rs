@@ -437,7 +437,7 @@ pub fn record(conn: &Connection, member_id: &str) -> rusqlite::Result<Option<pb:
     m.host_sections = conn
         .prepare(
             "SELECT author, generation, counter, host_branch, reported_on, address, employer, industry, job,
-                    contact_person, contact_phone, last_seen_at_host, basis
+                    contact_person, contact_phone, last_seen_at_host, basis, station
              FROM host_sections WHERE member_id = ?1 ORDER BY author",
         )?
         .query_map([member_id], |r| {
@@ -458,6 +458,7 @@ pub fn record(conn: &Connection, member_id: &str) -> rusqlite::Result<Option<pb:
                 contact_phone: r.get(10)?,
                 last_seen_at_host: r.get(11)?,
                 basis: r.get(12)?,
+                station: r.get(13)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

@@ -89,6 +89,9 @@ pub struct ReportIn {
     pub rejected_kept_days: u32,
 }
 
+/// Days a rejected report-in claim is kept when `[report_in]` names none.
+pub const REJECTED_KEPT_DAYS_DEFAULT: u32 = 30;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportInTls {
     pub cert: PathBuf,
@@ -278,7 +281,7 @@ impl Default for RawReportIn {
             behind_proxy: false,
             per_address_per_hour: 20,
             per_phone_per_day: 3,
-            rejected_kept_days: 30,
+            rejected_kept_days: REJECTED_KEPT_DAYS_DEFAULT,
         }
     }
 }

@@ -216,7 +216,10 @@ pub fn national_id_check_char(first17: &str) -> Option<char> {
     Some(CHECK[(sum % 11) as usize])
 }
 
-pub const CONTACT_CHANNELS: [&str; 5] = ["visit", "phone", "message", "org_life", "dues"];
+/// The channels of a contact event; `report-in` (报到) is a member reporting
+/// in at a host's service station, confirmed by the host's clerk.
+pub const CONTACT_CHANNELS: [&str; 6] =
+    ["visit", "phone", "message", "org_life", "dues", "report-in"];
 
 pub fn contact_channel(value: &str) -> Result<String, Invalid> {
     match value.trim().to_lowercase().as_str() {
@@ -225,6 +228,7 @@ pub fn contact_channel(value: &str) -> Result<String, Invalid> {
         "message" | "短信" | "微信" => Ok("message".into()),
         "org_life" | "org-life" | "组织生活" => Ok("org_life".into()),
         "dues" | "党费" => Ok("dues".into()),
+        "report-in" | "report_in" | "报到" => Ok("report-in".into()),
         other => Err(invalid(format!(
             "contact channel `{other}` is not one of {}",
             CONTACT_CHANNELS.join(", ")

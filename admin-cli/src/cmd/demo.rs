@@ -1023,6 +1023,7 @@ impl Script {
                 contact_person: Some("赵书记".into()),
                 contact_phone: Some("0931-8456789".into()),
                 last_seen_at_host: Some(today.clone()),
+                station: None,
             }),
         )
         .await?;

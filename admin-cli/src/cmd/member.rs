@@ -271,6 +271,7 @@ impl HostSetArgs {
             contact_person: self.contact_person,
             contact_phone: self.contact_phone,
             last_seen_at_host: self.last_seen,
+            station: None,
         };
         let unchanged = pb::HostSectionRequest {
             member_id: request.member_id.clone(),
@@ -437,6 +438,7 @@ fn host_section_json(h: &pb::HostSectionView) -> serde_json::Value {
         "employer": h.employer, "industry": h.industry, "job": h.job,
         "contact_person": h.contact_person, "contact_phone": h.contact_phone,
         "last_seen_at_host": h.last_seen_at_host, "basis": h.basis, "basis_label": h.basis_label,
+        "station": h.station,
     })
 }
 
@@ -539,6 +541,7 @@ pub fn member_detail(m: &pb::Member, view: View) -> String {
             ));
             d.field("host branch", &h.host_branch)
                 .field("reported on", &h.reported_on)
+                .field("station", &h.station)
                 .field("address", &h.address)
                 .field("employer", &h.employer)
                 .field("industry", &h.industry)

@@ -24,7 +24,7 @@ impl HostRecords {
         let sections = conn
             .prepare(&format!(
                 "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
-                        job, contact_person, contact_phone, last_seen_at_host, basis
+                        job, contact_person, contact_phone, last_seen_at_host, basis, station
                  FROM host_sections r WHERE {filter} ORDER BY member_id, author"
             ))?
             .query_map(args, |r| {
@@ -45,6 +45,7 @@ impl HostRecords {
                     contact_phone: r.get(11)?,
                     last_seen_at_host: r.get(12)?,
                     basis: r.get(13)?,
+                    station: r.get(14)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

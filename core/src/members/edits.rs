@@ -605,6 +605,7 @@ pub fn host_section_set(
         contact_phone: validate::phone(&pick(&req.contact_phone, &current.contact_phone))?,
         last_seen_at_host: last_seen.map(|d| d.to_string()).unwrap_or_default(),
         basis: copy.basis.clone(),
+        station: validate::text("station", &pick(&req.station, &current.station), 100)?,
     };
     save_host_section(conn, &section, ctx.now_ms)?;
     let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
@@ -621,7 +622,7 @@ pub fn host_section_set(
         &owner,
         "host_section",
         &member_id,
-        "host_branch,reported_on,address,employer,industry,job,contact,last_seen_at_host",
+        "host_branch,reported_on,address,employer,industry,job,contact,last_seen_at_host,station",
         owner_version.generation,
         counter,
         &copy.basis,
@@ -668,6 +669,14 @@ pub fn contact_record(
         outcome: validate::text("outcome", &req.outcome, 500)?,
         basis: String::new(),
     };
+    // A report-in of this node's own member regains it as one from a host
+    // does (`contact_arrived`), once the member may be edited here.
+    let own = load_home(conn, &member_id)?.is_some_and(|m| m.owner == ctx.me.as_str());
+    if own && event.channel == "report-in" {
+        load_owned(conn, ctx, &member_id)?;
+        contact_arrived(conn, ctx, &event)?;
+        return Ok(contact_view(&event, &member_name(conn, &member_id)?));
+    }
     record_about_member(conn, ctx, &member_id, EventKind::Contact, |basis| {
         let mut event = event.clone();
         event.basis = basis.to_owned();
@@ -739,6 +748,46 @@ fn record_about_member(
     let owner = NodeId::parse(&copy.owner).map_err(|e| Error::invalid(e.to_string()))?;
     log::append(conn, &owner, kind, member_id, &payload, ctx.now_ms)?;
     Ok(())
+}
+
+/// A contact event from a host, kept here (the owner's or a relay's copy).
+/// At the owner, a report-in (channel `report-in`: the member came to a
+/// host's service station and the host's clerk confirmed it) of a member
+/// overdue or out of contact (lost, searching, unreachable) makes the
+/// member regained (找回, DOMAIN §6.2) at the report-in's time, recorded
+/// as a contact decision made through report-in; any other contact
+/// re-derives the status. Returns whether the event was new here.
+pub fn contact_arrived(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    event: &pb::ContactEvent,
+) -> Result<bool, Error> {
+    let owned = load_home(conn, &event.member_id)?.filter(|m| m.owner == ctx.me.as_str());
+    let before = match &owned {
+        Some(m) if event.channel == "report-in" => Some(contact_state(conn, ctx, m)?.status),
+        _ => None,
+    };
+    if !save_contact(conn, event, ctx.now_ms)? {
+        return Ok(false);
+    }
+    let out_of_contact = matches!(
+        before.as_deref(),
+        Some("overdue" | "lost" | "searching" | "unreachable")
+    );
+    match owned {
+        Some(mut m) if out_of_contact => {
+            m.contact_manual = "regained".into();
+            m.contact_manual_at = event.at.clone();
+            conn.prepare_cached(
+                "INSERT INTO contact_decisions (member_id, status, decided_at, via, recorded_at_ms)
+                 VALUES (?1, 'regained', ?2, 'report-in', ?3)",
+            )?
+            .execute(params![m.member_id, m.contact_manual_at, ctx.now_ms])?;
+            bump_and_share(conn, ctx, &mut m)?;
+        }
+        _ => refresh_contact_status(conn, ctx, &event.member_id)?,
+    }
+    Ok(true)
 }
 
 /// Re-derives an owned member's status; a change is a new version, shared.

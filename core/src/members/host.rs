@@ -23,6 +23,7 @@ fn read_host_section(r: &Row<'_>) -> rusqlite::Result<pb::HostSectionView> {
         last_seen_at_host: r.get(11)?,
         basis: r.get(12)?,
         basis_label: r.get(13)?,
+        station: r.get(14)?,
     })
 }
 
@@ -31,7 +32,7 @@ fn read_host_section(r: &Row<'_>) -> rusqlite::Result<pb::HostSectionView> {
 fn host_columns() -> String {
     format!(
         "author, generation, counter, host_branch, reported_on, address, employer, industry, job,
-         contact_person, contact_phone, last_seen_at_host, basis, {}",
+         contact_person, contact_phone, last_seen_at_host, basis, {}, station",
         basis_label_sql("basis")
     )
 }
@@ -68,13 +69,14 @@ pub fn save_host_section(conn: &Connection, s: &pb::HostSection, now_ms: i64) ->
     let version = s.version.unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO host_sections (member_id, author, generation, counter, host_branch, reported_on,
-             address, employer, industry, job, contact_person, contact_phone, last_seen_at_host, basis, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             address, employer, industry, job, contact_person, contact_phone, last_seen_at_host, basis, updated_at_ms, station)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (member_id, author) DO UPDATE SET generation = excluded.generation, counter = excluded.counter,
              host_branch = excluded.host_branch, reported_on = excluded.reported_on, address = excluded.address,
              employer = excluded.employer, industry = excluded.industry, job = excluded.job,
              contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
-             last_seen_at_host = excluded.last_seen_at_host, basis = excluded.basis, updated_at_ms = excluded.updated_at_ms",
+             last_seen_at_host = excluded.last_seen_at_host, basis = excluded.basis, updated_at_ms = excluded.updated_at_ms,
+             station = excluded.station",
     )?
     .execute(params![
         s.member_id,
@@ -91,7 +93,8 @@ pub fn save_host_section(conn: &Connection, s: &pb::HostSection, now_ms: i64) ->
         s.contact_phone,
         s.last_seen_at_host,
         s.basis,
-        now_ms
+        now_ms,
+        s.station
     ])?;
     Ok(())
 }

@@ -19,7 +19,8 @@
 //! Layout, bottom to top (a file uses only those before it; `layer_tests`
 //! checks it): `table` (the shape), `query` (the request and the SQL of
 //! who counts), `places` (places grouped province → city → county), then
-//! one file per report.
+//! one file per report (`reportin`: report-ins per station and month, and
+//! members regained through them).
 
 mod activity;
 mod agreements;
@@ -29,6 +30,7 @@ mod inflow;
 mod outflow;
 mod places;
 mod query;
+mod reportin;
 mod table;
 mod transfers;
 mod trend;
@@ -43,7 +45,7 @@ use query::{Query, Takes};
 pub use trend::{count_year_end, import_years, record_year_end, year_end_due, YearEnd};
 
 /// The reports, as `ReportRequest.report` names them.
-pub const REPORTS: [&str; 9] = [
+pub const REPORTS: [&str; 10] = [
     "outflow",
     "inflow",
     "contact",
@@ -53,6 +55,7 @@ pub const REPORTS: [&str; 9] = [
     "trend",
     "uncovered",
     "agreements",
+    "reportin",
 ];
 
 /// A report before the node names itself in it.
@@ -115,6 +118,10 @@ pub fn report(
             ..Takes::default()
         },
         "agreements" => Takes::default(),
+        "reportin" => Takes {
+            period: true,
+            ..Takes::default()
+        },
         _ => all,
     };
     let q = Query::parse(report, req, ctx, takes)?;
@@ -133,12 +140,13 @@ pub fn report(
         "activity" => activity::report(conn, &q)?,
         "trend" => trend::report(conn, &q)?,
         "uncovered" => uncovered::report(conn, ctx, &q)?,
+        "reportin" => reportin::report(conn, ctx, &q)?,
         _ => agreements::report(conn, &q)?,
     };
     drop(snapshot);
     let mut rules = match report {
         "inflow" => vec![RULE_HOST.to_owned()],
-        "contact" | "activity" => vec![RULE_OWNER.to_owned(), RULE_HOST.to_owned()],
+        "contact" | "activity" | "reportin" => vec![RULE_OWNER.to_owned(), RULE_HOST.to_owned()],
         _ => vec![RULE_OWNER.to_owned()],
     };
     if matches!(report, "outflow" | "transfers" | "trend") {

@@ -1,6 +1,8 @@
 //! `report uncovered`: members away whom no active co-management agreement
 //! covers, by destination (grouped province → city → county, with the
-//! serving node), and one a row.
+//! serving node), and one a row; at a host, the report-in claims of people
+//! from regions with which it has no agreement, by home region (held
+//! here, never sent).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,7 @@ use rusqlite::Connection;
 
 use super::places::{by_destination, place_label};
 use super::query::{away_own, org_label, org_names, Departed, Query, AWAY_FROM};
-use super::table::{define, text, Kind, Table};
+use super::table::{count, define, text, Kind, Table};
 use super::Report;
 use crate::members::Scope;
 use crate::{Ctx, Error};
@@ -64,13 +66,62 @@ pub(super) fn report(conn: &Connection, ctx: &Ctx<'_>, q: &Query) -> Result<Repo
     );
     report.tables.push(by_destination(conn, &places, 0, n)?);
     report.tables.push(members.done());
+    report.tables.push(claims_without_agreement(conn, ctx, q)?);
     report
         .notes
         .push("覆盖取当前的现行协议 — coverage is by the agreements active now.".into());
-    report.definitions = vec![define(
-        "未覆盖",
-        "uncovered",
-        "Away at the date, and no active co-management agreement covers the member (by its destination or by name): nothing about the member is shared with a host.",
-    )];
+    report.definitions = vec![
+        define(
+            "未覆盖",
+            "uncovered",
+            "Away at the date, and no active co-management agreement covers the member (by its destination or by name): nothing about the member is shared with a host.",
+        ),
+        define(
+            "无协议报到申请",
+            "claim without agreement",
+            "A report-in claim submitted at one of this node's service stations by someone whose home region has no active agreement with this node: held here, never sent, until an agreement exists or a clerk rejects it.",
+        ),
+    ];
     Ok(report)
+}
+
+/// The report-in claims waiting here whose home region has no active
+/// agreement with this node, by home region (as of now).
+fn claims_without_agreement(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    q: &Query,
+) -> Result<pb::ReportTable, Error> {
+    let mut by_home: BTreeMap<String, i64> = BTreeMap::new();
+    q.params().each(
+        conn,
+        "SELECT home_place, COUNT(*) FROM reportin_claims WHERE state = 'pending'
+          GROUP BY home_place ORDER BY home_place",
+        |row| {
+            let place: String = row.get(0)?;
+            if crate::reportin::home_node(conn, ctx, &place)?.is_none() {
+                *by_home.entry(place).or_default() += row.get::<_, i64>(1)?;
+            }
+            Ok(())
+        },
+    )?;
+    let mut table = Table::new(
+        "claims_without_agreement",
+        "无协议地区的报到申请",
+        "Report-in claims from regions without agreement",
+    )
+    .col("home", "流出地", "home region", Kind::Text)
+    .col("claims", "申请数", "claims", Kind::Count);
+    let mut total = 0;
+    for (place, n) in by_home {
+        total += n;
+        table.row(vec![
+            text(format!("no agreement with {}", place_label(&place))),
+            count(n),
+        ]);
+    }
+    table.note(format!(
+        "合计 total: {total}（取当前，不发送 — as of now; never sent）"
+    ));
+    Ok(table.done())
 }

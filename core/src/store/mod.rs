@@ -62,6 +62,7 @@ fn schema() -> Vec<M<'static>> {
         M::up(include_str!("schema/0013_erasures.sql")),
         M::up(include_str!("schema/0014_audit_witness.sql")),
         M::up(include_str!("schema/0015_reports.sql")),
+        M::up(include_str!("schema/0016_reportin.sql")),
     ]
 }
 

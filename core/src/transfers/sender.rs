@@ -71,6 +71,7 @@ fn record(conn: &Connection, member_id: &str) -> Result<pb::MemberRecord, Error>
             contact_phone: h.contact_phone,
             last_seen_at_host: h.last_seen_at_host,
             basis: h.basis,
+            station: h.station,
         })
         .collect();
     let contacts = conn

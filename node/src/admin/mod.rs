@@ -17,7 +17,7 @@
 //!   members, outflows, host sections, contacts, activities, import and
 //!   export, the uncovered members), `reports` (the reports and the import
 //!   of earlier years' counts), `agreements`, `transfers`, `quarantine`,
-//!   `audit`.
+//!   `audit`, `reportin` (service stations and report-in claims).
 //!
 //! tonic serves one `Admin` service, so the generated trait has one
 //! implementation, here: each method hands its request to its noun's
@@ -42,10 +42,12 @@ mod node;
 mod peers;
 mod quarantine;
 mod registry;
+mod reportin;
 mod reports;
 mod socket;
 mod transfers;
 
+pub use reportin::rejected_kept_days;
 pub use socket::{bind, serve, ADMIN_GRACE};
 
 /// The admin service: the node's shared state, which every handler reaches
@@ -163,6 +165,15 @@ delegate! {
 
     audit_list(AuditListRequest) -> AuditListResponse => audit::list;
     audit_verify(AuditVerifyRequest) -> AuditVerifyResponse => audit::verify;
+
+    station_add(StationAddRequest) -> StationView => reportin::station_add;
+    station_list(StationListRequest) -> StationListResponse => reportin::station_list;
+    station_show(StationRef) -> StationView => reportin::station_show;
+    reportin_list(ReportinListRequest) -> ReportinListResponse => reportin::claim_list;
+    reportin_show(ReportinRef) -> ReportinView => reportin::claim_show;
+    reportin_confirm(ReportinConfirmRequest) -> ReportinView => reportin::claim_confirm;
+    reportin_reject(ReportinRejectRequest) -> ReportinView => reportin::claim_reject;
+    reportin_add(ReportinAddRequest) -> ReportinView => reportin::claim_add;
 
     @stream member_import(MemberImportChunk) -> MemberImportResponse => registry::member_import;
 }

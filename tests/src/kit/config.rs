@@ -52,6 +52,15 @@ impl NodeConfig {
         self
     }
 
+    /// A node with the report-in page on a free port of localhost (plain
+    /// HTTP), and `settings`: more lines of `[report_in]`.
+    pub fn with_report_in(mut self, settings: &str) -> NodeConfig {
+        self.extra.push_str(&format!(
+            "\n[report_in]\nenabled = true\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1\"\n{settings}\n"
+        ));
+        self
+    }
+
     /// Sets one `[limits]` entry.
     pub fn limit(mut self, key: &str, value: u64) -> NodeConfig {
         self.limits.insert(key.to_owned(), value);

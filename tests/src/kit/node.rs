@@ -283,6 +283,24 @@ impl TestNode {
         format!("https://{}", self.federation_addr())
     }
 
+    /// Where the report-in page of the running node listens, as its log
+    /// says at start (`[report_in]` with port 0 gets a new port each start).
+    pub async fn report_in_addr(&self) -> SocketAddr {
+        let what = format!("{} to log where its report-in page listens", self.node_id);
+        self.wait_for(DEFAULT_WAIT, &what, async || {
+            let log = self.log();
+            let start = log.rfind("======== liaison-tests: start #").unwrap_or(0);
+            log[start..]
+                .lines()
+                .filter(|line| line.contains("report-in page listening"))
+                .find_map(|line| {
+                    let at = line.find("addr=")? + "addr=".len();
+                    line[at..].split_whitespace().next()?.parse().ok()
+                })
+        })
+        .await
+    }
+
     /// Everything the node wrote to stdout and stderr, over all its starts.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

@@ -64,6 +64,9 @@ pub enum ReportCommand {
     /// Active co-management agreements: numbers, members in scope, stations,
     /// end dates (ending within 60 days first).
     Agreements(Options),
+    /// Report-in (一键报到): report-ins per station and month and the claims
+    /// waiting (host); members regained through report-in (home).
+    Reportin(Options),
 }
 
 /// What every report takes (a report refuses a filter it does not use,
@@ -110,6 +113,7 @@ impl ReportCommand {
             ReportCommand::Trend { options, chart, .. } => ("trend", options, chart),
             ReportCommand::Uncovered(options) => ("uncovered", options, None),
             ReportCommand::Agreements(options) => ("agreements", options, None),
+            ReportCommand::Reportin(options) => ("reportin", options, None),
         }
     }
 }
@@ -336,6 +340,7 @@ pub(super) mod tests {
             "trend",
             "uncovered",
             "agreements",
+            "reportin",
         ] {
             let Command::Report(command) = parse(&[
                 "report",
