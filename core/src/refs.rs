@@ -2,7 +2,7 @@
 //! unique id prefix, the national ID number (members this node owns) or the
 //! name; a transfer by id, prefix or letter number; an agreement by id,
 //! prefix or agreement number; an organization by code or full name; a peer
-//! by node id or display name.
+//! by node id or display name; a service station by its code or name.
 //!
 //! An ambiguous reference is refused with every candidate, each labelled so
 //! that a person can tell them apart and with the id prefix that names it;
@@ -33,6 +33,7 @@ pub enum Kind {
     Agreement,
     Org,
     Peer,
+    Station,
 }
 
 impl Kind {
@@ -43,6 +44,7 @@ impl Kind {
             "agreement" => Some(Kind::Agreement),
             "org" => Some(Kind::Org),
             "peer" => Some(Kind::Peer),
+            "station" => Some(Kind::Station),
             _ => None,
         }
     }
@@ -54,6 +56,7 @@ impl Kind {
             Kind::Agreement => "agreement",
             Kind::Org => "organization",
             Kind::Peer => "peer",
+            Kind::Station => "service station",
         }
     }
 }
@@ -81,6 +84,7 @@ pub fn resolve(
         Kind::Agreement => agreement(conn, reference),
         Kind::Org => org(conn, reference),
         Kind::Peer => peer(conn, reference),
+        Kind::Station => station(conn, reference),
     }
 }
 
@@ -91,6 +95,7 @@ fn list_noun(kind: Kind) -> &'static str {
         Kind::Agreement => "agreement",
         Kind::Org => "org",
         Kind::Peer => "peer",
+        Kind::Station => "station",
     }
 }
 
@@ -484,5 +489,16 @@ fn peer(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
     )?;
     one(Kind::Peer, reference, found, "give the node id", || {
         format!("no peer of this node has the id or name `{reference}`: `liaisonctl peer list` shows them")
+    })
+}
+
+fn station(conn: &Connection, reference: &str) -> Result<Resolved, Error> {
+    let found = by_id_or_name(
+        conn,
+        "SELECT code, name FROM stations WHERE code = ?1 OR name = ?1 ORDER BY code",
+        reference,
+    )?;
+    one(Kind::Station, reference, found, "give the code", || {
+        format!("no service station here has the code or name `{reference}`: `liaisonctl station list` shows them")
     })
 }

@@ -289,6 +289,11 @@ fn a_lost_member_reporting_in_at_a_host_station_is_regained_at_home() {
     assert_eq!(by_station[0]["month"], month);
     assert_eq!(by_station[0]["confirmed"], "1");
     assert_eq!(by_station[0]["regained"], "1", "lost before the report-in");
+    let inflow = rows(&report(&lanzhou, "inflow", ""), "by_station");
+    assert_eq!(
+        inflow[0]["station"], "兰州市平凉籍流动党员服务站",
+        "{inflow:?}"
+    );
     let home = report(&pingliang, "reportin", "");
     assert_eq!(rows(&home, "regained_by_month")[0]["members"], "1");
     let regained = rows(&home, "regained");

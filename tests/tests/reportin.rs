@@ -227,6 +227,12 @@ async fn a_claim_from_a_region_without_agreement_never_leaves_the_host() {
         listed.contains("no agreement with 雁塔区 (610113)"),
         "{listed}"
     );
+    let unknown = lanzhou.ctl(&["station", "show", "不存在的服务站"]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("station list"),
+        "{unknown:?}"
+    );
     let refused = lanzhou.ctl(&["reportin", "confirm", &claim_id]);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     assert!(

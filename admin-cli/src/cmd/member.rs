@@ -256,6 +256,9 @@ pub struct HostSetArgs {
     /// When the member was last seen here (last org life or dues): YYYY-MM-DD.
     #[arg(long)]
     last_seen: Option<String>,
+    /// The service station the member reported in at (its name; `reportin confirm` sets it).
+    #[arg(long)]
+    station: Option<String>,
 }
 
 impl HostSetArgs {
@@ -271,7 +274,7 @@ impl HostSetArgs {
             contact_person: self.contact_person,
             contact_phone: self.contact_phone,
             last_seen_at_host: self.last_seen,
-            station: None,
+            station: self.station,
         };
         let unchanged = pb::HostSectionRequest {
             member_id: request.member_id.clone(),

@@ -1,7 +1,7 @@
 //! References a clerk has in hand (a name, a letter number, an agreement
 //! number, an id prefix), resolved by the node to the record's id before a
 //! verb runs: every verb that names a member, transfer, agreement,
-//! organization or peer takes them. An ambiguous or unknown reference is
+//! organization, peer or service station takes them. An ambiguous or unknown reference is
 //! refused (exit 1) with the candidates.
 
 use liaison_proto::v1 as pb;
@@ -109,6 +109,11 @@ pub async fn host_branch(admin: &mut Admin, text: &str) -> Result<String, Failur
         Err(Failure::Refused(_)) => Ok(text.to_owned()),
         Err(other) => Err(other),
     }
+}
+
+/// A service station's code, from its code or name.
+pub async fn station(admin: &mut Admin, reference: &str, action: &str) -> Result<String, Failure> {
+    resolve(admin, "station", reference, None, action).await
 }
 
 /// A peer's node id, from its node id or display name.

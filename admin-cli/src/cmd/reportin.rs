@@ -122,6 +122,7 @@ pub async fn run(
             address,
             consented,
         } => {
+            let station = refs::station(admin, &station, "reportin.add").await?;
             // The form's place picker gives a 6-digit division code.
             let home_place = format!("{:0<6}", places::code(&home)?);
             admin

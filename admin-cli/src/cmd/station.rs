@@ -95,6 +95,7 @@ pub async fn run(
             }
         }
         StationCommand::Show { station } => {
+            let station = refs::station(admin, &station, "").await?;
             let station = admin
                 .station_show(pb::StationRef { station })
                 .await?
@@ -103,6 +104,7 @@ pub async fn run(
         }
         StationCommand::Qr { station, out } => {
             let kind = QrFile::of(&out)?;
+            let station = refs::station(admin, &station, "").await?;
             let station = admin
                 .station_show(pb::StationRef { station })
                 .await?

@@ -18,6 +18,7 @@ use crate::Error;
 pub(super) const HOSTED: &str = "hosted AS MATERIALIZED (
     SELECT c.member_id, c.owner, c.name, c.gender, c.birth_year, c.party_status, c.contact_status,
            COALESCE(s.host_branch, '') AS host_branch, COALESCE(s.industry, '') AS industry,
+           COALESCE(s.station, '') AS station,
            CASE WHEN s.reported_on <> '' AND s.reported_on <= :d THEN s.reported_on ELSE '' END AS reported_on
       FROM home_copies c LEFT JOIN host_sections s ON s.member_id = c.member_id AND s.author = :me
      WHERE (:branch = '' OR s.host_branch = :branch))";
@@ -29,6 +30,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         ("branch", "host_branch"),
         ("industry", "industry"),
         ("reported", "substr(reported_on, 1, 7)"),
+        ("station", "station"),
         ("gender", "gender"),
         (
             "age",
@@ -65,6 +67,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     let label = |dimension: &str, value: &str| -> String {
         match (dimension, value) {
             ("reported", "") => "未报到 not reported in".into(),
+            ("station", "") => "未经服务站报到 not at a station".into(),
             (_, "") => NOT_RECORDED.into(),
             ("home", node) => peer_label(&peers, node),
             ("branch", code) => org_label(&orgs, code),
@@ -97,7 +100,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         percent(total - not_reported, total),
     ]);
     report.tables.push(summary.done());
-    let tables: [(&str, Names, Names); 7] = [
+    let tables: [(&str, Names, Names); 8] = [
         (
             "home",
             ("按流出地", "By home region"),
@@ -113,6 +116,11 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
             "reported",
             ("按报到时间", "By reported-in month"),
             ("报到月份", "reported in (month)"),
+        ),
+        (
+            "station",
+            ("按报到服务站", "By station reported in at"),
+            ("服务站", "station"),
         ),
         ("gender", ("按性别", "By gender"), ("性别", "gender")),
         ("age", ("按年龄", "By age"), ("年龄段", "age band")),

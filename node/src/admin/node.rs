@@ -141,7 +141,7 @@ pub(super) async fn resolve(
     });
     let kind = liaison_core::refs::Kind::parse(&request.kind).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "unknown kind of reference `{}`: member, transfer, agreement, org or peer",
+            "unknown kind of reference `{}`: member, transfer, agreement, org, peer or station",
             request.kind
         ))
     })?;
