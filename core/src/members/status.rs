@@ -42,7 +42,7 @@ pub struct ContactFacts<'a> {
 }
 
 impl ContactFacts<'_> {
-    /// The status these facts give on `day` (DOMAIN §6.2): an operator's
+    /// The status these facts give on `day` (docs/authority.md, contact status): an operator's
     /// decision stands until a contact after it (a search ends as
     /// regained, a regained member is judged by contact again); otherwise
     /// in contact up to [`CONTACT_INTERVAL_DAYS`] since the last contact
