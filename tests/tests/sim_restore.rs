@@ -1397,3 +1397,38 @@ fn sim_bug_a_copy_from_before_the_owners_restore_yields_to_its_current_log() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_166]));
 }
+
+/// Soak seed 1,300,722 at 600 steps (`copies-converged`). Pingliang
+/// shares m with Xi'an under either of two agreements. Xi'an's clock
+/// passes the first's end plus grace: it drops the copy and says so, and
+/// Pingliang shares m under the second, at the same version. Xi'an, then
+/// restored to a backup holding the copy under the first, got the share
+/// under the second again but kept its copy (not newer), under the first;
+/// its calendar dropped it again, and Pingliang went on believing Xi'an
+/// held m under the second. Fixed in `members::save_copy_if_newer`: at the
+/// same version, a section under another basis is stored.
+#[test]
+fn sim_bug_a_restored_host_takes_the_basis_its_owner_shares_under_now() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        propose(P, X, true, -15, 24),
+        propose(P, X, true, -15, 200),
+        deliver(P, X),
+        accept_agreement(X, AgreementRef(1)),
+        accept_agreement(X, AgreementRef(2)),
+        deliver(X, P),
+        outflow(P, m, X, 12),
+        deliver(P, X),
+        backup(X),
+        Step::Advance {
+            deltas_ms: vec![0, 0, 45 * DAY],
+        },
+        tick(X),
+        deliver(X, P),
+        deliver(P, X),
+        restore(X, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_300_722]));
+}

@@ -83,6 +83,12 @@ pub fn copy_version(
 /// Stores the home section `s`, which arrived in its owner's log `log_id`,
 /// as this node's copy unless the copy held is at the same or a later
 /// version, or is another owner's at the same generation; true if stored.
+/// At the same version, a section under another basis is stored: the
+/// owner shares the member under another agreement now (one ended, or the
+/// host dropped its copies under it), and the host must hold it under the
+/// agreement the owner records, or it drops the copy with the wrong one.
+/// Events of one log apply once and in order, so the later basis is the
+/// owner's latest.
 /// A copy that arrived under another of the owner's logs yields to it
 /// whatever the counters: the owner was restored since, and what it sends
 /// in its current log is its record. The copy's higher counter is a change
@@ -117,7 +123,8 @@ pub fn save_copy_if_newer(
          WHERE home_copies.generation < excluded.generation
             OR (home_copies.generation = excluded.generation AND home_copies.owner = excluded.owner
                 AND (home_copies.counter < excluded.counter
-                     OR home_copies.arrived_log_id <> excluded.arrived_log_id))",
+                     OR home_copies.arrived_log_id <> excluded.arrived_log_id
+                     OR (home_copies.counter = excluded.counter AND home_copies.basis <> excluded.basis)))",
         )?
         .execute(params![
             s.member_id,
