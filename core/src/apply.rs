@@ -88,7 +88,8 @@ fn apply_batch_in(
         }
         match applied {
             Ok(()) => report.applied += 1,
-            Err(Rejection::Invalid(reason)) => {
+            Err(rejection @ (Rejection::Invalid(_) | Rejection::Unknown(_))) => {
+                let reason = quarantine::reason(&tx, rejection)?;
                 quarantine::hold(&tx, ctx, origin, log_id, event, &reason)?;
                 report.quarantined += 1;
             }

@@ -493,7 +493,7 @@ fn check_host_record(
         return Ok(Disposition::Apply);
     }
     let Some(home) = members::load_home(conn, member_id)? else {
-        return Err(Rejection::Invalid(format!(
+        return Err(Rejection::Unknown(format!(
             "member {member_id} is not known here: {origin} sent a record about a member this node does not own"
         )));
     };
@@ -552,8 +552,8 @@ fn check_host_record(
     if let Err(why) =
         crate::agreements::host_record_allowed(conn, ctx, origin, member_id, basis, (log_id, seq))?
     {
-        return Err(Rejection::Invalid(format!(
-            "{origin} may not send records about member {member_id}: {why}"
+        return Err(why.prefixed(&format!(
+            "{origin} may not send records about member {member_id}: "
         )));
     }
     if home.owner == ctx.me.as_str() {

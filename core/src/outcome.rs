@@ -6,6 +6,24 @@
 
 use crate::Error;
 
+/// The end of a quarantine reason at a node restored from a backup, for an
+/// event about something it does not know: it cannot tell a forgery from
+/// a record of what it forgot (docs/restore.md, What is lost).
+pub const FORGOTTEN_AT_RESTORE: &str =
+    "this node was restored from a backup since and may have forgotten it";
+
+impl Rejection {
+    /// The same rejection, its reason preceded by `prefix`.
+    pub fn prefixed(self, prefix: &str) -> Rejection {
+        match self {
+            Rejection::Invalid(why) => Rejection::Invalid(format!("{prefix}{why}")),
+            Rejection::Unknown(why) => Rejection::Unknown(format!("{prefix}{why}")),
+            Rejection::Stop(why) => Rejection::Stop(format!("{prefix}{why}")),
+            Rejection::Store(error) => Rejection::Store(error),
+        }
+    }
+}
+
 /// What became of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -22,6 +40,11 @@ pub struct ApplyReport {
 pub enum Rejection {
     /// It can never be valid: quarantine it and move on.
     Invalid(String),
+    /// It names a member, agreement, transfer or share this node does not
+    /// know: quarantined as [`Rejection::Invalid`] is. At a node restored
+    /// from a backup, which forgot what happened after it, such an event may
+    /// be honest; its reason says so ([`FORGOTTEN_AT_RESTORE`]).
+    Unknown(String),
     /// A transfer decision (`release`, `abort`) that cannot be applied now.
     /// Decisions are never quarantined (docs/replication.md): the peer's stream
     /// stops at this event, cursor unmoved, until a restart or an upgrade

@@ -128,7 +128,8 @@ pub(crate) fn retry(
                 params![id, ctx.now_ms],
             )?;
         }
-        Err(Rejection::Invalid(reason)) => {
+        Err(rejection @ (Rejection::Invalid(_) | Rejection::Unknown(_))) => {
+            let reason = reason(conn, rejection)?;
             conn.execute(
                 "UPDATE quarantine SET reason = ?2, retried_at_ms = ?3 WHERE id = ?1",
                 params![id, reason, ctx.now_ms],
@@ -146,4 +147,18 @@ pub(crate) fn retry(
         [id],
         read_quarantine,
     )?)
+}
+
+/// The reason a quarantine entry keeps for an event rejected as invalid or
+/// as naming something unknown here. At a node restored from a backup the
+/// latter says it may be about what the node forgot
+/// ([`FORGOTTEN_AT_RESTORE`](crate::outcome::FORGOTTEN_AT_RESTORE)).
+pub(crate) fn reason(conn: &Connection, rejection: Rejection) -> Result<String, Error> {
+    Ok(match rejection {
+        Rejection::Unknown(reason) if crate::epoch::was_restored(conn)? => {
+            format!("{reason}; {}", crate::outcome::FORGOTTEN_AT_RESTORE)
+        }
+        Rejection::Invalid(reason) | Rejection::Unknown(reason) | Rejection::Stop(reason) => reason,
+        Rejection::Store(error) => return Err(error),
+    })
 }

@@ -1432,3 +1432,18 @@ fn sim_bug_a_restored_host_takes_the_basis_its_owner_shares_under_now() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_722]));
 }
+
+/// Soak seeds 1,400,012, 1,400,015 and 1,400,020 at 2,000 steps
+/// (`quarantine-only-invalid`): a node restored from a backup got honest
+/// events about what it forgot (a host's records under an agreement it no
+/// longer remembered sharing the member under, the end of an agreement it
+/// no longer knew) and quarantined them as invalid. It cannot tell them
+/// from forgeries, so they stay quarantined, but marked: an event naming a
+/// member, agreement, transfer or share unknown here is rejected as
+/// `Rejection::Unknown`, whose reason at a restored node ends with
+/// `outcome::FORGOTTEN_AT_RESTORE` (docs/restore.md, What is lost); the
+/// simulator tolerates only that mark, at restored nodes.
+#[test]
+fn sim_bug_a_restored_node_marks_events_about_what_it_may_have_forgotten() {
+    all_pass(soak_seeds(2000, &[1_400_012, 1_400_015, 1_400_020]));
+}

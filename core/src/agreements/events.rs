@@ -22,6 +22,10 @@ fn reject(message: String) -> Rejection {
     Rejection::Invalid(message)
 }
 
+fn unknown(message: String) -> Rejection {
+    Rejection::Unknown(message)
+}
+
 fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
     M::decode(event.payload.as_slice())
         .map_err(|e| reject(format!("malformed agreement payload: {e}")))
@@ -388,7 +392,7 @@ fn apply_vote(
                     Agreement::proposed(vote.agreement_id.clone(), &terms, ctx.now_ms)
                 }
                 None => {
-                    return Err(reject(format!(
+                    return Err(unknown(format!(
                         "counter-proposal for unknown agreement {}",
                         vote.agreement_id
                     )))
@@ -406,7 +410,7 @@ fn apply_vote(
         }
         "accept" => {
             let Some(a) = existing else {
-                return Err(reject(format!(
+                return Err(unknown(format!(
                     "acceptance of unknown agreement {}",
                     vote.agreement_id
                 )));
@@ -449,7 +453,7 @@ fn apply_state(
     s: pb::AgreementState,
 ) -> Result<(), Rejection> {
     let Some(mut a) = load(conn, &s.agreement_id)? else {
-        return Err(reject(format!(
+        return Err(unknown(format!(
             "{kind:?} for unknown agreement {}",
             s.agreement_id
         )));

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::calendar::{host_grace, host_version, GRACE_DAYS};
 use super::storage::{date, load, version_terms, Agreement, AgreementState};
+use crate::outcome::Rejection;
 use crate::{Ctx, Error};
 
 /// At a host, on refusing a home section under `basis` because its own
@@ -63,24 +64,26 @@ pub fn host_record_allowed(
     member_id: &str,
     basis: &str,
     (log_id, seq): (&str, u64),
-) -> Result<Result<(), String>, Error> {
+) -> Result<Result<(), Rejection>, Error> {
     let Some(a) = load(conn, basis)? else {
-        return Ok(Err(format!(
+        return Ok(Err(Rejection::Unknown(format!(
             "basis `{basis}` is not an agreement known here"
-        )));
+        ))));
     };
     if a.outflow_node != ctx.me.as_str() || a.inflow_node != origin.as_str() {
-        return Ok(Err(format!(
+        return Ok(Err(Rejection::Invalid(format!(
             "agreement {basis} is not between this node and {origin}"
-        )));
+        ))));
     }
     if a.active_version == 0 {
-        return Ok(Err(format!("agreement {basis} was never active")));
+        return Ok(Err(Rejection::Invalid(format!(
+            "agreement {basis} was never active"
+        ))));
     }
     if a.host_end_applied && seq >= host_end_in(conn, &a, log_id)? {
-        return Ok(Err(format!(
+        return Ok(Err(Rejection::Invalid(format!(
             "{origin} sent it after it applied the end of agreement {basis}"
-        )));
+        ))));
     }
     let shared: bool = conn
         .prepare_cached(
@@ -90,9 +93,9 @@ pub fn host_record_allowed(
         .optional()?
         .is_some();
     if !shared {
-        return Ok(Err(format!(
+        return Ok(Err(Rejection::Unknown(format!(
             "member {member_id} was never shared with {origin} under agreement {basis}"
-        )));
+        ))));
     }
     Ok(Ok(()))
 }

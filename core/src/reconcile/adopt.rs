@@ -322,7 +322,9 @@ fn apply_peer_records(
         // Reported in the peer's holdings: seq 0, in no log.
         match crate::apply::apply_event(tx, ctx, peer, "", &event) {
             Ok(()) => report.peer_records += 1,
-            Err(crate::outcome::Rejection::Invalid(why)) => {
+            Err(
+                crate::outcome::Rejection::Invalid(why) | crate::outcome::Rejection::Unknown(why),
+            ) => {
                 tracing::debug!(%peer, member = %member_id, kind = %log::kind_name(kind as i32), why = %why, "record the peer made as host not taken");
             }
             Err(crate::outcome::Rejection::Stop(why)) => {

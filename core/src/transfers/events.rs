@@ -218,7 +218,7 @@ fn apply_vote(
         if crate::epoch::was_restored(conn)? {
             return answer_forgotten_offer(conn, ctx, origin, &vote);
         }
-        return Err(Rejection::Invalid(format!(
+        return Err(Rejection::Unknown(format!(
             "vote on unknown transfer {}",
             vote.transfer_id
         )));
@@ -460,7 +460,7 @@ fn apply_receipt(
     receipt: pb::TransferReceipt,
 ) -> Result<(), Rejection> {
     let Some(mut t) = load(conn, &receipt.transfer_id)? else {
-        return Err(Rejection::Invalid(format!(
+        return Err(Rejection::Unknown(format!(
             "receipt for unknown transfer {}",
             receipt.transfer_id
         )));

@@ -586,7 +586,9 @@ pub fn adopt_sender_decision(
     match apply_abort(conn, ctx, peer, abort) {
         Ok(()) => Ok(true),
         Err(Rejection::Store(e)) => Err(e),
-        Err(Rejection::Invalid(why) | Rejection::Stop(why)) => Err(Error::invalid(why)),
+        Err(Rejection::Invalid(why) | Rejection::Unknown(why) | Rejection::Stop(why)) => {
+            Err(Error::invalid(why))
+        }
     }
 }
 

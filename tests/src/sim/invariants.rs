@@ -726,9 +726,8 @@ pub fn authors_are_authorities(
 
 /// (5) Quarantine holds only events that can never be valid. Honest nodes
 /// never send such events, so every quarantined event must be one the test
-/// forged on purpose, or one it knows can never be valid for another reason
-/// (`forged(origin, seq, reason)`: a record about a member a restore made
-/// the receiver forget).
+/// forged on purpose, or one a restored receiver marked as about something
+/// it may have forgotten (`forged(origin, seq, reason)`).
 pub fn quarantine_holds_only_invalid(
     node: &NodeDb<'_>,
     forged: &dyn Fn(&str, u64, &str) -> bool,

@@ -1984,12 +1984,14 @@ impl World {
         for &i in &self.touched {
             invariants::copies_under_active_basis(&dbs[i])?;
             invariants::authors_are_authorities(&dbs, i, &written_name)?;
-            // A restored node forgot members written after its backup; a
-            // host's record about one can never be valid there.
+            // A restored node forgot what happened after its backup: an
+            // event about a member, agreement, transfer or share it does
+            // not know may be honest there, and its quarantine reason says
+            // so (docs/restore.md, What is lost).
             let restored = self.nodes[i].restores > 0;
             let forged = |origin: &str, seq: u64, reason: &str| {
                 (restored
-                    && (reason.contains("is not known here")
+                    && (reason.contains(liaison_core::outcome::FORGOTTEN_AT_RESTORE)
                         || reason.contains(liaison_core::hosting::HELD_UNTIL_RELEASED)))
                     || self
                         .names
