@@ -116,11 +116,7 @@ impl Credentials {
         let material =
             liaison_types::identity::load_tls(&files.cert, &files.key, &files.ca, node_id)?;
         let crls = match &files.crl {
-            Some(path) => liaison_types::identity::load_crls(
-                path,
-                &material.ca_certs,
-                UnixTime::now().as_secs() as i64,
-            )?,
+            Some(path) => liaison_types::identity::load_crls(path, &material.ca_certs)?,
             None => RevocationLists {
                 lists: Vec::new(),
                 next_update: None,

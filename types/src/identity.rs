@@ -633,14 +633,16 @@ pub struct RevocationLists {
 
 /// Reads a certificate revocation list file, PEM (one or more `X509 CRL`
 /// blocks) or DER, and checks each list: it parses, one of `ca_certs` (the
-/// node's CA bundle) signed it, and its `nextUpdate` is after `now_s`
-/// (Unix seconds). A list that fails any check is refused whole: a list of
-/// another CA revokes nothing of ours and would fail every handshake, and
-/// an expired one means the CA's newer list has not reached this node.
+/// node's CA bundle) signed it.
+/// A list that fails a check is refused whole: a list of another CA revokes
+/// nothing of ours and would fail every handshake. A list past its
+/// `nextUpdate` is loaded and enforced all the same: it is the newest this
+/// node has, refusing it would stop the node (at start) or keep an older
+/// one (at reload), and either readmits no one it revokes; `status`,
+/// `todo` and the metrics say it is stale ([`RevocationLists::next_update`]).
 pub fn load_crls(
     path: &Path,
     ca_certs: &[CertificateDer<'static>],
-    now_s: i64,
 ) -> Result<RevocationLists, IdentityError> {
     let bytes = read_file(path)?;
     let bad = |detail: String| IdentityError::BadCrl {
@@ -689,14 +691,6 @@ pub fn load_crls(
             )));
         }
         let next_update = crl.next_update().map(|t| t.timestamp());
-        if let Some(next) = next_update {
-            if next <= now_s {
-                return Err(which(format!(
-                    "expired: the CA promised a newer list by {}",
-                    format_unix(next.max(0) as u64)
-                )));
-            }
-        }
         checked.next_update = match (checked.next_update, next_update) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1855,7 +1849,7 @@ mod tests {
 
         // The CA's own list, revoking one certificate.
         let (_, crl) = ca_revoke(&ca_dir, &lanzhou.join("lanzhou.crt")).unwrap();
-        let loaded = load_crls(&crl, &ca_certs, now_s).unwrap();
+        let loaded = load_crls(&crl, &ca_certs).unwrap();
         assert_eq!((loaded.lists.len(), loaded.revoked), (1, 1));
         let next = loaded.next_update.unwrap();
         assert!((next - now_s - 30 * 86_400).abs() < 60, "{next}");
@@ -1864,9 +1858,7 @@ mod tests {
         let twin = ca(&dir.path().join("twin"), "gansu");
         let forged = dir.path().join("forged.crl");
         ca_crl(&twin, &forged, 30).unwrap();
-        let e = load_crls(&forged, &ca_certs, now_s)
-            .unwrap_err()
-            .to_string();
+        let e = load_crls(&forged, &ca_certs).unwrap_err().to_string();
         assert!(e.contains("not signed by this node's federation CA"), "{e}");
         assert!(
             e.contains("forged.crl") && e.contains("liaisonctl ca crl"),
@@ -1877,8 +1869,11 @@ mod tests {
         let stale = dir.path().join("stale.crl");
         let then = SystemTime::now() - Duration::from_secs(40 * 86_400);
         sign_crl(&ca_dir, &stale, then, 30).unwrap();
-        let e = load_crls(&stale, &ca_certs, now_s).unwrap_err().to_string();
-        assert!(e.contains("expired"), "{e}");
+        let loaded = load_crls(&stale, &ca_certs).unwrap();
+        assert!(
+            loaded.next_update.unwrap() < now_s,
+            "loaded, and known stale"
+        );
 
         // Not a list at all, in PEM or not.
         let junk = dir.path().join("junk.crl");
@@ -1887,7 +1882,7 @@ mod tests {
             b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         ] {
             fs::write(&junk, bytes).unwrap();
-            let e = load_crls(&junk, &ca_certs, now_s).unwrap_err();
+            let e = load_crls(&junk, &ca_certs).unwrap_err();
             assert!(matches!(e, IdentityError::BadCrl { .. }), "{e}");
         }
     }

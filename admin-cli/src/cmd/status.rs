@@ -52,7 +52,7 @@ pub async fn run(admin: &mut Admin, format: Format) -> Result<(), Failure> {
             let days = days_left(s.crl_next_update_ms);
             if days < CRL_WARNING_DAYS {
                 output::print_out(&format!(
-                    "warning     the revocation list is {} {}: the node keeps enforcing it, but a restart refuses it; have the CA sign a new one (`liaisonctl ca crl`), copy it in place and run `liaisonctl reload`\n",
+                    "warning     the revocation list is {} {}: the node keeps enforcing it, but certificates revoked since are not in it; have the CA sign a new one (`liaisonctl ca crl`), copy it in place and run `liaisonctl reload`\n",
                     if days < 0 { "past its next update, due" } else { "due for renewal" },
                     output::time(s.crl_next_update_ms)
                 ));

@@ -248,7 +248,7 @@ pub(super) async fn todo(
                 } else {
                     format!("the revocation list {path} is due for renewal in {days_left} days")
                 },
-                detail: "the node keeps enforcing it, but certificates revoked since are not in it, and a node does not start with an expired list: have the federation CA sign a new one and copy it in place".into(),
+                detail: "the node keeps enforcing it, but certificates revoked since are not in it: have the federation CA sign a new one (`liaisonctl ca crl`), copy it in place and run `liaisonctl reload`".into(),
                 command: "liaisonctl ca crl (at the CA), then liaisonctl reload".into(),
             });
         }
