@@ -406,10 +406,19 @@ fn apply_home_section(
         };
         match may_hold {
             None => {
-                return Err(Rejection::Invalid(format!(
+                let why = format!(
                     "home section of member {} names basis `{}`, which is no agreement between {origin} and this node",
                     section.member_id, section.basis
-                )))
+                );
+                // An agreement this node does not know at all may be one a
+                // restore made it forget.
+                return Err(
+                    if crate::agreements::load(conn, &section.basis)?.is_none() {
+                        Rejection::Unknown(why)
+                    } else {
+                        Rejection::Invalid(why)
+                    },
+                );
             }
             // Crossed the end of its agreement: a legitimate race, not
             // stored.

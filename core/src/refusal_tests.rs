@@ -511,3 +511,59 @@ fn a_counter_proposal_answering_the_last_possible_version_is_quarantined() {
     let reasons = quarantine_reasons(&pingliang);
     assert!(reasons[0].contains("has no next version"), "{reasons:?}");
 }
+
+/// A home section under an agreement the host does not know at all is
+/// quarantined; at a host restored from a backup (it has past log ids),
+/// its reason says the host may have forgotten the agreement
+/// (docs/restore.md, What is lost), and nowhere else.
+#[test]
+fn an_event_about_an_unknown_agreement_is_marked_only_at_a_restored_node() {
+    let (_pingliang, lanzhou, xian, _member) = federation();
+    xian.add_peer("lanzhou", &["6201"]);
+    lanzhou.add_peer("xian", &[]);
+    let section = |seq: u64, member: &str| {
+        event(
+            seq,
+            EventKind::HomeSection,
+            member,
+            pb::HomeSection {
+                member_id: member.into(),
+                version: Some(pb::Version {
+                    generation: 1,
+                    counter: 1,
+                }),
+                owner: "xian".into(),
+                name: "张三".into(),
+                basis: "01900000-0000-7000-8000-000000000001".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+    };
+    let member_a = "01900000-0000-7000-8000-00000000000a";
+    let member_b = "01900000-0000-7000-8000-00000000000b";
+    let report = lanzhou.apply(&xian.id, "xian-log", &[section(1, member_a)]);
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    let reasons = quarantine_reasons(&lanzhou);
+    assert!(reasons[0].contains("which is no agreement between xian and this node"));
+    assert!(
+        !reasons[0].contains(crate::outcome::FORGOTTEN_AT_RESTORE),
+        "{reasons:?}"
+    );
+    lanzhou
+        .tx(|c, _| {
+            c.execute(
+                "INSERT INTO past_log_ids (log_id, lineage) VALUES ('lanzhou-log-0', 1)",
+                [],
+            )?;
+            Ok(())
+        })
+        .expect("mark lanzhou restored");
+    let report = lanzhou.apply(&xian.id, "xian-log", &[section(2, member_b)]);
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    let reasons = quarantine_reasons(&lanzhou);
+    assert!(
+        reasons[1].ends_with(crate::outcome::FORGOTTEN_AT_RESTORE),
+        "{reasons:?}"
+    );
+}
