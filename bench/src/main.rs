@@ -191,6 +191,14 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// Members of a sized scenario: `--members`, else `quick` with
+    /// `--quick`, else 100,000.
+    pub fn members(&self, quick: u64) -> u64 {
+        self.opts
+            .members
+            .unwrap_or(if self.opts.quick { quick } else { 100_000 })
+    }
+
     /// A fresh directory `name` under the run's directory.
     pub fn scratch(&self, name: &str) -> Result<PathBuf> {
         let dir = self.root.join(name);

@@ -34,10 +34,7 @@ const S: &str = "2 catch-up";
 
 pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let limits = bench.limits(report).await?;
-    let n: u64 = bench
-        .opts
-        .members
-        .unwrap_or(if bench.opts.quick { 5_000 } else { 100_000 });
+    let n = bench.members(5_000);
     let fed = bench.federation("catch-up")?;
     let owner = fed.node("pingliang").await;
     let mut host = fed.node("lanzhou").await;

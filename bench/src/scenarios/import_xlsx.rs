@@ -47,10 +47,7 @@ const S: &str = "8 import-xlsx";
 
 pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let limits = bench.limits(report).await?;
-    let n: u64 = bench
-        .opts
-        .members
-        .unwrap_or(if bench.opts.quick { 10_000 } else { 100_000 });
+    let n = bench.members(10_000);
     let fed = bench.federation("import-xlsx")?;
     let dir = fed.dir().to_owned();
     let xlsx = dir.join("roster.xlsx");

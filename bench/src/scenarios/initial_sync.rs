@@ -30,10 +30,7 @@ const S: &str = "1 initial-sync";
 
 pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
     let limits = bench.limits(report).await?;
-    let n: u64 = bench
-        .opts
-        .members
-        .unwrap_or(if bench.opts.quick { 10_000 } else { 100_000 });
+    let n = bench.members(10_000);
     let fed = bench.federation("initial-sync")?;
     let owner = fed.node("pingliang").await;
     add_branches(&owner);
