@@ -238,9 +238,9 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     ));
     report.definitions = vec![
         define("三会一课", "three meetings, one lesson", "Branch general meeting (党员大会), branch committee (支委会), party group meeting (党小组会) and party lecture (党课) attended in the period."),
-        define("学习时长", "study hours", "Hours of party lectures, training (集中培训) and study (学习) in the period (DOMAIN R17: at least 32 hours a year)."),
-        define("党费按期", "dues up to date", "Dues recorded (a contact of channel dues) within the 92 days before the date: quarterly payment is allowed (DOMAIN R16)."),
-        define("6个月无活动", "no activity for 6 months", "No activity record and no organizational life or dues in the 183 days before the date (DOMAIN R12)."),
+        define("学习时长", "study hours", "Hours of party lectures, training (集中培训) and study (学习) in the period (at least 32 hours a year)."),
+        define("党费按期", "dues up to date", "Dues recorded (a contact of channel dues) within the 92 days before the date: quarterly payment is allowed."),
+        define("6个月无活动", "no activity for 6 months", "No activity record and no organizational life or dues in the 183 days before the date."),
         define("流入党员活动", "activity of members hosted", "Activities this node recorded for the members it hosts, by host branch: counted at their home node, shown here apart."),
     ];
     Ok(report)

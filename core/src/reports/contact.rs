@@ -1,5 +1,5 @@
 //! `report contact`: the members away by contact status at the date
-//! (DOMAIN §6.2), and the two lost-contact registers of DOMAIN §8: members
+//!, and the two lost-contact registers of DOMAIN §8: members
 //! found after six months or more out of contact (经查找取得联系党员登记表)
 //! and members still unreachable (经查找仍然无法取得联系党员登记表), with
 //! their time out of contact and its cause.
@@ -181,8 +181,8 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         "经查找取得联系登记表列出 {from} 至 {until} 间找到、失联6个月以上的党员 — the register of members found lists those found from {from} until {until} after six months or more out of contact ({found_n})."
     ));
     report.definitions = vec![
-        define("联系状态", "contact status", "Derived on the date from the contact events of both sides and the owner's decisions (DOMAIN §6.2): in contact up to 92 days since the last contact or the departure, overdue up to 183 days, then lost (失联); searching, regained and unreachable are the owner's decisions, and a contact after a search makes the member regained."),
-        define("失联时间", "time out of contact", "From the last organizational life or dues payment before the search (else the departure) to the day found, or to the date for a member still unreachable (DOMAIN R14), in months of 30.44 days."),
+        define("联系状态", "contact status", "Derived on the date from the contact events of both sides and the owner's decisions: in contact up to 92 days since the last contact or the departure, overdue up to 183 days, then lost (失联); searching, regained and unreachable are the owner's decisions, and a contact after a search makes the member regained."),
+        define("失联时间", "time out of contact", "From the last organizational life or dues payment before the search (else the departure) to the day found, or to the date for a member still unreachable, in months of 30.44 days."),
         define("失联原因", "cause", "The cause the owner gave with the search (`contact status --set searching --cause`): ① 外出务工经商 ② 单位改制或破产 ③ 毕业后去向不明 ④ 工作单位改变 ⑤ 出国(境) ⑥ 居住地改变 ⑦ 其他."),
         define("流入党员联系状态", "status of members hosted", "The status their owner decided and shares; a host never derives one."),
     ];

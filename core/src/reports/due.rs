@@ -80,7 +80,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     report.tables.push(by_destination(conn, &places, 0, n)?);
     report.tables.push(members.done());
     report.definitions = vec![
-        define("应转未转", "due for transfer", "Away since six months or more before the date at a relatively fixed place (the outflow registration's fixed location), and still a member of this node: the relationship must be transferred (DOMAIN R1, 应转尽转)."),
+        define("应转未转", "due for transfer", "Away since six months or more before the date at a relatively fixed place (the outflow registration's fixed location), and still a member of this node: the relationship must be transferred (应转尽转)."),
         define("在办介绍信", "letter under way", "A letter this node issued for the member that was still open at the date."),
     ];
     Ok(report)

@@ -14,7 +14,7 @@ use super::Report;
 use crate::Error;
 
 /// The members hosted, one row each: the copy its owner shares (at most
-/// DESIGN §3's fields) and this node's host section, if any.
+/// the fields the owner shares) and this node's host section, if any.
 pub(super) const HOSTED: &str = "hosted AS MATERIALIZED (
     SELECT c.member_id, c.owner, c.name, c.gender, c.birth_year, c.party_status, c.contact_status,
            COALESCE(s.host_branch, '') AS host_branch, COALESCE(s.industry, '') AS industry,

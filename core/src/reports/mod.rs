@@ -11,7 +11,7 @@
 //! snapshot and never holds the writer; [`trend`] also records the
 //! year-end counts and imports earlier years, the only writes here.
 //!
-//! Counting (DOMAIN §8): an owner counts its members wherever they are; a
+//! Counting: an owner counts its members wherever they are; a
 //! host reports on the members it hosts from the fields shared with it,
 //! apart, never added to its own totals. Counts at an earlier date come
 //! from the dated facts the node keeps ([`query`]).
@@ -79,10 +79,10 @@ impl Report {
 }
 
 /// The counting rule of every report on a node's own members.
-const RULE_OWNER: &str = "党员按组织关系所在地统计：本节点统计组织关系在本节点的党员，无论其身在何处 — a member counts where the formal relationship (组织关系) is: this node counts its own members wherever they are (DOMAIN §8).";
+const RULE_OWNER: &str = "党员按组织关系所在地统计：本节点统计组织关系在本节点的党员，无论其身在何处 — a member counts where the formal relationship (组织关系) is: this node counts its own members wherever they are.";
 
 /// The counting rule of a host's part.
-const RULE_HOST: &str = "流入党员单独统计，计入其流出地，不计入本节点党员总数；只用对方共享的字段 — members hosted here count at their home node and are never added to this node's totals; their part uses only the fields their owner shares (DESIGN §3).";
+const RULE_HOST: &str = "流入党员单独统计，计入其流出地，不计入本节点党员总数；只用对方共享的字段 — members hosted here count at their home node and are never added to this node's totals; their part uses only the fields their owner shares.";
 
 /// Where a member in transfer counts.
 const RULE_TRANSFER: &str = "转接中的党员在转出方统计至介绍信放行之日，自放行之日起在接收方统计 — a member in transfer counts at the sender up to the release and at the receiver from the day of the release.";

@@ -294,7 +294,7 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
     report.definitions = vec![
         define("流出党员", "member away", "A member of this node with an outflow registration (流出登记) open at the date: departed on or before it, not returned by it."),
         define("党员总数", "all members", "The members this node holds at the date: where their organizational relationship (组织关系) is, wherever they live."),
-        define("外出6个月以上", "away 6 months or more", "Away since 6 months or more before the date: a mobile member (流动党员) in the sense of the 2024 rules (DOMAIN R2)."),
+        define("外出6个月以上", "away 6 months or more", "Away since 6 months or more before the date: a mobile member (流动党员) in the sense of the 2024 rules."),
         define("不掌握流向", "unknown destination", "Registered with the destination unit type 不掌握流向: the member's whereabouts are not known; counted apart from the places."),
         define("去向地", "destination", "The place of the outflow registration (GB/T 2260 code), grouped province → city → county; the serving node is the peer that serves it (`peer add --serves`)."),
         define("行业", "industry", "The industry the host recorded in its section, else the destination unit type registered at departure."),

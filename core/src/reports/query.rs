@@ -307,7 +307,7 @@ pub(super) const OWN: &str = "m.owner = :me AND m.moved_on = ''
     AND (:branch = '' OR m.home_branch = :branch)";
 
 /// Not a member that came by a transfer released after the date: it
-/// counts at its sender until the release (DOMAIN §8).
+/// counts at its sender until the release.
 pub(super) const NOT_RECEIVED_LATER: &str = "m.member_id NOT IN (SELECT member_id FROM transfers
     WHERE direction = 'incoming' AND state = 'completed' AND released_at_ms >= :end_ms)";
 
@@ -418,7 +418,7 @@ pub(super) fn peer_label(names: &std::collections::HashMap<String, String>, node
     }
 }
 
-/// The DOMAIN §8 age bands (the national communiqué's), by age in years.
+/// The age bands of the national party statistics, by age in years.
 pub(super) const AGE_BANDS: [(&str, i64, i64); 8] = [
     ("30岁及以下 30 or under", 0, 30),
     ("31-35岁", 31, 35),

@@ -1,5 +1,5 @@
 //! `report transfers`: letters (组织关系转接) by peer and by their state
-//! at the date (DESIGN §5), and the receipts overdue: released a month or
+//! at the date, and the receipts overdue: released a month or
 //! more before with no receipt (DOMAIN R8).
 
 use std::collections::BTreeMap;
@@ -139,8 +139,8 @@ pub(super) fn report(conn: &Connection, q: &Query) -> Result<Report, Error> {
         .push(overdue_register(conn, q, &params, &overdue_where, &peers)?);
     report.definitions = vec![
         define("转出 / 转入", "sent / received", "Letters this node issued as the sender, and letters it received; counted if issued on or before the date (and in the period, if one is given)."),
-        define("状态", "state", "The letter's state at the date (DESIGN §5): a release on or before it makes it released (completed once the receipt came, at the sender; completed at the receiver); a letter decided after the date counts as still offered (pending at the receiver)."),
-        define("回执逾期", "receipt overdue", "Released 30 days or more before the date with no receipt by then (DOMAIN R8: the receipt is due within a month)."),
+        define("状态", "state", "The letter's state at the date: a release on or before it makes it released (completed once the receipt came, at the sender; completed at the receiver); a letter decided after the date counts as still offered (pending at the receiver)."),
+        define("回执逾期", "receipt overdue", "Released 30 days or more before the date with no receipt by then (the receipt is due within a month)."),
     ];
     Ok(report)
 }
