@@ -816,16 +816,7 @@ async fn any_body_posted_is_answered_without_a_failure_and_each_accepted_one_is_
     let path = format!("/s/{station}");
     let mut client = PageClient::http(addr);
     let (_, token) = form(&mut client, &station).await;
-    let names = [
-        "name",
-        "phone",
-        "home_place",
-        "home_branch",
-        "certificate_no",
-        "employer",
-        "address",
-        "consent",
-    ];
+    let names = liaison_types::reportin::FIELDS;
     let mut accepted = 0;
     for case in 0..150 {
         let body: Vec<u8> = match rng.random_range(0..4) {

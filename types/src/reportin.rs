@@ -33,11 +33,23 @@ pub struct Form {
     pub consent: bool,
 }
 
+/// The names of [`Form`]'s fields, in the form's order: the names of the
+/// page's inputs and of [`FieldProblem::field`].
+pub const FIELDS: [&str; 8] = [
+    "name",
+    "phone",
+    "home_place",
+    "home_branch",
+    "certificate_no",
+    "employer",
+    "address",
+    "consent",
+];
+
 /// One field's problem, in Chinese, to show beside the field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldProblem {
-    /// `name`, `phone`, `home_place`, `home_branch`, `certificate_no`,
-    /// `employer`, `address` or `consent`: the names of [`Form`]'s fields.
+    /// One of [`FIELDS`].
     pub field: &'static str,
     pub message: String,
 }
@@ -335,7 +347,7 @@ mod tests {
                 Err(problems) => {
                     prop_assert!(!problems.is_empty());
                     for p in problems {
-                        prop_assert!(["name", "phone", "home_place", "home_branch", "certificate_no", "employer", "address", "consent"].contains(&p.field));
+                        prop_assert!(FIELDS.contains(&p.field));
                         prop_assert!(!p.message.is_empty());
                     }
                 }

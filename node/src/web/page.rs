@@ -244,19 +244,9 @@ pub fn form(
 ) -> Markup {
     let consent_problem = problem_of(problems, "consent");
     // Problems of fields the page does not show (none expected) still show.
-    let shown = [
-        "name",
-        "phone",
-        "home_place",
-        "home_branch",
-        "certificate_no",
-        "employer",
-        "address",
-        "consent",
-    ];
     let other: Vec<&FieldProblem> = problems
         .iter()
-        .filter(|p| !shown.contains(&p.field))
+        .filter(|p| !checks::FIELDS.contains(&p.field))
         .collect();
     shell(
         &format!("流动党员报到 · {}", station.name),
