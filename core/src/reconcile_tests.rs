@@ -653,20 +653,7 @@ fn letters_across_new_year_compare_by_year_with_restores_on_both_sides() {
     use crate::letters::{LetterNo, LetterPlace};
     use chrono::Datelike;
     let (mut pingliang, lanzhou, xian, member) = federation();
-    lanzhou
-        .tx(|c, ctx| {
-            members::org_add(
-                c,
-                ctx,
-                &pb::Org {
-                    org_id: "lz1".into(),
-                    name: "兰州第一支部".into(),
-                    level: "branch".into(),
-                    ..Default::default()
-                },
-            )
-        })
-        .unwrap();
+    lanzhou.add_branch("lz1");
     let year = chrono::NaiveDate::parse_from_str(&day(0), "%Y-%m-%d")
         .unwrap()
         .year();

@@ -285,20 +285,7 @@ fn outflow_at_an_earlier_date_counts_departures_and_returns_by_their_dates() {
 #[test]
 fn a_member_in_transfer_counts_at_the_sender_until_the_release_and_at_the_receiver_from_it() {
     let (pingliang, lanzhou, zhang) = six_members();
-    lanzhou
-        .tx(|c, ctx| {
-            members::org_add(
-                c,
-                ctx,
-                &pb::Org {
-                    org_id: "lz1".into(),
-                    name: "兰州第一支部".into(),
-                    level: "branch".into(),
-                    ..Default::default()
-                },
-            )
-        })
-        .unwrap();
+    lanzhou.add_branch("lz1");
     let rules = LetterRules {
         valid_days_default: 30,
         valid_days_max: 90,

@@ -110,6 +110,23 @@ impl TestNode {
         })
     }
 
+    /// A branch organization `id` named "`id`支部".
+    pub(super) fn add_branch(&self, id: &str) {
+        self.tx(|c, ctx| {
+            members::org_add(
+                c,
+                ctx,
+                &pb::Org {
+                    org_id: id.into(),
+                    name: format!("{id}支部"),
+                    level: "branch".into(),
+                    ..Default::default()
+                },
+            )
+        })
+        .unwrap();
+    }
+
     pub(super) fn add_peer(&self, id: &str, serves: &[&str]) {
         self.tx(|conn, ctx| {
             peers::add(

@@ -12,22 +12,6 @@ const RULES: LetterRules = LetterRules {
     valid_days_max: 90,
 };
 
-fn add_branch(node: &TestNode, id: &str) {
-    node.tx(|c, ctx| {
-        members::org_add(
-            c,
-            ctx,
-            &pb::Org {
-                org_id: id.into(),
-                name: format!("{id}支部"),
-                level: "branch".into(),
-                ..Default::default()
-            },
-        )
-    })
-    .unwrap();
-}
-
 fn start(from: &TestNode, member: &str, to: &str) -> pb::TransferView {
     from.tx(|c, ctx| transfers::start(c, ctx, member, to, 0, "定居兰州", RULES))
         .unwrap()
@@ -59,7 +43,7 @@ fn assert_single_owner(nodes: &[&TestNode], member: &str) {
 #[test]
 fn a_transfer_to_the_members_host_completes_once_and_merges_the_host_section() {
     let (pingliang, lanzhou, xian, member) = federation();
-    add_branch(&lanzhou, "lz1");
+    lanzhou.add_branch("lz1");
     lanzhou
         .tx(|c, ctx| {
             members::host_section_set(
@@ -138,7 +122,7 @@ fn a_transfer_to_the_members_host_completes_once_and_merges_the_host_section() {
 #[test]
 fn reject_cancel_and_expiry_unfreeze_and_purge_the_offer() {
     let (mut pingliang, lanzhou, _xian, member) = federation();
-    add_branch(&lanzhou, "lz1");
+    lanzhou.add_branch("lz1");
     // Reject, with a reason code.
     let t = start(&pingliang, &member, "lanzhou");
     pingliang.deliver(&lanzhou);
@@ -240,7 +224,7 @@ fn past_expiry_holds_for_open_letters_only() {
 #[test]
 fn a_receiver_past_the_printed_expiry_is_told_the_senders_calendar_decides() {
     let (pingliang, mut lanzhou, _xian, member) = federation();
-    add_branch(&lanzhou, "lz1");
+    lanzhou.add_branch("lz1");
     let t = start(&pingliang, &member, "lanzhou");
     assert_eq!(t.expires_on, day(30));
     pingliang.deliver(&lanzhou);
@@ -376,8 +360,8 @@ fn extend_is_bounded_and_a_reissued_letter_is_void() {
 #[test]
 fn a_chain_a_to_b_to_c_and_a_third_hosts_record_in_flight_is_relayed() {
     let (pingliang, lanzhou, xian, member) = federation();
-    add_branch(&lanzhou, "lz1");
-    add_branch(&xian, "xa1");
+    lanzhou.add_branch("lz1");
+    xian.add_branch("xa1");
     // Xi'an hosts the member too, under its own agreement with Pingliang.
     pingliang
         .tx(|c, ctx| {
@@ -472,7 +456,7 @@ fn a_transfer_on_paper_makes_a_tombstone_pointing_to_the_place() {
 #[test]
 fn auto_accept_policy_and_overdue_receipts() {
     let (mut pingliang, lanzhou, _xian, member) = federation();
-    add_branch(&lanzhou, "lz1");
+    lanzhou.add_branch("lz1");
     lanzhou
         .tx(|c, ctx| crate::store::peers::set_auto_accept(c, &pingliang.id, "lz1", ctx.now_ms))
         .unwrap();
