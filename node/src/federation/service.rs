@@ -247,14 +247,24 @@ impl Federation for FederationService {
                 }
             };
             let mut last_sent: Option<tokio::time::Instant> = None;
+            // The audit head goes out once a heartbeat, not with every
+            // batch: the peer writes what it witnesses, and a write per
+            // batch would double the follower's commits under a stream of
+            // changes. The newest head still arrives within a heartbeat.
+            let mut head_sent: Option<tokio::time::Instant> = None;
             loop {
                 let known_head = *appended.borrow_and_update();
                 let audience = peer_id.clone();
+                let with_head = head_sent.is_none_or(|t| t.elapsed() >= heartbeat);
                 // A read-only connection: the stream does not queue behind
                 // the node's writers.
                 let read = node
                     .read(move |conn| {
-                        let audit_head = audit::head(conn)?;
+                        let audit_head = if with_head {
+                            Some(audit::head(conn)?)
+                        } else {
+                            None
+                        };
                         let mut events = log::read_batch(conn, &audience, since, batch_max)?;
                         // Bound the message by bytes too: at least one event per batch.
                         let mut bytes = 0usize;
@@ -301,9 +311,9 @@ impl Federation for FederationService {
                         log_id: log_id.clone(),
                         events,
                         head_seq,
-                        audit_head: Some(AuditHead {
-                            entries: audit_head.entries,
-                            hash: audit_head.hash,
+                        audit_head: audit_head.map(|head| AuditHead {
+                            entries: head.entries,
+                            hash: head.hash,
                         }),
                     };
                     // A peer that stops reading must not keep the stream
@@ -316,6 +326,9 @@ impl Federation for FederationService {
                         break;
                     }
                     last_sent = Some(tokio::time::Instant::now());
+                    if with_head {
+                        head_sent = last_sent;
+                    }
                     node.links.update(&peer_id, |s| s.sent_seq = since);
                 }
                 if !caught_up {
