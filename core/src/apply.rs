@@ -59,6 +59,11 @@ fn apply_batch_in(
             origin: origin.to_string(),
         });
     }
+    if crate::epoch::awaits_retake(&tx, origin.as_str(), log_id)? {
+        return Err(BatchError::NotRetaken {
+            origin: origin.to_string(),
+        });
+    }
     let start = log::cursor(&tx, origin, log_id)?;
     let mut report = ApplyReport {
         cursor: start,

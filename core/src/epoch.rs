@@ -92,6 +92,40 @@ pub fn awaits_adoption(conn: &Connection, peer: &str) -> Result<bool, Error> {
         .is_some())
 }
 
+/// Whether this node must take `peer`'s holdings again before it applies
+/// the peer's log `log_id` (docs/restore.md, Taking a peer's holdings
+/// again): this database was restored once and adopted the peer since, and
+/// the peer now writes under a log id this node took no holdings under. The
+/// peer was restored since, perhaps to a backup holding what this node
+/// forgot and adopted its holdings without. A peer still awaited is adopted
+/// instead.
+pub fn awaits_retake(conn: &Connection, peer: &str, log_id: &str) -> Result<bool, Error> {
+    if log_id.is_empty() || !was_restored(conn)? || awaits_adoption(conn, peer)? {
+        return Ok(false);
+    }
+    Ok(!conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM peer_logs_taken WHERE peer = ?1 AND log_id = ?2)",
+        )?
+        .query_row([peer, log_id], |r| r.get::<_, bool>(0))?)
+}
+
+/// Notes that `peer`'s holdings under its log `log_id` were taken here.
+pub(crate) fn note_log_taken(
+    conn: &Connection,
+    peer: &str,
+    log_id: &str,
+    now_ms: i64,
+) -> Result<(), Error> {
+    if !log_id.is_empty() {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO peer_logs_taken (peer, log_id, taken_at_ms) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(rusqlite::params![peer, log_id, now_ms])?;
+    }
+    Ok(())
+}
+
 /// Whether this database was ever restored (a backup copied into place, or
 /// a new database under a known node id): it may have forgotten what it
 /// did after the backup, even once reconciled.

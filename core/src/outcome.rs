@@ -69,6 +69,11 @@ pub enum BatchError {
     /// holdings yet ([`crate::epoch::awaits_adoption`]); nothing was applied.
     #[error("{origin}'s log is applied only after its holdings are adopted (this node was restored from a backup and reconciles); nothing was applied")]
     NotAdopted { origin: String },
+    /// This node, restored from a backup once, adopted the origin under
+    /// another log and has not taken its holdings under this one yet
+    /// ([`crate::epoch::awaits_retake`]); nothing was applied.
+    #[error("{origin} writes under a new log since this node adopted its holdings (it was restored): they are taken again before its log is applied; nothing was applied")]
+    NotRetaken { origin: String },
     #[error(transparent)]
     Core(#[from] Error),
 }

@@ -767,7 +767,12 @@ fn check_batch(
         // A decision that cannot be applied, an origin not adopted yet, or
         // a fault of the core's:
         // nothing of the batch is committed.
-        Err(BatchError::Stopped { .. } | BatchError::NotAdopted { .. } | BatchError::Core(_)) => {
+        Err(
+            BatchError::Stopped { .. }
+            | BatchError::NotAdopted { .. }
+            | BatchError::NotRetaken { .. }
+            | BatchError::Core(_),
+        ) => {
             prop_assert_eq!(cursor(receiver), before);
             prop_assert_eq!(quarantined(receiver), held_before);
         }

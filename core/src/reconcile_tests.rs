@@ -823,6 +823,7 @@ fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_shar
     // Xi'an adopted first (a peer's log applies only after that), Lanzhou
     // still awaited.
     assert!(!adopt(&restored, &xian).finished);
+    took_holdings_under(&restored, &xian, "xian-log");
     let report = restored.apply(&xian.id, "xian-log", &events);
     assert_eq!((report.applied, report.quarantined), (0, 2), "{report:?}");
     let held = restored
@@ -899,6 +900,7 @@ fn an_offer_of_the_last_possible_generation_at_a_restored_receiver_is_not_stale(
         extension: false,
     };
     adopt(&restored, &lanzhou);
+    took_holdings_under(&restored, &lanzhou, "lanzhou-log");
     let report = restored.apply(
         &lanzhou.id,
         "lanzhou-log",
@@ -912,4 +914,12 @@ fn an_offer_of_the_last_possible_generation_at_a_restored_receiver_is_not_stale(
     );
     assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
     assert_eq!(transfer_state(&restored, &offer.transfer_id), "pending");
+}
+
+/// Notes at `node` that `peer`'s holdings were taken under `log_id`, the
+/// made-up log id a test's hand-written events come under (adopting took
+/// them under the peer's real one).
+fn took_holdings_under(node: &TestNode, peer: &TestNode, log_id: &str) {
+    node.tx(|c, ctx| crate::epoch::note_log_taken(c, peer.id.as_str(), log_id, ctx.now_ms))
+        .unwrap();
 }

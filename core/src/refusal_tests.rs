@@ -556,6 +556,11 @@ fn an_event_about_an_unknown_agreement_is_marked_only_at_a_restored_node() {
                 "INSERT INTO past_log_ids (log_id, lineage) VALUES ('lanzhou-log-0', 1)",
                 [],
             )?;
+            // ... and having taken Xi'an's holdings under this log since.
+            c.execute(
+                "INSERT INTO peer_logs_taken (peer, log_id, taken_at_ms) VALUES ('xian', 'xian-log', 0)",
+                [],
+            )?;
             Ok(())
         })
         .expect("mark lanzhou restored");

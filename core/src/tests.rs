@@ -148,9 +148,28 @@ impl TestNode {
         .unwrap();
     }
 
-    /// Everything `self` holds for `to` after `to`'s cursor, applied at `to`.
+    /// Everything `self` holds for `to` after `to`'s cursor, applied at `to`,
+    /// as the node's pull does: a node restored once first takes again the
+    /// holdings of a peer restored since (`reconcile::retake`).
     pub(super) fn deliver(&self, to: &TestNode) -> crate::outcome::ApplyReport {
         let log_id = self.store.log_id().unwrap();
+        let retake = to
+            .store
+            .with(|c| crate::epoch::awaits_retake(c, self.id.as_str(), &log_id))
+            .unwrap()
+            && self
+                .store
+                .with(|c| crate::reconcile::may_serve(c, &to.id))
+                .unwrap();
+        if retake {
+            let batches = self
+                .store
+                .with(|c| crate::reconcile::holdings_for(c, &self.ctx(), &to.id))
+                .unwrap();
+            to.store
+                .with(|c| crate::reconcile::retake(c, &to.ctx(), &self.id, &log_id, &batches))
+                .unwrap();
+        }
         let since = to
             .store
             .with(|c| log::cursor(c, &self.id, &log_id))

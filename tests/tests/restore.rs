@@ -318,6 +318,80 @@ async fn reconcile_without_an_unreachable_peer_goes_on_and_is_audited() {
     fed.wait_linked(&pingliang, &xian).await;
 }
 
+/// Both sides of a transfer restored to backups from before it, then the
+/// receiver restored again, to a backup from after it: Pingliang, which
+/// adopted Lanzhou's holdings when both forgot the transfer, takes them
+/// again when Lanzhou shows its new log id, and yields the member to the
+/// later generation Lanzhou holds it at (docs/restore.md, Taking a peer's
+/// holdings again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_takes_again_the_holdings_of_a_peer_restored_after_it_adopted_it() {
+    let fed = Federation::new("restore-retake");
+    let mut pingliang = fed.node("pingliang").await;
+    let mut lanzhou = fed.node("lanzhou").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    pingliang.org_add("b1").await;
+    lanzhou.org_add("b1").await;
+    let member = member_away(&pingliang, "李四", "620801199106180027").await;
+    let backup = |node: &TestNode, name: &str| {
+        let path = fed.dir().join(name);
+        node.ctl_ok(&["backup", "--out", path.to_str().unwrap()]);
+        path
+    };
+    let pingliang_before = backup(&pingliang, "pingliang-before.db");
+    let lanzhou_before = backup(&lanzhou, "lanzhou-before.db");
+    let t = pingliang.transfer_start(&member, &lanzhou).await;
+    lanzhou.wait_transfer(&t.transfer_id, "pending").await;
+    lanzhou.transfer_accept(&t.transfer_id).await;
+    pingliang.wait_transfer(&t.transfer_id, "completed").await;
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "the member owned at Lanzhou", async || {
+            lanzhou.show(&member).await.is_some_and(|m| m.owned)
+        })
+        .await;
+    let lanzhou_after = backup(&lanzhou, "lanzhou-after.db");
+
+    // Both forget the transfer, and reconcile with each other.
+    pingliang.stop();
+    lanzhou.stop();
+    restore_backup(&pingliang, &pingliang_before);
+    restore_backup(&lanzhou, &lanzhou_before);
+    pingliang.start().await;
+    lanzhou.start().await;
+    for node in [&pingliang, &lanzhou] {
+        node.wait_until(DEFAULT_WAIT, "reconciled", async || {
+            !reconcile_status(node).await.reconciling
+        })
+        .await;
+    }
+    assert!(pingliang.show(&member).await.unwrap().owned);
+
+    // Lanzhou is restored again, to its backup from after the transfer.
+    lanzhou.stop();
+    restore_backup(&lanzhou, &lanzhou_after);
+    lanzhou.start().await;
+    lanzhou
+        .wait_until(DEFAULT_WAIT, "Lanzhou reconciled", async || {
+            !reconcile_status(&lanzhou).await.reconciling
+        })
+        .await;
+    pingliang
+        .wait_until(DEFAULT_WAIT, "Pingliang yields the member", async || {
+            pingliang.show(&member).await.is_some_and(|m| !m.owned)
+        })
+        .await;
+    let tombstone = pingliang.show(&member).await.unwrap();
+    assert_eq!(tombstone.moved.unwrap().to_node, "lanzhou");
+    assert!(lanzhou.show(&member).await.unwrap().owned);
+    assert!(pingliang
+        .audit()
+        .iter()
+        .any(|e| e.action == "reconcile.retake" && e.target == "lanzhou"));
+    ownership::assert_single_owner(&ownership::dbs(&[&pingliang, &lanzhou]), "after the retake");
+    // Replication goes on under Lanzhou's new log.
+    fed.wait_linked(&pingliang, &lanzhou).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconciles() {
     let fed = Federation::new("restore-new-database");

@@ -254,3 +254,43 @@ fn sim_bug_coordinator_remembers_every_agreement_the_host_dropped_copies_under()
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_126]));
 }
+
+/// Soak seed 1,400,000 at 2,000 steps (`agreements-agree`). Xi'an
+/// coordinates a0 with Lanzhou; Xi'an's clock expires it while Lanzhou
+/// terminates it (`peer remove --force`), and Lanzhou applies Xi'an's end:
+/// the coordinator's end stands. Lanzhou is then restored to a backup from
+/// before it applied that end, and Xi'an to one from before it expired the
+/// agreement (it adopts "expired" from Lanzhou's holdings). Lanzhou, adopting
+/// Xi'an's holdings, kept its own termination, since an end is final: the two
+/// sides held different ends for good. Fixed in `core::reconcile`
+/// (`adopt_agreement`): where both ended it differently, the coordinator's
+/// end stands, as when the two ends cross in the logs.
+#[test]
+fn sim_bug_a_restored_host_takes_the_coordinators_end_it_forgot() {
+    let a = AgreementRef(2);
+    let run = schedule(vec![
+        Step::Advance {
+            deltas_ms: vec![0, 0, 39 * DAY],
+        },
+        backup(L),
+        propose(L, X, false, -3, 42),
+        backup(X),
+        deliver(L, X),
+        accept_agreement(X, a),
+        backup(L),
+        Step::Advance {
+            deltas_ms: vec![17 * HOUR, 17 * HOUR, 17 * HOUR],
+        },
+        deliver(X, L),
+        tick(X),
+        peer_remove(L, X, true),
+        act(L, Action::PeerReAdd { peer: X }),
+        backup(L),
+        deliver(X, L),
+        restore(X, 0),
+        deliver(L, X),
+        restore(L, 2),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_400_000]));
+}

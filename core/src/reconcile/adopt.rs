@@ -12,7 +12,7 @@ use super::agreement::{adopt_agreement, AgreementAdoption};
 use super::own_records::{adopt_own_contacts_and_activities, adopt_own_host_sections};
 use super::report::AdoptReport;
 use super::restore::{finish, needs_holdings, peer_state_of};
-use crate::epoch::restore_row;
+use crate::epoch::{awaits_retake, note_log_taken, restore_row};
 use crate::letters::LetterNo;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::store::get_meta;
@@ -43,28 +43,120 @@ pub fn adopt(
     let mut report = AdoptReport::default();
 
     let (seq_floor, other_branch) = drop_applied_events(&tx, peer, batches, &mut report)?;
-    adopt_agreements(&tx, ctx, peer, batches, &mut report)?;
-    note_hosted(&tx, ctx, peer, batches)?;
-    adopt_sent_transfers(
+    take_holdings(
         &tx,
         ctx,
         peer,
         batches,
-        (restored_at_ms, other_branch),
+        (restored_at_ms, other_branch, seq_floor),
         &mut report,
     )?;
-    adopt_received_transfers(&tx, ctx, peer, batches, &mut report)?;
-    yield_to_later_generations(&tx, ctx, batches, &mut report)?;
-    adopt_own_host_sections(&tx, ctx, peer, batches, restored_at_ms, &mut report)?;
-    adopt_own_contacts_and_activities(&tx, ctx, peer, batches, &mut report)?;
-    apply_peer_records(&tx, ctx, peer, batches, &mut report)?;
-    re_emit(&tx, ctx, peer, batches, seq_floor, &mut report)?;
-    answer_stale_offers(&tx, ctx, peer)?;
     let summary = end_epoch(&tx, ctx, peer, &report)?;
     tx.commit()?;
     tracing::info!(%peer, summary = %summary, "reconciled with peer");
     report.finished = finish(conn, ctx)?;
     Ok(report)
+}
+
+/// Takes `peer`'s holdings again (docs/restore.md, Taking a peer's holdings
+/// again), in one transaction: this node was restored once and adopted the
+/// peer, and the peer has a new log id since ([`awaits_retake`]). The
+/// comparisons of an adoption run again (agreements, transfers, the
+/// generation rule, the records this node authored, the peer's records as
+/// host, version counters), since the peer may have been restored to a
+/// backup holding what this node forgot and adopted it without. This node's
+/// own log is not touched and it does not stop acting as an owner: nothing
+/// of its own was lost this time.
+///
+/// `log_id` is the peer's log id the caller saw (at `Hello`); a peer that
+/// names another in its answer was restored again meanwhile.
+pub fn retake(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    log_id: &str,
+    batches: &[pb::HoldingsBatch],
+) -> Result<AdoptReport, Error> {
+    let Some(last) = batches.last().filter(|b| b.last) else {
+        return Err(Error::invalid(format!(
+            "the holdings of {peer} are incomplete (no last batch): ask again"
+        )));
+    };
+    if !last.log_id.is_empty() && last.log_id != log_id {
+        return Err(Error::conflict(format!(
+            "{peer} answered under its log {}, not {log_id}: ask again",
+            last.log_id
+        )));
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !awaits_retake(&tx, peer.as_str(), log_id)? {
+        return Err(Error::conflict(format!(
+            "the holdings of {peer} under its log {log_id} are taken already or not needed"
+        )));
+    }
+    let restored_at_ms = restore_row(&tx)?.map_or(0, |r| r.restored_at_ms);
+    let mut report = AdoptReport::default();
+    let other_branch = note_other_branches(&tx, batches)?;
+    let seq_floor = log::max_seq(&tx)?;
+    take_holdings(
+        &tx,
+        ctx,
+        peer,
+        batches,
+        (restored_at_ms, other_branch, seq_floor),
+        &mut report,
+    )?;
+    note_log_taken(&tx, peer.as_str(), log_id, ctx.now_ms)?;
+    let summary = report.summary();
+    audit::append(
+        &tx,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.retake",
+            target: peer.as_str(),
+            outcome: if report.conflicts.is_empty() && report.refused.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Error
+            },
+            detail: &summary,
+        },
+    )?;
+    tx.commit()?;
+    tracing::info!(%peer, summary = %summary, "took the holdings of a peer restored since");
+    Ok(report)
+}
+
+/// The steps an adoption and a retake share, in order; `seq_floor`: the
+/// home sections re-sent to the peer are those appended past it.
+fn take_holdings(
+    tx: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    batches: &[pb::HoldingsBatch],
+    (restored_at_ms, other_branch, seq_floor): (i64, bool, u64),
+    report: &mut AdoptReport,
+) -> Result<(), Error> {
+    adopt_agreements(tx, ctx, peer, batches, report)?;
+    note_hosted(tx, ctx, peer, batches)?;
+    adopt_sent_transfers(
+        tx,
+        ctx,
+        peer,
+        batches,
+        (restored_at_ms, other_branch),
+        report,
+    )?;
+    adopt_received_transfers(tx, ctx, peer, batches, report)?;
+    yield_to_later_generations(tx, ctx, batches, report)?;
+    adopt_own_host_sections(tx, ctx, peer, batches, restored_at_ms, report)?;
+    adopt_own_contacts_and_activities(tx, ctx, peer, batches, report)?;
+    apply_peer_records(tx, ctx, peer, batches, report)?;
+    re_emit(tx, ctx, peer, batches, seq_floor, report)?;
+    answer_stale_offers(tx, ctx, peer)?;
+    let log_id = batches.last().map(|b| b.log_id.as_str()).unwrap_or("");
+    note_log_taken(tx, peer.as_str(), log_id, ctx.now_ms)
 }
 
 /// The old log: events the peer applied go; the sequence jumps past
@@ -106,9 +198,18 @@ fn drop_applied_events(
         params![peer.as_str(), applied_max.min(seq_floor)],
     )? as u64;
     jump_sequence(tx, cursor_max)?;
-    // The peer pulled a log of this node that this file's lineage never
-    // had: this node was restored before, from another backup, and acted
-    // on that branch (it may have issued letter numbers again).
+    Ok((seq_floor, note_other_branches(tx, batches)?))
+}
+
+/// Whether the peer pulled a log of this node that this file's lineage
+/// never had: this node was restored before, from another backup, and
+/// acted on that branch (it may have issued letter numbers again). Such
+/// logs are remembered as past logs of another branch.
+fn note_other_branches(tx: &Connection, batches: &[pb::HoldingsBatch]) -> Result<bool, Error> {
+    let known: std::collections::HashSet<String> = tx
+        .prepare("SELECT log_id FROM past_log_ids WHERE lineage = 1")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let current_log_id = get_meta(tx, "log_id")?.unwrap_or_default();
     let other_branch = batches
         .iter()
@@ -122,7 +223,7 @@ fn drop_applied_events(
             )?;
         }
     }
-    Ok((seq_floor, other_branch))
+    Ok(other_branch)
 }
 
 /// Members the peer holds at a later generation than this node owns them

@@ -128,6 +128,29 @@ pub(super) fn adopt_agreement(
         && local
             .as_ref()
             .is_some_and(|a| held.active_version > a.active_version);
+    // Ended on both sides, differently: the coordinator's end stands on
+    // both, as when the two ends cross in the logs (a restore can make
+    // one side forget the coordinator's end it had applied).
+    let coordinators_end = is_final
+        && state_rank(&held.state) == 2
+        && local.as_ref().is_some_and(|a| {
+            held.ended_by == a.outflow_node
+                && a.ended_by != a.outflow_node
+                && held.outflow_node == a.outflow_node
+        });
+    if coordinators_end {
+        conn.execute(
+            "UPDATE agreements SET state = ?2, ended_reason = ?3, ended_by = ?4, updated_at_ms = ?5
+             WHERE agreement_id = ?1",
+            params![
+                held.agreement_id,
+                held.state,
+                held.ended_reason,
+                held.ended_by,
+                ctx.now_ms
+            ],
+        )?;
+    }
     if forgot_version || forgot_activation {
         conn.execute(
             "UPDATE agreements SET version = MAX(version, ?2), active_version = MAX(active_version, ?3), updated_at_ms = ?4
@@ -147,7 +170,7 @@ pub(super) fn adopt_agreement(
             crate::agreements::act_on_end(conn, ctx, &mut a)?;
         }
     }
-    Ok(if changed {
+    Ok(if changed || coordinators_end {
         AgreementAdoption::Changed
     } else {
         AgreementAdoption::Unchanged

@@ -54,6 +54,15 @@
 //! still in R's log and reach P under the new log id; those P had applied
 //! are gone. `skip_peer` stands for `reconcile --without-peer`.
 //!
+//! Taking holdings again (node P, restored once, adopted R since): when R
+//! writes under a log id P took no holdings under (R was restored since,
+//! perhaps to a backup holding what P forgot and adopted R without),
+//! [`awaits_retake`]`(&conn, R, log_id)` holds and `apply_batch` refuses
+//! R's log. Once R [`may_serve`] P (R adopted P), P gets R's answer
+//! ([`holdings_for`], asked with `retake` set) and calls
+//! [`retake`]`(&mut conn, &ctx, R, &batches)`: the comparisons of an
+//! adoption, without touching P's log or stopping P acting as an owner.
+//!
 //! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
 //! answers R's `Holdings` call; `apply_batch` records under which log id of
 //! R each home-section copy arrived and applies R's `EpochComplete`
@@ -73,7 +82,8 @@ mod peer_side;
 mod report;
 mod restore;
 
-pub use adopt::adopt;
+pub use crate::epoch::awaits_retake;
+pub use adopt::{adopt, retake};
 pub use peer_side::{holdings_for, send_holdings, HOLDINGS_BATCH_BYTES, HOLDINGS_BATCH_RECORDS};
 pub use report::AdoptReport;
 pub use restore::{

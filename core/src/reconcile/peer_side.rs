@@ -20,6 +20,8 @@ pub const HOLDINGS_BATCH_BYTES: usize = 1024 * 1024;
 /// goes to `send` once the next record would not fit in it.
 struct Batches<'s> {
     batch: pb::HoldingsBatch,
+    /// This node's log id, on every batch.
+    log_id: String,
     /// Records and encoded bytes in `batch`.
     count: (usize, usize),
     send: &'s mut dyn FnMut(pb::HoldingsBatch) -> bool,
@@ -35,7 +37,13 @@ impl Batches<'_> {
         let full = self.count.0 + weight > HOLDINGS_BATCH_RECORDS
             || self.count.1 + bytes > HOLDINGS_BATCH_BYTES;
         if full && self.count.0 > 0 {
-            let batch = std::mem::take(&mut self.batch);
+            let batch = std::mem::replace(
+                &mut self.batch,
+                pb::HoldingsBatch {
+                    log_id: self.log_id.clone(),
+                    ..pb::HoldingsBatch::default()
+                },
+            );
             if !self.stopped {
                 self.stopped = !(self.send)(batch);
             }
@@ -77,8 +85,13 @@ pub fn send_holdings(
     send: &mut dyn FnMut(pb::HoldingsBatch) -> bool,
 ) -> Result<bool, Error> {
     let who = requester.as_str();
+    let log_id = crate::store::get_meta(conn, "log_id")?.unwrap_or_default();
     let mut out = Batches {
-        batch: pb::HoldingsBatch::default(),
+        batch: pb::HoldingsBatch {
+            log_id: log_id.clone(),
+            ..pb::HoldingsBatch::default()
+        },
+        log_id,
         count: (0, 0),
         send,
         stopped: false,

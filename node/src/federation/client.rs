@@ -541,6 +541,7 @@ async fn follow(
         peer,
         &mut client,
         hello.log_ids_held_from_you.clone(),
+        hello.log_id.clone(),
     ))
     .await
     .map_err(fail(false))?;
@@ -639,18 +640,21 @@ const HOLDINGS_BYTES_MAX: usize = 1 << 30;
 
 /// Detects a new database under a known node id from what the peer said
 /// at `Hello`, and, while this node reconciles and has not adopted this
-/// peer yet, asks for its holdings and adopts them (docs/restore.md).
+/// peer yet, asks for its holdings and adopts them; a node restored once
+/// takes them again when the peer has a new log id since (docs/restore.md).
 async fn reconcile_with(
     node: &Arc<Node>,
     peer: &PeerRecord,
     client: &mut PeerClient,
     log_ids_held: Vec<String>,
+    peer_log_id: String,
 ) -> Result<(), String> {
     let me = node.me();
     let now_ms = node.now_ms();
     let peer_id = peer.node_id.clone();
     let noted = node.clone();
-    let (started, needs) = node
+    let asked_log_id = peer_log_id.clone();
+    let (started, needs, retake) = node
         .db(move |conn| {
             let ctx = me.ctx(now_ms);
             let started = reconcile::note_log_ids_held(conn, &ctx, &peer_id, &log_ids_held)?;
@@ -658,7 +662,9 @@ async fn reconcile_with(
                 // At once, so no `Hello` or `Pull` answers the old one.
                 noted.set_log_id(start.log_id.clone());
             }
-            Ok((started, reconcile::needs_holdings(conn, &peer_id)?))
+            let needs = reconcile::needs_holdings(conn, &peer_id)?;
+            let retake = !needs && reconcile::awaits_retake(conn, peer_id.as_str(), &asked_log_id)?;
+            Ok((started, needs, retake))
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -672,12 +678,12 @@ async fn reconcile_with(
         );
         node.links.end_all_follows();
     }
-    if !needs {
+    if !needs && !retake {
         return Ok(());
     }
     let log_id = node.log_id();
     let mut stream = client
-        .holdings(HoldingsRequest { log_id })
+        .holdings(HoldingsRequest { log_id, retake })
         .await
         .map_err(|s| format!("Holdings refused by {}: {}", peer.node_id, status_text(&s)))?
         .into_inner();
@@ -717,10 +723,17 @@ async fn reconcile_with(
     let now_ms = node.now_ms();
     let peer_id = peer.node_id.clone();
     let report = node
-        .db(move |conn| reconcile::adopt(conn, &me.ctx(now_ms), &peer_id, &batches))
+        .db(move |conn| {
+            let ctx = me.ctx(now_ms);
+            if retake {
+                reconcile::retake(conn, &ctx, &peer_id, &peer_log_id, &batches)
+            } else {
+                reconcile::adopt(conn, &ctx, &peer_id, &batches)
+            }
+        })
         .await
         .map_err(|e| format!("cannot adopt the holdings of {}: {e}", peer.node_id))?;
     node.events_appended();
-    tracing::info!(peer = %peer.node_id, summary = %report.summary(), finished = report.finished, "adopted peer's holdings");
+    tracing::info!(peer = %peer.node_id, summary = %report.summary(), finished = report.finished, retake, "adopted peer's holdings");
     Ok(())
 }

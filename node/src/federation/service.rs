@@ -373,6 +373,20 @@ impl Federation for FederationService {
         let (info, _peer) = self.authorize(&request, "Holdings", "").await?;
         let node = self.node.clone();
         let requester = info.node_id.clone();
+        if request.get_ref().retake {
+            // A peer taking our holdings again must find in them what we
+            // learnt from it: not before we adopted it.
+            let asking = requester.clone();
+            let serves = node
+                .read(move |conn| reconcile::may_serve(conn, &asking))
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?;
+            if !serves {
+                return Err(Status::unavailable(format!(
+                    "this node reconciles after a restore and has not adopted the holdings of {requester} yet: ask again later"
+                )));
+            }
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let runtime = tokio::runtime::Handle::current();
         self.node.tasks.spawn_blocking(move || {

@@ -240,9 +240,29 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 })
             })
     };
+    // A node restored once compares with a peer restored since only when
+    // it takes that peer's holdings again (docs/restore.md, Taking a
+    // peer's holdings again): until then the peer, restored to a backup
+    // from after a release this node forgot, and this node both own the
+    // member released between them.
+    let awaits_retake = |at: &str, peer: &str| {
+        let Some(peer_log) = nodes.iter().find(|n| n.me() == peer).and_then(|n| {
+            liaison_core::store::get_meta(n.conn, "log_id")
+                .ok()
+                .flatten()
+        }) else {
+            return false;
+        };
+        nodes
+            .iter()
+            .filter(|n| n.me() == at)
+            .any(|n| liaison_core::epoch::awaits_retake(n.conn, peer, &peer_log).unwrap_or(false))
+    };
     let tolerated = |member: &str, claims: &[&str]| {
         claims.len() == 2
             && (claims.iter().any(|c| stale_offer(c, member, claims))
+                || awaits_retake(claims[0], claims[1])
+                || awaits_retake(claims[1], claims[0])
                 || skipped.contains(&(claims[0], claims[1].to_owned()))
                 || skipped.contains(&(claims[1], claims[0].to_owned()))
                 || skipped

@@ -12,8 +12,9 @@ use super::step::Scheduled;
 pub use super::step::{Action, AgreementRef, MemberRef, Step, TransferRef};
 use super::world::Variant;
 
-/// A day, in ms.
-pub const DAY: i64 = 86_400_000;
+/// An hour and a day, in ms.
+pub const HOUR: i64 = 3_600_000;
+pub const DAY: i64 = 24 * HOUR;
 /// The nodes of a three-node schedule: Pingliang, Lanzhou, Xi'an.
 pub const P: usize = 0;
 pub const L: usize = 1;

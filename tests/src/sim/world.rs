@@ -750,6 +750,10 @@ impl World {
         if !reconcile::may_serve(self.nodes[from].reader(), &self.nodes[to].id).unwrap_or(true) {
             return false;
         }
+        let origin = &self.nodes[from];
+        if reconcile::awaits_retake(receiver, origin.id.as_str(), &origin.log_id).unwrap_or(false) {
+            return true;
+        }
         if self
             .links
             .get(&(from, to))
@@ -1531,11 +1535,23 @@ impl World {
     /// holdings (the origin runs `holdings_for`) and adopts them first.
     fn adopt_if_needed(&mut self, from: usize, to: usize) -> Result<(), Failure> {
         let origin_id = self.nodes[from].id.clone();
+        let origin_log_id = self.nodes[from].log_id.clone();
         let needs = self.nodes[to]
             .store()
             .with(|c| reconcile::needs_holdings(c, &origin_id))
             .map_err(|e| unexpected("needs holdings", e))?;
-        if !needs {
+        // Taken again only once the origin adopted the receiver (the
+        // server refuses a `retake` request before).
+        let retake = !needs
+            && self.nodes[from]
+                .store()
+                .with(|c| reconcile::may_serve(c, &self.nodes[to].id))
+                .map_err(|e| unexpected("may serve", e))?
+            && self.nodes[to]
+                .store()
+                .with(|c| reconcile::awaits_retake(c, origin_id.as_str(), &origin_log_id))
+                .map_err(|e| unexpected("awaits retake", e))?;
+        if !needs && !retake {
             return Ok(());
         }
         let asking = self.nodes[to].id.clone();
@@ -1553,7 +1569,13 @@ impl World {
         let ctx = receiver.ctx();
         receiver
             .store()
-            .with(|c| reconcile::adopt(c, &ctx, &origin_id, &batches))
+            .with(|c| {
+                if retake {
+                    reconcile::retake(c, &ctx, &origin_id, &origin_log_id, &batches)
+                } else {
+                    reconcile::adopt(c, &ctx, &origin_id, &batches)
+                }
+            })
             .map_err(|e| {
                 unexpected(
                     &format!("{} adopts {}'s holdings", self.names[to], self.names[from]),
