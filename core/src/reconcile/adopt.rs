@@ -107,22 +107,7 @@ pub fn retake(
         &mut report,
     )?;
     note_log_taken(&tx, peer.as_str(), log_id, ctx.now_ms)?;
-    let summary = report.summary();
-    audit::append(
-        &tx,
-        ctx.now_ms,
-        &NewEntry {
-            actor: &Actor::Node,
-            action: "reconcile.retake",
-            target: peer.as_str(),
-            outcome: if report.conflicts.is_empty() && report.refused.is_empty() {
-                Outcome::Ok
-            } else {
-                Outcome::Error
-            },
-            detail: &summary,
-        },
-    )?;
+    let summary = audit_taken(&tx, ctx, peer, "reconcile.retake", &report)?;
     tx.commit()?;
     tracing::info!(%peer, summary = %summary, "took the holdings of a peer restored since");
     Ok(report)
@@ -543,17 +528,31 @@ fn end_epoch(
         &complete.encode_to_vec(),
         ctx.now_ms,
     )?;
-    let summary = report.summary();
+    let summary = audit_taken(tx, ctx, peer, "reconcile.adopt", report)?;
     tx.execute(
         "UPDATE reconcile_peers SET state = 'adopted', updated_at_ms = ?2, detail = ?3 WHERE peer = ?1",
         params![peer.as_str(), ctx.now_ms, summary],
     )?;
+    Ok(summary)
+}
+
+/// The audit entry of an adoption or a retake (`action`), with the
+/// report's summary, which it returns: an error outcome where something
+/// conflicted or was refused.
+fn audit_taken(
+    tx: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    action: &str,
+    report: &AdoptReport,
+) -> Result<String, Error> {
+    let summary = report.summary();
     audit::append(
         tx,
         ctx.now_ms,
         &NewEntry {
             actor: &Actor::Node,
-            action: "reconcile.adopt",
+            action,
             target: peer.as_str(),
             outcome: if report.conflicts.is_empty() && report.refused.is_empty() {
                 Outcome::Ok
