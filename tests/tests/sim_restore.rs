@@ -1484,3 +1484,129 @@ fn sim_bug_a_node_takes_again_the_holdings_of_a_peer_restored_after_it_adopted_i
     all_pass(soak_seeds(2000, &[1_400_008, 1_400_004, 1_400_010]));
     all_pass(soak_seeds(600, &[1_300_840]));
 }
+
+/// Soak seed 1,400,046 at 2,000 steps (`host-records-converged`). Lanzhou
+/// receives m0 from Yinchuan, shares it with Xi'an under a0, where Xi'an
+/// records an activity, and passes m0 back to Yinchuan with that record.
+/// Xi'an is restored to before it accepted a0, Lanzhou to before it
+/// proposed it: neither remembers a0 active. Xi'an took its activity back
+/// from Yinchuan's holdings, and Yinchuan was then restored to before the
+/// second transfer. Xi'an held a record under an agreement it believes
+/// never active, which it could not send and Lanzhou, owning m0 again,
+/// would not take. Fixed in `core::reconcile` (`may_hold_own_record`): a
+/// host takes back a record it made under an agreement only if it knows
+/// the agreement was active; like the activation, the record is lost.
+#[test]
+fn sim_bug_a_host_takes_back_no_record_under_an_agreement_it_forgot_was_active() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let a = AgreementRef(3);
+    let run = schedule_on(
+        5,
+        vec![
+            member_add(Y, "张党员"),
+            start(Y, m, L, 3),
+            backup(L),
+            propose(L, X, true, -3, 164),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(Y, L, 2),
+            backup(X),
+            accept(L, TransferRef(1)),
+            deliver_at_most(L, Y, 1),
+            deliver_at_most(Y, L, 1),
+            accept_agreement(X, a),
+            deliver_at_most(X, L, 3),
+            outflow(L, m, X, 134),
+            deliver_at_most(L, X, 8),
+            activity(X, m, "theme_day", 21),
+            Step::Deliver {
+                from: X,
+                to: L,
+                limit: 64,
+                prefix: Some(13),
+                crash: false,
+            },
+            backup(Y),
+            start(L, m, Y, 90),
+            deliver_at_most(L, Y, 8),
+            accept(Y, TransferRef(17)),
+            deliver_at_most(Y, L, 3),
+            deliver_at_most(L, Y, 3),
+            restore(X, 0),
+            restore(L, 0),
+            deliver_at_most(Y, X, 3),
+            restore(Y, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_400_046]));
+}
+
+/// Soak seed 1,400,005 at 2,000 steps (`host-records-converged`). Lanzhou,
+/// hosting m for Xi'an under a0, writes its host section at version 2.1
+/// and sends it. Xi'an, restored to before it received m, holds that
+/// section in its quarantine until m arrives again. Lanzhou is restored to
+/// before it wrote it and adopts Xi'an's holdings, which did not list the
+/// quarantined section: Lanzhou wrote another section at 2.1, and Xi'an,
+/// applying the held one once m came back, kept it against the new one at
+/// the same version. Fixed in `core::reconcile` (`holdings_for`): the
+/// records the requester authored that wait in the quarantine are part of
+/// what a peer holds from it.
+#[test]
+fn sim_bug_a_record_held_in_quarantine_is_part_of_the_holdings() {
+    let m = MemberRef(1);
+    let run = schedule(vec![
+        backup(X),
+        member_add(P, "李党员"),
+        start(P, m, X, 90),
+        deliver_at_most(P, X, 3),
+        accept(X, TransferRef(2)),
+        deliver_at_most(X, P, 8),
+        backup(L),
+        deliver_at_most(P, X, 1),
+        outflow(X, m, L, 124),
+        propose(X, L, true, -2, 69),
+        deliver_at_most(X, L, 8),
+        accept_agreement(L, AgreementRef(9)),
+        deliver(L, X),
+        deliver_at_most(X, L, 5),
+        host_set(L, m, 911),
+        backup(P),
+        member_add(X, "马党员"),
+        propose_members(X, L, true, -13, 83, vec![m, MemberRef(16)]),
+        restore(P, 0),
+        Step::Deliver {
+            from: X,
+            to: L,
+            limit: 8,
+            prefix: Some(7),
+            crash: false,
+        },
+        accept_agreement(L, AgreementRef(17)),
+        restore(X, 0),
+        deliver(L, X),
+        restore(L, 0),
+        deliver_at_most(P, L, 2),
+        Step::Deliver {
+            from: P,
+            to: X,
+            limit: 5,
+            prefix: Some(2),
+            crash: false,
+        },
+        deliver_at_most(X, P, 5),
+        Step::Deliver {
+            from: X,
+            to: L,
+            limit: 5,
+            prefix: Some(3),
+            crash: false,
+        },
+        tick(X),
+        deliver(P, X),
+        deliver_at_most(X, L, 8),
+        host_set(L, m, 849),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_400_005]));
+}

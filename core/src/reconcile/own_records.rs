@@ -228,7 +228,12 @@ fn hosting_open(
 
 /// Whether this node may hold a record it authored about `member_id` with
 /// `basis` (docs/authority.md): the member is its own, or the record was made as a
-/// host under an agreement in which it is the inflow party.
+/// host under an agreement in which it is the inflow party and which it
+/// knows was active (only then could it make one). A node restored to
+/// before it accepted the agreement, which neither party remembers active
+/// any more, does not take back a record it made under it: it could neither
+/// send it to the owner nor would the owner take it, like the activation it
+/// is lost (docs/restore.md, What is lost).
 fn may_hold_own_record(
     conn: &Connection,
     me: &str,
@@ -246,7 +251,7 @@ fn may_hold_own_record(
     Ok(!basis.is_empty()
         && conn
             .prepare_cached(
-                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND inflow_node = ?2",
+                "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND inflow_node = ?2 AND active_version > 0",
             )?
             .query_row([basis, me], |_| Ok(()))
             .optional()?

@@ -123,6 +123,7 @@ pub fn send_holdings(
     }
     let mut own = members::HostRecords::read(conn, "r.author = ?1", params![who])?;
     add_released_records(conn, who, &mut own)?;
+    add_held_records(conn, who, &mut own)?;
     // What this node made as host of the requester's members under an
     // agreement between the two: the requester's copies of them.
     let made = members::HostRecords::read(
@@ -267,7 +268,6 @@ fn add_released_records(
         .prepare("SELECT payload FROM events WHERE kind = ?1 ORDER BY seq")?
         .query_map([EventKind::TransferRelease as i32], |r| r.get(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    let version = |v: &Option<pb::Version>| v.map_or((0, 0), |v| (v.generation, v.counter));
     for payload in payloads {
         let Some(record) = pb::TransferRelease::decode(payload.as_slice())
             .ok()
@@ -275,37 +275,95 @@ fn add_released_records(
         else {
             continue;
         };
-        for section in record.host_sections.into_iter().filter(|r| r.author == who) {
-            match own
-                .sections
-                .iter_mut()
-                .find(|s| s.member_id == section.member_id && s.author == section.author)
-            {
-                Some(held) if version(&held.version) >= version(&section.version) => {}
-                Some(held) => *held = section,
-                None => own.sections.push(section),
-            }
-        }
-        for contact in record.contacts.into_iter().filter(|r| r.author == who) {
-            if !own
-                .contacts
-                .iter()
-                .any(|c| c.contact_id == contact.contact_id)
-            {
-                own.contacts.push(contact);
-            }
-        }
-        for activity in record.activities.into_iter().filter(|r| r.author == who) {
-            if !own
-                .activities
-                .iter()
-                .any(|a| a.activity_id == activity.activity_id)
-            {
-                own.activities.push(activity);
-            }
-        }
+        merge_own(
+            own,
+            who,
+            record.host_sections,
+            record.contacts,
+            record.activities,
+        );
     }
     Ok(())
+}
+
+/// Records `who` authored and sent this node that wait in its quarantine
+/// (held until their member arrives, or until an operator retries them):
+/// this node may still apply them, so `who`, restored, must know it made
+/// them (it would otherwise write another record under the same version).
+/// Added to `own` where it holds nothing newer.
+fn add_held_records(
+    conn: &Connection,
+    who: &str,
+    own: &mut members::HostRecords,
+) -> Result<(), Error> {
+    let held: Vec<(i32, Vec<u8>)> = conn
+        .prepare(
+            "SELECT kind, payload FROM quarantine WHERE origin = ?1 AND state = 'held' AND kind IN (?2, ?3, ?4) ORDER BY id",
+        )?
+        .query_map(
+            params![
+                who,
+                EventKind::HostSection as i32,
+                EventKind::Contact as i32,
+                EventKind::Activity as i32
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (kind, payload) in held {
+        let payload = payload.as_slice();
+        let (mut sections, mut contacts, mut activities) = (Vec::new(), Vec::new(), Vec::new());
+        if kind == EventKind::HostSection as i32 {
+            sections.extend(pb::HostSection::decode(payload).ok());
+        } else if kind == EventKind::Contact as i32 {
+            contacts.extend(pb::ContactEvent::decode(payload).ok());
+        } else {
+            activities.extend(pb::ActivityRecord::decode(payload).ok());
+        }
+        merge_own(own, who, sections, contacts, activities);
+    }
+    Ok(())
+}
+
+/// Adds to `own` the records of `who` among these that it lacks or holds
+/// an older version of.
+fn merge_own(
+    own: &mut members::HostRecords,
+    who: &str,
+    sections: Vec<pb::HostSection>,
+    contacts: Vec<pb::ContactEvent>,
+    activities: Vec<pb::ActivityRecord>,
+) {
+    let version = |v: &Option<pb::Version>| v.map_or((0, 0), |v| (v.generation, v.counter));
+    for section in sections.into_iter().filter(|r| r.author == who) {
+        match own
+            .sections
+            .iter_mut()
+            .find(|s| s.member_id == section.member_id && s.author == section.author)
+        {
+            Some(held) if version(&held.version) >= version(&section.version) => {}
+            Some(held) => *held = section,
+            None => own.sections.push(section),
+        }
+    }
+    for contact in contacts.into_iter().filter(|r| r.author == who) {
+        if !own
+            .contacts
+            .iter()
+            .any(|c| c.contact_id == contact.contact_id)
+        {
+            own.contacts.push(contact);
+        }
+    }
+    for activity in activities.into_iter().filter(|r| r.author == who) {
+        if !own
+            .activities
+            .iter()
+            .any(|a| a.activity_id == activity.activity_id)
+        {
+            own.activities.push(activity);
+        }
+    }
 }
 
 fn held_agreements(conn: &Connection, who: &str) -> Result<Vec<pb::HeldAgreement>, Error> {
