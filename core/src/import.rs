@@ -331,24 +331,24 @@ impl<'c> Importer<'c> {
                 changes: Vec::new(),
             }));
         };
-        let mut diff = members::member_update_checked(conn, ctx, &member_id, &fields)?;
-        if let Some(place) = &destination {
-            if members::open_outflow(conn, &member_id)?.is_some() {
+        let mut edit = members::OwnedEdit::load(conn, ctx, &member_id)?;
+        let mut diff = edit.update(conn, ctx, &fields)?;
+        let name = edit.name().to_owned();
+        match &destination {
+            Some(place) if edit.is_away() => {
                 let update = self.outflow_update(cells, &member_id, place)?;
-                diff.extend(members::outflow_update_checked(conn, ctx, &update)?);
-            } else {
-                let register = self.outflow(cells, &member_id, place)?;
-                diff.extend(members::outflow_register_checked(conn, ctx, &register)?);
+                diff.extend(edit.correct_outflow(conn, ctx, &update)?);
             }
-        } else if members::open_outflow(conn, &member_id)?.is_none() {
-            self.no_outflow_cells(cells)?;
+            Some(place) => {
+                let register = self.outflow(cells, &member_id, place)?;
+                diff.extend(edit.register_outflow(conn, ctx, &register)?);
+            }
+            None if edit.is_away() => {}
+            None => self.no_outflow_cells(cells)?,
         }
         if diff.is_empty() {
             return Ok(Done::Unchanged);
         }
-        let name: String = conn
-            .prepare_cached("SELECT name FROM members WHERE member_id = ?1")?
-            .query_row([&member_id], |r| r.get(0))?;
         let changes = diff
             .into_iter()
             .map(|d| self.shown(d))

@@ -857,6 +857,60 @@ fn an_update_changes_the_fields_that_differ_and_the_outflow() {
     );
 }
 
+/// An update row with a destination registers a member at home away (the
+/// member's fields and the registration in one row); outflow cells
+/// without a destination are refused for a member at home and left alone
+/// for one away.
+#[test]
+fn an_update_registers_a_member_at_home_away() {
+    let (pingliang, lanzhou, _xian, _zhang) = federation();
+    let added = imported(
+        &pingliang,
+        "公民身份号码,姓名,性别,出生日期,党员类别,所在支部\n620801198501020010,李四,男,1985-01-02,正式,b1\n",
+        false,
+    );
+    assert_eq!(added.added, 1, "{:?}", added.problems);
+    let li = added.added_list[0].member_id.clone();
+    let version = pingliang.view(&li).unwrap().counter;
+
+    let cells_only = format!(
+        "公民身份号码,外出日期\n620801198501020010,{}\n620801199005170014,{0}\n",
+        day(-20)
+    );
+    let refused = imported(&pingliang, &cells_only, true);
+    assert_eq!((refused.skipped, refused.unchanged), (1, 1));
+    assert_eq!(
+        refused.problems[0].row, 2,
+        "李四 is at home: {:?}",
+        refused.problems
+    );
+    assert_eq!(refused.problems[0].column, "去向地");
+
+    let away = format!(
+        "公民身份号码,联系电话,去向地,外出日期\n620801198501020010,13900000002,620102,{}\n",
+        day(-20)
+    );
+    let outcome = imported(&pingliang, &away, true);
+    assert_eq!(outcome.updated, 1, "{:?}", outcome.problems);
+    let listed = &outcome.changed[0];
+    assert_eq!(
+        (listed.member_id.as_str(), listed.name.as_str()),
+        (li.as_str(), "李四")
+    );
+    let columns: Vec<&str> = listed.changes.iter().map(|(c, _, _)| c.as_str()).collect();
+    assert!(
+        columns.starts_with(&["联系电话", "去向地"]) && columns.contains(&"外出日期"),
+        "{:?}",
+        listed.changes
+    );
+    let member = pingliang.view(&li).unwrap();
+    assert_eq!(member.phone, "13900000002");
+    assert_eq!(member.outflow.unwrap().destination_place, "620102");
+    assert!(member.counter > version, "a new version is made and shared");
+    pingliang.deliver(&lanzhou);
+    assert_eq!(lanzhou.view(&li).unwrap().phone, "13900000002");
+}
+
 #[test]
 fn import_registers_outflows_and_shares_them() {
     let (pingliang, lanzhou, _xian, _id) = federation();

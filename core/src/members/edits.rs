@@ -194,26 +194,141 @@ pub fn member_update(
     member_view(conn, ctx, &member_id)
 }
 
-/// Changes the fields of an owned member that `fields` gives other values
-/// than it has (compared in their checked forms: `1990/5/17` is
-/// `1990-05-17`), and says which; a new version is made and shared only
-/// if one changed.
-pub fn member_update_checked(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-    fields: &pb::MemberFields,
-) -> Result<Vec<FieldDiff>, FieldRefusal> {
-    crate::epoch::act_as_owner(conn)?;
-    let member_id = validate::member_id(member_id)?;
-    let mut m = load_owned(conn, ctx, &member_id)?;
-    let before = m.clone();
-    apply_fields(conn, ctx, &mut m, fields)?;
-    let diff = home_diff(&before, &m);
-    if !diff.is_empty() {
-        bump_and_share(conn, ctx, &mut m)?;
+/// An owned member read once, with its open outflow registration, for
+/// the checked edits of one request in its transaction (an import's row
+/// changes the member's fields, then its registration): each edit that
+/// changes something makes and shares a new version, as the edit alone
+/// would; reading the member again between them would read what this
+/// holds.
+pub struct OwnedEdit {
+    m: HomeRecord,
+    open: Option<pb::OutflowView>,
+}
+
+impl OwnedEdit {
+    /// The owned member `member_id`, refused as every owner's edit is (a
+    /// reconciling node, a member of another node, a frozen one).
+    pub fn load(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<OwnedEdit, Error> {
+        crate::epoch::act_as_owner(conn)?;
+        let member_id = validate::member_id(member_id)?;
+        let m = load_owned(conn, ctx, &member_id)?;
+        let open = open_outflow(conn, &member_id)?;
+        Ok(OwnedEdit { m, open })
     }
-    Ok(diff)
+
+    /// The member's name, as the edits so far left it.
+    pub fn name(&self) -> &str {
+        &self.m.name
+    }
+
+    /// Whether the member has an open outflow registration.
+    pub fn is_away(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// Changes the fields that `fields` gives other values than the member
+    /// has (compared in their checked forms: `1990/5/17` is `1990-05-17`),
+    /// and says which; a new version is made and shared only if one
+    /// changed.
+    pub fn update(
+        &mut self,
+        conn: &Connection,
+        ctx: &Ctx<'_>,
+        fields: &pb::MemberFields,
+    ) -> Result<Vec<FieldDiff>, FieldRefusal> {
+        let mut m = self.m.clone();
+        apply_fields(conn, ctx, &mut m, fields)?;
+        let diff = home_diff(&self.m, &m);
+        if !diff.is_empty() {
+            bump_and_share(conn, ctx, &mut m)?;
+        }
+        self.m = m;
+        Ok(diff)
+    }
+
+    /// Registers the member away as `req` says (its member id is this
+    /// member's), answering the fields registered; refused if the member
+    /// is away already.
+    pub fn register_outflow(
+        mut self,
+        conn: &Connection,
+        ctx: &Ctx<'_>,
+        req: &pb::OutflowRequest,
+    ) -> Result<Vec<FieldDiff>, FieldRefusal> {
+        if let Some(open) = &self.open {
+            return Err(at("destination_place")(Error::conflict(format!(
+                "member {} ({}) is already away: registered {} to {}; `outflow return {0}` ends it first",
+                self.m.member_id, self.m.name, open.departed_on, open.destination_place
+            ))));
+        }
+        let outflow = check_outflow(conn, ctx, req)?;
+        let outflow_id = ctx.new_id();
+        write_outflow(conn, ctx, &outflow_id, &self.m.member_id, &outflow)?;
+        bump_and_share(conn, ctx, &mut self.m)?;
+        Ok(outflow_diff(&pb::OutflowView::default(), &outflow))
+    }
+
+    /// Corrects the open registration where `req` gives other values
+    /// (compared in their checked forms), saying which; nothing is written
+    /// if none does.
+    pub fn correct_outflow(
+        mut self,
+        conn: &Connection,
+        ctx: &Ctx<'_>,
+        req: &pb::OutflowUpdateRequest,
+    ) -> Result<Vec<FieldDiff>, FieldRefusal> {
+        let (open, outflow) = self.corrected(conn, ctx, req)?;
+        let diff = outflow_diff(&open, &outflow);
+        if !diff.is_empty() {
+            write_outflow(conn, ctx, &open.outflow_id, &self.m.member_id, &outflow)?;
+            bump_and_share(conn, ctx, &mut self.m)?;
+        }
+        Ok(diff)
+    }
+
+    /// The open registration, and the registration as `req` corrects it,
+    /// checked.
+    fn corrected(
+        &mut self,
+        conn: &Connection,
+        ctx: &Ctx<'_>,
+        req: &pb::OutflowUpdateRequest,
+    ) -> Result<(pb::OutflowView, pb::OutflowRequest), FieldRefusal> {
+        let Some(open) = self.open.take() else {
+            return Err(Error::conflict(format!(
+                "member {} is not registered as away: `outflow register` records a departure",
+                self.m.name
+            ))
+            .into());
+        };
+        let given = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.to_owned());
+        let place_changed = req
+            .destination_place
+            .as_deref()
+            .is_some_and(|p| p.trim() != open.destination_place);
+        let node = match (&req.destination_node, place_changed) {
+            (Some(node), _) => node.clone(),
+            // A new place is served by whoever serves it.
+            (None, true) => String::new(),
+            (None, false) => open.destination_node.clone(),
+        };
+        let changed = pb::OutflowRequest {
+            member_id: self.m.member_id.clone(),
+            destination_place: given(&req.destination_place, &open.destination_place),
+            destination_node: node,
+            direction: given(&req.direction, &open.direction),
+            departed_on: given(&req.departed_on, &open.departed_on),
+            expected_return: given(&req.expected_return, &open.expected_return),
+            reason: given(&req.reason, &open.reason),
+            fixed_location: req.fixed_location.unwrap_or(open.fixed_location),
+            certificate_no: given(&req.certificate_no, &open.certificate_no),
+            certificate_issuer: given(&req.certificate_issuer, &open.certificate_issuer),
+            certificate_issued_on: given(&req.certificate_issued_on, &open.certificate_issued_on),
+            card_no: given(&req.card_no, &open.card_no),
+        };
+        let outflow = check_outflow(conn, ctx, &changed)?;
+        Ok((open, outflow))
+    }
 }
 
 pub fn outflow_register(
@@ -232,20 +347,7 @@ pub fn outflow_register_checked(
     ctx: &Ctx<'_>,
     req: &pb::OutflowRequest,
 ) -> Result<Vec<FieldDiff>, FieldRefusal> {
-    crate::epoch::act_as_owner(conn)?;
-    let member_id = validate::member_id(&req.member_id)?;
-    let mut m = load_owned(conn, ctx, &member_id)?;
-    if let Some(open) = open_outflow(conn, &member_id)? {
-        return Err(at("destination_place")(Error::conflict(format!(
-            "member {member_id} ({}) is already away: registered {} to {}; `outflow return {member_id}` ends it first",
-            m.name, open.departed_on, open.destination_place
-        ))));
-    }
-    let outflow = check_outflow(conn, ctx, req)?;
-    let outflow_id = ctx.new_id();
-    write_outflow(conn, ctx, &outflow_id, &member_id, &outflow)?;
-    bump_and_share(conn, ctx, &mut m)?;
-    Ok(outflow_diff(&pb::OutflowView::default(), &outflow))
+    OwnedEdit::load(conn, ctx, &req.member_id)?.register_outflow(conn, ctx, req)
 }
 
 /// The fields of an open registration that differ between `open` and
@@ -409,72 +511,11 @@ pub fn outflow_update(
     ctx: &Ctx<'_>,
     req: &pb::OutflowUpdateRequest,
 ) -> Result<pb::Member, Error> {
-    let (mut m, open, outflow) = outflow_corrected(conn, ctx, req)?;
-    write_outflow(conn, ctx, &open.outflow_id, &m.member_id, &outflow)?;
-    bump_and_share(conn, ctx, &mut m)?;
-    member_view(conn, ctx, &m.member_id)
-}
-
-/// [`outflow_update`] of the fields that differ only (compared in their
-/// checked forms), saying which; nothing is written if none does.
-pub fn outflow_update_checked(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    req: &pb::OutflowUpdateRequest,
-) -> Result<Vec<FieldDiff>, FieldRefusal> {
-    let (mut m, open, outflow) = outflow_corrected(conn, ctx, req)?;
-    let diff = outflow_diff(&open, &outflow);
-    if !diff.is_empty() {
-        write_outflow(conn, ctx, &open.outflow_id, &m.member_id, &outflow)?;
-        bump_and_share(conn, ctx, &mut m)?;
-    }
-    Ok(diff)
-}
-
-/// The owned member, its open registration, and the registration as `req`
-/// corrects it, checked.
-fn outflow_corrected(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    req: &pb::OutflowUpdateRequest,
-) -> Result<(HomeRecord, pb::OutflowView, pb::OutflowRequest), FieldRefusal> {
-    crate::epoch::act_as_owner(conn)?;
-    let member_id = validate::member_id(&req.member_id)?;
-    let m = load_owned(conn, ctx, &member_id)?;
-    let Some(open) = open_outflow(conn, &member_id)? else {
-        return Err(Error::conflict(format!(
-            "member {} is not registered as away: `outflow register` records a departure",
-            m.name
-        ))
-        .into());
-    };
-    let given = |new: &Option<String>, old: &str| new.clone().unwrap_or_else(|| old.to_owned());
-    let place_changed = req
-        .destination_place
-        .as_deref()
-        .is_some_and(|p| p.trim() != open.destination_place);
-    let node = match (&req.destination_node, place_changed) {
-        (Some(node), _) => node.clone(),
-        // A new place is served by whoever serves it.
-        (None, true) => String::new(),
-        (None, false) => open.destination_node.clone(),
-    };
-    let changed = pb::OutflowRequest {
-        member_id: member_id.clone(),
-        destination_place: given(&req.destination_place, &open.destination_place),
-        destination_node: node,
-        direction: given(&req.direction, &open.direction),
-        departed_on: given(&req.departed_on, &open.departed_on),
-        expected_return: given(&req.expected_return, &open.expected_return),
-        reason: given(&req.reason, &open.reason),
-        fixed_location: req.fixed_location.unwrap_or(open.fixed_location),
-        certificate_no: given(&req.certificate_no, &open.certificate_no),
-        certificate_issuer: given(&req.certificate_issuer, &open.certificate_issuer),
-        certificate_issued_on: given(&req.certificate_issued_on, &open.certificate_issued_on),
-        card_no: given(&req.card_no, &open.card_no),
-    };
-    let outflow = check_outflow(conn, ctx, &changed)?;
-    Ok((m, open, outflow))
+    let mut edit = OwnedEdit::load(conn, ctx, &req.member_id)?;
+    let (open, outflow) = edit.corrected(conn, ctx, req)?;
+    write_outflow(conn, ctx, &open.outflow_id, &edit.m.member_id, &outflow)?;
+    bump_and_share(conn, ctx, &mut edit.m)?;
+    member_view(conn, ctx, &edit.m.member_id)
 }
 
 /// A node now serves `places`: members already away to those places whose

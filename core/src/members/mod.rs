@@ -44,10 +44,9 @@ pub use copies::{
 };
 pub use edits::{
     activity_record, adopt_destinations, contact_arrived, contact_record, contact_status,
-    host_section_set, member_add, member_add_checked, member_update, member_update_checked,
-    outflow_register, outflow_register_checked, outflow_return, outflow_update,
-    outflow_update_checked, refresh_contact_status, sweep_contact_status,
-    sweep_contact_status_chunk, FieldDiff,
+    host_section_set, member_add, member_add_checked, member_update, outflow_register,
+    outflow_register_checked, outflow_return, outflow_update, refresh_contact_status,
+    sweep_contact_status, sweep_contact_status_chunk, FieldDiff, OwnedEdit,
 };
 pub use host::{
     host_section, host_section_floor, host_sections, raise_host_section_floor, save_host_section,

@@ -129,12 +129,11 @@ pub fn add(conn: &Connection, peer: &PeerRecord, now_ms: Millis) -> Result<(), E
 
 pub fn get(conn: &Connection, node_id: &NodeId) -> Result<Option<PeerRecord>, Error> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT node_id, display_name, endpoint, fingerprint, state, added_at_ms, last_contact_ms, auto_accept_branch
              FROM peers WHERE node_id = ?1",
-            [node_id.as_str()],
-            read_peer,
-        )
+        )?
+        .query_row([node_id.as_str()], read_peer)
         .optional()?;
     let Some(mut peer) = row else {
         return Ok(None);
