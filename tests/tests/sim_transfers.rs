@@ -171,3 +171,39 @@ fn sim_bug_a_relayed_record_about_a_member_transferred_on_paper_is_dropped() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_976]));
 }
+
+/// Soak seed 1,500,056 at 2,000 steps (`transfers-final`). Xi'an registers
+/// m's departure and offers m to Pingliang, which accepts; Xi'an releases
+/// (with the registration, at counter 3) but is restored before Pingliang
+/// gets the release, to a backup from before the registration and the
+/// offer. Answering Pingliang's accept, it releases m again from that
+/// backup (counter 2, no registration), and Pingliang completes the
+/// transfer with it. Xi'an is then restored to its backup holding the
+/// first release, which reaches Pingliang from its new log: Pingliang
+/// ignored it, holding an older record than the one Xi'an released.
+/// Fixed in `core::transfers` (`install_newer_release`): a release of a
+/// completed transfer with a newer record is installed, unless the
+/// receiver changed the member since. (The seed itself still fails later:
+/// two releases at the same version from two branches, with different
+/// departures; docs/RELIABILITY.md.)
+#[test]
+fn sim_bug_a_newer_release_of_a_completed_transfer_is_installed() {
+    let m = MemberRef(2);
+    let run = schedule(vec![
+        backup(X),
+        backup(X),
+        member_add(X, "马党员"),
+        backup(X),
+        outflow(X, m, P, 177),
+        start(X, m, P, 90),
+        deliver_at_most(X, P, 3),
+        accept(P, TransferRef(5)),
+        deliver_at_most(P, X, 5),
+        backup(X),
+        restore(X, 2),
+        deliver_at_most(P, X, 5),
+        deliver(X, P),
+        restore(X, 3),
+    ]);
+    all_pass(vec![run]);
+}

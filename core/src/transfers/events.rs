@@ -367,7 +367,7 @@ fn apply_release(
         ..Row::default()
     });
     if t.state == TransferState::Completed {
-        return Ok(());
+        return install_newer_release(conn, ctx, &t, &record, release.generation);
     }
     // A release older than what this node knows of the member (it passed
     // the member on since, and was restored from a backup taken before this
@@ -407,6 +407,41 @@ fn apply_release(
     if !stale {
         members::reshare_member(conn, ctx, &record.member_id)?;
     }
+    Ok(())
+}
+
+/// A release of a transfer completed here, again: the sender, restored to
+/// a backup holding a release it made after changing the member further,
+/// sends that release from its new log, while this node completed the
+/// transfer with the release of a branch the sender forgot. The newer
+/// record wins, as a newer home section does, where this node has not
+/// changed the member since (its own version is then as new); what this
+/// node decided about the member's contact stays.
+fn install_newer_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    record: &pb::MemberRecord,
+    generation: u64,
+) -> Result<(), Rejection> {
+    let incoming = record.version.unwrap_or_default().counter;
+    let Some(held) = members::load_home(conn, &record.member_id)?.filter(|m| {
+        m.owner == ctx.me.as_str()
+            && m.generation == generation
+            && t.released_generation == generation
+            && incoming > m.counter
+    }) else {
+        return Ok(());
+    };
+    install(conn, ctx, record, generation, &held.home_branch).map_err(Rejection::Store)?;
+    if let Some(mut m) = members::load_home(conn, &record.member_id)? {
+        m.contact_status = held.contact_status;
+        m.contact_manual = held.contact_manual;
+        m.contact_manual_at = held.contact_manual_at;
+        m.created_at_ms = held.created_at_ms;
+        members::save_home_record(conn, &m)?;
+    }
+    members::reshare_member(conn, ctx, &record.member_id)?;
     Ok(())
 }
 

@@ -163,7 +163,19 @@ pub(super) async fn member_import(
         let mut next = Ok(first);
         loop {
             let failed = next.is_err();
-            if rows_tx.send(next).await.is_err() || failed {
+            let sent = rows_tx.send(next).await.is_ok();
+            if failed {
+                return;
+            }
+            if !sent {
+                // The import gave up (refused, or the node is stopping):
+                // the rest of the roster is read and dropped, so that the
+                // caller, done sending, reads the answer. A connection
+                // closed with rows unread would reset, and the caller would
+                // lose the answer with it.
+                while let Ok(Ok(Some(_))) =
+                    tokio::time::timeout(IMPORT_IDLE, inbound.message()).await
+                {}
                 return;
             }
             next = match tokio::time::timeout(IMPORT_IDLE, inbound.message()).await {
