@@ -1610,3 +1610,43 @@ fn sim_bug_a_record_held_in_quarantine_is_part_of_the_holdings() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_400_005]));
 }
+
+/// Soak seed 1,500,134 at 2,000 steps (`host-records-converged`).
+/// Pingliang hosts Lanzhou's m and writes its section twice (#491, then
+/// #71), with a backup between. Lanzhou releases m to Yinchuan with the
+/// first, and relays the second to Yinchuan when it arrives. Pingliang,
+/// restored to the backup, adopts Lanzhou's holdings before Yinchuan got
+/// either: the release event in Lanzhou's log carried the first section,
+/// but the relayed second was in no holdings, so Pingliang kept the first
+/// while Yinchuan got the second. Fixed in `core::reconcile`
+/// (`holdings_for`): records the requester authored in relay events still
+/// in the log are part of the holdings, as those in release events are.
+#[test]
+fn sim_bug_a_relayed_record_still_in_the_log_is_part_of_the_holdings() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(L, "吴党员"),
+            propose(L, P, true, -18, 121),
+            deliver_at_most(L, P, 5),
+            accept_agreement(P, AgreementRef(1)),
+            deliver_at_most(P, L, 2),
+            outflow(L, m, P, 105),
+            deliver(L, P),
+            host_set(P, m, 491),
+            backup(P),
+            host_set(P, m, 71),
+            start(L, m, Y, 1),
+            deliver_at_most(L, Y, 2),
+            accept(Y, TransferRef(10)),
+            deliver_at_most(Y, L, 2),
+            deliver_at_most(P, L, 3),
+            restore(P, 0),
+            deliver_at_most(Y, P, 8),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_134]));
+}

@@ -254,34 +254,49 @@ pub fn send_holdings(
     Ok((out.send)(last))
 }
 
-/// Records `who` authored that left this node with a member it released:
-/// the release events in its log carry them (transfer events are never
-/// compacted), while the receiver may not have applied them yet, so no
-/// node's tables may hold them when `who`, restored, asks. Added to `own`
-/// where it holds nothing newer.
+/// Records `who` authored that left this node with a member it released,
+/// or that it relays to the member's new owner: the release events in its
+/// log carry them (transfer events are never compacted), and so do the
+/// relayed records' events, while their receiver may not have applied them
+/// yet, so no node's tables may hold them when `who`, restored, asks.
+/// Added to `own` where it holds nothing newer.
 fn add_released_records(
     conn: &Connection,
     who: &str,
     own: &mut members::HostRecords,
 ) -> Result<(), Error> {
-    let payloads: Vec<Vec<u8>> = conn
-        .prepare("SELECT payload FROM events WHERE kind = ?1 ORDER BY seq")?
-        .query_map([EventKind::TransferRelease as i32], |r| r.get(0))?
+    let events: Vec<(i32, Vec<u8>)> = conn
+        .prepare(
+            "SELECT kind, payload FROM events WHERE kind IN (?1, ?2, ?3, ?4) AND audience <> ?5 ORDER BY seq",
+        )?
+        .query_map(
+            params![
+                EventKind::TransferRelease as i32,
+                EventKind::HostSection as i32,
+                EventKind::Contact as i32,
+                EventKind::Activity as i32,
+                who
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .collect::<Result<Vec<_>, _>>()?;
-    for payload in payloads {
-        let Some(record) = pb::TransferRelease::decode(payload.as_slice())
-            .ok()
-            .and_then(|r| r.record)
-        else {
-            continue;
-        };
-        merge_own(
-            own,
-            who,
-            record.host_sections,
-            record.contacts,
-            record.activities,
-        );
+    for (kind, payload) in events {
+        if kind == EventKind::TransferRelease as i32 {
+            if let Some(record) = pb::TransferRelease::decode(payload.as_slice())
+                .ok()
+                .and_then(|r| r.record)
+            {
+                merge_own(
+                    own,
+                    who,
+                    record.host_sections,
+                    record.contacts,
+                    record.activities,
+                );
+            }
+        } else {
+            merge_record(own, who, kind, &payload);
+        }
     }
     Ok(())
 }
@@ -311,18 +326,23 @@ fn add_held_records(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     for (kind, payload) in held {
-        let payload = payload.as_slice();
-        let (mut sections, mut contacts, mut activities) = (Vec::new(), Vec::new(), Vec::new());
-        if kind == EventKind::HostSection as i32 {
-            sections.extend(pb::HostSection::decode(payload).ok());
-        } else if kind == EventKind::Contact as i32 {
-            contacts.extend(pb::ContactEvent::decode(payload).ok());
-        } else {
-            activities.extend(pb::ActivityRecord::decode(payload).ok());
-        }
-        merge_own(own, who, sections, contacts, activities);
+        merge_record(own, who, kind, &payload);
     }
     Ok(())
+}
+
+/// [`merge_own`] of one host section, contact or activity (`kind`),
+/// encoded in `payload`; anything else, or what does not decode, is left.
+fn merge_record(own: &mut members::HostRecords, who: &str, kind: i32, payload: &[u8]) {
+    let (mut sections, mut contacts, mut activities) = (Vec::new(), Vec::new(), Vec::new());
+    if kind == EventKind::HostSection as i32 {
+        sections.extend(pb::HostSection::decode(payload).ok());
+    } else if kind == EventKind::Contact as i32 {
+        contacts.extend(pb::ContactEvent::decode(payload).ok());
+    } else if kind == EventKind::Activity as i32 {
+        activities.extend(pb::ActivityRecord::decode(payload).ok());
+    }
+    merge_own(own, who, sections, contacts, activities);
 }
 
 /// Adds to `own` the records of `who` among these that it lacks or holds
