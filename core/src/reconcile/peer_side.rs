@@ -265,9 +265,16 @@ fn add_released_records(
     who: &str,
     own: &mut members::HostRecords,
 ) -> Result<(), Error> {
+    // A relayed record names as its basis the transfer it follows the
+    // member under, sent to that transfer's receiver: only those, so that
+    // no other record in this log (one this node may not send, say) passes
+    // for the requester's.
     let events: Vec<(i32, Vec<u8>)> = conn
         .prepare(
-            "SELECT kind, payload FROM events WHERE kind IN (?1, ?2, ?3, ?4) AND audience <> ?5 ORDER BY seq",
+            "SELECT e.kind, e.payload FROM events e WHERE e.kind = ?1
+                OR (e.kind IN (?2, ?3, ?4) AND e.audience <> ?5 AND EXISTS (SELECT 1 FROM transfers t
+                    WHERE t.member_id = e.entity AND t.receiver = e.audience AND t.direction = 'outgoing'))
+             ORDER BY e.seq",
         )?
         .query_map(
             params![
@@ -294,7 +301,7 @@ fn add_released_records(
                     record.activities,
                 );
             }
-        } else {
+        } else if relayed_basis(conn, kind, &payload)? {
             merge_record(own, who, kind, &payload);
         }
     }
@@ -329,6 +336,26 @@ fn add_held_records(
         merge_record(own, who, kind, &payload);
     }
     Ok(())
+}
+
+/// Whether a host section, contact or activity (`kind`) in this node's log
+/// names as its basis a transfer this node sent: a record it relays.
+fn relayed_basis(conn: &Connection, kind: i32, payload: &[u8]) -> Result<bool, Error> {
+    let basis = if kind == EventKind::HostSection as i32 {
+        pb::HostSection::decode(payload).map(|r| r.basis)
+    } else if kind == EventKind::Contact as i32 {
+        pb::ContactEvent::decode(payload).map(|r| r.basis)
+    } else {
+        pb::ActivityRecord::decode(payload).map(|r| r.basis)
+    };
+    let Ok(basis) = basis else {
+        return Ok(false);
+    };
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'outgoing')",
+        )?
+        .query_row([basis], |r| r.get(0))?)
 }
 
 /// [`merge_own`] of one host section, contact or activity (`kind`),
