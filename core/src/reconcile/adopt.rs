@@ -408,6 +408,17 @@ fn apply_peer_records(
         // Reported in the peer's holdings: seq 0, in no log.
         match crate::apply::apply_event(tx, ctx, peer, "", &event) {
             Ok(()) => report.peer_records += 1,
+            // About a member this node does not hold yet: one whose release
+            // the peer's log still brings (a restored receiver). Held like
+            // such an event from the log, applied once the member arrives
+            // (`hosting::retry_held_about`).
+            Err(rejection @ crate::outcome::Rejection::Unknown(_))
+                if members::load_home(tx, member_id)?.is_none()
+                    && members::load_copy(tx, member_id)?.is_none() =>
+            {
+                let reason = crate::quarantine::reason(tx, rejection)?;
+                crate::quarantine::hold(tx, ctx, peer, "", &event, &reason)?;
+            }
             Err(
                 crate::outcome::Rejection::Invalid(why) | crate::outcome::Rejection::Unknown(why),
             ) => {
