@@ -70,3 +70,17 @@ pub async fn connect_within(
         }
     }
 }
+
+/// Whether `status` is this side's report of a connection that broke (a
+/// transport error: the node went away, or stopped before its answer was
+/// read), not an answer of the node: unavailable, never a bug or a refusal.
+pub fn lost_connection(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}

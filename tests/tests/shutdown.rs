@@ -247,19 +247,23 @@ async fn sigterm_finishes_calls_in_flight_and_leaves_a_checkpointed_database() {
     let log = last_run_log(&pingliang);
     assert_eq!(exit.code(), Some(0), "{exit}; log:\n{log}");
 
-    // The import either committed whole or was not made, as unavailable.
-    let expected_imported = match &imported {
+    // The import either committed whole or was not made, as unavailable;
+    // or the connection went with the node before the answer was read
+    // (`liaisonctl` says so as unavailable, exit 2), and then the database
+    // tells which, below. Never a refusal.
+    let expected_imported: &[u64] = match &imported {
         Ok(answer) => {
             assert_eq!(answer.imported as usize, IMPORTED, "{:?}", answer.problems);
-            IMPORTED as u64
+            &[IMPORTED as u64]
         }
+        Err(status) if liaisonctl::client::lost_connection(status) => &[0, IMPORTED as u64],
         Err(status) => {
             assert_eq!(
                 status.code(),
                 Code::Unavailable,
                 "the import ended {status:?}"
             );
-            0
+            &[0]
         }
     };
     for updates in &ended {
@@ -315,9 +319,9 @@ async fn sigterm_finishes_calls_in_flight_and_leaves_a_checkpointed_database() {
     // if it committed before its answer was lost).
     pingliang.start().await;
     let (_, total) = members(&pingliang, "owned", "导入").await;
-    assert_eq!(
-        total, expected_imported,
-        "members imported, after the restart"
+    assert!(
+        expected_imported.contains(&total),
+        "members imported, after the restart: {total}, expected one of {expected_imported:?}"
     );
     for updates in &ended {
         let now = phone(&pingliang, &updates.member_id).await;

@@ -55,6 +55,13 @@ impl From<anyhow::Error> for Failure {
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Self {
         use tonic::Code;
+        if liaisonctl::client::lost_connection(&status) {
+            return Failure::Other(anyhow::anyhow!(
+                "the connection to the node was lost before it answered ({}): it may be stopping. \
+                 Whether the change was made shows once it runs again (`liaisonctl status`, then the list)",
+                status.message()
+            ));
+        }
         match status.code() {
             Code::InvalidArgument
             | Code::NotFound
