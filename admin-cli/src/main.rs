@@ -9,7 +9,8 @@
 //!   accept` when the letter is past its printed expiry on the node's clock
 //!   and `--yes` was not given;
 //! - 2: usage error, bad local files, or the node could not be reached or
-//!   is unavailable (stopping); try again;
+//!   is unavailable (stopping), or the connection was lost before it
+//!   answered (whether the change was made shows once it runs); try again;
 //! - 3: `audit verify` found the audit chain broken;
 //! - 4: the node failed to carry out the request: a bug or a damaged
 //!   database, not a refusal; the message names the node's log line.
