@@ -287,6 +287,10 @@ fn add_released_records(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?
         .collect::<Result<Vec<_>, _>>()?;
+    let sent: std::collections::HashSet<String> = conn
+        .prepare("SELECT transfer_id FROM transfers WHERE direction = 'outgoing'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     for (kind, payload) in events {
         if kind == EventKind::TransferRelease as i32 {
             if let Some(record) = pb::TransferRelease::decode(payload.as_slice())
@@ -301,8 +305,10 @@ fn add_released_records(
                     record.activities,
                 );
             }
-        } else if relayed_basis(conn, kind, &payload)? {
-            merge_record(own, who, kind, &payload);
+        } else if let Some(record) = HostRecord::decode(kind, &payload) {
+            if sent.contains(record.basis()) {
+                record.merge_into(own, who);
+            }
         }
     }
     Ok(())
@@ -333,43 +339,62 @@ fn add_held_records(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     for (kind, payload) in held {
-        merge_record(own, who, kind, &payload);
+        if let Some(record) = HostRecord::decode(kind, &payload) {
+            record.merge_into(own, who);
+        }
     }
     Ok(())
 }
 
-/// Whether a host section, contact or activity (`kind`) in this node's log
-/// names as its basis a transfer this node sent: a record it relays.
-fn relayed_basis(conn: &Connection, kind: i32, payload: &[u8]) -> Result<bool, Error> {
-    let basis = if kind == EventKind::HostSection as i32 {
-        pb::HostSection::decode(payload).map(|r| r.basis)
-    } else if kind == EventKind::Contact as i32 {
-        pb::ContactEvent::decode(payload).map(|r| r.basis)
-    } else {
-        pb::ActivityRecord::decode(payload).map(|r| r.basis)
-    };
-    let Ok(basis) = basis else {
-        return Ok(false);
-    };
-    Ok(conn
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = ?1 AND direction = 'outgoing')",
-        )?
-        .query_row([basis], |r| r.get(0))?)
+/// A host section, contact or activity as an event's payload carries it.
+enum HostRecord {
+    Section(pb::HostSection),
+    Contact(pb::ContactEvent),
+    Activity(pb::ActivityRecord),
 }
 
-/// [`merge_own`] of one host section, contact or activity (`kind`),
-/// encoded in `payload`; anything else, or what does not decode, is left.
-fn merge_record(own: &mut members::HostRecords, who: &str, kind: i32, payload: &[u8]) {
-    let (mut sections, mut contacts, mut activities) = (Vec::new(), Vec::new(), Vec::new());
-    if kind == EventKind::HostSection as i32 {
-        sections.extend(pb::HostSection::decode(payload).ok());
-    } else if kind == EventKind::Contact as i32 {
-        contacts.extend(pb::ContactEvent::decode(payload).ok());
-    } else if kind == EventKind::Activity as i32 {
-        activities.extend(pb::ActivityRecord::decode(payload).ok());
+impl HostRecord {
+    /// The record of an event of `kind`; `None` for another kind, or for
+    /// a payload that does not decode.
+    fn decode(kind: i32, payload: &[u8]) -> Option<HostRecord> {
+        if kind == EventKind::HostSection as i32 {
+            pb::HostSection::decode(payload)
+                .ok()
+                .map(HostRecord::Section)
+        } else if kind == EventKind::Contact as i32 {
+            pb::ContactEvent::decode(payload)
+                .ok()
+                .map(HostRecord::Contact)
+        } else if kind == EventKind::Activity as i32 {
+            pb::ActivityRecord::decode(payload)
+                .ok()
+                .map(HostRecord::Activity)
+        } else {
+            None
+        }
     }
-    merge_own(own, who, sections, contacts, activities);
+
+    /// (member, author, basis).
+    fn about(&self) -> (&str, &str, &str) {
+        match self {
+            HostRecord::Section(r) => (&r.member_id, &r.author, &r.basis),
+            HostRecord::Contact(r) => (&r.member_id, &r.author, &r.basis),
+            HostRecord::Activity(r) => (&r.member_id, &r.author, &r.basis),
+        }
+    }
+
+    fn basis(&self) -> &str {
+        self.about().2
+    }
+
+    /// [`merge_own`] of this one record.
+    fn merge_into(self, own: &mut members::HostRecords, who: &str) {
+        match self {
+            HostRecord::Section(r) => merge_own(own, who, vec![r], Vec::new(), Vec::new()),
+            HostRecord::Contact(r) => merge_own(own, who, Vec::new(), vec![r], Vec::new()),
+            HostRecord::Activity(r) => merge_own(own, who, Vec::new(), Vec::new(), vec![r]),
+        }
+    }
 }
 
 /// Adds to `own` the records of `who` among these that it lacks or holds
@@ -482,19 +507,14 @@ fn hosted_in_log(
     for (kind, payload) in records {
         // This node's own events: one that does not decode was never
         // written by this code, and proves nothing.
-        let made = if kind == EventKind::HostSection as i32 {
-            pb::HostSection::decode(payload.as_slice()).map(|s| (s.member_id, s.author, s.basis))
-        } else if kind == EventKind::Contact as i32 {
-            pb::ContactEvent::decode(payload.as_slice()).map(|c| (c.member_id, c.author, c.basis))
-        } else {
-            pb::ActivityRecord::decode(payload.as_slice()).map(|a| (a.member_id, a.author, a.basis))
-        };
-        let Ok((member_id, author, basis)) = made else {
+        let Some(record) = HostRecord::decode(kind, &payload) else {
             continue;
         };
+        let (member_id, author, basis) = record.about();
         if author != me || basis.is_empty() {
             continue;
         }
+        let (member_id, basis) = (member_id.to_owned(), basis.to_owned());
         let coordinated = conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3)",
