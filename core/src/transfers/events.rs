@@ -380,7 +380,7 @@ fn apply_release(
         t.branch.clone()
     };
     if !stale {
-        install(conn, ctx, &record, release.generation, &branch).map_err(Rejection::Store)?;
+        install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
         crate::hosting::retry_held_about(conn, ctx, &record.member_id)?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
@@ -433,14 +433,15 @@ fn install_newer_release(
     }) else {
         return Ok(());
     };
-    install(conn, ctx, record, generation, &held.home_branch).map_err(Rejection::Store)?;
-    if let Some(mut m) = members::load_home(conn, &record.member_id)? {
-        m.contact_status = held.contact_status;
-        m.contact_manual = held.contact_manual;
-        m.contact_manual_at = held.contact_manual_at;
-        m.created_at_ms = held.created_at_ms;
-        members::save_home_record(conn, &m)?;
-    }
+    install(
+        conn,
+        ctx,
+        record,
+        generation,
+        &held.home_branch,
+        Some(&held),
+    )
+    .map_err(Rejection::Store)?;
     members::reshare_member(conn, ctx, &record.member_id)?;
     Ok(())
 }

@@ -95,7 +95,7 @@ fn accept_in(
             let record = pb::MemberRecord::decode(offer)
                 .map_err(|e| Error::invalid(format!("stored offer: {e}")))?;
             let generation = record.version.unwrap_or_default().generation + 1;
-            install(conn, ctx, &record, generation, branch)?;
+            install(conn, ctx, &record, generation, branch, None)?;
         }
     }
     view(conn, ctx, &t.transfer_id)
@@ -198,12 +198,16 @@ pub(super) fn intake_branch(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, 
 }
 
 /// Makes the released record this node's own, every part with its author.
+/// `previous`: this node's record of the member, installed before by an
+/// older release of the same transfer; what this node decided about the
+/// member's contact since stays.
 pub(super) fn install(
     conn: &Connection,
     ctx: &Ctx<'_>,
     r: &pb::MemberRecord,
     generation: u64,
     branch: &str,
+    previous: Option<&members::HomeRecord>,
 ) -> Result<(), Error> {
     let version = r.version.unwrap_or_default();
     let m = members::HomeRecord {
@@ -231,10 +235,14 @@ pub(super) fn install(
         } else {
             r.membership_state.clone()
         },
-        contact_status: "in_contact".into(),
-        contact_manual: String::new(),
-        contact_manual_at: String::new(),
-        created_at_ms: ctx.now_ms,
+        contact_status: previous.map_or_else(|| "in_contact".into(), |p| p.contact_status.clone()),
+        contact_manual: previous
+            .map(|p| p.contact_manual.clone())
+            .unwrap_or_default(),
+        contact_manual_at: previous
+            .map(|p| p.contact_manual_at.clone())
+            .unwrap_or_default(),
+        created_at_ms: previous.map_or(ctx.now_ms, |p| p.created_at_ms),
         updated_at_ms: ctx.now_ms,
     };
     members::save_home_record(conn, &m)?;
