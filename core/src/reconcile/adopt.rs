@@ -51,6 +51,10 @@ pub fn adopt(
         (restored_at_ms, other_branch, seq_floor),
         &mut report,
     )?;
+    // The peer's log these holdings came from (empty from a peer that
+    // does not say: it is then taken again once, at its next session).
+    let peer_log_id = batches.last().map_or("", |b| b.log_id.as_str());
+    note_log_taken(&tx, peer.as_str(), peer_log_id, ctx.now_ms)?;
     let summary = end_epoch(&tx, ctx, peer, &report)?;
     tx.commit()?;
     tracing::info!(%peer, summary = %summary, "reconciled with peer");
@@ -139,9 +143,7 @@ fn take_holdings(
     adopt_own_contacts_and_activities(tx, ctx, peer, batches, report)?;
     apply_peer_records(tx, ctx, peer, batches, report)?;
     re_emit(tx, ctx, peer, batches, seq_floor, report)?;
-    answer_stale_offers(tx, ctx, peer)?;
-    let log_id = batches.last().map(|b| b.log_id.as_str()).unwrap_or("");
-    note_log_taken(tx, peer.as_str(), log_id, ctx.now_ms)
+    answer_stale_offers(tx, ctx, peer)
 }
 
 /// The old log: events the peer applied go; the sequence jumps past
