@@ -162,16 +162,17 @@ const FEDERATION: &str = "bench";
 /// How the bench runs its nodes: production limits, except that the
 /// reconnect backoff is capped at 2 s so set-up does not wait, and that
 /// every connection comes from 127.0.0.1 (the per-address cap on audited
-/// refusals is raised); info logs; bounds for databases of a million
-/// members (imports of a million rows included); start and stop times
-/// measured to 5 ms.
+/// refusals is raised); info logs unless `LIAISON_LOG` says otherwise
+/// (debug logs with `--keep` show where a scenario's time goes); bounds
+/// for databases of a million members (imports of a million rows
+/// included); start and stop times measured to 5 ms.
 fn launch() -> Launch {
     Launch {
         limits: BTreeMap::from([
             ("retry_delay_ms_max".to_owned(), 2000),
             ("refusals_logged_per_minute".to_owned(), 10_000),
         ]),
-        log_filter: "info".to_owned(),
+        log_filter: std::env::var("LIAISON_LOG").unwrap_or_else(|_| "info".to_owned()),
         start_timeout: Duration::from_secs(120),
         cli_timeout: Duration::from_secs(1800),
         poll: Duration::from_millis(5),

@@ -332,6 +332,25 @@ pub fn reshare_next_chunk(conn: &Connection, ctx: &Ctx<'_>) -> Result<bool, Erro
     Ok(true)
 }
 
+/// The members away after `?2` (owned by `?1`), at most `?3`, each with
+/// its open outflow, in member order. CROSS JOIN keeps the outflows
+/// outside, walked by `outflows_one_open` from `?2` and stopped at the
+/// limit; SQLite would otherwise walk every member of this node by
+/// `members_counted` and sort them, a whole-table scan per chunk.
+pub(crate) fn away_after_sql() -> String {
+    let home_columns = HOME_COLUMNS
+        .split(',')
+        .map(|c| format!("m.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {OUTFLOW_COLUMNS}, {home_columns} FROM outflows o
+         CROSS JOIN members m ON m.member_id = o.member_id
+         WHERE o.state = 'open' AND m.owner = ?1 AND o.member_id > ?2
+         ORDER BY o.member_id LIMIT ?3"
+    )
+}
+
 /// Re-evaluates the members with ids after `after`: all of them, or, with
 /// a `limit`, those up to a boundary chosen so that each source of
 /// candidates yields at most `limit`. Returns the boundary when members
@@ -365,17 +384,7 @@ fn reshare_range(
     // scan, rather than looked up one by one below.
     let mut away: Vec<(HomeRecord, pb::OutflowView)> = Vec::new();
     if scope.needs_outflow() {
-        let home_columns = HOME_COLUMNS
-            .split(',')
-            .map(|c| format!("m.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {OUTFLOW_COLUMNS}, {home_columns} FROM outflows o
-             JOIN members m ON m.member_id = o.member_id
-             WHERE o.state = 'open' AND m.owner = ?1 AND o.member_id > ?2
-             ORDER BY o.member_id LIMIT ?3"
-        ))?;
+        let mut stmt = conn.prepare_cached(&away_after_sql())?;
         let mut rows = stmt.query(params![ctx.me.as_str(), after, n])?;
         while let Some(row) = rows.next()? {
             away.push((read_home_at(row, OUTFLOW_COLUMNS_N)?, read_outflow(row)?));
@@ -540,4 +549,34 @@ fn unshare(
         ctx.now_ms,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tests::TestNode;
+
+    /// A re-evaluation's chunk reads the members away after its start in
+    /// member order and stops at its limit: walking every member of the
+    /// node and sorting them made each chunk cost the whole table.
+    #[test]
+    fn a_chunk_reads_the_members_away_in_order_without_a_scan_of_every_member() {
+        let node = TestNode::new("pingliang");
+        let plan: Vec<String> = node
+            .store
+            .with(|c| {
+                let mut stmt =
+                    c.prepare(&format!("EXPLAIN QUERY PLAN {}", super::away_after_sql()))?;
+                let plan = stmt
+                    .query_map(rusqlite::params!["pingliang", "", 2000], |r| r.get(3))?
+                    .collect::<Result<Vec<String>, _>>()?;
+                Ok(plan)
+            })
+            .unwrap();
+        assert_eq!(plan.len(), 2, "{plan:?}");
+        assert!(
+            plan[0].contains("USING INDEX outflows_one_open (member_id>?)"),
+            "{plan:?}"
+        );
+        assert!(plan[1].contains("(member_id=?)"), "{plan:?}");
+    }
 }
