@@ -294,3 +294,46 @@ fn sim_bug_a_restored_host_takes_the_coordinators_end_it_forgot() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_400_000]));
 }
+
+/// Soak seed 1,500,185 at 2,000 steps (`agreements-agree`). Lanzhou
+/// coordinates a0 with Pingliang and rejects it; Pingliang applies the
+/// end and backs up. Lanzhou is restored to before its rejection and
+/// Pingliang to before it heard of a0; Pingliang accepts, Lanzhou
+/// activates and then expires a0 on its clock. Lanzhou is restored again
+/// and adopts "expired" from Pingliang, and Pingliang is restored to its
+/// backup holding "terminated", an end of Lanzhou's lost log. Pingliang,
+/// adopting Lanzhou's holdings, kept that end, since both ends were the
+/// coordinator's: the two sides held different ends for good. Fixed in
+/// `core::reconcile` (`adopt_agreement`): where both ended it
+/// differently, the end the coordinator holds stands.
+#[test]
+fn sim_a_restored_party_takes_the_end_the_coordinator_holds_over_one_of_its_lost_log() {
+    let a = AgreementRef(1);
+    let run = schedule(vec![
+        backup(P),
+        propose(L, P, true, -1, 36),
+        backup(L),
+        reject_agreement(L, a),
+        advance(20),
+        deliver(L, P),
+        backup(P),
+        restore(P, 0),
+        restore(L, 0),
+        deliver(X, P),
+        deliver(X, L),
+        deliver(P, L),
+        deliver(L, P),
+        accept_agreement(P, a),
+        deliver(P, L),
+        tick(L),
+        advance(16),
+        tick(L),
+        deliver(L, P),
+        restore(L, 0),
+        deliver(X, L),
+        deliver(P, L),
+        restore(P, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_185]));
+}

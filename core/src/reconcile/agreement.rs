@@ -128,15 +128,31 @@ pub(super) fn adopt_agreement(
         && local
             .as_ref()
             .is_some_and(|a| held.active_version > a.active_version);
-    // Ended on both sides, differently: the coordinator's end stands on
-    // both, as when the two ends cross in the logs (a restore can make
-    // one side forget the coordinator's end it had applied).
+    // Ended on both sides, differently: the end the coordinator holds
+    // stands on both, as when the two ends cross in the logs (a restore can
+    // make one side forget the coordinator's end it had applied, or keep an
+    // end of a coordinator's log that the coordinator lost). From the
+    // coordinator (the peer, when this node is the inflow party) its end is
+    // taken whatever it is; the coordinator itself takes the peer's end
+    // only where that end is its own and the one it holds is not.
     let coordinators_end = is_final
         && state_rank(&held.state) == 2
         && local.as_ref().is_some_and(|a| {
-            held.ended_by == a.outflow_node
-                && a.ended_by != a.outflow_node
-                && held.outflow_node == a.outflow_node
+            let coordinator = &a.outflow_node;
+            let differs = (
+                a.state.as_str(),
+                a.ended_by.as_str(),
+                a.ended_reason.as_str(),
+            ) != (
+                held.state.as_str(),
+                held.ended_by.as_str(),
+                held.ended_reason.as_str(),
+            );
+            let held_by_coordinator = ctx.me.as_str() != coordinator.as_str();
+            held.outflow_node == *coordinator
+                && differs
+                && (held_by_coordinator
+                    || (held.ended_by == *coordinator && a.ended_by != *coordinator))
         });
     if coordinators_end {
         conn.execute(
