@@ -1699,3 +1699,50 @@ fn sim_bug_a_hosts_record_about_a_member_not_yet_arrived_is_held_at_adoption() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_600_334, 1_600_648, 1_600_782]));
 }
+
+/// Soak seed 1,500,147 at 2,000 steps (`host-records-converged`). Xi'an
+/// hosts m under Yinchuan's agreement, writes its host section, and
+/// Yinchuan releases m to Lanzhou. Yinchuan is then restored to a backup
+/// from before m existed: Xi'an's next section of m arrives first and is
+/// held (m is unknown there), then Yinchuan learns from Lanzhou's holdings
+/// that it released m, and makes a tombstone. The held section stayed held
+/// for good, so Lanzhou never got it. Fixed in `core::transfers`
+/// (`adopt_completed`): a tombstone made at adoption checks again the host
+/// records held about its member, as one made by the transfer rule does,
+/// and relays them to the member's owner.
+#[test]
+fn sim_bug_a_tombstone_made_at_adoption_relays_the_host_records_held_about_it() {
+    const Y: usize = 3;
+    let m = MemberRef(6);
+    let a = AgreementRef(1);
+    let run = schedule_on(
+        4,
+        vec![
+            backup(X),
+            propose(Y, X, true, -4, 78),
+            deliver_at_most(Y, X, 3),
+            accept_agreement(X, a),
+            backup(Y),
+            deliver_at_most(X, Y, 2),
+            member_add(Y, "赵党员"),
+            outflow(Y, m, X, 1),
+            restore(X, 0),
+            deliver(Y, X),
+            deliver(P, X),
+            start(Y, m, L, 30),
+            deliver(L, X),
+            host_set(X, m, 75),
+            deliver(Y, L),
+            deliver_at_most(X, Y, 5),
+            accept(L, TransferRef(11)),
+            deliver_at_most(L, Y, 3),
+            deliver_at_most(Y, L, 5),
+            restore(Y, 0),
+            deliver_at_most(X, Y, 3),
+            deliver_at_most(Y, X, 1),
+            deliver_at_most(X, Y, 8),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_147]));
+}

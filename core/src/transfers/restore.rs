@@ -384,6 +384,9 @@ fn adopt_completed(
             &ctx.today().to_string(),
         )?;
         t.released_generation = released;
+        // Host records about the member that arrived before this node
+        // learned it released it were held: relayed to its owner now.
+        crate::hosting::retry_held_about(conn, ctx, &t.member_id)?;
     }
     if t.released_generation == 0 {
         // An older transfer, adopted as it is: the generation its release
