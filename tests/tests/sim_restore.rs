@@ -1746,3 +1746,51 @@ fn sim_bug_a_tombstone_made_at_adoption_relays_the_host_records_held_about_it() 
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_147]));
 }
+
+/// Soak seed 1,500,037 at 2,000 steps (`host-records-converged`), shrunk
+/// (the seed itself still fails, at another step). Pingliang releases m to Xi'an, Xi'an backs up and releases it to
+/// Lanzhou, which shares it with Pingliang as host: Pingliang's section is
+/// at Lanzhou's generation 3. The agreement ends (Pingliang drops its copy)
+/// and Xi'an, restored to its backup, shares m again at generation 2 under
+/// its own agreement with Pingliang, who writes its section again: at
+/// generation 2. Xi'an relays it to Lanzhou once it learns its release,
+/// and Lanzhou kept the section at generation 3 as the newer: the host's
+/// latest words never reached the owner. Fixed in `core::members`
+/// (`host_section_set`): a host's section never goes back a generation.
+#[test]
+fn sim_bug_a_hosts_section_never_goes_back_a_generation() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        start(P, m, X, 3),
+        deliver_at_most(P, X, 5),
+        accept(X, TransferRef(1)),
+        deliver_at_most(X, P, 5),
+        deliver_at_most(P, X, 8),
+        outflow(X, m, P, 4),
+        backup(X),
+        start(X, m, L, 10),
+        deliver_at_most(X, L, 3),
+        accept(L, TransferRef(8)),
+        deliver_at_most(L, X, 5),
+        deliver_at_most(X, L, 1),
+        outflow(L, m, P, 98),
+        propose(L, P, true, -15, 36),
+        deliver_at_most(L, P, 8),
+        accept_agreement(P, AgreementRef(14)),
+        deliver_at_most(P, L, 8),
+        deliver_at_most(L, P, 3),
+        host_set(P, m, 141),
+        peer_remove(P, L, true),
+        propose(X, P, true, -19, 119),
+        deliver_at_most(X, P, 5),
+        accept_agreement(P, AgreementRef(21)),
+        deliver_at_most(P, X, 5),
+        deliver_at_most(X, P, 8),
+        restore(X, 0),
+        deliver_at_most(P, X, 5),
+        deliver_at_most(X, P, 3),
+        host_set(P, m, 190),
+    ]);
+    all_pass(vec![run]);
+}

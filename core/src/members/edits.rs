@@ -615,16 +615,22 @@ pub fn host_section_set(
         false,
     )?;
     let owner_version = copy.version.unwrap_or_default();
+    // A host's section never goes back a generation: an owner keeps the
+    // higher version of it, so a section written over a copy at an older
+    // generation than this node's last one (shared again by an owner
+    // restored to before it released the member) stays the latest for
+    // whoever owns the member now.
+    let generation = owner_version.generation.max(current.generation);
     // Past a version of this section a peer holds that this node, restored
     // from a backup, could not take back (`raise_host_section_floor`).
     let floor = host_section_floor(conn, &member_id)?
-        .filter(|f| f.generation == owner_version.generation)
+        .filter(|f| f.generation == generation)
         .map_or(0, |f| f.counter);
     let counter = current.counter.max(floor) + 1;
     let section = pb::HostSection {
         member_id: member_id.clone(),
         version: Some(pb::Version {
-            generation: owner_version.generation,
+            generation,
             counter,
         }),
         author: ctx.me.to_string(),
@@ -664,7 +670,7 @@ pub fn host_section_set(
         "host_section",
         &member_id,
         "host_branch,reported_on,address,employer,industry,job,contact,last_seen_at_host,station",
-        owner_version.generation,
+        generation,
         counter,
         &copy.basis,
         ctx.now_ms,
