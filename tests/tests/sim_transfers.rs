@@ -207,3 +207,42 @@ fn sim_bug_a_newer_release_of_a_completed_transfer_is_installed() {
     ]);
     all_pass(vec![run]);
 }
+
+/// Soak seed 1,600,010 at 600 steps (`transfers-final`). Yinchuan
+/// releases m to Lanzhou, which passes it on to Pingliang. Both are then
+/// restored: Lanzhou to its backup holding Yinchuan's offer open,
+/// Yinchuan to before the offer. Yinchuan, adopting the holdings, answers
+/// the offer it forgot as cancelled and learns from Pingliang's later
+/// generation that m left it; Lanzhou, learning it passed m on, completes
+/// the letter and sends its receipt. Yinchuan kept the letter cancelled:
+/// one letter, two outcomes. Fixed in `core::transfers` (`apply_receipt`):
+/// a receipt for a letter of a member that left this node on a branch a
+/// restore forgot completes the letter.
+#[test]
+fn sim_bug_a_receipt_completes_a_letter_whose_member_left_on_a_forgotten_branch() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(Y, "张党员"),
+            backup(Y),
+            start(Y, m, L, 90),
+            deliver(Y, L),
+            backup(L),
+            accept(L, TransferRef(2)),
+            deliver_at_most(L, Y, 8),
+            deliver_at_most(Y, L, 1),
+            start(L, m, P, 30),
+            reissue(L, TransferRef(8)),
+            deliver(L, P),
+            accept(P, TransferRef(9)),
+            deliver_at_most(P, L, 8),
+            deliver_at_most(L, P, 3),
+            restore(L, 0),
+            restore(Y, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_600_010]));
+}

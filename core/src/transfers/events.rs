@@ -521,6 +521,22 @@ fn apply_receipt(
     {
         tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a member this node forgot it released; released again");
         release(conn, ctx, &mut t)?;
+    } else if matches!(
+        t.state,
+        TransferState::Offered | TransferState::Expired | TransferState::Cancelled
+    ) && left_on_a_forgotten_branch(conn, ctx, &t)?
+    {
+        // The member left this node on a branch of its backups that a
+        // restore forgot (a peer's later generation told it: a forward
+        // pointer naming no transfer), and the receiver completed this
+        // letter: the receipt is the letter's one outcome. Nothing is
+        // released again: the member is no longer here.
+        tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a letter whose member left on a branch this node forgot; completed");
+        t.state = TransferState::Completed;
+        t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
+        t.receipt_at_ms = Some(ctx.now_ms);
+        save(conn, &t, ctx.now_ms)?;
+        return Ok(());
     }
     if t.state == TransferState::Released {
         t.state = TransferState::Completed;
@@ -528,6 +544,20 @@ fn apply_receipt(
         save(conn, &t, ctx.now_ms)?;
     }
     Ok(())
+}
+
+/// Whether `t`'s member left this node on a branch of its backups that a
+/// restore forgot: this node, restored, holds it as a forward pointer to a
+/// later owner that names no transfer (`yield_to_later_generation`).
+fn left_on_a_forgotten_branch(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Error> {
+    if !crate::epoch::was_restored(conn)? {
+        return Ok(false);
+    }
+    let pointer: Option<(String, String)> = conn
+        .prepare_cached("SELECT owner, moved_transfer_id FROM members WHERE member_id = ?1")?
+        .query_row([&t.member_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(pointer.is_some_and(|(owner, transfer)| owner != ctx.me.as_str() && transfer.is_empty()))
 }
 
 /// A releasing owner tells the other hosts of a member that it moved
