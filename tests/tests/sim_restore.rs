@@ -1699,3 +1699,54 @@ fn sim_bug_a_hosts_record_about_a_member_not_yet_arrived_is_held_at_adoption() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_600_334, 1_600_648, 1_600_782]));
 }
+
+/// Soak seed 1,500,094 (`single-owner`; 1,500,172 at 2,000 steps is the
+/// same). Xi'an offers m to Yinchuan under its letter of
+/// 2026 and is backed up; Yinchuan accepts, gets the release (generation
+/// 2) and is backed up. Both are restored to before the release; a month
+/// on, in 2027, Xi'an's calendar expires the offer and Xi'an sends m to
+/// Lanzhou under its first letter of 2027, which also gives generation 2.
+/// Yinchuan is restored again, to its backup owning m: two owners at one
+/// generation, released on two branches of Xi'an's backups, which the
+/// generation rule alone cannot tell apart. Fixed in `core::reconcile`
+/// and `core::transfers` (`yield_to_later_generation`): a peer's
+/// holdings name the letter that gave each generation, and of two
+/// releases of one generation by the same sender, the earlier letter (by
+/// year, then number: here across New Year) yields to the later.
+#[test]
+fn sim_bug_two_releases_of_one_generation_the_earlier_letter_yields() {
+    const Y: usize = 3;
+    let m = MemberRef(1);
+    let days = |d: i64| Step::Advance {
+        deltas_ms: vec![d * DAY; 4],
+    };
+    let run = schedule_on(
+        4,
+        vec![
+            backup(Y),
+            member_add(X, "李党员"),
+            start(X, m, Y, 30),
+            deliver(X, Y),
+            backup(X),
+            accept(Y, TransferRef(2)),
+            deliver(Y, X),
+            deliver(X, Y),
+            backup(Y),
+            days(13),
+            restore(X, 0),
+            days(20),
+            restore(Y, 0),
+            // Xi'an adopts its peers' holdings (none holds the release).
+            deliver(L, X),
+            deliver(Y, X),
+            deliver(P, X),
+            tick(X),
+            start(X, m, L, 10),
+            deliver(X, L),
+            accept(L, TransferRef(17)),
+            restore(Y, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_094, 1_500_172]));
+}

@@ -31,6 +31,7 @@ pub use restore::{
 };
 pub use sender::{cancel, extend, out_on_paper, reissue, start};
 pub use state::{
-    Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
+    generation_letter, Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS,
+    RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
 pub use views::{list, open_with, past_expiry, view};

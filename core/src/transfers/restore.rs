@@ -454,27 +454,49 @@ fn abort_unless_owned(
     Ok(Some(Adopted::Aborted))
 }
 
-/// At a restored node's reconciliation, a peer holds `member_id` at
-/// `generation`, owned by `owner` (another node), while this node owns it
-/// at an earlier generation. Generations rise only with releases, so this
-/// node released the member on a branch its restore forgot, and no peer
-/// reported that transfer. A generation never goes back: this node's
-/// record becomes a tombstone at that generation pointing to `owner`,
-/// with no letter (none is known), its open offers end and its hosts
-/// learn the member moved; events held until the release was learned are
-/// judged again. Audited as a conflict for the operator: local edits since
-/// the backup are lost. Returns whether this node yielded.
+/// At a restored node's reconciliation, a peer holds `held.member_id` at
+/// `held.generation`, owned by `held.owner` (another node), past this
+/// node's own record of it:
+///
+/// - at a later generation. Generations rise only with releases, so this
+///   node released the member on a branch its restore forgot, and no peer
+///   reported that transfer;
+/// - or at the same generation by a later letter of the same sender than
+///   the one that brought it here. Two releases of one generation can only
+///   come from two branches of the sender's backups (it released, was
+///   restored to before, and released again under a new letter; or the
+///   receiver was restored to a backup holding the first release). The
+///   sender numbers its letters in order and a restore never numbers
+///   backwards past what its peers hold, so the later letter is the
+///   release of the sender's latest branch: the older one yields.
+///
+/// A generation never goes back: this node's record becomes a tombstone
+/// at that generation pointing to the owner, with no transfer (none is
+/// known here) and the letter the peer names, its open offers end and its
+/// hosts learn the member moved; events held until the release was
+/// learned are judged again. Audited as a conflict for the operator: local
+/// edits since the backup are lost. Returns whether this node yielded.
 pub fn yield_to_later_generation(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    member_id: &str,
-    generation: u64,
-    owner: &str,
+    held: &pb::HeldGeneration,
 ) -> Result<bool, Error> {
+    let (member_id, generation, owner) = (
+        held.member_id.as_str(),
+        held.generation,
+        held.owner.as_str(),
+    );
     let Some(home) = members::load_home(conn, member_id)? else {
         return Ok(false);
     };
-    if home.owner != ctx.me.as_str() || home.generation >= generation || owner == ctx.me.as_str() {
+    if home.owner != ctx.me.as_str() || owner == ctx.me.as_str() {
+        return Ok(false);
+    }
+    let later_letter = || -> Result<bool, Error> {
+        let ours = super::state::generation_letter(conn, ctx.me.as_str(), member_id)?;
+        Ok(LetterNo::is_later_of_same_issuer(&held.letter_no, &ours))
+    };
+    if !(home.generation < generation || home.generation == generation && later_letter()?) {
         return Ok(false);
     }
     let owner_id = node(owner)?;
@@ -492,7 +514,7 @@ pub fn yield_to_later_generation(
         owner_id.as_str(),
         "",
         "",
-        "",
+        &held.letter_no,
         &ctx.today().to_string(),
     )?;
     tracing::warn!(
@@ -500,7 +522,8 @@ pub fn yield_to_later_generation(
         owned_at = home.generation,
         generation,
         %owner,
-        "restored: a peer holds a member this node owned at a later generation; it moved on under a release the restore forgot"
+        letter = %held.letter_no,
+        "restored: a peer holds a member this node owned, past its record here; it moved on under a release the restore forgot"
     );
     audit::append(
         conn,
@@ -511,8 +534,16 @@ pub fn yield_to_later_generation(
             target: member_id,
             outcome: Outcome::Ok,
             detail: &format!(
-                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: released on a branch of this node's backups that the restore forgot; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
-                home.generation
+                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: {}; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
+                home.generation,
+                if home.generation < generation {
+                    "released on a branch of this node's backups that the restore forgot".to_owned()
+                } else {
+                    format!(
+                        "by {}, a later letter of the sender than the one it came here by, released again on a later branch of the sender's backups",
+                        held.letter_no
+                    )
+                }
             ),
         },
     )?;
