@@ -1750,3 +1750,54 @@ fn sim_bug_two_releases_of_one_generation_the_earlier_letter_yields() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_094, 1_500_172]));
 }
+
+/// Soak seed 1,500,112 at 2,000 steps (`single-owner`), shrunk. Xi'an
+/// receives m from Pingliang, offers it to Tianshui, which accepts, and
+/// Xi'an releases it (generation 3) and is backed up before Tianshui pulls
+/// the release. Restored to an older backup, Xi'an receives m again from
+/// Pingliang's log and sends it to Lanzhou under a later letter, which
+/// also gives generation 3. Restored again to the backup holding the
+/// first release, Xi'an serves it to Tianshui: two owners at one
+/// generation, and Tianshui, restored never, takes no holdings to compare.
+/// Fixed in `core::transfers`: the sender, adopting Lanzhou's report of
+/// the later letter's release at the generation its tombstone records
+/// under the earlier one, names Lanzhou in its tombstone and sends
+/// Tianshui `moved` naming the later letter; Tianshui, owning the member
+/// at that generation by the sender's earlier letter, yields.
+#[test]
+fn sim_bug_a_sender_that_released_twice_at_one_generation_tells_the_earlier_receiver() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(1);
+    let run = schedule_on(
+        5,
+        vec![
+            backup(X),
+            member_add(P, "张党员"),
+            backup(X),
+            start(P, m, X, 30),
+            deliver_at_most(P, X, 2),
+            accept(X, TransferRef(3)),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(P, X, 3),
+            start(X, m, T, 10),
+            deliver_at_most(X, T, 8),
+            accept(T, TransferRef(8)),
+            deliver_at_most(T, X, 8),
+            backup(X),
+            restore(X, 0),
+            deliver(L, X),
+            deliver_at_most(T, X, 5),
+            deliver(P, X),
+            deliver(Y, X),
+            start(X, m, L, 30),
+            deliver_at_most(X, L, 3),
+            accept(L, TransferRef(18)),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(X, L, 3),
+            restore(X, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_112]));
+}
