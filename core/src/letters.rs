@@ -80,6 +80,16 @@ impl LetterNo {
     pub fn is_issued_by(&self, me: &str) -> bool {
         self.issuer == me.to_uppercase()
     }
+
+    /// Whether `later` is a letter of the same issuer as `earlier`,
+    /// numbered after it (by year, then number). Letters of two issuers,
+    /// or numbers this system did not issue, are not ordered.
+    pub fn is_later_of_same_issuer(later: &str, earlier: &str) -> bool {
+        match (LetterNo::parse(later), LetterNo::parse(earlier)) {
+            (Some(a), Some(b)) => a.issuer == b.issuer && a.place > b.place,
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for LetterNo {

@@ -544,6 +544,7 @@ impl Filler<'_> {
                 generation: self.n(),
                 new_owner: self.s(),
                 transfer_id: self.transfer(),
+                letter_no: self.s(),
             }
             .encode_to_vec(),
             K::EpochComplete => pb::EpochComplete {

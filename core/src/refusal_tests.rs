@@ -41,6 +41,7 @@ fn moved(member: &str, generation: u64, new_owner: &str) -> Vec<u8> {
         generation,
         new_owner: new_owner.into(),
         transfer_id: "t-forged".into(),
+        letter_no: String::new(),
     }
     .encode_to_vec()
 }

@@ -1794,3 +1794,105 @@ fn sim_bug_a_hosts_section_never_goes_back_a_generation() {
     ]);
     all_pass(vec![run]);
 }
+
+/// Soak seed 1,500,094 (`single-owner`; 1,500,172 at 2,000 steps is the
+/// same). Xi'an offers m to Yinchuan under its letter of
+/// 2026 and is backed up; Yinchuan accepts, gets the release (generation
+/// 2) and is backed up. Both are restored to before the release; a month
+/// on, in 2027, Xi'an's calendar expires the offer and Xi'an sends m to
+/// Lanzhou under its first letter of 2027, which also gives generation 2.
+/// Yinchuan is restored again, to its backup owning m: two owners at one
+/// generation, released on two branches of Xi'an's backups, which the
+/// generation rule alone cannot tell apart. Fixed in `core::reconcile`
+/// and `core::transfers` (`yield_to_later_generation`): a peer's
+/// holdings name the letter that gave each generation, and of two
+/// releases of one generation by the same sender, the earlier letter (by
+/// year, then number: here across New Year) yields to the later.
+#[test]
+fn sim_bug_two_releases_of_one_generation_the_earlier_letter_yields() {
+    const Y: usize = 3;
+    let m = MemberRef(1);
+    let days = |d: i64| Step::Advance {
+        deltas_ms: vec![d * DAY; 4],
+    };
+    let run = schedule_on(
+        4,
+        vec![
+            backup(Y),
+            member_add(X, "李党员"),
+            start(X, m, Y, 30),
+            deliver(X, Y),
+            backup(X),
+            accept(Y, TransferRef(2)),
+            deliver(Y, X),
+            deliver(X, Y),
+            backup(Y),
+            days(13),
+            restore(X, 0),
+            days(20),
+            restore(Y, 0),
+            // Xi'an adopts its peers' holdings (none holds the release).
+            deliver(L, X),
+            deliver(Y, X),
+            deliver(P, X),
+            tick(X),
+            start(X, m, L, 10),
+            deliver(X, L),
+            accept(L, TransferRef(17)),
+            restore(Y, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_094, 1_500_172]));
+}
+
+/// Soak seed 1,500,112 at 2,000 steps (`single-owner`), shrunk. Xi'an
+/// receives m from Pingliang, offers it to Tianshui, which accepts, and
+/// Xi'an releases it (generation 3) and is backed up before Tianshui pulls
+/// the release. Restored to an older backup, Xi'an receives m again from
+/// Pingliang's log and sends it to Lanzhou under a later letter, which
+/// also gives generation 3. Restored again to the backup holding the
+/// first release, Xi'an serves it to Tianshui: two owners at one
+/// generation, and Tianshui, restored never, takes no holdings to compare.
+/// Fixed in `core::transfers`: the sender, adopting Lanzhou's report of
+/// the later letter's release at the generation its tombstone records
+/// under the earlier one, names Lanzhou in its tombstone and sends
+/// Tianshui `moved` naming the later letter; Tianshui, owning the member
+/// at that generation by the sender's earlier letter, yields.
+#[test]
+fn sim_bug_a_sender_that_released_twice_at_one_generation_tells_the_earlier_receiver() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(1);
+    let run = schedule_on(
+        5,
+        vec![
+            backup(X),
+            member_add(P, "张党员"),
+            backup(X),
+            start(P, m, X, 30),
+            deliver_at_most(P, X, 2),
+            accept(X, TransferRef(3)),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(P, X, 3),
+            start(X, m, T, 10),
+            deliver_at_most(X, T, 8),
+            accept(T, TransferRef(8)),
+            deliver_at_most(T, X, 8),
+            backup(X),
+            restore(X, 0),
+            deliver(L, X),
+            deliver_at_most(T, X, 5),
+            deliver(P, X),
+            deliver(Y, X),
+            start(X, m, L, 30),
+            deliver_at_most(X, L, 3),
+            accept(L, TransferRef(18)),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(X, L, 3),
+            restore(X, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_112]));
+}

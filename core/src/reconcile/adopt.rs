@@ -213,8 +213,9 @@ fn note_other_branches(tx: &Connection, batches: &[pb::HoldingsBatch]) -> Result
     Ok(other_branch)
 }
 
-/// Members the peer holds at a later generation than this node owns them
-/// at, moved on by a release no peer reported
+/// Members the peer holds past this node's own record (a later
+/// generation, or the same one by a later letter of the same sender),
+/// moved on by a release no peer reported
 /// ([`transfers::yield_to_later_generation`]); after the transfers, which
 /// decide the members they name.
 fn yield_to_later_generations(
@@ -224,16 +225,18 @@ fn yield_to_later_generations(
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
     for held in batches.iter().flat_map(|b| &b.generations) {
-        if transfers::yield_to_later_generation(
-            tx,
-            ctx,
-            &held.member_id,
-            held.generation,
-            &held.owner,
-        )? {
+        if transfers::yield_to_later_generation(tx, ctx, held)? {
             report.conflicts.push(format!(
-                "member {}: {} holds it at generation {}, past this node's; now a tombstone naming {}",
-                held.member_id, held.owner, held.generation, held.owner
+                "member {}: {} holds it at generation {}{}, past this node's; now a tombstone naming {}",
+                held.member_id,
+                held.owner,
+                held.generation,
+                if held.letter_no.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by letter {}", held.letter_no)
+                },
+                held.owner
             ));
         }
     }

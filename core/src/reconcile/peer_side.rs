@@ -225,9 +225,9 @@ pub fn send_holdings(
         out.room(1, bytes).hosted.push(h);
     }
     // Every member moved at least once, as this node holds it (owned, or
-    // a tombstone naming the node it went to), except those it names the
-    // requester the owner of (the transfers above decide those) and those
-    // that left on paper.
+    // a tombstone naming the node it went to) with the letter that gave
+    // that generation, except those it names the requester the owner of
+    // (the transfers above decide those) and those that left on paper.
     let mut stmt = conn.prepare(
         "SELECT member_id, generation, owner FROM members
          WHERE generation > 1 AND owner <> ?1 AND moved_to_place = ''
@@ -238,8 +238,10 @@ pub fn send_holdings(
         if out.stopped {
             return Ok(false);
         }
+        let member_id: String = r.get(0)?;
         let held = pb::HeldGeneration {
-            member_id: r.get(0)?,
+            letter_no: crate::transfers::generation_letter(conn, ctx.me.as_str(), &member_id)?,
+            member_id,
             generation: r.get(1)?,
             owner: r.get(2)?,
         };

@@ -13,8 +13,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::receiver::{
     accept, answer_stale, install, intake_branch, offer_is_stale, purge, send_receipt,
 };
-use super::sender::{abort, may_release_again, release};
+use super::sender::{abort, may_release_again, release, yield_to_later_generation};
 use super::state::{is_void, load, save, void, Direction, Row, TransferState};
+use crate::letters::LetterNo;
 use crate::members;
 use crate::outcome::Rejection;
 use crate::{Ctx, Error};
@@ -579,6 +580,9 @@ fn apply_moved(
             "payload names another member than the event".into(),
         ));
     }
+    if yields_to_later_letter(conn, ctx, origin, &moved)? {
+        return Ok(());
+    }
     match crate::hosting::judge_claim(
         conn,
         ctx,
@@ -613,4 +617,36 @@ fn apply_moved(
     }
     members::delete_copy(conn, &moved.member_id)?;
     Ok(())
+}
+
+/// Two releases of one generation (docs/transfers.md): this node owns the
+/// member at the `moved`'s generation, and its origin, the sender that
+/// released it here, names a later letter of its own than the one it came
+/// here by. The sender released it twice, on two branches of its backups,
+/// and the later letter stands: this node yields to its receiver. Only the
+/// issuer of both letters can say so: a node numbers no other's letters.
+/// Returns whether this node yielded.
+fn yields_to_later_letter(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    moved: &pb::Moved,
+) -> Result<bool, Rejection> {
+    let by_origin =
+        LetterNo::parse(&moved.letter_no).is_some_and(|l| l.is_issued_by(origin.as_str()));
+    if !by_origin || NodeId::parse(&moved.new_owner).is_err() {
+        return Ok(false);
+    }
+    let owned_at_generation = members::load_home(conn, &moved.member_id)?
+        .is_some_and(|m| m.owner == ctx.me.as_str() && m.generation == moved.generation);
+    if !owned_at_generation {
+        return Ok(false);
+    }
+    let held = pb::HeldGeneration {
+        member_id: moved.member_id.clone(),
+        generation: moved.generation,
+        owner: moved.new_owner.clone(),
+        letter_no: moved.letter_no.clone(),
+    };
+    Ok(yield_to_later_generation(conn, ctx, &held)?)
 }

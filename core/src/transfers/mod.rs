@@ -26,11 +26,11 @@ pub use events::apply;
 pub use receiver::accept_with_faults;
 pub use receiver::{accept, reject};
 pub use restore::{
-    adopt_received, adopt_reported, adopt_sender_decision, answer_stale_offers,
-    yield_to_later_generation, Adopted,
+    adopt_received, adopt_reported, adopt_sender_decision, answer_stale_offers, Adopted,
 };
-pub use sender::{cancel, extend, out_on_paper, reissue, start};
+pub use sender::{cancel, extend, out_on_paper, reissue, start, yield_to_later_generation};
 pub use state::{
-    Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
+    generation_letter, Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS,
+    RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
 pub use views::{list, open_with, past_expiry, view};

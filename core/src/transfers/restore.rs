@@ -10,11 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::events::apply_abort;
 use super::receiver::{answer_stale, intake_branch, offer_is_stale, purge, send_receipt};
-use super::sender::{abort, moved_here, release, tombstone};
+use super::sender::{abort, abort_other_offers, moved_here, release, tombstone};
 use super::state::{load, node, save, Direction, Row, TransferState};
 use crate::letters::LetterNo;
 use crate::outcome::Rejection;
-use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::{log, members};
 use crate::{Ctx, Error};
 
@@ -36,32 +35,6 @@ pub enum Adopted {
     /// Not believed or not applicable; the reason, for the operator. The
     /// rest of the adoption goes on (one bad report never blocks it).
     Refused(String),
-}
-
-/// Before a restored node finishes `t` (the newest of its member): its
-/// other open offers of the member go. Only a reissued letter number (the
-/// same number, another transfer, from an earlier branch of this node's
-/// backups) leaves one open.
-fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), Error> {
-    let open: Vec<String> = conn
-        .prepare(
-            "SELECT transfer_id FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered' AND transfer_id <> ?2",
-        )?
-        .query_map(params![t.member_id, t.transfer_id], |r| r.get(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    for id in open {
-        if let Some(mut other) = load(conn, &id)? {
-            tracing::warn!(transfer = %id, newer = %t.transfer_id, member = %t.member_id, "restored: an open offer of a member another transfer took is aborted");
-            abort(
-                conn,
-                ctx,
-                &mut other,
-                TransferState::Cancelled,
-                "sender_restored",
-            )?;
-        }
-    }
-    Ok(())
 }
 
 /// The transfer rule of a restore (docs/restore.md) found `t` completed at its
@@ -338,6 +311,9 @@ fn adopt_completed(
         && home
             .as_ref()
             .is_some_and(|m| held.released_generation > m.generation);
+    if held.released_generation > 0 {
+        two_releases_of_one_generation(conn, ctx, &t, held.released_generation)?;
+    }
     if (newest || supersedes_ours) && owned_here {
         // The receiver owns the member: here it is a tombstone, and other
         // hosts learn it moved.
@@ -402,6 +378,85 @@ fn adopt_completed(
     Ok(Adopted::Completed { edited })
 }
 
+/// Two releases of one generation (docs/transfers.md): the receiver
+/// reports `t` completed at `generation`, the generation this node's
+/// tombstone of the member records under another of this node's letters.
+/// This node released the member twice, on two branches of its backups,
+/// and the later letter stands: the tombstone names the later letter's
+/// receiver, and the earlier letter's receiver is told the member moved
+/// (`moved` naming the later letter), so that it yields.
+fn two_releases_of_one_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    generation: u64,
+) -> Result<(), Error> {
+    let Some(tomb) = members::moved_of(conn, &t.member_id)?.filter(|m| {
+        m.generation == generation && !m.to_node.is_empty() && m.letter_no != t.letter_no
+    }) else {
+        return Ok(());
+    };
+    let ours =
+        |letter: &str| LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()));
+    if !ours(&tomb.letter_no) || !ours(&t.letter_no) {
+        return Ok(());
+    }
+    if LetterNo::is_later_of_same_issuer(&t.letter_no, &tomb.letter_no) {
+        tombstone(
+            conn,
+            &t.member_id,
+            generation,
+            &t.receiver,
+            "",
+            &t.transfer_id,
+            &t.letter_no,
+            &tomb.released_on,
+        )?;
+        tell_superseded(conn, ctx, &tomb.to_node, t, generation)
+    } else {
+        let later = Row {
+            transfer_id: tomb.transfer_id.clone(),
+            letter_no: tomb.letter_no.clone(),
+            receiver: tomb.to_node.clone(),
+            member_id: t.member_id.clone(),
+            ..Row::default()
+        };
+        tell_superseded(conn, ctx, &t.receiver, &later, generation)
+    }
+}
+
+/// Tells `earlier`, the receiver of an earlier letter's release of the
+/// member at `generation`, that `later`'s release of the same generation
+/// stands.
+fn tell_superseded(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    earlier: &str,
+    later: &Row,
+    generation: u64,
+) -> Result<(), Error> {
+    if earlier == later.receiver {
+        return Ok(());
+    }
+    tracing::warn!(member = %later.member_id, %generation, earlier = %earlier, later = %later.receiver, letter = %later.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
+    let moved = pb::Moved {
+        member_id: later.member_id.clone(),
+        generation,
+        new_owner: later.receiver.clone(),
+        transfer_id: later.transfer_id.clone(),
+        letter_no: later.letter_no.clone(),
+    };
+    log::append(
+        conn,
+        &node(earlier)?,
+        EventKind::Moved,
+        &later.member_id,
+        &moved.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    Ok(())
+}
+
 /// The newest letter, accepted at the receiver: released now, if this
 /// node still holds the member.
 fn adopt_accepted(
@@ -455,72 +510,6 @@ fn abort_unless_owned(
     }
     abort(conn, ctx, t, TransferState::Cancelled, "sender_restored")?;
     Ok(Some(Adopted::Aborted))
-}
-
-/// At a restored node's reconciliation, a peer holds `member_id` at
-/// `generation`, owned by `owner` (another node), while this node owns it
-/// at an earlier generation. Generations rise only with releases, so this
-/// node released the member on a branch its restore forgot, and no peer
-/// reported that transfer. A generation never goes back: this node's
-/// record becomes a tombstone at that generation pointing to `owner`,
-/// with no letter (none is known), its open offers end and its hosts
-/// learn the member moved; events held until the release was learned are
-/// judged again. Audited as a conflict for the operator: local edits since
-/// the backup are lost. Returns whether this node yielded.
-pub fn yield_to_later_generation(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-    generation: u64,
-    owner: &str,
-) -> Result<bool, Error> {
-    let Some(home) = members::load_home(conn, member_id)? else {
-        return Ok(false);
-    };
-    if home.owner != ctx.me.as_str() || home.generation >= generation || owner == ctx.me.as_str() {
-        return Ok(false);
-    }
-    let owner_id = node(owner)?;
-    let t = Row {
-        member_id: member_id.to_owned(),
-        receiver: owner_id.to_string(),
-        ..Row::default()
-    };
-    abort_other_offers(conn, ctx, &t)?;
-    super::sender::tell_holders_moved(conn, ctx, &t, generation)?;
-    tombstone(
-        conn,
-        member_id,
-        generation,
-        owner_id.as_str(),
-        "",
-        "",
-        "",
-        &ctx.today().to_string(),
-    )?;
-    tracing::warn!(
-        member = %member_id,
-        owned_at = home.generation,
-        generation,
-        %owner,
-        "restored: a peer holds a member this node owned at a later generation; it moved on under a release the restore forgot"
-    );
-    audit::append(
-        conn,
-        ctx.now_ms,
-        &NewEntry {
-            actor: &Actor::Node,
-            action: "reconcile.conflict",
-            target: member_id,
-            outcome: Outcome::Ok,
-            detail: &format!(
-                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: released on a branch of this node's backups that the restore forgot; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
-                home.generation
-            ),
-        },
-    )?;
-    crate::hosting::retry_held_about(conn, ctx, member_id)?;
-    Ok(true)
 }
 
 /// After a restore's adoption: the offers this node holds pending, from

@@ -11,9 +11,11 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::state::{
-    next_letter_no, node, require, save, void, Direction, LetterRules, Row, TransferState,
+    load, next_letter_no, node, require, save, void, Direction, LetterRules, Row, TransferState,
 };
 use super::views::view;
+use crate::letters::LetterNo;
+use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::{log, members};
 use crate::{Ctx, Error};
 
@@ -440,6 +442,7 @@ pub(super) fn tell_holders_moved(
             generation,
             new_owner: t.receiver.clone(),
             transfer_id: t.transfer_id.clone(),
+            letter_no: t.letter_no.clone(),
         };
         let holder = node(&holder)?;
         log::drop_queued_home_sections(conn, &holder, &t.member_id)?;
@@ -582,4 +585,127 @@ pub(super) fn may_release_again(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Re
         .optional()?
         .is_some();
     Ok(owned && !offered_elsewhere)
+}
+
+/// Before a restored node finishes `t` (the newest of its member): its
+/// other open offers of the member go. Only a reissued letter number (the
+/// same number, another transfer, from an earlier branch of this node's
+/// backups) leaves one open.
+pub(super) fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<(), Error> {
+    let open: Vec<String> = conn
+        .prepare(
+            "SELECT transfer_id FROM transfers WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'offered' AND transfer_id <> ?2",
+        )?
+        .query_map(params![t.member_id, t.transfer_id], |r| r.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in open {
+        if let Some(mut other) = load(conn, &id)? {
+            tracing::warn!(transfer = %id, newer = %t.transfer_id, member = %t.member_id, "restored: an open offer of a member another transfer took is aborted");
+            abort(
+                conn,
+                ctx,
+                &mut other,
+                TransferState::Cancelled,
+                "sender_restored",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// At a restored node's reconciliation, a peer holds `held.member_id` at
+/// `held.generation`, owned by `held.owner` (another node), past this
+/// node's own record of it:
+///
+/// - at a later generation. Generations rise only with releases, so this
+///   node released the member on a branch its restore forgot, and no peer
+///   reported that transfer;
+/// - or at the same generation by a later letter of the same sender than
+///   the one that brought it here. Two releases of one generation can only
+///   come from two branches of the sender's backups (it released, was
+///   restored to before, and released again under a new letter; or the
+///   receiver was restored to a backup holding the first release). The
+///   sender numbers its letters in order and a restore never numbers
+///   backwards past what its peers hold, so the later letter is the
+///   release of the sender's latest branch: the older one yields.
+///
+/// A generation never goes back: this node's record becomes a tombstone
+/// at that generation pointing to the owner, with no transfer (none is
+/// known here) and the letter the peer names, its open offers end and its
+/// hosts learn the member moved; events held until the release was
+/// learned are judged again. Audited as a conflict for the operator: local
+/// edits since the backup are lost. Returns whether this node yielded.
+pub fn yield_to_later_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldGeneration,
+) -> Result<bool, Error> {
+    let (member_id, generation, owner) = (
+        held.member_id.as_str(),
+        held.generation,
+        held.owner.as_str(),
+    );
+    let Some(home) = members::load_home(conn, member_id)? else {
+        return Ok(false);
+    };
+    if home.owner != ctx.me.as_str() || owner == ctx.me.as_str() {
+        return Ok(false);
+    }
+    let later_letter = || -> Result<bool, Error> {
+        let ours = super::state::generation_letter(conn, ctx.me.as_str(), member_id)?;
+        Ok(LetterNo::is_later_of_same_issuer(&held.letter_no, &ours))
+    };
+    if !(home.generation < generation || home.generation == generation && later_letter()?) {
+        return Ok(false);
+    }
+    let owner_id = node(owner)?;
+    let t = Row {
+        member_id: member_id.to_owned(),
+        receiver: owner_id.to_string(),
+        ..Row::default()
+    };
+    abort_other_offers(conn, ctx, &t)?;
+    tell_holders_moved(conn, ctx, &t, generation)?;
+    tombstone(
+        conn,
+        member_id,
+        generation,
+        owner_id.as_str(),
+        "",
+        "",
+        &held.letter_no,
+        &ctx.today().to_string(),
+    )?;
+    tracing::warn!(
+        member = %member_id,
+        owned_at = home.generation,
+        generation,
+        %owner,
+        letter = %held.letter_no,
+        "restored: a peer holds a member this node owned, past its record here; it moved on under a release the restore forgot"
+    );
+    audit::append(
+        conn,
+        ctx.now_ms,
+        &NewEntry {
+            actor: &Actor::Node,
+            action: "reconcile.conflict",
+            target: member_id,
+            outcome: Outcome::Ok,
+            detail: &format!(
+                "member {member_id}: owned here at generation {}, but {owner} holds it at generation {generation}: {}; the record here is now a tombstone naming {owner}, and changes made to it here since the backup are lost",
+                home.generation,
+                if home.generation < generation {
+                    "released on a branch of this node's backups that the restore forgot".to_owned()
+                } else {
+                    format!(
+                        "by {}, a later letter of the sender than the one it came here by, released again on a later branch of the sender's backups",
+                        held.letter_no
+                    )
+                }
+            ),
+        },
+    )?;
+    crate::hosting::retry_held_about(conn, ctx, member_id)?;
+    Ok(true)
 }

@@ -324,3 +324,35 @@ pub(super) fn is_void(
 pub(super) fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, Error> {
     Ok(crate::letters::issue(conn, ctx.me.as_str(), ctx.today())?.to_string())
 }
+
+/// The letter number of the release that gave `member_id` the generation
+/// this node holds it at, as this node knows it: for a member it owns, the
+/// completed incoming transfer released at that generation (the latest
+/// letter, should a number have come twice); for a tombstone, the letter
+/// it records. '' where none is known (a member added here, or a
+/// tombstone of a release no peer reported).
+pub fn generation_letter(conn: &Connection, me: &str, member_id: &str) -> Result<String, Error> {
+    let Some((owner, generation, moved_letter)): Option<(String, u64, String)> = conn
+        .prepare_cached(
+            "SELECT owner, generation, moved_letter_no FROM members WHERE member_id = ?1",
+        )?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+    else {
+        return Ok(String::new());
+    };
+    if owner != me {
+        return Ok(moved_letter);
+    }
+    let letters: Vec<String> = conn
+        .prepare_cached(
+            "SELECT letter_no FROM transfers WHERE direction = 'incoming' AND state = 'completed'
+               AND member_id = ?1 AND released_generation = ?2",
+        )?
+        .query_map(params![member_id, generation], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(letters
+        .into_iter()
+        .max_by_key(|l| crate::letters::LetterNo::place_of(l))
+        .unwrap_or_default())
+}

@@ -100,7 +100,11 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 ///   member held by both it and P is tolerated until P returns and is
 ///   adopted: the one exception to a single owner. A peer its backup did
 ///   not list (removed when the backup was taken) counts the same until an
-///   operator adds it again.
+///   operator adds it again;
+/// - a sender that released a member twice at one generation (on two
+///   branches of its backups) tells the earlier letter's receiver by a
+///   `moved` naming the later one's (docs/transfers.md): the two own it
+///   until that `moved` is applied.
 pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     const NAME: &str = "single-owner";
     let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -258,9 +262,50 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
             .filter(|n| n.me() == at)
             .any(|n| liaison_core::epoch::awaits_retake(n.conn, peer, &peer_log).unwrap_or(false))
     };
+    // Two releases of one generation (docs/transfers.md): the sender
+    // that released the member twice told the earlier letter's receiver
+    // by a `moved` naming the later letter's, still on its way.
+    let moved_in_flight = |member: &str, earlier: &str, later: &str| {
+        let Some(receiver) = nodes.iter().find(|n| n.me() == earlier) else {
+            return false;
+        };
+        nodes.iter().any(|s| {
+            let Ok(Some(log_id)) = liaison_core::store::get_meta(s.conn, "log_id") else {
+                return false;
+            };
+            let cursor: u64 = receiver
+                .conn
+                .query_row(
+                    "SELECT seq FROM cursors WHERE peer = ?1 AND log_id = ?2",
+                    [s.me(), log_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+            s.conn
+                .prepare(
+                    "SELECT payload FROM events WHERE audience = ?1 AND kind = ?2 AND entity = ?3 AND seq > ?4",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![earlier, liaison_proto::v1::EventKind::Moved as i32, member, cursor],
+                        |r| r.get::<_, Vec<u8>>(0),
+                    )?
+                    .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|p| <liaison_proto::v1::Moved as prost::Message>::decode(p.as_slice()).ok())
+                .any(|m| m.new_owner == later && !m.letter_no.is_empty())
+        })
+    };
     let tolerated = |member: &str, claims: &[&str]| {
         claims.len() == 2
             && (claims.iter().any(|c| stale_offer(c, member, claims))
+                || moved_in_flight(member, claims[0], claims[1])
+                || moved_in_flight(member, claims[1], claims[0])
                 || awaits_retake(claims[0], claims[1])
                 || awaits_retake(claims[1], claims[0])
                 || skipped.contains(&(claims[0], claims[1].to_owned()))
@@ -613,10 +658,13 @@ pub fn authors_are_authorities(
     {
         if owner != me {
             let released = matches!(transfer.as_deref(), Some("released" | "completed"));
-            let yielded = restored
-                && transfer_id.is_empty()
+            // The generation rule of a restore, or a `moved` naming a
+            // later letter of the sender that released the member here
+            // (docs/transfers.md, Two releases of one generation), which
+            // a node never restored applies too.
+            let yielded = transfer_id.is_empty()
                 && moved_to == owner
-                && audited_yield(node, &member, generation).map_err(sql(NAME))?;
+                && audited_yield(node, &member, generation, restored).map_err(sql(NAME))?;
             if moved_to != owner || !(released || yielded) {
                 return bad(format!(
                     "member {member} is held with owner {owner}, but not as a tombstone of a released transfer                      (forward pointer `{moved_to}`, transfer {transfer:?})"
@@ -779,15 +827,23 @@ pub fn quarantine_holds_only_invalid(
 // ------------------------------------------------------------- convergence
 
 /// Whether `node` audited yielding `member` to a peer's `generation`
-/// (`transfers::yield_to_later_generation`).
-fn audited_yield(node: &NodeDb<'_>, member: &str, generation: u64) -> rusqlite::Result<bool> {
+/// (`transfers::yield_to_later_generation`): at a restored node, by either
+/// rule; at one never restored, only to a later letter of the sender
+/// that released the member to it.
+fn audited_yield(
+    node: &NodeDb<'_>,
+    member: &str,
+    generation: u64,
+    restored: bool,
+) -> rusqlite::Result<bool> {
     Ok(node
         .conn
         .prepare_cached(
             "SELECT 1 FROM audit WHERE action = 'reconcile.conflict' AND target = ?1
-             AND detail LIKE '%at generation ' || ?2 || ':%'",
+             AND detail LIKE '%at generation ' || ?2 || ':%'
+             AND (?3 OR detail LIKE '%a later letter of the sender%')",
         )?
-        .query_row(rusqlite::params![member, generation], |_| Ok(()))
+        .query_row(rusqlite::params![member, generation, restored], |_| Ok(()))
         .optional()?
         .is_some())
 }
