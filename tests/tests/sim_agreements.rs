@@ -337,3 +337,59 @@ fn sim_a_restored_party_takes_the_end_the_coordinator_holds_over_one_of_its_lost
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_185]));
 }
+
+/// Soak seed 1,500,183 at 2,000 steps (`quarantine-only-invalid`).
+/// Pingliang coordinates a0 with Xi'an and publishes a second version,
+/// which Xi'an accepts. Both are restored to backups from before it, and
+/// Xi'an's counter-proposal becomes another version 2. Xi'an is then
+/// restored to its backup holding the first version 2 and its acceptance,
+/// still in its log: Pingliang quarantined that acceptance as a forged
+/// signature (it is Xi'an's own, over terms Pingliang published on the
+/// branch it forgot), and Xi'an, adopting Pingliang's holdings, kept its
+/// own terms under version 2 while Pingliang held others. Fixed in
+/// `core::agreements` (`apply_vote`): an acceptance that is the voter's own
+/// signature over other terms under the version number is ignored, the
+/// coordinator's version standing; and in `core::reconcile`
+/// (`adopt_agreement`): the inflow party takes the coordinator's terms
+/// under a version number it holds with other terms.
+#[test]
+fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
+    let a = AgreementRef(0);
+    let run = schedule(vec![
+        propose(P, X, true, -15, 195),
+        deliver(P, X),
+        accept_agreement(X, a),
+        deliver(X, P),
+        deliver(P, X),
+        backup(P),
+        backup(X),
+        counter(P, a, -9, 63),
+        deliver(P, X),
+        accept_agreement(X, a),
+        deliver(X, P),
+        backup(X),
+        restore(X, 0),
+        restore(P, 0),
+        deliver(L, X),
+        deliver(L, P),
+        deliver(X, P),
+        deliver(P, X),
+        deliver(X, P),
+        counter(X, a, -2, 34),
+        deliver(X, P),
+        accept_agreement(P, a),
+        deliver(P, X),
+        restore(X, 1),
+        deliver(L, X),
+        deliver(P, X),
+        deliver(X, P),
+    ]);
+    assert_eq!(
+        run.trace[21].outcome_kind,
+        "done",
+        "Pingliang publishes Xi'an's counter as version 2: {}",
+        run.report()
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_183]));
+}

@@ -1896,3 +1896,82 @@ fn sim_bug_a_sender_that_released_twice_at_one_generation_tells_the_earlier_rece
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_112]));
 }
+
+/// Soak seed 1,500,163 at 2,000 steps (`quarantine-only-invalid`).
+/// Lanzhou releases m to Xi'an (t1, a reissued letter) while Pingliang
+/// hosts m; Lanzhou, restored to a backup holding the release, relays
+/// Pingliang's contact to Xi'an under t1. Xi'an is restored to before the
+/// offer and Lanzhou to before the release (t1 expires there and Xi'an
+/// applies the abort), then Lanzhou to a backup holding the relays but no
+/// longer the release for Xi'an: Xi'an holds the relays in its quarantine
+/// (the member is unknown there). Lanzhou restored once more serves the
+/// release again; Xi'an installs m and judged the held relays before it
+/// marked t1 completed, so they were quarantined as records naming
+/// another author. Fixed in `core::transfers` (`apply_release`): held
+/// records are judged once the transfer is completed.
+#[test]
+fn sim_bug_relays_held_until_the_release_are_judged_once_it_completed() {
+    let m = MemberRef(1);
+    let a = AgreementRef(4);
+    let run = schedule(vec![
+        backup(X),
+        member_add(L, "张党员"),
+        outflow(L, m, P, 29),
+        start(L, m, X, 30),
+        propose(L, P, true, -14, 120),
+        deliver(L, P),
+        counter(P, a, -3, 32),
+        deliver_at_most(P, L, 3),
+        reissue(L, TransferRef(3)),
+        accept_agreement(L, a),
+        deliver_at_most(L, P, 5),
+        advance(4),
+        backup(L),
+        contact(P, m, "visit", 29),
+        Step::Deliver {
+            from: L,
+            to: X,
+            limit: 5,
+            prefix: Some(3),
+            crash: false,
+        },
+        accept(X, TransferRef(8)),
+        deliver_at_most(X, L, 8),
+        backup(L),
+        deliver(L, X),
+        restore(L, 1),
+        deliver(P, L),
+        advance(20),
+        Step::Deliver {
+            from: X,
+            to: L,
+            limit: 8,
+            prefix: None,
+            crash: true,
+        },
+        backup(L),
+        advance(1),
+        Step::Advance {
+            deltas_ms: vec![0, 3 * DAY, 0],
+        },
+        backup(L),
+        restore(X, 0),
+        Step::Advance {
+            deltas_ms: vec![0, DAY, 0],
+        },
+        restore(L, 0),
+        deliver_at_most(P, L, 3),
+        advance(1),
+        deliver_at_most(X, L, 1),
+        advance(1),
+        deliver(L, X),
+        tick(L),
+        deliver_at_most(L, X, 2),
+        restore(L, 3),
+        deliver_at_most(X, L, 5),
+        deliver_at_most(L, X, 3),
+        restore(L, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2000, &[1_500_163]));
+}

@@ -9,7 +9,7 @@ use prost::Message;
 use rusqlite::{params, Connection};
 
 use super::calendar::{act_on_end, tick_one};
-use super::signatures::verify;
+use super::signatures::{verify, verify_own_hash};
 use super::storage::{
     load, save, send, store_signature, store_version, stored_version, version_terms, Agreement,
     AgreementState,
@@ -420,6 +420,19 @@ fn apply_vote(
             }
             let terms = version_terms(conn, &a.agreement_id, a.version)?
                 .ok_or_else(|| reject("accepted version has no terms here".into()))?;
+            if signature.terms_hash != super::storage::terms_hash(&terms)
+                && signature.version == a.version
+                && verify_own_hash(ctx, &a.agreement_id, origin.as_str(), &signature).is_ok()
+            {
+                // The voter's own signature on other terms under this
+                // version number: this node published them as that version
+                // on a branch of its history a restore made it forget, and
+                // numbered other terms so since. Not a forgery, and no
+                // acceptance of the version held here: the coordinator's
+                // current version stands, as for a vote that crossed it.
+                tracing::warn!(agreement = %a.agreement_id, version = a.version, voter = %origin, "an acceptance of other terms under this version number (published on a branch this node forgot) is ignored");
+                return Ok(());
+            }
             verify(
                 ctx,
                 &a.agreement_id,

@@ -46,12 +46,7 @@ pub(super) fn verify(
     terms: &pb::AgreementTerms,
     signature: &pb::AgreementSignature,
 ) -> Result<(), String> {
-    if signature.signer != signer {
-        return Err(format!(
-            "signed by `{}`, expected `{signer}`",
-            signature.signer
-        ));
-    }
+    check_signer(signer, signature)?;
     if signature.version != version {
         return Err(format!(
             "signature for version {}, expected {version}",
@@ -62,12 +57,34 @@ pub(super) fn verify(
     if signature.terms_hash != hash {
         return Err("the signature is over other terms than these".into());
     }
+    verify_own_hash(ctx, agreement_id, signer, signature)
+}
+
+fn check_signer(signer: &str, signature: &pb::AgreementSignature) -> Result<(), String> {
+    if signature.signer != signer {
+        return Err(format!(
+            "signed by `{}`, expected `{signer}`",
+            signature.signer
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `signature` is `signer`'s own over the version and terms
+/// hash it names, whatever terms this node holds under that version.
+pub(super) fn verify_own_hash(
+    ctx: &Ctx<'_>,
+    agreement_id: &str,
+    signer: &str,
+    signature: &pb::AgreementSignature,
+) -> Result<(), String> {
+    check_signer(signer, signature)?;
     let signer_id = NodeId::parse(signer).map_err(|e| e.to_string())?;
     let notary = ctx.notary().map_err(|e| e.to_string())?;
     notary.verify(
         &signer_id,
         &signature.certificate,
-        &signed_message(agreement_id, version, &hash),
+        &signed_message(agreement_id, signature.version, &signature.terms_hash),
         &signature.signature,
         ctx.now_ms,
     )

@@ -2,7 +2,7 @@
 
 use liaison_proto::v1 as pb;
 use prost::Message;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{Ctx, Error};
 
@@ -91,10 +91,20 @@ pub(super) fn adopt_agreement(
     if local.is_none() && !changed {
         return Ok(AgreementAdoption::Unchanged);
     }
+    // The coordinator alone numbers versions, so its terms under a number
+    // stand. A coordinator restored to before it published a version, at
+    // a time this node was restored to before it too, numbers other terms
+    // the same; this node, restored later to a backup holding the first,
+    // takes the coordinator's (signed by it), and its signatures over the
+    // forgotten terms go with them.
+    let peer_coordinates = held.outflow_node != ctx.me.as_str();
     for version in &held.versions {
         let Some(terms) = &version.terms else {
             continue;
         };
+        if peer_coordinates {
+            replace_renumbered_version(conn, ctx, held, version, terms)?;
+        }
         conn.execute(
             "INSERT OR IGNORE INTO agreement_versions (agreement_id, version, terms, terms_hash, published_at_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -106,10 +116,14 @@ pub(super) fn adopt_agreement(
                 ctx.now_ms
             ],
         )?;
+        // Only signatures over the terms held here under their version
+        // number: one over terms the coordinator numbered the same on a
+        // forgotten branch would take the signer's place for that version.
         for s in &version.signatures {
             conn.execute(
                 "INSERT OR IGNORE INTO agreement_signatures (agreement_id, version, signer, terms_hash, signature, certificate, verified_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (
+                     SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash = ?4)",
                 params![held.agreement_id, s.version, s.signer, s.terms_hash, s.signature, s.certificate, ctx.now_ms],
             )?;
         }
@@ -191,6 +205,49 @@ pub(super) fn adopt_agreement(
     } else {
         AgreementAdoption::Unchanged
     })
+}
+
+/// At the inflow party: where it holds other terms than the coordinator's
+/// under the number of `version`, and the coordinator's own signature on
+/// its terms verifies, the version held here and the signatures over it
+/// are deleted, so that the coordinator's are stored in their place.
+fn replace_renumbered_version(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldAgreement,
+    version: &pb::AgreementVersion,
+    terms: &pb::AgreementTerms,
+) -> Result<(), Error> {
+    let hash = crate::agreements::terms_hash(terms);
+    let differs = conn
+        .query_row(
+            "SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
+            params![held.agreement_id, version.version, hash],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if !differs || ctx.notary.is_none() {
+        return Ok(());
+    }
+    let signed_by_coordinator = version.signatures.iter().any(|s| {
+        s.signer == held.outflow_node
+            && s.version == version.version
+            && crate::agreements::verify_reported(ctx, &held.agreement_id, terms, s).is_ok()
+    });
+    if !signed_by_coordinator {
+        return Ok(());
+    }
+    conn.execute(
+        "DELETE FROM agreement_signatures WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
+        params![held.agreement_id, version.version, hash],
+    )?;
+    conn.execute(
+        "DELETE FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2",
+        params![held.agreement_id, version.version],
+    )?;
+    tracing::warn!(agreement = %held.agreement_id, version = version.version, coordinator = %held.outflow_node, "restored: other terms held under the coordinator's version number are replaced by its own");
+    Ok(())
 }
 
 fn state_rank(state: &str) -> u8 {

@@ -382,7 +382,6 @@ fn apply_release(
     };
     if !stale {
         install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
-        crate::hosting::retry_held_about(conn, ctx, &record.member_id)?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
         None
@@ -404,8 +403,12 @@ fn apply_release(
     t.released_generation = release.generation;
     save(conn, &t, ctx.now_ms)?;
     send_receipt(conn, ctx, origin, &t.transfer_id, &t.letter_no)?;
-    // The new owner shares under its own agreements from now on.
     if !stale {
+        // Records held until the member arrived are judged once the
+        // transfer is completed here: a record the sender relayed under
+        // this transfer is admitted only by a completed one.
+        crate::hosting::retry_held_about(conn, ctx, &record.member_id)?;
+        // The new owner shares under its own agreements from now on.
         members::reshare_member(conn, ctx, &record.member_id)?;
     }
     Ok(())

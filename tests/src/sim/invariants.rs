@@ -877,7 +877,8 @@ fn agreements_of(node: &NodeDb<'_>) -> rusqlite::Result<AgreementRows> {
 }
 
 /// After quiescence: both parties of every agreement hold it in the same
-/// state, at the same version and active version. With `all_final`, every
+/// state, at the same version and active version, and the same terms under
+/// every version number both hold. With `all_final`, every
 /// agreement that was ever active must also have ended (expired,
 /// terminated); one never activated may stay `proposed` (nothing closes a
 /// proposal whose period passed: it can no longer activate).
@@ -937,11 +938,41 @@ pub fn agreements_agree(nodes: &[NodeDb<'_>], all_final: bool) -> Checked {
                         ),
                     ));
                 }
-                Some(_) => {}
+                Some(_) => {
+                    if let Some(version) =
+                        different_terms(node, &nodes[j], id).map_err(sql(NAME))?
+                    {
+                        return Err(violation(
+                            "agreements-agree: different terms",
+                            format!(
+                                "agreement {id}: {} and {other} hold other terms as version {version}",
+                                node.me()
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The first version of agreement `id` that both nodes hold with other
+/// terms (a version number names one set of terms: the coordinator's).
+fn different_terms(a: &NodeDb<'_>, b: &NodeDb<'_>, id: &str) -> rusqlite::Result<Option<u64>> {
+    let versions = |node: &NodeDb<'_>| -> rusqlite::Result<BTreeMap<u64, Vec<u8>>> {
+        node.conn
+            .prepare_cached(
+                "SELECT version, terms_hash FROM agreement_versions WHERE agreement_id = ?1",
+            )?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    };
+    let theirs = versions(b)?;
+    Ok(versions(a)?
+        .into_iter()
+        .find(|(v, hash)| theirs.get(v).is_some_and(|h| h != hash))
+        .map(|(v, _)| v))
 }
 
 /// After quiescence, home sections: every copy at a host is at its owner's
