@@ -528,7 +528,7 @@ fn apply_receipt(
     } else if matches!(
         t.state,
         TransferState::Offered | TransferState::Expired | TransferState::Cancelled
-    ) && left_on_a_forgotten_branch(conn, ctx, &t)?
+    ) && left_on_a_forgotten_branch(conn, &t)?
     {
         // The member left this node on a branch of its backups that a
         // restore forgot (a peer's later generation told it: a forward
@@ -553,15 +553,10 @@ fn apply_receipt(
 /// Whether `t`'s member left this node on a branch of its backups that a
 /// restore forgot: this node, restored, holds it as a forward pointer to a
 /// later owner that names no transfer (`yield_to_later_generation`).
-fn left_on_a_forgotten_branch(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<bool, Error> {
-    if !crate::epoch::was_restored(conn)? {
-        return Ok(false);
-    }
-    let pointer: Option<(String, String)> = conn
-        .prepare_cached("SELECT owner, moved_transfer_id FROM members WHERE member_id = ?1")?
-        .query_row([&t.member_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    Ok(pointer.is_some_and(|(owner, transfer)| owner != ctx.me.as_str() && transfer.is_empty()))
+fn left_on_a_forgotten_branch(conn: &Connection, t: &Row) -> Result<bool, Error> {
+    Ok(crate::epoch::was_restored(conn)?
+        && members::moved_of(conn, &t.member_id)?
+            .is_some_and(|m| !m.to_node.is_empty() && m.transfer_id.is_empty()))
 }
 
 /// A releasing owner tells the other hosts of a member that it moved
