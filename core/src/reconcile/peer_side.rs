@@ -229,7 +229,7 @@ pub fn send_holdings(
     // that generation, except those it names the requester the owner of
     // (the transfers above decide those) and those that left on paper.
     let mut stmt = conn.prepare(
-        "SELECT member_id, generation, owner FROM members
+        "SELECT member_id, generation, owner, moved_letter_no FROM members
          WHERE generation > 1 AND owner <> ?1 AND moved_to_place = ''
          ORDER BY member_id",
     )?;
@@ -238,12 +238,21 @@ pub fn send_holdings(
         if out.stopped {
             return Ok(false);
         }
-        let member_id: String = r.get(0)?;
+        let (member_id, generation, owner): (String, u64, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?);
+        let letter_no = crate::transfers::letter_of_generation(
+            conn,
+            ctx.me.as_str(),
+            &member_id,
+            &owner,
+            generation,
+            r.get(3)?,
+        )?;
         let held = pb::HeldGeneration {
-            letter_no: crate::transfers::generation_letter(conn, ctx.me.as_str(), &member_id)?,
             member_id,
-            generation: r.get(1)?,
-            owner: r.get(2)?,
+            generation,
+            owner,
+            letter_no,
         };
         let bytes = held.encoded_len();
         out.room(1, bytes).generations.push(held);

@@ -652,7 +652,14 @@ pub fn yield_to_later_generation(
         return Ok(false);
     }
     let later_letter = || -> Result<bool, Error> {
-        let ours = super::state::generation_letter(conn, ctx.me.as_str(), member_id)?;
+        let ours = super::state::letter_of_generation(
+            conn,
+            ctx.me.as_str(),
+            member_id,
+            &home.owner,
+            home.generation,
+            String::new(),
+        )?;
         Ok(LetterNo::is_later_of_same_issuer(&held.letter_no, &ours))
     };
     if !(home.generation < generation || home.generation == generation && later_letter()?) {

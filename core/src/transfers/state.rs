@@ -325,22 +325,20 @@ pub(super) fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String,
     Ok(crate::letters::issue(conn, ctx.me.as_str(), ctx.today())?.to_string())
 }
 
-/// The letter number of the release that gave `member_id` the generation
-/// this node holds it at, as this node knows it: for a member it owns, the
-/// completed incoming transfer released at that generation (the latest
-/// letter, should a number have come twice); for a tombstone, the letter
-/// it records. '' where none is known (a member added here, or a
-/// tombstone of a release no peer reported).
-pub fn generation_letter(conn: &Connection, me: &str, member_id: &str) -> Result<String, Error> {
-    let Some((owner, generation, moved_letter)): Option<(String, u64, String)> = conn
-        .prepare_cached(
-            "SELECT owner, generation, moved_letter_no FROM members WHERE member_id = ?1",
-        )?
-        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?
-    else {
-        return Ok(String::new());
-    };
+/// The letter number of the release that gave `member_id` its
+/// `generation` here, from its row as read (`owner`, `moved_letter`): for
+/// a member this node owns, the completed incoming transfer released at
+/// that generation (the latest letter, should a number have come twice);
+/// for a tombstone, the letter it records. '' where none is known (a
+/// member added here, or a tombstone of a release no peer reported).
+pub fn letter_of_generation(
+    conn: &Connection,
+    me: &str,
+    member_id: &str,
+    owner: &str,
+    generation: u64,
+    moved_letter: String,
+) -> Result<String, Error> {
     if owner != me {
         return Ok(moved_letter);
     }
