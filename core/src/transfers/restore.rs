@@ -401,7 +401,16 @@ fn two_releases_of_one_generation(
     if !ours(&tomb.letter_no) || !ours(&t.letter_no) {
         return Ok(());
     }
-    if LetterNo::is_later_of_same_issuer(&t.letter_no, &tomb.letter_no) {
+    // The later letter's release stands; the earlier letter's receiver is
+    // told it moved, by a `moved` naming the later one.
+    let moved = |new_owner: &str, transfer_id: &str, letter_no: &str| pb::Moved {
+        member_id: t.member_id.clone(),
+        generation,
+        new_owner: new_owner.to_owned(),
+        transfer_id: transfer_id.to_owned(),
+        letter_no: letter_no.to_owned(),
+    };
+    let (earlier, moved) = if LetterNo::is_later_of_same_issuer(&t.letter_no, &tomb.letter_no) {
         tombstone(
             conn,
             &t.member_id,
@@ -412,45 +421,25 @@ fn two_releases_of_one_generation(
             &t.letter_no,
             &tomb.released_on,
         )?;
-        tell_superseded(conn, ctx, &tomb.to_node, t, generation)
+        (
+            tomb.to_node.as_str(),
+            moved(&t.receiver, &t.transfer_id, &t.letter_no),
+        )
     } else {
-        let later = Row {
-            transfer_id: tomb.transfer_id.clone(),
-            letter_no: tomb.letter_no.clone(),
-            receiver: tomb.to_node.clone(),
-            member_id: t.member_id.clone(),
-            ..Row::default()
-        };
-        tell_superseded(conn, ctx, &t.receiver, &later, generation)
-    }
-}
-
-/// Tells `earlier`, the receiver of an earlier letter's release of the
-/// member at `generation`, that `later`'s release of the same generation
-/// stands.
-fn tell_superseded(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    earlier: &str,
-    later: &Row,
-    generation: u64,
-) -> Result<(), Error> {
-    if earlier == later.receiver {
+        (
+            t.receiver.as_str(),
+            moved(&tomb.to_node, &tomb.transfer_id, &tomb.letter_no),
+        )
+    };
+    if earlier == moved.new_owner {
         return Ok(());
     }
-    tracing::warn!(member = %later.member_id, %generation, earlier = %earlier, later = %later.receiver, letter = %later.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
-    let moved = pb::Moved {
-        member_id: later.member_id.clone(),
-        generation,
-        new_owner: later.receiver.clone(),
-        transfer_id: later.transfer_id.clone(),
-        letter_no: later.letter_no.clone(),
-    };
+    tracing::warn!(member = %t.member_id, %generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
     log::append(
         conn,
         &node(earlier)?,
         EventKind::Moved,
-        &later.member_id,
+        &t.member_id,
         &moved.encode_to_vec(),
         ctx.now_ms,
     )?;
