@@ -273,17 +273,10 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
             let Ok(Some(log_id)) = liaison_core::store::get_meta(s.conn, "log_id") else {
                 return false;
             };
-            let cursor: u64 = receiver
-                .conn
-                .query_row(
-                    "SELECT seq FROM cursors WHERE peer = ?1 AND log_id = ?2",
-                    [s.me(), log_id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()
-                .ok()
-                .flatten()
-                .unwrap_or(0);
+            let Ok(sender) = NodeId::parse(s.me()) else {
+                return false;
+            };
+            let cursor = liaison_core::log::cursor(receiver.conn, &sender, &log_id).unwrap_or(0);
             s.conn
                 .prepare(
                     "SELECT payload FROM events WHERE audience = ?1 AND kind = ?2 AND entity = ?3 AND seq > ?4",
