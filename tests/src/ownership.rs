@@ -522,7 +522,9 @@ pub fn releases(conn: &Connection, member_id: &str) -> rusqlite::Result<Vec<pb::
 /// owner has not edited it since (same version); after an edit, only the
 /// version must have moved on. Outflows, host sections, contacts and
 /// activities released must all be there (host sections at the released
-/// version or a later one of the same author); records that reached the
+/// version or a later one of the same author), outflows as released while
+/// the home section is (after an edit, by their ids only: a change to an
+/// outflow moves the home section's counter); records that reached the
 /// owner after the release (relayed by the sender, or new) may be added.
 /// The home branch is the receiver's and outflows are closed on arrival, so
 /// neither is compared.
@@ -586,12 +588,16 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
             held_version.counter, sent_version.counter
         ));
     }
+    // Outflows go with the home section's version: a record the owner
+    // holds at a later counter may hold one changed since.
+    let newer_held = held_version.counter > sent_version.counter;
     for o in &sent.outflows {
         if !held.outflows.iter().any(|h| {
             h.outflow_id == o.outflow_id
-                && h.destination_place == o.destination_place
-                && h.departed_on == o.departed_on
-                && h.certificate_no == o.certificate_no
+                && (newer_held
+                    || h.destination_place == o.destination_place
+                        && h.departed_on == o.departed_on
+                        && h.certificate_no == o.certificate_no)
         }) {
             out.push(format!("outflow {} released but not held", o.outflow_id));
         }

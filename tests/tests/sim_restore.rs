@@ -1975,3 +1975,76 @@ fn sim_bug_relays_held_until_the_release_are_judged_once_it_completed() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_163]));
 }
+
+/// Soak seed 1,500,056 at 2,000 steps (`transfers-final`). Xi'an releases
+/// m to Pingliang; both are restored to before the release, so no node
+/// remembers the letter, and Xi'an issues its next letter to Pingliang
+/// under the same number, releasing m at the same generation again.
+/// Pingliang registers m's departure. Xi'an is then restored to its backup
+/// holding the first release, which it sends again from its new log;
+/// Pingliang, having recorded that transfer completed from Xi'an's
+/// holdings, kept its record without the departure the first release
+/// carried. Fixed in `core::transfers` (`install_newer_release`): a
+/// release of a generation this node owns already brings in the parts of
+/// the record this node lacks, and its home section if newer.
+#[test]
+fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
+    let m = MemberRef(1);
+    let run = schedule(vec![
+        backup(P),
+        member_add(X, "马党员"),
+        backup(X),
+        outflow(X, m, P, 177),
+        start(X, m, P, 90),
+        deliver(X, P),
+        accept(P, TransferRef(4)),
+        deliver(P, X),
+        deliver(X, P),
+        deliver(P, X),
+        backup(X),
+        restore(P, 0),
+        restore(X, 0),
+        deliver(L, P),
+        deliver(L, X),
+        deliver(P, X),
+        deliver(X, P),
+        start(X, m, P, 10),
+        deliver(X, P),
+        accept(P, TransferRef(17)),
+        deliver(P, X),
+        deliver(X, P),
+        deliver(P, X),
+        outflow(P, m, X, 99),
+        restore(X, 1),
+        deliver(X, P),
+    ]);
+    // The later branch changed the outflow the first release carries: the
+    // receiver's record, newer, keeps its version of it.
+    let m = MemberRef(3);
+    let changed = schedule(vec![
+        backup(X),
+        backup(X),
+        peer_remove(X, L, false),
+        member_add(X, "马党员"),
+        backup(P),
+        outflow(X, m, L, 139),
+        backup(X),
+        start(X, m, P, 90),
+        deliver(X, P),
+        accept(P, TransferRef(7)),
+        deliver(P, X),
+        backup(X),
+        restore(P, 0),
+        restore(X, 2),
+        deliver(L, P),
+        outflow_update(X, m, P),
+        start(X, m, P, 10),
+        deliver(X, P),
+        accept(P, TransferRef(16)),
+        deliver(P, X),
+        deliver(X, P),
+        restore(X, 3),
+    ]);
+    all_pass(vec![run, changed]);
+    all_pass(soak_seeds(2_000, &[1_500_056]));
+}

@@ -11,7 +11,7 @@ use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::receiver::{
-    accept, answer_stale, install, intake_branch, offer_is_stale, purge, send_receipt,
+    accept, answer_stale, install, intake_branch, offer_is_stale, purge, send_receipt, take_parts,
 };
 use super::sender::{abort, may_release_again, release, yield_to_later_generation};
 use super::state::{is_void, load, save, void, Direction, Row, TransferState};
@@ -368,7 +368,7 @@ fn apply_release(
         ..Row::default()
     });
     if t.state == TransferState::Completed {
-        return install_newer_release(conn, ctx, &t, &record, release.generation);
+        return install_newer_release(conn, ctx, &record, release.generation);
     }
     // A release older than what this node knows of the member (it passed
     // the member on since, and was restored from a backup taken before this
@@ -414,38 +414,42 @@ fn apply_release(
     Ok(())
 }
 
-/// A release of a transfer completed here, again: the sender, restored to
-/// a backup holding a release it made after changing the member further,
-/// sends that release from its new log, while this node completed the
-/// transfer with the release of a branch the sender forgot. The newer
-/// record wins, as a newer home section does, where this node has not
-/// changed the member since (its own version is then as new); what this
-/// node decided about the member's contact stays.
+/// A release of a transfer completed here, again, or recorded completed
+/// from the sender's holdings before its release arrived: the sender,
+/// restored, sends from its new log a release of a branch this node did
+/// not install, while this node owns the member at that generation (by
+/// this letter's release from a branch the sender forgot, or by another
+/// letter of the sender at the same generation, when both were restored
+/// to before a release and the sender numbered its next letter again).
+/// Nothing of either is lost: this node takes in the parts of the record
+/// it lacks (outflows, contacts, activities, newer host sections), and
+/// the released home section replaces its own only if newer, as a newer
+/// home section does; one this node changed since is at least as new and
+/// stays. What this node decided about the member's contact stays.
 fn install_newer_release(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    t: &Row,
     record: &pb::MemberRecord,
     generation: u64,
 ) -> Result<(), Rejection> {
-    let incoming = record.version.unwrap_or_default().counter;
-    let Some(held) = members::load_home(conn, &record.member_id)?.filter(|m| {
-        m.owner == ctx.me.as_str()
-            && m.generation == generation
-            && t.released_generation == generation
-            && incoming > m.counter
-    }) else {
+    let Some(held) = members::load_home(conn, &record.member_id)?
+        .filter(|m| m.owner == ctx.me.as_str() && m.generation == generation)
+    else {
         return Ok(());
     };
-    install(
-        conn,
-        ctx,
-        record,
-        generation,
-        &held.home_branch,
-        Some(&held),
-    )
-    .map_err(Rejection::Store)?;
+    if record.version.unwrap_or_default().counter > held.counter {
+        install(
+            conn,
+            ctx,
+            record,
+            generation,
+            &held.home_branch,
+            Some(&held),
+        )
+        .map_err(Rejection::Store)?;
+    } else {
+        take_parts(conn, ctx, record, false).map_err(Rejection::Store)?;
+    }
     members::reshare_member(conn, ctx, &record.member_id)?;
     Ok(())
 }

@@ -248,17 +248,39 @@ pub(super) fn install(
     members::save_home_record(conn, &m)?;
     // The receiver was perhaps the member's host: the copy merges into the owned record.
     members::delete_copy(conn, &r.member_id)?;
+    take_parts(conn, ctx, r, true)
+}
+
+/// Takes in the parts of a released record this node lacks: outflows
+/// (closed, the member having arrived), host sections newer than its own,
+/// contacts and activities (each kept once by its id). Outflows go with
+/// the home section's version (a change to one moves the counter), so an
+/// outflow this node holds already takes the released content only with
+/// `newer_home_section`; whatever else it holds stays.
+pub(super) fn take_parts(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    r: &pb::MemberRecord,
+    newer_home_section: bool,
+) -> Result<(), Error> {
     let released_on = ctx.today().to_string();
     for o in &r.outflows {
         conn.execute(
-            "INSERT OR IGNORE INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
+            "INSERT INTO outflows (outflow_id, member_id, destination_place, destination_node, direction, departed_on,
                  expected_return, reason, fixed_location, certificate_no, certificate_issuer, certificate_issued_on, card_no,
                  state, returned_on, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'returned', ?14, ?15)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'returned', ?14, ?15)
+             ON CONFLICT (outflow_id) DO UPDATE SET destination_place = excluded.destination_place,
+                 destination_node = excluded.destination_node, direction = excluded.direction,
+                 departed_on = excluded.departed_on, expected_return = excluded.expected_return,
+                 reason = excluded.reason, fixed_location = excluded.fixed_location,
+                 certificate_no = excluded.certificate_no, certificate_issuer = excluded.certificate_issuer,
+                 certificate_issued_on = excluded.certificate_issued_on, card_no = excluded.card_no
+               WHERE ?16 AND outflows.member_id = excluded.member_id",
             params![
                 o.outflow_id, r.member_id, o.destination_place, o.destination_node, o.direction, o.departed_on,
                 o.expected_return, o.reason, o.fixed_location, o.certificate_no, o.certificate_issuer,
-                o.certificate_issued_on, o.card_no, released_on, ctx.now_ms
+                o.certificate_issued_on, o.card_no, released_on, ctx.now_ms, newer_home_section
             ],
         )?;
     }

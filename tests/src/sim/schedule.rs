@@ -191,6 +191,16 @@ pub fn outflow(at: usize, member: MemberRef, dest: usize, departed_days_ago: i64
     )
 }
 
+pub fn outflow_update(at: usize, member: MemberRef, dest: usize) -> Step {
+    act(
+        at,
+        Action::OutflowUpdate {
+            member,
+            dest: Some(dest),
+        },
+    )
+}
+
 pub fn outflow_return(at: usize, member: MemberRef) -> Step {
     act(at, Action::OutflowReturn { member })
 }
