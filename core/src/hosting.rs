@@ -238,10 +238,9 @@ trait HostRecord: Message + Default {
 impl HostRecord for pb::HostSection {
     const KIND: EventKind = EventKind::HostSection;
     record_fields!();
-    /// Not `append`: the snapshots it supersedes are keyed by member, and
-    /// this node relays the sections of every host of the member (a newer
-    /// one of the same host is applied over an older one at the owner
-    /// anyway).
+    /// Not `append`: a relayed section may be older than one of the same
+    /// host queued already, which must not be dropped for it; both go, and
+    /// the owner keeps the newer.
     fn relay(&self, conn: &Connection, ctx: &Ctx<'_>, to: &NodeId) -> Result<(), Error> {
         log::append_unqueued(
             conn,

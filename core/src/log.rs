@@ -2,18 +2,13 @@
 //! transaction as the change, compacting superseded snapshots, reading
 //! batches for a puller, and the cursors that make apply exactly-once.
 
-use liaison_proto::v1::{Event, EventKind};
+use liaison_proto::v1::{Event, EventKind, HostSection};
+use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::Millis;
 use crate::Error;
 use liaison_types::identity::NodeId;
-
-/// Whether a kind is a snapshot of a record: a later snapshot, or an
-/// Unshare, of the same record for the same audience makes it obsolete.
-fn is_snapshot(kind: EventKind) -> bool {
-    matches!(kind, EventKind::HomeSection | EventKind::HostSection)
-}
 
 /// Appends one event for `audience`. Must run inside the transaction of the
 /// change it carries. Snapshots of `entity` already queued for `audience`
@@ -38,11 +33,35 @@ pub fn append(
                 EventKind::Unshare as i32
             ])?;
         }
-        k if is_snapshot(k) => {
-            conn.prepare_cached(
-                "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3",
-            )?
-            .execute(params![audience.as_str(), entity, k as i32])?;
+        EventKind::HostSection => {
+            // A member's sections of several hosts go to its owner side by
+            // side (a former owner relays the others'): one supersedes only
+            // the same host's.
+            let author = |bytes: &[u8]| {
+                HostSection::decode(bytes).map(|s| s.author).map_err(|e| {
+                    Error::corrupt(
+                        format!("a host section about {entity}"),
+                        e.to_string(),
+                        "a host section",
+                    )
+                })
+            };
+            let mine = author(payload)?;
+            let queued: Vec<(i64, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT seq, payload FROM events WHERE audience = ?1 AND entity = ?2 AND kind = ?3",
+                )?
+                .query_map(
+                    params![audience.as_str(), entity, EventKind::HostSection as i32],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
+                .collect::<Result<_, _>>()?;
+            for (seq, bytes) in queued {
+                if author(&bytes)? == mine {
+                    conn.prepare_cached("DELETE FROM events WHERE seq = ?1")?
+                        .execute([seq])?;
+                }
+            }
         }
         _ => {}
     }

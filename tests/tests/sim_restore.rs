@@ -1793,6 +1793,7 @@ fn sim_bug_a_hosts_section_never_goes_back_a_generation() {
         host_set(P, m, 190),
     ]);
     all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_500_037]));
 }
 
 /// Soak seed 1,500,094 (`single-owner`; 1,500,172 at 2,000 steps is the
@@ -2047,4 +2048,50 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
     ]);
     all_pass(vec![run, changed]);
     all_pass(soak_seeds(2_000, &[1_500_056]));
+}
+
+/// Soak seed 1,500,037 at 2,000 steps (`host-records-converged`). Xi'an,
+/// host of m under an agreement with Pingliang, gets m from Pingliang and
+/// passes it on to Lanzhou, which shares it back with Xi'an as host; Xi'an
+/// is restored to before that. Pingliang, host now, writes its section and
+/// sends it to Xi'an, which, learning from Lanzhou's holdings that it
+/// released m, relays it to Lanzhou; then Xi'an's own section, taken back
+/// from the same holdings, was queued for Lanzhou after it and deleted the
+/// relay: a host section superseded every queued section of the member,
+/// not only its own host's. Fixed in `core::log::append`.
+#[test]
+fn sim_seed_1500037_a_hosts_section_reaches_the_owner_a_restored_sender_forgot() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(P, "李党员"),
+        start(P, m, X, 3),
+        propose(X, P, true, -19, 37),
+        deliver_at_most(X, P, 2),
+        deliver(P, X),
+        accept(X, TransferRef(1)),
+        accept_agreement(P, AgreementRef(2)),
+        deliver_at_most(X, P, 2),
+        deliver_at_most(P, X, 2),
+        outflow(X, m, P, 4),
+        backup(X),
+        start(X, m, L, 10),
+        deliver_at_most(X, L, 3),
+        accept(L, TransferRef(11)),
+        deliver_at_most(L, X, 1),
+        deliver_at_most(X, L, 1),
+        outflow(L, m, X, 22),
+        propose(L, X, true, -19, 100),
+        deliver(L, X),
+        accept_agreement(X, AgreementRef(17)),
+        deliver(X, L),
+        deliver_at_most(L, X, 2),
+        host_set(X, m, 84),
+        deliver_at_most(X, L, 5),
+        restore(X, 0),
+        deliver_at_most(P, X, 5),
+        deliver_at_most(X, P, 3),
+        host_set(P, m, 190),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_500_037]));
 }

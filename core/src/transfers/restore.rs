@@ -58,8 +58,8 @@ fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize
             basis: basis(),
             ..section
         };
-        // Not `append`: sections of several hosts of one member would
-        // supersede each other (see `core::apply`).
+        // Not `append`: a relayed section may be older than one of the
+        // same host queued already; both go, and the owner keeps the newer.
         log::append_unqueued(
             conn,
             &to,
