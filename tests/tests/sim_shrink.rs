@@ -12,8 +12,7 @@
 use std::time::Duration;
 
 use liaison_tests::sim::schedule::*;
-use liaison_tests::sim::step::Scheduled;
-use liaison_tests::sim::{replay, shrink, shrink_logged, Run, Setup, SimConfig, Variant};
+use liaison_tests::sim::{replay, shrink, shrink_logged, SimConfig, Variant};
 
 /// Far more than the shrink takes: the result does not depend on it.
 const BUDGET: Duration = Duration::from_secs(600);
@@ -27,19 +26,6 @@ fn receiver_owns_on_accept() -> SimConfig {
         },
         nodes: None,
     }
-}
-
-fn run(config: &SimConfig, steps: Vec<Step>) -> Run {
-    let schedule: Vec<Scheduled> = steps
-        .into_iter()
-        .enumerate()
-        .map(|(id, step)| Scheduled { id, step })
-        .collect();
-    let setup = Setup {
-        nodes: 3,
-        skews: vec![0; 3],
-    };
-    replay(0, &setup, config, &schedule)
 }
 
 /// Xi'an offers a member to Pingliang, who accepts: four steps, at the
@@ -80,7 +66,7 @@ fn buried_transfer() -> (Vec<Step>, Vec<usize>) {
 fn sim_shrink_finds_the_necessary_steps() {
     let config = receiver_owns_on_accept();
     let (steps, necessary) = buried_transfer();
-    let failing = run(&config, steps);
+    let failing = schedule_under(&config, 3, steps);
     assert_eq!(
         failing.failed_check(),
         Some("single-owner"),
@@ -103,7 +89,7 @@ fn sim_shrink_finds_the_necessary_steps() {
     let again = replay(0, &shrunk.run.setup, &config, &shrunk.run.schedule);
     assert_eq!(again.failed_check(), Some("single-owner"), "{report}");
     // The passes before the chunks take most of it at once (23 replays);
-    // halving chunks alone takes 39 here.
+    // the chunked loop alone takes 46 here.
     assert!(shrunk.replays <= 30, "{report}");
 }
 
@@ -113,13 +99,13 @@ fn sim_shrink_leaves_a_passing_run_or_a_spent_budget_alone() {
     let (steps, necessary) = buried_transfer();
     // Without the accept, nothing fails.
     let passing_steps: Vec<Step> = steps[..*necessary.last().expect("four steps")].to_vec();
-    let passing = run(&config, passing_steps);
+    let passing = schedule_under(&config, 3, passing_steps);
     assert_eq!(passing.failed_check(), None, "{}", passing.report());
     let shrunk = shrink_logged(&passing, &config, BUDGET);
     assert_eq!(shrunk.replays, 0);
     assert_eq!(shrunk.run.schedule, passing.schedule);
 
-    let failing = run(&config, steps);
+    let failing = schedule_under(&config, 3, steps);
     let shrunk = shrink(&failing, &config, Duration::ZERO);
     assert_eq!(shrunk.failed_check(), Some("single-owner"));
     assert_eq!(shrunk.schedule, failing.schedule);
