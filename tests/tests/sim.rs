@@ -18,7 +18,9 @@
 //!   in `sim_agreements.rs`, `sim_transfers.rs` and `sim_restore.rs`.
 //!
 //! A failing run prints its seed, its schedule (each step with what it came
-//! to) and a shrunk schedule that still fails the same check.
+//! to) and a shrunk schedule that still fails the same check, shrunk for at
+//! most `LIAISON_SIM_SHRINK_SECS` seconds (default 120; see
+//! `liaison_tests::sim::shrink` for how).
 //!
 //! Broken variants, behind test-only switches of the core
 //! (`core::apply::Faults`): skipping the authority checks, caught by the
