@@ -18,7 +18,9 @@
 //!   in `sim_agreements.rs`, `sim_transfers.rs` and `sim_restore.rs`.
 //!
 //! A failing run prints its seed, its schedule (each step with what it came
-//! to) and a shrunk schedule that still fails the same check.
+//! to) and a shrunk schedule that still fails the same check, shrunk for at
+//! most `LIAISON_SIM_SHRINK_SECS` seconds (default 120; see
+//! `liaison_tests::sim::shrink` for how).
 //!
 //! Broken variants, behind test-only switches of the core
 //! (`core::apply::Faults`): skipping the authority checks, caught by the
@@ -33,7 +35,7 @@
 use std::time::Duration;
 
 use liaison_tests::sim::schedule::{env_u64, steps};
-use liaison_tests::sim::{run_seed, run_seeds, shrink, Run, SimConfig, Variant};
+use liaison_tests::sim::{run_seed, run_seeds, shrink, shrink_logged, Run, SimConfig, Variant};
 
 /// The CI budget: this many seeds of `schedule::CI_STEPS` steps each.
 const CI_SEEDS: u64 = 1_000;
@@ -86,15 +88,26 @@ fn variant_from_env() -> Variant {
     }
 }
 
-/// The failing run, its replay hint, and a shrunk schedule.
+/// The failing run, its replay hint, and a shrunk schedule (shrunk for at
+/// most `LIAISON_SIM_SHRINK_SECS` seconds, default 120).
 fn explain(run: &Run, config: &SimConfig) -> String {
-    let shrunk = shrink(run, config, Duration::from_secs(120));
+    let budget = Duration::from_secs(env_u64("LIAISON_SIM_SHRINK_SECS").unwrap_or(120));
+    let shrunk = shrink_logged(run, config, budget);
     format!(
-        "{}\nshrunk to {} scheduled steps (still failing `{}`):\n{}",
+        "{}\nshrunk to {} scheduled steps (from {}, in {:.0?}, {} replays{}; still failing `{}`):\n{}\n{}",
         run.report(),
-        shrunk.schedule.len(),
-        shrunk.failed_check().unwrap_or("?"),
-        shrunk.report()
+        shrunk.run.schedule.len(),
+        run.schedule.len(),
+        shrunk.elapsed,
+        shrunk.replays,
+        if shrunk.out_of_time {
+            ", stopped by the budget"
+        } else {
+            ""
+        },
+        shrunk.run.failed_check().unwrap_or("?"),
+        shrunk.log.join("\n"),
+        shrunk.run.report()
     )
 }
 

@@ -79,8 +79,10 @@ pub mod gen;
 pub mod invariants;
 pub mod run;
 pub mod schedule;
+pub mod shrink;
 pub mod step;
 pub mod world;
 
-pub use run::{replay, run_seed, run_seeds, shrink, Run, Setup, SimConfig, Summary};
+pub use run::{replay, run_seed, run_seeds, Run, Setup, SimConfig, Summary};
+pub use shrink::{shrink, shrink_logged, Shrunk};
 pub use world::Variant;

@@ -1,7 +1,8 @@
 //! Running a seed: set-up, the scheduled steps with every invariant checked
 //! after each, the end phase (heal, restart, quiesce, converge; then every
 //! clock past every end plus grace, quiesce, converge again), replays of a
-//! recorded schedule, shrinking, and many seeds on all cores.
+//! recorded schedule, and many seeds on all cores (shrinking is in
+//! [`super::shrink`]).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -341,41 +342,6 @@ pub fn run_seed(seed: u64, config: &SimConfig) -> Run {
 /// Replays a recorded schedule (no generator).
 pub fn replay(seed: u64, setup: &Setup, config: &SimConfig, schedule: &[Scheduled]) -> Run {
     execute(seed, setup.clone(), config, None, schedule)
-}
-
-/// Shrinks a failing run's schedule: drops chunks of steps, halving the
-/// chunk size down to single steps, keeping every removal after which the
-/// same check still fails. Bounded by `budget`.
-pub fn shrink(run: &Run, config: &SimConfig, budget: Duration) -> Run {
-    let Some(check) = run.failed_check().map(str::to_owned) else {
-        return run.clone();
-    };
-    let started = Instant::now();
-    // Steps after the failing one are never needed.
-    let mut best = run.clone();
-    let mut schedule = run.schedule.clone();
-    let mut chunk = schedule.len().div_ceil(2).max(1);
-    loop {
-        let mut i = 0;
-        while i < schedule.len() {
-            if started.elapsed() > budget {
-                return best;
-            }
-            let mut candidate = schedule.clone();
-            candidate.drain(i..(i + chunk).min(candidate.len()));
-            let attempt = replay(run.seed, &run.setup, config, &candidate);
-            if attempt.failed_check() == Some(check.as_str()) {
-                schedule = attempt.schedule.clone();
-                best = attempt;
-            } else {
-                i += chunk;
-            }
-        }
-        if chunk == 1 {
-            return best;
-        }
-        chunk = chunk.div_ceil(2);
-    }
 }
 
 /// What many seeds came to.

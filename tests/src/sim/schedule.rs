@@ -86,6 +86,12 @@ pub fn schedule(steps: Vec<Step>) -> Run {
 
 /// Replays a hand-written schedule on `nodes` nodes with equal clocks.
 pub fn schedule_on(nodes: usize, steps: Vec<Step>) -> Run {
+    schedule_under(&strict(), nodes, steps)
+}
+
+/// Replays a hand-written schedule on `nodes` nodes with equal clocks
+/// under `config` (a broken variant, say).
+pub fn schedule_under(config: &SimConfig, nodes: usize, steps: Vec<Step>) -> Run {
     let schedule: Vec<Scheduled> = steps
         .into_iter()
         .enumerate()
@@ -95,7 +101,7 @@ pub fn schedule_on(nodes: usize, steps: Vec<Step>) -> Run {
         nodes,
         skews: vec![0; nodes],
     };
-    replay(0, &setup, &strict(), &schedule)
+    replay(0, &setup, config, &schedule)
 }
 
 // ---------------------------------------------------------------------------
