@@ -351,6 +351,67 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     );
 }
 
+/// A release gives the member the offer's generation plus one: a restored
+/// sender holding the member at another generation than the receiver's
+/// offer names (it got the member back after its backup and offered it
+/// again) cancels the letter instead of releasing from what it holds.
+#[test]
+fn transfer_rule_releases_only_from_the_generation_the_offer_named() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let offer = pingliang
+        .tx(|c, ctx| {
+            transfers::start(
+                c,
+                ctx,
+                &member,
+                "lanzhou",
+                0,
+                "",
+                transfers::LetterRules::default(),
+            )
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    let held = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang.id))
+        .unwrap();
+    let reported = held
+        .iter()
+        .flat_map(|b| &b.transfers)
+        .find(|t| t.transfer_id == offer.transfer_id)
+        .expect("the receiver reports the offer it holds");
+    assert_eq!(reported.offered_generation, 1, "{reported:?}");
+
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let batches = vec![pb::HoldingsBatch {
+        transfers: vec![pb::HeldTransfer {
+            offered_generation: 3,
+            ..held_transfer(&member, "t-round-trip", 6, "accepted")
+        }],
+        last: true,
+        ..Default::default()
+    }];
+    let report = restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
+        .unwrap();
+    assert_eq!(
+        (report.transfers_released, report.transfers_aborted),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(transfer_state(&restored, "t-round-trip"), "cancelled");
+    let home = restored
+        .store
+        .with(|c| members::load_home(c, &member))
+        .unwrap()
+        .unwrap();
+    assert_eq!((home.owner.as_str(), home.generation), ("pingliang", 1));
+}
+
 #[test]
 fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
     let (pingliang, lanzhou, xian, member) = federation();
