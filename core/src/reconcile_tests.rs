@@ -3,7 +3,7 @@
 use liaison_proto::v1 as pb;
 
 use super::reconcile::{self, AdoptReport};
-use super::tests::{day, federation, TestNode};
+use super::tests::{day, federation, owner_and_generation, TestNode};
 use super::transfer_tests::owners;
 use super::{log, members, transfers};
 use crate::store::Store;
@@ -323,16 +323,6 @@ fn adopt_transfers(
         .unwrap()
 }
 
-/// The owner and generation `node` holds `member` at.
-fn owner_at(node: &TestNode, member: &str) -> (String, u64) {
-    let home = node
-        .store
-        .with(|c| members::load_home(c, member))
-        .unwrap()
-        .unwrap();
-    (home.owner, home.generation)
-}
-
 #[test]
 fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     let (pingliang, lanzhou, _xian, member) = federation();
@@ -355,7 +345,7 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     assert_eq!(transfer_state(&restored, "t-new"), "released");
     assert_eq!(transfer_state(&restored, "t-old"), "cancelled");
     assert_eq!(
-        owner_at(&restored, &member).0,
+        owner_and_generation(&restored, &member).0,
         "lanzhou",
         "a tombstone pointing to the receiver"
     );
@@ -419,7 +409,10 @@ fn transfer_rule_releases_only_from_the_generation_the_offer_named() {
         "{report:?}"
     );
     assert_eq!(transfer_state(&restored, "t-round-trip"), "cancelled");
-    assert_eq!(owner_at(&restored, &member), ("pingliang".into(), 1));
+    assert_eq!(
+        owner_and_generation(&restored, &member),
+        ("pingliang".into(), 1)
+    );
 }
 
 #[test]
@@ -458,7 +451,7 @@ fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
     );
     assert_eq!(report.transfers_completed, 1);
     assert_eq!(report.conflicts, vec![member.clone()]);
-    assert_eq!(owner_at(&later, &member), ("lanzhou".into(), 2));
+    assert_eq!(owner_and_generation(&later, &member), ("lanzhou".into(), 2));
     assert_eq!(transfer_state(&later, "t-done"), "completed");
 }
 
@@ -905,7 +898,10 @@ fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_shar
             ..held_transfer(&member, "t-done", 3, "completed")
         }],
     );
-    assert_eq!(owner_at(&restored, &member), ("lanzhou".into(), 2));
+    assert_eq!(
+        owner_and_generation(&restored, &member),
+        ("lanzhou".into(), 2)
+    );
     let entries = restored
         .tx(|c, _| crate::quarantine::list(c, true))
         .unwrap();
