@@ -3,7 +3,7 @@
 use liaison_proto::v1 as pb;
 
 use super::reconcile::{self, AdoptReport};
-use super::tests::{day, federation, TestNode};
+use super::tests::{day, federation, owner_and_generation, TestNode};
 use super::transfer_tests::owners;
 use super::{log, members, transfers};
 use crate::store::Store;
@@ -306,24 +306,37 @@ fn transfer_state(node: &TestNode, id: &str) -> String {
     node.tx(|c, ctx| transfers::view(c, ctx, id)).unwrap().state
 }
 
+/// `restored` adopts holdings of `peer` that report `transfers` alone.
+fn adopt_transfers(
+    restored: &TestNode,
+    peer: &TestNode,
+    transfers: Vec<pb::HeldTransfer>,
+) -> AdoptReport {
+    let batches = vec![pb::HoldingsBatch {
+        transfers,
+        last: true,
+        ..Default::default()
+    }];
+    restored
+        .store
+        .with(|c| reconcile::adopt(c, &restored.ctx(), &peer.id, &batches))
+        .unwrap()
+}
+
 #[test]
 fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     let (pingliang, lanzhou, _xian, member) = federation();
     pingliang.deliver(&lanzhou);
     let (_dir, path) = backup(&pingliang);
     let restored = restore("pingliang", &path, pingliang.now_ms);
-    let batches = vec![pb::HoldingsBatch {
-        transfers: vec![
+    let report = adopt_transfers(
+        &restored,
+        &lanzhou,
+        vec![
             held_transfer(&member, "t-old", 5, "pending"),
             held_transfer(&member, "t-new", 6, "accepted"),
         ],
-        last: true,
-        ..Default::default()
-    }];
-    let report = restored
-        .store
-        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
-        .unwrap();
+    );
     assert_eq!(
         (report.transfers_released, report.transfers_aborted),
         (1, 1),
@@ -331,13 +344,9 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     );
     assert_eq!(transfer_state(&restored, "t-new"), "released");
     assert_eq!(transfer_state(&restored, "t-old"), "cancelled");
-    let home = restored
-        .store
-        .with(|c| members::load_home(c, &member))
-        .unwrap()
-        .unwrap();
     assert_eq!(
-        home.owner, "lanzhou",
+        owner_and_generation(&restored, &member).0,
+        "lanzhou",
         "a tombstone pointing to the receiver"
     );
     // Letter numbers jump past the peer's.
@@ -348,6 +357,61 @@ fn transfer_rule_releases_the_newest_accepted_and_aborts_older_open_ones() {
     assert_eq!(
         next,
         crate::letters::LetterNo::place_of(&held_transfer(&member, "t", 6, "accepted").letter_no)
+    );
+}
+
+/// A release gives the member the offer's generation plus one: a restored
+/// sender holding the member at another generation than the receiver's
+/// offer names (it got the member back after its backup and offered it
+/// again) cancels the letter instead of releasing from what it holds.
+#[test]
+fn transfer_rule_releases_only_from_the_generation_the_offer_named() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    pingliang.deliver(&lanzhou);
+    let (_dir, path) = backup(&pingliang);
+    let offer = pingliang
+        .tx(|c, ctx| {
+            transfers::start(
+                c,
+                ctx,
+                &member,
+                "lanzhou",
+                0,
+                "",
+                transfers::LetterRules::default(),
+            )
+        })
+        .unwrap();
+    pingliang.deliver(&lanzhou);
+    let held = lanzhou
+        .store
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang.id))
+        .unwrap();
+    let reported = held
+        .iter()
+        .flat_map(|b| &b.transfers)
+        .find(|t| t.transfer_id == offer.transfer_id)
+        .expect("the receiver reports the offer it holds");
+    assert_eq!(reported.offered_generation, 1, "{reported:?}");
+
+    let restored = restore("pingliang", &path, pingliang.now_ms);
+    let report = adopt_transfers(
+        &restored,
+        &lanzhou,
+        vec![pb::HeldTransfer {
+            offered_generation: 3,
+            ..held_transfer(&member, "t-round-trip", 6, "accepted")
+        }],
+    );
+    assert_eq!(
+        (report.transfers_released, report.transfers_aborted),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(transfer_state(&restored, "t-round-trip"), "cancelled");
+    assert_eq!(
+        owner_and_generation(&restored, &member),
+        ("pingliang".into(), 1)
     );
 }
 
@@ -377,26 +441,17 @@ fn transfer_rule_adopts_a_completed_transfer_as_a_tombstone_and_flags_edits() {
     let mut later = restored;
     later.now_ms += 60_000;
     update_phone(&later, &member, "13900000009").unwrap();
-    let batches = vec![pb::HoldingsBatch {
-        transfers: vec![pb::HeldTransfer {
+    let report = adopt_transfers(
+        &later,
+        &lanzhou,
+        vec![pb::HeldTransfer {
             generation: 2,
             ..held_transfer(&member, "t-done", 3, "completed")
         }],
-        last: true,
-        ..Default::default()
-    }];
-    let report = later
-        .store
-        .with(|c| reconcile::adopt(c, &later.ctx(), &lanzhou.id, &batches))
-        .unwrap();
+    );
     assert_eq!(report.transfers_completed, 1);
     assert_eq!(report.conflicts, vec![member.clone()]);
-    let home = later
-        .store
-        .with(|c| members::load_home(c, &member))
-        .unwrap()
-        .unwrap();
-    assert_eq!((home.owner.as_str(), home.generation), ("lanzhou", 2));
+    assert_eq!(owner_and_generation(&later, &member), ("lanzhou".into(), 2));
     assert_eq!(transfer_state(&later, "t-done"), "completed");
 }
 
@@ -835,24 +890,18 @@ fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_shar
         "{held:?}"
     );
     // Lanzhou's holdings finish the release Pingliang forgot.
-    let batches = vec![pb::HoldingsBatch {
-        transfers: vec![pb::HeldTransfer {
+    adopt_transfers(
+        &restored,
+        &lanzhou,
+        vec![pb::HeldTransfer {
             generation: 2,
             ..held_transfer(&member, "t-done", 3, "completed")
         }],
-        last: true,
-        ..Default::default()
-    }];
-    restored
-        .store
-        .with(|c| reconcile::adopt(c, &restored.ctx(), &lanzhou.id, &batches))
-        .unwrap();
-    let home = restored
-        .store
-        .with(|c| members::load_home(c, &member))
-        .unwrap()
-        .unwrap();
-    assert_eq!((home.owner.as_str(), home.generation), ("lanzhou", 2));
+    );
+    assert_eq!(
+        owner_and_generation(&restored, &member),
+        ("lanzhou".into(), 2)
+    );
     let entries = restored
         .tx(|c, _| crate::quarantine::list(c, true))
         .unwrap();

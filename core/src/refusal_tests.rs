@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::apply::apply_batch;
 use super::outcome::{ApplyReport, BatchError};
-use super::tests::{day, federation, sign_agreement, TestNode};
+use super::tests::{day, federation, owner_and_generation, sign_agreement, TestNode};
 use super::{members, transfers};
 
 /// An event of `origin`'s log at `seq`.
@@ -63,15 +63,6 @@ fn audited_quarantines(node: &TestNode, peer: &str) -> usize {
         .iter()
         .filter(|e| e.action == "replication.quarantine" && e.actor == format!("peer:{peer}"))
         .count()
-}
-
-fn owner_and_generation(node: &TestNode, member: &str) -> (String, u64) {
-    let home = node
-        .store
-        .with(|c| members::load_home(c, member))
-        .unwrap()
-        .unwrap();
-    (home.owner, home.generation)
 }
 
 fn copy_owner(node: &TestNode, member: &str) -> Option<(String, u64)> {

@@ -226,6 +226,16 @@ fn some(s: &str) -> Option<String> {
     Some(s.to_owned())
 }
 
+/// The owner and generation `node` holds `member` at.
+pub(super) fn owner_and_generation(node: &TestNode, member: &str) -> (String, u64) {
+    let home = node
+        .store
+        .with(|c| members::load_home(c, member))
+        .unwrap()
+        .unwrap();
+    (home.owner, home.generation)
+}
+
 pub(super) fn member_fields(name: &str) -> pb::MemberFields {
     pb::MemberFields {
         name: some(name),

@@ -2095,3 +2095,44 @@ fn sim_seed_1500037_a_hosts_section_reaches_the_owner_a_restored_sender_forgot()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_500_037]));
 }
+
+/// Soak seed 1,600,525 at 600 steps (`single-owner`). Pingliang sent m0
+/// to Lanzhou (generation 2), got it back (generation 3) and offered it
+/// to Yinchuan, which accepted; Pingliang was then restored to a backup
+/// from before the first transfer, holding m0 at generation 1. Adopting
+/// Yinchuan's holdings first, it released the accepted letter from what
+/// it held: generation 2 went to Yinchuan, and Lanzhou's log then gave
+/// Pingliang generation 3 back: two owners. Fixed in
+/// `core::transfers` (`adopt_reported`): a release is made only from the
+/// generation the offer named, which the receiver reports with its
+/// holdings; a restored sender holding the member at another cancels the
+/// letter.
+#[test]
+fn sim_seed_1600525_a_restored_sender_releases_only_from_the_offered_generation() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(P, "赵党员"),
+            backup(P),
+            start(P, m, L, 90),
+            deliver_at_most(P, L, 5),
+            accept(L, TransferRef(2)),
+            deliver(L, P),
+            deliver(P, L),
+            start(L, m, P, 3),
+            deliver_at_most(L, P, 5),
+            accept(P, TransferRef(7)),
+            deliver_at_most(P, L, 1),
+            deliver_at_most(L, P, 8),
+            start(P, m, Y, 90),
+            deliver_at_most(P, Y, 1),
+            accept(Y, TransferRef(12)),
+            restore(P, 0),
+            deliver(Y, P),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[1_600_525]));
+}

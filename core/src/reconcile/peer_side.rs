@@ -171,7 +171,8 @@ pub fn send_holdings(
                     COALESCE((SELECT generation FROM members m WHERE m.member_id = t.member_id), 0),
                     t.released_generation,
                     t.sender = ?2 AND t.state IN ('released', 'completed') AND NOT EXISTS (SELECT 1 FROM events e
-                        WHERE e.audience = ?1 AND e.entity = t.transfer_id AND e.kind = ?3)
+                        WHERE e.audience = ?1 AND e.entity = t.transfer_id AND e.kind = ?3),
+                    t.offer
              FROM transfers t WHERE t.sender = ?1 OR t.receiver = ?1 ORDER BY t.transfer_id",
         )?
         .query_map(params![who, ctx.me.as_str(), EventKind::TransferRelease as i32], |r| {
@@ -191,6 +192,9 @@ pub fn send_holdings(
                 generation: r.get(12)?,
                 released_generation: r.get(13)?,
                 release_dropped: r.get(14)?,
+                offered_generation: crate::transfers::offered_generation(
+                    r.get::<_, Option<Vec<u8>>>(15)?.as_deref(),
+                ),
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

@@ -9,7 +9,9 @@ use liaison_types::validate;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::state::{node, require, save, Direction, Row, TransferState, REJECT_CODES};
+use super::state::{
+    node, offered_generation, require, save, Direction, Row, TransferState, REJECT_CODES,
+};
 use super::views::view;
 use crate::outcome::Faults;
 use crate::{log, members};
@@ -366,12 +368,7 @@ pub(super) fn offer_is_stale(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Resul
 /// it: the accept alone would be refused as late there).
 pub(super) fn answer_stale(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(), Error> {
     tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, sender = %t.sender, "restored: an offer of a member this node already received and passed on; answered as received");
-    let offered = t
-        .offer
-        .as_deref()
-        .and_then(|o| pb::MemberRecord::decode(o).ok())
-        .and_then(|r| r.version)
-        .map_or(0, |v| v.generation);
+    let offered = offered_generation(t.offer.as_deref());
     t.state = TransferState::Completed;
     t.offer = None;
     t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));

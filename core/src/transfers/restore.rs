@@ -162,7 +162,7 @@ pub fn adopt_reported(
         // The newest, still open at the receiver (`awaiting_sender`: past
         // its date there, the receiver waits for this node's decision, which
         // its calendar makes).
-        "pending" | "awaiting_sender" => adopt_open(conn, ctx, t),
+        "pending" | "awaiting_sender" => adopt_open(conn, ctx, held, t),
         "rejected" | "aborted" => {
             if finished_here
                 || matches!(
@@ -455,13 +455,16 @@ fn adopt_accepted(
     mut t: Row,
 ) -> Result<Adopted, Error> {
     // The member was written after the backup (or released since, by a
-    // transfer the receiver reported completed): this node holds no record
-    // to release. The offer ends; the receiver purges it.
-    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t)? {
+    // transfer the receiver reported completed), or the offer was made at a
+    // generation this node's backup does not hold it at: this node holds no
+    // record to release under this letter. The offer ends; the receiver
+    // purges it.
+    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t, held.offered_generation)? {
         tracing::warn!(
             transfer = %t.transfer_id,
             member = %t.member_id,
-            "restored: an accepted transfer of a member this node does not hold is aborted"
+            offered_generation = held.offered_generation,
+            "restored: an accepted transfer of a member this node does not hold at the offer's generation is aborted"
         );
         return Ok(aborted);
     }
@@ -475,26 +478,42 @@ fn adopt_accepted(
 
 /// The newest letter, still open at the receiver: the offer stands and
 /// freezes the member here, if this node still holds the member.
-fn adopt_open(conn: &Connection, ctx: &Ctx<'_>, mut t: Row) -> Result<Adopted, Error> {
+fn adopt_open(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldTransfer,
+    mut t: Row,
+) -> Result<Adopted, Error> {
     if load(conn, &t.transfer_id)?.is_some() {
         return Ok(Adopted::Kept);
     }
-    // Written after the backup: nothing to release if accepted.
-    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t)? {
+    // Written after the backup, or held here at another generation than
+    // offered: nothing to release if accepted.
+    if let Some(aborted) = abort_unless_owned(conn, ctx, &mut t, held.offered_generation)? {
         return Ok(aborted);
     }
     save(conn, &t, ctx.now_ms)?;
     Ok(Adopted::Recorded)
 }
 
-/// A reported offer of a member this node does not own (any more) is
-/// cancelled: there is nothing here to release under it.
+/// A reported offer of a member this node does not own (any more), or owns
+/// at another generation than the offer named (`offered`, as the receiver
+/// reports it; 0 if it does not), is cancelled: there is nothing here to
+/// release under it. A release gives the member the offer's generation
+/// plus one; released from another generation, it would give the receiver
+/// a generation that another node's release gave, or will give, another
+/// owner. So a restored node holding the member from before a round trip
+/// (A → B → A) does not release under a letter it issued after getting it
+/// back.
 fn abort_unless_owned(
     conn: &Connection,
     ctx: &Ctx<'_>,
     t: &mut Row,
+    offered: u64,
 ) -> Result<Option<Adopted>, Error> {
-    if members::load_home(conn, &t.member_id)?.is_some_and(|m| m.owner == ctx.me.as_str()) {
+    if members::load_home(conn, &t.member_id)?
+        .is_some_and(|m| m.owner == ctx.me.as_str() && (offered == 0 || m.generation == offered))
+    {
         return Ok(None);
     }
     abort(conn, ctx, t, TransferState::Cancelled, "sender_restored")?;

@@ -1,7 +1,9 @@
 //! A transfer as each side stores it: its direction and state, its row,
 //! and the letter numbers a sender issues.
 
+use liaison_proto::v1 as pb;
 use liaison_types::identity::NodeId;
+use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{Ctx, Error};
@@ -292,6 +294,16 @@ pub(super) fn save(conn: &Connection, t: &Row, now_ms: i64) -> Result<(), Error>
         ],
     )?;
     Ok(())
+}
+
+/// The generation the member had in an offer as the receiver stores it
+/// (`Row::offer`, the offered record): 0 where no offer is held (purged or
+/// never stored) or it does not decode.
+pub fn offered_generation(offer: Option<&[u8]>) -> u64 {
+    offer
+        .and_then(|o| pb::MemberRecord::decode(o).ok())
+        .and_then(|r| r.version)
+        .map_or(0, |v| v.generation)
 }
 
 pub(super) fn node(id: &str) -> Result<NodeId, Error> {
