@@ -2136,3 +2136,43 @@ fn sim_seed_1600525_a_restored_sender_releases_only_from_the_offered_generation(
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_600_525]));
 }
+
+/// Soak seed 1,500,254 at 2,000 steps (`author-is-authority`). Lanzhou
+/// sends m to Pingliang (generation 2) and gets it back (generation 3),
+/// shares it with Xi'an, and is restored to before all of it. Adopting
+/// Xi'an's copy it owns m at generation 3 again and shares it on; then
+/// Pingliang's holdings report the first letter completed, and Lanzhou
+/// made its record a tombstone at generation 2, below the generation it
+/// held, then installed the release of generation 3 over what it had
+/// shared since: Xi'an's copy was newer than its owner's record. Fixed in
+/// `core::transfers` (`adopt_completed`): a reported release that gave no
+/// later generation than this node holds did not take the member from it.
+#[test]
+fn sim_seed_1500254_a_reported_release_below_the_generation_held_takes_nothing() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "赵党员"),
+        member_add(L, "李党员"),
+        backup(L),
+        start(L, m, P, 30),
+        deliver_at_most(L, P, 3),
+        accept(P, TransferRef(3)),
+        deliver(P, L),
+        deliver(L, P),
+        start(P, m, L, 1),
+        deliver_at_most(P, L, 2),
+        accept(L, TransferRef(8)),
+        deliver(L, P),
+        deliver_at_most(P, L, 5),
+        propose_members(L, X, true, -19, 179, vec![MemberRef(0), MemberRef(1)]),
+        deliver_at_most(L, X, 2),
+        accept_agreement(X, AgreementRef(13)),
+        deliver(X, L),
+        deliver(L, X),
+        restore(L, 0),
+        deliver(X, L),
+        deliver_at_most(L, X, 8),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_500_254]));
+}

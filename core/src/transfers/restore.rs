@@ -314,7 +314,12 @@ fn adopt_completed(
     if held.released_generation > 0 {
         two_releases_of_one_generation(conn, ctx, &t, held.released_generation)?;
     }
-    if (newest || supersedes_ours) && owned_here {
+    // A release that gave no later generation than this node holds did not
+    // take the member from it: the member came back here since (by letters
+    // this node's peers reported, or in a copy it took back), and its
+    // record stands.
+    let moved_on_from_ours = home.as_ref().is_some_and(|m| m.generation < released);
+    if (newest || supersedes_ours) && owned_here && moved_on_from_ours {
         // The receiver owns the member: here it is a tombstone, and other
         // hosts learn it moved.
         abort_other_offers(conn, ctx, &t)?;
