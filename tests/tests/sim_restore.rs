@@ -2020,7 +2020,9 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         deliver(X, P),
     ]);
     // The later branch changed the outflow the first release carries: the
-    // receiver's record, newer, keeps its version of it.
+    // receiver's record, newer, keeps its version of it. This one guards
+    // the checker's rule (outflows compared as released only at the
+    // released counter): the core kept the newer record before the fix too.
     let m = MemberRef(3);
     let changed = schedule(vec![
         backup(X),
@@ -2038,10 +2040,11 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         restore(P, 0),
         restore(X, 2),
         deliver(L, P),
+        deliver(P, X),
         outflow_update(X, m, P),
         start(X, m, P, 10),
         deliver(X, P),
-        accept(P, TransferRef(16)),
+        accept(P, TransferRef(17)),
         deliver(P, X),
         deliver(X, P),
         restore(X, 3),
