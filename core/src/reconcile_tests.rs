@@ -972,3 +972,52 @@ fn took_holdings_under(node: &TestNode, peer: &TestNode, log_id: &str) {
     node.tx(|c, ctx| crate::epoch::note_log_taken(c, peer.id.as_str(), log_id, ctx.now_ms))
         .unwrap();
 }
+
+/// Whether `node`'s database in place would refuse the backup at `path`
+/// as a branch it left.
+fn left_branch(node: &TestNode, path: &std::path::Path) -> Option<reconcile::LeftBranch> {
+    let backup = rusqlite::Connection::open(path).unwrap();
+    node.store
+        .with(|c| reconcile::left_branch(c, &backup))
+        .unwrap()
+}
+
+/// Backups B1 and B2 of one log; restored from B1, the node has left
+/// what B2 holds past B1, while B1 and every backup since stay on its
+/// branch, also after a second restore.
+#[test]
+fn a_backup_of_a_branch_the_node_left_is_found_against_the_database_in_place() {
+    let (pingliang, _lanzhou, _xian, member) = federation();
+    let (_d1, b1) = backup(&pingliang);
+    update_phone(&pingliang, &member, "13900000001").unwrap();
+    let (_d2, b2) = backup(&pingliang);
+    // Never restored: any backup of the node is fine.
+    assert_eq!(left_branch(&pingliang, &b1), None);
+    assert_eq!(left_branch(&pingliang, &b2), None);
+
+    let restored = restore("pingliang", &b1, pingliang.now_ms);
+    let left = left_branch(&restored, &b2).expect("B2 is past the branch point");
+    assert_eq!(left.log_id, pingliang.store.log_id().unwrap());
+    assert!(left.kept_to.is_some_and(|kept| kept < left.seq), "{left:?}");
+    assert!(left.restored_backup_at_ms > 0);
+    assert_eq!(left_branch(&restored, &b1), None, "the branch point itself");
+
+    // A backup under the new log, and a restore from it: B2 is still left.
+    let (_d3, b3) = backup(&restored);
+    assert_eq!(left_branch(&restored, &b3), None);
+    let again = restore("pingliang", &b3, restored.now_ms);
+    assert!(left_branch(&again, &b2).is_some());
+    assert_eq!(left_branch(&again, &b1), None);
+    assert_eq!(left_branch(&again, &b3), None);
+
+    // Restored from B1 once more, the node has left the branch of B3: its
+    // log is not one the database in place descends from.
+    let (_d4, b4) = backup(&again);
+    let d5 = tempfile::tempdir().unwrap();
+    let b1_again = d5.path().join("backup.db");
+    std::fs::copy(&b1, &b1_again).unwrap();
+    let back = restore("pingliang", &b1_again, again.now_ms);
+    let left = left_branch(&back, &b4).expect("B4's log is on the branch left");
+    assert_eq!(left.kept_to, None);
+    assert_eq!(left_branch(&back, &b1), None);
+}

@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
+use liaison_core::reconcile::LeftBranch;
 use liaison_core::store::{self, BACKUP_MARK};
 use liaison_types::config::Config;
+use liaison_types::time::{format_ms, Tz};
 
 /// Why a restore was refused; nothing was changed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub enum RestoreError {
     },
     #[error("{}: {detail}", path.display())]
     Schema { path: PathBuf, detail: String },
+    #[error("{} holds a branch of this node's history that the database in place left when it was restored: {detail}. Its peers have moved on from that branch, so it cannot come back: restore a backup taken since that restore, or one taken no later than the backup that restore used; or keep the database in place", path.display())]
+    LeftBranch { path: PathBuf, detail: String },
     #[error("data directory {}: {error}", path.display())]
     DataDir {
         path: PathBuf,
@@ -85,6 +89,12 @@ pub fn restore(config: &Config, from: &Path, now_ms: i64) -> Result<Restored, Re
             return Err(error);
         }
     };
+    if database.exists() {
+        if let Err(error) = check_branch(&database, &copy, from, config.time_zone) {
+            remove_with_log(&copy);
+            return Err(error);
+        }
+    }
     let replaced = if database.exists() {
         let aside = data_dir.join(format!("liaison.db.replaced-{now_ms}"));
         for suffix in ["", "-wal", "-shm"] {
@@ -165,6 +175,56 @@ fn check_copy(copy: &Path, from: &Path, node_id: &str) -> Result<i64, RestoreErr
             error,
         })?;
     Ok(backup_at_ms)
+}
+
+/// Refuses a backup of a branch the database in place left
+/// (`reconcile::left_branch`). A database in place that cannot be read
+/// is no reason to refuse: the restore is what replaces it.
+fn check_branch(database: &Path, copy: &Path, from: &Path, zone: Tz) -> Result<(), RestoreError> {
+    let open = |path: &Path| {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(liaison_core::Error::from)
+    };
+    let left = open(database).and_then(|current| {
+        let backup = open(copy)?;
+        liaison_core::reconcile::left_branch(&current, &backup)
+    });
+    match left {
+        Ok(None) => Ok(()),
+        Ok(Some(left)) => Err(RestoreError::LeftBranch {
+            path: from.to_owned(),
+            detail: left_detail(&left, zone),
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "cannot compare the backup with the database in place; restoring it");
+            Ok(())
+        }
+    }
+}
+
+fn left_detail(left: &LeftBranch, zone: Tz) -> String {
+    let restored = if left.restored_backup_at_ms > 0 {
+        format!(
+            "last restored {} from a backup taken {}",
+            format_ms(left.restored_at_ms, zone),
+            format_ms(left.restored_backup_at_ms, zone)
+        )
+    } else {
+        format!(
+            "last restored {} as a new database",
+            format_ms(left.restored_at_ms, zone)
+        )
+    };
+    match left.kept_to {
+        Some(kept) => format!(
+            "{restored}, it kept log {} up to change {}, and this backup runs to change {}",
+            left.log_id, kept, left.seq
+        ),
+        None => format!(
+            "{restored}, it does not descend from log {}, which this backup was taken under",
+            left.log_id
+        ),
+    }
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -245,6 +245,16 @@ async fn restore_checks_the_backup_and_refuses_another_nodes_or_a_damaged_one() 
     let theirs = backups.join("lanzhou.db");
     pingliang.ctl_ok(&["backup", "--out", ours.to_str().expect("UTF-8")]);
     lanzhou.ctl_ok(&["backup", "--out", theirs.to_str().expect("UTF-8")]);
+    // A letter after that backup, on the log the restore below leaves: a
+    // later backup holds it.
+    pingliang.org_add("b1").await;
+    let member = pingliang.member_add("张三", "620801199005170014").await;
+    pingliang
+        .try_transfer_start(&member, "xian")
+        .await
+        .unwrap_or_else(|s| panic!("transfer start: {s}"));
+    let later = backups.join("pingliang-later.db");
+    pingliang.ctl_ok(&["backup", "--out", later.to_str().expect("UTF-8")]);
     let config = pingliang.config().clone();
 
     let running = restore(&config, &ours);
@@ -322,6 +332,22 @@ async fn restore_checks_the_backup_and_refuses_another_nodes_or_a_damaged_one() 
         })
         .await;
     lanzhou.ctl_ok(&["status"]);
+
+    // The later backup holds the branch the restore left: refused, with
+    // the backups that would do; the first one, the branch point, is not.
+    pingliang.stop();
+    let before = file_bytes(&db);
+    let left = restore(&config, &later);
+    assert_eq!(left.status.code(), Some(1), "{}", describe_output(&left));
+    let said = String::from_utf8_lossy(&left.stderr);
+    assert!(
+        said.contains("holds a branch of this node's history that the database in place left")
+            && said.contains("restore a backup taken since that restore"),
+        "{said}"
+    );
+    assert_eq!(file_bytes(&db), before, "a refused restore changes nothing");
+    let again = restore(&config, &ours);
+    assert!(again.status.success(), "{}", describe_output(&again));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -287,9 +287,9 @@ fn sim_bug_a_restored_host_takes_the_coordinators_end_it_forgot() {
         act(L, Action::PeerReAdd { peer: X }),
         backup(L),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, X),
-        restore(L, 2),
+        restore_onto_new_disk(L, 2),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_400_000]));
@@ -317,8 +317,8 @@ fn sim_a_restored_party_takes_the_end_the_coordinator_holds_over_one_of_its_lost
         advance(20),
         deliver(L, P),
         backup(P),
-        restore(P, 0),
-        restore(L, 0),
+        restore_onto_new_disk(P, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, P),
         deliver(X, L),
         deliver(P, L),
@@ -329,10 +329,10 @@ fn sim_a_restored_party_takes_the_end_the_coordinator_holds_over_one_of_its_lost
         advance(16),
         tick(L),
         deliver(L, P),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, L),
         deliver(P, L),
-        restore(P, 1),
+        restore_onto_new_disk(P, 1),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_185]));
@@ -368,8 +368,8 @@ fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
         accept_agreement(X, a),
         deliver(X, P),
         backup(X),
-        restore(X, 0),
-        restore(P, 0),
+        restore_onto_new_disk(X, 0),
+        restore_onto_new_disk(P, 0),
         deliver(L, X),
         deliver(L, P),
         deliver(X, P),
@@ -379,7 +379,7 @@ fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
         deliver(X, P),
         accept_agreement(P, a),
         deliver(P, X),
-        restore(X, 1),
+        restore_onto_new_disk(X, 1),
         deliver(L, X),
         deliver(P, X),
         deliver(X, P),

@@ -44,7 +44,7 @@ fn sim_bug_reconcile_after_restore() {
         backup(L),
         propose(L, P, true, -3, 119),
         deliver(L, P),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(P, L),
     ])];
     runs.extend(seeds(&[
@@ -114,9 +114,9 @@ fn sim_bug_both_parties_restored_adopt_an_agreement_one_ended_early() {
         accept_agreement(X, a),
         reject_agreement(L, a),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
 }
@@ -142,8 +142,8 @@ fn sim_bug_owner_restored_after_its_host_gets_the_hosts_records() {
         activity(X, m, "study", 8),
         deliver(X, P),
         backup(X),
-        restore(X, 0),
-        restore(P, 0),
+        restore_onto_new_disk(X, 0),
+        restore_onto_new_disk(P, 0),
     ]);
     all_pass(vec![run]);
 }
@@ -163,7 +163,7 @@ fn sim_bug_restored_sender_adopts_an_offer_awaiting_its_decision() {
         deliver(X, L),
         advance(39),
         accept(L, TransferRef(0)),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
     ]);
     assert_eq!(run.stats.events_quarantined, 0, "{}", run.report());
     all_pass(vec![run]);
@@ -201,7 +201,7 @@ fn sim_bug_host_record_judged_by_its_place_before_the_end() {
         deliver(L, X),
         host_set(X, m, 980),
         terminate(X, AgreementRef(2)),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, L),
     ]);
     assert_eq!(run.stats.events_quarantined, 1, "{}", run.report());
@@ -229,11 +229,11 @@ fn sim_bug_coordinator_takes_back_a_forgotten_proposal_from_the_vote() {
             backup(L),
             propose(L, P, true, -16, 145),
             deliver(L, P),
-            restore(L, 0),
+            restore_onto_new_disk(L, 0),
             backup(P),
-            restore(P, 0),
+            restore_onto_new_disk(P, 0),
             deliver(P, L),
-            restore(P, 1),
+            restore_onto_new_disk(P, 1),
             deliver(X, P),
             reconcile_without(P, L),
         ];
@@ -285,7 +285,7 @@ fn sim_bug_restored_sender_relays_what_hosts_sent_it_meanwhile() {
         deliver(L, P),
         deliver(P, L),
         contact(X, m, "dues", 89),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         deliver(X, P),
     ]);
     all_pass(vec![run]);
@@ -319,11 +319,11 @@ fn sim_bug_two_restores_on_a_transfer_chain_release_again() {
         start(P, m, X, 30),
         deliver(P, X),
         accept(X, TransferRef(8)),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, L),
         deliver(X, P),
         deliver(P, X),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_007_011, 1_008_755]));
@@ -352,9 +352,9 @@ fn sim_bug_restored_receiver_records_a_transfer_it_forgot_it_received() {
         deliver(L, X),
         accept(X, TransferRef(8)),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_006_736]));
@@ -394,7 +394,7 @@ fn sim_bug_restored_sender_holds_a_later_owners_share_until_the_release() {
         deliver_at_most(P, X, 5),
         deliver(X, P),
         outflow(P, m, L, 183),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_006_887]));
@@ -426,7 +426,7 @@ fn sim_bug_restored_receiver_still_installs_a_release_it_forgot() {
         deliver(X, P),
         deliver(P, X),
         deliver(X, P),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_020_779, 1_022_705]));
@@ -455,7 +455,7 @@ fn sim_bug_restored_owner_notes_a_share_of_a_member_it_released_since() {
         start(P, m, L, 90),
         deliver(P, L),
         accept(L, TransferRef(7)),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         deliver(L, P),
         contact(L, m, "phone", 8),
     ]);
@@ -490,7 +490,7 @@ fn sim_bug_restored_host_drops_its_copy_of_a_member_it_passed_on() {
         accept(L, TransferRef(11)),
         deliver(L, X),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         // Lanzhou first: it reports the transfer that made m0 a
         // tombstone at Xi'an before Pingliang's release comes again.
         deliver(L, X),
@@ -525,7 +525,7 @@ fn sim_bug_holdings_carry_the_hosts_records_inside_a_release_in_flight() {
         deliver(P, X),
         start(X, m, L, 90),
         deliver(X, L),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         accept(L, TransferRef(11)),
         // Pingliang adopts Lanzhou before the release reaches Lanzhou,
         // and Xi'an after it released.
@@ -559,7 +559,7 @@ fn sim_bug_restored_host_rewrites_its_section_past_the_owners_version() {
         backup(P),
         host_set(P, m, 586),
         deliver(P, X),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         reconcile_without(P, X),
         deliver(L, P),
         host_set(P, m, 773),
@@ -596,7 +596,7 @@ fn sim_bug_restored_former_owner_shares_nothing_its_successor_refuses() {
         deliver(X, P),
         deliver(P, X),
         advance(18),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         start(X, MemberRef(3), L, 3),
         deliver(X, L),
         accept(L, TransferRef(13)),
@@ -618,7 +618,7 @@ fn sim_bug_restored_former_owner_shares_nothing_its_successor_refuses() {
         backup(P),
         deliver(X, P),
         deliver(P, X),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         start(X, MemberRef(4), L, 3),
         deliver(X, L),
         accept(L, TransferRef(13)),
@@ -662,7 +662,7 @@ fn sim_bug_restored_host_takes_back_no_older_section_than_a_relayed_one() {
         deliver(P, L),
         host_set(X, m, 543),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, P),
         // Xi'an adopts Pingliang before Lanzhou.
         deliver(P, X),
@@ -694,7 +694,7 @@ fn sim_bug_stale_offer_answered_with_the_receipt() {
         deliver(L, P),
         deliver(P, L),
         backup(P),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         start(L, m, X, 3),
         deliver(L, X),
         accept(X, TransferRef(9)),
@@ -705,7 +705,7 @@ fn sim_bug_stale_offer_answered_with_the_receipt() {
             limit: 5,
         },
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_042_442]));
@@ -730,7 +730,7 @@ fn sim_bug_a_reissue_while_skipping_does_not_hide_the_completed_transfer() {
         accept(X, TransferRef(1)),
         deliver(X, L),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         reconcile_without(L, X),
         deliver(P, L),
         reissue(L, TransferRef(1)),
@@ -767,7 +767,7 @@ fn sim_bug_a_restored_tombstone_moves_on_to_the_newest_transfer() {
         accept(L, TransferRef(12)),
         deliver(L, X),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_050_046]));
@@ -800,7 +800,7 @@ fn sim_bug_a_record_of_the_receiver_itself_is_not_checked_by_its_sender() {
         deliver(P, L),
         deliver(L, P),
         on_paper(P, m),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_050_822]));
@@ -830,7 +830,7 @@ fn sim_bug_an_end_marker_is_a_place_in_one_log_of_the_host() {
         backup(X),
         terminate(X, AgreementRef(0)),
         deliver(X, L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(P, X),
         reconcile_without(X, L),
         contact(X, m, "phone", 7),
@@ -864,10 +864,10 @@ fn sim_bug_a_receipt_makes_a_restored_sender_release_again() {
         deliver(P, X),
         advance(4),
         backup(X),
-        restore(X, 0),
-        restore(P, 0),
+        restore_onto_new_disk(X, 0),
+        restore_onto_new_disk(P, 0),
         deliver(X, P),
-        restore(X, 1),
+        restore_onto_new_disk(X, 1),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_075_102]));
@@ -906,7 +906,7 @@ fn sim_bug_restored_sender_takes_back_no_section_its_release_carried() {
         deliver(L, P),
         accept(P, TransferRef(14)),
         backup(L),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_075_235]));
@@ -935,10 +935,10 @@ fn sim_bug_a_letter_the_counter_jumped_past_is_believed_after_a_second_restore()
         deliver_at_most(L, X, 1),
         start(L, MemberRef(0), Y, 10),
         deliver_at_most(L, Y, 5),
-        restore(L, 1),
+        restore_onto_new_disk(L, 1),
         deliver_at_most(Y, L, 3),
         backup(L),
-        restore(L, 1),
+        restore_onto_new_disk(L, 1),
     ];
     let run = schedule_on(4, steps);
     all_pass(vec![run]);
@@ -982,7 +982,7 @@ fn sim_bug_an_older_letter_is_not_answered_as_received_for_its_reissue() {
             accept(X, TransferRef(9 + k)),
             deliver(X, P),
             deliver(P, X),
-            restore(P, 0),
+            restore_onto_new_disk(P, 0),
         ]);
         schedule(steps)
     };
@@ -1013,13 +1013,13 @@ fn sim_bug_a_section_written_twice_at_one_version_is_adopted_from_the_peer() {
         backup(X),
         host_set(X, m, 494),
         backup(X),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         // Reconciles: neither peer holds the first write.
         deliver(L, X),
         deliver(P, X),
         host_set(X, m, 137),
         deliver(X, P),
-        restore(X, 1),
+        restore_onto_new_disk(X, 1),
     ]);
     all_pass(vec![run]);
     all_pass(seeds(&[1_150_227]));
@@ -1060,7 +1060,7 @@ fn sim_bug_a_receiver_restored_before_a_reissue_and_a_passing_on() {
             accept(P, TransferRef(k + 6)),
             deliver(P, L),
             deliver(L, P),
-            restore(L, 0),
+            restore_onto_new_disk(L, 0),
         ]);
         schedule(steps)
     };
@@ -1092,12 +1092,12 @@ fn sim_bug_a_receiver_restored_after_its_senders_restore_dropped_the_release() {
         start(X, m, P, 10),
         deliver(X, P),
         backup(L),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, L),
         accept(P, TransferRef(7)),
         deliver(P, X),
         deliver(X, P),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, X),
     ]);
     all_pass(vec![run]);
@@ -1121,7 +1121,7 @@ fn sim_bug_an_accept_after_another_transfer_took_the_member_cancels() {
         backup(L),
         start(L, m, X, 30),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(P, L),
         reconcile_without(L, X),
         start(L, m, P, 30),
@@ -1172,14 +1172,14 @@ fn sim_bug_restored_receiver_completes_an_accepted_transfer_whose_release_it_for
         deliver(P, X),
         deliver(X, P),
         backup(X),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         start(P, m, L, 30),
         deliver(P, X),
         deliver(P, L),
         accept(L, TransferRef(9)),
         deliver(L, P),
         deliver(P, L),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_200_040]));
@@ -1218,7 +1218,7 @@ fn sim_bug_a_hosts_record_still_in_its_log_proves_the_share_it_was_made_under() 
         accept_agreement(X, AgreementRef(15)),
         deliver(X, L),
         deliver(L, X),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         host_set(X, m, 451),
     ]);
     all_pass(vec![run]);
@@ -1266,12 +1266,12 @@ fn sim_bug_two_tombstones_pointing_at_each_other_relay_nothing_in_a_loop() {
             deliver(T, Y),
             deliver(Y, T),
             deliver(T, Y),
-            restore(Y, 0),
+            restore_onto_new_disk(Y, 0),
             deliver(T, Y),
             deliver(Y, T),
             host_set(X, m, 451),
             deliver(X, Y),
-            restore(T, 0),
+            restore_onto_new_disk(T, 0),
             deliver(Y, T),
             deliver(T, Y),
         ],
@@ -1313,10 +1313,10 @@ fn sim_bug_an_older_letter_released_on_another_branch_of_backups_moves_the_membe
         reissue(P, TransferRef(2)),
         backup(P),
         accept(X, TransferRef(2)),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         deliver(X, P),
         deliver(P, X),
-        restore(P, 1),
+        restore_onto_new_disk(P, 1),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_200_188]));
@@ -1351,8 +1351,8 @@ fn sim_bug_both_sides_restored_before_a_transfer_the_receiver_passed_on() {
         accept(L, TransferRef(8)),
         deliver(L, X),
         deliver(X, L),
-        restore(X, 0),
-        restore(P, 0),
+        restore_onto_new_disk(X, 0),
+        restore_onto_new_disk(P, 0),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(
@@ -1389,9 +1389,9 @@ fn sim_bug_a_copy_from_before_the_owners_restore_yields_to_its_current_log() {
             backup(P),
             outflow_return(X, m),
             deliver(X, P),
-            restore(X, 0),
+            restore_onto_new_disk(X, 0),
             deliver(P, X),
-            restore(P, 0),
+            restore_onto_new_disk(P, 0),
         ],
     );
     all_pass(vec![run]);
@@ -1427,7 +1427,7 @@ fn sim_bug_a_restored_host_takes_the_basis_its_owner_shares_under_now() {
         tick(X),
         deliver(X, P),
         deliver(P, X),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_722]));
@@ -1475,10 +1475,10 @@ fn sim_bug_a_node_takes_again_the_holdings_of_a_peer_restored_after_it_adopted_i
         backup(P),
         deliver(X, P),
         backup(P),
-        restore(P, 0),
-        restore(X, 0),
+        restore_onto_new_disk(P, 0),
+        restore_onto_new_disk(X, 0),
         deliver(P, X),
-        restore(P, 3),
+        restore_onto_new_disk(P, 3),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_400_008, 1_400_004, 1_400_010]));
@@ -1532,10 +1532,10 @@ fn sim_bug_a_host_takes_back_no_record_under_an_agreement_it_forgot_was_active()
             accept(Y, TransferRef(17)),
             deliver_at_most(Y, L, 3),
             deliver_at_most(L, Y, 3),
-            restore(X, 0),
-            restore(L, 0),
+            restore_onto_new_disk(X, 0),
+            restore_onto_new_disk(L, 0),
             deliver_at_most(Y, X, 3),
-            restore(Y, 0),
+            restore_onto_new_disk(Y, 0),
         ],
     );
     all_pass(vec![run]);
@@ -1574,7 +1574,7 @@ fn sim_bug_a_record_held_in_quarantine_is_part_of_the_holdings() {
         backup(P),
         member_add(X, "马党员"),
         propose_members(X, L, true, -13, 83, vec![m, MemberRef(16)]),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         Step::Deliver {
             from: X,
             to: L,
@@ -1583,9 +1583,9 @@ fn sim_bug_a_record_held_in_quarantine_is_part_of_the_holdings() {
             crash: false,
         },
         accept_agreement(L, AgreementRef(17)),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver_at_most(P, L, 2),
         Step::Deliver {
             from: P,
@@ -1643,7 +1643,7 @@ fn sim_bug_a_relayed_record_still_in_the_log_is_part_of_the_holdings() {
             accept(Y, TransferRef(10)),
             deliver_at_most(Y, L, 2),
             deliver_at_most(P, L, 3),
-            restore(P, 0),
+            restore_onto_new_disk(P, 0),
             deliver_at_most(Y, P, 8),
         ],
     );
@@ -1679,7 +1679,7 @@ fn sim_bug_a_hosts_record_about_a_member_not_yet_arrived_is_held_at_adoption() {
         accept(X, TransferRef(4)),
         deliver_at_most(X, P, 5),
         backup(P),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         deliver_at_most(L, P, 2),
         deliver(X, P),
         deliver_at_most(P, X, 5),
@@ -1688,13 +1688,13 @@ fn sim_bug_a_hosts_record_about_a_member_not_yet_arrived_is_held_at_adoption() {
         host_set(P, m, 31),
         terminate(X, a),
         deliver_at_most(P, X, 5),
-        restore(P, 0),
+        restore_onto_new_disk(P, 0),
         Step::Send {
             from: X,
             to: P,
             limit: 1,
         },
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_600_334, 1_600_648, 1_600_782]));
@@ -1726,7 +1726,7 @@ fn sim_bug_a_tombstone_made_at_adoption_relays_the_host_records_held_about_it() 
             deliver_at_most(X, Y, 2),
             member_add(Y, "赵党员"),
             outflow(Y, m, X, 1),
-            restore(X, 0),
+            restore_onto_new_disk(X, 0),
             deliver(Y, X),
             deliver(P, X),
             start(Y, m, L, 30),
@@ -1737,7 +1737,7 @@ fn sim_bug_a_tombstone_made_at_adoption_relays_the_host_records_held_about_it() 
             accept(L, TransferRef(11)),
             deliver_at_most(L, Y, 3),
             deliver_at_most(Y, L, 5),
-            restore(Y, 0),
+            restore_onto_new_disk(Y, 0),
             deliver_at_most(X, Y, 3),
             deliver_at_most(Y, X, 1),
             deliver_at_most(X, Y, 8),
@@ -1787,7 +1787,7 @@ fn sim_bug_a_hosts_section_never_goes_back_a_generation() {
         accept_agreement(P, AgreementRef(21)),
         deliver_at_most(P, X, 5),
         deliver_at_most(X, P, 8),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver_at_most(P, X, 5),
         deliver_at_most(X, P, 3),
         host_set(P, m, 190),
@@ -1829,9 +1829,9 @@ fn sim_bug_two_releases_of_one_generation_the_earlier_letter_yields() {
             deliver(X, Y),
             backup(Y),
             days(13),
-            restore(X, 0),
+            restore_onto_new_disk(X, 0),
             days(20),
-            restore(Y, 0),
+            restore_onto_new_disk(Y, 0),
             // Xi'an adopts its peers' holdings (none holds the release).
             deliver(L, X),
             deliver(Y, X),
@@ -1840,7 +1840,7 @@ fn sim_bug_two_releases_of_one_generation_the_earlier_letter_yields() {
             start(X, m, L, 10),
             deliver(X, L),
             accept(L, TransferRef(17)),
-            restore(Y, 1),
+            restore_onto_new_disk(Y, 1),
         ],
     );
     all_pass(vec![run]);
@@ -1881,7 +1881,7 @@ fn sim_bug_a_sender_that_released_twice_at_one_generation_tells_the_earlier_rece
             accept(T, TransferRef(8)),
             deliver_at_most(T, X, 8),
             backup(X),
-            restore(X, 0),
+            restore_onto_new_disk(X, 0),
             deliver(L, X),
             deliver_at_most(T, X, 5),
             deliver(P, X),
@@ -1891,7 +1891,7 @@ fn sim_bug_a_sender_that_released_twice_at_one_generation_tells_the_earlier_rece
             accept(L, TransferRef(18)),
             deliver_at_most(L, X, 2),
             deliver_at_most(X, L, 3),
-            restore(X, 2),
+            restore_onto_new_disk(X, 2),
         ],
     );
     all_pass(vec![run]);
@@ -1940,7 +1940,7 @@ fn sim_bug_relays_held_until_the_release_are_judged_once_it_completed() {
         deliver_at_most(X, L, 8),
         backup(L),
         deliver(L, X),
-        restore(L, 1),
+        restore_onto_new_disk(L, 1),
         deliver(P, L),
         advance(20),
         Step::Deliver {
@@ -1956,11 +1956,11 @@ fn sim_bug_relays_held_until_the_release_are_judged_once_it_completed() {
             deltas_ms: vec![0, 3 * DAY, 0],
         },
         backup(L),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         Step::Advance {
             deltas_ms: vec![0, DAY, 0],
         },
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver_at_most(P, L, 3),
         advance(1),
         deliver_at_most(X, L, 1),
@@ -1968,10 +1968,10 @@ fn sim_bug_relays_held_until_the_release_are_judged_once_it_completed() {
         deliver(L, X),
         tick(L),
         deliver_at_most(L, X, 2),
-        restore(L, 3),
+        restore_onto_new_disk(L, 3),
         deliver_at_most(X, L, 5),
         deliver_at_most(L, X, 3),
-        restore(L, 1),
+        restore_onto_new_disk(L, 1),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_163]));
@@ -2003,8 +2003,8 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         deliver(X, P),
         deliver(P, X),
         backup(X),
-        restore(P, 0),
-        restore(X, 0),
+        restore_onto_new_disk(P, 0),
+        restore_onto_new_disk(X, 0),
         deliver(L, P),
         deliver(L, X),
         deliver(P, X),
@@ -2016,7 +2016,7 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         deliver(X, P),
         deliver(P, X),
         outflow(P, m, X, 99),
-        restore(X, 1),
+        restore_onto_new_disk(X, 1),
         deliver(X, P),
     ]);
     // The later branch changed the outflow the first release carries: the
@@ -2037,8 +2037,8 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         accept(P, TransferRef(7)),
         deliver(P, X),
         backup(X),
-        restore(P, 0),
-        restore(X, 2),
+        restore_onto_new_disk(P, 0),
+        restore_onto_new_disk(X, 2),
         deliver(L, P),
         deliver(P, X),
         outflow_update(X, m, P),
@@ -2047,7 +2047,7 @@ fn sim_seed_1500056_two_releases_of_one_generation_to_one_receiver() {
         accept(P, TransferRef(17)),
         deliver(P, X),
         deliver(X, P),
-        restore(X, 3),
+        restore_onto_new_disk(X, 3),
     ]);
     all_pass(vec![run, changed]);
     all_pass(soak_seeds(2_000, &[1_500_056]));
@@ -2090,7 +2090,7 @@ fn sim_seed_1500037_a_hosts_section_reaches_the_owner_a_restored_sender_forgot()
         deliver_at_most(L, X, 2),
         host_set(X, m, 84),
         deliver_at_most(X, L, 5),
-        restore(X, 0),
+        restore_onto_new_disk(X, 0),
         deliver_at_most(P, X, 5),
         deliver_at_most(X, P, 3),
         host_set(P, m, 190),
@@ -2132,7 +2132,7 @@ fn sim_seed_1600525_a_restored_sender_releases_only_from_the_offered_generation(
             start(P, m, Y, 90),
             deliver_at_most(P, Y, 1),
             accept(Y, TransferRef(12)),
-            restore(P, 0),
+            restore_onto_new_disk(P, 0),
             deliver(Y, P),
         ],
     );
@@ -2172,10 +2172,48 @@ fn sim_seed_1500254_a_reported_release_below_the_generation_held_takes_nothing()
         accept_agreement(X, AgreementRef(13)),
         deliver(X, L),
         deliver(L, X),
-        restore(L, 0),
+        restore_onto_new_disk(L, 0),
         deliver(X, L),
         deliver_at_most(L, X, 8),
     ]);
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_500_254]));
+}
+
+/// A backup of a branch the node left (docs/restore.md): Xi'an offers m
+/// after its first backup, backs up again, and is restored to the first.
+/// Its second backup, holding the offer, is then refused over the
+/// database in place, as `liaison-node restore` refuses it; onto a new
+/// disk nothing can tell, and the restore is made.
+#[test]
+fn sim_a_backup_of_a_branch_the_node_left_is_refused_over_the_database_in_place() {
+    let m = MemberRef(0);
+    let steps = |last: Step| {
+        vec![
+            member_add(X, "马党员"),
+            backup(X),
+            start(X, m, P, 30),
+            deliver(X, P),
+            backup(X),
+            restore(X, 0),
+            deliver(P, X),
+            deliver(L, X),
+            last,
+        ]
+    };
+    let refused = schedule(steps(restore(X, 1)));
+    let report = refused.report();
+    assert!(
+        report.contains(
+            "restore xian from its backup #1  → refused backup #1: a branch this node left"
+        ),
+        "{report}"
+    );
+    all_pass(vec![refused]);
+    let taken = schedule(steps(restore_onto_new_disk(X, 1)));
+    let report = taken.report();
+    assert!(
+        report.contains("restore xian from its backup #1 onto a new disk  → done"),
+        "{report}"
+    );
 }

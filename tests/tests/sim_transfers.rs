@@ -200,10 +200,10 @@ fn sim_bug_a_newer_release_of_a_completed_transfer_is_installed() {
         accept(P, TransferRef(5)),
         deliver_at_most(P, X, 5),
         backup(X),
-        restore(X, 2),
+        restore_onto_new_disk(X, 2),
         deliver_at_most(P, X, 5),
         deliver(X, P),
-        restore(X, 3),
+        restore_onto_new_disk(X, 3),
     ]);
     all_pass(vec![run]);
 }
@@ -239,8 +239,8 @@ fn sim_bug_a_receipt_completes_a_letter_whose_member_left_on_a_forgotten_branch(
             accept(P, TransferRef(9)),
             deliver_at_most(P, L, 8),
             deliver_at_most(L, P, 3),
-            restore(L, 0),
-            restore(Y, 0),
+            restore_onto_new_disk(L, 0),
+            restore_onto_new_disk(Y, 0),
         ],
     );
     all_pass(vec![run]);

@@ -202,12 +202,21 @@ fn note_other_branches(tx: &Connection, batches: &[pb::HoldingsBatch]) -> Result
         .iter()
         .flat_map(|b| &b.cursors)
         .any(|c| c.log_id != current_log_id && !known.contains(&c.log_id));
+    // A new database under a known node id descends from every log its
+    // peers hold of the node, at a point no one knows.
+    let reinstalled = restore_row(tx)?.is_some_and(|r| r.backup_at_ms == 0);
     for cursor in batches.iter().flat_map(|b| &b.cursors) {
         if cursor.log_id != current_log_id {
             tx.execute(
                 "INSERT OR IGNORE INTO past_log_ids (log_id, lineage) VALUES (?1, 0)",
                 [&cursor.log_id],
             )?;
+            if reinstalled {
+                tx.execute(
+                    "INSERT OR IGNORE INTO branch_logs (log_id, last_seq) VALUES (?1, NULL)",
+                    [&cursor.log_id],
+                )?;
+            }
         }
     }
     Ok(other_branch)

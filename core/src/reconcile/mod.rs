@@ -87,6 +87,7 @@ pub use adopt::{adopt, retake};
 pub use peer_side::{holdings_for, send_holdings, HOLDINGS_BATCH_BYTES, HOLDINGS_BATCH_RECORDS};
 pub use report::AdoptReport;
 pub use restore::{
-    begin_restore, begin_restore_if_marked, finish, lost_period, mark_backup, may_serve,
-    needs_holdings, note_log_ids_held, peer_added, skip_peer, status, ReconcileStart,
+    begin_restore, begin_restore_if_marked, finish, left_branch, lost_period, mark_backup,
+    may_serve, needs_holdings, note_log_ids_held, peer_added, skip_peer, status, LeftBranch,
+    ReconcileStart,
 };

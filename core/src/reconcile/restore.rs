@@ -98,6 +98,15 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
         .optional()?
         .unwrap_or(0);
     set_meta(&tx, "log_id", &log_id)?;
+    // This file keeps the log it was restored from up to `seq_floor`: a
+    // backup of that log taken later is of a branch this file left.
+    if !previous_log_id.is_empty() {
+        tx.execute(
+            "INSERT INTO branch_logs (log_id, last_seq) VALUES (?1, ?2)
+             ON CONFLICT (log_id) DO UPDATE SET last_seq = excluded.last_seq",
+            params![previous_log_id, seq_floor],
+        )?;
+    }
     // The letters this database knows it issued; peers' reports of later
     // ones are believed (`transfers::adopt_reported`).
     let letter_floor = crate::letters::last_issued(&tx)?;
@@ -151,6 +160,81 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     tx.commit()?;
     finish(conn, ctx)?;
     Ok(start)
+}
+
+/// A backup that holds a branch of this node's history the database in
+/// place has left (docs/restore.md, A backup of a branch the node left).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBranch {
+    /// The backup's log id and the last sequence number it wrote.
+    pub log_id: String,
+    pub seq: u64,
+    /// The last sequence number of that log on the branch in place, if
+    /// known; `None`: the log is not on that branch at all.
+    pub kept_to: Option<u64>,
+    /// The latest restore of the database in place (ms): when it was
+    /// restored, and when the backup it was restored from was taken.
+    pub restored_at_ms: i64,
+    pub restored_backup_at_ms: i64,
+}
+
+/// The log id of a database and the last sequence number it wrote.
+fn log_place(conn: &Connection) -> Result<(String, u64), Error> {
+    let log_id = get_meta(conn, "log_id")?.unwrap_or_default();
+    let seq: u64 = conn
+        .query_row(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    Ok((log_id, seq))
+}
+
+/// Whether putting `backup` in place of `current` (both this node's
+/// databases) would bring back a branch of the node's history that
+/// `current` left when it was restored from an earlier backup: its
+/// peers have moved on from that branch (they adopted the restore and
+/// what the node did since), so what the backup holds past the branch
+/// point would stand beside what replaced it. A backup on the branch in
+/// place (taken under the log in place, or under an earlier log of the
+/// branch at or before the point where the branch left it) is fine, and
+/// so is any backup when `current` was never restored or does not know
+/// where it left a log (a restore before this was recorded, or a new
+/// database under a known node id still learning its earlier logs).
+pub fn left_branch(current: &Connection, backup: &Connection) -> Result<Option<LeftBranch>, Error> {
+    let Some(restore) = restore_row(current)? else {
+        return Ok(None);
+    };
+    let (current_log_id, _) = log_place(current)?;
+    let (log_id, seq) = log_place(backup)?;
+    if log_id.is_empty() || log_id == current_log_id {
+        return Ok(None);
+    }
+    let kept: Option<Option<u64>> = current
+        .query_row(
+            "SELECT last_seq FROM branch_logs WHERE log_id = ?1",
+            [&log_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let kept_to = match kept {
+        Some(None) => return Ok(None),
+        Some(Some(last)) if seq <= last => return Ok(None),
+        Some(Some(last)) => Some(last),
+        // A new database under a known node id learns its earlier logs
+        // from its peers when it adopts them, where they join its branch.
+        None if restore.backup_at_ms == 0 => return Ok(None),
+        None => None,
+    };
+    Ok(Some(LeftBranch {
+        log_id,
+        seq,
+        kept_to,
+        restored_at_ms: restore.restored_at_ms,
+        restored_backup_at_ms: restore.backup_at_ms,
+    }))
 }
 
 fn format_ms(zone: Tz, ms: i64) -> String {

@@ -278,10 +278,17 @@ pub fn next_step(rng: &mut StdRng, world: &World) -> Step {
         Kind::Backup => Step::Backup {
             node: *up.choose(rng).expect("a node up"),
         },
-        Kind::Restore => Step::Restore {
-            node: *backed_up.choose(rng).expect("a node with a backup"),
-            pick: rng.random_range(0..4),
-        },
+        Kind::Restore => {
+            let node = *backed_up.choose(rng).expect("a node with a backup");
+            // One draw: the backup, and one restore in eight onto a new
+            // disk (the database in place lost).
+            let draw: usize = rng.random_range(0..32);
+            Step::Restore {
+                node,
+                pick: draw >> 3,
+                in_place: draw & 7 != 7,
+            }
+        }
     }
 }
 

@@ -124,6 +124,18 @@ pub fn deliver_at_most(from: usize, to: usize, limit: u32) -> Step {
     }
 }
 
+/// `to` pulls the next batch from `from`, at most `limit` events, but the
+/// stream breaks after the first `prefix` of them are applied.
+pub fn deliver_prefix(from: usize, to: usize, limit: u32, prefix: usize) -> Step {
+    Step::Deliver {
+        from,
+        to,
+        limit,
+        prefix: Some(prefix),
+        crash: false,
+    }
+}
+
 /// Every clock of a three-node schedule moves forward by `days`.
 /// `from` sends its next batch (up to 64 events) on the stream to `to`,
 /// not applied yet.
@@ -146,9 +158,24 @@ pub fn backup(node: usize) -> Step {
     Step::Backup { node }
 }
 
-/// `node` restarts on its `pick`-th backup.
+/// `node` restarts on its `pick`-th backup, restored over its database
+/// in place (a backup of a branch it left is refused).
 pub fn restore(node: usize, pick: usize) -> Step {
-    Step::Restore { node, pick }
+    Step::Restore {
+        node,
+        pick,
+        in_place: true,
+    }
+}
+
+/// `node` restarts on its `pick`-th backup, its disk lost: no database in
+/// place to refuse a backup of a branch it left.
+pub fn restore_onto_new_disk(node: usize, pick: usize) -> Step {
+    Step::Restore {
+        node,
+        pick,
+        in_place: false,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -325,4 +352,9 @@ pub fn reconcile_without(at: usize, peer: usize) -> Step {
 
 pub fn peer_remove(at: usize, peer: usize, force: bool) -> Step {
     act(at, Action::PeerRemove { peer, force })
+}
+
+/// `at` adds `peer`, removed before, again.
+pub fn peer_add_again(at: usize, peer: usize) -> Step {
+    act(at, Action::PeerReAdd { peer })
 }

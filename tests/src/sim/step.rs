@@ -260,10 +260,15 @@ pub enum Step {
         node: usize,
     },
     /// The node's database is replaced by one of its earlier backups (the
-    /// `pick`-th, modulo how many it has) and the node starts on it.
+    /// `pick`-th, modulo how many it has) and the node starts on it. With
+    /// `in_place`, the node's database is there to compare the backup
+    /// with, and a backup of a branch it left is refused as `liaison-node
+    /// restore` refuses it; without, the disk was lost and nothing can
+    /// tell.
     Restore {
         node: usize,
         pick: usize,
+        in_place: bool,
     },
 }
 
@@ -501,8 +506,16 @@ impl fmt::Display for Named<'_, Step> {
             Step::Partition { a, b } => write!(f, "partition {} | {}", n(a), n(b)),
             Step::Heal { a, b } => write!(f, "heal {} | {}", n(a), n(b)),
             Step::Backup { node } => write!(f, "backup {}", n(node)),
-            Step::Restore { node, pick } => {
-                write!(f, "restore {} from its backup #{pick}", n(node))
+            Step::Restore {
+                node,
+                pick,
+                in_place,
+            } => {
+                write!(f, "restore {} from its backup #{pick}", n(node))?;
+                if !in_place {
+                    write!(f, " onto a new disk")?;
+                }
+                Ok(())
             }
             Step::Forge { from, to, forgery } => {
                 write!(f, "{} forges for {}: ", n(from), n(to))?;

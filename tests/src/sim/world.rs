@@ -854,7 +854,11 @@ impl World {
             }
             Step::Forge { from, to, forgery } => self.forge(*from, *to, forgery)?,
             Step::Backup { node } => self.backup(*node)?,
-            Step::Restore { node, pick } => self.restore(*node, *pick),
+            Step::Restore {
+                node,
+                pick,
+                in_place,
+            } => self.restore(*node, *pick, *in_place),
         };
         match &outcome {
             Outcome::Refused(_) => self.stats.actions_refused += 1,
@@ -904,7 +908,7 @@ impl World {
         )))
     }
 
-    fn restore(&mut self, node: usize, pick: usize) -> Outcome {
+    fn restore(&mut self, node: usize, pick: usize, in_place: bool) -> Outcome {
         let mine: Vec<usize> = (0..self.backups.len())
             .filter(|i| self.backups[*i].node == node)
             .collect();
@@ -913,6 +917,25 @@ impl World {
         }
         let b = mine[pick % mine.len()];
         let path = self.backups[b].path.clone();
+        // `liaison-node restore` refuses a backup of a branch the database
+        // in place has left, with the same check.
+        let left = if in_place {
+            invariants::open_read_only(&path)
+                .map_err(CoreError::from)
+                .and_then(|backup| reconcile::left_branch(self.nodes[node].reader(), &backup))
+                .expect("compare the backup with the database in place")
+        } else {
+            None
+        };
+        if let Some(left) = left {
+            return Outcome::Refused(format!(
+                "backup #{}: a branch this node left (log {} to seq {}, kept to {:?})",
+                pick % mine.len(),
+                left.log_id,
+                left.seq,
+                left.kept_to
+            ));
+        }
         // What it held before, owned or released (a release may still be on
         // its way): whatever the backup lacks of it is forgotten.
         let held_rows: BTreeSet<String> = {
