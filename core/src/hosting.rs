@@ -373,6 +373,14 @@ fn apply_home_section(
                 return Ok(());
             }
             if version.generation == home.generation && home.owner != origin.as_str() {
+                if released_earlier_on_another_branch(
+                    conn,
+                    &section.member_id,
+                    version.generation,
+                    origin,
+                )? {
+                    return Ok(());
+                }
                 return Err(Rejection::Invalid(format!(
                     "{origin} claims generation {} of member {}, which this node released to {}",
                     version.generation, section.member_id, home.owner
@@ -693,4 +701,40 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
         }
     }
     Ok(applied)
+}
+
+/// Two releases of one generation (docs/transfers.md): this restored node
+/// released `member_id` at `generation` to `origin` too, on a branch of
+/// its backups it learnt back from `origin`'s holdings, and its tombstone
+/// records the later release, to another node. `origin`'s claim to that
+/// generation is from the earlier release, which yields (this node sent
+/// it a `moved`): stale, as a claim of an older generation is.
+fn released_earlier_on_another_branch(
+    conn: &Connection,
+    member_id: &str,
+    generation: u64,
+    origin: &NodeId,
+) -> Result<bool, Error> {
+    if !crate::epoch::was_restored(conn)? {
+        return Ok(false);
+    }
+    let Some(tomb) = members::moved_of(conn, member_id)? else {
+        return Ok(false);
+    };
+    let earlier: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT letter_no, transfer_id FROM transfers
+             WHERE direction = 'outgoing' AND state = 'completed' AND member_id = ?1
+               AND receiver = ?2 AND released_generation = ?3",
+        )?
+        .query_map(params![member_id, origin.as_str(), generation], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(earlier.iter().any(|(letter_no, transfer_id)| {
+        crate::letters::LetterNo::is_later_release(
+            (&tomb.letter_no, &tomb.transfer_id),
+            (letter_no, transfer_id),
+        )
+    }))
 }

@@ -90,6 +90,24 @@ impl LetterNo {
             _ => false,
         }
     }
+
+    /// Whether the release `later` (letter number, transfer id) came after
+    /// `earlier` from the same issuer: a later number, or the same number
+    /// under a later transfer id. One number comes twice only from a
+    /// sender restored to before the first letter where no peer it
+    /// reconciled with held it; transfer ids are UUIDv7, ordered by the
+    /// time they were made, so the one made later (on the later branch)
+    /// is the greater. Unknown transfer ids leave one number unordered.
+    pub fn is_later_release(later: (&str, &str), earlier: (&str, &str)) -> bool {
+        if LetterNo::is_later_of_same_issuer(later.0, earlier.0) {
+            return true;
+        }
+        later.0 == earlier.0
+            && LetterNo::parse(later.0).is_some()
+            && !later.1.is_empty()
+            && !earlier.1.is_empty()
+            && later.1 > earlier.1
+    }
 }
 
 impl fmt::Display for LetterNo {

@@ -2180,6 +2180,48 @@ fn sim_seed_1500254_a_reported_release_below_the_generation_held_takes_nothing()
     all_pass(soak_seeds(2_000, &[1_500_254]));
 }
 
+/// Seed 1,500,284 (`quarantine-only-invalid`, 21 steps). Xi'an removes
+/// Pingliang, backs up, adds Pingliang again and releases m to it under
+/// XIAN-2026-000001. Restored, Xi'an's peer table (the backup's) lacks
+/// Pingliang, so no peer it reconciles with holds the letter: it numbers
+/// its next letter, to Yinchuan, XIAN-2026-000001 again and releases m at
+/// the same generation. Once Pingliang is a peer again, its section of m
+/// was quarantined at Xi'an: two releases of one generation by one sender
+/// under one number, which the letters alone cannot order.
+#[test]
+fn sim_seed_1500284_one_letter_number_released_twice_to_two_receivers() {
+    const Y: usize = 3;
+    let m = MemberRef(1);
+    let run = schedule_on(
+        4,
+        vec![
+            peer_remove(X, P, false),
+            member_add(X, "马党员"),
+            backup(X),
+            peer_add_again(X, P),
+            start(X, m, P, 90),
+            deliver_at_most(X, P, 8),
+            accept(P, TransferRef(4)),
+            propose(X, P, false, -6, 121),
+            deliver_at_most(X, P, 2),
+            accept_agreement(P, AgreementRef(7)),
+            deliver(P, X),
+            deliver_at_most(X, P, 1),
+            outflow(P, m, X, 94),
+            restore(X, 0),
+            deliver(Y, X),
+            deliver_at_most(X, Y, 8),
+            deliver_prefix(L, X, 1, 0),
+            start(X, m, Y, 10),
+            deliver_at_most(X, Y, 1),
+            accept(Y, TransferRef(17)),
+            deliver_at_most(Y, X, 8),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_500_284]));
+}
+
 /// A backup of a branch the node left (docs/restore.md): Xi'an offers m
 /// after its first backup, backs up again, and is restored to the first.
 /// Its second backup, holding the offer, is then refused over the

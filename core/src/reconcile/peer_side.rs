@@ -233,7 +233,7 @@ pub fn send_holdings(
     // that generation, except those it names the requester the owner of
     // (the transfers above decide those) and those that left on paper.
     let mut stmt = conn.prepare(
-        "SELECT member_id, generation, owner, moved_letter_no FROM members
+        "SELECT member_id, generation, owner, moved_letter_no, moved_transfer_id FROM members
          WHERE generation > 1 AND owner <> ?1 AND moved_to_place = ''
          ORDER BY member_id",
     )?;
@@ -244,19 +244,23 @@ pub fn send_holdings(
         }
         let (member_id, generation, owner): (String, u64, String) =
             (r.get(0)?, r.get(1)?, r.get(2)?);
-        let letter_no = crate::transfers::letter_of_generation(
+        let release = crate::transfers::letter_of_generation(
             conn,
             ctx.me.as_str(),
             &member_id,
             &owner,
             generation,
-            r.get(3)?,
+            crate::transfers::ReleaseRef {
+                letter_no: r.get(3)?,
+                transfer_id: r.get(4)?,
+            },
         )?;
         let held = pb::HeldGeneration {
             member_id,
             generation,
             owner,
-            letter_no,
+            letter_no: release.letter_no,
+            transfer_id: release.transfer_id,
         };
         let bytes = held.encoded_len();
         out.room(1, bytes).generations.push(held);

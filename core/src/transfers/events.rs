@@ -649,6 +649,7 @@ fn yields_to_later_letter(
         generation: moved.generation,
         owner: moved.new_owner.clone(),
         letter_no: moved.letter_no.clone(),
+        transfer_id: moved.transfer_id.clone(),
     };
     Ok(yield_to_later_generation(conn, ctx, &held)?)
 }

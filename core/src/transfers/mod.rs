@@ -30,7 +30,7 @@ pub use restore::{
 };
 pub use sender::{cancel, extend, out_on_paper, reissue, start, yield_to_later_generation};
 pub use state::{
-    letter_of_generation, offered_generation, Direction, LetterRules, TransferState,
+    letter_of_generation, offered_generation, Direction, LetterRules, ReleaseRef, TransferState,
     RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
 pub use views::{list, open_with, past_expiry, view};

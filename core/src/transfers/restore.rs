@@ -397,7 +397,10 @@ fn two_releases_of_one_generation(
     generation: u64,
 ) -> Result<(), Error> {
     let Some(tomb) = members::moved_of(conn, &t.member_id)?.filter(|m| {
-        m.generation == generation && !m.to_node.is_empty() && m.letter_no != t.letter_no
+        m.generation == generation
+            && !m.to_node.is_empty()
+            && (m.letter_no != t.letter_no
+                || !m.transfer_id.is_empty() && m.transfer_id != t.transfer_id)
     }) else {
         return Ok(());
     };
@@ -415,7 +418,10 @@ fn two_releases_of_one_generation(
         transfer_id: transfer_id.to_owned(),
         letter_no: letter_no.to_owned(),
     };
-    let (earlier, moved) = if LetterNo::is_later_of_same_issuer(&t.letter_no, &tomb.letter_no) {
+    let (earlier, moved) = if LetterNo::is_later_release(
+        (&t.letter_no, &t.transfer_id),
+        (&tomb.letter_no, &tomb.transfer_id),
+    ) {
         tombstone(
             conn,
             &t.member_id,

@@ -14,7 +14,6 @@ use super::state::{
     load, next_letter_no, node, require, save, void, Direction, LetterRules, Row, TransferState,
 };
 use super::views::view;
-use crate::letters::LetterNo;
 use crate::store::audit::{self, Actor, NewEntry, Outcome};
 use crate::{log, members};
 use crate::{Ctx, Error};
@@ -627,7 +626,10 @@ pub(super) fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> R
 ///   receiver was restored to a backup holding the first release). The
 ///   sender numbers its letters in order and a restore never numbers
 ///   backwards past what its peers hold, so the later letter is the
-///   release of the sender's latest branch: the older one yields.
+///   release of the sender's latest branch: the older one yields. Where
+///   no peer the sender reconciled with held the first letter, it may
+///   number the second the same; the later transfer id then decides
+///   ([`crate::letters::LetterNo::is_later_release`]).
 ///
 /// A generation never goes back: this node's record becomes a tombstone
 /// at that generation pointing to the owner, with no transfer (none is
@@ -658,9 +660,13 @@ pub fn yield_to_later_generation(
             member_id,
             &home.owner,
             home.generation,
-            String::new(),
+            super::ReleaseRef::default(),
         )?;
-        Ok(LetterNo::is_later_of_same_issuer(&held.letter_no, &ours))
+        let theirs = super::ReleaseRef {
+            letter_no: held.letter_no.clone(),
+            transfer_id: held.transfer_id.clone(),
+        };
+        Ok(theirs.is_later_than(&ours))
     };
     if !(home.generation < generation || home.generation == generation && later_letter()?) {
         return Ok(false);
