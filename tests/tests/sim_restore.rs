@@ -2259,3 +2259,45 @@ fn sim_a_backup_of_a_branch_the_node_left_is_refused_over_the_database_in_place(
         "{report}"
     );
 }
+
+/// Seed 1,700,024 (`single-owner`, 21 steps): m goes Lanzhou → Pingliang
+/// (generation 2) → Lanzhou (3) → Xi'an (4). Pingliang is restored to
+/// before the first offer and Lanzhou to a backup holding its release to
+/// Pingliang without the receipt. Pingliang adopted Xi'an's holdings
+/// (m at generation 4) while it did not know m; then Lanzhou, finding no
+/// receipt, sent the release again and Pingliang owned m at generation 2
+/// beside Xi'an. A restored node now remembers the generations a peer
+/// reported, and a release that installs a member below one yields at
+/// once.
+#[test]
+fn sim_seed_1700024_a_release_below_a_reported_generation_yields() {
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(L, "李党员"),
+            backup(P),
+            start(L, m, P, 1),
+            deliver_at_most(L, P, 5),
+            accept(P, TransferRef(2)),
+            deliver_at_most(P, L, 5),
+            backup(L),
+            deliver_at_most(L, P, 1),
+            start(P, m, L, 30),
+            deliver_at_most(P, L, 2),
+            accept(L, TransferRef(8)),
+            deliver_at_most(L, P, 3),
+            deliver_at_most(P, L, 2),
+            start(L, m, X, 90),
+            deliver_prefix(L, X, 5, 1),
+            accept(X, TransferRef(13)),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(L, X, 2),
+            restore(P, 0),
+            deliver(X, P),
+            restore(L, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_700_024]));
+}

@@ -138,7 +138,7 @@ fn take_holdings(
         report,
     )?;
     adopt_received_transfers(tx, ctx, peer, batches, report)?;
-    yield_to_later_generations(tx, ctx, batches, report)?;
+    yield_to_later_generations(tx, ctx, peer, batches, report)?;
     adopt_own_host_sections(tx, ctx, peer, batches, restored_at_ms, report)?;
     adopt_own_contacts_and_activities(tx, ctx, peer, batches, report)?;
     apply_peer_records(tx, ctx, peer, batches, report)?;
@@ -226,14 +226,18 @@ fn note_other_branches(tx: &Connection, batches: &[pb::HoldingsBatch]) -> Result
 /// generation, or the same one by a later letter of the same sender),
 /// moved on by a release no peer reported
 /// ([`transfers::yield_to_later_generation`]); after the transfers, which
-/// decide the members they name.
+/// decide the members they name. Each generation is remembered too, for a
+/// release that brings the member here after it
+/// ([`transfers::remember_reported_generation`]).
 fn yield_to_later_generations(
     tx: &Connection,
     ctx: &Ctx<'_>,
+    peer: &NodeId,
     batches: &[pb::HoldingsBatch],
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
     for held in batches.iter().flat_map(|b| &b.generations) {
+        transfers::remember_reported_generation(tx, ctx, peer, held)?;
         if transfers::yield_to_later_generation(tx, ctx, held)? {
             report.conflicts.push(format!(
                 "member {}: {} holds it at generation {}{}, past this node's; now a tombstone naming {}",

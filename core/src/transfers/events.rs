@@ -403,6 +403,11 @@ fn apply_release(
     t.released_generation = release.generation;
     save(conn, &t, ctx.now_ms)?;
     send_receipt(conn, ctx, origin, &t.transfer_id, &t.letter_no)?;
+    // A peer's holdings named the member at a later generation before this
+    // release arrived: the peers have moved past it.
+    if !stale && super::yield_to_reported(conn, ctx, &record.member_id)? {
+        return Ok(());
+    }
     if !stale {
         // Records held until the member arrived are judged once the
         // transfer is completed here: a record the sender relayed under

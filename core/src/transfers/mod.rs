@@ -28,7 +28,10 @@ pub use receiver::{accept, reject};
 pub use restore::{
     adopt_received, adopt_reported, adopt_sender_decision, answer_stale_offers, Adopted,
 };
-pub use sender::{cancel, extend, out_on_paper, reissue, start, yield_to_later_generation};
+pub use sender::{
+    cancel, extend, out_on_paper, reissue, remember_reported_generation, start,
+    yield_to_later_generation, yield_to_reported,
+};
 pub use state::{
     letter_of_generation, offered_generation, Direction, LetterRules, ReleaseRef, TransferState,
     RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,

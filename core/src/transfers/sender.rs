@@ -722,3 +722,63 @@ pub fn yield_to_later_generation(
     crate::hosting::retry_held_about(conn, ctx, member_id)?;
     Ok(true)
 }
+
+/// Remembers the generation a peer's holdings (`held`, from `peer`)
+/// reported of a member this restored node does not own at it: a release
+/// may bring the member here later (a restored sender sends again a
+/// release its receiver forgot), at a generation the peers have moved
+/// past, and no peer would report it again. The highest per member.
+pub fn remember_reported_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    held: &pb::HeldGeneration,
+) -> Result<(), Error> {
+    if held.owner == ctx.me.as_str() || NodeId::parse(&held.owner).is_err() {
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO reported_generations (member_id, generation, owner, letter_no, transfer_id, reported_by, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (member_id) DO UPDATE SET generation = excluded.generation, owner = excluded.owner,
+             letter_no = excluded.letter_no, transfer_id = excluded.transfer_id,
+             reported_by = excluded.reported_by, at_ms = excluded.at_ms
+           WHERE excluded.generation > reported_generations.generation",
+        params![
+            held.member_id,
+            held.generation,
+            held.owner,
+            held.letter_no,
+            held.transfer_id,
+            peer.as_str(),
+            ctx.now_ms
+        ],
+    )?;
+    Ok(())
+}
+
+/// After a release made `member_id` this node's own: if a peer's
+/// holdings reported it at a later generation when this node adopted
+/// them, the release is of a branch the peers have moved past, and this
+/// node yields to that generation's owner at once
+/// ([`yield_to_later_generation`]). Returns whether it yielded.
+pub fn yield_to_reported(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Result<bool, Error> {
+    let held: Option<pb::HeldGeneration> = conn
+        .prepare_cached(
+            "SELECT generation, owner, letter_no, transfer_id FROM reported_generations WHERE member_id = ?1",
+        )?
+        .query_row([member_id], |r| {
+            Ok(pb::HeldGeneration {
+                member_id: member_id.to_owned(),
+                generation: r.get(0)?,
+                owner: r.get(1)?,
+                letter_no: r.get(2)?,
+                transfer_id: r.get(3)?,
+            })
+        })
+        .optional()?;
+    match held {
+        Some(held) => yield_to_later_generation(conn, ctx, &held),
+        None => Ok(false),
+    }
+}
