@@ -2301,3 +2301,42 @@ fn sim_seed_1700024_a_release_below_a_reported_generation_yields() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_700_024]));
 }
+
+/// Seed 1,700,018 (`transfers-final`, 22 steps): Lanzhou offers m2 to
+/// Xi'an, which rejects it; a second letter brings m2 to Xi'an, which
+/// passes it on to Pingliang. Xi'an is restored to before every offer.
+/// Adopting Lanzhou's holdings it ignored the rejected letter; Lanzhou's
+/// log then gave it the offer again, and once Pingliang's holdings
+/// showed that Xi'an had passed m2 on, it answered that rejected letter
+/// as received. A letter its sender reports ended without a release is
+/// now void at the receiver that forgot it.
+#[test]
+fn sim_seed_1700018_a_letter_its_sender_ended_is_void_at_a_restored_receiver() {
+    let (m0, m1, m2) = (MemberRef(0), MemberRef(2), MemberRef(5));
+    let run = schedule(vec![
+        member_add(L, "李党员"),
+        backup(X),
+        member_add(L, "张党员"),
+        start(L, m1, X, 10),
+        start(L, m0, X, 30),
+        member_add(L, "王党员"),
+        start(L, m2, X, 90),
+        deliver_at_most(L, X, 5),
+        reject(X, TransferRef(6), "incomplete_record"),
+        deliver_at_most(X, L, 8),
+        start(L, m2, X, 1),
+        deliver_at_most(L, X, 2),
+        accept(X, TransferRef(10)),
+        deliver_at_most(X, L, 1),
+        deliver_at_most(L, X, 3),
+        start(X, m2, P, 3),
+        deliver_at_most(X, P, 3),
+        accept(P, TransferRef(15)),
+        deliver_at_most(P, X, 3),
+        deliver_at_most(X, P, 2),
+        restore(X, 0),
+        deliver_at_most(L, X, 3),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_700_018]));
+}

@@ -634,6 +634,16 @@ pub fn adopt_received(
     let receipted = match held.state.as_str() {
         "completed" => true,
         "released" => false,
+        // Ended at the sender without a release, and forgotten here: its
+        // letter is void, as the sender's abort makes it, so the offer
+        // still in the sender's log for this node does not open it again
+        // (to be answered as received before that abort arrives).
+        "rejected" | "expired" | "cancelled" if to_me => {
+            if load(conn, &held.transfer_id)?.is_none() && !held.letter_no.is_empty() {
+                super::state::void(conn, &held.letter_no, &held.transfer_id)?;
+            }
+            return Ok(false);
+        }
         _ => return Ok(false),
     };
     if !to_me {

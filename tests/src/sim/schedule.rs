@@ -305,6 +305,11 @@ pub fn accept_agreement(at: usize, agreement: AgreementRef) -> Step {
     act(at, Action::Accept { agreement })
 }
 
+/// `at` rejects the transfer with the reason code `code`.
+pub fn reject(at: usize, transfer: TransferRef, code: &'static str) -> Step {
+    act(at, Action::TransferReject { transfer, code })
+}
+
 pub fn reject_agreement(at: usize, agreement: AgreementRef) -> Step {
     act(at, Action::Reject { agreement })
 }
