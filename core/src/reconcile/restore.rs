@@ -89,14 +89,7 @@ pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileSt
     // On the injected clock, like every id the core makes.
     let log_id = ctx.new_id();
     let backup_at_ms = crate::store::backup_taken_at_ms(&tx)?.unwrap_or(0);
-    let seq_floor: u64 = tx
-        .query_row(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
+    let (_, seq_floor) = log_place(&tx)?;
     set_meta(&tx, "log_id", &log_id)?;
     // This file keeps the log it was restored from up to `seq_floor`: a
     // backup of that log taken later is of a branch this file left.
