@@ -393,3 +393,46 @@ fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_183]));
 }
+
+/// Seed 1,700,724 (`copies-converged`, 13 steps, no restore). Yinchuan
+/// shares m with Pingliang under a0 (its destination); a1, an outflow
+/// agreement naming m, becomes active and m's next section moves the copy
+/// to a1; then m's destination changes, leaving a0's scope. a1 expired
+/// before that section reached Pingliang: the end dropped it unsent, and
+/// Pingliang kept its copy under a0, which Yinchuan no longer recorded.
+/// Where an end drops sections still queued for the host and nothing
+/// shares the member with it again, the host is told to delete its copy.
+#[test]
+fn sim_seed_1700724_an_end_that_drops_a_queued_section_unshares_the_member() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let advance_all = |days: i64| Step::Advance {
+        deltas_ms: vec![days * DAY; 4],
+    };
+    let run = schedule_on(
+        4,
+        vec![
+            act(
+                Y,
+                Action::MemberImport {
+                    name: "孙党员".into(),
+                    id_of: None,
+                },
+            ),
+            outflow(Y, m, P, 114),
+            propose(P, Y, false, -16, 192),
+            deliver_at_most(P, Y, 8),
+            accept_agreement(Y, AgreementRef(2)),
+            deliver_at_most(Y, P, 8),
+            propose_members(Y, P, true, -18, 41, vec![m]),
+            deliver_at_most(Y, P, 2),
+            accept_agreement(P, AgreementRef(6)),
+            outflow_update(Y, m, L),
+            deliver_at_most(P, Y, 3),
+            advance_all(7),
+            advance_all(19),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_700_724]));
+}

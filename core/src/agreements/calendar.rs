@@ -191,12 +191,25 @@ pub(crate) fn act_on_end(conn: &Connection, ctx: &Ctx<'_>, a: &mut Agreement) ->
             .prepare("SELECT member_id FROM shares WHERE basis = ?1")?
             .query_map([&a.agreement_id], |r| r.get(0))?
             .collect::<Result<Vec<_>, _>>()?;
+        // A section dropped unsent may be the one that moved the host's
+        // copy here from another basis: the host may still hold the member
+        // under that one.
+        let mut unsent = Vec::new();
         for member_id in &shared {
-            log::drop_queued_home_sections(conn, &inflow, member_id)?;
+            if log::drop_queued_home_sections(conn, &inflow, member_id)? > 0 {
+                unsent.push(member_id.clone());
+            }
         }
         conn.execute("DELETE FROM shares WHERE basis = ?1", [&a.agreement_id])?;
         // Another agreement with the same host may still cover some of them.
         members::reshare_after_basis_ended(conn, ctx, &shared, None)?;
+        members::unshare_unless_shared(
+            conn,
+            ctx,
+            &inflow,
+            &unsent,
+            "the agreement it was shared under ended",
+        )?;
     } else {
         members::delete_copies_with_basis(conn, &a.agreement_id)?;
         let owner = a.other_party(ctx.me)?;

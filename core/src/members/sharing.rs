@@ -479,6 +479,35 @@ pub fn reshare_after_basis_ended(
     Ok(())
 }
 
+/// Tells `host` to delete its copy of each of `members` (owned here) that
+/// is shared with it under no agreement now, whatever basis it holds the
+/// copy under: after an agreement's end dropped sections still queued for
+/// the host, its copy may be under a basis this node no longer records.
+pub fn unshare_unless_shared(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    host: &NodeId,
+    members: &[String],
+    reason: &str,
+) -> Result<(), Error> {
+    for id in members {
+        let shared: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM shares WHERE member_id = ?1 AND peer = ?2)",
+            )?
+            .query_row(params![id, host.as_str()], |r| r.get(0))?;
+        if shared {
+            continue;
+        }
+        if let Some(m) = load_home(conn, id)? {
+            if m.owner == ctx.me.as_str() {
+                unshare(conn, ctx, host, &m, reason)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn home_section_with(
     m: &HomeRecord,
     outflow: &pb::OutflowView,
