@@ -2340,3 +2340,47 @@ fn sim_seed_1700018_a_letter_its_sender_ended_is_void_at_a_restored_receiver() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_700_018]));
 }
+
+/// Seed 1,900,465 (`single-owner`, 17 steps): Xi'an releases m to
+/// Pingliang, is restored to before it, goes on without Pingliang
+/// (`reconcile --without-peer`) and releases m again, to Yinchuan, under
+/// the same letter number. Pingliang and Yinchuan both own m: the one
+/// exception to a single owner (docs/restore.md), passed on with the
+/// member, until Pingliang returns and the later release stands. The
+/// checker tolerated it only while the restored node itself was one of the
+/// two.
+#[test]
+fn sim_seed_1900465_two_owners_after_going_on_without_a_peer_follow_the_member() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            act(
+                X,
+                Action::MemberImport {
+                    name: "吴党员".into(),
+                    id_of: None,
+                },
+            ),
+            backup(X),
+            start(X, m, P, 90),
+            deliver_at_most(X, P, 3),
+            accept(P, TransferRef(2)),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(X, P, 2),
+            restore(X, 0),
+            deliver_at_most(Y, X, 5),
+            deliver_at_most(L, X, 3),
+            reconcile_without(X, P),
+            deliver(X, Y),
+            start(X, m, Y, 10),
+            deliver_at_most(X, Y, 1),
+            accept(Y, TransferRef(12)),
+            deliver(Y, X),
+            deliver(X, Y),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_900_465]));
+}

@@ -100,7 +100,10 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 ///   member held by both it and P is tolerated until P returns and is
 ///   adopted: the one exception to a single owner. A peer its backup did
 ///   not list (removed when the backup was taken) counts the same until an
-///   operator adds it again;
+///   operator adds it again. The exception follows the member: where P
+///   received it from the node on the branch the node forgot, and the node
+///   released it again since to another, P and that other hold it until P
+///   returns (then the later release stands, docs/transfers.md);
 /// - a sender that released a member twice at one generation (on two
 ///   branches of its backups) tells the earlier letter's receiver by a
 ///   `moved` naming the later one's (docs/transfers.md): the two own it
@@ -305,7 +308,14 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 || skipped.contains(&(claims[1], claims[0].to_owned()))
                 || skipped
                     .iter()
-                    .any(|(node, peer)| claims.contains(node) && received_from(peer, node, member)))
+                    .any(|(node, peer)| claims.contains(node) && received_from(peer, node, member))
+                || skipped.iter().any(|(node, peer)| {
+                    claims.contains(&peer.as_str())
+                        && received_from(peer, node, member)
+                        && claims
+                            .iter()
+                            .any(|c| *c != peer.as_str() && received_from(c, node, member))
+                }))
     };
     match owners
         .iter()
