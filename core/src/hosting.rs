@@ -513,9 +513,12 @@ fn check_host_record(
             "member {member_id} is not known here: {origin} sent a record about a member this node does not own"
         )));
     };
-    if author != origin.as_str() {
-        // Relayed by the previous owner after it released the member here.
-        if let Some(arrived) = relayed_arrival(conn, ctx, origin, member_id, basis)? {
+    // Relayed by the previous owner after it released the member here: a
+    // record of another author, or its own (made as the member's host
+    // before it owned it, and come back to it after its release).
+    let relayed = relayed_arrival(conn, ctx, origin, member_id, basis)?;
+    if author != origin.as_str() || relayed.is_some() {
+        if let Some(arrived) = relayed {
             if home.owner == ctx.me.as_str() {
                 return Ok(Disposition::Apply);
             }

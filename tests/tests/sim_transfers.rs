@@ -246,3 +246,80 @@ fn sim_bug_a_receipt_completes_a_letter_whose_member_left_on_a_forgotten_branch(
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_600_010]));
 }
+
+/// Seed 1,900,491 (`quarantine-only-invalid`, 43 steps): m goes Yinchuan
+/// → Lanzhou (t0) → Pingliang (t1) → Lanzhou (t2), with Yinchuan and
+/// Pingliang restored on the way. A contact Pingliang made as m's host
+/// came back to it, relayed along t0 and t1, after it had released m by
+/// t2; it relayed its own record to Lanzhou under t2, and Lanzhou judged
+/// a record of the sender's own as one made under an agreement and
+/// quarantined it ("basis `t2` is not an agreement known here"). A record
+/// relayed under the transfer that released the member here is judged as
+/// a relay, whoever authored it.
+#[test]
+fn sim_seed_1900491_a_senders_own_record_relayed_under_its_transfer_is_a_relay() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let crashing = |step: Step| match step {
+        Step::Act { at, action, .. } => Step::Act {
+            at,
+            action,
+            crash: true,
+        },
+        other => other,
+    };
+    let run = schedule_on(
+        4,
+        vec![
+            member_add(Y, "张党员"),
+            backup(Y),
+            propose(Y, P, true, -16, 125),
+            deliver(Y, P),
+            accept_agreement(P, AgreementRef(2)),
+            crashing(outflow(Y, m, P, 28)),
+            deliver_at_most(P, Y, 5),
+            deliver_prefix(Y, P, 8, 7),
+            contact(P, m, "phone", 26),
+            deliver_at_most(P, Y, 8),
+            restore(Y, 0),
+            deliver_at_most(X, Y, 2),
+            deliver_at_most(P, Y, 5),
+            deliver_prefix(L, Y, 8, 3),
+            start(Y, m, L, 1),
+            deliver_prefix(Y, L, 3, 0),
+            deliver_at_most(Y, L, 5),
+            deliver_at_most(Y, P, 2),
+            Step::Send {
+                from: Y,
+                to: X,
+                limit: 1,
+            },
+            accept(L, TransferRef(14)),
+            deliver_at_most(L, Y, 8),
+            backup(P),
+            Step::Heal { a: L, b: X },
+            deliver_at_most(Y, L, 5),
+            start(L, m, P, 30),
+            deliver(X, L),
+            deliver(L, P),
+            deliver_at_most(Y, L, 5),
+            deliver_at_most(P, L, 2),
+            accept(P, TransferRef(24)),
+            deliver_at_most(P, L, 3),
+            deliver_at_most(L, P, 5),
+            restore(P, 2),
+            deliver_at_most(L, P, 8),
+            deliver(Y, L),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(X, L, 5),
+            deliver(Y, P),
+            start(P, m, L, 3),
+            deliver_at_most(L, P, 2),
+            deliver_at_most(P, L, 8),
+            deliver_at_most(L, Y, 3),
+            accept(L, TransferRef(38)),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_900_491]));
+}
