@@ -138,7 +138,7 @@ fn take_holdings(
         report,
     )?;
     adopt_received_transfers(tx, ctx, peer, batches, report)?;
-    yield_to_later_generations(tx, ctx, peer, batches, report)?;
+    yield_to_later_generations(tx, ctx, batches, report)?;
     adopt_own_host_sections(tx, ctx, peer, batches, restored_at_ms, report)?;
     adopt_own_contacts_and_activities(tx, ctx, peer, batches, report)?;
     apply_peer_records(tx, ctx, peer, batches, report)?;
@@ -232,12 +232,11 @@ fn note_other_branches(tx: &Connection, batches: &[pb::HoldingsBatch]) -> Result
 fn yield_to_later_generations(
     tx: &Connection,
     ctx: &Ctx<'_>,
-    peer: &NodeId,
     batches: &[pb::HoldingsBatch],
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
     for held in batches.iter().flat_map(|b| &b.generations) {
-        transfers::remember_reported_generation(tx, ctx, peer, held)?;
+        transfers::remember_reported_generation(tx, ctx, held)?;
         if transfers::yield_to_later_generation(tx, ctx, held)? {
             report.conflicts.push(format!(
                 "member {}: {} holds it at generation {}{}, past this node's; now a tombstone naming {}",

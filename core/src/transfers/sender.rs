@@ -662,11 +662,10 @@ pub fn yield_to_later_generation(
             home.generation,
             super::ReleaseRef::default(),
         )?;
-        let theirs = super::ReleaseRef {
-            letter_no: held.letter_no.clone(),
-            transfer_id: held.transfer_id.clone(),
-        };
-        Ok(theirs.is_later_than(&ours))
+        Ok(crate::letters::LetterNo::is_later_release(
+            (&held.letter_no, &held.transfer_id),
+            (&ours.letter_no, &ours.transfer_id),
+        ))
     };
     if !(home.generation < generation || home.generation == generation && later_letter()?) {
         return Ok(false);
@@ -723,35 +722,30 @@ pub fn yield_to_later_generation(
     Ok(true)
 }
 
-/// Remembers the generation a peer's holdings (`held`, from `peer`)
-/// reported of a member this restored node does not own at it: a release
+/// Remembers the generation a peer's holdings (`held`) reported of a member this restored node does not own at it: a release
 /// may bring the member here later (a restored sender sends again a
 /// release its receiver forgot), at a generation the peers have moved
 /// past, and no peer would report it again. The highest per member.
 pub fn remember_reported_generation(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    peer: &NodeId,
     held: &pb::HeldGeneration,
 ) -> Result<(), Error> {
     if held.owner == ctx.me.as_str() || NodeId::parse(&held.owner).is_err() {
         return Ok(());
     }
     conn.execute(
-        "INSERT INTO reported_generations (member_id, generation, owner, letter_no, transfer_id, reported_by, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO reported_generations (member_id, generation, owner, letter_no, transfer_id)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (member_id) DO UPDATE SET generation = excluded.generation, owner = excluded.owner,
-             letter_no = excluded.letter_no, transfer_id = excluded.transfer_id,
-             reported_by = excluded.reported_by, at_ms = excluded.at_ms
+             letter_no = excluded.letter_no, transfer_id = excluded.transfer_id
            WHERE excluded.generation > reported_generations.generation",
         params![
             held.member_id,
             held.generation,
             held.owner,
             held.letter_no,
-            held.transfer_id,
-            peer.as_str(),
-            ctx.now_ms
+            held.transfer_id
         ],
     )?;
     Ok(())

@@ -346,17 +346,6 @@ pub struct ReleaseRef {
     pub transfer_id: String,
 }
 
-impl ReleaseRef {
-    /// Whether this release came after `other` from the same issuer
-    /// ([`LetterNo::is_later_release`]).
-    pub fn is_later_than(&self, other: &ReleaseRef) -> bool {
-        LetterNo::is_later_release(
-            (&self.letter_no, &self.transfer_id),
-            (&other.letter_no, &other.transfer_id),
-        )
-    }
-}
-
 /// The release that gave `member_id` its `generation` here, from its row
 /// as read (`owner`, and for a tombstone the `moved` release it records):
 /// for a member this node owns, the completed incoming transfer released

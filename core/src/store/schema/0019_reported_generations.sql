@@ -8,7 +8,5 @@ CREATE TABLE reported_generations (
     generation  INTEGER NOT NULL CHECK (generation > 0),
     owner       TEXT NOT NULL,
     letter_no   TEXT NOT NULL,
-    transfer_id TEXT NOT NULL,
-    reported_by TEXT NOT NULL,
-    at_ms       INTEGER NOT NULL
+    transfer_id TEXT NOT NULL
 ) STRICT;
