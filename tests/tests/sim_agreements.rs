@@ -406,19 +406,10 @@ fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
 fn sim_seed_1700724_an_end_that_drops_a_queued_section_unshares_the_member() {
     const Y: usize = 3;
     let m = MemberRef(0);
-    let advance_all = |days: i64| Step::Advance {
-        deltas_ms: vec![days * DAY; 4],
-    };
     let run = schedule_on(
         4,
         vec![
-            act(
-                Y,
-                Action::MemberImport {
-                    name: "孙党员".into(),
-                    id_of: None,
-                },
-            ),
+            member_import(Y, "孙党员"),
             outflow(Y, m, P, 114),
             propose(P, Y, false, -16, 192),
             deliver_at_most(P, Y, 8),
@@ -429,8 +420,8 @@ fn sim_seed_1700724_an_end_that_drops_a_queued_section_unshares_the_member() {
             accept_agreement(P, AgreementRef(6)),
             outflow_update(Y, m, L),
             deliver_at_most(P, Y, 3),
-            advance_all(7),
-            advance_all(19),
+            advance_on(4, 7),
+            advance_on(4, 19),
         ],
     );
     all_pass(vec![run]);

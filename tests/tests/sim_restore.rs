@@ -2356,13 +2356,7 @@ fn sim_seed_1900465_two_owners_after_going_on_without_a_peer_follow_the_member()
     let run = schedule_on(
         4,
         vec![
-            act(
-                X,
-                Action::MemberImport {
-                    name: "吴党员".into(),
-                    id_of: None,
-                },
-            ),
+            member_import(X, "吴党员"),
             backup(X),
             start(X, m, P, 90),
             deliver_at_most(X, P, 3),

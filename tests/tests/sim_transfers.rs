@@ -260,14 +260,6 @@ fn sim_bug_a_receipt_completes_a_letter_whose_member_left_on_a_forgotten_branch(
 fn sim_seed_1900491_a_senders_own_record_relayed_under_its_transfer_is_a_relay() {
     const Y: usize = 3;
     let m = MemberRef(0);
-    let crashing = |step: Step| match step {
-        Step::Act { at, action, .. } => Step::Act {
-            at,
-            action,
-            crash: true,
-        },
-        other => other,
-    };
     let run = schedule_on(
         4,
         vec![
@@ -289,15 +281,11 @@ fn sim_seed_1900491_a_senders_own_record_relayed_under_its_transfer_is_a_relay()
             deliver_prefix(Y, L, 3, 0),
             deliver_at_most(Y, L, 5),
             deliver_at_most(Y, P, 2),
-            Step::Send {
-                from: Y,
-                to: X,
-                limit: 1,
-            },
+            send_ahead_at_most(Y, X, 1),
             accept(L, TransferRef(14)),
             deliver_at_most(L, Y, 8),
             backup(P),
-            Step::Heal { a: L, b: X },
+            heal(L, X),
             deliver_at_most(Y, L, 5),
             start(L, m, P, 30),
             deliver(X, L),

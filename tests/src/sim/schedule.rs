@@ -136,20 +136,44 @@ pub fn deliver_prefix(from: usize, to: usize, limit: u32, prefix: usize) -> Step
     }
 }
 
-/// Every clock of a three-node schedule moves forward by `days`.
 /// `from` sends its next batch (up to 64 events) on the stream to `to`,
 /// not applied yet.
 pub fn send_ahead(from: usize, to: usize) -> Step {
-    Step::Send {
-        from,
-        to,
-        limit: 64,
+    send_ahead_at_most(from, to, 64)
+}
+
+/// `from` sends its next batch, at most `limit` events, on the stream to
+/// `to`, not applied yet.
+pub fn send_ahead_at_most(from: usize, to: usize, limit: u32) -> Step {
+    Step::Send { from, to, limit }
+}
+
+/// Every clock of a three-node schedule moves forward by `days`.
+pub fn advance(days: i64) -> Step {
+    advance_on(3, days)
+}
+
+/// Every clock of a schedule on `nodes` nodes moves forward by `days`.
+pub fn advance_on(nodes: usize, days: i64) -> Step {
+    Step::Advance {
+        deltas_ms: vec![days * DAY; nodes],
     }
 }
 
-pub fn advance(days: i64) -> Step {
-    Step::Advance {
-        deltas_ms: vec![days * DAY; 3],
+/// `a` and `b` reach each other again.
+pub fn heal(a: usize, b: usize) -> Step {
+    Step::Heal { a, b }
+}
+
+/// `step`, an operator action, crashes the node at its first log write.
+pub fn crashing(step: Step) -> Step {
+    match step {
+        Step::Act { at, action, .. } => Step::Act {
+            at,
+            action,
+            crash: true,
+        },
+        other => other,
     }
 }
 
@@ -198,6 +222,17 @@ pub fn tick(at: usize) -> Step {
 
 pub fn member_add(at: usize, name: &str) -> Step {
     act(at, Action::MemberAdd { name: name.into() })
+}
+
+/// `at` imports a one-row roster holding a new member named `name`.
+pub fn member_import(at: usize, name: &str) -> Step {
+    act(
+        at,
+        Action::MemberImport {
+            name: name.into(),
+            id_of: None,
+        },
+    )
 }
 
 /// The member's phone changed (nothing else).
