@@ -429,7 +429,10 @@ fn apply_home_section(
             }
             // Crossed the end of its agreement: a legitimate race, not
             // stored.
-            Some(false) => return Ok(()),
+            Some(false) => {
+                drop_superseded_copy(conn, section, version)?;
+                return Ok(());
+            }
             Some(true) => {}
         }
     }
@@ -448,6 +451,30 @@ fn apply_home_section(
                 held_owner, version.generation, section.member_id
             )));
         }
+    }
+    Ok(())
+}
+
+/// A home section refused because its basis ended here still says that
+/// its owner no longer shares the member under the basis of an earlier
+/// copy held here: that copy goes too. The owner, told of the drop
+/// (`CopiesDropped`), sends the member again under any agreement that
+/// still shares it with this node; otherwise the copy would stay behind
+/// with no share at the owner to update or end it.
+fn drop_superseded_copy(
+    conn: &Connection,
+    section: &pb::HomeSection,
+    version: pb::Version,
+) -> Result<(), Rejection> {
+    let Some(held) = members::load_copy(conn, &section.member_id)? else {
+        return Ok(());
+    };
+    let held_version = held.version.unwrap_or_default();
+    if held.owner == section.owner
+        && held.basis != section.basis
+        && (held_version.generation, held_version.counter) < (version.generation, version.counter)
+    {
+        members::delete_copy(conn, &section.member_id)?;
     }
     Ok(())
 }

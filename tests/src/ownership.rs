@@ -707,6 +707,19 @@ fn final_pair(sender: &str, receiver: Option<&str>) -> bool {
 ///
 /// Returns what is not (yet) so, to be waited on or reported.
 pub fn converged(nodes: &[NodeDb], member_id: &str) -> Result<Converged, String> {
+    converged_after_restores(nodes, member_id, false)
+}
+
+/// [`converged`], where `releases_forgotten`: every node the member passed
+/// through on its way to its owner may have been restored to before it
+/// left, so that no node holds the release of the owner's generation. The
+/// owner then holds the generation a peer's copy proved at adoption
+/// (docs/restore.md, What is lost), with no transfer on record.
+pub fn converged_after_restores(
+    nodes: &[NodeDb],
+    member_id: &str,
+    releases_forgotten: bool,
+) -> Result<Converged, String> {
     let mut conns = Vec::new();
     for node in nodes {
         match node.open() {
@@ -778,6 +791,7 @@ pub fn converged(nodes: &[NodeDb], member_id: &str) -> Result<Converged, String>
             ));
         }
     } else if generation > 1
+        && !releases_forgotten
         && !received_by_transfer(owner_conn, member_id).map_err(|e| sql(owner_db, e))?
     {
         // (A sender restored from a backup may have forgotten its release:

@@ -174,6 +174,7 @@ fn sim_bug_a_host_past_grace_drops_its_copies_with_the_refused_update() {
         advance(18),
         deliver(P, L),
     ]);
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(seeds(&[1_055_220]));
 }
@@ -206,6 +207,7 @@ fn sim_bug_a_host_judges_shares_by_the_active_version_and_says_so() {
         advance(5),
         counter(L, AgreementRef(1), 3, 42),
     ]);
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(seeds(&[1_064_438]));
 }
@@ -251,6 +253,7 @@ fn sim_bug_coordinator_remembers_every_agreement_the_host_dropped_copies_under()
         deliver(L, P),
         deliver(P, L),
     ]);
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[1_300_126]));
 }
@@ -291,6 +294,7 @@ fn sim_bug_a_restored_host_takes_the_coordinators_end_it_forgot() {
         deliver(L, X),
         restore_onto_new_disk(L, 2),
     ]);
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_400_000]));
 }
@@ -334,6 +338,7 @@ fn sim_a_restored_party_takes_the_end_the_coordinator_holds_over_one_of_its_lost
         deliver(P, L),
         restore_onto_new_disk(P, 1),
     ]);
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_185]));
 }
@@ -390,6 +395,7 @@ fn sim_bug_a_version_number_the_coordinator_forgot_and_reused() {
         "Pingliang publishes Xi'an's counter as version 2: {}",
         run.report()
     );
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(2000, &[1_500_183]));
 }
@@ -424,6 +430,138 @@ fn sim_seed_1700724_an_end_that_drops_a_queued_section_unshares_the_member() {
             advance_on(4, 19),
         ],
     );
+    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_700_724]));
+}
+
+/// Soak seed 1700857 (`copies-converged: stale copy`, 43 steps shrunk):
+/// Pingliang owns m (received from Xi'an) and shares it with Tianshui
+/// under a0 (naming m), which ends before a1 (a destination scope); a1
+/// covers m once Pingliang registers its outflow there. Tianshui, restored
+/// to before both, refuses a0's section past a0's end and grace, and m
+/// moves to a1. Pingliang is then restored to before the outflow: it
+/// adopts Tianshui's copy (under a1) and shares m again under a0, which
+/// Tianshui refuses. Pingliang drops its a0 share and a1 does not cover
+/// m there, so nothing shares m with Tianshui, yet Tianshui kept its a1
+/// copy. A section refused past its basis's end also drops an earlier
+/// copy of the same owner under another basis: the owner no longer shares
+/// the member there.
+#[test]
+fn sim_seed_1700857_a_section_refused_past_its_end_drops_the_copy_it_supersedes() {
+    const X: usize = 2;
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(0);
+    // The seed's clocks: Tianshui is past a0's end and grace when a0's
+    // activation reaches it, Pingliang not yet when it is restored.
+    let skews = [17_947_552, 1_313_904, 13_425_280, 20_383_936, 12_978_160];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(X, "李党员11"),
+            backup(T),
+            start(X, m, P, 1),
+            reissue(X, TransferRef(2)),
+            deliver_at_most(X, P, 5),
+            Step::Advance {
+                deltas_ms: vec![5580000, 4800000, 4860000, 6120000, 5460000],
+            },
+            accept(P, TransferRef(3)),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(X, P, 3),
+            Step::Advance {
+                deltas_ms: vec![1470480000, 1469340000, 1469820000, 1470420000, 1470360000],
+            },
+            propose_members(P, T, true, -1, 78, vec![m]),
+            deliver(P, T),
+            Step::Advance {
+                deltas_ms: vec![84240000, 83700000, 84600000, 82980000, 83940000],
+            },
+            Step::Advance {
+                deltas_ms: vec![779400000, 778500000, 778080000, 778500000, 777840000],
+            },
+            accept_agreement(T, AgreementRef(10)),
+            Step::Advance {
+                deltas_ms: vec![346320000, 346380000, 347100000, 345960000, 347400000],
+            },
+            Step::Advance {
+                deltas_ms: vec![1470240000, 1469040000, 1470300000, 1468800000, 1470240000],
+            },
+            Step::Advance {
+                deltas_ms: vec![15480000, 15420000, 16140000, 15240000, 14400000],
+            },
+            propose(P, T, true, 0, 197),
+            deliver_prefix(P, T, 64, 1),
+            accept_agreement(T, AgreementRef(18)),
+            Step::Advance {
+                deltas_ms: vec![1560000, 1920000, 1200000, 1920000, 1440000],
+            },
+            Step::Advance {
+                deltas_ms: vec![605580000, 605640000, 605580000, 605160000, 606600000],
+            },
+            deliver_at_most(X, Y, 8),
+            Step::Advance {
+                deltas_ms: vec![1383540000, 1383720000, 1382880000, 1382940000, 1384020000],
+            },
+            send_ahead_at_most(Y, L, 2),
+            Step::Advance {
+                deltas_ms: vec![8160000, 7320000, 8460000, 7860000, 7020000],
+            },
+            Step::Advance {
+                deltas_ms: vec![6480000, 7860000, 7500000, 7320000, 7920000],
+            },
+            deliver(X, T),
+            deliver_at_most(T, Y, 5),
+            backup(P),
+            deliver(L, X),
+            outflow(P, m, T, 117),
+            Step::Advance {
+                deltas_ms: vec![51900000, 52140000, 51600000, 51960000, 51180000],
+            },
+            deliver_at_most(Y, X, 1),
+            send_ahead_at_most(Y, X, 1),
+            Step::Advance {
+                deltas_ms: vec![8340000, 6600000, 7440000, 8280000, 7140000],
+            },
+            deliver(T, P),
+            deliver(T, P),
+            Step::Advance {
+                deltas_ms: vec![605700000, 606060000, 604800000, 605820000, 605520000],
+            },
+            Step::Advance {
+                deltas_ms: vec![1383300000, 1383540000, 1382400000, 1384140000, 1383780000],
+            },
+            Step::Advance {
+                deltas_ms: vec![21900000, 22680000, 22560000, 22380000, 22020000],
+            },
+            restore(T, 0),
+            deliver_at_most(L, T, 2),
+            Step::Advance {
+                deltas_ms: vec![62100000, 61500000, 62760000, 61860000, 61320000],
+            },
+            Step::Advance {
+                deltas_ms: vec![27000000, 27000000, 26460000, 26280000, 25920000],
+            },
+            send_ahead_at_most(T, Y, 1),
+            Step::Advance {
+                deltas_ms: vec![951000000, 951840000, 950640000, 951060000, 951240000],
+            },
+            deliver_at_most(L, T, 2),
+            backup(T),
+            Step::Advance {
+                deltas_ms: vec![1470300000, 1468980000, 1469280000, 1469820000, 1470060000],
+            },
+            deliver_prefix(T, X, 2, 1),
+            deliver_at_most(P, T, 5),
+            backup(X),
+            deliver_at_most(T, P, 3),
+            deliver_at_most(X, Y, 2),
+            deliver_prefix(P, T, 64, 21),
+            deliver_at_most(L, T, 1),
+            restore(P, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_700_857]));
 }

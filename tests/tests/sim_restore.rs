@@ -2378,3 +2378,41 @@ fn sim_seed_1900465_two_owners_after_going_on_without_a_peer_follow_the_member()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_900_465]));
 }
+
+/// Soak seed 1900226 (`transfers-final`, 21 steps shrunk; the checker):
+/// Xi'an released m to Lanzhou, which released it back; both were then
+/// restored to before either letter. Pingliang holds Xi'an's copy of m at
+/// generation 3 (shared under an agreement after m came back), and Xi'an,
+/// adopting it, takes generation 3 from it. Xi'an rightly owns m, but no
+/// node holds a release of generation 3 any more: the checker now accepts
+/// an owner with no release on record where it and another holder of the
+/// member were both restored (docs/restore.md, What is lost).
+#[test]
+fn sim_seed_1900226_a_trip_both_ends_forgot_leaves_the_owner_without_a_release() {
+    let m = MemberRef(1);
+    let run = schedule(vec![
+        backup(L),
+        member_add(X, "王党员12"),
+        backup(X),
+        start(X, m, L, 90),
+        deliver_at_most(X, L, 3),
+        accept(L, TransferRef(3)),
+        deliver_at_most(L, X, 5),
+        deliver_at_most(X, L, 5),
+        start(L, m, X, 10),
+        deliver_at_most(L, X, 3),
+        accept(X, TransferRef(8)),
+        deliver(X, L),
+        deliver_at_most(L, X, 5),
+        outflow(X, m, P, 27),
+        propose(X, P, true, -9, 96),
+        deliver(X, P),
+        accept_agreement(P, AgreementRef(14)),
+        deliver_at_most(P, X, 3),
+        deliver_at_most(X, P, 8),
+        restore(L, 0),
+        restore(X, 0),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_900_226]));
+}

@@ -102,8 +102,13 @@ impl Run {
         }
         let _ = writeln!(
             out,
-            "nodes: {}; replay: LIAISON_SIM_SEED={} cargo test -p liaison-tests --test sim sim_",
+            "nodes: {}; clocks ahead at the start (ms, for `schedule_skewed`): {:?}; replay: LIAISON_SIM_SEED={} cargo test -p liaison-tests --test sim sim_",
             self.names.join(", "),
+            self.setup
+                .skews
+                .iter()
+                .map(|ticks| ticks * TICK_MS)
+                .collect::<Vec<_>>(),
             self.seed
         );
         let _ = writeln!(out, "schedule:");

@@ -10,7 +10,7 @@
 use super::run::{replay, run_seed, Run, Setup, SimConfig};
 use super::step::Scheduled;
 pub use super::step::{Action, AgreementRef, MemberRef, Step, TransferRef};
-use super::world::Variant;
+use super::world::{Variant, TICK_MS};
 
 /// An hour and a day, in ms.
 pub const HOUR: i64 = 3_600_000;
@@ -89,19 +89,33 @@ pub fn schedule_on(nodes: usize, steps: Vec<Step>) -> Run {
     schedule_under(&strict(), nodes, steps)
 }
 
-/// Replays a hand-written schedule on `nodes` nodes with equal clocks
-/// under `config` (a broken variant, say).
-pub fn schedule_under(config: &SimConfig, nodes: usize, steps: Vec<Step>) -> Run {
-    let schedule: Vec<Scheduled> = steps
+/// Replays a hand-written schedule on as many nodes as `skews_ms` has
+/// entries, each node's clock that far ahead at the start (a seed's
+/// set-up, as a failure report prints it).
+pub fn schedule_skewed(skews_ms: &[i64], steps: Vec<Step>) -> Run {
+    let setup = Setup {
+        nodes: skews_ms.len(),
+        skews: skews_ms.iter().map(|ms| ms / TICK_MS).collect(),
+    };
+    replay(0, &setup, &strict(), &numbered(steps))
+}
+
+fn numbered(steps: Vec<Step>) -> Vec<Scheduled> {
+    steps
         .into_iter()
         .enumerate()
         .map(|(id, step)| Scheduled { id, step })
-        .collect();
+        .collect()
+}
+
+/// Replays a hand-written schedule on `nodes` nodes with equal clocks
+/// under `config` (a broken variant, say).
+pub fn schedule_under(config: &SimConfig, nodes: usize, steps: Vec<Step>) -> Run {
     let setup = Setup {
         nodes,
         skews: vec![0; nodes],
     };
-    replay(0, &setup, config, &schedule)
+    replay(0, &setup, config, &numbered(steps))
 }
 
 // ---------------------------------------------------------------------------

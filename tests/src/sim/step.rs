@@ -316,14 +316,22 @@ pub struct Named<'a, T> {
     pub r: &'a dyn Resolve,
 }
 
+/// A clock step, exact to the millisecond, so that a schedule can be
+/// written back from its trace.
 fn days(ms: i64) -> String {
     let d = ms / 86_400_000;
     let h = (ms % 86_400_000) / 3_600_000;
     let m = (ms % 3_600_000) / 60_000;
-    match (d, h, m) {
-        (0, 0, m) => format!("+{m}m"),
-        (0, h, m) => format!("+{h}h{m:02}m"),
-        (d, h, _) => format!("+{d}d{h}h"),
+    let rest = ms % 60_000;
+    let seconds = match rest {
+        0 => String::new(),
+        r if r % 1000 == 0 => format!("{}s", r / 1000),
+        r => format!("{}.{:03}s", r / 1000, r % 1000),
+    };
+    match (d, h) {
+        (0, 0) => format!("+{m}m{seconds}"),
+        (0, h) => format!("+{h}h{m:02}m{seconds}"),
+        (d, h) => format!("+{d}d{h}h{m:02}m{seconds}"),
     }
 }
 
