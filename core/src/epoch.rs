@@ -2,8 +2,12 @@
 //! restored, whether it still reconciles, the log ids it wrote under and
 //! the letter number it had issued when restored. Read by every part of
 //! the protocol that acts differently on a restored node; written by
-//! `reconcile`, which begins and ends a restore.
+//! `reconcile`, which begins and ends a restore. Also where each peer's
+//! restores left its earlier logs, which a later restore of that peer is
+//! checked against.
 
+use liaison_proto::v1 as pb;
+use liaison_types::identity::NodeId;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::letters::LetterPlace;
@@ -152,4 +156,80 @@ pub(crate) fn is_own_log_id(conn: &Connection, log_id: &str) -> Result<bool, Err
     Ok(conn
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM past_log_ids WHERE log_id = ?1)")?
         .query_row([log_id], |r| r.get(0))?)
+}
+
+/// This node's branch of its history: each earlier log it descends from,
+/// with the last sequence number of it the branch kept (where known). Sent
+/// with each `EpochComplete` and `HoldingsRequest`.
+pub fn branch(conn: &Connection) -> Result<Vec<pb::LogCursor>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT log_id, last_seq FROM branch_logs WHERE last_seq IS NOT NULL ORDER BY log_id",
+        )?
+        .query_map([], |r| {
+            Ok(pb::LogCursor {
+                log_id: r.get(0)?,
+                seq: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A peer's restore said how far its branch kept each earlier log of the
+/// peer (`EpochComplete`): the lowest point heard of each log is kept,
+/// since a later restore to an earlier point of a log leaves what came
+/// after it too.
+pub fn note_peer_branch(
+    conn: &Connection,
+    origin: &NodeId,
+    branch: &[pb::LogCursor],
+) -> Result<(), Error> {
+    // A sequence number past SQLite's integers is no log's: ignored.
+    for point in branch.iter().filter(|p| i64::try_from(p.seq).is_ok()) {
+        conn.prepare_cached(
+            "INSERT INTO peer_branch_points (origin, log_id, kept_to) VALUES (?1, ?2, ?3)
+             ON CONFLICT (origin, log_id) DO UPDATE SET kept_to = MIN(kept_to, excluded.kept_to)",
+        )?
+        .execute(rusqlite::params![origin.as_str(), point.log_id, point.seq])?;
+    }
+    Ok(())
+}
+
+/// Where a restored peer's holdings request claims more of one of its
+/// earlier logs than a restore of it is known to have kept: the backup it
+/// was restored from holds a branch of its history it had left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerLeftBranch {
+    pub log_id: String,
+    /// The last sequence number of that log the request's branch holds.
+    pub claimed: u64,
+    /// The last one an earlier restore of the peer kept.
+    pub kept_to: u64,
+}
+
+/// Whether `branch`, what `origin` says it descends from, goes past a
+/// point where `origin`'s history is known here to have left a log.
+pub fn peer_left_branch(
+    conn: &Connection,
+    origin: &NodeId,
+    branch: &[pb::LogCursor],
+) -> Result<Option<PeerLeftBranch>, Error> {
+    for point in branch {
+        let kept_to: Option<u64> = conn
+            .prepare_cached(
+                "SELECT kept_to FROM peer_branch_points WHERE origin = ?1 AND log_id = ?2",
+            )?
+            .query_row(rusqlite::params![origin.as_str(), point.log_id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if let Some(kept_to) = kept_to.filter(|kept_to| point.seq > *kept_to) {
+            return Ok(Some(PeerLeftBranch {
+                log_id: point.log_id.clone(),
+                claimed: point.seq,
+                kept_to,
+            }));
+        }
+    }
+    Ok(None)
 }

@@ -668,6 +668,7 @@ pub fn apply_epoch_complete(
             complete.log_id
         )));
     }
+    crate::epoch::note_peer_branch(conn, origin, &complete.branch)?;
     let stale: Vec<String> = conn
         .prepare("SELECT member_id FROM home_copies WHERE owner = ?1 AND arrived_log_id <> ?2")?
         .query_map(params![origin.as_str(), log_id], |r| r.get(0))?

@@ -550,6 +550,10 @@ impl Filler<'_> {
             K::EpochComplete => pb::EpochComplete {
                 log_id: self.s(),
                 re_sent: self.n(),
+                branch: vec![pb::LogCursor {
+                    log_id: self.s(),
+                    seq: self.n(),
+                }],
             }
             .encode_to_vec(),
             K::Unspecified => self.s().into_bytes(),

@@ -37,9 +37,10 @@ fn restore(id: &str, path: &std::path::Path, now_ms: i64) -> TestNode {
 }
 
 fn adopt(restored: &TestNode, peer: &TestNode) -> AdoptReport {
+    let branch = restored.store.with(|c| crate::epoch::branch(c)).unwrap();
     let batches = peer
         .store
-        .with(|c| reconcile::holdings_for(c, &peer.ctx(), &restored.id))
+        .with(|c| reconcile::holdings_for(c, &peer.ctx(), &restored.id, &branch))
         .unwrap();
     restored
         .store
@@ -385,7 +386,7 @@ fn transfer_rule_releases_only_from_the_generation_the_offer_named() {
     pingliang.deliver(&lanzhou);
     let held = lanzhou
         .store
-        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang.id))
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang.id, &[]))
         .unwrap();
     let reported = held
         .iter()
@@ -545,7 +546,7 @@ fn holdings_come_in_bounded_batches_and_only_the_last_is_marked() {
     let pingliang = liaison_types::identity::NodeId::parse("pingliang").unwrap();
     let batches = lanzhou
         .store
-        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang))
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &pingliang, &[]))
         .unwrap();
     assert!(batches.len() >= 3, "{} batches", batches.len());
     let (last, rest) = batches.split_last().unwrap();
@@ -571,7 +572,7 @@ fn an_agreement_is_adopted_only_with_this_nodes_own_signature_on_its_active_vers
         .unwrap();
     let batches = lanzhou
         .store
-        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &fresh.id))
+        .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &fresh.id, &[]))
         .unwrap();
     let mut forged = batches.clone();
     for version in forged
@@ -1020,4 +1021,69 @@ fn a_backup_of_a_branch_the_node_left_is_found_against_the_database_in_place() {
     let left = left_branch(&back, &b4).expect("B4's log is on the branch left");
     assert_eq!(left.kept_to, None);
     assert_eq!(left_branch(&back, &b1), None);
+}
+
+/// Restored from B1, Pingliang adopted Lanzhou and its `EpochComplete`
+/// told Lanzhou how far the branch kept the old log. Its disk lost, it is
+/// restored from B2 (later on the old log, a branch it left): with no
+/// database in place to compare, Lanzhou refuses its holdings, saying
+/// which backups would do, and the restored node shows the refusal. B1
+/// again, or a backup taken since the first restore, is answered.
+#[test]
+fn a_peer_refuses_its_holdings_to_a_backup_of_a_branch_the_node_left() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    let (_d1, b1) = backup(&pingliang);
+    update_phone(&pingliang, &member, "13900000001").unwrap();
+    let (_d2, b2) = backup(&pingliang);
+    let old_log = pingliang.store.log_id().unwrap();
+
+    let restored = restore("pingliang", &b1, pingliang.now_ms);
+    adopt(&restored, &lanzhou);
+    let branch = restored.store.with(|c| crate::epoch::branch(c)).unwrap();
+    assert_eq!(branch.len(), 1);
+    assert_eq!(branch[0].log_id, old_log);
+    restored.deliver(&lanzhou);
+    let (_d3, b3) = backup(&restored);
+
+    let holdings = |path: &std::path::Path| {
+        let backup = rusqlite::Connection::open(path).unwrap();
+        let branch = reconcile::branch_after_restore(&backup).unwrap();
+        lanzhou
+            .store
+            .with(|c| reconcile::holdings_for(c, &lanzhou.ctx(), &restored.id, &branch))
+    };
+    let Err(Error::Refused(Refusal::Conflict(why))) = holdings(&b2) else {
+        panic!("a backup of the left branch is answered");
+    };
+    assert!(
+        why.contains(&old_log) && why.contains("restore pingliang again"),
+        "{why}"
+    );
+    assert!(holdings(&b1).is_ok(), "the branch point itself");
+    assert!(holdings(&b3).is_ok(), "a backup taken since the restore");
+
+    // The restored node, refused, keeps waiting and says why.
+    let lost_disk = tempfile::tempdir().unwrap();
+    let b2_copy = lost_disk.path().join("backup.db");
+    std::fs::copy(&b2, &b2_copy).unwrap();
+    let again = restore("pingliang", &b2_copy, restored.now_ms);
+    let Err(Error::Refused(refusal)) = holdings(&b2_copy) else {
+        panic!("refused");
+    };
+    let ctx = again.ctx();
+    again
+        .store
+        .with(|c| reconcile::note_holdings_refused(c, &ctx, &lanzhou.id, &refusal.to_string()))
+        .unwrap();
+    let status = again
+        .store
+        .with(|c| reconcile::status(c, liaison_types::time::DEFAULT_ZONE))
+        .unwrap();
+    assert!(status.reconciling);
+    let waiting = status.peers.iter().find(|p| p.peer == "lanzhou").unwrap();
+    assert_eq!(waiting.state, "waiting");
+    assert!(
+        waiting.detail.contains("refused its holdings"),
+        "{waiting:?}"
+    );
 }

@@ -162,9 +162,10 @@ impl TestNode {
                 .with(|c| crate::reconcile::may_serve(c, &to.id))
                 .unwrap();
         if retake {
+            let branch = to.store.with(|c| crate::epoch::branch(c)).unwrap();
             let batches = self
                 .store
-                .with(|c| crate::reconcile::holdings_for(c, &self.ctx(), &to.id))
+                .with(|c| crate::reconcile::holdings_for(c, &self.ctx(), &to.id, &branch))
                 .unwrap();
             to.store
                 .with(|c| crate::reconcile::retake(c, &to.ctx(), &self.id, &log_id, &batches))

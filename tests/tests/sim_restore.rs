@@ -2416,3 +2416,92 @@ fn sim_seed_1900226_a_trip_both_ends_forgot_leaves_the_owner_without_a_release()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_900_226]));
 }
+
+/// Soak seed 1900878 (`quarantine-only-invalid`, 68 steps shrunk): m
+/// went Xi'an → Pingliang, and Pingliang released it back to Xi'an (t1),
+/// then took backup #1. Restored to backup #0 (before t1), Pingliang
+/// adopted its peers, cancelled t1 and released m to Lanzhou instead.
+/// Its disk lost, it was then restored from backup #1, a backup of the
+/// branch the first restore left, where nothing could check it: its log
+/// sent Lanzhou the move of m to Xi'an at the generation Lanzhou owns it
+/// at, which Lanzhou quarantined. A restore's `EpochComplete` now says how
+/// far its branch kept each earlier log; a peer refuses its holdings to a
+/// later restore that claims more of one (docs/restore.md, A backup of a
+/// branch the node left), and the operator restores again from a backup
+/// the refusal names.
+#[test]
+fn sim_seed_1900878_a_peer_refuses_a_backup_of_a_left_branch_restored_onto_a_new_disk() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(X, "李党员1"),
+        propose(P, L, true, -16, 119),
+        deliver_at_most(P, L, 2),
+        deliver(X, L),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(X, L, 2),
+        start(X, m, P, 10),
+        accept_agreement(L, AgreementRef(1)),
+        deliver_at_most(P, X, 8),
+        deliver_at_most(P, L, 2),
+        deliver_at_most(X, P, 2),
+        deliver_at_most(L, X, 5),
+        deliver_at_most(X, L, 5),
+        accept(P, TransferRef(6)),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(L, X, 5),
+        deliver_at_most(X, L, 8),
+        deliver_at_most(P, L, 2),
+        deliver_at_most(L, P, 1),
+        deliver_at_most(P, X, 3),
+        deliver_at_most(L, X, 2),
+        backup(P),
+        deliver_at_most(P, L, 2),
+        deliver_prefix(X, P, 3, 0),
+        deliver_at_most(X, P, 2),
+        deliver_at_most(P, L, 5),
+        outflow(P, m, L, 111),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(P, L, 1),
+        backup(L),
+        deliver_at_most(X, L, 2),
+        deliver_at_most(L, P, 5),
+        deliver_at_most(P, X, 5),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(P, L, 2),
+        start(P, m, X, 1),
+        deliver_at_most(L, P, 5),
+        deliver_at_most(P, X, 8),
+        deliver_at_most(P, X, 3),
+        accept(X, TransferRef(35)),
+        deliver_at_most(X, P, 2),
+        backup(P),
+        deliver_at_most(P, L, 3),
+        peer_add_again(P, X),
+        deliver_at_most(L, X, 8),
+        deliver_at_most(L, P, 3),
+        restore(P, 0),
+        deliver_at_most(X, P, 2),
+        deliver_at_most(P, L, 1),
+        deliver_at_most(L, P, 3),
+        deliver_at_most(P, L, 3),
+        deliver_at_most(P, X, 5),
+        start(P, m, L, 3),
+        deliver_prefix(P, L, 64, 14),
+        accept(L, TransferRef(52)),
+        deliver_at_most(P, L, 8),
+        deliver_at_most(L, X, 1),
+        deliver_at_most(L, P, 8),
+        deliver_at_most(X, L, 8),
+        restore(L, 2),
+        deliver_at_most(L, P, 1),
+        deliver(L, P),
+        deliver(P, L),
+        deliver_at_most(P, L, 2),
+        deliver_at_most(P, L, 1),
+        backup(X),
+        deliver_at_most(L, P, 8),
+        restore_onto_new_disk(P, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[1_900_878]));
+}

@@ -547,6 +547,7 @@ fn end_epoch(
     let complete = pb::EpochComplete {
         log_id: log_id.clone(),
         re_sent: report.re_sent,
+        branch: crate::epoch::branch(tx)?,
     };
     log::append(
         tx,

@@ -46,7 +46,7 @@
 //! `store::backup(&conn, path, now_ms)` (or copy the file and call
 //! [`mark_backup`] on the copy), later open the copy with `Store::open` (it
 //! migrates), call [`begin_restore_if_marked`], then for each peer P, on a
-//! step where P is reachable: `let b = holdings_for(&p_conn, &p_ctx, &R)?;
+//! step where P is reachable: `let b = holdings_for(&p_conn, &p_ctx, &R, &epoch::branch(&r_conn)?)?;
 //! adopt(&mut r_conn, &r_ctx, &P, &b)?;` and only then deliver P's log to R
 //! (`read_batch` at P from R's cursor, `apply_batch` at R) and R's log to P,
 //! if [`may_serve`]: from seq 0 under R's new log id, since a cursor is keyed
@@ -63,8 +63,12 @@
 //! [`retake`]`(&mut conn, &ctx, R, &batches)`: the comparisons of an
 //! adoption, without touching P's log or stopping P acting as an owner.
 //!
-//! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R) -> Vec<HoldingsBatch>`
-//! answers R's `Holdings` call; `apply_batch` records under which log id of
+//! Peer side (node P): [`holdings_for`]`(&conn, &ctx, R, branch) -> Vec<HoldingsBatch>`
+//! answers R's `Holdings` call, which names R's branch
+//! ([`epoch::branch`](crate::epoch::branch): each earlier log R descends
+//! from and how far R kept it); refused where an earlier restore of R left
+//! one of those logs at an earlier point (R was restored from a backup of
+//! a branch it left; [`refuse_left_branch`]); `apply_batch` records under which log id of
 //! R each home-section copy arrived and applies R's `EpochComplete`
 //! ([`apply_epoch_complete`](crate::hosting::apply_epoch_complete)): the
 //! copies of R's members that arrived under an older log id and were not
@@ -84,10 +88,12 @@ mod restore;
 
 pub use crate::epoch::awaits_retake;
 pub use adopt::{adopt, retake};
-pub use peer_side::{holdings_for, send_holdings, HOLDINGS_BATCH_BYTES, HOLDINGS_BATCH_RECORDS};
+pub use peer_side::{
+    holdings_for, refuse_left_branch, send_holdings, HOLDINGS_BATCH_BYTES, HOLDINGS_BATCH_RECORDS,
+};
 pub use report::AdoptReport;
 pub use restore::{
-    begin_restore, begin_restore_if_marked, finish, left_branch, lost_period, mark_backup,
-    may_serve, needs_holdings, note_log_ids_held, peer_added, skip_peer, status, LeftBranch,
-    ReconcileStart,
+    begin_restore, begin_restore_if_marked, branch_after_restore, finish, left_branch, lost_period,
+    mark_backup, may_serve, needs_holdings, note_holdings_refused, note_log_ids_held, peer_added,
+    skip_peer, status, LeftBranch, ReconcileStart,
 };

@@ -63,9 +63,10 @@ pub fn holdings_for(
     conn: &Connection,
     ctx: &Ctx<'_>,
     requester: &NodeId,
+    branch: &[pb::LogCursor],
 ) -> Result<Vec<pb::HoldingsBatch>, Error> {
     let mut batches = Vec::new();
-    send_holdings(conn, ctx, requester, &mut |batch| {
+    send_holdings(conn, ctx, (requester, branch), &mut |batch| {
         batches.push(batch);
         true
     })?;
@@ -78,12 +79,18 @@ pub fn holdings_for(
 /// wanted (its reader went away); then no more is read or sent and the
 /// answer is `Ok(false)`. Run it in one read transaction, so every batch
 /// comes from the same snapshot.
+///
+/// Refused, before anything is sent, where the requester's `branch` (what
+/// its restored history descends from) goes past a point where an earlier
+/// restore of it left one of its logs: its backup holds a branch of its
+/// history its peers have moved on from ([`refuse_left_branch`]).
 pub fn send_holdings(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    requester: &NodeId,
+    (requester, branch): (&NodeId, &[pb::LogCursor]),
     send: &mut dyn FnMut(pb::HoldingsBatch) -> bool,
 ) -> Result<bool, Error> {
+    refuse_left_branch(conn, requester, branch)?;
     let who = requester.as_str();
     let log_id = crate::store::get_meta(conn, "log_id")?.unwrap_or_default();
     let mut out = Batches {
@@ -544,4 +551,21 @@ fn hosted_in_log(
         }
     }
     Ok(hosted)
+}
+
+/// Refuses a holdings request from a restored `requester` whose `branch`
+/// goes past where an earlier restore of it left one of its logs
+/// (`epoch::peer_left_branch`), with what its operator can do instead.
+pub fn refuse_left_branch(
+    conn: &Connection,
+    requester: &NodeId,
+    branch: &[pb::LogCursor],
+) -> Result<(), Error> {
+    let Some(left) = crate::epoch::peer_left_branch(conn, requester, branch)? else {
+        return Ok(());
+    };
+    Err(Error::conflict(format!(
+        "{requester} was restored from a backup of a branch of its history it had left: the backup holds its log {} to change {}, but a restore of {requester} since kept that log only to change {}, and its peers moved on from there; restore {requester} again from a backup taken since that restore, or from one taken no later than change {} of that log (docs/restore.md, A backup of a branch the node left)",
+        left.log_id, left.claimed, left.kept_to, left.kept_to
+    )))
 }

@@ -185,6 +185,19 @@ fn log_place(conn: &Connection) -> Result<(String, u64), Error> {
     Ok((log_id, seq))
 }
 
+/// The branch a database restored from `backup` would name
+/// ([`epoch::branch`](crate::epoch::branch) after [`begin_restore`]): the
+/// backup's own branch, and its log up to the last change it wrote.
+pub fn branch_after_restore(backup: &Connection) -> Result<Vec<pb::LogCursor>, Error> {
+    let mut branch = crate::epoch::branch(backup)?;
+    let (log_id, seq) = log_place(backup)?;
+    if !log_id.is_empty() {
+        branch.retain(|point| point.log_id != log_id);
+        branch.push(pb::LogCursor { log_id, seq });
+    }
+    Ok(branch)
+}
+
 /// Whether putting `backup` in place of `current` (both this node's
 /// databases) would bring back a branch of the node's history that
 /// `current` left when it was restored from an earlier backup: its
@@ -335,6 +348,41 @@ pub fn skip_peer(
     )?;
     tx.commit()?;
     finish(conn, ctx)
+}
+
+/// A waiting peer refused its holdings (`refusal`, its words): this
+/// node was restored from a backup of a branch of its history that the
+/// peer knows it left. The peer stays waiting, the refusal shows in
+/// `reconcile status`, and the audit log records it once per distinct
+/// refusal. Nothing else changes: the operator restores again.
+pub fn note_holdings_refused(
+    conn: &mut Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    refusal: &str,
+) -> Result<(), Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let detail = format!("refused its holdings: {refusal}");
+    let changed = tx.execute(
+        "UPDATE reconcile_peers SET updated_at_ms = ?2, detail = ?3
+         WHERE peer = ?1 AND state = 'waiting' AND detail IS NOT ?3",
+        params![peer.as_str(), ctx.now_ms, detail],
+    )?;
+    if changed > 0 {
+        audit::append(
+            &tx,
+            ctx.now_ms,
+            &NewEntry {
+                actor: &Actor::Peer(peer.to_string()),
+                action: "reconcile.refused",
+                target: peer.as_str(),
+                outcome: Outcome::Refused,
+                detail: &detail,
+            },
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Ends reconciliation once no peer is waiting. Returns whether the node

@@ -25,7 +25,7 @@ use liaison_core::apply::apply_batch;
 use liaison_core::outcome::{ApplyReport, BatchError};
 use liaison_core::store::audit::{Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::{log, reconcile};
+use liaison_core::{epoch, log, reconcile};
 use liaison_types::identity::NodeId;
 
 /// First reconnect delay; doubles up to `limits.retry_delay_ms_max`.
@@ -682,8 +682,13 @@ async fn reconcile_with(
         return Ok(());
     }
     let log_id = node.log_id();
+    let branch = node.read(epoch::branch).await.map_err(|e| e.to_string())?;
     let mut stream = client
-        .holdings(HoldingsRequest { log_id, retake })
+        .holdings(HoldingsRequest {
+            log_id,
+            retake,
+            branch,
+        })
         .await
         .map_err(|s| format!("Holdings refused by {}: {}", peer.node_id, status_text(&s)))?
         .into_inner();
@@ -698,8 +703,35 @@ async fn reconcile_with(
                     peer.node_id,
                     CONNECT_TIMEOUT * 3
                 )
-            })?
-            .map_err(|s| format!("holdings from {} ended: {}", peer.node_id, status_text(&s)))?;
+            })?;
+        let message = match message {
+            Ok(message) => message,
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                // Restored from a backup of a branch this node left: the
+                // operator must restore again; `reconcile status` says so.
+                let me = node.me();
+                let now_ms = node.now_ms();
+                let peer_id = peer.node_id.clone();
+                let refusal = status.message().to_owned();
+                node.db(move |conn| {
+                    reconcile::note_holdings_refused(conn, &me.ctx(now_ms), &peer_id, &refusal)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "holdings refused by {}: {}",
+                    peer.node_id,
+                    status_text(&status)
+                ));
+            }
+            Err(status) => {
+                return Err(format!(
+                    "holdings from {} ended: {}",
+                    peer.node_id,
+                    status_text(&status)
+                ))
+            }
+        };
         let Some(batch) = message else {
             return Err(format!(
                 "holdings from {} ended before the last batch",

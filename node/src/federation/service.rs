@@ -16,7 +16,7 @@ use super::{ConnInfo, RefusalLimiter};
 use crate::node::Node;
 use liaison_core::store::audit::{self, Actor, Outcome};
 use liaison_core::store::peers::{self, PeerRecord, PeerState};
-use liaison_core::{log, reconcile};
+use liaison_core::{log, reconcile, Error as CoreError};
 
 #[derive(Debug, Clone)]
 pub struct FederationService {
@@ -387,6 +387,7 @@ impl Federation for FederationService {
                 )));
             }
         }
+        let branch = request.get_ref().branch.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let runtime = tokio::runtime::Handle::current();
         self.node.tasks.spawn_blocking(move || {
@@ -406,7 +407,12 @@ impl Federation for FederationService {
                 // One snapshot for the whole answer: a deferred transaction
                 // on a read-only connection, rolled back when dropped.
                 let snapshot = conn.unchecked_transaction()?;
-                reconcile::send_holdings(&snapshot, &me.ctx(now_ms), &requester, &mut send)
+                reconcile::send_holdings(
+                    &snapshot,
+                    &me.ctx(now_ms),
+                    (&requester, &branch),
+                    &mut send,
+                )
             });
             let detail = match &read {
                 Ok(true) => {
@@ -416,6 +422,13 @@ impl Federation for FederationService {
                 Ok(false) => {
                     tracing::info!(peer = %requester, batches, "holdings not sent to the end: the peer went away or the node is stopping");
                     format!("{batches} batches of what this node holds from {requester}, then the answer ended early (the peer went away or the node stopped)")
+                }
+                Err(CoreError::Refused(refusal)) => {
+                    // A restore of the peer from a backup of a branch it
+                    // left: nothing was sent; its operator restores again.
+                    tracing::warn!(peer = %requester, "holdings refused: the peer was restored from a backup of a branch it left");
+                    let _ = tx.try_send(Err(Status::failed_precondition(refusal.to_string())));
+                    format!("refused: {refusal}")
                 }
                 Err(error) => {
                     tracing::error!(%error, peer = %requester, "cannot read the holdings");
@@ -427,10 +440,10 @@ impl Federation for FederationService {
                     format!("{batches} batches of what this node holds from {requester}, then a read failed: {error}")
                 }
             };
-            let outcome = if read.is_ok() {
-                Outcome::Ok
-            } else {
-                Outcome::Error
+            let outcome = match &read {
+                Ok(_) => Outcome::Ok,
+                Err(CoreError::Refused(_)) => Outcome::Refused,
+                Err(_) => Outcome::Error,
             };
             runtime.block_on(node.audit(
                 Actor::Peer(requester.to_string()),

@@ -524,6 +524,9 @@ pub struct World {
     /// finished there may be held by neither (docs/restore.md: the sender keeps
     /// only a tombstone, the receiver forgot).
     pub restored_holders: BTreeMap<usize, BTreeSet<usize>>,
+    /// What the operator did on a peer's refusal of a restored node's
+    /// holdings request in this step (restored it again), for the trace.
+    restored_again: Option<String>,
     /// The id of the step being executed.
     current: usize,
     /// (receiver, origin, seq) of every forged event.
@@ -623,6 +626,7 @@ impl World {
             backups: Vec::new(),
             forgotten: BTreeSet::new(),
             restored_holders: BTreeMap::new(),
+            restored_again: None,
             current: 0,
             forged: BTreeSet::new(),
             stats: Stats::default(),
@@ -1511,8 +1515,8 @@ impl World {
     /// Reads the next batch on the stream `from`→`to` (opening it at the
     /// receiver's cursor if needed) into the in-flight queue.
     fn send_one(&mut self, from: usize, to: usize, limit: u32) -> Result<bool, Failure> {
-        if !self.stream_open(from, to) {
-            self.adopt_if_needed(from, to)?;
+        if !self.stream_open(from, to) && !self.adopt_if_needed(from, to)? {
+            return Ok(false);
         }
         let may_serve = self.nodes[from]
             .store()
@@ -1556,7 +1560,10 @@ impl World {
     /// As the pull client does when it opens a session (`reconcile_with`):
     /// a reconciling receiver that has not adopted this origin asks for its
     /// holdings (the origin runs `holdings_for`) and adopts them first.
-    fn adopt_if_needed(&mut self, from: usize, to: usize) -> Result<(), Failure> {
+    /// False: the origin refused, the receiver having been restored from a
+    /// backup of a branch it left, and the operator restored it again
+    /// ([`World::restore_after_refusal`]); no session opens.
+    fn adopt_if_needed(&mut self, from: usize, to: usize) -> Result<bool, Failure> {
         let origin_id = self.nodes[from].id.clone();
         let origin_log_id = self.nodes[from].log_id.clone();
         let needs = self.nodes[to]
@@ -1575,16 +1582,39 @@ impl World {
                 .with(|c| reconcile::awaits_retake(c, origin_id.as_str(), &origin_log_id))
                 .map_err(|e| unexpected("awaits retake", e))?;
         if !needs && !retake {
-            return Ok(());
+            return Ok(true);
         }
         let asking = self.nodes[to].id.clone();
-        let batches = {
+        let branch = self.nodes[to]
+            .store()
+            .with(|c| epoch::branch(c))
+            .map_err(|e| unexpected("read the branch", e))?;
+        let answer = {
             let origin = &self.nodes[from];
             let ctx = origin.ctx();
             origin
                 .store()
-                .with(|c| reconcile::holdings_for(c, &ctx, &asking))
-                .map_err(|e| unexpected("holdings", self.alias_ids(&e.to_string())))?
+                .with(|c| reconcile::holdings_for(c, &ctx, &asking, &branch))
+        };
+        let batches = match answer {
+            Ok(batches) => batches,
+            Err(CoreError::Refused(refusal)) => {
+                let receiver = &self.nodes[to];
+                let ctx = receiver.ctx();
+                receiver
+                    .store()
+                    .with(|c| {
+                        reconcile::note_holdings_refused(c, &ctx, &origin_id, &refusal.to_string())
+                    })
+                    .map_err(|e| unexpected("note the refusal", e))?;
+                let again = self.restore_after_refusal(to)?;
+                self.restored_again = Some(format!(
+                    "{} refused {}'s holdings request (restored from a backup of a branch it left); {again}",
+                    self.names[from], self.names[to]
+                ));
+                return Ok(false);
+            }
+            Err(e) => return Err(unexpected("holdings", self.alias_ids(&e.to_string()))),
         };
         self.tick_clock(to);
         self.touched.insert(to);
@@ -1605,7 +1635,51 @@ impl World {
                     self.alias_ids(&e.to_string()),
                 )
             })?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// What the operator of `node` does when a peer refuses its holdings
+    /// request because its backup holds a branch of its history it left:
+    /// restores it again onto the new disk, from the latest of its backups
+    /// that no peer knows to be of a left branch (there is always one: the
+    /// backup an earlier restore used). Peers the node had and that
+    /// backup lacks, the operator adds again.
+    fn restore_after_refusal(&mut self, node: usize) -> Result<String, Failure> {
+        let id = self.nodes[node].id.clone();
+        let mine: Vec<usize> = (0..self.backups.len())
+            .filter(|i| self.backups[*i].node == node)
+            .collect();
+        let accepted = mine.iter().rposition(|&b| {
+            let branch = invariants::open_read_only(&self.backups[b].path)
+                .map_err(CoreError::from)
+                .and_then(|backup| reconcile::branch_after_restore(&backup))
+                .expect("read a backup's branch");
+            (0..self.nodes.len()).filter(|p| *p != node).all(|p| {
+                epoch::peer_left_branch(self.nodes[p].reader(), &id, &branch)
+                    .expect("check a branch")
+                    .is_none()
+            })
+        });
+        let Some(pick) = accepted else {
+            return Ok("no backup of it is acceptable".into());
+        };
+        let peers_before: BTreeSet<usize> = (0..self.nodes.len())
+            .filter(|p| *p != node && !self.removed.contains(&(node, *p)))
+            .collect();
+        let mut what = match self.restore(node, pick, false) {
+            Outcome::Done(what) => format!("restored again from backup #{pick}: {what}"),
+            other => format!("restoring it again from backup #{pick}: {other:?}"),
+        };
+        for peer in peers_before {
+            if self.removed.contains(&(node, peer)) {
+                let added = self.act(node, &Action::PeerReAdd { peer }, false)?;
+                what.push_str(&format!(
+                    "; peer {} added again: {added:?}",
+                    self.names[peer]
+                ));
+            }
+        }
+        Ok(what)
     }
 
     fn send(&mut self, from: usize, to: usize, limit: u32) -> Result<Outcome, Failure> {
@@ -1614,6 +1688,8 @@ impl World {
         }
         Ok(if self.send_one(from, to, limit)? {
             Outcome::Done(String::new())
+        } else if let Some(again) = self.restored_again.take() {
+            Outcome::Done(again)
         } else {
             Outcome::Skipped("nothing to send".into())
         })
@@ -1636,6 +1712,9 @@ impl World {
             .and_then(|l| l.stream.as_ref())
             .is_some_and(|s| !s.in_flight.is_empty());
         if !queued && !self.send_one(from, to, limit)? {
+            if let Some(again) = self.restored_again.take() {
+                return Ok(Outcome::Done(again));
+            }
             return Ok(Outcome::Skipped("nothing to deliver".into()));
         }
         let stream = self
