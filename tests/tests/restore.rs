@@ -448,6 +448,109 @@ async fn a_new_database_under_a_known_node_id_is_detected_at_hello_and_reconcile
     fed.wait_linked(&pingliang, &lanzhou).await;
 }
 
+/// Whether `node`'s database holds where a restore of `origin` left one
+/// of its logs (what `EpochComplete` said).
+fn knows_branch_point(node: &TestNode, origin: &str) -> bool {
+    let conn = rusqlite::Connection::open_with_flags(
+        node.db_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("open the database read-only");
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM peer_branch_points WHERE origin = ?1)",
+        [origin],
+        |r| r.get(0),
+    )
+    .unwrap_or(false)
+}
+
+/// Restored from its first backup, Pingliang reconciles and its
+/// `EpochComplete` tells Lanzhou where that branch left the old log. Its
+/// disk lost, it is restored from its second backup, taken later on that
+/// log (a branch it left): with no database in place to compare, Lanzhou
+/// refuses its holdings, Pingliang keeps waiting and says why, and,
+/// restored again from the first backup as the message says, it
+/// reconciles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_refuses_its_holdings_to_a_backup_of_a_branch_the_node_left() {
+    let fed = Federation::new("restore-left-branch");
+    let mut pingliang = fed.node("pingliang").await;
+    let lanzhou = fed.node("lanzhou").await;
+    fed.link_serving(&pingliang, &lanzhou, "6201").await;
+    pingliang.org_add("b1").await;
+    // Shared under an agreement, so each member goes into the log.
+    fed.agree(&pingliang, &lanzhou, "平凉-兰州-2026-01").await;
+    member_away(&pingliang, "张三", "620801199005170014").await;
+    let backup = |node: &TestNode, name: &str| {
+        let path = fed.dir().join(name);
+        node.ctl_ok(&["backup", "--out", path.to_str().unwrap()]);
+        path
+    };
+    let first = backup(&pingliang, "pingliang-1.db");
+    member_away(&pingliang, "李四", "620801199106180027").await;
+    let second = backup(&pingliang, "pingliang-2.db");
+
+    pingliang.stop();
+    restore_backup(&pingliang, &first);
+    pingliang.start().await;
+    pingliang
+        .wait_until(DEFAULT_WAIT, "Pingliang reconciled", async || {
+            !reconcile_status(&pingliang).await.reconciling
+        })
+        .await;
+    lanzhou
+        .wait_until(
+            DEFAULT_WAIT,
+            "Lanzhou knows where the restore left the log",
+            async || knows_branch_point(&lanzhou, "pingliang"),
+        )
+        .await;
+
+    // The disk is lost: the second backup onto a new one.
+    pingliang.stop();
+    restore_backup_none(&pingliang);
+    restore_backup(&pingliang, &second);
+    pingliang.start().await;
+    pingliang
+        .wait_until(DEFAULT_WAIT, "Lanzhou's refusal shown", async || {
+            reconcile_status(&pingliang)
+                .await
+                .peers
+                .iter()
+                .any(|p| p.peer == "lanzhou" && p.detail.contains("refused its holdings"))
+        })
+        .await;
+    let status = reconcile_status(&pingliang).await;
+    assert!(status.reconciling, "a refused restore stays reconciling");
+    let lanzhou_row = status.peers.iter().find(|p| p.peer == "lanzhou").unwrap();
+    assert_eq!(lanzhou_row.state, "waiting");
+    assert!(
+        lanzhou_row.detail.contains("restore pingliang again"),
+        "{}",
+        lanzhou_row.detail
+    );
+    assert!(pingliang
+        .audit()
+        .iter()
+        .any(|e| e.is("reconcile.refused", "refused", "branch")));
+    assert!(lanzhou
+        .audit()
+        .iter()
+        .any(|e| e.is("federation.holdings", "refused", "branch")));
+
+    // Restored again from the backup the message names.
+    pingliang.stop();
+    restore_backup_none(&pingliang);
+    restore_backup(&pingliang, &first);
+    pingliang.start().await;
+    pingliang
+        .wait_until(DEFAULT_WAIT, "Pingliang reconciled again", async || {
+            !reconcile_status(&pingliang).await.reconciling
+        })
+        .await;
+    fed.wait_linked(&pingliang, &lanzhou).await;
+}
+
 /// Deletes `node`'s database (stopped): a reinstall without a backup.
 fn restore_backup_none(node: &TestNode) {
     let db = node.db_path();
