@@ -2505,3 +2505,108 @@ fn sim_seed_1900878_a_peer_refuses_a_backup_of_a_left_branch_restored_onto_a_new
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_900_878]));
 }
+
+/// Soak seed 2000132 (`host-records-converged`, 24 steps shrunk): m went
+/// Xi'an → Pingliang → Lanzhou, which shares it with Xi'an as host; Xi'an
+/// writes its host section (3.1) and is restored to before m existed. It
+/// takes its section back from Lanzhou's holdings, then learns from
+/// Pingliang's that it released m at generation 2: the tombstone deleted
+/// every host section of m, its own as host of the later owner at
+/// generation 3 too, and its next write numbered 3.1 again with other
+/// contents. A tombstone keeps the host sections at or past the release's
+/// generation.
+#[test]
+fn sim_seed_2000132_a_tombstone_keeps_the_nodes_host_section_of_a_later_generation() {
+    let m = MemberRef(1);
+    let skews = [8_808_560, 13_996_864, 19_427_024];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            backup(X),
+            member_add(X, "张党员15"),
+            start(X, m, P, 1),
+            reissue(X, TransferRef(2)),
+            deliver_at_most(X, P, 5),
+            accept(P, TransferRef(3)),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(X, P, 1),
+            start(P, m, L, 90),
+            deliver(P, L),
+            accept(L, TransferRef(8)),
+            deliver(L, P),
+            propose(X, L, false, -18, 114),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(X, L, 2),
+            accept_agreement(L, AgreementRef(12)),
+            outflow(L, m, X, 0),
+            deliver_at_most(L, X, 5),
+            host_set(X, m, 415),
+            deliver_at_most(X, L, 1),
+            restore(X, 0),
+            deliver_at_most(L, X, 3),
+            deliver_at_most(P, X, 5),
+            host_set(X, m, 175),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_000_132]));
+}
+
+/// Soak seed 2000240 (`host-records-converged`, 37 steps shrunk): Xi'an,
+/// host of Pingliang's m, wrote its section twice (1.1, 1.2); 1.2 went to
+/// Lanzhou with m's release. Restored to before, Xi'an adopted Lanzhou
+/// first, could not hold 1.2 there (no agreement known yet) and set a
+/// floor at it; Lanzhou and Pingliang were then restored too, Pingliang to
+/// owning m with Xi'an's 1.1. Adopting Pingliang, Xi'an refused 1.1 as
+/// below the floor and held no section while the owner held 1.1. A
+/// section held by the outflow party of the agreement it was made under
+/// (the member's owner) is taken back below the floor, at the floor's
+/// generation.
+#[test]
+fn sim_seed_2000240_the_owners_version_of_a_hosts_section_comes_back_below_the_floor() {
+    let m = MemberRef(9);
+    let skews = [6_501_712, 7_274_736, 8_372_096];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            backup(X),
+            backup(L),
+            restore(X, 1),
+            propose(P, X, true, -1, 128),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(P, X, 8),
+            accept_agreement(X, AgreementRef(3)),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(P, X, 5),
+            member_add(P, "李党员16"),
+            outflow(P, m, X, 72),
+            deliver_at_most(P, X, 1),
+            deliver(P, L),
+            host_set(X, m, 725),
+            deliver_prefix(X, P, 3, 2),
+            outflow(X, MemberRef(99), L, 52),
+            backup(X),
+            backup(P),
+            start(P, m, L, 10),
+            deliver_at_most(L, P, 1),
+            deliver_prefix(P, X, 3, 2),
+            deliver_at_most(P, L, 1),
+            accept(L, TransferRef(18)),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(X, P, 2),
+            restore(P, 0),
+            deliver_at_most(X, P, 5),
+            deliver_at_most(P, X, 2),
+            deliver_at_most(X, P, 5),
+            restore(X, 0),
+            deliver_at_most(P, X, 5),
+            deliver_at_most(L, P, 2),
+            restore(X, 0),
+            deliver_at_most(P, L, 1),
+            deliver_prefix(L, X, 8, 2),
+            restore_onto_new_disk(P, 0),
+            restore(L, 3),
+        ],
+    );
+    all_pass(vec![run]);
+}

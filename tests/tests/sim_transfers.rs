@@ -311,3 +311,101 @@ fn sim_seed_1900491_a_senders_own_record_relayed_under_its_transfer_is_a_relay()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_900_491]));
 }
+
+/// Soak seed 2000349 (`single-owner`, 24 steps shrunk; the checker): m
+/// went Pingliang → Lanzhou → Yinchuan → Pingliang. Lanzhou, restored
+/// onto a new disk from a backup taken while Yinchuan was not its peer,
+/// owns m again and does not know Yinchuan until an operator adds it (a
+/// skipped peer meanwhile, docs/restore.md); then Yinchuan is restored to
+/// before it received m. Lanzhou and Pingliang own m until Yinchuan is
+/// added again at Lanzhou: the exception of a skipped peer follows the
+/// member, here to the node that received it from that peer.
+#[test]
+fn sim_seed_2000349_a_skipped_peer_that_passed_the_member_on_and_forgot_it() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let skews = [18_216_032, 621_616, 19_292_560, 13_269_552];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(P, "马党员4"),
+            start(P, m, L, 90),
+            deliver_at_most(P, L, 5),
+            peer_remove(L, Y, true),
+            accept(L, TransferRef(1)),
+            deliver_prefix(L, P, 8, 7),
+            deliver(P, L),
+            backup(L),
+            peer_add_again(L, Y),
+            start(L, m, Y, 10),
+            deliver_at_most(L, Y, 5),
+            accept(Y, TransferRef(9)),
+            backup(Y),
+            deliver_at_most(Y, L, 2),
+            deliver_at_most(L, Y, 5),
+            restore_onto_new_disk(L, 1),
+            deliver(P, L),
+            start(Y, m, P, 90),
+            deliver_at_most(Y, P, 8),
+            accept(P, TransferRef(17)),
+            deliver(P, Y),
+            deliver_at_most(Y, P, 5),
+            deliver_at_most(X, L, 1),
+            restore(Y, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_000_349]));
+}
+
+/// Soak seed 2000277 (`quarantine-only-invalid`, 31 steps, no restore):
+/// Tianshui hosts Pingliang's copy of m (generation 2). m goes Pingliang →
+/// Yinchuan → Xi'an → Yinchuan; Xi'an's release sends Tianshui `moved` at
+/// generation 5 before Pingliang's own `moved` arrives. An older copy of a
+/// third owner is not the sender's to drop, but the move is honest: the
+/// copy stays (Pingliang's `moved` drops it) and nothing is quarantined.
+#[test]
+fn sim_seed_2000277_a_move_past_an_older_copy_of_a_third_owner_is_not_quarantined() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(0);
+    let skews = [12_462_528, 12_488_656, 14_662_928, 18_772_448, 9_235_344];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(T, "马党员4"),
+            propose(P, T, true, -3, 43),
+            start(T, m, P, 90),
+            deliver_at_most(T, P, 1),
+            accept(P, TransferRef(2)),
+            deliver_at_most(P, T, 8),
+            deliver_at_most(T, P, 1),
+            outflow(P, m, T, 159),
+            accept_agreement(T, AgreementRef(1)),
+            deliver_at_most(T, P, 1),
+            deliver_at_most(P, T, 5),
+            start(P, m, Y, 3),
+            deliver_at_most(P, Y, 3),
+            accept(Y, TransferRef(11)),
+            deliver_at_most(Y, P, 5),
+            deliver_at_most(P, Y, 8),
+            start(Y, m, X, 90),
+            deliver(Y, X),
+            accept(X, TransferRef(16)),
+            deliver_at_most(X, Y, 1),
+            deliver_at_most(Y, X, 1),
+            outflow(X, m, T, 62),
+            propose(X, T, true, -19, 178),
+            deliver_at_most(X, T, 8),
+            start(X, m, Y, 90),
+            deliver(X, Y),
+            accept(Y, TransferRef(24)),
+            accept_agreement(T, AgreementRef(22)),
+            deliver_at_most(T, X, 2),
+            deliver(Y, X),
+            deliver_at_most(X, T, 8),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_000_277]));
+}

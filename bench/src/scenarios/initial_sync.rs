@@ -65,7 +65,7 @@ pub async fn run(bench: &mut Bench, report: &mut Report) -> Result<()> {
             &owner,
             base + n,
             Duration::from_secs(1800),
-            Duration::from_millis(20),
+            super::POLL_PRECISE,
         )
         .await?;
         let total = done.duration_since(accepted).as_secs_f64();

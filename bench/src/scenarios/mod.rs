@@ -197,6 +197,10 @@ pub async fn progress(
     })
 }
 
+/// The interval of the polls that time a transfer's start and end: its
+/// precision. Each poll is an admin read answered from a snapshot.
+pub const POLL_PRECISE: Duration = Duration::from_millis(2);
+
 /// Polls (every `every`) until the host applied at least `applied_target`
 /// events of the owner in total, its cursor is at the head the owner last
 /// told it, and the owner has sent it everything; returns when that was
@@ -238,12 +242,15 @@ pub async fn wait_caught_up(
 /// view of a proposal counts, at the coordinator, every member it would
 /// cover (a walk of all members away to the region, 0.6 s at 100,000), so
 /// a poll that shows it would see the activation that much late and the
-/// figure would time the view, not the activation.
+/// figure would time the view, not the activation. Polled every 2 ms: an
+/// admin read answers from the last committed snapshot at once, without
+/// waiting for a commit in progress, so the interval between polls is the
+/// precision of the time measured.
 pub async fn wait_active(node: &TestNode, id: &str, within: Duration) -> Result<Instant> {
     let mut admin = node.admin().await;
     wait_for(
         within,
-        Duration::from_millis(20),
+        POLL_PRECISE,
         &format!("agreement {id} active at {}", node.node_id),
         async || {
             let active = timed(

@@ -71,10 +71,20 @@ pub(super) fn adopt_own_host_sections(
         let incoming = section.version.unwrap_or_default();
         let incoming = (incoming.generation, incoming.counter);
         let floor = members::host_section_floor(tx, &section.member_id)?;
+        // The peer is the outflow party of the agreement the section was
+        // made under: it holds it as the member's owner, which is what this
+        // node's section must be. Below the floor another peer's later
+        // version set (that peer may have lost it since, restored too), it
+        // is still taken back at the floor's generation; the next write
+        // passes the floor all the same.
+        let from_owner =
+            agreements::load(tx, &section.basis)?.is_some_and(|a| a.outflow_node == peer.as_str());
         let newer = local
             .as_ref()
             .is_none_or(|c| incoming > (c.generation, c.counter))
-            && floor.is_none_or(|f| incoming >= (f.generation, f.counter));
+            && floor.is_none_or(|f| {
+                incoming >= (f.generation, f.counter) || (from_owner && incoming.0 >= f.generation)
+            });
         // Written here since the restore (an operator's host-set while
         // this peer was skipped, or before it answered), at a version the
         // peer may hold other contents under: the latest write stands, at a

@@ -571,7 +571,7 @@ fn left_on_a_forgotten_branch(conn: &Connection, t: &Row) -> Result<bool, Error>
 /// A releasing owner tells the other hosts of a member that it moved
 /// (docs/transfers.md): a copy older than the move goes, if it is the
 /// sender's (or already the new owner's); an older copy of a third owner
-/// is not the sender's to drop. A copy as new as the move or newer stays:
+/// is not the sender's to drop, and stays. A copy as new as the move or newer stays:
 /// the `moved` is late. One that contradicts what this node knows
 /// (another owner's copy at the generation the move gives; a member this
 /// node owns, or released at that generation to another node) is forged.
@@ -616,9 +616,15 @@ fn apply_moved(
     if held > moved.generation || (held == moved.generation && parties) {
         return Ok(());
     }
+    // An older copy of a third owner stays: that owner released the member
+    // since (the move's generation is above the copy's), and its own
+    // `moved`, still on its way, drops the copy.
+    if !parties && held < moved.generation {
+        return Ok(());
+    }
     if !parties {
         return Err(Rejection::Invalid(format!(
-            "{origin} may not move member {}: its copy here is owned by {} at generation {held}",
+            "{origin} may not move member {}: its copy here is owned by {} at generation {held}, the generation the move gives",
             moved.member_id, copy.owner
         )));
     }

@@ -356,6 +356,7 @@ fn adopt_completed(
         }
         tombstone(
             conn,
+            ctx,
             &t.member_id,
             released,
             &t.receiver,
@@ -424,6 +425,7 @@ fn two_releases_of_one_generation(
     ) {
         tombstone(
             conn,
+            ctx,
             &t.member_id,
             generation,
             &t.receiver,

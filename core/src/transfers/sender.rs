@@ -412,6 +412,7 @@ pub(super) fn moved_here(
     tell_holders_moved(conn, ctx, t, generation)?;
     tombstone(
         conn,
+        ctx,
         &t.member_id,
         generation,
         &t.receiver,
@@ -463,6 +464,7 @@ pub(super) fn tell_holders_moved(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn tombstone(
     conn: &Connection,
+    ctx: &Ctx<'_>,
     member_id: &str,
     generation: u64,
     to_node: &str,
@@ -489,18 +491,20 @@ pub(super) fn tombstone(
          WHERE member_id = ?1",
         params![member_id, if to_node.is_empty() { to_place } else { to_node }, generation, to_node, to_place, transfer_id, letter_no, moved_on, away_since, away_place],
     )?;
-    for table in [
-        "outflows",
-        "host_sections",
-        "contacts",
-        "activities",
-        "contact_decisions",
-    ] {
+    for table in ["outflows", "contacts", "activities", "contact_decisions"] {
         conn.execute(
             &format!("DELETE FROM {table} WHERE member_id = ?1"),
             [member_id],
         )?;
     }
+    // The member's host sections go with it, but for one this node wrote
+    // at the release's generation or later: its own as host of a later
+    // owner (a restored node learns late that it released the member,
+    // after it hosted it), which stays, as the copy it hosts by does.
+    conn.execute(
+        "DELETE FROM host_sections WHERE member_id = ?1 AND (author <> ?3 OR generation < ?2)",
+        params![member_id, generation, ctx.me.as_str()],
+    )?;
     // A copy this node held as host of an owner before: stale now (a
     // restored node may hold one from its backup of a member that came here
     // and moved on since, docs/restore.md).
@@ -554,6 +558,7 @@ pub fn out_on_paper(
     save(conn, &t, ctx.now_ms)?;
     tombstone(
         conn,
+        ctx,
         &member_id,
         m.generation + 1,
         "",
@@ -680,6 +685,7 @@ pub fn yield_to_later_generation(
     tell_holders_moved(conn, ctx, &t, generation)?;
     tombstone(
         conn,
+        ctx,
         member_id,
         generation,
         owner_id.as_str(),

@@ -309,6 +309,15 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 || skipped
                     .iter()
                     .any(|(node, peer)| claims.contains(node) && received_from(peer, node, member))
+                // The skipped peer passed the member on, then forgot it
+                // had it (restored too): the member's holder now received
+                // it from that peer, and the exception goes with it.
+                || skipped.iter().any(|(node, peer)| {
+                    claims.contains(node)
+                        && claims
+                            .iter()
+                            .any(|c| c != node && received_from(c, peer, member))
+                })
                 || skipped.iter().any(|(node, peer)| {
                     claims.contains(&peer.as_str())
                         && received_from(peer, node, member)
