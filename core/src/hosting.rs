@@ -438,6 +438,7 @@ fn apply_home_section(
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.copy_stored = true;
+        send_own_section_ahead(conn, ctx, origin, section)?;
         return Ok(());
     }
     // Not stored: the copy held is at a later generation (a newer owner
@@ -452,6 +453,49 @@ fn apply_home_section(
             )));
         }
     }
+    Ok(())
+}
+
+/// This node's own section of the member, written at a later generation
+/// than the owner's copy just stored and under another basis, is its
+/// latest word about the member that this owner has not had: written for
+/// a receiver of the member whose transfer both ends forgot since (both
+/// restored to before it), so the owner is back at the earlier generation
+/// and no node holds the later one. It goes to the owner under the copy's
+/// basis, at its version, which the owner's older one does not pass; else
+/// every later write, at that generation too, would reach an owner that
+/// holds this node's older section.
+fn send_own_section_ahead(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    owner: &NodeId,
+    copy: &pb::HomeSection,
+) -> Result<(), Rejection> {
+    let me = ctx.me.as_str();
+    let Some(mut own) = members::HostRecords::read(
+        conn,
+        "r.member_id = ?1 AND r.author = ?2",
+        params![copy.member_id, me],
+    )?
+    .sections
+    .pop() else {
+        return Ok(());
+    };
+    let version = own.version.unwrap_or_default();
+    let copy_generation = copy.version.unwrap_or_default().generation;
+    if version.generation <= copy_generation || own.basis == copy.basis {
+        return Ok(());
+    }
+    own.basis = copy.basis.clone();
+    members::save_host_section(conn, &own, ctx.now_ms)?;
+    log::append(
+        conn,
+        owner,
+        EventKind::HostSection,
+        &copy.member_id,
+        &own.encode_to_vec(),
+        ctx.now_ms,
+    )?;
     Ok(())
 }
 
