@@ -1087,3 +1087,40 @@ fn a_peer_refuses_its_holdings_to_a_backup_of_a_branch_the_node_left() {
         "{waiting:?}"
     );
 }
+
+/// The floor of a host's section (`meta`, set by a restore) that does not
+/// parse is a damaged database: refused with what to do, never read as no
+/// floor (the next write would reuse a version a peer holds).
+#[test]
+fn a_damaged_host_section_floor_is_refused_not_read_as_none() {
+    let (pingliang, _lanzhou, _xian, member) = federation();
+    let floor = |node: &TestNode| node.tx(|c, _| members::host_section_floor(c, &member));
+    assert_eq!(floor(&pingliang).unwrap(), None);
+    pingliang
+        .tx(|c, _| {
+            members::raise_host_section_floor(
+                c,
+                &member,
+                pb::Version {
+                    generation: 2,
+                    counter: 3,
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        floor(&pingliang).unwrap(),
+        Some(pb::Version {
+            generation: 2,
+            counter: 3
+        })
+    );
+    pingliang
+        .tx(|c, _| crate::store::set_meta(c, &format!("host_section_floor/{member}"), "2.x"))
+        .unwrap();
+    let damaged = floor(&pingliang).unwrap_err().to_string();
+    assert!(
+        damaged.contains("damaged") && damaged.contains("2.x") && damaged.contains("backup"),
+        "{damaged}"
+    );
+}

@@ -531,6 +531,19 @@ fn trend_shows_the_compound_rate_with_its_formula_and_never_another() {
         .tx(|c, ctx| reports::record_year_end(c, ctx, &counts))
         .unwrap();
     assert_eq!(pingliang.tx(reports::year_end_due).unwrap(), None);
+    // A creation time that does not parse is a damaged database, not "never".
+    pingliang
+        .tx(|c, _| crate::store::set_meta(c, "created_at_ms", "x0"))
+        .unwrap();
+    let damaged = pingliang.tx(reports::year_end_due);
+    assert!(
+        matches!(&damaged, Err(Error::Storage(_)))
+            && format!("{damaged:?}").contains("created_at_ms"),
+        "{damaged:?}"
+    );
+    pingliang
+        .tx(|c, _| crate::store::set_meta(c, "created_at_ms", "0"))
+        .unwrap();
     let refused =
         pingliang.tx(|c, ctx| reports::import_years(c, ctx, &years(&[(last_year, 1, 10, 0.0)])));
     assert!(

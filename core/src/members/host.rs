@@ -107,15 +107,27 @@ pub fn host_section_floor(
     conn: &Connection,
     member_id: &str,
 ) -> Result<Option<pb::Version>, Error> {
-    Ok(
-        crate::store::get_meta(conn, &format!("host_section_floor/{member_id}"))?.and_then(|v| {
-            let (generation, counter) = v.split_once('.')?;
+    let key = format!("host_section_floor/{member_id}");
+    let Some(text) = crate::store::get_meta(conn, &key)? else {
+        return Ok(None);
+    };
+    // A value that does not parse is a damaged database, never no floor:
+    // the next write would reuse a version a peer holds.
+    text.split_once('.')
+        .and_then(|(generation, counter)| {
             Some(pb::Version {
                 generation: generation.parse().ok()?,
                 counter: counter.parse().ok()?,
             })
-        }),
-    )
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            Error::corrupt(
+                format!("`meta` key `{key}`"),
+                text.as_str(),
+                "a version GENERATION.COUNTER",
+            )
+        })
 }
 
 /// Raises [`host_section_floor`] of `member_id` to `version`.
