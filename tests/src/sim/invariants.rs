@@ -114,20 +114,32 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     // (node, peer): node went on without peer, which it has not adopted since.
     let mut skipped: BTreeSet<(&str, String)> = BTreeSet::new();
     for node in nodes {
-        if liaison_core::epoch::is_reconciling(node.conn)
-            .map_err(|e| violation(NAME, e.to_string()))?
-        {
-            continue;
-        }
+        let reconciling = liaison_core::epoch::is_reconciling(node.conn)
+            .map_err(|e| violation(NAME, e.to_string()))?;
+        // A node reconciling (again: restored since it went on without a
+        // peer, or a peer added back after its restore) has not adopted its
+        // waiting peers yet: what going on without them allowed stands
+        // until it does (docs/restore.md, Going on without a peer). It
+        // owns nothing meanwhile.
+        let states = if reconciling {
+            "'waiting', 'skipped'"
+        } else {
+            "'skipped'"
+        };
         let mut stmt = node
             .conn
-            .prepare_cached("SELECT peer FROM reconcile_peers WHERE state = 'skipped'")
+            .prepare_cached(&format!(
+                "SELECT peer FROM reconcile_peers WHERE state IN ({states})"
+            ))
             .map_err(sql(NAME))?;
         for peer in stmt
             .query_map([], |r| r.get::<_, String>(0))
             .map_err(sql(NAME))?
         {
             skipped.insert((node.me(), peer.map_err(sql(NAME))?));
+        }
+        if reconciling {
+            continue;
         }
         // A restored node reconciles with the peers its backup lists; one
         // removed then (and added back since) it does not know until an
