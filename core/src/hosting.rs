@@ -471,14 +471,8 @@ fn send_own_section_ahead(
     owner: &NodeId,
     copy: &pb::HomeSection,
 ) -> Result<(), Rejection> {
-    let me = ctx.me.as_str();
-    let Some(mut own) = members::HostRecords::read(
-        conn,
-        "r.member_id = ?1 AND r.author = ?2",
-        params![copy.member_id, me],
-    )?
-    .sections
-    .pop() else {
+    let Some(mut own) = members::host_section_record(conn, &copy.member_id, ctx.me.as_str())?
+    else {
         return Ok(());
     };
     let version = own.version.unwrap_or_default();

@@ -1,10 +1,54 @@
 //! Contact events and activities, each written by the node that made it.
 
 use liaison_proto::v1 as pb;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::labels::member_name_sql;
 use crate::Error;
+
+/// The columns [`section_record`] reads, in its order.
+const SECTION_COLUMNS: &str =
+    "member_id, author, generation, counter, host_branch, reported_on, address, employer,
+     industry, job, contact_person, contact_phone, last_seen_at_host, basis, station";
+
+/// A host section as it goes on the wire, from a row of [`SECTION_COLUMNS`].
+fn section_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::HostSection> {
+    Ok(pb::HostSection {
+        member_id: r.get(0)?,
+        author: r.get(1)?,
+        version: Some(pb::Version {
+            generation: r.get(2)?,
+            counter: r.get(3)?,
+        }),
+        host_branch: r.get(4)?,
+        reported_on: r.get(5)?,
+        address: r.get(6)?,
+        employer: r.get(7)?,
+        industry: r.get(8)?,
+        job: r.get(9)?,
+        contact_person: r.get(10)?,
+        contact_phone: r.get(11)?,
+        last_seen_at_host: r.get(12)?,
+        basis: r.get(13)?,
+        station: r.get(14)?,
+    })
+}
+
+/// `author`'s host section of `member_id`, as it goes on the wire: one
+/// cached primary-key lookup (the host's apply path asks for every copy it
+/// stores).
+pub fn host_section_record(
+    conn: &Connection,
+    member_id: &str,
+    author: &str,
+) -> Result<Option<pb::HostSection>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {SECTION_COLUMNS} FROM host_sections WHERE member_id = ?1 AND author = ?2"
+        ))?
+        .query_row([member_id, author], section_record)
+        .optional()?)
+}
 
 /// Host sections, contact events and activities matching `filter` (an SQL
 /// condition over the record as `r`).
@@ -23,31 +67,9 @@ impl HostRecords {
     ) -> Result<Self, Error> {
         let sections = conn
             .prepare(&format!(
-                "SELECT member_id, author, generation, counter, host_branch, reported_on, address, employer, industry,
-                        job, contact_person, contact_phone, last_seen_at_host, basis, station
-                 FROM host_sections r WHERE {filter} ORDER BY member_id, author"
+                "SELECT {SECTION_COLUMNS} FROM host_sections r WHERE {filter} ORDER BY member_id, author"
             ))?
-            .query_map(args, |r| {
-                Ok(pb::HostSection {
-                    member_id: r.get(0)?,
-                    author: r.get(1)?,
-                    version: Some(pb::Version {
-                        generation: r.get(2)?,
-                        counter: r.get(3)?,
-                    }),
-                    host_branch: r.get(4)?,
-                    reported_on: r.get(5)?,
-                    address: r.get(6)?,
-                    employer: r.get(7)?,
-                    industry: r.get(8)?,
-                    job: r.get(9)?,
-                    contact_person: r.get(10)?,
-                    contact_phone: r.get(11)?,
-                    last_seen_at_host: r.get(12)?,
-                    basis: r.get(13)?,
-                    station: r.get(14)?,
-                })
-            })?
+            .query_map(args, section_record)?
             .collect::<Result<Vec<_>, _>>()?;
         let contacts = conn
             .prepare(&format!(

@@ -100,14 +100,8 @@ pub(super) fn adopt_own_host_sections(
                 |r| r.get::<_, i64>(0),
             )? > restored_at_ms;
         let ours = |tx: &Connection| -> Result<pb::HostSection, Error> {
-            members::HostRecords::read(
-                tx,
-                "r.member_id = ?1 AND r.author = ?2",
-                params![section.member_id, me],
-            )?
-            .sections
-            .pop()
-            .ok_or_else(|| Error::invalid("host section vanished".into()))
+            members::host_section_record(tx, &section.member_id, me)?
+                .ok_or_else(|| Error::invalid("host section vanished".into()))
         };
         // The same version with other contents, not written since this
         // restore: an earlier restore lost the write the backup restored now
