@@ -6,8 +6,7 @@ use liaison_types::identity::NodeId;
 use prost::Message;
 use rusqlite::{params, Connection};
 
-use crate::members;
-use crate::{Ctx, Error};
+use crate::{epoch, members, Ctx, Error};
 
 /// Records per `HoldingsBatch` (an agreement counts one per version).
 pub const HOLDINGS_BATCH_RECORDS: usize = 200;
@@ -561,11 +560,15 @@ pub fn refuse_left_branch(
     requester: &NodeId,
     branch: &[pb::LogCursor],
 ) -> Result<(), Error> {
-    let Some(left) = crate::epoch::peer_left_branch(conn, requester, branch)? else {
+    let Some(left) = epoch::peer_left_branch(conn, requester, branch)? else {
         return Ok(());
     };
+    let epoch::PeerLeftBranch {
+        log_id,
+        claimed,
+        kept_to,
+    } = left;
     Err(Error::conflict(format!(
-        "{requester} was restored from a backup of a branch of its history it had left: the backup holds its log {} to change {}, but a restore of {requester} since kept that log only to change {}, and its peers moved on from there; restore {requester} again from a backup taken since that restore, or from one taken no later than change {} of that log (docs/restore.md, A backup of a branch the node left)",
-        left.log_id, left.claimed, left.kept_to, left.kept_to
+        "{requester} was restored from a backup of a branch of its history it had left: the backup holds its log {log_id} to change {claimed}, but a restore of {requester} since kept that log only to change {kept_to}, and its peers moved on from there; restore {requester} again from a backup taken since that restore, or from one taken no later than change {kept_to} of that log (docs/restore.md, A backup of a branch the node left)"
     )))
 }

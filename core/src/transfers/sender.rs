@@ -728,10 +728,11 @@ pub fn yield_to_later_generation(
     Ok(true)
 }
 
-/// Remembers the generation a peer's holdings (`held`) reported of a member this restored node does not own at it: a release
-/// may bring the member here later (a restored sender sends again a
-/// release its receiver forgot), at a generation the peers have moved
-/// past, and no peer would report it again. The highest per member.
+/// Remembers the generation a peer's holdings (`held`) reported of a
+/// member this restored node does not own at it: a release may bring the
+/// member here later (a restored sender sends again a release its
+/// receiver forgot), at a generation the peers have moved past, and no
+/// peer would report it again. The highest per member.
 pub fn remember_reported_generation(
     conn: &Connection,
     ctx: &Ctx<'_>,

@@ -121,19 +121,14 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
         // waiting peers yet: what going on without them allowed stands
         // until it does (docs/restore.md, Going on without a peer). It
         // owns nothing meanwhile.
-        let states = if reconciling {
-            "'waiting', 'skipped'"
-        } else {
-            "'skipped'"
-        };
         let mut stmt = node
             .conn
-            .prepare_cached(&format!(
-                "SELECT peer FROM reconcile_peers WHERE state IN ({states})"
-            ))
+            .prepare_cached(
+                "SELECT peer FROM reconcile_peers WHERE state = 'skipped' OR (?1 AND state = 'waiting')",
+            )
             .map_err(sql(NAME))?;
         for peer in stmt
-            .query_map([], |r| r.get::<_, String>(0))
+            .query_map([reconciling], |r| r.get::<_, String>(0))
             .map_err(sql(NAME))?
         {
             skipped.insert((node.me(), peer.map_err(sql(NAME))?));
