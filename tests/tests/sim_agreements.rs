@@ -565,3 +565,37 @@ fn sim_seed_1700857_a_section_refused_past_its_end_drops_the_copy_it_supersedes(
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[1_700_857]));
 }
+
+/// Soak seed 3000561 (`agreements-agree: different terms`, 17 steps
+/// shrunk, at 600 steps). Xi'an coordinates a0, proposed by Yinchuan, and
+/// publishes version 1; restored to a backup taken while Yinchuan was not
+/// its peer, it goes on without Yinchuan and counters a0, numbering other
+/// terms version 1 again. Yinchuan keeps the first version 1. Adopting
+/// Yinchuan's agreement, the coordinator publishes its own terms again
+/// past every number the peer holds.
+#[test]
+fn sim_seed_3000561_a_coordinator_publishes_again_a_version_number_it_used_twice() {
+    const X: usize = 2;
+    const Y: usize = 3;
+    let a = AgreementRef(0);
+    let run = schedule_on(
+        4,
+        vec![
+            propose(Y, X, false, 2, 137),
+            deliver(Y, X),
+            peer_remove(X, Y, false),
+            backup(X),
+            peer_add_again(X, Y),
+            accept_agreement(X, a),
+            deliver(X, Y),
+            restore(X, 0),
+            deliver(P, X),
+            deliver(L, X),
+            advance_on(4, 5),
+            counter(X, a, -9, 77),
+        ],
+    );
+    eprintln!("{}", run.report());
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_000_561]));
+}

@@ -218,6 +218,19 @@ fn publish(
     tick_one(conn, ctx, a)
 }
 
+/// Publishes `terms` again as the coordinator's next version: a restored
+/// coordinator that numbered them the same as other terms the inflow party
+/// holds (docs/agreements.md, "After a restore").
+pub(crate) fn publish_again(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    agreement_id: &str,
+    terms: pb::AgreementTerms,
+) -> Result<(), Error> {
+    let mut a = require(conn, agreement_id)?;
+    publish(conn, ctx, &mut a, terms, None)
+}
+
 pub fn counter(
     conn: &Connection,
     ctx: &Ctx<'_>,

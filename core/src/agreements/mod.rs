@@ -24,6 +24,7 @@ mod signatures;
 mod storage;
 mod views;
 
+pub(crate) use actions::publish_again;
 pub use actions::{accept, counter, end, propose};
 pub(crate) use calendar::act_on_end;
 pub use calendar::{copies_dropped_on, ended_by_date, tick, GRACE_DAYS};

@@ -98,6 +98,11 @@ pub(super) fn adopt_agreement(
     // takes the coordinator's (signed by it), and its signatures over the
     // forgotten terms go with them.
     let peer_coordinates = held.outflow_node != ctx.me.as_str();
+    let publish_again = if peer_coordinates {
+        None
+    } else {
+        take_back_own_numbers(conn, ctx, held, local.as_ref())?
+    };
     for version in &held.versions {
         let Some(terms) = &version.terms else {
             continue;
@@ -193,6 +198,10 @@ pub(super) fn adopt_agreement(
             ],
         )?;
     }
+    let published_again = publish_again.is_some();
+    if let Some(terms) = publish_again {
+        crate::agreements::publish_again(conn, ctx, &held.agreement_id, terms)?;
+    }
     if changed && state_rank(&held.state) == 2 {
         // It ended after the backup: act on the end as applying it does
         // (the host drops its copies, the coordinator stops sharing).
@@ -200,11 +209,88 @@ pub(super) fn adopt_agreement(
             crate::agreements::act_on_end(conn, ctx, &mut a)?;
         }
     }
-    Ok(if changed || coordinators_end {
+    Ok(if changed || coordinators_end || published_again {
         AgreementAdoption::Changed
     } else {
         AgreementAdoption::Unchanged
     })
+}
+
+/// At the coordinator: where the peer holds, under one of the numbers this
+/// node published since its last active version, terms this node signed
+/// and forgot (a restore to before it published them) while it numbered
+/// other terms the same since, the peer's history stands: this node's
+/// versions from that number on are deleted, so that the peer's are stored
+/// in their place, and its latest terms are returned to be published again
+/// past every number the peer holds. An operator's later proposal is not
+/// lost, and both parties hold the same terms under every number.
+fn take_back_own_numbers(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    held: &pb::HeldAgreement,
+    local: Option<&crate::agreements::Agreement>,
+) -> Result<Option<pb::AgreementTerms>, Error> {
+    let Some(local) = local.filter(|a| !a.state.is_final()) else {
+        return Ok(None);
+    };
+    if ctx.notary.is_none() {
+        return Ok(None);
+    }
+    let mut first_differing = None;
+    for version in &held.versions {
+        let Some(terms) = &version.terms else {
+            continue;
+        };
+        if version.version <= local.active_version || version.version > local.version {
+            continue;
+        }
+        let hash = crate::agreements::terms_hash(terms);
+        let differs = conn
+            .query_row(
+                "SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
+                params![held.agreement_id, version.version, hash],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        let signed_here = version.signatures.iter().any(|s| {
+            s.signer == ctx.me.as_str()
+                && s.version == version.version
+                && crate::agreements::verify_reported(ctx, &held.agreement_id, terms, s).is_ok()
+        });
+        if differs && signed_here {
+            first_differing =
+                Some(first_differing.map_or(version.version, |v: u64| v.min(version.version)));
+        }
+    }
+    let Some(from) = first_differing else {
+        return Ok(None);
+    };
+    let latest = crate::agreements::version_terms(conn, &held.agreement_id, local.version)?;
+    conn.execute(
+        "DELETE FROM agreement_signatures WHERE agreement_id = ?1 AND version >= ?2",
+        params![held.agreement_id, from],
+    )?;
+    conn.execute(
+        "DELETE FROM agreement_versions WHERE agreement_id = ?1 AND version >= ?2",
+        params![held.agreement_id, from],
+    )?;
+    // The peer's versions are stored in the place of this node's; it holds
+    // `from` at least.
+    conn.execute(
+        "UPDATE agreements SET version = ?2 WHERE agreement_id = ?1",
+        params![held.agreement_id, held.version.max(from)],
+    )?;
+    tracing::warn!(agreement = %held.agreement_id, version = from, "restored: the peer holds other terms this node signed under its version number; its own are published again past the peer's");
+    // Terms the peer holds already need no other number.
+    let held_already = latest.as_ref().is_some_and(|terms| {
+        let hash = crate::agreements::terms_hash(terms);
+        held.versions
+            .iter()
+            .filter_map(|v| v.terms.as_ref())
+            .any(|t| crate::agreements::terms_hash(t) == hash)
+    });
+    Ok(latest.filter(|_| !held_already))
 }
 
 /// At the inflow party: where it holds other terms than the coordinator's
