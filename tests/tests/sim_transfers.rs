@@ -409,3 +409,127 @@ fn sim_seed_2000277_a_move_past_an_older_copy_of_a_third_owner_is_not_quarantine
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_000_277]));
 }
+
+/// Soak seed 3005854 at 600 steps (`transfers-final`, 98 steps shrunk):
+/// Xi'an, restored once, adds m and releases it to Lanzhou under t0; Lanzhou passes m on to Pingliang. Lanzhou is restored
+/// to a backup holding t0 offered, and Xi'an to a backup older than m.
+/// Xi'an learns t0 from Lanzhou's holdings and cancels it (it holds no
+/// such member); Lanzhou, seeing in Pingliang's holdings that m passed
+/// through it, answers t0 as received. The receipt found t0 cancelled at
+/// Xi'an and left it so. A receipt for a letter of a member a restored
+/// sender holds no record of completes the letter, as one of a member
+/// that left on a forgotten branch does.
+#[test]
+fn sim_seed_3005854_a_receipt_for_a_letter_of_a_member_older_than_the_backup_completes_it() {
+    const X: usize = 2;
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(10);
+    let skews = [2_314_016, 16_485_200, 20_925_984, 4_739_776, 3_656_672];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            deliver_at_most(L, P, 3),
+            backup(X),
+            deliver(T, L),
+            deliver_at_most(L, P, 8),
+            deliver_at_most(T, L, 5),
+            restore(X, 1),
+            deliver_at_most(Y, X, 8),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(T, X, 1),
+            member_add(X, "李党员11"),
+            deliver(X, L),
+            deliver_at_most(X, P, 5),
+            deliver_at_most(L, P, 3),
+            deliver(L, P),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(Y, X, 1),
+            deliver_at_most(Y, X, 5),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(L, X, 3),
+            deliver_at_most(X, P, 2),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(L, P, 1),
+            deliver_at_most(P, L, 8),
+            start(X, m, L, 30),
+            deliver(X, L),
+            deliver_at_most(T, L, 8),
+            deliver_at_most(T, P, 3),
+            deliver_at_most(P, L, 5),
+            backup(L),
+            deliver_at_most(L, X, 5),
+            deliver(X, L),
+            accept(L, TransferRef(27)),
+            deliver_at_most(L, X, 5),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(L, X, 5),
+            start(L, m, P, 30),
+            deliver(L, P),
+            deliver_at_most(T, X, 1),
+            deliver_at_most(T, X, 1),
+            accept(P, TransferRef(39)),
+            deliver_at_most(P, L, 5),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(P, L, 1),
+            restore(L, 2),
+            deliver_at_most(P, L, 8),
+            deliver_at_most(L, P, 3),
+            deliver(T, L),
+            deliver_at_most(T, L, 8),
+            deliver_at_most(Y, X, 1),
+            deliver_at_most(T, X, 1),
+            restore(X, 0),
+            deliver_at_most(P, X, 5),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(T, X, 5),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(L, X, 8),
+            deliver_at_most(Y, X, 5),
+            deliver_at_most(X, L, 5),
+            deliver_at_most(T, L, 3),
+            deliver_at_most(T, X, 2),
+            deliver(T, X),
+            deliver_at_most(L, X, 5),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, P, 8),
+            deliver(T, L),
+            backup(L),
+            deliver(X, L),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(X, L, 5),
+            deliver(T, L),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(T, X, 1),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(P, X, 5),
+            deliver(X, P),
+            deliver_at_most(X, P, 8),
+            deliver_at_most(X, L, 1),
+            deliver_at_most(L, P, 1),
+            deliver(Y, X),
+            backup(X),
+            deliver_at_most(L, X, 1),
+            deliver(L, X),
+            deliver_at_most(Y, L, 2),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(T, X, 5),
+            deliver_at_most(Y, L, 2),
+            deliver(P, X),
+            deliver_at_most(Y, X, 3),
+            deliver(X, P),
+            deliver_at_most(P, X, 5),
+            deliver_at_most(Y, X, 2),
+            deliver_at_most(T, X, 3),
+        ],
+    );
+    eprintln!("{}", run.report());
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_005_854]));
+}

@@ -541,8 +541,8 @@ fn apply_receipt(
     {
         // The member left this node on a branch of its backups that a
         // restore forgot (a peer's later generation told it: a forward
-        // pointer naming no transfer), and the receiver completed this
-        // letter: the receipt is the letter's one outcome. Nothing is
+        // pointer naming no transfer; or the backup is older than the
+        // member), and the receiver completed this letter: the receipt is the letter's one outcome. Nothing is
         // released again: the member is no longer here.
         tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a letter whose member left on a branch this node forgot; completed");
         t.state = TransferState::Completed;
@@ -561,11 +561,17 @@ fn apply_receipt(
 
 /// Whether `t`'s member left this node on a branch of its backups that a
 /// restore forgot: this node, restored, holds it as a forward pointer to a
-/// later owner that names no transfer (`yield_to_later_generation`).
+/// later owner that names no transfer (`yield_to_later_generation`), or
+/// holds no record of it at all (it was added here after the backup, and
+/// the letter came back from the receiver's holdings).
 fn left_on_a_forgotten_branch(conn: &Connection, t: &Row) -> Result<bool, Error> {
-    Ok(crate::epoch::was_restored(conn)?
-        && members::moved_of(conn, &t.member_id)?
-            .is_some_and(|m| !m.to_node.is_empty() && m.transfer_id.is_empty()))
+    if !crate::epoch::was_restored(conn)? {
+        return Ok(false);
+    }
+    Ok(match members::moved_of(conn, &t.member_id)? {
+        Some(m) => !m.to_node.is_empty() && m.transfer_id.is_empty(),
+        None => members::load_home(conn, &t.member_id)?.is_none(),
+    })
 }
 
 /// A releasing owner tells the other hosts of a member that it moved
