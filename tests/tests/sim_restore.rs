@@ -2696,6 +2696,50 @@ fn sim_seed_2000240_a_hosts_section_written_for_a_forgotten_receiver_goes_to_the
     all_pass(vec![run]);
 }
 
+/// Soak seed 2000240, shrunk a third time (25 steps; the checker): the
+/// same case where Xi'an ended its agreement with Pingliang (a forced
+/// `peer remove`) before the restores, so nothing shares m between them
+/// again. Xi'an's section written for Lanzhou at generation 2 stays at
+/// Xi'an only, while Pingliang keeps the earlier one: lost, as
+/// docs/restore.md (What is lost) says, and accepted by the checker only
+/// where owner and host share no active agreement.
+#[test]
+fn sim_seed_2000240_a_section_written_for_a_forgotten_receiver_stays_at_the_host() {
+    let m = MemberRef(8);
+    let skews = [6_501_712, 7_274_736, 8_372_096];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            propose(P, X, true, -1, 128),
+            deliver_at_most(P, X, 8),
+            accept_agreement(X, AgreementRef(0)),
+            deliver_at_most(X, P, 3),
+            deliver(P, X),
+            propose(X, L, false, -17, 100),
+            deliver_at_most(X, L, 1),
+            accept_agreement(L, AgreementRef(5)),
+            member_add(P, "李党员16"),
+            outflow(P, m, X, 72),
+            deliver_at_most(P, X, 1),
+            backup(L),
+            host_set(X, m, 725),
+            start(P, m, L, 10),
+            deliver_at_most(P, L, 1),
+            accept(L, TransferRef(13)),
+            backup(P),
+            deliver_at_most(L, P, 2),
+            deliver(P, L),
+            outflow(L, m, X, 53),
+            peer_remove(X, P, true),
+            deliver_at_most(L, X, 8),
+            restore_onto_new_disk(P, 0),
+            restore(L, 3),
+            host_set(X, m, 912),
+        ],
+    );
+    all_pass(vec![run]);
+}
+
 /// Soak seed 3001395 at 600 steps (`single-owner`, 17 steps shrunk; the
 /// checker): Yinchuan released m to Pingliang, was restored to before it,
 /// went on without Pingliang and released m to Lanzhou: two owners until

@@ -1248,7 +1248,12 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
                 }
                 let held = all[o].get(id);
                 let ok = match held {
-                    Some(held) => same(&nodes[o], held, made).map_err(sql(NAME))?,
+                    Some(held) => {
+                        same(&nodes[o], held, made).map_err(sql(NAME))?
+                            || (table == "host_sections"
+                                && written_for_a_forgotten_receiver(&nodes[o], host, made, lost)
+                                    .map_err(sql(NAME))?)
+                    }
                     None => {
                         lost.contains(&made.0)
                             && outflow_of(host, &made.3).map_err(sql(NAME))?.as_deref()
@@ -1284,7 +1289,12 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
                 };
                 let made = all[h].get(id);
                 let ok = match made {
-                    Some(made) => same(owner, held, made).map_err(sql(NAME))?,
+                    Some(made) => {
+                        same(owner, held, made).map_err(sql(NAME))?
+                            || (table == "host_sections"
+                                && written_for_a_forgotten_receiver(owner, &nodes[h], made, lost)
+                                    .map_err(sql(NAME))?)
+                    }
                     // The author released the member (or, restored from a
                     // backup, forgot it and adopted its release).
                     None => {
@@ -1305,6 +1315,49 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
         }
     }
     Ok(())
+}
+
+/// Whether a host's section `made` is one written for a receiver that
+/// forgot the member (docs/restore.md, What is lost): both sides of the
+/// transfer were restored to before it, the section is at a later
+/// generation than the owner owns the member at, under another node's
+/// agreement, and the owner shares the member with the host no more (no
+/// agreement of the owner with the host is active), so the section stays
+/// at the host only.
+fn written_for_a_forgotten_receiver(
+    owner: &NodeDb<'_>,
+    host: &NodeDb<'_>,
+    made: &(String, String, String, String),
+    lost: &BTreeSet<String>,
+) -> rusqlite::Result<bool> {
+    let (member_id, _, content, basis) = made;
+    if !lost.contains(member_id) || outflow_of(host, basis)?.as_deref() == Some(owner.me()) {
+        return Ok(false);
+    }
+    let Some(generation) = content
+        .split('.')
+        .next()
+        .and_then(|g| g.parse::<i64>().ok())
+    else {
+        return Ok(false);
+    };
+    let owned_at: Option<i64> = owner
+        .conn
+        .prepare_cached("SELECT generation FROM members WHERE member_id = ?1 AND owner = ?2")?
+        .query_row([member_id.as_str(), owner.me()], |r| r.get(0))
+        .optional()?;
+    if owned_at.is_none_or(|g| g >= generation) {
+        return Ok(false);
+    }
+    let shared: bool = owner
+        .conn
+        .prepare_cached(
+            "SELECT 1 FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2 AND state = 'active'",
+        )?
+        .query_row([owner.me(), host.me()], |_| Ok(()))
+        .optional()?
+        .is_some();
+    Ok(!shared)
 }
 
 /// After every clock passed every agreement's end plus grace and messages
