@@ -526,6 +526,10 @@ pub fn releases(conn: &Connection, member_id: &str) -> rusqlite::Result<Vec<pb::
 /// the home section is (after an edit, by their ids only: a change to an
 /// outflow moves the home section's counter); records that reached the
 /// owner after the release (relayed by the sender, or new) may be added.
+/// A host section's basis names the way it came (the host's agreement, or
+/// the transfer it was relayed under), and one version may reach the owner
+/// both ways (a host sends its section to a new owner it hosts the member
+/// for): at the released version its content is compared, not its basis.
 /// The home branch is the receiver's and outflows are closed on arrival, so
 /// neither is compared.
 pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecord) -> Vec<String> {
@@ -619,7 +623,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
                 } else if (hv.generation, hv.counter) == (v.generation, v.counter)
                     && *h
                         != (pb::HostSection {
-                            basis: own_basis(&s.author, &h.basis, &s.basis),
+                            basis: h.basis.clone(),
                             ..s.clone()
                         })
                 {

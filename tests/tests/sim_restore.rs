@@ -2702,7 +2702,7 @@ fn sim_seed_2000240_a_hosts_section_written_for_a_forgotten_receiver_goes_to_the
 /// again. Xi'an's section written for Lanzhou at generation 2 stays at
 /// Xi'an only, while Pingliang keeps the earlier one: lost, as
 /// docs/restore.md (What is lost) says, and accepted by the checker only
-/// where owner and host share no active agreement.
+/// where the host holds no copy of the member from the owner.
 #[test]
 fn sim_seed_2000240_a_section_written_for_a_forgotten_receiver_stays_at_the_host() {
     let m = MemberRef(8);

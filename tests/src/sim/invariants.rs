@@ -1321,9 +1321,9 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
 /// forgot the member (docs/restore.md, What is lost): both sides of the
 /// transfer were restored to before it, the section is at a later
 /// generation than the owner owns the member at, under another node's
-/// agreement, and the owner shares the member with the host no more (no
-/// agreement of the owner with the host is active), so the section stays
-/// at the host only.
+/// agreement, and the owner shares the member with the host no more (the
+/// host holds no copy of it from the owner; one would have sent the
+/// section to the owner), so the section stays at the host only.
 fn written_for_a_forgotten_receiver(
     owner: &NodeDb<'_>,
     host: &NodeDb<'_>,
@@ -1349,12 +1349,10 @@ fn written_for_a_forgotten_receiver(
     if owned_at.is_none_or(|g| g >= generation) {
         return Ok(false);
     }
-    let shared: bool = owner
+    let shared: bool = host
         .conn
-        .prepare_cached(
-            "SELECT 1 FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2 AND state = 'active'",
-        )?
-        .query_row([owner.me(), host.me()], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM home_copies WHERE member_id = ?1 AND owner = ?2")?
+        .query_row([member_id.as_str(), owner.me()], |_| Ok(()))
         .optional()?
         .is_some();
     Ok(!shared)
