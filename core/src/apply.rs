@@ -79,7 +79,7 @@ fn apply_batch_in(
         // its log ids each home-section copy arrived, need the log id
         // (docs/restore.md).
         let applied = if event.kind == EventKind::EpochComplete as i32 {
-            hosting::apply_epoch_complete(&tx, origin, log_id, event).map(|_| ())
+            hosting::apply_epoch_complete(&tx, ctx, origin, log_id, event).map(|_| ())
         } else {
             apply_event_in(&tx, ctx, origin, log_id, event, faults, &mut memo)
         };
@@ -191,6 +191,7 @@ fn apply_event_in(
         | EventKind::TransferAbort
         | EventKind::TransferReceipt
         | EventKind::Moved => transfers::apply(conn, ctx, origin, event, kind),
+        EventKind::ShareWanted => crate::superseded::apply_share_wanted(conn, ctx, origin, event),
         // Applied by `apply_batch`, which knows the log id it arrived under.
         EventKind::EpochComplete => Err(Rejection::Invalid(
             "epoch_complete can only be applied with the batch it arrived in".into(),

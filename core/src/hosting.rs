@@ -133,6 +133,7 @@ fn apply_unshare(
             )));
         }
     }
+    crate::superseded::forget(conn, member_id, origin.as_str())?;
     Ok(())
 }
 
@@ -438,6 +439,7 @@ fn apply_home_section(
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.copy_stored = true;
+        crate::superseded::forget(conn, &section.member_id, &section.owner)?;
         send_own_section_ahead(conn, ctx, origin, section)?;
         return Ok(());
     }
@@ -451,6 +453,9 @@ fn apply_home_section(
                 "{origin} and {} both claim generation {} of member {}",
                 held_owner, version.generation, section.member_id
             )));
+        }
+        if held.generation > version.generation && held_owner != section.owner {
+            crate::superseded::remember(conn, section, version)?;
         }
     }
     Ok(())
@@ -690,9 +695,12 @@ fn relayed_arrival(
 
 /// Inside `apply_batch`: `origin` finished re-emitting under `log_id`.
 /// Deletes the copies of `origin`'s home sections that arrived under an
-/// older log id and were not sent again. Returns how many.
+/// older log id and were not sent again, and asks the owners whose
+/// sections such a copy kept out to share again (`superseded`). Returns
+/// how many were deleted.
 pub fn apply_epoch_complete(
     conn: &Connection,
+    ctx: &Ctx<'_>,
     origin: &NodeId,
     log_id: &str,
     event: &pb::Event,
@@ -713,6 +721,7 @@ pub fn apply_epoch_complete(
         .collect::<Result<Vec<_>, _>>()?;
     for member_id in &stale {
         members::delete_copy(conn, member_id)?;
+        crate::superseded::ask_again(conn, member_id, ctx.now_ms)?;
     }
     tracing::info!(peer = %origin, log_id, dropped = stale.len(), re_sent = complete.re_sent, "peer's epoch complete");
     Ok(stale.len())

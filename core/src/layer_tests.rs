@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "quarantine",
     "members",
     "agreements",
+    "superseded",
     "hosting",
     "transfers",
     "apply",

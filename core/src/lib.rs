@@ -29,6 +29,9 @@
 //!   rows), and the operators' edits;
 //! - [`agreements`]: co-management agreements; an activation or an end
 //!   re-evaluates the shares;
+//! - [`superseded`]: at a host, the owners whose section a later owner's
+//!   copy kept out, asked again if that copy goes with its owner's
+//!   restore; at the owner, such a request;
 //! - [`hosting`]: home sections at a host and host records at the owner,
 //!   applied with their authority checks, and those held until their
 //!   member arrives;
@@ -66,6 +69,7 @@ pub mod reportin;
 pub mod reports;
 pub mod stats;
 pub mod store;
+pub mod superseded;
 pub mod todo;
 pub mod transfers;
 

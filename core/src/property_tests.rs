@@ -474,6 +474,12 @@ impl Filler<'_> {
                 reason: self.s(),
             }
             .encode_to_vec(),
+            K::ShareWanted => pb::ShareWanted {
+                member_id: self.member(),
+                basis: self.agreement(),
+                version: self.version(),
+            }
+            .encode_to_vec(),
             K::AgreementVersion => self.agreement_version().encode_to_vec(),
             K::AgreementVote => pb::AgreementVote {
                 agreement_id: self.agreement(),
@@ -569,6 +575,7 @@ const KINDS: &[EventKind] = &[
     EventKind::Contact,
     EventKind::Activity,
     EventKind::Unshare,
+    EventKind::ShareWanted,
     EventKind::AgreementVersion,
     EventKind::AgreementVote,
     EventKind::AgreementActivated,
@@ -641,6 +648,7 @@ fn entity_of(kind: EventKind, payload: &[u8]) -> String {
         K::Activity => pb::ActivityRecord::decode(payload).map(|m| m.member_id),
         K::Unshare => pb::Unshare::decode(payload).map(|m| m.member_id),
         K::Moved => pb::Moved::decode(payload).map(|m| m.member_id),
+        K::ShareWanted => pb::ShareWanted::decode(payload).map(|m| m.member_id),
         K::AgreementVersion => pb::AgreementVersion::decode(payload).map(|m| m.agreement_id),
         K::AgreementVote => pb::AgreementVote::decode(payload).map(|m| m.agreement_id),
         K::AgreementActivated | K::AgreementEnded | K::AgreementEndApplied | K::CopiesDropped => {

@@ -564,3 +564,85 @@ fn an_event_about_an_unknown_agreement_is_marked_only_at_a_restored_node() {
         "{reasons:?}"
     );
 }
+
+fn share_wanted(member: &str, basis: &str) -> Vec<u8> {
+    pb::ShareWanted {
+        member_id: member.into(),
+        basis: basis.into(),
+        version: Some(pb::Version {
+            generation: 1,
+            counter: 1,
+        }),
+    }
+    .encode_to_vec()
+}
+
+/// The agreement Pingliang coordinates with Lanzhou in [`federation`].
+fn pingliang_lanzhou_agreement(pingliang: &TestNode) -> String {
+    pingliang
+        .store
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT agreement_id FROM agreements WHERE inflow_node = 'lanzhou'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_share_wanted_from_another_than_the_agreements_host_is_quarantined() {
+    let (pingliang, _lanzhou, xian, member) = federation();
+    let basis = pingliang_lanzhou_agreement(&pingliang);
+    let report = pingliang.apply(
+        &xian.id,
+        "xian-log",
+        &[event(
+            1,
+            EventKind::ShareWanted,
+            &member,
+            share_wanted(&member, &basis),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (0, 1), "{report:?}");
+    assert_eq!(audited_quarantines(&pingliang, "xian"), 1);
+    assert!(quarantine_reasons(&pingliang)[0]
+        .contains("not an agreement of this node's with xian as the host"));
+}
+
+#[test]
+fn a_share_wanted_from_the_host_shares_the_member_with_it_again() {
+    let (pingliang, lanzhou, _xian, member) = federation();
+    let basis = pingliang_lanzhou_agreement(&pingliang);
+    pingliang.deliver(&lanzhou);
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("pingliang".into(), 1)));
+    // The host lost its copy (as when a later owner's copy kept this one
+    // out and went with that owner's restore).
+    lanzhou.tx(|c, _| members::delete_copy(c, &member)).unwrap();
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[event(
+            1,
+            EventKind::ShareWanted,
+            &member,
+            share_wanted(&member, &basis),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    pingliang.deliver(&lanzhou);
+    assert_eq!(copy_owner(&lanzhou, &member), Some(("pingliang".into(), 1)));
+    // Asked about a member it does not own, the owner shares nothing.
+    let report = pingliang.apply(
+        &lanzhou.id,
+        "lanzhou-log",
+        &[event(
+            2,
+            EventKind::ShareWanted,
+            "m-unknown",
+            share_wanted("m-unknown", &basis),
+        )],
+    );
+    assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+}

@@ -2811,3 +2811,87 @@ fn sim_seed_3003177_a_peer_added_back_after_a_restore_is_skipped_until_adopted()
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 3005707 at 600 steps (`copies-converged: covered member not
+/// held`, 60 steps shrunk). Xi'an releases m to Lanzhou, which registers
+/// m's outflow to Pingliang: Pingliang holds Lanzhou's copy (generation
+/// 2). Xi'an, restored to before the release, owns m at generation 1 and
+/// shares it with Pingliang under a1; Pingliang, holding the later copy,
+/// does not store it. Lanzhou is then restored to before it received m,
+/// and its `EpochComplete` drops the later copy: Pingliang held no copy
+/// of m while Xi'an shared it. The host remembers an owner whose section
+/// a later owner's copy kept out and asks it to share again
+/// (`ShareWanted`) when that copy goes with its owner's restore.
+#[test]
+fn sim_seed_3005707_a_host_asks_again_for_a_section_a_dropped_copy_kept_out() {
+    let m = MemberRef(0);
+    let skews = [5_758_096, 9_074_880, 17_407_488];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(X, "张党员0"),
+            deliver_at_most(P, L, 8),
+            crashing(outflow(X, m, P, 191)),
+            backup(X),
+            restore(X, 0),
+            deliver_at_most(L, P, 2),
+            backup(L),
+            deliver_at_most(P, X, 2),
+            deliver_at_most(P, L, 1),
+            deliver_at_most(L, P, 1),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(P, X, 5),
+            deliver_at_most(X, P, 5),
+            deliver_at_most(L, P, 8),
+            deliver_at_most(P, L, 8),
+            propose(P, L, false, -1, 85),
+            deliver_at_most(P, L, 2),
+            accept_agreement(L, AgreementRef(18)),
+            deliver(X, P),
+            deliver_at_most(X, L, 3),
+            deliver(X, P),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(L, P, 5),
+            deliver(L, P),
+            deliver(X, P),
+            start(X, m, L, 30),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(P, X, 3),
+            accept(L, TransferRef(28)),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(L, X, 2),
+            deliver_at_most(X, L, 8),
+            deliver_at_most(L, X, 3),
+            deliver_at_most(P, X, 1),
+            backup(X),
+            deliver_at_most(P, L, 8),
+            deliver_at_most(P, L, 5),
+            deliver(L, P),
+            deliver_at_most(X, P, 8),
+            propose(P, X, false, -13, 91),
+            deliver_at_most(P, X, 2),
+            accept_agreement(X, AgreementRef(43)),
+            deliver(X, P),
+            outflow(L, m, P, 75),
+            deliver_at_most(X, P, 5),
+            deliver_at_most(L, P, 5),
+            deliver(P, X),
+            restore(X, 0),
+            deliver_at_most(P, X, 1),
+            deliver(X, P),
+            deliver_at_most(P, X, 5),
+            deliver_at_most(P, X, 8),
+            deliver(P, X),
+            deliver_at_most(X, P, 5),
+            restore_onto_new_disk(L, 0),
+            deliver_at_most(P, L, 3),
+        ],
+    );
+    eprintln!("{}", run.report());
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_005_707]));
+}

@@ -60,7 +60,7 @@ pub use records::{
 pub use scope::Scope;
 pub use sharing::{
     request_reshare, reshare_after_basis_ended, reshare_all, reshare_member, reshare_next_chunk,
-    reshare_pending, unshare_everywhere, unshare_unless_shared, RESHARE_CHUNK,
+    reshare_pending, share_again_with, unshare_everywhere, unshare_unless_shared, RESHARE_CHUNK,
 };
 pub use status::{ContactFacts, ContactState, CONTACT_INTERVAL_DAYS, LOST_AFTER_DAYS};
 pub use views::{disclosures, member_list, member_view, NO_LONGER_CO_MANAGED};

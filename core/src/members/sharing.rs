@@ -50,6 +50,28 @@ pub fn reshare_member(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Resu
     }
 }
 
+/// Shares an owned member with `host` as if for the first time, where an
+/// agreement with it covers the member: the host holds no copy of it (it
+/// asked for one, `ShareWanted`), whatever this node recorded shared.
+pub fn share_again_with(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    host: &NodeId,
+) -> Result<(), Error> {
+    let Some(m) = load_home(conn, member_id)? else {
+        return Ok(());
+    };
+    if m.owner != ctx.me.as_str() {
+        return Ok(());
+    }
+    conn.execute(
+        "DELETE FROM shares WHERE member_id = ?1 AND peer = ?2",
+        params![member_id, host.as_str()],
+    )?;
+    sync_shares(conn, ctx, &m, false)
+}
+
 /// Withdraws the member's home section from every host holding it.
 pub fn unshare_everywhere(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<(), Error> {
     let held: Vec<String> = conn
