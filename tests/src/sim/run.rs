@@ -271,6 +271,20 @@ fn setup_of(seed: u64, config: &SimConfig, rng: &mut StdRng) -> Setup {
 
 /// Runs `steps` (generated from `rng` when it is given, else replayed from
 /// `schedule`), then the end phase.
+/// With `LIAISON_SIM_LOG` set (a filter such as `info` or
+/// `liaison_core=debug`), the nodes' log lines go to stderr, each inside
+/// the span of the step that made it (`step{n=…}`): for reading a replayed
+/// schedule. Off by default: a soak runs millions of steps.
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("LIAISON_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .try_init();
+    }
+}
+
 fn execute(
     seed: u64,
     setup: Setup,
@@ -278,6 +292,7 @@ fn execute(
     mut rng: Option<StdRng>,
     schedule: &[Scheduled],
 ) -> Run {
+    log_if_asked();
     let started = Instant::now();
     let mut world = World::new(setup.nodes, &setup.skews, config.variant);
     let mut trace = Vec::new();
@@ -300,8 +315,10 @@ fn execute(
                 (None, None) => break,
             };
             done.push(next.clone());
+            let _step = tracing::info_span!("step", n = trace.len()).entered();
             scheduled(&mut world, &mut trace, &next)?;
         }
+        let _end = tracing::info_span!("end_phase").entered();
         finish(&mut world, &mut trace)
     }));
     match result {
