@@ -461,15 +461,22 @@ fn apply_home_section(
     Ok(())
 }
 
-/// This node's own section of the member, written at a later generation
-/// than the owner's copy just stored and under another basis, is its
-/// latest word about the member that this owner has not had: written for
-/// a receiver of the member whose transfer both ends forgot since (both
-/// restored to before it), so the owner is back at the earlier generation
-/// and no node holds the later one. It goes to the owner under the copy's
-/// basis, at its version, which the owner's older one does not pass; else
-/// every later write, at that generation too, would reach an owner that
-/// holds this node's older section.
+/// This node's own section of the member, under another basis than the
+/// owner's copy just stored, is its latest word about the member that this
+/// owner may not have had, and goes to the owner under the copy's basis,
+/// at its version:
+/// - written at a later generation than the copy: for a receiver of the
+///   member whose transfer both ends forgot since (both restored to
+///   before it), so the owner is back at the earlier generation and no
+///   node holds the later one. The owner's older section does not pass
+///   it; else every later write, at that generation too, would reach an
+///   owner that holds this node's older section;
+/// - written at an earlier generation, for an earlier owner (under
+///   another node's agreement): it reaches the new owner relayed along
+///   the transfers, unless a restore made the node that released the
+///   member here forget that release (docs/transfers.md); sent directly,
+///   it reaches the owner either way, and the relayed one, at the same
+///   version, changes nothing there.
 fn send_own_section_ahead(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -482,7 +489,14 @@ fn send_own_section_ahead(
     };
     let version = own.version.unwrap_or_default();
     let copy_generation = copy.version.unwrap_or_default().generation;
-    if version.generation <= copy_generation || own.basis == copy.basis {
+    if own.basis == copy.basis {
+        return Ok(());
+    }
+    let ahead = version.generation > copy_generation;
+    let for_an_earlier_owner = version.generation < copy_generation
+        && crate::agreements::load(conn, &own.basis)?
+            .is_none_or(|a| a.outflow_node != owner.as_str());
+    if !ahead && !for_an_earlier_owner {
         return Ok(());
     }
     own.basis = copy.basis.clone();
@@ -532,6 +546,41 @@ fn forward_pointer(member_id: &str, to_node: &str) -> Result<NodeId, Rejection> 
             "a node id",
         ))
     })
+}
+
+/// Where a record about `member_id`, released from here, goes on: to the
+/// node of its forward pointer under the transfer that released it there;
+/// or, where the pointer names no transfer (a peer's later generation made
+/// it, after a restore), to the receiver of this node's latest completed
+/// release of the member, under that transfer, which passes it on along
+/// its own pointer. With the generation the route's release gave. `None`:
+/// no release of this node's is on record.
+fn relay_route(
+    conn: &Connection,
+    member_id: &str,
+    moved: &pb::MovedView,
+) -> Result<Option<(NodeId, String, u64)>, Rejection> {
+    if !moved.transfer_id.is_empty() {
+        let to = forward_pointer(member_id, &moved.to_node)?;
+        return Ok(Some((to, moved.transfer_id.clone(), moved.generation)));
+    }
+    let latest: Option<(String, String, u64)> = conn
+        .prepare_cached(
+            "SELECT receiver, transfer_id, released_generation FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND state = 'completed'
+               AND released_generation > 0
+             ORDER BY released_generation DESC LIMIT 1",
+        )?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    match latest {
+        Some((receiver, transfer_id, generation)) => Ok(Some((
+            forward_pointer(member_id, &receiver)?,
+            transfer_id,
+            generation,
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// What to do with a host record that passed the checks.
@@ -612,17 +661,20 @@ fn check_host_record(
                     );
                     return Ok(Disposition::Drop);
                 }
-                if moved.generation <= arrived || moved.transfer_id.is_empty() {
-                    tracing::info!(
-                        member = %member_id,
-                        %origin,
-                        transfer = %basis,
-                        "a relayed host record about a member whose arrival this node lost is dropped"
-                    );
-                    return Ok(Disposition::Drop);
+                match relay_route(conn, member_id, &moved)? {
+                    Some((to, transfer_id, generation)) if generation > arrived => {
+                        return Ok(Disposition::Relay(to, transfer_id));
+                    }
+                    _ => {
+                        tracing::info!(
+                            member = %member_id,
+                            %origin,
+                            transfer = %basis,
+                            "a relayed host record about a member whose arrival this node lost is dropped"
+                        );
+                        return Ok(Disposition::Drop);
+                    }
                 }
-                let to = forward_pointer(member_id, &moved.to_node)?;
-                return Ok(Disposition::Relay(to, moved.transfer_id));
             }
         }
         return Err(Rejection::Invalid(format!(
@@ -648,14 +700,17 @@ fn check_host_record(
     if home.owner == ctx.me.as_str() {
         return Ok(Disposition::Apply);
     }
-    match members::moved_of(conn, member_id)? {
-        Some(moved) if !moved.to_node.is_empty() && !moved.transfer_id.is_empty() => {
-            let to = forward_pointer(member_id, &moved.to_node)?;
-            Ok(Disposition::Relay(to, moved.transfer_id))
+    let moved = members::moved_of(conn, member_id)?;
+    if let Some(moved) = moved.as_ref().filter(|m| !m.to_node.is_empty()) {
+        if let Some((to, transfer_id, _)) = relay_route(conn, member_id, moved)? {
+            return Ok(Disposition::Relay(to, transfer_id));
         }
+    }
+    match moved {
         // Transferred on paper to a place with no node, or moved on by a
-        // release this node's restore forgot (no transfer to name as the
-        // basis the new owner would judge it by): nowhere to relay.
+        // release this node's restore forgot with no release of its own on
+        // record (no transfer to name as the basis the new owner would
+        // judge it by): nowhere to relay.
         Some(moved) => {
             tracing::info!(
                 member = %member_id,
