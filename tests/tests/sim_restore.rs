@@ -2992,3 +2992,51 @@ fn sim_seed_3001672_a_host_sends_its_section_to_a_new_owner_directly() {
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_001_672]));
 }
+
+/// Soak seed 3003177 at 600 steps, its later failure (`single-owner`, 21
+/// steps shrunk): Xi'an released m to Pingliang (XIAN-2026-000001); then,
+/// restored from a backup taken while Pingliang was not its peer, it
+/// released m again at the same generation to Lanzhou under the same
+/// number, and Lanzhou sent m back. Pingliang, added back, reports its
+/// letter completed, and Xi'an sends it a `moved` naming the later letter
+/// (Lanzhou's); by the time it arrives Xi'an owns m again. The schedule
+/// checks the checker: the two owners stand while that `moved` is on its
+/// way, at the generation Pingliang owns m at, though it names Lanzhou.
+/// The seed checks the rule where Xi'an already owned m again when it
+/// learnt of the earlier letter (no tombstone names the later one): a
+/// restored sender finding two of its releases of one generation on
+/// record tells the earlier letter's receiver all the same.
+#[test]
+fn sim_seed_3003177_the_earlier_of_two_releases_of_one_generation_yields_after_the_member_came_back(
+) {
+    let m = MemberRef(1);
+    let skews = [3_467_824, 16_835_968, 18_314_224];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            peer_remove(X, P, false),
+            member_add(X, "张党员5"),
+            backup(X),
+            peer_add_again(X, P),
+            start(X, m, P, 3),
+            deliver_at_most(X, P, 3),
+            accept(P, TransferRef(4)),
+            deliver(P, X),
+            deliver_at_most(X, P, 8),
+            restore(X, 0),
+            deliver_at_most(L, X, 8),
+            start(X, m, L, 90),
+            deliver_at_most(X, L, 2),
+            accept(L, TransferRef(11)),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, L, 5),
+            deliver_at_most(L, X, 8),
+            start(L, m, X, 3),
+            deliver_at_most(L, X, 1),
+            accept(X, TransferRef(17)),
+            deliver_at_most(X, L, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_003_177]));
+}

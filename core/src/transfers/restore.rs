@@ -403,7 +403,7 @@ fn two_releases_of_one_generation(
             && (m.letter_no != t.letter_no
                 || !m.transfer_id.is_empty() && m.transfer_id != t.transfer_id)
     }) else {
-        return Ok(());
+        return other_release_of_the_generation(conn, ctx, t, generation);
     };
     let ours =
         |letter: &str| LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()));
@@ -447,6 +447,75 @@ fn two_releases_of_one_generation(
     if earlier == moved.new_owner {
         return Ok(());
     }
+    tracing::warn!(member = %t.member_id, %generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
+    log::append(
+        conn,
+        &node(earlier)?,
+        EventKind::Moved,
+        &t.member_id,
+        &moved.encode_to_vec(),
+        ctx.now_ms,
+    )?;
+    Ok(())
+}
+
+/// Two releases of one generation where this node's record no longer
+/// names either (the member came back here since, or moved on): the other
+/// is a release on record here of the same generation under another of
+/// this node's letters. The later letter stands, and the earlier letter's
+/// receiver is told the member moved, naming the later, so that it
+/// yields if it still owns the member at that generation. The record here
+/// is not touched.
+fn other_release_of_the_generation(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    t: &Row,
+    generation: u64,
+) -> Result<(), Error> {
+    let other: Option<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT transfer_id, letter_no, receiver FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND released_generation = ?2
+               AND transfer_id <> ?3 AND state IN ('released', 'completed')
+             ORDER BY transfer_id DESC LIMIT 1",
+        )?
+        .query_row(params![t.member_id, generation, t.transfer_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((transfer_id, letter_no, receiver)) = other else {
+        return Ok(());
+    };
+    let ours =
+        |letter: &str| LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()));
+    if !ours(&letter_no) || !ours(&t.letter_no) || receiver == t.receiver {
+        return Ok(());
+    }
+    let reported_is_later =
+        LetterNo::is_later_release((&t.letter_no, &t.transfer_id), (&letter_no, &transfer_id));
+    let (earlier, moved) = if reported_is_later {
+        (
+            receiver.as_str(),
+            pb::Moved {
+                member_id: t.member_id.clone(),
+                generation,
+                new_owner: t.receiver.clone(),
+                transfer_id: t.transfer_id.clone(),
+                letter_no: t.letter_no.clone(),
+            },
+        )
+    } else {
+        (
+            t.receiver.as_str(),
+            pb::Moved {
+                member_id: t.member_id.clone(),
+                generation,
+                new_owner: receiver.clone(),
+                transfer_id,
+                letter_no,
+            },
+        )
+    };
     tracing::warn!(member = %t.member_id, %generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
     log::append(
         conn,

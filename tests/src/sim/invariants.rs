@@ -274,11 +274,24 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
     };
     // Two releases of one generation (docs/transfers.md): the sender
     // that released the member twice told the earlier letter's receiver
-    // by a `moved` naming the later letter's, still on its way.
+    // by a `moved` naming the later letter's, still on its way. The later
+    // letter's receiver is the other owner, or (the member came back to
+    // the sender since) the `moved` is at the generation the earlier
+    // receiver owns the member at.
     let moved_in_flight = |member: &str, earlier: &str, later: &str| {
         let Some(receiver) = nodes.iter().find(|n| n.me() == earlier) else {
             return false;
         };
+        let owned_at: Option<u64> = receiver
+            .conn
+            .query_row(
+                "SELECT generation FROM members WHERE member_id = ?1 AND owner = ?2",
+                [member, earlier],
+                |r| r.get(0),
+            )
+            .optional()
+            .ok()
+            .flatten();
         nodes.iter().any(|s| {
             let Ok(Some(log_id)) = liaison_core::store::get_meta(s.conn, "log_id") else {
                 return false;
@@ -301,7 +314,10 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|p| <liaison_proto::v1::Moved as prost::Message>::decode(p.as_slice()).ok())
-                .any(|m| m.new_owner == later && !m.letter_no.is_empty())
+                .any(|m| {
+                    !m.letter_no.is_empty()
+                        && (m.new_owner == later || owned_at == Some(m.generation))
+                })
         })
     };
     let tolerated = |member: &str, claims: &[&str]| {

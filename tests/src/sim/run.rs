@@ -269,8 +269,6 @@ fn setup_of(seed: u64, config: &SimConfig, rng: &mut StdRng) -> Setup {
     Setup { nodes, skews }
 }
 
-/// Runs `steps` (generated from `rng` when it is given, else replayed from
-/// `schedule`), then the end phase.
 /// With `LIAISON_SIM_LOG` set (a filter such as `info` or
 /// `liaison_core=debug`), the nodes' log lines go to stderr, each inside
 /// the span of the step that made it (`step{n=…}`): for reading a replayed
@@ -285,6 +283,8 @@ fn log_if_asked() {
     }
 }
 
+/// Runs `steps` (generated from `rng` when it is given, else replayed from
+/// `schedule`), then the end phase.
 fn execute(
     seed: u64,
     setup: Setup,
