@@ -2904,8 +2904,8 @@ fn sim_seed_3005707_a_host_asks_again_for_a_section_a_dropped_copy_kept_out() {
 /// reported, that m is at Yinchuan: a forward pointer naming no transfer,
 /// so the section reaching it was dropped. A record about a member whose
 /// forward pointer names no transfer is relayed along the node's latest
-/// completed release of the member, which passes it on. The seed itself
-/// still fails later (docs/RELIABILITY.md, Open).
+/// completed release of the member, which passes it on. (The seed needs
+/// the rule of the next test too.)
 #[test]
 fn sim_seed_2000422_a_record_is_relayed_along_the_last_release_on_record() {
     const Y: usize = 3;
@@ -3039,4 +3039,49 @@ fn sim_seed_3003177_the_earlier_of_two_releases_of_one_generation_yields_after_t
     );
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_003_177]));
+}
+
+/// Soak seed 2000422, shrunk again (22 steps, `host-records-converged`):
+/// as above, but Lanzhou's `moved` reached Tianshui before the restore,
+/// so Tianshui held no copy of m any more. Lanzhou, a tombstone by the
+/// later generation Yinchuan reported (no transfer named), did not count
+/// Tianshui's report of having hosted m under a0 as proof that it shared
+/// m there, and quarantined the section as about a member never shared.
+/// A tombstone made by a peer's later generation is a member this node
+/// held: what a peer hosted under this node's agreement was shared.
+#[test]
+fn sim_seed_2000422_a_hosts_report_counts_for_a_member_a_later_generation_took() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(0);
+    let skews = [17_290_064, 17_420_608, 15_455_408, 2_469_696, 674_928];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(L, "李党员1"),
+            outflow(L, m, T, 116),
+            backup(L),
+            start(L, m, P, 90),
+            deliver_at_most(L, P, 5),
+            propose(L, T, true, -9, 39),
+            deliver_prefix(L, T, 3, 2),
+            accept_agreement(T, AgreementRef(5)),
+            deliver_at_most(T, L, 2),
+            deliver_at_most(L, T, 2),
+            accept(P, TransferRef(3)),
+            host_set(T, m, 748),
+            deliver_at_most(P, L, 1),
+            deliver_at_most(L, P, 1),
+            start(P, m, Y, 10),
+            deliver_at_most(P, Y, 5),
+            deliver_at_most(L, T, 2),
+            accept(Y, TransferRef(14)),
+            deliver_at_most(Y, P, 3),
+            deliver_at_most(P, Y, 2),
+            restore(L, 0),
+            deliver_at_most(Y, L, 8),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_000_422]));
 }

@@ -296,8 +296,10 @@ fn adopt_agreements(
 /// below releases the member.
 /// The member may be one this node released since (its records go
 /// to the new owner) or, received after the backup, one it does not
-/// know yet (its sender releases it again): only a member another
-/// node owns and this node never held is not this node's to say.
+/// know yet (its sender releases it again), or one a peer's later
+/// generation made a tombstone here (it names the node it went to, with
+/// no transfer): only a member another node owns and this node never
+/// held is not this node's to say.
 fn note_hosted(
     tx: &Connection,
     ctx: &Ctx<'_>,
@@ -308,7 +310,7 @@ fn note_hosted(
     for h in batches.iter().flat_map(|b| &b.hosted) {
         let owned = tx
             .prepare_cached(
-                "SELECT NOT EXISTS (SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id = '')",
+                "SELECT NOT EXISTS (SELECT 1 FROM members WHERE member_id = ?1 AND owner <> ?2 AND moved_transfer_id = '' AND moved_to_node = '')",
             )?
             .query_row([h.member_id.as_str(), me], |r| r.get::<_, bool>(0))?;
         if owned && coordinates(tx, &h.basis, me, peer)? {
