@@ -533,3 +533,50 @@ fn sim_seed_3005854_a_receipt_for_a_letter_of_a_member_older_than_the_backup_com
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_005_854]));
 }
+
+/// Soak seed 2000593 (`author-is-authority`, 25 steps shrunk): m went
+/// Pingliang → Lanzhou → Xi'an → Pingliang (generation 4), and Pingliang
+/// shared it with Xi'an (4.4). Restored to before any of it, Pingliang
+/// took m back from Xi'an's copy (4.4) and sent it again as 4.5; then
+/// Xi'an's release of generation 4, still in Xi'an's log, arrived and was
+/// installed over it: the owner at 4.4, its host's copy at 4.5. A release
+/// of a member the receiver owns at that generation already (taken back
+/// from a copy since) installs only what is newer, as a release of a
+/// letter completed here does.
+#[test]
+fn sim_seed_2000593_a_release_of_a_member_taken_back_from_a_copy_installs_only_what_is_newer() {
+    let m = MemberRef(1);
+    let skews = [13347200, 6786480, 18198880];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(P, "赵党员3"),
+            member_import(P, "周党员11"),
+            backup(P),
+            start(P, m, L, 30),
+            deliver_at_most(P, L, 1),
+            accept(L, TransferRef(3)),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(P, L, 8),
+            start(L, m, X, 90),
+            deliver(L, X),
+            accept(X, TransferRef(8)),
+            deliver_at_most(X, L, 3),
+            deliver(L, X),
+            start(X, m, P, 10),
+            deliver_at_most(X, P, 3),
+            accept(P, TransferRef(13)),
+            deliver(P, X),
+            deliver_at_most(X, P, 2),
+            propose_members(P, X, true, -16, 76, vec![MemberRef(0), m]),
+            deliver_at_most(P, X, 8),
+            accept_agreement(X, AgreementRef(18)),
+            deliver(X, P),
+            deliver_at_most(P, X, 3),
+            restore(P, 3),
+            send_ahead_at_most(X, P, 3),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_000_593]));
+}

@@ -380,7 +380,15 @@ fn apply_release(
     } else {
         t.branch.clone()
     };
-    if !stale {
+    // This node owns the member at the release's generation already (or
+    // past it), though it did not know this letter: restored to before
+    // it, it took the member back from a peer's copy of it, which this
+    // release had made. Its record stands as a newer one does.
+    let owned_already = members::load_home(conn, &record.member_id)?
+        .is_some_and(|m| m.owner == ctx.me.as_str() && m.generation >= release.generation);
+    if owned_already {
+        install_newer_release(conn, ctx, &record, release.generation)?;
+    } else if !stale {
         install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
