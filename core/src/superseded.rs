@@ -40,6 +40,13 @@ pub(crate) fn remember(
     Ok(())
 }
 
+/// At a host: whether any section waits superseded here.
+pub(crate) fn any(conn: &Connection) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM superseded_shares)")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// At a host: `owner` shared the member again (its copy is stored) or
 /// withdrew it; nothing to ask it for.
 pub(crate) fn forget(conn: &Connection, member_id: &str, owner: &str) -> Result<(), Error> {
