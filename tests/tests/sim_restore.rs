@@ -3085,3 +3085,45 @@ fn sim_seed_2000422_a_hosts_report_counts_for_a_member_a_later_generation_took()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_000_422]));
 }
+
+/// Soak seed 3001395 at 600 steps, its later failure (`single-owner`, 19
+/// steps shrunk): Yinchuan released m to Pingliang (YINCHUAN-2026-000001)
+/// and accepted Pingliang's offer to send it back; restored to before
+/// both, it went on without Pingliang and released m to Lanzhou under the
+/// same number, at the same generation. When Pingliang returned, its
+/// release back (generation 3) was installed at Yinchuan: Yinchuan owned
+/// m at 3, Lanzhou at 2. The later letter (Lanzhou's) stands, so
+/// Pingliang's claim, and the release it made from it, are of the branch
+/// that yields: completed and receipted, not installed.
+#[test]
+fn sim_seed_3001395_a_release_from_the_receiver_of_the_earlier_of_two_releases_is_not_installed() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let skews = [4_293_664, 15_170_784, 17_515_648, 17_695_488];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(Y, "赵党员3"),
+            backup(Y),
+            start(Y, m, P, 3),
+            deliver_at_most(Y, P, 8),
+            accept(P, TransferRef(2)),
+            deliver_at_most(P, Y, 2),
+            deliver_at_most(Y, P, 8),
+            start(P, m, Y, 90),
+            deliver_at_most(P, Y, 3),
+            accept(Y, TransferRef(7)),
+            deliver_at_most(Y, P, 1),
+            restore(Y, 2),
+            deliver_at_most(L, Y, 3),
+            deliver(X, Y),
+            reconcile_without(Y, P),
+            start(Y, m, L, 90),
+            deliver_at_most(Y, L, 3),
+            accept(L, TransferRef(15)),
+            deliver_at_most(L, Y, 5),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_001_395]));
+}

@@ -374,7 +374,8 @@ fn apply_release(
     // the member on since, and was restored from a backup taken before this
     // release arrived): completed and receipted, but not installed.
     let stale = members::load_home(conn, &record.member_id)?
-        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > release.generation);
+        .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > release.generation)
+        || from_a_branch_that_yields(conn, origin, &record.member_id, release.generation)?;
     let branch = if t.branch.is_empty() {
         intake_branch(conn, ctx)?
     } else {
@@ -425,6 +426,48 @@ fn apply_release(
         members::reshare_member(conn, ctx, &record.member_id)?;
     }
     Ok(())
+}
+
+/// Whether `origin` owned the member it releases here at `generation` by
+/// the earlier of two releases this node made of one generation (a
+/// restore in between, docs/transfers.md, Two releases of one
+/// generation): this node released it to `origin` at the generation
+/// before, and released that generation again to another node under a
+/// later letter, which stands. `origin`'s claim, and so this release, are
+/// of the branch that yields: completed and receipted, never installed.
+fn from_a_branch_that_yields(
+    conn: &Connection,
+    origin: &NodeId,
+    member_id: &str,
+    generation: u64,
+) -> Result<bool, Error> {
+    let Some(before) = generation.checked_sub(1).filter(|g| *g > 0) else {
+        return Ok(false);
+    };
+    let releases: Vec<(String, String, String)> = conn
+        .prepare_cached(
+            "SELECT receiver, letter_no, transfer_id FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND released_generation = ?2
+               AND state IN ('released', 'completed')",
+        )?
+        .query_map(params![member_id, before], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(releases
+        .iter()
+        .filter(|(receiver, _, _)| receiver == origin.as_str())
+        .any(|(_, letter, transfer)| {
+            releases
+                .iter()
+                .any(|(receiver, other_letter, other_transfer)| {
+                    receiver != origin.as_str()
+                        && LetterNo::is_later_release(
+                            (other_letter, other_transfer),
+                            (letter, transfer),
+                        )
+                })
+        }))
 }
 
 /// A release of a transfer completed here, again, or recorded completed
