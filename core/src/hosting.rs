@@ -221,6 +221,11 @@ trait HostRecord: Message + Default {
     fn author(&self) -> &str;
     fn basis(&self) -> &str;
     fn with_basis(self, basis: String) -> Self;
+    /// The ownership generation the record was written at, where it
+    /// carries one (a host section's version).
+    fn generation(&self) -> Option<u64> {
+        None
+    }
     /// Appends the record, relayed under its new basis, for `to`.
     fn relay(&self, conn: &Connection, ctx: &Ctx<'_>, to: &NodeId) -> Result<(), Error> {
         log::append(
@@ -242,6 +247,9 @@ trait HostRecord: Message + Default {
 impl HostRecord for pb::HostSection {
     const KIND: EventKind = EventKind::HostSection;
     record_fields!();
+    fn generation(&self) -> Option<u64> {
+        self.version.map(|v| v.generation)
+    }
     /// Not `append`: a relayed section may be older than one of the same
     /// host queued already, which must not be dropped for it; both go, and
     /// the owner keeps the newer.
@@ -312,6 +320,7 @@ fn apply_host_record<R: HostRecord>(
             member_id: record.member_id(),
             author: record.author(),
             basis: record.basis(),
+            generation: record.generation(),
             log_id,
             seq: event.seq,
         },
@@ -486,7 +495,7 @@ fn apply_home_section(
 ///   the transfers, unless a restore made the node that released the
 ///   member here forget that release (docs/transfers.md); sent directly,
 ///   it reaches the owner either way, and the relayed one, at the same
-///   version, changes nothing there.
+///   version, changes nothing there. Here it keeps its basis.
 fn send_own_section_ahead(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -510,7 +519,12 @@ fn send_own_section_ahead(
         return Ok(());
     }
     own.basis = copy.basis.clone();
-    members::save_host_section(conn, &own, ctx.now_ms)?;
+    // Ahead, the section is this node's word for the owner now; written
+    // for an earlier owner, it stays as that owner holds it (a restore may
+    // give the member back to it), and the new owner gets a copy.
+    if ahead {
+        members::save_host_section(conn, &own, ctx.now_ms)?;
+    }
     log::append(
         conn,
         owner,
@@ -614,6 +628,8 @@ struct HostRecordRef<'a> {
     member_id: &'a str,
     author: &'a str,
     basis: &'a str,
+    /// The ownership generation it was written at, if it says.
+    generation: Option<u64>,
     /// Its place in the origin's log `log_id` (seq 0: reported in the
     /// origin's holdings).
     log_id: &'a str,
@@ -631,6 +647,7 @@ fn check_host_record(
         member_id,
         author,
         basis,
+        generation,
         log_id,
         seq,
     } = record;
@@ -698,6 +715,21 @@ fn check_host_record(
     if home.owner != ctx.me.as_str()
         && members::moved_of(conn, member_id)?.is_some_and(|m| m.to_node == origin.as_str())
     {
+        // Written at a later generation than this node's tombstone, under
+        // an agreement of this node's: written as this node's host after
+        // the member came back here, by a release a restore made this
+        // node forget. Held until that release arrives again.
+        if generation.is_some_and(|g| g > home.generation)
+            && crate::epoch::was_restored(conn)?
+            && crate::agreements::load(conn, basis)?
+                .is_some_and(|a| a.outflow_node == ctx.me.as_str())
+        {
+            return Err(Rejection::Invalid(format!(
+                "{origin} sent its section of member {member_id} at generation {}, above this node's {}: restored from a backup, this node received the member again since; {HELD_UNTIL_RELEASED}",
+                generation.unwrap_or_default(),
+                home.generation
+            )));
+        }
         return Ok(Disposition::Drop);
     }
     if let Err(why) =

@@ -3127,3 +3127,99 @@ fn sim_seed_3001395_a_release_from_the_receiver_of_the_earlier_of_two_releases_i
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_001_395]));
 }
+
+/// Soak seed 2100135 (`host-records-converged`, 23 steps shrunk): Lanzhou,
+/// Tianshui's host of m, stored Pingliang's copy after m's transfer and
+/// sent its section, written for Tianshui, to Pingliang directly, and
+/// stored it under Pingliang's agreement too. Both ends of the transfer
+/// were then restored to before it: Tianshui owns m again and holds the
+/// section under its own agreement, Lanzhou under Pingliang's. The host
+/// keeps the basis of a section it sends to a new owner directly.
+#[test]
+fn sim_seed_2100135_a_host_keeps_the_basis_of_a_section_it_sends_a_new_owner() {
+    const T: usize = 4;
+    let m = MemberRef(1);
+    let skews = [6_882_176, 7_937_952, 14_175_648, 9_236_064, 13_869_584];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            backup(P),
+            member_add(T, "王党员7"),
+            member_import(T, "冯党员19"),
+            propose_members(T, L, true, -2, 108, vec![m, MemberRef(2)]),
+            deliver(T, L),
+            backup(T),
+            accept_agreement(L, AgreementRef(3)),
+            deliver_at_most(L, T, 5),
+            deliver_at_most(T, L, 5),
+            host_set(L, m, 581),
+            start(T, m, P, 3),
+            deliver_at_most(T, P, 5),
+            accept(P, TransferRef(10)),
+            deliver_at_most(P, T, 8),
+            propose(P, L, true, -10, 53),
+            deliver_at_most(P, L, 8),
+            accept_agreement(L, AgreementRef(14)),
+            deliver_at_most(L, P, 8),
+            deliver_at_most(T, P, 5),
+            outflow(P, m, L, 15),
+            deliver_at_most(P, L, 8),
+            restore(P, 0),
+            restore(T, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_100_135]));
+}
+
+/// Soak seed 2100060 (`host-records-converged`, 29 steps shrunk): m went
+/// Lanzhou → Pingliang → Xi'an → Yinchuan → Pingliang; Xi'an, host of m
+/// under Pingliang's a0, wrote its section at generation 5. Pingliang,
+/// restored to a backup from before it accepted m back (a tombstone at
+/// generation 3 naming Xi'an), dropped the section as one that went with
+/// the member to its author; Yinchuan's release then brought m back
+/// without it. A section at a later generation than the tombstone, under
+/// an agreement of the restored node's, is held until the release
+/// arrives.
+#[test]
+fn sim_seed_2100060_a_section_from_a_later_generation_waits_for_the_release() {
+    const Y: usize = 3;
+    let m = MemberRef(0);
+    let skews = [6857728, 5577536, 10631376, 20085808];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(L, "张党员10"),
+            start(L, m, P, 10),
+            deliver_at_most(L, P, 2),
+            accept(P, TransferRef(1)),
+            deliver(P, L),
+            deliver(L, P),
+            start(P, m, X, 30),
+            deliver_at_most(P, X, 1),
+            accept(X, TransferRef(6)),
+            deliver_at_most(X, P, 2),
+            deliver_at_most(P, X, 3),
+            start(X, m, Y, 90),
+            deliver_at_most(X, Y, 2),
+            accept(Y, TransferRef(11)),
+            propose(X, P, false, -16, 141),
+            deliver_at_most(X, P, 8),
+            deliver_at_most(Y, X, 8),
+            accept_agreement(P, AgreementRef(14)),
+            deliver(X, Y),
+            start(Y, m, P, 30),
+            deliver_at_most(Y, P, 5),
+            backup(P),
+            accept(P, TransferRef(19)),
+            deliver_at_most(P, Y, 1),
+            deliver_at_most(Y, P, 1),
+            outflow(P, m, X, 73),
+            deliver_at_most(P, X, 5),
+            host_set(X, m, 146),
+            restore(P, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_100_060]));
+}

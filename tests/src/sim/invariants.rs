@@ -1186,6 +1186,14 @@ fn outflow_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<String>
         .optional()
 }
 
+/// The outflow and inflow parties of agreement `basis`, as `node` holds it.
+fn parties_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<(String, String)>> {
+    node.conn
+        .prepare_cached("SELECT outflow_node, inflow_node FROM agreements WHERE agreement_id = ?1")?
+        .query_row([basis], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
 fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
     Ok(node
         .conn
@@ -1204,7 +1212,9 @@ fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
 /// the host released the member since: its records went with it). A member
 /// that came by transfer keeps its records' content, but their basis may be
 /// the transfer (relayed by the sender, docs/transfers.md) rather than the host's
-/// agreement with the sender.
+/// agreement with the sender; a host section the host sent a new owner
+/// directly has the basis of their agreement at the owner and keeps its
+/// own at the host (docs/replication.md).
 ///
 /// `lost`: members a restore made some node forget. A record a host made
 /// under an agreement of a node that forgot the member, which another node
@@ -1242,8 +1252,14 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
         if held == made {
             return Ok(true);
         }
+        // The same record under another basis: it came by a transfer
+        // (relayed by the sender), or the host sent it to this owner
+        // directly under their agreement (a new owner, at a later
+        // generation), keeping its own basis.
         Ok((&held.0, &held.1, &held.2) == (&made.0, &made.1, &made.2)
-            && received_by_transfer(owner, &held.0)?)
+            && (received_by_transfer(owner, &held.0)?
+                || parties_of(owner, &held.3)?
+                    .is_some_and(|(outflow, inflow)| outflow == owner.me() && inflow == held.1)))
     };
     for (table, key, content) in tables {
         let all: Vec<RecordRows> = nodes
