@@ -15,6 +15,7 @@
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use liaison_types::identity::NodeId;
+use prost::Message;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::outcome::{ApplyReport, BatchError, Faults, Rejection};
@@ -84,12 +85,18 @@ fn apply_batch_in(
             apply_event_in(&tx, ctx, origin, log_id, event, faults, &mut memo)
         };
         // A copy stored by this event records the log it came in; one the
-        // event left as it was is marked as sent again in this log too.
+        // event left as it was is marked as sent again in this log too,
+        // unless it is newer than what the owner sent again (it came from
+        // a branch of the owner's that its restore forgot).
         if applied.is_ok()
             && event.kind == EventKind::HomeSection as i32
             && !std::mem::take(&mut memo.copy_stored)
         {
-            members::note_copy_epoch(&tx, origin, &event.entity, log_id)?;
+            let sent = pb::HomeSection::decode(event.payload.as_slice())
+                .ok()
+                .and_then(|s| s.version)
+                .unwrap_or_default();
+            members::note_copy_epoch(&tx, origin, &event.entity, log_id, sent)?;
         }
         match applied {
             Ok(()) => report.applied += 1,

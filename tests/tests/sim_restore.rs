@@ -3223,3 +3223,94 @@ fn sim_seed_2100060_a_section_from_a_later_generation_waits_for_the_release() {
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_100_060]));
 }
+
+/// Soak seed 2100088 (`author-is-authority`, 72 steps shrunk): Xi'an, host
+/// of Pingliang's m, held a copy at 1.3 from a log of Pingliang's that
+/// Pingliang's next restore forgot. Pingliang, back at 1.2, sent m again
+/// in its new log under an agreement Xi'an holds ended, so Xi'an did not
+/// store it, but counted its newer copy as sent again in that log, and
+/// Pingliang's `EpochComplete` kept it. A copy newer than what the owner
+/// sent again is not counted as sent again, and goes.
+#[test]
+fn sim_seed_2100088_a_copy_newer_than_the_owner_sent_again_goes_with_its_log() {
+    let m = MemberRef(1);
+    let skews = [13634400, 952752, 13508224];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            deliver_at_most(L, X, 8),
+            member_add(P, "王党员2"),
+            deliver_at_most(L, P, 2),
+            deliver(P, X),
+            deliver_at_most(L, P, 1),
+            outflow(P, m, X, 157),
+            deliver_at_most(P, X, 3),
+            member_add(X, "李党员16"),
+            deliver_at_most(L, X, 5),
+            deliver_at_most(L, P, 3),
+            backup(X),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(P, X, 5),
+            start(X, MemberRef(7), P, 1),
+            deliver(X, P),
+            backup(X),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(X, P, 8),
+            deliver_at_most(P, X, 2),
+            propose(P, X, true, -11, 88),
+            deliver(L, X),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(P, X, 1),
+            accept_agreement(X, AgreementRef(20)),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(X, P, 3),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(L, P, 2),
+            restore_onto_new_disk(X, 2),
+            deliver_at_most(L, X, 1),
+            deliver(L, X),
+            deliver_at_most(P, X, 8),
+            deliver(X, P),
+            deliver_at_most(L, P, 8),
+            restore(X, 0),
+            backup(P),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(L, P, 8),
+            deliver_at_most(X, P, 1),
+            deliver(P, X),
+            deliver_at_most(L, X, 2),
+            restore(P, 2),
+            deliver_at_most(X, P, 8),
+            backup(P),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(P, X, 5),
+            propose(P, X, true, -6, 177),
+            restore(X, 0),
+            peer_remove(P, X, true),
+            deliver_at_most(L, X, 5),
+            deliver_at_most(L, P, 3),
+            backup(X),
+            peer_add_again(P, X),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(P, X, 8),
+            deliver_at_most(X, P, 2),
+            accept_agreement(X, AgreementRef(47)),
+            deliver(X, P),
+            deliver_at_most(P, X, 8),
+            deliver(L, X),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(L, P, 2),
+            deliver_at_most(L, P, 5),
+            backup(X),
+            deliver_at_most(L, P, 1),
+            restore(P, 0),
+            restore_onto_new_disk(X, 1),
+            deliver_at_most(X, P, 2),
+            deliver_at_most(P, X, 1),
+            deliver(P, X),
+        ],
+    );
+    all_pass(vec![run]);
+}

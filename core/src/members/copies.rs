@@ -160,19 +160,28 @@ pub fn delete_copies_with_basis(conn: &Connection, basis: &str) -> Result<usize,
 }
 
 /// Inside `apply_batch`: the home section of `member_id` that `origin`
-/// sent again in its log `log_id` left the copy here as it was (not newer):
-/// the copy counts as sent in that log, so the owner's `EpochComplete` for
-/// it keeps the copy.
+/// sent again in its log `log_id` (at version `sent`) left the copy here as
+/// it was: a copy no newer than `sent` counts as sent in that log, so the
+/// owner's `EpochComplete` for it keeps the copy. A newer one came from a
+/// branch the owner's restore forgot, and goes at that `EpochComplete`.
 pub fn note_copy_epoch(
     conn: &Connection,
     origin: &NodeId,
     member_id: &str,
     log_id: &str,
+    sent: pb::Version,
 ) -> Result<(), Error> {
     conn.prepare_cached(
         "UPDATE home_copies SET arrived_log_id = ?3
-         WHERE member_id = ?2 AND owner = ?1 AND arrived_log_id <> ?3",
+         WHERE member_id = ?2 AND owner = ?1 AND arrived_log_id <> ?3
+           AND (generation, counter) <= (?4, ?5)",
     )?
-    .execute(params![origin.as_str(), member_id, log_id])?;
+    .execute(params![
+        origin.as_str(),
+        member_id,
+        log_id,
+        sent.generation,
+        sent.counter
+    ])?;
     Ok(())
 }
