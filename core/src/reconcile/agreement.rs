@@ -244,15 +244,7 @@ fn take_back_own_numbers(
         if version.version <= local.active_version || version.version > local.version {
             continue;
         }
-        let hash = crate::agreements::terms_hash(terms);
-        let differs = conn
-            .query_row(
-                "SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
-                params![held.agreement_id, version.version, hash],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+        let differs = holds_other_terms(conn, &held.agreement_id, version.version, terms)?;
         let signed_here = version.signatures.iter().any(|s| {
             s.signer == ctx.me.as_str()
                 && s.version == version.version
@@ -305,14 +297,7 @@ fn replace_renumbered_version(
     terms: &pb::AgreementTerms,
 ) -> Result<(), Error> {
     let hash = crate::agreements::terms_hash(terms);
-    let differs = conn
-        .query_row(
-            "SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
-            params![held.agreement_id, version.version, hash],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let differs = holds_other_terms(conn, &held.agreement_id, version.version, terms)?;
     if !differs || ctx.notary.is_none() {
         return Ok(());
     }
@@ -334,6 +319,23 @@ fn replace_renumbered_version(
     )?;
     tracing::warn!(agreement = %held.agreement_id, version = version.version, coordinator = %held.outflow_node, "restored: other terms held under the coordinator's version number are replaced by its own");
     Ok(())
+}
+
+/// Whether this node holds other terms than `terms` under `version`.
+fn holds_other_terms(
+    conn: &Connection,
+    agreement_id: &str,
+    version: u64,
+    terms: &pb::AgreementTerms,
+) -> Result<bool, Error> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM agreement_versions WHERE agreement_id = ?1 AND version = ?2 AND terms_hash <> ?3",
+            params![agreement_id, version, crate::agreements::terms_hash(terms)],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 fn state_rank(state: &str) -> u8 {

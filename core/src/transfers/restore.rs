@@ -447,12 +447,23 @@ fn two_releases_of_one_generation(
     if earlier == moved.new_owner {
         return Ok(());
     }
-    tracing::warn!(member = %t.member_id, %generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
+    tell_the_earlier_receiver(conn, ctx, earlier, &moved)
+}
+
+/// Appends `moved`, naming the later letter's release, for the earlier
+/// letter's receiver `earlier`, which yields on it.
+fn tell_the_earlier_receiver(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    earlier: &str,
+    moved: &pb::Moved,
+) -> Result<(), Error> {
+    tracing::warn!(member = %moved.member_id, generation = moved.generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
     log::append(
         conn,
         &node(earlier)?,
         EventKind::Moved,
-        &t.member_id,
+        &moved.member_id,
         &moved.encode_to_vec(),
         ctx.now_ms,
     )?;
@@ -516,16 +527,7 @@ fn other_release_of_the_generation(
             },
         )
     };
-    tracing::warn!(member = %t.member_id, %generation, earlier = %earlier, later = %moved.new_owner, letter = %moved.letter_no, "restored: this node released a member twice at one generation; the later letter stands");
-    log::append(
-        conn,
-        &node(earlier)?,
-        EventKind::Moved,
-        &t.member_id,
-        &moved.encode_to_vec(),
-        ctx.now_ms,
-    )?;
-    Ok(())
+    tell_the_earlier_receiver(conn, ctx, earlier, &moved)
 }
 
 /// The newest letter, accepted at the receiver: released now, if this
