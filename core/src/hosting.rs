@@ -24,9 +24,6 @@ pub(crate) struct Memo {
     pub(crate) may_hold: std::collections::HashMap<String, Option<bool>>,
     /// The last home section applied stored its copy (with its log id).
     pub(crate) copy_stored: bool,
-    /// Whether any owner's section waits superseded here (`superseded`):
-    /// rarely, so a stored copy looks for one to forget only then.
-    superseded_any: Option<bool>,
 }
 
 fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
@@ -451,13 +448,6 @@ fn apply_home_section(
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.copy_stored = true;
-        let any = match memo.superseded_any {
-            Some(any) => any,
-            None => *memo.superseded_any.insert(crate::superseded::any(conn)?),
-        };
-        if any {
-            crate::superseded::forget(conn, &section.member_id, &section.owner)?;
-        }
         send_own_section_ahead(conn, ctx, origin, section)?;
         return Ok(());
     }
@@ -474,7 +464,6 @@ fn apply_home_section(
         }
         if held.generation > version.generation && held_owner != section.owner {
             crate::superseded::remember(conn, section, version)?;
-            memo.superseded_any = Some(true);
         }
     }
     Ok(())

@@ -40,15 +40,10 @@ pub(crate) fn remember(
     Ok(())
 }
 
-/// At a host: whether any section waits superseded here.
-pub(crate) fn any(conn: &Connection) -> Result<bool, Error> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM superseded_shares)")?
-        .query_row([], |r| r.get(0))?)
-}
-
-/// At a host: `owner` shared the member again (its copy is stored) or
-/// withdrew it; nothing to ask it for.
+/// At a host: `owner` withdrew the member; nothing to ask it for. (A row
+/// left after the owner's copy was stored again costs at most a request
+/// the owner answers by sharing what the host holds already; a stored
+/// copy does not look for one, so that an initial sync pays nothing.)
 pub(crate) fn forget(conn: &Connection, member_id: &str, owner: &str) -> Result<(), Error> {
     conn.prepare_cached("DELETE FROM superseded_shares WHERE member_id = ?1 AND owner = ?2")?
         .execute(params![member_id, owner])?;
