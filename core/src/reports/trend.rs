@@ -209,12 +209,7 @@ pub fn record_year_end(conn: &Connection, ctx: &Ctx<'_>, counts: &YearEnd) -> Re
 /// no count of its own for it.
 pub fn year_end_due(conn: &Connection, ctx: &Ctx<'_>) -> Result<Option<i32>, Error> {
     let year = ctx.today().year() - 1;
-    let created_at_ms: i64 = match crate::store::get_meta(conn, "created_at_ms")? {
-        None => i64::MAX,
-        Some(text) => text.parse().map_err(|_| {
-            Error::corrupt("`meta` key `created_at_ms`", text.as_str(), "a time in ms")
-        })?,
-    };
+    let created_at_ms = crate::store::meta_number(conn, "created_at_ms")?.unwrap_or(i64::MAX);
     let created_on = chrono::DateTime::from_timestamp_millis(created_at_ms)
         .map(|t| t.with_timezone(&ctx.zone).date_naive());
     if created_on.is_none_or(|d| d.year() > year) {

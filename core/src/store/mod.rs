@@ -78,7 +78,7 @@ pub const ERASURES: &str = "erasures";
 
 /// Reads a whole number that `meta` holds as text; one that does not parse
 /// is a damaged database, never 0.
-fn meta_number(conn: &Connection, key: &str) -> Result<Option<i64>, Error> {
+pub fn meta_number(conn: &Connection, key: &str) -> Result<Option<i64>, Error> {
     let Some(text) = get_meta(conn, key)? else {
         return Ok(None);
     };
