@@ -14,7 +14,7 @@ use super::receiver::{
     accept, answer_stale, install, intake_branch, offer_is_stale, purge, send_receipt, take_parts,
 };
 use super::sender::{abort, may_release_again, release, yield_to_later_generation};
-use super::state::{is_void, load, save, void, Direction, Row, TransferState};
+use super::state::{is_void, load, releases_at, save, void, Direction, Row, TransferState};
 use crate::letters::LetterNo;
 use crate::members;
 use crate::outcome::Rejection;
@@ -373,7 +373,9 @@ fn apply_release(
     // A release older than what this node knows of the member (it passed
     // the member on since, and was restored from a backup taken before this
     // release arrived): completed and receipted, but not installed.
-    let stale = members::load_home(conn, &record.member_id)?
+    let home = members::load_home(conn, &record.member_id)?;
+    let stale = home
+        .as_ref()
         .is_some_and(|m| m.owner != ctx.me.as_str() && m.generation > release.generation)
         || from_a_branch_that_yields(conn, origin, &record.member_id, release.generation)?;
     let branch = if t.branch.is_empty() {
@@ -385,7 +387,8 @@ fn apply_release(
     // past it), though it did not know this letter: restored to before
     // it, it took the member back from a peer's copy of it, which this
     // release had made. Its record stands as a newer one does.
-    let owned_already = members::load_home(conn, &record.member_id)?
+    let owned_already = home
+        .as_ref()
         .is_some_and(|m| m.owner == ctx.me.as_str() && m.generation >= release.generation);
     if owned_already {
         install_newer_release(conn, ctx, &record, release.generation)?;
@@ -444,29 +447,18 @@ fn from_a_branch_that_yields(
     let Some(before) = generation.checked_sub(1).filter(|g| *g > 0) else {
         return Ok(false);
     };
-    let releases: Vec<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT receiver, letter_no, transfer_id FROM transfers
-             WHERE member_id = ?1 AND direction = 'outgoing' AND released_generation = ?2
-               AND state IN ('released', 'completed')",
-        )?
-        .query_map(params![member_id, before], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let releases = releases_at(conn, member_id, before)?;
     Ok(releases
         .iter()
-        .filter(|(receiver, _, _)| receiver == origin.as_str())
-        .any(|(_, letter, transfer)| {
-            releases
-                .iter()
-                .any(|(receiver, other_letter, other_transfer)| {
-                    receiver != origin.as_str()
-                        && LetterNo::is_later_release(
-                            (other_letter, other_transfer),
-                            (letter, transfer),
-                        )
-                })
+        .filter(|r| r.receiver == origin.as_str())
+        .any(|ours| {
+            releases.iter().any(|other| {
+                other.receiver != origin.as_str()
+                    && LetterNo::is_later_release(
+                        (&other.letter_no, &other.transfer_id),
+                        (&ours.letter_no, &ours.transfer_id),
+                    )
+            })
         }))
 }
 
@@ -593,8 +585,9 @@ fn apply_receipt(
         // The member left this node on a branch of its backups that a
         // restore forgot (a peer's later generation told it: a forward
         // pointer naming no transfer; or the backup is older than the
-        // member), and the receiver completed this letter: the receipt is the letter's one outcome. Nothing is
-        // released again: the member is no longer here.
+        // member), and the receiver completed this letter: the receipt is
+        // the letter's one outcome. Nothing is released again: the member
+        // is no longer here.
         tracing::warn!(transfer = %t.transfer_id, member = %t.member_id, state = %t.state, "restored: a receipt for a letter whose member left on a branch this node forgot; completed");
         t.state = TransferState::Completed;
         t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));

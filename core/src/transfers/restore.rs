@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::events::apply_abort;
 use super::receiver::{answer_stale, intake_branch, offer_is_stale, purge, send_receipt};
 use super::sender::{abort, abort_other_offers, moved_here, release, tombstone};
-use super::state::{load, node, save, Direction, Row, TransferState};
+use super::state::{load, node, releases_at, save, Direction, Row, TransferState};
 use crate::letters::LetterNo;
 use crate::outcome::Rejection;
 use crate::{log, members};
@@ -405,19 +405,13 @@ fn two_releases_of_one_generation(
     }) else {
         return other_release_of_the_generation(conn, ctx, t, generation);
     };
-    let ours =
-        |letter: &str| LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()));
-    if !ours(&tomb.letter_no) || !ours(&t.letter_no) {
+    if !issued_here(ctx, &tomb.letter_no) || !issued_here(ctx, &t.letter_no) {
         return Ok(());
     }
     // The later letter's release stands; the earlier letter's receiver is
     // told it moved, by a `moved` naming the later one.
-    let moved = |new_owner: &str, transfer_id: &str, letter_no: &str| pb::Moved {
-        member_id: t.member_id.clone(),
-        generation,
-        new_owner: new_owner.to_owned(),
-        transfer_id: transfer_id.to_owned(),
-        letter_no: letter_no.to_owned(),
+    let moved = |new_owner: &str, transfer_id: &str, letter_no: &str| {
+        moved_by(t, generation, new_owner, transfer_id, letter_no)
     };
     let (earlier, moved) = if LetterNo::is_later_release(
         (&t.letter_no, &t.transfer_id),
@@ -483,51 +477,61 @@ fn other_release_of_the_generation(
     t: &Row,
     generation: u64,
 ) -> Result<(), Error> {
-    let other: Option<(String, String, String)> = conn
-        .prepare_cached(
-            "SELECT transfer_id, letter_no, receiver FROM transfers
-             WHERE member_id = ?1 AND direction = 'outgoing' AND released_generation = ?2
-               AND transfer_id <> ?3 AND state IN ('released', 'completed')
-             ORDER BY transfer_id DESC LIMIT 1",
-        )?
-        .query_row(params![t.member_id, generation, t.transfer_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((transfer_id, letter_no, receiver)) = other else {
+    let Some(other) = releases_at(conn, &t.member_id, generation)?
+        .into_iter()
+        .rfind(|r| r.transfer_id != t.transfer_id)
+    else {
         return Ok(());
     };
-    let ours =
-        |letter: &str| LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()));
-    if !ours(&letter_no) || !ours(&t.letter_no) || receiver == t.receiver {
+    if !issued_here(ctx, &other.letter_no)
+        || !issued_here(ctx, &t.letter_no)
+        || other.receiver == t.receiver
+    {
         return Ok(());
     }
-    let reported_is_later =
-        LetterNo::is_later_release((&t.letter_no, &t.transfer_id), (&letter_no, &transfer_id));
-    let (earlier, moved) = if reported_is_later {
+    let (earlier, moved) = if LetterNo::is_later_release(
+        (&t.letter_no, &t.transfer_id),
+        (&other.letter_no, &other.transfer_id),
+    ) {
         (
-            receiver.as_str(),
-            pb::Moved {
-                member_id: t.member_id.clone(),
-                generation,
-                new_owner: t.receiver.clone(),
-                transfer_id: t.transfer_id.clone(),
-                letter_no: t.letter_no.clone(),
-            },
+            other.receiver.as_str(),
+            moved_by(t, generation, &t.receiver, &t.transfer_id, &t.letter_no),
         )
     } else {
         (
             t.receiver.as_str(),
-            pb::Moved {
-                member_id: t.member_id.clone(),
+            moved_by(
+                t,
                 generation,
-                new_owner: receiver.clone(),
-                transfer_id,
-                letter_no,
-            },
+                &other.receiver,
+                &other.transfer_id,
+                &other.letter_no,
+            ),
         )
     };
     tell_the_earlier_receiver(conn, ctx, earlier, &moved)
+}
+
+/// Whether this node issued `letter`.
+fn issued_here(ctx: &Ctx<'_>, letter: &str) -> bool {
+    LetterNo::parse(letter).is_some_and(|l| l.is_issued_by(ctx.me.as_str()))
+}
+
+/// A `moved` of `t`'s member at `generation` to the receiver of a release.
+fn moved_by(
+    t: &Row,
+    generation: u64,
+    new_owner: &str,
+    transfer_id: &str,
+    letter_no: &str,
+) -> pb::Moved {
+    pb::Moved {
+        member_id: t.member_id.clone(),
+        generation,
+        new_owner: new_owner.to_owned(),
+        transfer_id: transfer_id.to_owned(),
+        letter_no: letter_no.to_owned(),
+    }
 }
 
 /// The newest letter, accepted at the receiver: released now, if this

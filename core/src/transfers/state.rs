@@ -307,6 +307,39 @@ pub fn offered_generation(offer: Option<&[u8]>) -> u64 {
         .map_or(0, |v| v.generation)
 }
 
+/// A release this node made, as its transfer row records it.
+pub(super) struct Release {
+    pub(super) transfer_id: String,
+    pub(super) letter_no: String,
+    pub(super) receiver: String,
+}
+
+/// This node's releases of `member_id` (released or completed) that gave
+/// it `generation`, by transfer id: more than one only where a restore made
+/// this node release one generation twice (docs/transfers.md, Two releases
+/// of one generation).
+pub(super) fn releases_at(
+    conn: &Connection,
+    member_id: &str,
+    generation: u64,
+) -> Result<Vec<Release>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT transfer_id, letter_no, receiver FROM transfers
+             WHERE member_id = ?1 AND direction = 'outgoing' AND released_generation = ?2
+               AND state IN ('released', 'completed')
+             ORDER BY transfer_id",
+        )?
+        .query_map(params![member_id, generation], |r| {
+            Ok(Release {
+                transfer_id: r.get(0)?,
+                letter_no: r.get(1)?,
+                receiver: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
 pub(super) fn node(id: &str) -> Result<NodeId, Error> {
     NodeId::parse(id).map_err(|e| Error::invalid(e.to_string()))
 }
