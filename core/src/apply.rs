@@ -15,7 +15,6 @@
 use liaison_proto::v1 as pb;
 use liaison_proto::v1::EventKind;
 use liaison_types::identity::NodeId;
-use prost::Message;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::outcome::{ApplyReport, BatchError, Faults, Rejection};
@@ -88,14 +87,8 @@ fn apply_batch_in(
         // event left as it was is marked as sent again in this log too,
         // unless it is newer than what the owner sent again (it came from
         // a branch of the owner's that its restore forgot).
-        if applied.is_ok()
-            && event.kind == EventKind::HomeSection as i32
-            && !std::mem::take(&mut memo.copy_stored)
-        {
-            let sent = pb::HomeSection::decode(event.payload.as_slice())
-                .ok()
-                .and_then(|s| s.version)
-                .unwrap_or_default();
+        let left_as_it_was = memo.left_as_it_was.take();
+        if let Some(sent) = left_as_it_was.filter(|_| applied.is_ok()) {
             members::note_copy_epoch(&tx, origin, &event.entity, log_id, sent)?;
         }
         match applied {

@@ -22,8 +22,10 @@ use crate::{Ctx, Error};
 #[derive(Debug, Default)]
 pub(crate) struct Memo {
     pub(crate) may_hold: std::collections::HashMap<String, Option<bool>>,
-    /// The last home section applied stored its copy (with its log id).
-    pub(crate) copy_stored: bool,
+    /// The version of the last home section applied, where it left the
+    /// copy here as it was (not stored): the copy counts as sent again in
+    /// that event's log if no newer (`members::note_copy_epoch`).
+    pub(crate) left_as_it_was: Option<pb::Version>,
 }
 
 fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
@@ -346,6 +348,7 @@ fn apply_home_section(
     let Some(version) = section.version else {
         return Err(Rejection::Invalid("home section without a version".into()));
     };
+    memo.left_as_it_was = Some(version);
     if !faults.skip_authority() {
         if section.owner != origin.as_str() {
             return Err(Rejection::Invalid(format!(
@@ -447,7 +450,7 @@ fn apply_home_section(
         }
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
-        memo.copy_stored = true;
+        memo.left_as_it_was = None;
         send_own_section_ahead(conn, ctx, origin, section)?;
         return Ok(());
     }
