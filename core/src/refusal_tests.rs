@@ -645,4 +645,6 @@ fn a_share_wanted_from_the_host_shares_the_member_with_it_again() {
         )],
     );
     assert_eq!((report.applied, report.quarantined), (1, 0), "{report:?}");
+    let report = pingliang.deliver(&lanzhou);
+    assert_eq!(report.applied, 0, "nothing was shared: {report:?}");
 }

@@ -595,7 +595,6 @@ fn sim_seed_3000561_a_coordinator_publishes_again_a_version_number_it_used_twice
             counter(X, a, -9, 77),
         ],
     );
-    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_000_561]));
 }

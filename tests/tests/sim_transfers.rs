@@ -529,7 +529,6 @@ fn sim_seed_3005854_a_receipt_for_a_letter_of_a_member_older_than_the_backup_com
             deliver_at_most(T, X, 3),
         ],
     );
-    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_005_854]));
 }

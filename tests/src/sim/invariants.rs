@@ -1176,16 +1176,6 @@ fn records(
     rows.collect()
 }
 
-/// Whether `node` released `member_id` and keeps only its tombstone (its own
-/// records about the member went with the release).
-/// The outflow party of agreement `basis`, as `node` holds it.
-fn outflow_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<String>> {
-    node.conn
-        .prepare_cached("SELECT outflow_node FROM agreements WHERE agreement_id = ?1")?
-        .query_row([basis], |r| r.get(0))
-        .optional()
-}
-
 /// The outflow and inflow parties of agreement `basis`, as `node` holds it.
 fn parties_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<(String, String)>> {
     node.conn
@@ -1194,6 +1184,14 @@ fn parties_of(node: &NodeDb<'_>, basis: &str) -> rusqlite::Result<Option<(String
         .optional()
 }
 
+/// Whether `owner` is the outflow party of agreement `basis`, as `node`
+/// holds it.
+fn outflow_party_is(node: &NodeDb<'_>, basis: &str, owner: &str) -> rusqlite::Result<bool> {
+    Ok(parties_of(node, basis)?.is_some_and(|(outflow, _)| outflow == owner))
+}
+
+/// Whether `node` released `member_id` and keeps only its tombstone (its own
+/// records about the member went with the release).
 fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
     Ok(node
         .conn
@@ -1288,8 +1286,7 @@ pub fn host_records_converged(nodes: &[NodeDb<'_>], lost: &BTreeSet<String>) -> 
                     }
                     None => {
                         lost.contains(&made.0)
-                            && outflow_of(host, &made.3).map_err(sql(NAME))?.as_deref()
-                                != Some(nodes[o].me())
+                            && !outflow_party_is(host, &made.3, nodes[o].me()).map_err(sql(NAME))?
                     }
                 };
                 if !ok {
@@ -1362,17 +1359,16 @@ fn written_for_a_forgotten_receiver(
     made: &(String, String, String, String),
     lost: &BTreeSet<String>,
 ) -> rusqlite::Result<bool> {
-    let (member_id, _, content, basis) = made;
-    if !lost.contains(member_id) || outflow_of(host, basis)?.as_deref() == Some(owner.me()) {
+    let (member_id, author, _, basis) = made;
+    if !lost.contains(member_id) || outflow_party_is(host, basis, owner.me())? {
         return Ok(false);
     }
-    let Some(generation) = content
-        .split('.')
-        .next()
-        .and_then(|g| g.parse::<i64>().ok())
-    else {
-        return Ok(false);
-    };
+    let generation: i64 = host
+        .conn
+        .prepare_cached(
+            "SELECT generation FROM host_sections WHERE member_id = ?1 AND author = ?2",
+        )?
+        .query_row([member_id, author], |r| r.get(0))?;
     let owned_at: Option<i64> = owner
         .conn
         .prepare_cached("SELECT generation FROM members WHERE member_id = ?1 AND owner = ?2")?
