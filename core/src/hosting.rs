@@ -433,7 +433,7 @@ fn apply_home_section(
                 // An agreement this node does not know at all may be one a
                 // restore made it forget.
                 return Err(
-                    if crate::agreements::load(conn, &section.basis)?.is_none() {
+                    if crate::agreements::parties(conn, &section.basis)?.is_none() {
                         Rejection::Unknown(why)
                     } else {
                         Rejection::Invalid(why)
@@ -451,7 +451,7 @@ fn apply_home_section(
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.left_as_it_was = None;
-        send_own_section_ahead(conn, ctx, origin, section)?;
+        send_own_section_to_owner(conn, ctx, origin, section)?;
         return Ok(());
     }
     // Not stored: the copy held is at a later generation (a newer owner
@@ -488,7 +488,7 @@ fn apply_home_section(
 ///   member here forget that release (docs/transfers.md); sent directly,
 ///   it reaches the owner either way, and the relayed one, at the same
 ///   version, changes nothing there. Here it keeps its basis.
-fn send_own_section_ahead(
+fn send_own_section_to_owner(
     conn: &Connection,
     ctx: &Ctx<'_>,
     owner: &NodeId,
@@ -505,8 +505,8 @@ fn send_own_section_ahead(
     }
     let ahead = version.generation > copy_generation;
     let for_an_earlier_owner = version.generation < copy_generation
-        && crate::agreements::load(conn, &own.basis)?
-            .is_none_or(|a| a.outflow_node != owner.as_str());
+        && crate::agreements::parties(conn, &own.basis)?
+            .is_none_or(|p| !p.outflow_is(owner.as_str()));
     if !ahead && !for_an_earlier_owner {
         return Ok(());
     }
@@ -713,8 +713,8 @@ fn check_host_record(
         // node forget. Held until that release arrives again.
         if generation.is_some_and(|g| g > home.generation)
             && crate::epoch::was_restored(conn)?
-            && crate::agreements::load(conn, basis)?
-                .is_some_and(|a| a.outflow_node == ctx.me.as_str())
+            && crate::agreements::parties(conn, basis)?
+                .is_some_and(|p| p.outflow_is(ctx.me.as_str()))
         {
             return Err(Rejection::Invalid(format!(
                 "{origin} sent its section of member {member_id} at generation {}, above this node's {}: restored from a backup, this node received the member again since; {HELD_UNTIL_RELEASED}",

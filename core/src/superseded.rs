@@ -105,10 +105,10 @@ pub(crate) fn apply_share_wanted(
             "payload names another member than the event".into(),
         ));
     }
-    let Some(agreement) = crate::agreements::load(conn, &wanted.basis)? else {
+    let Some(parties) = crate::agreements::parties(conn, &wanted.basis)? else {
         return Ok(());
     };
-    if agreement.outflow_node != ctx.me.as_str() || agreement.inflow_node != origin.as_str() {
+    if !parties.outflow_is(ctx.me.as_str()) || parties.inflow != origin.as_str() {
         return Err(Rejection::Invalid(format!(
             "{origin} asked for member {} under agreement {}, which is not an agreement of this node's with {origin} as the host",
             wanted.member_id, wanted.basis

@@ -32,6 +32,7 @@ pub use events::{apply, remind_forgotten};
 pub use host::{host_may_hold, host_past_grace, host_record_allowed};
 pub use signatures::verify_reported;
 pub use storage::{
-    active_with, load, stored_version, terms_hash, version_terms, Agreement, AgreementState,
+    active_with, load, parties, stored_version, terms_hash, version_terms, Agreement,
+    AgreementState, Parties,
 };
 pub use views::{covering, list, uncovered, view};

@@ -245,6 +245,34 @@ pub fn load(conn: &Connection, agreement_id: &str) -> Result<Option<Agreement>, 
         .optional()?)
 }
 
+/// The two parties of an agreement as this node holds it: what a check of
+/// who may send what under it reads, without decoding the whole row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parties {
+    pub outflow: String,
+    pub inflow: String,
+}
+
+impl Parties {
+    /// Whether `node` is the outflow party: the member's owner, which
+    /// coordinates the agreement.
+    pub fn outflow_is(&self, node: &str) -> bool {
+        self.outflow == node
+    }
+}
+
+pub fn parties(conn: &Connection, agreement_id: &str) -> Result<Option<Parties>, Error> {
+    Ok(conn
+        .prepare_cached("SELECT outflow_node, inflow_node FROM agreements WHERE agreement_id = ?1")?
+        .query_row([agreement_id], |r| {
+            Ok(Parties {
+                outflow: r.get(0)?,
+                inflow: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 pub(super) fn require(conn: &Connection, agreement_id: &str) -> Result<Agreement, Error> {
     load(conn, agreement_id.trim())?.ok_or_else(|| {
         Error::not_found(format!(

@@ -638,13 +638,8 @@ fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), Error> {
 
 /// Whether `basis` is an agreement this node coordinates with `peer` as host.
 fn coordinates(conn: &Connection, basis: &str, me: &str, peer: &NodeId) -> Result<bool, Error> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM agreements WHERE agreement_id = ?1 AND outflow_node = ?2 AND inflow_node = ?3",
-        )?
-        .query_row([basis, me, peer.as_str()], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(crate::agreements::parties(conn, basis)?
+        .is_some_and(|p| p.outflow_is(me) && p.inflow == peer.as_str()))
 }
 
 /// Records that `member_id`'s home section was disclosed to `peer` under
