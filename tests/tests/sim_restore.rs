@@ -3314,3 +3314,49 @@ fn sim_seed_2100088_a_copy_newer_than_the_owner_sent_again_goes_with_its_log() {
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 2100538 (`host-records-converged`, 26 steps shrunk): Yinchuan,
+/// host of Pingliang's m, wrote its section at 1.1 and 1.2; Pingliang
+/// released m to Tianshui with 1.2 in the release. Then Yinchuan was
+/// restored to before it hosted m and Pingliang to before the release,
+/// holding 1.1. Yinchuan took back 1.1 from Pingliang, while Tianshui, the
+/// owner now, holds 1.2.
+#[test]
+fn sim_seed_2100538_a_restored_host_takes_back_its_section_from_the_new_owner() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(6);
+    let skews = [4_488_912, 19_416_000, 5_243_504, 14_938_784, 10_443_568];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            crashing(member_add(Y, "李党员6")),
+            start(Y, MemberRef(0), P, 30),
+            deliver_at_most(Y, P, 2),
+            accept(P, TransferRef(1)),
+            deliver_at_most(P, Y, 2),
+            deliver(Y, P),
+            member_import(P, "周党员16"),
+            backup(Y),
+            propose_members(P, Y, true, -1, 158, vec![MemberRef(0), m]),
+            deliver_at_most(P, Y, 2),
+            accept_agreement(Y, AgreementRef(8)),
+            deliver_at_most(Y, P, 2),
+            deliver(P, Y),
+            host_set(Y, m, 765),
+            deliver_at_most(Y, P, 1),
+            start(P, m, T, 1),
+            backup(P),
+            deliver_at_most(P, T, 5),
+            host_set(Y, m, 479),
+            deliver_at_most(Y, P, 3),
+            accept(T, TransferRef(15)),
+            deliver_at_most(T, P, 8),
+            restore_onto_new_disk(Y, 0),
+            deliver_at_most(P, T, 8),
+            deliver_at_most(T, Y, 3),
+            restore(P, 0),
+        ],
+    );
+    all_pass(vec![run]);
+}

@@ -25,19 +25,9 @@ pub(super) fn adopt_own_host_sections(
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
     let me = ctx.me.as_str();
+    take_back_verified(tx, ctx, restored_at_ms, report)?;
     for held in batches.iter().flat_map(|b| &b.host_sections) {
-        if held.author != me {
-            continue;
-        }
-        // Older than this node's release of the member (a tombstone here:
-        // perhaps released just now, by the transfer rule): it went with
-        // that release, which carried this node's sections at the versions
-        // it held, and the receiver keeps the newer of the two. This node
-        // holds none of them, as after any release.
-        let released_since = members::load_home(tx, &held.member_id)?.is_some_and(|home| {
-            home.owner != me && held.version.unwrap_or_default().generation < home.generation
-        });
-        if released_since {
+        if held.author != me || released_since(tx, me, held)? {
             continue;
         }
         let local = members::host_section(tx, &held.member_id, me)?;
@@ -60,6 +50,9 @@ pub(super) fn adopt_own_host_sections(
                         &held.member_id,
                         held.version.unwrap_or_default(),
                     )?;
+                    if agreements::parties(tx, &held.basis)?.is_none() {
+                        hold_unverified(tx, held)?;
+                    }
                     continue;
                 }
             }
@@ -78,7 +71,7 @@ pub(super) fn adopt_own_host_sections(
         // is still taken back at the floor's generation; the next write
         // passes the floor all the same.
         let from_owner =
-            agreements::load(tx, &section.basis)?.is_some_and(|a| a.outflow_node == peer.as_str());
+            agreements::parties(tx, &section.basis)?.is_some_and(|p| p.outflow_is(peer.as_str()));
         let newer = local
             .as_ref()
             .is_none_or(|c| incoming > (c.generation, c.counter))
@@ -138,6 +131,102 @@ pub(super) fn adopt_own_host_sections(
             peer,
             EventKind::HostSection,
             &section.member_id,
+            &section.basis,
+            &section.encode_to_vec(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Older than this node's release of the member (a tombstone here:
+/// perhaps released just now, by the transfer rule): the section went with
+/// that release, which carried this node's sections at the versions it
+/// held, and the receiver keeps the newer of the two. This node holds none
+/// of them, as after any release.
+fn released_since(tx: &Connection, me: &str, held: &pb::HostSection) -> Result<bool, Error> {
+    Ok(
+        members::load_home(tx, &held.member_id)?.is_some_and(|home| {
+            home.owner != me && held.version.unwrap_or_default().generation < home.generation
+        }),
+    )
+}
+
+/// Keeps `held`, this node's own section under an agreement it does not
+/// know (a restore made it forget it), until it knows the agreement again:
+/// the peer that held it may be the only one left that does, and another
+/// peer may teach this node the agreement later in the reconciliation.
+/// Only the highest version is kept.
+fn hold_unverified(tx: &Connection, held: &pb::HostSection) -> Result<(), Error> {
+    let version = held.version.unwrap_or_default();
+    tx.prepare_cached(
+        "INSERT INTO unverified_own_sections (member_id, generation, counter, section)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (member_id) DO UPDATE SET generation = excluded.generation,
+             counter = excluded.counter, section = excluded.section
+         WHERE (excluded.generation, excluded.counter) > (generation, counter)",
+    )?
+    .execute(params![
+        held.member_id,
+        version.generation,
+        version.counter,
+        held.encode_to_vec()
+    ])?;
+    Ok(())
+}
+
+/// This node's own sections kept by [`hold_unverified`] whose agreement it
+/// now knows as its inflow party: taken back where still newer than its
+/// own (and not gone with a release since), and sent again to the
+/// agreement's owner while the agreement is open here. A section whose
+/// agreement is still unknown stays.
+fn take_back_verified(
+    tx: &Connection,
+    ctx: &Ctx<'_>,
+    restored_at_ms: i64,
+    report: &mut AdoptReport,
+) -> Result<(), Error> {
+    let me = ctx.me.as_str();
+    let kept: Vec<(String, Vec<u8>)> = tx
+        .prepare_cached("SELECT member_id, section FROM unverified_own_sections")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (member_id, bytes) in kept {
+        let section = pb::HostSection::decode(bytes.as_slice()).map_err(|e| {
+            Error::corrupt(
+                format!("unverified_own_sections row of member {member_id}"),
+                e.to_string(),
+                "an encoded host section",
+            )
+        })?;
+        if !may_hold_own_record(tx, me, &member_id, &section.basis)? {
+            continue;
+        }
+        tx.prepare_cached("DELETE FROM unverified_own_sections WHERE member_id = ?1")?
+            .execute([&member_id])?;
+        let version = section.version.unwrap_or_default();
+        let newer = members::host_section(tx, &member_id, me)?
+            .is_none_or(|c| (version.generation, version.counter) > (c.generation, c.counter));
+        if !newer || released_since(tx, me, &section)? {
+            continue;
+        }
+        members::save_host_section(tx, &section, restored_at_ms)?;
+        report.host_sections += 1;
+        let Some(parties) = agreements::parties(tx, &section.basis)? else {
+            continue;
+        };
+        let owner = NodeId::parse(&parties.outflow).map_err(|_| {
+            Error::corrupt(
+                format!("outflow party of agreement {}", section.basis),
+                parties.outflow.as_str(),
+                "a node id",
+            )
+        })?;
+        re_send_hosted(
+            tx,
+            ctx,
+            &owner,
+            EventKind::HostSection,
+            &member_id,
             &section.basis,
             &section.encode_to_vec(),
         )?;

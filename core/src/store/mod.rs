@@ -68,6 +68,7 @@ fn schema() -> Vec<M<'static>> {
         M::up(include_str!("schema/0019_reported_generations.sql")),
         M::up(include_str!("schema/0020_peer_branches.sql")),
         M::up(include_str!("schema/0021_superseded_shares.sql")),
+        M::up(include_str!("schema/0022_unverified_own_sections.sql")),
     ]
 }
 
