@@ -163,7 +163,7 @@ fn apply_event_in(
     let kind = EventKind::try_from(event.kind)
         .map_err(|_| Rejection::Invalid(format!("unknown event kind {}", event.kind)))?;
     if !matches!(kind, EventKind::HomeSection | EventKind::Unshare) {
-        memo.may_hold.clear();
+        memo.forget();
     }
     match kind {
         EventKind::HomeSection

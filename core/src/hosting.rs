@@ -16,16 +16,38 @@ use crate::{log, members, quarantine};
 use crate::{Ctx, Error};
 
 /// What the events of one batch from one origin look up again and again:
-/// whether this node may hold home sections under a basis. Only home
-/// sections and Unshares leave it valid; any other event (an agreement's,
-/// a transfer's) may change an agreement, so it is forgotten first.
+/// whether this node may hold home sections under a basis, and whether it
+/// wrote any host section itself. Only home sections and Unshares leave
+/// them valid; any other event (an agreement's, a transfer's) may change
+/// an agreement or bring a section, so [`Memo::forget`] comes first.
 #[derive(Debug, Default)]
 pub(crate) struct Memo {
-    pub(crate) may_hold: std::collections::HashMap<String, Option<bool>>,
+    may_hold: std::collections::HashMap<String, Option<bool>>,
+    /// Whether this node holds a host section it wrote: a host in its
+    /// initial sync holds none, and need not look for one per copy.
+    writes_sections: Option<bool>,
     /// The version of the last home section applied, where it left the
     /// copy here as it was (not stored): the copy counts as sent again in
     /// that event's log if no newer (`members::note_copy_epoch`).
     pub(crate) left_as_it_was: Option<pb::Version>,
+}
+
+impl Memo {
+    /// Forgets what an event other than a home section or an Unshare may
+    /// have changed.
+    pub(crate) fn forget(&mut self) {
+        self.may_hold.clear();
+        self.writes_sections = None;
+    }
+
+    fn writes_sections(&mut self, conn: &Connection, me: &str) -> Result<bool, Error> {
+        if let Some(writes) = self.writes_sections {
+            return Ok(writes);
+        }
+        let writes = members::writes_host_sections(conn, me)?;
+        self.writes_sections = Some(writes);
+        Ok(writes)
+    }
 }
 
 fn decode<M: Message + Default>(event: &pb::Event) -> Result<M, Rejection> {
@@ -451,7 +473,9 @@ fn apply_home_section(
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.left_as_it_was = None;
-        send_own_section_to_owner(conn, ctx, origin, section)?;
+        if memo.writes_sections(conn, ctx.me.as_str())? {
+            send_own_section_to_owner(conn, ctx, origin, section)?;
+        }
         return Ok(());
     }
     // Not stored: the copy held is at a later generation (a newer owner
@@ -494,22 +518,23 @@ fn send_own_section_to_owner(
     owner: &NodeId,
     copy: &pb::HomeSection,
 ) -> Result<(), Rejection> {
-    let Some(mut own) = members::host_section_record(conn, &copy.member_id, ctx.me.as_str())?
-    else {
+    let me = ctx.me.as_str();
+    let Some((basis, version)) = members::host_section_basis(conn, &copy.member_id, me)? else {
         return Ok(());
     };
-    let version = own.version.unwrap_or_default();
     let copy_generation = copy.version.unwrap_or_default().generation;
-    if own.basis == copy.basis {
+    if basis == copy.basis {
         return Ok(());
     }
     let ahead = version.generation > copy_generation;
     let for_an_earlier_owner = version.generation < copy_generation
-        && crate::agreements::parties(conn, &own.basis)?
-            .is_none_or(|p| !p.outflow_is(owner.as_str()));
+        && crate::agreements::parties(conn, &basis)?.is_none_or(|p| !p.outflow_is(owner.as_str()));
     if !ahead && !for_an_earlier_owner {
         return Ok(());
     }
+    let Some(mut own) = members::host_section_record(conn, &copy.member_id, me)? else {
+        return Ok(());
+    };
     own.basis = copy.basis.clone();
     // Ahead, the section is this node's word for the owner now; written
     // for an earlier owner, it stays as that owner holds it (a restore may

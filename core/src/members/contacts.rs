@@ -34,9 +34,40 @@ fn section_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<pb::HostSection> {
     })
 }
 
-/// `author`'s host section of `member_id`, as it goes on the wire: one
-/// cached primary-key lookup (the host's apply path asks for every copy it
-/// stores).
+/// The basis and version of `author`'s host section of `member_id`, if it
+/// holds one: the host's apply path asks for every copy it stores, so a
+/// primary-key lookup of two columns, by a fixed statement.
+pub fn host_section_basis(
+    conn: &Connection,
+    member_id: &str,
+    author: &str,
+) -> Result<Option<(String, pb::Version)>, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT basis, generation, counter FROM host_sections WHERE member_id = ?1 AND author = ?2",
+        )?
+        .query_row([member_id, author], |r| {
+            Ok((
+                r.get(0)?,
+                pb::Version {
+                    generation: r.get(1)?,
+                    counter: r.get(2)?,
+                },
+            ))
+        })
+        .optional()?)
+}
+
+/// Whether `author` wrote any host section held here (an index lookup).
+pub fn writes_host_sections(conn: &Connection, author: &str) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM host_sections WHERE author = ?1 LIMIT 1")?
+        .query_row([author], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// `author`'s host section of `member_id`, as it goes on the wire.
 pub fn host_section_record(
     conn: &Connection,
     member_id: &str,

@@ -37,7 +37,10 @@ mod sharing;
 mod status;
 mod views;
 
-pub use contacts::{activity_list, host_section_record, save_activity, save_contact, HostRecords};
+pub use contacts::{
+    activity_list, host_section_basis, host_section_record, save_activity, save_contact,
+    writes_host_sections, HostRecords,
+};
 pub use copies::{
     copy_version, delete_copies_with_basis, delete_copy, load_copy, note_copy_epoch,
     save_copy_if_newer, HomeCopy,

@@ -109,10 +109,12 @@ pub(super) fn read_home_at(r: &Row<'_>, at: usize) -> rusqlite::Result<HomeRecor
 }
 
 pub fn load_home(conn: &Connection, member_id: &str) -> Result<Option<HomeRecord>, Error> {
+    // Built once: a host asks for every copy it applies.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("SELECT {HOME_COLUMNS} FROM members WHERE member_id = ?1")
+    });
     Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {HOME_COLUMNS} FROM members WHERE member_id = ?1"
-        ))?
+        .prepare_cached(&SQL)?
         .query_row([member_id], read_home)
         .optional()?)
 }

@@ -69,6 +69,7 @@ fn schema() -> Vec<M<'static>> {
         M::up(include_str!("schema/0020_peer_branches.sql")),
         M::up(include_str!("schema/0021_superseded_shares.sql")),
         M::up(include_str!("schema/0022_unverified_own_sections.sql")),
+        M::up(include_str!("schema/0023_host_sections_by_author.sql")),
     ]
 }
 
