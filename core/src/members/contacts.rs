@@ -46,15 +46,7 @@ pub fn host_section_basis(
         .prepare_cached(
             "SELECT basis, generation, counter FROM host_sections WHERE member_id = ?1 AND author = ?2",
         )?
-        .query_row([member_id, author], |r| {
-            Ok((
-                r.get(0)?,
-                pb::Version {
-                    generation: r.get(1)?,
-                    counter: r.get(2)?,
-                },
-            ))
-        })
+        .query_row([member_id, author], super::copies::text_and_version)
         .optional()?)
 }
 

@@ -60,7 +60,6 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
     })
 }
 
-/// Stores a home section received from its owner (the caller checked authority).
 /// The owner and version of the copy of `member_id` held here, if any.
 pub fn copy_version(
     conn: &Connection,
@@ -68,16 +67,19 @@ pub fn copy_version(
 ) -> Result<Option<(String, pb::Version)>, Error> {
     Ok(conn
         .prepare_cached("SELECT owner, generation, counter FROM home_copies WHERE member_id = ?1")?
-        .query_row([member_id], |r| {
-            Ok((
-                r.get(0)?,
-                pb::Version {
-                    generation: r.get(1)?,
-                    counter: r.get(2)?,
-                },
-            ))
-        })
+        .query_row([member_id], text_and_version)
         .optional()?)
+}
+
+/// A text column then a version's generation and counter, from column 0.
+pub(super) fn text_and_version(r: &Row<'_>) -> rusqlite::Result<(String, pb::Version)> {
+    Ok((
+        r.get(0)?,
+        pb::Version {
+            generation: r.get(1)?,
+            counter: r.get(2)?,
+        },
+    ))
 }
 
 /// Stores the home section `s`, which arrived in its owner's log `log_id`,
