@@ -111,7 +111,9 @@ fn material(id: &NodeId) -> TlsMaterial {
 
 /// Where runs keep their databases: `LIAISON_SIM_DIR`, else /dev/shm when
 /// there is one (the databases run with `synchronous = FULL`), else the
-/// system's temporary directory.
+/// system's temporary directory. With `LIAISON_SIM_KEEP` set, the
+/// directory stays after the run (its path on stderr), to open the nodes'
+/// databases with `sqlite3`.
 pub fn sim_dir() -> tempfile::TempDir {
     let base = std::env::var_os("LIAISON_SIM_DIR")
         .map(PathBuf::from)
@@ -120,10 +122,16 @@ pub fn sim_dir() -> tempfile::TempDir {
             shm.is_dir().then_some(shm)
         })
         .unwrap_or_else(std::env::temp_dir);
-    tempfile::Builder::new()
+    let keep = std::env::var_os("LIAISON_SIM_KEEP").is_some();
+    let dir = tempfile::Builder::new()
         .prefix("liaison-sim-")
+        .disable_cleanup(keep)
         .tempdir_in(base)
-        .expect("a directory for the simulation")
+        .expect("a directory for the simulation");
+    if keep {
+        eprintln!("simulation databases kept in {}", dir.path().display());
+    }
+    dir
 }
 
 /// One node: its database file, its clock, its key.
