@@ -3360,3 +3360,58 @@ fn sim_seed_2100538_a_restored_host_takes_back_its_section_from_the_new_owner() 
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 2200445 (`author-is-authority`, 34 steps shrunk): m went
+/// Xi'an → Lanzhou → Pingliang → Xi'an; Xi'an hosted it for Lanzhou and
+/// wrote its section. Xi'an was restored to before all of it and
+/// Pingliang to a backup whose release it dropped as applied. Xi'an, owning
+/// m again from its backup, got its own section relayed back under
+/// Pingliang's transfer, then learned from Lanzhou that it released m and
+/// became a tombstone, keeping the section under a transfer as basis. A
+/// tombstone keeps its own section only under an agreement in which it is
+/// the inflow party.
+#[test]
+fn sim_seed_2200445_a_tombstone_keeps_no_own_section_relayed_back_to_it() {
+    let m = MemberRef(0);
+    let skews = [13_019_280, 7_984_256, 3_721_440];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_import(X, "冯党员9"),
+            backup(X),
+            start(X, m, L, 30),
+            deliver_at_most(X, L, 5),
+            accept(L, TransferRef(2)),
+            propose(L, X, true, -1, 176),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, L, 5),
+            outflow(L, m, X, 129),
+            deliver_at_most(L, X, 8),
+            accept_agreement(X, AgreementRef(5)),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(L, X, 3),
+            host_set(X, m, 512),
+            start(L, m, P, 30),
+            reissue(L, TransferRef(14)),
+            reissue(L, TransferRef(15)),
+            deliver_at_most(L, P, 5),
+            accept(P, TransferRef(16)),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(L, P, 3),
+            start(P, m, X, 3),
+            reissue(P, TransferRef(21)),
+            deliver_at_most(P, X, 2),
+            deliver_at_most(P, X, 1),
+            accept(X, TransferRef(22)),
+            deliver_at_most(X, L, 1),
+            deliver_at_most(X, P, 8),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(L, P, 8),
+            backup(P),
+            restore(P, 0),
+            deliver_at_most(X, P, 2),
+            restore_onto_new_disk(X, 2),
+        ],
+    );
+    all_pass(vec![run]);
+}

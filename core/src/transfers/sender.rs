@@ -500,9 +500,31 @@ pub(super) fn tombstone(
     // The member's host sections go with it, but for one this node wrote
     // at the release's generation or later: its own as host of a later
     // owner (a restored node learns late that it released the member,
-    // after it hosted it), which stays, as the copy it hosts by does.
+    // after it hosted it), which stays, as the copy it hosts by does, under
+    // an agreement in which this node is the inflow party. Relayed back to
+    // this node while it owned the member, it names a transfer instead, the
+    // agreement it was written under unknown: it goes too, and its version
+    // is the floor this node's next section passes.
+    let relayed_back: Option<pb::Version> = conn
+        .prepare_cached(
+            "SELECT generation, counter FROM host_sections
+             WHERE member_id = ?1 AND author = ?2 AND generation >= ?3
+               AND basis NOT IN (SELECT agreement_id FROM agreements WHERE inflow_node = ?2)",
+        )?
+        .query_row(params![member_id, ctx.me.as_str(), generation], |r| {
+            Ok(pb::Version {
+                generation: r.get(0)?,
+                counter: r.get(1)?,
+            })
+        })
+        .optional()?;
+    if let Some(version) = relayed_back {
+        members::raise_host_section_floor(conn, member_id, version)?;
+    }
     conn.execute(
-        "DELETE FROM host_sections WHERE member_id = ?1 AND (author <> ?3 OR generation < ?2)",
+        "DELETE FROM host_sections WHERE member_id = ?1
+           AND (author <> ?3 OR generation < ?2
+                OR basis NOT IN (SELECT agreement_id FROM agreements WHERE inflow_node = ?3))",
         params![member_id, generation, ctx.me.as_str()],
     )?;
     // A copy this node held as host of an owner before: stale now (a
