@@ -3415,3 +3415,36 @@ fn sim_seed_2200445_a_tombstone_keeps_no_own_section_relayed_back_to_it() {
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 3101300 (`copies-converged`, 15 steps shrunk): Xi'an released
+/// m to Pingliang and was restored to before it; while both databases said
+/// they owned m, the simulator's model named Xi'an, so Pingliang's Unshare
+/// to Lanzhou counted as a forgery, and Lanzhou, rightly taking it from the
+/// owner of its copy, dropped a copy Pingliang records as shared. A node
+/// whose own database says it owns the member forges no Unshare of it.
+#[test]
+fn sim_seed_3101300_an_owner_by_its_own_database_forges_no_unshare() {
+    let m = MemberRef(0);
+    let skews = [13_975_216, 9_335_664, 1_233_824];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(X, "马党员4"),
+            backup(X),
+            propose(P, L, true, -16, 129),
+            deliver_at_most(P, L, 5),
+            accept_agreement(L, AgreementRef(2)),
+            start(X, m, P, 3),
+            deliver_at_most(X, P, 8),
+            accept(P, TransferRef(5)),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(X, P, 3),
+            outflow(P, m, X, 73),
+            deliver(L, P),
+            outflow_update(P, m, L),
+            restore(X, 1),
+            forge_unshare(P, L, m),
+        ],
+    );
+    all_pass(vec![run]);
+}

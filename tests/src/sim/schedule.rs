@@ -216,6 +216,16 @@ pub fn restore_onto_new_disk(node: usize, pick: usize) -> Step {
     }
 }
 
+/// `from` sends `to` an Unshare of `member` it may not send (at generation
+/// 1), skipped as no forgery where `from` owns the member.
+pub fn forge_unshare(from: usize, to: usize, member: MemberRef) -> Step {
+    Step::Forge {
+        from,
+        to,
+        forgery: super::step::Forgery::Unshare { member },
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Actions at a node
 // ---------------------------------------------------------------------------

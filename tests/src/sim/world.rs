@@ -1894,9 +1894,25 @@ impl World {
     /// may name other members and agreements than the generator saw.
     fn not_a_forgery(&self, from: usize, forgery: &Forgery) -> Option<&'static str> {
         let owner = |m: &MemberRef| self.member_at(*m).and_then(|i| self.members[i].owner);
+        // Its own database may say so while another node's does too (a
+        // restore on one side of a transfer, until it reconciles), and the
+        // model names one of them: either way the member is its own to
+        // share and unshare.
+        let owns_here = |m: &MemberRef| {
+            self.member_at(*m).is_some_and(|i| {
+                self.nodes[from]
+                    .reader()
+                    .prepare_cached("SELECT 1 FROM members WHERE member_id = ?1 AND owner = ?2")
+                    .and_then(|mut stmt| {
+                        stmt.exists([self.members[i].id.as_str(), self.nodes[from].id.as_str()])
+                    })
+                    .expect("read the forger's members")
+            })
+        };
         match forgery {
             Forgery::OwnersHomeSection { member } | Forgery::Unshare { member } => {
-                (owner(member) == Some(from)).then_some("the forger owns the member")
+                (owner(member) == Some(from) || owns_here(member))
+                    .then_some("the forger owns the member")
             }
             Forgery::RecordByAnother { author, .. } => {
                 (*author == from).then_some("the forger is the author")
