@@ -46,8 +46,19 @@ pub fn host_section_basis(
         .prepare_cached(
             "SELECT basis, generation, counter FROM host_sections WHERE member_id = ?1 AND author = ?2",
         )?
-        .query_row([member_id, author], super::copies::text_and_version)
+        .query_row([member_id, author], text_and_version)
         .optional()?)
+}
+
+/// A text column then a version's generation and counter, from column 0.
+pub(super) fn text_and_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, pb::Version)> {
+    Ok((
+        r.get(0)?,
+        pb::Version {
+            generation: r.get(1)?,
+            counter: r.get(2)?,
+        },
+    ))
 }
 
 /// Whether `author` wrote any host section held here (an index lookup).

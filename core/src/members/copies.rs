@@ -67,19 +67,8 @@ pub fn copy_version(
 ) -> Result<Option<(String, pb::Version)>, Error> {
     Ok(conn
         .prepare_cached("SELECT owner, generation, counter FROM home_copies WHERE member_id = ?1")?
-        .query_row([member_id], text_and_version)
+        .query_row([member_id], super::contacts::text_and_version)
         .optional()?)
-}
-
-/// A text column then a version's generation and counter, from column 0.
-pub(super) fn text_and_version(r: &Row<'_>) -> rusqlite::Result<(String, pb::Version)> {
-    Ok((
-        r.get(0)?,
-        pb::Version {
-            generation: r.get(1)?,
-            counter: r.get(2)?,
-        },
-    ))
 }
 
 /// Stores the home section `s`, which arrived in its owner's log `log_id`,
