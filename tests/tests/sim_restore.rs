@@ -3448,3 +3448,49 @@ fn sim_seed_3101300_an_owner_by_its_own_database_forges_no_unshare() {
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 3104182 (`host-records-converged`, 25 steps shrunk):
+/// Pingliang, Lanzhou's host of m, wrote its section at 1.1, was restored
+/// to before it and went on without Lanzhou, which had released m to
+/// Xi'an with that section and was then restored to before both. Pingliang
+/// wrote its section again at 1.1 with other contents; Xi'an kept the one
+/// it received first. A node adopting a peer it went on without writes its
+/// sections under that peer's agreements again, one counter on.
+#[test]
+fn sim_seed_3104182_sections_written_without_a_peer_are_written_again_when_it_returns() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let m = MemberRef(5);
+    let skews = [3_351_584, 4_154_576, 3_863_888, 8_200_448, 940_752];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            propose(L, P, true, -10, 63),
+            deliver(L, P),
+            accept_agreement(P, AgreementRef(0)),
+            deliver_at_most(P, L, 3),
+            deliver_prefix(L, P, 64, 22),
+            member_add(L, "张党员20"),
+            outflow(L, m, P, 116),
+            backup(L),
+            deliver_at_most(L, P, 1),
+            backup(P),
+            host_set(P, m, 543),
+            deliver_at_most(P, L, 5),
+            restore(P, 3),
+            deliver_at_most(T, P, 5),
+            deliver_at_most(Y, P, 5),
+            deliver_at_most(X, P, 8),
+            start(L, m, X, 90),
+            deliver_prefix(L, X, 5, 4),
+            reconcile_without(P, L),
+            accept(X, TransferRef(16)),
+            deliver_at_most(X, L, 5),
+            deliver(L, X),
+            restore(L, 2),
+            host_set(P, m, 509),
+            deliver_at_most(L, P, 2),
+        ],
+    );
+    all_pass(vec![run]);
+}

@@ -9,7 +9,9 @@ use rusqlite::TransactionBehavior;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::agreement::{adopt_agreement, AgreementAdoption};
-use super::own_records::{adopt_own_contacts_and_activities, adopt_own_host_sections};
+use super::own_records::{
+    adopt_own_contacts_and_activities, adopt_own_host_sections, write_again_after_skip,
+};
 use super::report::AdoptReport;
 use super::restore::{finish, needs_holdings, peer_state_of};
 use crate::epoch::{awaits_retake, note_log_taken, restore_row};
@@ -41,6 +43,7 @@ pub fn adopt(
     }
     let restored_at_ms = restore_row(&tx)?.map_or(0, |r| r.restored_at_ms);
     let mut report = AdoptReport::default();
+    let skipped = peer_state_of(&tx, peer.as_str())?.as_deref() == Some("skipped");
 
     let (seq_floor, other_branch) = drop_applied_events(&tx, peer, batches, &mut report)?;
     take_holdings(
@@ -51,6 +54,9 @@ pub fn adopt(
         (restored_at_ms, other_branch, seq_floor),
         &mut report,
     )?;
+    if skipped {
+        write_again_after_skip(&tx, ctx, peer, restored_at_ms, &mut report)?;
+    }
     // The peer's log these holdings came from (empty from a peer that
     // does not say: it is then taken again once, at its next session).
     let peer_log_id = batches.last().map_or("", |b| b.log_id.as_str());

@@ -138,6 +138,56 @@ pub(super) fn adopt_own_host_sections(
     Ok(())
 }
 
+/// After this node went on without `peer` (`reconcile --without-peer`),
+/// it may have written its section of one of the peer's members at a
+/// version the peer held with other contents, and the peer may have passed
+/// the member on since, its release carrying that version where no
+/// comparison of holdings reaches it. So each section this node wrote
+/// since the restore under an agreement with the peer as owner, still open
+/// here, is written again one counter on and sent: its latest words pass
+/// whatever went on without it.
+pub(super) fn write_again_after_skip(
+    tx: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    restored_at_ms: i64,
+    report: &mut AdoptReport,
+) -> Result<(), Error> {
+    let me = ctx.me.as_str();
+    let written: Vec<String> = tx
+        .prepare_cached(
+            "SELECT member_id FROM host_sections
+             WHERE author = ?1 AND updated_at_ms > ?2
+               AND basis IN (SELECT agreement_id FROM agreements WHERE outflow_node = ?3 AND inflow_node = ?1)",
+        )?
+        .query_map(params![me, restored_at_ms, peer.as_str()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for member_id in written {
+        let Some(mut section) = members::host_section_record(tx, &member_id, me)? else {
+            continue;
+        };
+        if !hosting_open(tx, ctx, peer, &section.basis)? {
+            continue;
+        }
+        let version = section.version.unwrap_or_default();
+        section.version = Some(pb::Version {
+            counter: version.counter + 1,
+            ..version
+        });
+        members::save_host_section(tx, &section, ctx.now_ms)?;
+        log::append(
+            tx,
+            peer,
+            EventKind::HostSection,
+            &member_id,
+            &section.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        report.host_sections += 1;
+    }
+    Ok(())
+}
+
 /// Older than this node's release of the member (a tombstone here:
 /// perhaps released just now, by the transfer rule): the section went with
 /// that release, which carried this node's sections at the versions it
