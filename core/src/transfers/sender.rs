@@ -505,27 +505,19 @@ pub(super) fn tombstone(
     // this node while it owned the member, it names a transfer instead, the
     // agreement it was written under unknown: it goes too, and its version
     // is the floor this node's next section passes.
-    let relayed_back: Option<pb::Version> = conn
-        .prepare_cached(
-            "SELECT generation, counter FROM host_sections
-             WHERE member_id = ?1 AND author = ?2 AND generation >= ?3
-               AND basis NOT IN (SELECT agreement_id FROM agreements WHERE inflow_node = ?2)",
-        )?
-        .query_row(params![member_id, ctx.me.as_str(), generation], |r| {
-            Ok(pb::Version {
-                generation: r.get(0)?,
-                counter: r.get(1)?,
-            })
-        })
-        .optional()?;
-    if let Some(version) = relayed_back {
-        members::raise_host_section_floor(conn, member_id, version)?;
+    let me = ctx.me.as_str();
+    let mut keep_own = false;
+    if let Some((basis, version)) = members::host_section_basis(conn, member_id, me)? {
+        let hosted_here = crate::agreements::parties(conn, &basis)?.is_some_and(|p| p.inflow == me);
+        let at_or_after = version.generation >= generation;
+        keep_own = at_or_after && hosted_here;
+        if at_or_after && !hosted_here {
+            members::raise_host_section_floor(conn, member_id, version)?;
+        }
     }
     conn.execute(
-        "DELETE FROM host_sections WHERE member_id = ?1
-           AND (author <> ?3 OR generation < ?2
-                OR basis NOT IN (SELECT agreement_id FROM agreements WHERE inflow_node = ?3))",
-        params![member_id, generation, ctx.me.as_str()],
+        "DELETE FROM host_sections WHERE member_id = ?1 AND (author <> ?2 OR NOT ?3)",
+        params![member_id, me, keep_own],
     )?;
     // A copy this node held as host of an owner before: stale now (a
     // restored node may hold one from its backup of a member that came here
