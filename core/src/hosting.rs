@@ -528,7 +528,7 @@ fn send_own_section_to_owner(
     }
     let ahead = version.generation > copy_generation;
     let for_an_earlier_owner = version.generation < copy_generation
-        && crate::agreements::parties(conn, &basis)?.is_none_or(|p| !p.outflow_is(owner.as_str()));
+        && crate::agreements::parties(conn, &basis)?.is_none_or(|p| p.outflow != owner.as_str());
     if !ahead && !for_an_earlier_owner {
         return Ok(());
     }
@@ -739,7 +739,7 @@ fn check_host_record(
         if generation.is_some_and(|g| g > home.generation)
             && crate::epoch::was_restored(conn)?
             && crate::agreements::parties(conn, basis)?
-                .is_some_and(|p| p.outflow_is(ctx.me.as_str()))
+                .is_some_and(|p| p.outflow == ctx.me.as_str())
         {
             return Err(Rejection::Invalid(format!(
                 "{origin} sent its section of member {member_id} at generation {}, above this node's {}: restored from a backup, this node received the member again since; {HELD_UNTIL_RELEASED}",

@@ -108,7 +108,7 @@ pub(crate) fn apply_share_wanted(
     let Some(parties) = crate::agreements::parties(conn, &wanted.basis)? else {
         return Ok(());
     };
-    if !parties.outflow_is(ctx.me.as_str()) || parties.inflow != origin.as_str() {
+    if parties.outflow != ctx.me.as_str() || parties.inflow != origin.as_str() {
         return Err(Rejection::Invalid(format!(
             "{origin} asked for member {} under agreement {}, which is not an agreement of this node's with {origin} as the host",
             wanted.member_id, wanted.basis

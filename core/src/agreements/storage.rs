@@ -246,19 +246,12 @@ pub fn load(conn: &Connection, agreement_id: &str) -> Result<Option<Agreement>, 
 }
 
 /// The two parties of an agreement as this node holds it: what a check of
-/// who may send what under it reads, without decoding the whole row.
+/// who may send what under it reads, without decoding the whole row. The
+/// outflow party is the member's owner, which coordinates the agreement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parties {
     pub outflow: String,
     pub inflow: String,
-}
-
-impl Parties {
-    /// Whether `node` is the outflow party: the member's owner, which
-    /// coordinates the agreement.
-    pub fn outflow_is(&self, node: &str) -> bool {
-        self.outflow == node
-    }
 }
 
 pub fn parties(conn: &Connection, agreement_id: &str) -> Result<Option<Parties>, Error> {

@@ -645,7 +645,7 @@ fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), Error> {
 /// Whether `basis` is an agreement this node coordinates with `peer` as host.
 fn coordinates(conn: &Connection, basis: &str, me: &str, peer: &NodeId) -> Result<bool, Error> {
     Ok(crate::agreements::parties(conn, basis)?
-        .is_some_and(|p| p.outflow_is(me) && p.inflow == peer.as_str()))
+        .is_some_and(|p| p.outflow == me && p.inflow == peer.as_str()))
 }
 
 /// Records that `member_id`'s home section was disclosed to `peer` under

@@ -71,7 +71,7 @@ pub(super) fn adopt_own_host_sections(
         // is still taken back at the floor's generation; the next write
         // passes the floor all the same.
         let from_owner =
-            agreements::parties(tx, &section.basis)?.is_some_and(|p| p.outflow_is(peer.as_str()));
+            agreements::parties(tx, &section.basis)?.is_some_and(|p| p.outflow == peer.as_str());
         let newer = local
             .as_ref()
             .is_none_or(|c| incoming > (c.generation, c.counter))
