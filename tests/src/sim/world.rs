@@ -1893,11 +1893,10 @@ impl World {
     /// valid), if so. Checked when the step runs, since a shrunk schedule
     /// may name other members and agreements than the generator saw.
     fn not_a_forgery(&self, from: usize, forgery: &Forgery) -> Option<&'static str> {
-        let owner = |m: &MemberRef| self.member_at(*m).and_then(|i| self.members[i].owner);
-        // Its own database may say so while another node's does too (a
-        // restore on one side of a transfer, until it reconciles), and the
-        // model names one of them: either way the member is its own to
-        // share and unshare.
+        // Read in the forger's own database, not the model's one owner: two
+        // databases may say so at once (a restore on one side of a
+        // transfer, until it reconciles), and either way the member is its
+        // own to share and unshare.
         let owns_here = |m: &MemberRef| {
             self.member_at(*m).is_some_and(|i| {
                 self.nodes[from]
@@ -1911,8 +1910,7 @@ impl World {
         };
         match forgery {
             Forgery::OwnersHomeSection { member } | Forgery::Unshare { member } => {
-                (owner(member) == Some(from) || owns_here(member))
-                    .then_some("the forger owns the member")
+                owns_here(member).then_some("the forger owns the member")
             }
             Forgery::RecordByAnother { author, .. } => {
                 (*author == from).then_some("the forger is the author")
