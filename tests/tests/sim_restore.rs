@@ -3494,3 +3494,41 @@ fn sim_seed_3104182_sections_written_without_a_peer_are_written_again_when_it_re
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 3106738 (`agreements-agree`, 16 steps shrunk): Xi'an, the
+/// coordinator of a0, was restored (log 1), published a0 to Pingliang,
+/// which rejected it; restored again from an older backup (log 2), it went
+/// on without Pingliang, countered a0 as version 2 and was restored from a
+/// backup holding that counter (log 3). Adopting Pingliang, Xi'an dropped
+/// the counter as applied: Pingliang's cursor of log 1, a branch Xi'an
+/// had left and learned of while on log 2, counted as one of its own
+/// because the restore made every log it knew its own. Xi'an ended a0 at
+/// version 2 and Pingliang at version 1. A log of another branch stays one
+/// across restores.
+#[test]
+fn sim_seed_3106738_a_log_of_another_branch_stays_one_after_a_restore() {
+    let skews = [8_157_872, 17_668_944, 19_740_224];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            propose(X, P, true, -7, 148),
+            backup(X),
+            restore(X, 3),
+            deliver_at_most(L, X, 1),
+            crashing(reconcile_without(X, P)),
+            deliver_at_most(X, L, 3),
+            propose(X, P, true, -19, 169),
+            deliver_at_most(P, X, 8),
+            deliver(X, P),
+            reject_agreement(P, AgreementRef(0)),
+            restore(X, 0),
+            reconcile_without(X, P),
+            deliver_at_most(L, X, 3),
+            counter(X, AgreementRef(0), -5, 111),
+            backup(X),
+            restore(X, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(600, &[3_106_738]));
+}

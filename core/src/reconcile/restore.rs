@@ -76,9 +76,10 @@ pub fn note_log_ids_held(
 pub fn begin_restore(conn: &mut Connection, ctx: &Ctx<'_>) -> Result<ReconcileStart, Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let previous_log_id = get_meta(&tx, "log_id")?.unwrap_or_default();
-    // The log ids whose sequence numbers are this file's: every one it had
-    // (see `adopt`).
-    tx.execute("UPDATE past_log_ids SET lineage = 1", [])?;
+    // The log ids whose sequence numbers are this file's (see `adopt`): the
+    // one it was restored from joins those it descends from. A log of
+    // another branch, learned from a peer's cursors, stays one: a backup
+    // taken since does not make its numbers this file's.
     if !previous_log_id.is_empty() {
         tx.execute(
             "INSERT INTO past_log_ids (log_id, lineage) VALUES (?1, 1)
