@@ -23,15 +23,7 @@ pub fn append(
 ) -> Result<u64, Error> {
     match kind {
         EventKind::HomeSection | EventKind::Unshare => {
-            conn.prepare_cached(
-                "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind IN (?3, ?4)",
-            )?
-            .execute(params![
-                audience.as_str(),
-                entity,
-                EventKind::HomeSection as i32,
-                EventKind::Unshare as i32
-            ])?;
+            drop_queued_owner_snapshots(conn, audience, entity)?;
         }
         EventKind::HostSection => {
             // A member's sections of several hosts go to its owner side by
@@ -112,6 +104,26 @@ pub fn queued_entities(
         )?
         .collect::<Result<_, _>>()?;
     Ok(entities)
+}
+
+/// Deletes the home sections and Unshares of `entity` still queued for
+/// `audience`: what its owner last said of its copy there, superseded by
+/// a later one, or said by a node that learns it did not own `entity`.
+pub fn drop_queued_owner_snapshots(
+    conn: &Connection,
+    audience: &NodeId,
+    entity: &str,
+) -> Result<usize, Error> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM events WHERE audience = ?1 AND entity = ?2 AND kind IN (?3, ?4)",
+        )?
+        .execute(params![
+            audience.as_str(),
+            entity,
+            EventKind::HomeSection as i32,
+            EventKind::Unshare as i32
+        ])?)
 }
 
 /// Deletes the home-section snapshots of `entity` still queued for

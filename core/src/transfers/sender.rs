@@ -690,6 +690,11 @@ pub fn yield_to_later_generation(
         return Ok(false);
     }
     let owner_id = node(owner)?;
+    // What this node queued for the owner as the member's owner at that
+    // generation (an Unshare at an agreement's end this adoption applied)
+    // speaks for an ownership it did not have: the owner would quarantine
+    // it. No holder needs it either: `moved` follows.
+    log::drop_queued_owner_snapshots(conn, &owner_id, member_id)?;
     let t = Row {
         member_id: member_id.to_owned(),
         receiver: owner_id.to_string(),
