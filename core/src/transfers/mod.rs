@@ -20,6 +20,7 @@ mod sender;
 mod state;
 mod views;
 
+pub use crate::members::{letter_of_generation, ReleaseRef};
 pub use calendar::tick;
 pub use events::apply;
 #[cfg(feature = "faults")]
@@ -33,7 +34,7 @@ pub use sender::{
     yield_to_later_generation, yield_to_reported,
 };
 pub use state::{
-    letter_of_generation, offered_generation, Direction, LetterRules, ReleaseRef, TransferState,
-    RECEIPT_DUE_DAYS, RECEIVER_GRACE_DAYS, REJECT_CODES,
+    offered_generation, Direction, LetterRules, TransferState, RECEIPT_DUE_DAYS,
+    RECEIVER_GRACE_DAYS, REJECT_CODES,
 };
 pub use views::{list, open_with, past_expiry, view};

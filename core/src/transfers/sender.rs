@@ -673,13 +673,13 @@ pub fn yield_to_later_generation(
         return Ok(false);
     }
     let later_letter = || -> Result<bool, Error> {
-        let ours = super::state::letter_of_generation(
+        let ours = members::letter_of_generation(
             conn,
             ctx.me.as_str(),
             member_id,
             &home.owner,
             home.generation,
-            super::ReleaseRef::default(),
+            members::ReleaseRef::default(),
         )?;
         Ok(crate::letters::LetterNo::is_later_release(
             (&held.letter_no, &held.transfer_id),

@@ -6,7 +6,6 @@ use liaison_types::identity::NodeId;
 use prost::Message;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::letters::LetterNo;
 use crate::{Ctx, Error};
 
 /// Days after `expires_on` at which a receiver reduces an offer the sender
@@ -369,51 +368,4 @@ pub(super) fn is_void(
 /// A new letter number (docs/transfers.md), never reused.
 pub(super) fn next_letter_no(conn: &Connection, ctx: &Ctx<'_>) -> Result<String, Error> {
     Ok(crate::letters::issue(conn, ctx.me.as_str(), ctx.today())?.to_string())
-}
-
-/// The release that gave a member its generation: its letter number and
-/// transfer id, each '' where not known.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReleaseRef {
-    pub letter_no: String,
-    pub transfer_id: String,
-}
-
-/// The release that gave `member_id` its `generation` here, from its row
-/// as read (`owner`, and for a tombstone the `moved` release it records):
-/// for a member this node owns, the completed incoming transfer released
-/// at that generation (the latest, should one generation have come
-/// twice); for a tombstone, the one it records. Empty where none is
-/// known (a member added here, or a tombstone of a release no peer
-/// reported).
-pub fn letter_of_generation(
-    conn: &Connection,
-    me: &str,
-    member_id: &str,
-    owner: &str,
-    generation: u64,
-    moved: ReleaseRef,
-) -> Result<ReleaseRef, Error> {
-    if owner != me {
-        return Ok(moved);
-    }
-    let releases: Vec<ReleaseRef> = conn
-        .prepare_cached(
-            "SELECT letter_no, transfer_id FROM transfers WHERE direction = 'incoming' AND state = 'completed'
-               AND member_id = ?1 AND released_generation = ?2",
-        )?
-        .query_map(params![member_id, generation], |r| {
-            Ok(ReleaseRef {
-                letter_no: r.get(0)?,
-                transfer_id: r.get(1)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(releases
-        .into_iter()
-        .max_by(|a, b| {
-            (LetterNo::place_of(&a.letter_no), &a.transfer_id)
-                .cmp(&(LetterNo::place_of(&b.letter_no), &b.transfer_id))
-        })
-        .unwrap_or_default())
 }
