@@ -136,6 +136,10 @@ fn apply_unshare(
     }
     match judge_claim(conn, ctx, member_id, version.generation, origin.as_str())? {
         Claim::Consistent => {}
+        Claim::Contradicts(_) if received_by_a_later_release(conn, ctx, &unshare)? => {
+            tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
+            return Ok(());
+        }
         Claim::Contradicts(why) => {
             return Err(Rejection::Invalid(format!(
                 "{origin} may not unshare member {member_id}: {why}"
@@ -893,6 +897,41 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
         }
     }
     Ok(applied)
+}
+
+/// Two releases of one generation (docs/transfers.md): this node owns the
+/// member at the generation `unshare` names, by a later release of the
+/// same issuer than the one its sender names (a later letter number, or
+/// the same number under a later transfer id). The sender
+/// is the receiver of the earlier release, on a branch of the sender's
+/// backups that it forgot, and yields once it learns of this one (the
+/// sender's `moved`, or its holdings); until then its Unshare speaks for
+/// an ownership it does not have, and changes nothing here: this node
+/// holds no copy of a member it owns.
+fn received_by_a_later_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    unshare: &pb::Unshare,
+) -> Result<bool, Error> {
+    let generation = unshare.version.unwrap_or_default().generation;
+    let Some(home) = members::load_home(conn, &unshare.member_id)? else {
+        return Ok(false);
+    };
+    if home.owner != ctx.me.as_str() || home.generation != generation {
+        return Ok(false);
+    }
+    let mine = members::letter_of_generation(
+        conn,
+        ctx.me.as_str(),
+        &unshare.member_id,
+        &home.owner,
+        generation,
+        members::ReleaseRef::default(),
+    )?;
+    Ok(crate::letters::LetterNo::is_later_release(
+        (&mine.letter_no, &mine.transfer_id),
+        (&unshare.letter_no, &unshare.transfer_id),
+    ))
 }
 
 /// Two releases of one generation (docs/transfers.md): this restored node

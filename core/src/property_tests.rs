@@ -472,6 +472,8 @@ impl Filler<'_> {
                 member_id: self.member(),
                 version: self.version(),
                 reason: self.s(),
+                letter_no: self.s(),
+                transfer_id: self.s(),
             }
             .encode_to_vec(),
             K::ShareWanted => pb::ShareWanted {

@@ -861,6 +861,7 @@ fn a_later_owners_unshare_is_held_at_a_restored_owner_and_applied_after_its_shar
             counter: 2,
         }),
         reason: "returned".into(),
+        ..Default::default()
     };
     let events: Vec<pb::Event> = [
         (EventKind::HomeSection, section.encode_to_vec()),

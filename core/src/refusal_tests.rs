@@ -31,6 +31,7 @@ fn unshare(member: &str, generation: u64) -> Vec<u8> {
             counter: 1,
         }),
         reason: "returned".into(),
+        ..Default::default()
     }
     .encode_to_vec()
 }
@@ -189,6 +190,7 @@ fn events_about_another_member_than_their_entity_or_without_a_version_are_quaran
         member_id: member.clone(),
         version: None,
         reason: String::new(),
+        ..Default::default()
     };
     let events = [
         // The owner's unshare of one member, under the entity of another.

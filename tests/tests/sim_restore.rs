@@ -2891,7 +2891,6 @@ fn sim_seed_3005707_a_host_asks_again_for_a_section_a_dropped_copy_kept_out() {
             deliver_at_most(P, L, 3),
         ],
     );
-    eprintln!("{}", run.report());
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_005_707]));
 }
@@ -3591,4 +3590,70 @@ fn sim_seed_2200731_a_node_yielding_a_member_drops_its_queued_unshare_for_the_ow
     );
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_200_731]));
+}
+
+/// The window of soak seed 2200731's course: Pingliang, restored from a
+/// backup owning m by Xi'an's earlier release under XIAN-2026-000002,
+/// adopts Lanzhou before Lanzhou receives m by the later release under the
+/// same number; then Lanzhou ends their agreement, and Pingliang, not yet
+/// knowing of the later release (it has not adopted Xi'an), unshares m
+/// from Lanzhou as its owner. Lanzhou, owning m at that generation by the
+/// later release, takes the Unshare as changing nothing, not as a forgery:
+/// it names the earlier release of the same number.
+#[test]
+fn sim_a_later_receiver_of_one_letter_number_takes_the_earlier_receivers_unshare_as_changing_nothing(
+) {
+    let skews = [5_866_272, 6_917_008, 2_825_248];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(L, "王党员2"),
+            member_add(X, "马党员4"),
+            propose(P, L, true, -16, 191),
+            deliver_at_most(P, L, 2),
+            accept_agreement(L, AgreementRef(2)),
+            backup(X),
+            restore(X, 2),
+            start(L, MemberRef(0), X, 1),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(P, X, 8),
+            accept(X, TransferRef(7)),
+            backup(P),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(L, X, 2),
+            start(X, MemberRef(0), P, 30),
+            deliver_at_most(X, P, 8),
+            accept(P, TransferRef(14)),
+            deliver_at_most(P, X, 8),
+            start(X, MemberRef(1), P, 90),
+            restore(P, 0),
+            deliver_at_most(X, P, 5),
+            deliver_at_most(L, P, 2),
+            accept(P, TransferRef(18)),
+            deliver_at_most(P, X, 1),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(X, P, 8),
+            outflow(P, MemberRef(1), L, 135),
+            tick(L),
+            backup(P),
+            backup(P),
+            restore(P, 0),
+            deliver_at_most(X, P, 3),
+            restore(X, 1),
+            deliver_at_most(L, X, 5),
+            deliver_at_most(P, X, 8),
+            start(X, MemberRef(1), L, 90),
+            deliver_at_most(X, L, 8),
+            accept(L, TransferRef(35)),
+            restore_onto_new_disk(P, 2),
+            propose(L, P, true, -1, 100),
+            deliver(L, P),
+            deliver(L, X),
+            deliver(X, L),
+            terminate(L, AgreementRef(2)),
+            deliver(L, P),
+            deliver(P, L),
+        ],
+    );
+    all_pass(vec![run]);
 }

@@ -583,6 +583,14 @@ fn unshare(
     reason: &str,
 ) -> Result<(), Error> {
     log::drop_queued_home_sections(conn, host, &m.member_id)?;
+    let release = super::records::letter_of_generation(
+        conn,
+        ctx.me.as_str(),
+        &m.member_id,
+        &m.owner,
+        m.generation,
+        super::records::ReleaseRef::default(),
+    )?;
     let payload = pb::Unshare {
         member_id: m.member_id.clone(),
         version: Some(pb::Version {
@@ -590,6 +598,8 @@ fn unshare(
             counter: m.counter,
         }),
         reason: reason.to_owned(),
+        letter_no: release.letter_no,
+        transfer_id: release.transfer_id,
     };
     log::append(
         conn,

@@ -2074,6 +2074,7 @@ impl World {
                             counter: 1,
                         }),
                         reason: "伪造".into(),
+                        ..Default::default()
                     }
                     .encode_to_vec(),
                 )
