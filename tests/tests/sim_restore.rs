@@ -3532,6 +3532,56 @@ fn sim_seed_3106738_a_log_of_another_branch_stays_one_after_a_restore() {
     all_pass(soak_seeds(600, &[3_106_738]));
 }
 
+/// Soak seed 2200731's schedule (39 steps shrunk) up to Pingliang's last
+/// restore: Xi'an releases m to Pingliang under XIAN-2026-000002, is
+/// restored to before it at a time no peer holds that letter, and
+/// releases m to Lanzhou under the same number; Pingliang comes back from
+/// a backup owning m. `lanzhou_at_27`: Lanzhou's step 27 (in the seed, it
+/// removes Pingliang, ending their agreement a0).
+fn one_number_released_twice(lanzhou_at_27: Step) -> Vec<Step> {
+    vec![
+        member_add(L, "王党员2"),
+        member_add(X, "马党员4"),
+        propose(P, L, true, -16, 191),
+        deliver_at_most(P, L, 2),
+        accept_agreement(L, AgreementRef(2)),
+        backup(X),
+        restore(X, 2),
+        start(L, MemberRef(0), X, 1),
+        deliver_at_most(L, X, 1),
+        deliver_at_most(P, X, 8),
+        accept(X, TransferRef(7)),
+        backup(P),
+        deliver_at_most(X, L, 2),
+        deliver_at_most(L, X, 2),
+        start(X, MemberRef(0), P, 30),
+        deliver_at_most(X, P, 8),
+        accept(P, TransferRef(14)),
+        deliver_at_most(P, X, 8),
+        start(X, MemberRef(1), P, 90),
+        restore(P, 0),
+        deliver_at_most(X, P, 5),
+        deliver_at_most(L, P, 2),
+        accept(P, TransferRef(18)),
+        deliver_at_most(P, X, 1),
+        deliver_at_most(P, L, 2),
+        deliver_at_most(X, P, 8),
+        outflow(P, MemberRef(1), L, 135),
+        lanzhou_at_27,
+        backup(P),
+        backup(P),
+        restore(P, 0),
+        deliver_at_most(X, P, 3),
+        restore(X, 1),
+        deliver_at_most(L, X, 5),
+        deliver_at_most(P, X, 8),
+        start(X, MemberRef(1), L, 90),
+        deliver_at_most(X, L, 8),
+        accept(L, TransferRef(35)),
+        restore_onto_new_disk(P, 2),
+    ]
+}
+
 /// Soak seed 2200731 (`quarantine-only-invalid`, 39 steps shrunk): Xi'an
 /// released m to Pingliang under XIAN-2026-000002, was restored to before
 /// it at a time no peer held that letter, and released m to Lanzhou under
@@ -3544,50 +3594,7 @@ fn sim_seed_3106738_a_log_of_another_branch_stays_one_after_a_restore() {
 #[test]
 fn sim_seed_2200731_a_node_yielding_a_member_drops_its_queued_unshare_for_the_owner() {
     let skews = [5_866_272, 6_917_008, 2_825_248];
-    let run = schedule_skewed(
-        &skews,
-        vec![
-            member_add(L, "王党员2"),
-            member_add(X, "马党员4"),
-            propose(P, L, true, -16, 191),
-            deliver_at_most(P, L, 2),
-            accept_agreement(L, AgreementRef(2)),
-            backup(X),
-            restore(X, 2),
-            start(L, MemberRef(0), X, 1),
-            deliver_at_most(L, X, 1),
-            deliver_at_most(P, X, 8),
-            accept(X, TransferRef(7)),
-            backup(P),
-            deliver_at_most(X, L, 2),
-            deliver_at_most(L, X, 2),
-            start(X, MemberRef(0), P, 30),
-            deliver_at_most(X, P, 8),
-            accept(P, TransferRef(14)),
-            deliver_at_most(P, X, 8),
-            start(X, MemberRef(1), P, 90),
-            restore(P, 0),
-            deliver_at_most(X, P, 5),
-            deliver_at_most(L, P, 2),
-            accept(P, TransferRef(18)),
-            deliver_at_most(P, X, 1),
-            deliver_at_most(P, L, 2),
-            deliver_at_most(X, P, 8),
-            outflow(P, MemberRef(1), L, 135),
-            peer_remove(L, P, true),
-            backup(P),
-            backup(P),
-            restore(P, 0),
-            deliver_at_most(X, P, 3),
-            restore(X, 1),
-            deliver_at_most(L, X, 5),
-            deliver_at_most(P, X, 8),
-            start(X, MemberRef(1), L, 90),
-            deliver_at_most(X, L, 8),
-            accept(L, TransferRef(35)),
-            restore_onto_new_disk(P, 2),
-        ],
-    );
+    let run = schedule_skewed(&skews, one_number_released_twice(peer_remove(L, P, true)));
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_200_731]));
 }
@@ -3604,56 +3611,16 @@ fn sim_seed_2200731_a_node_yielding_a_member_drops_its_queued_unshare_for_the_ow
 fn sim_a_later_receiver_of_one_letter_number_takes_the_earlier_receivers_unshare_as_changing_nothing(
 ) {
     let skews = [5_866_272, 6_917_008, 2_825_248];
-    let run = schedule_skewed(
-        &skews,
-        vec![
-            member_add(L, "王党员2"),
-            member_add(X, "马党员4"),
-            propose(P, L, true, -16, 191),
-            deliver_at_most(P, L, 2),
-            accept_agreement(L, AgreementRef(2)),
-            backup(X),
-            restore(X, 2),
-            start(L, MemberRef(0), X, 1),
-            deliver_at_most(L, X, 1),
-            deliver_at_most(P, X, 8),
-            accept(X, TransferRef(7)),
-            backup(P),
-            deliver_at_most(X, L, 2),
-            deliver_at_most(L, X, 2),
-            start(X, MemberRef(0), P, 30),
-            deliver_at_most(X, P, 8),
-            accept(P, TransferRef(14)),
-            deliver_at_most(P, X, 8),
-            start(X, MemberRef(1), P, 90),
-            restore(P, 0),
-            deliver_at_most(X, P, 5),
-            deliver_at_most(L, P, 2),
-            accept(P, TransferRef(18)),
-            deliver_at_most(P, X, 1),
-            deliver_at_most(P, L, 2),
-            deliver_at_most(X, P, 8),
-            outflow(P, MemberRef(1), L, 135),
-            tick(L),
-            backup(P),
-            backup(P),
-            restore(P, 0),
-            deliver_at_most(X, P, 3),
-            restore(X, 1),
-            deliver_at_most(L, X, 5),
-            deliver_at_most(P, X, 8),
-            start(X, MemberRef(1), L, 90),
-            deliver_at_most(X, L, 8),
-            accept(L, TransferRef(35)),
-            restore_onto_new_disk(P, 2),
-            propose(L, P, true, -1, 100),
-            deliver(L, P),
-            deliver(L, X),
-            deliver(X, L),
-            terminate(L, AgreementRef(2)),
-            deliver(L, P),
-            deliver(P, L),
-        ],
-    );
+    let mut steps = one_number_released_twice(tick(L));
+    steps.extend([
+        propose(L, P, true, -1, 100),
+        deliver(L, P),
+        deliver(L, X),
+        deliver(X, L),
+        terminate(L, AgreementRef(2)),
+        deliver(L, P),
+        deliver(P, L),
+    ]);
+    let run = schedule_skewed(&skews, steps);
     all_pass(vec![run]);
 }
