@@ -263,6 +263,9 @@ pub fn home_section(i: u64, member_id: &str, basis: &str) -> pb::HomeSection {
             certificate_issued_on: String::new(),
             card_no: String::new(),
         }),
+        // Generation 1: no release gave it.
+        letter_no: String::new(),
+        transfer_id: String::new(),
     }
 }
 

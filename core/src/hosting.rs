@@ -136,7 +136,15 @@ fn apply_unshare(
     }
     match judge_claim(conn, ctx, member_id, version.generation, origin.as_str())? {
         Claim::Consistent => {}
-        Claim::Contradicts(_) if received_by_a_later_release(conn, ctx, &unshare)? => {
+        Claim::Contradicts(_)
+            if received_by_a_later_release(
+                conn,
+                ctx,
+                member_id,
+                version.generation,
+                (&unshare.letter_no, &unshare.transfer_id),
+            )? =>
+        {
             tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
             return Ok(());
         }
@@ -399,6 +407,18 @@ fn apply_home_section(
                         "{origin} sent the home section of member {} at generation {}, above this node's {}: restored from a backup, this node released the member since; {HELD_UNTIL_RELEASED}",
                         section.member_id, version.generation, home.generation
                     )));
+                }
+                if version.generation == home.generation
+                    && received_by_a_later_release(
+                        conn,
+                        ctx,
+                        &section.member_id,
+                        version.generation,
+                        (&section.letter_no, &section.transfer_id),
+                    )?
+                {
+                    tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
+                    return Ok(());
                 }
                 return Err(Rejection::Invalid(format!(
                     "{origin} may not write the home section of member {} ({}), which is owned by {}",
@@ -900,21 +920,23 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
 }
 
 /// Two releases of one generation (docs/transfers.md): this node owns the
-/// member at the generation `unshare` names, by a later release of the
-/// same issuer than the one its sender names (a later letter number, or
-/// the same number under a later transfer id). The sender
-/// is the receiver of the earlier release, on a branch of the sender's
-/// backups that it forgot, and yields once it learns of this one (the
-/// sender's `moved`, or its holdings); until then its Unshare speaks for
-/// an ownership it does not have, and changes nothing here: this node
-/// holds no copy of a member it owns.
+/// member at `generation`, by a later release of the same issuer than
+/// `theirs`, the release (letter number, transfer id) an Unshare's or a
+/// home section's sender names (a later letter number, or the same number
+/// under a later transfer id). The sender is the receiver of the earlier
+/// release, on a branch of the issuer's backups that the issuer forgot,
+/// and yields once it learns of this one (the issuer's `moved`, or its
+/// holdings); until then what it sends as the owner speaks for an
+/// ownership it does not have, and changes nothing here: this node holds
+/// no copy of a member it owns.
 fn received_by_a_later_release(
     conn: &Connection,
     ctx: &Ctx<'_>,
-    unshare: &pb::Unshare,
+    member_id: &str,
+    generation: u64,
+    theirs: (&str, &str),
 ) -> Result<bool, Error> {
-    let generation = unshare.version.unwrap_or_default().generation;
-    let Some(home) = members::load_home(conn, &unshare.member_id)? else {
+    let Some(home) = members::load_home(conn, member_id)? else {
         return Ok(false);
     };
     if home.owner != ctx.me.as_str() || home.generation != generation {
@@ -923,14 +945,14 @@ fn received_by_a_later_release(
     let mine = members::letter_of_generation(
         conn,
         ctx.me.as_str(),
-        &unshare.member_id,
+        member_id,
         &home.owner,
         generation,
         members::ReleaseRef::default(),
     )?;
     Ok(crate::letters::LetterNo::is_later_release(
         (&mine.letter_no, &mine.transfer_id),
-        (&unshare.letter_no, &unshare.transfer_id),
+        theirs,
     ))
 }
 

@@ -3624,3 +3624,23 @@ fn sim_a_later_receiver_of_one_letter_number_takes_the_earlier_receivers_unshare
     let run = schedule_skewed(&skews, steps);
     all_pass(vec![run]);
 }
+
+/// The same window, where Lanzhou, owning m by the later release, is
+/// served the home section of m that Pingliang's backup had queued for it
+/// (m's outflow to Lanzhou): it names the earlier release of the same
+/// number, and changes nothing.
+#[test]
+fn sim_a_later_receiver_of_one_letter_number_takes_the_earlier_receivers_home_section_as_changing_nothing(
+) {
+    let skews = [5_866_272, 6_917_008, 2_825_248];
+    let mut steps = one_number_released_twice(tick(L));
+    steps.extend([
+        propose(L, P, true, -1, 100),
+        deliver(L, P),
+        deliver(L, X),
+        deliver(X, L),
+        deliver(P, L),
+    ]);
+    let run = schedule_skewed(&skews, steps);
+    all_pass(vec![run]);
+}

@@ -55,6 +55,10 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
             contact_status: r.get(12)?,
             basis: r.get(13)?,
             outflow: pb::Outflow::decode(outflow.as_slice()).ok(),
+            // Not kept: the release a section names is judged on arrival
+            // only, at a node that owns the member.
+            letter_no: String::new(),
+            transfer_id: String::new(),
         },
         received_at_ms: r.get(15)?,
     })

@@ -305,6 +305,10 @@ pub fn letter_of_generation(
     if owner != me {
         return Ok(moved);
     }
+    // Generation 1 is the member's creation: no release gave it.
+    if generation <= 1 {
+        return Ok(ReleaseRef::default());
+    }
     let releases: Vec<ReleaseRef> = conn
         .prepare_cached(
             "SELECT letter_no, transfer_id FROM transfers WHERE direction = 'incoming' AND state = 'completed'

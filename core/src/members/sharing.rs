@@ -16,7 +16,9 @@ use rusqlite::{params, Connection};
 
 use super::orgs::org_contact;
 use super::outflows::{open_outflow, read_outflow, OUTFLOW_COLUMNS, OUTFLOW_COLUMNS_N};
-use super::records::{load_home, read_home_at, save_home, HomeRecord, HOME_COLUMNS};
+use super::records::{
+    letter_of_generation, load_home, read_home_at, save_home, HomeRecord, ReleaseRef, HOME_COLUMNS,
+};
 use super::scope::Scope;
 use super::status::contact_state;
 use crate::log;
@@ -188,8 +190,10 @@ fn sync_shares_in(
             .execute(params![m.member_id, peer])?;
     }
     let outflow = outflow.unwrap_or_default();
-    // The branch's contact, read once for all the hosts it goes to.
+    // The branch's contact and the release the member came by, read once
+    // for all the hosts it goes to.
     let mut contact: Option<(String, String)> = None;
+    let mut release: Option<ReleaseRef> = None;
     for (agreement_id, host) in &covering {
         let current = held
             .iter()
@@ -219,7 +223,18 @@ fn sync_shares_in(
             }
             None => false,
         };
-        let section = home_section_with(m, &outflow, agreement_id, contact);
+        let release = match &release {
+            Some(release) => release,
+            None => release.insert(letter_of_generation(
+                conn,
+                ctx.me.as_str(),
+                &m.member_id,
+                &m.owner,
+                m.generation,
+                ReleaseRef::default(),
+            )?),
+        };
+        let section = home_section_with(m, &outflow, agreement_id, contact, release);
         let payload = section.encode_to_vec();
         if first {
             log::append_unqueued(
@@ -535,6 +550,7 @@ fn home_section_with(
     outflow: &pb::OutflowView,
     basis: &str,
     (branch_name, branch_contact): (String, String),
+    release: &ReleaseRef,
 ) -> pb::HomeSection {
     let birth_year = NaiveDate::parse_from_str(&m.birth_date, "%Y-%m-%d")
         .map(|d| d.year())
@@ -570,6 +586,8 @@ fn home_section_with(
             certificate_issued_on: outflow.certificate_issued_on.clone(),
             card_no: outflow.card_no.clone(),
         }),
+        letter_no: release.letter_no.clone(),
+        transfer_id: release.transfer_id.clone(),
     }
 }
 
@@ -583,13 +601,13 @@ fn unshare(
     reason: &str,
 ) -> Result<(), Error> {
     log::drop_queued_home_sections(conn, host, &m.member_id)?;
-    let release = super::records::letter_of_generation(
+    let release = letter_of_generation(
         conn,
         ctx.me.as_str(),
         &m.member_id,
         &m.owner,
         m.generation,
-        super::records::ReleaseRef::default(),
+        ReleaseRef::default(),
     )?;
     let payload = pb::Unshare {
         member_id: m.member_id.clone(),
