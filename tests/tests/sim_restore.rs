@@ -3644,3 +3644,16 @@ fn sim_a_later_receiver_of_one_letter_number_takes_the_earlier_receivers_home_se
     let run = schedule_skewed(&skews, steps);
     all_pass(vec![run]);
 }
+
+/// The twelve seeds the issue about long schedules named (they failed at
+/// 600 steps before its fixes), each at that length.
+#[test]
+fn sim_the_twelve_seeds_that_failed_at_600_steps_pass() {
+    all_pass(soak_seeds(
+        600,
+        &[
+            1_200_040, 1_200_384, 1_200_304, 1_200_081, 1_200_195, 1_200_219, 1_200_459, 1_200_505,
+            1_200_230, 1_200_355, 1_200_391, 1_200_405,
+        ],
+    ));
+}
