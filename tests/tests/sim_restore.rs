@@ -3657,3 +3657,44 @@ fn sim_the_twelve_seeds_that_failed_at_600_steps_pass() {
         ],
     ));
 }
+
+/// Soak seed 2300437 (`single-owner`, 21 steps shrunk): m went Xi'an →
+/// Pingliang → Lanzhou → Xi'an. Pingliang was restored to a backup from
+/// before its release (owning m again once Xi'an's release came again),
+/// and Lanzhou to one from before it got m; Pingliang had adopted Xi'an
+/// before m came back there, and no peer held Pingliang's release any
+/// more. A node that gets a member back tells the node it released it to
+/// before (`moved`), and a restored node owning the member below that
+/// generation yields to its owner.
+#[test]
+fn sim_seed_2300437_a_member_back_at_its_sender_is_told_to_the_node_it_went_to() {
+    let skews = [18_415_760, 16_945_152, 506_560];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(X, "赵党员18"),
+            start(X, MemberRef(0), P, 10),
+            deliver_at_most(X, P, 3),
+            accept(P, TransferRef(1)),
+            deliver_at_most(P, X, 5),
+            backup(P),
+            deliver(X, P),
+            backup(L),
+            start(P, MemberRef(0), L, 3),
+            deliver_at_most(P, L, 1),
+            accept(L, TransferRef(8)),
+            deliver_at_most(L, P, 5),
+            deliver(P, L),
+            start(L, MemberRef(0), X, 90),
+            deliver(L, X),
+            accept(X, TransferRef(13)),
+            deliver_at_most(X, L, 3),
+            restore(P, 1),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(L, X, 5),
+            restore(L, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_300_437]));
+}

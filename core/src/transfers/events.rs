@@ -394,6 +394,7 @@ fn apply_release(
         install_newer_release(conn, ctx, &record, release.generation)?;
     } else if !stale {
         install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
+        tell_earlier_receiver(conn, ctx, origin, home.as_ref(), &release)?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
         None
@@ -428,6 +429,51 @@ fn apply_release(
         // The new owner shares under its own agreements from now on.
         members::reshare_member(conn, ctx, &record.member_id)?;
     }
+    Ok(())
+}
+
+/// The member came back here: this node released it before, to a node
+/// other than the one releasing it now, at an earlier generation. That
+/// node passed it on since, unless a restore made it forget it did (and
+/// the node it passed it to forgot too, so no peer's holdings tell it):
+/// it then owns the member still, beside this node. A `moved` naming this
+/// node as the owner at the new generation tells it; a node past that
+/// generation, or a tombstone, takes it as late (`apply_moved`).
+fn tell_earlier_receiver(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    before: Option<&members::HomeRecord>,
+    release: &pb::TransferRelease,
+) -> Result<(), Error> {
+    let Some(before) = before.filter(|m| {
+        m.owner != ctx.me.as_str()
+            && m.owner != origin.as_str()
+            && m.generation < release.generation
+    }) else {
+        return Ok(());
+    };
+    let Ok(earlier) = NodeId::parse(&before.owner) else {
+        return Ok(());
+    };
+    if crate::store::peers::get(conn, &earlier)?.is_none() {
+        return Ok(());
+    }
+    let moved = pb::Moved {
+        member_id: before.member_id.clone(),
+        generation: release.generation,
+        new_owner: ctx.me.to_string(),
+        transfer_id: release.transfer_id.clone(),
+        letter_no: release.letter_no.clone(),
+    };
+    crate::log::append(
+        conn,
+        &earlier,
+        EventKind::Moved,
+        &before.member_id,
+        &moved.encode_to_vec(),
+        ctx.now_ms,
+    )?;
     Ok(())
 }
 
@@ -637,7 +683,9 @@ fn apply_moved(
             "payload names another member than the event".into(),
         ));
     }
-    if yields_to_later_letter(conn, ctx, origin, &moved)? {
+    if yields_to_later_letter(conn, ctx, origin, &moved)?
+        || yields_to_its_owner(conn, ctx, origin, &moved)?
+    {
         return Ok(());
     }
     match crate::hosting::judge_claim(
@@ -689,6 +737,35 @@ fn apply_moved(
 /// and the later letter stands: this node yields to its receiver. Only the
 /// issuer of both letters can say so: a node numbers no other's letters.
 /// Returns whether this node yielded.
+/// A restored node that owns the member below the generation the `moved`
+/// gives, from the node it names as the owner at that generation (which
+/// got the member back: `tell_earlier_receiver`): by the generation rule
+/// (docs/restore.md), this node released it on a branch it forgot, and
+/// yields to that owner as it would to a peer's holdings naming it.
+fn yields_to_its_owner(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    moved: &pb::Moved,
+) -> Result<bool, Rejection> {
+    if moved.new_owner != origin.as_str() || !crate::epoch::was_restored(conn)? {
+        return Ok(false);
+    }
+    let owned_below = members::load_home(conn, &moved.member_id)?
+        .is_some_and(|m| m.owner == ctx.me.as_str() && m.generation < moved.generation);
+    if !owned_below {
+        return Ok(false);
+    }
+    let held = pb::HeldGeneration {
+        member_id: moved.member_id.clone(),
+        generation: moved.generation,
+        owner: moved.new_owner.clone(),
+        letter_no: moved.letter_no.clone(),
+        transfer_id: moved.transfer_id.clone(),
+    };
+    Ok(yield_to_later_generation(conn, ctx, &held)?)
+}
+
 fn yields_to_later_letter(
     conn: &Connection,
     ctx: &Ctx<'_>,
