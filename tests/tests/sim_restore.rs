@@ -3698,3 +3698,50 @@ fn sim_seed_2300437_a_member_back_at_its_sender_is_told_to_the_node_it_went_to()
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_300_437]));
 }
+
+/// Soak seed 2300420 (`host-records-converged`, 25 steps shrunk):
+/// Pingliang, Yinchuan's host of m, wrote its section at 1.1 and 1.2;
+/// Yinchuan released m to Xi'an with 1.2, relayed under the transfer. Both
+/// were restored to before (Pingliang to before it knew m or the
+/// agreement). Pingliang adopted Xi'an first and kept 1.2 aside (a
+/// transfer is no basis it can hold a section under), then took 1.1 back
+/// from Yinchuan under their agreement. A section kept aside that names a
+/// transfer is taken back under the agreement this node's own section of
+/// the member names, once it holds one again.
+#[test]
+fn sim_seed_2300420_a_relayed_section_kept_aside_is_taken_back_under_the_hosts_agreement() {
+    const Y: usize = 3;
+    let skews = [7_288_272, 4_743_920, 10_223_120, 3_325_216, 20_443_056];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(Y, "马党员4"),
+            backup(P),
+            start(Y, MemberRef(0), X, 10),
+            deliver(Y, X),
+            reissue(Y, TransferRef(2)),
+            deliver_at_most(Y, X, 2),
+            propose_members(Y, P, true, -5, 69, vec![MemberRef(0)]),
+            deliver(Y, P),
+            accept_agreement(P, AgreementRef(6)),
+            deliver_at_most(P, Y, 5),
+            deliver_at_most(Y, P, 2),
+            host_set(P, MemberRef(0), 598),
+            deliver_at_most(P, Y, 3),
+            backup(Y),
+            reissue(Y, TransferRef(4)),
+            deliver_at_most(Y, X, 2),
+            accept(X, TransferRef(14)),
+            host_set(P, MemberRef(0), 827),
+            deliver_at_most(X, Y, 1),
+            deliver_at_most(P, Y, 2),
+            deliver(Y, X),
+            restore(P, 0),
+            deliver_at_most(X, P, 2),
+            restore(Y, 1),
+            deliver(Y, P),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_300_420]));
+}

@@ -25,7 +25,6 @@ pub(super) fn adopt_own_host_sections(
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
     let me = ctx.me.as_str();
-    take_back_verified(tx, ctx, restored_at_ms, report)?;
     for held in batches.iter().flat_map(|b| &b.host_sections) {
         if held.author != me || released_since(tx, me, held)? {
             continue;
@@ -135,6 +134,9 @@ pub(super) fn adopt_own_host_sections(
             &section.encode_to_vec(),
         )?;
     }
+    // After the peer's own: one of them may be this node's section under
+    // the agreement a kept one was relayed from.
+    take_back_verified(tx, ctx, restored_at_ms, report)?;
     Ok(())
 }
 
@@ -225,10 +227,11 @@ fn hold_unverified(tx: &Connection, held: &pb::HostSection) -> Result<(), Error>
 }
 
 /// This node's own sections kept by [`hold_unverified`] whose agreement it
-/// now knows as its inflow party: taken back where still newer than its
-/// own (and not gone with a release since), and sent again to the
-/// agreement's owner while the agreement is open here. A section whose
-/// agreement is still unknown stays.
+/// now knows as its inflow party (or, for one relayed under a transfer,
+/// that it holds a section of the member under such an agreement again):
+/// taken back where still newer than its own (and not gone with a release
+/// since), and sent again to the agreement's owner while the agreement is
+/// open here. A section whose agreement is still unknown stays.
 fn take_back_verified(
     tx: &Connection,
     ctx: &Ctx<'_>,
@@ -248,14 +251,24 @@ fn take_back_verified(
                 "an encoded host section",
             )
         })?;
-        if !may_hold_own_record(tx, me, &member_id, &section.basis)? {
-            continue;
-        }
+        // Relayed to a new owner, the section names the transfer; this
+        // node made it under its own agreement, which its section here
+        // names once it holds one again.
+        let local = members::host_section(tx, &member_id, me)?;
+        let basis = if may_hold_own_record(tx, me, &member_id, &section.basis)? {
+            section.basis.clone()
+        } else {
+            match &local {
+                Some(l) if may_hold_own_record(tx, me, &member_id, &l.basis)? => l.basis.clone(),
+                _ => continue,
+            }
+        };
+        let section = pb::HostSection { basis, ..section };
         tx.prepare_cached("DELETE FROM unverified_own_sections WHERE member_id = ?1")?
             .execute([&member_id])?;
         let version = section.version.unwrap_or_default();
-        let newer = members::host_section(tx, &member_id, me)?
-            .is_none_or(|c| (version.generation, version.counter) > (c.generation, c.counter));
+        let newer =
+            local.is_none_or(|c| (version.generation, version.counter) > (c.generation, c.counter));
         if !newer || released_since(tx, me, &section)? {
             continue;
         }
