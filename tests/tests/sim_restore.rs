@@ -3745,3 +3745,52 @@ fn sim_seed_2300420_a_relayed_section_kept_aside_is_taken_back_under_the_hosts_a
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_300_420]));
 }
+
+/// Soak seed 2300750 (`host-records-converged`, 29 steps shrunk): m went
+/// Lanzhou → Xi'an → Lanzhou, and Xi'an hosted it for Lanzhou, writing
+/// its section at generation 3. Lanzhou, restored to before all of it,
+/// adopted Xi'an's holdings while its tombstone named Xi'an (generation
+/// 2): a record of a member gone to the peer is the peer's, so the
+/// section was dropped, and Xi'an's release of m came in its log after.
+/// A section the peer wrote past that generation under an agreement this
+/// node coordinates with it is held until the member arrives.
+#[test]
+fn sim_seed_2300750_a_hosts_section_past_the_release_to_it_is_held_until_the_member_comes_back() {
+    let skews = [17_462_992, 19_954_240, 18_526_752];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            member_add(L, "赵党员3"),
+            backup(L),
+            start(L, MemberRef(0), X, 30),
+            deliver_at_most(L, X, 1),
+            accept(X, TransferRef(2)),
+            deliver_at_most(X, L, 2),
+            deliver_at_most(L, X, 5),
+            start(X, MemberRef(0), L, 90),
+            deliver_at_most(X, L, 3),
+            accept(L, TransferRef(7)),
+            propose(L, X, true, -8, 144),
+            deliver_at_most(L, X, 2),
+            accept_agreement(X, AgreementRef(10)),
+            deliver_at_most(X, L, 1),
+            outflow(L, MemberRef(0), X, 123),
+            backup(X),
+            deliver_at_most(X, L, 3),
+            restore(X, 1),
+            deliver_at_most(P, X, 3),
+            deliver(L, X),
+            host_set(X, MemberRef(0), 951),
+            peer_remove(L, X, true),
+            peer_add_again(L, X),
+            deliver_at_most(L, X, 5),
+            restore(L, 0),
+            deliver(X, L),
+            restore(X, 2),
+            deliver_at_most(L, X, 3),
+            restore(L, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_300_750]));
+}

@@ -403,33 +403,59 @@ fn apply_peer_records(
     batches: &[pb::HoldingsBatch],
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
+    // (kind, member, the host section's generation and basis, payload).
     let made = batches.iter().flat_map(|b| {
-        let sections = b
-            .made_host_sections
-            .iter()
-            .map(|r| (EventKind::HostSection, &r.member_id, r.encode_to_vec()));
+        let sections = b.made_host_sections.iter().map(|r| {
+            let written = Some((r.version.unwrap_or_default().generation, r.basis.as_str()));
+            (
+                EventKind::HostSection,
+                &r.member_id,
+                written,
+                r.encode_to_vec(),
+            )
+        });
         let contacts = b
             .made_contacts
             .iter()
-            .map(|r| (EventKind::Contact, &r.member_id, r.encode_to_vec()));
+            .map(|r| (EventKind::Contact, &r.member_id, None, r.encode_to_vec()));
         let activities = b
             .made_activities
             .iter()
-            .map(|r| (EventKind::Activity, &r.member_id, r.encode_to_vec()));
+            .map(|r| (EventKind::Activity, &r.member_id, None, r.encode_to_vec()));
         sections.chain(contacts).chain(activities)
     });
-    for (kind, member_id, payload) in made {
-        // A member that went to the peer itself is the peer's to hold.
-        let to_peer = members::moved_of(tx, member_id)?.is_some_and(|m| m.to_node == peer.as_str());
-        if to_peer {
-            continue;
-        }
+    for (kind, member_id, written, payload) in made {
         let event = pb::Event {
             kind: kind as i32,
             entity: member_id.clone(),
             payload,
             ..pb::Event::default()
         };
+        // A member that went to the peer itself is the peer's to hold;
+        // but a section the peer wrote past that generation, under an
+        // agreement this node coordinates with it, was written for this
+        // node as the member's owner again: the member came back here by
+        // a release the peer's log still brings. Held until it arrives
+        // (`hosting::retry_held_about`).
+        if let Some(moved) =
+            members::moved_of(tx, member_id)?.filter(|m| m.to_node == peer.as_str())
+        {
+            let came_back = match written {
+                Some((generation, basis)) => {
+                    generation > moved.generation && coordinates(tx, basis, ctx.me.as_str(), peer)?
+                }
+                None => false,
+            };
+            if came_back {
+                let reason = format!(
+                    "{peer} wrote its section of member {member_id} at generation {}, past this node's release of it to {peer}: {}",
+                    written.map_or(0, |w| w.0),
+                    crate::hosting::HELD_UNTIL_RELEASED
+                );
+                crate::quarantine::hold(tx, ctx, peer, "", &event, &reason)?;
+            }
+            continue;
+        }
         // Reported in the peer's holdings: seq 0, in no log.
         match crate::apply::apply_event(tx, ctx, peer, "", &event) {
             Ok(()) => report.peer_records += 1,
