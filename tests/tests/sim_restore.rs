@@ -3794,3 +3794,64 @@ fn sim_seed_2300750_a_hosts_section_past_the_release_to_it_is_held_until_the_mem
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_300_750]));
 }
+
+/// Soak seed 2300279 (`host-records-converged`, 32 steps shrunk):
+/// Pingliang, owning m by Yinchuan's release, shared it with Tianshui,
+/// which wrote its section at 2.1. Pingliang was restored to before the
+/// release, when it hosted m for Yinchuan (a copy at generation 1), and
+/// adopted Tianshui's holdings before Yinchuan's release came again: the
+/// section, about a member Pingliang did not own, was dropped. A section
+/// a peer wrote past the generation this node holds another owner's copy
+/// at, under an agreement this node coordinates with it, is held until
+/// the member arrives.
+#[test]
+fn sim_seed_2300279_a_hosts_section_past_this_nodes_copy_is_held_until_the_member_arrives() {
+    const Y: usize = 3;
+    const T: usize = 4;
+    let skews = [6_758_480, 4_731_984, 7_013_136, 19_453_808, 17_546_784];
+    let run = schedule_skewed(
+        &skews,
+        vec![
+            propose(Y, P, true, 3, 53),
+            deliver_at_most(Y, P, 1),
+            Step::Advance {
+                deltas_ms: vec![606180000, 606060000, 606420000, 606300000, 605820000],
+            },
+            accept_agreement(P, AgreementRef(0)),
+            member_add(Y, "马党员19"),
+            propose(P, T, true, -8, 129),
+            deliver_at_most(P, Y, 2),
+            deliver_prefix(Y, P, 5, 3),
+            outflow(Y, MemberRef(4), P, 192),
+            deliver_at_most(Y, P, 1),
+            backup(P),
+            start(Y, MemberRef(4), P, 3),
+            deliver_at_most(Y, P, 8),
+            accept(P, TransferRef(11)),
+            deliver(P, Y),
+            deliver(Y, P),
+            outflow(P, MemberRef(4), T, 1),
+            counter(P, AgreementRef(5), -6, 34),
+            deliver_at_most(P, T, 5),
+            backup(T),
+            Step::Advance {
+                deltas_ms: vec![1641660000, 1642560000, 1641720000, 1643400000, 1643280000],
+            },
+            accept_agreement(T, AgreementRef(5)),
+            deliver_at_most(T, P, 3),
+            deliver(P, T),
+            Step::Advance {
+                deltas_ms: vec![1556100000, 1556760000, 1556040000, 1555500000, 1555560000],
+            },
+            host_set(T, MemberRef(4), 752),
+            counter(P, AgreementRef(5), -3, 41),
+            deliver_at_most(T, P, 5),
+            restore(T, 1),
+            deliver(P, T),
+            restore(P, 0),
+            deliver(T, P),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_300_279]));
+}

@@ -431,29 +431,24 @@ fn apply_peer_records(
             payload,
             ..pb::Event::default()
         };
-        // A member that went to the peer itself is the peer's to hold;
-        // but a section the peer wrote past that generation, under an
-        // agreement this node coordinates with it, was written for this
-        // node as the member's owner again: the member came back here by
-        // a release the peer's log still brings. Held until it arrives
-        // (`hosting::retry_held_about`).
-        if let Some(moved) =
-            members::moved_of(tx, member_id)?.filter(|m| m.to_node == peer.as_str())
-        {
-            let came_back = match written {
-                Some((generation, basis)) => {
-                    generation > moved.generation && coordinates(tx, basis, ctx.me.as_str(), peer)?
-                }
-                None => false,
-            };
-            if came_back {
+        // A section the peer wrote at a later generation than this node
+        // holds the member at (released, or held as another owner's copy),
+        // under an agreement this node coordinates with it, was written for
+        // this node as the member's owner: the member comes here (again) by
+        // a release the peer's log, or another's, still brings. Held until
+        // it arrives (`hosting::retry_held_about`).
+        if let Some((generation, basis)) = written {
+            if written_for_a_later_ownership(tx, ctx, peer, member_id, generation, basis)? {
                 let reason = format!(
-                    "{peer} wrote its section of member {member_id} at generation {}, past this node's release of it to {peer}: {}",
-                    written.map_or(0, |w| w.0),
+                    "{peer} wrote its section of member {member_id} at generation {generation}, past this node's hold of it: {}",
                     crate::hosting::HELD_UNTIL_RELEASED
                 );
                 crate::quarantine::hold(tx, ctx, peer, "", &event, &reason)?;
+                continue;
             }
+        }
+        // A member that went to the peer itself is the peer's to hold.
+        if members::moved_of(tx, member_id)?.is_some_and(|m| m.to_node == peer.as_str()) {
             continue;
         }
         // Reported in the peer's holdings: seq 0, in no log.
@@ -666,6 +661,30 @@ fn jump_sequence(conn: &Connection, seq: u64) -> Result<(), Error> {
         )?;
     }
     Ok(())
+}
+
+/// Whether `peer` wrote its section of `member_id` at `generation`, under
+/// an agreement (`basis`) this node coordinates with it, past the
+/// generation this node holds the member at without owning it (a
+/// tombstone, or another owner's copy): for this node as the owner at that
+/// generation, which it does not know yet.
+fn written_for_a_later_ownership(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    peer: &NodeId,
+    member_id: &str,
+    generation: u64,
+    basis: &str,
+) -> Result<bool, Error> {
+    let held = match members::load_home(conn, member_id)? {
+        Some(home) if home.owner == ctx.me.as_str() => return Ok(false),
+        Some(home) => Some(home.generation),
+        None => {
+            members::load_copy(conn, member_id)?.map(|c| c.version.unwrap_or_default().generation)
+        }
+    };
+    Ok(held.is_some_and(|held| held < generation)
+        && coordinates(conn, basis, ctx.me.as_str(), peer)?)
 }
 
 /// Whether `basis` is an agreement this node coordinates with `peer` as host.
