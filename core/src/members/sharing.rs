@@ -225,14 +225,7 @@ fn sync_shares_in(
         };
         let release = match &release {
             Some(release) => release,
-            None => release.insert(letter_of_generation(
-                conn,
-                ctx.me.as_str(),
-                &m.member_id,
-                &m.owner,
-                m.generation,
-                ReleaseRef::default(),
-            )?),
+            None => release.insert(own_release(conn, ctx, m)?),
         };
         let section = home_section_with(m, &outflow, agreement_id, contact, release);
         let payload = section.encode_to_vec();
@@ -591,6 +584,20 @@ fn home_section_with(
     }
 }
 
+/// The release that gave this node, `m`'s owner, its generation: named in
+/// what it sends as the owner (docs/transfers.md, Two releases of one
+/// generation).
+fn own_release(conn: &Connection, ctx: &Ctx<'_>, m: &HomeRecord) -> Result<ReleaseRef, Error> {
+    letter_of_generation(
+        conn,
+        ctx.me.as_str(),
+        &m.member_id,
+        &m.owner,
+        m.generation,
+        ReleaseRef::default(),
+    )
+}
+
 /// Tells `host` to delete its copy of `m`'s home section, and drops the
 /// shares still queued for it.
 fn unshare(
@@ -601,14 +608,7 @@ fn unshare(
     reason: &str,
 ) -> Result<(), Error> {
     log::drop_queued_home_sections(conn, host, &m.member_id)?;
-    let release = letter_of_generation(
-        conn,
-        ctx.me.as_str(),
-        &m.member_id,
-        &m.owner,
-        m.generation,
-        ReleaseRef::default(),
-    )?;
+    let release = own_release(conn, ctx, m)?;
     let payload = pb::Unshare {
         member_id: m.member_id.clone(),
         version: Some(pb::Version {

@@ -756,6 +756,12 @@ fn yields_to_its_owner(
     if !owned_below {
         return Ok(false);
     }
+    yield_to_moved(conn, ctx, moved)
+}
+
+/// This node's record becomes a tombstone naming `moved`'s owner at its
+/// generation, by the generation rule (`yield_to_later_generation`).
+fn yield_to_moved(conn: &Connection, ctx: &Ctx<'_>, moved: &pb::Moved) -> Result<bool, Rejection> {
     let held = pb::HeldGeneration {
         member_id: moved.member_id.clone(),
         generation: moved.generation,
@@ -782,12 +788,5 @@ fn yields_to_later_letter(
     if !owned_at_generation {
         return Ok(false);
     }
-    let held = pb::HeldGeneration {
-        member_id: moved.member_id.clone(),
-        generation: moved.generation,
-        owner: moved.new_owner.clone(),
-        letter_no: moved.letter_no.clone(),
-        transfer_id: moved.transfer_id.clone(),
-    };
-    Ok(yield_to_later_generation(conn, ctx, &held)?)
+    yield_to_moved(conn, ctx, moved)
 }
