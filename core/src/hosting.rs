@@ -529,7 +529,10 @@ fn apply_home_section(
 ///   before it), so the owner is back at the earlier generation and no
 ///   node holds the later one. The owner's older section does not pass
 ///   it; else every later write, at that generation too, would reach an
-///   owner that holds this node's older section;
+///   owner that holds this node's older section. It takes the copy's
+///   basis here, but while the agreement it names is active with another
+///   owner: that owner may hold the later generation still (only the
+///   releasing end forgot the transfer), and the section stays its;
 /// - written at an earlier generation, for an earlier owner (under
 ///   another node's agreement): it reaches the new owner relayed along
 ///   the transfers, unless a restore made the node that released the
@@ -559,11 +562,14 @@ fn send_own_section_to_owner(
     let Some(mut own) = members::host_section_record(conn, &copy.member_id, me)? else {
         return Ok(());
     };
+    // Ahead, the section is this node's word for the owner now, unless
+    // the agreement it names is still active here with another owner,
+    // which may hold the later generation still; written for an earlier
+    // owner, or so, it stays as that owner holds it (a restore may give
+    // the member back to it), and this owner gets a copy.
+    let rebase = ahead && !active_with_another_owner(conn, &basis, owner)?;
     own.basis = copy.basis.clone();
-    // Ahead, the section is this node's word for the owner now; written
-    // for an earlier owner, it stays as that owner holds it (a restore may
-    // give the member back to it), and the new owner gets a copy.
-    if ahead {
+    if rebase {
         members::save_host_section(conn, &own, ctx.now_ms)?;
     }
     log::append(
@@ -575,6 +581,18 @@ fn send_own_section_to_owner(
         ctx.now_ms,
     )?;
     Ok(())
+}
+
+/// Whether `basis` is an agreement active here that names another owner
+/// than `owner` as its coordinator.
+fn active_with_another_owner(
+    conn: &Connection,
+    basis: &str,
+    owner: &NodeId,
+) -> Result<bool, Error> {
+    Ok(crate::agreements::load(conn, basis)?.is_some_and(|a| {
+        a.state == crate::agreements::AgreementState::Active && a.outflow_node != owner.as_str()
+    }))
 }
 
 /// A home section refused because its basis ended here still says that

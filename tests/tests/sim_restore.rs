@@ -3856,15 +3856,18 @@ fn sim_seed_2300279_a_hosts_section_past_this_nodes_copy_is_held_until_the_membe
     all_pass(soak_seeds(2_000, &[2_300_279]));
 }
 
-/// Open: soak seed 2300583's schedule, shrunk again once the fixes above
-/// made the whole seed pass (`host-records-converged`, 34 steps).
-/// Pingliang hosted m for Lanzhou under a0, then for Yinchuan under a1
-/// once Lanzhou released m to Yinchuan; after restores of all three,
-/// Pingliang holds its section at 3.3 under a0 while Yinchuan, m's owner,
-/// holds 3.2 under a1 (docs/RELIABILITY.md). Run with `--ignored`.
+/// Soak seed 2300583 (`host-records-converged`), its schedule shrunk
+/// again once the fixes above made the whole seed pass (34 steps):
+/// Pingliang hosted m for Lanzhou under a0, then for Yinchuan under a1 once
+/// Lanzhou released m to Yinchuan. Lanzhou, restored to before its
+/// release, shared m with Pingliang again at generation 2, and Pingliang,
+/// whose section was at generation 3 under a1, moved it to a0: Yinchuan,
+/// still holding generation 3, kept the older version under a1. A host
+/// keeps its section's basis while the agreement it names is active with
+/// another owner, and sends the restored owner a copy.
 #[test]
-#[ignore = "open: a host's section under an agreement of the member's former owner (docs/RELIABILITY.md)"]
-fn sim_seed_2300583_open_a_hosts_section_under_a_former_owners_agreement() {
+fn sim_seed_2300583_a_host_keeps_its_sections_basis_while_its_agreement_is_active_with_another_owner(
+) {
     const Y: usize = 3;
     let run = schedule_skewed(
         &[16_159_856, 11_066_064, 4_028_944, 17_341_936],
@@ -3906,4 +3909,5 @@ fn sim_seed_2300583_open_a_hosts_section_under_a_former_owners_agreement() {
         ],
     );
     all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_300_583]));
 }
