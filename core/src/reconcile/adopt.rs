@@ -440,7 +440,7 @@ fn apply_peer_records(
         if let Some((generation, basis)) = written {
             if written_for_a_later_ownership(tx, ctx, peer, member_id, generation, basis)? {
                 let reason = format!(
-                    "{peer} wrote its section of member {member_id} at generation {generation}, past this node's hold of it: {}",
+                    "{peer} wrote its section of member {member_id} at generation {generation}, past the generation this node holds it at: {}",
                     crate::hosting::HELD_UNTIL_RELEASED
                 );
                 crate::quarantine::hold(tx, ctx, peer, "", &event, &reason)?;
