@@ -36,25 +36,16 @@ pub(super) fn adopt_own_host_sections(
         // none, it cannot hold the section under a basis that is not its
         // own, but no older version of it may come back either, and its
         // next write must pass that version.
-        let basis = if may_hold_own_record(tx, me, &held.member_id, &held.basis)? {
-            held.basis.clone()
-        } else {
-            match &local {
-                Some(l) if may_hold_own_record(tx, me, &held.member_id, &l.basis)? => {
-                    l.basis.clone()
-                }
-                _ => {
-                    members::raise_host_section_floor(
-                        tx,
-                        &held.member_id,
-                        held.version.unwrap_or_default(),
-                    )?;
-                    if agreements::parties(tx, &held.basis)?.is_none() {
-                        hold_unverified(tx, held)?;
-                    }
-                    continue;
-                }
+        let Some(basis) = own_basis(tx, me, held, local.as_ref())? else {
+            members::raise_host_section_floor(
+                tx,
+                &held.member_id,
+                held.version.unwrap_or_default(),
+            )?;
+            if agreements::parties(tx, &held.basis)?.is_none() {
+                hold_unverified(tx, held)?;
             }
+            continue;
         };
         let section = &pb::HostSection {
             basis,
@@ -190,6 +181,27 @@ pub(super) fn write_again_after_skip(
     Ok(())
 }
 
+/// The basis this node may hold its own `section` under: the section's,
+/// or, for one relayed under a transfer, that of this node's own section
+/// of the member (`local`), which names the agreement it made it under.
+/// None where it may hold it under neither.
+fn own_basis(
+    tx: &Connection,
+    me: &str,
+    section: &pb::HostSection,
+    local: Option<&pb::HostSectionView>,
+) -> Result<Option<String>, Error> {
+    if may_hold_own_record(tx, me, &section.member_id, &section.basis)? {
+        return Ok(Some(section.basis.clone()));
+    }
+    match local {
+        Some(l) if may_hold_own_record(tx, me, &section.member_id, &l.basis)? => {
+            Ok(Some(l.basis.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Older than this node's release of the member (a tombstone here:
 /// perhaps released just now, by the transfer rule): the section went with
 /// that release, which carried this node's sections at the versions it
@@ -255,13 +267,8 @@ fn take_back_verified(
         // node made it under its own agreement, which its section here
         // names once it holds one again.
         let local = members::host_section(tx, &member_id, me)?;
-        let basis = if may_hold_own_record(tx, me, &member_id, &section.basis)? {
-            section.basis.clone()
-        } else {
-            match &local {
-                Some(l) if may_hold_own_record(tx, me, &member_id, &l.basis)? => l.basis.clone(),
-                _ => continue,
-            }
+        let Some(basis) = own_basis(tx, me, &section, local.as_ref())? else {
+            continue;
         };
         let section = pb::HostSection { basis, ..section };
         tx.prepare_cached("DELETE FROM unverified_own_sections WHERE member_id = ?1")?
