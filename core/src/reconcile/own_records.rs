@@ -68,29 +68,41 @@ pub(super) fn adopt_own_host_sections(
             && floor.is_none_or(|f| {
                 incoming >= (f.generation, f.counter) || (from_owner && incoming.0 >= f.generation)
             });
+        let ours = |tx: &Connection| -> Result<pb::HostSection, Error> {
+            members::host_section_record(tx, &section.member_id, me)?
+                .ok_or_else(|| Error::invalid("host section vanished".into()))
+        };
+        // The peer holds what this node holds at that version, perhaps
+        // under another basis (a host keeps its own where it sent a new
+        // owner its section under their agreement): nothing this node wrote
+        // is missing there, and it is not written again.
+        let same_write = local
+            .as_ref()
+            .is_some_and(|c| incoming == (c.generation, c.counter))
+            && pb::HostSection {
+                basis: section.basis.clone(),
+                ..ours(tx)?
+            } == *section;
         // Written here since the restore (an operator's host-set while
         // this peer was skipped, or before it answered), at a version the
         // peer may hold other contents under: the latest write stands, at a
         // counter past the peer's, where it can still be sent; where it
         // cannot (the agreement ended since), the peer's stands. Either
         // way the two never differ at one version.
-        let rewritten = local
-            .as_ref()
-            .is_some_and(|c| incoming >= (c.generation, c.counter))
+        let rewritten = !same_write
+            && local
+                .as_ref()
+                .is_some_and(|c| incoming >= (c.generation, c.counter))
             && tx.query_row(
                 "SELECT updated_at_ms FROM host_sections WHERE member_id = ?1 AND author = ?2",
                 params![section.member_id, me],
                 |r| r.get::<_, i64>(0),
             )? > restored_at_ms;
-        let ours = |tx: &Connection| -> Result<pb::HostSection, Error> {
-            members::host_section_record(tx, &section.member_id, me)?
-                .ok_or_else(|| Error::invalid("host section vanished".into()))
-        };
         // The same version with other contents, not written since this
         // restore: an earlier restore lost the write the backup restored now
         // holds, and this node then wrote another at the same counter, which
-        // the peer holds. What the peer holds is what was sent, and
-        // stands.
+        // the peer holds. Or the same contents under another basis. What
+        // the peer holds is what was sent, and stands.
         let forked = !newer
             && !rewritten
             && local
@@ -106,7 +118,11 @@ pub(super) fn adopt_own_host_sections(
                 counter: incoming.1 + 1,
             });
             members::save_host_section(tx, &ours, ctx.now_ms)?;
-            ours
+            // Sent under the basis the peer holds it under.
+            pb::HostSection {
+                basis: section.basis.clone(),
+                ..ours
+            }
         } else if newer || rewritten || forked {
             // Adopted, not written: stamped with the restore's time.
             members::save_host_section(tx, section, restored_at_ms)?;
