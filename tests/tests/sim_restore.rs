@@ -3954,3 +3954,50 @@ fn sim_seed_3300371_a_host_takes_its_section_under_another_basis_as_the_same_wri
     all_pass(vec![run]);
     all_pass(soak_seeds(600, &[3_300_371]));
 }
+
+/// Soak seed 2500077 (`transfers-final`, 25 steps shrunk): Yinchuan
+/// released m to Lanzhou by t0 and got the receipt on a branch of its
+/// backups (restored onto a new disk, backed up); Lanzhou was restored to
+/// before it knew m, and Yinchuan, restored to before its release, got the
+/// offer there again, re-issued it as t1 (cancelling t0) and released m by
+/// t1. Restored once more to the backup holding t0 completed, Yinchuan kept
+/// t0 completed while Lanzhou, owning m by t1, held it aborted. A transfer
+/// finished at the sender that the receiver ended, holding the member by a
+/// later letter, is recorded as the receiver holds it.
+#[test]
+fn sim_seed_2500077_a_transfer_the_receiver_ended_and_superseded_by_a_later_letter_is_ended_at_the_sender(
+) {
+    const Y: usize = 3;
+    let run = schedule_skewed(
+        &[9_724_432, 20_013_296, 7_898_672, 4_259_040],
+        vec![
+            backup(L),
+            member_add(Y, "赵党员8"),
+            start(Y, MemberRef(1), L, 30),
+            deliver_at_most(Y, L, 2),
+            backup(Y),
+            accept(L, TransferRef(2)),
+            deliver_at_most(L, Y, 3),
+            deliver(Y, L),
+            restore_onto_new_disk(Y, 1),
+            deliver(L, Y),
+            backup(Y),
+            restore(L, 2),
+            deliver_at_most(X, L, 2),
+            restore(Y, 2),
+            deliver_at_most(X, Y, 1),
+            deliver_at_most(P, L, 3),
+            deliver_at_most(L, Y, 3),
+            deliver_at_most(Y, L, 1),
+            deliver_at_most(P, Y, 1),
+            reissue(Y, TransferRef(2)),
+            deliver(Y, L),
+            accept(L, TransferRef(19)),
+            deliver(L, Y),
+            deliver_at_most(Y, L, 3),
+            restore_onto_new_disk(Y, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_500_077]));
+}

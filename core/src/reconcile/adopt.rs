@@ -347,7 +347,19 @@ fn adopt_sent_transfers(
                 && (LetterNo::place_of(&other.letter_no), &other.letter_no)
                     > (LetterNo::place_of(&held.letter_no), &held.letter_no)
         }) && !newer_local_transfer(tx, held, restored_at_ms)?;
-        match transfers::adopt_reported(tx, ctx, held, newest, restored_at_ms, other_branch)? {
+        let later_completed = sent.iter().any(|other| {
+            other.member_id == held.member_id
+                && other.state == "completed"
+                && LetterNo::place_of(&other.letter_no) > LetterNo::place_of(&held.letter_no)
+        });
+        match transfers::adopt_reported(
+            tx,
+            ctx,
+            held,
+            (newest, later_completed),
+            restored_at_ms,
+            other_branch,
+        )? {
             transfers::Adopted::Released => report.transfers_released += 1,
             transfers::Adopted::Completed { edited } => {
                 report.transfers_completed += 1;

@@ -109,12 +109,14 @@ fn relay_held_records(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> Result<usize
 /// Reconciliation after a restore: adopts one outgoing transfer that the
 /// receiver `peer` reports (`held`, in the receiver's state), by §7's rule.
 /// `newest` says it has the highest letter number among the transfers of
-/// its member that peers reported; `restored_at_ms` dates the restore.
+/// its member that peers reported; `later_completed`, that the peer
+/// reports a later letter of the member completed; `restored_at_ms` dates
+/// the restore.
 pub fn adopt_reported(
     conn: &Connection,
     ctx: &Ctx<'_>,
     held: &pb::HeldTransfer,
-    newest: bool,
+    (newest, later_completed): (bool, bool),
     restored_at_ms: i64,
     other_branch: bool,
 ) -> Result<Adopted, Error> {
@@ -164,7 +166,14 @@ pub fn adopt_reported(
         // its calendar makes).
         "pending" | "awaiting_sender" => adopt_open(conn, ctx, held, t),
         "rejected" | "aborted" => {
-            if finished_here
+            // Finished here, ended at the receiver, which holds the member
+            // by a later letter: the receiver lost this one's release with
+            // a restore, and ended the offer again on a branch of this
+            // node's backups that then sent the member by the later letter.
+            // The receiver's record stands; the later release names the
+            // member's generation (`two_releases_of_one_generation`).
+            let superseded = finished_here && later_completed;
+            if finished_here && !superseded
                 || matches!(
                     t.state,
                     TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
