@@ -808,6 +808,23 @@ fn check_host_record(
         }
     }
     match moved {
+        // Moved on by a release this node's restore forgot, and made under
+        // an agreement this node coordinates with the host: the host may
+        // have made it for this node as the member's owner again, by a
+        // later release a peer's log still brings (the host's record has
+        // no generation to tell). Held until the member arrives or its
+        // move is known (`retry_held_about`).
+        Some(moved)
+            if !moved.to_node.is_empty()
+                && crate::epoch::was_restored(conn)?
+                && crate::agreements::parties(conn, basis)?
+                    .is_some_and(|p| p.outflow == ctx.me.as_str() && p.inflow == origin.as_str()) =>
+        {
+            Err(Rejection::Invalid(format!(
+                "{origin} sent a record about member {member_id} under this node's agreement {basis}, but a release this node's restore forgot took the member to {}; {HELD_UNTIL_RELEASED}",
+                moved.to_node
+            )))
+        }
         // Transferred on paper to a place with no node, or moved on by a
         // release this node's restore forgot with no release of its own on
         // record (no transfer to name as the basis the new owner would
@@ -883,8 +900,10 @@ pub fn apply_epoch_complete(
     Ok(stale.len())
 }
 
-/// The end of the reason a home section is held for at a restored node
-/// that still believes it owns the member.
+/// The end of the reason an event about a member is held for at a
+/// restored node that does not yet know the release it waits for: a home
+/// section or Unshare while it still believes it owns the member, a host's
+/// record written for it as the member's owner again.
 pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 
 /// After `member_id` arrived here (a release installed it), or left (a

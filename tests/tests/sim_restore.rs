@@ -4001,3 +4001,96 @@ fn sim_seed_2500077_a_transfer_the_receiver_ended_and_superseded_by_a_later_lett
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_500_077]));
 }
+
+/// Soak seed 2600145 (`host-records-converged`, 22 steps shrunk): Pingliang
+/// hosted Xi'an's m under a0 and wrote 1.1, then 1.2; Xi'an released m to
+/// Lanzhou with 1.2. Pingliang was restored to before it accepted a0, Xi'an
+/// to a backup holding 1.1. Pingliang adopted Lanzhou first, which held
+/// 1.2, when it did not know a0 active, so it did not take it; then Xi'an,
+/// which taught it a0 active and gave it 1.1 back. Lanzhou, the owner,
+/// kept 1.2. A section under an agreement a node knows as its inflow party
+/// but not as active is kept aside like one under an agreement it does not
+/// know, and taken back once a later peer teaches it the activation.
+#[test]
+fn sim_seed_2600145_a_host_keeps_aside_its_section_under_an_agreement_it_forgot_was_active() {
+    let run = schedule_skewed(
+        &[2_117_392, 8_167_600, 3_122_992, 19_039_280, 12_488_464],
+        vec![
+            propose(X, P, true, -18, 200),
+            deliver_at_most(X, P, 1),
+            member_add(X, "张党员10"),
+            outflow(X, MemberRef(2), P, 56),
+            backup(P),
+            accept_agreement(P, AgreementRef(0)),
+            deliver(P, X),
+            deliver_at_most(X, P, 5),
+            host_set(P, MemberRef(2), 102),
+            deliver(P, X),
+            backup(X),
+            host_set(P, MemberRef(2), 734),
+            deliver_at_most(P, X, 5),
+            start(X, MemberRef(2), L, 90),
+            deliver(X, L),
+            accept(L, TransferRef(13)),
+            deliver_at_most(L, X, 3),
+            deliver_at_most(X, L, 8),
+            restore(P, 1),
+            restore(X, 2),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(X, P, 5),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_600_145]));
+}
+
+/// Soak seed 2600022 (`host-records-converged`, 31 steps shrunk): m went
+/// Pingliang → Xi'an → Yinchuan → Pingliang, which shared it with Lanzhou
+/// under a0; Lanzhou recorded a contact. Pingliang, restored to before its
+/// first release, learnt from Xi'an's holdings that m moved on (a
+/// tombstone naming Yinchuan) and dropped Lanzhou's contact, sent again
+/// before Yinchuan's release brought m back. A record under an agreement
+/// the restored node coordinates with the host, about a member a release
+/// it forgot took elsewhere, is held until the member arrives.
+#[test]
+fn sim_seed_2600022_a_hosts_record_of_a_member_moved_by_a_forgotten_release_is_held() {
+    const Y: usize = 3;
+    let run = schedule_skewed(
+        &[1_130_832, 19_434_800, 16_285_152, 18_054_656],
+        vec![
+            member_add(P, "王党员7"),
+            start(P, MemberRef(0), X, 1),
+            backup(X),
+            reissue(P, TransferRef(1)),
+            backup(P),
+            reissue(P, TransferRef(3)),
+            deliver_at_most(P, X, 8),
+            accept(X, TransferRef(5)),
+            deliver_at_most(X, P, 1),
+            deliver_at_most(P, X, 5),
+            start(X, MemberRef(0), Y, 30),
+            deliver_at_most(X, Y, 3),
+            accept(Y, TransferRef(10)),
+            deliver_at_most(Y, X, 1),
+            deliver(X, Y),
+            start(Y, MemberRef(0), P, 30),
+            deliver_prefix(Y, P, 5, 4),
+            accept(P, TransferRef(15)),
+            propose(P, L, true, -20, 127),
+            deliver_at_most(P, Y, 1),
+            deliver_at_most(P, L, 5),
+            accept_agreement(L, AgreementRef(18)),
+            deliver_at_most(L, P, 8),
+            deliver_at_most(Y, P, 8),
+            outflow(P, MemberRef(0), L, 55),
+            deliver_at_most(P, L, 5),
+            contact(L, MemberRef(0), "phone", 11),
+            restore(X, 0),
+            deliver(Y, X),
+            restore(P, 0),
+            deliver_prefix(X, P, 1, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_600_022]));
+}

@@ -42,7 +42,13 @@ pub(super) fn adopt_own_host_sections(
                 &held.member_id,
                 held.version.unwrap_or_default(),
             )?;
-            if agreements::parties(tx, &held.basis)?.is_none() {
+            // Under an agreement this node does not know, or knows as its
+            // inflow party but not as active (restored to before it
+            // accepted it), or relayed under a transfer: a later peer's
+            // holdings may teach it the agreement's activation (the
+            // coordinator's) or give it a section of the member under it.
+            let verifiable = agreements::parties(tx, &held.basis)?.is_none_or(|p| p.inflow == me);
+            if verifiable {
                 hold_unverified(tx, held)?;
             }
             continue;
