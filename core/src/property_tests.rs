@@ -533,6 +533,7 @@ impl Filler<'_> {
                 generation: self.n(),
                 record: (self.fields.coherent || self.b()).then(|| self.record()),
                 released_on: self.date(),
+                earlier_owners: vec![self.s(), self.origin()],
             }
             .encode_to_vec(),
             K::TransferAbort => pb::TransferAbort {

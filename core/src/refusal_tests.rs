@@ -368,6 +368,7 @@ fn a_release_under_another_transfers_id_stops_the_stream_and_installs_nothing() 
             ..Default::default()
         }),
         released_on: day(0),
+        earlier_owners: Vec::new(),
     };
     // From another sender than the letter's; from its sender, of another
     // member than the letter's.

@@ -956,6 +956,7 @@ mod tests {
                 ..Default::default()
             }),
             released_on: "2026-01-02".into(),
+            earlier_owners: Vec::new(),
         };
         conn.execute(
             "INSERT INTO events (audience, kind, entity, payload, created_at_ms) VALUES ('b', ?1, ?2, ?3, 0)",

@@ -4094,3 +4094,39 @@ fn sim_seed_2600022_a_hosts_record_of_a_member_moved_by_a_forgotten_release_is_h
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_600_022]));
 }
+
+/// Soak seed 2600706 (`single-owner`, 17 steps shrunk): Yinchuan released
+/// m to Xi'an, which released it to Lanzhou; Yinchuan was restored to
+/// before its release (owning m again), Xi'an to before Yinchuan's offer.
+/// No node held the link from Yinchuan's generation 1 to Lanzhou's 3, and
+/// both owned m. A release now names the nodes that owned the member
+/// before its sender, and its receiver tells each it owns the member now
+/// (`moved`): the restored one yields.
+#[test]
+fn sim_seed_2600706_a_receiver_tells_the_members_earlier_owners_it_owns_it() {
+    const Y: usize = 3;
+    let run = schedule_skewed(
+        &[6_694_592, 17_825_744, 2_763_616, 14_344_384, 16_649_776],
+        vec![
+            member_add(Y, "赵党员13"),
+            backup(Y),
+            backup(X),
+            start(Y, MemberRef(0), X, 3),
+            deliver_at_most(Y, X, 1),
+            accept(X, TransferRef(3)),
+            deliver_at_most(X, Y, 1),
+            deliver_at_most(Y, X, 2),
+            start(X, MemberRef(0), L, 10),
+            deliver_at_most(X, L, 1),
+            restore(Y, 0),
+            accept(L, TransferRef(8)),
+            deliver_at_most(L, Y, 3),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(X, L, 8),
+            restore_onto_new_disk(X, 0),
+            deliver_prefix(X, Y, 3, 0),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_600_706]));
+}

@@ -58,8 +58,8 @@ pub use labels::{basis_label, basis_label_sql, member_name_sql};
 pub use orgs::{org_add, org_add_checked, org_list};
 pub use outflows::{open_outflow, outflow_list};
 pub use records::{
-    frozen_by, is_home, letter_of_generation, load_home, load_owned, moved_of, save_home_record,
-    HomeRecord, ReleaseRef,
+    earlier_owners, frozen_by, is_home, letter_of_generation, load_home, load_owned, moved_of,
+    note_earlier_owners, save_home_record, HomeRecord, ReleaseRef,
 };
 pub use scope::Scope;
 pub use sharing::{

@@ -203,6 +203,53 @@ fn home_params(m: &HomeRecord) -> [&dyn rusqlite::ToSql; 25] {
     ]
 }
 
+/// How many earlier owners of a member a node keeps and sends on: a member
+/// moves a few times in a working life; the oldest are dropped past this.
+const EARLIER_OWNERS_MAX: usize = 16;
+
+/// The nodes that owned `member_id` before this node's latest generation
+/// of it, oldest first (empty for a member not held here).
+pub fn earlier_owners(conn: &Connection, member_id: &str) -> Result<Vec<String>, Error> {
+    let owners: Option<String> = conn
+        .prepare_cached("SELECT earlier_owners FROM members WHERE member_id = ?1")?
+        .query_row([member_id], |r| r.get(0))
+        .optional()?;
+    Ok(owners
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Records that `member_id` came here by a release from `sender`, which
+/// named `reported` as the owners before it: each node once, oldest first,
+/// this node left out, at most [`EARLIER_OWNERS_MAX`] (the latest).
+pub fn note_earlier_owners(
+    conn: &Connection,
+    me: &str,
+    member_id: &str,
+    reported: &[String],
+    sender: &str,
+) -> Result<(), Error> {
+    let mut owners: Vec<String> = Vec::new();
+    let known = earlier_owners(conn, member_id)?;
+    for node in known
+        .iter()
+        .chain(reported)
+        .map(String::as_str)
+        .chain([sender])
+    {
+        owners.retain(|o| o != node);
+        if node != me && !node.is_empty() && !node.contains(char::is_whitespace) {
+            owners.push(node.to_owned());
+        }
+    }
+    let keep_from = owners.len().saturating_sub(EARLIER_OWNERS_MAX);
+    conn.prepare_cached("UPDATE members SET earlier_owners = ?2 WHERE member_id = ?1")?
+        .execute(params![member_id, owners[keep_from..].join(" ")])?;
+    Ok(())
+}
+
 /// Where a member transferred away went, if it was.
 pub fn moved_of(conn: &Connection, member_id: &str) -> Result<Option<pb::MovedView>, Error> {
     Ok(conn

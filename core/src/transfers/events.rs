@@ -395,6 +395,14 @@ fn apply_release(
     } else if !stale {
         install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
         tell_earlier_receiver(conn, ctx, origin, home.as_ref(), &release)?;
+        tell_earlier_owners(conn, ctx, origin, home.as_ref(), &release)?;
+        members::note_earlier_owners(
+            conn,
+            ctx.me.as_str(),
+            &record.member_id,
+            &release.earlier_owners,
+            origin.as_str(),
+        )?;
     }
     let duplicate: Option<String> = if record.national_id.is_empty() {
         None
@@ -474,6 +482,57 @@ fn tell_earlier_receiver(
         &moved.encode_to_vec(),
         ctx.now_ms,
     )?;
+    Ok(())
+}
+
+/// The member came here from `origin`, which named the nodes that owned it
+/// before (`earlier_owners`): each is told this node owns it now, at the
+/// release's generation. One restored to before it released the member
+/// owns it still, and may be linked to this node by no peer's holdings
+/// (the nodes in between forgot too); it yields to a `moved` from the
+/// owner it names (`yields_to_its_owner`). Every other takes it as late.
+/// The sender, and the node `tell_earlier_receiver` tells, are left out.
+fn tell_earlier_owners(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    origin: &NodeId,
+    before: Option<&members::HomeRecord>,
+    release: &pb::TransferRelease,
+) -> Result<(), Error> {
+    let record_id = release.record.as_ref().map_or("", |r| r.member_id.as_str());
+    let told = before.map_or("", |m| m.owner.as_str());
+    let moved = pb::Moved {
+        member_id: record_id.to_owned(),
+        generation: release.generation,
+        new_owner: ctx.me.to_string(),
+        transfer_id: release.transfer_id.clone(),
+        letter_no: release.letter_no.clone(),
+    };
+    let mut sent: Vec<&str> = Vec::new();
+    for node in &release.earlier_owners {
+        if node == ctx.me.as_str()
+            || node == origin.as_str()
+            || node == told
+            || sent.contains(&node.as_str())
+        {
+            continue;
+        }
+        let Ok(earlier) = NodeId::parse(node) else {
+            continue;
+        };
+        if crate::store::peers::get(conn, &earlier)?.is_none() {
+            continue;
+        }
+        crate::log::append(
+            conn,
+            &earlier,
+            EventKind::Moved,
+            record_id,
+            &moved.encode_to_vec(),
+            ctx.now_ms,
+        )?;
+        sent.push(node);
+    }
     Ok(())
 }
 

@@ -385,6 +385,7 @@ pub(super) fn release(conn: &Connection, ctx: &Ctx<'_>, t: &mut Row) -> Result<(
         generation,
         record: Some(record),
         released_on: ctx.today().to_string(),
+        earlier_owners: members::earlier_owners(conn, &t.member_id)?,
     };
     log::append(
         conn,
