@@ -394,7 +394,6 @@ fn apply_release(
         install_newer_release(conn, ctx, &record, release.generation)?;
     } else if !stale {
         install(conn, ctx, &record, release.generation, &branch, None).map_err(Rejection::Store)?;
-        tell_earlier_receiver(conn, ctx, origin, home.as_ref(), &release)?;
         tell_earlier_owners(conn, ctx, origin, home.as_ref(), &release)?;
         members::note_earlier_owners(
             conn,
@@ -440,58 +439,19 @@ fn apply_release(
     Ok(())
 }
 
-/// The member came back here: this node released it before, to a node
-/// other than the one releasing it now, at an earlier generation. That
-/// node passed it on since, unless a restore made it forget it did (and
-/// the node it passed it to forgot too, so no peer's holdings tell it):
-/// it then owns the member still, beside this node. A `moved` naming this
-/// node as the owner at the new generation tells it; a node past that
-/// generation, or a tombstone, takes it as late (`apply_moved`).
-fn tell_earlier_receiver(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    origin: &NodeId,
-    before: Option<&members::HomeRecord>,
-    release: &pb::TransferRelease,
-) -> Result<(), Error> {
-    let Some(before) = before.filter(|m| {
-        m.owner != ctx.me.as_str()
-            && m.owner != origin.as_str()
-            && m.generation < release.generation
-    }) else {
-        return Ok(());
-    };
-    let Ok(earlier) = NodeId::parse(&before.owner) else {
-        return Ok(());
-    };
-    if crate::store::peers::get(conn, &earlier)?.is_none() {
-        return Ok(());
-    }
-    let moved = pb::Moved {
-        member_id: before.member_id.clone(),
-        generation: release.generation,
-        new_owner: ctx.me.to_string(),
-        transfer_id: release.transfer_id.clone(),
-        letter_no: release.letter_no.clone(),
-    };
-    crate::log::append(
-        conn,
-        &earlier,
-        EventKind::Moved,
-        &before.member_id,
-        &moved.encode_to_vec(),
-        ctx.now_ms,
-    )?;
-    Ok(())
-}
-
-/// The member came here from `origin`, which named the nodes that owned it
-/// before (`earlier_owners`): each is told this node owns it now, at the
-/// release's generation. One restored to before it released the member
-/// owns it still, and may be linked to this node by no peer's holdings
-/// (the nodes in between forgot too); it yields to a `moved` from the
-/// owner it names (`yields_to_its_owner`). Every other takes it as late.
-/// The sender, and the node `tell_earlier_receiver` tells, are left out.
+/// Tells the nodes that owned the member before `origin` released it here
+/// that this node owns it now, at the release's generation: a `moved`
+/// naming this node, to each that is a peer. A node past that generation,
+/// or a tombstone, takes it as late (`apply_moved`); one restored to
+/// before it released the member, which owns it still beside this node,
+/// yields to the owner the `moved` names (`yields_to_its_owner`). They are
+/// - the node this node's own tombstone names at an earlier generation:
+///   the member came back here, and that node passed it on since unless a
+///   restore made it forget it did (and the node it passed it to forgot
+///   too, so no peer's holdings tell it);
+/// - the earlier owners the release names (`earlier_owners`): no peer's
+///   holdings may link a restored one of them to this node, where the
+///   nodes in between forgot too.
 fn tell_earlier_owners(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -499,22 +459,23 @@ fn tell_earlier_owners(
     before: Option<&members::HomeRecord>,
     release: &pb::TransferRelease,
 ) -> Result<(), Error> {
-    let record_id = release.record.as_ref().map_or("", |r| r.member_id.as_str());
-    let told = before.map_or("", |m| m.owner.as_str());
+    let member_id = release.record.as_ref().map_or("", |r| r.member_id.as_str());
+    let returned_from = before
+        .filter(|m| m.owner != ctx.me.as_str() && m.generation < release.generation)
+        .map(|m| m.owner.as_str());
     let moved = pb::Moved {
-        member_id: record_id.to_owned(),
+        member_id: member_id.to_owned(),
         generation: release.generation,
         new_owner: ctx.me.to_string(),
         transfer_id: release.transfer_id.clone(),
         letter_no: release.letter_no.clone(),
     };
-    let mut sent: Vec<&str> = Vec::new();
-    for node in &release.earlier_owners {
-        if node == ctx.me.as_str()
-            || node == origin.as_str()
-            || node == told
-            || sent.contains(&node.as_str())
-        {
+    let mut told: Vec<&str> = Vec::new();
+    for node in returned_from
+        .into_iter()
+        .chain(release.earlier_owners.iter().map(String::as_str))
+    {
+        if node == ctx.me.as_str() || node == origin.as_str() || told.contains(&node) {
             continue;
         }
         let Ok(earlier) = NodeId::parse(node) else {
@@ -527,11 +488,11 @@ fn tell_earlier_owners(
             conn,
             &earlier,
             EventKind::Moved,
-            record_id,
+            member_id,
             &moved.encode_to_vec(),
             ctx.now_ms,
         )?;
-        sent.push(node);
+        told.push(node);
     }
     Ok(())
 }
@@ -798,9 +759,10 @@ fn apply_moved(
 /// Returns whether this node yielded.
 /// A restored node that owns the member below the generation the `moved`
 /// gives, from the node it names as the owner at that generation (which
-/// got the member back: `tell_earlier_receiver`): by the generation rule
-/// (docs/restore.md), this node released it on a branch it forgot, and
-/// yields to that owner as it would to a peer's holdings naming it.
+/// got the member back, or from a later owner: `tell_earlier_owners`): by
+/// the generation rule (docs/restore.md), this node released it on a
+/// branch it forgot, and yields to that owner as it would to a peer's
+/// holdings naming it.
 fn yields_to_its_owner(
     conn: &Connection,
     ctx: &Ctx<'_>,
