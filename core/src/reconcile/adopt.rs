@@ -342,16 +342,15 @@ fn adopt_sent_transfers(
         .filter(|t| t.sender == me && t.receiver == peer.as_str())
         .collect();
     for held in &sent {
-        let newest = !sent.iter().any(|other| {
+        // Another transfer of the same member under a later letter.
+        let later = |other: &&&pb::HeldTransfer| {
             other.member_id == held.member_id
                 && (LetterNo::place_of(&other.letter_no), &other.letter_no)
                     > (LetterNo::place_of(&held.letter_no), &held.letter_no)
-        }) && !newer_local_transfer(tx, held, restored_at_ms)?;
-        let later_completed = sent.iter().any(|other| {
-            other.member_id == held.member_id
-                && other.state == "completed"
-                && LetterNo::place_of(&other.letter_no) > LetterNo::place_of(&held.letter_no)
-        });
+        };
+        let newest =
+            !sent.iter().any(|o| later(&o)) && !newer_local_transfer(tx, held, restored_at_ms)?;
+        let later_completed = sent.iter().filter(later).any(|o| o.state == "completed");
         match transfers::adopt_reported(
             tx,
             ctx,

@@ -172,8 +172,7 @@ pub fn adopt_reported(
             // node's backups that then sent the member by the later letter.
             // The receiver's record stands; the later release names the
             // member's generation (`two_releases_of_one_generation`).
-            let superseded = finished_here && later_completed;
-            if finished_here && !superseded
+            if finished_here && !later_completed
                 || matches!(
                     t.state,
                     TransferState::Rejected | TransferState::Cancelled | TransferState::Expired
