@@ -906,6 +906,68 @@ pub fn apply_epoch_complete(
 /// record written for it as the member's owner again.
 pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 
+/// Before a restored node yields `member_id`, which it believed it owned,
+/// to the later owner a peer names (`yield_to_later_generation`): the
+/// records its hosts sent it meanwhile under its own agreements (a host
+/// section, a contact, an activity) would go with its record, and the
+/// owner never had them. Each is held as it would be had it arrived after
+/// the yield (`judge`: moved on by a release this node's restore forgot),
+/// and goes on to the owner once this node learns a release of its own of
+/// the member to relay it by (`relay_route`). Others' records under other
+/// bases go with the record, as before. Returns how many were held.
+pub(crate) fn hold_hosts_records(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    owner: &str,
+) -> Result<usize, Error> {
+    let me = ctx.me.as_str();
+    let records = members::HostRecords::read(
+        conn,
+        "r.member_id = ?1 AND r.author NOT IN (?2, ?3)",
+        params![member_id, me, owner],
+    )?;
+    let mut held = Vec::new();
+    for s in &records.sections {
+        held.push((
+            &s.author,
+            &s.basis,
+            EventKind::HostSection,
+            s.encode_to_vec(),
+        ));
+    }
+    for c in &records.contacts {
+        held.push((&c.author, &c.basis, EventKind::Contact, c.encode_to_vec()));
+    }
+    for a in &records.activities {
+        held.push((&a.author, &a.basis, EventKind::Activity, a.encode_to_vec()));
+    }
+    let mut count = 0;
+    for (author, basis, kind, payload) in held {
+        let ours = crate::agreements::parties(conn, basis)?
+            .is_some_and(|p| p.outflow == me && p.inflow == *author);
+        let Ok(origin) = NodeId::parse(author) else {
+            continue;
+        };
+        if !ours {
+            continue;
+        }
+        let event = pb::Event {
+            seq: 0,
+            kind: kind as i32,
+            entity: member_id.to_owned(),
+            payload,
+            created_at_ms: ctx.now_ms,
+        };
+        let reason = format!(
+            "{origin} sent a record about member {member_id} under this node's agreement {basis} while this node, restored, believed it owned the member, which a release its restore forgot took to {owner}; {HELD_UNTIL_RELEASED}"
+        );
+        crate::quarantine::hold(conn, ctx, &origin, "", &event, &reason)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// After `member_id` arrived here (a release installed it), or left (a
 /// restore's transfer rule made it a tombstone): checks again the host
 /// records about it that were held because the member was not known here,

@@ -4404,3 +4404,52 @@ fn sim_seed_2600301_open_an_agreement_version_written_twice_after_going_on_witho
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 2700669 (`host-records-converged`, 23 and 24 steps shrunk at
+/// cead02b and after the first fix): Yinchuan released m to Lanzhou by t0
+/// and was restored to before it. Pingliang, hosting m for it under a0,
+/// wrote its section; Xi'an, which got m from Lanzhou by t1, told Yinchuan
+/// it owns m (`moved`), and Yinchuan yielded: a forward pointer naming no
+/// transfer. Pingliang's section reached Yinchuan after the yield (first
+/// run), or before it (second run), when the yield deleted it with the
+/// record. Either way it is now held, for want of a release of
+/// Yinchuan's own to relay it by; Yinchuan learns t0 from Lanzhou's
+/// holdings next, and the section goes on by t0 to Lanzhou, which passes
+/// it to Xi'an by t1.
+#[test]
+fn sim_seed_2700669_a_yielded_node_relays_held_records_by_a_letter_it_learns() {
+    const Y: usize = 3;
+    let run = |before_the_yield: bool| {
+        let mut steps = vec![
+            member_add(Y, "马党员4"),
+            outflow(Y, MemberRef(0), P, 173),
+            backup(Y),
+            start(Y, MemberRef(0), L, 90),
+            deliver_at_most(Y, L, 3),
+            accept(L, TransferRef(3)),
+            deliver_at_most(L, Y, 3),
+            propose(Y, P, true, -12, 59),
+            deliver(Y, P),
+            accept_agreement(P, AgreementRef(7)),
+            deliver(Y, L),
+            start(L, MemberRef(0), X, 10),
+            deliver_at_most(P, Y, 3),
+            deliver_at_most(L, X, 1),
+            deliver_at_most(Y, P, 2),
+            accept(X, TransferRef(11)),
+            deliver(X, L),
+            restore(Y, 0),
+            deliver_at_most(P, Y, 5),
+            deliver_at_most(Y, P, 8),
+            deliver_at_most(L, X, 8),
+            host_set(P, MemberRef(0), 388),
+        ];
+        if before_the_yield {
+            steps.push(deliver_at_most(P, Y, 8));
+        }
+        steps.push(deliver_at_most(X, Y, 5));
+        schedule_skewed(&[21_118_368, 2_731_312, 15_389_552, 3_819_552], steps)
+    };
+    all_pass(vec![run(false), run(true)]);
+    all_pass(soak_seeds(2_000, &[2_700_669]));
+}

@@ -389,6 +389,15 @@ fn adopt_completed(
     t.released_at_ms = t.released_at_ms.or(Some(ctx.now_ms));
     t.receipt_at_ms = t.receipt_at_ms.or(Some(ctx.now_ms));
     save(conn, &t, ctx.now_ms)?;
+    // The member left here by a release this node forgot, learnt from a
+    // later owner (a forward pointer naming no transfer): records about it
+    // held for want of a release of this node's to relay them by go on
+    // now, by this letter, to its receiver (`relay_route`).
+    if members::moved_of(conn, &t.member_id)?
+        .is_some_and(|m| !m.to_node.is_empty() && m.transfer_id.is_empty())
+    {
+        crate::hosting::retry_held_about(conn, ctx, &t.member_id)?;
+    }
     Ok(Adopted::Completed { edited })
 }
 

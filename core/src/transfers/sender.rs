@@ -703,6 +703,7 @@ pub fn yield_to_later_generation(
     };
     abort_other_offers(conn, ctx, &t)?;
     tell_holders_moved(conn, ctx, &t, generation)?;
+    crate::hosting::hold_hosts_records(conn, ctx, member_id, owner_id.as_str())?;
     tombstone(
         conn,
         ctx,
