@@ -4177,18 +4177,19 @@ fn sim_seed_2600354_a_receiver_restored_to_both_sides_of_a_return_trip() {
     all_pass(vec![run]);
 }
 
-/// Open: soak seed 2600446 (`quarantine-only-invalid`, 47 steps shrunk
-/// at e78f358, failing on 729d1ba too). Xi'an released m to Lanzhou by t1
-/// and was restored to a backup from before; going on there, it cancelled
-/// t1 (`peer remove --force`), and Lanzhou, itself restored to before it
-/// accepted t1, applied the cancel. Xi'an, restored again onto a backup
-/// holding t1 completed, keeps it completed (the receiver reports it
-/// aborted and no later letter), so neither owns m, and Lanzhou
-/// quarantines the host records Xi'an relays under t1
-/// (docs/RELIABILITY.md). Run with `--ignored`.
+/// Soak seed 2600446 (`quarantine-only-invalid`, 47 steps shrunk at
+/// e78f358): Xi'an released m to Lanzhou by t1 and was restored to a
+/// backup from before; going on there it cancelled t1 (`peer remove
+/// --force`), and Lanzhou, itself restored to before it accepted t1,
+/// applied the cancel. Xi'an, restored again onto a backup holding t1
+/// completed (its release gone from its log), relayed host records to
+/// Lanzhou under t1, which Lanzhou quarantined. A sender never ends a
+/// letter it released on one branch of its backups, so Lanzhou now takes
+/// the sender's holdings over the abort: t1 completed, the member lost as
+/// when both sides of a transfer are restored to before it
+/// (docs/restore.md), and the relayed records dropped.
 #[test]
-#[ignore = "open: a release the receiver never installed and later saw cancelled (docs/RELIABILITY.md)"]
-fn sim_seed_2600446_open_a_release_the_receiver_saw_cancelled_on_another_branch() {
+fn sim_seed_2600446_a_sender_restored_past_its_own_cancel_of_a_released_letter() {
     let run = schedule_skewed(
         &[14_361_216, 7_101_936, 9_550_384],
         vec![
@@ -4242,6 +4243,7 @@ fn sim_seed_2600446_open_a_release_the_receiver_saw_cancelled_on_another_branch(
         ],
     );
     all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_600_446]));
 }
 
 /// Open: soak seed 2600301 (`agreements-agree: different terms`, 108

@@ -745,12 +745,20 @@ pub fn adopt_received(
     }
     // Known here, it counts only while still open: accepted (or pending)
     // when the backup was taken, its release forgotten with the restore.
+    // Or ended by the sender's abort: on one branch of the sender's
+    // backups a sender never ends a letter it released, so that abort came
+    // from a branch it left (restored to before the release, it cancelled
+    // the letter, and was then restored onto a backup that holds it
+    // released): the sender's holdings stand.
     let known = load(conn, &held.transfer_id)?;
     if let Some(t) = &known {
         let open = t.direction == Direction::Incoming
             && matches!(
                 t.state,
-                TransferState::Pending | TransferState::Accepted | TransferState::AwaitingSender
+                TransferState::Pending
+                    | TransferState::Accepted
+                    | TransferState::AwaitingSender
+                    | TransferState::Aborted
             );
         if !open {
             return Ok(false);
