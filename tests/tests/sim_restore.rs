@@ -4246,16 +4246,17 @@ fn sim_seed_2600446_a_sender_restored_past_its_own_cancel_of_a_released_letter()
     all_pass(soak_seeds(2_000, &[2_600_446]));
 }
 
-/// Open: soak seed 2600301 (`agreements-agree: different terms`, 108
-/// steps shrunk at e78f358, failing on caa5a13 too). Xi'an, coordinator of
-/// a0, accepted Pingliang's counter as version 2; restored twice, it went
-/// on without Pingliang (`reconcile --without-peer`) and countered a0
-/// itself, as version 2 again with other terms, which Pingliang then took
-/// beside its own version 2 (docs/RELIABILITY.md). Not read further. Run
-/// with `--ignored`.
+/// Soak seed 2600301 (`agreements-agree: different terms`, 108 steps
+/// shrunk at e78f358). Xi'an, coordinator of a0, published Pingliang's
+/// counter as version 2 and signed it; restored twice to before that, it
+/// went on without Pingliang (`reconcile --without-peer`), countered a0
+/// itself as version 2 again with other terms, and a0 ended by date there
+/// before it adopted Pingliang. The coordinator's rule that the peer's
+/// history stands under a number it signed now holds for an ended
+/// agreement too: Xi'an takes Pingliang's version 2, and its own later
+/// terms, never active, go (an ended agreement gets no new version).
 #[test]
-#[ignore = "open: one agreement version with two terms after going on without a peer (docs/RELIABILITY.md)"]
-fn sim_seed_2600301_open_an_agreement_version_written_twice_after_going_on_without_a_peer() {
+fn sim_seed_2600301_an_ended_agreement_takes_the_peers_terms_under_a_number_it_signed() {
     const Y: usize = 3;
     let run = schedule_skewed(
         &[8_116_256, 6_564_464, 5_367_456, 15_603_920],
@@ -4405,6 +4406,7 @@ fn sim_seed_2600301_open_an_agreement_version_written_twice_after_going_on_witho
         ],
     );
     all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_600_301]));
 }
 
 /// Soak seed 2700669 (`host-records-converged`, 23 and 24 steps shrunk at

@@ -223,14 +223,18 @@ pub(super) fn adopt_agreement(
 /// versions from that number on are deleted, so that the peer's are stored
 /// in their place, and its latest terms are returned to be published again
 /// past every number the peer holds. An operator's later proposal is not
-/// lost, and both parties hold the same terms under every number.
+/// lost, and both parties hold the same terms under every number. Ended
+/// here (by date, say, before this node adopted the peer it went on
+/// without), the agreement gets no new version: its terms never active
+/// past the peer's go, and both still hold the same terms under every
+/// number.
 fn take_back_own_numbers(
     conn: &Connection,
     ctx: &Ctx<'_>,
     held: &pb::HeldAgreement,
     local: Option<&crate::agreements::Agreement>,
 ) -> Result<Option<pb::AgreementTerms>, Error> {
-    let Some(local) = local.filter(|a| !a.state.is_final()) else {
+    let Some(local) = local else {
         return Ok(None);
     };
     if ctx.notary.is_none() {
@@ -273,6 +277,10 @@ fn take_back_own_numbers(
         "UPDATE agreements SET version = ?2 WHERE agreement_id = ?1",
         params![held.agreement_id, held.version.max(from)],
     )?;
+    if local.state.is_final() {
+        tracing::warn!(agreement = %held.agreement_id, version = from, state = %local.state.as_str(), "restored: the peer holds other terms this node signed under its version number; the agreement has ended, so its own later terms go");
+        return Ok(None);
+    }
     tracing::warn!(agreement = %held.agreement_id, version = from, "restored: the peer holds other terms this node signed under its version number; its own are published again past the peer's");
     // Terms the peer holds already need no other number.
     let held_already = latest.as_ref().is_some_and(|terms| {
