@@ -148,6 +148,20 @@ fn apply_unshare(
             tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
             return Ok(());
         }
+        Claim::Contradicts(_)
+            if yields_to_a_later_release(
+                conn,
+                ctx,
+                member_id,
+                version.generation,
+                (&unshare.letter_no, &unshare.transfer_id),
+            )? =>
+        {
+            return Err(Rejection::Invalid(format!(
+                "{origin} unshared member {member_id} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
+                unshare.letter_no, version.generation
+            )));
+        }
         Claim::Contradicts(why) => {
             return Err(Rejection::Invalid(format!(
                 "{origin} may not unshare member {member_id}: {why}"
@@ -419,6 +433,20 @@ fn apply_home_section(
                 {
                     tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
                     return Ok(());
+                }
+                if version.generation == home.generation
+                    && yields_to_a_later_release(
+                        conn,
+                        ctx,
+                        &section.member_id,
+                        version.generation,
+                        (&section.letter_no, &section.transfer_id),
+                    )?
+                {
+                    return Err(Rejection::Invalid(format!(
+                        "{origin} sent the home section of member {} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
+                        section.member_id, section.letter_no, version.generation
+                    )));
                 }
                 return Err(Rejection::Invalid(format!(
                     "{origin} may not write the home section of member {} ({}), which is owned by {}",
@@ -1035,11 +1063,41 @@ fn received_by_a_later_release(
     generation: u64,
     theirs: (&str, &str),
 ) -> Result<bool, Error> {
+    Ok(release_here(conn, ctx, member_id, generation)?
+        .is_some_and(|mine| crate::letters::LetterNo::is_later_release((&mine.0, &mine.1), theirs)))
+}
+
+/// Two releases of one generation, the other way round: this node owns
+/// the member at `generation` by the earlier release, and `theirs`, the
+/// release an owner's home section or Unshare names, is the later one,
+/// which stands. This node yields once it learns of it (the issuer's
+/// `moved`, or its holdings; a node restored from a backup may have
+/// yielded already and forgotten): what the owner sent is held until then,
+/// and applied when this node yields (`retry_held_about`).
+fn yields_to_a_later_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    generation: u64,
+    theirs: (&str, &str),
+) -> Result<bool, Error> {
+    Ok(release_here(conn, ctx, member_id, generation)?
+        .is_some_and(|mine| crate::letters::LetterNo::is_later_release(theirs, (&mine.0, &mine.1))))
+}
+
+/// The release (letter number, transfer id) that gave this node the member
+/// at `generation`, where it owns it at that generation.
+fn release_here(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    member_id: &str,
+    generation: u64,
+) -> Result<Option<(String, String)>, Error> {
     let Some(home) = members::load_home(conn, member_id)? else {
-        return Ok(false);
+        return Ok(None);
     };
     if home.owner != ctx.me.as_str() || home.generation != generation {
-        return Ok(false);
+        return Ok(None);
     }
     let mine = members::letter_of_generation(
         conn,
@@ -1049,10 +1107,7 @@ fn received_by_a_later_release(
         generation,
         members::ReleaseRef::default(),
     )?;
-    Ok(crate::letters::LetterNo::is_later_release(
-        (&mine.letter_no, &mine.transfer_id),
-        theirs,
-    ))
+    Ok(Some((mine.letter_no, mine.transfer_id)))
 }
 
 /// Two releases of one generation (docs/transfers.md): this restored node
