@@ -70,7 +70,7 @@ impl NodeDb<'_> {
         Ctx::new(self.id, self.now_ms)
     }
 
-    fn me(&self) -> &str {
+    pub(crate) fn me(&self) -> &str {
         self.id.as_str()
     }
 }
@@ -108,7 +108,9 @@ pub fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
 ///   branches of its backups) tells the earlier letter's receiver by a
 ///   `moved` naming the later one's (docs/transfers.md): the two own it
 ///   until that `moved` is applied.
-pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
+///
+/// Returns the members two nodes own so, with the two.
+pub fn single_owner(nodes: &[NodeDb<'_>]) -> Result<Vec<(String, Vec<String>)>, Violation> {
     const NAME: &str = "single-owner";
     let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     // (node, peer): node went on without peer, which it has not adopted since.
@@ -357,7 +359,16 @@ pub fn single_owner(nodes: &[NodeDb<'_>]) -> Checked {
             NAME,
             format!("member {member} is owned by {}", claims.join(" and ")),
         )),
-        None => Ok(()),
+        None => Ok(owners
+            .iter()
+            .filter(|(_, claims)| claims.len() > 1)
+            .map(|(member, claims)| {
+                (
+                    member.clone(),
+                    claims.iter().map(|c| (*c).to_owned()).collect(),
+                )
+            })
+            .collect()),
     }
 }
 
@@ -830,23 +841,17 @@ pub fn authors_are_authorities(
 /// (5) Quarantine holds only events that can never be valid. Honest nodes
 /// never send such events, so every quarantined event must be one the test
 /// forged on purpose, or one a restored receiver marked as about something
-/// it may have forgotten (`forged(origin, seq, reason)`).
+/// it may have forgotten, or one refused between two owners of a member
+/// the single-owner check tolerated when it arrived
+/// (`forged(origin, log_id, seq, reason)`).
 pub fn quarantine_holds_only_invalid(
     node: &NodeDb<'_>,
-    forged: &dyn Fn(&str, u64, &str) -> bool,
+    forged: &dyn Fn(&str, &str, u64, &str) -> bool,
 ) -> Checked {
     const NAME: &str = "quarantine-only-invalid";
-    let mut stmt = node
-        .conn
-        .prepare_cached("SELECT origin, seq, reason FROM quarantine ORDER BY id")
-        .map_err(sql(NAME))?;
-    let rows: Vec<(String, u64, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(sql(NAME))?
-        .collect::<Result<_, _>>()
-        .map_err(sql(NAME))?;
-    for (origin, seq, reason) in rows {
-        if !forged(&origin, seq, &reason) {
+    for q in quarantined(node).map_err(sql(NAME))? {
+        let (origin, seq, reason) = (q.origin, q.seq, q.reason);
+        if !forged(&origin, &q.log_id, seq, &reason) {
             return Err(violation(
                 NAME,
                 format!(
@@ -857,6 +862,40 @@ pub fn quarantine_holds_only_invalid(
         }
     }
     Ok(())
+}
+
+/// One row of a node's quarantine.
+pub struct Quarantined {
+    pub origin: String,
+    pub log_id: String,
+    pub seq: u64,
+    pub entity: String,
+    pub reason: String,
+}
+
+/// A node's quarantine, in order.
+pub fn quarantined(node: &NodeDb<'_>) -> rusqlite::Result<Vec<Quarantined>> {
+    node.conn
+        .prepare_cached("SELECT origin, log_id, seq, entity, reason FROM quarantine ORDER BY id")?
+        .query_map([], |r| {
+            Ok(Quarantined {
+                origin: r.get(0)?,
+                log_id: r.get(1)?,
+                seq: r.get(2)?,
+                entity: r.get(3)?,
+                reason: r.get(4)?,
+            })
+        })?
+        .collect()
+}
+
+/// Whether a quarantine `reason` refuses an owner's home section or Unshare
+/// because this node owns the member too, or holds it until this node
+/// yields to the later of two releases of the member's generation.
+pub fn refused_as_owned_here(reason: &str, me: &str) -> bool {
+    reason.contains(&format!("which is owned by {me}"))
+        || reason.contains("but this node owns it at generation")
+        || reason.contains("than the one that brought it here")
 }
 
 // ------------------------------------------------------------- convergence

@@ -539,6 +539,10 @@ pub struct World {
     current: usize,
     /// (receiver, origin, seq) of every forged event.
     forged: BTreeSet<(usize, usize, u64)>,
+    /// (receiver, origin, log id, seq) of every event the receiver
+    /// quarantined as an owner's while it owned the member too, the two
+    /// owners tolerated then (docs/restore.md, Going on without a peer).
+    between_two_owners: BTreeSet<(usize, String, String, u64)>,
     pub stats: Stats,
     /// Nodes whose databases changed in the last step (for the checks).
     touched: BTreeSet<usize>,
@@ -637,6 +641,7 @@ impl World {
             restored_again: None,
             current: 0,
             forged: BTreeSet::new(),
+            between_two_owners: BTreeSet::new(),
             stats: Stats::default(),
             touched: (0..n).collect(),
             _dir: dir,
@@ -2121,7 +2126,26 @@ impl World {
     /// of the touched nodes, except as re-checked here).
     pub fn check(&mut self) -> Result<(), Failure> {
         let dbs: Vec<NodeDb<'_>> = self.nodes.iter().map(SimNode::db).collect();
-        invariants::single_owner(&dbs)?;
+        let two_owners = invariants::single_owner(&dbs)?;
+        // What one of two tolerated owners sends the other as the member's
+        // owner is refused there: each owns it (docs/restore.md, Going on
+        // without a peer). Noted when it arrives, while the two stand.
+        for &i in &self.touched {
+            let me = dbs[i].me();
+            let rows = invariants::quarantined(&dbs[i])
+                .map_err(|e| unexpected("read the quarantine", e))?;
+            for q in rows {
+                let both = two_owners.iter().any(|(member, claims)| {
+                    *member == q.entity
+                        && claims.iter().any(|c| c == me)
+                        && claims.contains(&q.origin)
+                });
+                if both && invariants::refused_as_owned_here(&q.reason, me) {
+                    self.between_two_owners
+                        .insert((i, q.origin, q.log_id, q.seq));
+                }
+            }
+        }
         let names: BTreeMap<&str, &str> = self
             .members
             .iter()
@@ -2136,10 +2160,12 @@ impl World {
             // not know may be honest there, and its quarantine reason says
             // so (docs/restore.md, What is lost).
             let restored = self.nodes[i].restores > 0;
-            let forged = |origin: &str, seq: u64, reason: &str| {
-                (restored
-                    && (reason.contains(liaison_core::outcome::FORGOTTEN_AT_RESTORE)
-                        || reason.contains(liaison_core::hosting::HELD_UNTIL_RELEASED)))
+            let forged = |origin: &str, log_id: &str, seq: u64, reason: &str| {
+                self.between_two_owners
+                    .contains(&(i, origin.to_owned(), log_id.to_owned(), seq))
+                    || (restored
+                        && (reason.contains(liaison_core::outcome::FORGOTTEN_AT_RESTORE)
+                            || reason.contains(liaison_core::hosting::HELD_UNTIL_RELEASED)))
                     || self
                         .names
                         .iter()
