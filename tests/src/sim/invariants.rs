@@ -1253,7 +1253,9 @@ fn released(node: &NodeDb<'_>, member_id: &str) -> rusqlite::Result<bool> {
 /// directly has the basis of their agreement at the owner and keeps its
 /// own at the host (docs/replication.md).
 ///
-/// `lost`: members a restore made some node forget. A record a host made
+/// `lost`: members a restore made some node forget, or took back to an
+/// earlier generation at a node that owned them (it forgot receiving them
+/// since). A record a host made
 /// under an agreement of a node that forgot the member, which another node
 /// owns now (its ownership went back with a restore on both sides of a
 /// transfer), has no owner that may take it (docs/restore.md accepts the loss).

@@ -208,6 +208,18 @@ impl SimNode {
         &self.reader
     }
 
+    /// The members this node owns, with the generation it owns each at.
+    fn owned_generations(&self) -> BTreeMap<String, u64> {
+        let mut stmt = self
+            .reader
+            .prepare("SELECT member_id, generation FROM members WHERE owner = ?1")
+            .expect("read the owned members");
+        stmt.query_map([self.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("read the owned members")
+            .map(|row| row.expect("a member row"))
+            .collect()
+    }
+
     /// Runs `f` in one IMMEDIATE transaction, committed if it succeeds.
     pub fn tx<R>(
         &self,
@@ -527,6 +539,13 @@ pub struct World {
     /// Members a restore made their owner forget (created or received
     /// after its backup): lost, if no peer held them either (docs/restore.md).
     pub forgotten: BTreeSet<usize>,
+    /// Members a restore took back to an earlier generation at a node that
+    /// owned them (its backup owns them at an earlier one, or released
+    /// them): it forgot receiving them since. With `forgotten`, the members
+    /// whose hosts' records written for that receiver restore.md accepts
+    /// as lost (What is lost: both sides of a transfer restored to before
+    /// it).
+    forgot_receiving: BTreeSet<usize>,
     /// Member → the nodes that held it when they were restored. A member
     /// transferred between two nodes both restored to before the transfer
     /// finished there may be held by neither (docs/restore.md: the sender keeps
@@ -637,6 +656,7 @@ impl World {
             removed: BTreeSet::new(),
             backups: Vec::new(),
             forgotten: BTreeSet::new(),
+            forgot_receiving: BTreeSet::new(),
             restored_holders: BTreeMap::new(),
             restored_again: None,
             current: 0,
@@ -970,8 +990,17 @@ impl World {
                 self.members[*m].owner == Some(node) || held_rows.contains(&self.members[*m].id)
             })
             .collect();
+        let generations_before = self.nodes[node].owned_generations();
         self.nodes[node].restore_from(&path);
         self.nodes[node].restores += 1;
+        let owned_after = self.nodes[node].owned_generations();
+        for (id, generation) in &generations_before {
+            if owned_after.get(id).is_none_or(|g| g < generation) {
+                if let Some(m) = self.members.iter().position(|m| m.id == *id) {
+                    self.forgot_receiving.insert(m);
+                }
+            }
+        }
         for &m in &owned_before {
             self.restored_holders.entry(m).or_default().insert(node);
             let known = self.nodes[node]
@@ -2196,6 +2225,7 @@ impl World {
         let lost: BTreeSet<String> = self
             .forgotten
             .iter()
+            .chain(&self.forgot_receiving)
             .map(|&m| self.members[m].id.clone())
             .collect();
         invariants::host_records_converged(&dbs, &lost)?;
