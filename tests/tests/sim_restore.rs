@@ -4586,3 +4586,97 @@ fn sim_seed_2800084_open_a_relayed_section_after_the_host_took_its_sections_back
     );
     all_pass(vec![run]);
 }
+
+/// Soak seed 2800866 (`host-records-converged`, 33 steps shrunk at
+/// 6aee1cf), and 2800042's third course (35 steps, after the fixes for its
+/// first two). m went Lanzhou → Pingliang → Lanzhou (t2), and Xi'an,
+/// hosting it for Lanzhou under a0, wrote its section at generation 3;
+/// both sides of t2 were then restored to before it, and Pingliang owns m
+/// at generation 2 again (in 2800042: Xi'an → Pingliang, Lanzhou hosting).
+/// The section written for the receiver that forgot the member is the
+/// loss restore.md accepts (What is lost); the simulator counted it so
+/// only for a member some node forgot entirely, and now also for one a
+/// restore took back to an earlier generation at a node that owned it.
+#[test]
+fn sim_seed_2800866_a_hosts_section_for_a_receiver_that_forgot_receiving() {
+    let returned = schedule_skewed(
+        &[20_345_648, 6_494_880, 11_943_152],
+        vec![
+            member_add(L, "李党员6"),
+            start(L, MemberRef(0), P, 90),
+            deliver_at_most(L, P, 3),
+            member_import(X, "郑党员8"),
+            accept(P, TransferRef(1)),
+            deliver_at_most(P, L, 5),
+            deliver_at_most(L, P, 1),
+            start(X, MemberRef(3), L, 30),
+            deliver_at_most(X, L, 3),
+            backup(P),
+            accept(L, TransferRef(7)),
+            backup(L),
+            deliver_at_most(L, X, 5),
+            start(P, MemberRef(0), L, 10),
+            deliver(X, L),
+            deliver(P, L),
+            accept(L, TransferRef(13)),
+            deliver_at_most(L, P, 1),
+            deliver_at_most(P, L, 2),
+            propose_members(L, X, true, -5, 199, vec![MemberRef(0), MemberRef(3)]),
+            deliver_at_most(L, X, 3),
+            accept_agreement(X, AgreementRef(19)),
+            deliver_at_most(X, L, 3),
+            backup(X),
+            deliver_at_most(L, X, 8),
+            host_set(X, MemberRef(0), 415),
+            deliver_at_most(X, L, 2),
+            peer_remove(L, X, true),
+            peer_add_again(L, X),
+            restore(X, 1),
+            deliver(L, X),
+            restore(L, 0),
+            restore(P, 0),
+        ],
+    );
+    let two_releases = schedule_skewed(
+        &[750_144, 11_499_968, 4_878_208],
+        vec![
+            peer_remove(L, P, true),
+            member_add(L, "赵党员3"),
+            backup(L),
+            peer_add_again(L, P),
+            start(L, MemberRef(1), P, 10),
+            deliver(L, P),
+            accept(P, TransferRef(4)),
+            deliver(P, L),
+            deliver_at_most(L, P, 5),
+            restore(L, 2),
+            deliver(X, L),
+            backup(P),
+            start(L, MemberRef(1), X, 1),
+            deliver_at_most(L, X, 2),
+            accept(X, TransferRef(12)),
+            deliver_at_most(X, L, 3),
+            deliver_at_most(L, X, 1),
+            peer_add_again(L, P),
+            backup(X),
+            start(X, MemberRef(1), P, 90),
+            deliver_at_most(X, P, 2),
+            accept(P, TransferRef(19)),
+            deliver_at_most(P, L, 3),
+            deliver_at_most(P, X, 3),
+            deliver_at_most(X, P, 5),
+            member_add(P, "马党员29"),
+            deliver_at_most(P, L, 2),
+            propose_members(P, L, true, -10, 158, vec![MemberRef(1), MemberRef(25)]),
+            deliver_prefix(P, L, 3, 1),
+            accept_agreement(L, AgreementRef(27)),
+            deliver_at_most(L, P, 5),
+            deliver_at_most(P, L, 8),
+            host_set(L, MemberRef(1), 23),
+            restore_onto_new_disk(P, 1),
+            restore(X, 3),
+        ],
+    );
+    all_pass(vec![returned, two_releases]);
+    all_pass(soak_seeds(2_000, &[2_800_866]));
+}
