@@ -136,36 +136,21 @@ fn apply_unshare(
     }
     match judge_claim(conn, ctx, member_id, version.generation, origin.as_str())? {
         Claim::Consistent => {}
-        Claim::Contradicts(_)
-            if received_by_a_later_release(
-                conn,
-                ctx,
-                member_id,
-                version.generation,
-                (&unshare.letter_no, &unshare.transfer_id),
-            )? =>
-        {
-            tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
-            return Ok(());
-        }
-        Claim::Contradicts(_)
-            if yields_to_a_later_release(
-                conn,
-                ctx,
-                member_id,
-                version.generation,
-                (&unshare.letter_no, &unshare.transfer_id),
-            )? =>
-        {
-            return Err(Rejection::Invalid(format!(
-                "{origin} unshared member {member_id} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
-                unshare.letter_no, version.generation
-            )));
-        }
         Claim::Contradicts(why) => {
-            return Err(Rejection::Invalid(format!(
-                "{origin} may not unshare member {member_id}: {why}"
-            )))
+            let theirs = (unshare.letter_no.as_str(), unshare.transfer_id.as_str());
+            return match later_of_two_releases(conn, ctx, member_id, version.generation, theirs)? {
+                Some(Later::Mine) => {
+                    tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
+                    Ok(())
+                }
+                Some(Later::Theirs) => Err(Rejection::Invalid(format!(
+                    "{origin} unshared member {member_id} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
+                    unshare.letter_no, version.generation
+                ))),
+                None => Err(Rejection::Invalid(format!(
+                    "{origin} may not unshare member {member_id}: {why}"
+                ))),
+            };
         }
         Claim::AboveOwnRestored(own) => {
             return Err(Rejection::Invalid(format!(
@@ -422,31 +407,27 @@ fn apply_home_section(
                         section.member_id, version.generation, home.generation
                     )));
                 }
-                if version.generation == home.generation
-                    && received_by_a_later_release(
+                let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
+                if version.generation == home.generation {
+                    match later_of_two_releases(
                         conn,
                         ctx,
                         &section.member_id,
                         version.generation,
-                        (&section.letter_no, &section.transfer_id),
-                    )?
-                {
-                    tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
-                    return Ok(());
-                }
-                if version.generation == home.generation
-                    && yields_to_a_later_release(
-                        conn,
-                        ctx,
-                        &section.member_id,
-                        version.generation,
-                        (&section.letter_no, &section.transfer_id),
-                    )?
-                {
-                    return Err(Rejection::Invalid(format!(
-                        "{origin} sent the home section of member {} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
-                        section.member_id, section.letter_no, version.generation
-                    )));
+                        theirs,
+                    )? {
+                        Some(Later::Mine) => {
+                            tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation changes nothing; it yields once it learns of the later one");
+                            return Ok(());
+                        }
+                        Some(Later::Theirs) => {
+                            return Err(Rejection::Invalid(format!(
+                                "{origin} sent the home section of member {} as its owner by {}, a later release of generation {} than the one that brought it here: this node yields once it learns of it; {HELD_UNTIL_RELEASED}",
+                                section.member_id, section.letter_no, version.generation
+                            )));
+                        }
+                        None => {}
+                    }
                 }
                 return Err(Rejection::Invalid(format!(
                     "{origin} may not write the home section of member {} ({}), which is owned by {}",
@@ -1046,43 +1027,47 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
     Ok(applied)
 }
 
-/// Two releases of one generation (docs/transfers.md): this node owns the
-/// member at `generation`, by a later release of the same issuer than
-/// `theirs`, the release (letter number, transfer id) an Unshare's or a
-/// home section's sender names (a later letter number, or the same number
-/// under a later transfer id). The sender is the receiver of the earlier
-/// release, on a branch of the issuer's backups that the issuer forgot,
-/// and yields once it learns of this one (the issuer's `moved`, or its
-/// holdings); until then what it sends as the owner speaks for an
-/// ownership it does not have, and changes nothing here: this node holds
-/// no copy of a member it owns.
-fn received_by_a_later_release(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    member_id: &str,
-    generation: u64,
-    theirs: (&str, &str),
-) -> Result<bool, Error> {
-    Ok(release_here(conn, ctx, member_id, generation)?
-        .is_some_and(|mine| crate::letters::LetterNo::is_later_release((&mine.0, &mine.1), theirs)))
+/// Which of two releases of one generation (docs/transfers.md) is the
+/// later, where this node owns the member at `generation`: the one that
+/// gave it the member, or `theirs`, the release (letter number, transfer
+/// id) an Unshare's or a home section's sender names (a later letter
+/// number, or the same number under a later transfer id).
+enum Later {
+    /// This node's. The sender is the receiver of the earlier release, on a
+    /// branch of the issuer's backups that the issuer forgot, and yields
+    /// once it learns of this one (the issuer's `moved`, or its holdings);
+    /// until then what it sends as the owner speaks for an ownership it
+    /// does not have, and changes nothing here: this node holds no copy of
+    /// a member it owns.
+    Mine,
+    /// The sender's, which stands. This node yields once it learns of it
+    /// (the issuer's `moved`, or its holdings; a node restored from a
+    /// backup may have yielded already and forgotten): what the owner sent
+    /// is held until then, and applied when this node yields
+    /// (`retry_held_about`).
+    Theirs,
 }
 
-/// Two releases of one generation, the other way round: this node owns
-/// the member at `generation` by the earlier release, and `theirs`, the
-/// release an owner's home section or Unshare names, is the later one,
-/// which stands. This node yields once it learns of it (the issuer's
-/// `moved`, or its holdings; a node restored from a backup may have
-/// yielded already and forgotten): what the owner sent is held until then,
-/// and applied when this node yields (`retry_held_about`).
-fn yields_to_a_later_release(
+fn later_of_two_releases(
     conn: &Connection,
     ctx: &Ctx<'_>,
     member_id: &str,
     generation: u64,
     theirs: (&str, &str),
-) -> Result<bool, Error> {
-    Ok(release_here(conn, ctx, member_id, generation)?
-        .is_some_and(|mine| crate::letters::LetterNo::is_later_release(theirs, (&mine.0, &mine.1))))
+) -> Result<Option<Later>, Error> {
+    let Some(mine) = release_here(conn, ctx, member_id, generation)? else {
+        return Ok(None);
+    };
+    let mine = (mine.0.as_str(), mine.1.as_str());
+    Ok(
+        if crate::letters::LetterNo::is_later_release(mine, theirs) {
+            Some(Later::Mine)
+        } else if crate::letters::LetterNo::is_later_release(theirs, mine) {
+            Some(Later::Theirs)
+        } else {
+            None
+        },
+    )
 }
 
 /// The release (letter number, transfer id) that gave this node the member
