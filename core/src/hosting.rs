@@ -923,13 +923,19 @@ pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 /// the yield (`judge`: moved on by a release this node's restore forgot),
 /// and goes on to the owner once this node learns a release of its own of
 /// the member to relay it by (`relay_route`). Others' records under other
-/// bases go with the record, as before. Returns how many were held.
+/// bases go with the record, as before; and so do all of them at a node
+/// never restored, which yields to the later of two releases of one
+/// generation and has no release of its own to learn. Returns how many
+/// were held.
 pub(crate) fn hold_hosts_records(
     conn: &Connection,
     ctx: &Ctx<'_>,
     member_id: &str,
     owner: &str,
 ) -> Result<usize, Error> {
+    if !crate::epoch::was_restored(conn)? {
+        return Ok(0);
+    }
     let me = ctx.me.as_str();
     let records = members::HostRecords::read(
         conn,
@@ -955,12 +961,12 @@ pub(crate) fn hold_hosts_records(
     for (author, basis, kind, payload) in held {
         let ours = crate::agreements::parties(conn, basis)?
             .is_some_and(|p| p.outflow == me && p.inflow == *author);
-        let Ok(origin) = NodeId::parse(author) else {
-            continue;
-        };
         if !ours {
             continue;
         }
+        let Ok(origin) = NodeId::parse(author) else {
+            continue;
+        };
         let event = pb::Event {
             seq: 0,
             kind: kind as i32,

@@ -654,9 +654,11 @@ pub(super) fn abort_other_offers(conn: &Connection, ctx: &Ctx<'_>, t: &Row) -> R
 /// A generation never goes back: this node's record becomes a tombstone
 /// at that generation pointing to the owner, with no transfer (none is
 /// known here) and the letter the peer names, its open offers end and its
-/// hosts learn the member moved; events held until the release was
-/// learned are judged again. Audited as a conflict for the operator: local
-/// edits since the backup are lost. Returns whether this node yielded.
+/// hosts learn the member moved; the records its hosts sent it meanwhile
+/// are held for its own release (`hosting::hold_hosts_records`), and
+/// events held until the release was learned are judged again. Audited as
+/// a conflict for the operator: local edits since the backup are lost.
+/// Returns whether this node yielded.
 pub fn yield_to_later_generation(
     conn: &Connection,
     ctx: &Ctx<'_>,
