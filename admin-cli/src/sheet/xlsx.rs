@@ -19,14 +19,13 @@ pub(super) fn read_xlsx<RS: Read + Seek, T>(
     sheet: Option<&str>,
     read: impl FnOnce(&Format, &mut dyn RowSource) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let mut workbook = Xlsx::new(input).map_err(|e| {
+    let mut workbook = damage_is_an_error(|| Xlsx::new(input))?.map_err(|e| {
         SheetError::Read(format!(
             "the file is not an Excel workbook that can be read ({e}): open it in the spreadsheet and save it again as .xlsx (or as CSV)"
         ))
     })?;
     let name = pick(workbook.sheets_metadata(), sheet)?;
-    let cells = workbook
-        .worksheet_cells_reader(&name)
+    let cells = damage_is_an_error(|| workbook.worksheet_cells_reader(&name))?
         .map_err(|e| SheetError::Read(format!("sheet {name} cannot be read: {e}")))?;
     let mut rows = XlsxRows {
         cells,
@@ -41,14 +40,13 @@ pub(super) fn read_xls<RS: Read + Seek, T>(
     sheet: Option<&str>,
     read: impl FnOnce(&Format, &mut dyn RowSource) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    let mut workbook = Xls::new(input).map_err(|e| {
+    let mut workbook = damage_is_an_error(|| Xls::new(input))?.map_err(|e| {
         SheetError::Read(format!(
             "the file is not an Excel workbook that can be read ({e}): open it in the spreadsheet and save it again as .xlsx (or as CSV)"
         ))
     })?;
     let name = pick(workbook.sheets_metadata(), sheet)?;
-    let range = workbook
-        .worksheet_range(&name)
+    let range = damage_is_an_error(|| workbook.worksheet_range(&name))?
         .map_err(|e| SheetError::Read(format!("sheet {name} cannot be read: {e}")))?;
     let (top, left) = range.start().unwrap_or((0, 0));
     let mut rows = range.rows().enumerate().map(|(idx, cells)| {
@@ -100,13 +98,31 @@ impl<'a, RS: Read + Seek> XlsxRows<'a, RS> {
         if self.ended {
             return Ok(None);
         }
-        let cell = self
-            .cells
-            .next_cell()
-            .map_err(|e| SheetError::Read(format!("the sheet cannot be read: {e}")))?;
+        let cells = &mut self.cells;
+        let cell = match damage_is_an_error(|| cells.next_cell()) {
+            Ok(cell) => cell,
+            Err(e) => {
+                self.ended = true;
+                return Err(e);
+            }
+        }
+        .map_err(|e| SheetError::Read(format!("the sheet cannot be read: {e}")))?;
         self.ended = cell.is_none();
         Ok(cell)
     }
+}
+
+/// Runs one of calamine's steps over the file's bytes. Some damaged files
+/// make it panic (an arithmetic overflow in a cell reference, say): that
+/// is a file that cannot be read, refused as any such file is, and the
+/// command changes nothing.
+fn damage_is_an_error<T>(step: impl FnOnce() -> T) -> Result<T, SheetError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).map_err(|_| {
+        SheetError::Read(
+            "the workbook is damaged and cannot be read: open it in the spreadsheet and save it again as .xlsx (or as CSV)"
+                .into(),
+        )
+    })
 }
 
 impl<RS: Read + Seek> RowSource for XlsxRows<'_, RS> {
