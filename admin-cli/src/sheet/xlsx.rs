@@ -115,14 +115,55 @@ impl<'a, RS: Read + Seek> XlsxRows<'a, RS> {
 /// Runs one of calamine's steps over the file's bytes. Some damaged files
 /// make it panic (an arithmetic overflow in a cell reference, say): that
 /// is a file that cannot be read, refused as any such file is, and the
-/// command changes nothing.
+/// command changes nothing. The panic's own message is not printed: the
+/// operator reads the refusal only.
 fn damage_is_an_error<T>(step: impl FnOnce() -> T) -> Result<T, SheetError> {
+    quiet_panics::install();
+    let _quiet = quiet_panics::Quiet::on();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).map_err(|_| {
         SheetError::Read(
             "the workbook is damaged and cannot be read: open it in the spreadsheet and save it again as .xlsx (or as CSV)"
                 .into(),
         )
     })
+}
+
+/// A panic hook that stays silent on a thread while it reads a workbook,
+/// and hands every other panic to the hook that was there before.
+mod quiet_panics {
+    use std::cell::Cell;
+    use std::sync::Once;
+
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn install() {
+        static HOOK: Once = Once::new();
+        HOOK.call_once(|| {
+            let before = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !QUIET.with(Cell::get) {
+                    before(info);
+                }
+            }));
+        });
+    }
+
+    /// Silences this thread's panics until dropped.
+    pub(super) struct Quiet(bool);
+
+    impl Quiet {
+        pub(super) fn on() -> Self {
+            Quiet(QUIET.with(|q| q.replace(true)))
+        }
+    }
+
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            QUIET.with(|q| q.set(self.0));
+        }
+    }
 }
 
 impl<RS: Read + Seek> RowSource for XlsxRows<'_, RS> {
