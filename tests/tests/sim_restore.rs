@@ -4680,3 +4680,50 @@ fn sim_seed_2800866_a_hosts_section_for_a_receiver_that_forgot_receiving() {
     all_pass(vec![returned, two_releases]);
     all_pass(soak_seeds(2_000, &[2_800_866]));
 }
+
+/// Soak seed 2900984 (`host-records-converged`, 25 steps shrunk at
+/// 4311ed2): Pingliang got m from Xi'an by t0 and Lanzhou, hosting it for
+/// Pingliang under a1, recorded a contact. Pingliang, restored to before
+/// it accepted t0, took Lanzhou's holdings while it held m only as Xi'an's
+/// copy, and dropped the contact as about a member it does not own; Xi'an's
+/// release, sent again, then brought m back. A record the peer made under
+/// an agreement this node coordinates with it, about a member this node
+/// holds only as another owner's copy, is now held until the member
+/// arrives, as one about a member it does not hold at all.
+#[test]
+fn sim_seed_2900984_a_hosts_record_for_a_member_held_as_a_copy_waits_for_its_release() {
+    let run = schedule_skewed(
+        &[20_148_304, 9_196_544, 5_283_264, 9_653_696],
+        vec![
+            member_add(X, "赵党员13"),
+            propose_members(X, P, true, 1, 123, vec![MemberRef(0)]),
+            deliver_at_most(X, P, 2),
+            accept_agreement(P, AgreementRef(1)),
+            Step::Advance {
+                deltas_ms: vec![73020000, 72300000, 73740000, 73680000],
+            },
+            deliver_at_most(P, X, 3),
+            propose(P, L, true, -7, 112),
+            backup(L),
+            deliver_at_most(P, L, 2),
+            accept_agreement(L, AgreementRef(6)),
+            start(X, MemberRef(0), P, 10),
+            deliver_at_most(X, P, 8),
+            backup(P),
+            accept(P, TransferRef(10)),
+            deliver_at_most(P, X, 8),
+            deliver(X, P),
+            outflow(P, MemberRef(0), L, 128),
+            deliver_at_most(L, P, 3),
+            deliver_at_most(P, L, 2),
+            contact(L, MemberRef(0), "org_life", 55),
+            terminate(P, AgreementRef(6)),
+            deliver_at_most(L, P, 1),
+            restore(L, 1),
+            deliver_at_most(P, L, 2),
+            restore(P, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_900_984]));
+}

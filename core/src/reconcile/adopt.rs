@@ -414,28 +414,39 @@ fn apply_peer_records(
     batches: &[pb::HoldingsBatch],
     report: &mut AdoptReport,
 ) -> Result<(), Error> {
-    // (kind, member, the host section's generation and basis, payload).
+    // (kind, member, basis, the host section's generation, payload).
     let made = batches.iter().flat_map(|b| {
         let sections = b.made_host_sections.iter().map(|r| {
-            let written = Some((r.version.unwrap_or_default().generation, r.basis.as_str()));
             (
                 EventKind::HostSection,
                 &r.member_id,
-                written,
+                r.basis.as_str(),
+                Some(r.version.unwrap_or_default().generation),
                 r.encode_to_vec(),
             )
         });
-        let contacts = b
-            .made_contacts
-            .iter()
-            .map(|r| (EventKind::Contact, &r.member_id, None, r.encode_to_vec()));
-        let activities = b
-            .made_activities
-            .iter()
-            .map(|r| (EventKind::Activity, &r.member_id, None, r.encode_to_vec()));
+        let contacts = b.made_contacts.iter().map(|r| {
+            (
+                EventKind::Contact,
+                &r.member_id,
+                r.basis.as_str(),
+                None,
+                r.encode_to_vec(),
+            )
+        });
+        let activities = b.made_activities.iter().map(|r| {
+            (
+                EventKind::Activity,
+                &r.member_id,
+                r.basis.as_str(),
+                None,
+                r.encode_to_vec(),
+            )
+        });
         sections.chain(contacts).chain(activities)
     });
-    for (kind, member_id, written, payload) in made {
+    for (kind, member_id, basis, generation, payload) in made {
+        let written = generation.map(|g| (g, basis));
         let event = pb::Event {
             kind: kind as i32,
             entity: member_id.clone(),
@@ -468,10 +479,16 @@ fn apply_peer_records(
             // About a member this node does not hold yet: one whose release
             // the peer's log still brings (a restored receiver). Held like
             // such an event from the log, applied once the member arrives
-            // (`hosting::retry_held_about`).
+            // (`hosting::retry_held_about`). So is one this node hosts as
+            // another owner's copy, where the peer made the record under an
+            // agreement this node coordinates with it: made for this node
+            // as the member's owner, by a release it forgot.
             Err(rejection @ crate::outcome::Rejection::Unknown(_))
                 if members::load_home(tx, member_id)?.is_none()
-                    && members::load_copy(tx, member_id)?.is_none() =>
+                    && (members::load_copy(tx, member_id)?.is_none()
+                        || crate::agreements::parties(tx, basis)?.is_some_and(|p| {
+                            p.outflow == ctx.me.as_str() && p.inflow == peer.as_str()
+                        })) =>
             {
                 let reason = crate::quarantine::reason(tx, rejection)?;
                 crate::quarantine::hold(tx, ctx, peer, "", &event, &reason)?;
