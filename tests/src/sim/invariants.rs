@@ -844,14 +844,16 @@ pub fn authors_are_authorities(
 /// it may have forgotten, or one refused between two owners of a member
 /// the single-owner check tolerated when it arrived
 /// (`forged(origin, log_id, seq, reason)`).
+/// `rows`: the node's quarantine ([`quarantined`]).
 pub fn quarantine_holds_only_invalid(
     node: &NodeDb<'_>,
+    rows: &[Quarantined],
     forged: &dyn Fn(&str, &str, u64, &str) -> bool,
 ) -> Checked {
     const NAME: &str = "quarantine-only-invalid";
-    for q in quarantined(node).map_err(sql(NAME))? {
-        let (origin, seq, reason) = (q.origin, q.seq, q.reason);
-        if !forged(&origin, &q.log_id, seq, &reason) {
+    for q in rows {
+        let (origin, seq, reason) = (&q.origin, q.seq, &q.reason);
+        if !forged(origin, &q.log_id, seq, reason) {
             return Err(violation(
                 NAME,
                 format!(
@@ -895,7 +897,7 @@ pub fn quarantined(node: &NodeDb<'_>) -> rusqlite::Result<Vec<Quarantined>> {
 pub fn refused_as_owned_here(reason: &str, me: &str) -> bool {
     reason.contains(&format!("which is owned by {me}"))
         || reason.contains("but this node owns it at generation")
-        || reason.contains("than the one that brought it here")
+        || reason.contains(liaison_core::hosting::HELD_UNTIL_RELEASED)
 }
 
 // ------------------------------------------------------------- convergence

@@ -2159,11 +2159,12 @@ impl World {
         // What one of two tolerated owners sends the other as the member's
         // owner is refused there: each owns it (docs/restore.md, Going on
         // without a peer). Noted when it arrives, while the two stand.
+        let mut quarantines = BTreeMap::new();
         for &i in &self.touched {
             let me = dbs[i].me();
             let rows = invariants::quarantined(&dbs[i])
                 .map_err(|e| unexpected("read the quarantine", e))?;
-            for q in rows {
+            for q in &rows {
                 let both = two_owners.iter().any(|(member, claims)| {
                     *member == q.entity
                         && claims.iter().any(|c| c == me)
@@ -2171,9 +2172,10 @@ impl World {
                 });
                 if both && invariants::refused_as_owned_here(&q.reason, me) {
                     self.between_two_owners
-                        .insert((i, q.origin, q.log_id, q.seq));
+                        .insert((i, q.origin.clone(), q.log_id.clone(), q.seq));
                 }
             }
+            quarantines.insert(i, rows);
         }
         let names: BTreeMap<&str, &str> = self
             .members
@@ -2201,7 +2203,7 @@ impl World {
                         .position(|n| n == origin)
                         .is_some_and(|o| self.forged.contains(&(i, o, seq)))
             };
-            invariants::quarantine_holds_only_invalid(&dbs[i], &forged)?;
+            invariants::quarantine_holds_only_invalid(&dbs[i], &quarantines[&i], &forged)?;
         }
         // Exactly once, for every pair with a touched end.
         for to in 0..self.nodes.len() {
