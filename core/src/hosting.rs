@@ -925,16 +925,15 @@ pub const HELD_UNTIL_RELEASED: &str = "held until it learns of the release";
 /// the member to relay it by (`relay_route`). Others' records under other
 /// bases go with the record, as before; and so do all of them at a node
 /// never restored, which yields to the later of two releases of one
-/// generation and has no release of its own to learn. Returns how many
-/// were held.
+/// generation and has no release of its own to learn.
 pub(crate) fn hold_hosts_records(
     conn: &Connection,
     ctx: &Ctx<'_>,
     member_id: &str,
     owner: &str,
-) -> Result<usize, Error> {
+) -> Result<(), Error> {
     if !crate::epoch::was_restored(conn)? {
-        return Ok(0);
+        return Ok(());
     }
     let me = ctx.me.as_str();
     let records = members::HostRecords::read(
@@ -957,7 +956,6 @@ pub(crate) fn hold_hosts_records(
     for a in &records.activities {
         held.push((&a.author, &a.basis, EventKind::Activity, a.encode_to_vec()));
     }
-    let mut count = 0;
     for (author, basis, kind, payload) in held {
         let ours = crate::agreements::parties(conn, basis)?
             .is_some_and(|p| p.outflow == me && p.inflow == *author);
@@ -978,9 +976,8 @@ pub(crate) fn hold_hosts_records(
             "{origin} sent a record about member {member_id} under this node's agreement {basis} while this node, restored, believed it owned the member, which a release its restore forgot took to {owner}; {HELD_UNTIL_RELEASED}"
         );
         crate::quarantine::hold(conn, ctx, &origin, "", &event, &reason)?;
-        count += 1;
     }
-    Ok(count)
+    Ok(())
 }
 
 /// After `member_id` arrived here (a release installed it), or left (a
