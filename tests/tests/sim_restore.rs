@@ -4542,17 +4542,18 @@ fn sim_seed_2800042_two_tolerated_owners_refuse_each_others_shares() {
     all_pass(vec![run, restored]);
 }
 
-/// Open: soak seed 2800084 (`host-records-converged`, 24 steps shrunk at
+/// Soak seed 2800084 (`host-records-converged`, 24 steps shrunk at
 /// 6aee1cf). Pingliang released m to Lanzhou by t0, Xi'an hosting it under
 /// a0; Xi'an's section 1.2, written before the release arrived, reached
 /// Pingliang after it and was relayed to Lanzhou by t0. Xi'an, restored to
-/// before a0, took its section back from Lanzhou's holdings before that
-/// relay reached Lanzhou (1.1, from the release), and Pingliang, restored
-/// too, dropped the relay event from its log as applied: Xi'an ends at
-/// 1.1, Lanzhou at 1.2 (docs/RELIABILITY.md). Run with `--ignored`.
+/// before a0, took its sections back from Lanzhou's holdings before that
+/// relay reached Lanzhou (1.1, from the release). Pingliang, restored too,
+/// dropped the relay event from its log as applied, and Xi'an, taking
+/// Pingliang's holdings after, found only the release's 1.1: Xi'an ended
+/// at 1.1, Lanzhou at 1.2. A restored node keeps the relayed records
+/// it drops from its log for the host's holdings (`relayed_records`).
 #[test]
-#[ignore = "open: a host's section relayed after it took its sections back from the owner (docs/RELIABILITY.md)"]
-fn sim_seed_2800084_open_a_relayed_section_after_the_host_took_its_sections_back() {
+fn sim_seed_2800084_a_relayed_section_dropped_from_a_restored_log_stays_for_its_host() {
     let run = schedule_skewed(
         &[6_156_064, 10_031_744, 8_349_664],
         vec![
@@ -4585,6 +4586,7 @@ fn sim_seed_2800084_open_a_relayed_section_after_the_host_took_its_sections_back
         ],
     );
     all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_800_084]));
 }
 
 /// Soak seed 2800866 (`host-records-converged`, 33 steps shrunk at

@@ -186,9 +186,27 @@ fn drop_applied_events(
         .max()
         .unwrap_or(0);
     let seq_floor = restore_row(tx)?.map_or(0, |r| r.seq_floor);
+    let upto = applied_max.min(seq_floor);
+    // A host's records relayed to the peer under a release stay for the
+    // host's holdings: the host, restored too, may not have taken them back
+    // yet, and no other node's log holds them.
+    tx.execute(
+        "INSERT OR IGNORE INTO relayed_records (seq, receiver, kind, entity, payload)
+         SELECT e.seq, e.audience, e.kind, e.entity, e.payload FROM events e
+         WHERE e.audience = ?1 AND e.seq <= ?2 AND e.kind IN (?3, ?4, ?5)
+           AND EXISTS (SELECT 1 FROM transfers t WHERE t.member_id = e.entity
+                       AND t.receiver = e.audience AND t.direction = 'outgoing')",
+        params![
+            peer.as_str(),
+            upto,
+            EventKind::HostSection as i32,
+            EventKind::Contact as i32,
+            EventKind::Activity as i32
+        ],
+    )?;
     report.events_dropped = tx.execute(
         "DELETE FROM events WHERE audience = ?1 AND seq <= ?2",
-        params![peer.as_str(), applied_max.min(seq_floor)],
+        params![peer.as_str(), upto],
     )? as u64;
     jump_sequence(tx, cursor_max)?;
     Ok((seq_floor, note_other_branches(tx, batches)?))

@@ -282,8 +282,10 @@ pub fn send_holdings(
 /// Records `who` authored that left this node with a member it released,
 /// or that it relays to the member's new owner: the release events in its
 /// log carry them (transfer events are never compacted), and so do the
-/// relayed records' events, while their receiver may not have applied them
-/// yet, so no node's tables may hold them when `who`, restored, asks.
+/// relayed records' events: their receiver may not have applied them yet,
+/// or may have passed the member on, so no node's tables may hold them
+/// when `who`, restored, asks. A restore of this node drops the relayed
+/// events its receiver applied from the log, into `relayed_records`.
 /// Added to `own` where it holds nothing newer.
 fn add_released_records(
     conn: &Connection,
@@ -296,10 +298,12 @@ fn add_released_records(
     // for the requester's.
     let events: Vec<(i32, Vec<u8>)> = conn
         .prepare(
-            "SELECT e.kind, e.payload FROM events e WHERE e.kind = ?1
+            "SELECT e.seq, e.kind, e.payload FROM events e WHERE e.kind = ?1
                 OR (e.kind IN (?2, ?3, ?4) AND e.audience <> ?5 AND EXISTS (SELECT 1 FROM transfers t
                     WHERE t.member_id = e.entity AND t.receiver = e.audience AND t.direction = 'outgoing'))
-             ORDER BY e.seq",
+             UNION ALL
+             SELECT k.seq, k.kind, k.payload FROM relayed_records k WHERE k.receiver <> ?5
+             ORDER BY 1",
         )?
         .query_map(
             params![
@@ -309,7 +313,7 @@ fn add_released_records(
                 EventKind::Activity as i32,
                 who
             ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(1)?, r.get(2)?)),
         )?
         .collect::<Result<Vec<_>, _>>()?;
     let sent: std::collections::HashSet<String> = conn
