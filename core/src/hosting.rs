@@ -161,6 +161,19 @@ fn apply_unshare(
     }
     if let Some(copy) = copy {
         let held = copy.version.unwrap_or_default().generation;
+        let theirs = (unshare.letter_no.as_str(), unshare.transfer_id.as_str());
+        match later_than_copy(conn, member_id, origin.as_str(), version, theirs)? {
+            Some(Later::Mine) => {
+                tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
+                return Ok(());
+            }
+            Some(Later::Theirs) => {
+                members::delete_copy(conn, member_id)?;
+                crate::superseded::forget(conn, member_id, origin.as_str())?;
+                return Ok(());
+            }
+            None => {}
+        }
         if held == version.generation {
             return Err(Rejection::Invalid(format!(
                 "{origin} may not unshare member {member_id}: its copy here is owned by {} at generation {held}, the generation the unshare names",
@@ -503,6 +516,17 @@ fn apply_home_section(
             }
             Some(true) => {}
         }
+    }
+    let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
+    match later_than_copy(conn, &section.member_id, &section.owner, version, theirs)? {
+        Some(Later::Mine) => {
+            tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
+            return Ok(());
+        }
+        Some(Later::Theirs) => {
+            members::delete_copy(conn, &section.member_id)?;
+        }
+        None => {}
     }
     if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
         memo.left_as_it_was = None;
@@ -1034,20 +1058,23 @@ pub fn retry_held_about(conn: &Connection, ctx: &Ctx<'_>, member_id: &str) -> Re
 /// later, where this node owns the member at `generation`: the one that
 /// gave it the member, or `theirs`, the release (letter number, transfer
 /// id) an Unshare's or a home section's sender names (a later letter
-/// number, or the same number under a later transfer id).
+/// number, or the same number under a later transfer id). At a host, the
+/// release the copy held here names stands for this node's
+/// ([`later_than_copy`]).
 enum Later {
-    /// This node's. The sender is the receiver of the earlier release, on a
-    /// branch of the issuer's backups that the issuer forgot, and yields
-    /// once it learns of this one (the issuer's `moved`, or its holdings);
-    /// until then what it sends as the owner speaks for an ownership it
-    /// does not have, and changes nothing here: this node holds no copy of
-    /// a member it owns.
+    /// This node's (at a host, the copy's). The sender is the receiver of
+    /// the earlier release, on a branch of the issuer's backups that the
+    /// issuer forgot, and yields once it learns of this one (the issuer's
+    /// `moved`, or its holdings); until then what it sends as the owner
+    /// speaks for an ownership it does not have, and changes nothing here:
+    /// this node holds no copy of a member it owns, and a host keeps the
+    /// later receiver's.
     Mine,
     /// The sender's, which stands. This node yields once it learns of it
     /// (the issuer's `moved`, or its holdings; a node restored from a
     /// backup may have yielded already and forgotten): what the owner sent
     /// is held until then, and applied when this node yields
-    /// (`retry_held_about`).
+    /// (`retry_held_about`). A host replaces its copy with the sender's.
     Theirs,
 }
 
@@ -1062,6 +1089,42 @@ fn later_of_two_releases(
         return Ok(None);
     };
     let mine = (mine.0.as_str(), mine.1.as_str());
+    Ok(
+        if crate::letters::LetterNo::is_later_release(mine, theirs) {
+            Some(Later::Mine)
+        } else if crate::letters::LetterNo::is_later_release(theirs, mine) {
+            Some(Later::Theirs)
+        } else {
+            None
+        },
+    )
+}
+
+/// At a host, two releases of one generation (docs/transfers.md): the copy
+/// held here is another owner's than `owner`, at `version`'s generation,
+/// and `theirs` (letter number, transfer id) names the release that gave
+/// `owner` that generation. Which release is later, where the two can be
+/// ordered: `Mine` is the copy's, whose owner's word stands here until it
+/// yields; `Theirs` is `owner`'s, whose copy replaces the one held. The
+/// earlier release's receiver yields once it learns of the later one, as
+/// its owner does.
+fn later_than_copy(
+    conn: &Connection,
+    member_id: &str,
+    owner: &str,
+    version: pb::Version,
+    theirs: (&str, &str),
+) -> Result<Option<Later>, Error> {
+    let Some((held_owner, held)) = members::copy_version(conn, member_id)? else {
+        return Ok(None);
+    };
+    if held_owner == owner || held.generation != version.generation {
+        return Ok(None);
+    }
+    let Some((letter_no, transfer_id)) = members::copy_release(conn, member_id)? else {
+        return Ok(None);
+    };
+    let mine = (letter_no.as_str(), transfer_id.as_str());
     Ok(
         if crate::letters::LetterNo::is_later_release(mine, theirs) {
             Some(Later::Mine)

@@ -55,8 +55,9 @@ fn read_copy(r: &Row<'_>) -> rusqlite::Result<HomeCopy> {
             contact_status: r.get(12)?,
             basis: r.get(13)?,
             outflow: pb::Outflow::decode(outflow.as_slice()).ok(),
-            // Not kept: the release a section names is judged on arrival
-            // only, at a node that owns the member.
+            // Kept for a host's judgement only (`copy_release`): the
+            // copy is sent on as the owner's section, which names its
+            // release where the owner sends it.
             letter_no: String::new(),
             transfer_id: String::new(),
         },
@@ -107,14 +108,15 @@ pub fn save_copy_if_newer(
         .prepare_cached(
             "INSERT INTO home_copies (member_id, owner, generation, counter, name, gender, birth_year, phone,
              party_status, home_branch_name, home_branch_contact, membership_state, contact_status, basis, outflow, received_at_ms,
-             arrived_log_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+             arrived_log_id, letter_no, transfer_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
          ON CONFLICT (member_id) DO UPDATE SET owner = excluded.owner, generation = excluded.generation,
              counter = excluded.counter, name = excluded.name, gender = excluded.gender, birth_year = excluded.birth_year,
              phone = excluded.phone, party_status = excluded.party_status, home_branch_name = excluded.home_branch_name,
              home_branch_contact = excluded.home_branch_contact, membership_state = excluded.membership_state,
              contact_status = excluded.contact_status, basis = excluded.basis, outflow = excluded.outflow,
-             received_at_ms = excluded.received_at_ms, arrived_log_id = excluded.arrived_log_id
+             received_at_ms = excluded.received_at_ms, arrived_log_id = excluded.arrived_log_id,
+             letter_no = excluded.letter_no, transfer_id = excluded.transfer_id
          WHERE home_copies.generation < excluded.generation
             OR (home_copies.generation = excluded.generation AND home_copies.owner = excluded.owner
                 AND (home_copies.counter < excluded.counter
@@ -138,9 +140,21 @@ pub fn save_copy_if_newer(
             s.basis,
             outflow,
             now_ms,
-            log_id
+            log_id,
+            s.letter_no,
+            s.transfer_id
         ])?;
     Ok(changed > 0)
+}
+
+/// The release (letter number, transfer id) that gave the owner of the
+/// copy of `member_id` held here the member at the copy's generation, as
+/// its home section named it; empty where it named none.
+pub fn copy_release(conn: &Connection, member_id: &str) -> Result<Option<(String, String)>, Error> {
+    Ok(conn
+        .prepare_cached("SELECT letter_no, transfer_id FROM home_copies WHERE member_id = ?1")?
+        .query_row([member_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 pub fn delete_copy(conn: &Connection, member_id: &str) -> Result<usize, Error> {

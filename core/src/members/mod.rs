@@ -42,7 +42,7 @@ pub use contacts::{
     writes_host_sections, HostRecords,
 };
 pub use copies::{
-    copy_version, delete_copies_with_basis, delete_copy, load_copy, note_copy_epoch,
+    copy_release, copy_version, delete_copies_with_basis, delete_copy, load_copy, note_copy_epoch,
     save_copy_if_newer, HomeCopy,
 };
 pub use edits::{
