@@ -699,6 +699,33 @@ fn relay_route(
     }
 }
 
+/// Where a host record `origin` reports back under `basis` goes, if
+/// `basis` is this node's own release of `member_id` (so this node relayed
+/// it there once) and this node shared the member with `origin` before:
+/// on along the route of the member's tombstone here.
+fn relayed_before(
+    conn: &Connection,
+    origin: &NodeId,
+    member_id: &str,
+    basis: &str,
+) -> Result<Option<Disposition>, Rejection> {
+    let released: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = ?1 AND member_id = ?2
+               AND direction = 'outgoing' AND state IN ('released', 'completed'))
+             AND EXISTS (SELECT 1 FROM disclosures WHERE peer = ?3 AND record_id = ?2)",
+        )?
+        .query_row(params![basis, member_id, origin.as_str()], |r| r.get(0))?;
+    if !released {
+        return Ok(None);
+    }
+    let Some(moved) = members::moved_of(conn, member_id)?.filter(|m| !m.to_node.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(relay_route(conn, member_id, &moved)?
+        .map(|(to, transfer_id, _)| Disposition::Relay(to, transfer_id)))
+}
+
 /// What to do with a host record that passed the checks.
 enum Disposition {
     Apply,
@@ -799,6 +826,14 @@ fn check_host_record(
         return Err(Rejection::Invalid(format!(
             "record about member {member_id} names author `{author}` but was sent by {origin}"
         )));
+    }
+    // Reported back in its author's holdings (seq 0, in no log): a record
+    // this node relayed under its own release of the member before a
+    // restore made it forget the relay. Relayed again along the route.
+    if seq == 0 && log_id.is_empty() {
+        if let Some(route) = relayed_before(conn, origin, member_id, basis)? {
+            return Ok(route);
+        }
     }
     // Made by the node this one released the member to, as its host
     // before: the record went with the member to its own author, nothing

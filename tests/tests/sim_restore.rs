@@ -4729,3 +4729,70 @@ fn sim_seed_2900984_a_hosts_record_for_a_member_held_as_a_copy_waits_for_its_rel
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_900_984]));
 }
+
+/// Soak seed 2800042's fourth course (`host-records-converged`, 36 steps
+/// shrunk at f914931). Xi'an released m to Pingliang by t1, Lanzhou
+/// hosting it under a1; Lanzhou's section 1.2, written before the release
+/// reached it, was relayed by Xi'an to Pingliang. Lanzhou, restored onto a
+/// new disk, took 1.2 back from Xi'an's holdings, unverified (relayed
+/// under t1, its agreement forgotten); Xi'an, then restored to before the
+/// release, released m again with Lanzhou's 1.1 and lost the relay:
+/// Lanzhou ended at 1.2, Pingliang at 1.1. A restored host's holdings
+/// give the node that relayed its section back what that node relayed,
+/// and that node relays it again.
+#[test]
+fn sim_seed_2800042_a_relayed_section_the_relaying_node_forgot_is_relayed_again() {
+    let run = schedule_skewed(
+        &[750144, 11499968, 4878208],
+        vec![
+            member_add(X, "李党员11"),
+            propose(L, X, false, -14, 135),
+            deliver_at_most(L, X, 1),
+            accept_agreement(X, AgreementRef(1)),
+            outflow(X, MemberRef(0), L, 79),
+            start(X, MemberRef(0), P, 3),
+            backup(L),
+            deliver_at_most(X, L, 3),
+            peer_remove(X, L, true),
+            host_set(L, MemberRef(0), 790),
+            crashing(peer_add_again(X, L)),
+            deliver_at_most(L, X, 3),
+            reissue(X, TransferRef(5)),
+            deliver_at_most(X, L, 1),
+            backup(X),
+            deliver(L, X),
+            deliver(X, P),
+            act(
+                X,
+                Action::TransferExtend {
+                    transfer: TransferRef(12),
+                    days: 60,
+                },
+            ),
+            deliver_at_most(L, P, 1),
+            propose(L, X, false, -5, 71),
+            deliver_at_most(L, X, 3),
+            deliver_at_most(X, P, 8),
+            deliver_at_most(P, L, 3),
+            accept_agreement(X, AgreementRef(19)),
+            deliver_at_most(X, L, 8),
+            Step::Advance {
+                deltas_ms: vec![1729500000, 1728360000, 1728480000],
+            },
+            accept(P, TransferRef(12)),
+            deliver_at_most(P, X, 8),
+            host_set(L, MemberRef(0), 90),
+            deliver_at_most(P, L, 3),
+            deliver_at_most(L, X, 3),
+            Step::Advance {
+                deltas_ms: vec![6480000, 6360000, 7080000],
+            },
+            restore_onto_new_disk(L, 0),
+            deliver_at_most(X, L, 8),
+            restore(X, 3),
+            deliver_at_most(L, P, 1),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_800_042]));
+}

@@ -49,7 +49,7 @@ pub(super) fn adopt_own_host_sections(
             // coordinator's) or give it a section of the member under it.
             let verifiable = agreements::parties(tx, &held.basis)?.is_none_or(|p| p.inflow == me);
             if verifiable {
-                hold_unverified(tx, held)?;
+                hold_unverified(tx, peer, held)?;
             }
             continue;
         };
@@ -241,21 +241,22 @@ fn released_since(tx: &Connection, me: &str, held: &pb::HostSection) -> Result<b
 /// know (a restore made it forget it), until it knows the agreement again:
 /// the peer that held it may be the only one left that does, and another
 /// peer may teach this node the agreement later in the reconciliation.
-/// Only the highest version is kept.
-fn hold_unverified(tx: &Connection, held: &pb::HostSection) -> Result<(), Error> {
+/// Only the highest version is kept, with the peer that showed it.
+fn hold_unverified(tx: &Connection, peer: &NodeId, held: &pb::HostSection) -> Result<(), Error> {
     let version = held.version.unwrap_or_default();
     tx.prepare_cached(
-        "INSERT INTO unverified_own_sections (member_id, generation, counter, section)
-         VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO unverified_own_sections (member_id, generation, counter, section, shown_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (member_id) DO UPDATE SET generation = excluded.generation,
-             counter = excluded.counter, section = excluded.section
+             counter = excluded.counter, section = excluded.section, shown_by = excluded.shown_by
          WHERE (excluded.generation, excluded.counter) > (generation, counter)",
     )?
     .execute(params![
         held.member_id,
         version.generation,
         version.counter,
-        held.encode_to_vec()
+        held.encode_to_vec(),
+        peer.as_str()
     ])?;
     Ok(())
 }

@@ -132,11 +132,12 @@ pub fn send_holdings(
     add_held_records(conn, who, &mut own)?;
     // What this node made as host of the requester's members under an
     // agreement between the two: the requester's copies of them.
-    let made = members::HostRecords::read(
+    let mut made = members::HostRecords::read(
         conn,
         "r.author = ?2 AND r.basis IN (SELECT agreement_id FROM agreements WHERE outflow_node = ?1 AND inflow_node = ?2)",
         params![who, ctx.me.as_str()],
     )?;
+    made.sections.extend(relayed_by(conn, who)?);
     for section in own.sections {
         let bytes = section.encoded_len();
         out.room(1, bytes).host_sections.push(section);
@@ -341,6 +342,35 @@ fn add_released_records(
         }
     }
     Ok(())
+}
+
+/// This node's own sections kept unverified (restored, it forgot the
+/// agreement it made them under) that `who`'s holdings showed relayed
+/// under a transfer: `who` relayed them under its release of the member,
+/// and, restored to before that since, may have lost the relay; it
+/// relays them again ([`adopt`](super::adopt), a record reported back
+/// under its own release).
+fn relayed_by(conn: &Connection, who: &str) -> Result<Vec<pb::HostSection>, Error> {
+    let kept: Vec<Vec<u8>> = conn
+        .prepare(
+            "SELECT u.section FROM unverified_own_sections u WHERE u.shown_by = ?1 ORDER BY u.member_id",
+        )?
+        .query_map([who], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut sections = Vec::new();
+    for bytes in kept {
+        let section = pb::HostSection::decode(bytes.as_slice()).map_err(|e| {
+            Error::corrupt(
+                "an unverified_own_sections row".to_owned(),
+                e.to_string(),
+                "an encoded host section",
+            )
+        })?;
+        if crate::agreements::parties(conn, &section.basis)?.is_none() {
+            sections.push(section);
+        }
+    }
+    Ok(sections)
 }
 
 /// Records `who` authored and sent this node that wait in its quarantine

@@ -73,6 +73,7 @@ fn schema() -> Vec<M<'static>> {
         M::up(include_str!("schema/0024_earlier_owners.sql")),
         M::up(include_str!("schema/0025_relayed_records.sql")),
         M::up(include_str!("schema/0026_copy_release.sql")),
+        M::up(include_str!("schema/0027_unverified_shown_by.sql")),
     ]
 }
 
