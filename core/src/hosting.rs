@@ -1113,6 +1113,20 @@ enum Later {
     Theirs,
 }
 
+impl Later {
+    /// Which of two releases (letter number, transfer id) is the later,
+    /// where the two can be ordered.
+    fn of(mine: (&str, &str), theirs: (&str, &str)) -> Option<Later> {
+        if crate::letters::LetterNo::is_later_release(mine, theirs) {
+            Some(Later::Mine)
+        } else if crate::letters::LetterNo::is_later_release(theirs, mine) {
+            Some(Later::Theirs)
+        } else {
+            None
+        }
+    }
+}
+
 fn later_of_two_releases(
     conn: &Connection,
     ctx: &Ctx<'_>,
@@ -1124,15 +1138,7 @@ fn later_of_two_releases(
         return Ok(None);
     };
     let mine = (mine.0.as_str(), mine.1.as_str());
-    Ok(
-        if crate::letters::LetterNo::is_later_release(mine, theirs) {
-            Some(Later::Mine)
-        } else if crate::letters::LetterNo::is_later_release(theirs, mine) {
-            Some(Later::Theirs)
-        } else {
-            None
-        },
-    )
+    Ok(Later::of(mine, theirs))
 }
 
 /// At a host, two releases of one generation (docs/transfers.md): the copy
@@ -1160,15 +1166,7 @@ fn later_than_copy(
         return Ok(None);
     };
     let mine = (letter_no.as_str(), transfer_id.as_str());
-    Ok(
-        if crate::letters::LetterNo::is_later_release(mine, theirs) {
-            Some(Later::Mine)
-        } else if crate::letters::LetterNo::is_later_release(theirs, mine) {
-            Some(Later::Theirs)
-        } else {
-            None
-        },
-    )
+    Ok(Later::of(mine, theirs))
 }
 
 /// The release (letter number, transfer id) that gave this node the member
