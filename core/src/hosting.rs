@@ -517,18 +517,9 @@ fn apply_home_section(
             Some(true) => {}
         }
     }
-    let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
-    match later_than_copy(conn, &section.member_id, &section.owner, version, theirs)? {
-        Some(Later::Mine) => {
-            tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
-            return Ok(());
-        }
-        Some(Later::Theirs) => {
-            members::delete_copy(conn, &section.member_id)?;
-        }
-        None => {}
-    }
-    if members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)? {
+    let stored = members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)?
+        || replaces_earlier_release(conn, ctx, log_id, section, version)?;
+    if stored {
         memo.left_as_it_was = None;
         if memo.writes_sections(conn, ctx.me.as_str())? {
             send_own_section_to_owner(conn, ctx, origin, section)?;
@@ -541,6 +532,13 @@ fn apply_home_section(
     // claims this generation.
     if let Some((held_owner, held)) = members::copy_version(conn, &section.member_id)? {
         if held.generation == version.generation && held_owner != section.owner {
+            let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
+            if let Some(Later::Mine) =
+                later_than_copy(conn, &section.member_id, &section.owner, version, theirs)?
+            {
+                tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
+                return Ok(());
+            }
             return Err(Rejection::Invalid(format!(
                 "{origin} and {} both claim generation {} of member {}",
                 held_owner, version.generation, section.member_id
@@ -1139,6 +1137,27 @@ fn later_of_two_releases(
     };
     let mine = (mine.0.as_str(), mine.1.as_str());
     Ok(Later::of(mine, theirs))
+}
+
+/// Not stored as newer: where the copy held here is the receiver's of an
+/// earlier release of the section's generation than the section's owner
+/// ([`later_than_copy`]), the section replaces it. Whether it did.
+fn replaces_earlier_release(
+    conn: &Connection,
+    ctx: &Ctx<'_>,
+    log_id: &str,
+    section: &pb::HomeSection,
+    version: pb::Version,
+) -> Result<bool, Error> {
+    let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
+    if !matches!(
+        later_than_copy(conn, &section.member_id, &section.owner, version, theirs)?,
+        Some(Later::Theirs)
+    ) {
+        return Ok(false);
+    }
+    members::delete_copy(conn, &section.member_id)?;
+    members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)
 }
 
 /// At a host, two releases of one generation (docs/transfers.md): the copy
