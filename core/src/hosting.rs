@@ -161,20 +161,20 @@ fn apply_unshare(
     }
     if let Some(copy) = copy {
         let held = copy.version.unwrap_or_default().generation;
-        let theirs = (unshare.letter_no.as_str(), unshare.transfer_id.as_str());
-        match later_than_copy(conn, member_id, origin.as_str(), version, theirs)? {
-            Some(Later::Mine) => {
-                tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
-                return Ok(());
-            }
-            Some(Later::Theirs) => {
-                members::delete_copy(conn, member_id)?;
-                crate::superseded::forget(conn, member_id, origin.as_str())?;
-                return Ok(());
-            }
-            None => {}
-        }
         if held == version.generation {
+            let theirs = (unshare.letter_no.as_str(), unshare.transfer_id.as_str());
+            match later_than_copy(conn, member_id, theirs)? {
+                Some(Later::Mine) => {
+                    tracing::warn!(member = %member_id, %origin, generation = version.generation, letter = %unshare.letter_no, "an unshare from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
+                    return Ok(());
+                }
+                Some(Later::Theirs) => {
+                    members::delete_copy(conn, member_id)?;
+                    crate::superseded::forget(conn, member_id, origin.as_str())?;
+                    return Ok(());
+                }
+                None => {}
+            }
             return Err(Rejection::Invalid(format!(
                 "{origin} may not unshare member {member_id}: its copy here is owned by {} at generation {held}, the generation the unshare names",
                 copy.owner
@@ -517,8 +517,40 @@ fn apply_home_section(
             Some(true) => {}
         }
     }
-    let stored = members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)?
-        || replaces_earlier_release(conn, ctx, log_id, section, version)?;
+    let mut stored = members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)?;
+    // Not stored: the copy held is at a later generation (a newer owner
+    // already shared it: the higher generation stays) or at the same or a
+    // later version of this owner (a duplicate), or another owner claims
+    // this generation: by an earlier release of it than this owner's
+    // (replaced), by a later one (this changes nothing), or by one the two
+    // cannot be ordered with (refused).
+    let held = if stored {
+        None
+    } else {
+        members::copy_version(conn, &section.member_id)?
+    };
+    if let Some((held_owner, held)) = held
+        .as_ref()
+        .filter(|(o, h)| h.generation == version.generation && *o != section.owner)
+    {
+        let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
+        match later_than_copy(conn, &section.member_id, theirs)? {
+            Some(Later::Theirs) => {
+                members::delete_copy(conn, &section.member_id)?;
+                stored = members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)?;
+            }
+            Some(Later::Mine) => {
+                tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
+                return Ok(());
+            }
+            None => {
+                return Err(Rejection::Invalid(format!(
+                    "{origin} and {} both claim generation {} of member {}",
+                    held_owner, held.generation, section.member_id
+                )));
+            }
+        }
+    }
     if stored {
         memo.left_as_it_was = None;
         if memo.writes_sections(conn, ctx.me.as_str())? {
@@ -526,24 +558,7 @@ fn apply_home_section(
         }
         return Ok(());
     }
-    // Not stored: the copy held is at a later generation (a newer owner
-    // already shared it: the higher generation stays) or at the same or a
-    // later version of this owner (a duplicate), unless another owner
-    // claims this generation.
-    if let Some((held_owner, held)) = members::copy_version(conn, &section.member_id)? {
-        if held.generation == version.generation && held_owner != section.owner {
-            let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
-            if let Some(Later::Mine) =
-                later_than_copy(conn, &section.member_id, &section.owner, version, theirs)?
-            {
-                tracing::warn!(member = %section.member_id, %origin, generation = version.generation, letter = %section.letter_no, "a home section from the receiver of an earlier release of this member's generation than the copy held here changes nothing");
-                return Ok(());
-            }
-            return Err(Rejection::Invalid(format!(
-                "{origin} and {} both claim generation {} of member {}",
-                held_owner, version.generation, section.member_id
-            )));
-        }
+    if let Some((held_owner, held)) = held {
         if held.generation > version.generation && held_owner != section.owner {
             crate::superseded::remember(conn, section, version)?;
         }
@@ -1139,53 +1154,22 @@ fn later_of_two_releases(
     Ok(Later::of(mine, theirs))
 }
 
-/// Not stored as newer: where the copy held here is the receiver's of an
-/// earlier release of the section's generation than the section's owner
-/// ([`later_than_copy`]), the section replaces it. Whether it did.
-fn replaces_earlier_release(
-    conn: &Connection,
-    ctx: &Ctx<'_>,
-    log_id: &str,
-    section: &pb::HomeSection,
-    version: pb::Version,
-) -> Result<bool, Error> {
-    let theirs = (section.letter_no.as_str(), section.transfer_id.as_str());
-    if !matches!(
-        later_than_copy(conn, &section.member_id, &section.owner, version, theirs)?,
-        Some(Later::Theirs)
-    ) {
-        return Ok(false);
-    }
-    members::delete_copy(conn, &section.member_id)?;
-    members::save_copy_if_newer(conn, section, log_id, ctx.now_ms)
-}
-
 /// At a host, two releases of one generation (docs/transfers.md): the copy
-/// held here is another owner's than `owner`, at `version`'s generation,
-/// and `theirs` (letter number, transfer id) names the release that gave
-/// `owner` that generation. Which release is later, where the two can be
-/// ordered: `Mine` is the copy's, whose owner's word stands here until it
-/// yields; `Theirs` is `owner`'s, whose copy replaces the one held. The
-/// earlier release's receiver yields once it learns of the later one, as
-/// its owner does.
+/// held here is another owner's at the generation `theirs` (letter number,
+/// transfer id) gave the sender of a home section or an Unshare. Which
+/// release is later, where the two can be ordered: `Mine` is the copy's,
+/// whose owner's word stands here until it yields; `Theirs` is the
+/// sender's, whose copy replaces the one held. The earlier release's
+/// receiver yields once it learns of the later one, as its owner does.
 fn later_than_copy(
     conn: &Connection,
     member_id: &str,
-    owner: &str,
-    version: pb::Version,
     theirs: (&str, &str),
 ) -> Result<Option<Later>, Error> {
-    let Some((held_owner, held)) = members::copy_version(conn, member_id)? else {
-        return Ok(None);
-    };
-    if held_owner == owner || held.generation != version.generation {
-        return Ok(None);
-    }
     let Some((letter_no, transfer_id)) = members::copy_release(conn, member_id)? else {
         return Ok(None);
     };
-    let mine = (letter_no.as_str(), transfer_id.as_str());
-    Ok(Later::of(mine, theirs))
+    Ok(Later::of((&letter_no, &transfer_id), theirs))
 }
 
 /// The release (letter number, transfer id) that gave this node the member
