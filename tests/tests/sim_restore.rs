@@ -4796,3 +4796,67 @@ fn sim_seed_2800042_a_relayed_section_the_relaying_node_forgot_is_relayed_again(
     all_pass(vec![run]);
     all_pass(soak_seeds(2_000, &[2_800_042]));
 }
+
+/// Soak seed 2800234 (`copies-converged: stale copy`, 204 steps shrunk at
+/// 58dac7a; the schedule below is written by hand). Lanzhou, restored
+/// from backup 0, shared m with Xi'an under a0 and raised m to 1.3; a0
+/// ended (Xi'an dropped its copy first, so Lanzhou sent no Unshare and the
+/// section stayed in its log), and Lanzhou took backup 1. Restored from
+/// backup 0 again, it registered m bound for Xi'an and shared it under a1
+/// (covering members bound for Xi'an); Xi'an, restored to before either
+/// log, took it back, at 1.3. Lanzhou, restored from backup 1 onto a new
+/// disk, learnt a1 back from Xi'an's holdings and jumped m past Xi'an's
+/// copy to 1.4, but recorded no share (m is bound nowhere in backup 1),
+/// and served a0's section at 1.3 again: Xi'an, holding no cursor of that
+/// log, took it as m sent again, so its copy outlived the `EpochComplete`
+/// at 1.3. A copy the peer reports counts as shared with it, and
+/// resharing withdraws it.
+#[test]
+fn sim_seed_2800234_a_copy_a_restored_owner_no_longer_shares_is_withdrawn() {
+    let m = MemberRef(0);
+    let run = schedule(vec![
+        member_add(L, "张党员1"),
+        backup(L),
+        backup(X),
+        restore(L, 0),
+        deliver(P, L),
+        deliver(X, L),
+        propose_members(L, X, true, -1, 20, vec![m]),
+        deliver(L, X),
+        accept_agreement(X, AgreementRef(6)),
+        deliver(X, L),
+        set_phone(L, m, "13900000001"),
+        set_phone(L, m, "13900000002"),
+        deliver(L, X),
+        Step::Advance {
+            deltas_ms: vec![0, 0, 60 * DAY],
+        },
+        tick(X),
+        deliver(X, L),
+        Step::Advance {
+            deltas_ms: vec![60 * DAY, 60 * DAY, 0],
+        },
+        tick(L),
+        deliver(L, X),
+        deliver(X, L),
+        backup(L),
+        restore(L, 0),
+        deliver(P, L),
+        deliver(X, L),
+        deliver(L, X),
+        outflow(L, m, X, 10),
+        propose(L, X, true, -1, 90),
+        deliver(L, X),
+        accept_agreement(X, AgreementRef(26)),
+        deliver(X, L),
+        deliver(L, X),
+        restore(X, 0),
+        deliver(P, X),
+        deliver(L, X),
+        deliver(X, L),
+        deliver(L, X),
+        restore_onto_new_disk(L, 1),
+    ]);
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[2_800_234]));
+}

@@ -577,6 +577,16 @@ fn re_emit(
             home.updated_at_ms = ctx.now_ms;
             members::save_home_record(tx, &home)?;
         }
+        // The peer holds a copy: it counts as shared with the peer under the
+        // basis it holds it under, where this node (restored to before it
+        // shared it) records no share. Resharing then sends it again where
+        // an agreement still covers it, and withdraws it (Unshare) where
+        // none does, so no host keeps a copy its owner stopped updating.
+        tx.prepare_cached(
+            "INSERT INTO shares (member_id, peer, basis) VALUES (?1, ?2, ?3)
+             ON CONFLICT (member_id, peer) DO NOTHING",
+        )?
+        .execute(params![copy.member_id, peer.as_str(), copy.basis])?;
         re_emit.push(copy.member_id.clone());
     }
     re_emit.sort();
