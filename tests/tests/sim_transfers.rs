@@ -592,48 +592,67 @@ fn sim_seed_2000593_a_release_of_a_member_taken_back_from_a_copy_installs_only_w
 /// sends changes nothing there.
 #[test]
 fn sim_seed_4000038_a_host_keeps_the_copy_of_the_later_of_two_releases_of_one_generation() {
+    let mut steps = two_releases_of_one_generation();
+    steps.push(deliver_at_most(X, P, 3));
+    all_pass(vec![schedule_skewed(&SKEWS_4000038, steps)]);
+    all_pass(soak_seeds(2_000, &[4_000_038]));
+}
+
+/// The other direction of soak seed 4000038's rule: Xi'an, the later
+/// receiver, withdraws m from Pingliang (m came back from the place
+/// Pingliang serves) before its section arrives there, and Pingliang, still
+/// holding Lanzhou's copy of the earlier release, drops it.
+#[test]
+fn a_host_drops_the_earlier_receivers_copy_on_the_later_receivers_unshare() {
+    let mut steps = two_releases_of_one_generation();
+    steps.push(outflow_return(X, MemberRef(0)));
+    steps.push(deliver(X, P));
+    all_pass(vec![schedule_skewed(&SKEWS_4000038, steps)]);
+}
+
+/// The clocks ahead at the start of soak seed 4000038's nodes.
+const SKEWS_4000038: [i64; 5] = [19871312, 16032624, 5242128, 6571296, 6908608];
+
+/// Soak seed 4000038's schedule up to Xi'an's share of m with Pingliang
+/// (queued, not delivered): m released twice at generation 3, to Lanzhou
+/// and then to Xi'an, and Pingliang holding Lanzhou's copy.
+fn two_releases_of_one_generation() -> Vec<Step> {
     const Y: usize = 3; // yinchuan
     const T: usize = 4; // tianshui
-    let run = schedule_skewed(
-        &[19871312, 16032624, 5242128, 6571296, 6908608],
-        vec![
-            member_add(Y, "马党员4"),
-            backup(L),
-            start(Y, MemberRef(0), T, 90),
-            deliver_at_most(Y, T, 1),
-            backup(T),
-            accept(T, TransferRef(2)),
-            deliver_at_most(T, Y, 2),
-            deliver_prefix(Y, T, 3, 1),
-            start(T, MemberRef(0), L, 10),
-            deliver_at_most(T, L, 8),
-            accept(L, TransferRef(8)),
-            deliver_at_most(L, T, 5),
-            deliver_at_most(T, L, 1),
-            propose(L, P, true, -10, 117),
-            deliver_at_most(L, P, 3),
-            accept_agreement(P, AgreementRef(13)),
-            outflow(L, MemberRef(0), P, 129),
-            deliver_at_most(P, L, 2),
-            deliver_at_most(L, P, 8),
-            restore_onto_new_disk(L, 3),
-            restore_onto_new_disk(T, 2),
-            deliver_at_most(Y, T, 3),
-            propose(P, X, false, -11, 103),
-            deliver_at_most(X, T, 2),
-            deliver_at_most(P, X, 1),
-            deliver_at_most(L, T, 2),
-            deliver_at_most(P, T, 3),
-            accept_agreement(X, AgreementRef(22)),
-            start(T, MemberRef(0), X, 3),
-            deliver_at_most(T, X, 8),
-            accept(X, TransferRef(28)),
-            deliver_at_most(X, T, 5),
-            deliver_at_most(T, X, 5),
-            outflow(X, MemberRef(0), P, 129),
-            deliver_at_most(X, P, 3),
-        ],
-    );
-    all_pass(vec![run]);
-    all_pass(soak_seeds(2_000, &[4_000_038]));
+    vec![
+        member_add(Y, "马党员4"),
+        backup(L),
+        start(Y, MemberRef(0), T, 90),
+        deliver_at_most(Y, T, 1),
+        backup(T),
+        accept(T, TransferRef(2)),
+        deliver_at_most(T, Y, 2),
+        deliver_prefix(Y, T, 3, 1),
+        start(T, MemberRef(0), L, 10),
+        deliver_at_most(T, L, 8),
+        accept(L, TransferRef(8)),
+        deliver_at_most(L, T, 5),
+        deliver_at_most(T, L, 1),
+        propose(L, P, true, -10, 117),
+        deliver_at_most(L, P, 3),
+        accept_agreement(P, AgreementRef(13)),
+        outflow(L, MemberRef(0), P, 129),
+        deliver_at_most(P, L, 2),
+        deliver_at_most(L, P, 8),
+        restore_onto_new_disk(L, 3),
+        restore_onto_new_disk(T, 2),
+        deliver_at_most(Y, T, 3),
+        propose(P, X, false, -11, 103),
+        deliver_at_most(X, T, 2),
+        deliver_at_most(P, X, 1),
+        deliver_at_most(L, T, 2),
+        deliver_at_most(P, T, 3),
+        accept_agreement(X, AgreementRef(22)),
+        start(T, MemberRef(0), X, 3),
+        deliver_at_most(T, X, 8),
+        accept(X, TransferRef(28)),
+        deliver_at_most(X, T, 5),
+        deliver_at_most(T, X, 5),
+        outflow(X, MemberRef(0), P, 129),
+    ]
 }
