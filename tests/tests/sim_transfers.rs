@@ -656,3 +656,92 @@ fn two_releases_of_one_generation() -> Vec<Step> {
         outflow(X, MemberRef(0), P, 129),
     ]
 }
+
+/// Soak seed 4300688 (`transfers-final`, 26 steps shrunk at f9debd5).
+/// Lanzhou, restored to before Pingliang's offer t0 came, rejected it (the
+/// reject never reached Pingliang) and took a backup; restored again, it
+/// accepted t0, got m by Pingliang's release and passed it on to Xi'an.
+/// Restored onto a new disk from the backup holding the reject, it kept
+/// t0 rejected though Pingliang's holdings show it completed. A receiver
+/// now takes the sender's release over its own reject of that letter
+/// (docs/transfers.md, After a restore).
+#[test]
+fn sim_seed_4300688_a_receiver_restored_onto_its_reject_takes_the_senders_release() {
+    let run = schedule_skewed(
+        &[3569664, 12908352, 10661488],
+        vec![
+            member_import(P, "吴党员2"),
+            backup(L),
+            start(P, MemberRef(0), L, 90),
+            backup(L),
+            backup(P),
+            restore(L, 2),
+            deliver_at_most(P, L, 2),
+            deliver_at_most(X, L, 8),
+            reject(L, TransferRef(2), "incomplete_record"),
+            backup(L),
+            restore(L, 0),
+            deliver_at_most(X, L, 1),
+            deliver_at_most(P, L, 3),
+            deliver_at_most(L, P, 3),
+            accept(L, TransferRef(2)),
+            deliver_at_most(L, P, 1),
+            deliver_at_most(P, L, 8),
+            start(L, MemberRef(0), X, 1),
+            reissue(L, TransferRef(17)),
+            deliver(L, X),
+            accept(X, TransferRef(18)),
+            deliver(X, L),
+            deliver(L, X),
+            restore(P, 0),
+            deliver_at_most(L, P, 8),
+            restore_onto_new_disk(L, 2),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[4_300_688]));
+}
+
+/// Soak seed 4300690 (`transfers-final`, 26 steps shrunk at f9debd5).
+/// Pingliang accepted Yinchuan's t2, got m and passed it on to Lanzhou;
+/// restored to before its accept, going on without Yinchuan (restored
+/// too), it rejected t2. When Yinchuan's holdings showed t2 completed,
+/// Pingliang kept it rejected. Its reject is of a letter the sender
+/// released: the release stands.
+#[test]
+fn sim_seed_4300690_a_receiver_that_rejected_a_letter_it_had_received_takes_the_senders_release() {
+    const Y: usize = 3; // yinchuan
+    let run = schedule_skewed(
+        &[16703472, 3870256, 20387296, 21177888],
+        vec![
+            member_add(X, "王党员2"),
+            start(X, MemberRef(0), Y, 10),
+            reissue(X, TransferRef(1)),
+            deliver_at_most(X, Y, 5),
+            accept(Y, TransferRef(2)),
+            backup(Y),
+            deliver(Y, X),
+            deliver_at_most(X, Y, 5),
+            start(Y, MemberRef(0), P, 90),
+            deliver_at_most(Y, P, 2),
+            backup(P),
+            accept(P, TransferRef(8)),
+            deliver(P, Y),
+            deliver_at_most(Y, P, 8),
+            start(P, MemberRef(0), L, 3),
+            deliver(P, L),
+            accept(L, TransferRef(14)),
+            deliver_at_most(L, P, 2),
+            deliver_at_most(P, L, 5),
+            restore_onto_new_disk(Y, 0),
+            deliver_at_most(P, Y, 1),
+            restore(P, 0),
+            reconcile_without(P, Y),
+            deliver(L, P),
+            deliver_at_most(X, P, 1),
+            reject(P, TransferRef(8), "other"),
+        ],
+    );
+    all_pass(vec![run]);
+    all_pass(soak_seeds(2_000, &[4_300_690]));
+}

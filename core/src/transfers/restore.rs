@@ -750,6 +750,11 @@ pub fn adopt_received(
     // from a branch it left (restored to before the release, it cancelled
     // the letter, and was then restored onto a backup that holds it
     // released): the sender's holdings stand.
+    // Or rejected here: a sender releases a letter only on this node's
+    // accept, and a reject after it changes nothing there, so a reject of a
+    // letter the sender released was made where this node had forgotten its
+    // accept (restored to before it, on this branch or one it returned
+    // to): the sender's holdings stand.
     let known = load(conn, &held.transfer_id)?;
     if let Some(t) = &known {
         let open = t.direction == Direction::Incoming
@@ -759,6 +764,7 @@ pub fn adopt_received(
                     | TransferState::Accepted
                     | TransferState::AwaitingSender
                     | TransferState::Aborted
+                    | TransferState::Rejected
             );
         if !open {
             return Ok(false);
@@ -777,6 +783,8 @@ pub fn adopt_received(
     }
     if let Some(mut t) = known {
         t.state = TransferState::Completed;
+        t.reject_code.clear();
+        t.reject_reason.clear();
         t.released_at_ms = Some(ctx.now_ms);
         t.receipt_at_ms = Some(ctx.now_ms);
         t.released_generation = released;
