@@ -290,6 +290,19 @@ impl Federation for FederationService {
                         break;
                     }
                 };
+                // A restore that began since this stream started (a new
+                // database noticed at a peer's `Hello`) starts a new log
+                // under a new id, set before its first event is written:
+                // what was just read may be that log's, and must not go out
+                // under the old id. The stream ends; the peer pulls again
+                // under the new one.
+                if node.log_id() != log_id {
+                    tracing::debug!(peer = %peer_id, "log id changed: ending the stream");
+                    let _ = tx.try_send(Err(Status::aborted(
+                        "stream ended: this node began a restore under a new log id; pull again",
+                    )));
+                    break;
+                }
                 // The head as announced, or what the batch shows if newer;
                 // with nothing after `since`, `since` is the head.
                 let head_seq = match events.last() {
