@@ -534,11 +534,18 @@ pub fn releases(conn: &Connection, member_id: &str) -> rusqlite::Result<Vec<pb::
 /// neither is compared.
 pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecord) -> Vec<String> {
     let mut out = Vec::new();
-    // A record the receiver made itself (as a host before, relayed back to
-    // it by the sender with the transfer as basis) it holds with its own
-    // basis: it is that record's authority.
-    let own_basis = |author: &str, held: &str, sent: &str| {
-        if author == released.receiver {
+    // The basis a released contact or activity is held under, where it is
+    // not the one released:
+    // - a record the receiver made itself (as a host before, relayed back
+    //   to it by the sender with the transfer as basis) it holds with its
+    //   own basis: it is that record's authority;
+    // - a record may reach the owner both ways, as a host section does:
+    //   relayed by the sender under the transfer (its basis then names the
+    //   transfer) in one of the sender's logs, and carried in the release
+    //   in another (a sender restored onto a backup of another branch
+    //   releases again); held under the transfer, it is the same record.
+    let came_by = |author: &str, held: &str, sent: &str| {
+        if author == released.receiver || held == released.transfer_id {
             held.to_owned()
         } else {
             sent.to_owned()
@@ -638,7 +645,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
     for c in &sent.contacts {
         let held_as = |h: &pb::ContactEvent| {
             *h == pb::ContactEvent {
-                basis: own_basis(&c.author, &h.basis, &c.basis),
+                basis: came_by(&c.author, &h.basis, &c.basis),
                 ..c.clone()
             }
         };
@@ -652,7 +659,7 @@ pub fn record_differences(released: &pb::TransferRelease, held: &pb::MemberRecor
     for a in &sent.activities {
         let held_as = |h: &pb::ActivityRecord| {
             *h == pb::ActivityRecord {
-                basis: own_basis(&a.author, &h.basis, &a.basis),
+                basis: came_by(&a.author, &h.basis, &a.basis),
                 ..a.clone()
             }
         };
